@@ -1,0 +1,215 @@
+using System.Globalization;
+using System.Text;
+using Akka.Actor;
+using Coordination.Server.Network;
+using Coordination.Server.Pipeline;
+
+namespace Coordination.Server.Admin;
+
+/// <summary>
+/// ZooKeeper's four-letter words on the client port, in ZooKeeper 3.8's output formats so that existing
+/// monitoring scripts parse them. Only words in the <c>four-letter-words</c> whitelist run.
+/// </summary>
+public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef replica, ConnectionRegistry connections, Func<string> mode)
+{
+    /// <summary>The version we report: the ZooKeeper release whose protocol and behaviour we match.</summary>
+    public const string Version = "3.8.4-coordination-akka-0.1.0, built on 2026-11-23 00:00 UTC";
+    private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
+    private readonly DateTime _started = DateTime.UtcNow;
+
+    public async Task<string> RunAsync(string word)
+    {
+        if (!settings.FourLetterWords.Contains(word)) return $"{word} is not executed because it is not in the whitelist.\n";
+        return word switch
+        {
+            "ruok" => "imok",
+            "isro" => "rw",
+            "srvr" => Srvr(await Stats(GetReplicaStats.Basic), withClients: false),
+            "stat" => Srvr(await Stats(GetReplicaStats.Basic), withClients: true),
+            "mntr" => Mntr(await Stats(GetReplicaStats.Basic)),
+            "cons" => Cons(),
+            "crst" => ResetConnections(),
+            "srst" => ResetStats(),
+            "envi" => Envi(),
+            "conf" => Conf(),
+            "wchs" => Wchs(await Stats(GetReplicaStats.Basic)),
+            "wchc" => Wchc(await Stats(new GetReplicaStats(true, false))),
+            "wchp" => Wchp(await Stats(new GetReplicaStats(true, false))),
+            "dump" => Dump(await Stats(new GetReplicaStats(false, true))),
+            "dirs" => $"datadir_size: {DirSize(settings.DataDir)}\nlogdir_size: 0\n",
+            _ => $"{word} is not supported by this server.\n",
+        };
+    }
+
+    private Task<ReplicaStats> Stats(GetReplicaStats request) => replica.Ask<ReplicaStats>(request, AskTimeout);
+
+    private static string Hex(long v) => "0x" + v.ToString("x", CultureInfo.InvariantCulture);
+
+    private string Srvr(ReplicaStats s, bool withClients)
+    {
+        var b = new StringBuilder();
+        b.Append("Zookeeper version: ").Append(Version).Append('\n');
+        if (withClients)
+        {
+            b.Append("Clients:\n");
+            foreach (var c in connections.All)
+                b.Append(CultureInfo.InvariantCulture, $" /{c.RemoteAddress}:{c.Remote.Port}[{(c.SessionId == 0 ? 0 : 1)}](queued={c.Outstanding},recved={c.PacketsReceived},sent={c.PacketsSent})\n");
+            b.Append('\n');
+        }
+        var (min, avg, max, _) = ServerStats.Latency();
+        b.Append(CultureInfo.InvariantCulture, $"Latency min/avg/max: {min:0.###}/{avg:0.0###}/{max:0.###}\n");
+        b.Append("Received: ").Append(ServerStats.PacketsReceived).Append('\n');
+        b.Append("Sent: ").Append(ServerStats.PacketsSent).Append('\n');
+        b.Append("Connections: ").Append(connections.Count).Append('\n');
+        b.Append("Outstanding: ").Append(s.OutstandingRequests).Append('\n');
+        b.Append("Zxid: ").Append(Hex(s.LastZxid)).Append('\n');
+        b.Append("Mode: ").Append(mode()).Append('\n');
+        b.Append("Node count: ").Append(s.NodeCount).Append('\n');
+        return b.ToString();
+    }
+
+    private string Mntr(ReplicaStats s)
+    {
+        var (min, avg, max, count) = ServerStats.Latency();
+        var process = System.Diagnostics.Process.GetCurrentProcess();
+        var lines = new List<(string, object)>
+        {
+            ("zk_version", Version),
+            ("zk_server_state", mode()),
+            ("zk_avg_latency", avg.ToString("0.####", CultureInfo.InvariantCulture)),
+            ("zk_max_latency", max.ToString("0.###", CultureInfo.InvariantCulture)),
+            ("zk_min_latency", min.ToString("0.###", CultureInfo.InvariantCulture)),
+            ("zk_request_count", count),
+            ("zk_packets_received", ServerStats.PacketsReceived),
+            ("zk_packets_sent", ServerStats.PacketsSent),
+            ("zk_num_alive_connections", connections.Count),
+            ("zk_outstanding_requests", s.OutstandingRequests),
+            ("zk_znode_count", s.NodeCount),
+            ("zk_watch_count", s.WatchCount),
+            ("zk_ephemerals_count", s.EphemeralCount),
+            ("zk_approximate_data_size", s.DataSize),
+            ("zk_open_file_descriptor_count", OpenFileDescriptors()),
+            ("zk_max_file_descriptor_count", MaxFileDescriptors()),
+            ("zk_global_sessions", s.SessionCount),
+            ("zk_last_zxid", Hex(s.LastZxid)),
+            ("zk_uptime", (long)(DateTime.UtcNow - _started).TotalMilliseconds),
+            ("zk_resident_memory_bytes", process.WorkingSet64),
+            ("zk_heap_used_bytes", GC.GetTotalMemory(false)),
+        };
+        var b = new StringBuilder();
+        foreach (var (key, value) in lines) b.Append(key).Append('\t').Append(Convert.ToString(value, CultureInfo.InvariantCulture)).Append('\n');
+        return b.ToString();
+    }
+
+    private string Cons()
+    {
+        var b = new StringBuilder();
+        foreach (var c in connections.All)
+        {
+            b.Append(CultureInfo.InvariantCulture,
+                $" /{c.RemoteAddress}:{c.Remote.Port}[{(c.SessionId == 0 ? 0 : 1)}](queued={c.Outstanding},recved={c.PacketsReceived},sent={c.PacketsSent}");
+            if (c.SessionId != 0)
+                b.Append(CultureInfo.InvariantCulture,
+                    $",sid={Hex(c.SessionId)},est={new DateTimeOffset(c.EstablishedUtc).ToUnixTimeMilliseconds()},to={c.SessionTimeoutMs},lzxid={Hex(c.LastZxid)}");
+            b.Append(")\n");
+        }
+        return b.Append('\n').ToString();
+    }
+
+    private static string ResetStats() { ServerStats.Reset(); return "Server stats reset.\n"; }
+    private string ResetConnections() => "Connection stats reset.\n";
+
+    private string Envi()
+    {
+        var b = new StringBuilder("Environment:\n");
+        b.Append("zookeeper.version=").Append(Version).Append('\n');
+        b.Append("host.name=").Append(Environment.MachineName).Append('\n');
+        b.Append("dotnet.version=").Append(Environment.Version).Append('\n');
+        b.Append("os.name=").Append(System.Runtime.InteropServices.RuntimeInformation.OSDescription).Append('\n');
+        b.Append("os.arch=").Append(System.Runtime.InteropServices.RuntimeInformation.OSArchitecture).Append('\n');
+        b.Append("user.dir=").Append(Environment.CurrentDirectory).Append('\n');
+        b.Append("os.memory.free=").Append(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 1024 / 1024).Append("MB\n");
+        b.Append("processors=").Append(Environment.ProcessorCount).Append('\n');
+        return b.ToString();
+    }
+
+    private string Conf()
+    {
+        var b = new StringBuilder();
+        b.Append("clientPort=").Append(settings.ClientPort).Append('\n');
+        b.Append("secureClientPort=-1\n");
+        b.Append("dataDir=").Append(Path.GetFullPath(settings.DataDir)).Append('\n');
+        b.Append("dataDirSize=").Append(DirSize(settings.DataDir)).Append('\n');
+        b.Append("dataLogDir=").Append(Path.GetFullPath(settings.DataDir)).Append('\n');
+        b.Append("dataLogSize=0\n");
+        b.Append("tickTime=").Append((long)settings.TickTime.TotalMilliseconds).Append('\n');
+        b.Append("maxClientCnxns=").Append(settings.MaxClientConnections).Append('\n');
+        b.Append("minSessionTimeout=").Append(settings.MinSessionTimeoutMs).Append('\n');
+        b.Append("maxSessionTimeout=").Append(settings.MaxSessionTimeoutMs).Append('\n');
+        b.Append("clientPortListenBacklog=1024\n");
+        b.Append("serverId=").Append(settings.ServerId).Append('\n');
+        return b.ToString();
+    }
+
+    private static string Wchs(ReplicaStats s) =>
+        $"{s.SessionCount} connections watching {s.WatchPathCount} paths\nTotal watches:{s.WatchCount}\n";
+
+    private static string Wchc(ReplicaStats s)
+    {
+        var b = new StringBuilder();
+        foreach (var (session, paths) in s.WatchesBySession!.OrderBy(p => p.Key))
+        {
+            b.Append(Hex(session)).Append('\n');
+            foreach (var p in paths) b.Append('\t').Append(p).Append('\n');
+        }
+        return b.Append('\n').ToString();
+    }
+
+    private static string Wchp(ReplicaStats s)
+    {
+        var b = new StringBuilder();
+        foreach (var (path, sessions) in s.WatchesByPath!.OrderBy(p => p.Key, StringComparer.Ordinal))
+        {
+            b.Append(path).Append('\n');
+            foreach (var session in sessions) b.Append('\t').Append(Hex(session)).Append('\n');
+        }
+        return b.ToString();
+    }
+
+    private static string Dump(ReplicaStats s)
+    {
+        var b = new StringBuilder("SessionTracker dump:\n");
+        b.Append("Global Sessions(").Append(s.SessionCount).Append("):\n");
+        b.Append("ephemeral nodes dump:\n");
+        b.Append("Sessions with Ephemerals (").Append(s.EphemeralsBySession!.Count).Append("):\n");
+        foreach (var (session, paths) in s.EphemeralsBySession.OrderBy(p => p.Key))
+        {
+            b.Append(Hex(session)).Append(":\n");
+            foreach (var p in paths.OrderBy(p => p, StringComparer.Ordinal)) b.Append('\t').Append(p).Append('\n');
+        }
+        return b.ToString();
+    }
+
+    private static long DirSize(string dir)
+    {
+        try { return Directory.Exists(dir) ? new DirectoryInfo(dir).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0; }
+        catch (IOException) { return 0; }
+    }
+
+    private static int OpenFileDescriptors()
+    {
+        try { return Directory.GetFiles("/proc/self/fd").Length; } catch { return -1; }
+    }
+
+    private static long MaxFileDescriptors()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/limits"))
+                if (line.StartsWith("Max open files", StringComparison.Ordinal))
+                    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[3], CultureInfo.InvariantCulture);
+        }
+        catch { /* not Linux */ }
+        return -1;
+    }
+}

@@ -1,0 +1,72 @@
+using System.Net;
+using System.Net.Sockets;
+using Akka.Actor;
+using Coordination.Server.Admin;
+
+namespace Coordination.Server.Network;
+
+/// <summary>Accepts client connections on the client port and gives each one a connection actor.</summary>
+public sealed class ClientListener : IAsyncDisposable
+{
+    private readonly Socket _socket;
+    private readonly ServerSettings _settings;
+    private readonly ActorSystem _system;
+    private readonly IActorRef _sessionManager;
+    private readonly FourLetterWordHandler _admin;
+    private readonly ConnectionRegistry _registry;
+    private readonly CancellationTokenSource _cts = new();
+    private Task? _acceptLoop;
+
+    public ClientListener(ServerSettings settings, ActorSystem system, IActorRef sessionManager, FourLetterWordHandler admin, ConnectionRegistry registry)
+    {
+        _settings = settings;
+        _system = system;
+        _sessionManager = sessionManager;
+        _admin = admin;
+        _registry = registry;
+        var address = IPAddress.Parse(settings.ClientAddress);
+        _socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        _socket.Bind(new IPEndPoint(address, settings.ClientPort));
+        _socket.Listen(1024);
+    }
+
+    /// <summary>The bound port (differs from the setting when it was 0).</summary>
+    public int Port => ((IPEndPoint)_socket.LocalEndPoint!).Port;
+
+    public void Start() => _acceptLoop = AcceptLoopAsync();
+
+    private async Task AcceptLoopAsync()
+    {
+        while (!_cts.IsCancellationRequested)
+        {
+            Socket client;
+            try { client = await _socket.AcceptAsync(_cts.Token).ConfigureAwait(false); }
+            catch (OperationCanceledException) { return; }
+            catch (ObjectDisposedException) { return; }
+            catch (SocketException) { continue; }
+
+            try
+            {
+                var connection = new ClientConnection(client, _settings.MaxFrameSize, _settings.MaxInflightPerConnection);
+                if (_settings.MaxClientConnections > 0 && _registry.CountFrom(connection.RemoteAddress) >= _settings.MaxClientConnections)
+                {
+                    client.Dispose();   // ZooKeeper's maxClientCnxns: too many connections from this address
+                    continue;
+                }
+                _system.ActorOf(ConnectionActor.Props(connection, _sessionManager, _admin, _registry), $"connection-{connection.Id}");
+            }
+            catch (Exception)
+            {
+                client.Dispose();
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _cts.Cancel();
+        _socket.Dispose();
+        if (_acceptLoop is not null) await _acceptLoop.ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,93 @@
+using Akka.Actor;
+using Akka.Event;
+using Coordination.Protocol;
+using Coordination.Server.Admin;
+using Coordination.Server.Sessions;
+
+namespace Coordination.Server.Network;
+
+/// <summary>
+/// Owns one TCP connection's lifetime: runs its read and write loops, hands the handshake to the session manager,
+/// answers four-letter words, and tells the session when the connection ends. Requests themselves bypass this
+/// actor and go from the read loop straight to the session actor.
+/// </summary>
+public sealed class ConnectionActor : ReceiveActor
+{
+    private sealed record Handshake(ConnectRequest Request);
+    private sealed record ReadFinished(ClientConnection.ReadOutcome Outcome, string? Detail);
+
+    private readonly ClientConnection _connection;
+    private readonly IActorRef _sessionManager;
+    private readonly FourLetterWordHandler _admin;
+    private readonly ConnectionRegistry _registry;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+
+    public ConnectionActor(ClientConnection connection, IActorRef sessionManager, FourLetterWordHandler admin, ConnectionRegistry registry)
+    {
+        _connection = connection;
+        _sessionManager = sessionManager;
+        _admin = admin;
+        _registry = registry;
+
+        Receive<Handshake>(h => _sessionManager.Tell(new Connect(_connection, h.Request)));
+        Receive<ReadFinished>(OnReadFinished);
+        Receive<Status.Failure>(f =>
+        {
+            _log.Warning("Connection {0} failed: {1}", _connection.Remote, f.Cause.Message);
+            Finish();
+        });
+    }
+
+    public static Props Props(ClientConnection connection, IActorRef sessionManager, FourLetterWordHandler admin, ConnectionRegistry registry) =>
+        Akka.Actor.Props.Create(() => new ConnectionActor(connection, sessionManager, admin, registry));
+
+    protected override void PreStart()
+    {
+        _registry.Add(_connection);
+        var self = Self;
+        _ = _connection.WriteLoopAsync();
+        _connection.ReadLoopAsync(request => self.Tell(new Handshake(request)))
+            .PipeTo(self, success: r => new ReadFinished(r.Outcome, r.Detail));
+    }
+
+    protected override void PostStop()
+    {
+        _registry.Remove(_connection);
+        _connection.Abort();
+    }
+
+    private void OnReadFinished(ReadFinished finished)
+    {
+        switch (finished.Outcome)
+        {
+            case ClientConnection.ReadOutcome.FourLetterWord:
+                var word = finished.Detail!;
+                var self = Self;
+                _admin.RunAsync(word).ContinueWith(t =>
+                {
+                    var text = t.IsCompletedSuccessfully ? t.Result : $"error: {t.Exception?.GetBaseException().Message}\n";
+                    _connection.Send(System.Text.Encoding.UTF8.GetBytes(text), isResponse: false);
+                    _connection.CloseAfterFlush();
+                    self.Tell(PoisonPill.Instance);
+                });
+                return;
+            case ClientConnection.ReadOutcome.ProtocolError:
+                // Invariant 7: a bad frame closes this connection only.
+                _log.Info("Closing connection {0}: {1}", _connection.Remote, finished.Detail);
+                _connection.Abort();
+                break;
+            case ClientConnection.ReadOutcome.Refused:
+                break;   // the session already queued its answer and asked for a close after flush
+            default:
+                _connection.Abort();
+                break;
+        }
+        Finish();
+    }
+
+    private void Finish()
+    {
+        _connection.Owner?.Tell(new ConnectionEnded(_connection));
+        Context.Stop(Self);
+    }
+}

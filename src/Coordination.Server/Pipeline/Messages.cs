@@ -1,0 +1,81 @@
+using Akka.Actor;
+using Coordination.Core;
+using Coordination.Protocol;
+
+namespace Coordination.Server.Pipeline;
+
+// Immutable messages of the request pipeline (DESIGN.md §3). Session → Replica → TxnLog → Replica → Session.
+
+/// <summary>A client request after framing and decoding, sent by a session actor to the replica in request order.</summary>
+public sealed record ClientRequest(long SessionId, int Xid, OpCode Op, ZkRequest Body, AuthContext Auth, IActorRef Session);
+
+/// <summary>A prepared txn on its way to the log. <see cref="Origin"/> is the session actor to answer, if any.</summary>
+public sealed record Proposal(TxnHeader Header, Txn Txn, IActorRef? Origin);
+
+/// <summary>The log asks for a batch of proposals to be made durable (group commit).</summary>
+public sealed record LogAppend(IReadOnlyList<Proposal> Batch);
+
+/// <summary>The log reports a batch durable; in a standalone server this is also the commit.</summary>
+public sealed record LogAppended(IReadOnlyList<Proposal> Batch);
+
+/// <summary>The log could not persist a batch; none of it may be applied.</summary>
+public sealed record LogAppendFailed(IReadOnlyList<Proposal> Batch, Exception Cause);
+
+/// <summary>
+/// Everything the replica sends to one session carries that session's next output sequence number, assigned in
+/// apply order. The session emits strictly in this order, which is what makes watch events precede any response
+/// that shows their change (invariant 4) even though events travel through a dispatcher child.
+/// </summary>
+public abstract record SessionOutput(long Seq);
+
+/// <summary>A response to a request (reply header fields plus body).</summary>
+public sealed record Reply(long Seq, int Xid, long Zxid, ErrorCode Err, ZkResponse Body) : SessionOutput(Seq);
+
+/// <summary>A watch notification, already framed once for all recipients.</summary>
+public sealed record Notification(long Seq, long Zxid, byte[] Frame) : SessionOutput(Seq);
+
+/// <summary>The answer to a handshake: the session exists (with its timeout) or it does not.</summary>
+public sealed record SessionValidated(long Seq, bool Valid, int TimeoutMs, long LastZxid) : SessionOutput(Seq);
+
+/// <summary>The session was closed by request or expired: its ephemerals are gone.</summary>
+public sealed record SessionEnded(long Seq, bool Expired) : SessionOutput(Seq);
+
+/// <summary>Replica → watch dispatcher: deliver one event to these sessions with their sequence numbers.</summary>
+public sealed record Fanout(WatcherEvent Event, long Zxid, IReadOnlyList<(IActorRef Session, long Seq)> Recipients);
+
+// Session lifecycle requests to the replica.
+public sealed record CreateSession(long SessionId, int TimeoutMs, IActorRef Session);
+public sealed record ValidateSession(long SessionId, int TimeoutMs, IActorRef Session);
+public sealed record ExpireSession(long SessionId);
+/// <summary>The session's connection closed: its watches go, as ZooKeeper ties watches to the connection.</summary>
+public sealed record ConnectionLost(long SessionId);
+
+// Session liveness to the tracker (leader side).
+public sealed record SessionOpened(long SessionId, int TimeoutMs);
+public sealed record SessionTouched(long SessionId, int TimeoutMs);
+public sealed record SessionClosed(long SessionId);
+
+/// <summary>Asks the replica for a point-in-time view for four-letter words and metrics.</summary>
+public sealed record GetReplicaStats(bool WithWatchDetail, bool WithEphemerals)
+{
+    public static readonly GetReplicaStats Basic = new(false, false);
+}
+
+public sealed record ReplicaStats(
+    long LastZxid, int NodeCount, long DataSize, int EphemeralCount, int WatchCount, int WatchPathCount, int SessionCount,
+    long Digest, IReadOnlyDictionary<long, IReadOnlyList<string>>? WatchesBySession,
+    IReadOnlyDictionary<string, IReadOnlyList<long>>? WatchesByPath,
+    IReadOnlyDictionary<long, IReadOnlyCollection<string>>? EphemeralsBySession, int OutstandingRequests);
+
+/// <summary>A request whose body did not decode; it is answered with MarshallingError, in order.</summary>
+public sealed record MalformedRequest(string Reason) : ZkRequest
+{
+    public override void Write(ref JuteWriter w) { }
+}
+
+/// <summary>A request with an op code the server does not implement; answered with Unimplemented, in order.</summary>
+public sealed record UnknownOpRequest : ZkRequest
+{
+    public static readonly UnknownOpRequest Instance = new();
+    public override void Write(ref JuteWriter w) { }
+}

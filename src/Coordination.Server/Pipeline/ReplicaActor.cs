@@ -1,0 +1,420 @@
+using Akka.Actor;
+using Akka.Event;
+using Coordination.Core;
+using Coordination.Protocol;
+
+namespace Coordination.Server.Pipeline;
+
+/// <summary>
+/// This server's replica of the replicated state: the data tree, the watch registrations and, while leading,
+/// the request preprocessor. Writes are prepared here, handed to the transaction log, and applied when the log
+/// reports them durable (the commit, with a quorum of one). Reads are answered here, after the same session's
+/// earlier writes have been applied (ZooKeeper's CommitProcessor rule), so each session sees its own writes and
+/// its responses are produced in request order. Every output to a session gets that session's next sequence
+/// number in apply order; the session actor emits in that order.
+/// </summary>
+public sealed class ReplicaActor : ReceiveActor, IWithTimers
+{
+    private readonly ServerSettings _settings;
+    private readonly DataTree _tree;
+    private readonly RequestPreprocessor _prep;
+    private readonly WatchTable _watches = new();
+    private readonly IActorRef _log;
+    private readonly IActorRef _tracker;
+    private readonly IActorRef[] _dispatchers;
+    private readonly Dictionary<long, SessionState> _sessions = new();
+    private readonly Func<long> _clock;
+    private readonly ILoggingAdapter _logger = Context.GetLogger();
+    private int _outstanding;
+    private int _reapBudget;
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    /// <summary>Per-session bookkeeping: where outputs go, the next sequence number, and the requests that wait.</summary>
+    private sealed class SessionState(IActorRef actor)
+    {
+        public IActorRef Actor = actor;
+        public long LastSeq;
+        /// <summary>Writes in flight (their zxids) and the reads queued behind them, in request order.</summary>
+        public readonly Queue<object> Pending = new();
+    }
+
+    private sealed record PendingWrite(long Zxid, int Xid);
+    private sealed class ReapTick { public static readonly ReapTick Instance = new(); }
+
+    public ReplicaActor(ServerSettings settings, DataTree tree, IActorRef log, IActorRef tracker, Func<long> clock)
+    {
+        _settings = settings;
+        _tree = tree;
+        _log = log;
+        _tracker = tracker;
+        _clock = clock;
+        _prep = new RequestPreprocessor(tree, settings.SuperDigest, tree.LastZxid);
+        _dispatchers = Enumerable.Range(0, settings.WatchDispatchers)
+            .Select(i => Context.ActorOf(WatchDispatcherActor.Props(), $"watches-{i}")).ToArray();
+
+        Receive<ClientRequest>(OnClientRequest);
+        Receive<LogAppended>(OnLogAppended);
+        Receive<LogAppendFailed>(OnLogAppendFailed);
+        Receive<CreateSession>(OnCreateSession);
+        Receive<ValidateSession>(OnValidateSession);
+        Receive<ExpireSession>(OnExpireSession);
+        Receive<ConnectionLost>(m => _watches.RemoveSession(m.SessionId));
+        Receive<GetReplicaStats>(OnGetStats);
+        Receive<ReapTick>(_ => Reap());
+    }
+
+    public static Props Props(ServerSettings settings, DataTree tree, IActorRef log, IActorRef tracker, Func<long> clock) =>
+        Akka.Actor.Props.Create(() => new ReplicaActor(settings, tree, log, tracker, clock));
+
+    protected override void PreStart()
+    {
+        // Sessions recovered with the tree are tracked again so that they expire if their clients never return.
+        foreach (var (sessionId, timeout) in _tree.Sessions) _tracker.Tell(new SessionOpened(sessionId, timeout));
+        Timers.StartPeriodicTimer("reap", ReapTick.Instance, _settings.ContainerCheckInterval);
+    }
+
+    private long Now() => _clock();
+
+    private void OnClientRequest(ClientRequest request)
+    {
+        if (!_sessions.TryGetValue(request.SessionId, out var session))
+        {
+            request.Session.Tell(new Reply(-1, request.Xid, _tree.LastZxid, ErrorCode.SessionExpired, EmptyResponse.Instance));
+            return;
+        }
+
+        _outstanding++;
+        if (Requests.IsWrite(request.Op) && request.Body is not (MalformedRequest or UnknownOpRequest))
+        {
+            (TxnHeader Header, Txn Txn) prepared;
+            try
+            {
+                prepared = request.Op == OpCode.CloseSession
+                    ? _prep.PrepareCloseSession(request.SessionId, request.Xid, Now())
+                    : _prep.Prepare(request.SessionId, request.Xid, request.Op, request.Body, request.Auth, Now());
+            }
+            catch (Exception e)
+            {
+                // A request that prep cannot handle is answered as unreadable; nothing was proposed for it.
+                _logger.Error(e, "Prepare of {0} failed", request.Op);
+                request = request with { Body = new MalformedRequest(e.Message) };
+                if (session.Pending.Count == 0) ExecuteRead(request, session); else session.Pending.Enqueue(request);
+                return;
+            }
+            session.Pending.Enqueue(new PendingWrite(prepared.Header.Zxid, request.Xid));
+            _log.Tell(new LogAppend([new Proposal(prepared.Header, prepared.Txn, request.Session)]));
+        }
+        else if (session.Pending.Count == 0)
+        {
+            ExecuteRead(request, session);
+        }
+        else
+        {
+            session.Pending.Enqueue(request);
+        }
+    }
+
+    private void OnCreateSession(CreateSession m)
+    {
+        var (header, txn) = _prep.PrepareCreateSession(m.SessionId, m.TimeoutMs, Now());
+        _log.Tell(new LogAppend([new Proposal(header, txn, m.Session)]));
+    }
+
+    private void OnValidateSession(ValidateSession m)
+    {
+        if (!_tree.Sessions.ContainsKey(m.SessionId))
+        {
+            m.Session.Tell(new SessionValidated(-1, false, 0, _tree.LastZxid));
+            return;
+        }
+        if (!_sessions.TryGetValue(m.SessionId, out var session) || !session.Actor.Equals(m.Session))
+        {
+            session = new SessionState(m.Session);
+            _sessions[m.SessionId] = session;
+        }
+        _tracker.Tell(new SessionTouched(m.SessionId, m.TimeoutMs));
+        m.Session.Tell(new SessionValidated(++session.LastSeq, true, m.TimeoutMs, _tree.LastZxid));
+    }
+
+    private void OnExpireSession(ExpireSession m)
+    {
+        if (!_tree.Sessions.ContainsKey(m.SessionId)) return;
+        _logger.Info("Expiring session 0x{0:x}", m.SessionId);
+        var (header, txn) = _prep.PrepareCloseSession(m.SessionId, 0, Now());
+        _log.Tell(new LogAppend([new Proposal(header, txn, null)]));
+    }
+
+    private void OnLogAppended(LogAppended appended)
+    {
+        foreach (var proposal in appended.Batch) Commit(proposal);
+        _prep.Applied(_tree.LastZxid);
+    }
+
+    private void OnLogAppendFailed(LogAppendFailed failed)
+    {
+        // Nothing of the batch (nor anything prepared after it) may be applied: forget the overlay and fail the writers.
+        _logger.Error(failed.Cause, "Transaction log failed; {0} txns not applied", failed.Batch.Count);
+        _prep.Reset(_tree.LastZxid);
+        foreach (var proposal in failed.Batch)
+        {
+            if (!_sessions.TryGetValue(proposal.Header.SessionId, out var session)) continue;
+            if (session.Pending.TryPeek(out var head) && head is PendingWrite write && write.Zxid == proposal.Header.Zxid)
+            {
+                session.Pending.Dequeue();
+                _outstanding--;
+                Send(session, new Reply(0, write.Xid, _tree.LastZxid, ErrorCode.SystemError, EmptyResponse.Instance));
+                DrainReads(session);
+            }
+        }
+    }
+
+    private void Commit(Proposal proposal)
+    {
+        var header = proposal.Header;
+        var result = _tree.Apply(header, proposal.Txn);
+        FireTriggers(result.Triggers, header.Zxid);
+
+        switch (proposal.Txn)
+        {
+            case CreateSessionTxn create:
+                var state = new SessionState(proposal.Origin ?? ActorRefs.Nobody);
+                _sessions[header.SessionId] = state;
+                _tracker.Tell(new SessionOpened(header.SessionId, create.TimeoutMs));
+                Send(state, new SessionValidated(0, true, create.TimeoutMs, header.Zxid));
+                return;
+            case CloseSessionTxn:
+                EndSession(header);
+                return;
+        }
+
+        if (!_sessions.TryGetValue(header.SessionId, out var session)) return;
+        if (session.Pending.TryPeek(out var head) && head is PendingWrite write && write.Zxid == header.Zxid)
+        {
+            session.Pending.Dequeue();
+            _outstanding--;
+            Send(session, new Reply(0, write.Xid, header.Zxid, result.Err, result.Response));
+            DrainReads(session);
+        }
+    }
+
+    private void EndSession(in TxnHeader header)
+    {
+        _tracker.Tell(new SessionClosed(header.SessionId));
+        _watches.RemoveSession(header.SessionId);
+        if (!_sessions.Remove(header.SessionId, out var session)) return;
+        var requested = session.Pending.TryPeek(out var head) && head is PendingWrite write && write.Zxid == header.Zxid;
+        if (requested)
+            Send(session, new Reply(0, ((PendingWrite)head!).Xid, header.Zxid, ErrorCode.Ok, EmptyResponse.Instance));
+        _outstanding -= session.Pending.Count;
+        Send(session, new SessionEnded(0, Expired: !requested));
+    }
+
+    /// <summary>Runs the reads that were waiting for this session's writes, up to its next pending write.</summary>
+    private void DrainReads(SessionState session)
+    {
+        while (session.Pending.TryPeek(out var next) && next is ClientRequest read)
+        {
+            session.Pending.Dequeue();
+            ExecuteRead(read, session);
+        }
+    }
+
+    private void FireTriggers(IReadOnlyList<WatchTrigger> triggers, long zxid)
+    {
+        for (var i = 0; i < triggers.Count; i++)
+        {
+            var trigger = triggers[i];
+            var watchers = _watches.Trigger(trigger);
+            if (watchers.Count == 0) continue;
+            var recipients = new List<(IActorRef, long)>(watchers.Count);
+            foreach (var sessionId in watchers)
+                if (_sessions.TryGetValue(sessionId, out var s)) recipients.Add((s.Actor, ++s.LastSeq));
+            if (recipients.Count == 0) continue;
+            var shard = WatchDispatcherActor.ShardOf(trigger.Path, _dispatchers.Length);
+            _dispatchers[shard].Tell(new Fanout(new WatcherEvent(trigger.Type, KeeperState.SyncConnected, trigger.Path), zxid, recipients));
+        }
+    }
+
+    private void Send(SessionState session, SessionOutput output)
+    {
+        var sequenced = output switch
+        {
+            Reply r => r with { Seq = ++session.LastSeq },
+            SessionValidated v => v with { Seq = ++session.LastSeq },
+            SessionEnded e => e with { Seq = ++session.LastSeq },
+            Notification n => n with { Seq = ++session.LastSeq },
+            _ => output,
+        };
+        session.Actor.Tell(sequenced);
+    }
+
+    private void ExecuteRead(ClientRequest request, SessionState session)
+    {
+        _outstanding--;
+        ErrorCode err;
+        ZkResponse body;
+        try
+        {
+            (err, body) = Read(request, session);
+        }
+        catch (Exception e)
+        {
+            _logger.Error(e, "Read {0} failed", request.Op);
+            (err, body) = (ErrorCode.SystemError, EmptyResponse.Instance);
+        }
+        Send(session, new Reply(0, request.Xid, _tree.LastZxid, err, body));
+    }
+
+    private (ErrorCode, ZkResponse) Read(ClientRequest request, SessionState session)
+    {
+        var sid = request.SessionId;
+        switch (request.Body)
+        {
+            case PathWatchRequest r when request.Op == OpCode.Exists:
+            {
+                var node = _tree.Find(r.NodePath);
+                if (r.Watch && Paths.IsValid(r.NodePath)) _watches.Add(r.NodePath, sid, WatchKind.Data);
+                return node is null ? (ErrorCode.NoNode, EmptyResponse.Instance) : (ErrorCode.Ok, new StatResponse(node.Stat));
+            }
+            case PathWatchRequest r when request.Op == OpCode.GetData:
+            {
+                var node = _tree.Find(r.NodePath);
+                if (node is null) return (ErrorCode.NoNode, EmptyResponse.Instance);
+                if (!Acls.Check(node.Acl, Perms.Read, request.Auth)) return (ErrorCode.NoAuth, EmptyResponse.Instance);
+                if (r.Watch) _watches.Add(r.NodePath, sid, WatchKind.Data);
+                return (ErrorCode.Ok, new GetDataResponse(node.Data, node.Stat));
+            }
+            case PathWatchRequest r:   // getChildren, getChildren2
+            {
+                var node = _tree.Find(r.NodePath);
+                if (node is null) return (ErrorCode.NoNode, EmptyResponse.Instance);
+                if (!Acls.Check(node.Acl, Perms.Read, request.Auth)) return (ErrorCode.NoAuth, EmptyResponse.Instance);
+                if (r.Watch) _watches.Add(r.NodePath, sid, WatchKind.Child);
+                var children = node.Children.ToList();
+                return (ErrorCode.Ok, request.Op == OpCode.GetChildren2 ? new GetChildrenResponse(children, node.Stat) : new GetChildrenResponse(children));
+            }
+            case PathRequest r when request.Op == OpCode.GetAcl:
+            {
+                var node = _tree.Find(r.NodePath);
+                if (node is null) return (ErrorCode.NoNode, EmptyResponse.Instance);
+                if (!Acls.Check(node.Acl, Perms.Read | Perms.Admin, request.Auth)) return (ErrorCode.NoAuth, EmptyResponse.Instance);
+                return (ErrorCode.Ok, new GetAclResponse(node.Acl, node.Stat));
+            }
+            case PathRequest r when request.Op == OpCode.GetAllChildrenNumber:
+            {
+                var node = _tree.Find(r.NodePath);
+                if (node is null) return (ErrorCode.NoNode, EmptyResponse.Instance);
+                if (!Acls.Check(node.Acl, Perms.Read, request.Auth)) return (ErrorCode.NoAuth, EmptyResponse.Instance);
+                return (ErrorCode.Ok, new GetAllChildrenNumberResponse(_tree.CountDescendants(r.NodePath)));
+            }
+            case PathRequest r when request.Op == OpCode.GetEphemerals:
+            {
+                var prefix = r.NodePath;
+                var matches = _tree.EphemeralsOf(sid).Where(p => prefix == "/" || p.StartsWith(prefix, StringComparison.Ordinal)).ToList();
+                return (ErrorCode.Ok, new StringListResponse(matches));
+            }
+            case PathRequest r when request.Op == OpCode.Sync:
+                return (ErrorCode.Ok, new PathResponse(r.NodePath));
+            case MultiRequest multi when request.Op == OpCode.MultiRead:
+                return (ErrorCode.Ok, MultiRead(multi, request.Auth));
+            case SetWatchesRequest r:
+                SetWatches(r, session, sid);
+                return (ErrorCode.Ok, EmptyResponse.Instance);
+            case AddWatchRequest r:
+            {
+                if (!Paths.IsValid(r.NodePath)) return (ErrorCode.BadArguments, EmptyResponse.Instance);
+                var node = _tree.Find(r.NodePath);
+                if (node is not null && !Acls.Check(node.Acl, Perms.Read, request.Auth)) return (ErrorCode.NoAuth, EmptyResponse.Instance);
+                _watches.Add(r.NodePath, sid, r.Mode == AddWatchMode.PersistentRecursive ? WatchKind.PersistentRecursive : WatchKind.Persistent);
+                return (ErrorCode.Ok, EmptyResponse.Instance);
+            }
+            case WatchesRequest r:
+            {
+                var found = _watches.Remove(r.NodePath, sid, r.Type, remove: request.Op == OpCode.RemoveWatches);
+                return (found ? ErrorCode.Ok : ErrorCode.NoWatcher, EmptyResponse.Instance);
+            }
+            case MalformedRequest:
+                return (ErrorCode.MarshallingError, EmptyResponse.Instance);
+            case EmptyRequest when request.Op == OpCode.WhoAmI:
+                return (ErrorCode.Ok, new WhoAmIResponse(request.Auth.Ids.Select(i => new ClientInfo(i.Scheme, i.Ident)).ToList()));
+            default:
+                return (ErrorCode.Unimplemented, EmptyResponse.Instance);
+        }
+    }
+
+    private MultiResponse MultiRead(MultiRequest multi, AuthContext auth)
+    {
+        var results = new List<OpResult>(multi.Ops.Count);
+        foreach (var op in multi.Ops)
+        {
+            var path = op.Request.Path ?? "";
+            var node = _tree.Find(path);
+            if (node is null) { results.Add(OpResult.Error(ErrorCode.NoNode)); continue; }
+            if (!Acls.Check(node.Acl, Perms.Read, auth)) { results.Add(OpResult.Error(ErrorCode.NoAuth)); continue; }
+            results.Add(op.Type == OpCode.GetData
+                ? new OpResult(OpCode.GetData, ErrorCode.Ok, new GetDataResponse(node.Data, node.Stat))
+                : new OpResult(OpCode.GetChildren, ErrorCode.Ok, new GetChildrenResponse(node.Children.ToList())));
+        }
+        return new MultiResponse(results);
+    }
+
+    /// <summary>
+    /// Re-registers a reconnecting client's watches. Changes it missed since <c>relativeZxid</c> fire at once,
+    /// as ZooKeeper's DataTree.setWatches does.
+    /// </summary>
+    private void SetWatches(SetWatchesRequest r, SessionState session, long sid)
+    {
+        var zxid = _tree.LastZxid;
+        void Fire(EventType type, string path) =>
+            Send(session, new Notification(0, zxid, Frames.Notification(new WatcherEvent(type, KeeperState.SyncConnected, path), zxid)));
+
+        foreach (var path in r.DataWatches)
+        {
+            var node = _tree.Find(path);
+            if (node is null) Fire(EventType.NodeDeleted, path);
+            else if (node.Stat.Mzxid > r.RelativeZxid) Fire(EventType.NodeDataChanged, path);
+            else _watches.Add(path, sid, WatchKind.Data);
+        }
+        foreach (var path in r.ExistWatches)
+        {
+            if (_tree.Find(path) is not null) Fire(EventType.NodeCreated, path);
+            else _watches.Add(path, sid, WatchKind.Data);
+        }
+        foreach (var path in r.ChildWatches)
+        {
+            var node = _tree.Find(path);
+            if (node is null) Fire(EventType.NodeDeleted, path);
+            else if (node.Stat.Pzxid > r.RelativeZxid) Fire(EventType.NodeChildrenChanged, path);
+            else _watches.Add(path, sid, WatchKind.Child);
+        }
+        foreach (var path in r.PersistentWatches) _watches.Add(path, sid, WatchKind.Persistent);
+        foreach (var path in r.PersistentRecursiveWatches) _watches.Add(path, sid, WatchKind.PersistentRecursive);
+    }
+
+    /// <summary>Proposes the deletion of empty containers and expired TTL nodes (ZooKeeper's ContainerManager).</summary>
+    private void Reap()
+    {
+        var perRun = Math.Max(1, (int)(_settings.ContainerMaxPerMinute * _settings.ContainerCheckInterval.TotalMinutes));
+        _reapBudget = perRun;
+        var now = Now();
+        foreach (var path in _tree.FindReapable(now))
+        {
+            if (_reapBudget-- <= 0) break;
+            var prepared = _prep.PrepareReap(path, now);
+            if (prepared is { } p) _log.Tell(new LogAppend([new Proposal(p.Header, p.Txn, null)]));
+        }
+    }
+
+    private void OnGetStats(GetReplicaStats request)
+    {
+        IReadOnlyDictionary<long, IReadOnlyCollection<string>>? ephemerals = null;
+        if (request.WithEphemerals)
+            ephemerals = _tree.SessionsWithEphemerals.ToDictionary(s => s, s => _tree.EphemeralsOf(s));
+        Sender.Tell(new ReplicaStats(
+            _tree.LastZxid, _tree.NodeCount, _tree.ApproximateDataSize, _tree.EphemeralCount, _watches.WatchCount,
+            _watches.PathCount, _tree.Sessions.Count, request.WithWatchDetail || request.WithEphemerals ? _tree.Digest() : 0,
+            request.WithWatchDetail ? _watches.BySession() : null, request.WithWatchDetail ? _watches.ByPath() : null,
+            ephemerals, _outstanding));
+    }
+}

@@ -1,0 +1,70 @@
+using System.Reflection;
+using Akka.Configuration;
+
+namespace Coordination.Server;
+
+/// <summary>Typed view of the <c>coordination</c> HOCON section; defaults live in the embedded reference.conf.</summary>
+public sealed record ServerSettings
+{
+    public required long ServerId { get; init; }
+    public required int ClientPort { get; init; }
+    public required string ClientAddress { get; init; }
+    public required string DataDir { get; init; }
+    public required TimeSpan TickTime { get; init; }
+    public required int MinSessionTimeoutMs { get; init; }
+    public required int MaxSessionTimeoutMs { get; init; }
+    public required int MaxFrameSize { get; init; }
+    public required int MaxDataSize { get; init; }
+    public required int MaxInflightPerConnection { get; init; }
+    public required int MaxClientConnections { get; init; }
+    public required IReadOnlySet<string> FourLetterWords { get; init; }
+    public required string? SuperDigest { get; init; }
+    public required TimeSpan ContainerCheckInterval { get; init; }
+    public required int ContainerMaxPerMinute { get; init; }
+    public required int WatchDispatchers { get; init; }
+    public required long SessionSecret { get; init; }
+
+    public static Config Reference { get; } = LoadReference();
+
+    private static Config LoadReference()
+    {
+        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream("Coordination.Server.reference.conf")
+            ?? throw new InvalidOperationException("embedded reference.conf missing");
+        using var reader = new StreamReader(stream);
+        return ConfigurationFactory.ParseString(reader.ReadToEnd());
+    }
+
+    /// <summary>Reads settings from a config that already has <see cref="Reference"/> as fallback.</summary>
+    public static ServerSettings Create(Config config)
+    {
+        var c = config.GetConfig("coordination");
+        var tick = c.GetTimeSpan("tick-time");
+        var minTimeout = (int)c.GetTimeSpan("min-session-timeout").TotalMilliseconds;
+        var maxTimeout = (int)c.GetTimeSpan("max-session-timeout").TotalMilliseconds;
+        var words = c.GetStringList("four-letter-words");
+        var superDigest = c.GetString("super-digest");
+        return new ServerSettings
+        {
+            ServerId = c.GetLong("server-id"),
+            ClientPort = c.GetInt("client-port"),
+            ClientAddress = c.GetString("client-address"),
+            DataDir = c.GetString("data-dir"),
+            TickTime = tick,
+            MinSessionTimeoutMs = minTimeout > 0 ? minTimeout : (int)(2 * tick.TotalMilliseconds),
+            MaxSessionTimeoutMs = maxTimeout > 0 ? maxTimeout : (int)(20 * tick.TotalMilliseconds),
+            MaxFrameSize = c.GetInt("max-frame-size"),
+            MaxDataSize = c.GetInt("max-data-size"),
+            MaxInflightPerConnection = Math.Max(1, c.GetInt("max-inflight-per-connection")),
+            MaxClientConnections = c.GetInt("max-client-connections"),
+            FourLetterWords = words.Contains("*") ? Protocol.FourLetterWords.All.ToHashSet() : words.ToHashSet(),
+            SuperDigest = string.IsNullOrWhiteSpace(superDigest) ? null : superDigest,
+            ContainerCheckInterval = c.GetTimeSpan("container-check-interval"),
+            ContainerMaxPerMinute = c.GetInt("container-max-per-minute"),
+            WatchDispatchers = Math.Max(1, c.GetInt("watch-dispatchers")),
+            SessionSecret = c.GetLong("session-secret"),
+        };
+    }
+
+    /// <summary>Negotiates a client's requested timeout into [min, max], as ZooKeeper does.</summary>
+    public int NegotiateTimeout(int requestedMs) => Math.Clamp(requestedMs, MinSessionTimeoutMs, MaxSessionTimeoutMs);
+}

@@ -1,0 +1,208 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.Event;
+using Coordination.Core;
+using Coordination.Protocol;
+using Coordination.Server.Network;
+using Coordination.Server.Pipeline;
+
+namespace Coordination.Server.Sessions;
+
+/// <summary>A client connection offered to a session: a new session, or a re-attach with id and password.</summary>
+public sealed record Attach(ClientConnection Connection, ConnectRequest Request, int NegotiatedTimeoutMs);
+
+/// <summary>The connection this session was using has ended.</summary>
+public sealed record ConnectionEnded(ClientConnection Connection);
+
+/// <summary>
+/// One client session on this server. It outlives its connections: a client that reconnects within its timeout
+/// re-attaches here. It forwards requests to the replica in request order and emits the replica's outputs
+/// strictly by their per-session sequence number (responses and watch events alike), which keeps invariants 3 and 4
+/// even though watch events reach it through a dispatcher child.
+/// </summary>
+public sealed class SessionActor : ReceiveActor
+{
+    private readonly long _sessionId;
+    private readonly byte[] _password;
+    private readonly ServerSettings _settings;
+    private readonly IActorRef _replica;
+    private readonly IActorRef _tracker;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly SortedDictionary<long, SessionOutput> _early = new();
+    private long _nextSeq = 1;
+    private int _timeoutMs;
+    private AuthContext _auth = new([]);
+
+    /// <summary>The connection that requests come from and outputs go to, once its handshake is answered.</summary>
+    private ClientConnection? _connection;
+    /// <summary>A connection whose handshake waits for the replica's validation.</summary>
+    private Attach? _attaching;
+    private long _lastTouchTicks;
+    private long _lastZxid;
+    /// <summary>Receive times of forwarded requests, in request order, for latency statistics.</summary>
+    private readonly Queue<long> _received = new();
+
+    public SessionActor(long sessionId, byte[] password, ServerSettings settings, IActorRef replica, IActorRef tracker)
+    {
+        _sessionId = sessionId;
+        _password = password;
+        _settings = settings;
+        _replica = replica;
+        _tracker = tracker;
+
+        Receive<Attach>(OnAttach);
+        Receive<Incoming>(OnIncoming);
+        Receive<SessionOutput>(OnOutput);
+        Receive<ConnectionEnded>(OnConnectionEnded);
+    }
+
+    public static Props Props(long sessionId, byte[] password, ServerSettings settings, IActorRef replica, IActorRef tracker) =>
+        Akka.Actor.Props.Create(() => new SessionActor(sessionId, password, settings, replica, tracker));
+
+    private void OnAttach(Attach attach)
+    {
+        // A newer connection replaces the current one (ZooKeeper closes the old connection of a moved session).
+        if (_attaching is { } previous) previous.Connection.Abort();
+        if (_connection is { } old)
+        {
+            _connection = null;
+            _received.Clear();
+            old.Abort();
+            _replica.Tell(new ConnectionLost(_sessionId));
+        }
+        _attaching = attach;
+        _timeoutMs = attach.NegotiatedTimeoutMs;
+        _auth = new AuthContext([new Id("ip", attach.Connection.RemoteAddress)]);
+        attach.Connection.SessionId = _sessionId;
+        attach.Connection.Owner = Self;
+        attach.Connection.SessionTimeoutMs = _timeoutMs;
+        if (attach.Request.SessionId == 0) _replica.Tell(new CreateSession(_sessionId, _timeoutMs, Self));
+        else _replica.Tell(new ValidateSession(_sessionId, _timeoutMs, Self));
+    }
+
+    private void OnIncoming(Incoming incoming)
+    {
+        if (!ReferenceEquals(incoming.Connection, _connection)) return;   // a request from a replaced connection
+        TouchIfDue();
+        switch (incoming.Op)
+        {
+            case OpCode.Ping:
+                incoming.Connection.Send(Frames.Encode(new ReplyHeader(Xids.Ping, _lastZxid, ErrorCode.Ok), null), isResponse: true);
+                return;
+            case OpCode.Auth when incoming.Body is AuthRequest auth:
+                Authenticate(incoming, auth);
+                return;
+            default:
+                _received.Enqueue(incoming.ReceivedTicks);
+                _replica.Tell(new ClientRequest(_sessionId, incoming.Xid, incoming.Op, incoming.Body, _auth, Self));
+                return;
+        }
+    }
+
+    private void Authenticate(Incoming incoming, AuthRequest auth)
+    {
+        var id = Acls.Authenticate(auth.Scheme, auth.Auth, _settings.SuperDigest);
+        if (id is null)
+        {
+            // As ZooKeeper: AuthFailed, then the connection closes and the client reports AUTH_FAILED.
+            _log.Info("Auth failed for session 0x{0:x} scheme {1}", _sessionId, auth.Scheme);
+            incoming.Connection.Send(Frames.Encode(new ReplyHeader(Xids.AuthPacket, _lastZxid, ErrorCode.AuthFailed), null), isResponse: true);
+            incoming.Connection.CloseAfterFlush();
+            return;
+        }
+        var ids = _auth.Ids.ToList();
+        if (!ids.Contains(id)) ids.Add(id);
+        _auth = new AuthContext(ids);
+        incoming.Connection.Send(Frames.Encode(new ReplyHeader(Xids.AuthPacket, _lastZxid, ErrorCode.Ok), null), isResponse: true);
+    }
+
+    /// <summary>Tells the leader the session is alive, at most twice per tick (ZooKeeper's followers batch touches per tick too).</summary>
+    private void TouchIfDue()
+    {
+        var now = Stopwatch.GetTimestamp();
+        if (Stopwatch.GetElapsedTime(_lastTouchTicks, now) < _settings.TickTime / 2) return;
+        _lastTouchTicks = now;
+        _tracker.Tell(new SessionTouched(_sessionId, _timeoutMs));
+    }
+
+    private void OnOutput(SessionOutput output)
+    {
+        if (output.Seq < 0) { Emit(output); return; }     // unsequenced: the replica no longer tracks this session
+        if (output.Seq != _nextSeq)
+        {
+            _early[output.Seq] = output;
+            return;
+        }
+        Emit(output);
+        _nextSeq++;
+        while (_early.Count > 0 && _early.Remove(_nextSeq, out var next))
+        {
+            Emit(next);
+            _nextSeq++;
+        }
+    }
+
+    private void Emit(SessionOutput output)
+    {
+        switch (output)
+        {
+            case Reply reply:
+                if (reply.Zxid > _lastZxid) _lastZxid = reply.Zxid;
+                if (_received.TryDequeue(out var receivedTicks)) ServerStats.RecordLatency(receivedTicks);
+                if (_connection is { } c)
+                {
+                    c.LastZxid = _lastZxid;
+                    c.Send(Frames.Encode(new ReplyHeader(reply.Xid, reply.Zxid, reply.Err), reply.Body), isResponse: true);
+                }
+                break;
+            case Notification n:
+                _connection?.Send(n.Frame, isResponse: false);
+                break;
+            case SessionValidated v:
+                CompleteHandshake(v);
+                break;
+            case SessionEnded ended:
+                _log.Info("Session 0x{0:x} {1}", _sessionId, ended.Expired ? "expired" : "closed");
+                _attaching?.Connection.CloseAfterFlush();
+                _connection?.CloseAfterFlush();
+                Context.Stop(Self);
+                break;
+        }
+    }
+
+    private void CompleteHandshake(SessionValidated validated)
+    {
+        if (_attaching is not { } attach) return;
+        _attaching = null;
+        var connection = attach.Connection;
+        var request = attach.Request;
+        if (!validated.Valid)
+        {
+            connection.Send(Frames.Encode(new ConnectResponse(0, 0, 0, new byte[16], false, request.HasReadOnlyFlag)), isResponse: false);
+            connection.CloseAfterFlush();
+            Context.Stop(Self);
+            return;
+        }
+        if (request.LastZxidSeen > validated.LastZxid)
+        {
+            // The client has seen a newer state than ours; it must try another server (ZooKeeper refuses the same way).
+            _log.Info("Refusing session 0x{0:x}: client saw zxid 0x{1:x}, ours is 0x{2:x}", _sessionId, request.LastZxidSeen, validated.LastZxid);
+            connection.Abort();
+            return;
+        }
+        _lastZxid = validated.LastZxid;
+        connection.Send(Frames.Encode(new ConnectResponse(0, _timeoutMs, _sessionId, _password, false, request.HasReadOnlyFlag)), isResponse: false);
+        _connection = connection;
+        _lastTouchTicks = 0;
+        TouchIfDue();
+        connection.Bind(Self);
+    }
+
+    private void OnConnectionEnded(ConnectionEnded ended)
+    {
+        if (ReferenceEquals(ended.Connection, _attaching?.Connection)) _attaching = null;
+        if (!ReferenceEquals(ended.Connection, _connection)) return;
+        _connection = null;
+        _replica.Tell(new ConnectionLost(_sessionId));
+    }
+}
