@@ -13,6 +13,14 @@ public sealed record EmptyResponse : ZkResponse
     public override void Write(ref JuteWriter w) { }
 }
 
+/// <summary>An error code as a body; ZooKeeper answers addWatch with ErrorResponse(0).</summary>
+public sealed record ErrorCodeResponse(ErrorCode Err) : ZkResponse
+{
+    public static readonly ErrorCodeResponse Ok = new(ErrorCode.Ok);
+    public static ErrorCodeResponse Read(ref JuteReader r) => new((ErrorCode)r.ReadInt());
+    public override void Write(ref JuteWriter w) => w.WriteInt((int)Err);
+}
+
 /// <summary>exists, setData, setACL.</summary>
 public sealed record StatResponse(Stat Stat) : ZkResponse
 {
@@ -171,6 +179,7 @@ public static class Responses
         OpCode.GetEphemerals => StringListResponse.Read(ref r),
         OpCode.WhoAmI => WhoAmIResponse.Read(ref r),
         OpCode.Multi or OpCode.MultiRead => MultiResponse.Read(ref r),
+        OpCode.AddWatch => ErrorCodeResponse.Read(ref r),
         _ => EmptyResponse.Instance,
     };
 }

@@ -12,7 +12,8 @@ public static class ServerStats
     private static long _latencyMinMicros = long.MaxValue;
     private static long _latencyMaxMicros;
 
-    public static void RecordLatency(long receivedTicks)
+    /// <summary>Records a request's latency and returns it in milliseconds.</summary>
+    public static long RecordLatency(long receivedTicks)
     {
         var micros = (long)Stopwatch.GetElapsedTime(receivedTicks).TotalMicroseconds;
         Interlocked.Increment(ref _latencyCount);
@@ -20,7 +21,36 @@ public static class ServerStats
         long current;
         while (micros < (current = Volatile.Read(ref _latencyMinMicros)) && Interlocked.CompareExchange(ref _latencyMinMicros, micros, current) != current) { }
         while (micros > (current = Volatile.Read(ref _latencyMaxMicros)) && Interlocked.CompareExchange(ref _latencyMaxMicros, micros, current) != current) { }
+        return micros / 1000;
     }
+
+    /// <summary>ZooKeeper's four-letter abbreviations of ops, shown as lop= by cons.</summary>
+    public static string Abbreviation(Protocol.OpCode op) => op switch
+    {
+        Protocol.OpCode.Create or Protocol.OpCode.Create2 or Protocol.OpCode.CreateContainer or Protocol.OpCode.CreateTtl => "CREA",
+        Protocol.OpCode.Delete => "DELE",
+        Protocol.OpCode.Exists => "EXIS",
+        Protocol.OpCode.GetData => "GETD",
+        Protocol.OpCode.SetData => "SETD",
+        Protocol.OpCode.GetAcl => "GETA",
+        Protocol.OpCode.SetAcl => "SETA",
+        Protocol.OpCode.GetChildren => "GETC",
+        Protocol.OpCode.GetChildren2 => "GETC",
+        Protocol.OpCode.Sync => "SYNC",
+        Protocol.OpCode.Ping => "PING",
+        Protocol.OpCode.Multi => "MULT",
+        Protocol.OpCode.MultiRead => "MLTR",
+        Protocol.OpCode.SetWatches or Protocol.OpCode.SetWatches2 => "SETW",
+        Protocol.OpCode.AddWatch => "ADDW",
+        Protocol.OpCode.CloseSession => "CLOS",
+        Protocol.OpCode.WhoAmI => "HOMI",
+        Protocol.OpCode.CheckWatches => "CHKW",
+        Protocol.OpCode.RemoveWatches => "REMW",
+        Protocol.OpCode.GetEphemerals => "GETE",
+        Protocol.OpCode.GetAllChildrenNumber => "GETACN",
+        Protocol.OpCode.Check => "CHEC",
+        _ => "NA",
+    };
 
     /// <summary>Min/avg/max latency in milliseconds, as ZooKeeper reports it.</summary>
     public static (double Min, double Avg, double Max, long Count) Latency()

@@ -110,7 +110,7 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
                 $" /{c.RemoteAddress}:{c.Remote.Port}[{(c.SessionId == 0 ? 0 : 1)}](queued={c.Outstanding},recved={c.PacketsReceived},sent={c.PacketsSent}");
             if (c.SessionId != 0)
                 b.Append(CultureInfo.InvariantCulture,
-                    $",sid={Hex(c.SessionId)},est={new DateTimeOffset(c.EstablishedUtc).ToUnixTimeMilliseconds()},to={c.SessionTimeoutMs},lzxid={Hex(c.LastZxid)}");
+                    $",sid={Hex(c.SessionId)},lop={c.LastOp},est={new DateTimeOffset(c.EstablishedUtc).ToUnixTimeMilliseconds()},to={c.SessionTimeoutMs},lcxid={Hex(c.LastCxid)},lzxid={Hex(c.LastZxid)},lresp={c.LastResponseMs},llat={c.LastLatencyMs},minlat=0,avglat=0.0,maxlat=0");
             b.Append(")\n");
         }
         return b.Append('\n').ToString();

@@ -45,6 +45,11 @@ public sealed class ClientConnection
     public long PacketsReceived;
     public long PacketsSent;
     public long LastZxid;
+    /// <summary>For cons: the last op's ZooKeeper abbreviation, xid, response time and latency.</summary>
+    public string LastOp = "NA";
+    public int LastCxid;
+    public long LastResponseMs;
+    public long LastLatencyMs;
     public string RemoteAddress => Remote.Address.IsIPv4MappedToIPv6 ? Remote.Address.MapToIPv4().ToString() : Remote.Address.ToString();
     public int Outstanding => _maxInflight - _inflight.CurrentCount;
     private readonly int _maxInflight;

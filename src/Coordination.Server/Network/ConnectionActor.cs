@@ -15,6 +15,7 @@ public sealed class ConnectionActor : ReceiveActor
 {
     private sealed record Handshake(ConnectRequest Request);
     private sealed record ReadFinished(ClientConnection.ReadOutcome Outcome, string? Detail);
+    private sealed class WriteFinished { public static readonly WriteFinished Instance = new(); }
 
     private readonly ClientConnection _connection;
     private readonly IActorRef _sessionManager;
@@ -31,9 +32,12 @@ public sealed class ConnectionActor : ReceiveActor
 
         Receive<Handshake>(h => _sessionManager.Tell(new Connect(_connection, h.Request)));
         Receive<ReadFinished>(OnReadFinished);
+        // The write loop ends after a close-after-flush or an abort; only then is everything sent.
+        Receive<WriteFinished>(_ => Context.Stop(Self));
         Receive<Status.Failure>(f =>
         {
             _log.Warning("Connection {0} failed: {1}", _connection.Remote, f.Cause.Message);
+            _connection.Abort();
             Finish();
         });
     }
@@ -45,7 +49,7 @@ public sealed class ConnectionActor : ReceiveActor
     {
         _registry.Add(_connection);
         var self = Self;
-        _ = _connection.WriteLoopAsync();
+        _connection.WriteLoopAsync().PipeTo(self, success: () => WriteFinished.Instance);
         _connection.ReadLoopAsync(request => self.Tell(new Handshake(request)))
             .PipeTo(self, success: r => new ReadFinished(r.Outcome, r.Detail));
     }
@@ -62,13 +66,12 @@ public sealed class ConnectionActor : ReceiveActor
         {
             case ClientConnection.ReadOutcome.FourLetterWord:
                 var word = finished.Detail!;
-                var self = Self;
+                var connection = _connection;
                 _admin.RunAsync(word).ContinueWith(t =>
                 {
                     var text = t.IsCompletedSuccessfully ? t.Result : $"error: {t.Exception?.GetBaseException().Message}\n";
-                    _connection.Send(System.Text.Encoding.UTF8.GetBytes(text), isResponse: false);
-                    _connection.CloseAfterFlush();
-                    self.Tell(PoisonPill.Instance);
+                    connection.Send(System.Text.Encoding.UTF8.GetBytes(text), isResponse: false);
+                    connection.CloseAfterFlush();
                 });
                 return;
             case ClientConnection.ReadOutcome.ProtocolError:
@@ -79,15 +82,13 @@ public sealed class ConnectionActor : ReceiveActor
             case ClientConnection.ReadOutcome.Refused:
                 break;   // the session already queued its answer and asked for a close after flush
             default:
-                _connection.Abort();
+                // The client closed its side: send what is queued (e.g. the closeSession reply), then close.
+                _connection.CloseAfterFlush();
                 break;
         }
         Finish();
     }
 
-    private void Finish()
-    {
-        _connection.Owner?.Tell(new ConnectionEnded(_connection));
-        Context.Stop(Self);
-    }
+    /// <summary>Tells the session; the actor stops when the write loop has ended.</summary>
+    private void Finish() => _connection.Owner?.Tell(new ConnectionEnded(_connection));
 }

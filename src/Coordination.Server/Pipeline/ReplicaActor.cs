@@ -273,6 +273,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
         {
             case PathWatchRequest r when request.Op == OpCode.Exists:
             {
+                // ZooKeeper 3.8 checks no ACL on exists.
                 var node = _tree.Find(r.NodePath);
                 if (r.Watch && Paths.IsValid(r.NodePath)) _watches.Add(r.NodePath, sid, WatchKind.Data);
                 return node is null ? (ErrorCode.NoNode, EmptyResponse.Instance) : (ErrorCode.Ok, new StatResponse(node.Stat));
@@ -299,7 +300,9 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
                 var node = _tree.Find(r.NodePath);
                 if (node is null) return (ErrorCode.NoNode, EmptyResponse.Instance);
                 if (!Acls.Check(node.Acl, Perms.Read | Perms.Admin, request.Auth)) return (ErrorCode.NoAuth, EmptyResponse.Instance);
-                return (ErrorCode.Ok, new GetAclResponse(node.Acl, node.Stat));
+                // Without ADMIN, digest hashes are masked, as ZooKeeper does since 3.6.
+                var acl = Acls.Check(node.Acl, Perms.Admin, request.Auth) ? node.Acl : MaskDigests(node.Acl);
+                return (ErrorCode.Ok, new GetAclResponse(acl, node.Stat));
             }
             case PathRequest r when request.Op == OpCode.GetAllChildrenNumber:
             {
@@ -327,7 +330,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
                 var node = _tree.Find(r.NodePath);
                 if (node is not null && !Acls.Check(node.Acl, Perms.Read, request.Auth)) return (ErrorCode.NoAuth, EmptyResponse.Instance);
                 _watches.Add(r.NodePath, sid, r.Mode == AddWatchMode.PersistentRecursive ? WatchKind.PersistentRecursive : WatchKind.Persistent);
-                return (ErrorCode.Ok, EmptyResponse.Instance);
+                return (ErrorCode.Ok, ErrorCodeResponse.Ok);
             }
             case WatchesRequest r:
             {
@@ -337,10 +340,28 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
             case MalformedRequest:
                 return (ErrorCode.MarshallingError, EmptyResponse.Instance);
             case EmptyRequest when request.Op == OpCode.WhoAmI:
-                return (ErrorCode.Ok, new WhoAmIResponse(request.Auth.Ids.Select(i => new ClientInfo(i.Scheme, i.Ident)).ToList()));
+                return (ErrorCode.Ok, new WhoAmIResponse(request.Auth.Ids.Select(ClientInfoOf).ToList()));
             default:
                 return (ErrorCode.Unimplemented, EmptyResponse.Instance);
         }
+    }
+
+    /// <summary>whoAmI reports a digest identity by its user name only, never the hash.</summary>
+    private static ClientInfo ClientInfoOf(Id id)
+    {
+        var colon = id.Ident.IndexOf(':');
+        return new ClientInfo(id.Scheme, id.Scheme == "digest" && colon >= 0 ? id.Ident[..colon] : id.Ident);
+    }
+
+    private static IReadOnlyList<Acl> MaskDigests(IReadOnlyList<Acl> acl)
+    {
+        var masked = new List<Acl>(acl.Count);
+        foreach (var entry in acl)
+        {
+            var colon = entry.Id.Ident.IndexOf(':');
+            masked.Add(entry.Id.Scheme == "digest" && colon >= 0 ? entry with { Id = entry.Id with { Ident = entry.Id.Ident[..colon] + ":x" } } : entry);
+        }
+        return masked;
     }
 
     private MultiResponse MultiRead(MultiRequest multi, AuthContext auth)

@@ -84,6 +84,8 @@ public sealed class SessionActor : ReceiveActor
     {
         if (!ReferenceEquals(incoming.Connection, _connection)) return;   // a request from a replaced connection
         TouchIfDue();
+        incoming.Connection.LastOp = ServerStats.Abbreviation(incoming.Op);
+        incoming.Connection.LastCxid = incoming.Xid;
         switch (incoming.Op)
         {
             case OpCode.Ping:
@@ -101,8 +103,8 @@ public sealed class SessionActor : ReceiveActor
 
     private void Authenticate(Incoming incoming, AuthRequest auth)
     {
-        var id = Acls.Authenticate(auth.Scheme, auth.Auth, _settings.SuperDigest);
-        if (id is null)
+        var granted = Acls.AuthenticateIds(auth.Scheme, auth.Auth, _settings.SuperDigest);
+        if (granted is null || granted.Count == 0)
         {
             // As ZooKeeper: AuthFailed, then the connection closes and the client reports AUTH_FAILED.
             _log.Info("Auth failed for session 0x{0:x} scheme {1}", _sessionId, auth.Scheme);
@@ -111,7 +113,7 @@ public sealed class SessionActor : ReceiveActor
             return;
         }
         var ids = _auth.Ids.ToList();
-        if (!ids.Contains(id)) ids.Add(id);
+        foreach (var id in granted) if (!ids.Contains(id)) ids.Add(id);
         _auth = new AuthContext(ids);
         incoming.Connection.Send(Frames.Encode(new ReplyHeader(Xids.AuthPacket, _lastZxid, ErrorCode.Ok), null), isResponse: true);
     }
@@ -148,9 +150,11 @@ public sealed class SessionActor : ReceiveActor
         {
             case Reply reply:
                 if (reply.Zxid > _lastZxid) _lastZxid = reply.Zxid;
-                if (_received.TryDequeue(out var receivedTicks)) ServerStats.RecordLatency(receivedTicks);
+                var latencyMs = _received.TryDequeue(out var receivedTicks) ? ServerStats.RecordLatency(receivedTicks) : 0;
                 if (_connection is { } c)
                 {
+                    c.LastLatencyMs = latencyMs;
+                    c.LastResponseMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
                     c.LastZxid = _lastZxid;
                     c.Send(Frames.Encode(new ReplyHeader(reply.Xid, reply.Zxid, reply.Err), reply.Body), isResponse: true);
                 }

@@ -1,0 +1,114 @@
+using Xunit.Abstractions;
+
+namespace Coordination.Compat.Tests;
+
+[CollectionDefinition(Name)]
+public sealed class ApacheCollection : ICollectionFixture<ApacheZooKeeperFixture>
+{
+    public const string Name = "compat-apache";
+}
+
+[CollectionDefinition(Name)]
+public sealed class OursCollection : ICollectionFixture<CoordinationServerFixture>
+{
+    public const string Name = "compat-ours";
+}
+
+/// <summary>
+/// One test per (check, target): each runs one kazoo or Java-client check as a subprocess against the
+/// target's shared server and asserts it exits 0. The targets are the two derived classes, so a run can
+/// be narrowed with --filter "FullyQualifiedName~ApacheTarget" or "FullyQualifiedName~OursTarget".
+/// The two targets are separate collections and so run in parallel; checks within one target run one
+/// after another against the same server (each check works below its own random path).
+/// </summary>
+public abstract class CompatTestsBase
+{
+    /// <summary>Hard limit per check subprocess; the checks' own watchdogs fire at 55 s.</summary>
+    private static readonly TimeSpan CheckTimeout = TimeSpan.FromSeconds(75);
+
+    private readonly ServerFixture _server;
+    private readonly ITestOutputHelper _output;
+
+    protected CompatTestsBase(ServerFixture server, ITestOutputHelper output)
+    {
+        _server = server;
+        _output = output;
+    }
+
+    [Theory]
+    [MemberData(nameof(CheckCatalog.KazooChecks), MemberType = typeof(CheckCatalog))]
+    public async Task Kazoo(string check)
+    {
+        var hosts = await _server.GetHostsAsync();
+        var result = await ProcessRunner.RunAsync(
+            CompatEnvironment.Python,
+            new[] { CompatEnvironment.KazooScript, "--hosts", hosts, "--check", check, "--timeout", "55" },
+            CheckTimeout,
+            new Dictionary<string, string> { ["PYTHONUNBUFFERED"] = "1", ["PYTHONDONTWRITEBYTECODE"] = "1" });
+        Report("kazoo", check, result);
+    }
+
+    [Theory]
+    [MemberData(nameof(CheckCatalog.JavaChecks), MemberType = typeof(CheckCatalog))]
+    public async Task Java(string check)
+    {
+        var hosts = await _server.GetHostsAsync();
+        var args = await JavaChecksBuild.JavaArgsAsync(hosts, check);
+        var result = await ProcessRunner.RunAsync(
+            CompatEnvironment.Java,
+            args,
+            CheckTimeout,
+            new Dictionary<string, string>
+            {
+                ["ZKCHECKS_TIMEOUT_S"] = "55",
+                ["ZKCLI"] = CompatEnvironment.ZkCli,
+            });
+        Report("java", check, result);
+    }
+
+    private void Report(string suite, string check, ProcessResult result)
+    {
+        _output.WriteLine($"[{_server.Target}] {suite}/{check}: exit {result.ExitCode}, {result.Elapsed.TotalSeconds:0.00} s");
+        _output.WriteLine(result.Output);
+        if (result.Succeeded)
+        {
+            return;
+        }
+        var why = result.TimedOut
+            ? $"timed out after {CheckTimeout.TotalSeconds:0} s"
+            : $"exit code {result.ExitCode}";
+        var serverState = "";
+        try
+        {
+            _ = _server.GetHostsAsync().GetAwaiter().GetResult();
+        }
+        catch (Exception e)
+        {
+            serverState = "\n--- server problem ---\n" + e.Message;
+        }
+        Assert.Fail(
+            $"{suite} check '{check}' against {_server.Target} (127.0.0.1:{_server.Port}) failed: {why}\n" +
+            $"--- check output ---\n{result.Output.TrimEnd()}{serverState}\n" +
+            $"--- server log tail ({_server.LogPath}) ---\n{_server.LogTail(25)}");
+    }
+}
+
+/// <summary>The checks against Apache ZooKeeper 3.8: the reference; these must always pass.</summary>
+[Collection(ApacheCollection.Name)]
+public sealed class ApacheTarget : CompatTestsBase
+{
+    public ApacheTarget(ApacheZooKeeperFixture server, ITestOutputHelper output)
+        : base(server, output)
+    {
+    }
+}
+
+/// <summary>The same checks against Coordination.Server.</summary>
+[Collection(OursCollection.Name)]
+public sealed class OursTarget : CompatTestsBase
+{
+    public OursTarget(CoordinationServerFixture server, ITestOutputHelper output)
+        : base(server, output)
+    {
+    }
+}
