@@ -61,6 +61,37 @@ public static class CompatEnvironment
     /// <summary>Container and TTL sweep interval of both servers under test.</summary>
     public const int ContainerCheckIntervalMs = 1000;
 
+    /// <summary>
+    /// Skips a check when the reference tools (Debian's zookeeper and python3-kazoo packages, a JDK) are missing,
+    /// so that the README's test command works on a machine with only the .NET SDK. CI sets
+    /// COORDINATION_REQUIRE_COMPAT=1, which turns a missing tool into a failure instead.
+    /// </summary>
+    public static void SkipUnlessAvailable(bool needsKazoo)
+    {
+        var missing = !File.Exists(ZooKeeperJar) ? $"{ZooKeeperJar} (Debian package zookeeper)"
+            : !CommandWorks(Java, "-version") ? "java (a JDK)"
+            : needsKazoo && !KazooAvailable.Value ? "kazoo for " + Python + " (Debian package python3-kazoo)"
+            : null;
+        if (missing is null) return;
+        if (Env("COORDINATION_REQUIRE_COMPAT") == "1") Assert.Fail($"compatibility prerequisite missing: {missing}");
+        Skip.If(true, $"compatibility prerequisite missing: {missing}");
+    }
+
+    private static readonly Lazy<bool> KazooAvailable = new(() => CommandWorks(Python, "-c", "import kazoo"));
+
+    private static bool CommandWorks(string file, params string[] args)
+    {
+        try
+        {
+            var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var a in args) info.ArgumentList.Add(a);
+            using var p = Process.Start(info)!;
+            if (!p.WaitForExit(30_000)) { p.Kill(true); return false; }
+            return p.ExitCode == 0;
+        }
+        catch (Exception) { return false; }
+    }
+
     public static string CreateTempDir(string prefix)
     {
         var dir = Path.Combine(Path.GetTempPath(), $"{prefix}-{Guid.NewGuid():N}");

@@ -320,10 +320,15 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
             case PathRequest r when request.Op == OpCode.Sync:
                 return (ErrorCode.Ok, new PathResponse(r.NodePath));
             case MultiRequest multi when request.Op == OpCode.MultiRead:
+                // As ZooKeeper: a multiRead may hold only getData and getChildren ("Mixing different kind of ops").
+                foreach (var op in multi.Ops)
+                    if (op.Type is not (OpCode.GetData or OpCode.GetChildren)) return (ErrorCode.MarshallingError, EmptyResponse.Instance);
                 return (ErrorCode.Ok, MultiRead(multi, request.Auth));
             case SetWatchesRequest r:
                 SetWatches(r, session, sid);
                 return (ErrorCode.Ok, EmptyResponse.Instance);
+            case AddWatchRequest r when r.Mode is not (AddWatchMode.Persistent or AddWatchMode.PersistentRecursive):
+                return (ErrorCode.MarshallingError, EmptyResponse.Instance);
             case AddWatchRequest r:
             {
                 if (!Paths.IsValid(r.NodePath)) return (ErrorCode.BadArguments, EmptyResponse.Instance);

@@ -39,6 +39,8 @@ public sealed class SessionActor : ReceiveActor
     private Attach? _attaching;
     private long _lastTouchTicks;
     private long _lastZxid;
+    /// <summary>The xid whose reply is the last one this connection gets (after an unknown op code).</summary>
+    private int? _closeAfterXid;
     /// <summary>Receive times of forwarded requests, in request order, for latency statistics.</summary>
     private readonly Queue<long> _received = new();
 
@@ -63,6 +65,7 @@ public sealed class SessionActor : ReceiveActor
     {
         // A newer connection replaces the current one (ZooKeeper closes the old connection of a moved session).
         if (_attaching is { } previous) previous.Connection.Abort();
+        _closeAfterXid = null;
         if (_connection is { } old)
         {
             _connection = null;
@@ -94,7 +97,13 @@ public sealed class SessionActor : ReceiveActor
             case OpCode.Auth when incoming.Body is AuthRequest auth:
                 Authenticate(incoming, auth);
                 return;
+            case OpCode.Auth:
+                // An undecodable auth packet closes the connection, as in ZooKeeper.
+                incoming.Connection.Abort();
+                return;
             default:
+                // ZooKeeper answers an unknown op code with Unimplemented and then closes the connection.
+                if (incoming.Body is UnknownOpRequest) _closeAfterXid = incoming.Xid;
                 _received.Enqueue(incoming.ReceivedTicks);
                 _replica.Tell(new ClientRequest(_sessionId, incoming.Xid, incoming.Op, incoming.Body, _auth, Self));
                 return;
@@ -157,6 +166,7 @@ public sealed class SessionActor : ReceiveActor
                     c.LastResponseMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
                     c.LastZxid = _lastZxid;
                     c.Send(Frames.Encode(new ReplyHeader(reply.Xid, reply.Zxid, reply.Err), reply.Body), isResponse: true);
+                    if (_closeAfterXid == reply.Xid) c.CloseAfterFlush();
                 }
                 break;
             case Notification n:

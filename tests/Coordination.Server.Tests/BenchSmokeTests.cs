@@ -1,0 +1,55 @@
+using System.Text.Json;
+using Coordination.Bench;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Coordination.Server.Tests;
+
+/// <summary>Runs Coordination.Bench in-process for ~2 s against a real server and checks its JSON report.</summary>
+public sealed class BenchSmokeTests(ITestOutputHelper output)
+{
+    [Theory]
+    [MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
+    public async Task Bench_runs_without_errors_and_reports_json(string target)
+    {
+        await using var server = await Targets.StartAsync(target, output);
+        await Targets.WithServerOutputOnFailure(server, output, async () =>
+        {
+            var stdout = new StringWriter();
+            var stderr = new StringWriter();
+            var code = await BenchApp.RunAsync(
+            [
+                "--connect", server.ConnectString, "--sessions", "4", "--inflight", "8", "--op", "mixed", "--read-ratio", "0.8",
+                "--znodes", "200", "--warmup", "500ms", "--duration", "2s", "--watchers", "5", "--server-pid", server.Pid.ToString(), "--json",
+            ], stdout, stderr);
+            output.WriteLine(stderr.ToString());
+            output.WriteLine(stdout.ToString());
+            Assert.True(code == 0, $"bench exit code {code}");
+
+            using var json = JsonDocument.Parse(stdout.ToString());
+            var r = json.RootElement;
+            Assert.True(r.GetProperty("ops").GetInt64() > 0, "no successful ops");
+            Assert.True(r.GetProperty("ops_per_sec").GetDouble() > 0);
+            Assert.Equal(0, r.GetProperty("errors").GetInt64());
+            Assert.Equal(0, r.GetProperty("warmup_errors").GetInt64());
+            Assert.Equal(0, r.GetProperty("connection_losses").GetInt64());
+            Assert.True(r.GetProperty("latency_us").GetProperty("p99").GetDouble() > 0);
+            Assert.True(r.GetProperty("per_op").GetProperty("get").GetProperty("ops").GetInt64() > 0);
+            Assert.True(r.GetProperty("per_op").GetProperty("set").GetProperty("ops").GetInt64() > 0);
+            var watch = r.GetProperty("watch");
+            Assert.True(watch.GetProperty("rounds").GetInt64() > 0, "no watch fan-out round completed");
+            Assert.Equal(0, watch.GetProperty("missed_notifications").GetInt64());
+            Assert.True(r.GetProperty("server").GetProperty("cpu_ms").GetDouble() >= 0);
+        });
+    }
+
+    [Fact]
+    public async Task Bench_rejects_bad_arguments()
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        Assert.Equal(2, await BenchApp.RunAsync(["--op", "frobnicate"], stdout, stderr));
+        Assert.Contains("unknown op", stderr.ToString());
+        Assert.Equal(0, await BenchApp.RunAsync(["--help"], stdout, stderr));
+    }
+}

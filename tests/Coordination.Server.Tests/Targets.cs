@@ -1,0 +1,36 @@
+using Coordination.TestKit;
+using Xunit;
+using Xunit.Abstractions;
+
+// These tests start real server processes and load them; on a 2-core machine they must not overlap.
+[assembly: CollectionBehavior(DisableTestParallelization = true)]
+
+namespace Coordination.Server.Tests;
+
+/// <summary>
+/// The servers a test runs against: "ours" (Coordination.Server, built output) and "apache" (Apache ZooKeeper 3.8,
+/// the reference). A test that passes on "apache" shows that the test itself is right.
+/// </summary>
+public static class Targets
+{
+    public static TheoryData<string> All => new() { "ours", "apache" };
+
+    public static async Task<ServerProcess> StartAsync(string target, ITestOutputHelper output, ServerProcessOptions? options = null)
+    {
+        var server = await ServerProcess.StartAsync(target, options);
+        output.WriteLine($"started {server} (rss {ProcStats.FormatBytes(server.RssBytes)})");
+        return server;
+    }
+
+    /// <summary>Runs <paramref name="body"/>; on failure prints the tail of the server's output before rethrowing.</summary>
+    public static async Task WithServerOutputOnFailure(ServerProcess server, ITestOutputHelper output, Func<Task> body)
+    {
+        try { await body(); }
+        catch
+        {
+            output.WriteLine($"--- {server.Kind} server output tail (exited: {server.HasExited}, code {server.ExitCode}) ---");
+            output.WriteLine(server.OutputTail);
+            throw;
+        }
+    }
+}
