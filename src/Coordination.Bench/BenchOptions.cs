@@ -28,12 +28,15 @@ public sealed record BenchOptions
     public bool Progress { get; init; } = true;
     /// <summary>"ours" or "apache": start that server (TestKit ServerProcess) on a free port and bench it.</summary>
     public string? Launch { get; init; }
+    /// <summary>Extra zoo.cfg lines when launching Apache ZooKeeper (e.g. forceSync=no).</summary>
+    public IReadOnlyList<string> ApacheConfig { get; init; } = [];
 
     public const string Usage = """
         Coordination.Bench: wire-protocol load generator for ZooKeeper-compatible servers.
 
           --connect host:port[,host:port]  servers; sessions are spread round-robin      (127.0.0.1:2181)
           --launch ours|apache             start that server on a free 127.0.0.1 port and bench it instead
+          --apache-cfg LINE                an extra zoo.cfg line for --launch apache (repeatable), e.g. forceSync=no
           --sessions N                     client sessions generating load                (16; 0 = watchers only)
           --inflight D                     outstanding requests per session               (16)
           --op get|exists|set|create|delete|multi|mixed                                   (get)
@@ -77,6 +80,7 @@ public sealed record BenchOptions
             {
                 "connect" => o with { Connect = Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) },
                 "launch" => o with { Launch = Value() },
+                "apache-cfg" => o with { ApacheConfig = [.. o.ApacheConfig, Value()] },
                 "sessions" => o with { Sessions = Int(name, Value(), 0) },
                 "inflight" => o with { Inflight = Int(name, Value(), 1) },
                 "op" => o with { Op = ParseOp(Value()) },

@@ -44,7 +44,7 @@ public static class BenchApp
         {
             if (options.Launch is { } target)
             {
-                launched = await ServerProcess.StartAsync(target, ct: ct);
+                launched = await ServerProcess.StartAsync(target, new ServerProcessOptions { ExtraZooCfg = options.ApacheConfig }, ct);
                 await progress.WriteLineAsync($"launched {launched}");
                 options = options with { Connect = [launched.ConnectString], ServerPid = options.ServerPid ?? launched.Pid };
             }
