@@ -277,7 +277,10 @@ public sealed class ServerProcess : IAsyncDisposable
         catch (WireConnectionException) { return false; }
     }
 
-    /// <summary>Finds Coordination.Server.dll: $COORDINATION_SERVER_DLL, else the Release then Debug build under the solution.</summary>
+    /// <summary>
+    /// Finds Coordination.Server.dll: $COORDINATION_SERVER_DLL, else the server built in the same configuration as
+    /// the running tests (so `dotnet test -c Release` never picks up a stale Debug build, or the reverse), else the other.
+    /// </summary>
     public static string FindServerDll()
     {
         var env = System.Environment.GetEnvironmentVariable("COORDINATION_SERVER_DLL");
@@ -288,7 +291,8 @@ public sealed class ServerProcess : IAsyncDisposable
         }
         var root = FindRepositoryRoot();
         var tried = new List<string>();
-        foreach (var configuration in new[] { "Release", "Debug" })
+        var own = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Debug{Path.DirectorySeparatorChar}") ? "Debug" : "Release";
+        foreach (var configuration in new[] { own, own == "Release" ? "Debug" : "Release" })
         {
             var candidate = Path.Combine(root, "src", "Coordination.Server", "bin", configuration, "net10.0", "Coordination.Server.dll");
             tried.Add(candidate);
