@@ -1,0 +1,51 @@
+namespace Coordination.Core.Zab;
+
+/// <summary>A logged txn: its zxid and its opaque bytes (the jute encoding of header and txn).</summary>
+public sealed record LogEntry(long Zxid, byte[] Payload);
+
+/// <summary>Messages between peers. <see cref="From"/> is the sender's server id.</summary>
+public abstract record ZabMessage(long From);
+
+public sealed record ElectionMessage(long From, Notification Notification) : ZabMessage(From);
+/// <summary>Learner → leader, discovery: the learner's accepted epoch and history.</summary>
+public sealed record FollowerInfo(long From, long AcceptedEpoch, long LastZxid, bool IsObserver) : ZabMessage(From);
+/// <summary>Leader → learner: the new epoch (NEWEPOCH).</summary>
+public sealed record LeaderInfo(long From, long NewEpoch) : ZabMessage(From);
+/// <summary>Learner → leader: it accepted the new epoch; carries its current epoch and last zxid.</summary>
+public sealed record AckEpoch(long From, long CurrentEpoch, long LastZxid) : ZabMessage(From);
+/// <summary>
+/// Leader → learner, synchronisation plus NEWLEADER in one message: truncate if told, install the snapshot at
+/// <see cref="SnapshotZxid"/> if told (the bytes travel on their own channel), append <see cref="Entries"/>,
+/// then adopt <see cref="Epoch"/> as current epoch. Everything up to <see cref="CommittedZxid"/> is committed.
+/// </summary>
+public sealed record SyncLearner(long From, SyncMode Mode, long TruncateTo, long SnapshotZxid, IReadOnlyList<LogEntry> Entries,
+    long Epoch, long CommittedZxid) : ZabMessage(From);
+/// <summary>Learner → leader: it is synchronised and durable at the new epoch (ACK of NEWLEADER).</summary>
+public sealed record AckNewLeader(long From, long Epoch, long LastZxid) : ZabMessage(From);
+/// <summary>Leader → learner: broadcast has begun; commit up to <see cref="CommittedZxid"/> and serve clients.</summary>
+public sealed record UpToDate(long From, long CommittedZxid) : ZabMessage(From);
+public sealed record Propose(long From, LogEntry Entry) : ZabMessage(From);
+/// <summary>Cumulative: the sender has durably logged everything up to <see cref="Zxid"/>.</summary>
+public sealed record Ack(long From, long Zxid) : ZabMessage(From);
+/// <summary>Everything up to <see cref="Zxid"/> is committed.</summary>
+public sealed record Commit(long From, long Zxid) : ZabMessage(From);
+/// <summary>Leader → observer: a committed txn (observers never see uncommitted proposals).</summary>
+public sealed record Inform(long From, LogEntry Entry) : ZabMessage(From);
+public sealed record Ping(long From, long CommittedZxid) : ZabMessage(From);
+public sealed record PingReply(long From, long LastZxid) : ZabMessage(From);
+
+/// <summary>What a peer asks its host to do, in order. Storage outputs must be carried out before later sends.</summary>
+public abstract record ZabOutput;
+public sealed record SendTo(long To, ZabMessage Message) : ZabOutput;
+/// <summary>Append to the log; the host reports <see cref="ZabPeer.Persisted"/> once durable (group commit allowed).</summary>
+public sealed record AppendEntries(IReadOnlyList<LogEntry> Entries) : ZabOutput;
+/// <summary>Drop logged txns after <see cref="Zxid"/> (they were never committed). Append-only journals record this as an event.</summary>
+public sealed record TruncateLog(long Zxid) : ZabOutput;
+/// <summary>Replace the state with the leader's snapshot at <see cref="Zxid"/>, fetched from <see cref="Leader"/>.</summary>
+public sealed record InstallSnapshot(long Leader, long Zxid) : ZabOutput;
+/// <summary>Durably record the accepted epoch (before acknowledging it) or the current epoch.</summary>
+public sealed record SaveEpochs(long AcceptedEpoch, long CurrentEpoch) : ZabOutput;
+/// <summary>Apply committed txns up to <see cref="Zxid"/> to the state.</summary>
+public sealed record CommitUpTo(long Zxid) : ZabOutput;
+/// <summary>The peer's role changed; <see cref="ServesClients"/> is true only once synchronised with a quorum-backed leader.</summary>
+public sealed record RoleChanged(PeerState Role, long Leader, long Epoch, bool ServesClients) : ZabOutput;

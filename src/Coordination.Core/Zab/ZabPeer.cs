@@ -1,0 +1,422 @@
+namespace Coordination.Core.Zab;
+
+/// <summary>What a peer reads from its durable log; writes go through <see cref="ZabOutput"/>s.</summary>
+public interface IZabLogView
+{
+    /// <summary>The zxid of the last txn in the log (0 when empty).</summary>
+    long LastZxid { get; }
+    /// <summary>The snapshot/purge point: the log holds every txn after it.</summary>
+    long RetainedFrom { get; }
+    /// <summary>The logged txns after <paramref name="zxid"/>, ascending (zxid ≥ RetainedFrom).</summary>
+    IReadOnlyList<LogEntry> EntriesAfter(long zxid);
+}
+
+public sealed record ZabSettings(long TickMs = 100, int InitLimitTicks = 10, int SyncLimitTicks = 5, long FinalizeWaitMs = 200);
+
+/// <summary>
+/// One server's Zab protocol as a deterministic state machine (in the manner of etcd's raft): election, discovery
+/// (new epoch), synchronisation (DIFF/TRUNC/SNAP) and broadcast (PROPOSAL, ACK, COMMIT), with no threads, sockets,
+/// clocks or disk. The host feeds messages, ticks and durability reports, and carries out the outputs in order.
+/// Leadership and commits are decided here alone; membership signals from Akka.Cluster are never consulted.
+/// </summary>
+public sealed class ZabPeer
+{
+    private sealed class Learner(long id, bool isObserver)
+    {
+        public readonly long Id = id;
+        public readonly bool IsObserver = isObserver;
+        public long AcceptedEpoch;
+        public long LastZxid;
+        public bool AckedEpoch;
+        public bool Synced;          // sent its sync; it now receives every broadcast
+        public bool AckedNewLeader;
+        public long LastHeardMs;
+    }
+
+    private readonly long _myId;
+    private readonly Quorum _quorum;
+    private readonly IReadOnlySet<long> _members;
+    private readonly IZabLogView _log;
+    private readonly ZabSettings _settings;
+    private readonly FastLeaderElection _election;
+
+    // Leader state
+    private readonly Dictionary<long, Learner> _learners = new();
+    private readonly Dictionary<long, LogEntry> _uncommitted = new();
+    private CommitTracker? _tracker;
+    private long _newEpoch = -1;
+    private long _nextCounter;
+    private bool _established;
+    private long _leadingSinceMs;
+
+    // Learner state
+    private long _leaderHeardMs;
+    private long _awaitNewLeaderAckAt = -1;
+    private bool _upToDate;
+    /// <summary>The last zxid this peer has told its host to log (the host's log may lag by the outputs not yet carried out).</summary>
+    private long _logged;
+
+    public ZabPeer(long myId, IEnumerable<long> voters, IEnumerable<long> observers, IZabLogView log, long acceptedEpoch, long currentEpoch, ZabSettings? settings = null)
+    {
+        _myId = myId;
+        _quorum = new Quorum(voters);
+        _members = _quorum.Voters.Concat(observers).ToHashSet();
+        _log = log;
+        _settings = settings ?? new ZabSettings();
+        _election = new FastLeaderElection(myId, _quorum, _settings.FinalizeWaitMs);
+        AcceptedEpoch = acceptedEpoch;
+        CurrentEpoch = currentEpoch;
+    }
+
+    public PeerState Role { get; private set; } = PeerState.Looking;
+    public long Leader { get; private set; } = -1;
+    public long AcceptedEpoch { get; private set; }
+    public long CurrentEpoch { get; private set; }
+    public long Committed { get; private set; }
+    public long Persisted { get; private set; }
+    /// <summary>True when this server may serve clients: an established leader, or a learner that got UPTODATE.</summary>
+    public bool ServesClients => Role == PeerState.Leading ? _established : _upToDate;
+    public bool IsObserver => !_quorum.IsVoter(_myId);
+
+    private IEnumerable<long> Others => _members.Where(m => m != _myId);
+
+    public IReadOnlyList<ZabOutput> Start(long nowMs)
+    {
+        Persisted = _logged = _log.LastZxid;
+        var outputs = new List<ZabOutput>();
+        Elect(nowMs, outputs);
+        return outputs;
+    }
+
+    private void Elect(long nowMs, List<ZabOutput> outputs)
+    {
+        Role = IsObserver ? PeerState.Observing : PeerState.Looking;
+        Leader = -1;
+        ResetRoleState();
+        outputs.Add(new RoleChanged(Role, -1, CurrentEpoch, false));
+        Route(_election.Start(_logged, CurrentEpoch, nowMs), nowMs, outputs);
+    }
+
+    private void ResetRoleState()
+    {
+        _learners.Clear();
+        _uncommitted.Clear();
+        _tracker = null;
+        _newEpoch = -1;
+        _established = false;
+        _upToDate = false;
+        _awaitNewLeaderAckAt = -1;
+    }
+
+    private void Route(IReadOnlyList<ElectionOutput> electionOutputs, long nowMs, List<ZabOutput> outputs)
+    {
+        foreach (var e in electionOutputs)
+        {
+            switch (e)
+            {
+                case BroadcastNotification b:
+                    foreach (var to in Others) outputs.Add(new SendTo(to, new ElectionMessage(_myId, b.Notification)));
+                    break;
+                case SendNotification s:
+                    outputs.Add(new SendTo(s.To, new ElectionMessage(_myId, s.Notification)));
+                    break;
+                case ElectionDecided d when Leader == -1:
+                    OnElected(d, nowMs, outputs);
+                    break;
+            }
+        }
+    }
+
+    private void OnElected(ElectionDecided decided, long nowMs, List<ZabOutput> outputs)
+    {
+        Leader = decided.Vote.Leader;
+        if (decided.State == PeerState.Leading)
+        {
+            Role = PeerState.Leading;
+            _leadingSinceMs = nowMs;
+            outputs.Add(new RoleChanged(Role, _myId, CurrentEpoch, false));
+            TryChooseEpoch(outputs);
+            return;
+        }
+        Role = IsObserver ? PeerState.Observing : PeerState.Following;
+        _leaderHeardMs = nowMs;
+        outputs.Add(new RoleChanged(Role, Leader, CurrentEpoch, false));
+        outputs.Add(new SendTo(Leader, new FollowerInfo(_myId, AcceptedEpoch, _logged, IsObserver)));
+    }
+
+    /// <summary>Durability report from the host: everything up to <paramref name="zxid"/> is on disk.</summary>
+    public IReadOnlyList<ZabOutput> OnPersisted(long zxid, long nowMs)
+    {
+        var outputs = new List<ZabOutput>();
+        if (zxid <= Persisted) return outputs;
+        Persisted = zxid;
+        if (Role == PeerState.Leading && _tracker is not null) OnCommits(_tracker.Acked(_myId, zxid), outputs);
+        else if (Role is PeerState.Following)
+        {
+            var newLeaderAt = _awaitNewLeaderAckAt;
+            if (newLeaderAt >= 0 && zxid >= newLeaderAt) SendNewLeaderAck(outputs);
+            if (newLeaderAt < 0 || zxid > newLeaderAt) outputs.Add(new SendTo(Leader, new Ack(_myId, zxid)));
+        }
+        return outputs;
+    }
+
+    /// <summary>The leader proposes a client write. Returns null when this peer cannot propose now.</summary>
+    public long? AllocateZxid() => Role == PeerState.Leading && _established ? Zxids.Make(_newEpoch, ++_nextCounter) : null;
+
+    public IReadOnlyList<ZabOutput> Propose(LogEntry entry)
+    {
+        if (Role != PeerState.Leading || !_established || _tracker is null) throw new InvalidOperationException("not an established leader");
+        _tracker.Proposed(entry.Zxid);
+        _uncommitted[entry.Zxid] = entry;
+        _logged = entry.Zxid;
+        var outputs = new List<ZabOutput> { new AppendEntries([entry]) };
+        foreach (var learner in _learners.Values)
+            if (learner.Synced && !learner.IsObserver) outputs.Add(new SendTo(learner.Id, new Propose(_myId, entry)));
+        return outputs;
+    }
+
+    public IReadOnlyList<ZabOutput> Receive(ZabMessage message, long nowMs)
+    {
+        var outputs = new List<ZabOutput>();
+        if (message is ElectionMessage election)
+        {
+            Route(_election.Receive(election.Notification, nowMs), nowMs, outputs);
+            return outputs;
+        }
+        if (Role == PeerState.Leading) OnLeaderMessage(message, nowMs, outputs);
+        else if (Role is PeerState.Following or PeerState.Observing && message.From == Leader) OnLearnerMessage(message, nowMs, outputs);
+        return outputs;
+    }
+
+    public IReadOnlyList<ZabOutput> Tick(long nowMs)
+    {
+        var outputs = new List<ZabOutput>();
+        switch (Role)
+        {
+            case PeerState.Looking:
+            case PeerState.Observing when Leader == -1:
+                Route(_election.Tick(nowMs), nowMs, outputs);
+                break;
+            case PeerState.Leading:
+                LeaderTick(nowMs, outputs);
+                break;
+            default:
+                var limit = (_upToDate ? _settings.SyncLimitTicks : _settings.InitLimitTicks) * _settings.TickMs;
+                if (nowMs - _leaderHeardMs > limit) Elect(nowMs, outputs);   // leader gone: ZooKeeper's syncLimit
+                break;
+        }
+        return outputs;
+    }
+
+    // ---------------- leader ----------------
+
+    private Learner LearnerOf(long id, bool isObserver, long nowMs)
+    {
+        if (!_learners.TryGetValue(id, out var learner)) _learners[id] = learner = new Learner(id, isObserver);
+        learner.LastHeardMs = nowMs;
+        return learner;
+    }
+
+    private void OnLeaderMessage(ZabMessage message, long nowMs, List<ZabOutput> outputs)
+    {
+        if (!_members.Contains(message.From)) return;
+        switch (message)
+        {
+            case FollowerInfo info:
+            {
+                // A (re)connecting learner starts over: forget what it acked before.
+                _learners.Remove(info.From);
+                _tracker?.Forget(info.From);
+                var learner = LearnerOf(info.From, info.IsObserver || !_quorum.IsVoter(info.From), nowMs);
+                learner.AcceptedEpoch = info.AcceptedEpoch;
+                learner.LastZxid = info.LastZxid;
+                if (_newEpoch >= 0) outputs.Add(new SendTo(info.From, new LeaderInfo(_myId, _newEpoch)));
+                else TryChooseEpoch(outputs);
+                break;
+            }
+            case AckEpoch ack when _learners.TryGetValue(ack.From, out var learner) && _newEpoch >= 0:
+            {
+                learner.LastHeardMs = nowMs;
+                if (ack.CurrentEpoch > CurrentEpoch || (ack.CurrentEpoch == CurrentEpoch && ack.LastZxid > _logged))
+                {
+                    // A learner has more recent history than this leader: the election was stale. Start over.
+                    Elect(nowMs, outputs);
+                    return;
+                }
+                learner.AckedEpoch = true;
+                learner.LastZxid = ack.LastZxid;
+                SyncLearner(learner, outputs);
+                break;
+            }
+            case AckNewLeader ack when _learners.TryGetValue(ack.From, out var learner) && ack.Epoch == _newEpoch:
+            {
+                learner.LastHeardMs = nowMs;
+                learner.AckedNewLeader = true;
+                if (_established)
+                {
+                    if (!learner.IsObserver) OnCommits(_tracker!.Acked(learner.Id, ack.LastZxid), outputs);
+                    outputs.Add(new SendTo(learner.Id, new UpToDate(_myId, Committed)));
+                }
+                else TryEstablish(outputs);
+                break;
+            }
+            case Ack ack when _learners.TryGetValue(ack.From, out var learner):
+                learner.LastHeardMs = nowMs;
+                if (_tracker is not null && learner.AckedNewLeader) OnCommits(_tracker.Acked(ack.From, ack.Zxid), outputs);
+                break;
+            case PingReply reply when _learners.TryGetValue(reply.From, out var learner):
+                learner.LastHeardMs = nowMs;
+                break;
+        }
+    }
+
+    /// <summary>Discovery: once a quorum (this leader included) reported its accepted epoch, the new epoch is one past the largest.</summary>
+    private void TryChooseEpoch(List<ZabOutput> outputs)
+    {
+        if (_newEpoch >= 0) return;
+        var voters = _learners.Values.Where(l => !l.IsObserver).Select(l => l.Id).Append(_myId);
+        if (!_quorum.IsQuorum(voters)) return;
+        _newEpoch = Math.Max(AcceptedEpoch, _learners.Values.Where(l => !l.IsObserver).Select(l => l.AcceptedEpoch).DefaultIfEmpty(0).Max()) + 1;
+        AcceptedEpoch = _newEpoch;
+        outputs.Add(new SaveEpochs(AcceptedEpoch, CurrentEpoch));
+        foreach (var learner in _learners.Values) outputs.Add(new SendTo(learner.Id, new LeaderInfo(_myId, _newEpoch)));
+        // An ensemble of one has its quorum already.
+        TryEstablish(outputs);
+    }
+
+    private void SyncLearner(Learner learner, List<ZabOutput> outputs)
+    {
+        var retainedFrom = _log.RetainedFrom;
+        var entries = _log.EntriesAfter(retainedFrom);
+        var plan = SyncPlanner.Plan(learner.LastZxid, retainedFrom, entries.Select(e => e.Zxid).ToList());
+        var sendAfter = plan.Mode == SyncMode.Snap ? retainedFrom : plan.SendAfter;
+        var toSend = plan.Mode == SyncMode.Trunc ? [] : entries.Where(e => e.Zxid > sendAfter).ToList();
+        // Uncommitted proposals of this epoch follow as ordinary proposals; the sync carries the log as it is now.
+        outputs.Add(new SendTo(learner.Id, new SyncLearner(_myId, plan.Mode, plan.TruncateTo, plan.Mode == SyncMode.Snap ? retainedFrom : 0,
+            toSend, _newEpoch, Committed)));
+        learner.Synced = true;
+    }
+
+    /// <summary>NEWLEADER acked by a quorum: the leader's whole log is committed and broadcast begins.</summary>
+    private void TryEstablish(List<ZabOutput> outputs)
+    {
+        if (_established || _newEpoch < 0) return;
+        var acked = _learners.Values.Where(l => l.AckedNewLeader && !l.IsObserver).Select(l => l.Id).Append(_myId);
+        if (!_quorum.IsQuorum(acked)) return;
+        _established = true;
+        CurrentEpoch = _newEpoch;
+        outputs.Add(new SaveEpochs(AcceptedEpoch, CurrentEpoch));
+        var last = _logged;
+        _tracker = new CommitTracker(_quorum, last);
+        foreach (var l in _learners.Values.Where(l => l.AckedNewLeader && !l.IsObserver)) _tracker.Acked(l.Id, l.LastZxid);
+        _tracker.Acked(_myId, last);
+        Committed = last;
+        outputs.Add(new CommitUpTo(last));
+        foreach (var l in _learners.Values.Where(l => l.AckedNewLeader)) outputs.Add(new SendTo(l.Id, new UpToDate(_myId, last)));
+        outputs.Add(new RoleChanged(PeerState.Leading, _myId, CurrentEpoch, true));
+    }
+
+    private void OnCommits(IReadOnlyList<long> committed, List<ZabOutput> outputs)
+    {
+        if (committed.Count == 0) return;
+        var last = committed[^1];
+        Committed = last;
+        outputs.Add(new CommitUpTo(last));
+        foreach (var learner in _learners.Values)
+        {
+            if (!learner.Synced) continue;
+            if (learner.IsObserver)
+            {
+                foreach (var zxid in committed)
+                    if (_uncommitted.TryGetValue(zxid, out var entry)) outputs.Add(new SendTo(learner.Id, new Inform(_myId, entry)));
+            }
+            else outputs.Add(new SendTo(learner.Id, new Commit(_myId, last)));
+        }
+        foreach (var zxid in committed) _uncommitted.Remove(zxid);
+    }
+
+    private void LeaderTick(long nowMs, List<ZabOutput> outputs)
+    {
+        foreach (var learner in _learners.Values) outputs.Add(new SendTo(learner.Id, new Ping(_myId, Committed)));
+        var limit = (_established ? _settings.SyncLimitTicks : _settings.InitLimitTicks) * _settings.TickMs;
+        if (nowMs - _leadingSinceMs <= limit) return;
+        // A leader that cannot hear a quorum within the limit stops leading (and stops serving), as ZooKeeper's does.
+        var heard = _learners.Values.Where(l => !l.IsObserver && nowMs - l.LastHeardMs <= limit && (l.AckedNewLeader || !_established))
+            .Select(l => l.Id).Append(_myId);
+        if (!_quorum.IsQuorum(heard) || (!_established && nowMs - _leadingSinceMs > limit)) Elect(nowMs, outputs);
+    }
+
+    // ---------------- follower / observer ----------------
+
+    private void OnLearnerMessage(ZabMessage message, long nowMs, List<ZabOutput> outputs)
+    {
+        _leaderHeardMs = nowMs;
+        switch (message)
+        {
+            case LeaderInfo info:
+                if (info.NewEpoch < AcceptedEpoch) { Elect(nowMs, outputs); return; }
+                if (info.NewEpoch > AcceptedEpoch)
+                {
+                    AcceptedEpoch = info.NewEpoch;
+                    outputs.Add(new SaveEpochs(AcceptedEpoch, CurrentEpoch));
+                }
+                outputs.Add(new SendTo(Leader, new AckEpoch(_myId, CurrentEpoch, _logged)));
+                break;
+            case SyncLearner sync:
+                if (sync.Mode is SyncMode.Trunc or SyncMode.TruncThenDiff) outputs.Add(new TruncateLog(sync.TruncateTo));
+                if (sync.Mode == SyncMode.Snap) outputs.Add(new InstallSnapshot(Leader, sync.SnapshotZxid));
+                // Truncation and snapshot installation are carried out (durably) before anything that follows them.
+                if (sync.Mode is SyncMode.Trunc or SyncMode.TruncThenDiff) _logged = Persisted = Math.Min(_logged, sync.TruncateTo);
+                if (sync.Mode == SyncMode.Snap) _logged = Persisted = sync.SnapshotZxid;
+                if (sync.Entries.Count > 0)
+                {
+                    outputs.Add(new AppendEntries(sync.Entries));
+                    _logged = sync.Entries[^1].Zxid;
+                }
+                var last = _logged;
+                CurrentEpoch = sync.Epoch;
+                outputs.Add(new SaveEpochs(AcceptedEpoch, CurrentEpoch));
+                CommitLearner(sync.CommittedZxid, outputs);
+                _awaitNewLeaderAckAt = last;
+                if (Persisted >= last) SendNewLeaderAck(outputs);
+                break;
+            case UpToDate up:
+                _upToDate = true;
+                CommitLearner(up.CommittedZxid, outputs);
+                outputs.Add(new RoleChanged(Role, Leader, CurrentEpoch, true));
+                break;
+            case Propose propose when !IsObserver:
+                outputs.Add(new AppendEntries([propose.Entry]));
+                _logged = propose.Entry.Zxid;
+                break;
+            case Commit commit:
+                CommitLearner(commit.Zxid, outputs);
+                break;
+            case Inform inform when IsObserver:
+                outputs.Add(new AppendEntries([inform.Entry]));
+                _logged = inform.Entry.Zxid;
+                CommitLearner(inform.Entry.Zxid, outputs);
+                break;
+            case Ping ping:
+                outputs.Add(new SendTo(Leader, new PingReply(_myId, _logged)));
+                if (_upToDate) CommitLearner(ping.CommittedZxid, outputs);
+                break;
+        }
+    }
+
+    private void SendNewLeaderAck(List<ZabOutput> outputs)
+    {
+        var at = _awaitNewLeaderAckAt;
+        _awaitNewLeaderAckAt = -1;
+        outputs.Add(new SendTo(Leader, new AckNewLeader(_myId, CurrentEpoch, at)));
+    }
+
+    /// <summary>Commits what the leader committed, but never past what this learner has logged.</summary>
+    private void CommitLearner(long zxid, List<ZabOutput> outputs)
+    {
+        var upTo = Math.Min(zxid, _logged);
+        if (upTo <= Committed) return;
+        Committed = upTo;
+        outputs.Add(new CommitUpTo(upTo));
+    }
+}

@@ -1,0 +1,288 @@
+using Coordination.Core.Zab;
+using Xunit;
+
+namespace Coordination.Core.Tests;
+
+/// <summary>
+/// Whole-ensemble Zab scenarios on a deterministic simulated network: each node is a <see cref="ZabPeer"/> with an
+/// in-memory log whose host carries out the outputs. Links are FIFO per sender and receiver, interleaved at random. Safety is checked on every step: a committed txn is never
+/// truncated, and every node applies the same txns in the same order (its applied sequence is a prefix of the others').
+/// </summary>
+public sealed class ZabSimulationTests
+{
+    private sealed class Node : IZabLogView
+    {
+        public readonly long Id;
+        public readonly List<LogEntry> Entries = new();
+        public long Retained;
+        public readonly List<long> Applied = new();     // the state: zxids applied, in order
+        public long AcceptedEpoch, CurrentEpoch;
+        public ZabPeer Peer = null!;
+        public bool Up = true;
+
+        public Node(long id) => Id = id;
+        public long LastZxid => Entries.Count > 0 ? Entries[^1].Zxid : Retained;
+        public long RetainedFrom => Retained;
+        public IReadOnlyList<LogEntry> EntriesAfter(long zxid) => Entries.Where(e => e.Zxid > zxid).ToList();
+        public long LastApplied => Applied.Count > 0 ? Applied[^1] : 0;
+    }
+
+    private sealed class Cluster
+    {
+        private readonly Random _random;
+        private readonly long[] _voters;
+        private readonly long[] _observers;
+        private readonly List<(long To, ZabMessage Message)> _network = new();
+        public readonly Dictionary<long, Node> Nodes = new();
+        public readonly HashSet<(long, long)> Cut = new();
+        public long Now;
+        public readonly List<long> Acknowledged = new();   // zxids the leader committed (what clients were told)
+
+        public Cluster(int seed, long[] voters, long[]? observers = null)
+        {
+            _random = new Random(seed);
+            _voters = voters;
+            _observers = observers ?? [];
+            foreach (var id in voters.Concat(_observers)) { Nodes[id] = new Node(id); Restart(id); }
+        }
+
+        public void Restart(long id)
+        {
+            var node = Nodes[id];
+            node.Up = true;
+            node.Applied.Clear();
+            node.Applied.AddRange(Enumerable.Empty<long>());
+            // A restart recovers the state from the log: everything committed before is re-applied on commit.
+            node.Peer = new ZabPeer(id, _voters, _observers, node, node.AcceptedEpoch, node.CurrentEpoch, new ZabSettings(TickMs: 50));
+            Execute(node, node.Peer.Start(Now));
+        }
+
+        public void Crash(long id) { Nodes[id].Up = false; _network.RemoveAll(m => m.To == id); }
+
+        public void Partition(long id)
+        {
+            foreach (var other in Nodes.Keys) if (other != id) { Cut.Add((id, other)); Cut.Add((other, id)); }
+        }
+
+        public void Heal() => Cut.Clear();
+
+        public Node? Leader => Nodes.Values.FirstOrDefault(n => n.Up && n.Peer.Role == PeerState.Leading && n.Peer.ServesClients);
+
+        private void Execute(Node node, IReadOnlyList<ZabOutput> outputs)
+        {
+            foreach (var output in outputs)
+            {
+                switch (output)
+                {
+                    case SendTo send:
+                        if (!Cut.Contains((node.Id, send.To))) _network.Add((send.To, send.Message));
+                        break;
+                    case AppendEntries append:
+                        foreach (var e in append.Entries)
+                        {
+                            Assert.True(e.Zxid > node.LastZxid, $"node {node.Id}: append {e.Zxid:x} after {node.LastZxid:x}");
+                            node.Entries.Add(e);
+                        }
+                        Execute(node, node.Peer.OnPersisted(node.LastZxid, Now));   // a fast disk: durable at once
+                        break;
+                    case TruncateLog truncate:
+                        Assert.True(truncate.Zxid >= node.LastApplied, $"node {node.Id} truncates committed txns after {truncate.Zxid:x}");
+                        node.Entries.RemoveAll(e => e.Zxid > truncate.Zxid);
+                        break;
+                    case InstallSnapshot snap:
+                        var leader = Nodes[snap.Leader];
+                        node.Applied.Clear();
+                        node.Applied.AddRange(leader.Applied.Where(z => z <= snap.Zxid));
+                        Assert.Equal(snap.Zxid, node.LastApplied == 0 ? snap.Zxid : node.LastApplied);
+                        node.Entries.Clear();
+                        node.Retained = snap.Zxid;
+                        break;
+                    case SaveEpochs epochs:
+                        node.AcceptedEpoch = epochs.AcceptedEpoch;
+                        node.CurrentEpoch = epochs.CurrentEpoch;
+                        break;
+                    case CommitUpTo commit:
+                        foreach (var e in node.Entries.Where(e => e.Zxid > node.LastApplied && e.Zxid <= commit.Zxid).ToList())
+                            node.Applied.Add(e.Zxid);
+                        if (node.Peer.Role == PeerState.Leading)
+                            foreach (var z in node.Applied.Where(z => !Acknowledged.Contains(z) && Zxids.EpochOf(z) == node.CurrentEpoch)) Acknowledged.Add(z);
+                        break;
+                }
+            }
+            CheckPrefixes();
+        }
+
+        private void CheckPrefixes()
+        {
+            var longest = Nodes.Values.OrderByDescending(n => n.Applied.Count).First().Applied;
+            foreach (var node in Nodes.Values)
+                for (var i = 0; i < node.Applied.Count; i++)
+                    Assert.True(node.Applied[i] == longest[i], $"node {node.Id} applied {node.Applied[i]:x} at {i}, another node {longest[i]:x}");
+        }
+
+        /// <summary>Runs <paramref name="ms"/> of simulated time; the leader proposes <paramref name="writesPerTick"/> txns per tick.</summary>
+        public void Run(long ms, int writesPerTick = 0)
+        {
+            var until = Now + ms;
+            var nextTick = Now;
+            while (Now < until)
+            {
+                if (_network.Count == 0 || Now >= nextTick)
+                {
+                    Now = Math.Max(Now, nextTick);
+                    nextTick = Now + 50;
+                    foreach (var node in Nodes.Values.Where(n => n.Up)) Execute(node, node.Peer.Tick(Now));
+                    if (Leader is { } leader)
+                        for (var i = 0; i < writesPerTick; i++)
+                        {
+                            var zxid = leader.Peer.AllocateZxid()!.Value;
+                            Execute(leader, leader.Peer.Propose(new LogEntry(zxid, BitConverter.GetBytes(zxid))));
+                        }
+                    continue;
+                }
+                // Zab needs FIFO links (TCP, Akka.Remote): deliver the oldest message of a random sender→receiver pair.
+                var pick = _network[_random.Next(_network.Count)];
+                var index = _network.FindIndex(m => m.To == pick.To && m.Message.From == pick.Message.From);
+                var (to, message) = _network[index];
+                _network.RemoveAt(index);
+                var target = Nodes[to];
+                if (!target.Up || Cut.Contains((message.From, to))) continue;
+                Execute(target, target.Peer.Receive(message, Now));
+                if (_random.Next(20) == 0) Now += 5;
+            }
+        }
+
+        public void AssertConverged()
+        {
+            var up = Nodes.Values.Where(n => n.Up).ToList();
+            var reference = up.First().Applied;
+            foreach (var node in up) Assert.Equal(reference, node.Applied);
+            foreach (var zxid in Acknowledged) Assert.Contains(zxid, reference);
+        }
+    }
+
+    [Fact]
+    public void Three_servers_elect_broadcast_and_apply_the_same_sequence()
+    {
+        var c = new Cluster(1, [1, 2, 3]);
+        c.Run(2_000);
+        Assert.NotNull(c.Leader);
+        c.Run(2_000, writesPerTick: 5);
+        c.Run(500);
+        Assert.True(c.Acknowledged.Count >= 150, $"acknowledged {c.Acknowledged.Count}");
+        c.AssertConverged();
+        Assert.All(c.Nodes.Values, n => Assert.True(n.Peer.ServesClients));
+    }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    public void Leader_crash_under_load_loses_no_acknowledged_write_and_the_old_leader_catches_up(int seed)
+    {
+        var c = new Cluster(seed, [1, 2, 3, 4, 5]);
+        c.Run(2_000);
+        c.Run(1_000, writesPerTick: 5);
+        var old = c.Leader!;
+        c.Crash(old.Id);
+        c.Run(3_000, writesPerTick: 5);
+        var next = c.Leader;
+        Assert.NotNull(next);
+        Assert.NotEqual(old.Id, next!.Id);
+        Assert.True(Zxids.EpochOf(c.Acknowledged[^1]) > Zxids.EpochOf(c.Acknowledged[0]), "the new leader runs in a newer epoch");
+
+        c.Restart(old.Id);
+        c.Run(3_000, writesPerTick: 2);
+        c.Run(1_000);
+        c.AssertConverged();
+        Assert.Equal(PeerState.Following, old.Peer.Role);
+    }
+
+    [Fact]
+    public void A_follower_behind_the_purge_point_gets_a_snapshot()
+    {
+        var c = new Cluster(5, [1, 2, 3]);
+        c.Run(2_000);
+        var leader = c.Leader!;
+        var follower = c.Nodes.Values.First(n => n.Id != leader.Id);
+        c.Crash(follower.Id);
+        c.Run(1_000, writesPerTick: 5);
+        // Purge everything the leader has applied from its log (as if snapshotted): the follower's position is gone.
+        leader.Retained = leader.LastApplied;
+        leader.Entries.RemoveAll(e => e.Zxid <= leader.Retained);
+        c.Restart(follower.Id);
+        c.Run(2_000, writesPerTick: 2);
+        c.Run(1_000);
+        c.AssertConverged();
+        Assert.True(follower.Retained > 0, "the follower was brought up by a snapshot");
+    }
+
+    [Fact]
+    public void An_uncommitted_tail_left_by_an_old_leader_is_truncated()
+    {
+        var c = new Cluster(6, [1, 2, 3]);
+        c.Run(2_000);
+        c.Run(500, writesPerTick: 3);
+        c.Run(500);
+        var old = c.Leader!;
+        // The leader logs three proposals that never reach anyone, then dies.
+        c.Partition(old.Id);
+        for (var i = 0; i < 3; i++)
+        {
+            var zxid = old.Peer.AllocateZxid()!.Value;
+            var outputs = old.Peer.Propose(new LogEntry(zxid, []));
+            foreach (var o in outputs) if (o is AppendEntries a) old.Entries.AddRange(a.Entries);
+        }
+        var orphan = old.LastZxid;
+        c.Crash(old.Id);
+        c.Heal();
+        c.Run(3_000, writesPerTick: 3);
+        c.Restart(old.Id);
+        c.Run(3_000, writesPerTick: 1);
+        c.Run(1_000);
+        c.AssertConverged();
+        Assert.DoesNotContain(orphan, old.Entries.Select(e => e.Zxid));
+        Assert.DoesNotContain(orphan, old.Applied);
+    }
+
+    [Fact]
+    public void A_leader_partitioned_from_the_majority_stops_serving_and_rejoins_as_follower_after_the_heal()
+    {
+        var c = new Cluster(7, [1, 2, 3]);
+        c.Run(2_000);
+        c.Run(500, writesPerTick: 3);
+        var old = c.Leader!;
+        c.Partition(old.Id);
+        var acknowledgedAtCut = c.Acknowledged.Count;
+        c.Run(3_000, writesPerTick: 3);
+        Assert.False(old.Peer.Role == PeerState.Leading && old.Peer.ServesClients, "the isolated leader must stop serving");
+        var next = c.Leader;
+        Assert.NotNull(next);
+        Assert.NotEqual(old.Id, next!.Id);
+        Assert.True(c.Acknowledged.Count > acknowledgedAtCut);
+
+        c.Heal();
+        c.Run(3_000, writesPerTick: 1);
+        c.Run(1_000);
+        c.AssertConverged();
+        Assert.Equal(PeerState.Following, old.Peer.Role);
+    }
+
+    [Fact]
+    public void Observers_follow_but_never_make_a_quorum()
+    {
+        var c = new Cluster(8, [1, 2, 3], observers: [7]);
+        c.Run(2_000);
+        c.Run(1_000, writesPerTick: 3);
+        c.Run(500);
+        c.AssertConverged();
+        Assert.Equal(PeerState.Observing, c.Nodes[7].Peer.Role);
+        Assert.True(c.Nodes[7].Applied.Count > 0);
+
+        var leader = c.Leader!;
+        foreach (var id in new long[] { 1, 2, 3 }.Where(i => i != leader.Id)) c.Crash(id);
+        var before = c.Acknowledged.Count;
+        c.Run(200, writesPerTick: 3);   // within syncLimit: it still leads, but leader + observer is no quorum
+        Assert.Equal(before, c.Acknowledged.Count);
+    }
+}
