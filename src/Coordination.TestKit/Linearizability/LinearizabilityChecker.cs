@@ -1,0 +1,77 @@
+namespace Coordination.TestKit.Linearizability;
+
+public sealed record CheckResult(bool Linearizable, string Path, int Operations, string? Explanation);
+
+/// <summary>
+/// Checks a concurrent history against <see cref="ZnodeModel"/>, in the manner of Wing &amp; Gong with Lowe's
+/// memoisation (as Porcupine does): linearizability is compositional, so each znode's sub-history is checked on its
+/// own; a depth-first search tries to order the operations consistently with real time (an operation may only be
+/// placed while every operation that returned before it was invoked is already placed) and with the model, caching
+/// (placed set, state) pairs it has already refuted. Operations with an unknown outcome may be placed at any point
+/// after their invocation, or never.
+/// </summary>
+public static class LinearizabilityChecker
+{
+    public static IReadOnlyList<CheckResult> Check(IEnumerable<Operation> history, TimeSpan? budget = null)
+    {
+        var results = new List<CheckResult>();
+        foreach (var group in history.GroupBy(o => o.Path))
+            results.Add(CheckOne(group.Key, group.ToList(), budget ?? TimeSpan.FromSeconds(60)));
+        return results;
+    }
+
+    private static CheckResult CheckOne(string path, List<Operation> ops, TimeSpan budget)
+    {
+        // Unknown outcomes never returned: they stay concurrent with everything after their invocation.
+        var sorted = ops.Select(o => o.Outcome == Outcome.Unknown ? o with { Return = long.MaxValue } : o)
+            .OrderBy(o => o.Invoke).ToArray();
+        var n = sorted.Length;
+        if (n > 50_000) throw new ArgumentException($"{path}: {n} operations is more than this checker is meant for");
+        var placed = new bool[n];
+        var required = sorted.Count(o => o.Outcome != Outcome.Unknown);
+        var refuted = new HashSet<(string, ZnodeState)>();
+        var deadline = DateTime.UtcNow + budget;
+        var order = new List<int>();
+
+        bool Search(ZnodeState state, int placedRequired)
+        {
+            if (placedRequired == required) return true;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{path}: linearizability search exceeded {budget}");
+            var key = (Key(placed), state);
+            if (refuted.Contains(key)) return false;
+
+            // Candidates: unplaced ops invoked before the earliest return among unplaced ops (minimal in real time).
+            var earliestReturn = long.MaxValue;
+            for (var i = 0; i < n; i++) if (!placed[i] && sorted[i].Return < earliestReturn) earliestReturn = sorted[i].Return;
+            for (var i = 0; i < n && sorted[i].Invoke <= earliestReturn; i++)
+            {
+                if (placed[i]) continue;
+                if (!ZnodeModel.Step(state, sorted[i], out var next)) continue;
+                placed[i] = true;
+                order.Add(i);
+                if (Search(next, placedRequired + (sorted[i].Outcome != Outcome.Unknown ? 1 : 0))) return true;
+                placed[i] = false;
+                order.RemoveAt(order.Count - 1);
+            }
+            refuted.Add(key);
+            return false;
+        }
+
+        var ok = Search(ZnodeState.Absent, 0);
+        return new CheckResult(ok, path, n, ok ? null : Explain(path, sorted));
+    }
+
+    private static string Key(bool[] placed)
+    {
+        var chars = new char[(placed.Length + 15) / 16];
+        for (var i = 0; i < placed.Length; i++) if (placed[i]) chars[i / 16] |= (char)(1 << (i % 16));
+        return new string(chars);
+    }
+
+    private static string Explain(string path, Operation[] ops) =>
+        $"{path}: no linearization of {ops.Length} operations; history:\n" +
+        string.Join("\n", ops.Take(60).Select(o =>
+            $"  c{o.Client} [{o.Invoke}, {(o.Return == long.MaxValue ? "∞" : o.Return.ToString())}] {o.Kind} " +
+            $"{(o.Value is null ? "" : $"'{o.Value}' ")}{(o.ExpectedVersion >= 0 ? $"v{o.ExpectedVersion} " : "")}→ {o.Outcome}" +
+            $"{(o.Error is null ? "" : " " + o.Error)}{(o.Kind == OpKind.Read && o.Outcome == Outcome.Ok ? $" '{o.ReadValue}' v{o.ReadVersion}" : "")}"));
+}
