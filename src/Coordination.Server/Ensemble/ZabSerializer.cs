@@ -1,0 +1,150 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using Akka.Actor;
+using Akka.Serialization;
+using SerializationException = System.Runtime.Serialization.SerializationException;
+using Coordination.Core.Zab;
+
+namespace Coordination.Server.Ensemble;
+
+/// <summary>
+/// Hand-written binary serializer for the Zab messages that cross Akka.Remote on the hot path (proposals, acks,
+/// commits) and for the rest of the protocol. Txn payloads travel as their jute bytes, untouched. Little-endian,
+/// one manifest letter per message type. (AKKA-NOTES: ~10% faster than Hyperion and far faster than Newtonsoft.)
+/// </summary>
+public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
+{
+    public override int Identifier => 4711;
+
+    public override string Manifest(object o) => o switch
+    {
+        Propose => "P",
+        Ack => "A",
+        Commit => "C",
+        Inform => "I",
+        Ping => "G",
+        PingReply => "g",
+        ElectionMessage => "E",
+        FollowerInfo => "F",
+        LeaderInfo => "L",
+        AckEpoch => "e",
+        SyncLearner => "S",
+        AckNewLeader => "N",
+        UpToDate => "U",
+        _ => throw new ArgumentException($"ZabSerializer cannot serialize {o.GetType()}"),
+    };
+
+    public override byte[] ToBinary(object obj)
+    {
+        var buffer = new ArrayBufferWriter<byte>(64);
+        var w = new Writer(buffer);
+        switch (obj)
+        {
+            case Propose p: w.Long(p.From); w.Entry(p.Entry); break;
+            case Ack a: w.Long(a.From); w.Long(a.Zxid); break;
+            case Commit c: w.Long(c.From); w.Long(c.Zxid); break;
+            case Inform i: w.Long(i.From); w.Entry(i.Entry); break;
+            case Ping p: w.Long(p.From); w.Long(p.CommittedZxid); break;
+            case PingReply r: w.Long(r.From); w.Long(r.LastZxid); break;
+            case ElectionMessage e:
+                w.Long(e.From);
+                w.Long(e.Notification.From); w.Long(e.Notification.Vote.Leader); w.Long(e.Notification.Vote.Zxid);
+                w.Long(e.Notification.Vote.Epoch); w.Long(e.Notification.Round); w.Int((int)e.Notification.State);
+                break;
+            case FollowerInfo f: w.Long(f.From); w.Long(f.AcceptedEpoch); w.Long(f.LastZxid); w.Int(f.IsObserver ? 1 : 0); break;
+            case LeaderInfo l: w.Long(l.From); w.Long(l.NewEpoch); break;
+            case AckEpoch a: w.Long(a.From); w.Long(a.CurrentEpoch); w.Long(a.LastZxid); break;
+            case SyncLearner s:
+                w.Long(s.From); w.Int((int)s.Mode); w.Long(s.TruncateTo); w.Long(s.SnapshotZxid); w.Long(s.Epoch); w.Long(s.CommittedZxid);
+                w.Int(s.Entries.Count);
+                foreach (var entry in s.Entries) w.Entry(entry);
+                break;
+            case AckNewLeader n: w.Long(n.From); w.Long(n.Epoch); w.Long(n.LastZxid); break;
+            case UpToDate u: w.Long(u.From); w.Long(u.CommittedZxid); break;
+            default: throw new ArgumentException($"ZabSerializer cannot serialize {obj.GetType()}");
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    public override object FromBinary(byte[] bytes, string manifest)
+    {
+        var r = new Reader(bytes);
+        return manifest switch
+        {
+            "P" => new Propose(r.Long(), r.Entry()),
+            "A" => new Ack(r.Long(), r.Long()),
+            "C" => new Commit(r.Long(), r.Long()),
+            "I" => new Inform(r.Long(), r.Entry()),
+            "G" => new Ping(r.Long(), r.Long()),
+            "g" => new PingReply(r.Long(), r.Long()),
+            "E" => ReadElection(ref r),
+            "F" => new FollowerInfo(r.Long(), r.Long(), r.Long(), r.Int() != 0),
+            "L" => new LeaderInfo(r.Long(), r.Long()),
+            "e" => new AckEpoch(r.Long(), r.Long(), r.Long()),
+            "S" => ReadSync(ref r),
+            "N" => new AckNewLeader(r.Long(), r.Long(), r.Long()),
+            "U" => new UpToDate(r.Long(), r.Long()),
+            _ => throw new SerializationException($"unknown Zab manifest '{manifest}'"),
+        };
+    }
+
+    private static ElectionMessage ReadElection(ref Reader r)
+    {
+        var from = r.Long();
+        var notificationFrom = r.Long();
+        var vote = new Vote(r.Long(), r.Long(), r.Long());
+        return new ElectionMessage(from, new Notification(notificationFrom, vote, r.Long(), (PeerState)r.Int()));
+    }
+
+    private static SyncLearner ReadSync(ref Reader r)
+    {
+        var from = r.Long();
+        var mode = (SyncMode)r.Int();
+        var truncateTo = r.Long();
+        var snapshotZxid = r.Long();
+        var epoch = r.Long();
+        var committed = r.Long();
+        var count = r.Int();
+        if (count < 0 || count > r.Remaining / 12) throw new SerializationException($"bad entry count {count}");
+        var entries = new List<LogEntry>(count);
+        for (var i = 0; i < count; i++) entries.Add(r.Entry());
+        return new SyncLearner(from, mode, truncateTo, snapshotZxid, entries, epoch, committed);
+    }
+
+    private readonly ref struct Writer(IBufferWriter<byte> output)
+    {
+        public void Long(long v) { BinaryPrimitives.WriteInt64LittleEndian(output.GetSpan(8), v); output.Advance(8); }
+        public void Int(int v) { BinaryPrimitives.WriteInt32LittleEndian(output.GetSpan(4), v); output.Advance(4); }
+        public void Entry(LogEntry e)
+        {
+            Long(e.Zxid);
+            Int(e.Payload.Length);
+            e.Payload.CopyTo(output.GetSpan(e.Payload.Length));
+            output.Advance(e.Payload.Length);
+        }
+    }
+
+    private ref struct Reader(ReadOnlySpan<byte> bytes)
+    {
+        private readonly ReadOnlySpan<byte> _bytes = bytes;
+        private int _position;
+        public readonly int Remaining => _bytes.Length - _position;
+
+        private ReadOnlySpan<byte> Take(int n)
+        {
+            if (n < 0 || n > Remaining) throw new SerializationException("truncated Zab message");
+            var span = _bytes.Slice(_position, n);
+            _position += n;
+            return span;
+        }
+
+        public long Long() => BinaryPrimitives.ReadInt64LittleEndian(Take(8));
+        public int Int() => BinaryPrimitives.ReadInt32LittleEndian(Take(4));
+        public LogEntry Entry()
+        {
+            var zxid = Long();
+            var length = Int();
+            return new LogEntry(zxid, Take(length).ToArray());
+        }
+    }
+}

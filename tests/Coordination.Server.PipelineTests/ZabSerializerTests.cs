@@ -1,0 +1,63 @@
+using Akka.Actor;
+using Akka.TestKit.Xunit2;
+using Coordination.Core.Zab;
+using Coordination.Server.Ensemble;
+using Xunit;
+
+namespace Coordination.Server.PipelineTests;
+
+public sealed class ZabSerializerTests : TestKit
+{
+    private readonly ZabSerializer _serializer;
+
+    public ZabSerializerTests() => _serializer = new ZabSerializer((ExtendedActorSystem)Sys);
+
+    private T RoundTrip<T>(T message) where T : ZabMessage
+    {
+        var bytes = _serializer.ToBinary(message);
+        return Assert.IsType<T>(_serializer.FromBinary(bytes, _serializer.Manifest(message)));
+    }
+
+    private static LogEntry Entry(long zxid, int size) => new(zxid, Enumerable.Range(0, size).Select(i => (byte)(i * 7 + zxid)).ToArray());
+
+    private static void AssertSame(LogEntry expected, LogEntry actual)
+    {
+        Assert.Equal(expected.Zxid, actual.Zxid);
+        Assert.Equal(expected.Payload, actual.Payload);
+    }
+
+    [Fact]
+    public void Every_message_round_trips()
+    {
+        var simple = new ZabMessage[]
+        {
+            new Ack(2, Zxids.Make(3, 9)), new Commit(1, Zxids.Make(3, 10)), new Ping(1, 77), new PingReply(3, 78),
+            new ElectionMessage(2, new Notification(2, new Vote(3, Zxids.Make(1, 5), 1), 4, PeerState.Following)),
+            new FollowerInfo(2, 5, Zxids.Make(5, 1), true), new LeaderInfo(1, 6), new AckEpoch(2, 5, Zxids.Make(5, 3)),
+            new AckNewLeader(3, 6, Zxids.Make(6, 0)), new UpToDate(1, Zxids.Make(6, 0)),
+        };
+        foreach (var message in simple) Assert.Equal(message, _serializer.FromBinary(_serializer.ToBinary(message), _serializer.Manifest(message)));
+
+        var propose = new Propose(1, Entry(Zxids.Make(2, 1), 300));
+        AssertSame(propose.Entry, RoundTrip(propose).Entry);
+        AssertSame(Entry(9, 0), RoundTrip(new Inform(1, Entry(9, 0))).Entry);
+
+        var sync = new SyncLearner(1, SyncMode.TruncThenDiff, Zxids.Make(1, 4), 0, [Entry(Zxids.Make(2, 1), 10), Entry(Zxids.Make(2, 2), 1_000_000)], 3, Zxids.Make(2, 1));
+        var copy = RoundTrip(sync);
+        Assert.Equal((sync.From, sync.Mode, sync.TruncateTo, sync.SnapshotZxid, sync.Epoch, sync.CommittedZxid),
+                     (copy.From, copy.Mode, copy.TruncateTo, copy.SnapshotZxid, copy.Epoch, copy.CommittedZxid));
+        Assert.Equal(2, copy.Entries.Count);
+        for (var i = 0; i < 2; i++) AssertSame(sync.Entries[i], copy.Entries[i]);
+    }
+
+    [Fact]
+    public void Truncated_or_garbage_input_is_refused_not_misread()
+    {
+        var bytes = _serializer.ToBinary(new Propose(1, Entry(5, 50)));
+        Assert.ThrowsAny<Exception>(() => _serializer.FromBinary(bytes[..^1], "P"));
+        Assert.ThrowsAny<Exception>(() => _serializer.FromBinary(bytes, "?"));
+        var sync = _serializer.ToBinary(new SyncLearner(1, SyncMode.Diff, 0, 0, [], 1, 0));
+        sync[^4] = 0xff; sync[^3] = 0xff; sync[^2] = 0xff; sync[^1] = 0x7f;   // absurd entry count
+        Assert.ThrowsAny<Exception>(() => _serializer.FromBinary(sync, "S"));
+    }
+}
