@@ -1,0 +1,555 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Threading.Channels;
+using Coordination.Protocol;
+
+namespace Coordination.Client;
+
+/// <summary>A request on its way: queued, then sent and waiting for its reply (in FIFO order).</summary>
+internal sealed class Packet
+{
+    public int Xid;
+    public readonly OpCode Op;
+    public readonly ZkRequest Request;
+    public readonly TaskCompletionSource<ZkResponse>? Completion;
+    public readonly WatchRegistration? Watch;
+    /// <summary>The client path, for error messages.</summary>
+    public readonly string? ClientPath;
+
+    public Packet(OpCode op, ZkRequest request, TaskCompletionSource<ZkResponse>? completion, WatchRegistration? watch, string? clientPath, int xid = 0)
+    {
+        Op = op; Request = request; Completion = completion; Watch = watch; ClientPath = clientPath; Xid = xid;
+    }
+
+    public static readonly Packet Ping = new(OpCode.Ping, EmptyRequest.Instance, null, null, null, Xids.Ping);
+}
+
+/// <summary>The session engine: one I/O loop per connection, reconnects, session re-attach, watch re-registration.</summary>
+public sealed partial class CoordinationClient
+{
+    private const int ProtocolVersion = 0;
+    private static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(2);
+
+    private readonly object _lock = new();
+    private readonly Channel<Packet> _outgoing = Channel.CreateUnbounded<Packet>(new UnboundedChannelOptions { SingleWriter = false, SingleReader = false });
+    private readonly Queue<Packet> _pending = new();
+    private readonly Queue<TaskCompletionSource<ZkResponse>?> _authWaiters = new();
+    private volatile bool _closing;
+    private readonly List<AuthInfo> _authInfo;
+    private readonly WatchManager _watches = new();
+    private readonly Channel<Action> _events = Channel.CreateUnbounded<Action>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _eventLoop;
+
+    private ConnectionState _state = ConnectionState.Connecting;
+    private bool _everConnected;     // in this session
+    private long _sessionId;
+    private byte[] _password = new byte[16];
+    private int _negotiatedTimeoutMs;
+    private long _lastZxid;
+    private int _nextXid = 1;
+    private int _hostCursor;
+    private CancellationTokenSource? _lifetime;
+    private Task? _mainLoop;
+    private TaskCompletionSource<bool> _firstConnect = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _lastSendTicks, _lastRecvTicks;
+
+    private void Log(string message)
+    {
+        try { _options.Log?.Invoke(message); } catch { }
+    }
+
+    private void StartLoop()
+    {
+        _lifetime = new CancellationTokenSource();
+        var token = _lifetime.Token;
+        _mainLoop = Task.Run(() => MainLoopAsync(token));
+    }
+
+    private async Task MainLoopAsync(CancellationToken lifetime)
+    {
+        var hosts = _connect.Hosts;
+        var connectTimeout = _options.ConnectionTimeout ?? TimeSpan.FromMilliseconds(Math.Max(1000, _options.SessionTimeout.TotalMilliseconds / hosts.Count));
+        var retryClock = Stopwatch.StartNew();
+        var disconnectedSince = Stopwatch.StartNew();
+        var round = 0;
+        var attemptsThisRound = 0;
+        while (!lifetime.IsCancellationRequested)
+        {
+            if (attemptsThisRound == hosts.Count)
+            {
+                attemptsThisRound = 0;
+                TimeSpan sleep;
+                if (!_everConnected && _sessionId == 0)
+                {
+                    if (!_options.RetryPolicy.AllowRetry(round, retryClock.Elapsed, out sleep))
+                    {
+                        var error = new ConnectionLossException(null, $"could not connect to {_connect} ({_options.RetryPolicy} gave up after {round + 1} rounds)");
+                        Terminate(ConnectionState.Closed, error);
+                        _firstConnect.TrySetException(error);
+                        return;
+                    }
+                }
+                else if (!_options.RetryPolicy.AllowRetry(round, retryClock.Elapsed, out sleep)) sleep = TimeSpan.FromMilliseconds(200);
+                round++;
+                if (SessionLostLocally(disconnectedSince, sleep)) return;
+                try { await Task.Delay(sleep, lifetime).ConfigureAwait(false); } catch (OperationCanceledException) { return; }
+            }
+            var host = hosts[_hostCursor++ % hosts.Count];
+            attemptsThisRound++;
+            Socket? socket = null;
+            try
+            {
+                socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                using (var cts = CancellationTokenSource.CreateLinkedTokenSource(lifetime))
+                {
+                    cts.CancelAfter(connectTimeout);
+                    await socket.ConnectAsync(host.Host, host.Port, cts.Token).ConfigureAwait(false);
+                    var stream = new NetworkStream(socket, ownsSocket: false);
+                    var outcome = await HandshakeAsync(stream, host, cts.Token).ConfigureAwait(false);
+                    if (outcome == HandshakeOutcome.Expired) return;
+                }
+                round = 0;
+                attemptsThisRound = 0;
+                retryClock.Restart();
+                await RunConnectedAsync(socket, lifetime).ConfigureAwait(false);
+            }
+            catch (Exception e) when (!lifetime.IsCancellationRequested)
+            {
+                Log($"connection to {host} failed: {e.GetType().Name}: {e.Message}");
+            }
+            catch (Exception)
+            {
+                // closing
+            }
+            finally
+            {
+                try { socket?.Dispose(); } catch { }
+            }
+            if (lifetime.IsCancellationRequested) return;
+            if (OnDisconnected()) disconnectedSince.Restart();
+            if (SessionLostLocally(disconnectedSince, TimeSpan.Zero)) return;
+        }
+    }
+
+    /// <summary>
+    /// No server reached within the session timeout: the server has expired the session (or will before we could
+    /// reach it), so report Expired instead of pretending it lives (Curator's rule; the Java client would only learn
+    /// it at the next connect).
+    /// </summary>
+    private bool SessionLostLocally(Stopwatch disconnectedSince, TimeSpan aboutToSleep)
+    {
+        if (!_everConnected || _negotiatedTimeoutMs <= 0) return false;
+        if (disconnectedSince.Elapsed + aboutToSleep < TimeSpan.FromMilliseconds(_negotiatedTimeoutMs)) return false;
+        Log($"session 0x{_sessionId:x} not re-attached within {_negotiatedTimeoutMs} ms: expired");
+        Terminate(ConnectionState.Expired, new SessionExpiredException(null, "session expired: no server reached within the session timeout"));
+        return true;
+    }
+
+    private enum HandshakeOutcome { Connected, Expired }
+
+    private async Task<HandshakeOutcome> HandshakeAsync(NetworkStream stream, HostAndPort host, CancellationToken ct)
+    {
+        var buffer = new ArrayBufferWriter<byte>(128);
+        var request = new ConnectRequest(ProtocolVersion, Volatile.Read(ref _lastZxid), (int)_options.SessionTimeout.TotalMilliseconds,
+            _sessionId, _password, _options.CanBeReadOnly);
+        Framing.WriteFrame(buffer, request, static (ref JuteWriter w, ConnectRequest r) => r.Write(ref w));
+        await stream.WriteAsync(buffer.WrittenMemory, ct).ConfigureAwait(false);
+
+        var prefix = new byte[4];
+        await stream.ReadExactlyAsync(prefix, ct).ConfigureAwait(false);
+        var length = BinaryPrimitives.ReadInt32BigEndian(prefix);
+        if (length is < 0 or > 4096) throw new IOException($"bad connect response length {length}");
+        var body = new byte[length];
+        await stream.ReadExactlyAsync(body, ct).ConfigureAwait(false);
+        var reader = new JuteReader(body);
+        var response = ConnectResponse.Read(ref reader);
+        if (response.Timeout <= 0)
+        {
+            Log($"session 0x{_sessionId:x} expired (told by {host})");
+            Terminate(ConnectionState.Expired, new SessionExpiredException(null, $"session 0x{_sessionId:x} expired"));
+            return HandshakeOutcome.Expired;
+        }
+
+        ConnectionState newState;
+        lock (_lock)
+        {
+            if (_state.IsTerminal()) throw new OperationCanceledException();
+            var sameSession = _sessionId != 0 && _sessionId == response.SessionId;
+            _sessionId = response.SessionId;
+            _password = response.Password;
+            _negotiatedTimeoutMs = response.Timeout;
+            newState = response.ReadOnly ? ConnectionState.ConnectedReadOnly
+                : _everConnected && sameSession ? ConnectionState.Reconnected : ConnectionState.Connected;
+            _everConnected = true;
+        }
+        Log($"connected to {host}: session 0x{response.SessionId:x}, timeout {response.Timeout} ms, {newState}");
+        // Auth and watch re-registration go out before any queued request (the send loop starts after them).
+        buffer.Clear();
+        lock (_lock)
+        {
+            _authWaiters.Clear();
+            foreach (var auth in _authInfo)
+            {
+                WriteRequest(buffer, Xids.AuthPacket, OpCode.Auth, new AuthRequest(0, auth.Scheme, auth.Auth));
+                _authWaiters.Enqueue(null);
+            }
+        }
+        WriteSetWatches(buffer);
+        if (buffer.WrittenCount > 0) await stream.WriteAsync(buffer.WrittenMemory, ct).ConfigureAwait(false);
+        SetState(newState);
+        _firstConnect.TrySetResult(true);
+        return HandshakeOutcome.Connected;
+    }
+
+    private void WriteSetWatches(ArrayBufferWriter<byte> buffer)
+    {
+        var kinds = _watches.Snapshot();
+        if (kinds.All(k => k.Count == 0)) return;
+        var relativeZxid = Volatile.Read(ref _lastZxid);
+        // Several frames of at most ~128 KB of paths each, as ZooKeeper's client does.
+        var lists = new List<string>[5];
+        var cursor = new int[5];
+        while (true)
+        {
+            for (var i = 0; i < 5; i++) lists[i] = [];
+            var bytes = 0;
+            for (var k = 0; k < 5 && bytes < 128 * 1024; k++)
+                for (; cursor[k] < kinds[k].Count && bytes < 128 * 1024; cursor[k]++)
+                {
+                    var path = _connect.ToServerPath(kinds[k][cursor[k]]);
+                    lists[k].Add(path);
+                    bytes += path.Length + 4;
+                }
+            if (bytes == 0) break;
+            var request = new SetWatchesRequest(relativeZxid, lists[(int)WatchKind.Data], lists[(int)WatchKind.Exist], lists[(int)WatchKind.Child],
+                lists[(int)WatchKind.Persistent], lists[(int)WatchKind.PersistentRecursive], IsVersion2: true);
+            WriteRequest(buffer, Xids.SetWatches, OpCode.SetWatches2, request);
+        }
+    }
+
+    private static void WriteRequest(ArrayBufferWriter<byte> buffer, int xid, OpCode op, ZkRequest request) =>
+        Framing.WriteFrame(buffer, (xid, op, request), static (ref JuteWriter w, (int Xid, OpCode Op, ZkRequest Request) s) =>
+        {
+            new RequestHeader(s.Xid, s.Op).Write(ref w);
+            s.Request.Write(ref w);
+        });
+
+    private async Task RunConnectedAsync(Socket socket, CancellationToken lifetime)
+    {
+        using var connection = CancellationTokenSource.CreateLinkedTokenSource(lifetime);
+        var ct = connection.Token;
+        var stream = new NetworkStream(socket, ownsSocket: false);
+        var timeout = _negotiatedTimeoutMs;
+        var readTimeoutTicks = Stopwatch.Frequency * timeout * 2 / 3 / 1000;
+        var pingIntervalTicks = Stopwatch.Frequency * timeout / 3 / 1000;
+        var now = Stopwatch.GetTimestamp();
+        Volatile.Write(ref _lastRecvTicks, now);
+        Volatile.Write(ref _lastSendTicks, now);
+        var tick = TimeSpan.FromMilliseconds(Math.Clamp(timeout / 10, 20, 1000));
+        using var timer = new Timer(_ =>
+        {
+            var t = Stopwatch.GetTimestamp();
+            if (t - Volatile.Read(ref _lastRecvTicks) > readTimeoutTicks)
+            {
+                Log($"no reply for {timeout * 2 / 3} ms: connection lost");
+                try { connection.Cancel(); } catch (ObjectDisposedException) { }
+                try { socket.Dispose(); } catch { }
+            }
+            else if (t - Volatile.Read(ref _lastSendTicks) > pingIntervalTicks)
+            {
+                Volatile.Write(ref _lastSendTicks, t);
+                _outgoing.Writer.TryWrite(Packet.Ping);
+            }
+        }, null, tick, tick);
+
+        var receive = Task.Run(() => ReceiveLoopAsync(stream, ct), CancellationToken.None);
+        var send = Task.Run(() => SendLoopAsync(stream, ct), CancellationToken.None);
+        var first = await Task.WhenAny(receive, send).ConfigureAwait(false);
+        try { connection.Cancel(); } catch (ObjectDisposedException) { }
+        try { socket.Shutdown(SocketShutdown.Both); } catch { }
+        try { socket.Dispose(); } catch { }
+        try { await Task.WhenAll(receive, send).ConfigureAwait(false); } catch { }
+        if (first.IsFaulted && first.Exception!.InnerException is { } e && e is not OperationCanceledException)
+            Log($"connection lost: {e.GetType().Name}: {e.Message}");
+    }
+
+    private async Task SendLoopAsync(NetworkStream stream, CancellationToken ct)
+    {
+        var buffer = new ArrayBufferWriter<byte>(16 * 1024);
+        var reader = _outgoing.Reader;
+        while (await reader.WaitToReadAsync(ct).ConfigureAwait(false))
+        {
+            while (buffer.WrittenCount < 256 * 1024 && reader.TryRead(out var packet))
+            {
+                if (ReferenceEquals(packet, Packet.Ping))
+                {
+                    WriteRequest(buffer, Xids.Ping, OpCode.Ping, EmptyRequest.Instance);
+                    continue;
+                }
+                if (packet.Completion is { Task.IsCompleted: true }) continue; // cancelled before it was sent
+                lock (_lock)
+                {
+                    if (_state.IsTerminal())
+                    {
+                        // Terminate() drained the queues while this packet was in our hands: fail it like the others.
+                        packet.Completion?.TrySetException(_state switch
+                        {
+                            ConnectionState.Expired => new SessionExpiredException(packet.ClientPath),
+                            ConnectionState.AuthFailed => new AuthFailedException(packet.ClientPath),
+                            _ => new ConnectionLossException(packet.ClientPath, "the client is closed"),
+                        });
+                        continue;
+                    }
+                    if (packet.Xid == 0)
+                    {
+                        packet.Xid = _nextXid;
+                        _nextXid = _nextXid == int.MaxValue ? 1 : _nextXid + 1;
+                    }
+                    // Auth replies carry xid -4: the n-th one answers the n-th auth packet sent.
+                    if (packet.Xid == Xids.AuthPacket) _authWaiters.Enqueue(packet.Completion);
+                    else _pending.Enqueue(packet);
+                }
+                WriteRequest(buffer, packet.Xid, packet.Op, packet.Request);
+            }
+            if (buffer.WrittenCount == 0) continue;
+            await stream.WriteAsync(buffer.WrittenMemory, ct).ConfigureAwait(false);
+            Volatile.Write(ref _lastSendTicks, Stopwatch.GetTimestamp());
+            if (buffer.Capacity > 1024 * 1024) buffer = new ArrayBufferWriter<byte>(16 * 1024);
+            else buffer.ResetWrittenCount();
+        }
+    }
+
+    private async Task ReceiveLoopAsync(NetworkStream stream, CancellationToken ct)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        var start = 0;
+        var end = 0;
+        try
+        {
+            while (true)
+            {
+                // Parse every complete frame in the buffer.
+                while (end - start >= 4)
+                {
+                    var length = BinaryPrimitives.ReadInt32BigEndian(buffer.AsSpan(start, 4));
+                    if (length < 0 || length > _options.MaxFrameBytes) throw new IOException($"bad reply frame length {length}");
+                    if (end - start - 4 < length)
+                    {
+                        if (4 + length > buffer.Length)
+                        {
+                            var bigger = ArrayPool<byte>.Shared.Rent(4 + length);
+                            Buffer.BlockCopy(buffer, start, bigger, 0, end - start);
+                            ArrayPool<byte>.Shared.Return(buffer);
+                            buffer = bigger;
+                            end -= start;
+                            start = 0;
+                        }
+                        break;
+                    }
+                    HandleReply(buffer.AsSpan(start + 4, length));
+                    start += 4 + length;
+                }
+                if (start == end) start = end = 0;
+                else if (start > 0 && buffer.Length - end < 4096)
+                {
+                    Buffer.BlockCopy(buffer, start, buffer, 0, end - start);
+                    end -= start;
+                    start = 0;
+                }
+                var read = await stream.ReadAsync(buffer.AsMemory(end), ct).ConfigureAwait(false);
+                if (read == 0) throw new IOException("server closed the connection");
+                end += read;
+                Volatile.Write(ref _lastRecvTicks, Stopwatch.GetTimestamp());
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private void HandleReply(ReadOnlySpan<byte> frame)
+    {
+        var reader = new JuteReader(frame);
+        var header = ReplyHeader.Read(ref reader);
+        switch (header.Xid)
+        {
+            case Xids.Ping:
+                return;
+            case Xids.Notification:
+            {
+                var ev = WatcherEvent.Read(ref reader);
+                var path = _connect.ToClientPath(ev.Path);
+                var watchers = _watches.Materialize(ev.Type, path);
+                if (watchers.Count > 0)
+                {
+                    var watched = new WatchedEvent(ev.Type, ev.State, path);
+                    Post(() => { foreach (var w in watchers) Invoke(w, watched); });
+                }
+                return;
+            }
+            case Xids.AuthPacket:
+            {
+                TaskCompletionSource<ZkResponse>? waiter = null;
+                lock (_lock) _authWaiters.TryDequeue(out waiter);
+                if (header.Err == ErrorCode.Ok) { waiter?.TrySetResult(EmptyResponse.Instance); return; }
+                var error = new AuthFailedException(null, $"authentication failed ({header.Err})");
+                waiter?.TrySetException(error);
+                Log("authentication failed");
+                Terminate(ConnectionState.AuthFailed, error);
+                return;
+            }
+            case Xids.SetWatches:
+                if (header.Err != ErrorCode.Ok) Log($"setWatches failed: {header.Err}");
+                return;
+        }
+
+        Packet packet;
+        lock (_lock)
+        {
+            if (!_pending.TryDequeue(out packet!)) throw new IOException($"reply xid {header.Xid} with nothing pending");
+        }
+        if (packet.Xid != header.Xid)
+        {
+            FailPacket(packet, new ConnectionLossException(packet.ClientPath, $"xid out of order: expected {packet.Xid}, got {header.Xid}"));
+            throw new IOException($"xid out of order: expected {packet.Xid}, got {header.Xid}");
+        }
+        if (header.Zxid > 0) Volatile.Write(ref _lastZxid, header.Zxid);
+
+        if (packet.Watch is { } registration && registration.KindFor(header.Err) is { } kind)
+            _watches.Add(kind, registration.ClientPath, registration.Watcher);
+
+        var completion = packet.Completion;
+        if (completion is null) return;
+        if (header.Err != ErrorCode.Ok && !(packet.Op is OpCode.Multi or OpCode.MultiRead && !reader.AtEnd))
+        {
+            completion.TrySetException(KeeperException.Create(header.Err, packet.ClientPath));
+            return;
+        }
+        ZkResponse response;
+        try { response = Responses.Read(packet.Op, ref reader); }
+        catch (Exception e)
+        {
+            completion.TrySetException(new KeeperException(ErrorCode.MarshallingError, packet.ClientPath, $"bad reply to {packet.Op}: {e.Message}", e));
+            return;
+        }
+        completion.TrySetResult(response);
+    }
+
+    private static void FailPacket(Packet packet, Exception error) => packet.Completion?.TrySetException(error);
+
+    /// <summary>Connection lost or attempt failed. Returns true when a live connection was lost.</summary>
+    private bool OnDisconnected()
+    {
+        bool wasConnected;
+        List<Packet> failed;
+        lock (_lock)
+        {
+            if (_state.IsTerminal()) return false;
+            wasConnected = _state.IsConnected() && !_closing;
+            // A live connection dropped: what was sent or queued fails with ConnectionLoss (as ZooKeeper's client).
+            // After a failed attempt the queue is kept: requests made while disconnected wait for the next
+            // connection, the session's expiry (SessionExpired) or their cancellation token.
+            failed = wasConnected || _closing ? DrainLocked() : [];
+            foreach (var w in _authWaiters) w?.TrySetException(new ConnectionLossException(null, "connection lost during authentication"));
+            _authWaiters.Clear();
+        }
+        foreach (var p in failed) FailPacket(p, new ConnectionLossException(p.ClientPath));
+        if (wasConnected) SetState(ConnectionState.Suspended);
+        return wasConnected;
+    }
+
+    private List<Packet> DrainLocked()
+    {
+        var failed = new List<Packet>(_pending);
+        _pending.Clear();
+        while (_outgoing.Reader.TryRead(out var p))
+            if (!ReferenceEquals(p, Packet.Ping)) failed.Add(p);
+        return failed;
+    }
+
+    /// <summary>Enters a terminal state: every pending and queued request fails, watches are dropped, the loop stops.</summary>
+    private void Terminate(ConnectionState state, Exception error)
+    {
+        List<Packet> failed;
+        lock (_lock)
+        {
+            if (_state.IsTerminal()) return;
+            _state = state;
+            failed = DrainLocked();
+            foreach (var w in _authWaiters) w?.TrySetException(error);
+            _authWaiters.Clear();
+        }
+        foreach (var p in failed)
+            FailPacket(p, error is KeeperException k ? KeeperException.Create(k.Code, p.ClientPath, k.Message) : error);
+        _watches.Clear();
+        try { _lifetime?.Cancel(); } catch (ObjectDisposedException) { }
+        _firstConnect.TrySetException(error);
+        PostState(state);
+    }
+
+    private void SetState(ConnectionState state)
+    {
+        lock (_lock)
+        {
+            if (_state.IsTerminal()) return;
+            _state = state;
+        }
+        PostState(state);
+    }
+
+    private void PostState(ConnectionState state) => Post(() =>
+    {
+        var handlers = ConnectionStateChanged;
+        if (handlers is null) return;
+        foreach (var h in handlers.GetInvocationList())
+            try { ((Action<ConnectionState>)h)(state); }
+            catch (Exception e) { Log($"connection state handler threw {e}"); }
+    });
+
+    private void Post(Action action) => _events.Writer.TryWrite(action);
+
+    private void Invoke(Action<WatchedEvent> watcher, WatchedEvent e)
+    {
+        try { watcher(e); }
+        catch (Exception ex) { Log($"watcher threw {ex}"); }
+    }
+
+    private async Task EventLoopAsync()
+    {
+        await foreach (var action in _events.Reader.ReadAllAsync().ConfigureAwait(false))
+        {
+            try { action(); }
+            catch (Exception e) { Log($"event callback threw {e}"); }
+        }
+    }
+
+    /// <summary>Queues a request; the task completes with its reply, or fails with a <see cref="KeeperException"/>.</summary>
+    internal Task<ZkResponse> SubmitAsync(OpCode op, ZkRequest request, string? clientPath, WatchRegistration? watch, CancellationToken ct, int xid = 0)
+    {
+        var completion = new TaskCompletionSource<ZkResponse>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var packet = new Packet(op, request, completion, watch, clientPath, xid);
+        lock (_lock)
+        {
+            switch (_state)
+            {
+                case ConnectionState.Expired:
+                    return Task.FromException<ZkResponse>(new SessionExpiredException(clientPath));
+                case ConnectionState.AuthFailed:
+                    return Task.FromException<ZkResponse>(new AuthFailedException(clientPath));
+                case ConnectionState.Closed:
+                    return Task.FromException<ZkResponse>(new ConnectionLossException(clientPath, "the client is closed"));
+            }
+            if (_mainLoop is null) return Task.FromException<ZkResponse>(new InvalidOperationException("the client is not started: call StartAsync first"));
+            _outgoing.Writer.TryWrite(packet);
+        }
+        if (ct.CanBeCanceled)
+        {
+            var registration = ct.Register(static s => ((TaskCompletionSource<ZkResponse>)s!).TrySetCanceled(), completion);
+            completion.Task.ContinueWith(static (_, r) => ((CancellationTokenRegistration)r!).Dispose(), registration, TaskScheduler.Default);
+        }
+        return completion.Task;
+    }
+}

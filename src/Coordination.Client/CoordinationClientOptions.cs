@@ -1,0 +1,27 @@
+namespace Coordination.Client;
+
+public sealed record CoordinationClientOptions
+{
+    /// <summary><c>host:port[,host:port...][/chroot]</c>.</summary>
+    public required string ConnectString { get; init; }
+    /// <summary>Requested session timeout; the server negotiates it into [2, 20] ticks.</summary>
+    public TimeSpan SessionTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Timeout of one TCP connect plus handshake; default: session timeout / number of hosts (as ZooKeeper's client).</summary>
+    public TimeSpan? ConnectionTimeout { get; init; }
+    /// <summary>
+    /// Governs the initial connect (rounds over the host list) and the sleep between reconnect rounds. Once a session
+    /// exists the client keeps trying until the session timeout has passed without a connection, then reports Expired.
+    /// </summary>
+    public IRetryPolicy RetryPolicy { get; init; } = new ExponentialBackoffRetry(TimeSpan.FromMilliseconds(100), 10, TimeSpan.FromSeconds(2));
+    /// <summary>Sent on every (re)connect before any request.</summary>
+    public IReadOnlyList<AuthInfo> AuthInfo { get; init; } = [];
+    /// <summary>Accept read-only servers (reported as <see cref="ConnectionState.ConnectedReadOnly"/>).</summary>
+    public bool CanBeReadOnly { get; init; }
+    /// <summary>Re-attach to an existing session (with <see cref="SessionPassword"/>); 0 for a new session.</summary>
+    public long SessionId { get; init; }
+    public byte[]? SessionPassword { get; init; }
+    /// <summary>Largest reply frame accepted (jute.maxbuffer).</summary>
+    public int MaxFrameBytes { get; init; } = Coordination.Protocol.Framing.DefaultMaxFrame;
+    /// <summary>Diagnostics (connects, disconnects, protocol errors). Exceptions thrown by it are swallowed.</summary>
+    public Action<string>? Log { get; init; }
+}

@@ -1,0 +1,63 @@
+using Coordination.Client;
+using Coordination.Protocol;
+
+namespace Coordination.Recipes;
+
+/// <summary>
+/// Shared by the lock and the latch: "protected" ephemeral-sequential nodes (Curator's protection mode). The node
+/// name carries a per-instance GUID so that a create whose reply was lost (ConnectionLoss) can be found again
+/// instead of leaving an orphan that would block everyone until the session ends.
+/// </summary>
+internal static class SequentialNodes
+{
+    public static string ProtectedPrefix(Guid id, string name) => $"_c_{id:N}-{name}";
+
+    /// <summary>Creates the node (and missing parents), retrying under the policy; finds it again after a lost reply.</summary>
+    public static async Task<string> CreateAsync(CoordinationClient client, string parent, Guid id, string name, byte[] data,
+        IRetryPolicy retry, CancellationToken ct)
+    {
+        var prefix = ProtectedPrefix(id, name);
+        return await RetryLoop.RunAsync(retry, async c =>
+        {
+            if (await FindAsync(client, parent, prefix, c).ConfigureAwait(false) is { } existing) return existing;
+            try
+            {
+                return await client.CreateAsync(Paths.Join(parent, prefix), data, CreateMode.EphemeralSequential, ct: c).ConfigureAwait(false);
+            }
+            catch (NoNodeException)
+            {
+                await client.CreateRecursiveAsync(parent, ct: c).ConfigureAwait(false);
+                return await client.CreateAsync(Paths.Join(parent, prefix), data, CreateMode.EphemeralSequential, ct: c).ConfigureAwait(false);
+            }
+        }, ct).ConfigureAwait(false);
+    }
+
+    private static async Task<string?> FindAsync(CoordinationClient client, string parent, string prefix, CancellationToken ct)
+    {
+        try
+        {
+            var children = await client.GetChildrenAsync(parent, ct: ct).ConfigureAwait(false);
+            var mine = children.Children.FirstOrDefault(c => c.StartsWith(prefix, StringComparison.Ordinal));
+            return mine is null ? null : Paths.Join(parent, mine);
+        }
+        catch (NoNodeException) { return null; }
+    }
+
+    /// <summary>The 10-digit sequence suffix of a sequential node name.</summary>
+    public static long Sequence(string name) =>
+        name.Length >= 10 && long.TryParse(name.AsSpan(name.Length - 10), out var seq) ? seq : long.MaxValue;
+
+    /// <summary>The children of <paramref name="parent"/> whose names contain <paramref name="name"/>, in sequence order.</summary>
+    public static async Task<List<string>> SortedAsync(CoordinationClient client, string parent, string name, CancellationToken ct)
+    {
+        var children = await client.GetChildrenAsync(parent, ct: ct).ConfigureAwait(false);
+        return children.Children.Where(c => c.Contains(name, StringComparison.Ordinal)).OrderBy(Sequence).ToList();
+    }
+
+    public static async Task DeleteQuietlyAsync(CoordinationClient client, string path, IRetryPolicy retry)
+    {
+        try { await RetryLoop.RunAsync(retry, c => client.DeleteAsync(path, ct: c)).ConfigureAwait(false); }
+        catch (NoNodeException) { }
+        catch (KeeperException) { /* the session ends or already ended: the ephemeral goes with it */ }
+    }
+}

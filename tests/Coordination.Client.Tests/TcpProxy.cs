@@ -1,0 +1,82 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Coordination.Client.Tests;
+
+/// <summary>
+/// A loopback TCP forwarder in front of a server, for fault injection: <see cref="Cut"/> drops every connection and
+/// refuses new ones (accepts and closes them) until <see cref="Heal"/>.
+/// </summary>
+public sealed class TcpProxy : IAsyncDisposable
+{
+    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly int _targetPort;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<Socket> _sockets = [];
+    private volatile bool _cut;
+    private readonly Task _acceptLoop;
+
+    public TcpProxy(int targetPort)
+    {
+        _targetPort = targetPort;
+        _listener.Start();
+        _acceptLoop = AcceptLoop();
+    }
+
+    public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+    public string ConnectString => $"127.0.0.1:{Port}";
+
+    public void Cut()
+    {
+        _cut = true;
+        lock (_sockets)
+        {
+            foreach (var s in _sockets) { try { s.Dispose(); } catch { } }
+            _sockets.Clear();
+        }
+    }
+
+    public void Heal() => _cut = false;
+
+    private async Task AcceptLoop()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket client;
+            try { client = await _listener.AcceptSocketAsync(_stop.Token); }
+            catch { return; }
+            if (_cut) { client.Dispose(); continue; }
+            var upstream = new Socket(SocketType.Stream, ProtocolType.Tcp);
+            try { await upstream.ConnectAsync(IPAddress.Loopback, _targetPort, _stop.Token); }
+            catch { client.Dispose(); upstream.Dispose(); continue; }
+            lock (_sockets) { _sockets.Add(client); _sockets.Add(upstream); }
+            _ = Pump(client, upstream);
+            _ = Pump(upstream, client);
+        }
+    }
+
+    private static async Task Pump(Socket from, Socket to)
+    {
+        var buffer = new byte[16 * 1024];
+        try
+        {
+            while (true)
+            {
+                var n = await from.ReceiveAsync(buffer, SocketFlags.None);
+                if (n == 0) break;
+                await to.SendAsync(buffer.AsMemory(0, n), SocketFlags.None);
+            }
+        }
+        catch { }
+        try { from.Dispose(); } catch { }
+        try { to.Dispose(); } catch { }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        _listener.Stop();
+        Cut();
+        try { await _acceptLoop; } catch { }
+    }
+}
