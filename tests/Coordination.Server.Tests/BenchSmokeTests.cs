@@ -52,4 +52,35 @@ public sealed class BenchSmokeTests(ITestOutputHelper output)
         Assert.Contains("unknown op", stderr.ToString());
         Assert.Equal(0, await BenchApp.RunAsync(["--help"], stdout, stderr));
     }
+
+    [Fact]
+    public async Task Side_by_side_runs_against_ours_and_prints_the_table()
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        var code = await BenchApp.RunAsync(
+        [
+            "side-by-side", "--targets", "ours", "--rows", "get,latency-set,watch", "--watchers", "5", "--runs", "1",
+            "--shapes", "2x4", "--znodes", "50", "--warmup", "200ms", "--duration", "1s", "--time-limit", "2m",
+        ], stdout, stderr);
+        output.WriteLine(stderr.ToString());
+        output.WriteLine(stdout.ToString());
+        Assert.Equal(0, code);
+        var table = stdout.ToString();
+        Assert.Contains("| getData 100 B", table);
+        Assert.Contains("| latency setData 1x1", table);
+        Assert.Contains("| watch 5 watchers", table);
+        Assert.Contains("CPU ms/1k ops", table);
+    }
+
+    [Fact]
+    public async Task Side_by_side_refuses_3_nodes_until_the_ensemble_exists_and_bad_arguments()
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        Assert.Equal(2, await BenchApp.RunAsync(["side-by-side", "--nodes", "3"], stdout, stderr));
+        Assert.Contains("needs issue 4 ensemble", stderr.ToString());
+        Assert.Equal(2, await BenchApp.RunAsync(["side-by-side", "--rows", "frobnicate"], stdout, stderr));
+        Assert.Equal(0, await BenchApp.RunAsync(["side-by-side", "--help"], stdout, stderr));
+    }
 }

@@ -26,8 +26,16 @@ public sealed class ClientConnection
     private readonly NetworkStream _stream;
     private readonly PipeReader _reader;
     private readonly PipeWriter _writer;
-    private readonly Channel<(byte[] Frame, bool IsResponse)> _outbox =
-        Channel.CreateUnbounded<(byte[], bool)>(new UnboundedChannelOptions { SingleReader = true });
+    /// <summary>
+    /// An outbox entry: a ready frame, or a reply (header and body) that the write loop encodes straight into its
+    /// reusable buffer, so a reply costs no per-response byte arrays.
+    /// </summary>
+    private readonly record struct Outgoing(byte[]? Frame, ReplyHeader Header, ZkResponse? Body, bool IsResponse);
+
+    private readonly Channel<Outgoing> _outbox =
+        Channel.CreateUnbounded<Outgoing>(new UnboundedChannelOptions { SingleReader = true });
+    /// <summary>The write loop's encode buffer: replies are encoded here and copied into the pipe in one write per batch.</summary>
+    private ArrayBufferWriter<byte> _encodeBuffer = new(16 * 1024);
     private readonly SemaphoreSlim _inflight;
     private readonly int _maxFrame;
     private readonly CancellationTokenSource _cts = new();
@@ -72,7 +80,16 @@ public sealed class ClientConnection
     /// <summary>Queues a frame. Responses release an in-flight slot once written; events do not hold one.</summary>
     public void Send(byte[] frame, bool isResponse)
     {
-        if (!_outbox.Writer.TryWrite((frame, isResponse)) && isResponse) ReleaseSlot();
+        if (!_outbox.Writer.TryWrite(new Outgoing(frame, default, null, isResponse)) && isResponse) ReleaseSlot();
+    }
+
+    /// <summary>
+    /// Queues a reply to be encoded by the write loop (length, header, and the body when the header says Ok), exactly
+    /// as <see cref="Frames.Encode(in ReplyHeader, ZkResponse?)"/> would. The body must not change afterwards.
+    /// </summary>
+    public void Send(in ReplyHeader header, ZkResponse? body, bool isResponse)
+    {
+        if (!_outbox.Writer.TryWrite(new Outgoing(null, header, body, isResponse)) && isResponse) ReleaseSlot();
     }
 
     /// <summary>Lets the read loop continue past the handshake, delivering requests to <paramref name="session"/>.</summary>
@@ -100,6 +117,13 @@ public sealed class ClientConnection
         _socket.Dispose();
     }
 
+    private void ReleaseSlots(int count)
+    {
+        if (count <= 0) return;
+        try { _inflight.Release(count); }
+        catch (SemaphoreFullException) { for (var i = 0; i < count; i++) ReleaseSlot(); }
+    }
+
     private void ReleaseSlot()
     {
         try { _inflight.Release(); } catch (SemaphoreFullException) { /* pings and auth replies that were not counted */ }
@@ -113,15 +137,29 @@ public sealed class ClientConnection
             while (await reader.WaitToReadAsync(_cts.Token).ConfigureAwait(false))
             {
                 var released = 0;
+                var sent = 0;
+                var encode = _encodeBuffer;
                 while (reader.TryRead(out var item))
                 {
-                    _writer.Write(item.Frame);
-                    Interlocked.Increment(ref PacketsSent);
-                    Interlocked.Increment(ref ServerStats.PacketsSent);
+                    if (item.Frame is { } frame)
+                    {
+                        if (encode.WrittenCount > 0) { _writer.Write(encode.WrittenSpan); encode.ResetWrittenCount(); }
+                        _writer.Write(frame);
+                    }
+                    else
+                    {
+                        Frames.Write(encode, item.Header, item.Body);
+                        if (encode.WrittenCount >= 32 * 1024) { _writer.Write(encode.WrittenSpan); encode.ResetWrittenCount(); }
+                    }
+                    sent++;
                     if (item.IsResponse) released++;
                 }
+                if (encode.WrittenCount > 0) { _writer.Write(encode.WrittenSpan); encode.ResetWrittenCount(); }
+                if (encode.Capacity > Frames.KeepBufferBytes) _encodeBuffer = new ArrayBufferWriter<byte>(16 * 1024);
+                Interlocked.Add(ref PacketsSent, sent);
+                Interlocked.Add(ref ServerStats.PacketsSent, sent);
                 var flush = await _writer.FlushAsync(_cts.Token).ConfigureAwait(false);
-                for (var i = 0; i < released; i++) ReleaseSlot();
+                ReleaseSlots(released);
                 if (flush.IsCompleted) break;
             }
         }

@@ -34,7 +34,41 @@ public sealed class ClientListener : IAsyncDisposable
     /// <summary>The bound port (differs from the setting when it was 0).</summary>
     public int Port => ((IPEndPoint)_socket.LocalEndPoint!).Port;
 
-    public void Start() => _acceptLoop = AcceptLoopAsync();
+    public void Start()
+    {
+        _acceptLoop = AcceptLoopAsync();
+        if (Environment.GetEnvironmentVariable("COORDINATION_ALLOC_DIAG") is { Length: > 0 } period && period != "0")
+            _diagnostic = AllocationDiagnosticAsync(TimeSpan.FromSeconds(double.TryParse(period, out var s) && s > 0 ? s : 5));
+    }
+
+    private Task? _diagnostic;
+
+    /// <summary>
+    /// Diagnostic (COORDINATION_ALLOC_DIAG=seconds): prints process-wide allocated bytes and GC counts per received
+    /// request to stderr every period, to measure allocations per request under a bench load. Off by default.
+    /// </summary>
+    private async Task AllocationDiagnosticAsync(TimeSpan period)
+    {
+        long lastBytes = GC.GetTotalAllocatedBytes(false), lastPackets = Interlocked.Read(ref ServerStats.PacketsReceived);
+        int last0 = GC.CollectionCount(0), last1 = GC.CollectionCount(1), last2 = GC.CollectionCount(2);
+        using var timer = new PeriodicTimer(period);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_cts.Token).ConfigureAwait(false))
+            {
+                long bytes = GC.GetTotalAllocatedBytes(false), packets = Interlocked.Read(ref ServerStats.PacketsReceived);
+                int g0 = GC.CollectionCount(0), g1 = GC.CollectionCount(1), g2 = GC.CollectionCount(2);
+                var requests = packets - lastPackets;
+                if (requests > 0)
+                    Console.Error.WriteLine(
+                        $"alloc-diag: {requests} requests, {(bytes - lastBytes) / (double)requests:F0} B/request, " +
+                        $"gc0={g0 - last0} gc1={g1 - last1} gc2={g2 - last2} server-gc={System.Runtime.GCSettings.IsServerGC} " +
+                        $"latency-mode={System.Runtime.GCSettings.LatencyMode} heap={GC.GetTotalMemory(false) >> 20} MiB");
+                (lastBytes, lastPackets, last0, last1, last2) = (bytes, packets, g0, g1, g2);
+            }
+        }
+        catch (OperationCanceledException) { }
+    }
 
     private async Task AcceptLoopAsync()
     {
@@ -68,5 +102,6 @@ public sealed class ClientListener : IAsyncDisposable
         _cts.Cancel();
         _socket.Dispose();
         if (_acceptLoop is not null) await _acceptLoop.ConfigureAwait(false);
+        if (_diagnostic is not null) await _diagnostic.ConfigureAwait(false);
     }
 }

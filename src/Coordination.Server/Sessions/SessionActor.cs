@@ -92,7 +92,7 @@ public sealed class SessionActor : ReceiveActor
         switch (incoming.Op)
         {
             case OpCode.Ping:
-                incoming.Connection.Send(Frames.Encode(new ReplyHeader(Xids.Ping, _lastZxid, ErrorCode.Ok), null), isResponse: true);
+                incoming.Connection.Send(new ReplyHeader(Xids.Ping, _lastZxid, ErrorCode.Ok), null, isResponse: true);
                 return;
             case OpCode.Auth when incoming.Body is AuthRequest auth:
                 Authenticate(incoming, auth);
@@ -165,7 +165,7 @@ public sealed class SessionActor : ReceiveActor
                     c.LastLatencyMs = latencyMs;
                     c.LastResponseMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
                     c.LastZxid = _lastZxid;
-                    c.Send(Frames.Encode(new ReplyHeader(reply.Xid, reply.Zxid, reply.Err), reply.Body), isResponse: true);
+                    c.Send(new ReplyHeader(reply.Xid, reply.Zxid, reply.Err), reply.Body, isResponse: true);
                     if (_closeAfterXid == reply.Xid) c.CloseAfterFlush();
                 }
                 break;

@@ -1,0 +1,375 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Coordination.TestKit;
+
+namespace Coordination.Bench;
+
+/// <summary>
+/// The side-by-side verb (issue 6): starts our server and Apache ZooKeeper 3.8 on 127.0.0.1 with the same durability,
+/// runs identical loads against each, one after the other (interleaved run by run, so drift in the machine's load hits
+/// both alike), and prints one table with the ratio ours/ZooKeeper per row. Every figure is the median of --runs runs;
+/// the spread (min–max over the runs) is shown for the throughput. Each server is compared at its own best
+/// saturation shape (sessions × in-flight). Everything it starts, it stops; the whole run is bounded by --time-limit.
+/// </summary>
+public static class SideBySide
+{
+    public const string Usage = """
+        Coordination.Bench side-by-side: our server beside Apache ZooKeeper 3.8, identical loads, one table.
+
+          --nodes 1|3                 standalone (1) or 3-node ensembles (3: needs issue 4)             (1)
+          --durability fsync|nosync   fsync: ZooKeeper forceSync=yes and ours persistence.force-sync=on;
+                                      nosync: forceSync=no and force-sync=off (tests only)             (fsync)
+          --runs N                    runs per figure; the table shows the median and the spread      (3)
+          --warmup T / --duration T   per run                                                          (2s / 5s)
+          --shapes LIST               saturation shapes tried per row, sessions x in-flight     (4x64,16x16,64x4)
+          --rows LIST                 get,set,mixed,create,latency-get,latency-set,watch              (all of them)
+          --watchers N                watchers on one znode in the watch row                           (10000)
+          --memory                    add the memory and restart rows: RSS with --memory-znodes znodes of
+                                      --value-size bytes, then the restart time of that tree (slow)
+          --memory-znodes N                                                                            (1000000)
+          --value-size B / --znodes N value size and znodes read/written by the load rows              (100 / 1000)
+          --targets LIST              ours,apache (one alone is allowed, then no ratio)               (ours,apache)
+          --ours-hocon TEXT           extra HOCON for our server
+          --apache-cfg LINE           extra zoo.cfg line for ZooKeeper (repeatable)
+          --time-limit T              stop everything after this long                                 (60m)
+          --out FILE                  also append every single run as a JSON line to FILE
+        """;
+
+    private sealed record Options
+    {
+        public int Nodes { get; init; } = 1;
+        public bool Fsync { get; init; } = true;
+        public int Runs { get; init; } = 3;
+        public TimeSpan Warmup { get; init; } = TimeSpan.FromSeconds(2);
+        public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(5);
+        public IReadOnlyList<(int Sessions, int Inflight)> Shapes { get; init; } = [(4, 64), (16, 16), (64, 4)];
+        public IReadOnlyList<string> Rows { get; init; } = AllRows;
+        public int Watchers { get; init; } = 10_000;
+        public bool Memory { get; init; }
+        public int MemoryZnodes { get; init; } = 1_000_000;
+        public int ValueSize { get; init; } = 100;
+        public int Znodes { get; init; } = 1000;
+        public IReadOnlyList<string> Targets { get; init; } = ["ours", "apache"];
+        public string? OursHocon { get; init; }
+        public IReadOnlyList<string> ApacheCfg { get; init; } = [];
+        public TimeSpan TimeLimit { get; init; } = TimeSpan.FromMinutes(60);
+        public string? Out { get; init; }
+    }
+
+    private static readonly string[] AllRows = ["get", "set", "mixed", "create", "latency-get", "latency-set", "watch"];
+
+    private sealed record Run(string Row, string Target, int Sessions, int Inflight, BenchResult Result);
+
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct)
+    {
+        if (args.Any(a => a is "--help" or "-h")) { await stdout.WriteLineAsync(Usage); return 0; }
+        Options o;
+        try { o = Parse(args); }
+        catch (ArgumentException e) { await stderr.WriteLineAsync($"error: {e.Message}\n\n{Usage}"); return 2; }
+        if (o.Nodes != 1)
+        {
+            // TODO(issue 4): start a 3-node ensemble of ours (hocon/ensemble-3) and of ZooKeeper (server.N lines,
+            // myid files, quorum ports on 127.0.0.1), spread the sessions over the members, and run the same rows.
+            await stderr.WriteLineAsync("error: --nodes 3 needs issue 4 ensemble (the server has no ensemble yet)");
+            return 2;
+        }
+
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        limit.CancelAfter(o.TimeLimit);
+        var token = limit.Token;
+        var started = Stopwatch.StartNew();
+        var runs = new List<Run>();
+        var extraRows = new List<string[]>();
+        var notes = new List<string>();
+        var servers = new Dictionary<string, ServerProcess>();
+        await stderr.WriteLineAsync($"side-by-side: {string.Join(",", o.Targets)}, standalone, durability {(o.Fsync ? "fsync" : "nosync")}, " +
+                                    $"{o.Runs} runs x {o.Warmup.TotalSeconds}s+{o.Duration.TotalSeconds}s, shapes {string.Join(",", o.Shapes.Select(s => $"{s.Sessions}x{s.Inflight}"))}, rows {string.Join(",", o.Rows)}");
+        try
+        {
+            foreach (var target in o.Targets)
+            {
+                servers[target] = await StartAsync(target, o, null, token).ConfigureAwait(false);
+                await stderr.WriteLineAsync($"  started {servers[target]}").ConfigureAwait(false);
+            }
+            if (servers.TryGetValue("ours", out var oursServer) && !HasJournal(oursServer))
+                notes.Add("ours wrote no journal (its data dir has no journal.db): it is NOT durable in this build (issue 3), so its " +
+                          "write rows are not yet a like-for-like comparison with ZooKeeper's fsync'd log");
+
+            foreach (var row in o.Rows)
+            {
+                var (op, shapes, watchers) = row switch
+                {
+                    "latency-get" => (BenchOp.Get, new[] { (1, 1) }, 0),
+                    "latency-set" => (BenchOp.Set, new[] { (1, 1) }, 0),
+                    "watch" => (BenchOp.Get, new[] { (0, 1) }, o.Watchers),
+                    _ => (BenchOptions.ParseOp(row), o.Shapes.ToArray(), 0),
+                };
+                for (var r = 0; r < o.Runs; r++)
+                    foreach (var (sessions, inflight) in shapes)
+                        foreach (var target in o.Targets)
+                        {
+                            token.ThrowIfCancellationRequested();
+                            var server = servers[target];
+                            var options = new BenchOptions
+                            {
+                                Connect = [server.ConnectString], ServerPid = server.Pid, Sessions = sessions, Inflight = inflight,
+                                Op = op, ValueSize = o.ValueSize, Znodes = o.Znodes, Watchers = watchers,
+                                Warmup = o.Warmup, Duration = o.Duration, Progress = false, Json = true,
+                                Root = "/bench-" + row, Cleanup = op == BenchOp.Create,
+                            };
+                            var result = await new BenchRunner(options, TextWriter.Null).RunAsync(token).ConfigureAwait(false);
+                            result.Target = target;
+                            runs.Add(new Run(row, target, sessions, inflight, result));
+                            await stderr.WriteLineAsync(string.Format(CultureInfo.InvariantCulture,
+                                "  [{0,5:F0}s] {1,-12} {2,-6} {3,5} run {4}: {5,9:F0} ops/s p50 {6:F2} ms p99 {7:F2} ms cpu {8:F2} ms/1k{9}{10}",
+                                started.Elapsed.TotalSeconds, row, target, $"{sessions}x{inflight}", r + 1, result.OpsPerSecond,
+                                result.Latency.P50Us / 1000, result.Latency.P99Us / 1000, result.ServerCpuMsPer1kOps ?? double.NaN,
+                                result.Watch is { } w ? $" all-notified p50 {w.FanOut.P50Us / 1000:F1} ms" : "",
+                                result.TotalErrors > 0 ? $"  ERRORS {result.TotalErrors}" : "")).ConfigureAwait(false);
+                            if (o.Out is { } file) await File.AppendAllTextAsync(file, $"{{\"row\":\"{row}\",\"result\":{result.ToJson(false)}}}\n", token).ConfigureAwait(false);
+                        }
+            }
+
+            if (o.Memory)
+            {
+                // Fresh servers, so the load rows' leftovers do not count.
+                foreach (var (_, s) in servers) await s.DisposeAsync().ConfigureAwait(false);
+                servers.Clear();
+                var mem = new Dictionary<string, (long Rss, double PopulateS, double RestartS, string Restored)>();
+                foreach (var target in o.Targets)
+                {
+                    var dataDir = Directory.CreateTempSubdirectory("side-by-side-mem-").FullName;
+                    try
+                    {
+                        await using var server = await StartAsync(target, o, dataDir, token).ConfigureAwait(false);
+                        var populate = Stopwatch.StartNew();
+                        var options = new BenchOptions
+                        {
+                            Connect = [server.ConnectString], ServerPid = server.Pid, Sessions = 1, Inflight = 1, Op = BenchOp.Get,
+                            ValueSize = o.ValueSize, Znodes = o.MemoryZnodes, Warmup = TimeSpan.Zero, Duration = TimeSpan.FromSeconds(1),
+                            Progress = false, Json = true, Root = "/bench-memory",
+                        };
+                        var result = await new BenchRunner(options, TextWriter.Null).RunAsync(token).ConfigureAwait(false);
+                        var populateS = populate.Elapsed.TotalSeconds;
+                        await Task.Delay(2000, token).ConfigureAwait(false);
+                        var rss = ProcStats.ReadRssBytes(server.Pid);
+                        var before = await ZnodeCountAsync(server, token).ConfigureAwait(false);
+                        await server.StopAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+                        var restart = Stopwatch.StartNew();
+                        await server.RestartAsync(token).ConfigureAwait(false);
+                        var restartS = restart.Elapsed.TotalSeconds;
+                        var after = await ZnodeCountAsync(server, token).ConfigureAwait(false);
+                        var restored = after >= before ? "all" : $"{after:N0} of {before:N0} znodes";
+                        mem[target] = (rss, populateS, restartS, restored);
+                        await stderr.WriteLineAsync($"  memory {target}: {before:N0} znodes, rss {rss >> 20} MiB, populated in {populateS:F1} s, restart {restartS:F1} s, restored {restored}").ConfigureAwait(false);
+                        if (result.TotalErrors > 0) notes.Add($"memory row {target}: {result.TotalErrors} errors");
+                    }
+                    finally
+                    {
+                        try { Directory.Delete(dataDir, recursive: true); } catch { }
+                    }
+                }
+                var o1 = mem.GetValueOrDefault("ours");
+                var a1 = mem.GetValueOrDefault("apache");
+                extraRows.Add([$"memory {o.MemoryZnodes:N0} x {o.ValueSize} B", "RSS MiB",
+                    o1.Rss > 0 ? $"{o1.Rss >> 20}" : "-", a1.Rss > 0 ? $"{a1.Rss >> 20}" : "-", Ratio(o1.Rss, a1.Rss), "target <= 0.8"]);
+                // A restart that did not restore the whole tree is not a recovery: no ratio for it.
+                extraRows.Add([$"restart of that tree", "seconds",
+                    o1.Rss > 0 ? $"{o1.RestartS:F1} ({o1.Restored})" : "-", a1.Rss > 0 ? $"{a1.RestartS:F1} ({a1.Restored})" : "-",
+                    o1.Restored == "all" && a1.Restored == "all" ? Ratio(o1.RestartS, a1.RestartS) : "-", "target <= 1.0"]);
+            }
+        }
+        catch (OperationCanceledException) when (limit.IsCancellationRequested && !ct.IsCancellationRequested)
+        {
+            notes.Add($"stopped by --time-limit {o.TimeLimit}; the table shows what finished");
+        }
+        finally
+        {
+            foreach (var (_, s) in servers) await s.DisposeAsync().ConfigureAwait(false);
+        }
+
+        await stdout.WriteLineAsync(Render(o, runs, extraRows, notes, started.Elapsed)).ConfigureAwait(false);
+        return runs.Any(r => r.Result.TotalErrors > 0) ? 3 : 0;
+    }
+
+    private static async Task<ServerProcess> StartAsync(string target, Options o, string? dataDir, CancellationToken ct)
+    {
+        var options = target == "ours"
+            ? new ServerProcessOptions
+            {
+                DataDir = dataDir,
+                ExtraHocon = $"coordination.client-address = \"127.0.0.1\"\ncoordination.persistence.force-sync = {(o.Fsync ? "on" : "off")}\n{o.OursHocon}",
+            }
+            : new ServerProcessOptions
+            {
+                DataDir = dataDir,
+                ExtraZooCfg = [$"forceSync={(o.Fsync ? "yes" : "no")}", .. o.ApacheCfg],
+            };
+        return await ServerProcess.StartAsync(target, options, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Whether our server keeps a journal (issue 3 creates journal.db in the data dir on first start).</summary>
+    private static bool HasJournal(ServerProcess server) =>
+        Directory.Exists(server.DataDir) && Directory.EnumerateFiles(server.DataDir, "journal.db*", SearchOption.AllDirectories).Any();
+
+    private static async Task<long> ZnodeCountAsync(ServerProcess server, CancellationToken ct)
+    {
+        var mntr = await FourLetterWord.MntrAsync(server.Host, server.Port, TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
+        return (long)(mntr.Number("zk_znode_count") ?? -1);
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var v = values.Where(x => !double.IsNaN(x)).OrderBy(x => x).ToArray();
+        if (v.Length == 0) return double.NaN;
+        return v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
+    }
+
+    private static string Ratio(double ours, double apache) =>
+        ours > 0 && apache > 0 && !double.IsNaN(ours) && !double.IsNaN(apache) ? (ours / apache).ToString("F2", CultureInfo.InvariantCulture) : "-";
+
+    private sealed record Figure(string Shape, double Ops, double OpsMin, double OpsMax, double P50, double P99, double Cpu, double RssMiB,
+        double FanoutMs, double FanoutMin, double FanoutMax, long Errors, int Runs);
+
+    /// <summary>The best shape of one target in one row: the highest median throughput; its medians.</summary>
+    private static Figure? Best(IEnumerable<Run> runs)
+    {
+        Figure? best = null;
+        foreach (var g in runs.GroupBy(r => (r.Sessions, r.Inflight)))
+        {
+            var rs = g.Select(r => r.Result).ToList();
+            var ops = rs.Select(r => r.OpsPerSecond).ToList();
+            var fan = rs.Select(r => r.Watch is { Rounds: > 0 } w ? w.FanOut.P50Us / 1000 : double.NaN).ToList();
+            var f = new Figure($"{g.Key.Sessions}x{g.Key.Inflight}", Median(ops), ops.Min(), ops.Max(),
+                Median(rs.Select(r => r.Latency.P50Us / 1000)), Median(rs.Select(r => r.Latency.P99Us / 1000)),
+                Median(rs.Select(r => r.ServerCpuMsPer1kOps ?? double.NaN)),
+                Median(rs.Select(r => r.ServerRssBytes is { } b ? b / 1048576.0 : double.NaN)),
+                Median(fan), fan.Where(x => !double.IsNaN(x)).DefaultIfEmpty(double.NaN).Min(), fan.Where(x => !double.IsNaN(x)).DefaultIfEmpty(double.NaN).Max(),
+                rs.Sum(r => r.TotalErrors), rs.Count);
+            if (best is null || f.Ops > best.Ops) best = f;
+        }
+        return best;
+    }
+
+    private static string Render(Options o, List<Run> runs, List<string[]> extraRows, List<string> notes, TimeSpan elapsed)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var sb = new StringBuilder();
+        sb.AppendLine();
+        sb.AppendLine(inv, $"Side by side, standalone, durability {(o.Fsync ? "fsync (ZooKeeper forceSync=yes, ours force-sync=on)" : "nosync (forceSync=no / force-sync=off)")}, " +
+                           $"value {o.ValueSize} B, {o.Znodes} znodes; median of {o.Runs} runs of {o.Duration.TotalSeconds:0.#} s (after {o.Warmup.TotalSeconds:0.#} s warm-up), " +
+                           $"spread = min-max; each server at its best shape of {string.Join(", ", o.Shapes.Select(s => $"{s.Sessions}x{s.Inflight}"))}.");
+        sb.AppendLine(inv, $"{Environment.ProcessorCount} cores, load average at the end {LoadAverage()}, {elapsed.TotalMinutes:F1} min.");
+        sb.AppendLine();
+        var header = string.Format(inv, "| {0,-22} | {1,-6} | {2,-5} | {3,-28} | {4,8} | {5,8} | {6,13} | {7,7} |",
+            "row", "server", "shape", "ops/s (spread)", "p50 ms", "p99 ms", "CPU ms/1k ops", "RSS MiB");
+        sb.AppendLine(header);
+        sb.AppendLine(string.Concat(header.Select(c => c == '|' ? '|' : '-')));
+        foreach (var row in o.Rows)
+        {
+            var figures = o.Targets.ToDictionary(t => t, t => Best(runs.Where(r => r.Row == row && r.Target == t)));
+            var label = row switch
+            {
+                "get" => "getData 100 B", "set" => "setData 100 B", "mixed" => "mixed 90/10", "create" => "create 100 B",
+                "latency-get" => "latency getData 1x1", "latency-set" => "latency setData 1x1",
+                "watch" => $"watch {o.Watchers:N0} watchers", _ => row,
+            };
+            if (row == "create" || row == "set" || row == "mixed") label = label.Replace("100 B", $"{o.ValueSize} B");
+            foreach (var t in o.Targets)
+            {
+                if (figures[t] is not { } f) continue;
+                var err = f.Errors > 0 ? $" ERR {f.Errors}" : "";
+                if (row == "watch")
+                    sb.AppendLine(string.Format(inv, "| {0,-22} | {1,-6} | {2,-5} | {3,-28} | {4,8} | {5,8} | {6,13} | {7,7:F0} |",
+                        label, Name(t), "-", $"all notified {f.FanoutMs:F1} ms ({f.FanoutMin:F1}-{f.FanoutMax:F1}){err}", "", "", "", f.RssMiB));
+                else
+                    sb.AppendLine(string.Format(inv, "| {0,-22} | {1,-6} | {2,-5} | {3,-28} | {4,8:F3} | {5,8:F3} | {6,13:F2} | {7,7:F0} |",
+                        label, Name(t), f.Shape, $"{f.Ops,9:F0} ({f.OpsMin:F0}-{f.OpsMax:F0}){err}", f.P50, f.P99, f.Cpu, f.RssMiB));
+            }
+            if (figures.GetValueOrDefault("ours") is { } ours && figures.GetValueOrDefault("apache") is { } zk)
+            {
+                if (row == "watch")
+                    sb.AppendLine(string.Format(inv, "| {0,-22} | {1,-6} | {2,-5} | {3,-28} | {4,8} | {5,8} | {6,13} | {7,7} |",
+                        label, "ratio", "", $"time {Ratio(ours.FanoutMs, zk.FanoutMs)}", "", "", "", Ratio(ours.RssMiB, zk.RssMiB)));
+                else
+                    sb.AppendLine(string.Format(inv, "| {0,-22} | {1,-6} | {2,-5} | {3,-28} | {4,8} | {5,8} | {6,13} | {7,7} |",
+                        label, "ratio", "", Ratio(ours.Ops, zk.Ops), Ratio(ours.P50, zk.P50), Ratio(ours.P99, zk.P99), Ratio(ours.Cpu, zk.Cpu), Ratio(ours.RssMiB, zk.RssMiB)));
+            }
+        }
+        if (extraRows.Count > 0)
+        {
+            sb.AppendLine();
+            sb.AppendLine("| row                          | unit    | ours                       | ZooKeeper                  | ours/ZK | issue 6 |");
+            sb.AppendLine("|------------------------------|---------|----------------------------|----------------------------|---------|---------|");
+            foreach (var r in extraRows)
+                sb.AppendLine(string.Format(inv, "| {0,-28} | {1,-7} | {2,-26} | {3,-26} | {4,7} | {5} |", r));
+        }
+        sb.AppendLine();
+        sb.AppendLine("ratio = ours / ZooKeeper: above 1 is better for ops/s, below 1 is better for latency, CPU, RSS and time.");
+        sb.AppendLine("CPU = the server process's user+system time from /proc over the measured window, per 1,000 successful ops. RSS at the end of the run.");
+        foreach (var n in notes.Distinct()) sb.AppendLine("NOTE: " + n);
+        return sb.ToString();
+    }
+
+    private static string Name(string target) => target == "apache" ? "ZK 3.8" : target;
+
+    private static string LoadAverage()
+    {
+        try { return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
+        catch { return "?"; }
+    }
+
+    private static Options Parse(string[] args)
+    {
+        var o = new Options();
+        for (var i = 0; i < args.Length; i++)
+        {
+            var arg = args[i];
+            if (!arg.StartsWith("--", StringComparison.Ordinal)) throw new ArgumentException($"unexpected argument '{arg}'");
+            var name = arg[2..];
+            string? inline = null;
+            var eq = name.IndexOf('=');
+            if (eq >= 0) { inline = name[(eq + 1)..]; name = name[..eq]; }
+            string Value()
+            {
+                if (inline is not null) return inline;
+                if (i + 1 >= args.Length) throw new ArgumentException($"--{name} needs a value");
+                return args[++i];
+            }
+            int Int(int min) => int.TryParse(Value(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= min
+                ? n : throw new ArgumentException($"--{name}: expected an integer >= {min}");
+            IReadOnlyList<string> List() => Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            o = name switch
+            {
+                "nodes" => o with { Nodes = Int(1) is var n && n is 1 or 3 ? n : throw new ArgumentException("--nodes: 1 or 3") },
+                "durability" => o with { Fsync = Value() switch { "fsync" => true, "nosync" => false, var v => throw new ArgumentException($"--durability: fsync or nosync, not '{v}'") } },
+                "runs" => o with { Runs = Int(1) },
+                "warmup" => o with { Warmup = BenchOptions.ParseDuration(Value()) },
+                "duration" => o with { Duration = BenchOptions.ParseDuration(Value()) },
+                "shapes" => o with { Shapes = List().Select(ParseShape).ToArray() },
+                "rows" => o with { Rows = List().Select(r => AllRows.Contains(r) ? r : throw new ArgumentException($"--rows: unknown row '{r}' ({string.Join(",", AllRows)})")).ToArray() },
+                "watchers" => o with { Watchers = Int(1) },
+                "memory" => o with { Memory = true },
+                "memory-znodes" => o with { MemoryZnodes = Int(1) },
+                "value-size" => o with { ValueSize = Int(0) },
+                "znodes" => o with { Znodes = Int(1) },
+                "targets" => o with { Targets = List().Select(t => t is "ours" or "apache" ? t : throw new ArgumentException($"--targets: ours or apache, not '{t}'")).ToArray() },
+                "ours-hocon" => o with { OursHocon = Value() },
+                "apache-cfg" => o with { ApacheCfg = [.. o.ApacheCfg, Value()] },
+                "time-limit" => o with { TimeLimit = BenchOptions.ParseDuration(Value()) },
+                "out" => o with { Out = Value() },
+                _ => throw new ArgumentException($"unknown option --{name}"),
+            };
+        }
+        if (o.Targets.Count == 0) throw new ArgumentException("--targets is empty");
+        return o;
+    }
+
+    private static (int, int) ParseShape(string s)
+    {
+        var parts = s.Split('x');
+        if (parts.Length == 2 && int.TryParse(parts[0], out var a) && int.TryParse(parts[1], out var b) && a > 0 && b > 0) return (a, b);
+        throw new ArgumentException($"--shapes: expected SESSIONSxINFLIGHT, got '{s}'");
+    }
+}
