@@ -128,6 +128,7 @@ public sealed partial class DataTree
     {
         if (r.ReadInt() != SnapshotMagic) throw new InvalidDataException("not a snapshot (bad magic)");
         var version = r.ReadInt();
+        if (version == FuzzySnapshotVersion) return ReadFuzzySnapshot(r, r.ReadLong());
         if (version != SnapshotVersion) throw new InvalidDataException($"unsupported snapshot version {version}");
         var lastZxid = r.ReadLong();
 
@@ -195,6 +196,7 @@ public sealed partial class DataTree
 
         foreach (var (id, timeout) in sessions) tree._sessions[id] = timeout;
         tree._lastZxid = lastZxid;
+        tree.SnapshotEndZxid = lastZxid;
         long size = tree._root.Data.Length; // ZooKeeper's "" alias of the root
         tree.Walk(sorted: false, (path, node) => size += path.Length + node.Data.Length);
         tree._dataSize = size;
@@ -256,6 +258,8 @@ public sealed partial class DataTree
                 WriteBytes(Encoding.UTF8.GetBytes(value.ToArray()));
             }
         }
+
+        public void FlushBuffer() => Flush();
 
         private void Flush()
         {

@@ -409,7 +409,18 @@ public sealed partial class DataTree
         var parent = Lookup(ParentSpan(path, lastSlash));
         if (parent is null) return ErrorCode.NoNode;
         var nameSpan = path.AsSpan(lastSlash + 1);
-        if (nameSpan.IsEmpty || parent.TryGetChild(nameSpan, out _)) return ErrorCode.NodeExists; // "/" exists
+        if (nameSpan.IsEmpty) return ErrorCode.NodeExists; // "/" exists
+        if (parent.TryGetChild(nameSpan, out var existing))
+        {
+            if (!ReplayMode) return ErrorCode.NodeExists;
+            ReplaceNode(existing, txn, path, zxid, time);
+            node = existing;
+            var parentKids = parent.Kids!;
+            parentKids.Cversion = txn.ParentCversion;
+            parentKids.Pzxid = zxid;
+            parentPath = parentKids.Path;
+            return ErrorCode.Ok;
+        }
 
         var data = Normalize(txn.Data);
         node = new Node(data, _acls.AddRef(txn.Acl))
@@ -466,8 +477,19 @@ public sealed partial class DataTree
         if (parent?.Kids is not { } kids) return ErrorCode.NoNode;
         var lookup = kids.Map.GetAlternateLookup<ReadOnlySpan<char>>();
         var name = path.AsSpan(lastSlash + 1);
-        if (!lookup.TryGetValue(name, out var node)) return ErrorCode.NoNode;
-        if (node.ChildCount > 0) return ErrorCode.NotEmpty; // prep never lets this through; refuse rather than orphan
+        if (!lookup.TryGetValue(name, out var node))
+        {
+            // Replay over a fuzzy snapshot: the node is already gone, but the parent may have been captured before
+            // this delete, so its pzxid (an absolute value in the txn) is set as the original apply set it.
+            if (ReplayMode) kids.Pzxid = zxid;
+            return ErrorCode.NoNode;
+        }
+        if (node.ChildCount > 0)
+        {
+            if (!ReplayMode) return ErrorCode.NotEmpty; // prep never lets this through; refuse rather than orphan
+            // Replay: children captured by a fuzzy snapshot that were deleted before this txn originally ran.
+            DeleteChildrenForReplay(path, node, zxid);
+        }
 
         lookup.Remove(name);
         kids.Pzxid = zxid;
@@ -522,7 +544,9 @@ public sealed partial class DataTree
         List<WatchTrigger>? triggers = null;
         foreach (var path in paths)
         {
-            if (Lookup(path) is { } node && node.Owner == sessionId && DeleteNode(path, zxid, out var parent) == ErrorCode.Ok)
+            // Replay over a fuzzy snapshot: the listed ephemerals existed when the txn first ran; whatever the
+            // snapshot holds at those paths (nothing, or a later incarnation) is deleted as the original apply did.
+            if ((ReplayMode || Lookup(path) is { } node && node.Owner == sessionId) && DeleteNode(path, zxid, out var parent) == ErrorCode.Ok)
             {
                 triggers ??= new List<WatchTrigger>(paths.Count * 2);
                 triggers.Add(new(path, EventType.NodeDeleted));

@@ -4,7 +4,9 @@ using Akka.Configuration;
 using Coordination.Core;
 using Coordination.Server.Admin;
 using Coordination.Server.Network;
+using Coordination.Server.Persistence;
 using Coordination.Server.Pipeline;
+using Akka.Actor.Setup;
 using Coordination.Server.Sessions;
 
 namespace Coordination.Server;
@@ -37,20 +39,41 @@ public sealed class CoordinationServer : IAsyncDisposable
     /// <summary>Monotonic milliseconds: session deadlines must not jump with the wall clock.</summary>
     public static long MonotonicMs() => Environment.TickCount64;
 
-    /// <summary>Starts a server from a config; <see cref="ServerSettings.Reference"/> is added as the fallback.</summary>
+    /// <summary>Starts a server from a config; <see cref="ServerSettings.Reference"/> is added as the fallback.
+    /// With persistence on (the default) the tree is first recovered from the data dir (snapshot + journal), and
+    /// the server throws <see cref="RecoveryException"/> rather than serve a tree that may lack acknowledged writes.</summary>
     public static CoordinationServer Start(Config config)
     {
         var full = config.WithFallback(ServerSettings.Reference);
         var settings = ServerSettings.Create(full);
         Directory.CreateDirectory(settings.DataDir);
+        var persistence = PersistenceSettings.Create(full, settings.DataDir);
+        var files = new SnapshotFiles(settings.DataDir, persistence.SnapshotsRetained, persistence.Purge);
 
-        var system = ActorSystem.Create("coordination", full);
+        var system = CreateSystem(full, persistence);
         try
         {
-            var tree = new DataTree();
-            var log = system.ActorOf(InMemoryTxnLogActor.Props(), "txnlog");
+            DataTree tree;
+            IActorRef log;
+            SnapshotPolicy? snapshots = null;
+            if (persistence.Enabled)
+            {
+                var restore = full.GetString("coordination.persistence.restore-from", "");
+                if (!string.IsNullOrEmpty(restore)) Restore(restore, persistence, files);
+                var recovered = Recovery.Run(system, persistence, files, system.Log);
+                tree = recovered.Tree;
+                log = recovered.Log;
+                files.AttachLog(log);
+                snapshots = new SnapshotPolicy(files, persistence.SnapshotEveryTxns, persistence.SnapshotEveryBytes, persistence.SnapshotChunkNodes);
+            }
+            else
+            {
+                system.Log.Warning("coordination.persistence.enabled = off: nothing is written to disk");
+                tree = new DataTree();
+                log = system.ActorOf(InMemoryTxnLogActor.Props(), "txnlog");
+            }
             var tracker = system.ActorOf(SessionTrackerActor.Props(settings.TickTime, MonotonicMs), "session-tracker");
-            var replica = system.ActorOf(ReplicaActor.Props(settings, tree, log, tracker, WallClockMs), "replica");
+            var replica = system.ActorOf(ReplicaActor.Props(settings, tree, log, tracker, WallClockMs, snapshots), "replica");
             tracker.Tell(new SessionTrackerActor.SetReplica(replica));
             var sessions = system.ActorOf(SessionManagerActor.Props(settings, replica, tracker, WallClockMs()), "sessions");
             var registry = new ConnectionRegistry();
@@ -66,6 +89,75 @@ public sealed class CoordinationServer : IAsyncDisposable
         {
             system.Terminate().Wait(TimeSpan.FromSeconds(10));
             throw;
+        }
+    }
+
+    private static ActorSystem CreateSystem(Config full, PersistenceSettings persistence)
+    {
+        if (!persistence.Enabled) return ActorSystem.Create("coordination", full);
+        var defaultSynchronous = JournalSetup.PrepareSqlite(persistence);
+        var config = full.WithFallback(JournalSetup.AkkaConfig(persistence));
+        var bootstrap = BootstrapSetup.Create().WithConfig(config);
+        var setup = JournalSetup.DataOptions(persistence, defaultSynchronous) is { } options ? ActorSystemSetup.Create(bootstrap, options) : ActorSystemSetup.Create(bootstrap);
+        return ActorSystem.Create("coordination", setup);
+    }
+
+    /// <summary>
+    /// <c>--restore FILE</c>: seeds an empty data dir with a snapshot written by <see cref="Backup"/> (or any
+    /// snapshot file). Refuses a data dir that already holds snapshots or a journal.
+    /// </summary>
+    private static void Restore(string file, PersistenceSettings persistence, SnapshotFiles files)
+    {
+        if (files.List().Count > 0 || (persistence.SqliteFile is { } db && File.Exists(db) && new FileInfo(db).Length > 0 && HasJournalRows(persistence)))
+            throw new RecoveryException($"--restore {file}: the data dir {files.Directory} already holds data; restore into an empty data dir");
+        DataTree tree;
+        try
+        {
+            using var fs = File.OpenRead(file);
+            tree = DataTree.ReadSnapshot(fs);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException)
+        {
+            throw new RecoveryException($"--restore {file}: not a valid snapshot ({e.Message})", e);
+        }
+        SnapshotFiles.WriteDurably(Path.Combine(files.Directory, SnapshotFiles.FileName(tree.LastZxid)), tree.WriteSnapshot);
+    }
+
+    private static bool HasJournalRows(PersistenceSettings persistence)
+    {
+        using var c = new Microsoft.Data.Sqlite.SqliteConnection(persistence.EffectiveConnectionString);
+        c.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='journal'";
+        if (Convert.ToInt64(cmd.ExecuteScalar()) == 0) return false;
+        cmd.CommandText = "SELECT count(*) FROM journal";
+        var rows = Convert.ToInt64(cmd.ExecuteScalar());
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        return rows > 0;
+    }
+
+    /// <summary>
+    /// <c>Coordination.Server backup --out FILE</c>: writes a consistent snapshot of the server whose data dir (and
+    /// journal) the config names, without stopping it: the newest snapshot plus every journal row committed so far,
+    /// i.e. exactly the state after some acknowledged txn. SQLite in WAL mode lets this reader run beside the server.
+    /// Returns the zxid of the backup.
+    /// </summary>
+    public static long Backup(Config config, string outFile)
+    {
+        var full = config.WithFallback(ServerSettings.Reference);
+        var settings = ServerSettings.Create(full);
+        var persistence = PersistenceSettings.Create(full, settings.DataDir) with { Enabled = true };
+        var files = new SnapshotFiles(settings.DataDir, persistence.SnapshotsRetained, purge: false);
+        var system = CreateSystem(full, persistence);
+        try
+        {
+            var recovered = Recovery.Run(system, persistence, files, system.Log, readOnly: true);
+            SnapshotFiles.WriteDurably(Path.GetFullPath(outFile), recovered.Tree.WriteSnapshot);
+            return recovered.Tree.LastZxid;
+        }
+        finally
+        {
+            system.Terminate().Wait(TimeSpan.FromSeconds(10));
         }
     }
 

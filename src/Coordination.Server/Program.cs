@@ -2,11 +2,15 @@ using System.Runtime.InteropServices;
 using Akka.Configuration;
 using Coordination.Server;
 
-// Coordination.Server [--config FILE] [--client-port N] [--data-dir DIR]
+// Coordination.Server [--config FILE] [--client-port N] [--data-dir DIR] [--restore SNAPSHOT]
+// Coordination.Server backup --out FILE [--config FILE] [--data-dir DIR]
 // Settings come from the command line, then FILE (HOCON), then the embedded reference.conf.
 string? configFile = null;
+string? backupOut = null;
+var backup = args.Length > 0 && args[0] == "backup";
 var overrides = new List<string>();
-for (var i = 0; i < args.Length; i++)
+static string Quote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+for (var i = backup ? 1 : 0; i < args.Length; i++)
 {
     string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
     switch (args[i])
@@ -14,9 +18,12 @@ for (var i = 0; i < args.Length; i++)
         case "--config": configFile = Next(); break;
         case "--client-port": overrides.Add($"coordination.client-port = {int.Parse(Next())}"); break;
         case "--client-address": overrides.Add($"coordination.client-address = \"{Next()}\""); break;
-        case "--data-dir": overrides.Add($"coordination.data-dir = \"{Next().Replace("\\", "\\\\").Replace("\"", "\\\"")}\""); break;
+        case "--data-dir": overrides.Add($"coordination.data-dir = {Quote(Next())}"); break;
+        case "--restore": overrides.Add($"coordination.persistence.restore-from = {Quote(Path.GetFullPath(Next()))}"); break;
+        case "--out" when backup: backupOut = Next(); break;
         case "-h" or "--help":
-            Console.WriteLine("Usage: Coordination.Server [--config FILE] [--client-port N] [--client-address IP] [--data-dir DIR]");
+            Console.WriteLine("Usage: Coordination.Server [--config FILE] [--client-port N] [--client-address IP] [--data-dir DIR] [--restore SNAPSHOT]");
+            Console.WriteLine("       Coordination.Server backup --out FILE [--config FILE] [--data-dir DIR]   (consistent snapshot of a running or stopped server)");
             Console.WriteLine("Settings and their defaults: hocon/standalone.conf");
             return 0;
         default:
@@ -32,7 +39,33 @@ if (configFile is not null)
     config = config.WithFallback(ConfigurationFactory.ParseString(File.ReadAllText(configFile)));
 }
 
-await using var server = CoordinationServer.Start(config);
+if (backup)
+{
+    if (backupOut is null) { Console.Error.WriteLine("backup needs --out FILE"); return 2; }
+    try
+    {
+        var zxid = CoordinationServer.Backup(config, backupOut);
+        Console.WriteLine($"Backup written to {Path.GetFullPath(backupOut)} (zxid 0x{zxid:x})");
+        return 0;
+    }
+    catch (Coordination.Server.Persistence.RecoveryException e)
+    {
+        Console.Error.WriteLine($"Backup failed: {e.Message}");
+        return 1;
+    }
+}
+
+CoordinationServer startedServer;
+try
+{
+    startedServer = CoordinationServer.Start(config);
+}
+catch (Coordination.Server.Persistence.RecoveryException e)
+{
+    Console.Error.WriteLine($"FATAL: {e.Message}");
+    return 3;
+}
+await using var server = startedServer;
 var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
 using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using Coordination.Core;
 using Coordination.Protocol;
+using Coordination.Server.Persistence;
 
 namespace Coordination.Server.Pipeline;
 
@@ -27,6 +28,13 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _logger = Context.GetLogger();
     private int _outstanding;
     private int _reapBudget;
+    // Fuzzy snapshots (Persistence/SnapshotFiles): serialized in chunks between other messages.
+    private readonly SnapshotPolicy? _snapshots;
+    private long _txnsSinceSnapshot;
+    private long _bytesSinceSnapshot;
+    private DataTree.FuzzySnapshot? _snapshot;
+    private SnapshotFiles.Writer? _snapshotWriter;
+    private bool _snapshotBusy;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -41,9 +49,12 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
 
     private sealed record PendingWrite(long Zxid, int Xid);
     private sealed class ReapTick { public static readonly ReapTick Instance = new(); }
+    private sealed class SnapshotChunk { public static readonly SnapshotChunk Instance = new(); }
+    private sealed record SnapshotDone(string Path, long StartZxid, Exception? Error);
 
-    public ReplicaActor(ServerSettings settings, DataTree tree, IActorRef log, IActorRef tracker, Func<long> clock)
+    public ReplicaActor(ServerSettings settings, DataTree tree, IActorRef log, IActorRef tracker, Func<long> clock, SnapshotPolicy? snapshots = null)
     {
+        _snapshots = snapshots;
         _settings = settings;
         _tree = tree;
         _log = log;
@@ -62,10 +73,17 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
         Receive<ConnectionLost>(m => _watches.RemoveSession(m.SessionId));
         Receive<GetReplicaStats>(OnGetStats);
         Receive<ReapTick>(_ => Reap());
+        Receive<SnapshotChunk>(_ => WriteSnapshotChunk());
+        Receive<SnapshotDone>(OnSnapshotDone);
+        Receive<TakeSnapshot>(_ =>
+        {
+            var started = StartSnapshot();
+            Sender.Tell(started ? _snapshotWriter!.StartZxid : -1L);
+        });
     }
 
-    public static Props Props(ServerSettings settings, DataTree tree, IActorRef log, IActorRef tracker, Func<long> clock) =>
-        Akka.Actor.Props.Create(() => new ReplicaActor(settings, tree, log, tracker, clock));
+    public static Props Props(ServerSettings settings, DataTree tree, IActorRef log, IActorRef tracker, Func<long> clock, SnapshotPolicy? snapshots = null) =>
+        Akka.Actor.Props.Create(() => new ReplicaActor(settings, tree, log, tracker, clock, snapshots));
 
     protected override void PreStart()
     {
@@ -149,6 +167,73 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
     {
         foreach (var proposal in appended.Batch) Commit(proposal);
         _prep.Applied(_tree.LastZxid);
+        if (_snapshots is { } policy)
+        {
+            _txnsSinceSnapshot += appended.Batch.Count;
+            foreach (var proposal in appended.Batch) _bytesSinceSnapshot += EstimateSize(proposal.Txn);
+            if (_txnsSinceSnapshot >= policy.EveryTxns || _bytesSinceSnapshot >= policy.EveryBytes) StartSnapshot();
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ snapshots
+
+    private static long EstimateSize(Txn txn) => txn switch
+    {
+        CreateTxn c => 64 + c.Path.Length + c.Data.Length,
+        SetDataTxn d => 48 + d.Path.Length + d.Data.Length,
+        MultiTxn m => 16 + m.Ops.Sum(op => EstimateSize(op.Txn)),
+        _ => 48,
+    };
+
+    /// <summary>Begins a fuzzy snapshot unless one is running. It is serialized <see cref="SnapshotPolicy.ChunkNodes"/>
+    /// nodes per message, so client requests interleave with it; a background task writes the bytes.</summary>
+    private bool StartSnapshot()
+    {
+        if (_snapshots is not { } policy || _snapshotBusy) return false;
+        _snapshotBusy = true;
+        _txnsSinceSnapshot = 0;
+        _bytesSinceSnapshot = 0;
+        _snapshot = _tree.BeginFuzzySnapshot();
+        _snapshotWriter = policy.Files.Begin(_snapshot.StartZxid);
+        Self.Tell(SnapshotChunk.Instance);
+        return true;
+    }
+
+    private void WriteSnapshotChunk()
+    {
+        if (_snapshot is not { } snapshot || _snapshotWriter is not { } writer) return;
+        bool done;
+        try
+        {
+            done = snapshot.WriteChunk(_snapshots!.ChunkNodes);
+            writer.Write(snapshot.TakeBytes());
+        }
+        catch (Exception e)
+        {
+            writer.Abort();
+            _snapshot = null;
+            _snapshotBusy = false;
+            _logger.Error(e, "Snapshot at zxid 0x{0:x} failed", snapshot.StartZxid);
+            return;
+        }
+        if (!done)
+        {
+            Self.Tell(SnapshotChunk.Instance);
+            return;
+        }
+        _snapshot = null;
+        writer.Complete();
+        var path = writer.Path;
+        var start = writer.StartZxid;
+        writer.Completion.ContinueWith(t => new SnapshotDone(path, start, t.Exception?.GetBaseException()), TaskScheduler.Default).PipeTo(Self);
+    }
+
+    private void OnSnapshotDone(SnapshotDone done)
+    {
+        _snapshotBusy = false;
+        _snapshotWriter = null;
+        if (done.Error is null) _logger.Info("Snapshot {0} written (start zxid 0x{1:x})", done.Path, done.StartZxid);
+        else _logger.Error(done.Error, "Writing snapshot {0} failed", done.Path);
     }
 
     private void OnLogAppendFailed(LogAppendFailed failed)

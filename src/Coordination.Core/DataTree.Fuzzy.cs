@@ -1,0 +1,270 @@
+using System.Buffers.Binary;
+using Coordination.Protocol;
+
+namespace Coordination.Core;
+
+/// <summary>
+/// Fuzzy snapshots (ZooKeeper's model): the tree is serialized a few nodes at a time while txns keep being applied
+/// between chunks. The file records the zxid applied when it began (<c>startZxid</c>); recovery reads it and replays
+/// every txn with a greater zxid in <see cref="DataTree.ReplayMode"/>. That converges to the exact tree because every
+/// field a txn sets is an absolute value carried by the txn (data, version, aversion, parent cversion, pzxid = zxid,
+/// czxid/mzxid = zxid), so re-applying a txn whose effect the snapshot already shows writes the same values, and
+/// replay mode turns the existence mismatches a fuzzy capture can show into the same end state:
+/// <list type="bullet">
+/// <item>create of a node that exists: the node is rewritten as the txn creates it; its captured children stay
+/// (they were created later and their own creates follow in the replay);</item>
+/// <item>delete of a missing node: no-op, except that the parent's pzxid is set as the original delete set it;</item>
+/// <item>delete of a node with captured children: those children were deleted before it originally, their deletes
+/// were replayed before; any left are later incarnations whose removal the original delete implies;</item>
+/// <item>setData / setACL of a missing node: no-op (a later txn deleted it).</item>
+/// </list>
+/// </summary>
+public sealed partial class DataTree
+{
+    internal const int FuzzySnapshotVersion = 2;
+    private const int TagEnd = 0, TagAcl = 1, TagNode = 2;
+
+    /// <summary>
+    /// While true, <see cref="Apply"/> is idempotent over a fuzzy snapshot (see the type remarks). Recovery sets it
+    /// for the journal replay and clears it (with <see cref="FinishReplay"/>) before serving.
+    /// </summary>
+    public bool ReplayMode { get; set; }
+
+    /// <summary>Ends a replay: clears <see cref="ReplayMode"/> and recomputes derived quota stats.</summary>
+    public void FinishReplay()
+    {
+        ReplayMode = false;
+        RebuildQuotaRoots();
+        if (_quotaRoots is { } roots) foreach (var root in roots.ToArray()) RecountQuota(root);
+    }
+
+    private void ReplaceNode(Node existing, CreateTxn txn, string path, long zxid, long time)
+    {
+        var data = Normalize(txn.Data);
+        UntrackOwner(path, existing.Owner);
+        _dataSize += data.Length - existing.Data.Length;
+        existing.Data = data;
+        var oldAcl = existing.Acl;
+        existing.Acl = _acls.AddRef(txn.Acl);
+        _acls.Release(oldAcl);
+        existing.Czxid = existing.Mzxid = zxid;
+        existing.Ctime = existing.Mtime = time;
+        existing.Owner = txn.EphemeralOwner;
+        existing.Version = 0;
+        existing.Aversion = 0;
+        if (existing.Kids is { } kids)
+        {
+            kids.Pzxid = zxid;
+            kids.Cversion = 0;
+        }
+        TrackOwner(path, txn.EphemeralOwner);
+    }
+
+    private void DeleteChildrenForReplay(string path, Node node, long zxid)
+    {
+        if (node.Kids is not { } kids) return;
+        foreach (var name in kids.Map.Keys.ToArray())
+        {
+            var childPath = path == RootPath ? "/" + name : path + "/" + name;
+            DeleteNode(childPath, zxid, out _);
+        }
+    }
+
+    /// <summary>Starts a fuzzy snapshot of this tree at <see cref="LastZxid"/>. The caller (the tree's owner) calls
+    /// <see cref="FuzzySnapshot.WriteChunk"/> between applies until it returns true.</summary>
+    public FuzzySnapshot BeginFuzzySnapshot() => new(this);
+
+    /// <summary>
+    /// A snapshot in progress. Format (version 2): magic, version, startZxid, then tagged records — ACL lists as
+    /// they are first used, nodes depth-first (a parent always precedes its children; each directory's child list is
+    /// copied when the directory is visited) — an end tag, the zxid at the end, the session table, and the xxHash64
+    /// of every preceding byte. Not thread-safe: only the tree's owner calls it, between applies.
+    /// </summary>
+    public sealed class FuzzySnapshot
+    {
+        private readonly DataTree _tree;
+        private readonly MemoryStream _out = new();
+        private readonly SnapshotWriter _w;
+        private readonly Stack<string> _pending = new();
+        private readonly Dictionary<AclList, int> _aclIndex = new(ReferenceEqualityComparer.Instance);
+        private bool _done;
+
+        public long StartZxid { get; }
+        public long EndZxid { get; private set; }
+        public long NodesWritten { get; private set; }
+
+        internal FuzzySnapshot(DataTree tree)
+        {
+            _tree = tree;
+            _w = new SnapshotWriter(_out);
+            StartZxid = tree._lastZxid;
+            _w.WriteInt(SnapshotMagic);
+            _w.WriteInt(FuzzySnapshotVersion);
+            _w.WriteLong(StartZxid);
+            _pending.Push(RootPath);
+        }
+
+        /// <summary>Serializes up to <paramref name="maxNodes"/> more nodes; true when the snapshot is complete
+        /// (the trailer is then written). Take the bytes produced so far with <see cref="TakeBytes"/>.</summary>
+        public bool WriteChunk(int maxNodes)
+        {
+            if (_done) return true;
+            var written = 0;
+            while (written < maxNodes && _pending.Count > 0)
+            {
+                var path = _pending.Pop();
+                var node = _tree.Lookup(path);
+                if (node is null) continue; // deleted since its parent was visited
+                WriteNode(path, node);
+                written++;
+                if (node.Kids is { Map.Count: > 0 } kids)
+                {
+                    var prefix = path == RootPath ? "/" : path + "/";
+                    foreach (var name in kids.Map.Keys) _pending.Push(prefix + name);
+                }
+            }
+            NodesWritten += written;
+            if (_pending.Count > 0) return false;
+
+            _w.WriteInt(TagEnd);
+            EndZxid = _tree._lastZxid;
+            _w.WriteLong(EndZxid);
+            var ids = _tree._sessions.Keys.ToArray();
+            Array.Sort(ids);
+            _w.WriteInt(ids.Length);
+            foreach (var id in ids)
+            {
+                _w.WriteLong(id);
+                _w.WriteInt(_tree._sessions[id]);
+            }
+            _w.Finish();
+            _done = true;
+            return true;
+        }
+
+        private void WriteNode(string path, Node node)
+        {
+            if (!_aclIndex.TryGetValue(node.Acl, out var index))
+            {
+                index = _aclIndex.Count;
+                _aclIndex.Add(node.Acl, index);
+                _w.WriteInt(TagAcl);
+                _w.WriteInt(index);
+                _w.WriteInt(node.Acl.Count);
+                for (var i = 0; i < node.Acl.Count; i++)
+                {
+                    _w.WriteInt((int)node.Acl[i].Perms);
+                    _w.WriteString(node.Acl[i].Id.Scheme);
+                    _w.WriteString(node.Acl[i].Id.Ident);
+                }
+            }
+            _w.WriteInt(TagNode);
+            _w.WriteString(path);
+            _w.WriteBytes(node.Data);
+            _w.WriteInt(index);
+            _w.WriteLong(node.Czxid); _w.WriteLong(node.Mzxid); _w.WriteLong(node.Ctime); _w.WriteLong(node.Mtime);
+            _w.WriteLong(node.Pzxid); _w.WriteLong(node.Owner);
+            _w.WriteInt(node.Version); _w.WriteInt(node.Cversion); _w.WriteInt(node.Aversion);
+        }
+
+        /// <summary>The bytes produced since the last call (may be empty).</summary>
+        public byte[] TakeBytes()
+        {
+            _w.FlushBuffer();
+            var bytes = _out.ToArray();
+            _out.SetLength(0);
+            return bytes;
+        }
+    }
+
+    /// <summary>Reads the zxid a snapshot file starts at (header only, no validation of the rest).</summary>
+    public static long ReadSnapshotStartZxid(Stream input)
+    {
+        Span<byte> header = stackalloc byte[16];
+        input.ReadExactly(header);
+        if (BinaryPrimitives.ReadInt32BigEndian(header) != SnapshotMagic) throw new InvalidDataException("not a snapshot (bad magic)");
+        return BinaryPrimitives.ReadInt64BigEndian(header[8..]);
+    }
+
+    private static DataTree ReadFuzzySnapshot(SnapshotReader r, long startZxid)
+    {
+        var acls = new Dictionary<int, Acl[]>();
+        var tree = new DataTree(empty: true);
+        tree._acls.Release(tree._root.Acl);
+        var first = true;
+        while (true)
+        {
+            var tag = r.ReadInt();
+            if (tag == TagEnd) break;
+            if (tag == TagAcl)
+            {
+                var index = r.ReadInt();
+                var n = r.ReadCount();
+                var list = new Acl[n];
+                for (var j = 0; j < n; j++) list[j] = new Acl((Perms)r.ReadInt(), new Id(r.ReadString(), r.ReadString()));
+                if (!acls.TryAdd(index, list)) throw new InvalidDataException($"duplicate acl index {index}");
+                continue;
+            }
+            if (tag != TagNode) throw new InvalidDataException($"bad record tag {tag}");
+            var path = r.ReadString();
+            var data = r.ReadBytes();
+            var aclIndex = r.ReadInt();
+            if (!acls.TryGetValue(aclIndex, out var acl)) throw new InvalidDataException($"bad acl index {aclIndex} for {path}");
+            Node node;
+            if (first)
+            {
+                if (path != RootPath) throw new InvalidDataException("snapshot does not start with the root");
+                node = tree._root;
+                node.Data = data.Length == 0 ? [] : data;
+                node.Acl = tree._acls.AddRef(acl);
+            }
+            else
+            {
+                if (Paths.Validate(path) is { } reason) throw new InvalidDataException($"bad path in snapshot: {reason}");
+                var lastSlash = path.LastIndexOf('/');
+                var parent = tree.Lookup(ParentSpan(path, lastSlash)) ?? throw new InvalidDataException($"node {path} precedes its parent");
+                node = new Node(data.Length == 0 ? [] : data, tree._acls.AddRef(acl));
+                var kids = parent.Kids ??= new Kids(ParentSpan(path, lastSlash).ToString(), parent.Czxid, 0);
+                if (!kids.Map.TryAdd(path.Substring(lastSlash + 1), node)) throw new InvalidDataException($"duplicate node {path}");
+                tree._count++;
+            }
+            node.Czxid = r.ReadLong();
+            node.Mzxid = r.ReadLong();
+            node.Ctime = r.ReadLong();
+            node.Mtime = r.ReadLong();
+            var pzxid = r.ReadLong();
+            node.Owner = r.ReadLong();
+            node.Version = r.ReadInt();
+            var cversion = r.ReadInt();
+            node.Aversion = r.ReadInt();
+            if (pzxid != node.Czxid || cversion != 0 || node.Kids is not null)
+            {
+                node.Kids ??= new Kids(path, pzxid, cversion);
+                node.Kids.Pzxid = pzxid;
+                node.Kids.Cversion = cversion;
+            }
+            if (!first) tree.TrackOwner(path, node.Owner);
+            first = false;
+        }
+        if (first) throw new InvalidDataException("snapshot has no root");
+        var endZxid = r.ReadLong();
+        if (endZxid < startZxid) throw new InvalidDataException("snapshot end zxid precedes its start");
+        var sessionCount = r.ReadCount();
+        var sessions = new List<(long, int)>(Math.Min(sessionCount, 1 << 16));
+        for (var i = 0; i < sessionCount; i++) sessions.Add((r.ReadLong(), r.ReadInt()));
+        r.VerifyChecksum();
+
+        foreach (var (id, timeout) in sessions) tree._sessions[id] = timeout;
+        tree._lastZxid = startZxid;
+        tree.SnapshotEndZxid = endZxid;
+        long size = tree._root.Data.Length;
+        tree.Walk(sorted: false, (p, n) => size += p.Length + n.Data.Length);
+        tree._dataSize = size;
+        tree.RebuildQuotaRoots();
+        return tree;
+    }
+
+    /// <summary>For a tree read from a fuzzy snapshot: the zxid applied when the snapshot was finished. The journal
+    /// replay must reach at least this zxid for the tree to be consistent. Equals <see cref="LastZxid"/> otherwise.</summary>
+    public long SnapshotEndZxid { get; private set; }
+}

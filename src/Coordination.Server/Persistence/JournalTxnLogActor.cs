@@ -1,0 +1,306 @@
+using Akka.Actor;
+using Akka.Event;
+using Akka.Persistence;
+using Coordination.Core;
+using Coordination.Server.Pipeline;
+
+namespace Coordination.Server.Persistence;
+
+/// <summary>Asks the log to drop journal entries no retained snapshot needs (every txn with zxid ≤ <see cref="UpToZxid"/>).</summary>
+public sealed record PurgeJournal(long UpToZxid);
+
+/// <summary>
+/// Where the first incarnation of the journal writer replays the journal during recovery: every txn with zxid
+/// greater than <see cref="FromZxid"/> is applied to <see cref="Tree"/> in replay mode.
+/// </summary>
+public sealed class RecoverySink(DataTree tree, long fromZxid)
+{
+    private readonly TaskCompletionSource<RecoveryOutcome> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    public DataTree Tree { get; } = tree;
+    public long FromZxid { get; } = fromZxid;
+    public long FirstJournalZxid { get; set; }
+    public long TxnsReplayed { get; set; }
+    public Task<RecoveryOutcome> Completion => _done.Task;
+    internal void Complete(long lastZxid) => _done.TrySetResult(new RecoveryOutcome(FirstJournalZxid, lastZxid, TxnsReplayed));
+    internal void Fail(Exception e) => _done.TrySetException(e);
+}
+
+public sealed record RecoveryOutcome(long FirstJournalZxid, long LastJournalZxid, long TxnsReplayed);
+
+/// <summary>The journal's txns do not continue the snapshot: a zxid is missing between them.</summary>
+public sealed class JournalGapException(string message) : Exception(message);
+
+/// <summary>
+/// The durable transaction log: the façade the replica talks to (<see cref="LogAppend"/> → <see cref="LogAppended"/>
+/// or <see cref="LogAppendFailed"/>, to the sender). It owns one <see cref="JournalWriterActor"/> child, the
+/// persistent actor. When the journal fails (Akka stops a persistent actor on a persist failure, e.g. disk full or
+/// I/O error), every append in flight or buffered is failed, appends that arrive meanwhile are failed at once, and a
+/// new writer is started after an exponential backoff: the server recovers by itself once the disk works again.
+/// </summary>
+public sealed class JournalTxnLogActor : ReceiveActor, IWithTimers
+{
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private readonly PersistenceSettings _settings;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private IActorRef? _writer;
+    private TimeSpan _backoff;
+    private long _lastDurableZxid;
+    private int _incarnation;
+
+    private sealed record Restart;
+
+    public JournalTxnLogActor(PersistenceSettings settings, RecoverySink sink)
+    {
+        _settings = settings;
+        _backoff = settings.RestartBackoffMin;
+        _writer = StartWriter(sink, -1);
+
+        Receive<LogAppend>(append =>
+        {
+            if (_writer is not null) _writer.Forward(append);
+            else Sender.Tell(new LogAppendFailed(append.Batch, new IOException("transaction log unavailable (restarting after a failure)")));
+        });
+        Receive<PurgeJournal>(p => _writer?.Forward(p));
+        Receive<JournalWriterActor.Durable>(d =>
+        {
+            _lastDurableZxid = d.Zxid;
+            _backoff = _settings.RestartBackoffMin;
+        });
+        Receive<JournalWriterActor.Recovered>(r => _lastDurableZxid = Math.Max(_lastDurableZxid, r.LastZxid));
+        Receive<Terminated>(t =>
+        {
+            if (!t.ActorRef.Equals(_writer)) return;
+            _writer = null;
+            _log.Warning("Transaction log writer stopped; restarting it in {0}", _backoff);
+            Timers.StartSingleTimer("restart", new Restart(), _backoff);
+            _backoff = TimeSpan.FromTicks(Math.Min(_backoff.Ticks * 2, _settings.RestartBackoffMax.Ticks));
+        });
+        Receive<Restart>(_ => _writer ??= StartWriter(null, _lastDurableZxid));
+    }
+
+    private IActorRef StartWriter(RecoverySink? sink, long expectedLastZxid)
+    {
+        var writer = Context.ActorOf(Akka.Actor.Props.Create(() => new JournalWriterActor(_settings, sink, expectedLastZxid)), $"writer-{++_incarnation}");
+        Context.Watch(writer);
+        return writer;
+    }
+
+    // Any failure of the writer stops it; Terminated then schedules a fresh incarnation (which recovers first).
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
+
+    public static Props Props(PersistenceSettings settings, RecoverySink sink) =>
+        Akka.Actor.Props.Create(() => new JournalTxnLogActor(settings, sink));
+}
+
+/// <summary>
+/// The persistent actor. Group commit: appends that arrive while a write is in flight are buffered and persisted
+/// together, as one <see cref="TxnBatchEvent"/>, when it completes. Each append is answered only from the persist
+/// handler, i.e. after the journal reported the row committed (with SQLite WAL + synchronous=FULL: fsynced).
+/// </summary>
+public sealed class JournalWriterActor : UntypedPersistentActor
+{
+    internal sealed record Durable(long Zxid);
+    internal sealed record Recovered(long LastZxid);
+
+    private readonly PersistenceSettings _settings;
+    private RecoverySink? _sink;
+    private readonly long _expectedLastZxid;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private List<(IActorRef Sender, Proposal Proposal)> _buffer = new();
+    private List<(IActorRef Sender, Proposal Proposal)>? _inFlight;
+    private readonly Queue<(long Seq, long LastZxid)> _index = new();
+    private long _lastZxid;
+    private long _nextZxid;
+    private System.Buffers.ArrayBufferWriter<byte> _scratch = new(1 << 16);
+
+    public JournalWriterActor(PersistenceSettings settings, RecoverySink? sink, long expectedLastZxid)
+    {
+        _settings = settings;
+        _sink = sink;
+        _expectedLastZxid = expectedLastZxid;
+        JournalPluginId = "akka.persistence.journal.sql";
+        SnapshotPluginId = "akka.persistence.snapshot-store.sql";
+    }
+
+    public override string PersistenceId => _settings.PersistenceId;
+
+    protected override void OnRecover(object message)
+    {
+        switch (message)
+        {
+            case TxnBatchEvent batch:
+            {
+                long last = 0;
+                foreach (var (zxid, bytes) in batch.Entries())
+                {
+                    last = zxid;
+                    if (_sink is { } sink)
+                    {
+                        if (sink.FirstJournalZxid == 0) sink.FirstJournalZxid = zxid;
+                        if (zxid <= sink.FromZxid) continue;
+                        var tree = sink.Tree;
+                        if (zxid != tree.LastZxid + 1)
+                            throw new JournalGapException($"journal jumps from zxid 0x{tree.LastZxid:x} to 0x{zxid:x}");
+                        var (header, txn) = Txns.Deserialize(bytes.Span);
+                        tree.Apply(header, txn);
+                        sink.TxnsReplayed++;
+                    }
+                }
+                if (last != 0)
+                {
+                    _lastZxid = last;
+                    _index.Enqueue((LastSequenceNr, last));
+                }
+                break;
+            }
+            case RecoveryCompleted:
+                if (_sink is { } done)
+                {
+                    _sink = null;
+                    done.Complete(_lastZxid);
+                    // A restored snapshot, or a purged journal, may be ahead of the journal's last row.
+                    _lastZxid = Math.Max(_lastZxid, done.Tree.LastZxid);
+                }
+                else if (_expectedLastZxid >= 0 && _lastZxid > _expectedLastZxid)
+                {
+                    // A batch reported failed did reach the journal (e.g. an I/O error after commit). Its txns were
+                    // never acknowledged nor applied here; the tree and the journal disagree, so start over from
+                    // the journal, which recovery replays in full.
+                    _log.Error("Journal ends at zxid 0x{0:x} but 0x{1:x} was the last acknowledged; terminating so that recovery replays the journal",
+                        _lastZxid, _expectedLastZxid);
+                    Context.System.Terminate();
+                }
+                _lastZxid = Math.Max(_lastZxid, _expectedLastZxid);
+                _nextZxid = _lastZxid + 1;
+                Context.Parent.Tell(new Recovered(_lastZxid));
+                _log.Info("Transaction log recovered: last zxid 0x{0:x}, sequence {1}", _lastZxid, LastSequenceNr);
+                break;
+        }
+    }
+
+    protected override void OnRecoveryFailure(Exception reason, object? message = null)
+    {
+        _sink?.Fail(reason);
+        _sink = null;
+        base.OnRecoveryFailure(reason, message);
+    }
+
+    protected override void OnCommand(object message)
+    {
+        switch (message)
+        {
+            case LogAppend append:
+                OnAppend(append);
+                break;
+            case PurgeJournal purge:
+                OnPurge(purge.UpToZxid);
+                break;
+            case DeleteMessagesSuccess ok:
+                _log.Info("Journal purged up to sequence {0}", ok.ToSequenceNr);
+                break;
+            case DeleteMessagesFailure failed:
+                _log.Warning("Journal purge up to sequence {0} failed: {1}", failed.ToSequenceNr, failed.Cause.Message);
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    private void OnAppend(LogAppend append)
+    {
+        if (append.Batch.Count == 0) { Sender.Tell(new LogAppended(append.Batch)); return; }
+        // After a failure the replica re-prepares from its last applied zxid; anything prepared on top of the failed
+        // txns must not be logged.
+        if (append.Batch[0].Header.Zxid != _nextZxid)
+        {
+            Sender.Tell(new LogAppendFailed(append.Batch, new IOException(
+                $"txn 0x{append.Batch[0].Header.Zxid:x} is out of sequence (expected 0x{_nextZxid:x}) after a log failure")));
+            return;
+        }
+        foreach (var p in append.Batch) _buffer.Add((Sender, p));
+        _nextZxid = append.Batch[^1].Header.Zxid + 1;
+        if (_inFlight is null) Flush();
+    }
+
+    private void Flush()
+    {
+        if (_buffer.Count == 0) return;
+        List<(IActorRef, Proposal)> batch;
+        if (_buffer.Count <= _settings.MaxBatchTxns)
+        {
+            batch = _buffer;
+            _buffer = new List<(IActorRef, Proposal)>();
+        }
+        else
+        {
+            batch = _buffer.GetRange(0, _settings.MaxBatchTxns);
+            _buffer.RemoveRange(0, _settings.MaxBatchTxns);
+        }
+        _inFlight = batch;
+        var proposals = new Proposal[batch.Count];
+        for (var i = 0; i < batch.Count; i++) proposals[i] = batch[i].Item2;
+        var lastZxid = proposals[^1].Header.Zxid;
+        var evt = TxnBatchEvent.From(proposals, _scratch);
+        if (_scratch.Capacity > 4 << 20) _scratch = new System.Buffers.ArrayBufferWriter<byte>(1 << 16); // don't pin a huge buffer
+        PersistAsync(evt, _ =>
+        {
+            _lastZxid = lastZxid;
+            _index.Enqueue((LastSequenceNr, lastZxid));
+            Context.Parent.Tell(new Durable(lastZxid));
+            Reply(batch, failure: null);
+            _inFlight = null;
+            Flush();
+        });
+    }
+
+    private static void Reply(List<(IActorRef Sender, Proposal Proposal)> batch, Exception? failure)
+    {
+        // One message per run of appends from the same sender, in order.
+        var i = 0;
+        while (i < batch.Count)
+        {
+            var sender = batch[i].Sender;
+            var run = new List<Proposal>();
+            while (i < batch.Count && batch[i].Sender.Equals(sender)) run.Add(batch[i++].Proposal);
+            sender.Tell(failure is null ? new LogAppended(run) : new LogAppendFailed(run, failure));
+        }
+    }
+
+    private void FailAll(Exception cause)
+    {
+        if (_inFlight is { } inFlight) Reply(inFlight, cause);
+        Reply(_buffer, cause);
+        _inFlight = null;
+        _buffer = new List<(IActorRef, Proposal)>();
+        _nextZxid = _lastZxid + 1;
+    }
+
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        _log.Error(cause, "Journal write failed (sequence {0}); failing {1} txns", sequenceNr, (_inFlight?.Count ?? 0) + _buffer.Count);
+        FailAll(cause);
+        base.OnPersistFailure(cause, @event, sequenceNr); // stops this actor; the parent restarts a new one
+    }
+
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        _log.Error(cause, "Journal rejected a write (sequence {0})", sequenceNr);
+        FailAll(cause);
+        base.OnPersistRejected(cause, @event, sequenceNr);
+    }
+
+    private void OnPurge(long upToZxid)
+    {
+        long seq = -1;
+        while (_index.Count > 0 && _index.Peek().LastZxid <= upToZxid) seq = _index.Dequeue().Seq;
+        if (seq > 0) DeleteMessages(seq);
+    }
+
+    protected override void PostStop()
+    {
+        if (_inFlight is not null || _buffer.Count > 0) FailAll(new IOException("transaction log stopped"));
+        base.PostStop();
+    }
+}

@@ -1,0 +1,63 @@
+using Akka.Configuration;
+
+namespace Coordination.Server.Persistence;
+
+/// <summary>The <c>coordination.persistence</c> section (documented in reference.conf).</summary>
+public sealed record PersistenceSettings
+{
+    public bool Enabled { get; init; } = true;
+    public string ProviderName { get; init; } = "SQLite.MS";
+    /// <summary>The journal's connection string; for SQLite, empty means <c>Data Source=&lt;data-dir&gt;/journal.db</c>.</summary>
+    public string ConnectionString { get; init; } = "";
+    public bool ForceSync { get; init; } = true;
+    public long SnapshotEveryTxns { get; init; } = 100_000;
+    public long SnapshotEveryBytes { get; init; } = 64L << 20;
+    public int SnapshotChunkNodes { get; init; } = 2000;
+    public int SnapshotsRetained { get; init; } = 3;
+    public bool Purge { get; init; } = true;
+    public int MaxBatchTxns { get; init; } = 2000;
+    public TimeSpan RestartBackoffMin { get; init; } = TimeSpan.FromMilliseconds(200);
+    public TimeSpan RestartBackoffMax { get; init; } = TimeSpan.FromSeconds(5);
+    public string PersistenceId { get; init; } = "coordination-txnlog";
+    public string DataDir { get; init; } = "./data";
+
+    public bool IsSqlite => ProviderName.StartsWith("SQLite", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>The SQLite database file, or null for a server database.</summary>
+    public string? SqliteFile
+    {
+        get
+        {
+            if (!IsSqlite) return null;
+            var cs = new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder(EffectiveConnectionString);
+            return Path.GetFullPath(cs.DataSource);
+        }
+    }
+
+    public string EffectiveConnectionString =>
+        ConnectionString.Length > 0 ? ConnectionString
+        : IsSqlite ? $"Data Source={Path.Combine(Path.GetFullPath(DataDir), "journal.db")}"
+        : throw new InvalidOperationException($"coordination.persistence.connection-string is required for provider {ProviderName}");
+
+    public static PersistenceSettings Create(Config full, string dataDir)
+    {
+        var c = full.GetConfig("coordination.persistence");
+        if (c is null || c.IsEmpty) return new PersistenceSettings { DataDir = dataDir };
+        return new PersistenceSettings
+        {
+            DataDir = dataDir,
+            Enabled = c.GetBoolean("enabled", true),
+            ProviderName = c.GetString("provider-name", "SQLite.MS"),
+            ConnectionString = c.GetString("connection-string", ""),
+            ForceSync = c.GetBoolean("force-sync", true),
+            SnapshotEveryTxns = c.GetLong("snapshot-every-txns", 100_000),
+            SnapshotEveryBytes = c.GetByteSize("snapshot-every-bytes") ?? (64L << 20),
+            SnapshotChunkNodes = c.GetInt("snapshot-chunk-nodes", 2000),
+            SnapshotsRetained = Math.Max(1, c.GetInt("snapshots-retained", 3)),
+            Purge = c.GetBoolean("purge", true),
+            MaxBatchTxns = Math.Max(1, c.GetInt("max-batch-txns", 2000)),
+            RestartBackoffMin = c.GetTimeSpan("restart-backoff-min", TimeSpan.FromMilliseconds(200)),
+            RestartBackoffMax = c.GetTimeSpan("restart-backoff-max", TimeSpan.FromSeconds(5)),
+        };
+    }
+}

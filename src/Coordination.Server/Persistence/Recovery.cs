@@ -1,0 +1,93 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.Event;
+using Coordination.Core;
+
+namespace Coordination.Server.Persistence;
+
+/// <summary>
+/// Start-up recovery: the newest valid snapshot plus the journal's txns after it. A corrupt or truncated snapshot
+/// (bad checksum, short file) is skipped for the next older one, but only if the journal still holds every txn
+/// after that older one; otherwise the start is refused with a message naming the files. The journal must also
+/// reach the end of the snapshot it continues, or acknowledged txns would be missing: that refuses the start too.
+/// </summary>
+public static class Recovery
+{
+    public sealed record Result(DataTree Tree, IActorRef Log, string? SnapshotFile, RecoveryOutcome Outcome, TimeSpan Elapsed, IReadOnlyList<string> Skipped);
+
+    public static Result Run(ActorSystem system, PersistenceSettings settings, SnapshotFiles files, ILoggingAdapter log, bool readOnly = false)
+    {
+        var clock = Stopwatch.StartNew();
+        if (!readOnly) files.RemoveTemporaryFiles();
+        var snapshots = files.List();
+        var skipped = new List<string>();
+        var candidates = new List<string?>();
+        foreach (var snapshot in snapshots) candidates.Add(snapshot.Path);
+        candidates.Add(null); // last resort: the journal from its first txn
+        var attempt = 0;
+        var journal = settings.SqliteFile ?? $"{settings.ProviderName} journal";
+        foreach (var candidate in candidates)
+        {
+            DataTree tree;
+            if (candidate is not null)
+            {
+                try
+                {
+                    using var fs = new FileStream(candidate, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
+                    tree = DataTree.ReadSnapshot(fs);
+                }
+                catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+                {
+                    log.Warning("Snapshot {0} is unusable ({1}); trying an older one", candidate, e.Message);
+                    skipped.Add($"{candidate}: {e.Message}");
+                    continue;
+                }
+            }
+            else
+            {
+                tree = new DataTree();
+            }
+
+            tree.ReplayMode = true;
+            var sink = new RecoverySink(tree, tree.LastZxid);
+            var name = attempt++ == 0 ? "txnlog" : $"txnlog-{attempt}";
+            var actor = system.ActorOf(JournalTxnLogActor.Props(settings, sink), name);
+            RecoveryOutcome outcome;
+            try
+            {
+                outcome = sink.Completion.GetAwaiter().GetResult();
+            }
+            catch (JournalGapException gap)
+            {
+                system.Stop(actor);
+                if (candidate is null)
+                    throw new RecoveryException(
+                        $"cannot recover: the journal ({journal}) no longer holds the early txns ({gap.Message}; older ones were purged) and no valid snapshot covers them." +
+                        (skipped.Count > 0 ? " Unusable snapshots: " + string.Join("; ", skipped) : ""));
+                log.Warning("The journal does not continue {0} ({1}); trying an older snapshot", candidate, gap.Message);
+                skipped.Add($"{candidate}: journal gap");
+                continue;
+            }
+            catch (Exception e)
+            {
+                system.Stop(actor);
+                throw new RecoveryException($"cannot read the journal {journal}: {e.GetBaseException().Message}", e);
+            }
+
+            if (tree.LastZxid < tree.SnapshotEndZxid)
+            {
+                system.Stop(actor);
+                throw new RecoveryException(
+                    $"the journal {journal} ends at zxid 0x{tree.LastZxid:x}, before the end (0x{tree.SnapshotEndZxid:x}) of snapshot {candidate}: " +
+                    "acknowledged txns are missing; refusing to start");
+            }
+            tree.FinishReplay();
+            if (skipped.Count > 0)
+                log.Warning("Recovered from an older snapshot; skipped: {0}", string.Join("; ", skipped));
+            log.Info("Recovered {0} znodes, {1} sessions at zxid 0x{2:x} from {3} + {4} journal txns in {5} ms",
+                tree.DistinctNodeCount, tree.Sessions.Count, tree.LastZxid, candidate ?? "(no snapshot)", outcome.TxnsReplayed, clock.ElapsedMilliseconds);
+            return new Result(tree, actor, candidate, outcome, clock.Elapsed, skipped);
+        }
+        throw new InvalidOperationException("unreachable");
+    }
+}

@@ -1,0 +1,118 @@
+using System.Text;
+using Coordination.Protocol;
+using Coordination.TestKit;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Coordination.Persistence.Tests;
+
+public sealed class CorruptionTests(ITestOutputHelper output)
+{
+    private static async Task<Dictionary<string, string>> WriteAsync(ServerProcess server, int count)
+    {
+        var expected = new Dictionary<string, string>();
+        await using var client = await WireClient.ConnectAsync(server.ConnectString);
+        await client.CreateAsync("/d", null).OkAsync(ErrorCode.NodeExists);
+        for (var i = 0; i < count; i++)
+        {
+            var path = $"/d/n{i % 40}";
+            var value = $"v{i}";
+            if (i < 40) await client.CreateAsync(path, Encoding.UTF8.GetBytes(value)).OkAsync();
+            else await client.SetDataAsync(path, Encoding.UTF8.GetBytes(value)).OkAsync();
+            expected[path] = value;
+        }
+        return expected;
+    }
+
+    private static async Task VerifyAsync(ServerProcess server, Dictionary<string, string> expected)
+    {
+        await using var client = await WireClient.ConnectAsync(server.ConnectString);
+        foreach (var (path, value) in expected)
+        {
+            var r = (GetDataResponse)(await client.GetDataAsync(path).OkAsync())!;
+            Assert.Equal(value, Encoding.UTF8.GetString(r.Data ?? []));
+        }
+    }
+
+    private static string[] Snapshots(ServerProcess server) =>
+        Directory.GetFiles(server.DataDir, "snapshot.*").Where(f => !f.EndsWith(".tmp")).OrderDescending().ToArray();
+
+    private static async Task WaitForSnapshotsAsync(ServerProcess server, int count)
+    {
+        for (var i = 0; i < 100 && Snapshots(server).Length < count; i++) await Task.Delay(100);
+        Assert.True(Snapshots(server).Length >= count, $"expected {count} snapshots, found {Snapshots(server).Length}");
+    }
+
+    [Fact]
+    public async Task Corrupt_or_truncated_snapshot_falls_back_to_an_older_one_then_refuses_when_the_journal_no_longer_covers()
+    {
+        await using var server = await Servers.StartAsync(output, """
+            coordination.persistence { snapshot-every-txns = 100, snapshots-retained = 3, snapshot-chunk-nodes = 10 }
+            """);
+        var expected = await WriteAsync(server, 450);
+        await WaitForSnapshotsAsync(server, 3);
+        server.Kill();
+
+        var snaps = Snapshots(server);
+        output.WriteLine("snapshots: " + string.Join(", ", snaps.Select(Path.GetFileName)));
+        // Flip a byte in the middle of the newest snapshot: checksum mismatch -> the next older one plus the journal.
+        var bytes = File.ReadAllBytes(snaps[0]);
+        bytes[bytes.Length / 2] ^= 0x5a;
+        File.WriteAllBytes(snaps[0], bytes);
+        await server.RestartAsync();
+        await VerifyAsync(server, expected);
+        Assert.Contains("unusable", server.OutputTail);
+        server.Kill();
+
+        // Truncate the second newest as well: the third one is still covered by the journal.
+        using (var fs = new FileStream(snaps[1], FileMode.Open)) fs.SetLength(fs.Length / 3);
+        await server.RestartAsync();
+        await VerifyAsync(server, expected);
+        server.Kill();
+
+        // Corrupt every snapshot: the journal was purged up to the oldest kept snapshot, so nothing can rebuild the
+        // tree without losing acknowledged writes. The server must refuse to start and name the files.
+        foreach (var snap in Snapshots(server))
+        {
+            var b = File.ReadAllBytes(snap);
+            b[^3] ^= 0x01;
+            File.WriteAllBytes(snap, b);
+        }
+        var e = await Assert.ThrowsAsync<ServerStartException>(() => server.RestartAsync());
+        output.WriteLine(e.Message);
+        Assert.Contains("cannot recover", e.Output);
+        Assert.Contains(Path.GetFileName(Snapshots(server)[^1]), e.Output);
+    }
+
+    [Fact]
+    public async Task Corrupt_or_truncated_journal_database_refuses_to_start_and_names_the_file()
+    {
+        await using var server = await Servers.StartAsync(output);
+        var expected = await WriteAsync(server, 200);
+        await server.StopAsync(); // graceful: SQLite checkpoints the WAL into journal.db
+        var db = Path.Combine(server.DataDir, "journal.db");
+        var original = File.ReadAllBytes(db);
+        output.WriteLine($"journal.db: {original.Length} bytes");
+
+        // Garbage over the header.
+        var corrupt = (byte[])original.Clone();
+        for (var i = 0; i < 100; i++) corrupt[i] = (byte)(0xA5 ^ i);
+        File.WriteAllBytes(db, corrupt);
+        var e = await Assert.ThrowsAsync<ServerStartException>(() => server.RestartAsync());
+        output.WriteLine(e.Message);
+        Assert.Contains("journal.db", e.Output);
+        Assert.Contains("refusing to start", e.Output);
+
+        // Truncated to half.
+        File.WriteAllBytes(db, original[..(original.Length / 2)]);
+        foreach (var side in new[] { db + "-wal", db + "-shm" }) File.Delete(side);
+        e = await Assert.ThrowsAsync<ServerStartException>(() => server.RestartAsync());
+        output.WriteLine(e.Message);
+        Assert.Contains("journal.db", e.Output);
+
+        // The intact file starts again with every write.
+        File.WriteAllBytes(db, original);
+        await server.RestartAsync();
+        await VerifyAsync(server, expected);
+    }
+}
