@@ -25,8 +25,11 @@ public sealed class CoordinationServer : IAsyncDisposable
     public int ClientPort => _listener.Port;
     public string Mode => "standalone";
 
-    private CoordinationServer(ActorSystem system, ServerSettings settings, IActorRef replica, ClientListener listener)
+    private readonly IReadOnlyList<AdminHttpServer> _http;
+
+    private CoordinationServer(ActorSystem system, ServerSettings settings, IActorRef replica, ClientListener listener, IReadOnlyList<AdminHttpServer> http)
     {
+        _http = http;
         System = system;
         Settings = settings;
         Replica = replica;
@@ -80,7 +83,7 @@ public sealed class CoordinationServer : IAsyncDisposable
             CoordinationServer? server = null;
             var admin = new FourLetterWordHandler(settings, replica, registry, () => server?.Mode ?? "standalone");
             var listener = new ClientListener(settings, system, sessions, admin, registry);
-            server = new CoordinationServer(system, settings, replica, listener);
+            server = new CoordinationServer(system, settings, replica, listener, StartHttp(settings, admin));
             listener.Start();
             system.Log.Info("Coordination server listening on {0}:{1}, data dir {2}", settings.ClientAddress, listener.Port, Path.GetFullPath(settings.DataDir));
             return server;
@@ -90,6 +93,17 @@ public sealed class CoordinationServer : IAsyncDisposable
             system.Terminate().Wait(TimeSpan.FromSeconds(10));
             throw;
         }
+    }
+
+    /// <summary>The admin and metrics HTTP endpoints that are enabled (one listener when they share address and port).</summary>
+    private static IReadOnlyList<AdminHttpServer> StartHttp(ServerSettings s, FourLetterWordHandler commands)
+    {
+        var servers = new List<AdminHttpServer>();
+        var shared = s.AdminEnabled && s.MetricsEnabled && s.AdminAddress == s.MetricsAddress && s.AdminPort == s.MetricsPort;
+        if (s.AdminEnabled) servers.Add(new AdminHttpServer(s.AdminAddress, s.AdminPort, commands, serveCommands: true, serveMetrics: shared));
+        if (s.MetricsEnabled && !shared) servers.Add(new AdminHttpServer(s.MetricsAddress, s.MetricsPort, commands, serveCommands: false, serveMetrics: true));
+        foreach (var server in servers) server.Start();
+        return servers;
     }
 
     private static ActorSystem CreateSystem(Config full, PersistenceSettings persistence)
@@ -164,6 +178,7 @@ public sealed class CoordinationServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _listener.DisposeAsync().ConfigureAwait(false);
+        foreach (var http in _http) await http.DisposeAsync().ConfigureAwait(false);
         await System.Terminate().ConfigureAwait(false);
     }
 }

@@ -23,6 +23,12 @@ public sealed record ServerSettings
     public required int ContainerMaxPerMinute { get; init; }
     public required int WatchDispatchers { get; init; }
     public required long SessionSecret { get; init; }
+    public required bool AdminEnabled { get; init; }
+    public required string AdminAddress { get; init; }
+    public required int AdminPort { get; init; }
+    public required bool MetricsEnabled { get; init; }
+    public required string MetricsAddress { get; init; }
+    public required int MetricsPort { get; init; }
 
     public static Config Reference { get; } = LoadReference();
 
@@ -62,6 +68,12 @@ public sealed record ServerSettings
             ContainerMaxPerMinute = c.GetInt("container-max-per-minute"),
             WatchDispatchers = Math.Max(1, c.GetInt("watch-dispatchers")),
             SessionSecret = c.GetLong("session-secret"),
+            AdminEnabled = c.GetBoolean("admin.enabled"),
+            AdminAddress = c.GetString("admin.address"),
+            AdminPort = c.GetInt("admin.port"),
+            MetricsEnabled = c.GetBoolean("metrics.enabled"),
+            MetricsAddress = c.GetString("metrics.address"),
+            MetricsPort = c.GetInt("metrics.port"),
         };
     }
 

@@ -17,9 +17,13 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
     private readonly DateTime _started = DateTime.UtcNow;
 
-    public async Task<string> RunAsync(string word)
+    /// <summary>Runs a four-letter word from the client port, subject to the whitelist.</summary>
+    public Task<string> RunAsync(string word) =>
+        settings.FourLetterWords.Contains(word) ? ExecuteAsync(word) : Task.FromResult($"{word} is not executed because it is not in the whitelist.\n");
+
+    /// <summary>Runs a command without the whitelist (the admin HTTP endpoint has its own switch and binding).</summary>
+    public async Task<string> ExecuteAsync(string word)
     {
-        if (!settings.FourLetterWords.Contains(word)) return $"{word} is not executed because it is not in the whitelist.\n";
         return word switch
         {
             "ruok" => "imok",
