@@ -12,7 +12,7 @@ namespace Coordination.Server.Tests;
 /// </summary>
 public sealed class LinearizabilityTests(ITestOutputHelper output)
 {
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
     public async Task Concurrent_history_on_a_standalone_server_is_linearizable(string target)
     {

@@ -22,7 +22,7 @@ public sealed class ScaleTests(ITestOutputHelper output)
     private const int BatchSize = 200;
     private static readonly TimeSpan Budget = TimeSpan.FromSeconds(90);
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
     public async Task Hundred_thousand_znodes_thousand_sessions_ten_thousand_watches(string target)
     {
