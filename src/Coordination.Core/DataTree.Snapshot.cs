@@ -155,40 +155,7 @@ public sealed partial class DataTree
             var data = r.ReadBytes();
             var aclIndex = r.ReadInt();
             if ((uint)aclIndex >= (uint)acls.Count) throw new InvalidDataException($"bad acl index {aclIndex} for {path}");
-            Node node;
-            if (i == 0)
-            {
-                if (path != RootPath) throw new InvalidDataException("snapshot does not start with the root");
-                node = tree._root;
-                node.Data = data.Length == 0 ? [] : data;
-                node.Acl = tree._acls.AddRef(acls[aclIndex]);
-            }
-            else
-            {
-                if (Paths.Validate(path) is { } reason) throw new InvalidDataException($"bad path in snapshot: {reason}");
-                var lastSlash = path.LastIndexOf('/');
-                var parent = tree.Lookup(ParentSpan(path, lastSlash)) ?? throw new InvalidDataException($"node {path} precedes its parent");
-                node = new Node(data.Length == 0 ? [] : data, tree._acls.AddRef(acls[aclIndex]));
-                var kids = parent.Kids ??= new Kids(ParentSpan(path, lastSlash).ToString(), parent.Czxid, 0);
-                if (!kids.Map.TryAdd(path.Substring(lastSlash + 1), node)) throw new InvalidDataException($"duplicate node {path}");
-                tree._count++;
-            }
-            node.Czxid = r.ReadLong();
-            node.Mzxid = r.ReadLong();
-            node.Ctime = r.ReadLong();
-            node.Mtime = r.ReadLong();
-            var pzxid = r.ReadLong();
-            node.Owner = r.ReadLong();
-            node.Version = r.ReadInt();
-            var cversion = r.ReadInt();
-            node.Aversion = r.ReadInt();
-            if (pzxid != node.Czxid || cversion != 0 || node.Kids is not null)
-            {
-                node.Kids ??= new Kids(path, pzxid, cversion);
-                node.Kids.Pzxid = pzxid;
-                node.Kids.Cversion = cversion;
-            }
-            if (i > 0) tree.TrackOwner(path, node.Owner);
+            ReadNode(tree, r, path, data, acls[aclIndex], isRoot: i == 0);
         }
         if (nodeCount == 0) throw new InvalidDataException("snapshot has no root");
 
@@ -281,6 +248,48 @@ public sealed partial class DataTree
     }
 
     /// <summary>Buffered big-endian reader that hashes everything it consumes before the trailer.</summary>
+    /// <summary>
+    /// Reads one node record's stat fields and links the node into <paramref name="tree"/> (the first record is the
+    /// root). Shared by the plain and the fuzzy snapshot readers.
+    /// </summary>
+    private static void ReadNode(DataTree tree, SnapshotReader r, string path, byte[] data, IReadOnlyList<Acl> acl, bool isRoot)
+    {
+        Node node;
+        if (isRoot)
+        {
+            if (path != RootPath) throw new InvalidDataException("snapshot does not start with the root");
+            node = tree._root;
+            node.Data = data.Length == 0 ? [] : data;
+            node.Acl = tree._acls.AddRef(acl);
+        }
+        else
+        {
+            if (Paths.Validate(path) is { } reason) throw new InvalidDataException($"bad path in snapshot: {reason}");
+            var lastSlash = path.LastIndexOf('/');
+            var parent = tree.Lookup(ParentSpan(path, lastSlash)) ?? throw new InvalidDataException($"node {path} precedes its parent");
+            node = new Node(data.Length == 0 ? [] : data, tree._acls.AddRef(acl));
+            var kids = parent.Kids ??= new Kids(ParentSpan(path, lastSlash).ToString(), parent.Czxid, 0);
+            if (!kids.Map.TryAdd(path.Substring(lastSlash + 1), node)) throw new InvalidDataException($"duplicate node {path}");
+            tree._count++;
+        }
+        node.Czxid = r.ReadLong();
+        node.Mzxid = r.ReadLong();
+        node.Ctime = r.ReadLong();
+        node.Mtime = r.ReadLong();
+        var pzxid = r.ReadLong();
+        node.Owner = r.ReadLong();
+        node.Version = r.ReadInt();
+        var cversion = r.ReadInt();
+        node.Aversion = r.ReadInt();
+        if (pzxid != node.Czxid || cversion != 0 || node.Kids is not null)
+        {
+            node.Kids ??= new Kids(path, pzxid, cversion);
+            node.Kids.Pzxid = pzxid;
+            node.Kids.Cversion = cversion;
+        }
+        if (!isRoot) tree.TrackOwner(path, node.Owner);
+    }
+
     private sealed class SnapshotReader(Stream input)
     {
         private readonly byte[] _buffer = new byte[1 << 16];
