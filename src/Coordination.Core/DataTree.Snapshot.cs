@@ -39,7 +39,7 @@ public sealed partial class DataTree
         w.WriteInt(node.Version); w.WriteInt(node.Cversion); w.WriteInt(node.Aversion);
         w.WriteInt(node.Data.Length);
         Protocol.Acl.WriteList(ref w, node.Acl);
-        return XxHash64.Hash(buffer.WrittenSpan, XxHash64.Hash(node.Data));
+        return System.IO.Hashing.XxHash64.HashToUInt64(buffer.WrittenSpan, (long)System.IO.Hashing.XxHash64.HashToUInt64(node.Data));
     }
 
     /// <summary>
@@ -175,7 +175,7 @@ public sealed partial class DataTree
     private sealed class SnapshotWriter(Stream output)
     {
         private readonly byte[] _buffer = new byte[1 << 16];
-        private readonly XxHash64 _hash = new();
+        private readonly System.IO.Hashing.XxHash64 _hash = new();
         private int _position;
 
         private Span<byte> Reserve(int count)
@@ -241,7 +241,7 @@ public sealed partial class DataTree
         {
             Flush();
             Span<byte> trailer = stackalloc byte[8];
-            BinaryPrimitives.WriteUInt64BigEndian(trailer, _hash.GetDigest());
+            BinaryPrimitives.WriteUInt64BigEndian(trailer, _hash.GetCurrentHashAsUInt64());
             output.Write(trailer);
             output.Flush();
         }
@@ -293,7 +293,7 @@ public sealed partial class DataTree
     private sealed class SnapshotReader(Stream input)
     {
         private readonly byte[] _buffer = new byte[1 << 16];
-        private readonly XxHash64 _hash = new();
+        private readonly System.IO.Hashing.XxHash64 _hash = new();
         private int _position;
         private int _length;
         private int _hashed;
@@ -367,7 +367,7 @@ public sealed partial class DataTree
         public void VerifyChecksum()
         {
             HashConsumed();
-            var expected = _hash.GetDigest();
+            var expected = _hash.GetCurrentHashAsUInt64();
             var actual = BinaryPrimitives.ReadUInt64BigEndian(Take(8));
             if (actual != expected) throw new InvalidDataException("snapshot checksum mismatch");
         }
