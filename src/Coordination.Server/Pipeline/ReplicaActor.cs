@@ -43,6 +43,8 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
     {
         public IActorRef Actor = actor;
         public long LastSeq;
+        /// <summary>The sequence number of this session's next output, in apply order.</summary>
+        public long NextSeq() => ++LastSeq;
         /// <summary>Writes in flight (their zxids) and the reads queued behind them, in request order.</summary>
         public readonly Queue<object> Pending = new();
     }
@@ -152,7 +154,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
             _sessions[m.SessionId] = session;
         }
         _tracker.Tell(new SessionTouched(m.SessionId, m.TimeoutMs));
-        m.Session.Tell(new SessionValidated(++session.LastSeq, true, m.TimeoutMs, _tree.LastZxid));
+        m.Session.Tell(new SessionValidated(session.NextSeq(), true, m.TimeoutMs, _tree.LastZxid));
     }
 
     private void OnExpireSession(ExpireSession m)
@@ -248,7 +250,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
             {
                 session.Pending.Dequeue();
                 _outstanding--;
-                Send(session, new Reply(0, write.Xid, _tree.LastZxid, ErrorCode.SystemError, EmptyResponse.Instance));
+                session.Actor.Tell(new Reply(session.NextSeq(), write.Xid, _tree.LastZxid, ErrorCode.SystemError, EmptyResponse.Instance));
                 DrainReads(session);
             }
         }
@@ -266,7 +268,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
                 var state = new SessionState(proposal.Origin ?? ActorRefs.Nobody);
                 _sessions[header.SessionId] = state;
                 _tracker.Tell(new SessionOpened(header.SessionId, create.TimeoutMs));
-                Send(state, new SessionValidated(0, true, create.TimeoutMs, header.Zxid));
+                state.Actor.Tell(new SessionValidated(state.NextSeq(), true, create.TimeoutMs, header.Zxid));
                 return;
             case CloseSessionTxn:
                 EndSession(header);
@@ -278,7 +280,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
         {
             session.Pending.Dequeue();
             _outstanding--;
-            Send(session, new Reply(0, write.Xid, header.Zxid, result.Err, result.Response));
+            session.Actor.Tell(new Reply(session.NextSeq(), write.Xid, header.Zxid, result.Err, result.Response));
             DrainReads(session);
         }
     }
@@ -290,9 +292,9 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
         if (!_sessions.Remove(header.SessionId, out var session)) return;
         var requested = session.Pending.TryPeek(out var head) && head is PendingWrite write && write.Zxid == header.Zxid;
         if (requested)
-            Send(session, new Reply(0, ((PendingWrite)head!).Xid, header.Zxid, ErrorCode.Ok, EmptyResponse.Instance));
+            session.Actor.Tell(new Reply(session.NextSeq(), ((PendingWrite)head!).Xid, header.Zxid, ErrorCode.Ok, EmptyResponse.Instance));
         _outstanding -= session.Pending.Count;
-        Send(session, new SessionEnded(0, Expired: !requested));
+        session.Actor.Tell(new SessionEnded(session.NextSeq(), Expired: !requested));
     }
 
     /// <summary>Runs the reads that were waiting for this session's writes, up to its next pending write.</summary>
@@ -314,24 +316,11 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
             if (watchers.Count == 0) continue;
             var recipients = new List<(IActorRef, long)>(watchers.Count);
             foreach (var sessionId in watchers)
-                if (_sessions.TryGetValue(sessionId, out var s)) recipients.Add((s.Actor, ++s.LastSeq));
+                if (_sessions.TryGetValue(sessionId, out var s)) recipients.Add((s.Actor, s.NextSeq()));
             if (recipients.Count == 0) continue;
             var shard = WatchDispatcherActor.ShardOf(trigger.Path, _dispatchers.Length);
             _dispatchers[shard].Tell(new Fanout(new WatcherEvent(trigger.Type, KeeperState.SyncConnected, trigger.Path), zxid, recipients));
         }
-    }
-
-    private void Send(SessionState session, SessionOutput output)
-    {
-        var sequenced = output switch
-        {
-            Reply r => r with { Seq = ++session.LastSeq },
-            SessionValidated v => v with { Seq = ++session.LastSeq },
-            SessionEnded e => e with { Seq = ++session.LastSeq },
-            Notification n => n with { Seq = ++session.LastSeq },
-            _ => output,
-        };
-        session.Actor.Tell(sequenced);
     }
 
     private void ExecuteRead(ClientRequest request, SessionState session)
@@ -348,7 +337,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
             _logger.Error(e, "Read {0} failed", request.Op);
             (err, body) = (ErrorCode.SystemError, EmptyResponse.Instance);
         }
-        Send(session, new Reply(0, request.Xid, _tree.LastZxid, err, body));
+        session.Actor.Tell(new Reply(session.NextSeq(), request.Xid, _tree.LastZxid, err, body));
     }
 
     private (ErrorCode, ZkResponse) Read(ClientRequest request, SessionState session)
@@ -478,7 +467,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
     {
         var zxid = _tree.LastZxid;
         void Fire(EventType type, string path) =>
-            Send(session, new Notification(0, zxid, Frames.Notification(new WatcherEvent(type, KeeperState.SyncConnected, path), zxid)));
+            session.Actor.Tell(new Notification(session.NextSeq(), zxid, Frames.Notification(new WatcherEvent(type, KeeperState.SyncConnected, path), zxid)));
 
         foreach (var path in r.DataWatches)
         {
