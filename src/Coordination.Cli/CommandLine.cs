@@ -1,0 +1,115 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using Coordination.Client;
+
+namespace Coordination.Cli;
+
+/// <summary>
+/// The command-line grammar, declared with System.CommandLine: global options (anywhere on the line) and one
+/// subcommand per verb with its own options and arguments. A successful parse is turned back into the verb's
+/// argument vector, which the shell also produces from its own lines, so both run the same verb code.
+/// </summary>
+public static class CommandLine
+{
+    public sealed record Parsed(string? Verb, List<string> Argv);
+
+    static readonly Option<string> Server = new("--server", "-S", "-server")
+        { Description = "HOST:PORT[,HOST:PORT...][/chroot] (default $COORD_SERVER or 127.0.0.1:2181)", Recursive = true };
+    static readonly Option<bool> Json = new("--json") { Description = "machine-readable JSON on stdout", Recursive = true };
+    static readonly Option<double?> Timeout = new("--timeout") { Description = "connect / watch-wait timeout in seconds (default 10)", Recursive = true };
+    static readonly Option<string[]> Auth = new("--auth")
+        { Description = "SCHEME:AUTH added after connecting, e.g. digest:user:pass (repeatable)", Recursive = true, Arity = ArgumentArity.OneOrMore };
+
+    static RootCommand Build()
+    {
+        var root = new RootCommand("coord - command-line client for Coordination.Akka (and ZooKeeper 3.5+)");
+        root.Options.Add(Server); root.Options.Add(Json); root.Options.Add(Timeout); root.Options.Add(Auth);
+        root.SetAction(_ => 0);   // no verb: the shell
+        Verb(root, "ls", "children of PATH", ["-R", "-s", "-w"], [], ["PATH"], []);
+        Verb(root, "get", "data of PATH as UTF-8", ["-s", "-w"], [], ["PATH"], []);
+        Verb(root, "stat", "the znode's Stat", ["-w"], [], [], ["PATH"]);
+        Verb(root, "set", "set the data of PATH", [], ["-v"], ["PATH", "DATA"], []);
+        Verb(root, "create", "create a znode", ["-e", "-s", "-c"], ["-t"], ["PATH"], ["DATA", "ACL"]);
+        Verb(root, "delete", "delete a znode", [], ["-v"], ["PATH"], []);
+        Verb(root, "deleteall", "delete PATH and everything below it", [], [], ["PATH"], []);
+        Verb(root, "getAcl", "the ACL of PATH", [], [], ["PATH"], []);
+        Verb(root, "setAcl", "set the ACL of PATH (scheme:id:perms[,...])", [], ["-v"], ["PATH", "ACL"], []);
+        Verb(root, "sync", "sync the server with the leader for PATH", [], [], ["PATH"], []);
+        foreach (var w in new[] { "srvr", "stat-server", "mntr", "cons", "dump", "ruok" })
+            Verb(root, w, $"four-letter word {(w == "stat-server" ? "stat" : w)}", [], [], [], []);
+        Verb(root, "4lw", "any four-letter word", [], [], ["WORD"], []);
+        Verb(root, "shell", "interactive shell (the default)", [], [], [], []);
+        return root;
+    }
+
+    static readonly Dictionary<string, string> OptionHelp = new()
+    {
+        ["ls -R"] = "every descendant path, depth first", ["ls -s"] = "print the Stat too", ["ls -w"] = "wait for one child watch event",
+        ["get -s"] = "print the Stat too", ["get -w"] = "then wait for one watch event and print it",
+        ["stat -w"] = "then wait for one watch event (exists watch)",
+        ["set -v"] = "expected data version", ["delete -v"] = "expected data version", ["setAcl -v"] = "expected ACL version",
+        ["create -e"] = "ephemeral", ["create -s"] = "sequential", ["create -c"] = "container", ["create -t"] = "TTL in milliseconds (persistent TTL node)",
+    };
+
+    static void Verb(RootCommand root, string name, string description, string[] flags, string[] valued, string[] required, string[] optional)
+    {
+        var cmd = new Command(name, description);
+        foreach (var f in flags) cmd.Options.Add(new Option<bool>(f) { Description = OptionHelp.GetValueOrDefault($"{name} {f}") });
+        foreach (var v in valued) cmd.Options.Add(new Option<long?>(v) { Description = OptionHelp.GetValueOrDefault($"{name} {v}") });
+        foreach (var a in required) cmd.Arguments.Add(new Argument<string>(a));
+        foreach (var a in optional) cmd.Arguments.Add(new Argument<string?>(a) { Arity = ArgumentArity.ZeroOrOne });
+        root.Subcommands.Add(cmd);
+    }
+
+    /// <summary>Parses args into settings and the verb's argv; throws UsageException on a parse error.</summary>
+    public static Parsed Parse(string[] args, CliSettings settings)
+    {
+        var result = Build().Parse(args);
+        if (result.Action is System.CommandLine.Help.HelpAction)
+        {
+            result.Invoke();                  // 'coord VERB --help': System.CommandLine's help for the verb
+            return new Parsed("--help", []);
+        }
+        if (result.Errors.Count > 0)
+            throw new UsageException(string.Join("\n", result.Errors.Select(e => e.Message)));
+        if (result.GetValue(Server) is { } s) settings.Server = s;
+        settings.Json = result.GetValue(Json);
+        if (result.GetValue(Timeout) is { } t)
+        {
+            if (t <= 0) throw new UsageException("--timeout wants a positive number of seconds");
+            settings.Timeout = TimeSpan.FromSeconds(t);
+        }
+        foreach (var a in result.GetValue(Auth) ?? [])
+        {
+            var c = a.IndexOf(':');
+            if (c <= 0) throw new UsageException("--auth wants SCHEME:AUTH");
+            settings.Auth.Add(new AuthInfo(a[..c], Encoding.UTF8.GetBytes(a[(c + 1)..])));
+        }
+        var cmd = result.CommandResult.Command;
+        if (cmd is RootCommand) return new Parsed(null, []);
+        var argv = new List<string> { cmd.Name };
+        foreach (var o in cmd.Options)
+        {
+            switch (o)
+            {
+                case Option<bool> b when result.GetValue(b): argv.Add(b.Name); break;
+                case Option<long?> l when result.GetValue(l) is { } v: argv.Add(l.Name); argv.Add(v.ToString(CultureInfo.InvariantCulture)); break;
+            }
+        }
+        foreach (var a in cmd.Arguments)
+            if (result.GetValue<string?>(a.Name) is { } v) argv.Add(v);
+        return new Parsed(cmd.Name, argv);
+    }
+
+    public static bool WantsHelp(string[] args)
+    {
+        var verbs = CoordCli.Verbs.ToHashSet();
+        foreach (var a in args)
+        {
+            if (a is "--help" or "-h" or "-?" or "help") return true;
+            if (verbs.Contains(a)) return false;      // 'coord VERB --help' is the verb's own help
+        }
+        return false;
+    }
+}

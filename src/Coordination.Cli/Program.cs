@@ -1,0 +1,3 @@
+using Coordination.Cli;
+
+return await CoordCli.MainAsync(args);
