@@ -209,6 +209,18 @@ public sealed class BenchRunner
 
     private string NodePath(int i) => $"{_dataDir}/n{i:D7}";
 
+    private void IssueGet(Slot slot, long now)
+    {
+        slot.LastKind = Kind.Get;
+        slot.Worker.Client.Send(OpCode.GetData, _reads[slot.Next(_reads.Length)], _onReply, slot, now);
+    }
+
+    private void IssueSet(Slot slot, long now)
+    {
+        slot.LastKind = Kind.Set;
+        slot.Worker.Client.Send(OpCode.SetData, _sets[slot.Next(_sets.Length)], _onReply, slot, now);
+    }
+
     private void Issue(Slot slot)
     {
         var w = slot.Worker;
@@ -216,28 +228,18 @@ public sealed class BenchRunner
         switch (_o.Op)
         {
             case BenchOp.Get:
-                slot.LastKind = Kind.Get;
-                w.Client.Send(OpCode.GetData, _reads[slot.Next(_reads.Length)], _onReply, slot, now);
+                IssueGet(slot, now);
                 break;
             case BenchOp.Exists:
                 slot.LastKind = Kind.Exists;
                 w.Client.Send(OpCode.Exists, _reads[slot.Next(_reads.Length)], _onReply, slot, now);
                 break;
             case BenchOp.Set:
-                slot.LastKind = Kind.Set;
-                w.Client.Send(OpCode.SetData, _sets[slot.Next(_sets.Length)], _onReply, slot, now);
+                IssueSet(slot, now);
                 break;
             case BenchOp.Mixed:
-                if (slot.NextDouble() < _o.ReadRatio)
-                {
-                    slot.LastKind = Kind.Get;
-                    w.Client.Send(OpCode.GetData, _reads[slot.Next(_reads.Length)], _onReply, slot, now);
-                }
-                else
-                {
-                    slot.LastKind = Kind.Set;
-                    w.Client.Send(OpCode.SetData, _sets[slot.Next(_sets.Length)], _onReply, slot, now);
-                }
+                if (slot.NextDouble() < _o.ReadRatio) IssueGet(slot, now);
+                else IssueSet(slot, now);
                 break;
             case BenchOp.Multi:
                 slot.LastKind = Kind.Multi;
