@@ -11,16 +11,7 @@ public sealed class RecipeTests(ServersFixture servers, ITestOutputHelper output
     // Each test works under its own root on a server shared by the class.
     private readonly string _root = "/t" + Guid.NewGuid().ToString("N");
 
-    private async Task Shared(string target, Func<Coordination.TestKit.ServerProcess, Task> body)
-    {
-        var server = await servers.Get(target);
-        try { await body(server); }
-        catch
-        {
-            output.WriteLine($"--- {server.Kind} server output tail ---\n{server.OutputTail}");
-            throw;
-        }
-    }
+    private Task Shared(string target, Func<Coordination.TestKit.ServerProcess, Task> body) => servers.RunAsync(target, chroot: null, output, body);
 
     [SkippableTheory, MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
     public Task Lock_is_never_held_twice_with_crashing_clients(string target) => Shared(target, async server =>

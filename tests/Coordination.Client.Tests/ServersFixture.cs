@@ -27,4 +27,22 @@ public sealed class ServersFixture : IAsyncLifetime
         foreach (var task in _servers.Values)
             try { await (await task).DisposeAsync(); } catch { }
     }
+
+    /// <summary>
+    /// Runs a test body against the class's shared server for <paramref name="target"/>, after creating the test's
+    /// own chroot node when it has one; on failure prints the server's output tail.
+    /// </summary>
+    public async Task RunAsync(string target, string? chroot, Xunit.Abstractions.ITestOutputHelper output, Func<ServerProcess, Task> body)
+    {
+        var server = await Get(target);
+        if (chroot is not null)
+            await using (var setup = await Targets.ConnectAsync(server, output))
+                await setup.CreateAsync(chroot, []).Within();
+        try { await body(server); }
+        catch
+        {
+            output.WriteLine($"--- {server.Kind} server output tail ---\n{server.OutputTail}");
+            throw;
+        }
+    }
 }

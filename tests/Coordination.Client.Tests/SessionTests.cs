@@ -11,18 +11,7 @@ public sealed class SessionTests(ServersFixture servers, ITestOutputHelper outpu
     // Tests that do not restart or kill the server share one per class, each in its own chroot.
     private readonly string _chroot = "/t" + Guid.NewGuid().ToString("N");
 
-    private async Task Shared(string target, Func<Coordination.TestKit.ServerProcess, Task> body)
-    {
-        var server = await servers.Get(target);
-        await using (var setup = await Targets.ConnectAsync(server, output))
-            await setup.CreateAsync(_chroot, B("")).Within();
-        try { await body(server); }
-        catch
-        {
-            output.WriteLine($"--- {server.Kind} server output tail ---\n{server.OutputTail}");
-            throw;
-        }
-    }
+    private Task Shared(string target, Func<Coordination.TestKit.ServerProcess, Task> body) => servers.RunAsync(target, _chroot, output, body);
 
     private static byte[] B(string s) => Encoding.UTF8.GetBytes(s);
 
