@@ -52,7 +52,7 @@ public static class Framing
 public static class FourLetterWords
 {
     public static readonly IReadOnlyList<string> All =
-        ["ruok", "srvr", "stat", "mntr", "cons", "crst", "envi", "conf", "wchs", "wchc", "wchp", "dump", "isro", "srst", "dirs", "gtmk", "stmk"];
+        ["ruok", "srvr", "stat", "mntr", "cons", "crst", "envi", "conf", "wchs", "wchc", "wchp", "dump", "isro", "srst", "dirs", "gtmk", "stmk", "hash"];
 
     /// <summary>Returns the word when the first four bytes of a connection are a known four-letter word.</summary>
     public static string? Detect(ReadOnlySpan<byte> firstFour)

@@ -3,6 +3,7 @@ using Akka.Event;
 using Akka.Configuration;
 using Coordination.Core;
 using Coordination.Server.Admin;
+using Coordination.Server.Ensemble;
 using Coordination.Server.Network;
 using Coordination.Server.Persistence;
 using Coordination.Server.Pipeline;
@@ -23,12 +24,17 @@ public sealed class CoordinationServer : IAsyncDisposable
     public ServerSettings Settings { get; }
     public IActorRef Replica { get; }
     public int ClientPort => _listener.Port;
-    public string Mode => "standalone";
+    /// <summary>The ensemble peer's state, or null for a standalone server.</summary>
+    public EnsembleState? Ensemble { get; }
+    /// <summary>As <c>srvr</c> reports it: standalone, leader, follower, observer (or looking, while not serving).</summary>
+    public string Mode => Ensemble?.Mode ?? "standalone";
 
     private readonly IReadOnlyList<AdminHttpServer> _http;
 
-    private CoordinationServer(ActorSystem system, ServerSettings settings, IActorRef replica, ClientListener listener, IReadOnlyList<AdminHttpServer> http)
+    private CoordinationServer(ActorSystem system, ServerSettings settings, IActorRef replica, ClientListener listener, IReadOnlyList<AdminHttpServer> http,
+        EnsembleState? ensemble)
     {
+        Ensemble = ensemble;
         _http = http;
         System = system;
         Settings = settings;
@@ -47,6 +53,12 @@ public sealed class CoordinationServer : IAsyncDisposable
     /// the server throws <see cref="RecoveryException"/> rather than serve a tree that may lack acknowledged writes.</summary>
     public static CoordinationServer Start(Config config)
     {
+        var ensemble = EnsembleSettings.Create(config.WithFallback(ServerSettings.Reference));
+        if (ensemble.Enabled)
+        {
+            var serverId = config.WithFallback(ServerSettings.Reference).GetLong("coordination.server-id");
+            return StartEnsembleMember(config.WithFallback(ensemble.RemotingConfig(serverId)).WithFallback(ServerSettings.Reference), ensemble);
+        }
         var full = config.WithFallback(ServerSettings.Reference);
         var settings = ServerSettings.Create(full);
         Directory.CreateDirectory(settings.DataDir);
@@ -79,14 +91,60 @@ public sealed class CoordinationServer : IAsyncDisposable
             var replica = system.ActorOf(ReplicaActor.Props(settings, tree, log, tracker, WallClockMs, snapshots), "replica");
             tracker.Tell(new SessionTrackerActor.SetReplica(replica));
             var sessions = system.ActorOf(SessionManagerActor.Props(settings, replica, tracker, WallClockMs()), "sessions");
-            var registry = new ConnectionRegistry();
-            CoordinationServer? server = null;
-            var admin = new FourLetterWordHandler(settings, replica, registry, () => server?.Mode ?? "standalone");
-            var listener = new ClientListener(settings, system, sessions, admin, registry);
-            server = new CoordinationServer(system, settings, replica, listener, StartHttp(settings, admin));
-            listener.Start();
-            system.Log.Info("Coordination server listening on {0}:{1}, data dir {2}", settings.ClientAddress, listener.Port, Path.GetFullPath(settings.DataDir));
-            return server;
+            return Listen(system, settings, replica, sessions, null);
+        }
+        catch
+        {
+            system.Terminate().Wait(TimeSpan.FromSeconds(10));
+            throw;
+        }
+    }
+
+    private static CoordinationServer Listen(ActorSystem system, ServerSettings settings, IActorRef replica, IActorRef sessions, EnsembleState? ensemble)
+    {
+        var registry = new ConnectionRegistry();
+        var admin = new FourLetterWordHandler(settings, replica, registry, () => ensemble?.Mode ?? "standalone", ensemble);
+        var listener = new ClientListener(settings, system, sessions, admin, registry);
+        var server = new CoordinationServer(system, settings, replica, listener, StartHttp(settings, admin), ensemble);
+        listener.Start();
+        system.Log.Info("Coordination server listening on {0}:{1}, data dir {2}", settings.ClientAddress, listener.Port, Path.GetFullPath(settings.DataDir));
+        return server;
+    }
+
+    /// <summary>
+    /// A member of an ensemble: the ActorSystem also speaks Akka.Remote, the tree starts at the newest snapshot, the
+    /// Zab log holds the journal's entries after it, and the peer actor decides (through election and
+    /// synchronisation) what commits and when this server serves clients.
+    /// </summary>
+    private static CoordinationServer StartEnsembleMember(Config full, EnsembleSettings ensemble)
+    {
+        var settings = ServerSettings.Create(full);
+        Directory.CreateDirectory(settings.DataDir);
+        var persistence = PersistenceSettings.Create(full, settings.DataDir);
+        if (!persistence.Enabled) throw new ConfigurationException("an ensemble member needs its durable log: coordination.persistence.enabled must be on");
+        var files = new SnapshotFiles(settings.DataDir, persistence.SnapshotsRetained, persistence.Purge);
+        var system = CreateSystem(full, persistence);
+        try
+        {
+            var protocol = ((ExtendedActorSystem)system).Provider.DefaultAddress.Protocol;
+            var members = ensemble.Members(protocol);
+            var link = new EnsembleLink(settings.ServerId, members);
+            var recovered = EnsembleRecovery.Run(system, persistence, files, system.Log);
+            files.AttachLog(recovered.Journal);
+            var log = new ZabLog(recovered.Tree.LastZxid, recovered.Entries, recovered.Journal, files);
+            var snapshots = new SnapshotPolicy(files, persistence.SnapshotEveryTxns, persistence.SnapshotEveryBytes, persistence.SnapshotChunkNodes);
+
+            var tracker = system.ActorOf(SessionTrackerActor.Props(settings.TickTime, MonotonicMs, link), "session-tracker");
+            var replica = system.ActorOf(ReplicaActor.Props(settings, recovered.Tree, ActorRefs.Nobody, tracker, WallClockMs, snapshots, link), "replica");
+            tracker.Tell(new SessionTrackerActor.SetReplica(replica));
+            var sessions = system.ActorOf(SessionManagerActor.Props(settings, replica, tracker, WallClockMs(), inEnsemble: true), "sessions");
+            log.AttachReplica(replica);
+            var state = new EnsembleState { ServerId = settings.ServerId };
+            var peer = system.ActorOf(PeerActor.Props(settings.ServerId, members, log, ensemble.Zab, MonotonicMs, replica, state), PeerActor.Name);
+            replica.Tell(new AttachPeer(peer));
+            // A quarantined system can never talk to that peer again: end it, and the host starts a fresh incarnation.
+            system.ActorOf(Akka.Actor.Props.Create(() => new QuarantineWatcher()), "quarantine-watcher");
+            return Listen(system, settings, replica, sessions, state);
         }
         catch
         {
@@ -181,4 +239,19 @@ public sealed class CoordinationServer : IAsyncDisposable
         foreach (var http in _http) await http.DisposeAsync().ConfigureAwait(false);
         await System.Terminate().ConfigureAwait(false);
     }
+}
+
+/// <summary>Terminates the node's ActorSystem when a peer has quarantined it (Akka.Remote's point of no return).</summary>
+internal sealed class QuarantineWatcher : ReceiveActor
+{
+    public QuarantineWatcher()
+    {
+        Receive<Akka.Remote.ThisActorSystemQuarantinedEvent>(e =>
+        {
+            Context.GetLogger().Error("Quarantined by {0}; restarting this node", e.RemoteAddress);
+            Context.System.Terminate();
+        });
+    }
+
+    protected override void PreStart() => Context.System.EventStream.Subscribe(Self, typeof(Akka.Remote.ThisActorSystemQuarantinedEvent));
 }

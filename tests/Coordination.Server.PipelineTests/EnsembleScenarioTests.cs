@@ -2,7 +2,10 @@ using Akka.Actor;
 using Akka.Configuration;
 using Akka.Remote;
 using Akka.Remote.Transport;
+using Coordination.Core;
 using Coordination.Core.Zab;
+using Coordination.Protocol;
+using Coordination.Server.Pipeline;
 using Coordination.Server.Ensemble;
 using Xunit;
 using Xunit.Abstractions;
@@ -30,7 +33,6 @@ public sealed class EnsembleScenarioTests(ITestOutputHelper output) : IAsyncLife
         public Task AppendAsync(IReadOnlyList<LogEntry> entries) { lock (_gate) Entries.AddRange(entries); return Task.CompletedTask; }
         public void Truncate(long zxid) { lock (_gate) Entries.RemoveAll(e => e.Zxid > zxid); }
         public void SaveEpochs(long accepted, long current) { AcceptedEpoch = accepted; CurrentEpoch = current; }
-        public void InstallSnapshot(long leader, long zxid) => throw new NotSupportedException("no snapshots in these scenarios");
         public void Commit(long zxid)
         {
             lock (_gate)
@@ -44,7 +46,8 @@ public sealed class EnsembleScenarioTests(ITestOutputHelper output) : IAsyncLife
           loglevel = WARNING
           actor.provider = remote
           actor.serializers.zab = "Coordination.Server.Ensemble.ZabSerializer, Coordination.Server"
-          actor.serialization-bindings { "Coordination.Core.Zab.ZabMessage, Coordination.Core" = zab }
+          actor.serialization-bindings { "Coordination.Core.Zab.ZabMessage, Coordination.Core" = zab
+            "Coordination.Server.Ensemble.IEnsembleMessage, Coordination.Server" = zab }
           remote.dot-netty.tcp { hostname = 127.0.0.1, port = 0, applied-adapters = ["trttl"] }
         }
         """);
@@ -90,14 +93,14 @@ public sealed class EnsembleScenarioTests(ITestOutputHelper output) : IAsyncLife
     private async Task<List<long>> ProposeAsync(long leader, int count)
     {
         var zxids = new List<long>();
-        for (var i = 0; i < count; i++)
-        {
-            var result = await _peers[leader].Ask<PeerActor.ProposeResult>(new PeerActor.ProposeTxn(z => BitConverter.GetBytes(z)), TimeSpan.FromSeconds(3));
-            Assert.True(result.Accepted, "the leader refused a proposal");
-            zxids.Add(result.Zxid);
-        }
+        var status = await _peers[leader].Ask<PeerActor.PeerStatus>(PeerActor.GetStatus.Instance, TimeSpan.FromSeconds(3));
+        Assert.True(status.NextZxid.HasValue, "the leader cannot propose");
+        for (var i = 0; i < count; i++) zxids.Add(status.NextZxid!.Value + i);
+        _peers[leader].Tell(new PeerActor.ProposeBatch(zxids.Select(TestProposal).ToList()));
         return zxids;
     }
+
+    private static Proposal TestProposal(long zxid) => new(new TxnHeader(1, 1, zxid, 0, OpCode.CreateSession), new CreateSessionTxn(1000), null);
 
     private async Task WaitAppliedAsync(IEnumerable<long> nodes, long zxid, TimeSpan timeout)
     {
@@ -163,8 +166,8 @@ public sealed class EnsembleScenarioTests(ITestOutputHelper output) : IAsyncLife
         var old = await _peers[leader.Id].Ask<PeerActor.PeerStatus>(PeerActor.GetStatus.Instance, TimeSpan.FromSeconds(3));
         Assert.False(old.Role == PeerState.Leading && old.ServesClients, "the isolated leader still claims to lead");
         // The isolated old leader cannot get anything committed.
-        var refused = await _peers[leader.Id].Ask<PeerActor.ProposeResult>(new PeerActor.ProposeTxn(z => []), TimeSpan.FromSeconds(3));
-        Assert.False(refused.Accepted);
+        var refused = await _peers[leader.Id].Ask<LogAppendFailed>(new PeerActor.ProposeBatch([TestProposal(old.LastZxid + 1)]), TimeSpan.FromSeconds(3));
+        Assert.Single(refused.Batch);
 
         var during = await ProposeAsync(next.Id, 20);
         await SetPartitionAsync(leader.Id, Unthrottled.Instance);

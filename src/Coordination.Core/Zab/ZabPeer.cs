@@ -53,6 +53,9 @@ public sealed class ZabPeer
     private long _leaderHeardMs;
     private long _awaitNewLeaderAckAt = -1;
     private bool _upToDate;
+    /// <summary>Sent FOLLOWERINFO and heard no NEWEPOCH yet: resent every tick, since the leader may not have
+    /// finished its own election when the first one arrived (ZooKeeper's learner retries its connection too).</summary>
+    private bool _awaitingLeaderInfo;
     /// <summary>The last zxid this peer has told its host to log (the host's log may lag by the outputs not yet carried out).</summary>
     private long _logged;
 
@@ -77,6 +80,11 @@ public sealed class ZabPeer
     /// <summary>True when this server may serve clients: an established leader, or a learner that got UPTODATE.</summary>
     public bool ServesClients => Role == PeerState.Leading ? _established : _upToDate;
     public bool IsObserver => !_quorum.IsVoter(_myId);
+    /// <summary>Leader only: the learners connected to it, and those synchronised (acked NEWLEADER).</summary>
+    public int LearnerCount => _learners.Count;
+    public int SyncedLearnerCount => _learners.Values.Count(l => l.AckedNewLeader);
+    /// <summary>The zxid the next proposal will get, or null when this peer cannot propose now.</summary>
+    public long? NextZxid => Role == PeerState.Leading && _established ? Zxids.Make(_newEpoch, _nextCounter + 1) : null;
 
     private IEnumerable<long> Others => _members.Where(m => m != _myId);
 
@@ -105,6 +113,7 @@ public sealed class ZabPeer
         _newEpoch = -1;
         _established = false;
         _upToDate = false;
+        _awaitingLeaderInfo = false;
         _awaitNewLeaderAckAt = -1;
     }
 
@@ -141,6 +150,7 @@ public sealed class ZabPeer
         Role = IsObserver ? PeerState.Observing : PeerState.Following;
         _leaderHeardMs = nowMs;
         outputs.Add(new RoleChanged(Role, Leader, CurrentEpoch, false));
+        _awaitingLeaderInfo = true;
         outputs.Add(new SendTo(Leader, new FollowerInfo(_myId, AcceptedEpoch, _logged, IsObserver)));
     }
 
@@ -203,6 +213,7 @@ public sealed class ZabPeer
             default:
                 var limit = (_upToDate ? _settings.SyncLimitTicks : _settings.InitLimitTicks) * _settings.TickMs;
                 if (nowMs - _leaderHeardMs > limit) Elect(nowMs, outputs);   // leader gone: ZooKeeper's syncLimit
+                else if (_awaitingLeaderInfo) outputs.Add(new SendTo(Leader, new FollowerInfo(_myId, AcceptedEpoch, _logged, IsObserver)));
                 break;
         }
         return outputs;
@@ -234,7 +245,7 @@ public sealed class ZabPeer
                 else TryChooseEpoch(outputs);
                 break;
             }
-            case AckEpoch ack when _learners.TryGetValue(ack.From, out var learner) && _newEpoch >= 0:
+            case AckEpoch ack when _learners.TryGetValue(ack.From, out var learner) && _newEpoch >= 0 && !learner.AckedEpoch:
             {
                 learner.LastHeardMs = nowMs;
                 if (ack.CurrentEpoch > CurrentEpoch || (ack.CurrentEpoch == CurrentEpoch && ack.LastZxid > _logged))
@@ -304,6 +315,7 @@ public sealed class ZabPeer
         var acked = _learners.Values.Where(l => l.AckedNewLeader && !l.IsObserver).Select(l => l.Id).Append(_myId);
         if (!_quorum.IsQuorum(acked)) return;
         _established = true;
+        _nextCounter = 0;   // the epoch's first proposal is (epoch, 1)
         CurrentEpoch = _newEpoch;
         outputs.Add(new SaveEpochs(AcceptedEpoch, CurrentEpoch));
         var last = _logged;
@@ -353,7 +365,10 @@ public sealed class ZabPeer
         _leaderHeardMs = nowMs;
         switch (message)
         {
+            case LeaderInfo when !_awaitingLeaderInfo:
+                break;   // a duplicate, answering a resent FOLLOWERINFO
             case LeaderInfo info:
+                _awaitingLeaderInfo = false;
                 if (info.NewEpoch < AcceptedEpoch) { Elect(nowMs, outputs); return; }
                 if (info.NewEpoch > AcceptedEpoch)
                 {

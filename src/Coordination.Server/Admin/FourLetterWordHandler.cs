@@ -10,7 +10,8 @@ namespace Coordination.Server.Admin;
 /// ZooKeeper's four-letter words on the client port, in ZooKeeper 3.8's output formats so that existing
 /// monitoring scripts parse them. Only words in the <c>four-letter-words</c> whitelist run.
 /// </summary>
-public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef replica, ConnectionRegistry connections, Func<string> mode)
+public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef replica, ConnectionRegistry connections, Func<string> mode,
+    Ensemble.EnsembleState? ensemble = null)
 {
     /// <summary>The version we report: the ZooKeeper release whose protocol and behaviour we match.</summary>
     public const string Version = "3.8.4-coordination-akka-0.1.0, built on 2026-11-23 00:00 UTC";
@@ -24,6 +25,9 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
     /// <summary>Runs a command without the whitelist (the admin HTTP endpoint has its own switch and binding).</summary>
     public async Task<string> ExecuteAsync(string word)
     {
+        // As ZooKeeper: a member without an established leader answers only the words that need no state.
+        if (ensemble is { Serving: false } && word is "srvr" or "stat" or "mntr" or "cons" or "wchs" or "wchc" or "wchp" or "dump" or "hash")
+            return "This ZooKeeper instance is not currently serving requests\n";
         return word switch
         {
             "ruok" => "imok",
@@ -41,6 +45,7 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
             "wchp" => Wchp(await Stats(new GetReplicaStats(true, false))),
             "dump" => Dump(await Stats(new GetReplicaStats(false, true))),
             "dirs" => $"datadir_size: {DirSize(settings.DataDir)}\nlogdir_size: 0\n",
+            "hash" => Hash(await Stats(new GetReplicaStats(false, false, WithDigest: true))),
             _ => $"{word} is not supported by this server.\n",
         };
     }
@@ -100,10 +105,30 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
             ("zk_resident_memory_bytes", process.WorkingSet64),
             ("zk_heap_used_bytes", GC.GetTotalMemory(false)),
         };
+        if (ensemble is { } e)
+        {
+            lines.Add(("zk_server_id", e.ServerId));
+            lines.Add(("zk_leader_id", e.Leader));
+            lines.Add(("zk_epoch", e.Epoch));
+            lines.Add(("zk_election_time", e.LastElectionMs));
+            lines.Add(("zk_leader_changes", e.LeaderChanges));
+            lines.Add(("zk_last_proposal_size", e.LastProposalSize));
+            if (e.Mode == "leader")
+            {
+                lines.Add(("zk_learners", e.Learners));
+                lines.Add(("zk_followers", e.Learners));
+                lines.Add(("zk_synced_followers", e.SyncedLearners));
+                lines.Add(("zk_pending_syncs", e.Learners - e.SyncedLearners));
+            }
+        }
         var b = new StringBuilder();
         foreach (var (key, value) in lines) b.Append(key).Append('\t').Append(Convert.ToString(value, CultureInfo.InvariantCulture)).Append('\n');
         return b.ToString();
     }
+
+    /// <summary>The tree's order-independent digest at the last applied zxid: equal on servers that applied the same
+    /// txns (ZooKeeper's admin 'hash' command serves the same purpose).</summary>
+    private static string Hash(ReplicaStats s) => $"zxid: {Hex(s.LastZxid)}\ndigest: {Hex(s.Digest)}\n";
 
     private string Cons()
     {

@@ -1,6 +1,8 @@
 using Akka.Actor;
 using Akka.Event;
+using Coordination.Core;
 using Coordination.Core.Zab;
+using Coordination.Server.Pipeline;
 
 namespace Coordination.Server.Ensemble;
 
@@ -14,7 +16,6 @@ public interface IZabStorage : IZabLogView
     Task AppendAsync(IReadOnlyList<LogEntry> entries);
     void Truncate(long zxid);
     void SaveEpochs(long acceptedEpoch, long currentEpoch);
-    void InstallSnapshot(long leader, long zxid);
     /// <summary>Applies committed txns up to <paramref name="zxid"/>.</summary>
     void Commit(long zxid);
     long AcceptedEpoch { get; }
@@ -32,51 +33,87 @@ public sealed record EnsembleMembers(IReadOnlyDictionary<long, string> Voters, I
 /// the peer's outputs in order, and sends Zab messages to the other members' peer actors over Akka.Remote by actor
 /// selection. It deliberately uses no remote DeathWatch and no cluster membership: Zab's own pings and limits decide
 /// liveness and leadership (a watched peer would be quarantined for good after a long partition).
+/// Transport concerns live here, not in the protocol: large SyncLearner messages travel in pieces, snapshots are
+/// fetched from the leader in chunks, and the replica hears role changes and proposes through this actor.
 /// </summary>
-public sealed class PeerActor : ReceiveActor, IWithTimers
+public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
 {
     public const string Name = "zab-peer";
+    /// <summary>Entries and snapshot bytes per remote message: well under the transport's maximum frame.</summary>
+    private const int ChunkBytes = 1 << 20;
 
-    /// <summary>Ask the leader to propose a txn; answered with <see cref="ProposeResult"/>.</summary>
-    public sealed record ProposeTxn(Func<long, byte[]> PayloadForZxid);
-    public sealed record ProposeResult(long Zxid, bool Accepted);
+    /// <summary>The leader's replica proposes prepared txns (their zxids must be the peer's next ones).</summary>
+    public sealed record ProposeBatch(IReadOnlyList<Proposal> Proposals);
     /// <summary>Ask for the peer's state; answered with <see cref="PeerStatus"/>.</summary>
     public sealed class GetStatus { public static readonly GetStatus Instance = new(); }
-    public sealed record PeerStatus(long Id, PeerState Role, long Leader, bool ServesClients, long CurrentEpoch, long Committed, long LastZxid);
+    public sealed record PeerStatus(long Id, PeerState Role, long Leader, bool ServesClients, long CurrentEpoch, long Committed, long LastZxid, long? NextZxid);
+    /// <summary>The replica finished a snapshot that starts at <see cref="StartZxid"/>.</summary>
+    public sealed record SnapshotTaken(long StartZxid);
 
     private sealed class Tick { public static readonly Tick Instance = new(); }
     private sealed record AppendDone(long UpTo);
+    private sealed record PartWritten(long Offset);
+    private sealed class FetchTimedOut { public static readonly FetchTimedOut Instance = new(); }
 
     private readonly long _myId;
     private readonly EnsembleMembers _members;
     private readonly IZabStorage _storage;
+    private readonly IZabSnapshots? _snapshots;
     private readonly ZabSettings _settings;
     private readonly Func<long> _clock;
+    private readonly IActorRef _replica;
+    private readonly EnsembleState? _state;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<long, ActorSelection> _peers = new();
     private readonly ZabPeer _peer;
+    // Outputs not yet carried out: they wait while a snapshot is being fetched (everything after it depends on it).
+    private readonly Queue<ZabOutput> _outputs = new();
+    private InstallSnapshot? _installing;
+    private FileStream? _fetchFile;
+    private readonly List<LogEntry> _syncPrefix = new();
 
     public ITimerScheduler Timers { get; set; } = null!;
+    public IStash Stash { get; set; } = null!;
 
-    public PeerActor(long myId, EnsembleMembers members, IZabStorage storage, ZabSettings settings, Func<long> clock)
+    public PeerActor(long myId, EnsembleMembers members, IZabStorage storage, ZabSettings settings, Func<long> clock,
+        IActorRef? replica = null, EnsembleState? state = null)
     {
         _myId = myId;
         _members = members;
         _storage = storage;
+        _snapshots = storage as IZabSnapshots;
         _settings = settings;
         _clock = clock;
+        _replica = replica ?? ActorRefs.Nobody;
+        _state = state;
         _peer = new ZabPeer(myId, members.Voters.Keys, members.Observers.Keys, storage, storage.AcceptedEpoch, storage.CurrentEpoch, settings);
 
-        Receive<ZabMessage>(m => Execute(_peer.Receive(m, _clock())));
-        Receive<Tick>(_ => Execute(_peer.Tick(_clock())));
+        Receive<SyncEntriesPart>(part => WhenReady(part, () => { if (part.From == _peer.Leader) _syncPrefix.AddRange(part.Entries); }));
+        Receive<SyncLearner>(sync => WhenReady(sync, () =>
+        {
+            if (_syncPrefix.Count > 0)
+            {
+                sync = sync with { Entries = [.. _syncPrefix, .. sync.Entries] };
+                _syncPrefix.Clear();
+            }
+            Execute(_peer.Receive(sync, _clock()));
+        }));
+        Receive<ZabMessage>(m => WhenReady(m, () => Execute(_peer.Receive(m, _clock()))));
+        Receive<Tick>(_ => { if (_installing is null) Execute(_peer.Tick(_clock())); });
         Receive<AppendDone>(d => Execute(_peer.OnPersisted(d.UpTo, _clock())));
-        Receive<ProposeTxn>(OnPropose);
-        Receive<GetStatus>(_ => Sender.Tell(new PeerStatus(_myId, _peer.Role, _peer.Leader, _peer.ServesClients, _peer.CurrentEpoch, _peer.Committed, _storage.LastZxid)));
-        Receive<Status.Failure>(f => _log.Error(f.Cause, "Zab log append failed"));
+        Receive<ProposeBatch>(OnProposeBatch);
+        Receive<SnapshotTaken>(t => _snapshots?.SnapshotTaken(t.StartZxid));
+        Receive<FetchSnapshot>(ServeSnapshot);
+        Receive<SnapshotPart>(OnSnapshotPart);
+        Receive<PartWritten>(w => PeerOf(_installing!.Leader).Tell(new FetchSnapshot(_myId, _installing.Zxid, w.Offset), Self));
+        Receive<FetchTimedOut>(_ => throw new TimeoutException($"fetching snapshot 0x{_installing?.Zxid:x} from server {_installing?.Leader} timed out"));
+        Receive<GetStatus>(_ => Sender.Tell(new PeerStatus(_myId, _peer.Role, _peer.Leader, _peer.ServesClients, _peer.CurrentEpoch, _peer.Committed, _storage.LastZxid, _peer.NextZxid)));
+        Receive<Status.Failure>(f => throw new IOException("Zab log append failed", f.Cause));
     }
 
-    public static Props Props(long myId, EnsembleMembers members, IZabStorage storage, ZabSettings settings, Func<long> clock) =>
-        Akka.Actor.Props.Create(() => new PeerActor(myId, members, storage, settings, clock));
+    public static Props Props(long myId, EnsembleMembers members, IZabStorage storage, ZabSettings settings, Func<long> clock,
+        IActorRef? replica = null, EnsembleState? state = null) =>
+        Akka.Actor.Props.Create(() => new PeerActor(myId, members, storage, settings, clock, replica, state));
 
     protected override void PreStart()
     {
@@ -84,48 +121,168 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         Execute(_peer.Start(_clock()));
     }
 
-    private void OnPropose(ProposeTxn propose)
+    protected override void PostStop()
     {
-        if (_peer.AllocateZxid() is not { } zxid)
+        _fetchFile?.Dispose();
+        base.PostStop();
+    }
+
+    /// <summary>Handles a message now, or keeps it until the snapshot being fetched is installed.</summary>
+    private void WhenReady(object message, Action handle)
+    {
+        if (_installing is not null) Stash.Stash();
+        else handle();
+    }
+
+    private void OnProposeBatch(ProposeBatch batch)
+    {
+        var outputs = new List<ZabOutput>();
+        for (var i = 0; i < batch.Proposals.Count; i++)
         {
-            Sender.Tell(new ProposeResult(0, false));
-            return;
+            var proposal = batch.Proposals[i];
+            if (_peer.NextZxid != proposal.Header.Zxid || _peer.AllocateZxid() is null)
+            {
+                // Leadership moved (or the replica's zxids are stale): nothing from here on is proposed.
+                Sender.Tell(new LogAppendFailed(batch.Proposals.Skip(i).ToList(), new InvalidOperationException(
+                    $"not proposing 0x{proposal.Header.Zxid:x}: this server is not an established leader at that zxid")));
+                break;
+            }
+            var payload = Txns.Serialize(proposal.Header, proposal.Txn);
+            _state?.Proposed(payload.Length);
+            outputs.AddRange(_peer.Propose(new LogEntry(proposal.Header.Zxid, payload)));
         }
-        Execute(_peer.Propose(new LogEntry(zxid, propose.PayloadForZxid(zxid))));
-        Sender.Tell(new ProposeResult(zxid, true));
+        // One log append for the whole batch (the sends do not depend on it: acks follow durability, not sends).
+        var entries = outputs.OfType<AppendEntries>().SelectMany(a => a.Entries).ToList();
+        if (entries.Count > 1) outputs = [new AppendEntries(entries), .. outputs.Where(o => o is not AppendEntries)];
+        Execute(outputs);
     }
 
     private void Execute(IReadOnlyList<ZabOutput> outputs)
     {
-        foreach (var output in outputs)
+        foreach (var output in outputs) _outputs.Enqueue(output);
+        while (_installing is null && _outputs.TryDequeue(out var output)) CarryOut(output);
+        _state?.Update(_peer);
+    }
+
+    private void CarryOut(ZabOutput output)
+    {
+        switch (output)
         {
-            switch (output)
-            {
-                case SendTo send:
-                    PeerOf(send.To).Tell(send.Message, ActorRefs.NoSender);
-                    break;
-                case AppendEntries append:
-                    var upTo = append.Entries[^1].Zxid;
-                    _storage.AppendAsync(append.Entries).PipeTo(Self, success: () => new AppendDone(upTo));
-                    break;
-                case TruncateLog truncate:
-                    _storage.Truncate(truncate.Zxid);
-                    break;
-                case InstallSnapshot snapshot:
-                    _storage.InstallSnapshot(snapshot.Leader, snapshot.Zxid);
-                    break;
-                case SaveEpochs epochs:
-                    _storage.SaveEpochs(epochs.AcceptedEpoch, epochs.CurrentEpoch);
-                    break;
-                case CommitUpTo commit:
-                    _storage.Commit(commit.Zxid);
-                    break;
-                case RoleChanged role:
-                    _log.Info("Server {0} is {1} (leader {2}, epoch {3}, serving: {4})", _myId, role.Role, role.Leader, role.Epoch, role.ServesClients);
-                    Context.System.EventStream.Publish(role);
-                    break;
-            }
+            case SendTo { Message: SyncLearner sync } send:
+                SendSync(send.To, sync);
+                break;
+            case SendTo send:
+                PeerOf(send.To).Tell(send.Message, ActorRefs.NoSender);
+                break;
+            case AppendEntries append:
+                var upTo = append.Entries[^1].Zxid;
+                _storage.AppendAsync(append.Entries).PipeTo(Self, success: () => new AppendDone(upTo));
+                break;
+            case TruncateLog truncate:
+                _storage.Truncate(truncate.Zxid);
+                break;
+            case InstallSnapshot snapshot:
+                BeginFetch(snapshot);
+                break;
+            case SaveEpochs epochs:
+                _storage.SaveEpochs(epochs.AcceptedEpoch, epochs.CurrentEpoch);
+                break;
+            case CommitUpTo commit:
+                _storage.Commit(commit.Zxid);
+                break;
+            case RoleChanged role:
+                _log.Info("Server {0} is {1} (leader {2}, epoch {3}, serving: {4})", _myId, role.Role, role.Leader, role.Epoch, role.ServesClients);
+                if (!role.ServesClients) _syncPrefix.Clear();
+                // Told directly so that the replica sees it after the commits that precede it.
+                _replica.Tell(role);
+                Context.System.EventStream.Publish(role);
+                break;
         }
+    }
+
+    /// <summary>Sends a SyncLearner, its leading entries in pieces when it would not fit one frame.</summary>
+    private void SendSync(long to, SyncLearner sync)
+    {
+        var peer = PeerOf(to);
+        var start = 0;
+        while (true)
+        {
+            long bytes = 0;
+            var end = start;
+            while (end < sync.Entries.Count && bytes + sync.Entries[end].Payload.Length + 12 <= ChunkBytes) bytes += sync.Entries[end++].Payload.Length + 12;
+            if (end == start && end < sync.Entries.Count) end++;   // one entry larger than a chunk still goes alone
+            if (end == sync.Entries.Count) break;
+            peer.Tell(new SyncEntriesPart(_myId, sync.Entries.Skip(start).Take(end - start).ToList()), ActorRefs.NoSender);
+            start = end;
+        }
+        peer.Tell(start == 0 ? sync : sync with { Entries = sync.Entries.Skip(start).ToList() }, ActorRefs.NoSender);
+    }
+
+    // ------------------------------------------------------------------ SNAP: fetch from the leader, in chunks
+
+    private void BeginFetch(InstallSnapshot snapshot)
+    {
+        if (_snapshots is null) throw new NotSupportedException("this peer's storage cannot install snapshots");
+        _installing = snapshot;
+        _fetchFile = new FileStream(_snapshots.TemporaryPath(snapshot.Zxid), FileMode.Create, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
+        _log.Info("Fetching snapshot 0x{0:x} from server {1}", snapshot.Zxid, snapshot.Leader);
+        Self.Tell(new PartWritten(0));
+        ArmFetchTimeout();
+    }
+
+    private void ArmFetchTimeout() =>
+        Timers.StartSingleTimer("fetch", FetchTimedOut.Instance, TimeSpan.FromMilliseconds(_settings.TickMs * _settings.InitLimitTicks));
+
+    private void OnSnapshotPart(SnapshotPart part)
+    {
+        if (_installing is not { } installing || _fetchFile is not { } file || part.Zxid != installing.Zxid) return;
+        if (part.Missing) throw new IOException($"server {part.From} no longer has snapshot 0x{part.Zxid:x}");
+        ArmFetchTimeout();
+        if (!part.Last)
+        {
+            var next = part.Offset + part.Bytes.Length;
+            file.WriteAsync(part.Bytes).AsTask().PipeTo(Self, success: () => new PartWritten(next));
+            return;
+        }
+        file.Write(part.Bytes);
+        file.Flush(flushToDisk: true);
+        file.Dispose();
+        _fetchFile = null;
+        Timers.Cancel("fetch");
+        _snapshots!.Install(_snapshots.TemporaryPath(installing.Zxid), installing.Zxid);
+        _log.Info("Installed snapshot 0x{0:x} from server {1}", installing.Zxid, installing.Leader);
+        _installing = null;
+        Execute([]);
+        Stash.UnstashAll();
+    }
+
+    /// <summary>Leader side: reads one chunk of the requested snapshot off the actor's thread and sends it back.</summary>
+    private void ServeSnapshot(FetchSnapshot fetch)
+    {
+        var requester = Sender;
+        var path = _snapshots?.SnapshotPath(fetch.Zxid);
+        var myId = _myId;
+        Task.Run(() =>
+        {
+            byte[] bytes;
+            bool last;
+            if (path is null)
+            {
+                if (fetch.Zxid != 0) return new SnapshotPart(myId, fetch.Zxid, fetch.Offset, [], true, Missing: true);
+                // An ensemble that never snapshotted: its zxid-0 state is the empty tree.
+                using var ms = new MemoryStream();
+                new DataTree().WriteSnapshot(ms);
+                return new SnapshotPart(myId, 0, 0, ms.ToArray(), true, false);
+            }
+            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            var length = RandomAccess.GetLength(handle);
+            bytes = new byte[(int)Math.Clamp(length - fetch.Offset, 0, ChunkBytes)];
+            var read = 0;
+            while (read < bytes.Length) read += RandomAccess.Read(handle, bytes.AsSpan(read), fetch.Offset + read);
+            last = fetch.Offset + bytes.Length >= length;
+            return new SnapshotPart(myId, fetch.Zxid, fetch.Offset, bytes, last, false);
+        }).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : new SnapshotPart(myId, fetch.Zxid, fetch.Offset, [], true, Missing: true),
+            TaskScheduler.Default).PipeTo(requester);
     }
 
     private ActorSelection PeerOf(long id)

@@ -31,6 +31,15 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
         SyncLearner => "S",
         AckNewLeader => "N",
         UpToDate => "U",
+        ForwardedRequest => "q",
+        ForwardedCreateSession => "c",
+        SessionOwner => "o",
+        ForwardRejected => "r",
+        SyncPoint => "y",
+        SessionsTouched => "t",
+        FetchSnapshot => "f",
+        SnapshotPart => "s",
+        SyncEntriesPart => "x",
         _ => throw new ArgumentException($"ZabSerializer cannot serialize {o.GetType()}"),
     };
 
@@ -61,6 +70,26 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
                 break;
             case AckNewLeader n: w.Long(n.From); w.Long(n.Epoch); w.Long(n.LastZxid); break;
             case UpToDate u: w.Long(u.From); w.Long(u.CommittedZxid); break;
+            case ForwardedRequest q:
+                w.Long(q.ServerId); w.Long(q.SessionId); w.Int(q.Xid); w.Int(q.Op); w.Bytes(q.Body);
+                w.Int(q.Auth.Count);
+                foreach (var (scheme, ident) in q.Auth) { w.String(scheme); w.String(ident); }
+                break;
+            case ForwardedCreateSession c: w.Long(c.ServerId); w.Long(c.SessionId); w.Int(c.TimeoutMs); break;
+            case SessionOwner o: w.Long(o.ServerId); w.Long(o.SessionId); break;
+            case ForwardRejected r: w.Long(r.SessionId); w.Int(r.Xid); w.Int(r.Err); break;
+            case SyncPoint y: w.Long(y.SessionId); w.Int(y.Xid); w.Long(y.Zxid); break;
+            case SessionsTouched t:
+                if (t.SessionIds.Length != t.TimeoutsMs.Length) throw new ArgumentException("session ids and timeouts differ in length");
+                w.Long(t.ServerId); w.Int(t.SessionIds.Length);
+                for (var i = 0; i < t.SessionIds.Length; i++) { w.Long(t.SessionIds[i]); w.Int(t.TimeoutsMs[i]); }
+                break;
+            case FetchSnapshot f: w.Long(f.From); w.Long(f.Zxid); w.Long(f.Offset); break;
+            case SnapshotPart s: w.Long(s.From); w.Long(s.Zxid); w.Long(s.Offset); w.Bytes(s.Bytes); w.Int((s.Last ? 1 : 0) | (s.Missing ? 2 : 0)); break;
+            case SyncEntriesPart x:
+                w.Long(x.From); w.Int(x.Entries.Count);
+                foreach (var entry in x.Entries) w.Entry(entry);
+                break;
             default: throw new ArgumentException($"ZabSerializer cannot serialize {obj.GetType()}");
         }
         return buffer.WrittenSpan.ToArray();
@@ -84,6 +113,15 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
             "S" => ReadSync(ref r),
             "N" => new AckNewLeader(r.Long(), r.Long(), r.Long()),
             "U" => new UpToDate(r.Long(), r.Long()),
+            "q" => ReadForwarded(ref r),
+            "c" => new ForwardedCreateSession(r.Long(), r.Long(), r.Int()),
+            "o" => new SessionOwner(r.Long(), r.Long()),
+            "r" => new ForwardRejected(r.Long(), r.Int(), r.Int()),
+            "y" => new SyncPoint(r.Long(), r.Int(), r.Long()),
+            "t" => ReadTouched(ref r),
+            "f" => new FetchSnapshot(r.Long(), r.Long(), r.Long()),
+            "s" => ReadSnapshotPart(ref r),
+            "x" => new SyncEntriesPart(r.Long(), ReadEntries(ref r)),
             _ => throw new SerializationException($"unknown Zab manifest '{manifest}'"),
         };
     }
@@ -104,11 +142,48 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
         var snapshotZxid = r.Long();
         var epoch = r.Long();
         var committed = r.Long();
-        var count = r.Int();
-        if (count < 0 || count > r.Remaining / 12) throw new SerializationException($"bad entry count {count}");
+        return new SyncLearner(from, mode, truncateTo, snapshotZxid, ReadEntries(ref r), epoch, committed);
+    }
+
+    private static List<LogEntry> ReadEntries(ref Reader r)
+    {
+        var count = r.Count(12);
         var entries = new List<LogEntry>(count);
         for (var i = 0; i < count; i++) entries.Add(r.Entry());
-        return new SyncLearner(from, mode, truncateTo, snapshotZxid, entries, epoch, committed);
+        return entries;
+    }
+
+    private static ForwardedRequest ReadForwarded(ref Reader r)
+    {
+        var serverId = r.Long();
+        var sessionId = r.Long();
+        var xid = r.Int();
+        var op = r.Int();
+        var body = r.Bytes();
+        var count = r.Count(8);
+        var auth = new List<(string, string)>(count);
+        for (var i = 0; i < count; i++) auth.Add((r.String(), r.String()));
+        return new ForwardedRequest(serverId, sessionId, xid, op, body, auth);
+    }
+
+    private static SessionsTouched ReadTouched(ref Reader r)
+    {
+        var serverId = r.Long();
+        var count = r.Count(12);
+        var ids = new long[count];
+        var timeouts = new int[count];
+        for (var i = 0; i < count; i++) { ids[i] = r.Long(); timeouts[i] = r.Int(); }
+        return new SessionsTouched(serverId, ids, timeouts);
+    }
+
+    private static SnapshotPart ReadSnapshotPart(ref Reader r)
+    {
+        var from = r.Long();
+        var zxid = r.Long();
+        var offset = r.Long();
+        var bytes = r.Bytes();
+        var flags = r.Int();
+        return new SnapshotPart(from, zxid, offset, bytes, (flags & 1) != 0, (flags & 2) != 0);
     }
 
     private readonly ref struct Writer(IBufferWriter<byte> output)
@@ -118,10 +193,15 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
         public void Entry(LogEntry e)
         {
             Long(e.Zxid);
-            Int(e.Payload.Length);
-            e.Payload.CopyTo(output.GetSpan(e.Payload.Length));
-            output.Advance(e.Payload.Length);
+            Bytes(e.Payload);
         }
+        public void Bytes(ReadOnlySpan<byte> bytes)
+        {
+            Int(bytes.Length);
+            bytes.CopyTo(output.GetSpan(bytes.Length));
+            output.Advance(bytes.Length);
+        }
+        public void String(string s) => Bytes(System.Text.Encoding.UTF8.GetBytes(s));
     }
 
     private ref struct Reader(ReadOnlySpan<byte> bytes)
@@ -140,11 +220,15 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
 
         public long Long() => BinaryPrimitives.ReadInt64LittleEndian(Take(8));
         public int Int() => BinaryPrimitives.ReadInt32LittleEndian(Take(4));
-        public LogEntry Entry()
+        public LogEntry Entry() => new(Long(), Bytes());
+        public byte[] Bytes() => Take(Int()).ToArray();
+        public string String() => System.Text.Encoding.UTF8.GetString(Take(Int()));
+        /// <summary>A element count, refused when the rest of the message cannot hold that many elements of at least <paramref name="minSize"/> bytes.</summary>
+        public int Count(int minSize)
         {
-            var zxid = Long();
-            var length = Int();
-            return new LogEntry(zxid, Take(length).ToArray());
+            var count = Int();
+            if (count < 0 || count > Remaining / minSize) throw new SerializationException($"bad element count {count}");
+            return count;
         }
     }
 }

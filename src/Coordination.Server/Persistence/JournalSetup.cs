@@ -35,7 +35,10 @@ public static class JournalSetup
             }
             akka.actor {
               serializers { coordination-txn = "Coordination.Server.Persistence.TxnEventSerializer, Coordination.Server" }
-              serialization-bindings { "Coordination.Server.Persistence.TxnBatchEvent, Coordination.Server" = coordination-txn }
+              serialization-bindings {
+                "Coordination.Server.Persistence.TxnBatchEvent, Coordination.Server" = coordination-txn
+                "Coordination.Server.Persistence.LogTruncatedEvent, Coordination.Server" = coordination-txn
+              }
             }
             """;
         return ConfigurationFactory.ParseString(hocon).WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);

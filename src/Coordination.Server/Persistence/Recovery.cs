@@ -29,24 +29,9 @@ public static class Recovery
         foreach (var candidate in candidates)
         {
             DataTree tree;
-            if (candidate is not null)
-            {
-                try
-                {
-                    using var fs = new FileStream(candidate, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
-                    tree = DataTree.ReadSnapshot(fs);
-                }
-                catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
-                {
-                    log.Warning("Snapshot {0} is unusable ({1}); trying an older one", candidate, e.Message);
-                    skipped.Add($"{candidate}: {e.Message}");
-                    continue;
-                }
-            }
-            else
-            {
-                tree = new DataTree();
-            }
+            if (candidate is null) tree = new DataTree();
+            else if (TryReadSnapshot(candidate, log, skipped) is { } read) tree = read;
+            else continue;
 
             tree.ReplayMode = true;
             var sink = new RecoverySink(tree, tree.LastZxid);
@@ -89,5 +74,21 @@ public static class Recovery
             return new Result(tree, actor, candidate, outcome, clock.Elapsed, skipped);
         }
         throw new InvalidOperationException("unreachable");
+    }
+
+    /// <summary>Reads a snapshot file, or records why it is unusable (bad checksum, short file) and returns null.</summary>
+    public static DataTree? TryReadSnapshot(string path, ILoggingAdapter log, List<string> skipped)
+    {
+        try
+        {
+            using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
+            return DataTree.ReadSnapshot(fs);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            log.Warning("Snapshot {0} is unusable ({1}); trying an older one", path, e.Message);
+            skipped.Add($"{path}: {e.Message}");
+            return null;
+        }
     }
 }

@@ -71,7 +71,7 @@ public sealed class SnapshotFiles
         FsyncDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
     }
 
-    private static void FsyncDirectory(string dir)
+    public static void FsyncDirectory(string dir)
     {
         if (OperatingSystem.IsWindows()) return;
         try

@@ -98,20 +98,38 @@ public sealed class TxnBatchEvent
     }
 }
 
-/// <summary>Hand-written serializer for journal events (bound in reference.conf). Manifest "B" = <see cref="TxnBatchEvent"/>.</summary>
+/// <summary>
+/// Ensemble journal event: the txns logged after <see cref="Zxid"/> are dropped (they were never committed; a new
+/// leader told this server to TRUNC). Recovery applies it to the entries read before it.
+/// </summary>
+public sealed record LogTruncatedEvent(long Zxid);
+
+/// <summary>Hand-written serializer for journal events (bound in reference.conf). Manifest "B" = <see cref="TxnBatchEvent"/>,
+/// "T" = <see cref="LogTruncatedEvent"/>.</summary>
 public sealed class TxnEventSerializer : SerializerWithStringManifest
 {
     public TxnEventSerializer(ExtendedActorSystem system) : base(system) { }
 
     public override int Identifier => 4242;
 
-    public override string Manifest(object o) => o is TxnBatchEvent ? "B" : throw new ArgumentException($"cannot serialize {o.GetType()}");
+    public override string Manifest(object o) => o switch
+    {
+        TxnBatchEvent => "B",
+        LogTruncatedEvent => "T",
+        _ => throw new ArgumentException($"cannot serialize {o.GetType()}"),
+    };
 
-    public override byte[] ToBinary(object obj) => obj is TxnBatchEvent e ? e.Payload : throw new ArgumentException($"cannot serialize {obj.GetType()}");
+    public override byte[] ToBinary(object obj) => obj switch
+    {
+        TxnBatchEvent e => e.Payload,
+        LogTruncatedEvent t => BitConverter.GetBytes(BinaryPrimitives.ReverseEndianness(t.Zxid)),
+        _ => throw new ArgumentException($"cannot serialize {obj.GetType()}"),
+    };
 
     public override object FromBinary(byte[] bytes, string manifest) => manifest switch
     {
         "B" => new TxnBatchEvent(bytes),
+        "T" when bytes.Length == 8 => new LogTruncatedEvent(BinaryPrimitives.ReadInt64BigEndian(bytes)),
         _ => throw new System.Runtime.Serialization.SerializationException($"unknown manifest {manifest}"),
     };
 }

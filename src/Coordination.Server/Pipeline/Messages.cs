@@ -56,7 +56,7 @@ public sealed record SessionTouched(long SessionId, int TimeoutMs);
 public sealed record SessionClosed(long SessionId);
 
 /// <summary>Asks the replica for a point-in-time view for four-letter words and metrics.</summary>
-public sealed record GetReplicaStats(bool WithWatchDetail, bool WithEphemerals)
+public sealed record GetReplicaStats(bool WithWatchDetail, bool WithEphemerals, bool WithDigest = false)
 {
     public static readonly GetReplicaStats Basic = new(false, false);
 }
@@ -79,3 +79,11 @@ public sealed record UnknownOpRequest : ZkRequest
     public static readonly UnknownOpRequest Instance = new();
     public override void Write(ref JuteWriter w) { }
 }
+
+// Ensemble: the peer actor hands the replica what Zab committed, and a tree fetched from the leader (SNAP).
+
+/// <summary>Committed log entries, in zxid order, to apply (each entry's payload is <see cref="Txns.Serialize"/>'s bytes).</summary>
+public sealed record ApplyCommitted(IReadOnlyList<Core.Zab.LogEntry> Entries);
+
+/// <summary>The replica's state becomes this tree (a snapshot installed from the leader); commits continue from it.</summary>
+public sealed record ReplaceTree(DataTree Tree);

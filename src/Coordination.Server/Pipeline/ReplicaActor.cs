@@ -2,25 +2,28 @@ using Akka.Actor;
 using Akka.Event;
 using Coordination.Core;
 using Coordination.Protocol;
+using Coordination.Server.Ensemble;
 using Coordination.Server.Persistence;
 
 namespace Coordination.Server.Pipeline;
 
 /// <summary>
 /// This server's replica of the replicated state: the data tree, the watch registrations and, while leading,
-/// the request preprocessor. Writes are prepared here, handed to the transaction log, and applied when the log
-/// reports them durable (the commit, with a quorum of one). Reads are answered here, after the same session's
-/// earlier writes have been applied (ZooKeeper's CommitProcessor rule), so each session sees its own writes and
-/// its responses are produced in request order. Every output to a session gets that session's next sequence
-/// number in apply order; the session actor emits in that order.
+/// the request preprocessor. Writes are prepared here, handed to the transaction log, and applied when they commit:
+/// in a standalone server when the log reports them durable (a quorum of one); in an ensemble when Zab commits them
+/// (see ReplicaActor.Ensemble.cs: followers forward writes to the leader's replica and apply what the leader
+/// commits). Reads are answered here, after the same session's earlier writes have been applied (ZooKeeper's
+/// CommitProcessor rule), so each session sees its own writes and its responses are produced in request order.
+/// Every output to a session gets that session's next sequence number in apply order; the session actor emits in
+/// that order.
 /// </summary>
-public sealed class ReplicaActor : ReceiveActor, IWithTimers
+public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
 {
     private readonly ServerSettings _settings;
-    private readonly DataTree _tree;
-    private readonly RequestPreprocessor _prep;
+    private DataTree _tree;
+    private RequestPreprocessor _prep;
     private readonly WatchTable _watches = new();
-    private readonly IActorRef _log;
+    private IActorRef _log;
     private readonly IActorRef _tracker;
     private readonly IActorRef[] _dispatchers;
     private readonly Dictionary<long, SessionState> _sessions = new();
@@ -45,16 +48,23 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
         public long LastSeq;
         /// <summary>The sequence number of this session's next output, in apply order.</summary>
         public long NextSeq() => ++LastSeq;
-        /// <summary>Writes in flight (their zxids) and the reads queued behind them, in request order.</summary>
+        /// <summary>Writes and syncs in flight and the reads queued behind them, in request order.</summary>
         public readonly Queue<object> Pending = new();
     }
 
-    private sealed record PendingWrite(long Zxid, int Xid);
+    /// <summary>A write in flight; <see cref="Outcome"/> is set when it commits (or is refused) and it is answered
+    /// once everything before it in the session's queue has been.</summary>
+    private sealed class PendingWrite(int xid)
+    {
+        public readonly int Xid = xid;
+        public Reply? Outcome;
+    }
     private sealed class ReapTick { public static readonly ReapTick Instance = new(); }
     private sealed class SnapshotChunk { public static readonly SnapshotChunk Instance = new(); }
     private sealed record SnapshotDone(string Path, long StartZxid, Exception? Error);
 
-    public ReplicaActor(ServerSettings settings, DataTree tree, IActorRef log, IActorRef tracker, Func<long> clock, SnapshotPolicy? snapshots = null)
+    public ReplicaActor(ServerSettings settings, DataTree tree, IActorRef log, IActorRef tracker, Func<long> clock, SnapshotPolicy? snapshots = null,
+        EnsembleLink? ensemble = null)
     {
         _snapshots = snapshots;
         _settings = settings;
@@ -62,6 +72,8 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
         _log = log;
         _tracker = tracker;
         _clock = clock;
+        _ensemble = ensemble;
+        _serving = _leading = ensemble is null;
         _prep = new RequestPreprocessor(tree, settings.SuperDigest, tree.LastZxid);
         _dispatchers = Enumerable.Range(0, settings.WatchDispatchers)
             .Select(i => Context.ActorOf(WatchDispatcherActor.Props(), $"watches-{i}")).ToArray();
@@ -82,16 +94,23 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
             var started = StartSnapshot();
             Sender.Tell(started ? _snapshotWriter!.StartZxid : -1L);
         });
+        if (ensemble is not null) ReceiveEnsembleMessages();
     }
 
-    public static Props Props(ServerSettings settings, DataTree tree, IActorRef log, IActorRef tracker, Func<long> clock, SnapshotPolicy? snapshots = null) =>
-        Akka.Actor.Props.Create(() => new ReplicaActor(settings, tree, log, tracker, clock, snapshots));
+    public static Props Props(ServerSettings settings, DataTree tree, IActorRef log, IActorRef tracker, Func<long> clock, SnapshotPolicy? snapshots = null,
+        EnsembleLink? ensemble = null) =>
+        Akka.Actor.Props.Create(() => new ReplicaActor(settings, tree, log, tracker, clock, snapshots, ensemble));
 
     protected override void PreStart()
     {
         // Sessions recovered with the tree are tracked again so that they expire if their clients never return.
-        foreach (var (sessionId, timeout) in _tree.Sessions) _tracker.Tell(new SessionOpened(sessionId, timeout));
+        TrackAllSessions();
         Timers.StartPeriodicTimer("reap", ReapTick.Instance, _settings.ContainerCheckInterval);
+    }
+
+    private void TrackAllSessions()
+    {
+        foreach (var (sessionId, timeout) in _tree.Sessions) _tracker.Tell(new SessionOpened(sessionId, timeout));
     }
 
     private long Now() => _clock();
@@ -100,13 +119,29 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
     {
         if (!_sessions.TryGetValue(request.SessionId, out var session))
         {
-            request.Session.Tell(new Reply(-1, request.Xid, _tree.LastZxid, ErrorCode.SessionExpired, EmptyResponse.Instance));
+            // Not serving: the session lives on, only this server cannot serve it now (its connection is closing).
+            var err = _serving ? ErrorCode.SessionExpired : ErrorCode.ConnectionLoss;
+            request.Session.Tell(new Reply(-1, request.Xid, _tree.LastZxid, err, EmptyResponse.Instance));
             return;
         }
 
         _outstanding++;
-        if (Requests.IsWrite(request.Op) && request.Body is not (MalformedRequest or UnknownOpRequest))
+        if (_ensemble is not null && request.Op == OpCode.Sync && request.Body is PathRequest sync)
         {
+            Sync(request, sync, session);
+        }
+        else if (Requests.IsWrite(request.Op) && request.Body is not (MalformedRequest or UnknownOpRequest) && !_leading)
+        {
+            Forward(request, session);
+        }
+        else if (Requests.IsWrite(request.Op) && request.Body is not (MalformedRequest or UnknownOpRequest))
+        {
+            if (IsMovedAway(request.SessionId, _ensemble?.ServerId ?? 0))
+            {
+                session.Pending.Enqueue(new PendingWrite(request.Xid) { Outcome = Refusal(request.Xid, ErrorCode.SessionMoved) });
+                Drain(session);
+                return;
+            }
             (TxnHeader Header, Txn Txn) prepared;
             try
             {
@@ -122,8 +157,8 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
                 if (session.Pending.Count == 0) ExecuteRead(request, session); else session.Pending.Enqueue(request);
                 return;
             }
-            session.Pending.Enqueue(new PendingWrite(prepared.Header.Zxid, request.Xid));
-            _log.Tell(new LogAppend([new Proposal(prepared.Header, prepared.Txn, request.Session)]));
+            session.Pending.Enqueue(new PendingWrite(request.Xid));
+            Log(new Proposal(prepared.Header, prepared.Txn, request.Session));
         }
         else if (session.Pending.Count == 0)
         {
@@ -137,12 +172,38 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
 
     private void OnCreateSession(CreateSession m)
     {
-        var (header, txn) = _prep.PrepareCreateSession(m.SessionId, m.TimeoutMs, Now());
-        _log.Tell(new LogAppend([new Proposal(header, txn, m.Session)]));
+        if (!_serving) return;   // the connection is being closed: the client tries another server
+        _creating[m.SessionId] = m.Session;
+        if (!_leading)
+        {
+            _leaderReplica?.Tell(new ForwardedCreateSession(_ensemble!.ServerId, m.SessionId, m.TimeoutMs), Self);
+            return;
+        }
+        CreateSessionAsLeader(m.SessionId, m.TimeoutMs, _ensemble?.ServerId ?? 0);
+    }
+
+    private void CreateSessionAsLeader(long sessionId, int timeoutMs, long owner)
+    {
+        _owners[sessionId] = owner;
+        var (header, txn) = _prep.PrepareCreateSession(sessionId, timeoutMs, Now());
+        Log(new Proposal(header, txn, null));
+    }
+
+    /// <summary>Hands a prepared txn to the log (standalone) or proposes it to the ensemble (leader).</summary>
+    private void Log(Proposal proposal)
+    {
+        if (_ensemble is null)
+        {
+            _log.Tell(new LogAppend([proposal]));
+            return;
+        }
+        _proposed[proposal.Header.Zxid] = proposal;
+        _log.Tell(new Ensemble.PeerActor.ProposeBatch([proposal]));
     }
 
     private void OnValidateSession(ValidateSession m)
     {
+        if (!_serving) return;   // the connection is being closed: the client tries another server
         if (!_tree.Sessions.ContainsKey(m.SessionId))
         {
             m.Session.Tell(new SessionValidated(-1, false, 0, _tree.LastZxid));
@@ -154,25 +215,31 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
             _sessions[m.SessionId] = session;
         }
         _tracker.Tell(new SessionTouched(m.SessionId, m.TimeoutMs));
+        ClaimSession(m.SessionId);
         m.Session.Tell(new SessionValidated(session.NextSeq(), true, m.TimeoutMs, _tree.LastZxid));
     }
 
     private void OnExpireSession(ExpireSession m)
     {
-        if (!_tree.Sessions.ContainsKey(m.SessionId)) return;
+        if (!_leading || !_tree.Sessions.ContainsKey(m.SessionId)) return;
         _logger.Info("Expiring session 0x{0:x}", m.SessionId);
         var (header, txn) = _prep.PrepareCloseSession(m.SessionId, 0, Now());
-        _log.Tell(new LogAppend([new Proposal(header, txn, null)]));
+        Log(new Proposal(header, txn, null));
     }
 
-    private void OnLogAppended(LogAppended appended)
+    private void OnLogAppended(LogAppended appended) => ApplyBatch(appended.Batch);
+
+    /// <summary>Applies committed txns in zxid order, then answers what waited for them.</summary>
+    private void ApplyBatch(IReadOnlyList<Proposal> batch)
     {
-        foreach (var proposal in appended.Batch) Commit(proposal);
+        foreach (var proposal in batch) Commit(proposal);
+        if (_tree.ReplayMode && _tree.LastZxid >= _tree.SnapshotEndZxid) _tree.FinishReplay();
         _prep.Applied(_tree.LastZxid);
+        ReleaseSyncs();
         if (_snapshots is { } policy)
         {
-            _txnsSinceSnapshot += appended.Batch.Count;
-            foreach (var proposal in appended.Batch) _bytesSinceSnapshot += EstimateSize(proposal.Txn);
+            _txnsSinceSnapshot += batch.Count;
+            foreach (var proposal in batch) _bytesSinceSnapshot += EstimateSize(proposal.Txn);
             if (_txnsSinceSnapshot >= policy.EveryTxns || _bytesSinceSnapshot >= policy.EveryBytes) StartSnapshot();
         }
     }
@@ -199,6 +266,16 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
         _snapshotWriter = policy.Files.Begin(_snapshot.StartZxid);
         Self.Tell(SnapshotChunk.Instance);
         return true;
+    }
+
+    private void AbortSnapshot()
+    {
+        _snapshotWriter?.Abort();
+        _snapshotWriter = null;
+        _snapshot = null;
+        _snapshotBusy = false;
+        _txnsSinceSnapshot = 0;
+        _bytesSinceSnapshot = 0;
     }
 
     private void WriteSnapshotChunk()
@@ -234,6 +311,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
     {
         _snapshotBusy = false;
         _snapshotWriter = null;
+        if (done.Error is null && _ensemble is not null) _log.Tell(new Ensemble.PeerActor.SnapshotTaken(done.StartZxid));
         if (done.Error is null) _logger.Info("Snapshot {0} written (start zxid 0x{1:x})", done.Path, done.StartZxid);
         else _logger.Error(done.Error, "Writing snapshot {0} failed", done.Path);
     }
@@ -245,15 +323,27 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
         _prep.Reset(_tree.LastZxid);
         foreach (var proposal in failed.Batch)
         {
-            if (!_sessions.TryGetValue(proposal.Header.SessionId, out var session)) continue;
-            if (session.Pending.TryPeek(out var head) && head is PendingWrite write && write.Zxid == proposal.Header.Zxid)
+            _proposed.Remove(proposal.Header.Zxid);
+            if (proposal.Txn is CreateSessionTxn) _creating.Remove(proposal.Header.SessionId);
+            if (_sessions.TryGetValue(proposal.Header.SessionId, out var session))
+                Complete(session, proposal.Header.Cxid, Refusal(proposal.Header.Cxid, ErrorCode.SystemError));
+        }
+    }
+
+    private Reply Refusal(int xid, ErrorCode err) => new(0, xid, _tree.LastZxid, err, EmptyResponse.Instance);
+
+    /// <summary>Records the outcome of the session's write <paramref name="xid"/> and answers what is now ready, in order.</summary>
+    private void Complete(SessionState session, int xid, Reply outcome)
+    {
+        foreach (var item in session.Pending)
+        {
+            if (item is PendingWrite { Outcome: null } write && write.Xid == xid)
             {
-                session.Pending.Dequeue();
-                _outstanding--;
-                session.Actor.Tell(new Reply(session.NextSeq(), write.Xid, _tree.LastZxid, ErrorCode.SystemError, EmptyResponse.Instance));
-                DrainReads(session);
+                write.Outcome = outcome;
+                break;
             }
         }
+        Drain(session);
     }
 
     private void Commit(Proposal proposal)
@@ -265,9 +355,11 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
         switch (proposal.Txn)
         {
             case CreateSessionTxn create:
-                var state = new SessionState(proposal.Origin ?? ActorRefs.Nobody);
-                _sessions[header.SessionId] = state;
                 _tracker.Tell(new SessionOpened(header.SessionId, create.TimeoutMs));
+                // Only the server the client is connected to answers it; the others just know the session exists.
+                if (!_creating.Remove(header.SessionId, out var actor)) return;
+                var state = new SessionState(actor);
+                _sessions[header.SessionId] = state;
                 state.Actor.Tell(new SessionValidated(state.NextSeq(), true, create.TimeoutMs, header.Zxid));
                 return;
             case CloseSessionTxn:
@@ -275,35 +367,52 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
                 return;
         }
 
-        if (!_sessions.TryGetValue(header.SessionId, out var session)) return;
-        if (session.Pending.TryPeek(out var head) && head is PendingWrite write && write.Zxid == header.Zxid)
-        {
-            session.Pending.Dequeue();
-            _outstanding--;
-            session.Actor.Tell(new Reply(session.NextSeq(), write.Xid, header.Zxid, result.Err, result.Response));
-            DrainReads(session);
-        }
+        if (_sessions.TryGetValue(header.SessionId, out var session))
+            Complete(session, header.Cxid, new Reply(0, header.Cxid, header.Zxid, result.Err, result.Response));
     }
 
     private void EndSession(in TxnHeader header)
     {
         _tracker.Tell(new SessionClosed(header.SessionId));
+        _owners.Remove(header.SessionId);
         _watches.RemoveSession(header.SessionId);
         if (!_sessions.Remove(header.SessionId, out var session)) return;
-        var requested = session.Pending.TryPeek(out var head) && head is PendingWrite write && write.Zxid == header.Zxid;
+        var cxid = header.Cxid;
+        var requested = cxid != 0 && session.Pending.Any(p => p is PendingWrite { Outcome: null } w && w.Xid == cxid);
         if (requested)
-            session.Actor.Tell(new Reply(session.NextSeq(), ((PendingWrite)head!).Xid, header.Zxid, ErrorCode.Ok, EmptyResponse.Instance));
+        {
+            // Answer everything before the close in order; what follows it is dropped with the session.
+            Complete(session, header.Cxid, new Reply(0, header.Cxid, header.Zxid, ErrorCode.Ok, EmptyResponse.Instance));
+        }
         _outstanding -= session.Pending.Count;
         session.Actor.Tell(new SessionEnded(session.NextSeq(), Expired: !requested));
     }
 
-    /// <summary>Runs the reads that were waiting for this session's writes, up to its next pending write.</summary>
-    private void DrainReads(SessionState session)
+    /// <summary>Answers, in request order, everything at the head of the session's queue that is ready: reads, writes
+    /// with an outcome and syncs the replica has caught up with; stops at the first write or sync still in flight.</summary>
+    private void Drain(SessionState session)
     {
-        while (session.Pending.TryPeek(out var next) && next is ClientRequest read)
+        while (session.Pending.TryPeek(out var next))
         {
-            session.Pending.Dequeue();
-            ExecuteRead(read, session);
+            switch (next)
+            {
+                case ClientRequest read:
+                    session.Pending.Dequeue();
+                    ExecuteRead(read, session);
+                    break;
+                case PendingWrite { Outcome: { } outcome }:
+                    session.Pending.Dequeue();
+                    _outstanding--;
+                    session.Actor.Tell(outcome with { Seq = session.NextSeq() });
+                    break;
+                case PendingSync { Zxid: >= 0 } sync when _tree.LastZxid >= sync.Zxid:
+                    session.Pending.Dequeue();
+                    _outstanding--;
+                    session.Actor.Tell(new Reply(session.NextSeq(), sync.Xid, _tree.LastZxid, ErrorCode.Ok, new PathResponse(sync.Path)));
+                    break;
+                default:
+                    return;
+            }
         }
     }
 
@@ -495,6 +604,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
     /// <summary>Proposes the deletion of empty containers and expired TTL nodes (ZooKeeper's ContainerManager).</summary>
     private void Reap()
     {
+        if (!_leading) return;
         var perRun = Math.Max(1, (int)(_settings.ContainerMaxPerMinute * _settings.ContainerCheckInterval.TotalMinutes));
         _reapBudget = perRun;
         var now = Now();
@@ -502,7 +612,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
         {
             if (_reapBudget-- <= 0) break;
             var prepared = _prep.PrepareReap(path, now);
-            if (prepared is { } p) _log.Tell(new LogAppend([new Proposal(p.Header, p.Txn, null)]));
+            if (prepared is { } p) Log(new Proposal(p.Header, p.Txn, null));
         }
     }
 
@@ -513,7 +623,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
             ephemerals = _tree.SessionsWithEphemerals.ToDictionary(s => s, s => _tree.EphemeralsOf(s));
         Sender.Tell(new ReplicaStats(
             _tree.LastZxid, _tree.NodeCount, _tree.ApproximateDataSize, _tree.EphemeralCount, _watches.WatchCount,
-            _watches.PathCount, _tree.Sessions.Count, request.WithWatchDetail || request.WithEphemerals ? _tree.Digest() : 0,
+            _watches.PathCount, _tree.Sessions.Count, request.WithWatchDetail || request.WithEphemerals || request.WithDigest ? _tree.Digest() : 0,
             request.WithWatchDetail ? _watches.BySession() : null, request.WithWatchDetail ? _watches.ByPath() : null,
             ephemerals, _outstanding));
     }

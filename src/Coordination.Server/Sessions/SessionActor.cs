@@ -179,6 +179,8 @@ public sealed class SessionActor : ReceiveActor
                 _log.Info("Session 0x{0:x} {1}", _sessionId, ended.Expired ? "expired" : "closed");
                 _attaching?.Connection.CloseAfterFlush();
                 _connection?.CloseAfterFlush();
+                _attaching = null;
+                _connection = null;
                 Context.Stop(Self);
                 break;
         }
@@ -210,6 +212,13 @@ public sealed class SessionActor : ReceiveActor
         _lastTouchTicks = 0;
         TouchIfDue();
         connection.Bind(Self);
+    }
+
+    /// <summary>Stopped by the session manager (this server stopped serving): the client's connection closes with it.</summary>
+    protected override void PostStop()
+    {
+        _attaching?.Connection.Abort();
+        _connection?.Abort();
     }
 
     private void OnConnectionEnded(ConnectionEnded ended)

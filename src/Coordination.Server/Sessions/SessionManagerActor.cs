@@ -1,5 +1,7 @@
 using Akka.Actor;
+using Akka.Event;
 using Coordination.Core;
+using Coordination.Core.Zab;
 using Coordination.Protocol;
 using Coordination.Server.Network;
 using Coordination.Server.Pipeline;
@@ -22,15 +24,32 @@ public sealed class SessionManagerActor : ReceiveActor
     private readonly Dictionary<long, IActorRef> _sessions = new();
     private readonly Dictionary<IActorRef, long> _ids = new();
     private long _nextSessionId;
+    private readonly bool _inEnsemble;
+    /// <summary>In an ensemble, clients are served only while this server follows or leads an established leader.</summary>
+    private bool _serving;
 
-    public SessionManagerActor(ServerSettings settings, IActorRef replica, IActorRef tracker, long nowMs)
+    public SessionManagerActor(ServerSettings settings, IActorRef replica, IActorRef tracker, long nowMs, bool inEnsemble = false)
     {
         _settings = settings;
         _replica = replica;
         _tracker = tracker;
         _nextSessionId = SessionIds.Initial(settings.ServerId, nowMs);
+        _inEnsemble = inEnsemble;
+        _serving = !inEnsemble;
 
         Receive<Connect>(OnConnect);
+        Receive<RoleChanged>(role =>
+        {
+            var wasServing = _serving;
+            _serving = role.ServesClients;
+            if (wasServing && !_serving)
+            {
+                // ZooKeeper's behaviour on losing the leader or the quorum: close every client connection so that
+                // the clients fail over. Their sessions live on in the ensemble; the session actors here go.
+                Context.System.Log.Warning("No established leader: closing {0} client sessions on this server", _sessions.Count);
+                foreach (var session in _sessions.Values) Context.Stop(session);
+            }
+        });
         Receive<Terminated>(t =>
         {
             if (_ids.Remove(t.ActorRef, out var id)) _sessions.Remove(id);
@@ -44,11 +63,22 @@ public sealed class SessionManagerActor : ReceiveActor
     protected override SupervisorStrategy SupervisorStrategy() =>
         new OneForOneStrategy(e => e is ActorInitializationException ? Directive.Stop : Directive.Resume);
 
-    public static Props Props(ServerSettings settings, IActorRef replica, IActorRef tracker, long nowMs) =>
-        Akka.Actor.Props.Create(() => new SessionManagerActor(settings, replica, tracker, nowMs));
+    public static Props Props(ServerSettings settings, IActorRef replica, IActorRef tracker, long nowMs, bool inEnsemble = false) =>
+        Akka.Actor.Props.Create(() => new SessionManagerActor(settings, replica, tracker, nowMs, inEnsemble));
+
+    protected override void PreStart()
+    {
+        if (_inEnsemble) Context.System.EventStream.Subscribe(Self, typeof(RoleChanged));
+    }
 
     private void OnConnect(Connect connect)
     {
+        if (!_serving)
+        {
+            // As a ZooKeeper server that is not running: the client's connection closes and it tries the next host.
+            connect.Connection.Abort();
+            return;
+        }
         var request = connect.Request;
         var timeout = _settings.NegotiateTimeout(request.Timeout);
         var sessionId = request.SessionId;

@@ -1,12 +1,16 @@
 using Akka.Actor;
 using Coordination.Core;
+using Coordination.Core.Zab;
+using Coordination.Server.Ensemble;
 using Coordination.Server.Pipeline;
 
 namespace Coordination.Server.Sessions;
 
 /// <summary>
-/// Leader-side session liveness. Sessions report activity; every tick the ones whose deadline passed are
-/// handed to the replica, which expires them with a replicated closeSession txn.
+/// Session liveness. The leader (or a standalone server) decides expiry: sessions report activity, and every tick
+/// the ones whose deadline passed are handed to the replica, which expires them with a replicated closeSession txn.
+/// On a follower the tracker collects its sessions' activity and sends it to the leader's tracker once per tick,
+/// as ZooKeeper's followers do with their pings.
 /// </summary>
 public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
 {
@@ -16,32 +20,66 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
     private readonly Func<long> _clock;
     private readonly TimeSpan _tick;
     private IActorRef _replica = ActorRefs.Nobody;
+    private readonly EnsembleLink? _ensemble;
+    /// <summary>Expiry is decided here: standalone, or the established leader.</summary>
+    private bool _decides;
+    private ActorSelection? _leaderTracker;
+    private readonly Dictionary<long, int> _touched = new();
 
     public ITimerScheduler Timers { get; set; } = null!;
 
     /// <summary>Tells the tracker where expirations go (the replica is created after the tracker).</summary>
     public sealed record SetReplica(IActorRef Replica);
 
-    public SessionTrackerActor(TimeSpan tick, Func<long> clock)
+    public SessionTrackerActor(TimeSpan tick, Func<long> clock, EnsembleLink? ensemble = null)
     {
         _tick = tick;
         _clock = clock;
+        _ensemble = ensemble;
+        _decides = ensemble is null;
         _expiry = new SessionExpiry((long)tick.TotalMilliseconds);
         Receive<SetReplica>(m => _replica = m.Replica);
         Receive<SessionOpened>(m => _expiry.Touch(m.SessionId, m.TimeoutMs, _clock()));
         Receive<SessionTouched>(m =>
         {
+            if (_leaderTracker is not null) _touched[m.SessionId] = m.TimeoutMs;
             // Only sessions the replica opened are tracked; a touch never resurrects a closed session.
-            if (_expiry.Contains(m.SessionId)) _expiry.Touch(m.SessionId, m.TimeoutMs, _clock());
+            else if (_expiry.Contains(m.SessionId)) _expiry.Touch(m.SessionId, m.TimeoutMs, _clock());
+        });
+        Receive<SessionsTouched>(m =>
+        {
+            var now = _clock();
+            for (var i = 0; i < m.SessionIds.Length; i++)
+                if (_expiry.Contains(m.SessionIds[i])) _expiry.Touch(m.SessionIds[i], m.TimeoutsMs[i], now);
         });
         Receive<SessionClosed>(m => _expiry.Remove(m.SessionId));
+        Receive<RoleChanged>(role =>
+        {
+            _decides = role.ServesClients && role.Role == PeerState.Leading;
+            _leaderTracker = role.ServesClients && !_decides
+                ? Context.ActorSelection($"{_ensemble!.Members.AddressOf(role.Leader)}/user/session-tracker")
+                : null;
+            _touched.Clear();
+        });
         Receive<Tick>(_ =>
         {
-            foreach (var sessionId in _expiry.TakeExpired(_clock())) _replica.Tell(new ExpireSession(sessionId));
+            if (_leaderTracker is { } leader && _touched.Count > 0)
+            {
+                leader.Tell(new SessionsTouched(_ensemble!.ServerId, _touched.Keys.ToArray(), _touched.Values.ToArray()));
+                _touched.Clear();
+            }
+            // Every server keeps deadlines (a new leader re-arms them all), but only the decider acts on them.
+            var expired = _expiry.TakeExpired(_clock());
+            if (_decides) foreach (var sessionId in expired) _replica.Tell(new ExpireSession(sessionId));
         });
     }
 
-    protected override void PreStart() => Timers.StartPeriodicTimer("tick", Tick.Instance, _tick);
+    protected override void PreStart()
+    {
+        Timers.StartPeriodicTimer("tick", Tick.Instance, _tick);
+        if (_ensemble is not null) Context.System.EventStream.Subscribe(Self, typeof(RoleChanged));
+    }
 
-    public static Props Props(TimeSpan tick, Func<long> clock) => Akka.Actor.Props.Create(() => new SessionTrackerActor(tick, clock));
+    public static Props Props(TimeSpan tick, Func<long> clock, EnsembleLink? ensemble = null) =>
+        Akka.Actor.Props.Create(() => new SessionTrackerActor(tick, clock, ensemble));
 }

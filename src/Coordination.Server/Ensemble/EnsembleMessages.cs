@@ -1,0 +1,43 @@
+using Coordination.Core.Zab;
+
+namespace Coordination.Server.Ensemble;
+
+// Messages between the servers of an ensemble besides the Zab protocol itself. All of them cross Akka.Remote and
+// are written by ZabSerializer (bound through IEnsembleMessage). Senders name themselves by server id.
+
+/// <summary>Marker for the ensemble messages that ZabSerializer writes.</summary>
+public interface IEnsembleMessage;
+
+/// <summary>Follower replica → leader replica: a client's write (or sync), as its jute body, with the session's auth ids.</summary>
+public sealed record ForwardedRequest(long ServerId, long SessionId, int Xid, int Op, byte[] Body, IReadOnlyList<(string Scheme, string Ident)> Auth)
+    : IEnsembleMessage;
+
+/// <summary>Follower replica → leader replica: a client on that server asks for a new session.</summary>
+public sealed record ForwardedCreateSession(long ServerId, long SessionId, int TimeoutMs) : IEnsembleMessage;
+
+/// <summary>Follower replica → leader replica: a session (re)attached to that server, which now owns it.</summary>
+public sealed record SessionOwner(long ServerId, long SessionId) : IEnsembleMessage;
+
+/// <summary>Leader replica → follower replica: a forwarded request was refused before any proposal (error code).</summary>
+public sealed record ForwardRejected(long SessionId, int Xid, int Err) : IEnsembleMessage;
+
+/// <summary>
+/// Leader replica → follower replica, the answer to a forwarded sync: the leader had proposed up to
+/// <see cref="Zxid"/> when it saw the sync; the follower answers it once it has applied that far.
+/// </summary>
+public sealed record SyncPoint(long SessionId, int Xid, long Zxid) : IEnsembleMessage;
+
+/// <summary>Follower tracker → leader tracker, once per tick: these sessions were active (ZooKeeper's follower pings).</summary>
+public sealed record SessionsTouched(long ServerId, long[] SessionIds, int[] TimeoutsMs) : IEnsembleMessage;
+
+/// <summary>Learner peer → leader peer: send the snapshot file that starts at <see cref="Zxid"/>, from <see cref="Offset"/>.</summary>
+public sealed record FetchSnapshot(long From, long Zxid, long Offset) : IEnsembleMessage;
+
+/// <summary>Leader peer → learner peer: one chunk of a snapshot file. <see cref="Missing"/>: the leader no longer has it.</summary>
+public sealed record SnapshotPart(long From, long Zxid, long Offset, byte[] Bytes, bool Last, bool Missing) : IEnsembleMessage;
+
+/// <summary>
+/// Leader peer → learner peer: leading entries of a large <see cref="SyncLearner"/>, sent ahead of it in pieces so
+/// that no remote frame outgrows the transport's limit. The learner prepends them to the SyncLearner that follows.
+/// </summary>
+public sealed record SyncEntriesPart(long From, IReadOnlyList<LogEntry> Entries) : IEnsembleMessage;

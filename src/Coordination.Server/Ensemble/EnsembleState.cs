@@ -1,0 +1,58 @@
+using Coordination.Core.Zab;
+
+namespace Coordination.Server.Ensemble;
+
+/// <summary>
+/// The peer's state as the rest of the server reads it (four-letter words, metrics, the session layer): written by
+/// the peer actor after every step, read from any thread. Each field is a plain snapshot value; readers tolerate
+/// seeing one field a step ahead of another.
+/// </summary>
+public sealed class EnsembleState
+{
+    private volatile string _mode = "looking";
+    private long _leader = -1;
+    private long _epoch;
+    private volatile bool _serving;
+    private int _learners;
+    private int _syncedLearners;
+    private long _leaderChanges;
+    private long _lastProposalSize;
+    private long _lastElectionMs;
+    private long _lookingSinceMs = Environment.TickCount64;
+
+    public long ServerId { get; init; }
+    /// <summary>ZooKeeper's words: leader, follower, observer, or looking while there is no established leader.</summary>
+    public string Mode => _mode;
+    public long Leader => Interlocked.Read(ref _leader);
+    public long Epoch => Interlocked.Read(ref _epoch);
+    public bool Serving => _serving;
+    public int Learners => Volatile.Read(ref _learners);
+    public int SyncedLearners => Volatile.Read(ref _syncedLearners);
+    public long LeaderChanges => Interlocked.Read(ref _leaderChanges);
+    public long LastProposalSize => Interlocked.Read(ref _lastProposalSize);
+    /// <summary>How long the last election took, from losing the leader to serving again (ZooKeeper's election_time).</summary>
+    public long LastElectionMs => Interlocked.Read(ref _lastElectionMs);
+
+    internal void Update(ZabPeer peer)
+    {
+        var serving = peer.ServesClients;
+        _mode = !serving ? "looking" : peer.Role switch
+        {
+            PeerState.Leading => "leader",
+            PeerState.Observing => "observer",
+            _ => "follower",
+        };
+        if (Interlocked.Exchange(ref _leader, serving ? peer.Leader : -1) != (serving ? peer.Leader : -1) && serving)
+        {
+            Interlocked.Increment(ref _leaderChanges);
+            Interlocked.Exchange(ref _lastElectionMs, Environment.TickCount64 - Interlocked.Read(ref _lookingSinceMs));
+        }
+        if (_serving && !serving) Interlocked.Exchange(ref _lookingSinceMs, Environment.TickCount64);
+        _serving = serving;
+        Interlocked.Exchange(ref _epoch, peer.CurrentEpoch);
+        Volatile.Write(ref _learners, peer.Role == PeerState.Leading ? peer.LearnerCount : 0);
+        Volatile.Write(ref _syncedLearners, peer.Role == PeerState.Leading ? peer.SyncedLearnerCount : 0);
+    }
+
+    internal void Proposed(int bytes) => Interlocked.Exchange(ref _lastProposalSize, bytes);
+}

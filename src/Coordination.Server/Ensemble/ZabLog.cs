@@ -1,0 +1,155 @@
+using Akka.Actor;
+using Coordination.Core;
+using Coordination.Core.Zab;
+using Coordination.Server.Persistence;
+using Coordination.Server.Pipeline;
+
+namespace Coordination.Server.Ensemble;
+
+/// <summary>
+/// A server's Zab log as the peer sees it: the entries since the newest snapshot in memory (what DIFF sends and what
+/// commits apply), made durable by the <see cref="ZabJournalActor"/>; the epochs in a small fsynced file; and the
+/// snapshot files, which SNAP transfers. Used only from the peer actor's thread. Committed entries go to the replica
+/// as <see cref="ApplyCommitted"/>, in zxid order.
+/// </summary>
+public sealed class ZabLog : IZabStorage, IZabSnapshots
+{
+    private readonly List<LogEntry> _entries;
+    private readonly IActorRef _journal;
+    private readonly SnapshotFiles _files;
+    private readonly string _epochFile;
+    private IActorRef _replica = ActorRefs.Nobody;
+    private long _retainedFrom;
+    private long _applied;
+
+    public ZabLog(long snapshotZxid, List<LogEntry> entries, IActorRef journal, SnapshotFiles files)
+    {
+        _retainedFrom = _applied = snapshotZxid;
+        _entries = entries;
+        _journal = journal;
+        _files = files;
+        _epochFile = Path.Combine(files.Directory, "epochs");
+        (AcceptedEpoch, CurrentEpoch) = ReadEpochs(_epochFile);
+    }
+
+    /// <summary>The replica is created after the log (it needs the recovered tree); set before the peer starts.</summary>
+    public void AttachReplica(IActorRef replica) => _replica = replica;
+
+    public long AcceptedEpoch { get; private set; }
+    public long CurrentEpoch { get; private set; }
+    public long LastZxid => _entries.Count > 0 ? _entries[^1].Zxid : _retainedFrom;
+    public long RetainedFrom => _retainedFrom;
+
+    public IReadOnlyList<LogEntry> EntriesAfter(long zxid)
+    {
+        var from = FirstAfter(zxid);
+        return from == _entries.Count ? [] : _entries.GetRange(from, _entries.Count - from);
+    }
+
+    /// <summary>The index of the first entry with a zxid greater than <paramref name="zxid"/>.</summary>
+    private int FirstAfter(long zxid)
+    {
+        int lo = 0, hi = _entries.Count;
+        while (lo < hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            if (_entries[mid].Zxid <= zxid) lo = mid + 1; else hi = mid;
+        }
+        return lo;
+    }
+
+    public Task AppendAsync(IReadOnlyList<LogEntry> entries)
+    {
+        _entries.AddRange(entries);
+        var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _journal.Tell(new AppendToLog(entries, durable));
+        return durable.Task;
+    }
+
+    public void Truncate(long zxid)
+    {
+        var from = FirstAfter(zxid);
+        _entries.RemoveRange(from, _entries.Count - from);
+        _journal.Tell(new TruncateLogAfter(zxid));
+    }
+
+    public void SaveEpochs(long acceptedEpoch, long currentEpoch)
+    {
+        // Rare (once per election) and must be durable before the peer acknowledges the epoch: written in place.
+        SnapshotFiles.WriteDurably(_epochFile, s =>
+        {
+            using var w = new StreamWriter(s, leaveOpen: true);
+            w.Write($"{acceptedEpoch} {currentEpoch}\n");
+        });
+        AcceptedEpoch = acceptedEpoch;
+        CurrentEpoch = currentEpoch;
+    }
+
+    private static (long, long) ReadEpochs(string file)
+    {
+        if (!File.Exists(file)) return (0, 0);
+        var parts = File.ReadAllText(file).Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (parts.Length != 2 || !long.TryParse(parts[0], out var accepted) || !long.TryParse(parts[1], out var current))
+            throw new RecoveryException($"{file} is corrupt: expected '<acceptedEpoch> <currentEpoch>'");
+        return (accepted, current);
+    }
+
+    public void Commit(long zxid)
+    {
+        if (zxid <= _applied) return;
+        var from = FirstAfter(_applied);
+        var upTo = FirstAfter(zxid);
+        if (upTo <= from) return;
+        var batch = _entries.GetRange(from, upTo - from);
+        _applied = batch[^1].Zxid;
+        _replica.Tell(new ApplyCommitted(batch));
+    }
+
+    // ------------------------------------------------------------------ snapshots (IZabSnapshots)
+
+    public string? SnapshotPath(long zxid)
+    {
+        foreach (var (z, path) in _files.List())
+            if (z == zxid) return path;
+        return null;
+    }
+
+    public string TemporaryPath(long zxid) => Path.Combine(_files.Directory, SnapshotFiles.FileName(zxid) + ".fetch.tmp");
+
+    public void Install(string fetchedFile, long zxid)
+    {
+        DataTree tree;
+        using (var fs = File.OpenRead(fetchedFile)) tree = DataTree.ReadSnapshot(fs);
+        if (tree.LastZxid != zxid) throw new InvalidDataException($"fetched snapshot starts at 0x{tree.LastZxid:x}, expected 0x{zxid:x}");
+        // Newer local snapshots would shadow this one at the next start; they hold only a stale history.
+        foreach (var (z, path) in _files.List())
+            if (z >= zxid) File.Delete(path);
+        File.Move(fetchedFile, Path.Combine(_files.Directory, SnapshotFiles.FileName(zxid)));
+        SnapshotFiles.FsyncDirectory(_files.Directory);
+        Truncate(zxid);
+        _entries.Clear();
+        _retainedFrom = _applied = zxid;
+        tree.ReplayMode = tree.SnapshotEndZxid > tree.LastZxid;
+        _replica.Tell(new ReplaceTree(tree));
+    }
+
+    public void SnapshotTaken(long startZxid)
+    {
+        if (startZxid <= _retainedFrom || startZxid > _applied) return;
+        _entries.RemoveRange(0, FirstAfter(startZxid));
+        _retainedFrom = startZxid;
+    }
+}
+
+/// <summary>What a peer needs for SNAP synchronisation, beside its log.</summary>
+public interface IZabSnapshots
+{
+    /// <summary>The snapshot file that starts at <paramref name="zxid"/>, or null if there is none (any more).</summary>
+    string? SnapshotPath(long zxid);
+    /// <summary>Where a snapshot fetched from the leader is written before it is installed.</summary>
+    string TemporaryPath(long zxid);
+    /// <summary>Makes a fetched snapshot this server's state: its log restarts there and the replica takes the tree.</summary>
+    void Install(string fetchedFile, long zxid);
+    /// <summary>The replica wrote a snapshot starting at <paramref name="startZxid"/>: the log before it may go.</summary>
+    void SnapshotTaken(long startZxid);
+}

@@ -1,0 +1,231 @@
+using System.Buffers;
+using Akka.Actor;
+using Akka.Event;
+using Coordination.Core;
+using Coordination.Core.Zab;
+using Coordination.Protocol;
+using Coordination.Server.Ensemble;
+
+namespace Coordination.Server.Pipeline;
+
+/// <summary>What a replica in an ensemble needs to know: its server id and where the other servers are.</summary>
+public sealed record EnsembleLink(long ServerId, EnsembleMembers Members);
+
+/// <summary>The peer actor, created after the replica, becomes its log (the leader proposes through it).</summary>
+public sealed record AttachPeer(IActorRef Peer);
+
+// The replica's part in an ensemble. Followers forward writes, session creation and syncs to the leader's replica
+// and apply what Zab commits; the leader prepares and proposes. Every server answers its own clients when the
+// commit reaches it, matched by session id and xid (ZooKeeper's CommitProcessor does the same).
+public sealed partial class ReplicaActor
+{
+    private readonly EnsembleLink? _ensemble;
+    /// <summary>This server may serve clients (standalone, an established leader, or a synchronised learner).</summary>
+    private bool _serving;
+    /// <summary>This server prepares and proposes writes (standalone, or an established leader).</summary>
+    private bool _leading;
+    private ActorSelection? _leaderReplica;
+    /// <summary>Leader: proposals awaiting their commit, so that committing needs no decoding.</summary>
+    private readonly Dictionary<long, Proposal> _proposed = new();
+    /// <summary>Sessions this server asked to create, answered when the createSession txn commits.</summary>
+    private readonly Dictionary<long, IActorRef> _creating = new();
+    /// <summary>Leader: the server each session is attached to; requests from elsewhere get SessionMoved.</summary>
+    private readonly Dictionary<long, long> _owners = new();
+    private readonly HashSet<SessionState> _syncWaiters = new();
+
+    /// <summary>A sync in flight: answered once this replica has applied up to <see cref="Zxid"/> (the leader's last
+    /// proposal when it saw the sync; -1 until the leader says).</summary>
+    private sealed class PendingSync(int xid, string path)
+    {
+        public readonly int Xid = xid;
+        public readonly string Path = path;
+        public long Zxid = -1;
+    }
+
+    private void ReceiveEnsembleMessages()
+    {
+        Receive<AttachPeer>(m => _log = m.Peer);
+        Receive<RoleChanged>(OnRoleChanged);
+        Receive<ApplyCommitted>(OnApplyCommitted);
+        Receive<ReplaceTree>(OnReplaceTree);
+        Receive<ForwardedRequest>(OnForwardedRequest);
+        Receive<ForwardedCreateSession>(m =>
+        {
+            if (_leading) CreateSessionAsLeader(m.SessionId, m.TimeoutMs, m.ServerId);
+        });
+        Receive<SessionOwner>(m => { if (_leading) _owners[m.SessionId] = m.ServerId; });
+        Receive<ForwardRejected>(m =>
+        {
+            if (!_sessions.TryGetValue(m.SessionId, out var session)) return;
+            var sync = session.Pending.OfType<PendingSync>().FirstOrDefault(s => s.Xid == m.Xid && s.Zxid < 0);
+            if (sync is not null) sync.Zxid = 0;   // the leader is going away; the connection closes with it
+            else Complete(session, m.Xid, Refusal(m.Xid, (ErrorCode)m.Err));
+            Drain(session);
+        });
+        Receive<SyncPoint>(m =>
+        {
+            if (!_sessions.TryGetValue(m.SessionId, out var session)) return;
+            var sync = session.Pending.OfType<PendingSync>().FirstOrDefault(s => s.Xid == m.Xid && s.Zxid < 0);
+            if (sync is null) return;
+            sync.Zxid = m.Zxid;
+            Drain(session);
+        });
+    }
+
+    private void OnRoleChanged(RoleChanged role)
+    {
+        var wasServing = _serving;
+        _serving = role.ServesClients;
+        _leading = role.ServesClients && role.Role == PeerState.Leading;
+        _leaderReplica = role.ServesClients && !_leading
+            ? Context.ActorSelection($"{_ensemble!.Members.AddressOf(role.Leader)}/user/replica")
+            : null;
+        if (!_serving)
+        {
+            if (wasServing) DropClients();
+            return;
+        }
+        if (_leading)
+        {
+            // Every commit of earlier epochs is applied (Zab told us before this): the epoch's proposals start at 1.
+            _prep.Reset(Zxids.Make(role.Epoch, 0));
+            _owners.Clear();
+            // A new leader gives every session a full timeout, as ZooKeeper's does: their clients may be moving.
+            TrackAllSessions();
+        }
+    }
+
+    /// <summary>
+    /// This server lost its leader or quorum: what it was doing for its clients can no longer complete here.
+    /// The session manager closes their connections; the clients move on and re-attach, possibly elsewhere.
+    /// </summary>
+    private void DropClients()
+    {
+        foreach (var sessionId in _sessions.Keys) _watches.RemoveSession(sessionId);
+        _sessions.Clear();
+        _creating.Clear();
+        _proposed.Clear();
+        _owners.Clear();
+        _syncWaiters.Clear();
+        _outstanding = 0;
+        _prep.Reset(_tree.LastZxid);
+    }
+
+    private void OnApplyCommitted(ApplyCommitted committed)
+    {
+        var batch = new List<Proposal>(committed.Entries.Count);
+        foreach (var entry in committed.Entries)
+        {
+            if (_proposed.Remove(entry.Zxid, out var proposal))
+            {
+                batch.Add(proposal);
+                continue;
+            }
+            var (header, txn) = Txns.Deserialize(entry.Payload);
+            batch.Add(new Proposal(header, txn, null));
+        }
+        ApplyBatch(batch);
+    }
+
+    private void OnReplaceTree(ReplaceTree m)
+    {
+        AbortSnapshot();
+        _tree = m.Tree;
+        _prep = new RequestPreprocessor(_tree, _settings.SuperDigest, _tree.LastZxid);
+        _logger.Info("Replica state replaced by a snapshot at zxid 0x{0:x}", _tree.LastZxid);
+    }
+
+    /// <summary>A follower sends a client's write to the leader's replica, keeping its place in the session's queue.</summary>
+    private void Forward(ClientRequest request, SessionState session)
+    {
+        var write = new PendingWrite(request.Xid);
+        session.Pending.Enqueue(write);
+        if (_leaderReplica is not { } leader)
+        {
+            write.Outcome = Refusal(request.Xid, ErrorCode.ConnectionLoss);
+            Drain(session);
+            return;
+        }
+        var buffer = new ArrayBufferWriter<byte>(128);
+        var w = new JuteWriter(buffer);
+        request.Body.Write(ref w);
+        var auth = request.Auth.Ids.Select(id => (id.Scheme, id.Ident)).ToList();
+        leader.Tell(new ForwardedRequest(_ensemble!.ServerId, request.SessionId, request.Xid, (int)request.Op, buffer.WrittenSpan.ToArray(), auth), Self);
+    }
+
+    private void Sync(ClientRequest request, PathRequest body, SessionState session)
+    {
+        var sync = new PendingSync(request.Xid, body.NodePath);
+        session.Pending.Enqueue(sync);
+        _syncWaiters.Add(session);
+        if (_leading) sync.Zxid = _prep.NextZxid - 1;
+        else if (_leaderReplica is { } leader) leader.Tell(new ForwardedRequest(_ensemble!.ServerId, request.SessionId, request.Xid, (int)OpCode.Sync, [], []), Self);
+        else sync.Zxid = 0;
+        Drain(session);
+    }
+
+    /// <summary>Answers the syncs whose point this replica has now applied.</summary>
+    private void ReleaseSyncs()
+    {
+        if (_syncWaiters.Count == 0) return;
+        foreach (var session in _syncWaiters.ToList())
+        {
+            Drain(session);
+            if (!session.Pending.Any(p => p is PendingSync)) _syncWaiters.Remove(session);
+        }
+    }
+
+    /// <summary>Leader: a follower's client wrote. Prepared and proposed like a local write; the follower answers it on commit.</summary>
+    private void OnForwardedRequest(ForwardedRequest f)
+    {
+        var op = (OpCode)f.Op;
+        if (!_leading)
+        {
+            Sender.Tell(new ForwardRejected(f.SessionId, f.Xid, (int)ErrorCode.ConnectionLoss));
+            return;
+        }
+        if (op == OpCode.Sync)
+        {
+            Sender.Tell(new SyncPoint(f.SessionId, f.Xid, _prep.NextZxid - 1));
+            return;
+        }
+        if (IsMovedAway(f.SessionId, f.ServerId))
+        {
+            Sender.Tell(new ForwardRejected(f.SessionId, f.Xid, (int)ErrorCode.SessionMoved));
+            return;
+        }
+        try
+        {
+            var r = new JuteReader(f.Body);
+            var body = Requests.Read(op, ref r);
+            var auth = new AuthContext(f.Auth.Select(a => new Id(a.Scheme, a.Ident)).ToList());
+            var (header, txn) = op == OpCode.CloseSession
+                ? _prep.PrepareCloseSession(f.SessionId, f.Xid, Now())
+                : _prep.Prepare(f.SessionId, f.Xid, op, body, auth, Now());
+            Log(new Proposal(header, txn, null));
+        }
+        catch (Exception e)
+        {
+            _logger.Warning("Forwarded {0} from server {1} refused: {2}", op, f.ServerId, e.Message);
+            Sender.Tell(new ForwardRejected(f.SessionId, f.Xid, (int)ErrorCode.MarshallingError));
+        }
+    }
+
+    /// <summary>Leader: true when the session is attached to another server than <paramref name="serverId"/>
+    /// (a client that moved; its old server's requests get SessionMoved). An unknown session is claimed.</summary>
+    private bool IsMovedAway(long sessionId, long serverId)
+    {
+        if (_ensemble is null) return false;
+        if (_owners.TryGetValue(sessionId, out var owner)) return owner != serverId;
+        _owners[sessionId] = serverId;
+        return false;
+    }
+
+    /// <summary>A session (re)attached here: the leader learns that this server now owns it.</summary>
+    private void ClaimSession(long sessionId)
+    {
+        if (_ensemble is null) return;
+        if (_leading) _owners[sessionId] = _ensemble.ServerId;
+        else _leaderReplica?.Tell(new SessionOwner(_ensemble.ServerId, sessionId), Self);
+    }
+}
