@@ -32,6 +32,10 @@ public sealed partial class ReplicaActor
     /// <summary>Leader: the server each session is attached to; requests from elsewhere get SessionMoved.</summary>
     private readonly Dictionary<long, long> _owners = new();
     private readonly HashSet<SessionState> _syncWaiters = new();
+    /// <summary>Re-attachments to sessions this follower does not know yet, waiting to catch up with the leader.</summary>
+    private readonly Dictionary<long, (ValidateSession Request, long Zxid)> _validations = new();
+    /// <summary>The xid of the sync a follower sends for a validation (clients never use 0).</summary>
+    private const int ValidationXid = 0;
 
     /// <summary>A sync in flight: answered once this replica has applied up to <see cref="Zxid"/> (the leader's last
     /// proposal when it saw the sync; -1 until the leader says).</summary>
@@ -64,6 +68,12 @@ public sealed partial class ReplicaActor
         });
         Receive<SyncPoint>(m =>
         {
+            if (m.Xid == ValidationXid && _validations.TryGetValue(m.SessionId, out var validation))
+            {
+                _validations[m.SessionId] = validation with { Zxid = m.Zxid };
+                ReleaseValidations();
+                return;
+            }
             if (!_sessions.TryGetValue(m.SessionId, out var session)) return;
             var sync = session.Pending.OfType<PendingSync>().FirstOrDefault(s => s.Xid == m.Xid && s.Zxid < 0);
             if (sync is null) return;
@@ -107,6 +117,7 @@ public sealed partial class ReplicaActor
         _proposed.Clear();
         _owners.Clear();
         _syncWaiters.Clear();
+        _validations.Clear();
         _outstanding = 0;
         _prep.Reset(_tree.LastZxid);
     }
@@ -164,9 +175,34 @@ public sealed partial class ReplicaActor
         Drain(session);
     }
 
+    /// <summary>
+    /// A client re-attaches here to a session this follower has not seen created (it may have been created on
+    /// another server a moment ago). As ZooKeeper's followers ask the leader, this one syncs with the leader first
+    /// and decides once it has applied everything the leader had proposed: only then is "no such session" true.
+    /// </summary>
+    private void ValidateAfterSync(ValidateSession m)
+    {
+        if (_leaderReplica is not { } leader) return;
+        _validations[m.SessionId] = (m, -1);
+        leader.Tell(new ForwardedRequest(_ensemble!.ServerId, m.SessionId, ValidationXid, (int)OpCode.Sync, [], []), Self);
+    }
+
+    private void ReleaseValidations()
+    {
+        if (_validations.Count == 0) return;
+        foreach (var (sessionId, (request, zxid)) in _validations.ToList())
+        {
+            if (zxid < 0 || _tree.LastZxid < zxid) continue;
+            _validations.Remove(sessionId);
+            if (_tree.Sessions.ContainsKey(sessionId)) OnValidateSession(request);
+            else request.Session.Tell(new SessionValidated(-1, false, 0, _tree.LastZxid));
+        }
+    }
+
     /// <summary>Answers the syncs whose point this replica has now applied.</summary>
     private void ReleaseSyncs()
     {
+        ReleaseValidations();
         if (_syncWaiters.Count == 0) return;
         foreach (var session in _syncWaiters.ToList())
         {

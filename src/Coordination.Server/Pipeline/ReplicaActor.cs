@@ -204,6 +204,12 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     private void OnValidateSession(ValidateSession m)
     {
         if (!_serving) return;   // the connection is being closed: the client tries another server
+        if (!_tree.Sessions.ContainsKey(m.SessionId) && !_leading)
+        {
+            // A follower may not have applied the session's creation yet: catch up with the leader before saying no.
+            ValidateAfterSync(m);
+            return;
+        }
         if (!_tree.Sessions.ContainsKey(m.SessionId))
         {
             m.Session.Tell(new SessionValidated(-1, false, 0, _tree.LastZxid));
@@ -325,8 +331,9 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         {
             _proposed.Remove(proposal.Header.Zxid);
             if (proposal.Txn is CreateSessionTxn) _creating.Remove(proposal.Header.SessionId);
+            // In an ensemble the txn was refused, not lost: the leader changed under it, and the client will reconnect.
             if (_sessions.TryGetValue(proposal.Header.SessionId, out var session))
-                Complete(session, proposal.Header.Cxid, Refusal(proposal.Header.Cxid, ErrorCode.SystemError));
+                Complete(session, proposal.Header.Cxid, Refusal(proposal.Header.Cxid, _ensemble is null ? ErrorCode.SystemError : ErrorCode.ConnectionLoss));
         }
     }
 
