@@ -58,30 +58,20 @@ if (backup)
 var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
 using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
-while (true)
+CoordinationNode node;
+try
 {
-    CoordinationServer server;
-    try
-    {
-        server = CoordinationServer.Start(config);
-    }
-    catch (Coordination.Server.Persistence.RecoveryException e)
-    {
-        Console.Error.WriteLine($"FATAL: {e.Message}");
-        return 3;
-    }
-    await using (server)
-    {
-        await Task.WhenAny(stop.Task, server.System.WhenTerminated);
-        if (stop.Task.IsCompleted || server.Ensemble is null)
-        {
-            Console.Error.WriteLine("Shutting down");
-            return 0;
-        }
-    }
-    // An ensemble member whose ActorSystem ended by itself (quarantined by a peer, or its journal failed) starts
-    // a fresh incarnation in this process: it recovers from its data dir and rejoins through Zab synchronisation.
-    Console.Error.WriteLine("The node's ActorSystem terminated; restarting this ensemble member in-process");
-    await Task.WhenAny(stop.Task, Task.Delay(TimeSpan.FromSeconds(1)));
-    if (stop.Task.IsCompleted) return 0;
+    node = CoordinationNode.Start(config);
 }
+catch (Coordination.Server.Persistence.RecoveryException e)
+{
+    Console.Error.WriteLine($"FATAL: {e.Message}");
+    return 3;
+}
+await using (node)
+{
+    // An ensemble member restarts itself in-process after a quarantine or journal failure (CoordinationNode).
+    await Task.WhenAny(stop.Task, node.Stopped);
+    Console.Error.WriteLine("Shutting down");
+}
+return 0;

@@ -54,8 +54,10 @@ public sealed class TestEnsemble : IAsyncDisposable
         public int RemotingPort { get; }
         public string DataDir { get; }
         public string ConnectString => $"127.0.0.1:{ClientPort}";
-        /// <summary>The running server, or null while the member is down.</summary>
-        public CoordinationServer? Server { get; internal set; }
+        /// <summary>The member's host, which restarts it in-process after a quarantine; null while the member is down.</summary>
+        public CoordinationNode? Node { get; internal set; }
+        /// <summary>The running server, or null while the member is down (or between in-process restarts).</summary>
+        public CoordinationServer? Server => Node?.Current;
         public bool IsRunning => Server is not null;
         /// <summary>leader, follower, observer, looking; or down.</summary>
         public string Mode => Server?.Mode ?? "down";
@@ -148,23 +150,23 @@ public sealed class TestEnsemble : IAsyncDisposable
     private void Start(Member member)
     {
         Directory.CreateDirectory(member.DataDir);
-        member.Server = CoordinationServer.Start(ConfigurationFactory.ParseString(ConfigOf(member)));
+        member.Node = CoordinationNode.Start(ConfigurationFactory.ParseString(ConfigOf(member)));
     }
 
     /// <summary>Crashes a member: its ActorSystem and client port go away at once (what it journalled stays on disk).</summary>
     public async Task KillAsync(long id)
     {
         var member = this[id];
-        if (member.Server is not { } server) return;
-        member.Server = null;
-        await server.DisposeAsync().ConfigureAwait(false);
+        if (member.Node is not { } node) return;
+        member.Node = null;
+        await node.DisposeAsync().ConfigureAwait(false);
     }
 
     /// <summary>Starts a member that was killed, on its data dir and ports.</summary>
     public async Task RestartAsync(long id)
     {
         var member = this[id];
-        if (member.IsRunning) await KillAsync(id).ConfigureAwait(false);
+        if (member.Node is not null) await KillAsync(id).ConfigureAwait(false);
         // The remoting port may linger briefly after the old system's shutdown: retry a few times.
         for (var attempt = 1; ; attempt++)
         {
@@ -258,6 +260,15 @@ public sealed class TestEnsemble : IAsyncDisposable
         }
     }
 
+    /// <summary>Makes <paramref name="by"/> quarantine <paramref name="victim"/> (as Akka.Remote does after a failed
+    /// system-message delivery or a remote death): the victim's node must notice and restart itself in-process.</summary>
+    public async Task QuarantineAsync(long by, long victim)
+    {
+        if (this[by].Server is not { } a || this[victim].Server is not { } b) return;
+        Transport(a.System).Quarantine(AddressOf(b.System), AddressUidExtension.Uid(b.System));
+        await Task.CompletedTask.ConfigureAwait(false);
+    }
+
     /// <summary>Expires a session now, as its timeout would (the leader proposes the closeSession).</summary>
     public async Task ExpireSessionAsync(long sessionId)
     {
@@ -267,7 +278,7 @@ public sealed class TestEnsemble : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await Task.WhenAll(_members.Where(m => m.IsRunning).Select(m => KillAsync(m.Id))).ConfigureAwait(false);
+        await Task.WhenAll(_members.Where(m => m.Node is not null).Select(m => KillAsync(m.Id))).ConfigureAwait(false);
         if (_ownsRoot)
         {
             Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();

@@ -32,3 +32,35 @@ public sealed class ReplicationTests
         Assert.Single(hashes.Values.Select(h => h.Digest).Distinct());
     }
 }
+
+/// <summary>Akka.Remote's quarantine is final for an ActorSystem; the member must come back as a fresh incarnation.</summary>
+public sealed class QuarantineTests
+{
+    [Fact]
+    public async Task A_quarantined_member_restarts_its_ActorSystem_in_process_and_rejoins()
+    {
+        await using var ensemble = await TestEnsemble.StartAsync();
+        var leader = ensemble.Leader!;
+        var victim = ensemble.Members.First(m => m.Id != leader.Id);
+        await using (var client = await WireClient.ConnectAsync(leader.ConnectString))
+            await client.CreateAsync("/before", []).OkAsync();
+
+        await ensemble.QuarantineAsync(leader.Id, victim.Id);
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(45);
+        while (victim.Node!.Restarts == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the quarantined member never restarted");
+            await Task.Delay(100);
+        }
+        await ensemble.WaitAllServingAsync(TimeSpan.FromSeconds(45));
+        await using (var client = await WireClient.ConnectAsync(ensemble.Leader!.ConnectString))
+            await client.CreateAsync("/after", []).OkAsync();
+        await using var reader = await WireClient.ConnectAsync(victim.ConnectString);
+        await reader.SyncAsync("/").OkAsync();
+        await reader.ExistsAsync("/before").OkAsync();
+        await reader.ExistsAsync("/after").OkAsync();
+        var hashes = await ensemble.WaitConvergedAsync(TimeSpan.FromSeconds(20));
+        Assert.Single(hashes.Values.Select(h => h.Digest).Distinct());
+    }
+}
