@@ -64,3 +64,39 @@ public sealed class QuarantineTests
         Assert.Single(hashes.Values.Select(h => h.Digest).Distinct());
     }
 }
+
+/// <summary>A 5-voter ensemble tolerates two failures, not three.</summary>
+public sealed class FiveVoterTests
+{
+    [Fact]
+    public async Task Five_voters_keep_writing_with_two_down_and_stop_acknowledging_with_three_down()
+    {
+        await using var ensemble = await TestEnsemble.StartAsync(voters: 5);
+        var leader = ensemble.Leader!;
+        var followers = ensemble.Members.Where(m => m.Id != leader.Id).ToList();
+        await ensemble.KillAsync(followers[0].Id);
+        await ensemble.KillAsync(followers[1].Id);
+        await using (var client = await WireClient.ConnectAsync(leader.ConnectString))
+            await client.CreateAsync("/two-down", []).OkAsync();
+
+        await ensemble.KillAsync(followers[2].Id);
+        // The leader loses its quorum: it stops serving, and a write sent to it is not acknowledged.
+        var acknowledged = false;
+        try
+        {
+            await using var client = await WireClient.ConnectAsync(leader.ConnectString);
+            var (header, _) = await client.CreateAsync("/three-down", []).WaitAsync(TimeSpan.FromSeconds(10));
+            acknowledged = header.Err == ErrorCode.Ok;
+        }
+        catch (Exception e) when (e is WireConnectionException or IOException or TimeoutException or System.Net.Sockets.SocketException)
+        {
+        }
+        Assert.False(acknowledged, "a write was acknowledged by 2 of 5 voters");
+
+        await ensemble.RestartAsync(followers[0].Id);
+        await ensemble.WaitForLeaderAsync(TimeSpan.FromSeconds(30));
+        await ensemble.WaitAllServingAsync(TimeSpan.FromSeconds(30));
+        await using var reader = await WireClient.ConnectAsync(ensemble.Leader!.ConnectString);
+        await reader.ExistsAsync("/two-down").OkAsync();
+    }
+}
