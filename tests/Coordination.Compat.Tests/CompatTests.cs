@@ -14,6 +14,12 @@ public sealed class OursCollection : ICollectionFixture<CoordinationServerFixtur
     public const string Name = "compat-ours";
 }
 
+[CollectionDefinition(Name)]
+public sealed class OursEnsembleCollection : ICollectionFixture<CoordinationEnsembleFixture>
+{
+    public const string Name = "compat-ours-ensemble";
+}
+
 /// <summary>
 /// One test per (check, target): each runs one kazoo or Java-client check as a subprocess against the
 /// target's shared server and asserts it exits 0. The targets are the two derived classes, so a run can
@@ -45,7 +51,10 @@ public abstract class CompatTestsBase
             CompatEnvironment.Python,
             new[] { CompatEnvironment.KazooScript, "--hosts", hosts, "--check", check, "--timeout", "55" },
             CheckTimeout,
-            new Dictionary<string, string> { ["PYTHONUNBUFFERED"] = "1", ["PYTHONDONTWRITEBYTECODE"] = "1" });
+            new Dictionary<string, string>
+            {
+                ["PYTHONUNBUFFERED"] = "1", ["PYTHONDONTWRITEBYTECODE"] = "1", ["COMPAT_EXPECT_MODE"] = _server.ExpectedMode,
+            });
         Report("kazoo", check, result);
     }
 
@@ -110,6 +119,16 @@ public sealed class ApacheTarget : CompatTestsBase
 public sealed class OursTarget : CompatTestsBase
 {
     public OursTarget(CoordinationServerFixture server, ITestOutputHelper output)
+        : base(server, output)
+    {
+    }
+}
+
+/// <summary>The same checks against a follower of a 3-server ensemble of ours: the forwarding and commit path.</summary>
+[Collection(OursEnsembleCollection.Name)]
+public sealed class OursEnsembleTarget : CompatTestsBase
+{
+    public OursEnsembleTarget(CoordinationEnsembleFixture server, ITestOutputHelper output)
         : base(server, output)
     {
     }

@@ -25,6 +25,9 @@ public abstract class ServerFixture : IAsyncLifetime
     /// <summary>Short name used in test names and messages: "apache" or "ours".</summary>
     public abstract string Target { get; }
 
+    /// <summary>What srvr/stat/mntr report as the server's mode.</summary>
+    public virtual string ExpectedMode => "standalone";
+
     /// <summary>How long to wait for "ruok" to answer "imok".</summary>
     protected virtual TimeSpan StartupTimeout => TimeSpan.FromSeconds(60);
 
@@ -213,7 +216,7 @@ public abstract class ServerFixture : IAsyncLifetime
 
     public Task InitializeAsync() => Task.CompletedTask;
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         if (_process is not null)
         {
@@ -317,7 +320,10 @@ public sealed class CoordinationServerFixture : ServerFixture
             .FirstOrDefault();
     }
 
-    protected override ProcessStartInfo CreateStartInfo(string workDir, int port)
+    protected override ProcessStartInfo CreateStartInfo(string workDir, int port) => StartInfo(workDir, port, "");
+
+    /// <summary>The command line of one of our servers, with the compat settings plus <paramref name="extraHocon"/>.</summary>
+    public static ProcessStartInfo StartInfo(string workDir, int port, string extraHocon)
     {
         var dll = FindServerDll() ?? throw new InvalidOperationException(
             "Coordination.Server.dll not found under src/Coordination.Server/bin/{Release,Debug}/net10.0 " +
@@ -333,6 +339,7 @@ public sealed class CoordinationServerFixture : ServerFixture
               super-digest = "{{CompatEnvironment.SuperDigest}}"
               container-check-interval = {{CompatEnvironment.ContainerCheckIntervalMs}}ms
             }
+            {{extraHocon}}
 
             """);
         var psi = new ProcessStartInfo("dotnet");
@@ -346,5 +353,53 @@ public sealed class CoordinationServerFixture : ServerFixture
         }
         psi.Environment["DOTNET_gcServer"] = "0";
         return psi;
+    }
+}
+
+/// <summary>
+/// A 3-server ensemble of ours (three processes of the real binary). The checks talk to member 1, which the
+/// election makes a follower on a fresh ensemble (equal zxids: the highest id leads), so every write of every
+/// check is forwarded to the leader and committed through Zab before member 1 answers it.
+/// </summary>
+public sealed class CoordinationEnsembleFixture : ServerFixture
+{
+    private readonly List<Process> _others = new();
+
+    public override string Target => "ours-ensemble";
+
+    public override string ExpectedMode => "follower";
+
+    protected override TimeSpan StartupTimeout => TimeSpan.FromSeconds(120);
+
+    protected override ProcessStartInfo CreateStartInfo(string workDir, int port)
+    {
+        var remoting = Enumerable.Range(0, 3).Select(_ => CompatEnvironment.FreePort()).ToArray();
+        string Member(int id) => $$"""
+            coordination {
+              server-id = {{id}}
+              ensemble.voters { 1 = "127.0.0.1:{{remoting[0]}}", 2 = "127.0.0.1:{{remoting[1]}}", 3 = "127.0.0.1:{{remoting[2]}}" }
+            }
+            akka.loglevel = WARNING
+            """;
+        for (var id = 2; id <= 3; id++)
+        {
+            var dir = Path.Combine(workDir, $"member{id}");
+            Directory.CreateDirectory(dir);
+            var psi = CoordinationServerFixture.StartInfo(dir, CompatEnvironment.FreePort(), Member(id));
+            psi.UseShellExecute = false;
+            psi.WorkingDirectory = dir;
+            _others.Add(Process.Start(psi) ?? throw new InvalidOperationException($"could not start ensemble member {id}"));
+        }
+        return CoordinationServerFixture.StartInfo(workDir, port, Member(1));
+    }
+
+    public override async Task DisposeAsync()
+    {
+        foreach (var other in _others)
+        {
+            ProcessRunner.KillTree(other);
+            other.Dispose();
+        }
+        await base.DisposeAsync();
     }
 }
