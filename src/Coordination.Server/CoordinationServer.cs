@@ -223,9 +223,11 @@ public sealed class CoordinationServer : IAsyncDisposable
         var system = CreateSystem(full, persistence);
         try
         {
-            var recovered = Recovery.Run(system, persistence, files, system.Log, readOnly: true);
-            SnapshotFiles.WriteDurably(Path.GetFullPath(outFile), recovered.Tree.WriteSnapshot);
-            return recovered.Tree.LastZxid;
+            var tree = EnsembleSettings.Create(full).Enabled
+                ? EnsembleRecovery.ReadState(system, persistence, files, system.Log)
+                : Recovery.Run(system, persistence, files, system.Log, readOnly: true).Tree;
+            SnapshotFiles.WriteDurably(Path.GetFullPath(outFile), tree.WriteSnapshot);
+            return tree.LastZxid;
         }
         finally
         {

@@ -100,3 +100,31 @@ public sealed class FiveVoterTests
         await reader.ExistsAsync("/two-down").OkAsync();
     }
 }
+
+/// <summary>The backup verb works on an ensemble member's data dir, beside the running member.</summary>
+public sealed class EnsembleBackupTests
+{
+    [Fact]
+    public async Task A_backup_of_a_running_follower_holds_every_acknowledged_write()
+    {
+        await using var ensemble = await TestEnsemble.StartAsync();
+        var follower = ensemble.Members.First(m => m.Id != ensemble.Leader!.Id);
+        await using (var client = await WireClient.ConnectAsync(ensemble.Leader!.ConnectString))
+            for (var i = 0; i < 20; i++) await client.CreateAsync($"/backup-{i}", Encoding.UTF8.GetBytes($"v{i}")).OkAsync();
+        await ensemble.WaitConvergedAsync(TimeSpan.FromSeconds(10));
+
+        var file = Path.Combine(Path.GetTempPath(), $"ensemble-backup-{Guid.NewGuid():N}.snap");
+        try
+        {
+            var zxid = Coordination.Server.CoordinationServer.Backup(Akka.Configuration.ConfigurationFactory.ParseString(ensemble.ConfigOf(follower)), file);
+            Assert.Equal((await ensemble.HashAsync(follower.Id)).Zxid, zxid);
+            using var fs = File.OpenRead(file);
+            var tree = Coordination.Core.DataTree.ReadSnapshot(fs);
+            for (var i = 0; i < 20; i++) Assert.Equal($"v{i}", Encoding.UTF8.GetString(tree.Find($"/backup-{i}")!.Data));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+}

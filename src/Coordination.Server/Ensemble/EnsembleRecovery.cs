@@ -16,9 +16,9 @@ public static class EnsembleRecovery
 {
     public sealed record Result(DataTree Tree, IActorRef Journal, List<LogEntry> Entries, string? SnapshotFile);
 
-    public static Result Run(ActorSystem system, PersistenceSettings persistence, SnapshotFiles files, ILoggingAdapter log)
+    public static Result Run(ActorSystem system, PersistenceSettings persistence, SnapshotFiles files, ILoggingAdapter log, bool readOnly = false)
     {
-        files.RemoveTemporaryFiles();
+        if (!readOnly) files.RemoveTemporaryFiles();
         var skipped = new List<string>();
         DataTree? tree = null;
         string? file = null;
@@ -55,6 +55,24 @@ public static class EnsembleRecovery
         log.Info("Ensemble member recovered: snapshot {0} at zxid 0x{1:x}, {2} log entries after it, last 0x{3:x}",
             file ?? "(none)", tree.LastZxid, entries.Count, entries.Count > 0 ? entries[^1].Zxid : tree.LastZxid);
         return new Result(tree, journal, entries, file);
+    }
+
+    /// <summary>
+    /// A member's state for a backup, read beside the running member: its snapshot plus its whole log, applied as
+    /// ZooKeeper's own tools load snap + txnlog. The last few txns may be proposals that were not yet committed
+    /// when the backup ran; a backup of the leader (or of a member after a sync) is the safe choice.
+    /// </summary>
+    public static DataTree ReadState(ActorSystem system, PersistenceSettings persistence, SnapshotFiles files, ILoggingAdapter log)
+    {
+        var recovered = Run(system, persistence, files, log, readOnly: true);
+        var tree = recovered.Tree;
+        foreach (var entry in recovered.Entries)
+        {
+            var (header, txn) = Txns.Deserialize(entry.Payload);
+            tree.Apply(header, txn);
+        }
+        tree.FinishReplay();
+        return tree;
     }
 
     /// <summary>True when <paramref name="next"/> can directly follow <paramref name="zxid"/> in one history:
