@@ -83,7 +83,7 @@ public sealed class CoordinationServer : IAsyncDisposable
             CoordinationServer? server = null;
             var admin = new FourLetterWordHandler(settings, replica, registry, () => server?.Mode ?? "standalone");
             var listener = new ClientListener(settings, system, sessions, admin, registry);
-            server = new CoordinationServer(system, settings, replica, listener, StartHttp(settings, admin));
+            server = new CoordinationServer(system, settings, replica, listener, StartHttp(settings, admin, Metrics.ServerMetrics.For(system)));
             listener.Start();
             system.Log.Info("Coordination server listening on {0}:{1}, data dir {2}", settings.ClientAddress, listener.Port, Path.GetFullPath(settings.DataDir));
             return server;
@@ -96,12 +96,12 @@ public sealed class CoordinationServer : IAsyncDisposable
     }
 
     /// <summary>The admin and metrics HTTP endpoints that are enabled (one listener when they share address and port).</summary>
-    private static IReadOnlyList<AdminHttpServer> StartHttp(ServerSettings s, FourLetterWordHandler commands)
+    private static IReadOnlyList<AdminHttpServer> StartHttp(ServerSettings s, FourLetterWordHandler commands, Metrics.ServerMetrics metrics)
     {
         var servers = new List<AdminHttpServer>();
         var shared = s.AdminEnabled && s.MetricsEnabled && s.AdminAddress == s.MetricsAddress && s.AdminPort == s.MetricsPort;
-        if (s.AdminEnabled) servers.Add(new AdminHttpServer(s.AdminAddress, s.AdminPort, commands, serveCommands: true, serveMetrics: shared));
-        if (s.MetricsEnabled && !shared) servers.Add(new AdminHttpServer(s.MetricsAddress, s.MetricsPort, commands, serveCommands: false, serveMetrics: true));
+        if (s.AdminEnabled) servers.Add(new AdminHttpServer(s.AdminAddress, s.AdminPort, commands, serveCommands: true, serveMetrics: shared, metrics));
+        if (s.MetricsEnabled && !shared) servers.Add(new AdminHttpServer(s.MetricsAddress, s.MetricsPort, commands, serveCommands: false, serveMetrics: true, metrics));
         foreach (var server in servers) server.Start();
         return servers;
     }

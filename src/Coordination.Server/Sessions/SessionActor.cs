@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Event;
 using Coordination.Core;
 using Coordination.Protocol;
+using Coordination.Server.Metrics;
 using Coordination.Server.Network;
 using Coordination.Server.Pipeline;
 
@@ -41,8 +42,9 @@ public sealed class SessionActor : ReceiveActor
     private long _lastZxid;
     /// <summary>The xid whose reply is the last one this connection gets (after an unknown op code).</summary>
     private int? _closeAfterXid;
-    /// <summary>Receive times of forwarded requests, in request order, for latency statistics.</summary>
-    private readonly Queue<long> _received = new();
+    /// <summary>Receive times and ops of forwarded requests, in request order, for latency statistics.</summary>
+    private readonly Queue<(long Ticks, OpCode Op)> _received = new();
+    private readonly ServerMetrics _metrics = ServerMetrics.For(Context.System);
 
     public SessionActor(long sessionId, byte[] password, ServerSettings settings, IActorRef replica, IActorRef tracker)
     {
@@ -104,7 +106,7 @@ public sealed class SessionActor : ReceiveActor
             default:
                 // ZooKeeper answers an unknown op code with Unimplemented and then closes the connection.
                 if (incoming.Body is UnknownOpRequest) _closeAfterXid = incoming.Xid;
-                _received.Enqueue(incoming.ReceivedTicks);
+                _received.Enqueue((incoming.ReceivedTicks, incoming.Op));
                 _replica.Tell(new ClientRequest(_sessionId, incoming.Xid, incoming.Op, incoming.Body, _auth, Self));
                 return;
         }
@@ -159,7 +161,12 @@ public sealed class SessionActor : ReceiveActor
         {
             case Reply reply:
                 if (reply.Zxid > _lastZxid) _lastZxid = reply.Zxid;
-                var latencyMs = _received.TryDequeue(out var receivedTicks) ? ServerStats.RecordLatency(receivedTicks) : 0;
+                long latencyMs = 0;
+                if (_received.TryDequeue(out var received))
+                {
+                    latencyMs = ServerStats.RecordLatency(received.Ticks);
+                    _metrics.RecordRequest(received.Op, received.Ticks);
+                }
                 if (_connection is { } c)
                 {
                     c.LastLatencyMs = latencyMs;
