@@ -47,7 +47,7 @@ public sealed class CoordinationServer : IAsyncDisposable
     /// the server throws <see cref="RecoveryException"/> rather than serve a tree that may lack acknowledged writes.</summary>
     public static CoordinationServer Start(Config config)
     {
-        var full = config.WithFallback(ServerSettings.Reference);
+        var full = Logging.ServerLogging.ApplyTo(config.WithFallback(ServerSettings.Reference));
         var settings = ServerSettings.Create(full);
         Directory.CreateDirectory(settings.DataDir);
         var persistence = PersistenceSettings.Create(full, settings.DataDir);
@@ -158,7 +158,7 @@ public sealed class CoordinationServer : IAsyncDisposable
     /// </summary>
     public static long Backup(Config config, string outFile)
     {
-        var full = config.WithFallback(ServerSettings.Reference);
+        var full = Logging.ServerLogging.ApplyTo(config.WithFallback(ServerSettings.Reference));
         var settings = ServerSettings.Create(full);
         var persistence = PersistenceSettings.Create(full, settings.DataDir) with { Enabled = true };
         var files = new SnapshotFiles(settings.DataDir, persistence.SnapshotsRetained, purge: false);

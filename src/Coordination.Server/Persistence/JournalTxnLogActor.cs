@@ -176,7 +176,7 @@ public sealed class JournalWriterActor : UntypedPersistentActor
                 _lastZxid = Math.Max(_lastZxid, _expectedLastZxid);
                 _nextZxid = _lastZxid + 1;
                 Context.Parent.Tell(new Recovered(_lastZxid));
-                _log.Info("Transaction log recovered: last zxid 0x{0:x}, sequence {1}", _lastZxid, LastSequenceNr);
+                _log.Info("Transaction log recovered: last zxid 0x{Zxid:x}, sequence {SequenceNr}", _lastZxid, LastSequenceNr);
                 break;
         }
     }

@@ -26,6 +26,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
     private readonly Dictionary<long, SessionState> _sessions = new();
     private readonly Func<long> _clock;
     private readonly ILoggingAdapter _logger = Context.GetLogger();
+    private readonly Audit.IAuditSink _audit = Audit.AuditLog.For(Context.System);
     private int _outstanding;
     private int _reapBudget;
     // Fuzzy snapshots (Persistence/SnapshotFiles): serialized in chunks between other messages.
@@ -260,6 +261,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
     {
         var header = proposal.Header;
         var result = _tree.Apply(header, proposal.Txn);
+        _audit.Committed(header, proposal.Txn, result.Err);
         FireTriggers(result.Triggers, header.Zxid);
 
         switch (proposal.Txn)

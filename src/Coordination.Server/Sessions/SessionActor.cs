@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Event;
 using Coordination.Core;
 using Coordination.Protocol;
+using Coordination.Server.Audit;
 using Coordination.Server.Metrics;
 using Coordination.Server.Network;
 using Coordination.Server.Pipeline;
@@ -45,6 +46,7 @@ public sealed class SessionActor : ReceiveActor
     /// <summary>Receive times and ops of forwarded requests, in request order, for latency statistics.</summary>
     private readonly Queue<(long Ticks, OpCode Op)> _received = new();
     private readonly ServerMetrics _metrics = ServerMetrics.For(Context.System);
+    private readonly IAuditSink _audit = AuditLog.For(Context.System);
 
     public SessionActor(long sessionId, byte[] password, ServerSettings settings, IActorRef replica, IActorRef tracker)
     {
@@ -107,6 +109,7 @@ public sealed class SessionActor : ReceiveActor
                 // ZooKeeper answers an unknown op code with Unimplemented and then closes the connection.
                 if (incoming.Body is UnknownOpRequest) _closeAfterXid = incoming.Xid;
                 _received.Enqueue((incoming.ReceivedTicks, incoming.Op));
+                if (_audit.Enabled && Requests.IsWrite(incoming.Op)) _audit.Requested(_sessionId, incoming.Xid, incoming.Op, incoming.Body.Path);
                 _replica.Tell(new ClientRequest(_sessionId, incoming.Xid, incoming.Op, incoming.Body, _auth, Self));
                 return;
         }
@@ -118,7 +121,7 @@ public sealed class SessionActor : ReceiveActor
         if (granted is null || granted.Count == 0)
         {
             // As ZooKeeper: AuthFailed, then the connection closes and the client reports AUTH_FAILED.
-            _log.Info("Auth failed for session 0x{0:x} scheme {1}", _sessionId, auth.Scheme);
+            _log.Info("Auth failed for session 0x{SessionId:x} scheme {Scheme}", _sessionId, auth.Scheme);
             incoming.Connection.Send(Frames.Encode(new ReplyHeader(Xids.AuthPacket, _lastZxid, ErrorCode.AuthFailed), null), isResponse: true);
             incoming.Connection.CloseAfterFlush();
             return;
@@ -126,6 +129,7 @@ public sealed class SessionActor : ReceiveActor
         var ids = _auth.Ids.ToList();
         foreach (var id in granted) if (!ids.Contains(id)) ids.Add(id);
         _auth = new AuthContext(ids);
+        _audit.Identify(_sessionId, _auth, incoming.Connection.RemoteAddress);
         incoming.Connection.Send(Frames.Encode(new ReplyHeader(Xids.AuthPacket, _lastZxid, ErrorCode.Ok), null), isResponse: true);
     }
 
@@ -183,7 +187,7 @@ public sealed class SessionActor : ReceiveActor
                 CompleteHandshake(v);
                 break;
             case SessionEnded ended:
-                _log.Info("Session 0x{0:x} {1}", _sessionId, ended.Expired ? "expired" : "closed");
+                _log.Info("Session 0x{SessionId:x} {Outcome}", _sessionId, ended.Expired ? "expired" : "closed");
                 _attaching?.Connection.CloseAfterFlush();
                 _connection?.CloseAfterFlush();
                 Context.Stop(Self);
@@ -207,13 +211,14 @@ public sealed class SessionActor : ReceiveActor
         if (request.LastZxidSeen > validated.LastZxid)
         {
             // The client has seen a newer state than ours; it must try another server (ZooKeeper refuses the same way).
-            _log.Info("Refusing session 0x{0:x}: client saw zxid 0x{1:x}, ours is 0x{2:x}", _sessionId, request.LastZxidSeen, validated.LastZxid);
+            _log.Info("Refusing session 0x{SessionId:x}: client saw zxid 0x{ClientZxid:x}, ours is 0x{Zxid:x}", _sessionId, request.LastZxidSeen, validated.LastZxid);
             connection.Abort();
             return;
         }
         _lastZxid = validated.LastZxid;
         connection.Send(Frames.Encode(new ConnectResponse(0, _timeoutMs, _sessionId, _password, false, request.HasReadOnlyFlag)), isResponse: false);
         _connection = connection;
+        _audit.Identify(_sessionId, _auth, connection.RemoteAddress);
         _lastTouchTicks = 0;
         TouchIfDue();
         connection.Bind(Self);
