@@ -75,7 +75,14 @@ public sealed class AuditLog : IAuditSink, IExtension
     public void Identify(long sessionId, AuthContext auth, string clientAddress)
     {
         if (!Enabled) return;
-        _sessions[sessionId] = new Who(string.Join(',', auth.Ids.Select(id => id.Scheme + ":" + id.Ident)), clientAddress);
+        _sessions[sessionId] = new Who(string.Join(',', auth.Ids.Select(UserOf)), clientAddress);
+    }
+
+    /// <summary>"scheme:id"; a digest id without its password hash, as whoAmI reports it.</summary>
+    private static string UserOf(Id id)
+    {
+        var colon = id.Ident.IndexOf(':');
+        return id.Scheme + ":" + (id.Scheme == "digest" && colon >= 0 ? id.Ident[..colon] : id.Ident);
     }
 
     public void Requested(long sessionId, int xid, OpCode op, string? path)
@@ -87,7 +94,7 @@ public sealed class AuditLog : IAuditSink, IExtension
     {
         if (!Enabled) return;
         _requests.TryRemove((header.SessionId, header.Cxid), out var request);
-        var (operation, path) = Describe(header.Type, txn, request.Path);
+        var (operation, path) = Describe(request.Op != 0 ? request.Op : header.Type, txn, request.Path);
         var who = _sessions.TryGetValue(header.SessionId, out var w) ? w : new Who(header.SessionId == 0 ? "server" : "unknown", "");
         if (txn is CloseSessionTxn) Forget(header.SessionId);
 
@@ -124,7 +131,7 @@ public sealed class AuditLog : IAuditSink, IExtension
         MultiTxn m => ("multiOperation", string.Join(',', m.Ops.Select(op => Describe(op.Type, op.Txn, null).Path).Where(p => p.Length > 0))),
         CreateSessionTxn => ("createSession", ""),
         CloseSessionTxn close => ("closeSession", string.Join(',', close.EphemeralPaths)),
-        _ => (type == OpCode.Error ? "error" : Metrics.ServerMetrics.OpName(type), requestPath ?? ""),
+        _ => (Metrics.ServerMetrics.OpName(type), requestPath ?? ""),   // an error txn: the request's op and path
     };
 
     private static async Task WriteLinesAsync(string file, ChannelReader<string> lines)

@@ -219,6 +219,7 @@ public sealed class SessionActor : ReceiveActor
         connection.Send(Frames.Encode(new ConnectResponse(0, _timeoutMs, _sessionId, _password, false, request.HasReadOnlyFlag)), isResponse: false);
         _connection = connection;
         _audit.Identify(_sessionId, _auth, connection.RemoteAddress);
+        _log.Debug("Session 0x{SessionId:x} connected from {ClientAddress}", _sessionId, connection.RemoteAddress);
         _lastTouchTicks = 0;
         TouchIfDue();
         connection.Bind(Self);
