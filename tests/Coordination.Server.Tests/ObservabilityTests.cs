@@ -110,6 +110,12 @@ public sealed class ObservabilityTests(ITestOutputHelper output)
                     await Task.Delay(500);
                 }
                 output.WriteLine(string.Join("\n", last.Select(p => $"{p.Key} = {p.Value}")));
+
+                // Every series the shipped Grafana dashboard plots is one this server exports.
+                using var metricsHttp = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+                var exported = (await metricsHttp.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics")).Split('\n')
+                    .Where(l => l.Length > 0 && l[0] != '#').Select(l => l.Split('{', ' ')[0]).ToHashSet();
+                foreach (var series in DashboardSeries()) Assert.True(exported.Contains(series), $"the dashboard plots {series}, which /metrics lacks");
             });
         }
         finally
@@ -118,6 +124,20 @@ public sealed class ObservabilityTests(ITestOutputHelper output)
             await prometheus.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token);
             try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
         }
+    }
+
+    /// <summary>The metric names in the PromQL of docker/grafana/coordination-dashboard.json.</summary>
+    private static IEnumerable<string> DashboardSeries()
+    {
+        var file = Path.Combine(ServerProcess.FindRepositoryRoot(), "docker", "grafana", "coordination-dashboard.json");
+        var panels = JsonDocument.Parse(File.ReadAllText(file)).RootElement.GetProperty("panels");
+        var names = new HashSet<string>();
+        foreach (var panel in panels.EnumerateArray())
+            foreach (var target in panel.GetProperty("targets").EnumerateArray())
+                foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(target.GetProperty("expr").GetString()!, @"\b([a-z_]+)\{"))
+                    names.Add(m.Groups[1].Value);
+        Assert.NotEmpty(names);
+        return names;
     }
 
     /// <summary>The value of an instant query's single sample, or null while Prometheus has none (or is not up yet).</summary>
@@ -221,5 +241,34 @@ public sealed class ObservabilityTests(ITestOutputHelper output)
         Assert.True(connected is not null, "no Debug JSON line with the session id; output:\n" + verbose.OutputTail);
         Assert.Contains("listening on", verbose.OutputTail);
         Assert.Equal("127.0.0.1", connected!.Value.GetProperty("State").GetProperty("ClientAddress").GetString());
+    }
+
+    [SkippableFact]
+    public async Task The_compose_file_and_its_prometheus_config_are_valid()
+    {
+        const string compose = "/usr/bin/docker-compose";
+        Skip.IfNot(File.Exists(compose), $"{compose} missing (apt-get install docker-compose)");
+        var root = ServerProcess.FindRepositoryRoot();
+        var config = await RunAsync(compose, root, "-f", "docker/compose.yaml", "config");
+        Assert.True(config.ExitCode == 0, config.Output);
+        foreach (var service in new[] { "node1:", "node2:", "node3:", "prometheus:", "grafana:" }) Assert.Contains(service, config.Output);
+        foreach (var n in new[] { 1, 2, 3 }) Assert.Contains($"/etc/coordination/node{n}.conf", config.Output);
+        if (File.Exists("/usr/bin/promtool"))
+        {
+            var check = await RunAsync("/usr/bin/promtool", root, "check", "config", "docker/prometheus.yml");
+            Assert.True(check.ExitCode == 0, check.Output);
+        }
+    }
+
+    private static async Task<(int ExitCode, string Output)> RunAsync(string file, string directory, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await p.WaitForExitAsync(cts.Token);
+        return (p.ExitCode, await stdout + await stderr);
     }
 }
