@@ -80,6 +80,7 @@ public sealed class SessionActor : ReceiveActor
         _attaching = attach;
         _timeoutMs = attach.NegotiatedTimeoutMs;
         _auth = new AuthContext([new Id("ip", attach.Connection.RemoteAddress)]);
+        _audit.Identify(_sessionId, _auth, attach.Connection.RemoteAddress);   // before createSession commits
         attach.Connection.SessionId = _sessionId;
         attach.Connection.Owner = Self;
         attach.Connection.SessionTimeoutMs = _timeoutMs;
@@ -218,7 +219,6 @@ public sealed class SessionActor : ReceiveActor
         _lastZxid = validated.LastZxid;
         connection.Send(Frames.Encode(new ConnectResponse(0, _timeoutMs, _sessionId, _password, false, request.HasReadOnlyFlag)), isResponse: false);
         _connection = connection;
-        _audit.Identify(_sessionId, _auth, connection.RemoteAddress);
         _log.Debug("Session 0x{SessionId:x} connected from {ClientAddress}", _sessionId, connection.RemoteAddress);
         _lastTouchTicks = 0;
         TouchIfDue();
