@@ -169,7 +169,7 @@ public sealed class JournalWriterActor : UntypedPersistentActor
                     // A batch reported failed did reach the journal (e.g. an I/O error after commit). Its txns were
                     // never acknowledged nor applied here; the tree and the journal disagree, so start over from
                     // the journal, which recovery replays in full.
-                    _log.Error("Journal ends at zxid 0x{0:x} but 0x{1:x} was the last acknowledged; terminating so that recovery replays the journal",
+                    _log.Error("Journal ends at zxid 0x{Zxid:x} but 0x{AcknowledgedZxid:x} was the last acknowledged; terminating so that recovery replays the journal",
                         _lastZxid, _expectedLastZxid);
                     Context.System.Terminate();
                 }
