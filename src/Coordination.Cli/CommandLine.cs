@@ -39,6 +39,9 @@ public static class CommandLine
         foreach (var w in new[] { "srvr", "stat-server", "mntr", "cons", "dump", "ruok" })
             Verb(root, w, $"four-letter word {(w == "stat-server" ? "stat" : w)}", [], [], [], []);
         Verb(root, "4lw", "any four-letter word", [], [], ["WORD"], []);
+        foreach (var (verb, what) in new[] { ("backup", "consistent snapshot of a server's data dir into a file"), ("snapshot", "the same as backup") })
+            Verb(root, verb, what, [], [], [], [], ["--data-dir", "--out", "--config", "--server-dll"]);
+        Verb(root, "restore", "seed an empty data dir from a backup file", [], [], [], [], ["--data-dir", "--from", "--config", "--server-dll"]);
         Verb(root, "shell", "interactive shell (the default)", [], [], [], []);
         return root;
     }
@@ -49,12 +52,15 @@ public static class CommandLine
         ["get -s"] = "print the Stat too", ["get -w"] = "then wait for one watch event and print it",
         ["stat -w"] = "then wait for one watch event (exists watch)",
         ["set -v"] = "expected data version", ["delete -v"] = "expected data version", ["setAcl -v"] = "expected ACL version",
+        ["--data-dir"] = "the server's data dir", ["--out"] = "the backup file to write", ["--from"] = "the backup file to restore",
+        ["--config"] = "the server's HOCON config (journal on PostgreSQL)", ["--server-dll"] = "path of Coordination.Server.dll",
         ["create -e"] = "ephemeral", ["create -s"] = "sequential", ["create -c"] = "container", ["create -t"] = "TTL in milliseconds (persistent TTL node)",
     };
 
-    static void Verb(RootCommand root, string name, string description, string[] flags, string[] valued, string[] required, string[] optional)
+    static void Verb(RootCommand root, string name, string description, string[] flags, string[] valued, string[] required, string[] optional, string[]? texts = null)
     {
         var cmd = new Command(name, description);
+        foreach (var t in texts ?? []) cmd.Options.Add(new Option<string?>(t) { Description = OptionHelp.GetValueOrDefault(t) });
         foreach (var f in flags) cmd.Options.Add(new Option<bool>(f) { Description = OptionHelp.GetValueOrDefault($"{name} {f}") });
         foreach (var v in valued) cmd.Options.Add(new Option<long?>(v) { Description = OptionHelp.GetValueOrDefault($"{name} {v}") });
         foreach (var a in required) cmd.Arguments.Add(new Argument<string>(a));
@@ -95,6 +101,7 @@ public static class CommandLine
             {
                 case Option<bool> b when result.GetValue(b): argv.Add(b.Name); break;
                 case Option<long?> l when result.GetValue(l) is { } v: argv.Add(l.Name); argv.Add(v.ToString(CultureInfo.InvariantCulture)); break;
+                case Option<string?> text when result.GetValue(text) is { } v: argv.Add(text.Name); argv.Add(v); break;
             }
         }
         foreach (var a in cmd.Arguments)

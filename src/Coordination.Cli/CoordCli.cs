@@ -22,7 +22,7 @@ public static class CoordCli
     public static readonly string[] Verbs =
     [
         "ls", "get", "stat", "set", "create", "delete", "deleteall", "getAcl", "setAcl", "sync",
-        "srvr", "stat-server", "mntr", "cons", "dump", "ruok", "4lw", "shell", "help",
+        "srvr", "stat-server", "mntr", "cons", "dump", "ruok", "4lw", "backup", "snapshot", "restore", "shell", "help",
     ];
 
     public const string Usage = """
@@ -56,6 +56,12 @@ public static class CoordCli
           srvr | stat-server | mntr | cons | dump | ruok | 4lw WORD
           ('stat' always means a znode's Stat; the 'stat' four-letter word is 'stat-server'.)
           The server must allow the word (coordination.four-letter-words; dump is not allowed by default).
+
+        Data-dir verbs (run the server binary: --server-dll PATH, $COORDINATION_SERVER_DLL, or the build output):
+          backup --data-dir DIR --out FILE [--config FILE]     consistent snapshot of a running or stopped server
+          snapshot ...                                         the same as backup
+          restore --data-dir DIR --from FILE [--config FILE]   seed an EMPTY data dir from a backup, then stop
+          Progress goes to stderr; the result line (or --json object) to stdout.
 
         Shell-only commands: addauth SCHEME AUTH, history, !N (re-run history entry N), connect HOST:PORT, close,
           json (toggle JSON output), help, quit | exit. In the shell, -w registers the watch and events are printed
@@ -239,6 +245,10 @@ public sealed class Session(CliSettings settings, TextWriter stdout, TextWriter 
                 else Out($"Sync is OK");
                 return 0;
             }
+            case "backup" or "snapshot":
+                return await DataDirVerbs.BackupAsync(a, settings, stdout);
+            case "restore":
+                return await DataDirVerbs.RestoreAsync(a, settings, stdout);
             case "srvr" or "stat-server" or "mntr" or "cons" or "dump" or "ruok" or "4lw" or "conf" or "envi" or "wchs" or "isro":
                 return await AdminAsync(verb, a);
             default:
@@ -548,6 +558,8 @@ public sealed class Args
         _items.RemoveRange(i, 2);
         return v;
     }
+
+    public string? Text(string name) => Value(name);
 
     public int? Int(string name) => Value(name) is { } v
         ? int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : throw new UsageException($"{name} wants an integer, not '{v}'")

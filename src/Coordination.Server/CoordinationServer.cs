@@ -53,13 +53,11 @@ public sealed class CoordinationServer : IAsyncDisposable
     /// the server throws <see cref="RecoveryException"/> rather than serve a tree that may lack acknowledged writes.</summary>
     public static CoordinationServer Start(Config config)
     {
-        var ensemble = EnsembleSettings.Create(config.WithFallback(ServerSettings.Reference));
+        var withLogging = Logging.ServerLogging.ApplyTo(config.WithFallback(ServerSettings.Reference));
+        var ensemble = EnsembleSettings.Create(withLogging);
         if (ensemble.Enabled)
-        {
-            var serverId = config.WithFallback(ServerSettings.Reference).GetLong("coordination.server-id");
-            return StartEnsembleMember(config.WithFallback(ensemble.RemotingConfig(serverId)).WithFallback(ServerSettings.Reference), ensemble);
-        }
-        var full = config.WithFallback(ServerSettings.Reference);
+            return StartEnsembleMember(withLogging.WithFallback(ensemble.RemotingConfig(withLogging.GetLong("coordination.server-id"))), ensemble);
+        var full = withLogging;
         var settings = ServerSettings.Create(full);
         Directory.CreateDirectory(settings.DataDir);
         var persistence = PersistenceSettings.Create(full, settings.DataDir);
@@ -105,7 +103,7 @@ public sealed class CoordinationServer : IAsyncDisposable
         var registry = new ConnectionRegistry();
         var admin = new FourLetterWordHandler(settings, replica, registry, () => ensemble?.Mode ?? "standalone", ensemble);
         var listener = new ClientListener(settings, system, sessions, admin, registry);
-        var server = new CoordinationServer(system, settings, replica, listener, StartHttp(settings, admin), ensemble);
+        var server = new CoordinationServer(system, settings, replica, listener, StartHttp(settings, admin, Metrics.ServerMetrics.For(system)), ensemble);
         listener.Start();
         system.Log.Info("Coordination server listening on {0}:{1}, data dir {2}", settings.ClientAddress, listener.Port, Path.GetFullPath(settings.DataDir));
         return server;
@@ -139,7 +137,7 @@ public sealed class CoordinationServer : IAsyncDisposable
             tracker.Tell(new SessionTrackerActor.SetReplica(replica));
             var sessions = system.ActorOf(SessionManagerActor.Props(settings, replica, tracker, WallClockMs(), inEnsemble: true), "sessions");
             log.AttachReplica(replica);
-            var state = new EnsembleState { ServerId = settings.ServerId };
+            var state = new EnsembleState { ServerId = settings.ServerId, Metrics = Metrics.ServerMetrics.For(system).Ensemble };
             var peer = system.ActorOf(PeerActor.Props(settings.ServerId, members, log, ensemble.Zab, MonotonicMs, replica, state), PeerActor.Name);
             replica.Tell(new AttachPeer(peer));
             // A quarantined system can never talk to that peer again: end it, and the host starts a fresh incarnation.
@@ -154,12 +152,12 @@ public sealed class CoordinationServer : IAsyncDisposable
     }
 
     /// <summary>The admin and metrics HTTP endpoints that are enabled (one listener when they share address and port).</summary>
-    private static IReadOnlyList<AdminHttpServer> StartHttp(ServerSettings s, FourLetterWordHandler commands)
+    private static IReadOnlyList<AdminHttpServer> StartHttp(ServerSettings s, FourLetterWordHandler commands, Metrics.ServerMetrics metrics)
     {
         var servers = new List<AdminHttpServer>();
         var shared = s.AdminEnabled && s.MetricsEnabled && s.AdminAddress == s.MetricsAddress && s.AdminPort == s.MetricsPort;
-        if (s.AdminEnabled) servers.Add(new AdminHttpServer(s.AdminAddress, s.AdminPort, commands, serveCommands: true, serveMetrics: shared));
-        if (s.MetricsEnabled && !shared) servers.Add(new AdminHttpServer(s.MetricsAddress, s.MetricsPort, commands, serveCommands: false, serveMetrics: true));
+        if (s.AdminEnabled) servers.Add(new AdminHttpServer(s.AdminAddress, s.AdminPort, commands, serveCommands: true, serveMetrics: shared, metrics));
+        if (s.MetricsEnabled && !shared) servers.Add(new AdminHttpServer(s.MetricsAddress, s.MetricsPort, commands, serveCommands: false, serveMetrics: true, metrics));
         foreach (var server in servers) server.Start();
         return servers;
     }
@@ -216,7 +214,7 @@ public sealed class CoordinationServer : IAsyncDisposable
     /// </summary>
     public static long Backup(Config config, string outFile)
     {
-        var full = config.WithFallback(ServerSettings.Reference);
+        var full = Logging.ServerLogging.ApplyTo(config.WithFallback(ServerSettings.Reference));
         var settings = ServerSettings.Create(full);
         var persistence = PersistenceSettings.Create(full, settings.DataDir) with { Enabled = true };
         var files = new SnapshotFiles(settings.DataDir, persistence.SnapshotsRetained, purge: false);

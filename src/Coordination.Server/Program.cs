@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 using Akka.Configuration;
 using Coordination.Server;
 
-// Coordination.Server [--config FILE] [--client-port N] [--data-dir DIR] [--restore SNAPSHOT]
+// Coordination.Server [--config FILE] [--client-port N] [--data-dir DIR] [--restore SNAPSHOT] [--set 'HOCON LINE']...
 // Coordination.Server backup --out FILE [--config FILE] [--data-dir DIR]
 // Settings come from the command line, then FILE (HOCON), then the embedded reference.conf.
 string? configFile = null;
@@ -20,9 +20,10 @@ for (var i = backup ? 1 : 0; i < args.Length; i++)
         case "--client-address": overrides.Add($"coordination.client-address = \"{Next()}\""); break;
         case "--data-dir": overrides.Add($"coordination.data-dir = {Quote(Next())}"); break;
         case "--restore": overrides.Add($"coordination.persistence.restore-from = {Quote(Path.GetFullPath(Next()))}"); break;
+        case "--set": overrides.Add(Next()); break;   // any HOCON line, e.g. --set 'coordination.metrics.enabled = on'
         case "--out" when backup: backupOut = Next(); break;
         case "-h" or "--help":
-            Console.WriteLine("Usage: Coordination.Server [--config FILE] [--client-port N] [--client-address IP] [--data-dir DIR] [--restore SNAPSHOT]");
+            Console.WriteLine("Usage: Coordination.Server [--config FILE] [--client-port N] [--client-address IP] [--data-dir DIR] [--restore SNAPSHOT] [--set 'HOCON LINE']...");
             Console.WriteLine("       Coordination.Server backup --out FILE [--config FILE] [--data-dir DIR]   (consistent snapshot of a running or stopped server)");
             Console.WriteLine("Settings and their defaults: hocon/standalone.conf");
             return 0;

@@ -3,6 +3,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using Coordination.Protocol;
+using Coordination.Server.Metrics;
 
 namespace Coordination.Server.Admin;
 
@@ -18,11 +19,13 @@ public sealed class AdminHttpServer : IAsyncDisposable
     private readonly FourLetterWordHandler _commands;
     private readonly bool _serveCommands;
     private readonly bool _serveMetrics;
+    private readonly ServerMetrics? _metrics;
     private readonly CancellationTokenSource _cts = new();
     private Task? _loop;
 
-    public AdminHttpServer(string address, int port, FourLetterWordHandler commands, bool serveCommands, bool serveMetrics)
+    public AdminHttpServer(string address, int port, FourLetterWordHandler commands, bool serveCommands, bool serveMetrics, ServerMetrics? metrics = null)
     {
+        _metrics = metrics;
         _commands = commands;
         _serveCommands = serveCommands;
         _serveMetrics = serveMetrics;
@@ -54,7 +57,7 @@ public sealed class AdminHttpServer : IAsyncDisposable
         {
             var path = context.Request.Url?.AbsolutePath.TrimEnd('/') ?? "";
             if (context.Request.HttpMethod != "GET") await WriteAsync(response, 405, "text/plain", "GET only\n");
-            else if (_serveMetrics && path == "/metrics") await WriteAsync(response, 200, "text/plain; version=0.0.4", Prometheus(await _commands.ExecuteAsync("mntr")));
+            else if (_serveMetrics && path == "/metrics") await WriteAsync(response, 200, "text/plain; version=0.0.4", MetricsText(await _commands.ExecuteAsync("mntr")));
             else if (_serveCommands && path == "/commands") await WriteAsync(response, 200, "application/json", JsonSerializer.Serialize(new { commands = FourLetterWords.All }));
             else if (_serveCommands && path.StartsWith("/commands/", StringComparison.Ordinal))
             {
@@ -111,6 +114,14 @@ public sealed class AdminHttpServer : IAsyncDisposable
     }
 
     private static readonly HashSet<string> Counters = ["packets_received", "packets_sent", "request_count", "uptime"];
+
+    /// <summary>The /metrics body: the mntr gauges and counters, then the histograms and counters of <see cref="ServerMetrics"/>.</summary>
+    private string MetricsText(string mntr)
+    {
+        var b = new StringBuilder(Prometheus(mntr));
+        _metrics?.WritePrometheus(b);
+        return b.ToString();
+    }
 
     /// <summary>The numeric mntr values as Prometheus samples, named as ZooKeeper's Prometheus provider names them.</summary>
     public static string Prometheus(string mntr)

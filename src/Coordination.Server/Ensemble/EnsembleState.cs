@@ -21,6 +21,8 @@ public sealed class EnsembleState
     private long _lookingSinceMs = Environment.TickCount64;
 
     public long ServerId { get; init; }
+    /// <summary>Where the same facts go as Prometheus series (election_time, leader_changes, learners, ...).</summary>
+    public Metrics.EnsembleMetrics? Metrics { get; init; }
     /// <summary>ZooKeeper's words: leader, follower, observer, or looking while there is no established leader.</summary>
     public string Mode => _mode;
     public long Leader => Interlocked.Read(ref _leader);
@@ -45,13 +47,21 @@ public sealed class EnsembleState
         if (Interlocked.Exchange(ref _leader, serving ? peer.Leader : -1) != (serving ? peer.Leader : -1) && serving)
         {
             Interlocked.Increment(ref _leaderChanges);
-            Interlocked.Exchange(ref _lastElectionMs, Environment.TickCount64 - Interlocked.Read(ref _lookingSinceMs));
+            var electionMs = Environment.TickCount64 - Interlocked.Read(ref _lookingSinceMs);
+            Interlocked.Exchange(ref _lastElectionMs, electionMs);
+            Metrics?.RecordElection(TimeSpan.FromMilliseconds(electionMs), peer.Leader);
         }
         if (_serving && !serving) Interlocked.Exchange(ref _lookingSinceMs, Environment.TickCount64);
         _serving = serving;
         Interlocked.Exchange(ref _epoch, peer.CurrentEpoch);
         Volatile.Write(ref _learners, peer.Role == PeerState.Leading ? peer.LearnerCount : 0);
         Volatile.Write(ref _syncedLearners, peer.Role == PeerState.Leading ? peer.SyncedLearnerCount : 0);
+        if (Metrics is { } m)
+        {
+            m.SetServerState(_mode switch { "leader" => "leading", "follower" => "following", "observer" => "observing", _ => "looking" });
+            m.SetLearners(Learners);
+            m.SetSyncedFollowers(SyncedLearners);
+        }
     }
 
     internal void Proposed(int bytes) => Interlocked.Exchange(ref _lastProposalSize, bytes);

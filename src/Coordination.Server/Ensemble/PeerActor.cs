@@ -203,6 +203,12 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
     /// <summary>Sends a SyncLearner, its leading entries in pieces when it would not fit one frame.</summary>
     private void SendSync(long to, SyncLearner sync)
     {
+        _state?.Metrics?.RecordFollowerSync(sync.Mode switch
+        {
+            SyncMode.Snap => Metrics.EnsembleMetrics.SyncKind.Snap,
+            SyncMode.Trunc or SyncMode.TruncThenDiff => Metrics.EnsembleMetrics.SyncKind.Trunc,
+            _ => Metrics.EnsembleMetrics.SyncKind.Diff,
+        });
         var peer = PeerOf(to);
         var start = 0;
         while (true)

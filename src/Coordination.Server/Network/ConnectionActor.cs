@@ -36,7 +36,7 @@ public sealed class ConnectionActor : ReceiveActor
         Receive<WriteFinished>(_ => Context.Stop(Self));
         Receive<Status.Failure>(f =>
         {
-            _log.Warning("Connection {0} failed: {1}", _connection.Remote, f.Cause.Message);
+            _log.Warning("Connection {ClientAddress} failed: {Reason}", _connection.Remote, f.Cause.Message);
             _connection.Abort();
             Finish();
         });
@@ -76,7 +76,7 @@ public sealed class ConnectionActor : ReceiveActor
                 return;
             case ClientConnection.ReadOutcome.ProtocolError:
                 // Invariant 7: a bad frame closes this connection only.
-                _log.Info("Closing connection {0}: {1}", _connection.Remote, finished.Detail);
+                _log.Info("Closing connection {ClientAddress}: {Reason}", _connection.Remote, finished.Detail);
                 _connection.Abort();
                 break;
             case ClientConnection.ReadOutcome.Refused:

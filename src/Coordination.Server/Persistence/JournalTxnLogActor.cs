@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
 using Coordination.Core;
+using Coordination.Server.Metrics;
 using Coordination.Server.Pipeline;
 
 namespace Coordination.Server.Persistence;
@@ -113,6 +114,7 @@ public sealed class JournalWriterActor : UntypedPersistentActor
     private long _lastZxid;
     private long _nextZxid;
     private System.Buffers.ArrayBufferWriter<byte> _scratch = new(1 << 16);
+    private readonly ServerMetrics _metrics = ServerMetrics.For(Context.System);
 
     public JournalWriterActor(PersistenceSettings settings, RecoverySink? sink, long expectedLastZxid)
     {
@@ -167,14 +169,14 @@ public sealed class JournalWriterActor : UntypedPersistentActor
                     // A batch reported failed did reach the journal (e.g. an I/O error after commit). Its txns were
                     // never acknowledged nor applied here; the tree and the journal disagree, so start over from
                     // the journal, which recovery replays in full.
-                    _log.Error("Journal ends at zxid 0x{0:x} but 0x{1:x} was the last acknowledged; terminating so that recovery replays the journal",
+                    _log.Error("Journal ends at zxid 0x{Zxid:x} but 0x{AcknowledgedZxid:x} was the last acknowledged; terminating so that recovery replays the journal",
                         _lastZxid, _expectedLastZxid);
                     Context.System.Terminate();
                 }
                 _lastZxid = Math.Max(_lastZxid, _expectedLastZxid);
                 _nextZxid = _lastZxid + 1;
                 Context.Parent.Tell(new Recovered(_lastZxid));
-                _log.Info("Transaction log recovered: last zxid 0x{0:x}, sequence {1}", _lastZxid, LastSequenceNr);
+                _log.Info("Transaction log recovered: last zxid 0x{Zxid:x}, sequence {SequenceNr}", _lastZxid, LastSequenceNr);
                 break;
         }
     }
@@ -220,6 +222,7 @@ public sealed class JournalWriterActor : UntypedPersistentActor
             return;
         }
         foreach (var p in append.Batch) _buffer.Add((Sender, p));
+        _metrics.AddProposals(append.Batch.Count);
         _nextZxid = append.Batch[^1].Header.Zxid + 1;
         if (_inFlight is null) Flush();
     }
@@ -244,8 +247,10 @@ public sealed class JournalWriterActor : UntypedPersistentActor
         var lastZxid = proposals[^1].Header.Zxid;
         var evt = TxnBatchEvent.From(proposals, _scratch);
         if (_scratch.Capacity > 4 << 20) _scratch = new System.Buffers.ArrayBufferWriter<byte>(1 << 16); // don't pin a huge buffer
+        var writeStarted = System.Diagnostics.Stopwatch.GetTimestamp();
         PersistAsync(evt, _ =>
         {
+            _metrics.RecordJournalWrite(writeStarted, batch.Count);
             _lastZxid = lastZxid;
             _index.Enqueue((LastSequenceNr, lastZxid));
             Context.Parent.Tell(new Durable(lastZxid));

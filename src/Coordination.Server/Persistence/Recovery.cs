@@ -69,7 +69,7 @@ public static class Recovery
             tree.FinishReplay();
             if (skipped.Count > 0)
                 log.Warning("Recovered from an older snapshot; skipped: {0}", string.Join("; ", skipped));
-            log.Info("Recovered {0} znodes, {1} sessions at zxid 0x{2:x} from {3} + {4} journal txns in {5} ms",
+            log.Info("Recovered {Znodes} znodes, {Sessions} sessions at zxid 0x{Zxid:x} from {Snapshot} + {JournalTxns} journal txns in {ElapsedMs} ms",
                 tree.DistinctNodeCount, tree.Sessions.Count, tree.LastZxid, candidate ?? "(no snapshot)", outcome.TxnsReplayed, clock.ElapsedMilliseconds);
             return new Result(tree, actor, candidate, outcome, clock.Elapsed, skipped);
         }

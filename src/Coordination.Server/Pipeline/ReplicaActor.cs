@@ -29,6 +29,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     private readonly Dictionary<long, SessionState> _sessions = new();
     private readonly Func<long> _clock;
     private readonly ILoggingAdapter _logger = Context.GetLogger();
+    private readonly Audit.IAuditSink _audit = Audit.AuditLog.For(Context.System);
     private int _outstanding;
     private int _reapBudget;
     // Fuzzy snapshots (Persistence/SnapshotFiles): serialized in chunks between other messages.
@@ -357,6 +358,10 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     {
         var header = proposal.Header;
         var result = _tree.Apply(header, proposal.Txn);
+        // As ZooKeeper: the server a client is connected to audits its writes; the leader audits expirations and reaps.
+        if (_ensemble is null || _sessions.ContainsKey(header.SessionId) || _creating.ContainsKey(header.SessionId)
+            || (_leading && (proposal.Txn is CloseSessionTxn || header.SessionId == 0)))
+            _audit.Committed(header, proposal.Txn, result.Err);
         FireTriggers(result.Triggers, header.Zxid);
 
         switch (proposal.Txn)

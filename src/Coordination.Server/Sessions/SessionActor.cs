@@ -3,6 +3,8 @@ using Akka.Actor;
 using Akka.Event;
 using Coordination.Core;
 using Coordination.Protocol;
+using Coordination.Server.Audit;
+using Coordination.Server.Metrics;
 using Coordination.Server.Network;
 using Coordination.Server.Pipeline;
 
@@ -41,8 +43,10 @@ public sealed class SessionActor : ReceiveActor
     private long _lastZxid;
     /// <summary>The xid whose reply is the last one this connection gets (after an unknown op code).</summary>
     private int? _closeAfterXid;
-    /// <summary>Receive times of forwarded requests, in request order, for latency statistics.</summary>
-    private readonly Queue<long> _received = new();
+    /// <summary>Receive times and ops of forwarded requests, in request order, for latency statistics.</summary>
+    private readonly Queue<(long Ticks, OpCode Op)> _received = new();
+    private readonly ServerMetrics _metrics = ServerMetrics.For(Context.System);
+    private readonly IAuditSink _audit = AuditLog.For(Context.System);
 
     public SessionActor(long sessionId, byte[] password, ServerSettings settings, IActorRef replica, IActorRef tracker)
     {
@@ -76,6 +80,7 @@ public sealed class SessionActor : ReceiveActor
         _attaching = attach;
         _timeoutMs = attach.NegotiatedTimeoutMs;
         _auth = new AuthContext([new Id("ip", attach.Connection.RemoteAddress)]);
+        _audit.Identify(_sessionId, _auth, attach.Connection.RemoteAddress);   // before createSession commits
         attach.Connection.SessionId = _sessionId;
         attach.Connection.Owner = Self;
         attach.Connection.SessionTimeoutMs = _timeoutMs;
@@ -104,7 +109,8 @@ public sealed class SessionActor : ReceiveActor
             default:
                 // ZooKeeper answers an unknown op code with Unimplemented and then closes the connection.
                 if (incoming.Body is UnknownOpRequest) _closeAfterXid = incoming.Xid;
-                _received.Enqueue(incoming.ReceivedTicks);
+                _received.Enqueue((incoming.ReceivedTicks, incoming.Op));
+                if (_audit.Enabled && Requests.IsWrite(incoming.Op)) _audit.Requested(_sessionId, incoming.Xid, incoming.Op, incoming.Body.Path);
                 _replica.Tell(new ClientRequest(_sessionId, incoming.Xid, incoming.Op, incoming.Body, _auth, Self));
                 return;
         }
@@ -116,7 +122,7 @@ public sealed class SessionActor : ReceiveActor
         if (granted is null || granted.Count == 0)
         {
             // As ZooKeeper: AuthFailed, then the connection closes and the client reports AUTH_FAILED.
-            _log.Info("Auth failed for session 0x{0:x} scheme {1}", _sessionId, auth.Scheme);
+            _log.Info("Auth failed for session 0x{SessionId:x} scheme {Scheme}", _sessionId, auth.Scheme);
             incoming.Connection.Send(Frames.Encode(new ReplyHeader(Xids.AuthPacket, _lastZxid, ErrorCode.AuthFailed), null), isResponse: true);
             incoming.Connection.CloseAfterFlush();
             return;
@@ -124,6 +130,7 @@ public sealed class SessionActor : ReceiveActor
         var ids = _auth.Ids.ToList();
         foreach (var id in granted) if (!ids.Contains(id)) ids.Add(id);
         _auth = new AuthContext(ids);
+        _audit.Identify(_sessionId, _auth, incoming.Connection.RemoteAddress);
         incoming.Connection.Send(Frames.Encode(new ReplyHeader(Xids.AuthPacket, _lastZxid, ErrorCode.Ok), null), isResponse: true);
     }
 
@@ -159,7 +166,12 @@ public sealed class SessionActor : ReceiveActor
         {
             case Reply reply:
                 if (reply.Zxid > _lastZxid) _lastZxid = reply.Zxid;
-                var latencyMs = _received.TryDequeue(out var receivedTicks) ? ServerStats.RecordLatency(receivedTicks) : 0;
+                long latencyMs = 0;
+                if (_received.TryDequeue(out var received))
+                {
+                    latencyMs = ServerStats.RecordLatency(received.Ticks);
+                    _metrics.RecordRequest(received.Op, received.Ticks);
+                }
                 if (_connection is { } c)
                 {
                     c.LastLatencyMs = latencyMs;
@@ -176,7 +188,7 @@ public sealed class SessionActor : ReceiveActor
                 CompleteHandshake(v);
                 break;
             case SessionEnded ended:
-                _log.Info("Session 0x{0:x} {1}", _sessionId, ended.Expired ? "expired" : "closed");
+                _log.Info("Session 0x{SessionId:x} {Outcome}", _sessionId, ended.Expired ? "expired" : "closed");
                 _attaching?.Connection.CloseAfterFlush();
                 _connection?.CloseAfterFlush();
                 _attaching = null;
@@ -202,13 +214,14 @@ public sealed class SessionActor : ReceiveActor
         if (request.LastZxidSeen > validated.LastZxid)
         {
             // The client has seen a newer state than ours; it must try another server (ZooKeeper refuses the same way).
-            _log.Info("Refusing session 0x{0:x}: client saw zxid 0x{1:x}, ours is 0x{2:x}", _sessionId, request.LastZxidSeen, validated.LastZxid);
+            _log.Info("Refusing session 0x{SessionId:x}: client saw zxid 0x{ClientZxid:x}, ours is 0x{Zxid:x}", _sessionId, request.LastZxidSeen, validated.LastZxid);
             connection.Abort();
             return;
         }
         _lastZxid = validated.LastZxid;
         connection.Send(Frames.Encode(new ConnectResponse(0, _timeoutMs, _sessionId, _password, false, request.HasReadOnlyFlag)), isResponse: false);
         _connection = connection;
+        _log.Debug("Session 0x{SessionId:x} connected from {ClientAddress}", _sessionId, connection.RemoteAddress);
         _lastTouchTicks = 0;
         TouchIfDue();
         connection.Bind(Self);
