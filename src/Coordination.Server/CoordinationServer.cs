@@ -53,11 +53,15 @@ public sealed class CoordinationServer : IAsyncDisposable
     /// the server throws <see cref="RecoveryException"/> rather than serve a tree that may lack acknowledged writes.</summary>
     public static CoordinationServer Start(Config config)
     {
-        var withLogging = Logging.ServerLogging.ApplyTo(config.WithFallback(ServerSettings.Reference));
-        var ensemble = EnsembleSettings.Create(withLogging);
+        var withReference = config.WithFallback(ServerSettings.Reference);
+        var ensemble = EnsembleSettings.Create(withReference);
         if (ensemble.Enabled)
-            return StartEnsembleMember(withLogging.WithFallback(ensemble.RemotingConfig(withLogging.GetLong("coordination.server-id"))), ensemble);
-        var full = withLogging;
+        {
+            // The remoting settings rank below the user's config but above reference.conf (whose provider is local).
+            var remoting = ensemble.RemotingConfig(withReference.GetLong("coordination.server-id"));
+            return StartEnsembleMember(Logging.ServerLogging.ApplyTo(config.WithFallback(remoting).WithFallback(ServerSettings.Reference)), ensemble);
+        }
+        var full = Logging.ServerLogging.ApplyTo(withReference);
         var settings = ServerSettings.Create(full);
         Directory.CreateDirectory(settings.DataDir);
         var persistence = PersistenceSettings.Create(full, settings.DataDir);
