@@ -19,6 +19,7 @@ public sealed class EnsembleState
     private long _lastProposalSize;
     private long _lastElectionMs;
     private long _lookingSinceMs = Environment.TickCount64;
+    private long _snapshotsInstalled;
 
     public long ServerId { get; init; }
     /// <summary>ZooKeeper's words: leader, follower, observer, or looking while there is no established leader.</summary>
@@ -53,6 +54,11 @@ public sealed class EnsembleState
         Volatile.Write(ref _learners, peer.Role == PeerState.Leading ? peer.LearnerCount : 0);
         Volatile.Write(ref _syncedLearners, peer.Role == PeerState.Leading ? peer.SyncedLearnerCount : 0);
     }
+
+    /// <summary>How many snapshots this server installed from a leader (SNAP synchronisation) since it started.</summary>
+    public long SnapshotsInstalled => Interlocked.Read(ref _snapshotsInstalled);
+
+    internal void SnapshotInstalled() => Interlocked.Increment(ref _snapshotsInstalled);
 
     internal void Proposed(int bytes) => Interlocked.Exchange(ref _lastProposalSize, bytes);
 }
