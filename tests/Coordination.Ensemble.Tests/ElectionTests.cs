@@ -105,11 +105,13 @@ public sealed class ElectionTests
         List<string> acked;
         await using (var c = await Ens.ConnectAsync(leader))
             acked = await Ens.CreateManyAsync(c, "/d", "b", 20);
-        var levelB = (await Ens.PeerStatusAsync(other)).LastZxid;
-        Assert.True(levelB > levelA);
-
         // Level b+: the leader logs a write it can never commit (its follower is cut off), then everything stops.
+        // (Connect first: the session's creation is a txn of its own, and must be part of level b.)
         await using var tailClient = await Ens.ConnectAsync(leader);
+        long levelB = 0;
+        await Ens.EventuallyAsync(async () => (levelB = (await Ens.PeerStatusAsync(other)).LastZxid) == (await Ens.PeerStatusAsync(leader)).LastZxid,
+            TimeSpan.FromSeconds(10), "leader and follower log the same history");
+        Assert.True(levelB > levelA);
         await ensemble.PartitionAsync(other.Id);
         var tail = tailClient.CreateAsync("/d/tail", null);
         await Ens.EventuallyAsync(async () => (await Ens.PeerStatusAsync(leader)).LastZxid > levelB, TimeSpan.FromSeconds(10),

@@ -184,7 +184,7 @@ public sealed class SessionTests
         await using var leaderWriter = await Ens.ConnectAsync(ensemble.Leader!);
         await using var reader = await Ens.ConnectAsync(readerMember);
         await writer.CreateAsync("/k", Ens.Bytes("-1")).OkAsync();
-        for (var i = 0; i < 100; i++)
+        for (var i = 0; i < 40; i++)
         {
             var via = i % 2 == 0 ? writer : leaderWriter;
             await via.SetDataAsync("/k", Ens.Bytes(i.ToString())).OkAsync();
