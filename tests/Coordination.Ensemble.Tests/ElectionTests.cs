@@ -53,12 +53,7 @@ public sealed class ElectionTests
     public async Task A_stale_server_with_a_higher_id_does_not_win_and_catches_up()
     {
         await using var ensemble = await TestEnsemble.StartAsync();
-        await using (var c = await Ens.ConnectAsync(ensemble.Leader!))
-        {
-            await c.CreateAsync("/s", null).OkAsync();
-            await Ens.CreateManyAsync(c, "/s", "a", 10);
-        }
-        await Ens.AssertConvergedAsync(ensemble);
+        await Ens.SeedAsync(ensemble, "/s");
         await ensemble.KillAsync(3);
 
         // Writes that server 3 misses, acknowledged by 1 and 2.
@@ -88,12 +83,7 @@ public sealed class ElectionTests
     public async Task Members_with_different_last_zxids_restarted_together_elect_a_most_recent_one()
     {
         await using var ensemble = await TestEnsemble.StartAsync();
-        await using (var c = await Ens.ConnectAsync(ensemble.Leader!))
-        {
-            await c.CreateAsync("/d", null).OkAsync();
-            await Ens.CreateManyAsync(c, "/d", "a", 10);
-        }
-        await Ens.AssertConvergedAsync(ensemble);
+        await Ens.SeedAsync(ensemble, "/d");
 
         // Level a: server 3 stops here.
         await ensemble.KillAsync(3);

@@ -119,6 +119,17 @@ internal static class Ens
         return names;
     }
 
+    /// <summary>Creates <paramref name="parent"/> with a few children through the leader and waits until every member has them.</summary>
+    public static async Task SeedAsync(TestEnsemble ensemble, string parent, int children = 10)
+    {
+        await using (var c = await ConnectAsync(ensemble.Leader!))
+        {
+            await c.CreateAsync(parent, null).OkAsync();
+            await CreateManyAsync(c, parent, "a", children);
+        }
+        await AssertConvergedAsync(ensemble);
+    }
+
     /// <summary>Kills every member at once (in parallel, so that no election runs between the kills).</summary>
     public static Task KillAllAsync(TestEnsemble ensemble, params long[] ids) =>
         Task.WhenAll((ids.Length == 0 ? ensemble.Members.Select(m => m.Id) : ids).Select(ensemble.KillAsync));

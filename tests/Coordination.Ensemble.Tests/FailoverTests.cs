@@ -95,12 +95,7 @@ public sealed class FailoverTests
     {
         await using var ensemble = await TestEnsemble.StartAsync();
         var follower = Ens.Follower(ensemble);
-        await using (var c = await Ens.ConnectAsync(ensemble.Leader!))
-        {
-            await c.CreateAsync("/diff", null).OkAsync();
-            await Ens.CreateManyAsync(c, "/diff", "a", 10);
-        }
-        await Ens.AssertConvergedAsync(ensemble);
+        await Ens.SeedAsync(ensemble, "/diff");
         await ensemble.KillAsync(follower.Id);
 
         List<string> missed;
@@ -118,12 +113,7 @@ public sealed class FailoverTests
     {
         await using var ensemble = await TestEnsemble.StartAsync(options: new TestEnsembleOptions { SnapshotEveryTxns = 200 });
         var follower = Ens.Follower(ensemble);
-        await using (var c = await Ens.ConnectAsync(ensemble.Leader!))
-        {
-            await c.CreateAsync("/snap", null).OkAsync();
-            await Ens.CreateManyAsync(c, "/snap", "a", 10);
-        }
-        await Ens.AssertConvergedAsync(ensemble);
+        await Ens.SeedAsync(ensemble, "/snap");
         var behind = (await Ens.PeerStatusAsync(follower)).LastZxid;
         await ensemble.KillAsync(follower.Id);
 
@@ -171,12 +161,7 @@ public sealed class FailoverTests
     public async Task An_old_leaders_uncommitted_tail_is_truncated_when_it_rejoins()
     {
         await using var ensemble = await TestEnsemble.StartAsync();
-        await using (var c = await Ens.ConnectAsync(ensemble.Leader!))
-        {
-            await c.CreateAsync("/t", null).OkAsync();
-            await Ens.CreateManyAsync(c, "/t", "a", 10);
-        }
-        await Ens.AssertConvergedAsync(ensemble);
+        await Ens.SeedAsync(ensemble, "/t");
         var old = ensemble.Leader!;
         // Connect first: the session's creation is a committed txn, not part of the tail.
         await using var cut = await Ens.ConnectAsync(old);
