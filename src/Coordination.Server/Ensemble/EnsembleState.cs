@@ -19,6 +19,7 @@ public sealed class EnsembleState
     private long _lastProposalSize;
     private long _lastElectionMs;
     private long _lookingSinceMs = Environment.TickCount64;
+    private long _snapshotsInstalled;
 
     public long ServerId { get; init; }
     /// <summary>Where the same facts go as Prometheus series (election_time, leader_changes, learners, ...).</summary>
@@ -63,6 +64,11 @@ public sealed class EnsembleState
             m.SetSyncedFollowers(SyncedLearners);
         }
     }
+
+    /// <summary>How many snapshots this server installed from a leader (SNAP synchronisation) since it started.</summary>
+    public long SnapshotsInstalled => Interlocked.Read(ref _snapshotsInstalled);
+
+    internal void SnapshotInstalled() => Interlocked.Increment(ref _snapshotsInstalled);
 
     internal void Proposed(int bytes) => Interlocked.Exchange(ref _lastProposalSize, bytes);
 }

@@ -256,6 +256,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
         _fetchFile = null;
         Timers.Cancel("fetch");
         _snapshots!.Install(_snapshots.TemporaryPath(installing.Zxid), installing.Zxid);
+        _state?.SnapshotInstalled();
         _log.Info("Installed snapshot 0x{0:x} from server {1}", installing.Zxid, installing.Leader);
         _installing = null;
         Execute([]);
