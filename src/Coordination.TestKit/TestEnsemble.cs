@@ -86,6 +86,27 @@ public sealed class TestEnsemble : IAsyncDisposable
     /// and waits until a leader serves with every member synchronised.</summary>
     public static async Task<TestEnsemble> StartAsync(int voters = 3, int observers = 0, TestEnsembleOptions? options = null, TimeSpan? timeout = null)
     {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await StartOnFreePortsAsync(voters, observers, options, timeout).ConfigureAwait(false);
+            }
+            // A port picked as free can be taken by another process before the member binds it: pick again.
+            catch (Exception e) when (attempt < 3 && IsBindFailure(e))
+            {
+            }
+        }
+    }
+
+    private static bool IsBindFailure(Exception e) =>
+        e is RemoteTransportException { Message: var m } && m.Contains("Failed to bind", StringComparison.Ordinal)
+        || e is SocketException { SocketErrorCode: SocketError.AddressAlreadyInUse }
+        || (e is AggregateException a && a.InnerExceptions.Any(IsBindFailure))
+        || (e.InnerException is { } inner && IsBindFailure(inner));
+
+    private static async Task<TestEnsemble> StartOnFreePortsAsync(int voters, int observers, TestEnsembleOptions? options, TimeSpan? timeout)
+    {
         var ensemble = new TestEnsemble(options ?? new TestEnsembleOptions());
         try
         {

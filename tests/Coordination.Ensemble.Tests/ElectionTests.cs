@@ -11,7 +11,7 @@ public sealed class ElectionTests
     [Fact]
     public async Task A_fresh_ensemble_elects_exactly_one_leader_that_everyone_follows()
     {
-        await using var ensemble = await Ens.StartAsync();
+        await using var ensemble = await TestEnsemble.StartAsync();
         var leader = ensemble.Leader!;
         Assert.Single(ensemble.Members, m => m.Mode == "leader");
         Assert.Equal(2, ensemble.Members.Count(m => m.Mode == "follower"));
@@ -29,7 +29,7 @@ public sealed class ElectionTests
     [Fact]
     public async Task With_tied_zxids_the_highest_server_id_wins()
     {
-        await using var ensemble = await Ens.StartAsync();
+        await using var ensemble = await TestEnsemble.StartAsync();
         await using (var c = await Ens.ConnectAsync(ensemble.Leader!))
             await Ens.CreateManyAsync(c, "", "tie", 10);
         var converged = await Ens.AssertConvergedAsync(ensemble);
@@ -52,7 +52,7 @@ public sealed class ElectionTests
     [Fact]
     public async Task A_stale_server_with_a_higher_id_does_not_win_and_catches_up()
     {
-        await using var ensemble = await Ens.StartAsync();
+        await using var ensemble = await TestEnsemble.StartAsync();
         await Ens.SeedAsync(ensemble, "/s");
         await ensemble.KillAsync(3);
 
@@ -82,7 +82,7 @@ public sealed class ElectionTests
     [Fact]
     public async Task Members_with_different_last_zxids_restarted_together_elect_a_most_recent_one()
     {
-        await using var ensemble = await Ens.StartAsync();
+        await using var ensemble = await TestEnsemble.StartAsync();
         await Ens.SeedAsync(ensemble, "/d");
 
         // Level a: server 3 stops here.
@@ -126,7 +126,7 @@ public sealed class ElectionTests
     [Fact]
     public async Task Restarting_the_whole_ensemble_from_disk_loses_no_acknowledged_write()
     {
-        await using var ensemble = await Ens.StartAsync();
+        await using var ensemble = await TestEnsemble.StartAsync();
         var acked = new List<string>();
         await using (var c = await Ens.ConnectAsync(Ens.Follower(ensemble)))
         {

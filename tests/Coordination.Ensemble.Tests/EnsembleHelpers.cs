@@ -16,27 +16,6 @@ internal static class Ens
 
     public static byte[] Bytes(string s) => Encoding.UTF8.GetBytes(s);
 
-    /// <summary>
-    /// <see cref="TestEnsemble.StartAsync"/>, again on fresh ports when a member's remoting port was taken between
-    /// the harness picking it and the ActorSystem binding it (other processes share this machine's ports).
-    /// </summary>
-    public static async Task<TestEnsemble> StartAsync(int voters = 3, int observers = 0, TestEnsembleOptions? options = null)
-    {
-        for (var attempt = 1; ; attempt++)
-        {
-            try
-            {
-                return await TestEnsemble.StartAsync(voters, observers, options);
-            }
-            catch (Exception e) when (attempt < 3 && IsBindFailure(e)) { }
-        }
-    }
-
-    private static bool IsBindFailure(Exception e) =>
-        e is Akka.Remote.RemoteTransportException { Message: var m } && m.Contains("Failed to bind")
-        || (e is AggregateException a && a.InnerExceptions.Any(IsBindFailure))
-        || (e.InnerException is { } inner && IsBindFailure(inner));
-
     /// <summary>Polls <paramref name="condition"/> until it holds or the deadline passes (then fails with <paramref name="what"/>).</summary>
     public static async Task EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
     {

@@ -62,7 +62,7 @@ public sealed class FailoverTests
     [Fact]
     public async Task A_leader_crash_under_load_loses_no_acknowledged_write()
     {
-        await using var ensemble = await Ens.StartAsync();
+        await using var ensemble = await TestEnsemble.StartAsync();
         await using (var c = await Ens.ConnectAsync(ensemble.Leader!)) await c.CreateAsync("/load", null).OkAsync();
         var load = new Load(ensemble, "/load", writers: 4);
         load.Start();
@@ -93,7 +93,7 @@ public sealed class FailoverTests
     [Fact]
     public async Task A_follower_that_missed_a_few_writes_catches_up_by_diff()
     {
-        await using var ensemble = await Ens.StartAsync();
+        await using var ensemble = await TestEnsemble.StartAsync();
         var follower = Ens.Follower(ensemble);
         await Ens.SeedAsync(ensemble, "/diff");
         await ensemble.KillAsync(follower.Id);
@@ -111,7 +111,7 @@ public sealed class FailoverTests
     [Fact]
     public async Task A_follower_behind_the_leaders_purge_point_catches_up_by_snap()
     {
-        await using var ensemble = await Ens.StartAsync(options: new TestEnsembleOptions { SnapshotEveryTxns = 200 });
+        await using var ensemble = await TestEnsemble.StartAsync(options: new TestEnsembleOptions { SnapshotEveryTxns = 200 });
         var follower = Ens.Follower(ensemble);
         await Ens.SeedAsync(ensemble, "/snap");
         var behind = (await Ens.PeerStatusAsync(follower)).LastZxid;
@@ -160,7 +160,7 @@ public sealed class FailoverTests
     [Fact]
     public async Task An_old_leaders_uncommitted_tail_is_truncated_when_it_rejoins()
     {
-        await using var ensemble = await Ens.StartAsync();
+        await using var ensemble = await TestEnsemble.StartAsync();
         await Ens.SeedAsync(ensemble, "/t");
         var old = ensemble.Leader!;
         // Connect first: the session's creation is a committed txn, not part of the tail.
@@ -208,7 +208,7 @@ public sealed class FailoverTests
     [Fact]
     public async Task A_blackholed_leader_acknowledges_nothing_and_rejoins_as_a_follower()
     {
-        await using var ensemble = await Ens.StartAsync();
+        await using var ensemble = await TestEnsemble.StartAsync();
         await using (var c = await Ens.ConnectAsync(ensemble.Leader!)) await c.CreateAsync("/b", null).OkAsync();
         await Ens.AssertConvergedAsync(ensemble);
         var old = ensemble.Leader!;

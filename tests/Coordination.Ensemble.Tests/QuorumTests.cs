@@ -10,7 +10,7 @@ public sealed class QuorumTests
     [Fact]
     public async Task An_observer_applies_everything_serves_reads_and_never_counts_towards_a_quorum()
     {
-        await using var ensemble = await Ens.StartAsync(3, observers: 1);
+        await using var ensemble = await TestEnsemble.StartAsync(3, observers: 1);
         var observer = ensemble[4];
         Assert.Equal("observer", observer.Mode);
 
@@ -59,7 +59,7 @@ public sealed class QuorumTests
     [Fact]
     public async Task Two_of_three_accept_writes_one_of_three_accepts_none_and_nothing_acknowledged_is_lost()
     {
-        await using var ensemble = await Ens.StartAsync();
+        await using var ensemble = await TestEnsemble.StartAsync();
         var acked = new List<string>();
         await using (var c = await Ens.ConnectAsync(ensemble.Leader!))
         {

@@ -31,7 +31,7 @@ public sealed class SessionTests
     [Fact]
     public async Task A_session_moves_between_servers_with_its_ephemerals_and_watches_and_its_old_server_gets_SessionMoved()
     {
-        await using var ensemble = await Ens.StartAsync();
+        await using var ensemble = await TestEnsemble.StartAsync();
         var leader = ensemble.Leader!;
         var a = Ens.Follower(ensemble);
         var b = Ens.Follower(ensemble, a.Id);
@@ -87,7 +87,7 @@ public sealed class SessionTests
     [Fact]
     public async Task A_session_on_a_follower_whose_client_disappears_expires_on_every_member()
     {
-        await using var ensemble = await Ens.StartAsync();
+        await using var ensemble = await TestEnsemble.StartAsync();
         var follower = Ens.Follower(ensemble);
         await using (var c = await Ens.ConnectAsync(ensemble.Leader!)) await c.CreateAsync("/x", null).OkAsync();
         var gone = await Ens.ConnectAsync(follower, new WireClientOptions { SessionTimeoutMs = 2000 });
@@ -106,7 +106,7 @@ public sealed class SessionTests
     [Fact]
     public async Task A_session_pinging_a_follower_does_not_expire()
     {
-        await using var ensemble = await Ens.StartAsync();
+        await using var ensemble = await TestEnsemble.StartAsync();
         var follower = Ens.Follower(ensemble);
         await using var alive = await Ens.ConnectAsync(follower, new WireClientOptions { SessionTimeoutMs = 2000 });
         var timeout = alive.NegotiatedTimeoutMs;
@@ -128,7 +128,7 @@ public sealed class SessionTests
     [Fact]
     public async Task Sessions_survive_a_leader_change_and_the_new_leader_still_expires_abandoned_ones()
     {
-        await using var ensemble = await Ens.StartAsync();
+        await using var ensemble = await TestEnsemble.StartAsync();
         var old = ensemble.Leader!;
         var follower = Ens.Follower(ensemble);
         await using (var c = await Ens.ConnectAsync(old)) await c.CreateAsync("/lc", null).OkAsync();
@@ -177,7 +177,7 @@ public sealed class SessionTests
     [Fact]
     public async Task Sync_then_read_on_a_follower_sees_a_write_just_acknowledged_through_another_member()
     {
-        await using var ensemble = await Ens.StartAsync();
+        await using var ensemble = await TestEnsemble.StartAsync();
         var writerMember = Ens.Follower(ensemble);
         var readerMember = Ens.Follower(ensemble, writerMember.Id);
         await using var writer = await Ens.ConnectAsync(writerMember);
