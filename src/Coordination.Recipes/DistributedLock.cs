@@ -27,7 +27,6 @@ public sealed class DistributedLock
     private readonly LockDriver _driver;
     private readonly byte[] _data;
     private readonly IRetryPolicy _retry;
-    private readonly Guid _id = Guid.NewGuid();
     private readonly SemaphoreSlim _gate = new(1, 1);
     private volatile string? _node;
     private int _holdCount;
@@ -90,7 +89,8 @@ public sealed class DistributedLock
             string? node = null;
             try
             {
-                node = await SequentialNodes.CreateAsync(_client, _lockPath, _id, _lockName, _data, _retry, ct).ConfigureAwait(false);
+                // A fresh id per attempt: a guaranteed delete of an earlier node may still be pending.
+                node = await SequentialNodes.CreateAsync(_client, _lockPath, Guid.NewGuid(), _lockName, _data, _retry, ct).ConfigureAwait(false);
                 if (!await WaitUntilAcquiredAsync(node, wait, deadline.Token).ConfigureAwait(false))
                 {
                     await SequentialNodes.DeleteQuietlyAsync(_client, node, _retry).ConfigureAwait(false);

@@ -61,10 +61,27 @@ internal static class SequentialNodes
         return children.Children.Where(c => names.Any(n => c.Contains(n, StringComparison.Ordinal))).OrderBy(Sequence).ToList();
     }
 
+    /// <summary>
+    /// Deletes a node we own, "guaranteed" as Curator says: when the connection is lost before the delete is
+    /// confirmed and the session may still be alive, it is tried again on the next reconnect, so that a lock or
+    /// lease node is never left behind to block everyone for the rest of the session.
+    /// </summary>
     public static async Task DeleteQuietlyAsync(CoordinationClient client, string path, IRetryPolicy retry)
     {
         try { await RetryLoop.RunAsync(retry, c => client.DeleteAsync(path, ct: c)).ConfigureAwait(false); }
         catch (NoNodeException) { }
+        catch (KeeperException e) when (e.IsRetriable && !client.State.IsTerminal())
+        {
+            void OnState(ConnectionState s)
+            {
+                if (s.IsTerminal()) client.ConnectionStateChanged -= OnState;
+                if (s != ConnectionState.Reconnected) return;
+                client.ConnectionStateChanged -= OnState;
+                _ = DeleteQuietlyAsync(client, path, retry);
+            }
+            client.ConnectionStateChanged += OnState;
+            if (client.State.IsConnected()) OnState(ConnectionState.Reconnected); // reconnected before we subscribed
+        }
         catch (KeeperException) { /* the session ends or already ended: the ephemeral goes with it */ }
     }
 }
