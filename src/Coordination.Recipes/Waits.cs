@@ -33,6 +33,7 @@ internal static class Waits
     public static async Task<bool> UntilAsync(CoordinationClient client, Func<Action<WatchedEvent>, CancellationToken, Task<bool>> arm,
         TimeSpan? timeout, CancellationToken ct)
     {
+        if (timeout == TimeSpan.Zero) return !await arm(_ => { }, ct).ConfigureAwait(false); // check once, never wait
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
         if (timeout is { } t) deadline.CancelAfter(t);
         try

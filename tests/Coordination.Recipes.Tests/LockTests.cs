@@ -90,8 +90,8 @@ public sealed class LockTests(ServersFixture servers, ITestOutputHelper output) 
         await rwA.ReadLock.ReleaseAsync();
         Assert.True(await writer.Within());
         // Reentrant write, then downgrade: the writer takes the read lock and lets the write lock go.
-        Assert.True(await rwB.WriteLock.AcquireAsync(TimeSpan.FromSeconds(1)).Within());
-        Assert.True(await rwB.ReadLock.AcquireAsync(TimeSpan.FromSeconds(1)).Within());
+        Assert.True(await rwB.WriteLock.AcquireAsync(TimeSpan.FromSeconds(5)).Within());
+        Assert.True(await rwB.ReadLock.AcquireAsync(TimeSpan.FromSeconds(5)).Within());
         await rwB.WriteLock.ReleaseAsync();
         await rwB.WriteLock.ReleaseAsync();
         Assert.False(rwB.WriteLock.IsHeld);
