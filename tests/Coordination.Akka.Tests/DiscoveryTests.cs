@@ -5,28 +5,28 @@ using Coordination.Akka;
 using Coordination.Akka.Discovery;
 using Coordination.Client.Tests;
 using Coordination.Recipes;
+using Coordination.Recipes.Tests;
 using Xunit;
 using Xunit.Abstractions;
 
 namespace Coordination.Akka.Tests;
 
 /// <summary>Akka.Discovery with <c>akka.discovery.method = coordination</c>, over instances registered by the recipe.</summary>
-public sealed class DiscoveryTests(ServersFixture servers, ITestOutputHelper output) : IClassFixture<ServersFixture>
+public sealed class DiscoveryTests(ServersFixture servers, ITestOutputHelper output) : ServerTests(servers, output)
 {
-    private readonly string _root = "/t" + Guid.NewGuid().ToString("N");
 
     [SkippableTheory, MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
-    public Task Lookup_returns_the_registered_instances_and_follows_changes(string target) => servers.RunAsync(target, null, output, async server =>
+    public Task Lookup_returns_the_registered_instances_and_follows_changes(string target) => Servers.RunAsync(target, null, Output, async server =>
     {
-        await using var registrar = await Targets.ConnectAsync(server, output);
-        var registry = new Coordination.Recipes.ServiceDiscovery(registrar, _root + "/services");
+        await using var registrar = await Targets.ConnectAsync(server, Output);
+        var registry = new Coordination.Recipes.ServiceDiscovery(registrar, Root + "/services");
         var payload = System.Text.Json.JsonDocument.Parse("{\"ports\":{\"management\":8558}}").RootElement;
         await registry.RegisterAsync(new ServiceInstance("orders", "orders-1", "10.1.0.1", 4053, payload)).Within();
         await registry.RegisterAsync(new ServiceInstance("orders", "orders-2", "10.1.0.2", 4053)).Within();
 
         var config = ConfigurationFactory.ParseString($$"""
             akka.discovery.method = coordination
-            akka.discovery.coordination { connect-string = "{{server.ConnectString}}", base-path = "{{_root}}/services" }
+            akka.discovery.coordination { connect-string = "{{server.ConnectString}}", base-path = "{{Root}}/services" }
             """).WithFallback(CoordinationAkka.DefaultConfig());
         using var system = ActorSystem.Create("discovery", config);
         var discovery = global::Akka.Discovery.Discovery.Get(system).Default;

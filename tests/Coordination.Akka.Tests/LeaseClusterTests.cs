@@ -18,9 +18,8 @@ namespace Coordination.Akka.Tests;
 /// The lease, configured through HOCON only, used by a 3-node Akka.NET cluster (3 ActorSystems in this process over
 /// akka.tcp on 127.0.0.1): one holder at a time, and the holder's leaseLost fires when its session expires.
 /// </summary>
-public sealed class LeaseClusterTests(ServersFixture servers, ITestOutputHelper output) : IClassFixture<ServersFixture>
+public sealed class LeaseClusterTests(ServersFixture servers, ITestOutputHelper output) : ServerTests(servers, output)
 {
-    private readonly string _root = "/t" + Guid.NewGuid().ToString("N");
     private const string LeasePath = "akka.coordination.lease.coordination";
 
     private static int FreePort()
@@ -47,7 +46,7 @@ public sealed class LeaseClusterTests(ServersFixture servers, ITestOutputHelper 
         {{LeasePath}} {
           connect-string = "{{connectString}}"
           session-timeout = 4s
-          root-path = "{{_root}}/leases"
+          root-path = "{{Root}}/leases"
           lease-operation-timeout = 5s
         }
         """).WithFallback(CoordinationAkka.DefaultConfig());
@@ -64,7 +63,7 @@ public sealed class LeaseClusterTests(ServersFixture servers, ITestOutputHelper 
         await Task.WhenAll(systems.Select(s => s.Terminate().WaitAsync(TimeSpan.FromSeconds(20))));
 
     [SkippableTheory, MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
-    public Task Only_one_node_holds_the_lease_at_a_time(string target) => servers.RunAsync(target, null, output, async server =>
+    public Task Only_one_node_holds_the_lease_at_a_time(string target) => Servers.RunAsync(target, null, Output, async server =>
     {
         var systems = await StartClusterAsync(server.ConnectString);
         try
@@ -95,7 +94,7 @@ public sealed class LeaseClusterTests(ServersFixture servers, ITestOutputHelper 
                     await Task.Delay(rng.Next(5, 30)); // let the others in
                 }
             })).Within(45);
-            output.WriteLine($"{detector.Entries} grants, max inside {detector.MaxInside}");
+            Output.WriteLine($"{detector.Entries} grants, max inside {detector.MaxInside}");
             Assert.Empty(detector.Overlaps);
             Assert.Equal(9, detector.Entries);
         }
@@ -103,7 +102,7 @@ public sealed class LeaseClusterTests(ServersFixture servers, ITestOutputHelper 
     });
 
     [SkippableTheory, MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
-    public Task Lease_lost_fires_when_the_holders_session_expires_and_another_node_takes_over(string target) => servers.RunAsync(target, null, output, async server =>
+    public Task Lease_lost_fires_when_the_holders_session_expires_and_another_node_takes_over(string target) => Servers.RunAsync(target, null, Output, async server =>
     {
         var systems = await StartClusterAsync(server.ConnectString);
         try
@@ -117,7 +116,7 @@ public sealed class LeaseClusterTests(ServersFixture servers, ITestOutputHelper 
             // Expire node0's session on the server (a second client attaches to it and closes it).
             var holderClient = await CoordinationClients.Get(systems[0]).GetAsync(CoordinationLeaseSettings.Create(
                 LeaseSettings.Create(systems[0].Settings.Config.GetConfig(LeasePath), "sbr", "node0")).Connection);
-            await Clients.ExpireSessionAsync(server, holderClient, output);
+            await Clients.ExpireSessionAsync(server, holderClient, Output);
             var cause = await lost.Task.Within(20);
             Assert.IsType<LeaseException>(cause);
             Assert.False(leases[0].CheckLease());

@@ -7,19 +7,15 @@ using Xunit.Abstractions;
 namespace Coordination.Recipes.Tests;
 
 /// <summary>NodeCache, TreeCache, group membership and service discovery: changes arrive, and keep arriving after a reconnect and a new session.</summary>
-public sealed class CacheTests(ServersFixture servers, ITestOutputHelper output) : IClassFixture<ServersFixture>
+public sealed class CacheTests(ServersFixture servers, ITestOutputHelper output) : ServerTests(servers, output)
 {
-    private readonly string _root = "/t" + Guid.NewGuid().ToString("N");
-    private Task Shared(string target, Func<Coordination.TestKit.ServerProcess, Task> body) => servers.RunAsync(target, chroot: null, output, body);
-    private static byte[] B(string s) => Encoding.UTF8.GetBytes(s);
-    private static string S(byte[]? b) => b is null ? "<none>" : Encoding.UTF8.GetString(b);
 
     [SkippableTheory, MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
     public Task Node_cache_follows_changes_across_reconnect_and_session_restart(string target) => Shared(target, async server =>
     {
-        var (client, proxy) = await Clients.BehindProxyAsync(server, output);
-        await using var writer = await Targets.ConnectAsync(server, output);
-        var config = _root + "/config";
+        var (client, proxy) = await Clients.BehindProxyAsync(server, Output);
+        await using var writer = await Targets.ConnectAsync(server, Output);
+        var config = Root + "/config";
         var cache = new NodeCache(client, config);
         var events = new List<CacheEvent>();
         cache.Changed += e => { lock (events) events.Add(e); };
@@ -40,7 +36,7 @@ public sealed class CacheTests(ServersFixture servers, ITestOutputHelper output)
             await Clients.Eventually(() => S(cache.Current?.Data) == "v3", "v3 cached after reconnect");
 
             // A new session: the watch is added again.
-            await Clients.ExpireSessionAsync(server, client, output);
+            await Clients.ExpireSessionAsync(server, client, Output);
             await Clients.Eventually(() => client.State == ConnectionState.Expired, "expired");
             await client.RestartAsync().Within(20);
             await Clients.Eventually(async () => { await writer.SetDataAsync(config, B("v4")); await Task.Delay(100); return S(cache.Current?.Data) == "v4"; }, "v4 cached after restart");
@@ -64,9 +60,9 @@ public sealed class CacheTests(ServersFixture servers, ITestOutputHelper output)
     [SkippableTheory, MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
     public Task Tree_cache_mirrors_a_subtree(string target) => Shared(target, async server =>
     {
-        await using var client = await Targets.ConnectAsync(server, output);
-        await using var writer = await Targets.ConnectAsync(server, output);
-        var tree = _root + "/tree";
+        await using var client = await Targets.ConnectAsync(server, Output);
+        await using var writer = await Targets.ConnectAsync(server, Output);
+        var tree = Root + "/tree";
         await writer.CreateRecursiveAsync(tree + "/a/x", B("ax")).Within();
         await using var cache = new TreeCache(client, tree);
         await cache.StartAsync().Within();
@@ -86,9 +82,9 @@ public sealed class CacheTests(ServersFixture servers, ITestOutputHelper output)
     [SkippableTheory, MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
     public Task Group_members_see_joins_updates_and_a_crashed_member_leaving(string target) => Shared(target, async server =>
     {
-        var group = _root + "/group";
-        await using var a = await Targets.ConnectAsync(server, output);
-        var (bClient, bProxy) = await Clients.BehindProxyAsync(server, output, TimeSpan.FromSeconds(2));
+        var group = Root + "/group";
+        await using var a = await Targets.ConnectAsync(server, Output);
+        var (bClient, bProxy) = await Clients.BehindProxyAsync(server, Output, TimeSpan.FromSeconds(2));
         await using var memberA = new GroupMember(a, group, "a", B("host-a"));
         var changes = new List<MembershipChange>();
         memberA.MembershipChanged += c => { lock (changes) changes.Add(c); };
@@ -110,9 +106,9 @@ public sealed class CacheTests(ServersFixture servers, ITestOutputHelper output)
     [SkippableTheory, MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
     public Task Service_discovery_registers_queries_watches_and_reregisters_after_expiry(string target) => Shared(target, async server =>
     {
-        var basePath = _root + "/services";
-        var (client, proxy) = await Clients.BehindProxyAsync(server, output);
-        await using var observer = await Targets.ConnectAsync(server, output);
+        var basePath = Root + "/services";
+        var (client, proxy) = await Clients.BehindProxyAsync(server, Output);
+        await using var observer = await Targets.ConnectAsync(server, Output);
         try
         {
             await using var discovery = new ServiceDiscovery(client, basePath);
@@ -136,7 +132,7 @@ public sealed class CacheTests(ServersFixture servers, ITestOutputHelper output)
 
             // The registering process's session expires: its instances come back once its client restarts.
             proxy.Cut();
-            await Clients.ExpireSessionAsync(server, client, output);
+            await Clients.ExpireSessionAsync(server, client, Output);
             await Clients.Eventually(() => cache.Instances.Count == 0, "instances gone with the session");
             proxy.Heal();
             await Clients.Eventually(() => client.State == ConnectionState.Expired, "expired");

@@ -6,10 +6,8 @@ using Xunit.Abstractions;
 namespace Coordination.Recipes.Tests;
 
 /// <summary>LeaderSelector: one leader at a time, loss signalled on session trouble, requeue, hand-over on close.</summary>
-public sealed class ElectionTests(ServersFixture servers, ITestOutputHelper output) : IClassFixture<ServersFixture>
+public sealed class ElectionTests(ServersFixture servers, ITestOutputHelper output) : ServerTests(servers, output)
 {
-    private readonly string _root = "/t" + Guid.NewGuid().ToString("N");
-    private Task Shared(string target, Func<Coordination.TestKit.ServerProcess, Task> body) => servers.RunAsync(target, chroot: null, output, body);
 
     [SkippableTheory, MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
     public Task Selector_has_one_leader_and_signals_loss_when_the_session_expires(string target) => Shared(target, async server =>
@@ -23,10 +21,10 @@ public sealed class ElectionTests(ServersFixture servers, ITestOutputHelper outp
         {
             for (var i = 0; i < 3; i++)
             {
-                var pair = await Clients.BehindProxyAsync(server, output);
+                var pair = await Clients.BehindProxyAsync(server, Output);
                 pairs.Add(pair);
                 var index = i;
-                var selector = new LeaderSelector(pair.Client, _root + "/election", async token =>
+                var selector = new LeaderSelector(pair.Client, Root + "/election", async token =>
                 {
                     Interlocked.Increment(ref leaderships[index]);
                     detector.Enter($"p{index}");
@@ -47,7 +45,7 @@ public sealed class ElectionTests(ServersFixture servers, ITestOutputHelper outp
             pairs[0].Proxy.Cut();
             await Clients.Eventually(() => Volatile.Read(ref lostSignals[0]) == 1, "p0 told it lost leadership");
             Assert.False(selectors[0].HasLeadership);
-            await Clients.ExpireSessionAsync(server, pairs[0].Client, output);
+            await Clients.ExpireSessionAsync(server, pairs[0].Client, Output);
             await Clients.Eventually(() => selectors[1].HasLeadership, "p1 leads");
             Assert.False(selectors[2].HasLeadership);
 
@@ -77,8 +75,8 @@ public sealed class ElectionTests(ServersFixture servers, ITestOutputHelper outp
     {
         var detector = new OverlapDetector();
         var turns = new List<string>();
-        var clients = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => Targets.ConnectAsync(server, output)));
-        var selectors = clients.Select((c, i) => new LeaderSelector(c, _root + "/rotate", async token =>
+        var clients = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => Targets.ConnectAsync(server, Output)));
+        var selectors = clients.Select((c, i) => new LeaderSelector(c, Root + "/rotate", async token =>
         {
             detector.Enter($"p{i}");
             lock (turns) turns.Add($"p{i}");

@@ -6,10 +6,8 @@ using Xunit.Abstractions;
 namespace Coordination.Recipes.Tests;
 
 /// <summary>Mutex and read-write lock, against our server and Apache ZooKeeper with the same code.</summary>
-public sealed class LockTests(ServersFixture servers, ITestOutputHelper output) : IClassFixture<ServersFixture>
+public sealed class LockTests(ServersFixture servers, ITestOutputHelper output) : ServerTests(servers, output)
 {
-    private readonly string _root = "/t" + Guid.NewGuid().ToString("N");
-    private Task Shared(string target, Func<Coordination.TestKit.ServerProcess, Task> body) => servers.RunAsync(target, chroot: null, output, body);
 
     [SkippableTheory, MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
     public Task Mutex_never_has_two_holders_while_clients_crash_abruptly(string target) => Shared(target, async server =>
@@ -23,8 +21,8 @@ public sealed class LockTests(ServersFixture servers, ITestOutputHelper output) 
         {
             var rng = new Random(seeds[index]);
             // A short session: a crashed holder's node lingers until its session times out.
-            var (client, proxy) = await Clients.BehindProxyAsync(server, output, TimeSpan.FromSeconds(2));
-            var mutex = new DistributedLock(client, _root + "/locks/repair");
+            var (client, proxy) = await Clients.BehindProxyAsync(server, Output, TimeSpan.FromSeconds(2));
+            var mutex = new DistributedLock(client, Root + "/locks/repair");
             for (var i = 0; i < acquisitions; i++)
             {
                 Assert.True(await mutex.AcquireAsync(TimeSpan.FromSeconds(40)), "lock not acquired within 40 s");
@@ -36,8 +34,8 @@ public sealed class LockTests(ServersFixture servers, ITestOutputHelper output) 
                 {
                     Interlocked.Increment(ref crashes);
                     await Clients.CrashAsync(client, proxy);
-                    (client, proxy) = await Clients.BehindProxyAsync(server, output, TimeSpan.FromSeconds(2));
-                    mutex = new DistributedLock(client, _root + "/locks/repair");
+                    (client, proxy) = await Clients.BehindProxyAsync(server, Output, TimeSpan.FromSeconds(2));
+                    mutex = new DistributedLock(client, Root + "/locks/repair");
                     continue;
                 }
                 await mutex.ReleaseAsync();
@@ -47,7 +45,7 @@ public sealed class LockTests(ServersFixture servers, ITestOutputHelper output) 
         }
 
         await Task.WhenAll(Enumerable.Range(0, clients).Select(Worker)).Within(55);
-        output.WriteLine($"{detector.Entries} entries, {crashes} crashes, overlaps: {string.Join("; ", detector.Overlaps)}");
+        Output.WriteLine($"{detector.Entries} entries, {crashes} crashes, overlaps: {string.Join("; ", detector.Overlaps)}");
         Assert.Empty(detector.Overlaps);
         Assert.Equal(clients * acquisitions, detector.Entries);
         Assert.True(crashes > 0, "the run must include crashes");
@@ -56,12 +54,12 @@ public sealed class LockTests(ServersFixture servers, ITestOutputHelper output) 
     [SkippableTheory, MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
     public Task Try_acquire_with_zero_timeout_does_not_wait_and_leaves_no_node(string target) => Shared(target, async server =>
     {
-        await using var a = await Targets.ConnectAsync(server, output);
-        await using var b = await Targets.ConnectAsync(server, output);
-        var first = new DistributedLock(a, _root + "/l");
+        await using var a = await Targets.ConnectAsync(server, Output);
+        await using var b = await Targets.ConnectAsync(server, Output);
+        var first = new DistributedLock(a, Root + "/l");
         Assert.True(await first.AcquireAsync(TimeSpan.Zero).Within());
-        Assert.False(await new DistributedLock(b, _root + "/l").AcquireAsync(TimeSpan.Zero).Within());
-        Assert.Single((await a.GetChildrenAsync(_root + "/l")).Children);
+        Assert.False(await new DistributedLock(b, Root + "/l").AcquireAsync(TimeSpan.Zero).Within());
+        Assert.Single((await a.GetChildrenAsync(Root + "/l")).Children);
         // Deleting the holder's node behind its back ends its ownership.
         var lost = first.LostToken;
         await b.DeleteAsync(first.NodePath!).Within();
@@ -72,9 +70,9 @@ public sealed class LockTests(ServersFixture servers, ITestOutputHelper output) 
     [SkippableTheory, MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
     public Task Read_write_lock_shares_reads_excludes_writes_and_allows_downgrade(string target) => Shared(target, async server =>
     {
-        await using var a = await Targets.ConnectAsync(server, output);
-        await using var b = await Targets.ConnectAsync(server, output);
-        var path = _root + "/rw";
+        await using var a = await Targets.ConnectAsync(server, Output);
+        await using var b = await Targets.ConnectAsync(server, Output);
+        var path = Root + "/rw";
         var rwA = new ReadWriteLock(a, path);
         var rwB = new ReadWriteLock(b, path);
         Assert.True(await rwA.ReadLock.AcquireAsync(TimeSpan.FromSeconds(5)).Within());
@@ -109,13 +107,13 @@ public sealed class LockTests(ServersFixture servers, ITestOutputHelper output) 
         var readersWhileWriting = 0;
         var readersInside = 0;
         var writerInside = 0;
-        var all = await Task.WhenAll(Enumerable.Range(0, clients).Select(_ => Targets.ConnectAsync(server, output)));
+        var all = await Task.WhenAll(Enumerable.Range(0, clients).Select(_ => Targets.ConnectAsync(server, Output)));
         try
         {
             await Task.WhenAll(all.Select(async (client, index) =>
             {
                 var rng = new Random(index);
-                var rw = new ReadWriteLock(client, _root + "/rw2");
+                var rw = new ReadWriteLock(client, Root + "/rw2");
                 for (var i = 0; i < rounds; i++)
                 {
                     if (rng.Next(3) == 0)
@@ -150,12 +148,12 @@ public sealed class LockTests(ServersFixture servers, ITestOutputHelper output) 
     [SkippableTheory, MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
     public Task Write_lock_is_lost_before_anyone_else_gets_it_when_the_session_expires(string target) => Shared(target, async server =>
     {
-        var (holderClient, proxy) = await Clients.BehindProxyAsync(server, output);
-        await using var other = await Targets.ConnectAsync(server, output);
+        var (holderClient, proxy) = await Clients.BehindProxyAsync(server, Output);
+        await using var other = await Targets.ConnectAsync(server, Output);
         try
         {
-            var holder = new ReadWriteLock(holderClient, _root + "/rw3").WriteLock;
-            var contender = new ReadWriteLock(other, _root + "/rw3").WriteLock;
+            var holder = new ReadWriteLock(holderClient, Root + "/rw3").WriteLock;
+            var contender = new ReadWriteLock(other, Root + "/rw3").WriteLock;
             Assert.True(await holder.AcquireAsync(TimeSpan.FromSeconds(5)).Within());
             var lost = holder.LostToken;
             var lostAt = DateTime.MaxValue;
@@ -163,7 +161,7 @@ public sealed class LockTests(ServersFixture servers, ITestOutputHelper output) 
             var waiting = contender.AcquireAsync(TimeSpan.FromSeconds(30));
             proxy.Cut();
             await Clients.Cancelled(lost); // Suspended already ends ownership, before the session is gone
-            await Clients.ExpireSessionAsync(server, holderClient, output);
+            await Clients.ExpireSessionAsync(server, holderClient, Output);
             Assert.True(await waiting.Within(20));
             Assert.True(lostAt < DateTime.UtcNow);
             Assert.False(holder.IsHeld);

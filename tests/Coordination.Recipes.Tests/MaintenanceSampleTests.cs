@@ -11,7 +11,7 @@ namespace Coordination.Recipes.Tests;
 /// samples/MaintenanceJobs end to end: a real server, the sample with 3 workers for a bounded time, a configuration
 /// change made with the coord CLI; every worker must see it through its watch, and no two repairs may overlap.
 /// </summary>
-public sealed class MaintenanceSampleTests(ServersFixture servers, ITestOutputHelper output) : IClassFixture<ServersFixture>
+public sealed class MaintenanceSampleTests(ServersFixture servers, ITestOutputHelper output) : ServerTests(servers, output)
 {
     private static string Built(string project, string dll)
     {
@@ -30,7 +30,7 @@ public sealed class MaintenanceSampleTests(ServersFixture servers, ITestOutputHe
     }
 
     [Fact]
-    public Task Workers_run_one_repair_at_a_time_and_pick_up_a_config_change_without_restart() => servers.RunAsync("ours", null, output, async server =>
+    public Task Workers_run_one_repair_at_a_time_and_pick_up_a_config_change_without_restart() => Servers.RunAsync("ours", null, Output, async server =>
     {
         const int workers = 3;
         var root = "/m" + Guid.NewGuid().ToString("N");
@@ -62,7 +62,7 @@ public sealed class MaintenanceSampleTests(ServersFixture servers, ITestOutputHe
         finally
         {
             if (!sample.HasExited) sample.Kill(entireProcessTree: true);
-            lock (lines) output.WriteLine(string.Join("\n", lines.TakeLast(40)));
+            lock (lines) Output.WriteLine(string.Join("\n", lines.TakeLast(40)));
         }
 
         Assert.Equal(0, sample.ExitCode);

@@ -1,9 +1,26 @@
 using Coordination.Client;
 using Coordination.Client.Tests;
 using Coordination.TestKit;
+using Xunit;
 using Xunit.Abstractions;
 
 namespace Coordination.Recipes.Tests;
+
+/// <summary>
+/// Base of the server-backed recipe tests: each test works under its own root node on a server shared by the class
+/// (one of each target, started on first use).
+/// </summary>
+public abstract class ServerTests(ServersFixture servers, ITestOutputHelper output) : IClassFixture<ServersFixture>
+{
+    protected readonly string Root = "/t" + Guid.NewGuid().ToString("N");
+    protected ITestOutputHelper Output => output;
+    protected ServersFixture Servers => servers;
+
+    protected Task Shared(string target, Func<ServerProcess, Task> body) => servers.RunAsync(target, chroot: null, output, body);
+
+    protected static byte[] B(string s) => System.Text.Encoding.UTF8.GetBytes(s);
+    protected static string S(byte[]? b) => b is null ? "<none>" : System.Text.Encoding.UTF8.GetString(b);
+}
 
 /// <summary>
 /// Counts holders inside a critical section and records every overlap: the safety check of the lock, election,
