@@ -1,53 +1,78 @@
 using Coordination.Client;
+using Coordination.Protocol;
 
 namespace Coordination.Recipes;
+
+/// <summary>
+/// Decides, from the contenders sorted by sequence, whether our node holds the lock and otherwise which node to wait
+/// for (Curator's LockInternalsDriver). Waiting on one node only keeps a release from waking everyone (no herd).
+/// </summary>
+internal delegate (bool Acquired, string? WatchName) LockDriver(IReadOnlyList<string> sorted, int ourIndex);
 
 /// <summary>
 /// A reentrant distributed mutex (Curator's InterProcessMutex): contenders queue as ephemeral-sequential nodes under
 /// <c>lockPath</c>; the lowest holds the lock and each waiter watches only its predecessor (no herd effect).
 /// The instance is the owner: acquiring again on the same instance nests (count), and the lock is released when
 /// the count returns to zero. Ownership is considered lost as soon as the connection is Suspended (the session may
-/// be expiring and the next contender may be granted the lock) and when the session expires or the client is
-/// closed: <see cref="IsHeld"/> turns false and <see cref="LostToken"/> is cancelled. Do the guarded work under
-/// <see cref="LostToken"/>, then call <see cref="ReleaseAsync"/> as usual.
+/// be expiring and the next contender may be granted the lock), when the session expires or the client is closed,
+/// and when the lock node vanishes (deleted by someone else): <see cref="IsHeld"/> turns false and
+/// <see cref="LostToken"/> is cancelled. Do the guarded work under <see cref="LostToken"/>, then call
+/// <see cref="ReleaseAsync"/> as usual.
 /// </summary>
 public sealed class DistributedLock
 {
     private readonly CoordinationClient _client;
     private readonly string _lockPath;
+    private readonly string _lockName;
+    private readonly LockDriver _driver;
+    private readonly byte[] _data;
     private readonly IRetryPolicy _retry;
-    private readonly Guid _id = Guid.NewGuid();
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private string? _node;
+    private volatile string? _node;
     private int _holdCount;
     private CancellationTokenSource? _lost;
 
     public const string LockName = "lock-";
 
-    public DistributedLock(CoordinationClient client, string lockPath, IRetryPolicy? retry = null)
+    public DistributedLock(CoordinationClient client, string lockPath, IRetryPolicy? retry = null, byte[]? data = null)
+        : this(client, lockPath, LockName, MutexDriver(1), retry, data) { }
+
+    internal DistributedLock(CoordinationClient client, string lockPath, string lockName, LockDriver driver, IRetryPolicy? retry, byte[]? data)
     {
         _client = client;
         _lockPath = lockPath;
-        _retry = retry ?? new ExponentialBackoffRetry(TimeSpan.FromMilliseconds(50), 5, TimeSpan.FromSeconds(1));
+        _lockName = lockName;
+        _driver = driver;
+        _data = data ?? [];
+        _retry = retry ?? Waits.DefaultRetry();
         _client.ConnectionStateChanged += OnState;
     }
+
+    /// <summary>The first <paramref name="maxHolders"/> contenders hold; a waiter watches the node that many places ahead.</summary>
+    internal static LockDriver MutexDriver(int maxHolders) => (sorted, index) =>
+        index < maxHolders ? (true, null) : (false, sorted[index - maxHolders]);
 
     public string LockPath => _lockPath;
     /// <summary>The node that represents this holder (null when not held).</summary>
     public string? NodePath => _node;
     /// <summary>True while this instance holds the lock and its session has not ended.</summary>
     public bool IsHeld => _holdCount > 0 && _lost is { IsCancellationRequested: false };
-    /// <summary>Cancelled when ownership ends: release, or loss with the session (expiry, close). A fresh token per acquisition.</summary>
+    /// <summary>Cancelled when ownership ends: release, or loss with the session (expiry, close) or of the node. A fresh token per acquisition.</summary>
     public CancellationToken LostToken => _lost?.Token ?? new CancellationToken(true);
 
     private void OnState(ConnectionState state)
     {
         // Suspended counts as lost: the server may already have expired the session and granted the lock to the
         // next contender before this client can know. Treat the critical section as over; release and re-acquire.
-        if (state.IsTerminal() || state == ConnectionState.Suspended) { try { _lost?.Cancel(); } catch (ObjectDisposedException) { } }
+        if (state.IsTerminal() || state == ConnectionState.Suspended) MarkLost();
     }
 
-    /// <summary>Acquires the lock, waiting at most <paramref name="timeout"/> (null = until cancelled). Returns false on timeout.</summary>
+    private void MarkLost() { try { _lost?.Cancel(); } catch (ObjectDisposedException) { } }
+
+    /// <summary>
+    /// Acquires the lock, waiting at most <paramref name="timeout"/> (null = until cancelled; zero = only if free now).
+    /// Returns false on timeout.
+    /// </summary>
     public async Task<bool> AcquireAsync(TimeSpan? timeout = null, CancellationToken ct = default)
     {
         await _gate.WaitAsync(ct).ConfigureAwait(false);
@@ -59,17 +84,24 @@ public sealed class DistributedLock
                 return true;
             }
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            if (timeout is { } t) deadline.CancelAfter(t);
+            var wait = timeout != TimeSpan.Zero;
+            if (timeout is { } t && wait) deadline.CancelAfter(t);
             string? node = null;
             try
             {
-                node = await SequentialNodes.CreateAsync(_client, _lockPath, _id, LockName, [], _retry, deadline.Token).ConfigureAwait(false);
-                await WaitUntilFirstAsync(node, deadline.Token).ConfigureAwait(false);
+                // A fresh id per attempt: a guaranteed delete of an earlier node may still be pending.
+                node = await SequentialNodes.CreateAsync(_client, _lockPath, Guid.NewGuid(), _lockName, _data, _retry, ct).ConfigureAwait(false);
+                if (!await WaitUntilAcquiredAsync(node, wait, deadline.Token).ConfigureAwait(false))
+                {
+                    await SequentialNodes.DeleteQuietlyAsync(_client, node, _retry).ConfigureAwait(false);
+                    return false;
+                }
                 _node = node;
                 _holdCount = 1;
                 _lost?.Dispose();
                 _lost = new CancellationTokenSource();
                 if (_client.State.IsTerminal()) _lost.Cancel();
+                await WatchOwnNodeAsync(node).ConfigureAwait(false);
                 return true;
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
@@ -86,27 +118,43 @@ public sealed class DistributedLock
         finally { _gate.Release(); }
     }
 
-    private async Task WaitUntilFirstAsync(string node, CancellationToken ct)
+    /// <summary>Ownership also ends when our node is deleted behind our back (an operator, or a lease revoked by hand).</summary>
+    private async Task WatchOwnNodeAsync(string node)
     {
-        var name = node[(node.LastIndexOf('/') + 1)..];
+        void OnEvent(WatchedEvent e)
+        {
+            if (_node != node) return;
+            if (e.Type == EventType.NodeDeleted) MarkLost();
+            else if (e.Type != EventType.None) _ = WatchOwnNodeQuietlyAsync(node); // a data change consumed the one-shot watch: re-arm
+        }
+        try
+        {
+            if (await _client.ExistsAsync(node, OnEvent).ConfigureAwait(false) is null) MarkLost();
+        }
+        catch (KeeperException) { MarkLost(); }
+    }
+
+    private async Task WatchOwnNodeQuietlyAsync(string node)
+    {
+        try { await WatchOwnNodeAsync(node).ConfigureAwait(false); } catch { }
+    }
+
+    private async Task<bool> WaitUntilAcquiredAsync(string node, bool wait, CancellationToken ct)
+    {
+        var name = Paths.Name(node);
         while (true)
         {
             ct.ThrowIfCancellationRequested();
-            var sorted = await RetryLoop.RunAsync(_retry, c => SequentialNodes.SortedAsync(_client, _lockPath, LockName, c), ct).ConfigureAwait(false);
+            var sorted = await Waits.Retry(_retry, c => SequentialNodes.SortedAsync(_client, _lockPath, SequentialNodes.LockNames, c), ct).ConfigureAwait(false);
             var index = sorted.IndexOf(name);
             if (index < 0) throw new NoNodeException(node, $"lock node {node} vanished (session expired?)");
-            if (index == 0) return;
-            var predecessor = _lockPath + "/" + sorted[index - 1];
-            var gone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            var stat = await RetryLoop.RunAsync(_retry, c => _client.ExistsAsync(predecessor, _ => gone.TrySetResult(), c), ct).ConfigureAwait(false);
-            if (stat is null) continue;
-            // Also wake up on a state change: after a reconnect the watch is re-registered, after expiry we must fail.
-            using var reg = ct.Register(() => gone.TrySetCanceled(ct));
-            void OnState(ConnectionState s) { if (s.IsTerminal() || s == ConnectionState.Reconnected) gone.TrySetResult(); }
-            _client.ConnectionStateChanged += OnState;
-            try { await gone.Task.ConfigureAwait(false); }
-            finally { _client.ConnectionStateChanged -= OnState; }
-            if (_client.State.IsTerminal()) throw new SessionExpiredException(node, $"client is {_client.State} while waiting for {_lockPath}");
+            var (acquired, watchName) = _driver(sorted, index);
+            if (acquired) return true;
+            if (!wait) return false;
+            var watched = Paths.Join(_lockPath, watchName!);
+            await Waits.ArmAndWaitAsync(_client,
+                async (watcher, c) => await Waits.Retry(_retry, cc => _client.ExistsAsync(watched, watcher, cc), c).ConfigureAwait(false) is not null,
+                ct).ConfigureAwait(false);
         }
     }
 
@@ -120,9 +168,24 @@ public sealed class DistributedLock
             if (--_holdCount > 0) return;
             var node = _node;
             _node = null;
-            try { _lost?.Cancel(); } catch (ObjectDisposedException) { }
+            MarkLost();
             await SequentialNodes.DeleteQuietlyAsync(_client, node, _retry).ConfigureAwait(false);
         }
         finally { _gate.Release(); }
+    }
+
+    /// <summary>The data of every contender's node, holder first (participant ids for election views).</summary>
+    public async Task<IReadOnlyList<(string Node, byte[] Data)>> GetContendersAsync(CancellationToken ct = default)
+    {
+        var result = new List<(string, byte[])>();
+        List<string> sorted;
+        try { sorted = await Waits.Retry(_retry, c => SequentialNodes.SortedAsync(_client, _lockPath, _lockName, c), ct).ConfigureAwait(false); }
+        catch (NoNodeException) { return result; }
+        foreach (var name in sorted)
+        {
+            try { result.Add((name, (await Waits.Retry(_retry, c => _client.GetDataAsync(Paths.Join(_lockPath, name), ct: c), ct).ConfigureAwait(false)).Data)); }
+            catch (NoNodeException) { }
+        }
+        return result;
     }
 }
