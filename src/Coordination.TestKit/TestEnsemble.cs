@@ -69,8 +69,11 @@ public sealed class TestEnsemble : IAsyncDisposable
     private readonly bool _ownsRoot;
     private readonly List<Member> _members = new();
 
-    private TestEnsemble(TestEnsembleOptions options)
+    private readonly bool _standalone;
+
+    private TestEnsemble(TestEnsembleOptions options, bool standalone = false)
     {
+        _standalone = standalone;
         _options = options;
         _ownsRoot = options.Root is null;
         _root = options.Root ?? Path.Combine(Path.GetTempPath(), "coord-ensemble-" + Guid.NewGuid().ToString("N")[..12]);
@@ -96,6 +99,25 @@ public sealed class TestEnsemble : IAsyncDisposable
             catch (Exception e) when (attempt < 3 && IsBindFailure(e))
             {
             }
+        }
+    }
+
+    /// <summary>One standalone server (Curator's TestingServer): the same handle, with kill, restart and expire.
+    /// It has no peers, so partitions do not apply.</summary>
+    public static async Task<TestEnsemble> StartStandaloneAsync(TestEnsembleOptions? options = null, TimeSpan? timeout = null)
+    {
+        var server = new TestEnsemble(options ?? new TestEnsembleOptions(), standalone: true);
+        try
+        {
+            server._members.Add(new Member(1, false, FreePort(), 0, Path.Combine(server._root, "node1")));
+            await Task.Run(() => server.Start(server._members[0])).ConfigureAwait(false);
+            await server.WaitAllServingAsync(timeout ?? TimeSpan.FromSeconds(60)).ConfigureAwait(false);
+            return server;
+        }
+        catch
+        {
+            await server.DisposeAsync().ConfigureAwait(false);
+            throw;
         }
     }
 
@@ -133,7 +155,7 @@ public sealed class TestEnsemble : IAsyncDisposable
     /// <summary>The HOCON a member starts with (the same as a deployment's nodeN.conf, on test ports).</summary>
     public string ConfigOf(Member member)
     {
-        string List(bool observers) => string.Join("\n", _members.Where(m => m.IsObserver == observers).Select(m => $"      {m.Id} = \"127.0.0.1:{m.RemotingPort}\""));
+        string List(bool observers) => _standalone ? "" : string.Join("\n", _members.Where(m => m.IsObserver == observers).Select(m => $"      {m.Id} = \"127.0.0.1:{m.RemotingPort}\""));
         return $$"""
             coordination {
               server-id = {{member.Id}}
@@ -161,7 +183,7 @@ public sealed class TestEnsemble : IAsyncDisposable
             akka {
               loglevel = WARNING
               stdout-loglevel = WARNING
-              remote.dot-netty.tcp.applied-adapters = ["trttl"]
+              {{(_standalone ? "" : "remote.dot-netty.tcp.applied-adapters = [\"trttl\"]")}}
               coordinated-shutdown.run-by-actor-system-terminate = off
             }
             {{_options.ExtraHocon}}
@@ -230,7 +252,7 @@ public sealed class TestEnsemble : IAsyncDisposable
     }
 
     /// <summary>The member that leads and serves, or null.</summary>
-    public Member? Leader => _members.FirstOrDefault(m => m.Mode == "leader");
+    public Member? Leader => _members.FirstOrDefault(m => m.Mode is "leader" or "standalone");
 
     public async Task<Member> WaitForLeaderAsync(TimeSpan timeout, long notId = -1)
     {
@@ -251,7 +273,7 @@ public sealed class TestEnsemble : IAsyncDisposable
         while (true)
         {
             var running = _members.Where(m => m.IsRunning).ToList();
-            if (running.Count(m => m.Mode == "leader") == 1 && running.All(m => m.Server!.Ensemble!.Serving)) return;
+            if (running.Count(m => m.Mode is "leader" or "standalone") == 1 && running.All(m => m.Server!.Ensemble?.Serving ?? true)) return;
             if (DateTime.UtcNow > deadline)
                 throw new TimeoutException($"the ensemble did not settle within {timeout}: {string.Join(", ", _members)}");
             await Task.Delay(50).ConfigureAwait(false);
