@@ -188,7 +188,8 @@ public class FramingTests
         Assert.Null(Protocol.FourLetterWords.Detect("ru"u8));
         // A real connect frame starts with its length, which is never a 4lw.
         Assert.Null(Protocol.FourLetterWords.Detect([0, 0, 0, 45]));
-        Assert.Equal(17, Protocol.FourLetterWords.All.Count);
+        Assert.Equal(18, Protocol.FourLetterWords.All.Count);
+        Assert.Equal("hash", Protocol.FourLetterWords.Detect("hash"u8));
     }
 
     [Fact]
