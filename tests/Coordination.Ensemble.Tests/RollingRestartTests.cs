@@ -34,6 +34,7 @@ public sealed class RollingRestartTests(ITestOutputHelper output)
                 });
                 client.ConnectionStateChanged += s => { if (s == ConnectionState.Expired) Interlocked.Increment(ref expired); };
                 await client.CreateAsync($"/member-{i}", [], CreateMode.Ephemeral);
+                await client.CreateAsync($"/load-{i}", []);
                 clients.Add(client);
             }
             var sessions = clients.Select(c => c.SessionId).ToList();
@@ -41,7 +42,6 @@ public sealed class RollingRestartTests(ITestOutputHelper output)
             using var stop = new CancellationTokenSource();
             var load = clients.Select((client, i) => Task.Run(async () =>
             {
-                await client.CreateAsync($"/load-{i}", []);
                 while (!stop.IsCancellationRequested)
                 {
                     try
