@@ -117,10 +117,10 @@ public sealed class LinearizabilityUnderFaultsTests(ITestOutputHelper output)
     private async Task FaultScheduleAsync(TestEnsemble ensemble, Random random, List<string> faults, CancellationToken ct)
     {
         async Task Pause(int minMs, int maxMs) => await Task.Delay(random.Next(minMs, maxMs), ct);
-        void Note(string what)
+        void Note(string what, bool recovery = false)
         {
-            lock (faults) faults.Add(what);
-            Log("fault: " + what);
+            if (!recovery) lock (faults) faults.Add(what);
+            Log((recovery ? "recovery: " : "fault: ") + what);
         }
         try
         {
@@ -139,35 +139,35 @@ public sealed class LinearizabilityUnderFaultsTests(ITestOutputHelper output)
                         await ensemble.KillAsync(leader.Id);
                         await Pause(1000, 4000);
                         await ensemble.RestartAsync(leader.Id);
-                        Note($"restarted {leader.Id}");
+                        Note($"restarted {leader.Id}", recovery: true);
                         break;
                     case 1:
                         Note($"isolate leader {leader.Id}");
                         await ensemble.PartitionAsync(leader.Id);
                         await Pause(2000, 5000);
                         await ensemble.HealAllAsync();
-                        Note("healed");
+                        Note("healed", recovery: true);
                         break;
                     case 2:
                         Note($"kill follower {follower.Id}");
                         await ensemble.KillAsync(follower.Id);
                         await Pause(1000, 4000);
                         await ensemble.RestartAsync(follower.Id);
-                        Note($"restarted {follower.Id}");
+                        Note($"restarted {follower.Id}", recovery: true);
                         break;
                     case 3:
                         Note($"isolate follower {follower.Id}");
                         await ensemble.PartitionAsync(follower.Id);
                         await Pause(2000, 5000);
                         await ensemble.HealAllAsync();
-                        Note("healed");
+                        Note("healed", recovery: true);
                         break;
                     default:
                         Note($"cut link {leader.Id}-{follower.Id}");
                         await ensemble.SetLinkAsync(leader.Id, follower.Id, heal: false);
                         await Pause(2000, 5000);
                         await ensemble.HealAllAsync();
-                        Note("healed");
+                        Note("healed", recovery: true);
                         break;
                 }
                 // Let the ensemble settle before the next fault (bounded: a stuck ensemble fails the run below).
