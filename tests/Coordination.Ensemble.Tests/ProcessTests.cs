@@ -117,6 +117,7 @@ public sealed class ProcessTests(ITestOutputHelper output)
             await c.CreateAsync("/load-done", null).OkAsync(); // one write in the final epoch: every member must apply it
         var hashes = await ensemble.WaitConvergedAsync(TimeSpan.FromSeconds(60));
         Log("hashes: " + string.Join(", ", hashes.Select(h => $"{h.Key}: zxid 0x{h.Value.Zxid:x} digest 0x{h.Value.Digest:x}")));
+        if (hashes.Values.Select(h => h.Digest).Distinct().Count() > 1) await LogTreeDifferencesAsync(ensemble, load);
         Assert.Single(hashes.Values.Select(h => h.Digest).Distinct());
         foreach (var member in ensemble.Members)
         {
@@ -126,6 +127,48 @@ public sealed class ProcessTests(ITestOutputHelper output)
             var missing = load.Acked.Keys.Where(p => !children.Contains(p["/load/".Length..])).ToList();
             Assert.True(missing.Count == 0, $"server {member.Id} lacks {missing.Count} acknowledged writes, e.g. {string.Join(", ", missing.Take(5))}");
             Log($"server {member.Id}: all {load.Acked.Count} acknowledged writes present ({children.Count} children)");
+        }
+    }
+
+    /// <summary>Diagnostics when digests disagree: which znodes (/, /load and its children) differ between members, and the
+    /// zxid ranges (czxid on the members that have them) of the missing ones.</summary>
+    private async Task LogTreeDifferencesAsync(EnsembleProcesses ensemble, WriteLoad load)
+    {
+        var trees = new Dictionary<long, Dictionary<string, Stat?>>();
+        var all = new HashSet<string>(load.Acked.Keys) { "/", "/load", "/load-done" };
+        foreach (var member in ensemble.Members)
+        {
+            await using var reader = await WireClient.ConnectAsync(member.ConnectString);
+            foreach (var c in ((GetChildrenResponse)(await reader.GetChildren2Async("/load").OkAsync())!).Children) all.Add("/load/" + c);
+        }
+        foreach (var member in ensemble.Members)
+        {
+            await using var reader = await WireClient.ConnectAsync(member.ConnectString);
+            var paths = all.ToList();
+            var replies = paths.Select(p => reader.GetDataAsync(p)).ToList();
+            var tree = new Dictionary<string, Stat?>();
+            for (var i = 0; i < paths.Count; i++)
+            {
+                var (header, response) = await replies[i];
+                tree[paths[i]] = header.Err != ErrorCode.Ok ? null : ((GetDataResponse)response!).Stat;
+            }
+            trees[member.Id] = tree;
+        }
+        foreach (var (id, tree) in trees)
+        {
+            var missing = tree.Where(kv => kv.Value is null).Select(kv => kv.Key).ToList();
+            var czxids = missing.SelectMany(p => trees.Values.Select(t => t[p]).Where(st => st is not null).Select(st => st!.Value.Czxid)).Distinct().Order().ToList();
+            var ranges = new List<string>();
+            for (var i = 0; i < czxids.Count;)
+            {
+                var j = i;
+                while (j + 1 < czxids.Count && czxids[j + 1] <= czxids[j] + 3) j++;
+                ranges.Add($"0x{czxids[i]:x}..0x{czxids[j]:x} ({j - i + 1})");
+                i = j + 1;
+            }
+            Log($"server {id}: {tree.Count(kv => kv.Value is not null)} of {all.Count} znodes; missing {missing.Count} " +
+                $"(acked: {missing.Count(load.Acked.ContainsKey)}), czxid ranges: {string.Join(", ", ranges.Take(20))}");
+            Log($"  server {id} /load: {tree["/load"]}");
         }
     }
 
@@ -190,12 +233,12 @@ public sealed class ProcessTests(ITestOutputHelper output)
             var leader = await ensemble.WaitForLeaderAsync(TimeSpan.FromSeconds(30));
             var follower = ensemble.Members.Where(m => m.Id != leader.Id).ElementAt(round % 2);
             ensemble.Kill(follower.Id);
-            Log($"round {round}: SIGKILLed follower {follower.Id} (leader {leader.Id}) at {load.Acked.Count} acks");
+            Log($"round {round}: SIGKILLed follower {follower.Id} (leader {leader.Id}) at {load.Acked.Count} acks, last acked zxid 0x{load.Acked.Values.Max(a => a.Zxid):x}");
             // The remaining quorum keeps acknowledging writes while the follower is down.
             await WaitForAcksAsync(load, load.Acked.Count + 100, TimeSpan.FromSeconds(60));
             await ensemble.RestartAsync(follower.Id);
             await ensemble.WaitAllServingAsync(TimeSpan.FromSeconds(60));
-            Log($"round {round}: follower {follower.Id} back ({await ensemble.DescribeAsync()})");
+            Log($"round {round}: follower {follower.Id} back ({await ensemble.DescribeAsync()}), last acked zxid 0x{load.Acked.Values.Max(a => a.Zxid):x}");
             await WaitForAcksAsync(load, load.Acked.Count + 100, TimeSpan.FromSeconds(60));
         }
         await load.StopAsync();

@@ -29,6 +29,7 @@ import logging  # noqa: E402
 logging.basicConfig(level=logging.CRITICAL)
 
 from kazoo.client import KazooClient, KazooState  # noqa: E402
+from kazoo.recipe.watchers import DataWatch  # noqa: E402
 from kazoo.retry import KazooRetry  # noqa: E402
 
 
@@ -74,13 +75,19 @@ def main():
     session = zk.client_id[0]
     zk.create(base, b"v0")
     eph = zk.create(base + "/eph", b"e", ephemeral=True)
+    # kazoo 2.8 drops its one-shot watchers on any connection loss (it calls them with a NONE event and never
+    # re-registers them with SetWatches), so a raw get(watch=) cannot survive a failover with this client. Its
+    # DataWatch recipe is how kazoo users keep a watch: it re-arms the watch after the reconnect. (Server-side
+    # re-registration with SetWatches is what java/ZkFailover.java checks.)
     fired = threading.Event()
     events = []
 
-    def watcher(event):
-        events.append(event)
-        fired.set()
-    zk.get(base, watch=watcher)
+    def on_data(data, stat, event=None):
+        if event is not None and event.type != "NONE":
+            events.append(event)
+            if data == b"v1":
+                fired.set()
+    DataWatch(zk, base, on_data)
 
     port = peer_port(zk)
     if port not in pids:

@@ -67,7 +67,8 @@ public final class ZkFailover {
         zk.create(base, "v0".getBytes(), ZooDefs.Ids.OPEN_ACL_UNSAFE, CreateMode.PERSISTENT);
         String eph = zk.create(base + "/eph", "e".getBytes(), ZooDefs.Ids.OPEN_ACL_UNSAFE, CreateMode.EPHEMERAL);
         BlockingQueue<WatchedEvent> events = new LinkedBlockingQueue<>();
-        zk.exists(base, events::add);
+        // A data watcher also receives connection-state events (type None): only node events count.
+        zk.exists(base, e -> { if (e.getType() != Watcher.Event.EventType.None) events.add(e); });
 
         int port = peerPort(zk);
         if (!pids.containsKey(port)) fail("connected to port " + port + ", not one of " + pids.keySet() + ": " + zk);
