@@ -123,6 +123,22 @@ public sealed class LinearizabilityUnderFaultsTests(ITestOutputHelper output)
             if (!recovery) lock (faults) faults.Add(what);
             Log((recovery ? "recovery: " : "fault: ") + what);
         }
+        async Task KillAndRestart(string role, long id)
+        {
+            Note($"kill {role} {id}");
+            await ensemble.KillAsync(id);
+            await Pause(1000, 4000);
+            await ensemble.RestartAsync(id);
+            Note($"restarted {id}", recovery: true);
+        }
+        async Task CutAndHeal(string what, Func<Task> cut)
+        {
+            Note(what);
+            await cut();
+            await Pause(2000, 5000);
+            await ensemble.HealAllAsync();
+            Note("healed", recovery: true);
+        }
         try
         {
             await Pause(2000, 3000);
@@ -135,41 +151,11 @@ public sealed class LinearizabilityUnderFaultsTests(ITestOutputHelper output)
                 var follower = followers[random.Next(followers.Count)];
                 switch (step % 5)
                 {
-                    case 0:
-                        Note($"kill leader {leader.Id}");
-                        await ensemble.KillAsync(leader.Id);
-                        await Pause(1000, 4000);
-                        await ensemble.RestartAsync(leader.Id);
-                        Note($"restarted {leader.Id}", recovery: true);
-                        break;
-                    case 1:
-                        Note($"isolate leader {leader.Id}");
-                        await ensemble.PartitionAsync(leader.Id);
-                        await Pause(2000, 5000);
-                        await ensemble.HealAllAsync();
-                        Note("healed", recovery: true);
-                        break;
-                    case 2:
-                        Note($"kill follower {follower.Id}");
-                        await ensemble.KillAsync(follower.Id);
-                        await Pause(1000, 4000);
-                        await ensemble.RestartAsync(follower.Id);
-                        Note($"restarted {follower.Id}", recovery: true);
-                        break;
-                    case 3:
-                        Note($"isolate follower {follower.Id}");
-                        await ensemble.PartitionAsync(follower.Id);
-                        await Pause(2000, 5000);
-                        await ensemble.HealAllAsync();
-                        Note("healed", recovery: true);
-                        break;
-                    default:
-                        Note($"cut link {leader.Id}-{follower.Id}");
-                        await ensemble.SetLinkAsync(leader.Id, follower.Id, heal: false);
-                        await Pause(2000, 5000);
-                        await ensemble.HealAllAsync();
-                        Note("healed", recovery: true);
-                        break;
+                    case 0: await KillAndRestart("leader", leader.Id); break;
+                    case 1: await CutAndHeal($"isolate leader {leader.Id}", () => ensemble.PartitionAsync(leader.Id)); break;
+                    case 2: await KillAndRestart("follower", follower.Id); break;
+                    case 3: await CutAndHeal($"isolate follower {follower.Id}", () => ensemble.PartitionAsync(follower.Id)); break;
+                    default: await CutAndHeal($"cut link {leader.Id}-{follower.Id}", () => ensemble.SetLinkAsync(leader.Id, follower.Id, heal: false)); break;
                 }
                 // Let the ensemble settle before the next fault (bounded: a stuck ensemble fails the run below).
                 try { await ensemble.WaitAllServingAsync(TimeSpan.FromSeconds(30)); }
