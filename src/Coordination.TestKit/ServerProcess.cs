@@ -28,6 +28,9 @@ public sealed record ServerProcessOptions
     public IReadOnlyList<string> ExtraZooCfg { get; init; } = [];
     /// <summary>Extra JVM options for Apache ZooKeeper (e.g. "-Xmx1g").</summary>
     public IReadOnlyList<string> JavaOptions { get; init; } = [];
+    /// <summary>Apache ZooKeeper's main class: ZooKeeperServerMain (standalone) or, for an ensemble member whose
+    /// ExtraZooCfg lists server.N lines (and whose data dir holds myid), QuorumPeerMain.</summary>
+    public string ApacheMainClass { get; init; } = "org.apache.zookeeper.server.ZooKeeperServerMain";
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(60);
     /// <summary>Receives every stdout/stderr line of the server (e.g. a test output helper). Exceptions are swallowed.</summary>
     public Action<string>? Log { get; init; }
@@ -197,7 +200,7 @@ public sealed class ServerProcess : IAsyncDisposable
             foreach (var o in _options.JavaOptions) psi.ArgumentList.Add(o);
             psi.ArgumentList.Add("-cp");
             psi.ArgumentList.Add(FindZooKeeperClasspath());
-            psi.ArgumentList.Add("org.apache.zookeeper.server.ZooKeeperServerMain");
+            psi.ArgumentList.Add(_options.ApacheMainClass);
             psi.ArgumentList.Add(ConfigFile);
         }
         foreach (var (k, v) in _options.Environment) psi.Environment[k] = v;

@@ -365,8 +365,12 @@ public sealed class ZabPeer
         _leaderHeardMs = nowMs;
         switch (message)
         {
-            case LeaderInfo when !_awaitingLeaderInfo:
-                break;   // a duplicate, answering a resent FOLLOWERINFO
+            case LeaderInfo dup when !_awaitingLeaderInfo:
+                // A duplicate, answering a resent FOLLOWERINFO. The leader forgets a learner that sends FOLLOWERINFO
+                // again, so it may now wait for an ACKEPOCH that this learner already sent: ack again (the leader
+                // ignores it when it already has one), or this learner would never be synchronised nor sent proposals.
+                if (dup.NewEpoch == AcceptedEpoch) outputs.Add(new SendTo(Leader, new AckEpoch(_myId, CurrentEpoch, _logged)));
+                break;
             case LeaderInfo info:
                 _awaitingLeaderInfo = false;
                 if (info.NewEpoch < AcceptedEpoch) { Elect(nowMs, outputs); return; }
@@ -385,6 +389,9 @@ public sealed class ZabPeer
                 if (sync.Mode == SyncMode.Snap) _logged = Persisted = sync.SnapshotZxid;
                 if (sync.Entries.Count > 0)
                 {
+                    // Akka.Remote may drop messages (a gated or quarantined association), unlike Zab's TCP: a sync
+                    // whose leading pieces were lost would leave a hole in the log. Rejoin instead.
+                    if (!Zxids.Follows(_logged, sync.Entries[0].Zxid)) { Elect(nowMs, outputs); return; }
                     outputs.Add(new AppendEntries(sync.Entries));
                     _logged = sync.Entries[^1].Zxid;
                 }
@@ -401,6 +408,10 @@ public sealed class ZabPeer
                 outputs.Add(new RoleChanged(Role, Leader, CurrentEpoch, true));
                 break;
             case Propose propose when !IsObserver:
+                if (propose.Entry.Zxid <= _logged) break;   // already logged
+                // A proposal that does not continue the log means lost messages (see SyncLearner above): appending
+                // it would leave a hole that later commits silently skip. Rejoin the leader, which resynchronises.
+                if (!Zxids.Follows(_logged, propose.Entry.Zxid)) { Elect(nowMs, outputs); return; }
                 outputs.Add(new AppendEntries([propose.Entry]));
                 _logged = propose.Entry.Zxid;
                 break;
@@ -408,6 +419,8 @@ public sealed class ZabPeer
                 CommitLearner(commit.Zxid, outputs);
                 break;
             case Inform inform when IsObserver:
+                if (inform.Entry.Zxid <= _logged) break;
+                if (!Zxids.Follows(_logged, inform.Entry.Zxid)) { Elect(nowMs, outputs); return; }
                 outputs.Add(new AppendEntries([inform.Entry]));
                 _logged = inform.Entry.Zxid;
                 CommitLearner(inform.Entry.Zxid, outputs);

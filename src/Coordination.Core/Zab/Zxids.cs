@@ -7,6 +7,11 @@ public static class Zxids
     public static long EpochOf(long zxid) => zxid >>> 32;
     public static long CounterOf(long zxid) => zxid & 0xffffffffL;
     public static string Format(long zxid) => $"0x{zxid:x}";
+
+    /// <summary>True when <paramref name="next"/> directly follows <paramref name="zxid"/> in one history: the next
+    /// counter of the same epoch, or the first txn of a later epoch.</summary>
+    public static bool Follows(long zxid, long next) =>
+        next == zxid + 1 || (EpochOf(next) > EpochOf(zxid) && CounterOf(next) == 1);
 }
 
 /// <summary>The voting members (ids) of an ensemble and the quorum rule. Observers are not in it.</summary>

@@ -1,0 +1,328 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+
+namespace Coordination.TestKit;
+
+/// <summary>Settings of an <see cref="EnsembleProcesses"/> ensemble.</summary>
+public sealed record EnsembleProcessesOptions
+{
+    /// <summary>Session tick (ZooKeeper's tickTime); for Apache also the quorum tick.</summary>
+    public int TickTimeMs { get; init; } = 500;
+    /// <summary>Our Zab tick: a dead leader is noticed after <see cref="SyncLimitTicks"/> of them.</summary>
+    public int ZabTickMs { get; init; } = 100;
+    public int SyncLimitTicks { get; init; } = 10;
+    public int InitLimitTicks { get; init; } = 30;
+    /// <summary>Apache's initLimit / syncLimit, in <see cref="TickTimeMs"/> ticks.</summary>
+    public int ApacheInitLimit { get; init; } = 10;
+    public int ApacheSyncLimit { get; init; } = 5;
+    /// <summary>Fsync each journal commit (ours) / forceSync (Apache). Off in tests: SIGKILL cannot lose what was written.</summary>
+    public bool ForceSync { get; init; }
+    /// <summary>More HOCON for each of our members.</summary>
+    public string? ExtraHocon { get; init; }
+    /// <summary>More zoo.cfg lines for each Apache member.</summary>
+    public IReadOnlyList<string> ExtraZooCfg { get; init; } = [];
+    public IReadOnlyList<string> JavaOptions { get; init; } = ["-Xmx512m"];
+    /// <summary>How long a member may take to serve after (re)start.</summary>
+    public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(90);
+    /// <summary>Receives "[sN] line" for every line a member prints.</summary>
+    public Action<string>? Log { get; init; }
+    /// <summary>Where data dirs go; a fresh temporary directory (deleted on dispose) when null.</summary>
+    public string? Root { get; init; }
+}
+
+/// <summary>
+/// An ensemble of real server processes on 127.0.0.1: N of our servers (voters over Akka.Remote, generated HOCON per
+/// member, see hocon/ensemble-3) or Apache ZooKeeper 3.8 (QuorumPeerMain, server.N=127.0.0.1:peer:election lines,
+/// myid files). Every member keeps its ports and data dir across <see cref="Kill"/> (SIGKILL) and
+/// <see cref="RestartAsync"/>. Roles are read with the srvr four-letter word, tree digests with hash (ours).
+/// </summary>
+public sealed class EnsembleProcesses : IAsyncDisposable
+{
+    public sealed class Member
+    {
+        internal Member(long id, int clientPort, int peerPort, int electionPort, string dataDir)
+        {
+            Id = id;
+            ClientPort = clientPort;
+            PeerPort = peerPort;
+            ElectionPort = electionPort;
+            DataDir = dataDir;
+        }
+
+        public long Id { get; }
+        public int ClientPort { get; }
+        /// <summary>Akka remoting port (ours) or quorum port (Apache).</summary>
+        public int PeerPort { get; }
+        /// <summary>Leader-election port (Apache only).</summary>
+        public int ElectionPort { get; }
+        public string DataDir { get; }
+        public string ConnectString => $"127.0.0.1:{ClientPort}";
+        public ServerProcess? Process { get; internal set; }
+        /// <summary>Started and not killed (the process may still be starting).</summary>
+        public bool IsRunning { get; internal set; }
+        public override string ToString() => $"server {Id} on {ConnectString}{(IsRunning ? "" : " (down)")}";
+    }
+
+    private readonly EnsembleProcessesOptions _options;
+    private readonly string _root;
+    private readonly bool _ownsRoot;
+    private readonly List<Member> _members = new();
+
+    public ServerKind Kind { get; }
+    public IReadOnlyList<Member> Members => _members;
+    public Member this[long id] => _members.First(m => m.Id == id);
+    /// <summary>Every member's client address: a client's multi-host connect string.</summary>
+    public string ConnectString => string.Join(',', _members.Select(m => m.ConnectString));
+
+    private EnsembleProcesses(ServerKind kind, EnsembleProcessesOptions options)
+    {
+        Kind = kind;
+        _options = options;
+        _ownsRoot = options.Root is null;
+        _root = options.Root ?? Path.Combine(Path.GetTempPath(), $"coord-ens-{kind.ToString().ToLowerInvariant()}-{Guid.NewGuid():N}"[..32]);
+        Directory.CreateDirectory(_root);
+    }
+
+    /// <summary>Starts <paramref name="count"/> members in parallel and waits until one leads and all serve.</summary>
+    public static async Task<EnsembleProcesses> StartAsync(ServerKind kind, int count = 3, EnsembleProcessesOptions? options = null, CancellationToken ct = default)
+    {
+        if (kind == ServerKind.Apache) ServerProcess.FindZooKeeperClasspath(); // fail early when it is not installed
+        var ensemble = new EnsembleProcesses(kind, options ?? new EnsembleProcessesOptions());
+        try
+        {
+            var ports = FreePorts(count * 3);
+            for (var i = 1; i <= count; i++)
+                ensemble._members.Add(new Member(i, ports[(i - 1) * 3], ports[(i - 1) * 3 + 1], ports[(i - 1) * 3 + 2],
+                    Path.Combine(ensemble._root, $"node{i}")));
+            await Task.WhenAll(ensemble._members.Select(m => ensemble.StartMemberAsync(m, ct))).ConfigureAwait(false);
+            await ensemble.WaitAllServingAsync(ensemble._options.StartTimeout, ct).ConfigureAwait(false);
+            return ensemble;
+        }
+        catch
+        {
+            await ensemble.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Distinct free loopback ports (all bound at once, so that none is handed out twice).</summary>
+    private static int[] FreePorts(int count)
+    {
+        var sockets = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < count; i++)
+            {
+                var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+                sockets.Add(s);
+            }
+            return sockets.Select(s => ((IPEndPoint)s.LocalEndPoint!).Port).ToArray();
+        }
+        finally
+        {
+            foreach (var s in sockets) s.Dispose();
+        }
+    }
+
+    /// <summary>The HOCON of one of our members (appended after ServerProcess's tick-time and four-letter words).</summary>
+    public string HoconOf(Member member)
+    {
+        var voters = string.Join("\n", _members.Select(m => $"      {m.Id} = \"127.0.0.1:{m.PeerPort}\""));
+        return $$"""
+            coordination {
+              server-id = {{member.Id}}
+              client-port = {{member.ClientPort}}
+              data-dir = "{{member.DataDir.Replace("\\", "\\\\")}}"
+              ensemble {
+                voters {
+            {{voters}}
+                }
+                tick = {{_options.ZabTickMs}}ms
+                sync-limit = {{_options.SyncLimitTicks}}
+                init-limit = {{_options.InitLimitTicks}}
+                election-finalize-wait = {{Math.Max(50, _options.ZabTickMs)}}ms
+              }
+              persistence.force-sync = {{(_options.ForceSync ? "on" : "off")}}
+            }
+            akka {
+              loglevel = WARNING
+              stdout-loglevel = WARNING
+            }
+            {{_options.ExtraHocon}}
+            """;
+    }
+
+    /// <summary>The zoo.cfg lines (beyond ServerProcess's own) of an Apache member.</summary>
+    public IReadOnlyList<string> ZooCfgOf(Member member)
+    {
+        var lines = new List<string>
+        {
+            $"initLimit={_options.ApacheInitLimit}",
+            $"syncLimit={_options.ApacheSyncLimit}",
+            $"forceSync={(_options.ForceSync ? "yes" : "no")}",
+            "standaloneEnabled=false",
+            "reconfigEnabled=false",
+        };
+        lines.AddRange(_members.Select(m => $"server.{m.Id}=127.0.0.1:{m.PeerPort}:{m.ElectionPort}"));
+        lines.AddRange(_options.ExtraZooCfg);
+        return lines;
+    }
+
+    private async Task StartMemberAsync(Member member, CancellationToken ct)
+    {
+        Directory.CreateDirectory(member.DataDir);
+        if (Kind == ServerKind.Apache) await File.WriteAllTextAsync(Path.Combine(member.DataDir, "myid"), member.Id + "\n", ct).ConfigureAwait(false);
+        var log = _options.Log;
+        member.IsRunning = true;
+        member.Process = await ServerProcess.StartAsync(Kind, new ServerProcessOptions
+        {
+            Port = member.ClientPort,
+            DataDir = member.DataDir,
+            TickTimeMs = _options.TickTimeMs,
+            ExtraHocon = Kind == ServerKind.Ours ? HoconOf(member) : null,
+            ExtraZooCfg = Kind == ServerKind.Apache ? ZooCfgOf(member) : [],
+            JavaOptions = _options.JavaOptions,
+            ApacheMainClass = "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+            StartTimeout = _options.StartTimeout,
+            Log = log is null ? null : line => log($"[s{member.Id}] {line}"),
+        }, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>SIGKILL (what it wrote stays on disk).</summary>
+    public void Kill(long id)
+    {
+        var member = this[id];
+        member.IsRunning = false;
+        member.Process?.Kill();
+    }
+
+    /// <summary>Starts a member again on its ports and data dir (killing it first if it runs) and waits until it serves.</summary>
+    public async Task RestartAsync(long id, CancellationToken ct = default)
+    {
+        var member = this[id];
+        member.IsRunning = true;
+        if (member.Process is { } p) await p.RestartAsync(ct).ConfigureAwait(false);
+        else await StartMemberAsync(member, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The srvr answer of a member, or null when it does not answer.</summary>
+    public async Task<string?> SrvrAsync(long id, CancellationToken ct = default)
+    {
+        var member = this[id];
+        if (!member.IsRunning) return null;
+        try { return await FourLetterWord.SendAsync("127.0.0.1", member.ClientPort, "srvr", TimeSpan.FromSeconds(3), ct).ConfigureAwait(false); }
+        catch (Exception e) when (e is SocketException or IOException or OperationCanceledException && !ct.IsCancellationRequested) { return null; }
+    }
+
+    /// <summary>leader, follower, observer, standalone; null when down or not serving.</summary>
+    public async Task<string?> ModeAsync(long id, CancellationToken ct = default)
+    {
+        var srvr = await SrvrAsync(id, ct).ConfigureAwait(false);
+        var match = srvr is null ? null : Regex.Match(srvr, @"^Mode:\s*(\w+)", RegexOptions.Multiline);
+        return match is { Success: true } ? match.Groups[1].Value : null;
+    }
+
+    /// <summary>The member that says it leads, or null.</summary>
+    public async Task<Member?> LeaderAsync(CancellationToken ct = default)
+    {
+        var modes = await Task.WhenAll(_members.Select(async m => (m, mode: await ModeAsync(m.Id, ct).ConfigureAwait(false)))).ConfigureAwait(false);
+        var leaders = modes.Where(x => x.mode == "leader").Select(x => x.m).ToList();
+        return leaders.Count == 1 ? leaders[0] : null;
+    }
+
+    public async Task<Member> WaitForLeaderAsync(TimeSpan timeout, long notId = -1, CancellationToken ct = default)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            if (await LeaderAsync(ct).ConfigureAwait(false) is { } leader && leader.Id != notId) return leader;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"no leader (other than {notId}) within {timeout}: {await DescribeAsync().ConfigureAwait(false)}");
+            await Task.Delay(100, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Waits until every running member serves: exactly one leader, the others following.</summary>
+    public async Task WaitAllServingAsync(TimeSpan timeout, CancellationToken ct = default)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var running = _members.Where(m => m.IsRunning).ToList();
+            var modes = await Task.WhenAll(running.Select(m => ModeAsync(m.Id, ct))).ConfigureAwait(false);
+            if (modes.Count(x => x == "leader") == 1 && modes.All(x => x is "leader" or "follower" or "observer")) return;
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"the ensemble did not settle within {timeout}: {await DescribeAsync().ConfigureAwait(false)}");
+            await Task.Delay(100, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>One line per member: id, port, mode.</summary>
+    public async Task<string> DescribeAsync()
+    {
+        var parts = new List<string>();
+        foreach (var m in _members) parts.Add($"{m.Id}@{m.ClientPort}={(m.IsRunning ? await ModeAsync(m.Id).ConfigureAwait(false) ?? "not serving" : "down")}");
+        return string.Join(", ", parts);
+    }
+
+    /// <summary>
+    /// The member's last applied zxid and tree digest: the hash four-letter word for ours ("zxid: 0x..\ndigest: 0x.."),
+    /// for Apache the srvr Zxid (digest 0).
+    /// </summary>
+    public async Task<(long Zxid, long Digest)> HashAsync(long id, CancellationToken ct = default)
+    {
+        var member = this[id];
+        if (Kind == ServerKind.Apache)
+        {
+            var srvr = await FourLetterWord.SendAsync("127.0.0.1", member.ClientPort, "srvr", TimeSpan.FromSeconds(5), ct).ConfigureAwait(false);
+            return (Hex(srvr, "Zxid"), 0);
+        }
+        var text = await FourLetterWord.SendAsync("127.0.0.1", member.ClientPort, "hash", TimeSpan.FromSeconds(5), ct).ConfigureAwait(false);
+        return (Hex(text, "zxid"), Hex(text, "digest"));
+    }
+
+    private static long Hex(string text, string key)
+    {
+        var match = Regex.Match(text, $@"^{key}:\s*0x([0-9a-fA-F]+)", RegexOptions.Multiline);
+        if (!match.Success) throw new FormatException($"no '{key}: 0x..' in: {text}");
+        return unchecked((long)ulong.Parse(match.Groups[1].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>Waits until every running member answers with the same zxid, then returns each one's (zxid, digest).</summary>
+    public async Task<IReadOnlyDictionary<long, (long Zxid, long Digest)>> WaitConvergedAsync(TimeSpan timeout, CancellationToken ct = default)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        var last = "";
+        while (true)
+        {
+            var hashes = new Dictionary<long, (long, long)>();
+            try
+            {
+                foreach (var m in _members.Where(m => m.IsRunning)) hashes[m.Id] = await HashAsync(m.Id, ct).ConfigureAwait(false);
+                if (hashes.Values.Select(h => h.Item1).Distinct().Count() == 1) return hashes;
+                last = string.Join(", ", hashes.Select(h => $"{h.Key}@0x{h.Value.Item1:x}"));
+            }
+            catch (Exception e) when (e is SocketException or IOException or FormatException or OperationCanceledException && !ct.IsCancellationRequested)
+            {
+                last = e.Message;
+            }
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"members did not converge within {timeout}: {last}");
+            await Task.Delay(200, ct).ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Task.WhenAll(_members.Where(m => m.Process is not null).Select(async m =>
+        {
+            m.IsRunning = false;
+            await m.Process!.DisposeAsync().ConfigureAwait(false);
+        })).ConfigureAwait(false);
+        if (_ownsRoot && Environment.GetEnvironmentVariable("COORDINATION_KEEP_TEMP") != "1")
+        {
+            try { Directory.Delete(_root, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+    }
+}
