@@ -70,7 +70,7 @@ public sealed class ZabSimulationTests
 
         public Node? Leader => Nodes.Values.FirstOrDefault(n => n.Up && n.Peer.Role == PeerState.Leading && n.Peer.ServesClients);
 
-        private void Execute(Node node, IReadOnlyList<ZabOutput> outputs)
+        public void Execute(Node node, IReadOnlyList<ZabOutput> outputs)
         {
             foreach (var output in outputs)
             {
@@ -161,6 +161,32 @@ public sealed class ZabSimulationTests
             foreach (var node in up) Assert.Equal(reference, node.Applied);
             foreach (var zxid in Acknowledged) Assert.Contains(zxid, reference);
         }
+    }
+
+    [Fact]
+    public void A_follower_that_sees_its_leaders_connection_close_elects_at_once_not_after_the_sync_limit()
+    {
+        Cluster CrashLeader(bool connectionClosed)
+        {
+            var cluster = new Cluster(11, [1, 2, 3]);
+            cluster.Run(2_000);
+            var leader = cluster.Leader!;
+            cluster.Crash(leader.Id);
+            if (connectionClosed)
+                foreach (var follower in cluster.Nodes.Values.Where(n => n.Up)) cluster.Execute(follower, follower.Peer.ConnectionLost(leader.Id, cluster.Now));
+            cluster.Run(350);
+            return cluster;
+        }
+        // Waiting for the sync limit (5 ticks of 50 ms) plus the election's finalize wait takes longer than 350 ms...
+        Assert.Null(CrashLeader(connectionClosed: false).Leader);
+        // ...reacting to the closed connection does not.
+        var c = CrashLeader(connectionClosed: true);
+        Assert.NotNull(c.Leader);
+        var old = c.Nodes.Values.First(n => !n.Up);
+        Assert.NotEqual(old.Id, c.Leader!.Id);
+        // Losing the connection to a member that is not the leader changes nothing.
+        var follower2 = c.Nodes.Values.First(n => n.Up && n.Id != c.Leader!.Id);
+        Assert.Empty(follower2.Peer.ConnectionLost(old.Id, c.Now));
     }
 
     [Fact]

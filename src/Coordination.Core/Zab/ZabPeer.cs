@@ -198,6 +198,18 @@ public sealed class ZabPeer
         return outputs;
     }
 
+    /// <summary>
+    /// The host saw the connection to <paramref name="serverId"/> break (ZooKeeper's learner sees its socket to the
+    /// leader close). A learner whose leader it is starts an election at once instead of waiting for the sync limit;
+    /// anything else only loses time, never safety, so other cases are ignored.
+    /// </summary>
+    public IReadOnlyList<ZabOutput> ConnectionLost(long serverId, long nowMs)
+    {
+        var outputs = new List<ZabOutput>();
+        if (Role is PeerState.Following or PeerState.Observing && Leader == serverId) Elect(nowMs, outputs);
+        return outputs;
+    }
+
     public IReadOnlyList<ZabOutput> Tick(long nowMs)
     {
         var outputs = new List<ZabOutput>();

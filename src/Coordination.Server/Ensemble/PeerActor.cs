@@ -109,6 +109,10 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
         Receive<FetchTimedOut>(_ => throw new TimeoutException($"fetching snapshot 0x{_installing?.Zxid:x} from server {_installing?.Leader} timed out"));
         Receive<GetStatus>(_ => Sender.Tell(new PeerStatus(_myId, _peer.Role, _peer.Leader, _peer.ServesClients, _peer.CurrentEpoch, _peer.Committed, _storage.LastZxid, _peer.NextZxid)));
         Receive<Status.Failure>(f => throw new IOException("Zab log append failed", f.Cause));
+        Receive<Akka.Remote.DisassociatedEvent>(e =>
+        {
+            if (_installing is null && MemberAt(e.RemoteAddress) is { } id) Execute(_peer.ConnectionLost(id, _clock()));
+        });
     }
 
     public static Props Props(long myId, EnsembleMembers members, IZabStorage storage, ZabSettings settings, Func<long> clock,
@@ -118,6 +122,8 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
     protected override void PreStart()
     {
         Timers.StartPeriodicTimer("tick", Tick.Instance, TimeSpan.FromMilliseconds(_settings.TickMs));
+        // A killed leader's connection closes long before the sync limit passes: react to that, as ZooKeeper does.
+        Context.System.EventStream.Subscribe(Self, typeof(Akka.Remote.DisassociatedEvent));
         Execute(_peer.Start(_clock()));
     }
 
@@ -290,6 +296,14 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
             return new SnapshotPart(myId, fetch.Zxid, fetch.Offset, bytes, last, false);
         }).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : new SnapshotPart(myId, fetch.Zxid, fetch.Offset, [], true, Missing: true),
             TaskScheduler.Default).PipeTo(requester);
+    }
+
+    /// <summary>The member whose node has this address, if any.</summary>
+    private long? MemberAt(Address address)
+    {
+        foreach (var id in _members.Voters.Keys.Concat(_members.Observers.Keys))
+            if (Address.Parse(_members.AddressOf(id)).Equals(address)) return id;
+        return null;
     }
 
     private ActorSelection PeerOf(long id)
