@@ -56,6 +56,8 @@ public sealed class ZabPeer
     /// <summary>Sent FOLLOWERINFO and heard no NEWEPOCH yet: resent every tick, since the leader may not have
     /// finished its own election when the first one arrived (ZooKeeper's learner retries its connection too).</summary>
     private bool _awaitingLeaderInfo;
+    /// <summary>FOLLOWERINFOs that arrived while this peer was still electing; handled if it becomes the leader.</summary>
+    private readonly Dictionary<long, FollowerInfo> _earlyFollowerInfos = new();
     /// <summary>The last zxid this peer has told its host to log (the host's log may lag by the outputs not yet carried out).</summary>
     private long _logged;
 
@@ -101,6 +103,7 @@ public sealed class ZabPeer
         Role = IsObserver ? PeerState.Observing : PeerState.Looking;
         Leader = -1;
         ResetRoleState();
+        _earlyFollowerInfos.Clear();
         outputs.Add(new RoleChanged(Role, -1, CurrentEpoch, false));
         Route(_election.Start(_logged, CurrentEpoch, nowMs), nowMs, outputs);
     }
@@ -145,6 +148,9 @@ public sealed class ZabPeer
             _leadingSinceMs = nowMs;
             outputs.Add(new RoleChanged(Role, _myId, CurrentEpoch, false));
             TryChooseEpoch(outputs);
+            // Learners that decided faster than this peer already asked to follow it.
+            foreach (var info in _earlyFollowerInfos.Values.ToList()) OnLeaderMessage(info, nowMs, outputs);
+            _earlyFollowerInfos.Clear();
             return;
         }
         Role = IsObserver ? PeerState.Observing : PeerState.Following;
@@ -194,6 +200,7 @@ public sealed class ZabPeer
             return outputs;
         }
         if (Role == PeerState.Leading) OnLeaderMessage(message, nowMs, outputs);
+        else if (Role == PeerState.Looking && message is FollowerInfo early && _members.Contains(early.From)) _earlyFollowerInfos[early.From] = early;
         else if (Role is PeerState.Following or PeerState.Observing && message.From == Leader) OnLearnerMessage(message, nowMs, outputs);
         return outputs;
     }

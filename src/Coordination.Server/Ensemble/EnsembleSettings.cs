@@ -22,11 +22,11 @@ public sealed record EnsembleSettings(
     public static EnsembleSettings Create(Config full)
     {
         var c = full.GetConfig("coordination.ensemble");
-        var tick = c.GetTimeSpan("tick", TimeSpan.FromMilliseconds(200));
+        var tick = c.GetTimeSpan("tick", TimeSpan.FromMilliseconds(100));
         var zab = new ZabSettings(
             TickMs: (long)tick.TotalMilliseconds,
-            InitLimitTicks: c.GetInt("init-limit", 25),
-            SyncLimitTicks: c.GetInt("sync-limit", 10),
+            InitLimitTicks: c.GetInt("init-limit", 50),
+            SyncLimitTicks: c.GetInt("sync-limit", 20),
             FinalizeWaitMs: (long)c.GetTimeSpan("election-finalize-wait", TimeSpan.FromMilliseconds(200)).TotalMilliseconds);
         return new EnsembleSettings(Members(c, "voters"), Members(c, "observers"), zab, c.GetByteSize("max-frame-size") ?? 4L << 20);
     }
