@@ -316,6 +316,8 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
 
     private void OnSnapshotDone(SnapshotDone done)
     {
+        // A snapshot aborted by a tree replacement (SNAP) still completes its writer; the running one is not it.
+        if (_snapshotWriter is not { } writer || writer.Path != done.Path) return;
         _snapshotBusy = false;
         _snapshotWriter = null;
         if (done.Error is null && _ensemble is not null) _log.Tell(new Ensemble.PeerActor.SnapshotTaken(done.StartZxid));
