@@ -116,7 +116,7 @@ public sealed class ServerProcess : IAsyncDisposable
     {
         for (var attempt = 1; ; attempt++)
         {
-            Port = fixedPort != 0 ? fixedPort : FreePort();
+            Port = fixedPort != 0 ? fixedPort : FreeLoopbackPort();
             WriteConfig();
             Launch();
             try
@@ -138,7 +138,8 @@ public sealed class ServerProcess : IAsyncDisposable
         await StartProcessAsync(Port, ct).ConfigureAwait(false);
     }
 
-    private static int FreePort()
+    /// <summary>A loopback port free at the moment of the call (another process may still take it before it is bound).</summary>
+    public static int FreeLoopbackPort()
     {
         using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));

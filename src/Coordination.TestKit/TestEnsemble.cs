@@ -109,7 +109,7 @@ public sealed class TestEnsemble : IAsyncDisposable
         var server = new TestEnsemble(options ?? new TestEnsembleOptions(), standalone: true);
         try
         {
-            server._members.Add(new Member(1, false, FreePort(), 0, Path.Combine(server._root, "node1")));
+            server._members.Add(new Member(1, false, ServerProcess.FreeLoopbackPort(), 0, Path.Combine(server._root, "node1")));
             await Task.Run(() => server.Start(server._members[0])).ConfigureAwait(false);
             await server.WaitAllServingAsync(timeout ?? TimeSpan.FromSeconds(60)).ConfigureAwait(false);
             return server;
@@ -133,7 +133,7 @@ public sealed class TestEnsemble : IAsyncDisposable
         try
         {
             for (var i = 1; i <= voters + observers; i++)
-                ensemble._members.Add(new Member(i, i > voters, FreePort(), FreePort(), Path.Combine(ensemble._root, $"node{i}")));
+                ensemble._members.Add(new Member(i, i > voters, ServerProcess.FreeLoopbackPort(), ServerProcess.FreeLoopbackPort(), Path.Combine(ensemble._root, $"node{i}")));
             await Task.WhenAll(ensemble._members.Select(m => Task.Run(() => ensemble.Start(m)))).ConfigureAwait(false);
             await ensemble.WaitAllServingAsync(timeout ?? TimeSpan.FromSeconds(60)).ConfigureAwait(false);
             return ensemble;
@@ -143,13 +143,6 @@ public sealed class TestEnsemble : IAsyncDisposable
             await ensemble.DisposeAsync().ConfigureAwait(false);
             throw;
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)listener.LocalEndPoint!).Port;
     }
 
     /// <summary>The HOCON a member starts with (the same as a deployment's nodeN.conf, on test ports).</summary>

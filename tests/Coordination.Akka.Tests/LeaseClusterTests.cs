@@ -1,3 +1,4 @@
+using Coordination.TestKit;
 using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
@@ -22,15 +23,6 @@ public sealed class LeaseClusterTests(ServersFixture servers, ITestOutputHelper 
 {
     private const string LeasePath = "akka.coordination.lease.coordination";
 
-    private static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
-
     private Config NodeConfig(string connectString, int port, int seedPort) => ConfigurationFactory.ParseString($$"""
         akka.loglevel = WARNING
         akka.actor.provider = cluster
@@ -53,7 +45,7 @@ public sealed class LeaseClusterTests(ServersFixture servers, ITestOutputHelper 
 
     private async Task<List<ActorSystem>> StartClusterAsync(string connectString)
     {
-        var ports = Enumerable.Range(0, 3).Select(_ => FreePort()).ToArray();
+        var ports = Enumerable.Range(0, 3).Select(_ => ServerProcess.FreeLoopbackPort()).ToArray();
         var systems = ports.Select(p => ActorSystem.Create("lease", NodeConfig(connectString, p, ports[0]))).ToList();
         await Clients.Eventually(() => systems.All(s => Cluster.Get(s).State.Members.Count(m => m.Status == MemberStatus.Up) == 3), "3 members up", 30);
         return systems;

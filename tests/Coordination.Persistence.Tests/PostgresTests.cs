@@ -1,3 +1,4 @@
+using Coordination.TestKit;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -43,7 +44,7 @@ public sealed class PostgresCluster : IAsyncDisposable
         Directory.CreateDirectory(dir);
         var asNobody = Environment.UserName == "root";
         if (asNobody) await RunAsync("chown", ["nobody", dir], asNobody: false);
-        var port = FreePort();
+        var port = ServerProcess.FreeLoopbackPort();
         var cluster = new PostgresCluster(bin, dir, port, asNobody);
         var data = Path.Combine(dir, "data");
         await cluster.PgAsync("initdb", ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
@@ -64,13 +65,6 @@ public sealed class PostgresCluster : IAsyncDisposable
         var stderr = p.StandardError.ReadToEndAsync();
         await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(120));
         if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {string.Join(' ', psi.ArgumentList)} failed ({p.ExitCode}): {await stdout} {await stderr}");
-    }
-
-    private static int FreePort()
-    {
-        using var l = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        l.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)l.LocalEndPoint!).Port;
     }
 
     public async ValueTask DisposeAsync()

@@ -11,17 +11,10 @@ namespace Coordination.Server.Tests;
 /// <summary>The admin HTTP endpoint answers the same commands as the four-letter words, and /metrics the same numbers.</summary>
 public sealed class AdminHttpTests(ITestOutputHelper output)
 {
-    private static int FreePort()
-    {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
-    }
-
     [Fact]
     public async Task Commands_and_metrics_agree_with_the_four_letter_words()
     {
-        int adminPort = FreePort(), metricsPort = FreePort();
+        int adminPort = ServerProcess.FreeLoopbackPort(), metricsPort = ServerProcess.FreeLoopbackPort();
         await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions
         {
             ExtraHocon = $"coordination.admin {{ enabled = on, port = {adminPort} }}\ncoordination.metrics {{ enabled = on, port = {metricsPort} }}",

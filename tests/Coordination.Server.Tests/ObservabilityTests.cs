@@ -18,13 +18,6 @@ public sealed class ObservabilityTests(ITestOutputHelper output)
 {
     private const string PrometheusBinary = "/usr/bin/prometheus";
 
-    internal static int FreePort()
-    {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
-    }
-
     private static string TempDir(string prefix)
     {
         var dir = Path.Combine(Path.GetTempPath(), $"{prefix}-{Guid.NewGuid():N}");
@@ -41,13 +34,13 @@ public sealed class ObservabilityTests(ITestOutputHelper output)
             if (Environment.GetEnvironmentVariable("COORDINATION_REQUIRE_PROMETHEUS") == "1") Assert.Fail(reason);
             Skip.If(true, reason);
         }
-        var metricsPort = FreePort();
+        var metricsPort = ServerProcess.FreeLoopbackPort();
         await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions
         {
             ExtraHocon = $"coordination.metrics {{ enabled = on, port = {metricsPort} }}",
         });
         var dir = TempDir("prometheus");
-        var promPort = FreePort();
+        var promPort = ServerProcess.FreeLoopbackPort();
         File.WriteAllText(Path.Combine(dir, "prometheus.yml"),
             $"global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: coordination\n    static_configs:\n      - targets: ['127.0.0.1:{metricsPort}']\n");
         using var prometheus = Process.Start(new ProcessStartInfo(PrometheusBinary)
