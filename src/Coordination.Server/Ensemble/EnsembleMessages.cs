@@ -41,3 +41,12 @@ public sealed record SnapshotPart(long From, long Zxid, long Offset, byte[] Byte
 /// that no remote frame outgrows the transport's limit. The learner prepends them to the SyncLearner that follows.
 /// </summary>
 public sealed record SyncEntriesPart(long From, IReadOnlyList<LogEntry> Entries) : IEnsembleMessage;
+
+/// <summary>
+/// Leader peer → follower peer: consecutive proposals sent as one remote message (the txns a burst of requests
+/// prepared together). The follower takes them as that many Zab PROPOSALs, in order.
+/// </summary>
+public sealed record ProposeMany(long From, IReadOnlyList<LogEntry> Entries) : IEnsembleMessage;
+
+/// <summary>Follower replica → leader replica: the forwarded requests of one burst, in order, as one remote message.</summary>
+public sealed record ForwardedRequests(IReadOnlyList<ForwardedRequest> Requests) : IEnsembleMessage;

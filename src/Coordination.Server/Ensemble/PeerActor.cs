@@ -30,8 +30,8 @@ public sealed record EnsembleMembers(IReadOnlyDictionary<long, string> Voters, I
 
 /// <summary>
 /// Hosts one server's <see cref="ZabPeer"/> in an actor: delivers messages from other peers and ticks, carries out
-/// the peer's outputs in order, and sends Zab messages to the other members' peer actors over Akka.Remote by actor
-/// selection. It deliberately uses no remote DeathWatch and no cluster membership: Zab's own pings and limits decide
+/// the peer's outputs in order, and sends Zab messages to the other members' peer actors over Akka.Remote (by path,
+/// see <see cref="RemotePaths"/>). It deliberately uses no remote DeathWatch and no cluster membership: Zab's own pings and limits decide
 /// liveness and leadership (a watched peer would be quarantined for good after a long partition).
 /// Transport concerns live here, not in the protocol: large SyncLearner messages travel in pieces, snapshots are
 /// fetched from the leader in chunks, and the replica hears role changes and proposes through this actor.
@@ -64,13 +64,15 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
     private readonly IActorRef _replica;
     private readonly EnsembleState? _state;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly Dictionary<long, ActorSelection> _peers = new();
+    private readonly Dictionary<long, IActorRef> _peers = new();
     private readonly ZabPeer _peer;
     // Outputs not yet carried out: they wait while a snapshot is being fetched (everything after it depends on it).
     private readonly Queue<ZabOutput> _outputs = new();
     private InstallSnapshot? _installing;
     private FileStream? _fetchFile;
     private readonly List<LogEntry> _syncPrefix = new();
+    private readonly List<LogEntry> _gatheredAppends = new();
+    private readonly Dictionary<long, List<LogEntry>> _gatheredProposals = new();
 
     public ITimerScheduler Timers { get; set; } = null!;
     public IStash Stash { get; set; } = null!;
@@ -99,6 +101,13 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
             Execute(_peer.Receive(sync, _clock()));
         }));
         Receive<ZabMessage>(m => WhenReady(m, () => Execute(_peer.Receive(m, _clock()))));
+        Receive<ProposeMany>(m => WhenReady(m, () =>
+        {
+            var now = _clock();
+            var outputs = new List<ZabOutput>();
+            foreach (var entry in m.Entries) outputs.AddRange(_peer.Receive(new Propose(m.From, entry), now));
+            Execute(outputs);
+        }));
         Receive<Tick>(_ => { if (_installing is null) Execute(_peer.Tick(_clock())); });
         Receive<AppendDone>(d => Execute(_peer.OnPersisted(d.UpTo, _clock())));
         Receive<ProposeBatch>(OnProposeBatch);
@@ -157,9 +166,6 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
             _state?.Proposed(payload.Length);
             outputs.AddRange(_peer.Propose(new LogEntry(proposal.Header.Zxid, payload)));
         }
-        // One log append for the whole batch (the sends do not depend on it: acks follow durability, not sends).
-        var entries = outputs.OfType<AppendEntries>().SelectMany(a => a.Entries).ToList();
-        if (entries.Count > 1) outputs = [new AppendEntries(entries), .. outputs.Where(o => o is not AppendEntries)];
         Execute(outputs);
     }
 
@@ -167,11 +173,51 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
     {
         foreach (var output in outputs) _outputs.Enqueue(output);
         while (_installing is null && _outputs.TryDequeue(out var output)) CarryOut(output);
+        FlushGathered();
         _state?.Update(_peer);
+    }
+
+    /// <summary>
+    /// Runs of log appends and of proposals to the same peer go out together: one group-commit append and one
+    /// remote message per peer for a burst. Anything else is carried out only after what was gathered before it,
+    /// so the order of the log and of each peer's messages is the protocol's. (The leader's sends do not wait for
+    /// its own append: acks follow durability, not sends.)
+    /// </summary>
+    private void GatherProposal(long to, LogEntry entry)
+    {
+        if (!_gatheredProposals.TryGetValue(to, out var list)) _gatheredProposals[to] = list = new List<LogEntry>();
+        list.Add(entry);
+    }
+
+    private void FlushGathered()
+    {
+        if (_gatheredAppends.Count > 0)
+        {
+            var entries = _gatheredAppends.ToArray();
+            _gatheredAppends.Clear();
+            var upTo = entries[^1].Zxid;
+            _storage.AppendAsync(entries).PipeTo(Self, success: () => new AppendDone(upTo));
+        }
+        foreach (var (to, list) in _gatheredProposals)
+        {
+            if (list.Count == 0) continue;
+            PeerOf(to).Tell(list.Count == 1 ? new Propose(_myId, list[0]) : new ProposeMany(_myId, list.ToArray()), ActorRefs.NoSender);
+            list.Clear();
+        }
     }
 
     private void CarryOut(ZabOutput output)
     {
+        switch (output)
+        {
+            case AppendEntries append:
+                _gatheredAppends.AddRange(append.Entries);
+                return;
+            case SendTo { Message: Propose propose } send:
+                GatherProposal(send.To, propose.Entry);
+                return;
+        }
+        FlushGathered();
         switch (output)
         {
             case SendTo { Message: SyncLearner sync } send:
@@ -179,10 +225,6 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
                 break;
             case SendTo send:
                 PeerOf(send.To).Tell(send.Message, ActorRefs.NoSender);
-                break;
-            case AppendEntries append:
-                var upTo = append.Entries[^1].Zxid;
-                _storage.AppendAsync(append.Entries).PipeTo(Self, success: () => new AppendDone(upTo));
                 break;
             case TruncateLog truncate:
                 _storage.Truncate(truncate.Zxid);
@@ -306,10 +348,10 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
         return null;
     }
 
-    private ActorSelection PeerOf(long id)
+    private IActorRef PeerOf(long id)
     {
-        if (!_peers.TryGetValue(id, out var selection))
-            _peers[id] = selection = Context.ActorSelection($"{_members.AddressOf(id)}/user/{Name}");
-        return selection;
+        if (!_peers.TryGetValue(id, out var peer))
+            _peers[id] = peer = RemotePaths.Resolve(Context.System, $"{_members.AddressOf(id)}/user/{Name}");
+        return peer;
     }
 }

@@ -40,6 +40,8 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
         FetchSnapshot => "f",
         SnapshotPart => "s",
         SyncEntriesPart => "x",
+        ProposeMany => "M",
+        ForwardedRequests => "Q",
         _ => throw new ArgumentException($"ZabSerializer cannot serialize {o.GetType()}"),
     };
 
@@ -65,15 +67,14 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
             case AckEpoch a: w.Long(a.From); w.Long(a.CurrentEpoch); w.Long(a.LastZxid); break;
             case SyncLearner s:
                 w.Long(s.From); w.Int((int)s.Mode); w.Long(s.TruncateTo); w.Long(s.SnapshotZxid); w.Long(s.Epoch); w.Long(s.CommittedZxid);
-                w.Int(s.Entries.Count);
-                foreach (var entry in s.Entries) w.Entry(entry);
+                w.Entries(s.Entries);
                 break;
             case AckNewLeader n: w.Long(n.From); w.Long(n.Epoch); w.Long(n.LastZxid); break;
             case UpToDate u: w.Long(u.From); w.Long(u.CommittedZxid); break;
-            case ForwardedRequest q:
-                w.Long(q.ServerId); w.Long(q.SessionId); w.Int(q.Xid); w.Int(q.Op); w.Bytes(q.Body);
-                w.Int(q.Auth.Count);
-                foreach (var (scheme, ident) in q.Auth) { w.String(scheme); w.String(ident); }
+            case ForwardedRequest q: w.Forwarded(q); break;
+            case ForwardedRequests qs:
+                w.Int(qs.Requests.Count);
+                foreach (var q in qs.Requests) w.Forwarded(q);
                 break;
             case ForwardedCreateSession c: w.Long(c.ServerId); w.Long(c.SessionId); w.Int(c.TimeoutMs); break;
             case SessionOwner o: w.Long(o.ServerId); w.Long(o.SessionId); break;
@@ -86,10 +87,8 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
                 break;
             case FetchSnapshot f: w.Long(f.From); w.Long(f.Zxid); w.Long(f.Offset); break;
             case SnapshotPart s: w.Long(s.From); w.Long(s.Zxid); w.Long(s.Offset); w.Bytes(s.Bytes); w.Int((s.Last ? 1 : 0) | (s.Missing ? 2 : 0)); break;
-            case SyncEntriesPart x:
-                w.Long(x.From); w.Int(x.Entries.Count);
-                foreach (var entry in x.Entries) w.Entry(entry);
-                break;
+            case SyncEntriesPart x: w.Long(x.From); w.Entries(x.Entries); break;
+            case ProposeMany m: w.Long(m.From); w.Entries(m.Entries); break;
             default: throw new ArgumentException($"ZabSerializer cannot serialize {obj.GetType()}");
         }
         return buffer.WrittenSpan.ToArray();
@@ -122,6 +121,8 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
             "f" => new FetchSnapshot(r.Long(), r.Long(), r.Long()),
             "s" => ReadSnapshotPart(ref r),
             "x" => new SyncEntriesPart(r.Long(), ReadEntries(ref r)),
+            "M" => new ProposeMany(r.Long(), ReadEntries(ref r)),
+            "Q" => ReadForwardedMany(ref r),
             _ => throw new SerializationException($"unknown Zab manifest '{manifest}'"),
         };
     }
@@ -166,6 +167,14 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
         return new ForwardedRequest(serverId, sessionId, xid, op, body, auth);
     }
 
+    private static ForwardedRequests ReadForwardedMany(ref Reader r)
+    {
+        var count = r.Count(28);
+        var requests = new List<ForwardedRequest>(count);
+        for (var i = 0; i < count; i++) requests.Add(ReadForwarded(ref r));
+        return new ForwardedRequests(requests);
+    }
+
     private static SessionsTouched ReadTouched(ref Reader r)
     {
         var serverId = r.Long();
@@ -202,6 +211,17 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
             output.Advance(bytes.Length);
         }
         public void String(string s) => Bytes(System.Text.Encoding.UTF8.GetBytes(s));
+        public void Entries(IReadOnlyList<LogEntry> entries)
+        {
+            Int(entries.Count);
+            foreach (var entry in entries) Entry(entry);
+        }
+        public void Forwarded(ForwardedRequest q)
+        {
+            Long(q.ServerId); Long(q.SessionId); Int(q.Xid); Int(q.Op); Bytes(q.Body);
+            Int(q.Auth.Count);
+            foreach (var (scheme, ident) in q.Auth) { String(scheme); String(ident); }
+        }
     }
 
     private ref struct Reader(ReadOnlySpan<byte> bytes)

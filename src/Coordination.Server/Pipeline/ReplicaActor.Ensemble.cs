@@ -24,7 +24,9 @@ public sealed partial class ReplicaActor
     private bool _serving;
     /// <summary>This server prepares and proposes writes (standalone, or an established leader).</summary>
     private bool _leading;
-    private ActorSelection? _leaderReplica;
+    private IActorRef? _leaderReplica;
+    /// <summary>Follower: requests for the leader's replica gathered during a burst (flushed with the log, see Log).</summary>
+    private readonly List<ForwardedRequest> _unforwarded = new();
     /// <summary>Leader: proposals awaiting their commit, so that committing needs no decoding.</summary>
     private readonly Dictionary<long, Proposal> _proposed = new();
     /// <summary>Sessions this server asked to create, answered when the createSession txn commits.</summary>
@@ -53,6 +55,7 @@ public sealed partial class ReplicaActor
         Receive<ApplyCommitted>(OnApplyCommitted);
         Receive<ReplaceTree>(OnReplaceTree);
         Receive<ForwardedRequest>(OnForwardedRequest);
+        Receive<ForwardedRequests>(m => { foreach (var request in m.Requests) OnForwardedRequest(request); });
         Receive<ForwardedCreateSession>(m =>
         {
             if (_leading) CreateSessionAsLeader(m.SessionId, m.TimeoutMs, m.ServerId);
@@ -87,8 +90,9 @@ public sealed partial class ReplicaActor
         var wasServing = _serving;
         _serving = role.ServesClients;
         _leading = role.ServesClients && role.Role == PeerState.Leading;
+        FlushForwarded();   // to the leader they were meant for, as if sent at once
         _leaderReplica = role.ServesClients && !_leading
-            ? Context.ActorSelection($"{_ensemble!.Members.AddressOf(role.Leader)}/user/replica")
+            ? RemotePaths.Resolve(Context.System, $"{_ensemble!.Members.AddressOf(role.Leader)}/user/replica")
             : null;
         if (!_serving)
         {
@@ -115,6 +119,7 @@ public sealed partial class ReplicaActor
         _sessions.Clear();
         _creating.Clear();
         _proposed.Clear();
+        _unlogged.Clear();
         _owners.Clear();
         _syncWaiters.Clear();
         _validations.Clear();
@@ -151,7 +156,7 @@ public sealed partial class ReplicaActor
     {
         var write = new PendingWrite(request.Xid);
         session.Pending.Enqueue(write);
-        if (_leaderReplica is not { } leader)
+        if (_leaderReplica is null)
         {
             write.Outcome = Refusal(request.Xid, ErrorCode.ConnectionLoss);
             Drain(session);
@@ -161,7 +166,30 @@ public sealed partial class ReplicaActor
         var w = new JuteWriter(buffer);
         request.Body.Write(ref w);
         var auth = request.Auth.Ids.Select(id => (id.Scheme, id.Ident)).ToList();
-        leader.Tell(new ForwardedRequest(_ensemble!.ServerId, request.SessionId, request.Xid, (int)request.Op, buffer.WrittenSpan.ToArray(), auth), Self);
+        ToLeader(new ForwardedRequest(_ensemble!.ServerId, request.SessionId, request.Xid, (int)request.Op, buffer.WrittenSpan.ToArray(), auth));
+    }
+
+    /// <summary>
+    /// Follower → leader's replica. Forwarded requests of a burst travel as one message, flushed with the log
+    /// (<see cref="OnFlushLog"/>); any other message first flushes them, so the leader sees everything in order.
+    /// </summary>
+    private void ToLeader(object message)
+    {
+        if (message is ForwardedRequest request)
+        {
+            if (_unlogged.Count == 0 && _unforwarded.Count == 0) Self.Tell(FlushLog.Instance);
+            _unforwarded.Add(request);
+            return;
+        }
+        FlushForwarded();
+        _leaderReplica?.Tell(message, Self);
+    }
+
+    private void FlushForwarded()
+    {
+        if (_unforwarded.Count == 0) return;
+        _leaderReplica?.Tell(_unforwarded.Count == 1 ? _unforwarded[0] : new ForwardedRequests(_unforwarded.ToArray()), Self);
+        _unforwarded.Clear();
     }
 
     private void Sync(ClientRequest request, PathRequest body, SessionState session)
@@ -170,7 +198,7 @@ public sealed partial class ReplicaActor
         session.Pending.Enqueue(sync);
         _syncWaiters.Add(session);
         if (_leading) sync.Zxid = _prep.NextZxid - 1;
-        else if (_leaderReplica is { } leader) leader.Tell(new ForwardedRequest(_ensemble!.ServerId, request.SessionId, request.Xid, (int)OpCode.Sync, [], []), Self);
+        else if (_leaderReplica is not null) ToLeader(new ForwardedRequest(_ensemble!.ServerId, request.SessionId, request.Xid, (int)OpCode.Sync, [], []));
         else sync.Zxid = 0;
         Drain(session);
     }
@@ -182,9 +210,9 @@ public sealed partial class ReplicaActor
     /// </summary>
     private void ValidateAfterSync(ValidateSession m)
     {
-        if (_leaderReplica is not { } leader) return;
+        if (_leaderReplica is null) return;
         _validations[m.SessionId] = (m, -1);
-        leader.Tell(new ForwardedRequest(_ensemble!.ServerId, m.SessionId, ValidationXid, (int)OpCode.Sync, [], []), Self);
+        ToLeader(new ForwardedRequest(_ensemble!.ServerId, m.SessionId, ValidationXid, (int)OpCode.Sync, [], []));
     }
 
     private void ReleaseValidations()
@@ -262,6 +290,6 @@ public sealed partial class ReplicaActor
     {
         if (_ensemble is null) return;
         if (_leading) _owners[sessionId] = _ensemble.ServerId;
-        else _leaderReplica?.Tell(new SessionOwner(_ensemble.ServerId, sessionId), Self);
+        else ToLeader(new SessionOwner(_ensemble.ServerId, sessionId));
     }
 }

@@ -23,7 +23,7 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
     private readonly EnsembleLink? _ensemble;
     /// <summary>Expiry is decided here: standalone, or the established leader.</summary>
     private bool _decides;
-    private ActorSelection? _leaderTracker;
+    private IActorRef? _leaderTracker;
     private readonly Dictionary<long, int> _touched = new();
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -57,7 +57,7 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
         {
             _decides = role.ServesClients && role.Role == PeerState.Leading;
             _leaderTracker = role.ServesClients && !_decides
-                ? Context.ActorSelection($"{_ensemble!.Members.AddressOf(role.Leader)}/user/session-tracker")
+                ? Ensemble.RemotePaths.Resolve(Context.System, $"{_ensemble!.Members.AddressOf(role.Leader)}/user/session-tracker")
                 : null;
             _touched.Clear();
         });
