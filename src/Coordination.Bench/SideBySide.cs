@@ -113,7 +113,7 @@ public static class SideBySide
                             var server = servers[target];
                             var options = new BenchOptions
                             {
-                                Connect = [server.ConnectString], ServerPid = server.Pid, Sessions = sessions, Inflight = inflight,
+                                Connect = [server.ConnectString], ServerPids = [server.Pid], Sessions = sessions, Inflight = inflight,
                                 Op = op, ValueSize = o.ValueSize, Znodes = o.Znodes, Watchers = watchers,
                                 Warmup = o.Warmup, Duration = o.Duration, Progress = false, Json = true,
                                 Root = "/bench-" + row, Cleanup = op == BenchOp.Create,
@@ -146,7 +146,7 @@ public static class SideBySide
                         var populate = Stopwatch.StartNew();
                         var options = new BenchOptions
                         {
-                            Connect = [server.ConnectString], ServerPid = server.Pid, Sessions = 1, Inflight = 1, Op = BenchOp.Get,
+                            Connect = [server.ConnectString], ServerPids = [server.Pid], Sessions = 1, Inflight = 1, Op = BenchOp.Get,
                             ValueSize = o.ValueSize, Znodes = o.MemoryZnodes, Warmup = TimeSpan.Zero, Duration = TimeSpan.FromSeconds(1),
                             Progress = false, Json = true, Root = "/bench-memory",
                         };
