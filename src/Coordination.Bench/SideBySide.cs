@@ -108,7 +108,7 @@ public static class SideBySide
         async Task<(double Rate, string Source)> ZooKeeperSaturationAsync(string baseRow, BenchOp op)
         {
             if (Best(runs.Where(r => r.Row == baseRow && r.Target == "apache")) is { Ops: > 0 } best)
-                return (best.Ops, $"its {baseRow} row in this run ({best.Shape})");
+                return (best.Ops, $"from its {baseRow} row in this run, {best.Shape}");
             var zk = servers.GetValueOrDefault("apache");
             var temporary = zk is null ? await BenchDeployment.StartAsync("apache", o.Nodes, o.Fsync, o.OursHocon, o.ApacheCfg, null, token).ConfigureAwait(false) : null;
             try
@@ -287,7 +287,7 @@ public static class SideBySide
         var inv = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
         void Line(params object[] cells) =>
-            sb.AppendLine(string.Format(inv, "| {0,-22} | {1,-6} | {2,-5} | {3,-30} | {4,8} | {5,8} | {6,8} | {7,13} | {8,7} |", cells));
+            sb.AppendLine(string.Format(inv, "| {0,-22} | {1,-6} | {2,-5} | {3,-32} | {4,8} | {5,8} | {6,8} | {7,13} | {8,7} |", cells));
         string Ms(double ms) => ms.ToString("F3", inv);
         sb.AppendLine();
         sb.AppendLine(inv, $"Side by side, {Topology(o)}, durability {(o.Fsync ? "fsync (ZooKeeper forceSync=yes, ours force-sync=on)" : "nosync (forceSync=no / force-sync=off)")}, " +
@@ -299,7 +299,7 @@ public static class SideBySide
                                $"Zab tick 100 ms, sync-limit 20, init-limit 50; ZooKeeper tickTime=2000 initLimit=10 syncLimit=5, default JVM heap.");
         sb.AppendLine(inv, $"{Environment.ProcessorCount} cores, load average at the end {LoadAverage()}, {elapsed.TotalMinutes:F1} min.");
         sb.AppendLine();
-        var header = string.Format(inv, "| {0,-22} | {1,-6} | {2,-5} | {3,-30} | {4,8} | {5,8} | {6,8} | {7,13} | {8,7} |",
+        var header = string.Format(inv, "| {0,-22} | {1,-6} | {2,-5} | {3,-32} | {4,8} | {5,8} | {6,8} | {7,13} | {8,7} |",
             "row", "server", "shape", "ops/s (spread)", "p50 ms", "p99 ms", "p999 ms", "CPU ms/1k ops", o.Nodes == 1 ? "RSS MiB" : "RSS sum");
         sb.AppendLine(header);
         sb.AppendLine(string.Concat(header.Select(c => c == '|' ? '|' : '-')));
