@@ -74,13 +74,79 @@ public sealed class BenchSmokeTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Side_by_side_refuses_3_nodes_until_the_ensemble_exists_and_bad_arguments()
+    public async Task Rate_paces_the_load_and_measures_from_the_intended_send_time()
+    {
+        await using var server = await Targets.StartAsync("ours", output);
+        await Targets.WithServerOutputOnFailure(server, output, async () =>
+        {
+            const double target = 2000;
+            var stdout = new StringWriter();
+            var stderr = new StringWriter();
+            var code = await BenchApp.RunAsync(
+            [
+                "--connect", server.ConnectString, "--sessions", "4", "--inflight", "8", "--op", "get", "--znodes", "100",
+                "--rate", "2000", "--warmup", "300ms", "--duration", "2s", "--server-pid", server.Pid.ToString(), "--json",
+            ], stdout, stderr);
+            output.WriteLine(stderr.ToString());
+            output.WriteLine(stdout.ToString());
+            Assert.True(code == 0, $"bench exit code {code}");
+
+            using var json = JsonDocument.Parse(stdout.ToString());
+            var r = json.RootElement;
+            var rate = r.GetProperty("rate");
+            Assert.Equal(target, rate.GetProperty("target_ops_per_sec").GetDouble());
+            // Open loop: never faster than the schedule (a closed loop would do tens of thousands), and not far below it.
+            var achieved = r.GetProperty("ops_per_sec").GetDouble();
+            Assert.InRange(achieved, 0.8 * target, 1.05 * target);
+            Assert.Equal(achieved, rate.GetProperty("achieved_ops_per_sec").GetDouble());
+            Assert.True(r.GetProperty("latency_us").GetProperty("count").GetInt64() > 0.8 * target * 2, "latencies not recorded");
+            Assert.True(r.GetProperty("latency_us").GetProperty("p50").GetDouble() > 0);
+            Assert.True(r.GetProperty("latency_us").GetProperty("p999").GetDouble() >= r.GetProperty("latency_us").GetProperty("p99").GetDouble());
+            Assert.True(rate.GetProperty("send_lag_us").GetProperty("count").GetInt64() > 0);
+            Assert.Equal(0, r.GetProperty("errors").GetInt64());
+            Assert.Equal(0, r.GetProperty("warmup_errors").GetInt64());
+            Assert.Equal(0, r.GetProperty("connection_losses").GetInt64());
+            Assert.Equal(server.Pid, r.GetProperty("server").GetProperty("pid").GetInt32());
+        });
+    }
+
+    [Fact]
+    public void Server_pid_is_repeatable_and_comma_separated()
+    {
+        Assert.Equal([12, 34, 56], BenchOptions.Parse(["--server-pid", "12,34", "--server-pid=56"]).ServerPids);
+        Assert.Throws<ArgumentException>(() => BenchOptions.Parse(["--rate", "0"]));
+    }
+
+    [Fact]
+    public async Task Side_by_side_runs_a_3_node_ensemble_of_ours()
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        Assert.Equal(2, await BenchApp.RunAsync(["side-by-side", "--nodes", "3"], stdout, stderr));
-        Assert.Contains("needs issue 4 ensemble", stderr.ToString());
+        var code = await BenchApp.RunAsync(
+        [
+            "side-by-side", "--nodes", "3", "--targets", "ours", "--rows", "get", "--runs", "1", "--shapes", "4x8", "--znodes", "50",
+            "--warmup", "0s", "--duration", "1s", "--time-limit", "2m",
+        ], stdout, stderr);
+        output.WriteLine(stderr.ToString());
+        output.WriteLine(stdout.ToString());
+        Assert.Equal(0, code);
+        var table = stdout.ToString();
+        Assert.Contains("3-node ensembles", table);
+        Assert.Contains("p999 ms", table);
+        var row = table.Split('\n').Single(l => l.StartsWith("| getData", StringComparison.Ordinal) && l.Contains("| ours"));
+        var ops = double.Parse(row.Split('|')[4].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(ops > 0, $"no getData throughput in: {row}");
+    }
+
+    [Fact]
+    public async Task Side_by_side_rejects_bad_arguments()
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        Assert.Equal(2, await BenchApp.RunAsync(["side-by-side", "--nodes", "2"], stdout, stderr));
+        Assert.Contains("--nodes: 1 or 3", stderr.ToString());
         Assert.Equal(2, await BenchApp.RunAsync(["side-by-side", "--rows", "frobnicate"], stdout, stderr));
         Assert.Equal(0, await BenchApp.RunAsync(["side-by-side", "--help"], stdout, stderr));
+        Assert.Contains("half-set", stdout.ToString());
     }
 }
