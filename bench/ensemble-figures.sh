@@ -5,6 +5,8 @@
 #   - read throughput (getData, sessions spread over the 3 members),
 #   - time from SIGKILL of the leader to the first acknowledged write on the new leader.
 #   bench/ensemble-figures.sh                 # RUNS=3 DURATION=5s WARMUP=2s SHAPE=16x16
+# The main 3-node comparison is `bench/side-by-side.sh --nodes 3` (every row, p999, CPU summed over the members);
+# this script stays for the failover figure and as a quick setData/getData check.
 # Everything it starts it stops (trap); the whole run is bounded by `timeout` (TIME_LIMIT, default 20m).
 set -euo pipefail
 cd "$(dirname "$0")/.."

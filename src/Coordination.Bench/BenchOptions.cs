@@ -19,7 +19,10 @@ public sealed record BenchOptions
     public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(10);
     public int Watchers { get; init; }
     public bool Json { get; init; }
-    public int? ServerPid { get; init; }
+    /// <summary>Server processes whose CPU time and RSS are reported, summed (an ensemble's members).</summary>
+    public IReadOnlyList<int> ServerPids { get; init; } = [];
+    /// <summary>Total target ops/s over all sessions (paced, open loop); null = closed loop at saturation.</summary>
+    public double? Rate { get; init; }
     public string Root { get; init; } = "/bench";
     public int MultiSize { get; init; } = 4;
     public int SessionTimeoutMs { get; init; } = 30_000;
@@ -51,7 +54,11 @@ public sealed record BenchOptions
           --duration T                     measured time                                  (10s)
           --watchers N                     N extra sessions watch one hot znode; a writer sets it in rounds and
                                            the time from setData to all N notified is measured (0)
-          --server-pid PID                 report server CPU ms per 1,000 ops and RSS from /proc
+          --rate OPS                       open loop: OPS requests/s in total, each session sending on a fixed
+                                           schedule (at most --inflight outstanding, the rest queue); latency is
+                                           measured from each request's intended send time (wrk2-style)
+          --server-pid PID[,PID]           report server CPU ms per 1,000 ops and RSS from /proc; repeatable,
+                                           several pids (an ensemble's members) are summed
           --root PATH                      namespace for the bench znodes                 (/bench)
           --session-timeout T                                                             (30s)
           --seed N                                                                        (12345)
@@ -92,7 +99,9 @@ public sealed record BenchOptions
                 "warmup" => o with { Warmup = ParseDuration(Value()) },
                 "duration" => o with { Duration = ParseDuration(Value()) },
                 "watchers" => o with { Watchers = Int(name, Value(), 0) },
-                "server-pid" => o with { ServerPid = Int(name, Value(), 1) },
+                "server-pid" => o with { ServerPids = [.. o.ServerPids, .. Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(v => Int(name, v, 1))] },
+                "rate" => o with { Rate = double.TryParse(Value(), NumberStyles.Float, CultureInfo.InvariantCulture, out var rate) && rate > 0
+                    ? rate : throw new ArgumentException("--rate: expected ops/s > 0") },
                 "root" => o with { Root = Value().TrimEnd('/') is { Length: > 0 } r ? r : throw new ArgumentException("--root must not be /") },
                 "session-timeout" => o with { SessionTimeoutMs = (int)ParseDuration(Value()).TotalMilliseconds },
                 "seed" => o with { Seed = Int(name, Value(), int.MinValue) },
@@ -104,6 +113,7 @@ public sealed record BenchOptions
         }
         if (o.Duration <= TimeSpan.Zero) throw new ArgumentException("--duration must be positive");
         if (o.Sessions == 0 && o.Watchers == 0) throw new ArgumentException("nothing to do: --sessions 0 and --watchers 0");
+        if (o.Rate is not null && o.Sessions == 0) throw new ArgumentException("--rate needs --sessions > 0");
         return o;
     }
 
@@ -155,6 +165,7 @@ public sealed record BenchOptions
         if (Op == BenchOp.Mixed) sb.Append($" read-ratio={ReadRatio}");
         if (Op == BenchOp.Multi) sb.Append($" multi-size={MultiSize}");
         if (Watchers > 0) sb.Append($" watchers={Watchers}");
+        if (Rate is { } rate) sb.Append(CultureInfo.InvariantCulture, $" rate={rate:F0}/s");
         sb.Append($" warmup={Warmup.TotalSeconds}s duration={Duration.TotalSeconds}s");
         return sb.ToString();
     }

@@ -6,6 +6,10 @@ using Coordination.TestKit;
 
 namespace Coordination.Bench;
 
+/// <summary>An open-loop (--rate) run: its target, whether the achieved rate reached 95% of it, the requests due in the
+/// window that never went out, and how late the pacer sent after the intended times.</summary>
+public sealed record RateResult(double TargetOpsPerSecond, bool Reached, long Unsent, LatencySummary SendLag);
+
 public sealed record WatchResult(int Watchers, long Rounds, LatencySummary FanOut, LatencySummary Notify, long Missed, long Errors);
 
 /// <summary>The outcome of a run; <see cref="ToJson"/> and <see cref="ToTable"/> render it.</summary>
@@ -25,7 +29,9 @@ public sealed class BenchResult
     public LatencySummary Latency { get; set; }
     public Dictionary<string, LatencySummary> PerOp { get; } = new();
     public WatchResult? Watch { get; set; }
-    public int? ServerPid { get; set; }
+    /// <summary>The server processes measured; CPU and RSS are their sums.</summary>
+    public IReadOnlyList<int> ServerPids { get; set; } = [];
+    public RateResult? Rate { get; set; }
     public double? ServerCpuMs { get; set; }
     public long? ServerRssBytes { get; set; }
     public double ClientCpuMs { get; set; }
@@ -80,10 +86,24 @@ public sealed class BenchResult
                 WriteLatency(w, "each_notified_us", watch.Notify);
                 w.WriteEndObject();
             }
-            if (ServerPid is { } pid)
+            if (Rate is { } rate)
             {
+                w.WriteStartObject("rate");
+                w.WriteNumber("target_ops_per_sec", rate.TargetOpsPerSecond);
+                w.WriteNumber("achieved_ops_per_sec", Math.Round(OpsPerSecond, 1));
+                w.WriteBoolean("reached", rate.Reached);
+                w.WriteNumber("unsent", rate.Unsent);
+                WriteLatency(w, "send_lag_us", rate.SendLag);
+                w.WriteEndObject();
+            }
+            if (ServerPids.Count > 0)
+            {
+                // "pid" stays for readers of one server; "pids" lists every process whose CPU and RSS are summed.
                 w.WriteStartObject("server");
-                w.WriteNumber("pid", pid);
+                w.WriteNumber("pid", ServerPids[0]);
+                w.WriteStartArray("pids");
+                foreach (var p in ServerPids) w.WriteNumberValue(p);
+                w.WriteEndArray();
                 if (ServerCpuMs is { } cpu) w.WriteNumber("cpu_ms", Math.Round(cpu, 1));
                 if (ServerCpuMsPer1kOps is { } per) w.WriteNumber("cpu_ms_per_1k_ops", Math.Round(per, 3));
                 if (ServerRssBytes is { } rss) w.WriteNumber("rss_bytes", rss);
@@ -136,10 +156,17 @@ public sealed class BenchResult
             sb.AppendLine(string.Format(inv, "  setData -> all notified:  p50 {0:F0} us  p99 {1:F0} us  p99.9 {2:F0} us  max {3:F0} us", w.FanOut.P50Us, w.FanOut.P99Us, w.FanOut.P999Us, w.FanOut.MaxUs));
             sb.AppendLine(string.Format(inv, "  setData -> each notified: p50 {0:F0} us  p99 {1:F0} us  p99.9 {2:F0} us  max {3:F0} us", w.Notify.P50Us, w.Notify.P99Us, w.Notify.P999Us, w.Notify.MaxUs));
         }
-        if (ServerPid is { } pid)
+        if (Rate is { } rate)
         {
             sb.AppendLine();
-            sb.Append($"server pid {pid}:");
+            sb.AppendLine(string.Format(inv, "rate: target {0:F0} ops/s, achieved {1:F0} ops/s ({2}), {3} due but never sent; send lag p50 {4:F0} us p99 {5:F0} us",
+                rate.TargetOpsPerSecond, OpsPerSecond, rate.Reached ? "reached" : "NOT reached", rate.Unsent, rate.SendLag.P50Us, rate.SendLag.P99Us));
+            sb.AppendLine("latency counts from each request's intended send time");
+        }
+        if (ServerPids.Count > 0)
+        {
+            sb.AppendLine();
+            sb.Append($"server pid {string.Join("+", ServerPids)}:");
             if (ServerCpuMs is { } cpu) sb.Append(inv, $" cpu {cpu:F0} ms");
             if (ServerCpuMsPer1kOps is { } per) sb.Append(inv, $" ({per:F2} ms per 1,000 ops)");
             if (ServerRssBytes is { } rss) sb.Append($", rss {ProcStats.FormatBytes(rss)}");

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using Coordination.Protocol;
 using Coordination.TestKit;
 
@@ -23,6 +24,8 @@ public sealed class BenchRunner
     private long _measureEnd = long.MaxValue;
     private volatile bool _stopping;
     private readonly ReplyCallback _onReply;
+    /// <summary>With --rate: how late the pacer sent each request after its intended time (the client's own jitter).</summary>
+    private readonly LatencyHistogram _sendLag = new();
 
     public BenchRunner(BenchOptions options, TextWriter progress)
     {
@@ -45,6 +48,9 @@ public sealed class BenchRunner
         public long Ok, Errors, WarmupErrors, Completed, ConnectionLosses;
         public int Inflight;
         public long CreateSeq;
+        /// <summary>With --rate: idle slots, and the intended send times of requests due while every slot was busy.</summary>
+        public readonly Stack<Slot> FreeSlots = new();
+        public readonly Queue<long> Owed = new();
     }
 
     private sealed class Slot
@@ -77,19 +83,22 @@ public sealed class BenchRunner
         var clientCpuStart = Process.GetCurrentProcess().TotalProcessorTime;
         try
         {
-            // Start the load: every slot issues its first request; completions issue the next.
+            // Start the load. Closed loop: every slot issues its first request; completions issue the next.
+            // Open loop (--rate): slots wait idle and the pacer hands them requests on schedule.
+            var started = Stopwatch.GetTimestamp();
             foreach (var w in workers)
             {
                 for (var s = 0; s < _o.Inflight; s++)
                 {
                     var slot = new Slot { Worker = w, Rng = (ulong)(_o.Seed * 7919L + w.Index * 1_000_003L + s * 17L) | 1UL };
+                    if (_o.Rate is not null) { w.FreeSlots.Push(slot); continue; }
                     Interlocked.Increment(ref w.Inflight);
-                    Issue(slot);
+                    Issue(slot, Stopwatch.GetTimestamp());
                 }
             }
+            var paceTask = _o.Rate is { } targetRate ? StartPacer(workers, targetRate, started, ct) : Task.CompletedTask;
             var watchTask = watch?.RunRoundsAsync(ct) ?? Task.CompletedTask;
 
-            var started = Stopwatch.GetTimestamp();
             var warmupEnd = started + (long)(_o.Warmup.TotalSeconds * Stopwatch.Frequency);
             var end = warmupEnd + (long)(_o.Duration.TotalSeconds * Stopwatch.Frequency);
             TimeSpan? serverCpuStart = null;
@@ -102,7 +111,7 @@ public sealed class BenchRunner
                 if (!measuring && now >= warmupEnd)
                 {
                     measuring = true;
-                    if (_o.ServerPid is int pid) serverCpuStart = ProcStats.ReadCpuTime(pid);
+                    if (_o.ServerPids.Count > 0) serverCpuStart = ProcStats.ReadCpuTime(_o.ServerPids);
                     clientCpuStart = Process.GetCurrentProcess().TotalProcessorTime;
                     Volatile.Write(ref _measureStart, Stopwatch.GetTimestamp());
                 }
@@ -132,16 +141,17 @@ public sealed class BenchRunner
             if (Volatile.Read(ref _measureStart) == long.MaxValue) Volatile.Write(ref _measureStart, measureEnd); // cancelled during warmup
             _stopping = true;
             result.ClientCpuMs = (Process.GetCurrentProcess().TotalProcessorTime - clientCpuStart).TotalMilliseconds;
-            if (_o.ServerPid is int serverPid)
+            if (_o.ServerPids.Count > 0)
             {
-                var cpuEnd = ProcStats.ReadCpuTime(serverPid);
+                var cpuEnd = ProcStats.ReadCpuTime(_o.ServerPids);
                 if (serverCpuStart is { } a && cpuEnd is { } b) result.ServerCpuMs = (b - a).TotalMilliseconds;
-                result.ServerRssBytes = ProcStats.ReadRssBytes(serverPid);
-                result.ServerPid = serverPid;
+                result.ServerRssBytes = ProcStats.ReadRssBytes(_o.ServerPids);
+                result.ServerPids = _o.ServerPids;
             }
             result.MeasuredSeconds = (measureEnd - Volatile.Read(ref _measureStart)) / (double)Stopwatch.Frequency;
 
             // Drain: wait for outstanding requests (bounded).
+            await paceTask.ConfigureAwait(false);
             var drainDeadline = Stopwatch.StartNew();
             while (workers.Any(w => Volatile.Read(ref w.Inflight) > 0) && drainDeadline.Elapsed < TimeSpan.FromSeconds(10))
                 await Task.Delay(20, CancellationToken.None).ConfigureAwait(false);
@@ -171,6 +181,14 @@ public sealed class BenchRunner
             for (var k = 0; k < KindCount; k++)
                 if (perKind[k] is { } h) result.PerOp[((Kind)k).ToString().ToLowerInvariant()] = h.Summarize();
             if (watch is not null) result.Watch = watch.Summarize();
+            if (_o.Rate is { } target)
+            {
+                // Requests due in the window that never went out: the server was too slow to free a slot for them.
+                long unsent = 0;
+                foreach (var w in workers)
+                    lock (w.Owed) unsent += w.Owed.Count(due => due >= Volatile.Read(ref _measureStart) && due <= measureEnd);
+                result.Rate = new RateResult(target, result.OpsPerSecond >= 0.95 * target, unsent, _sendLag.Summarize());
+            }
         }
         finally
         {
@@ -221,10 +239,11 @@ public sealed class BenchRunner
         slot.Worker.Client.Send(OpCode.SetData, _sets[slot.Next(_sets.Length)], _onReply, slot, now);
     }
 
-    private void Issue(Slot slot)
+    /// <summary>Sends the slot's next request; latency is measured from <paramref name="now"/> (with --rate the intended
+    /// send time, which may be earlier than the actual one).</summary>
+    private void Issue(Slot slot, long now)
     {
         var w = slot.Worker;
-        var now = Stopwatch.GetTimestamp();
         switch (_o.Op)
         {
             case BenchOp.Get:
@@ -315,7 +334,91 @@ public sealed class BenchRunner
             Interlocked.Decrement(ref w.Inflight);
             return;
         }
-        Issue(slot);
+        if (_o.Rate is null)
+        {
+            Issue(slot, Stopwatch.GetTimestamp());
+            return;
+        }
+        // Open loop: the freed slot takes the oldest overdue request, keeping its intended time; else it goes idle.
+        long intended;
+        lock (w.Owed)
+        {
+            if (!w.Owed.TryDequeue(out intended))
+            {
+                w.FreeSlots.Push(slot);
+                Interlocked.Decrement(ref w.Inflight);
+                return;
+            }
+        }
+        Issue(slot, intended);
+    }
+
+    /// <summary>
+    /// The open-loop schedule (--rate): the k-th request of the run is due at start + k / rate and belongs to session
+    /// k mod sessions, so each session sends at rate / sessions per second on a fixed schedule. A request finds an idle
+    /// slot of its session or waits in that session's queue; either way its latency counts from when it was due, so a
+    /// stalled server cannot hide its stall by slowing the sender (no coordinated omission). It runs on its own thread
+    /// with nanosleep: Task.Delay wakes up 1-2 ms late, which would show up as latency of the server.
+    /// </summary>
+    private Task StartPacer(Worker[] workers, double rate, long start, CancellationToken ct)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try { Pace(workers, rate, start, ct); done.TrySetResult(); }
+            catch (Exception e) { done.TrySetException(e); }
+        }) { IsBackground = true, Name = "bench-pacer" };
+        thread.Start();
+        return done.Task;
+    }
+
+    private void Pace(Worker[] workers, double rate, long start, CancellationToken ct)
+    {
+        var ticksPerRequest = Stopwatch.Frequency / rate;
+        long k = 0;
+        while (!_stopping && !ct.IsCancellationRequested)
+        {
+            long due;
+            while ((due = start + (long)(k * ticksPerRequest)) <= Stopwatch.GetTimestamp() && !_stopping)
+            {
+                var w = workers[(int)(k % workers.Length)];
+                k++;
+                Slot? slot;
+                lock (w.Owed)
+                {
+                    if (!w.FreeSlots.TryPop(out slot))
+                    {
+                        w.Owed.Enqueue(due);
+                        continue;
+                    }
+                    Interlocked.Increment(ref w.Inflight);
+                }
+                if (due >= Volatile.Read(ref _measureStart))
+                    _sendLag.Record((long)((Stopwatch.GetTimestamp() - due) * (1_000_000_000.0 / Stopwatch.Frequency)));
+                Issue(slot, due);
+            }
+            // At most 10 ms at a time, so that the end of the run is noticed.
+            var waitNs = (long)((due - Stopwatch.GetTimestamp()) * (1_000_000_000.0 / Stopwatch.Frequency));
+            if (waitNs > 0) SleepNs(Math.Min(waitNs, 10_000_000));
+        }
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct TimeSpec { public long Seconds; public long Nanoseconds; }
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int nanosleep(ref TimeSpec request, IntPtr remaining);
+
+    /// <summary>Sleeps about <paramref name="ns"/> (Linux: within ~60 us; elsewhere whole milliseconds).</summary>
+    private static void SleepNs(long ns)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            Thread.Sleep(TimeSpan.FromMilliseconds(Math.Max(1, ns / 1_000_000)));
+            return;
+        }
+        var spec = new TimeSpec { Seconds = ns / 1_000_000_000, Nanoseconds = ns % 1_000_000_000 };
+        nanosleep(ref spec, IntPtr.Zero);
     }
 
     // ---------------------------------------------------------------- setup and teardown

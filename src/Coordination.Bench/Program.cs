@@ -47,7 +47,7 @@ public static class BenchApp
             {
                 launched = await ServerProcess.StartAsync(target, new ServerProcessOptions { ExtraZooCfg = options.ApacheConfig }, ct);
                 await progress.WriteLineAsync($"launched {launched}");
-                options = options with { Connect = [launched.ConnectString], ServerPid = options.ServerPid ?? launched.Pid };
+                options = options with { Connect = [launched.ConnectString], ServerPids = options.ServerPids.Count > 0 ? options.ServerPids : [launched.Pid] };
             }
             if (!options.Json) await progress.WriteLineAsync($"bench {string.Join(",", options.Connect)}  {options.Describe()}");
             var result = await new BenchRunner(options, progress).RunAsync(ct);

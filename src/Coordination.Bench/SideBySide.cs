@@ -10,20 +10,24 @@ namespace Coordination.Bench;
 /// runs identical loads against each, one after the other (interleaved run by run, so drift in the machine's load hits
 /// both alike), and prints one table with the ratio ours/ZooKeeper per row. Every figure is the median of --runs runs;
 /// the spread (min–max over the runs) is shown for the throughput. Each server is compared at its own best
-/// saturation shape (sessions × in-flight). Everything it starts, it stops; the whole run is bounded by --time-limit.
+/// saturation shape (sessions × in-flight), and at half of ZooKeeper's saturation rate (half-load rows). With --nodes 3
+/// both run as 3-node ensembles, the sessions spread over the members. Everything it starts, it stops; the whole run is bounded by --time-limit.
 /// </summary>
 public static class SideBySide
 {
     public const string Usage = """
         Coordination.Bench side-by-side: our server beside Apache ZooKeeper 3.8, identical loads, one table.
 
-          --nodes 1|3                 standalone (1) or 3-node ensembles (3: needs issue 4)             (1)
+          --nodes 1|3                 standalone (1) or 3-node ensembles (3): sessions round-robin over the
+                                      members, CPU and RSS summed over the three processes              (1)
           --durability fsync|nosync   fsync: ZooKeeper forceSync=yes and ours persistence.force-sync=on;
                                       nosync: forceSync=no and force-sync=off (tests only)             (fsync)
           --runs N                    runs per figure; the table shows the median and the spread      (3)
           --warmup T / --duration T   per run                                                          (2s / 5s)
           --shapes LIST               saturation shapes tried per row, sessions x in-flight     (4x64,16x16,64x4)
-          --rows LIST                 get,set,mixed,create,latency-get,latency-set,watch              (all of them)
+          --rows LIST                 get,set,mixed,create,half-get,half-set,latency-get,latency-set,watch
+                                      (all of them); half-get/half-set: p99 at half of ZooKeeper's saturation
+                                      throughput of that op, 16x16 paced (run after the get/set rows)
           --watchers N                watchers on one znode in the watch row                           (10000)
           --memory                    add the memory and restart rows: RSS with --memory-znodes znodes of
                                       --value-size bytes, then the restart time of that tree (slow)
@@ -57,7 +61,7 @@ public static class SideBySide
         public string? Out { get; init; }
     }
 
-    private static readonly string[] AllRows = ["get", "set", "mixed", "create", "latency-get", "latency-set", "watch"];
+    private static readonly string[] AllRows = ["get", "set", "mixed", "create", "half-get", "half-set", "latency-get", "latency-set", "watch"];
 
     private sealed record Run(string Row, string Target, int Sessions, int Inflight, BenchResult Result);
 
@@ -67,13 +71,6 @@ public static class SideBySide
         Options o;
         try { o = Parse(args); }
         catch (ArgumentException e) { await stderr.WriteLineAsync($"error: {e.Message}\n\n{Usage}"); return 2; }
-        if (o.Nodes != 1)
-        {
-            // TODO(issue 4): start a 3-node ensemble of ours (hocon/ensemble-3) and of ZooKeeper (server.N lines,
-            // myid files, quorum ports on 127.0.0.1), spread the sessions over the members, and run the same rows.
-            await stderr.WriteLineAsync("error: --nodes 3 needs issue 4 ensemble (the server has no ensemble yet)");
-            return 2;
-        }
 
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
         limit.CancelAfter(o.TimeLimit);
@@ -82,27 +79,80 @@ public static class SideBySide
         var runs = new List<Run>();
         var extraRows = new List<string[]>();
         var notes = new List<string>();
-        var servers = new Dictionary<string, ServerProcess>();
-        await stderr.WriteLineAsync($"side-by-side: {string.Join(",", o.Targets)}, standalone, durability {(o.Fsync ? "fsync" : "nosync")}, " +
+        var servers = new Dictionary<string, BenchDeployment>();
+        await stderr.WriteLineAsync($"side-by-side: {string.Join(",", o.Targets)}, {Topology(o)}, durability {(o.Fsync ? "fsync" : "nosync")}, " +
                                     $"{o.Runs} runs x {o.Warmup.TotalSeconds}s+{o.Duration.TotalSeconds}s, shapes {string.Join(",", o.Shapes.Select(s => $"{s.Sessions}x{s.Inflight}"))}, rows {string.Join(",", o.Rows)}");
+
+        async Task<BenchResult> RunOnceAsync(string row, string target, BenchDeployment server, BenchOptions load, int run)
+        {
+            var options = load with
+            {
+                Connect = server.Connect, ServerPids = server.Pids, ValueSize = o.ValueSize, Warmup = o.Warmup, Duration = o.Duration,
+                Progress = false, Json = true, Root = "/bench-" + row,
+            };
+            var result = await new BenchRunner(options, TextWriter.Null).RunAsync(token).ConfigureAwait(false);
+            result.Target = target;
+            await stderr.WriteLineAsync(string.Format(CultureInfo.InvariantCulture,
+                "  [{0,5:F0}s] {1,-12} {2,-6} {3,5} run {4}: {5,9:F0} ops/s{6} p50 {7:F2} ms p99 {8:F2} ms p999 {9:F2} ms cpu {10:F2} ms/1k{11}{12}",
+                started.Elapsed.TotalSeconds, row, target, $"{options.Sessions}x{options.Inflight}", run, result.OpsPerSecond,
+                result.Rate is { } rate ? $" of {rate.TargetOpsPerSecond:F0}{(rate.Reached ? "" : " NOT REACHED")}" : "",
+                result.Latency.P50Us / 1000, result.Latency.P99Us / 1000, result.Latency.P999Us / 1000, result.ServerCpuMsPer1kOps ?? double.NaN,
+                result.Watch is { } w ? $" all-notified p50 {w.FanOut.P50Us / 1000:F1} ms" : "",
+                result.TotalErrors > 0 ? $"  ERRORS {result.TotalErrors}" : "")).ConfigureAwait(false);
+            if (o.Out is { } file) await File.AppendAllTextAsync(file, $"{{\"row\":\"{row}\",\"result\":{result.ToJson(false)}}}\n", token).ConfigureAwait(false);
+            return result;
+        }
+
+        // Half-load rows need ZooKeeper's saturation throughput of their op: from this run's get/set row when it ran,
+        // else measured first at 16x16 (on a ZooKeeper started for it when it is not a target).
+        async Task<(double Rate, string Source)> ZooKeeperSaturationAsync(string baseRow, BenchOp op)
+        {
+            if (Best(runs.Where(r => r.Row == baseRow && r.Target == "apache")) is { Ops: > 0 } best)
+                return (best.Ops, $"from its {baseRow} row in this run, {best.Shape}");
+            var zk = servers.GetValueOrDefault("apache");
+            var temporary = zk is null ? await BenchDeployment.StartAsync("apache", o.Nodes, o.Fsync, o.OursHocon, o.ApacheCfg, null, token).ConfigureAwait(false) : null;
+            try
+            {
+                var ops = new List<double>();
+                for (var r = 1; r <= o.Runs; r++)
+                    ops.Add((await RunOnceAsync("zk-saturation-" + baseRow, "apache", zk ?? temporary!,
+                        new BenchOptions { Op = op, Sessions = 16, Inflight = 16, Znodes = o.Znodes }, r).ConfigureAwait(false)).OpsPerSecond);
+                return (Median(ops), "measured first at 16x16");
+            }
+            finally
+            {
+                if (temporary is not null) await temporary.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+
         try
         {
             foreach (var target in o.Targets)
             {
-                servers[target] = await StartAsync(target, o, null, token).ConfigureAwait(false);
+                servers[target] = await BenchDeployment.StartAsync(target, o.Nodes, o.Fsync, o.OursHocon, o.ApacheCfg, null, token).ConfigureAwait(false);
                 await stderr.WriteLineAsync($"  started {servers[target]}").ConfigureAwait(false);
             }
             if (servers.TryGetValue("ours", out var oursServer) && !HasJournal(oursServer))
                 notes.Add("ours wrote no journal (its data dir has no journal.db): it is NOT durable in this build (issue 3), so its " +
                           "write rows are not yet a like-for-like comparison with ZooKeeper's fsync'd log");
 
-            foreach (var row in o.Rows)
+            // The half-load rows run last: they take their rate from the saturation rows.
+            foreach (var row in o.Rows.OrderBy(r => HalfLoadOp(r) is null ? 0 : 1))
             {
+                double? rate = null;
+                if (HalfLoadOp(row) is { } halfOp)
+                {
+                    var (saturation, source) = await ZooKeeperSaturationAsync(halfOp == BenchOp.Get ? "get" : "set", halfOp).ConfigureAwait(false);
+                    rate = saturation / 2;
+                    notes.Add(string.Format(CultureInfo.InvariantCulture, "{0}: ZooKeeper's saturation {1:F0} ops/s ({2}), so both at {3:F0} ops/s",
+                        row, saturation, source, rate));
+                }
                 var (op, shapes, watchers) = row switch
                 {
                     "latency-get" => (BenchOp.Get, new[] { (1, 1) }, 0),
                     "latency-set" => (BenchOp.Set, new[] { (1, 1) }, 0),
                     "watch" => (BenchOp.Get, new[] { (0, 1) }, o.Watchers),
+                    "half-get" or "half-set" => (HalfLoadOp(row)!.Value, new[] { (16, 16) }, 0),
                     _ => (BenchOptions.ParseOp(row), o.Shapes.ToArray(), 0),
                 };
                 for (var r = 0; r < o.Runs; r++)
@@ -110,24 +160,13 @@ public static class SideBySide
                         foreach (var target in o.Targets)
                         {
                             token.ThrowIfCancellationRequested();
-                            var server = servers[target];
-                            var options = new BenchOptions
+                            var load = new BenchOptions
                             {
-                                Connect = [server.ConnectString], ServerPid = server.Pid, Sessions = sessions, Inflight = inflight,
-                                Op = op, ValueSize = o.ValueSize, Znodes = o.Znodes, Watchers = watchers,
-                                Warmup = o.Warmup, Duration = o.Duration, Progress = false, Json = true,
-                                Root = "/bench-" + row, Cleanup = op == BenchOp.Create,
+                                Sessions = sessions, Inflight = inflight, Op = op, Znodes = o.Znodes, Watchers = watchers, Rate = rate,
+                                Cleanup = op == BenchOp.Create,
                             };
-                            var result = await new BenchRunner(options, TextWriter.Null).RunAsync(token).ConfigureAwait(false);
-                            result.Target = target;
+                            var result = await RunOnceAsync(row, target, servers[target], load, r + 1).ConfigureAwait(false);
                             runs.Add(new Run(row, target, sessions, inflight, result));
-                            await stderr.WriteLineAsync(string.Format(CultureInfo.InvariantCulture,
-                                "  [{0,5:F0}s] {1,-12} {2,-6} {3,5} run {4}: {5,9:F0} ops/s p50 {6:F2} ms p99 {7:F2} ms cpu {8:F2} ms/1k{9}{10}",
-                                started.Elapsed.TotalSeconds, row, target, $"{sessions}x{inflight}", r + 1, result.OpsPerSecond,
-                                result.Latency.P50Us / 1000, result.Latency.P99Us / 1000, result.ServerCpuMsPer1kOps ?? double.NaN,
-                                result.Watch is { } w ? $" all-notified p50 {w.FanOut.P50Us / 1000:F1} ms" : "",
-                                result.TotalErrors > 0 ? $"  ERRORS {result.TotalErrors}" : "")).ConfigureAwait(false);
-                            if (o.Out is { } file) await File.AppendAllTextAsync(file, $"{{\"row\":\"{row}\",\"result\":{result.ToJson(false)}}}\n", token).ConfigureAwait(false);
                         }
             }
 
@@ -142,24 +181,30 @@ public static class SideBySide
                     var dataDir = Directory.CreateTempSubdirectory("side-by-side-mem-").FullName;
                     try
                     {
-                        await using var server = await StartAsync(target, o, dataDir, token).ConfigureAwait(false);
+                        await using var server = await BenchDeployment.StartAsync(target, o.Nodes, o.Fsync, o.OursHocon, o.ApacheCfg, dataDir, token).ConfigureAwait(false);
                         var populate = Stopwatch.StartNew();
                         var options = new BenchOptions
                         {
-                            Connect = [server.ConnectString], ServerPid = server.Pid, Sessions = 1, Inflight = 1, Op = BenchOp.Get,
+                            Connect = server.Connect, ServerPids = server.Pids, Sessions = 1, Inflight = 1, Op = BenchOp.Get,
                             ValueSize = o.ValueSize, Znodes = o.MemoryZnodes, Warmup = TimeSpan.Zero, Duration = TimeSpan.FromSeconds(1),
                             Progress = false, Json = true, Root = "/bench-memory",
                         };
                         var result = await new BenchRunner(options, TextWriter.Null).RunAsync(token).ConfigureAwait(false);
                         var populateS = populate.Elapsed.TotalSeconds;
                         await Task.Delay(2000, token).ConfigureAwait(false);
-                        var rss = ProcStats.ReadRssBytes(server.Pid);
-                        var before = await ZnodeCountAsync(server, token).ConfigureAwait(false);
+                        var rss = ProcStats.ReadRssBytes(server.Pids);
+                        var before = await server.ZnodeCountAsync(token).ConfigureAwait(false);
                         await server.StopAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+                        // Restart time: from starting the process(es) again until every member serves and shows the whole tree.
                         var restart = Stopwatch.StartNew();
-                        await server.RestartAsync(token).ConfigureAwait(false);
+                        await server.StartAgainAsync(token).ConfigureAwait(false);
+                        var after = await server.ZnodeCountAsync(token).ConfigureAwait(false);
+                        while (after < before && restart.Elapsed < TimeSpan.FromMinutes(2))
+                        {
+                            await Task.Delay(50, token).ConfigureAwait(false);
+                            after = await server.ZnodeCountAsync(token).ConfigureAwait(false);
+                        }
                         var restartS = restart.Elapsed.TotalSeconds;
-                        var after = await ZnodeCountAsync(server, token).ConfigureAwait(false);
                         var restored = after >= before ? "all" : $"{after:N0} of {before:N0} znodes";
                         mem[target] = (rss, populateS, restartS, restored);
                         await stderr.WriteLineAsync($"  memory {target}: {before:N0} znodes, rss {rss >> 20} MiB, populated in {populateS:F1} s, restart {restartS:F1} s, restored {restored}").ConfigureAwait(false);
@@ -172,7 +217,7 @@ public static class SideBySide
                 }
                 var o1 = mem.GetValueOrDefault("ours");
                 var a1 = mem.GetValueOrDefault("apache");
-                extraRows.Add([$"memory {o.MemoryZnodes:N0} x {o.ValueSize} B", "RSS MiB",
+                extraRows.Add([$"memory {o.MemoryZnodes:N0} x {o.ValueSize} B", o.Nodes == 1 ? "RSS MiB" : "RSS sum",
                     o1.Rss > 0 ? $"{o1.Rss >> 20}" : "-", a1.Rss > 0 ? $"{a1.Rss >> 20}" : "-", Ratio(o1.Rss, a1.Rss), "target <= 0.8"]);
                 // A restart that did not restore the whole tree is not a recovery: no ratio for it.
                 extraRows.Add([$"restart of that tree", "seconds",
@@ -193,31 +238,14 @@ public static class SideBySide
         return runs.Any(r => r.Result.TotalErrors > 0) ? 3 : 0;
     }
 
-    private static async Task<ServerProcess> StartAsync(string target, Options o, string? dataDir, CancellationToken ct)
-    {
-        var options = target == "ours"
-            ? new ServerProcessOptions
-            {
-                DataDir = dataDir,
-                ExtraHocon = $"coordination.client-address = \"127.0.0.1\"\ncoordination.persistence.force-sync = {(o.Fsync ? "on" : "off")}\n{o.OursHocon}",
-            }
-            : new ServerProcessOptions
-            {
-                DataDir = dataDir,
-                ExtraZooCfg = [$"forceSync={(o.Fsync ? "yes" : "no")}", .. o.ApacheCfg],
-            };
-        return await ServerProcess.StartAsync(target, options, ct).ConfigureAwait(false);
-    }
+    /// <summary>The op of a half-load row (half-get, half-set), null for any other row.</summary>
+    private static BenchOp? HalfLoadOp(string row) => row switch { "half-get" => BenchOp.Get, "half-set" => BenchOp.Set, _ => null };
+
+    private static string Topology(Options o) => o.Nodes == 1 ? "standalone" : $"{o.Nodes}-node ensembles";
 
     /// <summary>Whether our server keeps a journal (issue 3 creates journal.db in the data dir on first start).</summary>
-    private static bool HasJournal(ServerProcess server) =>
-        Directory.Exists(server.DataDir) && Directory.EnumerateFiles(server.DataDir, "journal.db*", SearchOption.AllDirectories).Any();
-
-    private static async Task<long> ZnodeCountAsync(ServerProcess server, CancellationToken ct)
-    {
-        var mntr = await FourLetterWord.MntrAsync(server.Host, server.Port, TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
-        return (long)(mntr.Number("zk_znode_count") ?? -1);
-    }
+    private static bool HasJournal(BenchDeployment server) => server.DataDirs.All(dir =>
+        Directory.Exists(dir) && Directory.EnumerateFiles(dir, "journal.db*", SearchOption.AllDirectories).Any());
 
     private static double Median(IEnumerable<double> values)
     {
@@ -229,8 +257,8 @@ public static class SideBySide
     private static string Ratio(double ours, double apache) =>
         ours > 0 && apache > 0 && !double.IsNaN(ours) && !double.IsNaN(apache) ? (ours / apache).ToString("F2", CultureInfo.InvariantCulture) : "-";
 
-    private sealed record Figure(string Shape, double Ops, double OpsMin, double OpsMax, double P50, double P99, double Cpu, double RssMiB,
-        double FanoutMs, double FanoutMin, double FanoutMax, long Errors, int Runs);
+    private sealed record Figure(string Shape, double Ops, double OpsMin, double OpsMax, double P50, double P99, double P999, double Cpu,
+        double RssMiB, double FanoutMs, double FanoutMin, double FanoutMax, long Errors, int Runs, double TargetRate, bool Reached);
 
     /// <summary>The best shape of one target in one row: the highest median throughput; its medians.</summary>
     private static Figure? Best(IEnumerable<Run> runs)
@@ -243,10 +271,12 @@ public static class SideBySide
             var fan = rs.Select(r => r.Watch is { Rounds: > 0 } w ? w.FanOut.P50Us / 1000 : double.NaN).ToList();
             var f = new Figure($"{g.Key.Sessions}x{g.Key.Inflight}", Median(ops), ops.Min(), ops.Max(),
                 Median(rs.Select(r => r.Latency.P50Us / 1000)), Median(rs.Select(r => r.Latency.P99Us / 1000)),
+                Median(rs.Select(r => r.Latency.P999Us / 1000)),
                 Median(rs.Select(r => r.ServerCpuMsPer1kOps ?? double.NaN)),
-                Median(rs.Select(r => r.ServerRssBytes is { } b ? b / 1048576.0 : double.NaN)),
+                Median(rs.Select(r => r.ServerRssBytes is { } b and >= 0 ? b / 1048576.0 : double.NaN)),
                 Median(fan), fan.Where(x => !double.IsNaN(x)).DefaultIfEmpty(double.NaN).Min(), fan.Where(x => !double.IsNaN(x)).DefaultIfEmpty(double.NaN).Max(),
-                rs.Sum(r => r.TotalErrors), rs.Count);
+                rs.Sum(r => r.TotalErrors), rs.Count,
+                rs.Select(r => r.Rate?.TargetOpsPerSecond ?? double.NaN).First(), rs.All(r => r.Rate is not { Reached: false }));
             if (best is null || f.Ops > best.Ops) best = f;
         }
         return best;
@@ -256,14 +286,21 @@ public static class SideBySide
     {
         var inv = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
+        void Line(params object[] cells) =>
+            sb.AppendLine(string.Format(inv, "| {0,-22} | {1,-6} | {2,-5} | {3,-32} | {4,8} | {5,8} | {6,8} | {7,13} | {8,7} |", cells));
+        string Ms(double ms) => ms.ToString("F3", inv);
         sb.AppendLine();
-        sb.AppendLine(inv, $"Side by side, standalone, durability {(o.Fsync ? "fsync (ZooKeeper forceSync=yes, ours force-sync=on)" : "nosync (forceSync=no / force-sync=off)")}, " +
+        sb.AppendLine(inv, $"Side by side, {Topology(o)}, durability {(o.Fsync ? "fsync (ZooKeeper forceSync=yes, ours force-sync=on)" : "nosync (forceSync=no / force-sync=off)")}, " +
                            $"value {o.ValueSize} B, {o.Znodes} znodes; median of {o.Runs} runs of {o.Duration.TotalSeconds:0.#} s (after {o.Warmup.TotalSeconds:0.#} s warm-up), " +
                            $"spread = min-max; each server at its best shape of {string.Join(", ", o.Shapes.Select(s => $"{s.Sessions}x{s.Inflight}"))}.");
+        if (o.Nodes > 1)
+            sb.AppendLine(inv, $"Sessions spread round-robin over the {o.Nodes} members (session i on member i mod {o.Nodes}); watch row: watchers spread " +
+                               $"likewise, its setData sent to member 1, timed until all are notified. Production timing: ours tick-time 2 s, " +
+                               $"Zab tick 100 ms, sync-limit 20, init-limit 50; ZooKeeper tickTime=2000 initLimit=10 syncLimit=5, default JVM heap.");
         sb.AppendLine(inv, $"{Environment.ProcessorCount} cores, load average at the end {LoadAverage()}, {elapsed.TotalMinutes:F1} min.");
         sb.AppendLine();
-        var header = string.Format(inv, "| {0,-22} | {1,-6} | {2,-5} | {3,-28} | {4,8} | {5,8} | {6,13} | {7,7} |",
-            "row", "server", "shape", "ops/s (spread)", "p50 ms", "p99 ms", "CPU ms/1k ops", "RSS MiB");
+        var header = string.Format(inv, "| {0,-22} | {1,-6} | {2,-5} | {3,-32} | {4,8} | {5,8} | {6,8} | {7,13} | {8,7} |",
+            "row", "server", "shape", "ops/s (spread)", "p50 ms", "p99 ms", "p999 ms", "CPU ms/1k ops", o.Nodes == 1 ? "RSS MiB" : "RSS sum");
         sb.AppendLine(header);
         sb.AppendLine(string.Concat(header.Select(c => c == '|' ? '|' : '-')));
         foreach (var row in o.Rows)
@@ -271,30 +308,33 @@ public static class SideBySide
             var figures = o.Targets.ToDictionary(t => t, t => Best(runs.Where(r => r.Row == row && r.Target == t)));
             var label = row switch
             {
-                "get" => "getData 100 B", "set" => "setData 100 B", "mixed" => "mixed 90/10", "create" => "create 100 B",
+                "get" => "getData 100 B", "set" => $"setData {o.ValueSize} B", "mixed" => "mixed 90/10", "create" => $"create {o.ValueSize} B",
                 "latency-get" => "latency getData 1x1", "latency-set" => "latency setData 1x1",
+                "half-get" => "half-load getData", "half-set" => "half-load setData",
                 "watch" => $"watch {o.Watchers:N0} watchers", _ => row,
             };
-            if (row == "create" || row == "set" || row == "mixed") label = label.Replace("100 B", $"{o.ValueSize} B");
             foreach (var t in o.Targets)
             {
                 if (figures[t] is not { } f) continue;
                 var err = f.Errors > 0 ? $" ERR {f.Errors}" : "";
                 if (row == "watch")
-                    sb.AppendLine(string.Format(inv, "| {0,-22} | {1,-6} | {2,-5} | {3,-28} | {4,8} | {5,8} | {6,13} | {7,7:F0} |",
-                        label, Name(t), "-", $"all notified {f.FanoutMs:F1} ms ({f.FanoutMin:F1}-{f.FanoutMax:F1}){err}", "", "", "", f.RssMiB));
+                    Line(label, Name(t), "-", $"all notified {f.FanoutMs:F1} ms ({f.FanoutMin:F1}-{f.FanoutMax:F1}){err}", "", "", "", "", f.RssMiB.ToString("F0", inv));
                 else
-                    sb.AppendLine(string.Format(inv, "| {0,-22} | {1,-6} | {2,-5} | {3,-28} | {4,8:F3} | {5,8:F3} | {6,13:F2} | {7,7:F0} |",
-                        label, Name(t), f.Shape, $"{f.Ops,9:F0} ({f.OpsMin:F0}-{f.OpsMax:F0}){err}", f.P50, f.P99, f.Cpu, f.RssMiB));
+                {
+                    // A half-load row shows the achieved rate against its target; "MISSED" when a run fell short of it.
+                    var ops = HalfLoadOp(row) is null
+                        ? string.Format(inv, "{0,9:F0} ({1:F0}-{2:F0}){3}", f.Ops, f.OpsMin, f.OpsMax, err)
+                        : string.Format(inv, "{0,9:F0} of {1:F0}{2}{3}", f.Ops, f.TargetRate, f.Reached ? "" : " MISSED", err);
+                    Line(label, Name(t), f.Shape, ops, Ms(f.P50), Ms(f.P99), Ms(f.P999), f.Cpu.ToString("F2", inv), f.RssMiB.ToString("F0", inv));
+                }
             }
             if (figures.GetValueOrDefault("ours") is { } ours && figures.GetValueOrDefault("apache") is { } zk)
             {
                 if (row == "watch")
-                    sb.AppendLine(string.Format(inv, "| {0,-22} | {1,-6} | {2,-5} | {3,-28} | {4,8} | {5,8} | {6,13} | {7,7} |",
-                        label, "ratio", "", $"time {Ratio(ours.FanoutMs, zk.FanoutMs)}", "", "", "", Ratio(ours.RssMiB, zk.RssMiB)));
+                    Line(label, "ratio", "", $"time {Ratio(ours.FanoutMs, zk.FanoutMs)}", "", "", "", "", Ratio(ours.RssMiB, zk.RssMiB));
                 else
-                    sb.AppendLine(string.Format(inv, "| {0,-22} | {1,-6} | {2,-5} | {3,-28} | {4,8} | {5,8} | {6,13} | {7,7} |",
-                        label, "ratio", "", Ratio(ours.Ops, zk.Ops), Ratio(ours.P50, zk.P50), Ratio(ours.P99, zk.P99), Ratio(ours.Cpu, zk.Cpu), Ratio(ours.RssMiB, zk.RssMiB)));
+                    Line(label, "ratio", "", Ratio(ours.Ops, zk.Ops), Ratio(ours.P50, zk.P50), Ratio(ours.P99, zk.P99), Ratio(ours.P999, zk.P999),
+                        Ratio(ours.Cpu, zk.Cpu), Ratio(ours.RssMiB, zk.RssMiB));
             }
         }
         if (extraRows.Count > 0)
@@ -307,7 +347,14 @@ public static class SideBySide
         }
         sb.AppendLine();
         sb.AppendLine("ratio = ours / ZooKeeper: above 1 is better for ops/s, below 1 is better for latency, CPU, RSS and time.");
-        sb.AppendLine("CPU = the server process's user+system time from /proc over the measured window, per 1,000 successful ops. RSS at the end of the run.");
+        sb.AppendLine(o.Nodes == 1
+            ? "CPU = the server process's user+system time from /proc over the measured window, per 1,000 successful ops. RSS at the end of the run."
+            : $"CPU = the SUM of the {o.Nodes} member processes' user+system time from /proc over the measured window, per 1,000 successful ops. " +
+              $"RSS = the SUM of the {o.Nodes} members' RSS at the end of the run.");
+        if (o.Rows.Any(r => HalfLoadOp(r) is not null))
+            sb.AppendLine("half-load rows: both servers at half of ZooKeeper's best saturation throughput of that op (its get/set row in this run, " +
+                          "else measured first at 16x16), 16 sessions each paced on a fixed schedule with up to 16 in flight; latency counts " +
+                          "from each request's intended send time (wrk2-style, no coordinated omission); MISSED = a run achieved < 95% of the target.");
         foreach (var n in notes.Distinct()) sb.AppendLine("NOTE: " + n);
         return sb.ToString();
     }

@@ -208,6 +208,29 @@ public sealed class EnsembleProcesses : IAsyncDisposable
         else await StartMemberAsync(member, ct).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Starts every member again at once on its ports and data dir (killing any that still runs; one alone could not
+    /// serve without a quorum) and waits until all serve.
+    /// </summary>
+    public async Task RestartAllAsync(CancellationToken ct = default)
+    {
+        await Task.WhenAll(_members.Select(m => RestartAsync(m.Id, ct))).ConfigureAwait(false);
+        await WaitAllServingAsync(_options.StartTimeout, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Stops every member (SIGTERM, then SIGKILL after <paramref name="grace"/>); their data dirs stay.</summary>
+    public async Task StopAllAsync(TimeSpan grace)
+    {
+        await Task.WhenAll(_members.Where(m => m.Process is not null).Select(async m =>
+        {
+            m.IsRunning = false;
+            await m.Process!.StopAsync(grace).ConfigureAwait(false);
+        })).ConfigureAwait(false);
+    }
+
+    /// <summary>The process ids of the running members.</summary>
+    public IReadOnlyList<int> Pids => _members.Where(m => m.IsRunning && m.Process is not null).Select(m => m.Process!.Pid).ToList();
+
     /// <summary>The srvr answer of a member, or null when it does not answer.</summary>
     public async Task<string?> SrvrAsync(long id, CancellationToken ct = default)
     {

@@ -55,6 +55,31 @@ public static class ProcStats
         return TimeSpan.FromSeconds((utime + stime) / (double)ClockTicks.Value);
     }
 
+    /// <summary>The summed VmRSS of several processes (an ensemble's members), or -1 when any cannot be read.</summary>
+    public static long ReadRssBytes(IEnumerable<int> pids)
+    {
+        long sum = 0;
+        foreach (var pid in pids)
+        {
+            var rss = ReadRssBytes(pid);
+            if (rss < 0) return -1;
+            sum += rss;
+        }
+        return sum;
+    }
+
+    /// <summary>The summed CPU time of several processes, or null when any cannot be read.</summary>
+    public static TimeSpan? ReadCpuTime(IEnumerable<int> pids)
+    {
+        var sum = TimeSpan.Zero;
+        foreach (var pid in pids)
+        {
+            if (ReadCpuTime(pid) is not { } cpu) return null;
+            sum += cpu;
+        }
+        return sum;
+    }
+
     /// <summary>Number of open file descriptors of the process, or -1.</summary>
     public static int CountOpenFiles(int pid)
     {

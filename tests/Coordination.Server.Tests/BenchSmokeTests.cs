@@ -15,25 +15,12 @@ public sealed class BenchSmokeTests(ITestOutputHelper output)
         await using var server = await Targets.StartAsync(target, output);
         await Targets.WithServerOutputOnFailure(server, output, async () =>
         {
-            var stdout = new StringWriter();
-            var stderr = new StringWriter();
-            var code = await BenchApp.RunAsync(
+            var r = await RunBenchJsonAsync(
             [
                 "--connect", server.ConnectString, "--sessions", "4", "--inflight", "8", "--op", "mixed", "--read-ratio", "0.8",
-                "--znodes", "200", "--warmup", "500ms", "--duration", "2s", "--watchers", "5", "--server-pid", server.Pid.ToString(), "--json",
-            ], stdout, stderr);
-            output.WriteLine(stderr.ToString());
-            output.WriteLine(stdout.ToString());
-            Assert.True(code == 0, $"bench exit code {code}");
-
-            using var json = JsonDocument.Parse(stdout.ToString());
-            var r = json.RootElement;
-            Assert.True(r.GetProperty("ops").GetInt64() > 0, "no successful ops");
+                "--znodes", "200", "--warmup", "500ms", "--duration", "2s", "--watchers", "5", "--server-pid", server.Pid.ToString(),
+            ]);
             Assert.True(r.GetProperty("ops_per_sec").GetDouble() > 0);
-            Assert.Equal(0, r.GetProperty("errors").GetInt64());
-            Assert.Equal(0, r.GetProperty("warmup_errors").GetInt64());
-            Assert.Equal(0, r.GetProperty("connection_losses").GetInt64());
-            Assert.True(r.GetProperty("latency_us").GetProperty("p99").GetDouble() > 0);
             Assert.True(r.GetProperty("per_op").GetProperty("get").GetProperty("ops").GetInt64() > 0);
             Assert.True(r.GetProperty("per_op").GetProperty("set").GetProperty("ops").GetInt64() > 0);
             var watch = r.GetProperty("watch");
@@ -41,6 +28,26 @@ public sealed class BenchSmokeTests(ITestOutputHelper output)
             Assert.Equal(0, watch.GetProperty("missed_notifications").GetInt64());
             Assert.True(r.GetProperty("server").GetProperty("cpu_ms").GetDouble() >= 0);
         });
+    }
+
+    /// <summary>Runs the bench with --json; checks it exited 0 with successful ops, latencies and no error of any kind.</summary>
+    private async Task<JsonElement> RunBenchJsonAsync(string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        var code = await BenchApp.RunAsync([.. args, "--json"], stdout, stderr);
+        output.WriteLine(stderr.ToString());
+        output.WriteLine(stdout.ToString());
+        Assert.True(code == 0, $"bench exit code {code}");
+        using var json = JsonDocument.Parse(stdout.ToString());
+        var r = json.RootElement.Clone();
+        Assert.True(r.GetProperty("ops").GetInt64() > 0, "no successful ops");
+        Assert.Equal(0, r.GetProperty("errors").GetInt64());
+        Assert.Equal(0, r.GetProperty("warmup_errors").GetInt64());
+        Assert.Equal(0, r.GetProperty("connection_losses").GetInt64());
+        Assert.True(r.GetProperty("latency_us").GetProperty("p50").GetDouble() > 0);
+        Assert.True(r.GetProperty("latency_us").GetProperty("p99").GetDouble() > 0);
+        return r;
     }
 
     [Fact]
@@ -56,17 +63,11 @@ public sealed class BenchSmokeTests(ITestOutputHelper output)
     [Fact]
     public async Task Side_by_side_runs_against_ours_and_prints_the_table()
     {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = await BenchApp.RunAsync(
+        var table = await RunSideBySideAsync(
         [
-            "side-by-side", "--targets", "ours", "--rows", "get,latency-set,watch", "--watchers", "5", "--runs", "1",
+            "--targets", "ours", "--rows", "get,latency-set,watch", "--watchers", "5", "--runs", "1",
             "--shapes", "2x4", "--znodes", "50", "--warmup", "200ms", "--duration", "1s", "--time-limit", "2m",
-        ], stdout, stderr);
-        output.WriteLine(stderr.ToString());
-        output.WriteLine(stdout.ToString());
-        Assert.Equal(0, code);
-        var table = stdout.ToString();
+        ]);
         Assert.Contains("| getData 100 B", table);
         Assert.Contains("| latency setData 1x1", table);
         Assert.Contains("| watch 5 watchers", table);
@@ -74,13 +75,73 @@ public sealed class BenchSmokeTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Side_by_side_refuses_3_nodes_until_the_ensemble_exists_and_bad_arguments()
+    public async Task Rate_paces_the_load_and_measures_from_the_intended_send_time()
+    {
+        await using var server = await Targets.StartAsync("ours", output);
+        await Targets.WithServerOutputOnFailure(server, output, async () =>
+        {
+            const double target = 2000;
+            var r = await RunBenchJsonAsync(
+            [
+                "--connect", server.ConnectString, "--sessions", "4", "--inflight", "8", "--op", "get", "--znodes", "100",
+                "--rate", "2000", "--warmup", "300ms", "--duration", "2s", "--server-pid", server.Pid.ToString(),
+            ]);
+            var rate = r.GetProperty("rate");
+            Assert.Equal(target, rate.GetProperty("target_ops_per_sec").GetDouble());
+            // Open loop: never faster than the schedule (a closed loop would do tens of thousands), and not far below it.
+            var achieved = r.GetProperty("ops_per_sec").GetDouble();
+            Assert.InRange(achieved, 0.8 * target, 1.05 * target);
+            Assert.Equal(achieved, rate.GetProperty("achieved_ops_per_sec").GetDouble());
+            Assert.True(r.GetProperty("latency_us").GetProperty("count").GetInt64() > 0.8 * target * 2, "latencies not recorded");
+            Assert.True(r.GetProperty("latency_us").GetProperty("p999").GetDouble() >= r.GetProperty("latency_us").GetProperty("p99").GetDouble());
+            Assert.True(rate.GetProperty("send_lag_us").GetProperty("count").GetInt64() > 0);
+            Assert.Equal(server.Pid, r.GetProperty("server").GetProperty("pid").GetInt32());
+        });
+    }
+
+    [Fact]
+    public void Server_pid_is_repeatable_and_comma_separated()
+    {
+        Assert.Equal([12, 34, 56], BenchOptions.Parse(["--server-pid", "12,34", "--server-pid=56"]).ServerPids);
+        Assert.Throws<ArgumentException>(() => BenchOptions.Parse(["--rate", "0"]));
+    }
+
+    [Fact]
+    public async Task Side_by_side_runs_a_3_node_ensemble_of_ours()
+    {
+        var table = await RunSideBySideAsync(
+        [
+            "--nodes", "3", "--targets", "ours", "--rows", "get", "--runs", "1", "--shapes", "4x8", "--znodes", "50",
+            "--warmup", "0s", "--duration", "1s", "--time-limit", "2m",
+        ]);
+        Assert.Contains("3-node ensembles", table);
+        Assert.Contains("p999 ms", table);
+        var row = table.Split('\n').Single(l => l.StartsWith("| getData", StringComparison.Ordinal) && l.Contains("| ours"));
+        var ops = double.Parse(row.Split('|')[4].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(ops > 0, $"no getData throughput in: {row}");
+    }
+
+    /// <summary>Runs the side-by-side verb; checks it exited 0 and returns the table it printed.</summary>
+    private async Task<string> RunSideBySideAsync(string[] args)
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        Assert.Equal(2, await BenchApp.RunAsync(["side-by-side", "--nodes", "3"], stdout, stderr));
-        Assert.Contains("needs issue 4 ensemble", stderr.ToString());
+        var code = await BenchApp.RunAsync(["side-by-side", .. args], stdout, stderr);
+        output.WriteLine(stderr.ToString());
+        output.WriteLine(stdout.ToString());
+        Assert.Equal(0, code);
+        return stdout.ToString();
+    }
+
+    [Fact]
+    public async Task Side_by_side_rejects_bad_arguments()
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        Assert.Equal(2, await BenchApp.RunAsync(["side-by-side", "--nodes", "2"], stdout, stderr));
+        Assert.Contains("--nodes: 1 or 3", stderr.ToString());
         Assert.Equal(2, await BenchApp.RunAsync(["side-by-side", "--rows", "frobnicate"], stdout, stderr));
         Assert.Equal(0, await BenchApp.RunAsync(["side-by-side", "--help"], stdout, stderr));
+        Assert.Contains("half-set", stdout.ToString());
     }
 }

@@ -1,0 +1,80 @@
+using Coordination.TestKit;
+
+namespace Coordination.Bench;
+
+/// <summary>
+/// A server under test in side-by-side: one standalone process or a 3-node ensemble (<see cref="EnsembleProcesses"/>),
+/// ours or Apache ZooKeeper, with the same durability. The bench sees its client addresses and the pids whose CPU
+/// and RSS are summed.
+/// </summary>
+internal sealed class BenchDeployment : IAsyncDisposable
+{
+    private readonly ServerProcess? _server;
+    private readonly EnsembleProcesses? _ensemble;
+
+    private BenchDeployment(ServerProcess? server, EnsembleProcesses? ensemble)
+    {
+        _server = server;
+        _ensemble = ensemble;
+    }
+
+    public IReadOnlyList<string> Connect => _server is not null ? [_server.ConnectString] : _ensemble!.Members.Select(m => m.ConnectString).ToList();
+    public IReadOnlyList<int> Pids => _server is not null ? [_server.Pid] : _ensemble!.Pids;
+    public IReadOnlyList<string> DataDirs => _server is not null ? [_server.DataDir] : _ensemble!.Members.Select(m => m.DataDir).ToList();
+
+    /// <param name="target">ours or apache</param>
+    /// <param name="dataDir">where the data goes (kept by the caller); a temporary directory when null</param>
+    public static async Task<BenchDeployment> StartAsync(string target, int nodes, bool fsync, string? oursHocon,
+        IReadOnlyList<string> apacheCfg, string? dataDir, CancellationToken ct)
+    {
+        var kind = ServerProcess.ParseKind(target);
+        var oursExtra = $"coordination.client-address = \"127.0.0.1\"\ncoordination.persistence.force-sync = {(fsync ? "on" : "off")}\n{oursHocon}";
+        if (nodes == 1)
+        {
+            var options = kind == ServerKind.Ours
+                ? new ServerProcessOptions { DataDir = dataDir, ExtraHocon = oursExtra }
+                : new ServerProcessOptions { DataDir = dataDir, ExtraZooCfg = [$"forceSync={(fsync ? "yes" : "no")}", .. apacheCfg] };
+            return new BenchDeployment(await ServerProcess.StartAsync(kind, options, ct).ConfigureAwait(false), null);
+        }
+        // Production timing, not the tests' fast one: ours as reference.conf (tick-time 2 s, Zab tick 100 ms, sync-limit
+        // 20, init-limit 50), ZooKeeper as its sample zoo.cfg (tickTime 2000, initLimit 10, syncLimit 5); ZooKeeper's
+        // JVMs at their default heap, as standalone.
+        var ensemble = await EnsembleProcesses.StartAsync(kind, nodes, new EnsembleProcessesOptions
+        {
+            TickTimeMs = 2000, ZabTickMs = 100, SyncLimitTicks = 20, InitLimitTicks = 50,
+            ApacheInitLimit = 10, ApacheSyncLimit = 5,
+            ForceSync = fsync,
+            ExtraHocon = $"coordination.client-address = \"127.0.0.1\"\n{oursHocon}",
+            ExtraZooCfg = apacheCfg,
+            JavaOptions = [],
+            Root = dataDir,
+        }, ct).ConfigureAwait(false);
+        return new BenchDeployment(null, ensemble);
+    }
+
+    /// <summary>Stops every process (SIGTERM, then SIGKILL after <paramref name="grace"/>); the data stays.</summary>
+    public Task StopAsync(TimeSpan grace) => _server is not null ? _server.StopAsync(grace) : _ensemble!.StopAllAsync(grace);
+
+    /// <summary>Starts every process again on its ports and data and waits until it serves (an ensemble: all members, one leader).</summary>
+    public Task StartAgainAsync(CancellationToken ct) => _server is not null ? _server.RestartAsync(ct) : _ensemble!.RestartAllAsync(ct);
+
+    /// <summary>The smallest zk_znode_count (mntr) over the members: the tree every member shows.</summary>
+    public async Task<long> ZnodeCountAsync(CancellationToken ct)
+    {
+        var counts = await Task.WhenAll(Connect.Select(async hostPort =>
+        {
+            var (host, port) = WireClient.ParseHostPort(hostPort);
+            var mntr = await FourLetterWord.MntrAsync(host, port, TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
+            return (long)(mntr.Number("zk_znode_count") ?? -1);
+        })).ConfigureAwait(false);
+        return counts.Min();
+    }
+
+    public override string ToString() => _server?.ToString() ?? $"{_ensemble!.Kind} 3-node ensemble pids {string.Join(",", Pids)} on {_ensemble.ConnectString}";
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_server is not null) await _server.DisposeAsync().ConfigureAwait(false);
+        if (_ensemble is not null) await _ensemble.DisposeAsync().ConfigureAwait(false);
+    }
+}
