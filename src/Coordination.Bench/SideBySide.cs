@@ -24,6 +24,8 @@ public static class SideBySide
                                       nosync: forceSync=no and force-sync=off (tests only)             (fsync)
           --runs N                    runs per figure; the table shows the median and the spread      (3)
           --warmup T / --duration T   per run                                                          (2s / 5s)
+          --prime T                   a mixed 16x16 load on each server after it starts, not measured, so
+                                      that JIT compilation (JVM and .NET) stays out of the rows; 0 = none (15s)
           --shapes LIST               saturation shapes tried per row, sessions x in-flight     (4x64,16x16,64x4)
           --rows LIST                 get,set,mixed,create,half-get,half-set,latency-get,latency-set,watch
                                       (all of them); half-get/half-set: p99 at half of ZooKeeper's saturation
@@ -46,6 +48,7 @@ public static class SideBySide
         public bool Fsync { get; init; } = true;
         public int Runs { get; init; } = 3;
         public TimeSpan Warmup { get; init; } = TimeSpan.FromSeconds(2);
+        public TimeSpan Prime { get; init; } = TimeSpan.FromSeconds(15);
         public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(5);
         public IReadOnlyList<(int Sessions, int Inflight)> Shapes { get; init; } = [(4, 64), (16, 16), (64, 4)];
         public IReadOnlyList<string> Rows { get; init; } = AllRows;
@@ -83,11 +86,12 @@ public static class SideBySide
         await stderr.WriteLineAsync($"side-by-side: {string.Join(",", o.Targets)}, {Topology(o)}, durability {(o.Fsync ? "fsync" : "nosync")}, " +
                                     $"{o.Runs} runs x {o.Warmup.TotalSeconds}s+{o.Duration.TotalSeconds}s, shapes {string.Join(",", o.Shapes.Select(s => $"{s.Sessions}x{s.Inflight}"))}, rows {string.Join(",", o.Rows)}");
 
-        async Task<BenchResult> RunOnceAsync(string row, string target, BenchDeployment server, BenchOptions load, int run)
+        async Task<BenchResult> RunOnceAsync(string row, string target, BenchDeployment server, BenchOptions load, int run, TimeSpan? duration = null)
         {
             var options = load with
             {
-                Connect = server.Connect, ServerPids = server.Pids, ValueSize = o.ValueSize, Warmup = o.Warmup, Duration = o.Duration,
+                Connect = server.Connect, ServerPids = server.Pids, ValueSize = o.ValueSize,
+                Warmup = duration is null ? o.Warmup : TimeSpan.Zero, Duration = duration ?? o.Duration,
                 Progress = false, Json = true, Root = "/bench-" + row,
             };
             var result = await new BenchRunner(options, TextWriter.Null).RunAsync(token).ConfigureAwait(false);
@@ -132,6 +136,12 @@ public static class SideBySide
                 servers[target] = await BenchDeployment.StartAsync(target, o.Nodes, o.Fsync, o.OursHocon, o.ApacheCfg, null, token).ConfigureAwait(false);
                 await stderr.WriteLineAsync($"  started {servers[target]}").ConfigureAwait(false);
             }
+            // Both runtimes compile their hot code during the first seconds under load (the JVM's C1/C2, .NET's tiered
+            // JIT); a mixed load first, not measured, keeps that out of every row.
+            if (o.Prime > TimeSpan.Zero)
+                foreach (var target in o.Targets)
+                    await RunOnceAsync("prime", target, servers[target],
+                        new BenchOptions { Op = BenchOp.Mixed, Sessions = 16, Inflight = 16, Znodes = o.Znodes }, 1, o.Prime).ConfigureAwait(false);
             if (servers.TryGetValue("ours", out var oursServer) && !HasJournal(oursServer))
                 notes.Add("ours wrote no journal (its data dir has no journal.db): it is NOT durable in this build (issue 3), so its " +
                           "write rows are not yet a like-for-like comparison with ZooKeeper's fsync'd log");
@@ -393,6 +403,7 @@ public static class SideBySide
                 "durability" => o with { Fsync = Value() switch { "fsync" => true, "nosync" => false, var v => throw new ArgumentException($"--durability: fsync or nosync, not '{v}'") } },
                 "runs" => o with { Runs = Int(1) },
                 "warmup" => o with { Warmup = BenchOptions.ParseDuration(Value()) },
+                "prime" => o with { Prime = Value() is var prime && prime is "0" or "0s" ? TimeSpan.Zero : BenchOptions.ParseDuration(prime) },
                 "duration" => o with { Duration = BenchOptions.ParseDuration(Value()) },
                 "shapes" => o with { Shapes = List().Select(ParseShape).ToArray() },
                 "rows" => o with { Rows = List().Select(r => AllRows.Contains(r) ? r : throw new ArgumentException($"--rows: unknown row '{r}' ({string.Join(",", AllRows)})")).ToArray() },
