@@ -141,14 +141,22 @@ public static class Txns
     };
 
     /// <summary>Header + body, as journalled and as sent between servers.</summary>
+    [ThreadStatic] private static System.Buffers.ArrayBufferWriter<byte>? t_scratch;
+
+    /// <summary>The txn's log bytes. One allocation, of exactly that size: it is written into a per-thread scratch
+    /// buffer first (callers run on many threads, and the result is kept, so the scratch is never handed out).</summary>
     public static byte[] Serialize(in TxnHeader header, Txn txn)
     {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>(128);
+        var buffer = t_scratch ??= new System.Buffers.ArrayBufferWriter<byte>(1024);
+        buffer.ResetWrittenCount();
         var w = new JuteWriter(buffer);
         header.Write(ref w);
         w.WriteBool(txn is ErrorTxn);
         txn.Write(ref w);
-        return buffer.WrittenSpan.ToArray();
+        var bytes = buffer.WrittenSpan.ToArray();
+        // A huge txn (up to 1 MiB of data) should not stay pinned in every thread's scratch.
+        if (buffer.Capacity > 64 << 10) t_scratch = null;
+        return bytes;
     }
 
     public static (TxnHeader Header, Txn Txn) Deserialize(ReadOnlySpan<byte> bytes)
