@@ -51,6 +51,32 @@ public sealed class ZabSerializerTests : TestKit
     }
 
     [Fact]
+    public void Batched_proposals_and_forwarded_requests_round_trip_in_order()
+    {
+        var many = new ProposeMany(1, [Entry(Zxids.Make(2, 1), 100), Entry(Zxids.Make(2, 2), 0), Entry(Zxids.Make(2, 3), 5000)]);
+        var manyCopy = Assert.IsType<ProposeMany>(_serializer.FromBinary(_serializer.ToBinary(many), _serializer.Manifest(many)));
+        Assert.Equal(many.From, manyCopy.From);
+        Assert.Equal(many.Entries.Count, manyCopy.Entries.Count);
+        for (var i = 0; i < many.Entries.Count; i++) AssertSame(many.Entries[i], manyCopy.Entries[i]);
+
+        var forwarded = new ForwardedRequests([
+            new ForwardedRequest(2, 0x100, 7, 5, [1, 2, 3], [("digest", "u:x"), ("ip", "127.0.0.1")]),
+            new ForwardedRequest(2, 0x101, 8, 9, [], []),
+        ]);
+        var copy = Assert.IsType<ForwardedRequests>(_serializer.FromBinary(_serializer.ToBinary(forwarded), _serializer.Manifest(forwarded)));
+        Assert.Equal(2, copy.Requests.Count);
+        for (var i = 0; i < 2; i++)
+        {
+            var (a, b) = (forwarded.Requests[i], copy.Requests[i]);
+            Assert.Equal((a.ServerId, a.SessionId, a.Xid, a.Op), (b.ServerId, b.SessionId, b.Xid, b.Op));
+            Assert.Equal(a.Body, b.Body);
+            Assert.Equal(a.Auth, b.Auth);
+        }
+        var bytes = _serializer.ToBinary(forwarded);
+        Assert.ThrowsAny<Exception>(() => _serializer.FromBinary(bytes[..^1], "Q"));
+    }
+
+    [Fact]
     public void Truncated_or_garbage_input_is_refused_not_misread()
     {
         var bytes = _serializer.ToBinary(new Propose(1, Entry(5, 50)));
