@@ -148,8 +148,8 @@ public static class SideBySide
                         new BenchOptions { Op = BenchOp.Set, Sessions = 1, Inflight = 1, Znodes = o.Znodes }, 2, o.Prime / 2).ConfigureAwait(false);
                 }
             if (servers.TryGetValue("ours", out var oursServer) && !HasJournal(oursServer))
-                notes.Add("ours wrote no journal (its data dir has no journal.db): it is NOT durable in this build (issue 3), so its " +
-                          "write rows are not yet a like-for-like comparison with ZooKeeper's fsync'd log");
+                notes.Add("ours wrote no journal (its data dir has neither txnlog/log.* nor journal.db): it is NOT durable, so its " +
+                          "write rows are not a like-for-like comparison with ZooKeeper's fsync'd log");
 
             // The half-load rows run last: they take their rate from the saturation rows.
             foreach (var row in o.Rows.OrderBy(r => HalfLoadOp(r) is null ? 0 : 1))
@@ -258,9 +258,11 @@ public static class SideBySide
 
     private static string Topology(Options o) => o.Nodes == 1 ? "standalone" : $"{o.Nodes}-node ensembles";
 
-    /// <summary>Whether our server keeps a journal (issue 3 creates journal.db in the data dir on first start).</summary>
+    /// <summary>Whether our server keeps a journal: the file journal's segments, or the SQL journal's database.</summary>
     private static bool HasJournal(BenchDeployment server) => server.DataDirs.All(dir =>
-        Directory.Exists(dir) && Directory.EnumerateFiles(dir, "journal.db*", SearchOption.AllDirectories).Any());
+        Directory.Exists(dir) &&
+        (Directory.EnumerateFiles(dir, "log.*", SearchOption.AllDirectories).Any() ||
+         Directory.EnumerateFiles(dir, "journal.db*", SearchOption.AllDirectories).Any()));
 
     private static double Median(IEnumerable<double> values)
     {

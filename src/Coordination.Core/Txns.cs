@@ -149,14 +149,20 @@ public static class Txns
     {
         var buffer = t_scratch ??= new System.Buffers.ArrayBufferWriter<byte>(1024);
         buffer.ResetWrittenCount();
-        var w = new JuteWriter(buffer);
-        header.Write(ref w);
-        w.WriteBool(txn is ErrorTxn);
-        txn.Write(ref w);
+        Write(buffer, header, txn);
         var bytes = buffer.WrittenSpan.ToArray();
         // A huge txn (up to 1 MiB of data) should not stay pinned in every thread's scratch.
         if (buffer.Capacity > 64 << 10) t_scratch = null;
         return bytes;
+    }
+
+    /// <summary>Writes the txn's log bytes (what <see cref="Serialize"/> returns) into <paramref name="output"/>.</summary>
+    public static void Write(System.Buffers.IBufferWriter<byte> output, in TxnHeader header, Txn txn)
+    {
+        var w = new JuteWriter(output);
+        header.Write(ref w);
+        w.WriteBool(txn is ErrorTxn);
+        txn.Write(ref w);
     }
 
     public static (TxnHeader Header, Txn Txn) Deserialize(ReadOnlySpan<byte> bytes)

@@ -168,7 +168,7 @@ public sealed class CoordinationServer : IAsyncDisposable
 
     private static ActorSystem CreateSystem(Config full, PersistenceSettings persistence)
     {
-        if (!persistence.Enabled) return ActorSystem.Create("coordination", full);
+        if (!persistence.Enabled || persistence.UsesFileLog) return ActorSystem.Create("coordination", full);
         var defaultSynchronous = JournalSetup.PrepareSqlite(persistence);
         var config = full.WithFallback(JournalSetup.AkkaConfig(persistence));
         var bootstrap = BootstrapSetup.Create().WithConfig(config);
@@ -182,7 +182,7 @@ public sealed class CoordinationServer : IAsyncDisposable
     /// </summary>
     private static void Restore(string file, PersistenceSettings persistence, SnapshotFiles files)
     {
-        if (files.List().Count > 0 || (persistence.SqliteFile is { } db && File.Exists(db) && new FileInfo(db).Length > 0 && HasJournalRows(persistence)))
+        if (files.List().Count > 0 || FileTxnLog.List(persistence.LogDirectory).Count > 0 || (persistence.SqliteFile is { } db && File.Exists(db) && new FileInfo(db).Length > 0 && HasJournalRows(persistence)))
             throw new RecoveryException($"--restore {file}: the data dir {files.Directory} already holds data; restore into an empty data dir");
         DataTree tree;
         try

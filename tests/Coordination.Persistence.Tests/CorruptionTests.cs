@@ -1,4 +1,5 @@
 using System.Text;
+using Coordination.Server.Persistence;
 using Coordination.Protocol;
 using Coordination.TestKit;
 using Xunit;
@@ -8,14 +9,14 @@ namespace Coordination.Persistence.Tests;
 
 public sealed class CorruptionTests(ITestOutputHelper output)
 {
-    private static async Task<Dictionary<string, string>> WriteAsync(ServerProcess server, int count)
+    private static async Task<Dictionary<string, string>> WriteAsync(ServerProcess server, int count, string prefix = "/d")
     {
         var expected = new Dictionary<string, string>();
         await using var client = await WireClient.ConnectAsync(server.ConnectString);
-        await client.CreateAsync("/d", null).OkAsync(ErrorCode.NodeExists);
+        await client.CreateAsync(prefix, null).OkAsync(ErrorCode.NodeExists);
         for (var i = 0; i < count; i++)
         {
-            var path = $"/d/n{i % 40}";
+            var path = $"{prefix}/n{i % 40}";
             var value = $"v{i}";
             if (i < 40) await client.CreateAsync(path, Encoding.UTF8.GetBytes(value)).OkAsync();
             else await client.SetDataAsync(path, Encoding.UTF8.GetBytes(value)).OkAsync();
@@ -85,9 +86,47 @@ public sealed class CorruptionTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Corrupt_or_truncated_journal_database_refuses_to_start_and_names_the_file()
+    public async Task Corrupt_file_journal_refuses_to_start_and_names_the_segment()
     {
         await using var server = await Servers.StartAsync(output);
+        var expected = await WriteAsync(server, 200);
+        server.Kill();
+        await server.RestartAsync(); // the next writes go to a second segment
+        var more = await WriteAsync(server, 50, prefix: "/more");
+        server.Kill();
+        var segments = FileTxnLog.List(Path.Combine(server.DataDir, "txnlog"));
+        Assert.Equal(2, segments.Count);
+        var first = segments[0].Path;
+        var original = File.ReadAllBytes(first);
+
+        // A record in the middle of the older segment is damaged: acknowledged txns after it would be lost.
+        var corrupt = (byte[])original.Clone();
+        corrupt[original.Length / 2 > 4096 ? 2048 : 200] ^= 0x5A;
+        File.WriteAllBytes(first, corrupt);
+        var e = await Assert.ThrowsAsync<ServerStartException>(() => server.RestartAsync());
+        output.WriteLine(e.Message);
+        Assert.Contains(Path.GetFileName(first), e.Output);
+        Assert.Contains("refusing to start", e.Output);
+
+        // Garbage over the segment header.
+        corrupt = (byte[])original.Clone();
+        for (var i = 0; i < 16; i++) corrupt[i] = (byte)(0xA5 ^ i);
+        File.WriteAllBytes(first, corrupt);
+        e = await Assert.ThrowsAsync<ServerStartException>(() => server.RestartAsync());
+        Assert.Contains(Path.GetFileName(first), e.Output);
+        Assert.Contains("refusing to start", e.Output);
+
+        // The intact file starts again with every write.
+        File.WriteAllBytes(first, original);
+        await server.RestartAsync();
+        await VerifyAsync(server, expected);
+        await VerifyAsync(server, more);
+    }
+
+    [Fact]
+    public async Task Corrupt_or_truncated_journal_database_refuses_to_start_and_names_the_file()
+    {
+        await using var server = await Servers.StartAsync(output, "coordination.persistence.journal = sql");
         var expected = await WriteAsync(server, 200);
         await server.StopAsync(); // graceful: SQLite checkpoints the WAL into journal.db
         var db = Path.Combine(server.DataDir, "journal.db");

@@ -1,3 +1,4 @@
+using Coordination.Server.Persistence;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -5,18 +6,24 @@ namespace Coordination.Persistence.Tests;
 
 public sealed class CrashTests(ITestOutputHelper output)
 {
-    [Fact]
-    public async Task Every_acknowledged_write_survives_repeated_SIGKILL()
+    /// <summary>Both journals: the file log (the default) and Akka.Persistence.Sql on SQLite.</summary>
+    [Theory]
+    [InlineData("file")]
+    [InlineData("sql")]
+    public async Task Every_acknowledged_write_survives_repeated_SIGKILL(string journal)
     {
         // Small snapshot interval so that kills also land while fuzzy snapshots are written and purged.
-        await using var server = await Servers.StartAsync(output, """
-            coordination.persistence { snapshot-every-txns = 400, snapshot-chunk-nodes = 20, snapshots-retained = 2 }
+        await using var server = await Servers.StartAsync(output, $$"""
+            coordination.persistence { journal = {{journal}}, snapshot-every-txns = 400, snapshot-chunk-nodes = 20, snapshots-retained = 2 }
             """);
         var seed = Environment.TickCount;
         output.WriteLine($"seed {seed}");
         var workload = new CrashWorkload(server, output, seed);
         await workload.RunAsync(kills: 6, TimeSpan.FromMilliseconds(700), TimeSpan.FromMilliseconds(2500));
         Assert.True(workload.AckedWrites > 50, $"only {workload.AckedWrites} writes were acknowledged");
-        output.WriteLine($"data dir: {string.Join(", ", Directory.GetFiles(server.DataDir).Select(Path.GetFileName))}");
+        var files = Directory.GetFiles(server.DataDir, "*", SearchOption.AllDirectories);
+        output.WriteLine($"data dir: {string.Join(", ", files.Select(f => Path.GetRelativePath(server.DataDir, f)))}");
+        // The journal asked for is the one that was written.
+        Assert.Contains(files, f => journal == "file" ? Path.GetFileName(f).StartsWith(FileTxnLog.Prefix) : Path.GetFileName(f) == "journal.db");
     }
 }

@@ -90,6 +90,7 @@ public sealed class PostgresTests(ITestOutputHelper output)
         output.WriteLine($"PostgreSQL on 127.0.0.1:{pg.Port}");
         await using var server = await Servers.StartAsync(output, $$"""
             coordination.persistence {
+              journal = sql
               provider-name = "PostgreSQL"
               connection-string = "{{pg.ConnectionString}}"
               snapshot-every-txns = 400, snapshot-chunk-nodes = 20, snapshots-retained = 2

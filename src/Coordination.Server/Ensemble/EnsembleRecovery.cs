@@ -33,10 +33,23 @@ public static class EnsembleRecovery
         tree.ReplayMode = tree.SnapshotEndZxid > tree.LastZxid;
 
         var recovery = new ZabLogRecovery(tree.LastZxid);
-        var journal = system.ActorOf(ZabJournalActor.Props(persistence, recovery), "zab-log");
+        IActorRef journal = ActorRefs.Nobody;
         List<LogEntry> entries;
         try
         {
+            if (persistence.UsesFileLog)
+            {
+                FileJournal.RefuseSqlJournal(persistence);
+                void Collect(LogRecordKind kind, long zxid, ReadOnlyMemory<byte> bytes)
+                {
+                    if (kind == LogRecordKind.Txn) recovery.Add(zxid, bytes);
+                    else recovery.TruncateAfter(zxid);
+                }
+                if (readOnly) FileTxnLog.Read(persistence.LogDirectory, Collect);
+                else journal = FileJournal.Start(system, persistence, tree.LastZxid, "zab-log", Collect, _ => system.Terminate());
+                recovery.Complete();
+            }
+            else journal = system.ActorOf(ZabJournalActor.Props(persistence, recovery), "zab-log");
             entries = recovery.Completion.GetAwaiter().GetResult();
         }
         catch (Exception e)

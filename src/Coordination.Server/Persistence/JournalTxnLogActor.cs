@@ -23,6 +23,18 @@ public sealed class RecoverySink(DataTree tree, long fromZxid)
     public long TxnsReplayed { get; set; }
     public Task<RecoveryOutcome> Completion => _done.Task;
     internal void Complete(long lastZxid) => _done.TrySetResult(new RecoveryOutcome(FirstJournalZxid, lastZxid, TxnsReplayed));
+
+    /// <summary>Applies one journalled txn if it is after the snapshot; a missing zxid in between is a gap.</summary>
+    internal void Replay(long zxid, ReadOnlySpan<byte> bytes)
+    {
+        if (FirstJournalZxid == 0) FirstJournalZxid = zxid;
+        if (zxid <= FromZxid) return;
+        if (zxid != Tree.LastZxid + 1)
+            throw new JournalGapException($"journal jumps from zxid 0x{Tree.LastZxid:x} to 0x{zxid:x}");
+        var (header, txn) = Txns.Deserialize(bytes);
+        Tree.Apply(header, txn);
+        TxnsReplayed++;
+    }
     internal void Fail(Exception e) => _done.TrySetException(e);
 }
 
@@ -137,17 +149,7 @@ public sealed class JournalWriterActor : UntypedPersistentActor
                 foreach (var (zxid, bytes) in batch.Entries())
                 {
                     last = zxid;
-                    if (_sink is { } sink)
-                    {
-                        if (sink.FirstJournalZxid == 0) sink.FirstJournalZxid = zxid;
-                        if (zxid <= sink.FromZxid) continue;
-                        var tree = sink.Tree;
-                        if (zxid != tree.LastZxid + 1)
-                            throw new JournalGapException($"journal jumps from zxid 0x{tree.LastZxid:x} to 0x{zxid:x}");
-                        var (header, txn) = Txns.Deserialize(bytes.Span);
-                        tree.Apply(header, txn);
-                        sink.TxnsReplayed++;
-                    }
+                    _sink?.Replay(zxid, bytes.Span);
                 }
                 if (last != 0)
                 {

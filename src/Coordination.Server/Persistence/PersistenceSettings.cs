@@ -6,6 +6,10 @@ namespace Coordination.Server.Persistence;
 public sealed record PersistenceSettings
 {
     public bool Enabled { get; init; } = true;
+    /// <summary>"file" (segment files under <see cref="LogDirectory"/>, the default) or "sql" (Akka.Persistence.Sql).</summary>
+    public string Journal { get; init; } = "file";
+    public long LogSegmentBytes { get; init; } = 64L << 20;
+    public long LogPreallocateBytes { get; init; } = 4L << 20;
     public string ProviderName { get; init; } = "SQLite.MS";
     /// <summary>The journal's connection string; for SQLite, empty means <c>Data Source=&lt;data-dir&gt;/journal.db</c>.</summary>
     public string ConnectionString { get; init; } = "";
@@ -20,6 +24,10 @@ public sealed record PersistenceSettings
     public TimeSpan RestartBackoffMax { get; init; } = TimeSpan.FromSeconds(5);
     public string PersistenceId { get; init; } = "coordination-txnlog";
     public string DataDir { get; init; } = "./data";
+
+    public bool UsesFileLog => Journal == "file";
+    /// <summary>Where the file journal keeps its segments.</summary>
+    public string LogDirectory => Path.Combine(Path.GetFullPath(DataDir), "txnlog");
 
     public bool IsSqlite => ProviderName.StartsWith("SQLite", StringComparison.OrdinalIgnoreCase);
 
@@ -47,6 +55,14 @@ public sealed record PersistenceSettings
         {
             DataDir = dataDir,
             Enabled = c.GetBoolean("enabled", true),
+            Journal = c.GetString("journal", "file") switch
+            {
+                "file" => "file",
+                "sql" => "sql",
+                var other => throw new ConfigurationException($"coordination.persistence.journal must be \"file\" or \"sql\", not \"{other}\""),
+            },
+            LogSegmentBytes = c.GetByteSize("log-segment-size") ?? (64L << 20),
+            LogPreallocateBytes = c.GetByteSize("log-preallocate") ?? (4L << 20),
             ProviderName = c.GetString("provider-name", "SQLite.MS"),
             ConnectionString = c.GetString("connection-string", ""),
             ForceSync = c.GetBoolean("force-sync", true),

@@ -25,7 +25,8 @@ public static class Recovery
         foreach (var snapshot in snapshots) candidates.Add(snapshot.Path);
         candidates.Add(null); // last resort: the journal from its first txn
         var attempt = 0;
-        var journal = settings.SqliteFile ?? $"{settings.ProviderName} journal";
+        var journal = settings.UsesFileLog ? settings.LogDirectory : settings.SqliteFile ?? $"{settings.ProviderName} journal";
+        if (settings.UsesFileLog) FileJournal.RefuseSqlJournal(settings);
         foreach (var candidate in candidates)
         {
             DataTree tree;
@@ -36,10 +37,12 @@ public static class Recovery
             tree.ReplayMode = true;
             var sink = new RecoverySink(tree, tree.LastZxid);
             var name = attempt++ == 0 ? "txnlog" : $"txnlog-{attempt}";
-            var actor = system.ActorOf(JournalTxnLogActor.Props(settings, sink), name);
+            IActorRef actor = ActorRefs.Nobody;
             RecoveryOutcome outcome;
             try
             {
+                if (settings.UsesFileLog) actor = ReplayFileLog(system, settings, sink, name, readOnly);
+                else actor = system.ActorOf(JournalTxnLogActor.Props(settings, sink), name);
                 outcome = sink.Completion.GetAwaiter().GetResult();
             }
             catch (JournalGapException gap)
@@ -56,7 +59,7 @@ public static class Recovery
             catch (Exception e)
             {
                 system.Stop(actor);
-                throw new RecoveryException($"cannot read the journal {journal}: {e.GetBaseException().Message}", e);
+                throw new RecoveryException($"cannot read the journal {journal}: {e.GetBaseException().Message}; refusing to start. Restore it from a backup (see README).", e);
             }
 
             if (tree.LastZxid < tree.SnapshotEndZxid)
@@ -74,6 +77,23 @@ public static class Recovery
             return new Result(tree, actor, candidate, outcome, clock.Elapsed, skipped);
         }
         throw new InvalidOperationException("unreachable");
+    }
+
+    /// <summary>Replays the file journal into the sink; then (unless read-only) opens it for appending.</summary>
+    private static IActorRef ReplayFileLog(ActorSystem system, PersistenceSettings settings, RecoverySink sink, string name, bool readOnly)
+    {
+        long last = 0;
+        void Replay(LogRecordKind kind, long zxid, ReadOnlyMemory<byte> bytes)
+        {
+            if (kind != LogRecordKind.Txn) return; // a standalone log is truncated only where a write failed
+            sink.Replay(zxid, bytes.Span);
+            last = zxid;
+        }
+        IActorRef actor = ActorRefs.Nobody;
+        if (readOnly) FileTxnLog.Read(settings.LogDirectory, Replay);
+        else actor = FileJournal.Start(system, settings, sink.Tree.LastZxid, name, Replay);
+        sink.Complete(Math.Max(last, sink.Tree.LastZxid));
+        return actor;
     }
 
     /// <summary>Reads a snapshot file, or records why it is unusable (bad checksum, short file) and returns null.</summary>

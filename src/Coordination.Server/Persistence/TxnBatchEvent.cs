@@ -46,11 +46,7 @@ public sealed class TxnBatchEvent
         for (var i = 0; i < proposals.Count; i++)
         {
             var before = scratch.WrittenCount;
-            var w = new Protocol.JuteWriter(scratch);
-            var p = proposals[i];
-            p.Header.Write(ref w);
-            w.WriteBool(p.Txn is ErrorTxn);
-            p.Txn.Write(ref w);
+            Txns.Write(scratch, proposals[i].Header, proposals[i].Txn);
             lengths[i] = scratch.WrittenCount - before;
         }
         var payload = new byte[4 + 12 * proposals.Count + scratch.WrittenCount];

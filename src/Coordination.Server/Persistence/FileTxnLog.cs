@@ -1,0 +1,385 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Globalization;
+using System.IO.Hashing;
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+
+namespace Coordination.Server.Persistence;
+
+public enum LogRecordKind : byte
+{
+    /// <summary>A txn's jute bytes (<see cref="Coordination.Core.Txns.Serialize"/>).</summary>
+    Txn = 1,
+    /// <summary>Every txn logged before this record with a zxid greater than its zxid is dropped (Zab TRUNC).</summary>
+    Truncate = 2,
+}
+
+/// <summary>
+/// The transaction log as plain files, the way ZooKeeper keeps it (FileTxnLog): append-only segments
+/// <c>&lt;dir&gt;/log.&lt;ordinal as 16 hex digits&gt;</c>, each a 16-byte header then records
+/// <c>[u32 payload length][u32 CRC-32 of kind, zxid and payload][u8 kind][i64 zxid][payload]</c> (little-endian),
+/// ended by zeros. Space is preallocated in blocks so that an append's fdatasync rarely has to update the file size.
+/// <para>
+/// Crash safety: a record counts only if its CRC matches, and reading a segment stops at the first one that does not
+/// (a write torn by a crash). New records never go after a torn or failed write: every <see cref="Open"/> and every
+/// write after a failure starts a new segment, whose header holds the zxid the log ended at when it was started.
+/// Records of older segments with a greater zxid were never acknowledged (their write failed or was torn), so
+/// <see cref="Read"/> drops them, as a truncation.
+/// </para>
+/// Not thread-safe: one writer (<see cref="FileLogWriter"/>) owns it. No actors and no timers, so it is testable on
+/// its own.
+/// </summary>
+public sealed class FileTxnLog : IDisposable
+{
+    public const string Prefix = "log.";
+    public const int RecordHeaderSize = 17;
+    private const int SegmentHeaderSize = 16;
+    private const uint Magic = 0x474C5843; // "CXLG"
+    private const int Version = 1;
+    /// <summary>Largest record payload accepted on read: a 1 MiB znode write plus headers fits many times over.</summary>
+    public const int MaxPayload = 64 << 20;
+
+    private readonly string _dir;
+    private readonly bool _forceSync;
+    private readonly long _segmentBytes;
+    private readonly long _preallocateBytes;
+    private readonly List<Segment> _segments;
+    private readonly ArrayBufferWriter<byte> _pending = new(1 << 16);
+    private SafeFileHandle? _handle;
+    private long _end;            // where the next write goes in the current segment
+    private long _allocated;      // bytes preallocated in the current segment
+    private bool _rollBeforeWrite;
+    private int _recordStart = -1;
+    private long _pendingMaxZxid;
+
+    private sealed class Segment(string path, long ordinal, long startsAfter)
+    {
+        public string Path { get; } = path;
+        public long Ordinal { get; } = ordinal;
+        public long StartsAfter { get; } = startsAfter;
+        public long MaxZxid { get; set; } = startsAfter;
+    }
+
+    /// <summary>The zxid of the last txn made durable (or recovered), after truncations.</summary>
+    public long LastDurableZxid { get; private set; }
+    /// <summary>The zxid of the last txn appended, durable or still pending.</summary>
+    public long LastZxid { get; private set; }
+    public int SegmentCount => _segments.Count;
+    public bool HasPending => _pending.WrittenCount > 0;
+
+    private FileTxnLog(string dir, bool forceSync, long segmentBytes, long preallocateBytes, List<Segment> segments, long lastZxid)
+    {
+        _dir = dir;
+        _forceSync = forceSync;
+        _segmentBytes = segmentBytes;
+        _preallocateBytes = preallocateBytes;
+        _segments = segments;
+        LastDurableZxid = LastZxid = lastZxid;
+        _rollBeforeWrite = true; // never append after what a crash may have torn
+    }
+
+    /// <summary>
+    /// Reads the whole log in order (see <see cref="Read"/>), then opens it for appending; the first write starts a
+    /// new segment. <paramref name="lastZxidFloor"/> is where the log continues if it is empty or purged (the
+    /// snapshot's zxid).
+    /// </summary>
+    public static FileTxnLog Open(string dir, bool forceSync, long segmentBytes, long preallocateBytes, long lastZxidFloor,
+        Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord)
+    {
+        Directory.CreateDirectory(dir);
+        var segments = new List<Segment>();
+        var last = lastZxidFloor;
+        void Track(LogRecordKind kind, long zxid, ReadOnlyMemory<byte> payload)
+        {
+            last = kind == LogRecordKind.Txn ? zxid : Math.Min(last, zxid);
+            onRecord(kind, zxid, payload);
+        }
+        foreach (var (path, ordinal, startsAfter, maxZxid) in ReadSegments(dir, Track))
+            segments.Add(new Segment(path, ordinal, startsAfter) { MaxZxid = maxZxid });
+        return new FileTxnLog(dir, forceSync, Math.Max(1 << 16, segmentBytes), Math.Max(1 << 12, preallocateBytes), segments, Math.Max(last, lastZxidFloor));
+    }
+
+    /// <summary>
+    /// Every record of the log in order, without changing anything (also beside a running writer, e.g. for a backup).
+    /// A record whose zxid exceeds the next segment's start point is dropped; each such cut is reported as a
+    /// <see cref="LogRecordKind.Truncate"/> record so that readers which keep entries can drop them too.
+    /// </summary>
+    public static void Read(string dir, Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord)
+    {
+        foreach (var _ in ReadSegments(dir, onRecord)) { }
+    }
+
+    private static IEnumerable<(string Path, long Ordinal, long StartsAfter, long MaxZxid)> ReadSegments(
+        string dir, Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord)
+    {
+        var files = List(dir);
+        var headers = new List<long>(files.Count);
+        foreach (var (path, _) in files) headers.Add(ReadHeader(path));
+        var last = headers.Count > 0 ? headers[0] : 0;
+        for (var i = 0; i < files.Count; i++)
+        {
+            long? cutoff = i + 1 < files.Count ? headers[i + 1] : null;
+            var maxZxid = headers[i];
+            foreach (var (kind, zxid, payload) in Records(files[i].Path))
+            {
+                if (kind == LogRecordKind.Txn)
+                {
+                    if (cutoff is { } c && zxid > c) continue;
+                    maxZxid = Math.Max(maxZxid, zxid);
+                    last = zxid;
+                }
+                else last = Math.Min(last, zxid);
+                onRecord(kind, zxid, payload);
+            }
+            if (cutoff is { } cut)
+            {
+                // The next segment was started when the log reached `cut`, after those records were durable: a segment
+                // that now ends earlier lost acknowledged txns (a torn tail is only possible in the newest segment).
+                if (last < cut)
+                    throw new InvalidDataException($"{files[i].Path} ends at zxid 0x{last:x}, but the log had reached 0x{cut:x} when the next segment began: acknowledged txns are missing or corrupt");
+                onRecord(LogRecordKind.Truncate, cut, ReadOnlyMemory<byte>.Empty);
+                last = cut;
+            }
+            yield return (files[i].Path, files[i].Ordinal, headers[i], maxZxid);
+        }
+    }
+
+    /// <summary>The segment files, oldest first.</summary>
+    public static List<(string Path, long Ordinal)> List(string dir)
+    {
+        var result = new List<(string, long)>();
+        if (!Directory.Exists(dir)) return result;
+        foreach (var file in Directory.EnumerateFiles(dir, Prefix + "*"))
+        {
+            var name = Path.GetFileName(file);
+            if (name.Length == Prefix.Length + 16 &&
+                long.TryParse(name.AsSpan(Prefix.Length), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var ordinal))
+                result.Add((file, ordinal));
+        }
+        result.Sort((a, b) => a.Item2.CompareTo(b.Item2));
+        return result;
+    }
+
+    private static long ReadHeader(string path)
+    {
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        Span<byte> header = stackalloc byte[SegmentHeaderSize];
+        if (fs.ReadAtLeast(header, SegmentHeaderSize, throwOnEndOfStream: false) != SegmentHeaderSize ||
+            BinaryPrimitives.ReadUInt32LittleEndian(header) != Magic || BinaryPrimitives.ReadInt32LittleEndian(header[4..]) != Version)
+            throw new InvalidDataException($"{path} is not a transaction log segment (bad header)");
+        return BinaryPrimitives.ReadInt64LittleEndian(header[8..]);
+    }
+
+    private static IEnumerable<(LogRecordKind, long, ReadOnlyMemory<byte>)> Records(string path)
+    {
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
+        fs.Position = SegmentHeaderSize;
+        var header = new byte[RecordHeaderSize];
+        while (true)
+        {
+            if (fs.ReadAtLeast(header, RecordHeaderSize, throwOnEndOfStream: false) != RecordHeaderSize) yield break;
+            var length = BinaryPrimitives.ReadInt32LittleEndian(header);
+            var crc = BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(4));
+            var kind = (LogRecordKind)header[8];
+            if (length < 0 || length > MaxPayload || kind is not (LogRecordKind.Txn or LogRecordKind.Truncate)) yield break;
+            var payload = new byte[length];
+            if (fs.ReadAtLeast(payload, length, throwOnEndOfStream: false) != length) yield break;
+            var hash = new Crc32();
+            hash.Append(header.AsSpan(8));
+            hash.Append(payload);
+            if (hash.GetCurrentHashAsUInt32() != crc) yield break; // torn by a crash: the segment ends here
+            yield return (kind, BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(9)), payload);
+        }
+    }
+
+    // ------------------------------------------------------------------ appending
+
+    /// <summary>Starts a record; write its payload to the returned writer, then call <see cref="EndRecord"/>.</summary>
+    public IBufferWriter<byte> BeginRecord(LogRecordKind kind, long zxid)
+    {
+        if (_recordStart >= 0) throw new InvalidOperationException("a record is already open");
+        _recordStart = _pending.WrittenCount;
+        var header = _pending.GetSpan(RecordHeaderSize)[..RecordHeaderSize];
+        header.Clear();
+        header[8] = (byte)kind;
+        BinaryPrimitives.WriteInt64LittleEndian(header[9..], zxid);
+        _pending.Advance(RecordHeaderSize);
+        if (kind == LogRecordKind.Txn)
+        {
+            LastZxid = zxid;
+            _pendingMaxZxid = Math.Max(_pendingMaxZxid, zxid);
+        }
+        else LastZxid = Math.Min(LastZxid, zxid);
+        return _pending;
+    }
+
+    public void EndRecord()
+    {
+        var record = MemoryMarshal.AsMemory(_pending.WrittenMemory[_recordStart..]).Span;
+        BinaryPrimitives.WriteInt32LittleEndian(record, record.Length - RecordHeaderSize);
+        BinaryPrimitives.WriteUInt32LittleEndian(record[4..], Crc32.HashToUInt32(record[8..]));
+        _recordStart = -1;
+    }
+
+    public void Append(LogRecordKind kind, long zxid, ReadOnlySpan<byte> payload)
+    {
+        BeginRecord(kind, zxid).Write(payload);
+        EndRecord();
+    }
+
+    /// <summary>
+    /// Writes every pending record and makes them durable (fdatasync, unless force-sync is off). On failure the
+    /// pending records are dropped, <see cref="LastZxid"/> goes back to <see cref="LastDurableZxid"/>, and the next
+    /// write starts a new segment (what the failed write left on disk is then dropped at recovery).
+    /// </summary>
+    public void Commit()
+    {
+        if (_recordStart >= 0) throw new InvalidOperationException("a record is still open");
+        if (_pending.WrittenCount == 0) return;
+        try
+        {
+            var bytes = _pending.WrittenSpan;
+            if (_rollBeforeWrite || _handle is null || (_end > SegmentHeaderSize && _end + bytes.Length > _segmentBytes)) Roll();
+            EnsureAllocated(_end + bytes.Length);
+            RandomAccess.Write(_handle!, bytes, _end);
+            Sync(_handle!);
+            _end += bytes.Length;
+            var current = _segments[^1];
+            current.MaxZxid = Math.Max(current.MaxZxid, _pendingMaxZxid);
+            LastDurableZxid = LastZxid;
+        }
+        catch
+        {
+            LastZxid = LastDurableZxid;
+            _rollBeforeWrite = true;
+            throw;
+        }
+        finally
+        {
+            _pending.ResetWrittenCount();
+            if (_pending.Capacity > 8 << 20) _pending.Clear(); // don't keep a huge buffer's contents around
+            _pendingMaxZxid = 0;
+        }
+    }
+
+    /// <summary>The next write starts a new segment, so the current one can be purged once a snapshot covers it
+    /// (ZooKeeper rolls its log at each snapshot for the same reason).</summary>
+    public void RollAtNextWrite() => _rollBeforeWrite = true;
+
+    /// <summary>Drops the pending records (nothing was written): the log is as after the last <see cref="Commit"/>.</summary>
+    public void DiscardPending()
+    {
+        _pending.ResetWrittenCount();
+        _recordStart = -1;
+        _pendingMaxZxid = 0;
+        LastZxid = LastDurableZxid;
+    }
+
+    private void Roll()
+    {
+        _handle?.Dispose();
+        _handle = null;
+        var ordinal = _segments.Count > 0 ? _segments[^1].Ordinal + 1 : 1;
+        var path = Path.Combine(_dir, Prefix + ordinal.ToString("x16", CultureInfo.InvariantCulture));
+        var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read | FileShare.Delete);
+        try
+        {
+            _allocated = 0;
+            Preallocate(handle, 0, _preallocateBytes);
+            Span<byte> header = stackalloc byte[SegmentHeaderSize];
+            BinaryPrimitives.WriteUInt32LittleEndian(header, Magic);
+            BinaryPrimitives.WriteInt32LittleEndian(header[4..], Version);
+            BinaryPrimitives.WriteInt64LittleEndian(header[8..], LastDurableZxid);
+            RandomAccess.Write(handle, header, 0);
+            Sync(handle);
+            SnapshotFiles.FsyncDirectory(_dir);
+        }
+        catch
+        {
+            handle.Dispose();
+            try { File.Delete(path); } catch (IOException) { }
+            throw;
+        }
+        _handle = handle;
+        _end = SegmentHeaderSize;
+        _allocated = _preallocateBytes;
+        _segments.Add(new Segment(path, ordinal, LastDurableZxid));
+        _rollBeforeWrite = false;
+    }
+
+    private void EnsureAllocated(long size)
+    {
+        if (size <= _allocated) return;
+        var grown = Math.Max(size, _allocated + _preallocateBytes);
+        Preallocate(_handle!, _allocated, grown - _allocated);
+        _allocated = grown;
+    }
+
+    /// <summary>
+    /// Drops whole segments (oldest first, never the one being written) whose txns all have zxid ≤
+    /// <paramref name="upToZxid"/>. Returns how many were deleted.
+    /// </summary>
+    public int Purge(long upToZxid)
+    {
+        var deleted = 0;
+        while (_segments.Count > 1 && _segments[0].MaxZxid <= upToZxid)
+        {
+            File.Delete(_segments[0].Path);
+            _segments.RemoveAt(0);
+            deleted++;
+        }
+        if (deleted > 0) SnapshotFiles.FsyncDirectory(_dir);
+        return deleted;
+    }
+
+    public void Dispose()
+    {
+        _handle?.Dispose();
+        _handle = null;
+    }
+
+    // ------------------------------------------------------------------ platform
+
+    [DllImport("libc", EntryPoint = "fdatasync", SetLastError = true)]
+    private static extern int FDataSync(SafeFileHandle fd);
+
+    [DllImport("libc", EntryPoint = "posix_fallocate", SetLastError = false)]
+    private static extern int PosixFallocate(SafeFileHandle fd, long offset, long length);
+
+    private static bool _noFDataSync = !OperatingSystem.IsLinux();
+    private static bool _noFallocate = !OperatingSystem.IsLinux();
+
+    private void Sync(SafeFileHandle handle)
+    {
+        if (!_forceSync) return;
+        if (!_noFDataSync)
+        {
+            try
+            {
+                if (FDataSync(handle) == 0) return;
+                throw new IOException($"fdatasync failed: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+            }
+            catch (EntryPointNotFoundException) { _noFDataSync = true; }
+            catch (DllNotFoundException) { _noFDataSync = true; }
+        }
+        RandomAccess.FlushToDisk(handle);
+    }
+
+    private static void Preallocate(SafeFileHandle handle, long offset, long length)
+    {
+        if (!_noFallocate)
+        {
+            try
+            {
+                var error = PosixFallocate(handle, offset, length);
+                if (error == 0) return;
+                // EOPNOTSUPP/EINVAL: the file system cannot preallocate; anything else (ENOSPC) is a real failure.
+                if (error is not (95 or 22)) throw new IOException($"cannot preallocate the transaction log: {Marshal.GetPInvokeErrorMessage(error)}");
+            }
+            catch (EntryPointNotFoundException) { _noFallocate = true; }
+            catch (DllNotFoundException) { _noFallocate = true; }
+        }
+        RandomAccess.SetLength(handle, offset + length);
+    }
+}
