@@ -20,7 +20,7 @@ public sealed record TestEnsembleOptions
     public int TickTimeMs { get; init; } = 500;
     /// <summary>Snapshot after this many txns (small values exercise SNAP synchronisation and log purging).</summary>
     public long SnapshotEveryTxns { get; init; } = 100_000;
-    /// <summary>Fsync each journal commit. Off by default in tests: a process crash cannot lose what SQLite wrote.</summary>
+    /// <summary>Fsync each journal write. Off by default in tests: a process crash cannot lose what was written.</summary>
     public bool ForceSync { get; init; }
     /// <summary>More HOCON for every member, e.g. metrics or admin settings.</summary>
     public string? ExtraHocon { get; init; }
@@ -30,7 +30,7 @@ public sealed record TestEnsembleOptions
 
 /// <summary>
 /// An ensemble of Coordination servers inside the calling process, in the spirit of Curator's TestingCluster: every
-/// member is a real server (its own ActorSystem, client port and SQLite journal on disk) on free loopback ports,
+/// member is a real server (its own ActorSystem, client port and journal on disk) on free loopback ports,
 /// talking Zab over real Akka.Remote with the throttler adapter, so that tests can crash and restart members and
 /// cut or heal the network between them. Clients connect over real TCP with <see cref="ConnectString"/>.
 /// </summary>

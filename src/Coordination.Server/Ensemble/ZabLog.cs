@@ -61,7 +61,9 @@ public sealed class ZabLog : IZabStorage, IZabSnapshots
     public Task AppendAsync(IReadOnlyList<LogEntry> entries)
     {
         _entries.AddRange(entries);
-        var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        // The only continuation is the peer's PipeTo (a Tell): it may run inline on the journal's thread, which
+        // saves a thread-pool hop per append.
+        var durable = new TaskCompletionSource();
         _journal.Tell(new AppendToLog(entries, durable));
         return durable.Task;
     }
