@@ -96,6 +96,7 @@ public sealed class FileLogWriter : IDisposable
     private readonly List<(LogWork Work, Exception? Refused)> _written = new();
     private readonly List<long> _purges = new();
     private object? _carried;
+    private Exception? _stoppedBy;
 
     private sealed record PurgeUpTo(long Zxid);
 
@@ -163,38 +164,43 @@ public sealed class FileLogWriter : IDisposable
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var txns = 0;
-        Exception? failure = null;
-        try
+        // Fail-stop (an ensemble member): after a failed write nothing more is logged, or later entries could be
+        // acknowledged over a hole.
+        var failure = _stoppedBy;
+        foreach (var work in _group)
         {
-            foreach (var work in _group)
+            Exception? refused = null;
+            if (failure is null)
             {
-                var refused = work.Write(_log);
-                if (refused is null) txns += work.TxnCount;
-                _written.Add((work, refused));
+                try { refused = work.Write(_log); }
+                catch (Exception e)
+                {
+                    // A record could not be serialized: write none of the group (no half-written record on disk).
+                    _log.DiscardPending();
+                    failure = e;
+                }
             }
+            if (refused is null) txns += work.TxnCount;
+            _written.Add((work, refused));
         }
-        catch (Exception e)
+        if (failure is null)
         {
-            // A record could not be serialized: write none of the group (a half-written record must not reach disk).
-            _log.DiscardPending();
-            _written.Clear();
-            foreach (var work in _group) _written.Add((work, null));
-            failure = e;
+            try
+            {
+                _log.Commit();
+                if (txns > 0) _metrics?.RecordJournalWrite(started, txns);
+            }
+            catch (Exception e) { failure = e; }
         }
-        try
-        {
-            if (failure is null) _log.Commit();
-            if (txns > 0) _metrics?.RecordJournalWrite(started, txns);
-        }
-        catch (Exception e)
-        {
-            failure = e;
-        }
-        if (failure is not null) _logger.Error(failure, "Transaction log write failed; failing {0} txns", txns);
+        if (failure is not null && _stoppedBy is null) _logger.Error(failure, "Transaction log write failed; failing {0} txns", txns);
         foreach (var (work, refused) in _written) work.Completed(refused ?? failure);
         _written.Clear();
         _group.Clear();
-        if (failure is not null) _onFailure?.Invoke(failure);
+        if (failure is not null && _onFailure is not null && _stoppedBy is null)
+        {
+            _stoppedBy = failure;
+            _onFailure(failure);
+        }
         foreach (var upTo in _purges)
         {
             try
