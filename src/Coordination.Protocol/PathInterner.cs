@@ -48,7 +48,7 @@ public sealed class PathInterner
     {
         if (utf8.Length == 0 || utf8.Length > MaxPathBytes) return Encoding.UTF8.GetString(utf8);
         // UTF-8 never decodes to more UTF-16 code units than it has bytes (invalid bytes become one U+FFFD at most each).
-        Span<char> chars = stackalloc char[MaxPathBytes];
+        Span<char> chars = stackalloc char[utf8.Length];
         var length = Encoding.UTF8.GetChars(utf8, chars);
         return Intern(chars[..length]);
     }
