@@ -21,13 +21,49 @@ public sealed record Acl(Perms Perms, Id Id) : IJuteRecord
     public static Acl Read(ref JuteReader r) { var perms = (Perms)r.ReadInt(); return new Acl(perms, Id.Read(ref r)); }
     public void Write(ref JuteWriter w) { w.WriteInt((int)Perms); Id.Write(ref w); }
 
-    public static List<Acl>? ReadList(ref JuteReader r)
+    /// <summary>
+    /// Reads an ACL vector. A one-entry list equal to <see cref="OpenAclUnsafe"/>, <see cref="CreatorAllAcl"/> or
+    /// <see cref="ReadAclUnsafe"/> (what nearly every create sends) returns that shared, immutable list instead of
+    /// allocating a copy of it.
+    /// </summary>
+    public static IReadOnlyList<Acl>? ReadList(ref JuteReader r)
     {
         var count = r.ReadVectorCount();
         if (count == -1) return null;
+        if (count == 1 && TryReadWellKnown(ref r) is { } known) return known;
         var list = new List<Acl>(count);
         for (var i = 0; i < count; i++) list.Add(Read(ref r));
         return list;
+    }
+
+    /// <summary>
+    /// Matches the next entry against the well-known single-entry lists without allocating; on a match consumes it,
+    /// otherwise (including a truncated entry, which the caller then reports as usual) leaves the reader untouched.
+    /// </summary>
+    private static IReadOnlyList<Acl>? TryReadWellKnown(ref JuteReader r)
+    {
+        var probe = r;
+        IReadOnlyList<Acl>? known;
+        try
+        {
+            var perms = (Perms)probe.ReadInt();
+            // Id.Read turns a null scheme or ident into "", so a null matches "" here too.
+            var scheme = probe.ReadBufferSpan(out _);
+            var ident = probe.ReadBufferSpan(out _);
+            known = (perms, scheme.SequenceEqual("world"u8), scheme.SequenceEqual("auth"u8)) switch
+            {
+                (Perms.All, true, _) when ident.SequenceEqual("anyone"u8) => OpenAclUnsafe,
+                (Perms.Read, true, _) when ident.SequenceEqual("anyone"u8) => ReadAclUnsafe,
+                (Perms.All, _, true) when ident.IsEmpty => CreatorAllAcl,
+                _ => null,
+            };
+        }
+        catch (JuteException)
+        {
+            return null;
+        }
+        if (known is not null) r = probe;
+        return known;
     }
 
     public static void WriteList(ref JuteWriter w, IReadOnlyList<Acl>? acl)

@@ -53,16 +53,39 @@ public ref struct JuteReader
         return Take(length);
     }
 
-    public string? ReadString()
+    /// <summary>The UTF-8 bytes of a string, without copying; <paramref name="isNull"/> for a length of -1.</summary>
+    private ReadOnlySpan<byte> TakeString(out bool isNull)
     {
         var length = ReadInt();
-        if (length == -1) return null;
+        isNull = length == -1;
+        if (isNull) return default;
         if (length < -1) throw new JuteException($"negative string length {length}");
-        return Encoding.UTF8.GetString(Take(length));
+        return Take(length);
+    }
+
+    public string? ReadString()
+    {
+        var utf8 = TakeString(out var isNull);
+        return isNull ? null : Encoding.UTF8.GetString(utf8);
     }
 
     /// <summary>Reads a string that the protocol requires to be present (a path, a scheme).</summary>
-    public string ReadRequiredString() => ReadString() ?? throw new JuteException("null string where a value is required");
+    public string ReadRequiredString() => ReadString() ?? throw NullRequired();
+
+    private static JuteException NullRequired() => new("null string where a value is required");
+
+    /// <summary>
+    /// Reads a required znode path like <see cref="ReadRequiredString"/> (same result, same errors), through
+    /// <see cref="PathInterner.Shared"/> so that a path decoded before costs no allocation.
+    /// </summary>
+    public string ReadPath() => ReadPath(PathInterner.Shared);
+
+    /// <inheritdoc cref="ReadPath()"/>
+    public string ReadPath(PathInterner paths)
+    {
+        var utf8 = TakeString(out var isNull);
+        return isNull ? throw NullRequired() : paths.Decode(utf8);
+    }
 
     public int ReadVectorCount()
     {
@@ -73,12 +96,17 @@ public ref struct JuteReader
         return count;
     }
 
-    public List<string>? ReadStringVector()
+    public List<string>? ReadStringVector() => ReadStringVector(paths: false);
+
+    /// <summary>A vector of znode paths (setWatches), each read with <see cref="ReadPath()"/>.</summary>
+    public List<string>? ReadPathVector() => ReadStringVector(paths: true);
+
+    private List<string>? ReadStringVector(bool paths)
     {
         var count = ReadVectorCount();
         if (count == -1) return null;
         var list = new List<string>(count);
-        for (var i = 0; i < count; i++) list.Add(ReadRequiredString());
+        for (var i = 0; i < count; i++) list.Add(paths ? ReadPath() : ReadRequiredString());
         return list;
     }
 }

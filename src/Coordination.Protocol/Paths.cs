@@ -8,34 +8,55 @@ public static class Paths
     {
         if (path is null) return "Path cannot be null";
         if (isSequential) path += "1"; // the suffix is appended, so "/a/" is a valid sequential prefix
-        if (path.Length == 0) return "Path length must be > 0";
-        if (path[0] != '/') return "Path must start with / character";
-        if (path.Length == 1) return null;
-        if (path[^1] == '/') return "Path must not end with / character";
+        var (error, at) = Check(path);
+        return error switch
+        {
+            PathError.None => null,
+            PathError.Empty => "Path length must be > 0",
+            PathError.NoLeadingSlash => "Path must start with / character",
+            PathError.TrailingSlash => "Path must not end with / character",
+            PathError.NullCharacter => $"null character not allowed @{at}",
+            PathError.EmptyNodeName => $"empty node name specified @{at}",
+            PathError.Relative => $"relative paths not allowed @{at}",
+            _ => $"invalid character @{at}",
+        };
+    }
+
+    public static bool IsValid(string? path, bool isSequential = false) => Validate(path, isSequential) is null;
+
+    /// <summary>The same rules as <see cref="Validate"/> (non-sequential), on a span and without allocating.</summary>
+    public static bool IsValidSpan(ReadOnlySpan<char> path) => Check(path).Error == PathError.None;
+
+    private enum PathError { None, Empty, NoLeadingSlash, TrailingSlash, NullCharacter, EmptyNodeName, Relative, InvalidCharacter }
+
+    private static (PathError Error, int At) Check(ReadOnlySpan<char> path)
+    {
+        if (path.Length == 0) return (PathError.Empty, 0);
+        if (path[0] != '/') return (PathError.NoLeadingSlash, 0);
+        if (path.Length == 1) return (PathError.None, 0);
+        if (path[^1] == '/') return (PathError.TrailingSlash, path.Length - 1);
 
         for (var i = 1; i < path.Length; i++)
         {
             var c = path[i];
             var last = path[i - 1];
-            if (c == 0) return $"null character not allowed @{i}";
-            if (c == '/' && last == '/') return $"empty node name specified @{i}";
+            if (c == 0) return (PathError.NullCharacter, i);
+            if (c == '/' && last == '/') return (PathError.EmptyNodeName, i);
             if (c == '.' && last == '.')
             {
-                if (path[i - 2] == '/' && (i + 1 == path.Length || path[i + 1] == '/')) return $"relative paths not allowed @{i}";
+                if (path[i - 2] == '/' && (i + 1 == path.Length || path[i + 1] == '/')) return (PathError.Relative, i);
             }
             else if (c == '.')
             {
-                if (last == '/' && (i + 1 == path.Length || path[i + 1] == '/')) return $"relative paths not allowed @{i}";
+                if (last == '/' && (i + 1 == path.Length || path[i + 1] == '/')) return (PathError.Relative, i);
             }
             else if (c is > '\u0000' and <= '\u001f' or >= '\u007f' and <= '\u009F' or >= '\ud800' and <= '\uf8ff' or >= '\ufff0' and <= '\uffff')
             {
-                return $"invalid character @{i}";
+                return (PathError.InvalidCharacter, i);
             }
         }
-        return null;
+        return (PathError.None, 0);
     }
-
-    public static bool IsValid(string? path, bool isSequential = false) => Validate(path, isSequential) is null;
 
     /// <summary>The parent of a valid path; "/" for top-level nodes.</summary>
     public static string Parent(string path)

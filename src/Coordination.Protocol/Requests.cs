@@ -76,14 +76,14 @@ public sealed record CreateRequest(string NodePath, byte[]? Data, IReadOnlyList<
     public override string Path => NodePath;
     public static CreateRequest Read(ref JuteReader r, bool withTtl)
     {
-        var path = r.ReadRequiredString();
+        var path = r.ReadPath();
         var data = r.ReadBuffer();
         var acl = Acl_ReadList(ref r);
         var flags = r.ReadInt();
         return withTtl ? new CreateRequest(path, data, acl, flags, r.ReadLong(), true) : new CreateRequest(path, data, acl, flags);
     }
 
-    private static List<Acl>? Acl_ReadList(ref JuteReader r) => Protocol.Acl.ReadList(ref r);
+    private static IReadOnlyList<Acl>? Acl_ReadList(ref JuteReader r) => Protocol.Acl.ReadList(ref r);
 
     public override void Write(ref JuteWriter w)
     {
@@ -96,7 +96,7 @@ public sealed record CreateRequest(string NodePath, byte[]? Data, IReadOnlyList<
 public sealed record PathVersionRequest(string NodePath, int Version) : ZkRequest
 {
     public override string Path => NodePath;
-    public static PathVersionRequest Read(ref JuteReader r) => new(r.ReadRequiredString(), r.ReadInt());
+    public static PathVersionRequest Read(ref JuteReader r) => new(r.ReadPath(), r.ReadInt());
     public override void Write(ref JuteWriter w) { w.WriteString(NodePath); w.WriteInt(Version); }
 }
 
@@ -104,7 +104,7 @@ public sealed record PathVersionRequest(string NodePath, int Version) : ZkReques
 public sealed record PathWatchRequest(string NodePath, bool Watch) : ZkRequest
 {
     public override string Path => NodePath;
-    public static PathWatchRequest Read(ref JuteReader r) => new(r.ReadRequiredString(), r.ReadBool());
+    public static PathWatchRequest Read(ref JuteReader r) => new(r.ReadPath(), r.ReadBool());
     public override void Write(ref JuteWriter w) { w.WriteString(NodePath); w.WriteBool(Watch); }
 }
 
@@ -112,14 +112,14 @@ public sealed record PathWatchRequest(string NodePath, bool Watch) : ZkRequest
 public sealed record PathRequest(string NodePath) : ZkRequest
 {
     public override string Path => NodePath;
-    public static PathRequest Read(ref JuteReader r) => new(r.ReadRequiredString());
+    public static PathRequest Read(ref JuteReader r) => new(r.ReadPath());
     public override void Write(ref JuteWriter w) => w.WriteString(NodePath);
 }
 
 public sealed record SetDataRequest(string NodePath, byte[]? Data, int Version) : ZkRequest
 {
     public override string Path => NodePath;
-    public static SetDataRequest Read(ref JuteReader r) => new(r.ReadRequiredString(), r.ReadBuffer(), r.ReadInt());
+    public static SetDataRequest Read(ref JuteReader r) => new(r.ReadPath(), r.ReadBuffer(), r.ReadInt());
     public override void Write(ref JuteWriter w) { w.WriteString(NodePath); w.WriteBuffer(Data); w.WriteInt(Version); }
 }
 
@@ -128,7 +128,7 @@ public sealed record SetAclRequest(string NodePath, IReadOnlyList<Acl>? Acl, int
     public override string Path => NodePath;
     public static SetAclRequest Read(ref JuteReader r)
     {
-        var path = r.ReadRequiredString();
+        var path = r.ReadPath();
         var acl = Protocol.Acl.ReadList(ref r);
         return new SetAclRequest(path, acl, r.ReadInt());
     }
@@ -149,12 +149,12 @@ public sealed record SetWatchesRequest(
     public static SetWatchesRequest Read(ref JuteReader r, bool version2)
     {
         var zxid = r.ReadLong();
-        var data = r.ReadStringVector() ?? [];
-        var exist = r.ReadStringVector() ?? [];
-        var child = r.ReadStringVector() ?? [];
+        var data = r.ReadPathVector() ?? [];
+        var exist = r.ReadPathVector() ?? [];
+        var child = r.ReadPathVector() ?? [];
         if (!version2) return new SetWatchesRequest(zxid, data, exist, child, [], [], false);
-        var persistent = r.ReadStringVector() ?? [];
-        var recursive = r.ReadStringVector() ?? [];
+        var persistent = r.ReadPathVector() ?? [];
+        var recursive = r.ReadPathVector() ?? [];
         return new SetWatchesRequest(zxid, data, exist, child, persistent, recursive, true);
     }
 
@@ -173,7 +173,7 @@ public sealed record SetWatchesRequest(
 public sealed record AddWatchRequest(string NodePath, AddWatchMode Mode) : ZkRequest
 {
     public override string Path => NodePath;
-    public static AddWatchRequest Read(ref JuteReader r) => new(r.ReadRequiredString(), (AddWatchMode)r.ReadInt());
+    public static AddWatchRequest Read(ref JuteReader r) => new(r.ReadPath(), (AddWatchMode)r.ReadInt());
     public override void Write(ref JuteWriter w) { w.WriteString(NodePath); w.WriteInt((int)Mode); }
 }
 
@@ -181,7 +181,7 @@ public sealed record AddWatchRequest(string NodePath, AddWatchMode Mode) : ZkReq
 public sealed record WatchesRequest(string NodePath, WatcherType Type) : ZkRequest
 {
     public override string Path => NodePath;
-    public static WatchesRequest Read(ref JuteReader r) => new(r.ReadRequiredString(), (WatcherType)r.ReadInt());
+    public static WatchesRequest Read(ref JuteReader r) => new(r.ReadPath(), (WatcherType)r.ReadInt());
     public override void Write(ref JuteWriter w) { w.WriteString(NodePath); w.WriteInt((int)Type); }
 }
 

@@ -25,6 +25,7 @@ public class PathsTests
     {
         Assert.Null(Paths.Validate(path));
         Assert.True(Paths.IsValid(path));
+        Assert.True(Paths.IsValidSpan(path));
     }
 
     [Theory]
@@ -53,6 +54,7 @@ public class PathsTests
     {
         Assert.NotNull(Paths.Validate(path));
         Assert.False(Paths.IsValid(path));
+        if (path is not null) Assert.False(Paths.IsValidSpan(path));
     }
 
     [Theory]
