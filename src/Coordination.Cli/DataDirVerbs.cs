@@ -12,7 +12,7 @@ namespace Coordination.Cli;
 /// <c>backup</c> (alias <c>snapshot</c>) runs <c>Coordination.Server backup --data-dir D --out F</c> (a consistent
 /// snapshot of a running or stopped server), and <c>restore</c> seeds an empty data dir from such a file by
 /// starting the server once with <c>--restore F</c> on a free loopback port, waiting until it serves, and stopping
-/// it. Both show their stages with a Spectre.Console progress display on stderr.
+/// it. Both show their stages on stderr: a Spectre.Console progress display on a terminal, one line per stage otherwise.
 /// </summary>
 public static partial class DataDirVerbs
 {
@@ -113,6 +113,7 @@ public static partial class DataDirVerbs
     {
         var at = line.IndexOf(": ", StringComparison.Ordinal);
         var message = at >= 0 && at < 120 ? line[(at + 2)..] : line;
+        message = LogCategoryPrefix().Replace(message, "");
         return message.Length > 70 ? message[..70] + "…" : message;
     }
 
@@ -120,6 +121,22 @@ public static partial class DataDirVerbs
     {
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
         if (settings.Json) { await body((_, _) => { }); return; }
+        if (!console.Profile.Capabilities.Interactive)
+        {
+            // Spectre's non-interactive progress samples once a second, so a fast restore printed nothing at all;
+            // a redirected stderr (CI, scripts, logs) gets every stage as its own line instead.
+            string? last = null;
+            await body((stage, _) =>
+            {
+                lock (console)
+                {
+                    if (stage == last) return;
+                    last = stage;
+                    Console.Error.WriteLine($"{title}: {stage}");
+                }
+            });
+            return;
+        }
         await console.Progress()
             .AutoClear(false)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
@@ -186,4 +203,8 @@ public static partial class DataDirVerbs
 
     [GeneratedRegex(@"\(zxid 0x([0-9a-f]+)\)")]
     private static partial Regex ZxidPattern();
+
+    /// <summary>The logger's "Some.Category[0] " before a message.</summary>
+    [GeneratedRegex(@"^[\w.`]+\[\d+\]\s+")]
+    private static partial Regex LogCategoryPrefix();
 }

@@ -36,7 +36,8 @@ public sealed class BackupRestoreTests(ServerFixture fx)
             var restore = await Coord.RunAsync(["restore", "--data-dir", restored, "--from", file, "--server-dll", _serverDll], timeoutSeconds: 90);
             Assert.True(restore.ExitCode == 0, restore.ToString());
             Assert.Contains("Restored", restore.Stdout);
-            Assert.Contains("Restore of backup.snap", restore.Stderr);   // the progress display
+            Assert.Contains("Restore of backup.snap", restore.Stderr);   // the stages, one line each on a redirected stderr
+            Assert.Contains("restored and recovered", restore.Stderr);
 
             // A second restore into the now non-empty data dir is refused, with the server's reason.
             var again = await Coord.RunAsync(["restore", "--data-dir", restored, "--from", file, "--server-dll", _serverDll], timeoutSeconds: 90);
