@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Akka.Actor;
 using Akka.Event;
 using Coordination.Core;
@@ -90,7 +89,7 @@ public sealed class FileLogWriter : IDisposable
     private readonly ILoggingAdapter _logger;
     private readonly ServerMetrics? _metrics;
     private readonly Action<Exception>? _onFailure;
-    private readonly BlockingCollection<object> _queue = new(new ConcurrentQueue<object>());
+    private readonly HandOverQueue<object> _queue = new();
     private readonly Thread _thread;
     private readonly List<LogWork> _group = new();
     private readonly List<(LogWork Work, Exception? Refused)> _written = new();
@@ -113,11 +112,11 @@ public sealed class FileLogWriter : IDisposable
 
     public void Post(LogWork work)
     {
-        if (!_queue.TryAddSafe(work)) work.Completed(new IOException("transaction log closed"));
+        if (!_queue.TryAdd(work)) work.Completed(new IOException("transaction log closed"));
     }
 
     /// <summary>Deletes segments whose txns are all covered by a retained snapshot (after the writes queued before).</summary>
-    public void Purge(long upToZxid) => _queue.TryAddSafe(new PurgeUpTo(upToZxid));
+    public void Purge(long upToZxid) => _queue.TryAdd(new PurgeUpTo(upToZxid));
 
     private void Run()
     {
@@ -138,8 +137,7 @@ public sealed class FileLogWriter : IDisposable
     private object? Next()
     {
         if (_carried is { } carried) { _carried = null; return carried; }
-        try { return _queue.Take(); }
-        catch (InvalidOperationException) { return null; } // completed: closing
+        return _queue.Take(); // null: closing
     }
 
     private void Gather(object first)
@@ -218,18 +216,8 @@ public sealed class FileLogWriter : IDisposable
     /// <summary>Finishes the queued work, then closes the log.</summary>
     public void Dispose()
     {
-        _queue.CompleteAdding();
+        _queue.Close();
         if (Thread.CurrentThread != _thread) _thread.Join(TimeSpan.FromSeconds(30));
         _log.Dispose();
-    }
-}
-
-internal static class BlockingCollectionExtensions
-{
-    /// <summary>Adds unless the collection was closed (a race with shutdown is not an error).</summary>
-    public static bool TryAddSafe<T>(this BlockingCollection<T> queue, T item)
-    {
-        try { return queue.TryAdd(item); }
-        catch (InvalidOperationException) { return false; }
     }
 }
