@@ -85,7 +85,10 @@ public sealed partial class DataTree
         private readonly DataTree _tree;
         private readonly MemoryStream _out = new();
         private readonly SnapshotWriter _w;
-        private readonly Stack<string> _pending = new();
+        // Directories being visited, each with its child names as they were when it was visited; child paths are
+        // made one at a time as they are written, so a directory with millions of children costs one array copy
+        // in a chunk, not millions of path strings (a 0.9 s replica stall at ~3M children under one parent).
+        private readonly Stack<PendingChildren> _pending = new();
         private readonly Dictionary<AclList, int> _aclIndex = new(ReferenceEqualityComparer.Instance);
         private bool _done;
 
@@ -101,7 +104,7 @@ public sealed partial class DataTree
             _w.WriteInt(SnapshotMagic);
             _w.WriteInt(FuzzySnapshotVersion);
             _w.WriteLong(StartZxid);
-            _pending.Push(RootPath);
+            _pending.Push(new PendingChildren("", [RootPath]));
         }
 
         /// <summary>Serializes up to <paramref name="maxNodes"/> more nodes; true when the snapshot is complete
@@ -110,19 +113,22 @@ public sealed partial class DataTree
         {
             if (_done) return true;
             var written = 0;
-            while (written < maxNodes && _pending.Count > 0)
+            while (written < maxNodes && _pending.TryPeek(out var directory))
             {
-                var path = _pending.Pop();
+                if (directory.Next == directory.Names.Length) { _pending.Pop(); continue; }
+                var path = directory.Prefix + directory.Names[directory.Next++];
                 var node = _tree.Lookup(path);
                 if (node is null) continue; // deleted since its parent was visited
                 WriteNode(path, node);
                 written++;
                 if (node.Kids is { Map.Count: > 0 } kids)
                 {
-                    var prefix = path == RootPath ? "/" : path + "/";
-                    foreach (var name in kids.Map.Keys) _pending.Push(prefix + name);
+                    var names = new string[kids.Map.Count];
+                    kids.Map.Keys.CopyTo(names, 0);
+                    _pending.Push(new PendingChildren(path == RootPath ? "/" : path + "/", names));
                 }
             }
+            while (_pending.TryPeek(out var visited) && visited.Next == visited.Names.Length) _pending.Pop();
             NodesWritten += written;
             if (_pending.Count > 0) return false;
 
@@ -165,6 +171,13 @@ public sealed partial class DataTree
             _w.WriteLong(node.Czxid); _w.WriteLong(node.Mzxid); _w.WriteLong(node.Ctime); _w.WriteLong(node.Mtime);
             _w.WriteLong(node.Pzxid); _w.WriteLong(node.Owner);
             _w.WriteInt(node.Version); _w.WriteInt(node.Cversion); _w.WriteInt(node.Aversion);
+        }
+
+        private sealed class PendingChildren(string prefix, string[] names)
+        {
+            public readonly string Prefix = prefix;
+            public readonly string[] Names = names;
+            public int Next;
         }
 
         /// <summary>The bytes produced since the last call (may be empty).</summary>

@@ -132,6 +132,33 @@ public sealed class FuzzySnapshotTests
     public static IEnumerable<object[]> Seeds() => Enumerable.Range(1, 500).Select(i => new object[] { i });
 
     [Fact]
+    public void Visiting_a_directory_with_many_children_does_not_build_all_their_paths_in_one_chunk()
+    {
+        const int children = 200_000;
+        var h = new Harness();
+        h.Create("/big", []);
+        for (var i = 0; i < children; i++) h.Create($"/big/child-{i:D10}", []);
+        var snapshot = h.Tree.BeginFuzzySnapshot();
+        Assert.False(snapshot.WriteChunk(2)); // "/" and "/big": the chunk that visits the big directory
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        Assert.False(snapshot.WriteChunk(10));
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        // One path string per child (~60 B each, 12 MB here) would be built up front by a visit that expands the
+        // whole directory; copying the child names is one 1.6 MB array, and this chunk writes only 10 nodes.
+        Assert.True(allocated < 4_000_000, $"a 10-node chunk allocated {allocated:N0} bytes");
+
+        var bytes = new MemoryStream();
+        bytes.Write(snapshot.TakeBytes());
+        while (!snapshot.WriteChunk(5_000)) bytes.Write(snapshot.TakeBytes());
+        bytes.Write(snapshot.TakeBytes());
+        bytes.Position = 0;
+        var recovered = DataTree.ReadSnapshot(bytes);
+        Assert.Equal(h.Tree.NodeCount, recovered.NodeCount);
+        Assert.Equal(h.Tree.Digest(), recovered.Digest());
+    }
+
+    [Fact]
     public void Truncated_or_corrupted_fuzzy_snapshot_is_rejected()
     {
         var h = new Harness();
