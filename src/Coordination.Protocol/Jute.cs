@@ -81,10 +81,16 @@ public ref struct JuteReader
     public string ReadPath() => ReadPath(PathInterner.Shared);
 
     /// <inheritdoc cref="ReadPath()"/>
-    public string ReadPath(PathInterner paths)
+    public string ReadPath(PathInterner paths) => ReadPath(paths, out _);
+
+    /// <summary>Reads a required path through the shared table; <paramref name="held"/> is its entry when held.</summary>
+    public string ReadPath(out PathInterner.Held? held) => ReadPath(PathInterner.Shared, out held);
+
+    private string ReadPath(PathInterner paths, out PathInterner.Held? held)
     {
         var utf8 = TakeString(out var isNull);
-        return isNull ? throw NullRequired() : paths.Decode(utf8);
+        if (isNull) throw NullRequired();
+        return paths.Decode(utf8, out held);
     }
 
     public int ReadVectorCount()

@@ -104,15 +104,46 @@ public sealed record PathVersionRequest(string NodePath, int Version) : ZkReques
 public sealed record PathWatchRequest(string NodePath, bool Watch) : ZkRequest
 {
     public override string Path => NodePath;
-    public static PathWatchRequest Read(ref JuteReader r) => new(r.ReadPath(), r.ReadBool());
+    public static PathWatchRequest Read(ref JuteReader r)
+    {
+        var path = r.ReadPath(out var held);
+        var watch = r.ReadBool();
+        if (held is null) return new(path, watch);
+        var reads = ReadRequests.Of(held);
+        return watch ? reads.Watching : reads.NotWatching;
+    }
+
     public override void Write(ref JuteWriter w) { w.WriteString(NodePath); w.WriteBool(Watch); }
+}
+
+/// <summary>
+/// The read requests of one held path. Requests are immutable values, so the same instance can stand for every
+/// getData/exists/getChildren of that path, as the path string itself does: decoding them allocates nothing.
+/// </summary>
+internal sealed class ReadRequests(string path)
+{
+    public readonly PathWatchRequest NotWatching = new(path, false);
+    public readonly PathWatchRequest Watching = new(path, true);
+    public readonly PathRequest Plain = new(path);
+
+    public static ReadRequests Of(PathInterner.Held held)
+    {
+        if (held.Attached is ReadRequests reads) return reads;
+        var made = new ReadRequests(held.Path);
+        return Interlocked.CompareExchange(ref held.Attached, made, null) as ReadRequests ?? made;
+    }
 }
 
 /// <summary>getACL, sync, getAllChildrenNumber, getEphemerals (prefix): a single path.</summary>
 public sealed record PathRequest(string NodePath) : ZkRequest
 {
     public override string Path => NodePath;
-    public static PathRequest Read(ref JuteReader r) => new(r.ReadPath());
+    public static PathRequest Read(ref JuteReader r)
+    {
+        var path = r.ReadPath(out var held);
+        return held is null ? new(path) : ReadRequests.Of(held).Plain;
+    }
+
     public override void Write(ref JuteWriter w) => w.WriteString(NodePath);
 }
 

@@ -296,4 +296,32 @@ public class PathInternerTests
         Assert.Same(Acl.CreatorAllAcl, Acl.ReadList(ref r2));
         Assert.True(r2.AtEnd);
     }
+    [Fact]
+    public void RepeatedReadsOfAHeldPathDecodeToTheSameImmutableRequests()
+    {
+        var path = Encoding.UTF8.GetBytes("/reads-" + Guid.NewGuid().ToString("N"));
+        var getData = (PathWatchRequest)Decode(OpCode.GetData, [.. JuteString(path), 0]);
+        var exists = (PathWatchRequest)Decode(OpCode.Exists, [.. JuteString(path), 0]);
+        var watching = (PathWatchRequest)Decode(OpCode.GetData, [.. JuteString(path), 1]);
+        var sync = (PathRequest)Decode(OpCode.Sync, JuteString(path));
+
+        Assert.Same(getData, exists);
+        Assert.NotSame(getData, watching);
+        Assert.False(getData.Watch);
+        Assert.True(watching.Watch);
+        Assert.Same(watching, Decode(OpCode.GetChildren2, [.. JuteString(path), 1]));
+        Assert.Same(sync, Decode(OpCode.GetAcl, JuteString(path)));
+        Assert.Same(getData.NodePath, sync.NodePath);
+        Assert.Equal(Encoding.UTF8.GetString(path), sync.NodePath);
+    }
+    [Fact]
+    public void ReadsOfAnUnheldPathGetFreshRequests()
+    {
+        var invalid = Encoding.UTF8.GetBytes("/not//valid");
+        var first = (PathWatchRequest)Decode(OpCode.GetData, [.. JuteString(invalid), 0]);
+        var second = (PathWatchRequest)Decode(OpCode.GetData, [.. JuteString(invalid), 0]);
+        Assert.NotSame(first, second);
+        Assert.Equal(first, second);
+        Assert.NotSame(Decode(OpCode.Sync, JuteString(invalid)), Decode(OpCode.Sync, JuteString(invalid)));
+    }
 }
