@@ -16,7 +16,7 @@ public sealed class ProxyTests(ServersFixture servers, ITestOutputHelper output)
     // Each test works in its own chroot on a server shared by the class.
     private readonly string _chroot = "/t" + Guid.NewGuid().ToString("N");
 
-    private Task Shared(string target, Func<Coordination.TestKit.ServerProcess, Task> body) => servers.RunAsync(target, _chroot, output, body);
+    private Task Shared(string target, Func<Coordination.TestKit.ServerProcess, Task> body) => servers.RunAsync(target, _chroot, Output, body);
 
     private static byte[] B(string s) => Encoding.UTF8.GetBytes(s);
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
@@ -131,7 +131,7 @@ public sealed class ProxyTests(ServersFixture servers, ITestOutputHelper output)
         Watch(proxy);
         Sys.Stop(proxy);
         ExpectTerminated(proxy, Wait);
-        await using var client = await Targets.ConnectAsync(server, output, chroot: _chroot);
+        await using var client = await Targets.ConnectAsync(server, Output, chroot: _chroot);
         var deadline = DateTime.UtcNow + Wait;
         while (await client.ExistsAsync("/a/eph") is not null && DateTime.UtcNow < deadline) await Task.Delay(100);
         Assert.Null(await client.ExistsAsync("/a/eph"));
@@ -149,7 +149,7 @@ public sealed class ProxyTests(ServersFixture servers, ITestOutputHelper output)
 
         tcp.Cut();
         ExpectState(states, ConnectionState.Suspended);
-        var killer = new CoordinationClient(Targets.Options(server.ConnectString, output) with
+        var killer = new CoordinationClient(Targets.Options(server.ConnectString, Output) with
         {
             SessionId = session, SessionPassword = await SessionPasswordOf(proxy, session),
         });
@@ -183,7 +183,7 @@ public sealed class ProxyTests(ServersFixture servers, ITestOutputHelper output)
               proxy { name = "coord", max-in-flight = 2 }
             }
             """);
-        await using (var setup = await Targets.ConnectAsync(server, output, chroot: _chroot))
+        await using (var setup = await Targets.ConnectAsync(server, Output, chroot: _chroot))
             await setup.CreateAsync("/chroot", B("")).Within();
         using var system = ActorSystem.Create("ext-test", config);
         var extension = system.Coordination();

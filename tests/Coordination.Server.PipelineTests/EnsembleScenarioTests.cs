@@ -24,11 +24,10 @@ public sealed class EnsembleScenarioTests(ITestOutputHelper output) : IAsyncLife
         private readonly object _gate = new();
         public readonly List<LogEntry> Entries = new();
         public readonly List<long> Applied = new();
-        public long Retained;
-        public long AcceptedEpoch { get; private set; }
+                public long AcceptedEpoch { get; private set; }
         public long CurrentEpoch { get; private set; }
-        public long LastZxid { get { lock (_gate) return Entries.Count > 0 ? Entries[^1].Zxid : Retained; } }
-        public long RetainedFrom => Retained;
+        public long LastZxid { get { lock (_gate) return Entries.Count > 0 ? Entries[^1].Zxid : 0; } }
+        public long RetainedFrom => 0;   // nothing is ever compacted here
         public IReadOnlyList<LogEntry> EntriesAfter(long zxid) { lock (_gate) return Entries.Where(e => e.Zxid > zxid).ToList(); }
         public Task AppendAsync(IReadOnlyList<LogEntry> entries) { lock (_gate) Entries.AddRange(entries); return Task.CompletedTask; }
         public void Truncate(long zxid) { lock (_gate) Entries.RemoveAll(e => e.Zxid > zxid); }

@@ -11,7 +11,7 @@ namespace Coordination.Client.Actors;
 /// session when stopped and creates a new client when restarted by its supervisor. If the first connect fails
 /// entirely it throws <see cref="CoordinationConnectException"/> so that its supervisor decides.
 /// </summary>
-public sealed class CoordinationProxy : ReceiveActor
+public sealed class CoordinationProxy : ReceiveActor, IWithTimers
 {
     private readonly CoordinationClientSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -21,6 +21,8 @@ public sealed class CoordinationProxy : ReceiveActor
     private CoordinationClient _client = null!;
     private ConnectionState _state = ConnectionState.Connecting;
     private int _inFlight;
+
+    public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(CoordinationClientSettings settings) => Akka.Actor.Props.Create(() => new CoordinationProxy(settings));
 
@@ -122,7 +124,7 @@ public sealed class CoordinationProxy : ReceiveActor
             _log.Warning("coordination session 0x{0:x} expired", _client.SessionId);
             // The client dropped its watches; persistent watch subscribers learn it from the state change.
             _persistent.Clear();
-            if (_settings.RestartOnExpiry) Context.System.Scheduler.ScheduleTellOnce(_settings.RestartBackoff, Self, RestartSession.Instance, Self);
+            if (_settings.RestartOnExpiry) Timers.StartSingleTimer(RestartSession.Instance, RestartSession.Instance, _settings.RestartBackoff);
         }
     }
 
