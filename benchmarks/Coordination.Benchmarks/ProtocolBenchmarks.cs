@@ -9,7 +9,8 @@ namespace Coordination.Benchmarks;
 /// <summary>
 /// Frame decode + request parse, as the connection's read loop does it (framing, header, body). The path intern table
 /// (<see cref="PathInterner.Shared"/>) is warmed in setup, as it is on a server that has seen these paths before, so
-/// what remains allocated is the request record itself (an actor message) plus the data of setData and create.
+/// reads of a held path decode to shared immutable requests (nothing allocated); writes allocate their request record
+/// (an actor message) plus the data of setData and create, which the tree keeps.
 /// </summary>
 [MemoryDiagnoser]
 public class RequestDecodeBenchmarks
