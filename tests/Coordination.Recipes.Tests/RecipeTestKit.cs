@@ -61,15 +61,25 @@ public static class Clients
         return (client, proxy);
     }
 
-    /// <summary>Ends <paramref name="victim"/>'s session on the server: attach a second client to it and close that.</summary>
+    /// <summary>
+    /// Ends <paramref name="victim"/>'s session on the server: attach a second client to it and close that. A victim
+    /// that is still connected reconnects and takes its session back, and when that lands between the killer's attach
+    /// and its closeSession the server drops the killer and the close is lost (seen on ZooKeeper 3.8). So this repeats
+    /// until a killer is told the session has expired, which proves the close went through.
+    /// </summary>
     public static async Task ExpireSessionAsync(ServerProcess server, CoordinationClient victim, ITestOutputHelper output)
     {
-        var killer = new CoordinationClient(Targets.Options(server.ConnectString, output) with
+        const int attempts = 10;
+        for (var attempt = 1; attempt <= attempts; attempt++)
         {
-            SessionId = victim.SessionId, SessionPassword = victim.SessionPassword,
-        });
-        await killer.StartAsync().Within(20);
-        await killer.DisposeAsync();
+            await using var killer = new CoordinationClient(Targets.Options(server.ConnectString, output) with
+            {
+                SessionId = victim.SessionId, SessionPassword = victim.SessionPassword,
+            });
+            try { await killer.StartAsync().Within(20); }
+            catch (Coordination.Client.SessionExpiredException) { return; }
+        }
+        throw new TimeoutException($"session 0x{victim.SessionId:x} still alive after {attempts} attempts to close it");
     }
 
     /// <summary>A "crash": the connection drops abruptly and the process is gone; the session lives on until it times out.</summary>
