@@ -296,6 +296,7 @@ public class PathInternerTests
         Assert.Same(Acl.CreatorAllAcl, Acl.ReadList(ref r2));
         Assert.True(r2.AtEnd);
     }
+
     [Fact]
     public void RepeatedReadsOfAHeldPathDecodeToTheSameImmutableRequests()
     {
@@ -314,6 +315,7 @@ public class PathInternerTests
         Assert.Same(getData.NodePath, sync.NodePath);
         Assert.Equal(Encoding.UTF8.GetString(path), sync.NodePath);
     }
+
     [Fact]
     public void ReadsOfAnUnheldPathGetFreshRequests()
     {
