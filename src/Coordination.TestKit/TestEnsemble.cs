@@ -176,7 +176,7 @@ public sealed class TestEnsemble : IAsyncDisposable
             akka {
               loglevel = WARNING
               stdout-loglevel = WARNING
-              {{(_standalone ? "" : "remote.dot-netty.tcp.applied-adapters = [\"trttl\"]")}}
+              {{(_standalone ? "" : "remote.coordination-socket.applied-adapters = [\"trttl\"], remote.dot-netty.tcp.applied-adapters = [\"trttl\"]")}}
               coordinated-shutdown.run-by-actor-system-terminate = off
             }
             {{_options.ExtraHocon}}

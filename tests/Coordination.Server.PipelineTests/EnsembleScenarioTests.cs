@@ -14,7 +14,7 @@ namespace Coordination.Server.PipelineTests;
 
 /// <summary>
 /// Multi-node scenarios: three ActorSystems in this test process, each with a <see cref="PeerActor"/>, talking Zab over
-/// real Akka.Remote on 127.0.0.1 with the throttler adapter for partitions. The log is in memory here; the scenarios
+/// real Akka.Remote (our socket transport) on 127.0.0.1 with the throttler adapter for partitions. The log is in memory here; the scenarios
 /// check election, broadcast, leader crash and a leader partitioned from the majority.
 /// </summary>
 public sealed class EnsembleScenarioTests(ITestOutputHelper output) : IAsyncLifetime
@@ -47,7 +47,11 @@ public sealed class EnsembleScenarioTests(ITestOutputHelper output) : IAsyncLife
           actor.serializers.zab = "Coordination.Server.Ensemble.ZabSerializer, Coordination.Server"
           actor.serialization-bindings { "Coordination.Core.Zab.ZabMessage, Coordination.Core" = zab
             "Coordination.Server.Ensemble.IEnsembleMessage, Coordination.Server" = zab }
-          remote.dot-netty.tcp { hostname = 127.0.0.1, port = 0, applied-adapters = ["trttl"] }
+          remote.enabled-transports = ["akka.remote.coordination-socket"]
+          remote.coordination-socket {
+            transport-class = "Coordination.Server.Ensemble.SocketTransport, Coordination.Server"
+            hostname = 127.0.0.1, port = 0, applied-adapters = ["trttl"]
+          }
         }
         """);
 

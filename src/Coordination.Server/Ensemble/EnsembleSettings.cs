@@ -12,7 +12,8 @@ public sealed record EnsembleSettings(
     IReadOnlyDictionary<long, string> Voters,
     IReadOnlyDictionary<long, string> Observers,
     ZabSettings Zab,
-    long MaxFrameBytes)
+    long MaxFrameBytes,
+    string Transport)
 {
     /// <summary>Every node of an ensemble runs an ActorSystem of this name, so addresses differ only by host and port.</summary>
     public const string SystemName = "coordination";
@@ -28,7 +29,10 @@ public sealed record EnsembleSettings(
             InitLimitTicks: c.GetInt("init-limit", 50),
             SyncLimitTicks: c.GetInt("sync-limit", 20),
             FinalizeWaitMs: (long)c.GetTimeSpan("election-finalize-wait", TimeSpan.FromMilliseconds(200)).TotalMilliseconds);
-        return new EnsembleSettings(Members(c, "voters"), Members(c, "observers"), zab, c.GetByteSize("max-frame-size") ?? 4L << 20);
+        var transport = c.GetString("transport", "socket");
+        if (transport is not ("socket" or "dot-netty"))
+            throw new ConfigurationException($"coordination.ensemble.transport: '{transport}' is neither socket nor dot-netty");
+        return new EnsembleSettings(Members(c, "voters"), Members(c, "observers"), zab, c.GetByteSize("max-frame-size") ?? 4L << 20, transport);
     }
 
     private static Dictionary<long, string> Members(Config section, string key)
@@ -76,8 +80,9 @@ public sealed record EnsembleSettings(
             Observers.ToDictionary(kv => kv.Key, kv => Address(kv.Value)));
     }
 
-    /// <summary>The Akka.Remote settings this node needs: its endpoint, frames large enough for a 1 MiB znode
-    /// write, and the ensemble's serializer.</summary>
+    /// <summary>The Akka.Remote settings this node needs: its transport and endpoint, frames large enough for a
+    /// 1 MiB znode write, and the ensemble's serializer. Both transports are described, so that adapters (the
+    /// tests' throttler) can be applied to either; <see cref="Transport"/> picks the one that is enabled.</summary>
     public Config RemotingConfig(long serverId)
     {
         var (host, port) = EndpointOf(serverId);
@@ -87,6 +92,17 @@ public sealed record EnsembleSettings(
             akka.actor.serialization-bindings {
               "Coordination.Core.Zab.ZabMessage, Coordination.Core" = zab
               "Coordination.Server.Ensemble.IEnsembleMessage, Coordination.Server" = zab
+            }
+            akka.remote.enabled-transports = [{{(Transport == "socket" ? "\"akka.remote.coordination-socket\"" : "\"akka.remote.dot-netty.tcp\"")}}]
+            akka.remote.coordination-socket {
+              transport-class = "Coordination.Server.Ensemble.SocketTransport, Coordination.Server"
+              applied-adapters = []
+              hostname = "{{host}}"
+              port = {{port}}
+              connection-timeout = 15s
+              maximum-frame-size = {{MaxFrameBytes}}b
+              send-buffer-size = {{MaxFrameBytes * 2}}b
+              receive-buffer-size = {{MaxFrameBytes * 2}}b
             }
             akka.remote.dot-netty.tcp {
               hostname = "{{host}}"

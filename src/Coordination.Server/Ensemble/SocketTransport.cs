@@ -1,0 +1,337 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.Event;
+using Akka.Remote.Transport;
+using Google.Protobuf;
+
+namespace Coordination.Server.Ensemble;
+
+/// <summary>The <c>akka.remote.coordination-socket</c> section (written by <see cref="EnsembleSettings.RemotingConfig"/>).</summary>
+public sealed record SocketTransportSettings(
+    string Hostname,
+    int Port,
+    int MaximumFrameBytes,
+    int SendBufferBytes,
+    int ReceiveBufferBytes,
+    TimeSpan ConnectionTimeout)
+{
+    public static SocketTransportSettings Create(Config config) => new(
+        config.GetString("hostname", "127.0.0.1"),
+        config.GetInt("port", 0),
+        checked((int)(config.GetByteSize("maximum-frame-size") ?? 4L << 20)),
+        checked((int)(config.GetByteSize("send-buffer-size") ?? 8L << 20)),
+        checked((int)(config.GetByteSize("receive-buffer-size") ?? 8L << 20)),
+        config.GetTimeSpan("connection-timeout", TimeSpan.FromSeconds(15)));
+}
+
+/// <summary>
+/// An Akka.Remote transport over plain TCP sockets, for the links between ensemble members. Akka's own layers
+/// (handshake, heartbeats, the throttler and failure-injector adapters, quarantine) sit on top unchanged; only
+/// the bytes move differently. A frame is written by the thread that calls <see cref="AssociationHandle.Write"/>
+/// (the endpoint writer) and delivered from the socket's receive completion. DotNetty hands every message to an
+/// event-loop thread on each side, and those two hand-offs per message were most of a 3-node write's latency
+/// at low load (README, Benchmarks). Frames are a 4-byte big-endian length and the payload, as DotNetty's.
+/// </summary>
+public sealed class SocketTransport : Transport
+{
+    public const string Scheme = "tcp";
+
+    private readonly SocketTransportSettings _settings;
+    private readonly ILoggingAdapter _log;
+    private readonly TaskCompletionSource<IAssociationEventListener> _associationListener =
+        new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ConcurrentDictionary<SocketAssociation, bool> _open = new(ReferenceEqualityComparer.Instance);
+    private Socket? _listener;
+    private volatile bool _shutDown;
+
+    public SocketTransport(ActorSystem system, Config config)
+    {
+        System = system;
+        Config = config;
+        _settings = SocketTransportSettings.Create(config);
+        _log = Akka.Event.Logging.GetLogger(system, typeof(SocketTransport));
+        SchemeIdentifier = Scheme;
+        MaximumPayloadBytes = _settings.MaximumFrameBytes;
+    }
+
+    public SocketTransportSettings Settings => _settings;
+
+    public override bool IsResponsibleFor(Address remote) => true;
+
+    public override async Task<(Address, TaskCompletionSource<IAssociationEventListener>)> Listen()
+    {
+        var ip = await ResolveAsync(_settings.Hostname).ConfigureAwait(false);
+        var listener = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            // A restarted member must get its port back while the old connections sit in TIME_WAIT.
+            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            listener.Bind(new IPEndPoint(ip, _settings.Port));
+            listener.Listen(512);
+        }
+        catch
+        {
+            listener.Dispose();
+            throw;
+        }
+        _listener = listener;
+        var local = new Address(Scheme, System.Name, _settings.Hostname, ((IPEndPoint)listener.LocalEndPoint!).Port);
+        _ = AcceptAsync(listener, local);
+        return (local, _associationListener);
+    }
+
+    private async Task AcceptAsync(Socket listener, Address local)
+    {
+        // Akka registers its listener once the whole chain is up; nothing is accepted before.
+        var events = await _associationListener.Task.ConfigureAwait(false);
+        while (!_shutDown)
+        {
+            Socket socket;
+            try
+            {
+                socket = await listener.AcceptAsync().ConfigureAwait(false);
+            }
+            catch (Exception) when (_shutDown)
+            {
+                return;
+            }
+            catch (SocketException e)
+            {
+                _log.Warning("Accepting a remoting connection failed: {0}", e.SocketErrorCode);
+                continue;
+            }
+            Configure(socket);
+            var remote = (IPEndPoint)socket.RemoteEndPoint!;
+            // The peer's real address comes with Akka's handshake; until then it is known by its socket.
+            var handle = Register(new SocketAssociation(this, local, new Address(Scheme, System.Name, remote.Address.ToString(), remote.Port), socket));
+            events.Notify(new InboundAssociation(handle));
+        }
+    }
+
+    public override async Task<AssociationHandle> Associate(Address remoteAddress)
+    {
+        if (_shutDown) throw new InvalidAssociationException("the transport is shut down");
+        if (remoteAddress.Host is not { } host || remoteAddress.Port is not { } port)
+            throw new InvalidAssociationException($"{remoteAddress} has no host and port");
+        var ip = await ResolveAsync(host).ConfigureAwait(false);
+        if (ip.Equals(IPAddress.Any)) ip = IPAddress.Loopback;
+        else if (ip.Equals(IPAddress.IPv6Any)) ip = IPAddress.IPv6Loopback;
+        var socket = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        Configure(socket);
+        using (var timeout = new CancellationTokenSource(_settings.ConnectionTimeout))
+        {
+            try
+            {
+                await socket.ConnectAsync(new IPEndPoint(ip, port), timeout.Token).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                socket.Dispose();
+                throw new InvalidAssociationException($"Failed to associate with {remoteAddress}: {e.Message}", e);
+            }
+        }
+        var local = new Address(Scheme, System.Name, _settings.Hostname, ((IPEndPoint)socket.LocalEndPoint!).Port);
+        return Register(new SocketAssociation(this, local, remoteAddress, socket));
+    }
+
+    private SocketAssociation Register(SocketAssociation handle)
+    {
+        _open[handle] = true;
+        handle.ReadWhenListened();
+        if (_shutDown) handle.Close();
+        return handle;
+    }
+
+    internal void Forget(SocketAssociation handle) => _open.TryRemove(handle, out _);
+
+    internal ILoggingAdapter Log => _log;
+
+    public override Task<bool> Shutdown()
+    {
+        _shutDown = true;
+        _listener?.Dispose();
+        foreach (var handle in _open.Keys) handle.Close();
+        return Task.FromResult(true);
+    }
+
+    private void Configure(Socket socket)
+    {
+        socket.NoDelay = true;
+        socket.SendBufferSize = _settings.SendBufferBytes;
+        socket.ReceiveBufferSize = _settings.ReceiveBufferBytes;
+        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.KeepAlive, true);
+    }
+
+    private static async Task<IPAddress> ResolveAsync(string host)
+    {
+        if (IPAddress.TryParse(host, out var ip)) return ip;
+        var addresses = await Dns.GetHostAddressesAsync(host).ConfigureAwait(false);
+        return addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? addresses.First();
+    }
+}
+
+/// <summary>One TCP connection between two members. Writes are framed and sent on the caller's thread; a send
+/// that cannot finish at once queues later frames, which go out together when it completes.</summary>
+internal sealed class SocketAssociation : AssociationHandle
+{
+    private const int HeaderBytes = 4;
+
+    private readonly SocketTransport _transport;
+    private readonly Socket _socket;
+    private readonly int _maxFrame;
+    // Beyond this many queued bytes Write answers false and the endpoint writer backs off (a stalled peer).
+    private readonly long _maxQueuedBytes;
+    private readonly object _sendLock = new();
+    private List<byte[]>? _queued;
+    private long _queuedBytes;
+    private bool _sending;
+    private int _closed;
+
+    public SocketAssociation(SocketTransport transport, Address local, Address remote, Socket socket) : base(local, remote)
+    {
+        _transport = transport;
+        _socket = socket;
+        _maxFrame = transport.Settings.MaximumFrameBytes;
+        _maxQueuedBytes = Math.Max(transport.Settings.SendBufferBytes, 4L * _maxFrame);
+    }
+
+    public void ReadWhenListened() =>
+        ReadHandlerSource.Task.ContinueWith(t => _ = ReadAsync(t.Result),
+            CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+
+    public override bool Write(ByteString payload)
+    {
+        if (Volatile.Read(ref _closed) != 0 || payload.Length > _maxFrame) return false;
+        var frame = new byte[HeaderBytes + payload.Length];
+        BinaryPrimitives.WriteInt32BigEndian(frame, payload.Length);
+        payload.Span.CopyTo(frame.AsSpan(HeaderBytes));
+        lock (_sendLock)
+        {
+            if (_sending)
+            {
+                if (_queuedBytes + frame.Length > _maxQueuedBytes) return false;
+                (_queued ??= new List<byte[]>()).Add(frame);
+                _queuedBytes += frame.Length;
+                return true;
+            }
+            _sending = true;
+        }
+        _ = SendAsync(frame);
+        return true;
+    }
+
+    private async Task SendAsync(byte[] frame)
+    {
+        try
+        {
+            while (true)
+            {
+                // On Linux a send that fits the socket buffer completes synchronously, on this thread.
+                for (var sent = 0; sent < frame.Length;)
+                    sent += await _socket.SendAsync(frame.AsMemory(sent), SocketFlags.None).ConfigureAwait(false);
+                lock (_sendLock)
+                {
+                    if (_queued is not { Count: > 0 } queued)
+                    {
+                        _sending = false;
+                        return;
+                    }
+                    frame = queued.Count == 1 ? queued[0] : Concat(queued, _queuedBytes);
+                    queued.Clear();
+                    _queuedBytes = 0;
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            if (Volatile.Read(ref _closed) == 0) _transport.Log.Debug("Remoting send to {0} failed: {1}", RemoteAddress, e.Message);
+            lock (_sendLock) _sending = false;
+            Close();
+        }
+    }
+
+    private static byte[] Concat(List<byte[]> frames, long total)
+    {
+        var joined = new byte[total];
+        var at = 0;
+        foreach (var f in frames)
+        {
+            f.CopyTo(joined, at);
+            at += f.Length;
+        }
+        return joined;
+    }
+
+    private async Task ReadAsync(IHandleEventListener listener)
+    {
+        var buffer = new byte[64 * 1024];
+        var filled = 0;
+        var reason = DisassociateInfo.Unknown;
+        try
+        {
+            while (true)
+            {
+                var read = await _socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None).ConfigureAwait(false);
+                if (read == 0) break;
+                filled += read;
+                var at = 0;
+                while (filled - at >= HeaderBytes)
+                {
+                    var length = BinaryPrimitives.ReadInt32BigEndian(buffer.AsSpan(at));
+                    if (length < 0 || length > _maxFrame)
+                        throw new InvalidDataException($"a remoting frame of {length} bytes (maximum-frame-size is {_maxFrame})");
+                    if (filled - at - HeaderBytes < length) break;
+                    if (length > 0) listener.Notify(new InboundPayload(ByteString.CopyFrom(buffer, at + HeaderBytes, length)));
+                    at += HeaderBytes + length;
+                }
+                if (at > 0)
+                {
+                    Buffer.BlockCopy(buffer, at, buffer, 0, filled - at);
+                    filled -= at;
+                }
+                if (filled >= HeaderBytes)
+                {
+                    var needed = HeaderBytes + BinaryPrimitives.ReadInt32BigEndian(buffer);
+                    if (needed > buffer.Length) Array.Resize(ref buffer, Math.Max(needed, Math.Min(2 * buffer.Length, HeaderBytes + _maxFrame)));
+                }
+            }
+        }
+        catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.OperationAborted)
+        {
+            reason = DisassociateInfo.Shutdown;
+        }
+        catch (ObjectDisposedException)
+        {
+            reason = DisassociateInfo.Shutdown;
+        }
+        catch (Exception e)
+        {
+            _transport.Log.Warning("Remoting connection with {0} failed: {1}", RemoteAddress, e.Message);
+        }
+        Close();
+        listener.Notify(new Disassociated(reason));
+    }
+
+#pragma warning disable CS0672 // Akka calls this one; the overload with a reason logs and then calls it.
+    public override void Disassociate() => Close();
+#pragma warning restore CS0672
+
+    public void Close()
+    {
+        if (Interlocked.Exchange(ref _closed, 1) != 0) return;
+        _transport.Forget(this);
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception)
+        {
+            // Already reset by the peer: disposing is all that is left.
+        }
+        _socket.Dispose();
+    }
+}
