@@ -102,6 +102,7 @@ public sealed class SocketTransport : Transport
             catch (SocketException e)
             {
                 _log.Warning("Accepting a remoting connection failed: {0}", e.SocketErrorCode);
+                await Task.Delay(100).ConfigureAwait(false);   // e.g. out of file descriptors: do not spin
                 continue;
             }
             Configure(socket);
