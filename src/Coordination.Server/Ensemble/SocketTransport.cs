@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Net;
@@ -6,6 +7,7 @@ using Akka.Actor;
 using Akka.Configuration;
 using Akka.Event;
 using Akka.Remote.Transport;
+using Coordination.Protocol;
 using Google.Protobuf;
 
 namespace Coordination.Server.Ensemble;
@@ -279,26 +281,22 @@ internal sealed class SocketAssociation : AssociationHandle
                 var read = await _socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None).ConfigureAwait(false);
                 if (read == 0) break;
                 filled += read;
-                var at = 0;
-                while (filled - at >= HeaderBytes)
+                // The client port's framing: the same 4-byte big-endian prefix and the same early refusal.
+                var unread = new ReadOnlySequence<byte>(buffer, 0, filled);
+                FrameStatus status;
+                int length;
+                while ((status = Framing.TryReadFrame(ref unread, _maxFrame, out var frame, out length)) == FrameStatus.Frame)
+                    if (length > 0) listener.Notify(new InboundPayload(ByteString.CopyFrom(frame.FirstSpan)));
+                if (status is FrameStatus.TooLarge or FrameStatus.Negative)
+                    throw new InvalidDataException($"a remoting frame of {length} bytes (maximum-frame-size is {_maxFrame})");
+                var consumed = filled - (int)unread.Length;
+                if (consumed > 0)
                 {
-                    var length = BinaryPrimitives.ReadInt32BigEndian(buffer.AsSpan(at));
-                    if (length < 0 || length > _maxFrame)
-                        throw new InvalidDataException($"a remoting frame of {length} bytes (maximum-frame-size is {_maxFrame})");
-                    if (filled - at - HeaderBytes < length) break;
-                    if (length > 0) listener.Notify(new InboundPayload(ByteString.CopyFrom(buffer, at + HeaderBytes, length)));
-                    at += HeaderBytes + length;
+                    Buffer.BlockCopy(buffer, consumed, buffer, 0, filled - consumed);
+                    filled -= consumed;
                 }
-                if (at > 0)
-                {
-                    Buffer.BlockCopy(buffer, at, buffer, 0, filled - at);
-                    filled -= at;
-                }
-                if (filled >= HeaderBytes)
-                {
-                    var needed = HeaderBytes + BinaryPrimitives.ReadInt32BigEndian(buffer);
-                    if (needed > buffer.Length) Array.Resize(ref buffer, Math.Max(needed, Math.Min(2 * buffer.Length, HeaderBytes + _maxFrame)));
-                }
+                // A frame that outgrows the buffer: make room for all of it.
+                if (HeaderBytes + length > buffer.Length) Array.Resize(ref buffer, Math.Max(HeaderBytes + length, Math.Min(2 * buffer.Length, HeaderBytes + _maxFrame)));
             }
         }
         catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.OperationAborted)
