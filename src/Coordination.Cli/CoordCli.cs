@@ -197,7 +197,7 @@ public sealed class Session(CliSettings settings, TextWriter stdout, TextWriter 
                 };
                 if (ttl is <= 0) throw new UsageException("-t wants a positive TTL in milliseconds");
                 var acl = aclText is null ? null : ParseAcl(aclText);
-                var r = await (await ClientAsync()).CreateWithStatAsync(path, data is null ? [] : Encoding.UTF8.GetBytes(data), mode, acl, ttl ?? -1);
+                var r = await (await ClientAsync()).CreateWithStatAsync(path, data is null ? null : Encoding.UTF8.GetBytes(data), mode, acl, ttl ?? -1); // no DATA: null, as zkCli
                 if (settings.Json) Json(new { path = r.Path, stat = r.Stat });
                 else Out($"Created {r.Path}");
                 return 0;
@@ -297,10 +297,10 @@ public sealed class Session(CliSettings settings, TextWriter stdout, TextWriter 
         var (waiter, cb) = Watcher(watch, interactive);
         var r = await client.GetDataAsync(path, cb);
         if (settings.Json)
-            Json(new { path, data = Utf8OrNull(r.Data), dataBase64 = Convert.ToBase64String(r.Data), stat = r.Stat });
+            Json(new { path, data = Utf8OrNull(r.Data), dataBase64 = r.Data is null ? null : Convert.ToBase64String(r.Data), stat = r.Stat });
         else
         {
-            Out(r.Data.Length == 0 ? "" : Encoding.UTF8.GetString(r.Data));
+            Out(r.Data is null ? "null" : Encoding.UTF8.GetString(r.Data)); // zkCli prints null data as "null"
             if (withStat) Out(FormatStat(r.Stat));
         }
         return await WaitEvent(waiter);
@@ -349,8 +349,9 @@ public sealed class Session(CliSettings settings, TextWriter stdout, TextWriter 
     public static string FormatEvent(WatchedEvent e) =>
         $"WATCHER::\nWatchedEvent state:{e.State} type:{e.Type} path:{e.Path}";
 
-    static string? Utf8OrNull(byte[] data)
+    static string? Utf8OrNull(byte[]? data)
     {
+        if (data is null) return null;
         try { return new UTF8Encoding(false, true).GetString(data); } catch (DecoderFallbackException) { return null; }
     }
 

@@ -191,7 +191,7 @@ public sealed partial class CoordinationClient : IAsyncDisposable
     {
         var watch = watcher is null ? null : new WatchRegistration(WatchKind.Data, path, watcher);
         var response = await Call<GetDataResponse>(OpCode.GetData, new PathWatchRequest(Server(path), watcher is not null), path, watch, ct).ConfigureAwait(false);
-        return new DataResult(response.Data ?? [], response.Stat);
+        return new DataResult(response.Data, response.Stat);
     }
 
     public async Task<Stat> SetDataAsync(string path, byte[]? data, int version = -1, CancellationToken ct = default) =>
@@ -344,7 +344,7 @@ public sealed partial class CoordinationClient : IAsyncDisposable
         PathResponse p => new MultiOpResult.Create(_connect.ToClientPath(p.Path), null),
         Create2Response c => new MultiOpResult.Create(_connect.ToClientPath(c.Path), c.Stat),
         StatResponse s => new MultiOpResult.SetData(s.Stat),
-        GetDataResponse g => new MultiOpResult.GetData(g.Data ?? [], g.Stat),
+        GetDataResponse g => new MultiOpResult.GetData(g.Data, g.Stat),
         GetChildrenResponse c => new MultiOpResult.GetChildren(c.Children),
         _ when r.Type == OpCode.Delete => new MultiOpResult.Delete(),
         _ => (MultiOpResult)new MultiOpResult.Check(),

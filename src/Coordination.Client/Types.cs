@@ -35,7 +35,9 @@ public static class ConnectionStates
 public sealed record WatchedEvent(EventType Type, KeeperState State, string Path);
 
 public sealed record CreateResult(string Path, Stat Stat);
-public sealed record DataResult(byte[] Data, Stat Stat);
+/// <summary>A node's data and Stat. <see cref="Data"/> is null when the node holds null data (created or set with
+/// null), as ZooKeeper's own client reports it; empty data is an empty array.</summary>
+public sealed record DataResult(byte[]? Data, Stat Stat);
 public sealed record ChildrenResult(IReadOnlyList<string> Children, Stat Stat);
 public sealed record AclResult(IReadOnlyList<Acl> Acl, Stat Stat);
 
@@ -66,7 +68,7 @@ public abstract record MultiOpResult
     public sealed record Delete : MultiOpResult;
     public sealed record SetData(Stat Stat) : MultiOpResult;
     public sealed record Check : MultiOpResult;
-    public sealed record GetData(byte[] Data, Stat Stat) : MultiOpResult;
+    public sealed record GetData(byte[]? Data, Stat Stat) : MultiOpResult;
     public sealed record GetChildren(IReadOnlyList<string> Children) : MultiOpResult;
     /// <summary>An op that failed (or, in a failed multi, was rolled back: code Ok or RuntimeInconsistency).</summary>
     public sealed record Error(ErrorCode Code) : MultiOpResult;

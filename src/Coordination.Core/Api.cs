@@ -26,7 +26,8 @@ public sealed class ApplyResult
 /// <summary>A read-only view of a node for the server's read path and for 4lw/dump.</summary>
 public interface INodeView
 {
-    byte[] Data { get; }
+    /// <summary>The data; null when the node was created or set with null data (ZooKeeper keeps null apart from empty).</summary>
+    byte[]? Data { get; }
     IReadOnlyList<Acl> Acl { get; }
     Stat Stat { get; }
     /// <summary>Child names (not full paths), in no particular order.</summary>

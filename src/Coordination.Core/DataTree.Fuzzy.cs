@@ -42,7 +42,7 @@ public sealed partial class DataTree
     {
         var data = Normalize(txn.Data);
         UntrackOwner(path, existing.Owner);
-        _dataSize += data.Length - existing.Data.Length;
+        _dataSize += (data?.Length ?? 0) - existing.DataLength;
         existing.Data = data;
         var oldAcl = existing.Acl;
         existing.Acl = _acls.AddRef(txn.Acl);
@@ -166,7 +166,7 @@ public sealed partial class DataTree
             }
             _w.WriteInt(TagNode);
             _w.WriteString(path);
-            _w.WriteBytes(node.Data);
+            _w.WriteData(node.Data);
             _w.WriteInt(index);
             _w.WriteLong(node.Czxid); _w.WriteLong(node.Mzxid); _w.WriteLong(node.Ctime); _w.WriteLong(node.Mtime);
             _w.WriteLong(node.Pzxid); _w.WriteLong(node.Owner);
@@ -220,7 +220,7 @@ public sealed partial class DataTree
             }
             if (tag != TagNode) throw new InvalidDataException($"bad record tag {tag}");
             var path = r.ReadString();
-            var data = r.ReadBytes();
+            var data = r.ReadData();
             var aclIndex = r.ReadInt();
             if (!acls.TryGetValue(aclIndex, out var acl)) throw new InvalidDataException($"bad acl index {aclIndex} for {path}");
             ReadNode(tree, r, path, data, acl, isRoot: first);
@@ -237,8 +237,8 @@ public sealed partial class DataTree
         foreach (var (id, timeout) in sessions) tree._sessions[id] = timeout;
         tree._lastZxid = startZxid;
         tree.SnapshotEndZxid = endZxid;
-        long size = tree._root.Data.Length;
-        tree.Walk(sorted: false, (p, n) => size += p.Length + n.Data.Length);
+        long size = tree._root.DataLength;
+        tree.Walk(sorted: false, (p, n) => size += p.Length + n.DataLength);
         tree._dataSize = size;
         tree.RebuildQuotaRoots();
         return tree;

@@ -37,7 +37,7 @@ public sealed partial class DataTree
         w.WriteLong(node.Czxid); w.WriteLong(node.Mzxid); w.WriteLong(node.Ctime); w.WriteLong(node.Mtime);
         w.WriteLong(node.Pzxid); w.WriteLong(node.Owner);
         w.WriteInt(node.Version); w.WriteInt(node.Cversion); w.WriteInt(node.Aversion);
-        w.WriteInt(node.Data.Length);
+        w.WriteInt(node.Data?.Length ?? -1); // null data differs from empty
         Protocol.Acl.WriteList(ref w, node.Acl);
         return System.IO.Hashing.XxHash64.HashToUInt64(buffer.WrittenSpan, (long)System.IO.Hashing.XxHash64.HashToUInt64(node.Data));
     }
@@ -45,7 +45,7 @@ public sealed partial class DataTree
     /// <summary>
     /// Writes the tree and the session table in a deterministic, versioned, checksummed format:
     /// magic "CZKS", version, lastZxid, sessions (sorted by id), the distinct ACL lists (in a canonical order), the
-    /// nodes depth-first with children in ordinal order (every parent precedes its children) with path, data, ACL
+    /// nodes depth-first with children in ordinal order (every parent precedes its children) with path, data (length -1 for null), ACL
     /// index and stored stat, then the xxHash64 of every preceding byte. Integers are big-endian, strings are length-prefixed UTF-8. The same tree always gives
     /// the same bytes.
     /// </summary>
@@ -85,7 +85,7 @@ public sealed partial class DataTree
         Walk(sorted: true, (path, node) =>
         {
             w.WriteString(path);
-            w.WriteBytes(node.Data);
+            w.WriteData(node.Data);
             w.WriteInt(node.Acl.SnapshotIndex);
             w.WriteLong(node.Czxid); w.WriteLong(node.Mzxid); w.WriteLong(node.Ctime); w.WriteLong(node.Mtime);
             w.WriteLong(node.Pzxid); w.WriteLong(node.Owner);
@@ -152,7 +152,7 @@ public sealed partial class DataTree
         for (var i = 0; i < nodeCount; i++)
         {
             var path = r.ReadString();
-            var data = r.ReadBytes();
+            var data = r.ReadData();
             var aclIndex = r.ReadInt();
             if ((uint)aclIndex >= (uint)acls.Count) throw new InvalidDataException($"bad acl index {aclIndex} for {path}");
             ReadNode(tree, r, path, data, acls[aclIndex], isRoot: i == 0);
@@ -164,8 +164,8 @@ public sealed partial class DataTree
         foreach (var (id, timeout) in sessions) tree._sessions[id] = timeout;
         tree._lastZxid = lastZxid;
         tree.SnapshotEndZxid = lastZxid;
-        long size = tree._root.Data.Length; // ZooKeeper's "" alias of the root
-        tree.Walk(sorted: false, (path, node) => size += path.Length + node.Data.Length);
+        long size = tree._root.DataLength; // ZooKeeper's "" alias of the root
+        tree.Walk(sorted: false, (path, node) => size += path.Length + node.DataLength);
         tree._dataSize = size;
         tree.RebuildQuotaRoots();
         return tree;
@@ -207,6 +207,13 @@ public sealed partial class DataTree
             }
             _hash.Append(bytes);
             output.Write(bytes);
+        }
+
+        /// <summary>Node data: its bytes, or the length -1 for null (ZooKeeper keeps null apart from empty).</summary>
+        public void WriteData(byte[]? data)
+        {
+            if (data is null) WriteInt(-1);
+            else WriteBytes(data);
         }
 
         public void WriteString(string value) => WriteString(value.AsSpan());
@@ -252,14 +259,14 @@ public sealed partial class DataTree
     /// Reads one node record's stat fields and links the node into <paramref name="tree"/> (the first record is the
     /// root). Shared by the plain and the fuzzy snapshot readers.
     /// </summary>
-    private static void ReadNode(DataTree tree, SnapshotReader r, string path, byte[] data, IReadOnlyList<Acl> acl, bool isRoot)
+    private static void ReadNode(DataTree tree, SnapshotReader r, string path, byte[]? data, IReadOnlyList<Acl> acl, bool isRoot)
     {
         Node node;
         if (isRoot)
         {
             if (path != RootPath) throw new InvalidDataException("snapshot does not start with the root");
             node = tree._root;
-            node.Data = data.Length == 0 ? [] : data;
+            node.Data = data;
             node.Acl = tree._acls.AddRef(acl);
         }
         else
@@ -267,7 +274,7 @@ public sealed partial class DataTree
             if (Paths.Validate(path) is { } reason) throw new InvalidDataException($"bad path in snapshot: {reason}");
             var lastSlash = path.LastIndexOf('/');
             var parent = tree.Lookup(ParentSpan(path, lastSlash)) ?? throw new InvalidDataException($"node {path} precedes its parent");
-            node = new Node(data.Length == 0 ? [] : data, tree._acls.AddRef(acl));
+            node = new Node(data, tree._acls.AddRef(acl));
             var kids = parent.Kids ??= new Kids(ParentSpan(path, lastSlash).ToString(), parent.Czxid, 0);
             if (!kids.Map.TryAdd(path.Substring(lastSlash + 1), node)) throw new InvalidDataException($"duplicate node {path}");
             tree._count++;
@@ -336,11 +343,13 @@ public sealed partial class DataTree
             return count;
         }
 
-        public byte[] ReadBytes()
+        /// <summary>Node data as <see cref="SnapshotWriter.WriteData"/> wrote it: null for the length -1.</summary>
+        public byte[]? ReadData()
         {
-            var length = ReadCount();
-            if (length == 0) return [];
-            return ReadRaw(length);
+            var length = ReadInt();
+            if (length == -1) return null;
+            if (length < 0 || length > MaxSnapshotField) throw new InvalidDataException($"bad count {length}");
+            return length == 0 ? [] : ReadRaw(length);
         }
 
         private byte[] ReadRaw(int length)

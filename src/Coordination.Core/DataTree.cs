@@ -12,19 +12,21 @@ namespace Coordination.Core;
 /// </summary>
 internal sealed class Node : INodeView
 {
-    internal byte[] Data;
+    /// <summary>Null when created or set with null data: ZooKeeper returns that null (length -1), not zero bytes.</summary>
+    internal byte[]? Data;
     internal AclList Acl;
     internal Kids? Kids;
     internal long Czxid, Mzxid, Ctime, Mtime, Owner;
     internal int Version, Aversion;
 
-    internal Node(byte[] data, AclList acl)
+    internal Node(byte[]? data, AclList acl)
     {
         Data = data;
         Acl = acl;
     }
 
     internal int ChildCount => Kids?.Map.Count ?? 0;
+    internal int DataLength => Data?.Length ?? 0;
     internal long Pzxid => Kids?.Pzxid ?? Czxid;
     internal int Cversion => Kids?.Cversion ?? 0;
 
@@ -40,10 +42,10 @@ internal sealed class Node : INodeView
     {
         var n = ChildCount;
         return new Stat(Czxid, Mzxid, Ctime, Mtime, Version, unchecked(Cversion * 2 - n), Aversion,
-            EphemeralOwner.IsSessionOwner(Owner) ? Owner : 0, Data.Length, n, Pzxid);
+            EphemeralOwner.IsSessionOwner(Owner) ? Owner : 0, DataLength, n, Pzxid);
     }
 
-    byte[] INodeView.Data => Data;
+    byte[]? INodeView.Data => Data;
     IReadOnlyList<Acl> INodeView.Acl => Acl;
     Stat INodeView.Stat => ToStat();
     IReadOnlyCollection<string> INodeView.Children => (IReadOnlyCollection<string>?)Kids?.Map.Keys ?? Array.Empty<string>();
@@ -394,7 +396,8 @@ public sealed partial class DataTree
         };
     }
 
-    private static byte[] Normalize(byte[]? data) => data is null || data.Length == 0 ? [] : data;
+    /// <summary>Shares one empty array for empty data; null stays null.</summary>
+    private static byte[]? Normalize(byte[]? data) => data is { Length: 0 } ? [] : data;
 
     private static ReadOnlySpan<char> ParentSpan(string path, int lastSlash) =>
         lastSlash == 0 ? RootPath.AsSpan() : path.AsSpan(0, lastSlash);
@@ -423,6 +426,7 @@ public sealed partial class DataTree
         }
 
         var data = Normalize(txn.Data);
+        var length = data?.Length ?? 0;
         node = new Node(data, _acls.AddRef(txn.Acl))
         {
             Czxid = zxid, Mzxid = zxid, Ctime = time, Mtime = time, Owner = txn.EphemeralOwner,
@@ -433,10 +437,10 @@ public sealed partial class DataTree
         kids.Pzxid = zxid;
         parentPath = kids.Path;
         _count++;
-        _dataSize += path.Length + data.Length;
+        _dataSize += path.Length + length;
         TrackOwner(path, txn.EphemeralOwner);
         if (parentPath.StartsWith(QuotaPath, StringComparison.Ordinal)) OnQuotaNodeCreated(parentPath, path.AsSpan(lastSlash + 1));
-        if (_quotaRoots is { Count: > 0 }) UpdateQuotaStat(path, data.Length, 1);
+        if (_quotaRoots is { Count: > 0 }) UpdateQuotaStat(path, length, 1);
         return ErrorCode.Ok;
     }
 
@@ -496,13 +500,13 @@ public sealed partial class DataTree
         parentPath = kids.Path;
         _count--;
         _acls.Release(node.Acl);
-        _dataSize -= path.Length + node.Data.Length;
+        _dataSize -= path.Length + node.DataLength;
         UntrackOwner(path, node.Owner);
         if (_quotaRoots is { Count: > 0 })
         {
             if (name.SequenceEqual(QuotaLimitNode) && parentPath.StartsWith(QuotaPath, StringComparison.Ordinal))
                 _quotaRoots.Remove(parentPath.Substring(QuotaPath.Length));
-            UpdateQuotaStat(path, -node.Data.Length, -1);
+            UpdateQuotaStat(path, -node.DataLength, -1);
         }
         return ErrorCode.Ok;
     }
@@ -513,9 +517,9 @@ public sealed partial class DataTree
         var node = Lookup(txn.Path);
         if (node is null) return ErrorCode.NoNode;
         var data = Normalize(txn.Data);
-        _dataSize += data.Length - node.Data.Length;
-        if (txn.Path.Length == 1) _dataSize += data.Length - node.Data.Length; // ZooKeeper counts the root twice
-        var bytesDiff = data.Length - node.Data.Length;
+        var bytesDiff = (data?.Length ?? 0) - node.DataLength;
+        _dataSize += bytesDiff;
+        if (txn.Path.Length == 1) _dataSize += bytesDiff; // ZooKeeper counts the root twice
         node.Data = data;
         if (_quotaRoots is { Count: > 0 }) UpdateQuotaStat(txn.Path, bytesDiff, 0);
         node.Mtime = time;
@@ -601,7 +605,7 @@ public sealed partial class DataTree
             {
                 var n = stack.Pop();
                 count++;
-                bytes += n.Data.Length;
+                bytes += n.DataLength;
                 if (n.Kids is { } kids) foreach (var child in kids.Map.Values) stack.Push(child);
             }
         }
@@ -632,7 +636,7 @@ public sealed partial class DataTree
 
     private void SetQuotaData(Node statNode, byte[] data)
     {
-        _dataSize += data.Length - statNode.Data.Length;
+        _dataSize += data.Length - statNode.DataLength;
         statNode.Data = data;
     }
 
@@ -710,10 +714,10 @@ internal static class QuotaStats
         public SortedDictionary<string, long>? Extra;
     }
 
-    public static Values Parse(byte[] data)
+    public static Values Parse(byte[]? data)
     {
         var result = new Values();
-        var text = System.Text.Encoding.UTF8.GetString(data);
+        var text = data is null ? "" : System.Text.Encoding.UTF8.GetString(data);
         foreach (var pair in text.Split([',', ';'], StringSplitOptions.RemoveEmptyEntries))
         {
             var parts = pair.Split('=');

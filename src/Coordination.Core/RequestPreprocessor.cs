@@ -347,8 +347,8 @@ public sealed class RequestPreprocessor
         }
         // createTTL with a non-TTL mode and a negative ttl passes ZooKeeper's check, then fails when applied; reject it.
         if (op == OpCode.CreateTtl && !mode.IsTtl()) return ErrorCode.BadArguments;
-        var data = request.Data is null || request.Data.Length == 0 ? [] : request.Data;
-        if (data.Length > MaxDataLength) return ErrorCode.BadArguments;
+        var data = request.Data;
+        if (data?.Length > MaxDataLength) return ErrorCode.BadArguments;
 
         var path = request.NodePath;
         var lastSlash = path.LastIndexOf('/');
@@ -378,7 +378,7 @@ public sealed class RequestPreprocessor
         AddChange(path, zxid, exists: true, new NodeState
         {
             Czxid = zxid, Mzxid = zxid, Pzxid = zxid, Ctime = nowMs, Mtime = nowMs, Owner = owner,
-            DataLength = data.Length, Acl = acl,
+            DataLength = data?.Length ?? 0, Acl = acl,
         });
         return ErrorCode.Ok;
     }
@@ -425,8 +425,8 @@ public sealed class RequestPreprocessor
         txn = null;
         var path = request.NodePath;
         if (Paths.Validate(path) is not null) return ErrorCode.BadArguments;
-        var data = request.Data is null || request.Data.Length == 0 ? [] : request.Data;
-        if (data.Length > MaxDataLength) return ErrorCode.BadArguments;
+        var data = request.Data;
+        if (data?.Length > MaxDataLength) return ErrorCode.BadArguments;
         if (!TryGetState(path, out _, out var node)) return ErrorCode.NoNode;
         if (!CheckAcl(node.Acl, Perms.Write, auth)) return ErrorCode.NoAuth;
         if (request.Version != -1 && request.Version != node.Version) return ErrorCode.BadVersion;
@@ -436,7 +436,7 @@ public sealed class RequestPreprocessor
         node.Version = newVersion;
         node.Mtime = nowMs;
         node.Mzxid = zxid;
-        node.DataLength = data.Length;
+        node.DataLength = data?.Length ?? 0;
         AddChange(path, zxid, exists: true, node);
         return ErrorCode.Ok;
     }
@@ -483,7 +483,7 @@ public sealed class RequestPreprocessor
         {
             Czxid = node.Czxid, Mzxid = node.Mzxid, Ctime = node.Ctime, Mtime = node.Mtime, Pzxid = node.Pzxid,
             Owner = node.Owner, Version = node.Version, Cversion = node.Cversion, Aversion = node.Aversion,
-            ChildCount = node.ChildCount, DataLength = node.Data.Length, Acl = node.Acl,
+            ChildCount = node.ChildCount, DataLength = node.DataLength, Acl = node.Acl,
         };
     }
 

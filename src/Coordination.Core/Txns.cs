@@ -27,12 +27,12 @@ public abstract record Txn : IJuteRecord
 /// cversion after this create, as ZooKeeper stores it: the number of child creations (clients see
 /// <c>2 * stored - numChildren</c>, i.e. creations plus deletions).
 /// </summary>
-public sealed record CreateTxn(string Path, byte[] Data, IReadOnlyList<Acl> Acl, long EphemeralOwner, int ParentCversion) : Txn
+public sealed record CreateTxn(string Path, byte[]? Data, IReadOnlyList<Acl> Acl, long EphemeralOwner, int ParentCversion) : Txn
 {
     public static CreateTxn Read(ref JuteReader r)
     {
         var path = r.ReadRequiredString();
-        var data = r.ReadBuffer() ?? [];
+        var data = r.ReadBuffer();
         var acl = Protocol.Acl.ReadList(ref r) ?? [];
         return new CreateTxn(path, data, acl, r.ReadLong(), r.ReadInt());
     }
@@ -48,10 +48,10 @@ public sealed record DeleteTxn(string Path) : Txn
     public override void Write(ref JuteWriter w) => w.WriteString(Path);
 }
 
-/// <summary>Sets data; <see cref="Version"/> is the node's version after the change.</summary>
-public sealed record SetDataTxn(string Path, byte[] Data, int Version) : Txn
+/// <summary>Sets data (null stays null, as in ZooKeeper); <see cref="Version"/> is the node's version after the change.</summary>
+public sealed record SetDataTxn(string Path, byte[]? Data, int Version) : Txn
 {
-    public static SetDataTxn Read(ref JuteReader r) => new(r.ReadRequiredString(), r.ReadBuffer() ?? [], r.ReadInt());
+    public static SetDataTxn Read(ref JuteReader r) => new(r.ReadRequiredString(), r.ReadBuffer(), r.ReadInt());
     public override void Write(ref JuteWriter w) { w.WriteString(Path); w.WriteBuffer(Data); w.WriteInt(Version); }
 }
 

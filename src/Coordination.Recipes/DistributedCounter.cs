@@ -67,10 +67,10 @@ public sealed class DistributedCounter(CoordinationClient client, string path, I
         return bytes;
     }
 
-    private static long Decode(byte[] data) => data.Length switch
+    private static long Decode(byte[]? data) => (data?.Length ?? 0) switch
     {
         0 => 0,
-        8 => BinaryPrimitives.ReadInt64BigEndian(data),
-        _ => throw new FormatException($"counter node holds {data.Length} bytes, expected 8"),
+        8 => BinaryPrimitives.ReadInt64BigEndian(data!),
+        _ => throw new FormatException($"counter node holds {data!.Length} bytes, expected 8"),
     };
 }

@@ -183,7 +183,7 @@ public sealed class DistributedLock
         catch (NoNodeException) { return result; }
         foreach (var name in sorted)
         {
-            try { result.Add((name, (await Waits.Retry(_retry, c => _client.GetDataAsync(Paths.Join(_lockPath, name), ct: c), ct).ConfigureAwait(false)).Data)); }
+            try { result.Add((name, (await Waits.Retry(_retry, c => _client.GetDataAsync(Paths.Join(_lockPath, name), ct: c), ct).ConfigureAwait(false)).Data ?? [])); }
             catch (NoNodeException) { }
         }
         return result;

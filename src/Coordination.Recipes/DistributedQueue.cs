@@ -72,7 +72,7 @@ public class DistributedQueue
             {
                 var data = await Waits.Retry(RetryPolicy, c => Client.GetDataAsync(path, ct: c), ct).ConfigureAwait(false);
                 await Client.DeleteAsync(path, ct: ct).ConfigureAwait(false);
-                return (data.Data, true);
+                return (data.Data ?? [], true);
             }
             catch (NoNodeException) { } // another consumer took it first
         }

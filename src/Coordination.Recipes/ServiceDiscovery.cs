@@ -25,8 +25,9 @@ public sealed record ServiceInstance(
     public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this);
     public static ServiceInstance FromJson(byte[] json) => JsonSerializer.Deserialize<ServiceInstance>(json) ?? throw new FormatException("empty service instance");
 
-    internal static ServiceInstance? TryFromJson(byte[] json)
+    internal static ServiceInstance? TryFromJson(byte[]? json)
     {
+        if (json is null) return null;
         try { return FromJson(json); } catch (JsonException) { return null; } catch (FormatException) { return null; }
     }
 }

@@ -152,7 +152,7 @@ public class TreeCache : IAsyncDisposable
         DataResult data;
         try { data = await Waits.Retry(_retry, c => _client.GetDataAsync(path, ct: c), ct).ConfigureAwait(false); }
         catch (NoNodeException) { return false; }
-        var fresh = new ChildData(path, data.Data, data.Stat);
+        var fresh = new ChildData(path, data.Data ?? [], data.Stat); // the cache shows null data as empty
         var old = _nodes.TryGetValue(path, out var o) ? o : null;
         _nodes[path] = fresh;
         if (old is null) Raise(new CacheEvent(CacheEventType.NodeAdded, path, fresh));

@@ -99,6 +99,19 @@ public sealed class CliVerbTests(ServerFixture fx)
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task Create_without_data_makes_null_data_and_get_prints_it_as_zkCli_does()
+    {
+        Ok(await Run("create", _root));
+        Ok(await Run("create", _root + "/empty", ""));
+        Assert.Equal("null", (await Run("get", _root)).Stdout.Trim());
+        Assert.Equal("", (await Run("get", _root + "/empty")).Stdout.Trim());
+        var json = await RunJson("get", _root);
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, json.Json.GetProperty("data").ValueKind);
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, json.Json.GetProperty("dataBase64").ValueKind);
+        Assert.Equal("", (await RunJson("get", _root + "/empty")).Json.GetProperty("dataBase64").GetString());
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task Create_modes_sequential_ephemeral_container_ttl()
     {
         Ok(await Run("create", _root));

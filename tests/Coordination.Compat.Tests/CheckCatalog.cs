@@ -10,6 +10,7 @@ public static class CheckCatalog
     public static readonly string[] Kazoo =
     {
         "create_stat",
+        "null_data",
         "set_stat",
         "child_stat",
         "set_acls_stat",
@@ -56,6 +57,7 @@ public static class CheckCatalog
     public static readonly string[] Java =
     {
         "create_modes_stat",
+        "null_data",
         "container_nodes",
         "ttl_nodes",
         "all_children_number",

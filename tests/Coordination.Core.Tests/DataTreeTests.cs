@@ -106,6 +106,37 @@ public class DataTreeTests
     }
 
     [Fact]
+    public void NullDataIsNotEmptyData()
+    {
+        // ZooKeeper keeps a null written by create/setData (getData returns it: length -1), with dataLength 0.
+        var h = new Harness(); // its txns go through Txns.Serialize/Deserialize, as the journal and the wire do
+        Assert.Equal(ErrorCode.Ok, h.Run(OpCode.Create2, new CreateRequest("/null", null, Acl.OpenAclUnsafe, 0)).Err);
+        Assert.Equal(ErrorCode.Ok, h.Run(OpCode.Create2, new CreateRequest("/empty", [], Acl.OpenAclUnsafe, 0)).Err);
+        Assert.Null(h.Tree.Find("/null")!.Data);
+        Assert.Equal(0, h.StatOf("/null").DataLength);
+        Assert.Empty(Assert.IsType<byte[]>(h.Tree.Find("/empty")!.Data));
+
+        Assert.Equal(ErrorCode.Ok, h.Run(OpCode.SetData, new SetDataRequest("/empty", null, -1)).Err);
+        Assert.Null(h.Tree.Find("/empty")!.Data);
+        Assert.Equal(ErrorCode.Ok, h.SetData("/null", []).Err);
+        Assert.Empty(Assert.IsType<byte[]>(h.Tree.Find("/null")!.Data));
+
+        Assert.Equal(ErrorCode.Ok, h.Multi(
+            new MultiOp(OpCode.Create, new CreateRequest("/m", null, Acl.OpenAclUnsafe, 0)),
+            new MultiOp(OpCode.SetData, new SetDataRequest("/null", null, -1))).Err);
+        Assert.Null(h.Tree.Find("/m")!.Data);
+        Assert.Null(h.Tree.Find("/null")!.Data);
+
+        // Two replicas that differ only in null vs empty data have different digests.
+        var withNull = new Harness();
+        var withEmpty = new Harness();
+        withNull.Run(OpCode.Create2, new CreateRequest("/n", null, Acl.OpenAclUnsafe, 0));
+        withEmpty.Run(OpCode.Create2, new CreateRequest("/n", [], Acl.OpenAclUnsafe, 0));
+        Assert.Equal(withNull.StatOf("/n"), withEmpty.StatOf("/n"));
+        Assert.NotEqual(withNull.Tree.Digest(), withEmpty.Tree.Digest());
+    }
+
+    [Fact]
     public void SetAclChangesOnlyAversionAndAcl()
     {
         var h = new Harness();
@@ -365,17 +396,6 @@ public class DataTreeTests
         // /c2's ACL has no ADMIN for anyone but super, so the setACL above fails; use super.
         h.SetAcl("/c2", Acl.OpenAclUnsafe, auth: new AuthContext([new Id("super", "")]));
         Assert.Equal(baseline, h.Tree.AclCount);
-    }
-
-    [Fact]
-    public void NullOrEmptyDataIsStoredAsEmpty()
-    {
-        var h = new Harness();
-        h.Run(OpCode.Create, new CreateRequest("/n", null, Acl.OpenAclUnsafe, 0));
-        Assert.Empty(h.Tree.Find("/n")!.Data);
-        h.Run(OpCode.SetData, new SetDataRequest("/n", null, -1));
-        Assert.Empty(h.Tree.Find("/n")!.Data);
-        Assert.Equal(0, h.StatOf("/n").DataLength);
     }
 }
 

@@ -22,31 +22,34 @@ public sealed class FuzzySnapshotTests
         [new Acl(Perms.All, new Id("world", "anyone")), new Acl(Perms.Read, new Id("ip", "10.0.0.1"))],
     ];
 
+    private static MultiOp CreateOp(string path, byte[]? data) => new(OpCode.Create, new CreateRequest(path, data, Acl.OpenAclUnsafe, 0));
+
     private static void RandomStep(Harness h, Random rng, List<long> sessions, ref long nextSession)
     {
         var path = Paths[rng.Next(Paths.Length)];
-        var data = new byte[rng.Next(0, 12)];
-        rng.NextBytes(data);
+        // Null data (a length of -1) is a value of its own, distinct from empty data.
+        byte[]? data = rng.Next(6) == 0 ? null : new byte[rng.Next(0, 12)];
+        if (data is not null) rng.NextBytes(data);
         switch (rng.Next(12))
         {
             case 0 or 1 or 2:
-                h.Create(path, data, (CreateMode)(rng.Next(3) == 0 ? (int)CreateMode.Ephemeral : rng.Next(4) == 0 ? (int)CreateMode.PersistentSequential : 0),
-                    session: sessions[rng.Next(sessions.Count)]);
+                var mode = rng.Next(3) == 0 ? CreateMode.Ephemeral : rng.Next(4) == 0 ? CreateMode.PersistentSequential : CreateMode.Persistent;
+                h.Run(OpCode.Create2, new CreateRequest(path, data, Acl.OpenAclUnsafe, (int)mode), sessions[rng.Next(sessions.Count)]);
                 break;
             case 3 or 4:
                 h.Delete(path);
                 break;
             case 5 or 6 or 7:
-                h.SetData(path, data);
+                h.Run(OpCode.SetData, new SetDataRequest(path, data, -1));
                 break;
             case 8:
                 h.SetAcl(path, AclChoices[rng.Next(AclChoices.Length)]);
                 break;
             case 9:
-                h.Multi(Harness.MCreate(Paths[rng.Next(Paths.Length)], data: data), Harness.MSetData(path, data), Harness.MDelete(Paths[rng.Next(Paths.Length)]));
+                h.Multi(CreateOp(Paths[rng.Next(Paths.Length)], data), Harness.MSetData(path, data), Harness.MDelete(Paths[rng.Next(Paths.Length)]));
                 break;
             case 10:
-                h.Multi(Harness.MDelete(Paths[rng.Next(Paths.Length)]), Harness.MCreate(path, data: data));
+                h.Multi(Harness.MDelete(Paths[rng.Next(Paths.Length)]), CreateOp(path, data));
                 break;
             case 11:
                 if (sessions.Count > 1 && rng.Next(2) == 0)
@@ -73,7 +76,8 @@ public sealed class FuzzySnapshotTests
         var h = new Harness();
         var sessions = new List<long> { Harness.S1, Harness.S2, Harness.S3 };
         long nextSession = 0x0100000000000100;
-        for (var i = 0; i < rng.Next(0, 200); i++) RandomStep(h, rng, sessions, ref nextSession);
+        var steps = rng.Next(0, 200);
+        for (var i = 0; i < steps; i++) RandomStep(h, rng, sessions, ref nextSession);
 
         var snapshot = h.Tree.BeginFuzzySnapshot();
         var bytes = new MemoryStream();

@@ -77,7 +77,7 @@ internal sealed class Harness
     public static MultiOp MCreate(string path, CreateMode mode = CreateMode.Persistent, OpCode op = OpCode.Create, byte[]? data = null, long ttl = -1)
         => new(op, new CreateRequest(path, data ?? [], Acl.OpenAclUnsafe, (int)mode, ttl, op == OpCode.CreateTtl));
     public static MultiOp MDelete(string path, int version = -1) => new(OpCode.Delete, new PathVersionRequest(path, version));
-    public static MultiOp MSetData(string path, byte[] data, int version = -1) => new(OpCode.SetData, new SetDataRequest(path, data, version));
+    public static MultiOp MSetData(string path, byte[]? data, int version = -1) => new(OpCode.SetData, new SetDataRequest(path, data, version));
     public static MultiOp MCheck(string path, int version) => new(OpCode.Check, new PathVersionRequest(path, version));
 
     public static AuthContext Digest(string userPassword) => new([new Id("digest", Acls.Digest(userPassword))]);

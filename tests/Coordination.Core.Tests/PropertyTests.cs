@@ -11,7 +11,7 @@ public class PropertyTests
 {
     private sealed class MNode
     {
-        public byte[] Data = [];
+        public byte[]? Data = []; // null stays null, as in ZooKeeper
         public IReadOnlyList<Acl> Acl = Protocol.Acl.OpenAclUnsafe;
         public int Version, Aversion, Creates;
         public long Owner, Czxid, Mzxid, Pzxid, Ctime, Mtime;
@@ -25,7 +25,7 @@ public class PropertyTests
         };
 
         public Stat Stat => new(Czxid, Mzxid, Ctime, Mtime, Version, unchecked(Creates * 2 - Children.Count), Aversion,
-            EphemeralOwner.IsSessionOwner(Owner) ? Owner : 0, Data.Length, Children.Count, Pzxid);
+            EphemeralOwner.IsSessionOwner(Owner) ? Owner : 0, Data?.Length ?? 0, Children.Count, Pzxid);
     }
 
     /// <summary>A plain sequential model: every op applied at once, nothing pipelined, no overlay.</summary>
@@ -70,7 +70,7 @@ public class PropertyTests
             parent.Children.Add(NameOf(path));
             Nodes[path] = new MNode
             {
-                Data = r.Data ?? [], Acl = acl, Czxid = zxid, Mzxid = zxid, Pzxid = zxid, Ctime = now, Mtime = now,
+                Data = r.Data, Acl = acl, Czxid = zxid, Mzxid = zxid, Pzxid = zxid, Ctime = now, Mtime = now,
                 Owner = op == OpCode.CreateContainer ? EphemeralOwner.Container : mode.IsEphemeral() ? session : 0,
             };
             return (ErrorCode.Ok, path);
@@ -103,7 +103,7 @@ public class PropertyTests
             if (!Nodes.TryGetValue(r.NodePath, out var node)) return ErrorCode.NoNode;
             if (!Acls.Check(node.Acl, Perms.Write, auth)) return ErrorCode.NoAuth;
             if (r.Version != -1 && r.Version != node.Version) return ErrorCode.BadVersion;
-            node.Data = r.Data ?? [];
+            node.Data = r.Data;
             node.Version++;
             node.Mzxid = zxid;
             node.Mtime = now;
@@ -208,8 +208,8 @@ public class PropertyTests
             case 2:
             {
                 var path = ExistingOrRandomPath(rng, model);
-                var data = new byte[rng.Next(0, 10)];
-                rng.NextBytes(data);
+                var data = rng.Next(4) == 0 ? null : new byte[rng.Next(0, 10)];
+                if (data is not null) rng.NextBytes(data);
                 return new MultiOp(OpCode.SetData, new SetDataRequest(path, data, RandomVersion(rng, model, path)));
             }
             case 3:
@@ -359,6 +359,6 @@ public class PropertyTests
             }
         }
         Assert.Equal(ephemerals, tree.EphemeralCount);
-        Assert.Equal(model.Nodes.Sum(kv => (long)kv.Key.Length + kv.Value.Data.Length) + model.Nodes["/"].Data.Length, tree.ApproximateDataSize);
+        Assert.Equal(model.Nodes.Sum(kv => (long)kv.Key.Length + (kv.Value.Data?.Length ?? 0)) + (model.Nodes["/"].Data?.Length ?? 0), tree.ApproximateDataSize);
     }
 }

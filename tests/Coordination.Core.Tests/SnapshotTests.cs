@@ -86,6 +86,28 @@ public class SnapshotTests
     }
 
     [Fact]
+    public void NullDataStaysNullAcrossPlainAndFuzzySnapshots()
+    {
+        var h = new Harness();
+        h.Run(OpCode.Create2, new CreateRequest("/null", null, Acl.OpenAclUnsafe, 0));
+        h.Create("/empty", []);
+        h.Run(OpCode.Create2, new CreateRequest("/eph", null, Acl.OpenAclUnsafe, (int)CreateMode.Ephemeral), session: S2);
+        h.Run(OpCode.SetData, new SetDataRequest("/", null, -1));
+        var plain = Read(Write(h.Tree));
+        var snapshot = h.Tree.BeginFuzzySnapshot();
+        while (!snapshot.WriteChunk(2)) { }
+        var fuzzy = Read(snapshot.TakeBytes());
+        foreach (var copy in new[] { plain, fuzzy })
+        {
+            AssertSameTree(h.Tree, copy);
+            Assert.Null(copy.Find("/null")!.Data);
+            Assert.Null(copy.Find("/eph")!.Data);
+            Assert.Null(copy.Find("/")!.Data);
+            Assert.Empty(Assert.IsType<byte[]>(copy.Find("/empty")!.Data));
+        }
+    }
+
+    [Fact]
     public void FreshTreeRoundTrips()
     {
         var tree = new DataTree();

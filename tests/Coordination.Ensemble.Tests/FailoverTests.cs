@@ -122,6 +122,9 @@ public sealed class FailoverTests
         List<string> missed;
         await using (var c = await Ens.ConnectAsync(leader))
         {
+            // Null data is not empty data: the snapshot the follower installs must keep the difference.
+            await c.CreateAsync("/snap/null-data", null).OkAsync();
+            await c.CreateAsync("/snap/empty-data", []).OkAsync();
             missed = await Ens.CreateManyAsync(c, "/snap", "b", 900);
             await c.SetDataAsync("/snap", Ens.Bytes("after")).OkAsync();
         }
@@ -137,6 +140,11 @@ public sealed class FailoverTests
         Assert.True(installed.Overlaps(SnapshotFilesIn(leader.DataDir)), "no snapshot of the leader's appears in the follower's data dir");
         await Ens.AssertAllPresentEverywhereAsync(ensemble, "/snap", missed);
         Assert.Equal(hashes[leader.Id], hashes[follower.Id]);
+        await using (var c = await Ens.ConnectAsync(follower))
+        {
+            Assert.Null(((GetDataResponse)(await c.GetDataAsync("/snap/null-data").OkAsync())!).Data);
+            Assert.Equal(0, ((GetDataResponse)(await c.GetDataAsync("/snap/empty-data").OkAsync())!).Data?.Length ?? -1);
+        }
 
         // And it follows on from there: new writes reach it.
         await using (var c = await Ens.ConnectAsync(follower))

@@ -95,6 +95,27 @@ public class CodecTests
     }
 
     [Fact]
+    public void NullDataIsNotEmptyData()
+    {
+        // ZooKeeper writes null data as the buffer length -1 and empty data as 0; each must decode as itself.
+        Assert.Equal("FFFFFFFF", Convert.ToHexString(Bytes(new GetDataResponse(null, SampleStat)))[..8]);
+        Assert.Equal("00000000", Convert.ToHexString(Bytes(new GetDataResponse([], SampleStat)))[..8]);
+        Assert.Null(((GetDataResponse)ResponseRoundTrip(OpCode.GetData, new GetDataResponse(null, SampleStat))).Data);
+        Assert.Empty(Assert.IsType<byte[]>(((GetDataResponse)ResponseRoundTrip(OpCode.GetData, new GetDataResponse([], SampleStat))).Data));
+        Assert.Null(((CreateRequest)RequestRoundTrip(OpCode.Create, new CreateRequest("/n", null, SampleAcl, 0))).Data);
+        Assert.Empty(Assert.IsType<byte[]>(((CreateRequest)RequestRoundTrip(OpCode.Create, new CreateRequest("/n", [], SampleAcl, 0))).Data));
+        Assert.Null(((SetDataRequest)RequestRoundTrip(OpCode.SetData, new SetDataRequest("/n", null, -1))).Data);
+        Assert.Empty(Assert.IsType<byte[]>(((SetDataRequest)RequestRoundTrip(OpCode.SetData, new SetDataRequest("/n", [], -1))).Data));
+        var multi = (MultiRequest)RequestRoundTrip(OpCode.Multi, new MultiRequest([
+            new MultiOp(OpCode.Create, new CreateRequest("/m", null, SampleAcl, 0)),
+            new MultiOp(OpCode.SetData, new SetDataRequest("/m", null, -1))]));
+        Assert.Null(((CreateRequest)multi.Ops[0].Request).Data);
+        Assert.Null(((SetDataRequest)multi.Ops[1].Request).Data);
+        var read = (MultiResponse)ResponseRoundTrip(OpCode.Multi, new MultiResponse([new OpResult(OpCode.GetData, ErrorCode.Ok, new GetDataResponse(null, SampleStat))]));
+        Assert.Null(((GetDataResponse)read.Results[0].Body).Data);
+    }
+
+    [Fact]
     public void AclListNullAndEmpty()
     {
         var buffer = new ArrayBufferWriter<byte>();

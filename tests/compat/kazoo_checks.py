@@ -324,6 +324,51 @@ def check_create_stat(ctx):
               "root czxid/ctime/ephemeralOwner")
 
 
+@check("null_data")
+def check_null_data(ctx):
+    """Null data is not empty data: a node created or set with null reads
+    back as None (buffer length -1), with dataLength 0; empty reads as b''.
+    Null must stay null through multi, ephemeral and sequential creates."""
+    c = ctx.admin
+    c.create(ctx.p("null"), None)
+    c.create(ctx.p("empty"), b"")
+    d, st = c.get(ctx.p("null"))
+    expect_eq(d, None, "get of a node created with null data")
+    expect_eq(st.dataLength, 0, "dataLength of null data")
+    expect_eq(c.get(ctx.p("empty"))[0], b"", "get of a node created with empty data")
+    _, st2 = c.create(ctx.p("null2"), None, include_data=True)
+    expect_eq(st2.dataLength, 0, "create2 stat dataLength of null data")
+    eph = c.create(ctx.p("eph"), None, ephemeral=True)
+    expect_eq(c.get(eph)[0], None, "ephemeral node with null data")
+    seq = c.create(ctx.p("seq-"), None, sequence=True)
+    expect_eq(c.get(seq)[0], None, "sequential node with null data")
+    # setData: null replaces data with null, empty with empty
+    st = c.set(ctx.p("empty"), None)
+    expect_eq((c.get(ctx.p("empty"))[0], st.dataLength, st.version),
+              (None, 0, 1), "setData(null) over empty data")
+    c.set(ctx.p("null"), b"")
+    expect_eq(c.get(ctx.p("null"))[0], b"", "setData(empty) over null data")
+    c.set(ctx.p("null"), b"x")
+    c.set(ctx.p("null"), None)
+    expect_eq(c.get(ctx.p("null"))[0], None, "setData(null) over data")
+    # multi: kazoo's transaction refuses None, so the records go in raw
+    t = c.transaction()
+    t._add(Create(ctx.p("m-null"), None, OPEN_ACL_UNSAFE, 0))
+    t._add(Create(ctx.p("m-empty"), b"", OPEN_ACL_UNSAFE, 0))
+    t._add(SetData(ctx.p("null"), None, -1))
+    res = t.commit()
+    expect(isinstance(res[2], type(st)), "multi results: %r" % (res,))
+    expect_eq(c.get(ctx.p("m-null"))[0], None, "create(null) in multi")
+    expect_eq(c.get(ctx.p("m-empty"))[0], b"", "create(empty) in multi")
+    expect_eq(c.get(ctx.p("null"))[0], None, "setData(null) in multi")
+    # the built-in nodes hold empty data, not null
+    expect_eq(c.get("/")[0], b"", "root data")
+    expect_eq(c.get("/zookeeper")[0], b"", "/zookeeper data")
+    # a leaf's children and an open node's ACL are empty/filled lists
+    expect_eq(c.get_children(ctx.p("m-null")), [], "children of a leaf")
+    expect_eq(c.get_acls(ctx.p("m-null"))[0], OPEN_ACL_UNSAFE, "ACL of a null-data node")
+
+
 @check("set_stat")
 def check_set_stat(ctx):
     c = ctx.admin

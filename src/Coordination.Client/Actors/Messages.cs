@@ -58,7 +58,7 @@ public sealed record GetData(string Path, bool Watch = false) : CoordinationRequ
         return new NodeData(Path, r.Data, r.Stat);
     }
 }
-public sealed record NodeData(string Path, byte[] Data, Stat Stat);
+public sealed record NodeData(string Path, byte[]? Data, Stat Stat);
 
 /// <summary>Replies <see cref="NodeStat"/>.</summary>
 public sealed record SetData(string Path, byte[]? Data, int Version = -1) : CoordinationRequest

@@ -269,8 +269,8 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
 
     private static long EstimateSize(Txn txn) => txn switch
     {
-        CreateTxn c => 64 + c.Path.Length + c.Data.Length,
-        SetDataTxn d => 48 + d.Path.Length + d.Data.Length,
+        CreateTxn c => 64 + c.Path.Length + (c.Data?.Length ?? 0),
+        SetDataTxn d => 48 + d.Path.Length + (d.Data?.Length ?? 0),
         MultiTxn m => 16 + m.Ops.Sum(op => EstimateSize(op.Txn)),
         _ => 48,
     };

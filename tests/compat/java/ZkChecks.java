@@ -98,6 +98,7 @@ public final class ZkChecks {
 
     static {
         CHECKS.put("create_modes_stat", ZkChecks::createModesStat);
+        CHECKS.put("null_data", ZkChecks::nullData);
         CHECKS.put("container_nodes", ZkChecks::containerNodes);
         CHECKS.put("ttl_nodes", ZkChecks::ttlNodes);
         CHECKS.put("all_children_number", ZkChecks::allChildrenNumber);
@@ -433,6 +434,53 @@ public final class ZkChecks {
     // ------------------------------------------------------------------
     // containers and TTL nodes
     // ------------------------------------------------------------------
+
+    /** Null data is not empty data: getData returns null (buffer length -1) for a node created or set with null. */
+    static void nullData(Ctx ctx) throws Exception {
+        ZooKeeper zk = ctx.admin();
+        Stat created = new Stat();
+        zk.create(ctx.p("null"), null, Ids.OPEN_ACL_UNSAFE, CreateMode.PERSISTENT, created);
+        eq(created.getDataLength(), 0, "create2 stat dataLength of null data");
+        zk.create(ctx.p("empty"), new byte[0], Ids.OPEN_ACL_UNSAFE, CreateMode.PERSISTENT);
+        eq(zk.getData(ctx.p("null"), false, null), null, "getData of a node created with null data");
+        eq(zk.getData(ctx.p("empty"), false, null), new byte[0], "getData of a node created with empty data");
+        for (CreateMode mode : new CreateMode[] {CreateMode.EPHEMERAL, CreateMode.PERSISTENT_SEQUENTIAL,
+            CreateMode.CONTAINER}) {
+            String p = zk.create(ctx.p(mode.name().toLowerCase()), null, Ids.OPEN_ACL_UNSAFE, mode);
+            eq(zk.getData(p, false, null), null, "getData of a " + mode + " node created with null data");
+        }
+        String ttl = zk.create(ctx.p("ttl"), null, Ids.OPEN_ACL_UNSAFE, CreateMode.PERSISTENT_WITH_TTL, null, 60000);
+        eq(zk.getData(ttl, false, null), null, "getData of a TTL node created with null data");
+        // setData(null) makes the data null, setData(empty) makes it empty
+        Stat set = zk.setData(ctx.p("empty"), null, -1);
+        eq(set.getDataLength() + "/" + set.getVersion(), "0/1", "setData(null) stat");
+        eq(zk.getData(ctx.p("empty"), false, null), null, "getData after setData(null)");
+        zk.setData(ctx.p("null"), new byte[0], -1);
+        eq(zk.getData(ctx.p("null"), false, null), new byte[0], "getData after setData(empty) over null");
+        // the async callback sees null too
+        CountDownLatch l = new CountDownLatch(1);
+        AtomicReference<Object[]> got = new AtomicReference<>();
+        zk.getData(ctx.p("empty"), false, (rc, path, c, data, stat) -> {
+            got.set(new Object[] {rc, data});
+            l.countDown();
+        }, null);
+        check(l.await(10, TimeUnit.SECONDS), "async getData callback");
+        eq(got.get()[0], 0, "async getData rc");
+        eq(got.get()[1], null, "async getData of null data");
+        // multi: create and setData with null, then multiRead
+        zk.multi(List.of(
+            Op.create(ctx.p("m-null"), null, Ids.OPEN_ACL_UNSAFE, CreateMode.PERSISTENT),
+            Op.create(ctx.p("m-empty"), new byte[0], Ids.OPEN_ACL_UNSAFE, CreateMode.PERSISTENT),
+            Op.setData(ctx.p("null"), null, -1)));
+        List<OpResult> res = zk.multi(List.of(
+            Op.getData(ctx.p("m-null")), Op.getData(ctx.p("m-empty")), Op.getData(ctx.p("null"))));
+        eq(((OpResult.GetDataResult) res.get(0)).getData(), null, "multiRead getData of create(null) in multi");
+        eq(((OpResult.GetDataResult) res.get(1)).getData(), new byte[0], "multiRead getData of create(empty) in multi");
+        eq(((OpResult.GetDataResult) res.get(2)).getData(), null, "multiRead getData of setData(null) in multi");
+        // lists are empty, never null
+        eq(zk.getChildren(ctx.p("m-null"), false), List.of(), "children of a leaf");
+        eq(zk.getACL(ctx.p("m-null"), null), Ids.OPEN_ACL_UNSAFE, "ACL of a null-data node");
+    }
 
     static void containerNodes(Ctx ctx) throws Exception {
         ZooKeeper zk = ctx.admin();
