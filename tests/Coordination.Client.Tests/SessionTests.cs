@@ -127,17 +127,26 @@ public sealed class SessionTests(ServersFixture servers, ITestOutputHelper outpu
             await using var client = await CoordinationClient.ConnectAsync(Targets.Options(proxy.ConnectString + _chroot, output)).Within(20);
             var states = new StateRecorder(client);
             await client.CreateAsync("/n", B("")).Within();
-            var tasks = Enumerable.Range(0, 200).Select(_ => client.SetDataAsync("/n", B("x"))).ToList();
+            // 100 requests race the link going dead; the 100 sent after it went silent are surely in flight at the cut.
+            var raced = Enumerable.Range(0, 100).Select(_ => client.SetDataAsync("/n", B("x"))).ToList();
+            proxy.Freeze();
+            var inFlight = Enumerable.Range(0, 100).Select(_ => client.SetDataAsync("/n", B("x"))).ToList();
+            await Task.Delay(200);
+            Assert.All(inFlight, t => Assert.False(t.IsCompleted, "a request sent over the dead link completed"));
             proxy.Cut();
-            foreach (var t in tasks)
+            int succeeded = 0, lost = 0;
+            foreach (var t in raced.Concat(inFlight))
             {
-                try { await t.Within(); }
-                catch (ConnectionLossException) { }
+                try { await t.Within(); succeeded++; }
+                catch (ConnectionLossException) { lost++; }
             }
+            Assert.Equal(200, succeeded + lost);
+            foreach (var t in inFlight) Assert.IsType<ConnectionLossException>(t.Exception?.InnerException);
             await states.WaitFor(ConnectionState.Suspended);
             proxy.Heal();
             await states.WaitFor(ConnectionState.Reconnected);
-            Assert.InRange((await client.ExistsAsync("/n").Within())!.Value.Version, 0, 200);
+            // Only the raced requests can have reached the server; every acknowledged one did.
+            Assert.InRange((await client.ExistsAsync("/n").Within())!.Value.Version, succeeded, 100);
         });
 
     [SkippableTheory, MemberData(nameof(Targets.All), MemberType = typeof(Targets))]

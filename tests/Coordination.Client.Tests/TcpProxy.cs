@@ -5,7 +5,8 @@ namespace Coordination.Client.Tests;
 
 /// <summary>
 /// A loopback TCP forwarder in front of a server, for fault injection: <see cref="Cut"/> drops every connection and
-/// refuses new ones (accepts and closes them) until <see cref="Heal"/>.
+/// refuses new ones (accepts and closes them) until <see cref="Heal"/>; <see cref="Freeze"/> silently drops every
+/// byte in both directions but keeps the connections open, as a dead link does.
 /// </summary>
 public sealed class TcpProxy : IAsyncDisposable
 {
@@ -14,6 +15,7 @@ public sealed class TcpProxy : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Socket> _sockets = [];
     private volatile bool _cut;
+    private volatile bool _frozen;
     private readonly Task _acceptLoop;
 
     public TcpProxy(int targetPort)
@@ -36,7 +38,11 @@ public sealed class TcpProxy : IAsyncDisposable
         }
     }
 
-    public void Heal() => _cut = false;
+    /// <summary>From now on bytes are read and dropped, and no connection is closed: each end learns of the broken link
+    /// only by its own timeout. <see cref="Cut"/> or <see cref="Heal"/> ends it.</summary>
+    public void Freeze() => _frozen = true;
+
+    public void Heal() => _cut = _frozen = false;
 
     private async Task AcceptLoop()
     {
@@ -55,7 +61,7 @@ public sealed class TcpProxy : IAsyncDisposable
         }
     }
 
-    private static async Task Pump(Socket from, Socket to)
+    private async Task Pump(Socket from, Socket to)
     {
         var buffer = new byte[16 * 1024];
         try
@@ -64,7 +70,7 @@ public sealed class TcpProxy : IAsyncDisposable
             {
                 var n = await from.ReceiveAsync(buffer, SocketFlags.None);
                 if (n == 0) break;
-                await to.SendAsync(buffer.AsMemory(0, n), SocketFlags.None);
+                if (!_frozen) await to.SendAsync(buffer.AsMemory(0, n), SocketFlags.None);
             }
         }
         catch { }

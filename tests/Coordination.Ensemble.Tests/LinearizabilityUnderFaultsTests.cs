@@ -35,11 +35,14 @@ public sealed class LinearizabilityUnderFaultsTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task History_under_kills_restarts_and_partitions_is_linearizable()
+    public Task History_under_kills_restarts_and_partitions_is_linearizable() =>
+        TestSeed.RunAsync(Environment.TickCount & 0xffff, "tests/Coordination.Ensemble.Tests",
+            $"{nameof(LinearizabilityUnderFaultsTests)}.{nameof(History_under_kills_restarts_and_partitions_is_linearizable)}", Log, RunAsync);
+
+    private async Task RunAsync(int seed)
     {
         var seconds = int.TryParse(Environment.GetEnvironmentVariable("COORDINATION_LINEARIZABILITY_SECONDS"), out var s) && s > 0 ? s : 60;
         var duration = TimeSpan.FromSeconds(seconds);
-        var seed = Environment.TickCount & 0xffff;
         Log($"duration {seconds} s, seed {seed}, {Clients} clients, rounds of {RoundSeconds} s");
         var total = Stopwatch.StartNew();
 

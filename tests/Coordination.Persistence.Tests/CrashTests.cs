@@ -1,4 +1,5 @@
 using Coordination.Server.Persistence;
+using Coordination.TestKit;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -16,11 +17,13 @@ public sealed class CrashTests(ITestOutputHelper output)
         await using var server = await Servers.StartAsync(output, $$"""
             coordination.persistence { journal = {{journal}}, snapshot-every-txns = 400, snapshot-chunk-nodes = 20, snapshots-retained = 2 }
             """);
-        var seed = Environment.TickCount;
-        output.WriteLine($"seed {seed}");
-        var workload = new CrashWorkload(server, output, seed);
-        await workload.RunAsync(kills: 6, TimeSpan.FromMilliseconds(700), TimeSpan.FromMilliseconds(2500));
-        Assert.True(workload.AckedWrites > 50, $"only {workload.AckedWrites} writes were acknowledged");
+        await TestSeed.RunAsync(Environment.TickCount, "tests/Coordination.Persistence.Tests", $"{nameof(CrashTests)}.{nameof(Every_acknowledged_write_survives_repeated_SIGKILL)}",
+            output.WriteLine, async seed =>
+            {
+                var workload = new CrashWorkload(server, output, seed);
+                await workload.RunAsync(kills: 6, TimeSpan.FromMilliseconds(700), TimeSpan.FromMilliseconds(2500));
+                Assert.True(workload.AckedWrites > 50, $"only {workload.AckedWrites} writes were acknowledged");
+            });
         var files = Directory.GetFiles(server.DataDir, "*", SearchOption.AllDirectories);
         output.WriteLine($"data dir: {string.Join(", ", files.Select(f => Path.GetRelativePath(server.DataDir, f)))}");
         // The journal asked for is the one that was written.

@@ -96,11 +96,13 @@ public sealed class PostgresTests(ITestOutputHelper output)
               snapshot-every-txns = 400, snapshot-chunk-nodes = 20, snapshots-retained = 2
             }
             """);
-        var seed = Environment.TickCount;
-        output.WriteLine($"seed {seed}");
-        var workload = new CrashWorkload(server, output, seed);
-        await workload.RunAsync(kills: 5, TimeSpan.FromMilliseconds(700), TimeSpan.FromMilliseconds(2000));
-        Assert.True(workload.AckedWrites > 50, $"only {workload.AckedWrites} writes were acknowledged");
+        await TestSeed.RunAsync(Environment.TickCount, "tests/Coordination.Persistence.Tests", $"{nameof(PostgresTests)}.{nameof(Crash_test_with_the_journal_on_PostgreSQL)}",
+            output.WriteLine, async seed =>
+            {
+                var workload = new CrashWorkload(server, output, seed);
+                await workload.RunAsync(kills: 5, TimeSpan.FromMilliseconds(700), TimeSpan.FromMilliseconds(2000));
+                Assert.True(workload.AckedWrites > 50, $"only {workload.AckedWrites} writes were acknowledged");
+            });
         Assert.False(File.Exists(Path.Combine(server.DataDir, "journal.db")), "the SQLite journal was used instead of PostgreSQL");
     }
 }
