@@ -16,8 +16,8 @@ public sealed record Incoming(ClientConnection Connection, int Xid, OpCode Op, Z
 /// <summary>
 /// Socket I/O of one client connection: a read loop that frames and decodes requests, and a write loop that drains
 /// an outbox and flushes once per drained batch. Bounds (README "Resource bounds"): at most
-/// <c>max-inflight-per-connection</c> requests in flight; reading pauses while half of
-/// <c>max-queued-bytes-per-connection</c> is queued or the server holds <c>global-outstanding-limit</c> requests; a
+/// <c>max-inflight-per-connection</c> requests in flight; reading pauses while <see cref="ReadPauseBytes"/> are
+/// queued or the server holds <c>global-outstanding-limit</c> requests; a
 /// connection with more than that many bytes queued is dropped (a client that never reads, or whose watch events pile
 /// up), and so is one whose handshake or socket write overruns its timeout (see <see cref="Overdue"/>).
 /// </summary>
@@ -43,6 +43,13 @@ public sealed class ClientConnection
     private readonly int _maxFrame;
     private readonly ClientPortLimits _limits;
     private readonly long _maxQueuedBytes;
+    /// <summary>
+    /// Reading pauses while this much is queued (1 MiB, or half of max-queued-bytes-per-connection if less): plain
+    /// backpressure for a client that reads, which drains it at once; a client that does not read then gets no more
+    /// of its own requests served, only its watch events can take it on to the limit, and the flush timeout ends it.
+    /// </summary>
+    public const long ReadPauseBytes = 1 << 20;
+    private readonly long _readPauseBytes;
     /// <summary>Estimated bytes of the replies and events queued and not yet flushed to the socket.</summary>
     private long _queuedBytes;
     /// <summary>Requests read and not yet answered; each is also counted in <see cref="ClientPortLimits.Outstanding"/>.</summary>
@@ -93,6 +100,7 @@ public sealed class ClientConnection
         var maxFrame = settings.MaxFrameSize;
         var maxInflight = settings.MaxInflightPerConnection;
         _maxQueuedBytes = settings.MaxQueuedBytesPerConnection;
+        _readPauseBytes = Math.Min(ReadPauseBytes, _maxQueuedBytes / 2);
         _stream = new NetworkStream(socket, ownsSocket: false);
         _reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024, minimumReadSize: 4096));
         _writer = PipeWriter.Create(_stream, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024));
@@ -340,7 +348,7 @@ public sealed class ClientConnection
                     if (!TryParseRequest(frame, out var xid, out var op, out var body, out var error))
                         return (ReadOutcome.ProtocolError, error);
                     if (!_inflight.Wait(0)) await _inflight.WaitAsync(_cts.Token).ConfigureAwait(false);
-                    if (Volatile.Read(ref _queuedBytes) >= _maxQueuedBytes / 2 || _limits.Throttled) await ThrottleAsync().ConfigureAwait(false);
+                    if (Volatile.Read(ref _queuedBytes) >= _readPauseBytes || _limits.Throttled) await ThrottleAsync().ConfigureAwait(false);
                     Interlocked.Increment(ref _unanswered);
                     _limits.Enter();
                     if (IsClosed) { ReleaseUnanswered(); return (ReadOutcome.ClientClosed, null); }
@@ -363,7 +371,7 @@ public sealed class ClientConnection
     }
 
     /// <summary>
-    /// Waits, without reading further requests, while half of max-queued-bytes-per-connection is queued to this
+    /// Waits, without reading further requests, while <see cref="ReadPauseBytes"/> are queued to this
     /// connection, or while the server holds global-outstanding-limit requests and this connection has one of them
     /// (as ZooKeeper's throttle: every connection may always have one request in progress, so none starves).
     /// </summary>
@@ -374,7 +382,7 @@ public sealed class ClientConnection
         {
             var progress = _progress.WaitAsync();
             var belowLimit = _limits.BelowLimitAsync();
-            var queueFull = Volatile.Read(ref _queuedBytes) >= _maxQueuedBytes / 2;
+            var queueFull = Volatile.Read(ref _queuedBytes) >= _readPauseBytes;
             var throttled = _limits.Throttled && Volatile.Read(ref _unanswered) > 0;
             if (!queueFull && !throttled) return;
             if (throttled && !counted) { _limits.Metrics.ThrottleWaitOnce(); counted = true; }
