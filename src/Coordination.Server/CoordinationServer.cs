@@ -105,7 +105,7 @@ public sealed class CoordinationServer : IAsyncDisposable
     private static CoordinationServer Listen(ActorSystem system, ServerSettings settings, IActorRef replica, IActorRef sessions, EnsembleState? ensemble)
     {
         var registry = new ConnectionRegistry();
-        var admin = new FourLetterWordHandler(settings, replica, registry, () => ensemble?.Mode ?? "standalone", ensemble);
+        var admin = new FourLetterWordHandler(settings, replica, registry, () => ensemble?.Mode ?? "standalone", ensemble, Metrics.ServerMetrics.For(system).ClientPort);
         var listener = new ClientListener(settings, system, sessions, admin, registry);
         var server = new CoordinationServer(system, settings, replica, listener, StartHttp(settings, admin, Metrics.ServerMetrics.For(system)), ensemble);
         listener.Start();

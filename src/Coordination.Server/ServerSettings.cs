@@ -17,6 +17,16 @@ public sealed record ServerSettings
     public required int MaxDataSize { get; init; }
     public required int MaxInflightPerConnection { get; init; }
     public required int MaxClientConnections { get; init; }
+    /// <summary>A connection that has not completed its handshake this long after accept is closed.</summary>
+    public required TimeSpan HandshakeTimeout { get; init; }
+    /// <summary>Responses and events queued to one connection (estimated bytes) past which it is disconnected.</summary>
+    public required long MaxQueuedBytesPerConnection { get; init; }
+    /// <summary>A write to a client's socket that does not complete within this closes the connection.</summary>
+    public required TimeSpan FlushTimeout { get; init; }
+    /// <summary>Requests outstanding across the server past which connections stop reading; 0 = unlimited.</summary>
+    public required int GlobalOutstandingLimit { get; init; }
+    /// <summary>Largest response body a read may build; bigger ones fail with MarshallingError.</summary>
+    public required int MaxResponseSize { get; init; }
     public required IReadOnlySet<string> FourLetterWords { get; init; }
     public required string? SuperDigest { get; init; }
     public required TimeSpan ContainerCheckInterval { get; init; }
@@ -62,6 +72,11 @@ public sealed record ServerSettings
             MaxDataSize = c.GetInt("max-data-size"),
             MaxInflightPerConnection = Math.Max(1, c.GetInt("max-inflight-per-connection")),
             MaxClientConnections = c.GetInt("max-client-connections"),
+            HandshakeTimeout = c.GetTimeSpan("handshake-timeout"),
+            MaxQueuedBytesPerConnection = c.GetByteSize("max-queued-bytes-per-connection") ?? 32L << 20,
+            FlushTimeout = c.GetTimeSpan("flush-timeout"),
+            GlobalOutstandingLimit = c.GetInt("global-outstanding-limit"),
+            MaxResponseSize = checked((int)(c.GetByteSize("max-response-size") ?? 1049599)),
             FourLetterWords = words.Contains("*") ? Protocol.FourLetterWords.All.ToHashSet() : words.ToHashSet(),
             SuperDigest = string.IsNullOrWhiteSpace(superDigest) ? null : superDigest,
             ContainerCheckInterval = c.GetTimeSpan("container-check-interval"),

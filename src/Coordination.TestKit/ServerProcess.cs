@@ -154,6 +154,7 @@ public sealed class ServerProcess : IAsyncDisposable
             hocon.AppendLine("coordination {");
             hocon.AppendLine($"  tick-time = {_options.TickTimeMs}ms");
             hocon.AppendLine("  four-letter-words = [\"*\"]");
+            hocon.AppendLine("  max-client-connections = 0");   // as maxClientCnxns=0 below: tests open many connections from 127.0.0.1
             hocon.AppendLine("}");
             if (_options.ExtraHocon is not null) hocon.AppendLine(_options.ExtraHocon);
             File.WriteAllText(ConfigFile, hocon.ToString());

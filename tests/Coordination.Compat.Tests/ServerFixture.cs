@@ -336,6 +336,7 @@ public sealed class CoordinationServerFixture : ServerFixture
             coordination {
               tick-time = {{CompatEnvironment.TickTimeMs}}ms
               four-letter-words = ["*"]
+              max-client-connections = 0
               super-digest = "{{CompatEnvironment.SuperDigest}}"
               container-check-interval = {{CompatEnvironment.ContainerCheckIntervalMs}}ms
             }

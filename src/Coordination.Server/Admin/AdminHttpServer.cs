@@ -132,7 +132,7 @@ public sealed class AdminHttpServer : IAsyncDisposable
             var parts = line.Split('\t');
             if (parts.Length != 2 || !double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var value)) continue;
             var name = parts[0].StartsWith("zk_", StringComparison.Ordinal) ? parts[0][3..] : parts[0];
-            b.Append("# TYPE ").Append(name).Append(Counters.Contains(name) ? " counter\n" : " gauge\n");
+            b.Append("# TYPE ").Append(name).Append(Counters.Contains(name) || ClientPortMetrics.Names.Contains(name) ? " counter\n" : " gauge\n");
             b.Append(name).Append(' ').Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');
         }
         return b.ToString();

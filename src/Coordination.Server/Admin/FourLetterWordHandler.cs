@@ -11,7 +11,7 @@ namespace Coordination.Server.Admin;
 /// monitoring scripts parse them. Only words in the <c>four-letter-words</c> whitelist run.
 /// </summary>
 public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef replica, ConnectionRegistry connections, Func<string> mode,
-    Ensemble.EnsembleState? ensemble = null)
+    Ensemble.EnsembleState? ensemble = null, Metrics.ClientPortMetrics? bounds = null)
 {
     /// <summary>The version we report: the ZooKeeper release whose protocol and behaviour we match.</summary>
     public const string Version = "3.8.4-coordination-akka-0.1.0, built on 2026-11-23 00:00 UTC";
@@ -105,6 +105,7 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
             ("zk_resident_memory_bytes", process.WorkingSet64),
             ("zk_heap_used_bytes", GC.GetTotalMemory(false)),
         };
+        if (bounds is not null) foreach (var (name, value) in bounds.Values()) lines.Add(("zk_" + name, value));
         if (ensemble is { } e)
         {
             lines.Add(("zk_server_id", e.ServerId));

@@ -31,6 +31,9 @@ public sealed class ServerMetrics : IExtension
 
     public EnsembleMetrics Ensemble { get; } = new();
 
+    /// <summary>How often the client-port bounds acted (reported by mntr).</summary>
+    public ClientPortMetrics ClientPort { get; } = new();
+
     public long Proposals => Interlocked.Read(ref _proposals);
     public long Commits => Interlocked.Read(ref _commits);
 

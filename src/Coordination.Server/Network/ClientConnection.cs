@@ -15,8 +15,11 @@ public sealed record Incoming(ClientConnection Connection, int Xid, OpCode Op, Z
 
 /// <summary>
 /// Socket I/O of one client connection: a read loop that frames and decodes requests, and a write loop that drains
-/// an outbox and flushes once per drained batch. At most <c>max-inflight-per-connection</c> requests are in flight:
-/// the read loop stops reading while they are, so a client that never reads cannot grow the server's memory.
+/// an outbox and flushes once per drained batch. Bounds (README "Resource bounds"): at most
+/// <c>max-inflight-per-connection</c> requests in flight; reading pauses while <see cref="ReadPauseBytes"/> are
+/// queued or the server holds <c>global-outstanding-limit</c> requests; a
+/// connection with more than that many bytes queued is dropped (a client that never reads, or whose watch events pile
+/// up), and so is one whose handshake or socket write overruns its timeout (see <see cref="Overdue"/>).
 /// </summary>
 public sealed class ClientConnection
 {
@@ -30,7 +33,7 @@ public sealed class ClientConnection
     /// An outbox entry: a ready frame, or a reply (header and body) that the write loop encodes straight into its
     /// reusable buffer, so a reply costs no per-response byte arrays.
     /// </summary>
-    private readonly record struct Outgoing(byte[]? Frame, ReplyHeader Header, ZkResponse? Body, bool IsResponse);
+    private readonly record struct Outgoing(byte[]? Frame, ReplyHeader Header, ZkResponse? Body, bool IsResponse, int Bytes);
 
     private readonly Channel<Outgoing> _outbox =
         Channel.CreateUnbounded<Outgoing>(new UnboundedChannelOptions { SingleReader = true });
@@ -38,6 +41,26 @@ public sealed class ClientConnection
     private ArrayBufferWriter<byte> _encodeBuffer = new(16 * 1024);
     private readonly SemaphoreSlim _inflight;
     private readonly int _maxFrame;
+    private readonly ClientPortLimits _limits;
+    private readonly long _maxQueuedBytes;
+    /// <summary>
+    /// Reading pauses while this much is queued (1 MiB, or half of max-queued-bytes-per-connection if less): plain
+    /// backpressure for a client that reads, which drains it at once; a client that does not read then gets no more
+    /// of its own requests served, only its watch events can take it on to the limit, and the flush timeout ends it.
+    /// </summary>
+    public const long ReadPauseBytes = 1 << 20;
+    private readonly long _readPauseBytes;
+    /// <summary>Estimated bytes of the replies and events queued and not yet flushed to the socket.</summary>
+    private long _queuedBytes;
+    /// <summary>Requests read and not yet answered; each is also counted in <see cref="ClientPortLimits.Outstanding"/>.</summary>
+    private int _unanswered;
+    /// <summary>When the pending socket write started (Stopwatch ticks), 0 when none is pending.</summary>
+    private long _flushStartedTicks;
+    private readonly long _acceptedTicks = System.Diagnostics.Stopwatch.GetTimestamp();
+    /// <summary>Set when the queue drains or the last request is answered, for a read loop that paused.</summary>
+    private readonly AsyncSignal _progress = new();
+    /// <summary>Largest batch (estimated bytes) written to the pipe before a flush, so a long queue is not copied at once.</summary>
+    private const int MaxBatchBytes = 256 * 1024;
     private readonly CancellationTokenSource _cts = new();
     private TaskCompletionSource<IActorRef?> _binding = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile IActorRef? _session;
@@ -58,15 +81,26 @@ public sealed class ClientConnection
     public int LastCxid;
     public long LastResponseMs;
     public long LastLatencyMs;
-    public string RemoteAddress => Remote.Address.IsIPv4MappedToIPv6 ? Remote.Address.MapToIPv4().ToString() : Remote.Address.ToString();
+    public string RemoteAddress { get; }
     public int Outstanding => _maxInflight - _inflight.CurrentCount;
     private readonly int _maxInflight;
+    /// <summary>Why the server dropped this connection (a bound), for the log; null otherwise.</summary>
+    public string? DropReason { get; private set; }
+    public long QueuedBytes => Volatile.Read(ref _queuedBytes);
+    public bool IsBound => _session is not null;
 
-    public ClientConnection(Socket socket, int maxFrame, int maxInflight)
+    public ClientConnection(Socket socket, ClientPortLimits limits)
     {
         _socket = socket;
         _socket.NoDelay = true;
         Remote = (IPEndPoint)socket.RemoteEndPoint!;
+        RemoteAddress = AddressOf(Remote);
+        _limits = limits;
+        var settings = limits.Settings;
+        var maxFrame = settings.MaxFrameSize;
+        var maxInflight = settings.MaxInflightPerConnection;
+        _maxQueuedBytes = settings.MaxQueuedBytesPerConnection;
+        _readPauseBytes = Math.Min(ReadPauseBytes, _maxQueuedBytes / 2);
         _stream = new NetworkStream(socket, ownsSocket: false);
         _reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024, minimumReadSize: 4096));
         _writer = PipeWriter.Create(_stream, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024));
@@ -75,21 +109,102 @@ public sealed class ClientConnection
         _inflight = new SemaphoreSlim(maxInflight, maxInflight);
     }
 
+    public static string AddressOf(IPEndPoint remote) =>
+        remote.Address.IsIPv4MappedToIPv6 ? remote.Address.MapToIPv4().ToString() : remote.Address.ToString();
+
     public bool IsClosed => Volatile.Read(ref _closed) != 0;
 
     /// <summary>Queues a frame. Responses release an in-flight slot once written; events do not hold one.</summary>
-    public void Send(byte[] frame, bool isResponse)
-    {
-        if (!_outbox.Writer.TryWrite(new Outgoing(frame, default, null, isResponse)) && isResponse) ReleaseSlot();
-    }
+    public void Send(byte[] frame, bool isResponse) => Enqueue(new Outgoing(frame, default, null, isResponse, frame.Length + 32));
 
     /// <summary>
     /// Queues a reply to be encoded by the write loop (length, header, and the body when the header says Ok), exactly
     /// as <see cref="Frames.Encode(in ReplyHeader, ZkResponse?)"/> would. The body must not change afterwards.
     /// </summary>
-    public void Send(in ReplyHeader header, ZkResponse? body, bool isResponse)
+    public void Send(in ReplyHeader header, ZkResponse? body, bool isResponse) =>
+        Enqueue(new Outgoing(null, header, body, isResponse, header.Err == ErrorCode.Ok ? 48 + EstimateBytes(body) : 48));
+
+    private void Enqueue(in Outgoing item)
     {
-        if (!_outbox.Writer.TryWrite(new Outgoing(null, header, body, isResponse)) && isResponse) ReleaseSlot();
+        if (item.IsResponse) Answered();
+        if (Interlocked.Add(ref _queuedBytes, item.Bytes) > _maxQueuedBytes && !IsClosed)
+        {
+            // The client does not read what it asked for or watched: drop the connection (the session lives on).
+            _limits.Metrics.QueueLimitDropOnce();
+            Drop($"more than {_maxQueuedBytes} bytes queued to a client that does not read");
+            return;
+        }
+        if (!_outbox.Writer.TryWrite(item) && item.IsResponse) ReleaseSlot();
+    }
+
+    /// <summary>
+    /// The heap a queued reply holds, roughly: what its encoding will take, counting a list of children by entries
+    /// (the names are the tree's own strings). An estimate, never below the small fixed parts.
+    /// </summary>
+    private static int EstimateBytes(ZkResponse? body) => body switch
+    {
+        GetDataResponse d => 96 + (d.Data?.Length ?? 0),
+        GetChildrenResponse c => 96 + 16 * c.Children.Count,
+        MultiResponse m => EstimateBytes(m),
+        null => 0,
+        _ => 64,
+    };
+
+    private static int EstimateBytes(MultiResponse multi)
+    {
+        long bytes = 32;
+        foreach (var result in multi.Results) bytes += 16 + EstimateBytes(result.Body);
+        return (int)Math.Min(bytes, int.MaxValue);
+    }
+
+    /// <summary>One request answered: it no longer counts as outstanding here or server-wide.</summary>
+    private void Answered()
+    {
+        int current;
+        while ((current = Volatile.Read(ref _unanswered)) > 0)
+        {
+            if (Interlocked.CompareExchange(ref _unanswered, current - 1, current) != current) continue;
+            _limits.Leave(1);
+            if (current == 1) _progress.Set();
+            return;
+        }
+    }
+
+    /// <summary>Releases what this connection still counts in the server-wide outstanding requests (it closed).</summary>
+    private void ReleaseUnanswered()
+    {
+        var left = Interlocked.Exchange(ref _unanswered, 0);
+        if (left > 0) _limits.Leave(left);
+    }
+
+    /// <summary>Closes at once because a bound was exceeded.</summary>
+    public void Drop(string reason)
+    {
+        DropReason ??= reason;
+        // Reset instead of a FIN behind unsent data: a client that does not read would keep the kernel's buffers
+        // (and an orphaned socket) until its window opens; a reset frees them and tells the client at once.
+        try { _socket.LingerState = new LingerOption(true, 0); } catch { /* already closed */ }
+        Abort();
+    }
+
+    /// <summary>
+    /// The bound this connection overran at <paramref name="nowTicks"/>, if any: no completed handshake within
+    /// <c>handshake-timeout</c> of accept, or a socket write pending longer than <c>flush-timeout</c>.
+    /// </summary>
+    public string? Overdue(long nowTicks, out bool handshake)
+    {
+        handshake = false;
+        if (IsClosed) return null;
+        var settings = _limits.Settings;
+        if (!IsBound && System.Diagnostics.Stopwatch.GetElapsedTime(_acceptedTicks, nowTicks) > settings.HandshakeTimeout)
+        {
+            handshake = true;
+            return $"no completed handshake within {settings.HandshakeTimeout.TotalSeconds:0.###} s";
+        }
+        var flushStarted = Volatile.Read(ref _flushStartedTicks);
+        if (flushStarted != 0 && System.Diagnostics.Stopwatch.GetElapsedTime(flushStarted, nowTicks) > settings.FlushTimeout)
+            return $"a socket write pending for more than {settings.FlushTimeout.TotalSeconds:0.###} s";
+        return null;
     }
 
     /// <summary>Lets the read loop continue past the handshake, delivering requests to <paramref name="session"/>.</summary>
@@ -115,6 +230,8 @@ public sealed class ClientConnection
         _cts.Cancel();
         try { _socket.Shutdown(SocketShutdown.Both); } catch { /* already gone */ }
         _socket.Dispose();
+        ReleaseUnanswered();
+        _progress.Set();
     }
 
     private void ReleaseSlots(int count)
@@ -138,9 +255,11 @@ public sealed class ClientConnection
             {
                 var released = 0;
                 var sent = 0;
+                long drained = 0;
                 var encode = _encodeBuffer;
-                while (reader.TryRead(out var item))
+                while (drained < MaxBatchBytes && reader.TryRead(out var item))
                 {
+                    drained += item.Bytes;
                     if (item.Frame is { } frame)
                     {
                         if (encode.WrittenCount > 0) { _writer.Write(encode.WrittenSpan); encode.ResetWrittenCount(); }
@@ -158,8 +277,12 @@ public sealed class ClientConnection
                 if (encode.Capacity > Frames.KeepBufferBytes) _encodeBuffer = new ArrayBufferWriter<byte>(16 * 1024);
                 Interlocked.Add(ref PacketsSent, sent);
                 Interlocked.Add(ref ServerStats.PacketsSent, sent);
+                Volatile.Write(ref _flushStartedTicks, System.Diagnostics.Stopwatch.GetTimestamp());
                 var flush = await _writer.FlushAsync(_cts.Token).ConfigureAwait(false);
+                Volatile.Write(ref _flushStartedTicks, 0);
                 ReleaseSlots(released);
+                Interlocked.Add(ref _queuedBytes, -drained);
+                _progress.Set();
                 if (flush.IsCompleted) break;
             }
         }
@@ -225,6 +348,10 @@ public sealed class ClientConnection
                     if (!TryParseRequest(frame, out var xid, out var op, out var body, out var error))
                         return (ReadOutcome.ProtocolError, error);
                     if (!_inflight.Wait(0)) await _inflight.WaitAsync(_cts.Token).ConfigureAwait(false);
+                    if (Volatile.Read(ref _queuedBytes) >= _readPauseBytes || _limits.Throttled) await ThrottleAsync().ConfigureAwait(false);
+                    Interlocked.Increment(ref _unanswered);
+                    _limits.Enter();
+                    if (IsClosed) { ReleaseUnanswered(); return (ReadOutcome.ClientClosed, null); }
                     _session!.Tell(new Incoming(this, xid, op, body, System.Diagnostics.Stopwatch.GetTimestamp()));
                 }
 
@@ -241,6 +368,29 @@ public sealed class ClientConnection
         catch (IOException) { return (ReadOutcome.ClientClosed, null); }
         catch (SocketException) { return (ReadOutcome.ClientClosed, null); }
         catch (ObjectDisposedException) { return (ReadOutcome.ClientClosed, null); }
+    }
+
+    /// <summary>
+    /// Waits, without reading further requests, while <see cref="ReadPauseBytes"/> are queued to this
+    /// connection, or while the server holds global-outstanding-limit requests and this connection has one of them
+    /// (as ZooKeeper's throttle: every connection may always have one request in progress, so none starves).
+    /// </summary>
+    private async Task ThrottleAsync()
+    {
+        var counted = false;
+        while (!IsClosed)
+        {
+            var progress = _progress.WaitAsync();
+            var belowLimit = _limits.BelowLimitAsync();
+            var queueFull = Volatile.Read(ref _queuedBytes) >= _readPauseBytes;
+            var throttled = _limits.Throttled && Volatile.Read(ref _unanswered) > 0;
+            if (!queueFull && !throttled) return;
+            if (throttled && !counted) { _limits.Metrics.ThrottleWaitOnce(); counted = true; }
+            // The delay only guards against a missed wake-up; the signals end the wait.
+            await Task.WhenAny(progress, belowLimit, Task.Delay(100, _cts.Token)).ConfigureAwait(false);
+            _cts.Token.ThrowIfCancellationRequested();
+        }
+        _cts.Token.ThrowIfCancellationRequested();
     }
 
     private static ConnectRequest ParseConnect(ReadOnlySequence<byte> frame)

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
+using Akka.Event;
 using Coordination.Server.Admin;
 
 namespace Coordination.Server.Network;
@@ -14,8 +15,10 @@ public sealed class ClientListener : IAsyncDisposable
     private readonly IActorRef _sessionManager;
     private readonly FourLetterWordHandler _admin;
     private readonly ConnectionRegistry _registry;
+    private readonly ClientPortLimits _limits;
     private readonly CancellationTokenSource _cts = new();
     private Task? _acceptLoop;
+    private Task? _watchdog;
 
     public ClientListener(ServerSettings settings, ActorSystem system, IActorRef sessionManager, FourLetterWordHandler admin, ConnectionRegistry registry)
     {
@@ -24,6 +27,7 @@ public sealed class ClientListener : IAsyncDisposable
         _sessionManager = sessionManager;
         _admin = admin;
         _registry = registry;
+        _limits = new ClientPortLimits(settings, Metrics.ServerMetrics.For(system).ClientPort);
         var address = IPAddress.Parse(settings.ClientAddress);
         _socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
@@ -37,6 +41,7 @@ public sealed class ClientListener : IAsyncDisposable
     public void Start()
     {
         _acceptLoop = AcceptLoopAsync();
+        _watchdog = WatchdogAsync();
         if (Environment.GetEnvironmentVariable("COORDINATION_ALLOC_DIAG") is { Length: > 0 } period && period != "0")
             _diagnostic = AllocationDiagnosticAsync(TimeSpan.FromSeconds(double.TryParse(period, out var s) && s > 0 ? s : 5));
     }
@@ -72,29 +77,79 @@ public sealed class ClientListener : IAsyncDisposable
 
     private async Task AcceptLoopAsync()
     {
+        var lastWarning = 0L;
         while (!_cts.IsCancellationRequested)
         {
             Socket client;
             try { client = await _socket.AcceptAsync(_cts.Token).ConfigureAwait(false); }
             catch (OperationCanceledException) { return; }
             catch (ObjectDisposedException) { return; }
-            catch (SocketException) { continue; }
+            catch (SocketException e)
+            {
+                // E.g. out of file descriptors (EMFILE): the pending connection stays in the backlog and every accept
+                // fails at once, so pause instead of spinning a core until descriptors free up.
+                _limits.Metrics.AcceptFailureOnce();
+                if (Environment.TickCount64 - lastWarning > 10_000)
+                {
+                    lastWarning = Environment.TickCount64;
+                    _system.Log.Warning("Accepting a client connection failed: {0}; pausing accepts briefly", e.SocketErrorCode);
+                }
+                try { await Task.Delay(100, _cts.Token).ConfigureAwait(false); } catch (OperationCanceledException) { return; }
+                continue;
+            }
 
+            string? address = null;
             try
             {
-                var connection = new ClientConnection(client, _settings.MaxFrameSize, _settings.MaxInflightPerConnection);
-                if (_settings.MaxClientConnections > 0 && _registry.CountFrom(connection.RemoteAddress) >= _settings.MaxClientConnections)
+                address = ClientConnection.AddressOf((IPEndPoint)client.RemoteEndPoint!);
+                // ZooKeeper's maxClientCnxns: counted here, at accept, so that a burst of connects cannot all pass.
+                if (!_registry.TryAdmit(address, _settings.MaxClientConnections))
                 {
-                    client.Dispose();   // ZooKeeper's maxClientCnxns: too many connections from this address
+                    address = null;
+                    _limits.Metrics.ConnectionRejectedOnce();
+                    if (Environment.TickCount64 - lastWarning > 10_000)
+                    {
+                        lastWarning = Environment.TickCount64;
+                        _system.Log.Warning("Too many connections from {0}: max is {1}", client.RemoteEndPoint, _settings.MaxClientConnections);
+                    }
+                    client.Dispose();
                     continue;
                 }
+                var connection = new ClientConnection(client, _limits);
                 _system.ActorOf(ConnectionActor.Props(connection, _sessionManager, _admin, _registry), $"connection-{connection.Id}");
             }
             catch (Exception)
             {
+                if (address is not null) _registry.Release(address);
                 client.Dispose();
             }
         }
+    }
+
+    /// <summary>
+    /// Closes connections that overran a timeout: no completed handshake within handshake-timeout, or a socket write
+    /// pending for longer than flush-timeout. One timer for all connections keeps the hot path free of per-write timers.
+    /// </summary>
+    private async Task WatchdogAsync()
+    {
+        var shortest = _settings.HandshakeTimeout < _settings.FlushTimeout ? _settings.HandshakeTimeout : _settings.FlushTimeout;
+        var period = TimeSpan.FromMilliseconds(Math.Clamp(shortest.TotalMilliseconds / 4, 50, 1000));
+        using var timer = new PeriodicTimer(period);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_cts.Token).ConfigureAwait(false))
+            {
+                var now = System.Diagnostics.Stopwatch.GetTimestamp();
+                foreach (var connection in _registry.All)
+                {
+                    if (connection.Overdue(now, out var handshake) is not { } reason) continue;
+                    if (handshake) _limits.Metrics.SessionlessExpiredOnce();
+                    else _limits.Metrics.FlushTimeoutDropOnce();
+                    connection.Drop(reason);
+                }
+            }
+        }
+        catch (OperationCanceledException) { }
     }
 
     public async ValueTask DisposeAsync()
@@ -102,6 +157,7 @@ public sealed class ClientListener : IAsyncDisposable
         _cts.Cancel();
         _socket.Dispose();
         if (_acceptLoop is not null) await _acceptLoop.ConfigureAwait(false);
+        if (_watchdog is not null) await _watchdog.ConfigureAwait(false);
         if (_diagnostic is not null) await _diagnostic.ConfigureAwait(false);
     }
 }

@@ -57,6 +57,7 @@ public sealed class ConnectionActor : ReceiveActor
     protected override void PostStop()
     {
         _registry.Remove(_connection);
+        _registry.Release(_connection.RemoteAddress);   // admitted at accept (max-client-connections)
         _connection.Abort();
     }
 
@@ -90,5 +91,10 @@ public sealed class ConnectionActor : ReceiveActor
     }
 
     /// <summary>Tells the session; the actor stops when the write loop has ended.</summary>
-    private void Finish() => _connection.Owner?.Tell(new ConnectionEnded(_connection));
+    private void Finish()
+    {
+        if (_connection.DropReason is { } reason)
+            _log.Info("Closed connection {ClientAddress} (session 0x{SessionId:x}): {Reason}", _connection.Remote, _connection.SessionId, reason);
+        _connection.Owner?.Tell(new ConnectionEnded(_connection));
+    }
 }

@@ -31,6 +31,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _logger = Context.GetLogger();
     private readonly Audit.IAuditSink _audit = Audit.AuditLog.For(Context.System);
     private int _outstanding;
+    private readonly Metrics.ServerMetrics _metrics = Metrics.ServerMetrics.For(Context.System);
     private int _reapBudget;
     // Fuzzy snapshots (Persistence/SnapshotFiles): serialized in chunks between other messages.
     private readonly SnapshotPolicy? _snapshots;
@@ -506,6 +507,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
                 if (node is null) return (ErrorCode.NoNode, EmptyResponse.Instance);
                 if (!Acls.Check(node.Acl, Perms.Read, request.Auth)) return (ErrorCode.NoAuth, EmptyResponse.Instance);
                 if (r.Watch) _watches.Add(r.NodePath, sid, WatchKind.Child);
+                if (ResponseSize.OfNames(node.Children, ResponseSize.StatBytes) > _settings.MaxResponseSize) return TooLarge();
                 var children = node.Children.ToList();
                 return (ErrorCode.Ok, request.Op == OpCode.GetChildren2 ? new GetChildrenResponse(children, node.Stat) : new GetChildrenResponse(children));
             }
@@ -529,6 +531,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
             {
                 var prefix = r.NodePath;
                 var matches = _tree.EphemeralsOf(sid).Where(p => prefix == "/" || p.StartsWith(prefix, StringComparison.Ordinal)).ToList();
+                if (ResponseSize.OfNames(matches, 0) > _settings.MaxResponseSize) return TooLarge();
                 return (ErrorCode.Ok, new StringListResponse(matches));
             }
             case PathRequest r when request.Op == OpCode.Sync:
@@ -537,7 +540,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
                 // As ZooKeeper: a multiRead may hold only getData and getChildren ("Mixing different kind of ops").
                 foreach (var op in multi.Ops)
                     if (op.Type is not (OpCode.GetData or OpCode.GetChildren)) return (ErrorCode.MarshallingError, EmptyResponse.Instance);
-                return (ErrorCode.Ok, MultiRead(multi, request.Auth));
+                return MultiRead(multi, request.Auth) is { } results ? (ErrorCode.Ok, results) : TooLarge();
             case SetWatchesRequest r:
                 SetWatches(r, session, sid);
                 return (ErrorCode.Ok, EmptyResponse.Instance);
@@ -583,15 +586,27 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         return masked;
     }
 
-    private MultiResponse MultiRead(MultiRequest multi, AuthContext auth)
+    /// <summary>A read whose response would exceed max-response-size is refused before it is built (README "Resource bounds").</summary>
+    private (ErrorCode, ZkResponse) TooLarge()
+    {
+        _metrics.ClientPort.LargeResponseRejectedOnce();
+        return (ErrorCode.MarshallingError, EmptyResponse.Instance);
+    }
+
+    /// <summary>The multiRead's results, or null when their encoding would exceed max-response-size (nothing is built past it).</summary>
+    private MultiResponse? MultiRead(MultiRequest multi, AuthContext auth)
     {
         var results = new List<OpResult>(multi.Ops.Count);
+        long size = 0;
         foreach (var op in multi.Ops)
         {
             var path = op.Request.Path ?? "";
             var node = _tree.Find(path);
-            if (node is null) { results.Add(OpResult.Error(ErrorCode.NoNode)); continue; }
-            if (!Acls.Check(node.Acl, Perms.Read, auth)) { results.Add(OpResult.Error(ErrorCode.NoAuth)); continue; }
+            size += ResponseSize.MultiHeaderBytes;
+            if (node is null) { results.Add(OpResult.Error(ErrorCode.NoNode)); size += 4; continue; }
+            if (!Acls.Check(node.Acl, Perms.Read, auth)) { results.Add(OpResult.Error(ErrorCode.NoAuth)); size += 4; continue; }
+            size += op.Type == OpCode.GetData ? 4 + node.Data.Length + ResponseSize.StatBytes : ResponseSize.OfNames(node.Children, 0);
+            if (size > _settings.MaxResponseSize) return null;
             results.Add(op.Type == OpCode.GetData
                 ? new OpResult(OpCode.GetData, ErrorCode.Ok, new GetDataResponse(node.Data, node.Stat))
                 : new OpResult(OpCode.GetChildren, ErrorCode.Ok, new GetChildrenResponse(node.Children.ToList())));
