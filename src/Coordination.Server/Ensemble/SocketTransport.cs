@@ -356,7 +356,8 @@ internal sealed class MemberFrameReader(int maxFrame)
             Buffer.BlockCopy(_buffer, consumed, _buffer, 0, _filled - consumed);
             _filled -= consumed;
         }
-        // A frame that outgrows the buffer: make room for all of it.
-        if (HeaderBytes + length > _buffer.Length) Array.Resize(ref _buffer, Math.Max(HeaderBytes + length, Math.Min(2 * _buffer.Length, HeaderBytes + maxFrame)));
+        // A frame longer than the buffer has filled it: grow (doubling, up to that frame) as its bytes arrive, never
+        // ahead of them. Anyone can connect before Akka's handshake; a length prefix alone must not cost memory.
+        if (_filled == _buffer.Length) Array.Resize(ref _buffer, (int)Math.Min(2L * _buffer.Length, HeaderBytes + (long)length));
     }
 }
