@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using Coordination.Core;
+using Coordination.Protocol;
 using Coordination.Server.Ensemble;
 using Xunit;
 
@@ -34,6 +36,31 @@ public sealed class FuzzFindingTests
 
         for (var at = 5; at < frame.Length; at += 100_000) Receive(reader, frame.AsSpan(at, Math.Min(100_000, frame.Length - at)), deliver);
         Assert.Equal(payload, Assert.Single(delivered));
+    }
+
+    /// <summary>
+    /// Finding 2 (txn): a multi txn whose op is again a multi decoded recursively, 8 bytes a level, so a crafted
+    /// entry (Zab proposals carry txns; so does the journal) overflowed the stack and killed the process. Prep
+    /// never nests a multi; the decoder now refuses one with a JuteException.
+    /// </summary>
+    [Fact]
+    public void A_multi_txn_nested_in_a_multi_txn_is_refused_not_recursed()
+    {
+        const int depth = 100_000;   // ~800 KB: far past the stack before the fix
+        var empty = Txns.Serialize(new TxnHeader(1, 1, 2, 3, OpCode.Multi), new MultiTxn([]));
+        var prefix = empty.Length - 4;   // header and is-error flag, without the empty multi's op count
+        var bytes = new byte[prefix + 8 * depth + 4];
+        empty.AsSpan(0, prefix).CopyTo(bytes);
+        for (var i = 0; i < depth; i++)
+        {
+            BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(prefix + 8 * i), 1);                      // one op
+            BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(prefix + 8 * i + 4), (int)OpCode.Multi);   // and it is a multi
+        }
+
+        var e = Assert.Throws<JuteException>(() => Txns.Deserialize(bytes));
+        Assert.Contains("multi inside a multi", e.Message);
+        var flat = new MultiTxn([new(OpCode.Delete, new DeleteTxn("/a")), new(OpCode.Error, new ErrorTxn(ErrorCode.Ok))]);
+        Assert.Equal(2, ((MultiTxn)Txns.Deserialize(Txns.Serialize(new TxnHeader(1, 1, 2, 3, OpCode.Multi), flat)).Txn).Ops.Count);
     }
 
     private static void Receive(MemberFrameReader reader, ReadOnlySpan<byte> bytes, MemberFrameReader.Deliver deliver)
