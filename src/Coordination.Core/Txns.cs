@@ -108,6 +108,8 @@ public sealed record MultiTxn(IReadOnlyList<MultiTxnOp> Ops) : Txn
         for (var i = 0; i < count; i++)
         {
             var type = (OpCode)r.ReadInt();
+            // Prep never nests a multi; decoding one that does would recurse once per 8 bytes, into a stack overflow.
+            if (type == OpCode.Multi) throw new JuteException("a multi inside a multi txn");
             ops.Add(new MultiTxnOp(type, Txns.ReadBody(type, ref r)));
         }
         return new MultiTxn(ops);

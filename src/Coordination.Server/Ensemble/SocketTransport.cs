@@ -271,32 +271,16 @@ internal sealed class SocketAssociation : AssociationHandle
 
     private async Task ReadAsync(IHandleEventListener listener)
     {
-        var buffer = new byte[64 * 1024];
-        var filled = 0;
+        var frames = new MemberFrameReader(_maxFrame);
+        MemberFrameReader.Deliver deliver = payload => listener.Notify(new InboundPayload(ByteString.CopyFrom(payload)));
         var reason = DisassociateInfo.Unknown;
         try
         {
             while (true)
             {
-                var read = await _socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None).ConfigureAwait(false);
+                var read = await _socket.ReceiveAsync(frames.FreeSpace, SocketFlags.None).ConfigureAwait(false);
                 if (read == 0) break;
-                filled += read;
-                // The client port's framing: the same 4-byte big-endian prefix and the same early refusal.
-                var unread = new ReadOnlySequence<byte>(buffer, 0, filled);
-                FrameStatus status;
-                int length;
-                while ((status = Framing.TryReadFrame(ref unread, _maxFrame, out var frame, out length)) == FrameStatus.Frame)
-                    if (length > 0) listener.Notify(new InboundPayload(ByteString.CopyFrom(frame.FirstSpan)));
-                if (status is FrameStatus.TooLarge or FrameStatus.Negative)
-                    throw new InvalidDataException($"a remoting frame of {length} bytes (maximum-frame-size is {_maxFrame})");
-                var consumed = filled - (int)unread.Length;
-                if (consumed > 0)
-                {
-                    Buffer.BlockCopy(buffer, consumed, buffer, 0, filled - consumed);
-                    filled -= consumed;
-                }
-                // A frame that outgrows the buffer: make room for all of it.
-                if (HeaderBytes + length > buffer.Length) Array.Resize(ref buffer, Math.Max(HeaderBytes + length, Math.Min(2 * buffer.Length, HeaderBytes + _maxFrame)));
+                frames.Received(read, deliver);
             }
         }
         catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.OperationAborted)
@@ -332,5 +316,48 @@ internal sealed class SocketAssociation : AssociationHandle
             // Already reset by the peer: disposing is all that is left.
         }
         _socket.Dispose();
+    }
+}
+
+/// <summary>
+/// The receive side of a member link's framing, apart from the socket so that it can be fuzzed: bytes land in
+/// <see cref="FreeSpace"/>, <see cref="Received"/> hands out every complete frame's payload and keeps the rest.
+/// Frames are the client port's (<see cref="Framing.TryReadFrame"/>); an empty frame carries nothing.
+/// </summary>
+internal sealed class MemberFrameReader(int maxFrame)
+{
+    private const int HeaderBytes = 4;
+
+    public delegate void Deliver(ReadOnlySpan<byte> payload);
+
+    private byte[] _buffer = new byte[64 * 1024];
+    private int _filled;
+
+    /// <summary>Where the next received bytes go; never empty.</summary>
+    public Memory<byte> FreeSpace => _buffer.AsMemory(_filled);
+
+    /// <summary>
+    /// Takes <paramref name="count"/> bytes just written into <see cref="FreeSpace"/>. Throws
+    /// <see cref="InvalidDataException"/> for a length prefix that is negative or over the maximum frame size.
+    /// </summary>
+    public void Received(int count, Deliver deliver)
+    {
+        _filled += count;
+        var unread = new ReadOnlySequence<byte>(_buffer, 0, _filled);
+        FrameStatus status;
+        int length;
+        while ((status = Framing.TryReadFrame(ref unread, maxFrame, out var frame, out length)) == FrameStatus.Frame)
+            if (length > 0) deliver(frame.FirstSpan);
+        if (status is FrameStatus.TooLarge or FrameStatus.Negative)
+            throw new InvalidDataException($"a remoting frame of {length} bytes (maximum-frame-size is {maxFrame})");
+        var consumed = _filled - (int)unread.Length;
+        if (consumed > 0)
+        {
+            Buffer.BlockCopy(_buffer, consumed, _buffer, 0, _filled - consumed);
+            _filled -= consumed;
+        }
+        // A frame longer than the buffer has filled it: grow (doubling, up to that frame) as its bytes arrive, never
+        // ahead of them. Anyone can connect before Akka's handshake; a length prefix alone must not cost memory.
+        if (_filled == _buffer.Length) Array.Resize(ref _buffer, (int)Math.Min(2L * _buffer.Length, HeaderBytes + (long)length));
     }
 }

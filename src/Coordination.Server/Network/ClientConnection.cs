@@ -393,7 +393,7 @@ public sealed class ClientConnection
         _cts.Token.ThrowIfCancellationRequested();
     }
 
-    private static ConnectRequest ParseConnect(ReadOnlySequence<byte> frame)
+    internal static ConnectRequest ParseConnect(ReadOnlySequence<byte> frame)
     {
         var bytes = frame.IsSingleSegment ? frame.FirstSpan : frame.ToArray();
         var r = new JuteReader(bytes);
@@ -404,7 +404,7 @@ public sealed class ClientConnection
     /// Decodes header and body. A frame too short for a header is a protocol error (the connection closes, as in
     /// ZooKeeper); a bad body becomes <see cref="MalformedRequest"/>, answered with MarshallingError.
     /// </summary>
-    private static bool TryParseRequest(ReadOnlySequence<byte> frame, out int xid, out OpCode op, out ZkRequest body, out string? error)
+    internal static bool TryParseRequest(ReadOnlySequence<byte> frame, out int xid, out OpCode op, out ZkRequest body, out string? error)
     {
         var bytes = frame.IsSingleSegment ? frame.FirstSpan : frame.ToArray();
         xid = 0; op = 0; body = EmptyRequest.Instance; error = null;
