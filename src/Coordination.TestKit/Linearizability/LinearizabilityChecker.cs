@@ -20,6 +20,25 @@ public static class LinearizabilityChecker
         return results;
     }
 
+    /// <summary>
+    /// <see cref="Check"/> on a thread of its own with a 512 MiB stack: the depth-first search recurses once per
+    /// placed operation, and long histories go deeper than a thread-pool stack allows.
+    /// </summary>
+    public static IReadOnlyList<CheckResult> CheckOnLargeStack(IReadOnlyList<Operation> history, TimeSpan? budget = null)
+    {
+        IReadOnlyList<CheckResult>? results = null;
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try { results = Check(history, budget); }
+            catch (Exception e) { failure = e; }
+        }, 512 * 1024 * 1024);
+        thread.Start();
+        thread.Join();
+        if (failure is not null) throw new Exception("the checker failed", failure);
+        return results!;
+    }
+
     private static CheckResult CheckOne(string path, List<Operation> ops, TimeSpan budget)
     {
         // Unknown outcomes never returned: they stay concurrent with everything after their invocation.
