@@ -213,22 +213,22 @@ public sealed class NetworkLab : IEnsembleNetwork, IDisposable
         }
     }
 
-    /// <summary>What the faults of member <paramref name="id"/> did so far: packets its DROP rules dropped, and its slow class's traffic.</summary>
-    public string Counters(long id)
+    /// <summary>
+    /// What the faults of member <paramref name="id"/> did so far: packets its DROP rules dropped, and bytes sent through
+    /// its slow class (0 when its links are not slowed).
+    /// </summary>
+    public (long DroppedPackets, long SlowedBytes) Counters(long id)
     {
         var ns = NamespaceOf(id);
         var dropped = Run(["ip", "netns", "exec", ns, "iptables", "-w", "-L", "-v", "-n", "-x"]).Output.Split('\n')
             .Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
             .Where(f => f.Length > 2 && f[2] == "DROP" && long.TryParse(f[0], out _))
             .Sum(f => long.Parse(f[0], CultureInfo.InvariantCulture));
-        var text = $"member {id}: {dropped} packets dropped";
-        if (_shaped.Contains(id))
-        {
-            var sent = Run(["ip", "netns", "exec", ns, "tc", "-s", "class", "show", "dev", "eth0", "classid", SlowClass]).Output.Split('\n')
-                .FirstOrDefault(l => l.TrimStart().StartsWith("Sent", StringComparison.Ordinal));
-            text += $", slow class: {sent?.Trim()}";
-        }
-        return text;
+        if (!_shaped.Contains(id)) return (dropped, 0);
+        // "Sent 43047 bytes 46 pkt (dropped 0, overlimits 18 requeues 0)"
+        var sent = Run(["ip", "netns", "exec", ns, "tc", "-s", "class", "show", "dev", "eth0", "classid", SlowClass]).Output
+            .Split(' ', '\n').SkipWhile(w => w != "Sent").Skip(1).FirstOrDefault();
+        return (dropped, long.TryParse(sent, out var bytes) ? bytes : 0);
     }
 
     private void Iptables(long id, params string[] rule) => Must(["ip", "netns", "exec", NamespaceOf(id), "iptables", "-w", .. rule]);

@@ -53,6 +53,7 @@ internal sealed class FaultRunLog(ITestOutputHelper output, string fileVariable)
         var bad = results.Where(r => !r.Linearizable).ToList();
         Line($"checker: {results.Count} znodes, {results.Sum(r => r.Operations)} ops, {bad.Count} not linearizable, {checkWatch.Elapsed.TotalSeconds:F1} s; " +
              $"total {total.Elapsed.TotalSeconds:F0} s");
+        foreach (var r in bad) Line(r.Explanation!);
         foreach (var r in bad) Assert.True(r.Linearizable, r.Explanation);
     }
 

@@ -58,6 +58,7 @@ public sealed class HistoryRecorder(Func<Task<WireClient>> connect, IReadOnlyLis
             var value = $"c{client}-{counter++}";
             var version = random.Next(3) == 0 ? -1 : random.Next(0, 4);
             var invoke = Stopwatch.GetTimestamp();
+            var server = $"{wire.Host}:{wire.Port}";
             Operation op;
             try
             {
@@ -76,7 +77,7 @@ public sealed class HistoryRecorder(Func<Task<WireClient>> connect, IReadOnlyLis
                 try { await wire.DisposeAsync(); } catch { /* already broken */ }
                 wire = null;
             }
-            lock (_gate) _history.Add(op);
+            lock (_gate) _history.Add(op with { Server = server });
         }
         if (wire is not null) { try { await wire.CloseAsync(); } catch { /* best effort */ } }
     }
