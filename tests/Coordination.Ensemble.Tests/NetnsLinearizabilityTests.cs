@@ -17,9 +17,9 @@ namespace Coordination.Ensemble.Tests;
 /// afterwards, with every fault healed and every member back, all members must hold the same tree (zxid and digest).
 ///
 /// Needs Linux, root, iproute2 and iptables; skipped with the reason otherwise, unless COORDINATION_REQUIRE_NETNS=1
-/// (set by .ci/run) makes that a failure. Duration: 60 s by default, at least one of each fault;
-/// COORDINATION_NETNS_SECONDS=1800 for a 30-minute run. The seed is printed; COORDINATION_NETNS_SEED=N replays a schedule's choices (which fault, which follower, how long; not the timing, so not
-/// which member leads when).
+/// (set by .ci/run) makes that a failure. Duration: 60 s by default (about 90 s in all), and at least one of each
+/// fault; COORDINATION_NETNS_SECONDS=1800 for a 30-minute run. The seed is printed; COORDINATION_NETNS_SEED=N replays
+/// a schedule's choices (which fault, which follower, how long), not its timing, so not which member leads when.
 /// </summary>
 public sealed class NetnsLinearizabilityTests(ITestOutputHelper output)
 {
