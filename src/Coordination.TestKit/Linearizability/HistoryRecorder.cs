@@ -47,18 +47,22 @@ public sealed class HistoryRecorder(Func<Task<WireClient>> connect, IReadOnlyLis
     {
         var random = new Random(seed * 1000 + client);
         WireClient? wire = null;
+        var server = "";   // the host:port of wire, one string per connection
         var counter = 0;
         while (Stopwatch.GetTimestamp() < stopAt && !ct.IsCancellationRequested)
         {
-            try { wire ??= await connect(); }
-            catch (Exception) { await Task.Delay(100, ct); continue; }
+            if (wire is null)
+            {
+                try { wire = await connect(); }
+                catch (Exception) { await Task.Delay(100, ct); continue; }
+                server = $"{wire.Host}:{wire.Port}";
+            }
 
             var path = paths[random.Next(paths.Count)];
             var kind = (OpKind)random.Next(4);
             var value = $"c{client}-{counter++}";
             var version = random.Next(3) == 0 ? -1 : random.Next(0, 4);
             var invoke = Stopwatch.GetTimestamp();
-            var server = $"{wire.Host}:{wire.Port}";
             Operation op;
             try
             {
