@@ -30,10 +30,23 @@ public sealed record EnsembleProcessesOptions
     public Action<string>? Log { get; init; }
     /// <summary>Where data dirs go; a fresh temporary directory (deleted on dispose) when null.</summary>
     public string? Root { get; init; }
+    /// <summary>Where each member runs and how the test reaches it (e.g. a <see cref="NetworkLab"/>); all on 127.0.0.1 when null.</summary>
+    public IEnsembleNetwork? Network { get; init; }
+}
+
+/// <summary>Places the members of an <see cref="EnsembleProcesses"/> ensemble on a network other than 127.0.0.1.</summary>
+public interface IEnsembleNetwork
+{
+    /// <summary>The address member <paramref name="id"/> binds its client and peer ports to, and is reached at.</summary>
+    string AddressOf(long id);
+    /// <summary>The command prefix that starts a process where member <paramref name="id"/> lives (e.g. <c>ip netns exec NAME</c>).</summary>
+    IReadOnlyList<string> LaunchPrefixOf(long id);
+    /// <summary>A TCP socket from which every member's address is reachable (the test's clients and admin checks use it).</summary>
+    Socket CreateSocket();
 }
 
 /// <summary>
-/// An ensemble of real server processes on 127.0.0.1: N of our servers (voters over Akka.Remote, generated HOCON per
+/// An ensemble of real server processes on 127.0.0.1 (or elsewhere, see <see cref="EnsembleProcessesOptions.Network"/>): N of our servers (voters over Akka.Remote, generated HOCON per
 /// member, see hocon/ensemble-3) or Apache ZooKeeper 3.8 (QuorumPeerMain, server.N=127.0.0.1:peer:election lines,
 /// myid files). Every member keeps its ports and data dir across <see cref="Kill"/> (SIGKILL) and
 /// <see cref="RestartAsync"/>. Roles are read with the srvr four-letter word, tree digests with hash (ours).
@@ -42,9 +55,10 @@ public sealed class EnsembleProcesses : IAsyncDisposable
 {
     public sealed class Member
     {
-        internal Member(long id, int clientPort, int peerPort, int electionPort, string dataDir)
+        internal Member(long id, string host, int clientPort, int peerPort, int electionPort, string dataDir)
         {
             Id = id;
+            Host = host;
             ClientPort = clientPort;
             PeerPort = peerPort;
             ElectionPort = electionPort;
@@ -52,13 +66,15 @@ public sealed class EnsembleProcesses : IAsyncDisposable
         }
 
         public long Id { get; }
+        /// <summary>The address of its client and peer ports.</summary>
+        public string Host { get; }
         public int ClientPort { get; }
         /// <summary>Akka remoting port (ours) or quorum port (Apache).</summary>
         public int PeerPort { get; }
         /// <summary>Leader-election port (Apache only).</summary>
         public int ElectionPort { get; }
         public string DataDir { get; }
-        public string ConnectString => $"127.0.0.1:{ClientPort}";
+        public string ConnectString => $"{Host}:{ClientPort}";
         public ServerProcess? Process { get; internal set; }
         /// <summary>Started and not killed (the process may still be starting).</summary>
         public bool IsRunning { get; internal set; }
@@ -71,6 +87,8 @@ public sealed class EnsembleProcesses : IAsyncDisposable
     private readonly List<Member> _members = new();
 
     public ServerKind Kind { get; }
+    /// <summary>Creates the sockets that reach the members (<see cref="EnsembleProcessesOptions.Network"/>); null on 127.0.0.1.</summary>
+    public Func<Socket>? SocketFactory => _options.Network is { } network ? network.CreateSocket : null;
     public IReadOnlyList<Member> Members => _members;
     public Member this[long id] => _members.First(m => m.Id == id);
     /// <summary>Every member's client address: a client's multi-host connect string.</summary>
@@ -94,7 +112,7 @@ public sealed class EnsembleProcesses : IAsyncDisposable
         {
             var ports = FreePorts(count * 3);
             for (var i = 1; i <= count; i++)
-                ensemble._members.Add(new Member(i, ports[(i - 1) * 3], ports[(i - 1) * 3 + 1], ports[(i - 1) * 3 + 2],
+                ensemble._members.Add(new Member(i, options?.Network?.AddressOf(i) ?? "127.0.0.1", ports[(i - 1) * 3], ports[(i - 1) * 3 + 1], ports[(i - 1) * 3 + 2],
                     Path.Combine(ensemble._root, $"node{i}")));
             await Task.WhenAll(ensemble._members.Select(m => ensemble.StartMemberAsync(m, ct))).ConfigureAwait(false);
             await ensemble.WaitAllServingAsync(ensemble._options.StartTimeout, ct).ConfigureAwait(false);
@@ -130,7 +148,7 @@ public sealed class EnsembleProcesses : IAsyncDisposable
     /// <summary>The HOCON of one of our members (appended after ServerProcess's tick-time and four-letter words).</summary>
     public string HoconOf(Member member)
     {
-        var voters = string.Join("\n", _members.Select(m => $"      {m.Id} = \"127.0.0.1:{m.PeerPort}\""));
+        var voters = string.Join("\n", _members.Select(m => $"      {m.Id} = \"{m.Host}:{m.PeerPort}\""));
         return $$"""
             coordination {
               server-id = {{member.Id}}
@@ -166,7 +184,7 @@ public sealed class EnsembleProcesses : IAsyncDisposable
             "standaloneEnabled=false",
             "reconfigEnabled=false",
         };
-        lines.AddRange(_members.Select(m => $"server.{m.Id}=127.0.0.1:{m.PeerPort}:{m.ElectionPort}"));
+        lines.AddRange(_members.Select(m => $"server.{m.Id}={m.Host}:{m.PeerPort}:{m.ElectionPort}"));
         lines.AddRange(_options.ExtraZooCfg);
         return lines;
     }
@@ -180,6 +198,9 @@ public sealed class EnsembleProcesses : IAsyncDisposable
         member.Process = await ServerProcess.StartAsync(Kind, new ServerProcessOptions
         {
             Port = member.ClientPort,
+            Host = member.Host,
+            LaunchPrefix = _options.Network?.LaunchPrefixOf(member.Id) ?? [],
+            SocketFactory = SocketFactory,
             DataDir = member.DataDir,
             TickTimeMs = _options.TickTimeMs,
             ExtraHocon = Kind == ServerKind.Ours ? HoconOf(member) : null,
@@ -236,7 +257,7 @@ public sealed class EnsembleProcesses : IAsyncDisposable
     {
         var member = this[id];
         if (!member.IsRunning) return null;
-        try { return await FourLetterWord.SendAsync("127.0.0.1", member.ClientPort, "srvr", TimeSpan.FromSeconds(3), ct).ConfigureAwait(false); }
+        try { return await FourLetterWord.SendAsync(member.Host, member.ClientPort, "srvr", TimeSpan.FromSeconds(3), ct, SocketFactory).ConfigureAwait(false); }
         catch (Exception e) when (e is SocketException or IOException or OperationCanceledException && !ct.IsCancellationRequested) { return null; }
     }
 
@@ -299,10 +320,10 @@ public sealed class EnsembleProcesses : IAsyncDisposable
         var member = this[id];
         if (Kind == ServerKind.Apache)
         {
-            var srvr = await FourLetterWord.SendAsync("127.0.0.1", member.ClientPort, "srvr", TimeSpan.FromSeconds(5), ct).ConfigureAwait(false);
+            var srvr = await FourLetterWord.SendAsync(member.Host, member.ClientPort, "srvr", TimeSpan.FromSeconds(5), ct, SocketFactory).ConfigureAwait(false);
             return (Hex(srvr, "Zxid"), 0);
         }
-        var text = await FourLetterWord.SendAsync("127.0.0.1", member.ClientPort, "hash", TimeSpan.FromSeconds(5), ct).ConfigureAwait(false);
+        var text = await FourLetterWord.SendAsync(member.Host, member.ClientPort, "hash", TimeSpan.FromSeconds(5), ct, SocketFactory).ConfigureAwait(false);
         return (Hex(text, "zxid"), Hex(text, "digest"));
     }
 

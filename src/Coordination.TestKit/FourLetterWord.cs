@@ -7,13 +7,18 @@ namespace Coordination.TestKit;
 /// <summary>ZooKeeper's four-letter-word admin commands (ruok, mntr, stat, cons, ...) over a fresh connection.</summary>
 public static class FourLetterWord
 {
-    /// <summary>Sends the word and returns everything the server writes before it closes the connection.</summary>
-    public static async Task<string> SendAsync(string host, int port, string word, TimeSpan? timeout = null, CancellationToken ct = default)
+    /// <summary>
+    /// Sends the word and returns everything the server writes before it closes the connection.
+    /// <paramref name="socketFactory"/> creates the socket (e.g. in another network namespace); a plain one when null.
+    /// </summary>
+    public static async Task<string> SendAsync(string host, int port, string word, TimeSpan? timeout = null, CancellationToken ct = default,
+        Func<Socket>? socketFactory = null)
     {
         if (word.Length != 4) throw new ArgumentException("a four-letter word has four letters", nameof(word));
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         cts.CancelAfter(timeout ?? TimeSpan.FromSeconds(10));
-        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        using var socket = socketFactory?.Invoke() ?? new Socket(SocketType.Stream, ProtocolType.Tcp);
+        socket.NoDelay = true;
         await socket.ConnectAsync(host, port, cts.Token).ConfigureAwait(false);
         await socket.SendAsync(Encoding.ASCII.GetBytes(word), SocketFlags.None, cts.Token).ConfigureAwait(false);
         var output = new MemoryStream();
@@ -36,9 +41,10 @@ public static class FourLetterWord
     }
 
     /// <summary>True when the server answers "ruok" with "imok".</summary>
-    public static async Task<bool> IsOkAsync(string host, int port, TimeSpan? timeout = null, CancellationToken ct = default)
+    public static async Task<bool> IsOkAsync(string host, int port, TimeSpan? timeout = null, CancellationToken ct = default,
+        Func<Socket>? socketFactory = null)
     {
-        try { return (await SendAsync(host, port, "ruok", timeout, ct).ConfigureAwait(false)).Trim() == "imok"; }
+        try { return (await SendAsync(host, port, "ruok", timeout, ct, socketFactory).ConfigureAwait(false)).Trim() == "imok"; }
         catch (Exception e) when (e is SocketException or IOException or OperationCanceledException) { return false; }
     }
 

@@ -34,6 +34,12 @@ public sealed record ServerProcessOptions
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(60);
     /// <summary>Receives every stdout/stderr line of the server (e.g. a test output helper). Exceptions are swallowed.</summary>
     public Action<string>? Log { get; init; }
+    /// <summary>The address the client port binds and readiness checks connect to.</summary>
+    public string Host { get; init; } = "127.0.0.1";
+    /// <summary>A command the server is started through, e.g. <c>ip netns exec NAME</c> (it must exec the server in place, so that its pid is the server's).</summary>
+    public IReadOnlyList<string> LaunchPrefix { get; init; } = [];
+    /// <summary>Creates the sockets of readiness checks (e.g. in a network namespace that reaches <see cref="Host"/>); plain ones when null.</summary>
+    public Func<Socket>? SocketFactory { get; init; }
     /// <summary>Extra environment variables of the server process.</summary>
     public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
 }
@@ -56,8 +62,8 @@ public sealed class ServerProcess : IAsyncDisposable
 
     public ServerKind Kind => _kind;
     public int Port { get; private set; }
-    public string Host => "127.0.0.1";
-    public string ConnectString => $"127.0.0.1:{Port}";
+    public string Host => _options.Host;
+    public string ConnectString => $"{Host}:{Port}";
     public string DataDir { get; }
     public string ConfigFile { get; }
     public int Pid => _process?.Id ?? -1;
@@ -165,7 +171,7 @@ public sealed class ServerProcess : IAsyncDisposable
             cfg.AppendLine($"tickTime={_options.TickTimeMs}");
             cfg.AppendLine($"dataDir={DataDir}");
             cfg.AppendLine($"clientPort={Port}");
-            cfg.AppendLine("clientPortAddress=127.0.0.1");
+            cfg.AppendLine($"clientPortAddress={Host}");
             cfg.AppendLine("4lw.commands.whitelist=*");
             cfg.AppendLine("admin.enableServer=false");
             cfg.AppendLine("maxClientCnxns=0"); // default is 60 per client IP; the scale test opens 1,000 from 127.0.0.1
@@ -191,6 +197,8 @@ public sealed class ServerProcess : IAsyncDisposable
             psi.ArgumentList.Add(FindServerDll());
             psi.ArgumentList.Add("--client-port");
             psi.ArgumentList.Add(Port.ToString());
+            psi.ArgumentList.Add("--client-address");
+            psi.ArgumentList.Add(Host);
             psi.ArgumentList.Add("--data-dir");
             psi.ArgumentList.Add(DataDir);
             psi.ArgumentList.Add("--config");
@@ -206,6 +214,12 @@ public sealed class ServerProcess : IAsyncDisposable
             psi.ArgumentList.Add(ConfigFile);
         }
         foreach (var (k, v) in _options.Environment) psi.Environment[k] = v;
+        if (_options.LaunchPrefix.Count > 0)
+        {
+            psi.ArgumentList.Insert(0, psi.FileName);
+            for (var i = _options.LaunchPrefix.Count - 1; i >= 1; i--) psi.ArgumentList.Insert(0, _options.LaunchPrefix[i]);
+            psi.FileName = _options.LaunchPrefix[0];
+        }
 
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         process.OutputDataReceived += (_, e) => OnLine(e.Data);
@@ -248,7 +262,7 @@ public sealed class ServerProcess : IAsyncDisposable
             }
             // Apache answers ruok before its database is loaded and closes client connections until then, so a
             // server is ready only when ruok says imok and a session handshake succeeds.
-            if (await FourLetterWord.IsOkAsync(Host, Port, TimeSpan.FromSeconds(2), ct).ConfigureAwait(false))
+            if (await FourLetterWord.IsOkAsync(Host, Port, TimeSpan.FromSeconds(2), ct, _options.SocketFactory).ConfigureAwait(false))
             {
                 waitingFor = "a session handshake (ruok already answers imok)";
                 if (await CanOpenSessionAsync(ct).ConfigureAwait(false)) return;
@@ -274,7 +288,7 @@ public sealed class ServerProcess : IAsyncDisposable
         {
             var client = await WireClient.ConnectAsync(Host, Port, new WireClientOptions
             {
-                ConnectTimeout = TimeSpan.FromSeconds(5), AutoPing = false, EventChannel = false,
+                ConnectTimeout = TimeSpan.FromSeconds(5), AutoPing = false, EventChannel = false, SocketFactory = _options.SocketFactory,
             }, ct).ConfigureAwait(false);
             await client.CloseAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
             return true;

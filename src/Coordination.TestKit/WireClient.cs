@@ -30,6 +30,8 @@ public sealed record WireClientOptions
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(15);
     /// <summary>Largest response frame accepted (responses such as getChildren of a big node can exceed 1 MiB).</summary>
     public int MaxFrameLength { get; init; } = 64 << 20;
+    /// <summary>Creates the TCP socket, e.g. one in another network namespace (<see cref="NetworkLab.CreateSocket"/>); a plain stream socket when null.</summary>
+    public Func<Socket>? SocketFactory { get; init; }
 }
 
 /// <summary>A watch notification (xid -1) with the zxid from its reply header and its arrival sequence number.</summary>
@@ -149,6 +151,24 @@ public sealed class WireClient : IAsyncDisposable
         return ConnectAsync(host, port, options, ct);
     }
 
+    /// <summary>
+    /// Connects to one host of a multi-host connect string as ZooKeeper's client does: starting at a random host and
+    /// trying the next one when a host cannot be reached or refuses the handshake. Throws the last failure when none answers.
+    /// </summary>
+    public static async Task<WireClient> ConnectAnyAsync(string connectString, WireClientOptions? options = null, CancellationToken ct = default)
+    {
+        var hosts = connectString.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var start = Random.Shared.Next(hosts.Length);
+        WireConnectionException? last = null;
+        for (var i = 0; i < hosts.Length; i++)
+        {
+            var (host, port) = ParseHostPort(hosts[(start + i) % hosts.Length]);
+            try { return await ConnectAsync(host, port, options, ct).ConfigureAwait(false); }
+            catch (WireConnectionException e) when (e is not SessionExpiredException) { last = e; }
+        }
+        throw last ?? new WireConnectionException("empty connect string");
+    }
+
     public static (string Host, int Port) ParseHostPort(string hostPort)
     {
         var colon = hostPort.LastIndexOf(':');
@@ -160,7 +180,8 @@ public sealed class WireClient : IAsyncDisposable
     public static async Task<WireClient> ConnectAsync(string host, int port, WireClientOptions? options = null, CancellationToken ct = default)
     {
         options ??= new WireClientOptions();
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var socket = options.SocketFactory?.Invoke() ?? new Socket(SocketType.Stream, ProtocolType.Tcp);
+        socket.NoDelay = true;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(options.ConnectTimeout);
         WireClient? client = null;

@@ -22,28 +22,21 @@ namespace Coordination.Ensemble.Tests;
 /// </summary>
 public sealed class LinearizabilityUnderFaultsTests(ITestOutputHelper output)
 {
+    private readonly FaultRunLog _log = new(output, "COORDINATION_LINEARIZABILITY_LOG");
     private const int RoundSeconds = 20;
     private const int MaxOpsPerKey = 50_000;
     private const int Clients = 6;
 
-    private void Log(string line)
-    {
-        var text = $"[{DateTime.UtcNow:HH:mm:ss.fff}] {line}";
-        try { output.WriteLine(text); } catch (InvalidOperationException) { }
-        var file = Environment.GetEnvironmentVariable("COORDINATION_LINEARIZABILITY_LOG");
-        if (!string.IsNullOrEmpty(file)) lock (this) File.AppendAllText(file, text + "\n");
-    }
-
     [Fact]
     public Task History_under_kills_restarts_and_partitions_is_linearizable() =>
         TestSeed.RunAsync(Environment.TickCount & 0xffff, "tests/Coordination.Ensemble.Tests",
-            $"{nameof(LinearizabilityUnderFaultsTests)}.{nameof(History_under_kills_restarts_and_partitions_is_linearizable)}", Log, RunAsync);
+            $"{nameof(LinearizabilityUnderFaultsTests)}.{nameof(History_under_kills_restarts_and_partitions_is_linearizable)}", _log.Line, RunAsync);
 
     private async Task RunAsync(int seed)
     {
         var seconds = int.TryParse(Environment.GetEnvironmentVariable("COORDINATION_LINEARIZABILITY_SECONDS"), out var s) && s > 0 ? s : 60;
         var duration = TimeSpan.FromSeconds(seconds);
-        Log($"duration {seconds} s, seed {seed}, {Clients} clients, rounds of {RoundSeconds} s");
+        _log.Line($"duration {seconds} s, seed {seed}, {Clients} clients, rounds of {RoundSeconds} s");
         var total = Stopwatch.StartNew();
 
         await using var ensemble = await TestEnsemble.StartAsync(3);
@@ -61,23 +54,11 @@ public sealed class LinearizabilityUnderFaultsTests(ITestOutputHelper output)
         }
 
         using var stop = new CancellationTokenSource();
-        var faults = new List<string>();
-        var faultTask = Task.Run(() => FaultScheduleAsync(ensemble, new Random(seed + 1), faults, stop.Token));
+        var faultTask = Task.Run(() => FaultScheduleAsync(ensemble, new Random(seed + 1), stop.Token));
 
-        var histories = new List<IReadOnlyList<Operation>>();
-        var end = Stopwatch.StartNew();
-        for (var round = 0; end.Elapsed < duration; round++)
-        {
-            var left = duration - end.Elapsed;
-            var length = left < TimeSpan.FromSeconds(RoundSeconds * 1.5) ? left : TimeSpan.FromSeconds(RoundSeconds);
-            var paths = new[] { $"/lin{round}-a", $"/lin{round}-b", $"/lin{round}-c" };
-            var recorder = new HistoryRecorder(Connect, paths, seed + round);
-            await recorder.RunAsync(Clients, length);
-            var history = recorder.History;
-            histories.Add(history);
-            Log($"round {round}: {history.Count} ops, {history.Count(o => o.Outcome == Outcome.Unknown)} unknown, " +
-                $"{history.Count(o => o.Kind == OpKind.Read && o.Outcome == Outcome.Ok)} ok reads; faults so far {faults.Count}");
-        }
+        var recording = Stopwatch.StartNew();
+        var all = await HistoryRecorder.RecordRoundsAsync(Connect, Clients, TimeSpan.FromSeconds(RoundSeconds), seed, "lin", () => recording.Elapsed < duration,
+            _log.Round);
         stop.Cancel();
         await faultTask;
 
@@ -88,59 +69,34 @@ public sealed class LinearizabilityUnderFaultsTests(ITestOutputHelper output)
         await using (var c = await WireClient.ConnectAsync(ensemble.Leader!.ConnectString))
             await c.CreateAsync("/lin-final", null).OkAsync(); // a write in the final epoch, so that all members apply it
         var hashes = await ensemble.WaitConvergedAsync(TimeSpan.FromSeconds(60));
-        Log("final: " + string.Join(", ", hashes.Select(h => $"{h.Key}: zxid 0x{h.Value.Zxid:x} digest 0x{h.Value.Digest:x}")));
+        _log.Final(hashes);
 
-        var all = histories.SelectMany(h => h).ToList();
-        var known = all.Count(o => o.Outcome != Outcome.Unknown);
-        Log($"{all.Count} ops ({known} with a known outcome, {all.Count - known} unknown), {faults.Count} faults: {string.Join("; ", faults.Take(40))}{(faults.Count > 40 ? "; ..." : "")}");
-        Assert.True(known >= seconds * 5, $"only {known} operations completed in {seconds} s");
-        Assert.True(faults.Count >= Math.Max(3, seconds / 20), $"only {faults.Count} faults were injected");
+        Assert.True(_log.Faults.Count >= Math.Max(3, seconds / 20), $"only {_log.Faults.Count} faults were injected");
         foreach (var key in all.GroupBy(o => o.Path))
             Assert.True(key.Count() <= MaxOpsPerKey, $"{key.Key}: {key.Count()} ops exceeds the checker cap");
-
-        // The depth-first search recurses once per operation: give it a deep stack.
-        var checkWatch = Stopwatch.StartNew();
-        IReadOnlyList<CheckResult>? results = null;
-        Exception? failure = null;
-        var thread = new Thread(() =>
-        {
-            try { results = LinearizabilityChecker.Check(all, TimeSpan.FromMinutes(2)); }
-            catch (Exception e) { failure = e; }
-        }, 512 * 1024 * 1024);
-        thread.Start();
-        thread.Join();
-        if (failure is not null) throw new Exception("the checker failed", failure);
-        var bad = results!.Where(r => !r.Linearizable).ToList();
-        Log($"checker: {results!.Count} znodes, {results.Sum(r => r.Operations)} ops, {bad.Count} not linearizable, {checkWatch.Elapsed.TotalSeconds:F1} s; " +
-            $"total {total.Elapsed.TotalSeconds:F0} s");
-        foreach (var r in bad) Assert.True(r.Linearizable, r.Explanation);
+        _log.AssertLinearizable(all, seconds, total);
         // Checked after the history, so that a run reports both verdicts.
         Assert.Single(hashes.Values.Select(h => h.Digest).Distinct());
     }
 
-    private async Task FaultScheduleAsync(TestEnsemble ensemble, Random random, List<string> faults, CancellationToken ct)
+    private async Task FaultScheduleAsync(TestEnsemble ensemble, Random random, CancellationToken ct)
     {
         async Task Pause(int minMs, int maxMs) => await Task.Delay(random.Next(minMs, maxMs), ct);
-        void Note(string what, bool recovery = false)
-        {
-            if (!recovery) lock (faults) faults.Add(what);
-            Log((recovery ? "recovery: " : "fault: ") + what);
-        }
         async Task KillAndRestart(string role, long id)
         {
-            Note($"kill {role} {id}");
+            _log.Fault($"kill {role} {id}");
             await ensemble.KillAsync(id);
             await Pause(1000, 4000);
             await ensemble.RestartAsync(id);
-            Note($"restarted {id}", recovery: true);
+            _log.Recovery($"restarted {id}");
         }
         async Task CutAndHeal(string what, Func<Task> cut)
         {
-            Note(what);
+            _log.Fault(what);
             await cut();
             await Pause(2000, 5000);
             await ensemble.HealAllAsync();
-            Note("healed", recovery: true);
+            _log.Recovery("healed");
         }
         try
         {
@@ -149,7 +105,7 @@ public sealed class LinearizabilityUnderFaultsTests(ITestOutputHelper output)
             {
                 TestEnsemble.Member leader;
                 try { leader = await ensemble.WaitForLeaderAsync(TimeSpan.FromSeconds(30)); }
-                catch (TimeoutException e) { Log("no leader: " + e.Message); continue; }
+                catch (TimeoutException e) { _log.Line("no leader: " + e.Message); continue; }
                 var followers = ensemble.Members.Where(m => m.Id != leader.Id).ToList();
                 var follower = followers[random.Next(followers.Count)];
                 switch (step % 5)
@@ -162,7 +118,7 @@ public sealed class LinearizabilityUnderFaultsTests(ITestOutputHelper output)
                 }
                 // Let the ensemble settle before the next fault (bounded: a stuck ensemble fails the run below).
                 try { await ensemble.WaitAllServingAsync(TimeSpan.FromSeconds(30)); }
-                catch (TimeoutException e) { Log("did not settle: " + e.Message); }
+                catch (TimeoutException e) { _log.Line("did not settle: " + e.Message); }
                 await Pause(1000, 3000);
             }
         }

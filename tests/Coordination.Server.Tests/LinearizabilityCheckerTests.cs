@@ -53,6 +53,14 @@ public sealed class LinearizabilityCheckerTests
     }
 
     [Fact]
+    public void The_explanation_points_at_the_operation_that_cannot_be_placed()
+    {
+        var result = LinearizabilityChecker.Check([Create(1, 0, 1, "a"), Set(1, 2, 3, "b"), Read(2, 4, 5, "a", 0)]).Single();
+        Assert.Contains("the longest linearizable prefix has 2 ops and ends in 'b' v1, after which #2", result.Explanation);
+        Assert.Contains("> #2 c2 [4, 5] Read → Ok 'a' v0", result.Explanation);
+    }
+
+    [Fact]
     public void Two_successful_creates_are_rejected() =>
         Assert.False(Linearizable(Create(1, 0, 5, "a"), Create(2, 1, 6, "b")));
 }

@@ -10,12 +10,13 @@ public enum Outcome { Ok, Failed, Unknown }
 /// <summary>
 /// One operation on one znode as a client saw it: invoked at <see cref="Invoke"/>, answered at <see cref="Return"/>
 /// (both from one monotonic clock). Inputs: <see cref="Value"/> (create/set data) and <see cref="ExpectedVersion"/>
-/// (-1 = any). Results: <see cref="Error"/> for failures, and for reads the value and version seen.
+/// (-1 = any). Results: <see cref="Error"/> for failures, and for reads the value and version seen. <see cref="Server"/>:
+/// the host:port the client was connected to (for explanations).
 /// </summary>
 public sealed record Operation(
     int Client, string Path, OpKind Kind, long Invoke, long Return, Outcome Outcome,
     string? Value = null, int ExpectedVersion = -1, string? Error = null,
-    string? ReadValue = null, int ReadVersion = -1, bool ReadExists = false);
+    string? ReadValue = null, int ReadVersion = -1, bool ReadExists = false, string? Server = null);
 
 /// <summary>A znode as the model sees it.</summary>
 public readonly record struct ZnodeState(bool Exists, string? Value, int Version)

@@ -17,6 +17,26 @@ public sealed class HistoryRecorder(Func<Task<WireClient>> connect, IReadOnlyLis
 
     public IReadOnlyList<Operation> History { get { lock (_gate) return _history.ToList(); } }
 
+    /// <summary>
+    /// Records rounds of <paramref name="round"/> while <paramref name="keepRecording"/> says so (asked before each
+    /// round), each round on three fresh znodes (<c>/PREFIXN-a</c>, <c>-b</c>, <c>-c</c>) so that no znode collects more
+    /// history than the checker can search; <paramref name="onRound"/> sees each round's history. Returns all operations.
+    /// </summary>
+    public static async Task<List<Operation>> RecordRoundsAsync(Func<Task<WireClient>> connect, int clients, TimeSpan round, int seed,
+        string prefix, Func<bool> keepRecording, Action<int, IReadOnlyList<Operation>>? onRound = null, CancellationToken ct = default)
+    {
+        var all = new List<Operation>();
+        for (var n = 0; keepRecording() && !ct.IsCancellationRequested; n++)
+        {
+            var recorder = new HistoryRecorder(connect, [$"/{prefix}{n}-a", $"/{prefix}{n}-b", $"/{prefix}{n}-c"], seed + n);
+            await recorder.RunAsync(clients, round, ct).ConfigureAwait(false);
+            var history = recorder.History;
+            all.AddRange(history);
+            onRound?.Invoke(n, history);
+        }
+        return all;
+    }
+
     public async Task RunAsync(int clients, TimeSpan duration, CancellationToken ct = default)
     {
         var stopAt = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
@@ -27,11 +47,16 @@ public sealed class HistoryRecorder(Func<Task<WireClient>> connect, IReadOnlyLis
     {
         var random = new Random(seed * 1000 + client);
         WireClient? wire = null;
+        var server = "";   // the host:port of wire, one string per connection
         var counter = 0;
         while (Stopwatch.GetTimestamp() < stopAt && !ct.IsCancellationRequested)
         {
-            try { wire ??= await connect(); }
-            catch (Exception) { await Task.Delay(100, ct); continue; }
+            if (wire is null)
+            {
+                try { wire = await connect(); }
+                catch (Exception) { await Task.Delay(100, ct); continue; }
+                server = $"{wire.Host}:{wire.Port}";
+            }
 
             var path = paths[random.Next(paths.Count)];
             var kind = (OpKind)random.Next(4);
@@ -56,7 +81,7 @@ public sealed class HistoryRecorder(Func<Task<WireClient>> connect, IReadOnlyLis
                 try { await wire.DisposeAsync(); } catch { /* already broken */ }
                 wire = null;
             }
-            lock (_gate) _history.Add(op);
+            lock (_gate) _history.Add(op with { Server = server });
         }
         if (wire is not null) { try { await wire.CloseAsync(); } catch { /* best effort */ } }
     }

@@ -20,6 +20,25 @@ public static class LinearizabilityChecker
         return results;
     }
 
+    /// <summary>
+    /// <see cref="Check"/> on a thread of its own with a 512 MiB stack: the depth-first search recurses once per
+    /// placed operation, and long histories go deeper than a thread-pool stack allows.
+    /// </summary>
+    public static IReadOnlyList<CheckResult> CheckOnLargeStack(IReadOnlyList<Operation> history, TimeSpan? budget = null)
+    {
+        IReadOnlyList<CheckResult>? results = null;
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try { results = Check(history, budget); }
+            catch (Exception e) { failure = e; }
+        }, 512 * 1024 * 1024);
+        thread.Start();
+        thread.Join();
+        if (failure is not null) throw new Exception("the checker failed", failure);
+        return results!;
+    }
+
     private static CheckResult CheckOne(string path, List<Operation> ops, TimeSpan budget)
     {
         // Unknown outcomes never returned: they stay concurrent with everything after their invocation.
@@ -32,6 +51,9 @@ public static class LinearizabilityChecker
         var refuted = new HashSet<(string, ZnodeState)>();
         var deadline = DateTime.UtcNow + budget;
         var order = new List<int>();
+        // The deepest point the search reached, for the explanation: how many ops it placed, the state there, and the
+        // op that had to come next (the unplaced one that returned first) but could not.
+        var (deepest, deepestState, blocking) = (-1, ZnodeState.Absent, -1);
 
         bool Search(ZnodeState state, int placedRequired)
         {
@@ -42,7 +64,9 @@ public static class LinearizabilityChecker
 
             // Candidates: unplaced ops invoked before the earliest return among unplaced ops (minimal in real time).
             var earliestReturn = long.MaxValue;
-            for (var i = 0; i < n; i++) if (!placed[i] && sorted[i].Return < earliestReturn) earliestReturn = sorted[i].Return;
+            var first = -1;
+            for (var i = 0; i < n; i++) if (!placed[i] && sorted[i].Return < earliestReturn) (earliestReturn, first) = (sorted[i].Return, i);
+            if (order.Count > deepest) (deepest, deepestState, blocking) = (order.Count, state, first);
             for (var i = 0; i < n && sorted[i].Invoke <= earliestReturn; i++)
             {
                 if (placed[i]) continue;
@@ -58,7 +82,7 @@ public static class LinearizabilityChecker
         }
 
         var ok = Search(ZnodeState.Absent, 0);
-        return new CheckResult(ok, path, n, ok ? null : Explain(path, sorted));
+        return new CheckResult(ok, path, n, ok ? null : Explain(path, sorted, deepest, deepestState, blocking));
     }
 
     private static string Key(bool[] placed)
@@ -68,10 +92,18 @@ public static class LinearizabilityChecker
         return new string(chars);
     }
 
-    private static string Explain(string path, Operation[] ops) =>
-        $"{path}: no linearization of {ops.Length} operations; history:\n" +
-        string.Join("\n", ops.Take(60).Select(o =>
-            $"  c{o.Client} [{o.Invoke}, {(o.Return == long.MaxValue ? "∞" : o.Return.ToString())}] {o.Kind} " +
-            $"{(o.Value is null ? "" : $"'{o.Value}' ")}{(o.ExpectedVersion >= 0 ? $"v{o.ExpectedVersion} " : "")}→ {o.Outcome}" +
-            $"{(o.Error is null ? "" : " " + o.Error)}{(o.Kind == OpKind.Read && o.Outcome == Outcome.Ok ? $" '{o.ReadValue}' v{o.ReadVersion}" : "")}"));
+    private static string Explain(string path, Operation[] ops, int deepest, ZnodeState state, int blocking)
+    {
+        var window = ops.Select((o, i) => (o, i)).Skip(Math.Max(0, blocking - 40)).Take(60);
+        return $"{path}: no linearization of {ops.Length} operations; the longest linearizable prefix has {deepest} ops and ends in " +
+               $"{(state.Exists ? $"'{state.Value}' v{state.Version}" : "no node")}, after which #{blocking} (the first to return of the rest) " +
+               $"cannot be placed; operations around it, by invocation:\n" +
+               string.Join("\n", window.Select(x => (x.i == blocking ? "> " : "  ") + $"#{x.i} " + Describe(x.o)));
+    }
+
+    /// <summary>One operation as a line: client, [invoke, return], kind, inputs, outcome and what a read saw.</summary>
+    private static string Describe(Operation o) =>
+        $"c{o.Client}{(o.Server is null ? "" : "@" + o.Server)} [{o.Invoke}, {(o.Return == long.MaxValue ? "∞" : o.Return.ToString())}] {o.Kind} " +
+        $"{(o.Value is null ? "" : $"'{o.Value}' ")}{(o.ExpectedVersion >= 0 ? $"v{o.ExpectedVersion} " : "")}→ {o.Outcome}" +
+        $"{(o.Error is null ? "" : " " + o.Error)}{(o.Kind == OpKind.Read && o.Outcome == Outcome.Ok ? $" '{o.ReadValue}' v{o.ReadVersion}" : "")}";
 }
