@@ -206,7 +206,7 @@ public sealed class FileLogWriter : IDisposable
                 var deleted = _log.Purge(upTo);
                 if (deleted > 0) _logger.Info("Transaction log purged: {0} segments up to zxid 0x{1:x}", deleted, upTo);
             }
-            catch (Exception e) { _logger.Warning("Transaction log purge up to 0x{0:x} failed: {1}", upTo, e.Message); }
+            catch (Exception e) { _logger.Error(e, "Transaction log purge up to 0x{0:x} failed", upTo); }
         }
         // A purge follows a new snapshot: what is logged from now on goes to a segment that a later purge can drop.
         if (_purges.Count > 0) _log.RollAtNextWrite();
