@@ -63,8 +63,8 @@ internal sealed class AppendEntries(IReadOnlyList<LogEntry> entries, TaskComplet
     }
 }
 
-/// <summary>Ensemble: drop the logged entries after a zxid (Zab TRUNC), in order with the appends.</summary>
-internal sealed class TruncateEntries(long zxid) : LogWork
+/// <summary>Ensemble: drop the logged entries after a zxid (Zab TRUNC), in order with the appends; its task completes when that is on disk.</summary>
+internal sealed class TruncateEntries(long zxid, TaskCompletionSource durable) : LogWork
 {
     internal override Exception? Write(FileTxnLog log)
     {
@@ -72,7 +72,11 @@ internal sealed class TruncateEntries(long zxid) : LogWork
         return null;
     }
 
-    internal override void Completed(Exception? failure) { }
+    internal override void Completed(Exception? failure)
+    {
+        if (failure is null) durable.TrySetResult();
+        else durable.TrySetException(failure);
+    }
 }
 
 /// <summary>
