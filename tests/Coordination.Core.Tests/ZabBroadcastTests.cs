@@ -79,6 +79,38 @@ public sealed class ZabBroadcastTests
         Assert.Equal(Zxids.Make(1, 4), plan.SendAfter);
     }
 
+    private sealed class FixedLog(params long[] zxids) : IZabLogView
+    {
+        public long LastZxid => zxids.Length > 0 ? zxids[^1] : 0;
+        public long RetainedFrom => 0;
+        public IReadOnlyList<LogEntry> EntriesAfter(long zxid) => zxids.Where(z => z > zxid).Select(z => new LogEntry(z, [])).ToList();
+    }
+
+    [Fact]
+    public void A_follower_acks_a_pure_trunc_and_takes_the_new_epoch_only_once_the_truncation_is_durable()
+    {
+        // Server 2 logged 1:1..1:5; the leader (server 1, already leading with server 3) has only up to 1:3.
+        var peer = new ZabPeer(2, [1, 2, 3], [], new FixedLog(Z(1), Z(2), Z(3), Z(4), Z(5)), acceptedEpoch: 1, currentEpoch: 1);
+        peer.Start(0);
+        var vote = new Vote(1, Z(3), 1);
+        peer.Receive(new ElectionMessage(1, new Notification(1, vote, 1, PeerState.Leading)), 0);
+        peer.Receive(new ElectionMessage(3, new Notification(3, vote, 1, PeerState.Following)), 0);
+        Assert.Equal(PeerState.Following, peer.Role);
+        peer.Receive(new LeaderInfo(1, 2), 0);
+
+        var outputs = peer.Receive(new SyncLearner(1, SyncMode.Trunc, Z(3), 0, [], 2, Z(3)), 0);
+        Assert.Contains(new TruncateLog(Z(3)), outputs);
+        // Not yet on disk: no NEWLEADER ack, and the epoch stays (a crash now leaves the old log).
+        Assert.DoesNotContain(outputs, o => o is SendTo { Message: AckNewLeader });
+        Assert.DoesNotContain(outputs, o => o is SaveEpochs { CurrentEpoch: 2 });
+        Assert.Equal(1, peer.CurrentEpoch);
+
+        var durable = peer.OnPersisted(Z(3), 0).ToList();
+        Assert.Contains(new SaveEpochs(2, 2), durable);
+        Assert.Contains(new SendTo(1, new AckNewLeader(2, 2, Z(3))), durable);
+        Assert.True(durable.IndexOf(new SaveEpochs(2, 2)) < durable.IndexOf(new SendTo(1, new AckNewLeader(2, 2, Z(3)))), "the epoch is saved before the ack");
+    }
+
     [Fact]
     public void An_empty_learner_gets_the_whole_history_when_nothing_was_purged()
     {

@@ -124,6 +124,48 @@ public sealed class CorruptionTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_crash_mid_roll_or_a_torn_tail_restarts_with_every_write_but_damage_before_intact_records_refuses()
+    {
+        await using var server = await Servers.StartAsync(output);
+        var expected = await WriteAsync(server, 100);
+        server.Kill();
+        var logDir = Path.Combine(server.DataDir, "txnlog");
+        var newest = FileTxnLog.List(logDir)[^1];
+
+        // A crash while rolling: the next segment exists, but its header never reached the disk (ZOOKEEPER-1621).
+        var rolled = Path.Combine(logDir, FileTxnLog.Prefix + (newest.Ordinal + 1).ToString("x16"));
+        File.WriteAllBytes(rolled, new byte[64 << 10]);
+        await server.RestartAsync();
+        await VerifyAsync(server, expected);
+        await WriteAsync(server, 50, prefix: "/more");   // the last of these is torn below
+        server.Kill();
+
+        // A torn tail: the end of the newest segment's last write is garbage, nothing intact after it.
+        var segments = FileTxnLog.List(logDir);
+        var last = File.ReadAllBytes(segments[^1].Path);
+        var end = LastNonZero(last) + 1;
+        for (var i = end - 20; i < end; i++) last[i] ^= 0x33;
+        File.WriteAllBytes(segments[^1].Path, last);
+        await server.RestartAsync();
+        await VerifyAsync(server, expected);
+        await WriteAsync(server, 30, prefix: "/third");
+        server.Kill();
+
+        // One bit flipped in the middle of the newest segment written before: records after it are intact.
+        var third = FileTxnLog.List(logDir)[^1];   // each restart writes into a new segment
+        var tail = File.ReadAllBytes(third.Path);
+        Assert.True(LastNonZero(tail) > 200, "expected records in the newest segment");
+        tail[40] ^= 0x01;
+        File.WriteAllBytes(third.Path, tail);
+        var e = await Assert.ThrowsAsync<ServerStartException>(() => server.RestartAsync());
+        Assert.Contains(Path.GetFileName(third.Path), e.Output);
+        Assert.Contains("offset 16", e.Output);
+        Assert.Contains("refusing to start", e.Output);
+    }
+
+    private static int LastNonZero(byte[] bytes) => Array.FindLastIndex(bytes, b => b != 0);
+
+    [Fact]
     public async Task Corrupt_or_truncated_journal_database_refuses_to_start_and_names_the_file()
     {
         await using var server = await Servers.StartAsync(output, "coordination.persistence.journal = sql");

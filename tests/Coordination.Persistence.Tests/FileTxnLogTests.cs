@@ -75,11 +75,10 @@ public sealed class FileTxnLogTests : IDisposable
     public void A_torn_record_ends_its_segment_and_later_appends_go_to_a_new_segment()
     {
         using (var log = Open(_dir)) { AppendTxns(log, 1, 3); AppendTxns(log, 4, 6); }
-        // Tear record 5: flip one payload byte (as a crash in the middle of the write would leave it).
+        // The last write (records 4..6) is torn by a crash: only its start reached the disk, up to the middle of 5.
         var segment = FileTxnLog.List(_dir).Single().Path;
         var bytes = File.ReadAllBytes(segment);
-        var at = IndexOf(bytes, "v5"u8.ToArray());
-        bytes[at + 1] ^= 0xFF;
+        Array.Clear(bytes, IndexOf(bytes, "v5"u8.ToArray()) + 1, 64);
         File.WriteAllBytes(segment, bytes);
 
         var replayed = new List<Rec>();
@@ -91,8 +90,70 @@ public sealed class FileTxnLogTests : IDisposable
         }
         var all = ReadAll(_dir).Where(r => r.Kind == LogRecordKind.Txn).ToList();
         Assert.Equal([1L, 2L, 3L, 4L, 5L, 6L, 7L], all.Select(r => r.Zxid));
-        // The old record 6 (after the tear) was never read back; 5..7 are the new ones.
+        // The torn record 5 was never read back; 5..7 are the new ones.
         Assert.Equal(["v1", "v2", "v3", "v4", "w5", "w6", "w7"], all.Select(r => r.Payload));
+    }
+
+    [Fact]
+    public void A_damaged_record_followed_by_an_intact_one_is_corruption_and_refuses_to_open_with_file_and_offset()
+    {
+        using (var log = Open(_dir)) { AppendTxns(log, 1, 3); AppendTxns(log, 4, 6); }
+        var segment = FileTxnLog.List(_dir).Single().Path;
+        var bytes = File.ReadAllBytes(segment);
+        var at = IndexOf(bytes, "v5"u8.ToArray());
+        bytes[at + 1] ^= 0xFF;   // one flipped bit in the newest segment; record 6 after it is intact
+        File.WriteAllBytes(segment, bytes);
+        var recordOffset = at - FileTxnLog.RecordHeaderSize;
+
+        var e = Assert.Throws<InvalidDataException>(() => Open(_dir).Dispose());
+        Assert.Contains(segment, e.Message);
+        Assert.Contains($"offset {recordOffset}", e.Message);
+        Assert.Contains("CRC mismatch", e.Message);
+        Assert.Throws<InvalidDataException>(() => ReadAll(_dir));
+    }
+
+    [Fact]
+    public void A_segment_whose_roll_was_interrupted_by_a_crash_is_ignored_and_deleted_and_the_log_continues()
+    {
+        using (var log = Open(_dir)) AppendTxns(log, 1, 3);
+        // A crash while rolling leaves the new segment empty (created, not yet preallocated) or preallocated zeros
+        // (its header not yet on disk). Neither holds a record.
+        var empty = Path.Combine(_dir, FileTxnLog.Prefix + 2.ToString("x16"));
+        var zeros = Path.Combine(_dir, FileTxnLog.Prefix + 3.ToString("x16"));
+        File.WriteAllBytes(empty, []);
+        File.WriteAllBytes(zeros, new byte[1 << 20]);
+        Assert.Equal([1L, 2L, 3L], TxnZxids(ReadAll(_dir)));
+
+        var replayed = new List<Rec>();
+        using (var log = Open(_dir, replayed))
+        {
+            Assert.Equal([1L, 2L, 3L], TxnZxids(replayed));
+            Assert.False(File.Exists(empty));
+            Assert.False(File.Exists(zeros));
+            AppendTxns(log, 4, 5, tag: "w");
+        }
+        Assert.Equal([1L, 2L, 3L, 4L, 5L], TxnZxids(ReadAll(_dir)));
+        // A segment file with anything but zeros over its header is still refused (see below).
+    }
+
+    [Fact]
+    public void A_write_whose_fdatasync_failed_is_erased_so_that_a_restart_does_not_replay_it()
+    {
+        using (var log = Open(_dir))
+        {
+            AppendTxns(log, 1, 3);
+            log.BeforeSync = () => throw new IOException("injected fdatasync failure");
+            Assert.Throws<IOException>(() => AppendTxns(log, 4, 5));
+            Assert.Equal(3, log.LastZxid);
+            // The process stops here (a fail-stop ensemble member restarts), before any later write.
+        }
+        var replayed = new List<Rec>();
+        using (var log = Open(_dir, replayed))
+        {
+            Assert.Equal([1L, 2L, 3L], TxnZxids(replayed));
+            AppendTxns(log, 4, 5, tag: "w");
+        }
+        Assert.Equal(["v1", "v2", "v3", "w4", "w5"], ReadAll(_dir).Where(r => r.Kind == LogRecordKind.Txn).Select(r => r.Payload));
     }
 
     [Fact]

@@ -30,7 +30,7 @@ public sealed class EnsembleScenarioTests(ITestOutputHelper output) : IAsyncLife
         public long RetainedFrom => 0;   // nothing is ever compacted here
         public IReadOnlyList<LogEntry> EntriesAfter(long zxid) { lock (_gate) return Entries.Where(e => e.Zxid > zxid).ToList(); }
         public Task AppendAsync(IReadOnlyList<LogEntry> entries) { lock (_gate) Entries.AddRange(entries); return Task.CompletedTask; }
-        public void Truncate(long zxid) { lock (_gate) Entries.RemoveAll(e => e.Zxid > zxid); }
+        public Task TruncateAsync(long zxid) { lock (_gate) Entries.RemoveAll(e => e.Zxid > zxid); return Task.CompletedTask; }
         public void SaveEpochs(long accepted, long current) { AcceptedEpoch = accepted; CurrentEpoch = current; }
         public void Commit(long zxid)
         {

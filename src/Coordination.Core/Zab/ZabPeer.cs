@@ -53,6 +53,9 @@ public sealed class ZabPeer
     private long _leaderHeardMs;
     private long _awaitNewLeaderAckAt = -1;
     private bool _upToDate;
+    /// <summary>Learner: this leader's sync arrived. Broadcast messages before it were sent for a log this learner may
+    /// not have (the leader did not yet know it reconnected): a COMMIT then would apply this learner's stale tail.</summary>
+    private bool _syncReceived;
     /// <summary>Sent FOLLOWERINFO and heard no NEWEPOCH yet: resent every tick, since the leader may not have
     /// finished its own election when the first one arrived (ZooKeeper's learner retries its connection too).</summary>
     private bool _awaitingLeaderInfo;
@@ -60,6 +63,18 @@ public sealed class ZabPeer
     private readonly Dictionary<long, FollowerInfo> _earlyFollowerInfos = new();
     /// <summary>The last zxid this peer has told its host to log (the host's log may lag by the outputs not yet carried out).</summary>
     private long _logged;
+    /// <summary>
+    /// Storage outputs (append, truncate, snapshot install) not yet reported durable, in order: the zxid the host
+    /// reports for each (see <see cref="OnPersisted"/>), where the log ends after it, and for a truncation or install
+    /// how much of the disk's log still counts while it is pending. Kept across elections: a write issued in one role
+    /// may become durable in the next.
+    /// </summary>
+    private readonly Queue<(long Report, long End, long? CutTo)> _unpersisted = new();
+    private long _storageIssued, _storageDone;
+    /// <summary>Learner: NEWLEADER is acknowledged once the storage outputs up to this count are durable.</summary>
+    private long _newLeaderAckAfter;
+    /// <summary>Learner: the epoch of the leader's sync, made current when NEWLEADER is acknowledged.</summary>
+    private long _syncedEpoch;
 
     public ZabPeer(long myId, IEnumerable<long> voters, IEnumerable<long> observers, IZabLogView log, long acceptedEpoch, long currentEpoch, ZabSettings? settings = null)
     {
@@ -116,6 +131,7 @@ public sealed class ZabPeer
         _newEpoch = -1;
         _established = false;
         _upToDate = false;
+        _syncReceived = false;
         _awaitingLeaderInfo = false;
         _awaitNewLeaderAckAt = -1;
     }
@@ -160,21 +176,52 @@ public sealed class ZabPeer
         outputs.Add(new SendTo(Leader, new FollowerInfo(_myId, AcceptedEpoch, _logged, IsObserver)));
     }
 
-    /// <summary>Durability report from the host: everything up to <paramref name="zxid"/> is on disk.</summary>
+    private void Store(ZabOutput output, long report, long end, long? cutTo, List<ZabOutput> outputs)
+    {
+        outputs.Add(output);
+        _unpersisted.Enqueue((report, end, cutTo));
+        _storageIssued++;
+        if (cutTo is { } cut) Persisted = Math.Min(Persisted, cut);
+    }
+
+    /// <summary>
+    /// Durability report from the host, once per storage output and in their order (appends carried out together
+    /// may be reported once, for the last): the append whose last entry is <paramref name="zxid"/>, the truncation
+    /// to <paramref name="zxid"/>, or the snapshot install at <paramref name="zxid"/> is on disk, with everything
+    /// before it.
+    /// </summary>
     public IReadOnlyList<ZabOutput> OnPersisted(long zxid, long nowMs)
     {
         var outputs = new List<ZabOutput>();
-        if (zxid <= Persisted) return outputs;
-        Persisted = zxid;
-        if (Role == PeerState.Leading && _tracker is not null) OnCommits(_tracker.Acked(_myId, zxid), outputs);
-        else if (Role is PeerState.Following)
+        if (!_unpersisted.Any(w => w.Report == zxid)) return outputs;
+        long end;
+        while (true)
+        {
+            var (report, after, _) = _unpersisted.Dequeue();
+            _storageDone++;
+            end = after;
+            if (report == zxid) break;
+        }
+        // A truncation or install still pending keeps what lies past it from counting: the disk still holds the old log.
+        foreach (var pending in _unpersisted)
+            if (pending.CutTo is { } cut) end = Math.Min(end, cut);
+        Persisted = end;
+        if (Role == PeerState.Leading)
+        {
+            if (_tracker is not null) OnCommits(_tracker.Acked(_myId, Persisted), outputs);
+            else TryEstablish(outputs);
+        }
+        else if (Role is PeerState.Following or PeerState.Observing)
         {
             var newLeaderAt = _awaitNewLeaderAckAt;
-            if (newLeaderAt >= 0 && zxid >= newLeaderAt) SendNewLeaderAck(outputs);
-            if (newLeaderAt < 0 || zxid > newLeaderAt) outputs.Add(new SendTo(Leader, new Ack(_myId, zxid)));
+            if (newLeaderAt >= 0 && _storageDone >= _newLeaderAckAfter) SendNewLeaderAck(outputs);
+            if (Role == PeerState.Following && _awaitNewLeaderAckAt < 0 && Persisted > newLeaderAt) outputs.Add(new SendTo(Leader, new Ack(_myId, Persisted)));
         }
         return outputs;
     }
+
+    /// <summary>Every storage output so far is durable: the whole log is on disk.</summary>
+    private bool AllPersisted => _storageDone == _storageIssued;
 
     /// <summary>The leader proposes a client write. Returns null when this peer cannot propose now.</summary>
     public long? AllocateZxid() => Role == PeerState.Leading && _established ? Zxids.Make(_newEpoch, ++_nextCounter) : null;
@@ -185,7 +232,8 @@ public sealed class ZabPeer
         _tracker.Proposed(entry.Zxid);
         _uncommitted[entry.Zxid] = entry;
         _logged = entry.Zxid;
-        var outputs = new List<ZabOutput> { new AppendEntries([entry]) };
+        var outputs = new List<ZabOutput>();
+        Store(new AppendEntries([entry]), entry.Zxid, entry.Zxid, null, outputs);
         foreach (var learner in _learners.Values)
             if (learner.Synced && !learner.IsObserver) outputs.Add(new SendTo(learner.Id, new Propose(_myId, entry)));
         return outputs;
@@ -327,11 +375,15 @@ public sealed class ZabPeer
         learner.Synced = true;
     }
 
-    /// <summary>NEWLEADER acked by a quorum: the leader's whole log is committed and broadcast begins.</summary>
+    /// <summary>
+    /// NEWLEADER acked by a quorum: the leader's whole log is committed and broadcast begins. The leader counts
+    /// itself only once its own log is durable: entries it logged as a follower may still be on their way to disk.
+    /// </summary>
     private void TryEstablish(List<ZabOutput> outputs)
     {
         if (_established || _newEpoch < 0) return;
-        var acked = _learners.Values.Where(l => l.AckedNewLeader && !l.IsObserver).Select(l => l.Id).Append(_myId);
+        var acked = _learners.Values.Where(l => l.AckedNewLeader && !l.IsObserver).Select(l => l.Id);
+        if (AllPersisted) acked = acked.Append(_myId);
         if (!_quorum.IsQuorum(acked)) return;
         _established = true;
         _nextCounter = 0;   // the epoch's first proposal is (epoch, 1)
@@ -340,7 +392,7 @@ public sealed class ZabPeer
         var last = _logged;
         _tracker = new CommitTracker(_quorum, last);
         foreach (var l in _learners.Values.Where(l => l.AckedNewLeader && !l.IsObserver)) _tracker.Acked(l.Id, l.LastZxid);
-        _tracker.Acked(_myId, last);
+        if (AllPersisted) _tracker.Acked(_myId, Persisted);
         Committed = last;
         outputs.Add(new CommitUpTo(last));
         foreach (var l in _learners.Values.Where(l => l.AckedNewLeader)) outputs.Add(new SendTo(l.Id, new UpToDate(_myId, last)));
@@ -401,38 +453,49 @@ public sealed class ZabPeer
                 outputs.Add(new SendTo(Leader, new AckEpoch(_myId, CurrentEpoch, _logged)));
                 break;
             case SyncLearner sync:
-                if (sync.Mode is SyncMode.Trunc or SyncMode.TruncThenDiff) outputs.Add(new TruncateLog(sync.TruncateTo));
-                if (sync.Mode == SyncMode.Snap) outputs.Add(new InstallSnapshot(Leader, sync.SnapshotZxid));
-                // Truncation and snapshot installation are carried out (durably) before anything that follows them.
-                if (sync.Mode is SyncMode.Trunc or SyncMode.TruncThenDiff) _logged = Persisted = Math.Min(_logged, sync.TruncateTo);
-                if (sync.Mode == SyncMode.Snap) _logged = Persisted = sync.SnapshotZxid;
+                _syncReceived = true;
+                // Truncation and snapshot installation are carried out before anything that follows them; they count
+                // as durable only once the host reports them so, like appends.
+                if (sync.Mode is SyncMode.Trunc or SyncMode.TruncThenDiff)
+                {
+                    _logged = Math.Min(_logged, sync.TruncateTo);
+                    Store(new TruncateLog(sync.TruncateTo), sync.TruncateTo, _logged, _logged, outputs);
+                }
+                if (sync.Mode == SyncMode.Snap)
+                {
+                    _logged = sync.SnapshotZxid;
+                    // Until the install is durable the disk holds the old log, none of which is known to be the leader's.
+                    Store(new InstallSnapshot(Leader, sync.SnapshotZxid), sync.SnapshotZxid, _logged, 0, outputs);
+                }
                 if (sync.Entries.Count > 0)
                 {
                     // Akka.Remote may drop messages (a gated or quarantined association), unlike Zab's TCP: a sync
                     // whose leading pieces were lost would leave a hole in the log. Rejoin instead.
                     if (!Zxids.Follows(_logged, sync.Entries[0].Zxid)) { Elect(nowMs, outputs); return; }
-                    outputs.Add(new AppendEntries(sync.Entries));
                     _logged = sync.Entries[^1].Zxid;
+                    Store(new AppendEntries(sync.Entries), _logged, _logged, null, outputs);
                 }
                 var last = _logged;
-                CurrentEpoch = sync.Epoch;
-                outputs.Add(new SaveEpochs(AcceptedEpoch, CurrentEpoch));
+                _syncedEpoch = sync.Epoch;
                 CommitLearner(sync.CommittedZxid, outputs);
                 _awaitNewLeaderAckAt = last;
-                if (Persisted >= last) SendNewLeaderAck(outputs);
+                _newLeaderAckAfter = _storageIssued;
+                if (AllPersisted) SendNewLeaderAck(outputs);
                 break;
             case UpToDate up:
                 _upToDate = true;
                 CommitLearner(up.CommittedZxid, outputs);
                 outputs.Add(new RoleChanged(Role, Leader, CurrentEpoch, true));
                 break;
+            case Zab.Propose or Zab.Commit or Zab.Inform when !_syncReceived:
+                break;
             case Propose propose when !IsObserver:
                 if (propose.Entry.Zxid <= _logged) break;   // already logged
                 // A proposal that does not continue the log means lost messages (see SyncLearner above): appending
                 // it would leave a hole that later commits silently skip. Rejoin the leader, which resynchronises.
                 if (!Zxids.Follows(_logged, propose.Entry.Zxid)) { Elect(nowMs, outputs); return; }
-                outputs.Add(new AppendEntries([propose.Entry]));
                 _logged = propose.Entry.Zxid;
+                Store(new AppendEntries([propose.Entry]), _logged, _logged, null, outputs);
                 break;
             case Commit commit:
                 CommitLearner(commit.Zxid, outputs);
@@ -440,8 +503,8 @@ public sealed class ZabPeer
             case Inform inform when IsObserver:
                 if (inform.Entry.Zxid <= _logged) break;
                 if (!Zxids.Follows(_logged, inform.Entry.Zxid)) { Elect(nowMs, outputs); return; }
-                outputs.Add(new AppendEntries([inform.Entry]));
                 _logged = inform.Entry.Zxid;
+                Store(new AppendEntries([inform.Entry]), _logged, _logged, null, outputs);
                 CommitLearner(inform.Entry.Zxid, outputs);
                 break;
             case Ping ping:
@@ -451,10 +514,17 @@ public sealed class ZabPeer
         }
     }
 
+    /// <summary>
+    /// The synced log is durable: only now does the leader's epoch become this learner's current epoch. Saved
+    /// earlier, a crash would leave the new epoch beside the old log, and its vote would then outrank servers that
+    /// hold txns committed in the epoch before.
+    /// </summary>
     private void SendNewLeaderAck(List<ZabOutput> outputs)
     {
         var at = _awaitNewLeaderAckAt;
         _awaitNewLeaderAckAt = -1;
+        CurrentEpoch = _syncedEpoch;
+        outputs.Add(new SaveEpochs(AcceptedEpoch, CurrentEpoch));
         outputs.Add(new SendTo(Leader, new AckNewLeader(_myId, CurrentEpoch, at)));
     }
 

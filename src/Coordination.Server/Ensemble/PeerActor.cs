@@ -7,14 +7,16 @@ using Coordination.Server.Pipeline;
 namespace Coordination.Server.Ensemble;
 
 /// <summary>
-/// Where a peer keeps its log and epochs, and where committed txns go. Appends may complete later (group commit);
-/// the other operations finish before they return, so that what follows them in the protocol sees their effect.
+/// Where a peer keeps its log and epochs, and where committed txns go. Appends and truncations take effect in the
+/// log at once, in order, and their tasks complete once they are durable (group commit); the other operations are
+/// durable before they return.
 /// </summary>
 public interface IZabStorage : IZabLogView
 {
     /// <summary>Appends entries; the task completes when they are durable.</summary>
     Task AppendAsync(IReadOnlyList<LogEntry> entries);
-    void Truncate(long zxid);
+    /// <summary>Drops the entries after <paramref name="zxid"/>; the task completes when that is durable.</summary>
+    Task TruncateAsync(long zxid);
     void SaveEpochs(long acceptedEpoch, long currentEpoch);
     /// <summary>Applies committed txns up to <paramref name="zxid"/>.</summary>
     void Commit(long zxid);
@@ -51,6 +53,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
     public sealed record SnapshotTaken(long StartZxid);
 
     private sealed class Tick { public static readonly Tick Instance = new(); }
+    /// <summary>A storage output is durable: reported to the peer with the zxid it names (<see cref="ZabPeer.OnPersisted"/>).</summary>
     private sealed record AppendDone(long UpTo);
     private sealed record PartWritten(long Offset);
     private sealed class FetchTimedOut { public static readonly FetchTimedOut Instance = new(); }
@@ -227,7 +230,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
                 PeerOf(send.To).Tell(send.Message, ActorRefs.NoSender);
                 break;
             case TruncateLog truncate:
-                _storage.Truncate(truncate.Zxid);
+                _storage.TruncateAsync(truncate.Zxid).PipeTo(Self, success: () => new AppendDone(truncate.Zxid));
                 break;
             case InstallSnapshot snapshot:
                 BeginFetch(snapshot);
@@ -303,7 +306,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
         file.Dispose();
         _fetchFile = null;
         Timers.Cancel("fetch");
-        _snapshots!.Install(_snapshots.TemporaryPath(installing.Zxid), installing.Zxid);
+        _snapshots!.Install(_snapshots.TemporaryPath(installing.Zxid), installing.Zxid).PipeTo(Self, success: () => new AppendDone(installing.Zxid));
         _state?.SnapshotInstalled();
         _log.Info("Installed snapshot 0x{0:x} from server {1}", installing.Zxid, installing.Leader);
         _installing = null;

@@ -10,8 +10,9 @@ namespace Coordination.Server.Ensemble;
 /// <summary>Append entries to the ensemble's log; <see cref="Durable"/> completes once they are committed to disk.</summary>
 public sealed record AppendToLog(IReadOnlyList<LogEntry> Entries, TaskCompletionSource Durable);
 
-/// <summary>Drop the logged entries after <see cref="Zxid"/> (recorded as an event, in order with the appends).</summary>
-public sealed record TruncateLogAfter(long Zxid);
+/// <summary>Drop the logged entries after <see cref="Zxid"/> (recorded as an event, in order with the appends);
+/// <see cref="Durable"/> completes once the event is on disk.</summary>
+public sealed record TruncateLogAfter(long Zxid, TaskCompletionSource Durable);
 
 /// <summary>Where recovery collects the log: every entry after <see cref="FromZxid"/> (the snapshot's start).</summary>
 public sealed class ZabLogRecovery(long fromZxid)
@@ -128,7 +129,11 @@ public sealed class ZabJournalActor : UntypedPersistentActor
         if (_pending.Peek() is TruncateLogAfter truncate)
         {
             _pending.Dequeue();
-            PersistAsync(new LogTruncatedEvent(truncate.Zxid), _ => WriteNext());
+            PersistAsync(new LogTruncatedEvent(truncate.Zxid), _ =>
+            {
+                truncate.Durable.TrySetResult();
+                WriteNext();
+            });
             return;
         }
         var appends = new List<AppendToLog>();
@@ -152,6 +157,7 @@ public sealed class ZabJournalActor : UntypedPersistentActor
     {
         foreach (var item in _pending)
             if (item is AppendToLog a) a.Durable.TrySetException(cause);
+            else if (item is TruncateLogAfter t) t.Durable.TrySetException(cause);
         _pending.Clear();
     }
 

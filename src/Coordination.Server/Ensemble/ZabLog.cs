@@ -68,11 +68,13 @@ public sealed class ZabLog : IZabStorage, IZabSnapshots
         return durable.Task;
     }
 
-    public void Truncate(long zxid)
+    public Task TruncateAsync(long zxid)
     {
         var from = FirstAfter(zxid);
         _entries.RemoveRange(from, _entries.Count - from);
-        _journal.Tell(new TruncateLogAfter(zxid));
+        var durable = new TaskCompletionSource();
+        _journal.Tell(new TruncateLogAfter(zxid, durable));
+        return durable.Task;
     }
 
     public void SaveEpochs(long acceptedEpoch, long currentEpoch)
@@ -118,7 +120,7 @@ public sealed class ZabLog : IZabStorage, IZabSnapshots
 
     public string TemporaryPath(long zxid) => Path.Combine(_files.Directory, SnapshotFiles.FileName(zxid) + ".fetch.tmp");
 
-    public void Install(string fetchedFile, long zxid)
+    public Task Install(string fetchedFile, long zxid)
     {
         DataTree tree;
         using (var fs = File.OpenRead(fetchedFile)) tree = DataTree.ReadSnapshot(fs);
@@ -128,11 +130,12 @@ public sealed class ZabLog : IZabStorage, IZabSnapshots
             if (z >= zxid) File.Delete(path);
         File.Move(fetchedFile, Path.Combine(_files.Directory, SnapshotFiles.FileName(zxid)));
         SnapshotFiles.FsyncDirectory(_files.Directory);
-        Truncate(zxid);
+        var truncated = TruncateAsync(zxid);
         _entries.Clear();
         _retainedFrom = _applied = zxid;
         tree.ReplayMode = tree.SnapshotEndZxid > tree.LastZxid;
         _replica.Tell(new ReplaceTree(tree));
+        return truncated;
     }
 
     public void SnapshotTaken(long startZxid)
@@ -150,8 +153,9 @@ public interface IZabSnapshots
     string? SnapshotPath(long zxid);
     /// <summary>Where a snapshot fetched from the leader is written before it is installed.</summary>
     string TemporaryPath(long zxid);
-    /// <summary>Makes a fetched snapshot this server's state: its log restarts there and the replica takes the tree.</summary>
-    void Install(string fetchedFile, long zxid);
+    /// <summary>Makes a fetched snapshot this server's state: its log restarts there and the replica takes the tree.
+    /// The task completes once the log's truncation to it is durable too.</summary>
+    Task Install(string fetchedFile, long zxid);
     /// <summary>The replica wrote a snapshot starting at <paramref name="startZxid"/>: the log before it may go.</summary>
     void SnapshotTaken(long startZxid);
 }

@@ -46,7 +46,7 @@ public sealed class FileJournalRef : MinimalActorRef
                 _writer.Post(new AppendEntries(append.Entries, append.Durable));
                 break;
             case TruncateLogAfter truncate:
-                _writer.Post(new TruncateEntries(truncate.Zxid));
+                _writer.Post(new TruncateEntries(truncate.Zxid, truncate.Durable));
                 break;
             case PurgeJournal purge:
                 _writer.Purge(purge.UpToZxid);

@@ -63,8 +63,8 @@ internal sealed class AppendEntries(IReadOnlyList<LogEntry> entries, TaskComplet
     }
 }
 
-/// <summary>Ensemble: drop the logged entries after a zxid (Zab TRUNC), in order with the appends.</summary>
-internal sealed class TruncateEntries(long zxid) : LogWork
+/// <summary>Ensemble: drop the logged entries after a zxid (Zab TRUNC), in order with the appends; its task completes when that is on disk.</summary>
+internal sealed class TruncateEntries(long zxid, TaskCompletionSource durable) : LogWork
 {
     internal override Exception? Write(FileTxnLog log)
     {
@@ -72,7 +72,11 @@ internal sealed class TruncateEntries(long zxid) : LogWork
         return null;
     }
 
-    internal override void Completed(Exception? failure) { }
+    internal override void Completed(Exception? failure)
+    {
+        if (failure is null) durable.TrySetResult();
+        else durable.TrySetException(failure);
+    }
 }
 
 /// <summary>
@@ -206,7 +210,7 @@ public sealed class FileLogWriter : IDisposable
                 var deleted = _log.Purge(upTo);
                 if (deleted > 0) _logger.Info("Transaction log purged: {0} segments up to zxid 0x{1:x}", deleted, upTo);
             }
-            catch (Exception e) { _logger.Warning("Transaction log purge up to 0x{0:x} failed: {1}", upTo, e.Message); }
+            catch (Exception e) { _logger.Error(e, "Transaction log purge up to 0x{0:x} failed", upTo); }
         }
         // A purge follows a new snapshot: what is logged from now on goes to a segment that a later purge can drop.
         if (_purges.Count > 0) _log.RollAtNextWrite();

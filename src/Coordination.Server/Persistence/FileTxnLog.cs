@@ -21,11 +21,19 @@ public enum LogRecordKind : byte
 /// <c>[u32 payload length][u32 CRC-32 of kind, zxid and payload][u8 kind][i64 zxid][payload]</c> (little-endian),
 /// ended by zeros. Space is preallocated in blocks so that an append's fdatasync rarely has to update the file size.
 /// <para>
-/// Crash safety: a record counts only if its CRC matches, and reading a segment stops at the first one that does not
-/// (a write torn by a crash). New records never go after a torn or failed write: every <see cref="Open"/> and every
-/// write after a failure starts a new segment, whose header holds the zxid the log ended at when it was started.
-/// Records of older segments with a greater zxid were never acknowledged (their write failed or was torn), so
-/// <see cref="Read"/> drops them, as a truncation.
+/// Crash safety: a record counts only if its CRC matches, and reading a segment stops at the first one that does not.
+/// New records never go after a torn or failed write: every <see cref="Open"/> and every write after a failure starts
+/// a new segment, whose header holds the zxid the log ended at when it was started. Records of older segments with a
+/// greater zxid were never acknowledged (their write failed or was torn), so <see cref="Read"/> drops them, as a
+/// truncation. A write whose fdatasync failed is also overwritten with zeros at once, so that a restart cannot
+/// replay txns whose clients were told they failed.
+/// </para>
+/// <para>
+/// A torn tail is told from corruption as ZooKeeper does: zeros where a record would start end a segment; a damaged
+/// record at the end of the newest segment (a write torn by a crash) ends it too; but a damaged record followed by an
+/// intact one, or one that hides txns an older segment must hold, is corruption and refuses to open, naming the file
+/// and offset. A segment file holding nothing but zeros (a crash while rolling, before its header was durable:
+/// ZOOKEEPER-1621) has no records and is ignored, and deleted by <see cref="Open"/>.
 /// </para>
 /// Not thread-safe: one writer (<see cref="FileLogWriter"/>) owns it. No actors and no timers, so it is testable on
 /// its own.
@@ -45,6 +53,7 @@ public sealed class FileTxnLog : IDisposable
     private readonly long _segmentBytes;
     private readonly long _preallocateBytes;
     private readonly List<Segment> _segments;
+    private long _nextOrdinal;
     private readonly ArrayBufferWriter<byte> _pending = new(1 << 16);
     private SafeFileHandle? _handle;
     private long _end;            // where the next write goes in the current segment
@@ -68,8 +77,13 @@ public sealed class FileTxnLog : IDisposable
     public int SegmentCount => _segments.Count;
     public bool HasPending => _pending.WrittenCount > 0;
 
-    private FileTxnLog(string dir, bool forceSync, long segmentBytes, long preallocateBytes, List<Segment> segments, long lastZxid)
+    /// <summary>Fault injection for tests: runs after a group's records are written and before their fdatasync; what it
+    /// throws is that fdatasync's failure.</summary>
+    public Action? BeforeSync { get; set; }
+
+    private FileTxnLog(string dir, bool forceSync, long segmentBytes, long preallocateBytes, List<Segment> segments, long nextOrdinal, long lastZxid)
     {
+        _nextOrdinal = nextOrdinal;
         _dir = dir;
         _forceSync = forceSync;
         _segmentBytes = segmentBytes;
@@ -95,9 +109,14 @@ public sealed class FileTxnLog : IDisposable
             last = kind == LogRecordKind.Txn ? zxid : Math.Min(last, zxid);
             onRecord(kind, zxid, payload);
         }
-        foreach (var (path, ordinal, startsAfter, maxZxid) in ReadSegments(dir, Track))
+        var empty = new List<string>();
+        foreach (var (path, ordinal, startsAfter, maxZxid) in ReadSegments(dir, Track, empty.Add))
             segments.Add(new Segment(path, ordinal, startsAfter) { MaxZxid = maxZxid });
-        return new FileTxnLog(dir, forceSync, Math.Max(1 << 16, segmentBytes), Math.Max(1 << 12, preallocateBytes), segments, Math.Max(last, lastZxidFloor));
+        // The next segment's ordinal follows every file's, so that it never collides with one left behind.
+        var nextOrdinal = List(dir).Select(f => f.Ordinal).DefaultIfEmpty(0).Max() + 1;
+        foreach (var path in empty) File.Delete(path);
+        if (empty.Count > 0) SnapshotFiles.FsyncDirectory(dir);
+        return new FileTxnLog(dir, forceSync, Math.Max(1 << 16, segmentBytes), Math.Max(1 << 12, preallocateBytes), segments, nextOrdinal, Math.Max(last, lastZxidFloor));
     }
 
     /// <summary>
@@ -107,21 +126,30 @@ public sealed class FileTxnLog : IDisposable
     /// </summary>
     public static void Read(string dir, Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord)
     {
-        foreach (var _ in ReadSegments(dir, onRecord)) { }
+        foreach (var _ in ReadSegments(dir, onRecord, _ => { })) { }
     }
 
     private static IEnumerable<(string Path, long Ordinal, long StartsAfter, long MaxZxid)> ReadSegments(
-        string dir, Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord)
+        string dir, Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord, Action<string> onEmpty)
     {
-        var files = List(dir);
-        var headers = new List<long>(files.Count);
-        foreach (var (path, _) in files) headers.Add(ReadHeader(path));
+        var files = new List<(string Path, long Ordinal)>();
+        var headers = new List<long>();
+        foreach (var file in List(dir))
+        {
+            if (ReadHeader(file.Path) is { } startsAfter)
+            {
+                files.Add(file);
+                headers.Add(startsAfter);
+            }
+            else onEmpty(file.Path);
+        }
         var last = headers.Count > 0 ? headers[0] : 0;
         for (var i = 0; i < files.Count; i++)
         {
             long? cutoff = i + 1 < files.Count ? headers[i + 1] : null;
             var maxZxid = headers[i];
-            foreach (var (kind, zxid, payload) in Records(files[i].Path))
+            var end = new SegmentEnd();
+            foreach (var (kind, zxid, payload) in Records(files[i].Path, end))
             {
                 if (kind == LogRecordKind.Txn)
                 {
@@ -137,9 +165,16 @@ public sealed class FileTxnLog : IDisposable
                 // The next segment was started when the log reached `cut`, after those records were durable: a segment
                 // that now ends earlier lost acknowledged txns (a torn tail is only possible in the newest segment).
                 if (last < cut)
-                    throw new InvalidDataException($"{files[i].Path} ends at zxid 0x{last:x}, but the log had reached 0x{cut:x} when the next segment began: acknowledged txns are missing or corrupt");
+                    throw new InvalidDataException($"{files[i].Path} ends at zxid 0x{last:x}{end.Describe()}, but the log had reached 0x{cut:x} when the next segment began: acknowledged txns are missing or corrupt");
                 onRecord(LogRecordKind.Truncate, cut, ReadOnlyMemory<byte>.Empty);
                 last = cut;
+            }
+            else if (end.Damage is not null && FindIntactRecord(files[i].Path, end.Offset + 1) is { } intact)
+            {
+                // A write torn by a crash is the last thing in the newest segment; an intact record after the damage
+                // means the damage is in the middle of what was written: corruption, not a crash.
+                throw new InvalidDataException($"{files[i].Path} is corrupt{end.Describe()}, and an intact record follows at offset {intact}: " +
+                    "this is not a write torn by a crash, and the records after it may have been acknowledged");
             }
             yield return (files[i].Path, files[i].Ordinal, headers[i], maxZxid);
         }
@@ -161,34 +196,72 @@ public sealed class FileTxnLog : IDisposable
         return result;
     }
 
-    private static long ReadHeader(string path)
+    /// <summary>The segment's start point, or null for a file of zeros (a segment whose roll a crash interrupted).</summary>
+    private static long? ReadHeader(string path)
     {
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
         Span<byte> header = stackalloc byte[SegmentHeaderSize];
-        if (fs.ReadAtLeast(header, SegmentHeaderSize, throwOnEndOfStream: false) != SegmentHeaderSize ||
-            BinaryPrimitives.ReadUInt32LittleEndian(header) != Magic || BinaryPrimitives.ReadInt32LittleEndian(header[4..]) != Version)
-            throw new InvalidDataException($"{path} is not a transaction log segment (bad header)");
-        return BinaryPrimitives.ReadInt64LittleEndian(header[8..]);
+        if (fs.ReadAtLeast(header, SegmentHeaderSize, throwOnEndOfStream: false) == SegmentHeaderSize &&
+            BinaryPrimitives.ReadUInt32LittleEndian(header) == Magic && BinaryPrimitives.ReadInt32LittleEndian(header[4..]) == Version)
+            return BinaryPrimitives.ReadInt64LittleEndian(header[8..]);
+        fs.Position = 0;
+        var buffer = new byte[1 << 16];
+        int read;
+        while ((read = fs.Read(buffer)) > 0)
+            if (buffer.AsSpan(0, read).ContainsAnyExcept((byte)0))
+                throw new InvalidDataException($"{path} is not a transaction log segment (bad header)");
+        return null;
     }
 
-    private static IEnumerable<(LogRecordKind, long, ReadOnlyMemory<byte>)> Records(string path)
+    /// <summary>Where reading a segment stopped: at zeros or the end of the file, or at a damaged record.</summary>
+    private sealed class SegmentEnd
+    {
+        public long Offset;
+        public string? Damage;
+        public string Describe() => Damage is null ? "" : $" (damaged record at offset {Offset}: {Damage})";
+    }
+
+    /// <summary>The offset of the first intact record (CRC and bounds hold) at or after <paramref name="from"/>, if any.</summary>
+    private static long? FindIntactRecord(string path, long from)
+    {
+        byte[] bytes;
+        using (var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
+        {
+            bytes = new byte[fs.Length];
+            fs.ReadExactly(bytes);
+        }
+        for (var at = Math.Max(from, SegmentHeaderSize); at + RecordHeaderSize <= bytes.Length; at++)
+        {
+            var record = bytes.AsSpan((int)at);
+            if (record[8] is not ((byte)LogRecordKind.Txn or (byte)LogRecordKind.Truncate)) continue;
+            var length = BinaryPrimitives.ReadInt32LittleEndian(record);
+            if (length < 0 || length > record.Length - RecordHeaderSize) continue;
+            if (Crc32.HashToUInt32(record.Slice(8, RecordHeaderSize - 8 + length)) == BinaryPrimitives.ReadUInt32LittleEndian(record[4..])) return at;
+        }
+        return null;
+    }
+
+    private static IEnumerable<(LogRecordKind, long, ReadOnlyMemory<byte>)> Records(string path, SegmentEnd end)
     {
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
         fs.Position = SegmentHeaderSize;
         var header = new byte[RecordHeaderSize];
         while (true)
         {
-            if (fs.ReadAtLeast(header, RecordHeaderSize, throwOnEndOfStream: false) != RecordHeaderSize) yield break;
+            end.Offset = fs.Position;
+            var read = fs.ReadAtLeast(header, RecordHeaderSize, throwOnEndOfStream: false);
+            if (!header.AsSpan(0, read).ContainsAnyExcept((byte)0)) yield break; // the zeros after the last record
+            if (read != RecordHeaderSize) { end.Damage = "cut short by the end of the file"; yield break; }
             var length = BinaryPrimitives.ReadInt32LittleEndian(header);
             var crc = BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(4));
             var kind = (LogRecordKind)header[8];
-            if (length < 0 || length > MaxPayload || kind is not (LogRecordKind.Txn or LogRecordKind.Truncate)) yield break;
+            if (length < 0 || length > MaxPayload || kind is not (LogRecordKind.Txn or LogRecordKind.Truncate)) { end.Damage = "bad record header"; yield break; }
             var payload = new byte[length];
-            if (fs.ReadAtLeast(payload, length, throwOnEndOfStream: false) != length) yield break;
+            if (fs.ReadAtLeast(payload, length, throwOnEndOfStream: false) != length) { end.Damage = "cut short by the end of the file"; yield break; }
             var hash = new Crc32();
             hash.Append(header.AsSpan(8));
             hash.Append(payload);
-            if (hash.GetCurrentHashAsUInt32() != crc) yield break; // torn by a crash: the segment ends here
+            if (hash.GetCurrentHashAsUInt32() != crc) { end.Damage = "CRC mismatch"; yield break; }
             yield return (kind, BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(9)), payload);
         }
     }
@@ -242,8 +315,17 @@ public sealed class FileTxnLog : IDisposable
             var bytes = _pending.WrittenSpan;
             if (_rollBeforeWrite || _handle is null || (_end > SegmentHeaderSize && _end + bytes.Length > _segmentBytes)) Roll();
             EnsureAllocated(_end + bytes.Length);
-            RandomAccess.Write(_handle!, bytes, _end);
-            Sync(_handle!);
+            try
+            {
+                RandomAccess.Write(_handle!, bytes, _end);
+                BeforeSync?.Invoke();
+                Sync(_handle!);
+            }
+            catch (Exception failure)
+            {
+                Erase(_end, bytes.Length, failure);
+                throw;
+            }
             _end += bytes.Length;
             var current = _segments[^1];
             current.MaxZxid = Math.Max(current.MaxZxid, _pendingMaxZxid);
@@ -260,6 +342,28 @@ public sealed class FileTxnLog : IDisposable
             _pending.ResetWrittenCount();
             if (_pending.Capacity > 8 << 20) _pending.Clear(); // don't keep a huge buffer's contents around
             _pendingMaxZxid = 0;
+        }
+    }
+
+    /// <summary>
+    /// A write or its fdatasync failed, yet its records may be in the file (the page cache may still write them back):
+    /// overwrite them with zeros, durably, so that no restart replays txns whose clients were told they failed.
+    /// </summary>
+    private void Erase(long offset, int length, Exception failure)
+    {
+        try
+        {
+            var zeros = new byte[Math.Min(length, 1 << 20)];
+            for (var done = 0; done < length; done += zeros.Length)
+                RandomAccess.Write(_handle!, zeros.AsSpan(0, Math.Min(zeros.Length, length - done)), offset + done);
+            Sync(_handle!);
+        }
+        catch (Exception e)
+        {
+            // The next write (or restart) starts a new segment whose start point drops these records, unless this
+            // process dies before one is written: say so.
+            throw new IOException($"transaction log write failed ({failure.Message}) and its records could not be erased ({e.Message}): " +
+                "they may be replayed if the server restarts before its next successful write", failure);
         }
     }
 
@@ -280,7 +384,7 @@ public sealed class FileTxnLog : IDisposable
     {
         _handle?.Dispose();
         _handle = null;
-        var ordinal = _segments.Count > 0 ? _segments[^1].Ordinal + 1 : 1;
+        var ordinal = _nextOrdinal++;
         var path = Path.Combine(_dir, Prefix + ordinal.ToString("x16", CultureInfo.InvariantCulture));
         var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read | FileShare.Delete);
         try
