@@ -197,10 +197,22 @@ public sealed partial class ReplicaActor
         var sync = new PendingSync(request.Xid, body.NodePath);
         session.Pending.Enqueue(sync);
         _syncWaiters.Add(session);
-        if (_leading) sync.Zxid = _prep.NextZxid - 1;
+        if (_leading) sync.Zxid = SyncZxid();
         else if (_leaderReplica is not null) ToLeader(new ForwardedRequest(_ensemble!.ServerId, request.SessionId, request.Xid, (int)OpCode.Sync, [], []));
         else sync.Zxid = 0;
         Drain(session);
+    }
+
+    /// <summary>
+    /// Leader: the zxid a sync seen now waits for, the last txn this leader has proposed. Before its first proposal
+    /// of the epoch that is the last txn of the history it leads with, all applied here when it became leader:
+    /// not the epoch's zxid with counter 0, which no txn has, so that a sync waiting for it would wait for the
+    /// epoch's first write (a reconnected client's sync after a failover hung until someone wrote).
+    /// </summary>
+    private long SyncZxid()
+    {
+        var lastProposed = _prep.NextZxid - 1;
+        return Zxids.CounterOf(lastProposed) == 0 ? _tree.LastZxid : lastProposed;
     }
 
     /// <summary>
@@ -250,7 +262,7 @@ public sealed partial class ReplicaActor
         }
         if (op == OpCode.Sync)
         {
-            Sender.Tell(new SyncPoint(f.SessionId, f.Xid, _prep.NextZxid - 1));
+            Sender.Tell(new SyncPoint(f.SessionId, f.Xid, SyncZxid()));
             return;
         }
         if (IsMovedAway(f.SessionId, f.ServerId))
