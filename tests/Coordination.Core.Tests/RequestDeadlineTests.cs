@@ -8,13 +8,13 @@ namespace Coordination.Core.Tests;
 public sealed class RequestDeadlineTests
 {
     [Fact]
-    public void A_request_is_overdue_only_after_two_thirds_of_its_session_timeout()
+    public void A_request_is_overdue_only_after_three_quarters_of_its_session_timeout()
     {
-        Assert.Equal(2000, RequestDeadline.BoundMs(3000));
-        Assert.False(RequestDeadline.IsOverdue(sinceMs: 10_000, nowMs: 12_000, sessionTimeoutMs: 3000));
-        Assert.True(RequestDeadline.IsOverdue(sinceMs: 10_000, nowMs: 12_001, sessionTimeoutMs: 3000));
+        Assert.Equal(2250, RequestDeadline.BoundMs(3000));
+        Assert.False(RequestDeadline.IsOverdue(sinceMs: 10_000, nowMs: 12_250, sessionTimeoutMs: 3000));
+        Assert.True(RequestDeadline.IsOverdue(sinceMs: 10_000, nowMs: 12_251, sessionTimeoutMs: 3000));
         // A monotonic clock may start anywhere, negative values included.
-        Assert.True(RequestDeadline.IsOverdue(sinceMs: -5000, nowMs: -2999, sessionTimeoutMs: 3000));
+        Assert.True(RequestDeadline.IsOverdue(sinceMs: -5000, nowMs: -2749, sessionTimeoutMs: 3000));
     }
 
     [Theory]
