@@ -232,6 +232,39 @@ public sealed class ZabSimulationTests
         Assert.Empty(follower2.Peer.ConnectionLost(old.Id, c.Now));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_member_that_was_stalled_itself_does_not_take_its_peers_for_silent_on_its_first_tick_back(bool stalledIsLeader)
+    {
+        var c = new Cluster(5, [1, 2, 3]);
+        c.Run(2_000);
+        var leader = c.Leader!;
+        var node = stalledIsLeader ? leader : c.Nodes.Values.First(n => n.Id != leader.Id);
+        // The member does not run for 1 s, four sync limits (5 ticks of 50 ms); what the others sent waits behind its
+        // first tick back (a starved thread pool or a GC pause on a loaded machine).
+        c.Now += 1_000;
+        c.Execute(node, node.Peer.Tick(c.Now));
+        Assert.True(node.Peer.ServesClients, $"server {node.Id} ({node.Peer.Role}) gave up on its peers after its own stall");
+        c.Run(1_000, writesPerTick: 2);
+        Assert.Equal(leader.Id, c.Leader?.Id);
+        Assert.All(c.Nodes.Values, n => Assert.True(n.Peer.ServesClients));
+        c.AssertConverged();
+    }
+
+    [Fact]
+    public void A_leader_that_is_really_gone_is_still_found_by_followers_that_stalled()
+    {
+        var c = new Cluster(5, [1, 2, 3]);
+        c.Run(2_000);
+        var old = c.Leader!;
+        c.Crash(old.Id);
+        c.Now += 1_000;   // the followers stall too
+        c.Run(1_500);
+        Assert.NotNull(c.Leader);
+        Assert.NotEqual(old.Id, c.Leader!.Id);
+    }
+
     [Fact]
     public void Three_servers_elect_broadcast_and_apply_the_same_sequence()
     {

@@ -75,6 +75,8 @@ public sealed class ZabPeer
     private long _newLeaderAckAfter;
     /// <summary>Learner: the epoch of the leader's sync, made current when NEWLEADER is acknowledged.</summary>
     private long _syncedEpoch;
+    /// <summary>When this peer last ticked (see <see cref="DiscountStall"/>); null before its first tick.</summary>
+    private long? _lastTickMs;
 
     public ZabPeer(long myId, IEnumerable<long> voters, IEnumerable<long> observers, IZabLogView log, long acceptedEpoch, long currentEpoch, ZabSettings? settings = null)
     {
@@ -268,6 +270,7 @@ public sealed class ZabPeer
     public IReadOnlyList<ZabOutput> Tick(long nowMs)
     {
         var outputs = new List<ZabOutput>();
+        DiscountStall(nowMs);
         switch (Role)
         {
             case PeerState.Looking:
@@ -284,6 +287,26 @@ public sealed class ZabPeer
                 break;
         }
         return outputs;
+    }
+
+    /// <summary>
+    /// A tick that comes much later than the one before means this peer itself did not run meanwhile (a starved
+    /// thread pool, a GC pause): what the others sent then may be waiting, unread, behind this very tick. That time
+    /// does not count against them, as in ZooKeeper, whose limits count the peer's own ticks, which stop while it
+    /// is stalled. Without this a loaded machine made healthy leaders look silent: a follower (or a leader, for its
+    /// quorum) re-elected on its first tick after a stall and closed every client connection, though nothing failed.
+    /// A peer that really is silent is still found after the limit's worth of ticks.
+    /// </summary>
+    private void DiscountStall(long nowMs)
+    {
+        var last = _lastTickMs;
+        _lastTickMs = nowMs;
+        if (last is not { } previous) return;
+        var stalled = nowMs - previous - _settings.TickMs;
+        if (stalled <= _settings.TickMs) return;   // ordinary timer jitter
+        _leaderHeardMs = Math.Min(nowMs, _leaderHeardMs + stalled);
+        _leadingSinceMs = Math.Min(nowMs, _leadingSinceMs + stalled);
+        foreach (var learner in _learners.Values) learner.LastHeardMs = Math.Min(nowMs, learner.LastHeardMs + stalled);
     }
 
     // ---------------- leader ----------------

@@ -50,6 +50,16 @@ public sealed record ExpireSession(long SessionId);
 /// <summary>The session's connection closed: its watches go, as ZooKeeper ties watches to the connection.</summary>
 public sealed record ConnectionLost(long SessionId);
 
+/// <summary>
+/// Replica → session actor: this server cannot complete the session's requests (a forward or its answer was lost,
+/// or the leader refused it while going away). The client's connection closes, so that it reconnects and asks
+/// again (invariant 9: every request is answered, or its connection is closed, within the session timeout).
+/// </summary>
+public sealed class DropConnection
+{
+    public static readonly DropConnection Instance = new();
+}
+
 // Session liveness to the tracker (leader side).
 public sealed record SessionOpened(long SessionId, int TimeoutMs);
 public sealed record SessionTouched(long SessionId, int TimeoutMs);

@@ -30,26 +30,28 @@ public sealed partial class ReplicaActor
     /// <summary>Leader: proposals awaiting their commit, so that committing needs no decoding.</summary>
     private readonly Dictionary<long, Proposal> _proposed = new();
     /// <summary>Sessions this server asked to create, answered when the createSession txn commits.</summary>
-    private readonly Dictionary<long, IActorRef> _creating = new();
+    private readonly Dictionary<long, Waiting> _creating = new();
     /// <summary>Leader: the server each session is attached to; requests from elsewhere get SessionMoved.</summary>
     private readonly Dictionary<long, long> _owners = new();
     private readonly HashSet<SessionState> _syncWaiters = new();
     /// <summary>Re-attachments to sessions this follower does not know yet, waiting to catch up with the leader.</summary>
-    private readonly Dictionary<long, (ValidateSession Request, long Zxid)> _validations = new();
+    private readonly Dictionary<long, (ValidateSession Request, long Zxid, long SinceMs)> _validations = new();
     /// <summary>The xid of the sync a follower sends for a validation (clients never use 0).</summary>
     private const int ValidationXid = 0;
 
     /// <summary>A sync in flight: answered once this replica has applied up to <see cref="Zxid"/> (the leader's last
     /// proposal when it saw the sync; -1 until the leader says).</summary>
-    private sealed class PendingSync(int xid, string path)
+    private sealed class PendingSync(int xid, string path, long sinceMs)
     {
         public readonly int Xid = xid;
         public readonly string Path = path;
+        public readonly long SinceMs = sinceMs;
         public long Zxid = -1;
     }
 
     private void ReceiveEnsembleMessages()
     {
+        ReceiveStallChecks();
         Receive<AttachPeer>(m => _log = m.Peer);
         Receive<RoleChanged>(OnRoleChanged);
         Receive<ApplyCommitted>(OnApplyCommitted);
@@ -63,11 +65,16 @@ public sealed partial class ReplicaActor
         Receive<SessionOwner>(m => { if (_leading) _owners[m.SessionId] = m.ServerId; });
         Receive<ForwardRejected>(m =>
         {
+            // A refused validation or sync cannot be answered truthfully here (the leader is going away): the
+            // connection closes, and the client asks again, here once a leader serves or elsewhere.
+            if (m.Xid == ValidationXid && _validations.Remove(m.SessionId, out var validation))
+            {
+                validation.Request.Session.Tell(DropConnection.Instance);
+                return;
+            }
             if (!_sessions.TryGetValue(m.SessionId, out var session)) return;
-            var sync = session.Pending.OfType<PendingSync>().FirstOrDefault(s => s.Xid == m.Xid && s.Zxid < 0);
-            if (sync is not null) sync.Zxid = 0;   // the leader is going away; the connection closes with it
+            if (session.Pending.Any(p => p is PendingSync { Zxid: < 0 } s && s.Xid == m.Xid)) Abandon(m.SessionId, session, "the leader refused its sync");
             else Complete(session, m.Xid, Refusal(m.Xid, (ErrorCode)m.Err));
-            Drain(session);
         });
         Receive<SyncPoint>(m =>
         {
@@ -154,7 +161,7 @@ public sealed partial class ReplicaActor
     /// <summary>A follower sends a client's write to the leader's replica, keeping its place in the session's queue.</summary>
     private void Forward(ClientRequest request, SessionState session)
     {
-        var write = new PendingWrite(request.Xid);
+        var write = new PendingWrite(request.Xid, _monotonic());
         session.Pending.Enqueue(write);
         if (_leaderReplica is null)
         {
@@ -194,13 +201,25 @@ public sealed partial class ReplicaActor
 
     private void Sync(ClientRequest request, PathRequest body, SessionState session)
     {
-        var sync = new PendingSync(request.Xid, body.NodePath);
+        var sync = new PendingSync(request.Xid, body.NodePath, _monotonic());
         session.Pending.Enqueue(sync);
         _syncWaiters.Add(session);
-        if (_leading) sync.Zxid = _prep.NextZxid - 1;
+        if (_leading) sync.Zxid = SyncZxid();
         else if (_leaderReplica is not null) ToLeader(new ForwardedRequest(_ensemble!.ServerId, request.SessionId, request.Xid, (int)OpCode.Sync, [], []));
         else sync.Zxid = 0;
         Drain(session);
+    }
+
+    /// <summary>
+    /// Leader: the zxid a sync seen now waits for, the last txn this leader has proposed. Before its first proposal
+    /// of the epoch that is the last txn of the history it leads with, all applied here when it became leader:
+    /// not the epoch's zxid with counter 0, which no txn has, so that a sync waiting for it would wait for the
+    /// epoch's first write (a reconnected client's sync after a failover hung until someone wrote).
+    /// </summary>
+    private long SyncZxid()
+    {
+        var lastProposed = _prep.NextZxid - 1;
+        return Zxids.CounterOf(lastProposed) == 0 ? _tree.LastZxid : lastProposed;
     }
 
     /// <summary>
@@ -211,14 +230,14 @@ public sealed partial class ReplicaActor
     private void ValidateAfterSync(ValidateSession m)
     {
         if (_leaderReplica is null) return;
-        _validations[m.SessionId] = (m, -1);
+        _validations[m.SessionId] = (m, -1, _monotonic());
         ToLeader(new ForwardedRequest(_ensemble!.ServerId, m.SessionId, ValidationXid, (int)OpCode.Sync, [], []));
     }
 
     private void ReleaseValidations()
     {
         if (_validations.Count == 0) return;
-        foreach (var (sessionId, (request, zxid)) in _validations.ToList())
+        foreach (var (sessionId, (request, zxid, _)) in _validations.ToList())
         {
             if (zxid < 0 || _tree.LastZxid < zxid) continue;
             _validations.Remove(sessionId);
@@ -250,7 +269,7 @@ public sealed partial class ReplicaActor
         }
         if (op == OpCode.Sync)
         {
-            Sender.Tell(new SyncPoint(f.SessionId, f.Xid, _prep.NextZxid - 1));
+            Sender.Tell(new SyncPoint(f.SessionId, f.Xid, SyncZxid()));
             return;
         }
         if (IsMovedAway(f.SessionId, f.ServerId))

@@ -28,6 +28,8 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     private readonly IActorRef[] _dispatchers;
     private readonly Dictionary<long, SessionState> _sessions = new();
     private readonly Func<long> _clock;
+    /// <summary>Monotonic milliseconds, for how long requests have waited (see ReplicaActor.Liveness.cs).</summary>
+    private readonly Func<long> _monotonic;
     private readonly ILoggingAdapter _logger = Context.GetLogger();
     private readonly Audit.IAuditSink _audit = Audit.AuditLog.For(Context.System);
     private int _outstanding;
@@ -44,22 +46,29 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     /// <summary>Per-session bookkeeping: where outputs go, the next sequence number, and the requests that wait.</summary>
-    private sealed class SessionState(IActorRef actor)
+    private sealed class SessionState(IActorRef actor, int timeoutMs)
     {
         public IActorRef Actor = actor;
+        public int TimeoutMs = timeoutMs;
         public long LastSeq;
         /// <summary>The sequence number of this session's next output, in apply order.</summary>
         public long NextSeq() => ++LastSeq;
         /// <summary>Writes and syncs in flight and the reads queued behind them, in request order.</summary>
         public readonly Queue<object> Pending = new();
+        /// <summary>Writes given up with their connection (see Abandon), until when a late answer to one is still
+        /// expected: it must not be taken for a newer request that reuses the xid.</summary>
+        public List<(int Xid, long UntilMs)>? Abandoned;
     }
 
-    /// <summary>A write in flight; <see cref="Outcome"/> is set when it commits (or is refused) and it is answered
-    /// once everything before it in the session's queue has been.</summary>
-    private sealed class PendingWrite(int xid)
+    /// <summary>A write in flight since <see cref="SinceMs"/> (monotonic); <see cref="Outcome"/> is set when it
+    /// commits (or is refused) and it is answered once everything before it in the session's queue has been.
+    /// An <see cref="Orphaned"/> write's connection has closed: it completes in order but is answered to no one.</summary>
+    private sealed class PendingWrite(int xid, long sinceMs)
     {
         public readonly int Xid = xid;
+        public readonly long SinceMs = sinceMs;
         public Reply? Outcome;
+        public bool Orphaned;
     }
     private sealed class ReapTick { public static readonly ReapTick Instance = new(); }
     private sealed class FlushLog { public static readonly FlushLog Instance = new(); }
@@ -69,8 +78,9 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     private sealed record SnapshotDone(string Path, long StartZxid, Exception? Error);
 
     public ReplicaActor(ServerSettings settings, DataTree tree, IActorRef log, IActorRef tracker, Func<long> clock, SnapshotPolicy? snapshots = null,
-        EnsembleLink? ensemble = null)
+        EnsembleLink? ensemble = null, Func<long>? monotonic = null)
     {
+        _monotonic = monotonic ?? (() => Environment.TickCount64);
         _snapshots = snapshots;
         _settings = settings;
         _tree = tree;
@@ -89,7 +99,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         Receive<CreateSession>(OnCreateSession);
         Receive<ValidateSession>(OnValidateSession);
         Receive<ExpireSession>(OnExpireSession);
-        Receive<ConnectionLost>(m => _watches.RemoveSession(m.SessionId));
+        Receive<ConnectionLost>(OnConnectionLost);
         Receive<GetReplicaStats>(OnGetStats);
         Receive<FlushLog>(_ => OnFlushLog());
         Receive<ReapTick>(_ => Reap());
@@ -103,15 +113,17 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         if (ensemble is not null) ReceiveEnsembleMessages();
     }
 
+    /// <param name="monotonic">Monotonic milliseconds for request deadlines (Environment.TickCount64 when null).</param>
     public static Props Props(ServerSettings settings, DataTree tree, IActorRef log, IActorRef tracker, Func<long> clock, SnapshotPolicy? snapshots = null,
-        EnsembleLink? ensemble = null) =>
-        Akka.Actor.Props.Create(() => new ReplicaActor(settings, tree, log, tracker, clock, snapshots, ensemble));
+        EnsembleLink? ensemble = null, Func<long>? monotonic = null) =>
+        Akka.Actor.Props.Create(() => new ReplicaActor(settings, tree, log, tracker, clock, snapshots, ensemble, monotonic));
 
     protected override void PreStart()
     {
         // Sessions recovered with the tree are tracked again so that they expire if their clients never return.
         TrackAllSessions();
         Timers.StartPeriodicTimer("reap", ReapTick.Instance, _settings.ContainerCheckInterval);
+        if (_ensemble is not null) StartStallChecks();
     }
 
     private void TrackAllSessions()
@@ -144,7 +156,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         {
             if (IsMovedAway(request.SessionId, _ensemble?.ServerId ?? 0))
             {
-                session.Pending.Enqueue(new PendingWrite(request.Xid) { Outcome = Refusal(request.Xid, ErrorCode.SessionMoved) });
+                session.Pending.Enqueue(new PendingWrite(request.Xid, _monotonic()) { Outcome = Refusal(request.Xid, ErrorCode.SessionMoved) });
                 Drain(session);
                 return;
             }
@@ -163,7 +175,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
                 if (session.Pending.Count == 0) ExecuteRead(request, session); else session.Pending.Enqueue(request);
                 return;
             }
-            session.Pending.Enqueue(new PendingWrite(request.Xid));
+            session.Pending.Enqueue(new PendingWrite(request.Xid, _monotonic()));
             Log(new Proposal(prepared.Header, prepared.Txn, request.Session));
         }
         else if (session.Pending.Count == 0)
@@ -179,7 +191,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     private void OnCreateSession(CreateSession m)
     {
         if (!_serving) return;   // the connection is being closed: the client tries another server
-        _creating[m.SessionId] = m.Session;
+        _creating[m.SessionId] = new Waiting(m.Session, _monotonic(), m.TimeoutMs);
         if (!_leading)
         {
             ToLeader(new ForwardedCreateSession(_ensemble!.ServerId, m.SessionId, m.TimeoutMs));
@@ -233,9 +245,10 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         }
         if (!_sessions.TryGetValue(m.SessionId, out var session) || !session.Actor.Equals(m.Session))
         {
-            session = new SessionState(m.Session);
+            session = new SessionState(m.Session, m.TimeoutMs);
             _sessions[m.SessionId] = session;
         }
+        session.TimeoutMs = m.TimeoutMs;
         _tracker.Tell(new SessionTouched(m.SessionId, m.TimeoutMs));
         ClaimSession(m.SessionId);
         m.Session.Tell(new SessionValidated(session.NextSeq(), true, m.TimeoutMs, _tree.LastZxid));
@@ -363,6 +376,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     /// <summary>Records the outcome of the session's write <paramref name="xid"/> and answers what is now ready, in order.</summary>
     private void Complete(SessionState session, int xid, Reply outcome)
     {
+        if (IsAbandoned(session, xid)) return;
         foreach (var item in session.Pending)
         {
             if (item is PendingWrite { Outcome: null } write && write.Xid == xid)
@@ -389,8 +403,8 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
             case CreateSessionTxn create:
                 _tracker.Tell(new SessionOpened(header.SessionId, create.TimeoutMs));
                 // Only the server the client is connected to answers it; the others just know the session exists.
-                if (!_creating.Remove(header.SessionId, out var actor)) return;
-                var state = new SessionState(actor);
+                if (!_creating.Remove(header.SessionId, out var creating)) return;
+                var state = new SessionState(creating.Session, create.TimeoutMs);
                 _sessions[header.SessionId] = state;
                 state.Actor.Tell(new SessionValidated(state.NextSeq(), true, create.TimeoutMs, header.Zxid));
                 return;
@@ -432,10 +446,10 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
                     session.Pending.Dequeue();
                     ExecuteRead(read, session);
                     break;
-                case PendingWrite { Outcome: { } outcome }:
+                case PendingWrite { Outcome: { } outcome } write:
                     session.Pending.Dequeue();
                     _outstanding--;
-                    session.Actor.Tell(outcome with { Seq = session.NextSeq() });
+                    if (!write.Orphaned) session.Actor.Tell(outcome with { Seq = session.NextSeq() });
                     break;
                 case PendingSync { Zxid: >= 0 } sync when _tree.LastZxid >= sync.Zxid:
                     session.Pending.Dequeue();

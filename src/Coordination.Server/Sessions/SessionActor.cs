@@ -60,6 +60,7 @@ public sealed class SessionActor : ReceiveActor
         Receive<Incoming>(OnIncoming);
         Receive<SessionOutput>(OnOutput);
         Receive<ConnectionEnded>(OnConnectionEnded);
+        Receive<DropConnection>(_ => OnDropConnection());
     }
 
     public static Props Props(long sessionId, byte[] password, ServerSettings settings, IActorRef replica, IActorRef tracker) =>
@@ -232,6 +233,20 @@ public sealed class SessionActor : ReceiveActor
     {
         _attaching?.Connection.Abort();
         _connection?.Abort();
+    }
+
+    /// <summary>The replica gave up on this session's requests here: the client reconnects and asks again.</summary>
+    private void OnDropConnection()
+    {
+        _attaching?.Connection.Abort();
+        _attaching = null;
+        if (_connection is not { } connection) return;
+        _log.Warning("Closing the connection of session 0x{SessionId:x}: a request could not be completed on this server", _sessionId);
+        _connection = null;
+        _received.Clear();
+        _closeAfterXid = null;
+        connection.Abort();
+        _replica.Tell(new ConnectionLost(_sessionId));
     }
 
     private void OnConnectionEnded(ConnectionEnded ended)
