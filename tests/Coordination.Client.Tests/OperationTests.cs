@@ -29,7 +29,7 @@ public sealed class OperationTests(ServersFixture servers, ITestOutputHelper out
         Assert.Equal(root, created.Path);
         Assert.Equal(0, created.Stat.Version);
         var data = await client.GetDataAsync(root).Within();
-        Assert.Equal("v0", Encoding.UTF8.GetString(data.Data));
+        Assert.Equal("v0", Encoding.UTF8.GetString(data.Data!));
         Assert.Equal(created.Stat, data.Stat);
 
         var stat = await client.SetDataAsync(root, B("v1"), 0).Within();
@@ -87,7 +87,7 @@ public sealed class OperationTests(ServersFixture servers, ITestOutputHelper out
         await using var other = await Connect(target);
         await Assert.ThrowsAsync<NoAuthException>(() => other.GetDataAsync(root)).Within();
         await other.AddAuthAsync(AuthInfo.Digest("alice", "secret")).Within();
-        Assert.Equal("secret", Encoding.UTF8.GetString((await other.GetDataAsync(root).Within()).Data));
+        Assert.Equal("secret", Encoding.UTF8.GetString((await other.GetDataAsync(root).Within()).Data!));
 
         var stat = await client.SetAclAsync(root, Acls.Open, 0).Within();
         Assert.Equal(1, stat.Aversion);
@@ -120,7 +120,7 @@ public sealed class OperationTests(ServersFixture servers, ITestOutputHelper out
         Assert.Null(await client.ExistsAsync(root + "/b").Within()); // rolled back
 
         var reads = await client.MultiReadAsync([Op.GetData(root), Op.GetChildren(root), Op.GetData(root + "/missing")]).Within();
-        Assert.Equal("r1", Encoding.UTF8.GetString(Assert.IsType<MultiOpResult.GetData>(reads[0]).Data));
+        Assert.Equal("r1", Encoding.UTF8.GetString(Assert.IsType<MultiOpResult.GetData>(reads[0]).Data!));
         Assert.Equal(["a"], Assert.IsType<MultiOpResult.GetChildren>(reads[1]).Children);
         Assert.Equal(ErrorCode.NoNode, Assert.IsType<MultiOpResult.Error>(reads[2]).Code);
 
@@ -141,7 +141,7 @@ public sealed class OperationTests(ServersFixture servers, ITestOutputHelper out
         Assert.Equal(new WatchedEvent(EventType.NodeCreated, KeeperState.SyncConnected, "/x"), await sink.Next());
         Assert.Equal("/q-0000000001", await client.CreateAsync("/q-", B(""), CreateMode.EphemeralSequential).Within());
         Assert.Equal(["/q-0000000001"], await client.GetEphemeralsAsync().Within());
-        Assert.Equal("1", Encoding.UTF8.GetString((await plain.GetDataAsync(root + "/x").Within()).Data));
+        Assert.Equal("1", Encoding.UTF8.GetString((await plain.GetDataAsync(root + "/x").Within()).Data!));
         var multi = await client.MultiAsync([Op.Create("/y", B(""))]).Within();
         Assert.Equal("/y", Assert.IsType<MultiOpResult.Create>(multi[0]).Path);
         Assert.Equal(2, (await client.GetChildrenAsync("/").Within()).Children.Count(c => c is "x" or "y"));
@@ -250,7 +250,7 @@ public sealed class OperationTests(ServersFixture servers, ITestOutputHelper out
         await Task.WhenAll(tasks).Within(30);
         // FIFO: the i-th write produced version i+1.
         for (var i = 0; i < n; i++) Assert.Equal(i + 1, order[i]);
-        Assert.Equal((n - 1).ToString(), Encoding.UTF8.GetString((await client.GetDataAsync(root).Within()).Data));
+        Assert.Equal((n - 1).ToString(), Encoding.UTF8.GetString((await client.GetDataAsync(root).Within()).Data!));
         await client.DeleteAsync(root).Within();
     }
 

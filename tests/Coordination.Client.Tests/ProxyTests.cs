@@ -91,7 +91,7 @@ public sealed class ProxyTests(ServersFixture servers, ITestOutputHelper output)
         proxy.Tell(new Create("/a/eph", B(""), CreateMode.Ephemeral), probe.Ref);
         probe.ExpectMsg<Created>(Wait);
         proxy.Tell(new GetData("/a", Watch: true) { WatchSubscriber = watches.Ref }, probe.Ref);
-        Assert.Equal("0", Encoding.UTF8.GetString(probe.ExpectMsg<NodeData>(Wait).Data));
+        Assert.Equal("0", Encoding.UTF8.GetString(probe.ExpectMsg<NodeData>(Wait).Data!));
         proxy.Tell(new SetData("/a", B("1")), probe.Ref);
         Assert.Equal(1, probe.ExpectMsg<NodeStat>(Wait).Stat!.Value.Version);
         Assert.Equal(new WatchedEvent(EventType.NodeDataChanged, KeeperState.SyncConnected, "/a"), watches.ExpectMsg<WatchEvent>(Wait).Event);
@@ -110,7 +110,7 @@ public sealed class ProxyTests(ServersFixture servers, ITestOutputHelper output)
         var multi = await proxy.Ask<MultiCompleted>(new Multi([Op.Create("/a/m", B("")), Op.SetData("/a", B("2"), 1)]), Wait);
         Assert.Equal(2, multi.Results.Count);
         var reads = await proxy.Ask<MultiCompleted>(new MultiRead([Op.GetData("/a"), Op.GetChildren("/a")]), Wait);
-        Assert.Equal("2", Encoding.UTF8.GetString(Assert.IsType<MultiOpResult.GetData>(reads.Results[0]).Data));
+        Assert.Equal("2", Encoding.UTF8.GetString(Assert.IsType<MultiOpResult.GetData>(reads.Results[0]).Data!));
 
         // A persistent watch fans out to its subscribers until removed.
         proxy.Tell(new AddWatch("/a/m", AddWatchMode.Persistent, watches.Ref), probe.Ref);

@@ -374,7 +374,7 @@ public class DataTreeTests
         var h = new Harness();
         h.Create("/leaf");
         Assert.Empty(h.Tree.Find("/leaf")!.Children);
-        Assert.Empty(h.Tree.Find("/leaf")!.Data);
+        Assert.Empty(h.Tree.Find("/leaf")!.Data!);
     }
 
     [Fact]
@@ -401,7 +401,7 @@ public class DataTreeTests
 
 public class QuotaTests
 {
-    private static string Text(Harness h, string path) => System.Text.Encoding.UTF8.GetString(h.Tree.Find(path)!.Data);
+    private static string Text(Harness h, string path) => System.Text.Encoding.UTF8.GetString(h.Tree.Find(path)!.Data!);
 
     private static Harness WithQuota()
     {
@@ -478,7 +478,7 @@ public class QuotaTests
         SnapshotTests.AssertSameTree(h.Tree, copy);
         Assert.Equal(["/q1"], copy.QuotaRoots);
         copy.Apply(new TxnHeader(Harness.S1, 1, copy.LastZxid + 1, 5, OpCode.Create), new CreateTxn("/q1/n", B("12345"), Acl.OpenAclUnsafe, 0, 5));
-        Assert.Equal("count=3,bytes=8", System.Text.Encoding.UTF8.GetString(copy.Find("/zookeeper/quota/q1/zookeeper_stats")!.Data));
+        Assert.Equal("count=3,bytes=8", System.Text.Encoding.UTF8.GetString(copy.Find("/zookeeper/quota/q1/zookeeper_stats")!.Data!));
     }
 
     [Fact]

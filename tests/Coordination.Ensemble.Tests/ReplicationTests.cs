@@ -125,7 +125,7 @@ public sealed class EnsembleBackupTests
             Assert.Equal((await ensemble.HashAsync(follower.Id)).Zxid, zxid);
             using var fs = File.OpenRead(file);
             var tree = Coordination.Core.DataTree.ReadSnapshot(fs);
-            for (var i = 0; i < 20; i++) Assert.Equal($"v{i}", Encoding.UTF8.GetString(tree.Find($"/backup-{i}")!.Data));
+            for (var i = 0; i < 20; i++) Assert.Equal($"v{i}", Encoding.UTF8.GetString(tree.Find($"/backup-{i}")!.Data!));
         }
         finally
         {

@@ -24,7 +24,7 @@ public sealed class StandaloneTestKitUsageTests() : CoordinationTestKit(voters: 
         {
             proxy.Tell(new GetData("/config"), TestActor);
             var data = await ExpectMsgAsync<NodeData>(TimeSpan.FromSeconds(3));
-            Assert.Equal("v1", System.Text.Encoding.UTF8.GetString(data.Data));
+            Assert.Equal("v1", System.Text.Encoding.UTF8.GetString(data.Data!));
         }, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(500));
     }
 }

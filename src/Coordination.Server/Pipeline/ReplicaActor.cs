@@ -619,7 +619,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
             size += ResponseSize.MultiHeaderBytes;
             if (node is null) { results.Add(OpResult.Error(ErrorCode.NoNode)); size += 4; continue; }
             if (!Acls.Check(node.Acl, Perms.Read, auth)) { results.Add(OpResult.Error(ErrorCode.NoAuth)); size += 4; continue; }
-            size += op.Type == OpCode.GetData ? 4 + node.Data.Length + ResponseSize.StatBytes : ResponseSize.OfNames(node.Children, 0);
+            size += op.Type == OpCode.GetData ? 4 + (node.Data?.Length ?? 0) + ResponseSize.StatBytes : ResponseSize.OfNames(node.Children, 0);
             if (size > _settings.MaxResponseSize) return null;
             results.Add(op.Type == OpCode.GetData
                 ? new OpResult(OpCode.GetData, ErrorCode.Ok, new GetDataResponse(node.Data, node.Stat))
