@@ -58,7 +58,7 @@ public sealed class LinearizabilityUnderFaultsTests(ITestOutputHelper output)
 
         var recording = Stopwatch.StartNew();
         var all = await HistoryRecorder.RecordRoundsAsync(Connect, Clients, TimeSpan.FromSeconds(RoundSeconds), seed, "lin", () => recording.Elapsed < duration,
-            _log.Round);
+            _log.Round, maxOpsPerPath: MaxOpsPerKey - Clients);
         stop.Cancel();
         await faultTask;
 

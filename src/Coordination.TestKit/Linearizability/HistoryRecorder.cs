@@ -12,10 +12,20 @@ namespace Coordination.TestKit.Linearizability;
 public sealed class HistoryRecorder(Func<Task<WireClient>> connect, IReadOnlyList<string> paths, int seed)
 {
     private readonly List<Operation> _history = new();
+    private readonly Dictionary<string, int> _perPath = new();
     private readonly object _gate = new();
+    /// <summary>Set once a znode has <see cref="MaxOpsPerPath"/> operations: the clients stop before their next one.</summary>
+    private volatile bool _full;
     private static readonly TimeSpan OpTimeout = TimeSpan.FromSeconds(5);
 
     public IReadOnlyList<Operation> History { get { lock (_gate) return _history.ToList(); } }
+
+    /// <summary>
+    /// Ends the recording early once one znode has this many operations (each client finishes the one it has in
+    /// flight, so a znode may end with up to one more per client): the checker's search grows with a znode's history,
+    /// and a fast machine would otherwise outgrow it within a fixed time.
+    /// </summary>
+    public int MaxOpsPerPath { get; init; } = int.MaxValue;
 
     /// <summary>
     /// Records rounds of <paramref name="round"/> while <paramref name="keepRecording"/> says so (asked before each
@@ -23,12 +33,16 @@ public sealed class HistoryRecorder(Func<Task<WireClient>> connect, IReadOnlyLis
     /// history than the checker can search; <paramref name="onRound"/> sees each round's history. Returns all operations.
     /// </summary>
     public static async Task<List<Operation>> RecordRoundsAsync(Func<Task<WireClient>> connect, int clients, TimeSpan round, int seed,
-        string prefix, Func<bool> keepRecording, Action<int, IReadOnlyList<Operation>>? onRound = null, CancellationToken ct = default)
+        string prefix, Func<bool> keepRecording, Action<int, IReadOnlyList<Operation>>? onRound = null, CancellationToken ct = default,
+        int maxOpsPerPath = int.MaxValue)
     {
         var all = new List<Operation>();
         for (var n = 0; keepRecording() && !ct.IsCancellationRequested; n++)
         {
-            var recorder = new HistoryRecorder(connect, [$"/{prefix}{n}-a", $"/{prefix}{n}-b", $"/{prefix}{n}-c"], seed + n);
+            var recorder = new HistoryRecorder(connect, [$"/{prefix}{n}-a", $"/{prefix}{n}-b", $"/{prefix}{n}-c"], seed + n)
+            {
+                MaxOpsPerPath = maxOpsPerPath,
+            };
             await recorder.RunAsync(clients, round, ct).ConfigureAwait(false);
             var history = recorder.History;
             all.AddRange(history);
@@ -49,7 +63,7 @@ public sealed class HistoryRecorder(Func<Task<WireClient>> connect, IReadOnlyLis
         WireClient? wire = null;
         var server = "";   // the host:port of wire, one string per connection
         var counter = 0;
-        while (Stopwatch.GetTimestamp() < stopAt && !ct.IsCancellationRequested)
+        while (Stopwatch.GetTimestamp() < stopAt && !_full && !ct.IsCancellationRequested)
         {
             if (wire is null)
             {
@@ -81,7 +95,12 @@ public sealed class HistoryRecorder(Func<Task<WireClient>> connect, IReadOnlyLis
                 try { await wire.DisposeAsync(); } catch { /* already broken */ }
                 wire = null;
             }
-            lock (_gate) _history.Add(op with { Server = server });
+            lock (_gate)
+            {
+                _history.Add(op with { Server = server });
+                var count = _perPath[op.Path] = _perPath.GetValueOrDefault(op.Path) + 1;
+                if (count >= MaxOpsPerPath) _full = true;
+            }
         }
         if (wire is not null) { try { await wire.CloseAsync(); } catch { /* best effort */ } }
     }
