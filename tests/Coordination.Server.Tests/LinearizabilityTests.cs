@@ -32,4 +32,24 @@ public sealed class LinearizabilityTests(ITestOutputHelper output)
             Assert.True(result.Linearizable, result.Explanation);
         }
     }
+
+    [Fact]
+    public async Task The_recorder_ends_early_once_a_znode_reaches_its_operation_cap()
+    {
+        await using var server = await Targets.StartAsync("ours", output);
+        const int cap = 300, clients = 6;
+        var recorder = new HistoryRecorder(() => WireClient.ConnectAsync(server.ConnectString), ["/cap-a", "/cap-b"], seed: 7)
+        {
+            MaxOpsPerPath = cap,
+        };
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        await recorder.RunAsync(clients, TimeSpan.FromSeconds(60));
+
+        var perPath = recorder.History.GroupBy(o => o.Path).ToDictionary(g => g.Key, g => g.Count());
+        output.WriteLine($"{watch.Elapsed.TotalSeconds:0.0} s, " + string.Join(", ", perPath.Select(p => $"{p.Key}: {p.Value}")));
+        Assert.Contains(perPath.Values, n => n >= cap);
+        // Each client finishes the operation it has in flight, and no more.
+        Assert.All(perPath.Values, n => Assert.InRange(n, 0, cap + clients));
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"the recording ran {watch.Elapsed} instead of stopping at the cap");
+    }
 }
