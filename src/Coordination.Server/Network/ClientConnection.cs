@@ -52,8 +52,15 @@ public sealed class ClientConnection
     private readonly long _readPauseBytes;
     /// <summary>Estimated bytes of the replies and events queued and not yet flushed to the socket.</summary>
     private long _queuedBytes;
-    /// <summary>Requests read and not yet answered; each is also counted in <see cref="ClientPortLimits.Outstanding"/>.</summary>
+    /// <summary>Requests read and whose answers are not yet written; each is also counted in
+    /// <see cref="ClientPortLimits.Outstanding"/>. Counted per read batch and per flush, not per request: the counter is
+    /// shared by the read loop, the write loop and the server-wide count, and touching it per request cost throughput.</summary>
     private int _unanswered;
+    /// <summary>Requests of the current read batch, counted as outstanding together before they are delivered.</summary>
+    private readonly List<Incoming> _admitted = new();
+    /// <summary>Frames read in the current batch, added to the packet counters with the batch (the server-wide one is
+    /// shared by every connection).</summary>
+    private int _uncountedPackets;
     /// <summary>When the pending socket write started (Stopwatch ticks), 0 when none is pending.</summary>
     private long _flushStartedTicks;
     private readonly long _acceptedTicks = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -126,7 +133,6 @@ public sealed class ClientConnection
 
     private void Enqueue(in Outgoing item)
     {
-        if (item.IsResponse) Answered();
         if (Interlocked.Add(ref _queuedBytes, item.Bytes) > _maxQueuedBytes && !IsClosed)
         {
             // The client does not read what it asked for or watched: drop the connection (the session lives on).
@@ -157,17 +163,41 @@ public sealed class ClientConnection
         return (int)Math.Min(bytes, int.MaxValue);
     }
 
-    /// <summary>One request answered: it no longer counts as outstanding here or server-wide.</summary>
-    private void Answered()
+    /// <summary>
+    /// <paramref name="count"/> answers written: as many requests no longer count as outstanding here or server-wide
+    /// (never more than this connection counts: pings and auth replies may outnumber what was counted).
+    /// </summary>
+    private void Answered(int count)
     {
         int current;
         while ((current = Volatile.Read(ref _unanswered)) > 0)
         {
-            if (Interlocked.CompareExchange(ref _unanswered, current - 1, current) != current) continue;
-            _limits.Leave(1);
-            if (current == 1) _progress.Set();
+            var taken = Math.Min(count, current);
+            if (Interlocked.CompareExchange(ref _unanswered, current - taken, current) != current) continue;
+            _limits.Leave(taken);
             return;
         }
+    }
+
+    /// <summary>
+    /// Counts the read batch's requests as outstanding, then delivers them (counted first, so that an answer written
+    /// at once finds its request counted). False when the connection closed meanwhile.
+    /// </summary>
+    private bool Admit()
+    {
+        if (_uncountedPackets > 0)
+        {
+            Interlocked.Add(ref PacketsReceived, _uncountedPackets);
+            Interlocked.Add(ref ServerStats.PacketsReceived, _uncountedPackets);
+            _uncountedPackets = 0;
+        }
+        if (_admitted.Count == 0) return !IsClosed;
+        Interlocked.Add(ref _unanswered, _admitted.Count);
+        _limits.Enter(_admitted.Count);
+        if (IsClosed) { ReleaseUnanswered(); _admitted.Clear(); return false; }
+        foreach (var incoming in _admitted) _session!.Tell(incoming);
+        _admitted.Clear();
+        return true;
     }
 
     /// <summary>Releases what this connection still counts in the server-wide outstanding requests (it closed).</summary>
@@ -281,6 +311,7 @@ public sealed class ClientConnection
                 var flush = await _writer.FlushAsync(_cts.Token).ConfigureAwait(false);
                 Volatile.Write(ref _flushStartedTicks, 0);
                 ReleaseSlots(released);
+                if (released > 0) Answered(released);
                 Interlocked.Add(ref _queuedBytes, -drained);
                 _progress.Set();
                 if (flush.IsCompleted) break;
@@ -330,10 +361,12 @@ public sealed class ClientConnection
                     var status = Framing.TryReadFrame(ref buffer, _maxFrame, out var frame, out var length);
                     if (status == FrameStatus.NeedMoreData) break;
                     if (status != FrameStatus.Frame)
+                    {
+                        Admit();
                         return (ReadOutcome.ProtocolError, $"frame length {length} outside [0, {_maxFrame}]");
+                    }
 
-                    Interlocked.Increment(ref PacketsReceived);
-                    Interlocked.Increment(ref ServerStats.PacketsReceived);
+                    _uncountedPackets++;
                     if (!handshakeDone)
                     {
                         ConnectRequest connect;
@@ -346,14 +379,26 @@ public sealed class ClientConnection
                     }
 
                     if (!TryParseRequest(frame, out var xid, out var op, out var body, out var error))
+                    {
+                        Admit();
                         return (ReadOutcome.ProtocolError, error);
-                    if (!_inflight.Wait(0)) await _inflight.WaitAsync(_cts.Token).ConfigureAwait(false);
-                    if (Volatile.Read(ref _queuedBytes) >= _readPauseBytes || _limits.Throttled) await ThrottleAsync().ConfigureAwait(false);
-                    Interlocked.Increment(ref _unanswered);
-                    _limits.Enter();
-                    if (IsClosed) { ReleaseUnanswered(); return (ReadOutcome.ClientClosed, null); }
-                    _session!.Tell(new Incoming(this, xid, op, body, System.Diagnostics.Stopwatch.GetTimestamp()));
+                    }
+                    // Before any wait, the batch so far is delivered: the slots and the queue it waits on free up
+                    // only as those requests are answered.
+                    if (!_inflight.Wait(0))
+                    {
+                        if (!Admit()) return (ReadOutcome.ClientClosed, null);
+                        await _inflight.WaitAsync(_cts.Token).ConfigureAwait(false);
+                    }
+                    if (Volatile.Read(ref _queuedBytes) >= _readPauseBytes || _limits.IsThrottled(_admitted.Count))
+                    {
+                        if (!Admit()) return (ReadOutcome.ClientClosed, null);
+                        await ThrottleAsync().ConfigureAwait(false);
+                    }
+                    _admitted.Add(new Incoming(this, xid, op, body, System.Diagnostics.Stopwatch.GetTimestamp()));
+                    if (_admitted.Count >= _limits.AdmitBatch && !Admit()) return (ReadOutcome.ClientClosed, null);
                 }
+                if (!Admit()) return (ReadOutcome.ClientClosed, null);
 
                 _reader.AdvanceTo(buffer.Start, buffer.End);
                 if (waitForBinding)

@@ -19,9 +19,20 @@ public sealed class ClientPortLimits(ServerSettings settings, ClientPortMetrics 
     public long Outstanding => Volatile.Read(ref _outstanding);
 
     /// <summary>True while the server holds global-outstanding-limit requests or more.</summary>
-    public bool Throttled => _globalLimit > 0 && Volatile.Read(ref _outstanding) >= _globalLimit;
+    public bool Throttled => IsThrottled(0);
 
-    public void Enter() => Interlocked.Increment(ref _outstanding);
+    /// <summary>True when the server would hold global-outstanding-limit requests or more with
+    /// <paramref name="pending"/> more (a read batch not yet counted).</summary>
+    public bool IsThrottled(int pending) => _globalLimit > 0 && Volatile.Read(ref _outstanding) + pending >= _globalLimit;
+
+    /// <summary>
+    /// Requests a connection reads before it counts them here, together: a twentieth of the limit, at most 32 (1 for
+    /// small limits, which are then exact). Several connections read at once, so the server may pass the limit by
+    /// this much per connection being read at that moment.
+    /// </summary>
+    public int AdmitBatch { get; } = Math.Clamp(settings.GlobalOutstandingLimit / 20, 1, 32);
+
+    public void Enter(int count) => Interlocked.Add(ref _outstanding, count);
 
     public void Leave(long count)
     {
