@@ -265,6 +265,35 @@ public sealed class ZabSimulationTests
         Assert.NotEqual(old.Id, c.Leader!.Id);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void A_leader_forgets_a_learner_silent_past_the_sync_limit_and_takes_it_back_when_it_returns(bool crashed)
+    {
+        var c = new Cluster(7, [1, 2, 3]);
+        c.Run(2_000, writesPerTick: 1);
+        var leader = c.Leader!;
+        var follower = c.Nodes.Values.First(n => n.Id != leader.Id);
+        Assert.Equal(2, leader.Peer.LearnerCount);
+        if (crashed) c.Crash(follower.Id);
+        else c.Partition(follower.Id);
+        // Four sync limits (5 ticks of 50 ms): the leader keeps its quorum with the other follower, and stops
+        // pinging the silent one (pings to a killed member redialed its address, see RejoinTests).
+        c.Run(1_000, writesPerTick: 1);
+        Assert.Equal(leader.Id, c.Leader?.Id);
+        Assert.Equal(1, leader.Peer.LearnerCount);
+        var tick = leader.Peer.Tick(c.Now);
+        Assert.DoesNotContain(tick, o => o is SendTo send && send.To == follower.Id);
+        c.Execute(leader, tick);
+        if (crashed) c.Restart(follower.Id);
+        else c.Heal();
+        c.Run(2_000, writesPerTick: 1);
+        Assert.Equal(leader.Id, c.Leader?.Id);
+        Assert.Equal(2, leader.Peer.LearnerCount);
+        Assert.True(follower.Peer.ServesClients, $"server {follower.Id} is {follower.Peer.Role}, not serving");
+        c.AssertConverged();
+    }
+
     [Fact]
     public void Three_servers_elect_broadcast_and_apply_the_same_sequence()
     {

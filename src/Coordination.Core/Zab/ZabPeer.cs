@@ -450,6 +450,29 @@ public sealed class ZabPeer
         var heard = _learners.Values.Where(l => !l.IsObserver && nowMs - l.LastHeardMs <= limit && (l.AckedNewLeader || !_established))
             .Select(l => l.Id).Append(_myId);
         if (!_quorum.IsQuorum(heard) || (!_established && nowMs - _leadingSinceMs > limit)) Elect(nowMs, outputs);
+        else if (_established) DropSilentLearners(nowMs);
+    }
+
+    /// <summary>
+    /// A learner silent past its limit (the sync limit once it acked NEWLEADER, the init limit while it synchronises)
+    /// is gone, as ZooKeeper's leader then shuts that LearnerHandler down. The leader stops pinging it: pings to a
+    /// killed member kept redialing its address, and met its restarted incarnation in Akka.Remote's handshake. One
+    /// that was only cut off hears no pings either, re-elects, and comes back with FOLLOWERINFO.
+    /// </summary>
+    private void DropSilentLearners(long nowMs)
+    {
+        List<long>? gone = null;
+        foreach (var learner in _learners.Values)
+        {
+            var limit = (learner.AckedNewLeader ? _settings.SyncLimitTicks : _settings.InitLimitTicks) * _settings.TickMs;
+            if (nowMs - learner.LastHeardMs > limit) (gone ??= new List<long>()).Add(learner.Id);
+        }
+        if (gone is null) return;
+        foreach (var id in gone)
+        {
+            _learners.Remove(id);
+            _tracker?.Forget(id);
+        }
     }
 
     // ---------------- follower / observer ----------------

@@ -93,6 +93,10 @@ public sealed record EnsembleSettings(
               "Coordination.Core.Zab.ZabMessage, Coordination.Core" = zab
               "Coordination.Server.Ensemble.IEnsembleMessage, Coordination.Server" = zab
             }
+            # A member writes only on links it dialed itself. With passive links, a member restarted just as a peer
+            # redialed its old incarnation stopped reading the one link that peer then wrote on, and stayed
+            # Looking for good (RejoinTests).
+            akka.remote.use-passive-connections = off
             akka.remote.enabled-transports = [{{(Transport == "socket" ? "\"akka.remote.coordination-socket\"" : "\"akka.remote.dot-netty.tcp\"")}}]
             akka.remote.coordination-socket {
               transport-class = "Coordination.Server.Ensemble.SocketTransport, Coordination.Server"
