@@ -137,8 +137,8 @@ public static class Seeds
         yield return ("ack", new Ack(2, 0x100000009));
         yield return ("commit", new Commit(1, 0x100000009));
         yield return ("inform", new Inform(1, entry));
-        yield return ("ping", new Ping(1, 0x100000009));
-        yield return ("pingreply", new PingReply(3, 0x100000008));
+        yield return ("ping", new Ping(1, 0x100000009, 3));
+        yield return ("pingreply", new PingReply(3, 0x100000008, 3));
         yield return ("election", new ElectionMessage(2, new Notification(2, new Vote(3, 0x100000009, 1), 4, PeerState.Looking)));
         yield return ("followerinfo", new FollowerInfo(2, 1, 0x100000009, false));
         yield return ("leaderinfo", new LeaderInfo(1, 2));

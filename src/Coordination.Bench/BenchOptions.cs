@@ -3,7 +3,7 @@ using System.Text;
 
 namespace Coordination.Bench;
 
-public enum BenchOp { Get, Exists, Set, Create, Delete, Multi, Mixed }
+public enum BenchOp { Get, Exists, Set, Create, Delete, Multi, Mixed, Sync }
 
 /// <summary>Command-line options of the bench (hand-parsed: --name value or --name=value).</summary>
 public sealed record BenchOptions
@@ -43,7 +43,7 @@ public sealed record BenchOptions
           --apache-cfg LINE                an extra zoo.cfg line for --launch apache (repeatable), e.g. forceSync=no
           --sessions N                     client sessions generating load                (16; 0 = watchers only)
           --inflight D                     outstanding requests per session               (16)
-          --op get|exists|set|create|delete|multi|mixed                                   (get)
+          --op get|exists|set|create|delete|multi|mixed|sync                              (get)
                                            delete issues create+delete pairs on its own nodes;
                                            multi issues --multi-size setData ops per multi
           --read-ratio R                   share of getData in mixed, the rest is setData (0.9)
@@ -140,6 +140,7 @@ public sealed record BenchOptions
         "delete" => BenchOp.Delete,
         "multi" => BenchOp.Multi,
         "mixed" => BenchOp.Mixed,
+        "sync" => BenchOp.Sync,
         _ => throw new ArgumentException($"--op: unknown op '{value}'"),
     };
 

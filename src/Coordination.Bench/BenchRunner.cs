@@ -8,7 +8,7 @@ namespace Coordination.Bench;
 /// <summary>Runs one benchmark: setup, warmup, a measured window, drain, report.</summary>
 public sealed class BenchRunner
 {
-    private enum Kind { Get, Exists, Set, Create, Delete, Multi }
+    private enum Kind { Get, Exists, Set, Create, Delete, Multi, Sync }
     private static readonly int KindCount = Enum.GetValues<Kind>().Length;
 
     private readonly BenchOptions _o;
@@ -18,6 +18,7 @@ public sealed class BenchRunner
     private readonly string _hot;
     private readonly byte[] _value;
     private PathWatchRequest[] _reads = [];
+    private PathRequest[] _syncs = [];
     private SetDataRequest[] _sets = [];
     private MultiRequest[] _multis = [];
     private long _measureStart = long.MaxValue;
@@ -212,6 +213,7 @@ public sealed class BenchRunner
             _reads[i] = new PathWatchRequest(path, false);
             _sets[i] = new SetDataRequest(path, _value, -1);
         }
+        if (_o.Op == BenchOp.Sync) _syncs = _reads.Select(r => new PathRequest(r.NodePath)).ToArray();
         if (_o.Op == BenchOp.Multi)
         {
             var rng = new Random(_o.Seed);
@@ -255,6 +257,10 @@ public sealed class BenchRunner
                 break;
             case BenchOp.Set:
                 IssueSet(slot, now);
+                break;
+            case BenchOp.Sync:
+                slot.LastKind = Kind.Sync;
+                w.Client.Send(OpCode.Sync, _syncs[slot.Next(_syncs.Length)], _onReply, slot, now);
                 break;
             case BenchOp.Mixed:
                 if (slot.NextDouble() < _o.ReadRatio) IssueGet(slot, now);

@@ -29,7 +29,8 @@ public static class SideBySide
           --shapes LIST               saturation shapes tried per row, sessions x in-flight     (4x64,16x16,64x4)
           --rows LIST                 get,set,mixed,create,half-get,half-set,latency-get,latency-set,watch
                                       (all of them); half-get/half-set: p99 at half of ZooKeeper's saturation
-                                      throughput of that op, 16x16 paced (run after the get/set rows)
+                                      throughput of that op, 16x16 paced (run after the get/set rows);
+                                      latency-sync (sync 1x1) runs only when listed
           --watchers N                watchers on one znode in the watch row                           (10000)
           --memory                    add the memory and restart rows: RSS with --memory-znodes znodes of
                                       --value-size bytes, then the restart time of that tree (slow)
@@ -65,6 +66,7 @@ public static class SideBySide
     }
 
     private static readonly string[] AllRows = ["get", "set", "mixed", "create", "half-get", "half-set", "latency-get", "latency-set", "watch"];
+    private static readonly string[] KnownRows = [.. AllRows, "latency-sync"];
 
     private sealed record Run(string Row, string Target, int Sessions, int Inflight, BenchResult Result);
 
@@ -166,6 +168,7 @@ public static class SideBySide
                 {
                     "latency-get" => (BenchOp.Get, new[] { (1, 1) }, 0),
                     "latency-set" => (BenchOp.Set, new[] { (1, 1) }, 0),
+                    "latency-sync" => (BenchOp.Sync, new[] { (1, 1) }, 0),
                     "watch" => (BenchOp.Get, new[] { (0, 1) }, o.Watchers),
                     "half-get" or "half-set" => (HalfLoadOp(row)!.Value, new[] { (16, 16) }, 0),
                     _ => (BenchOptions.ParseOp(row), o.Shapes.ToArray(), 0),
@@ -326,7 +329,7 @@ public static class SideBySide
             var label = row switch
             {
                 "get" => "getData 100 B", "set" => $"setData {o.ValueSize} B", "mixed" => "mixed 90/10", "create" => $"create {o.ValueSize} B",
-                "latency-get" => "latency getData 1x1", "latency-set" => "latency setData 1x1",
+                "latency-get" => "latency getData 1x1", "latency-set" => "latency setData 1x1", "latency-sync" => "latency sync 1x1",
                 "half-get" => "half-load getData", "half-set" => "half-load setData",
                 "watch" => $"watch {o.Watchers:N0} watchers", _ => row,
             };
@@ -413,7 +416,7 @@ public static class SideBySide
                 "prime" => o with { Prime = Value() is var prime && prime is "0" or "0s" ? TimeSpan.Zero : BenchOptions.ParseDuration(prime) },
                 "duration" => o with { Duration = BenchOptions.ParseDuration(Value()) },
                 "shapes" => o with { Shapes = List().Select(ParseShape).ToArray() },
-                "rows" => o with { Rows = List().Select(r => AllRows.Contains(r) ? r : throw new ArgumentException($"--rows: unknown row '{r}' ({string.Join(",", AllRows)})")).ToArray() },
+                "rows" => o with { Rows = List().Select(r => KnownRows.Contains(r) ? r : throw new ArgumentException($"--rows: unknown row '{r}' ({string.Join(",", KnownRows)})")).ToArray() },
                 "watchers" => o with { Watchers = Int(1) },
                 "memory" => o with { Memory = true },
                 "memory-znodes" => o with { MemoryZnodes = Int(1) },

@@ -24,6 +24,8 @@ public sealed record TestEnsembleOptions
     public bool ForceSync { get; init; }
     /// <summary>More HOCON for every member, e.g. metrics or admin settings.</summary>
     public string? ExtraHocon { get; init; }
+    /// <summary>More HOCON for one member, by server id (after <see cref="ExtraHocon"/>): e.g. a longer sync limit on one.</summary>
+    public Func<long, string>? MemberHocon { get; init; }
     /// <summary>Where data dirs go; a fresh temporary directory (deleted on dispose) when null.</summary>
     public string? Root { get; init; }
 }
@@ -180,6 +182,7 @@ public sealed class TestEnsemble : IAsyncDisposable
               coordinated-shutdown.run-by-actor-system-terminate = off
             }
             {{_options.ExtraHocon}}
+            {{_options.MemberHocon?.Invoke(member.Id)}}
             """;
     }
 

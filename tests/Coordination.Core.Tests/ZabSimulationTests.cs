@@ -24,6 +24,11 @@ public sealed class ZabSimulationTests
         public long AcceptedEpoch, CurrentEpoch;
         public ZabPeer Peer = null!;
         public bool Up = true;
+        /// <summary>Syncs this node's host holds for <see cref="ZabPeer.ConfirmLeadership"/>: their point (the node's last
+        /// logged zxid when they arrived) and the newest zxid any leader had acknowledged to a client by then.</summary>
+        public readonly Dictionary<long, (long SyncPoint, long AcknowledgedBefore)> HeldSyncs = new();
+        public long LastRequest;
+        public readonly List<long> Confirmed = new();
 
         public Node(long id) => Id = id;
         public long LastZxid => Entries.Count > 0 ? Entries[^1].Zxid : Retained;
@@ -47,6 +52,10 @@ public sealed class ZabSimulationTests
         public readonly HashSet<long> EverApplied = new();  // every zxid any node ever applied: committed, never to be lost
         /// <summary>0: every disk write is durable at once; otherwise each becomes durable after up to this long.</summary>
         public int MaxFsyncMs;
+        /// <summary>Nodes that do not run (a starved thread pool, a GC pause): no ticks, and what is sent to them waits.</summary>
+        public readonly HashSet<long> Stalled = new();
+        /// <summary>Every confirmation round's pings the leaders sent: (leader, round).</summary>
+        public readonly HashSet<(long, long)> Rounds = new();
 
         public Cluster(int seed, long[] voters, long[]? observers = null)
         {
@@ -60,6 +69,7 @@ public sealed class ZabSimulationTests
         {
             var node = Nodes[id];
             node.Up = true;
+            node.HeldSyncs.Clear();
             node.Applied.Clear();
             node.Applied.AddRange(Enumerable.Empty<long>());
             // A restart recovers the state from the log: everything committed before is re-applied on commit.
@@ -106,6 +116,27 @@ public sealed class ZabSimulationTests
 
         public Node? Leader => Nodes.Values.FirstOrDefault(n => n.Up && n.Peer.Role == PeerState.Leading && n.Peer.ServesClients);
 
+        /// <summary>A sync arrives at <paramref name="node"/>'s host, which holds it and asks its peer to confirm leadership.</summary>
+        public long Sync(Node node)
+        {
+            var request = ++node.LastRequest;
+            node.HeldSyncs[request] = (node.LastZxid, Acknowledged.Count > 0 ? Acknowledged.Max() : 0);
+            Execute(node, node.Peer.ConfirmLeadership(request));
+            return request;
+        }
+
+        /// <summary>Delivers what is in flight (and what that sends), without ticks or time passing.</summary>
+        public void DeliverAll()
+        {
+            while (_network.FindIndex(m => !Stalled.Contains(m.To)) is var i and >= 0)
+            {
+                var (to, message) = _network[i];
+                _network.RemoveAt(i);
+                var target = Nodes[to];
+                if (target.Up && !Cut.Contains((message.From, to)) && Lose?.Invoke(message.From, to) != true) Execute(target, target.Peer.Receive(message, Now));
+            }
+        }
+
         public void Execute(Node node, IReadOnlyList<ZabOutput> outputs)
         {
             foreach (var output in outputs)
@@ -113,7 +144,21 @@ public sealed class ZabSimulationTests
                 switch (output)
                 {
                     case SendTo send:
+                        if (send.Message is Ping { Round: > 0 } ping) Rounds.Add((node.Id, ping.Round));
                         if (!Cut.Contains((node.Id, send.To))) _network.Add((send.To, send.Message));
+                        break;
+                    case RoleChanged role when !(role.ServesClients && role.Role == PeerState.Leading):
+                        node.HeldSyncs.Clear();   // the host refuses them when leadership ends (ReplicaActor.RefuseHeldSyncs)
+                        break;
+                    case LeadershipConfirmed confirmed:
+                        foreach (var (request, held) in node.HeldSyncs.Where(h => h.Key <= confirmed.UpToRequest).OrderBy(h => h.Key).ToList())
+                        {
+                            // A sync answered at this point must see every write acknowledged before it arrived.
+                            Assert.True(held.AcknowledgedBefore <= held.SyncPoint,
+                                $"node {node.Id} confirmed sync {request} at {Zxids.Format(held.SyncPoint)}, but {Zxids.Format(held.AcknowledgedBefore)} was acknowledged before it arrived: a stale read");
+                            node.HeldSyncs.Remove(request);
+                            node.Confirmed.Add(request);
+                        }
                         break;
                     case AppendEntries append:
                         foreach (var e in append.Entries)
@@ -171,11 +216,12 @@ public sealed class ZabSimulationTests
             while (Now < until)
             {
                 foreach (var node in Nodes.Values) CompleteDiskWrites(node);
-                if (_network.Count == 0 || Now >= nextTick)
+                var deliverable = Stalled.Count == 0 ? _network : _network.Where(m => !Stalled.Contains(m.To)).ToList();
+                if (deliverable.Count == 0 || Now >= nextTick)
                 {
                     Now = Math.Max(Now, nextTick);
                     nextTick = Now + 50;
-                    foreach (var node in Nodes.Values.Where(n => n.Up)) Execute(node, node.Peer.Tick(Now));
+                    foreach (var node in Nodes.Values.Where(n => n.Up && !Stalled.Contains(n.Id))) Execute(node, node.Peer.Tick(Now));
                     if (Leader is { } leader)
                         for (var i = 0; i < writesPerTick; i++)
                         {
@@ -185,7 +231,7 @@ public sealed class ZabSimulationTests
                     continue;
                 }
                 // Zab needs FIFO links (TCP, Akka.Remote): deliver the oldest message of a random sender→receiver pair.
-                var pick = _network[_random.Next(_network.Count)];
+                var pick = deliverable[_random.Next(deliverable.Count)];
                 var index = _network.FindIndex(m => m.To == pick.To && m.Message.From == pick.Message.From);
                 var (to, message) = _network[index];
                 _network.RemoveAt(index);
@@ -488,5 +534,140 @@ public sealed class ZabSimulationTests
         var before = c.Acknowledged.Count;
         c.Run(200, writesPerTick: 3);   // within syncLimit: it still leads, but leader + observer is no quorum
         Assert.Equal(before, c.Acknowledged.Count);
+    }
+
+    // ---------------- sync: leadership confirmed by a quorum (ReadIndex) ----------------
+
+    [Fact]
+    public void A_sync_is_confirmed_after_one_ping_round_and_syncs_that_arrive_meanwhile_share_the_next_round()
+    {
+        var c = new Cluster(3, [1, 2, 3]);
+        c.Run(2_000);
+        c.Run(300, writesPerTick: 2);
+        var leader = c.Leader!;
+        c.Rounds.Clear();
+
+        var first = c.Sync(leader);
+        Assert.Equal(1, c.Rounds.Count);   // sent at once, not at the next tick
+        Assert.Empty(leader.Confirmed);   // the leader alone is no quorum
+        var second = c.Sync(leader);
+        var third = c.Sync(leader);
+        Assert.Equal(1, c.Rounds.Count);   // they wait for the round in flight to end
+
+        c.DeliverAll();   // no tick, no time: one round trip per round
+        Assert.Equal([first, second, third], leader.Confirmed);
+        Assert.Equal(2, c.Rounds.Count);   // the first round, then one round for both later syncs
+        Assert.Empty(leader.HeldSyncs);
+    }
+
+    [Fact]
+    public void A_round_whose_pings_were_lost_is_confirmed_by_the_next_ticks_pings()
+    {
+        var c = new Cluster(4, [1, 2, 3]);
+        c.Run(2_000);
+        var leader = c.Leader!;
+        c.Lose = (from, _) => from == leader.Id;
+        var request = c.Sync(leader);
+        c.DeliverAll();
+        c.Lose = null;
+        Assert.Empty(leader.Confirmed);
+        c.Run(120);
+        Assert.Equal([request], leader.Confirmed);
+    }
+
+    [Fact]
+    public void An_observer_does_not_confirm_leadership()
+    {
+        var c = new Cluster(9, [1, 2, 3], observers: [7]);
+        c.Run(2_000);
+        var leader = c.Leader!;
+        foreach (var id in new long[] { 1, 2, 3 }.Where(i => i != leader.Id)) c.Crash(id);
+        c.Sync(leader);
+        c.Run(200);   // within the sync limit: it still leads, the observer still answers its pings
+        Assert.Equal(PeerState.Leading, leader.Peer.Role);
+        Assert.Empty(leader.Confirmed);
+    }
+
+    /// <summary>
+    /// The hole of ZOOKEEPER-1675: a leader cut off from the others keeps leading until it notices (a stall it
+    /// discounts, a slow link), while the others elect a leader that commits writes. A sync answered by the old
+    /// leader from its own state would let a read miss those writes. It must never be confirmed.
+    /// </summary>
+    [Fact]
+    public void An_old_leader_cut_off_while_a_new_leader_commits_never_confirms_a_sync()
+    {
+        var c = new Cluster(7, [1, 2, 3]);
+        c.Run(2_000);
+        c.Run(500, writesPerTick: 3);
+        var old = c.Leader!;
+        c.Partition(old.Id);
+        c.Stalled.Add(old.Id);   // it does not run: its limits do not advance
+        var acknowledged = c.Acknowledged.Count;
+        c.Run(3_000, writesPerTick: 3);
+        var next = c.Leader!;
+        Assert.NotEqual(old.Id, next.Id);
+        Assert.True(c.Acknowledged.Count > acknowledged, "the new leader committed nothing");
+
+        c.Stalled.Remove(old.Id);
+        c.Execute(old, old.Peer.Tick(c.Now));   // back: the stall does not count against its learners
+        Assert.True(old.Peer.Role == PeerState.Leading && old.Peer.ServesClients, "the old leader must still think it leads, or this proves nothing");
+        var request = c.Sync(old);
+        Assert.True(old.HeldSyncs[request].AcknowledgedBefore > old.HeldSyncs[request].SyncPoint, "answered at its point, the sync would be stale");
+        c.Run(3_000, writesPerTick: 1);
+        Assert.DoesNotContain(request, old.Confirmed);
+        Assert.NotEqual(PeerState.Leading, old.Peer.Role);
+
+        c.Heal();
+        c.Run(3_000, writesPerTick: 1);
+        Assert.DoesNotContain(request, old.Confirmed);
+        Assert.Equal(PeerState.Following, old.Peer.Role);
+        var afterHeal = c.Sync(c.Leader!);
+        c.Run(200);
+        Assert.Contains(afterHeal, c.Leader!.Confirmed);
+        c.AssertConverged();
+    }
+
+    public static IEnumerable<object[]> SyncSeeds => Enumerable.Range(1, 10).Select(seed => new object[] { seed });
+
+    /// <summary>
+    /// Leaders are cut off with a follower (a minority of five), stalled, and healed, under writes; whichever node
+    /// thinks it leads gets syncs every tick. A confirmed sync's point always covers every write acknowledged before
+    /// it arrived (checked on every confirmation), and syncs are confirmed at all.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(SyncSeeds))]
+    public void Syncs_confirmed_by_any_leader_under_partitions_and_stalls_never_miss_an_acknowledged_write(int seed)
+    {
+        var c = new Cluster(seed, [1, 2, 3, 4, 5]);
+        var faults = new Random(seed);
+        c.Run(2_000);
+        void RunWithSyncs(long ms)
+        {
+            for (var t = 0; t < ms; t += 50)
+            {
+                foreach (var node in c.Nodes.Values.Where(n => n.Up && n.Peer.Role == PeerState.Leading && n.Peer.ServesClients)) c.Sync(node);
+                c.Run(50, writesPerTick: 1);
+            }
+        }
+        for (var round = 0; round < 4; round++)
+        {
+            RunWithSyncs(faults.Next(100, 500));
+            var leader = c.Leader ?? c.Nodes.Values.First();
+            var buddy = c.Nodes.Values.Where(n => n.Id != leader.Id).ElementAt(faults.Next(4));
+            foreach (var n in c.Nodes.Values.Where(n => n.Id != leader.Id && n.Id != buddy.Id))
+            {
+                c.Cut.Add((leader.Id, n.Id)); c.Cut.Add((n.Id, leader.Id));
+                c.Cut.Add((buddy.Id, n.Id)); c.Cut.Add((n.Id, buddy.Id));
+            }
+            if (faults.Next(2) == 0) c.Stalled.Add(leader.Id);
+            RunWithSyncs(faults.Next(500, 2_000));
+            c.Stalled.Clear();
+            RunWithSyncs(faults.Next(0, 400));
+            c.Heal();
+        }
+        RunWithSyncs(2_000);
+        c.Run(1_000);
+        c.AssertConverged();
+        Assert.True(c.Nodes.Values.Sum(n => n.Confirmed.Count) > 50, "too few syncs were confirmed to show anything");
     }
 }

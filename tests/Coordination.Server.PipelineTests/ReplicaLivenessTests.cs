@@ -31,12 +31,15 @@ public sealed class ReplicaLivenessTests : TestKit
     private readonly AuthContext _anyone = new([new Id("ip", "127.0.0.1")]);
     private readonly Akka.TestKit.TestProbe _leader;
     private readonly Akka.TestKit.TestProbe _session;
+    /// <summary>The member's Zab peer (its log, to which a leader's replica also sends ConfirmLeadership).</summary>
+    private readonly Akka.TestKit.TestProbe _peer;
     private long _now = 1_000_000;
 
     public ReplicaLivenessTests() : base(TestConfig)
     {
         _leader = CreateTestProbe();
         _session = CreateTestProbe();
+        _peer = CreateTestProbe();
         var leader = _leader.Ref;
         Sys.ActorOf(Props.Create(() => new Relay(leader)), "replica");
     }
@@ -56,7 +59,7 @@ public sealed class ReplicaLivenessTests : TestKit
         Assert.Equal(LastOldZxid, tree.LastZxid);
         var address = ((ExtendedActorSystem)Sys).Provider.DefaultAddress.ToString();
         var members = new EnsembleMembers(new Dictionary<long, string> { [1] = address, [2] = address }, new Dictionary<long, string>());
-        return Sys.ActorOf(ReplicaActor.Props(_settings, tree, CreateTestProbe().Ref, CreateTestProbe().Ref, () => 0, null,
+        return Sys.ActorOf(ReplicaActor.Props(_settings, tree, _peer.Ref, CreateTestProbe().Ref, () => 0, null,
             new EnsembleLink(serverId, members), () => Interlocked.Read(ref _now)));
     }
 
@@ -90,14 +93,65 @@ public sealed class ReplicaLivenessTests : TestKit
         replica.Tell(new ValidateSession(SessionId, TimeoutMs, _session.Ref));
         Assert.True(_session.ExpectMsg<SessionValidated>().Valid);
 
-        // Its own client's sync: nothing of epoch 2 exists to wait for.
+        // Its own client's sync: nothing of epoch 2 exists to wait for (once a quorum confirms it still leads).
         Send(replica, 1, OpCode.Sync, new PathRequest("/"));
+        replica.Tell(new LeadershipConfirmed(_peer.ExpectMsg<PeerActor.ConfirmLeadership>().RequestId));
         var reply = _session.ExpectMsg<Reply>();
         Assert.Equal((1, ErrorCode.Ok, LastOldZxid), (reply.Xid, reply.Err, reply.Zxid));
 
         // A follower's forwarded sync waits for that same point, which every synchronised follower has applied.
         replica.Tell(new ForwardedRequest(2, SessionId, 7, (int)OpCode.Sync, [], []), _leader.Ref);
+        replica.Tell(new LeadershipConfirmed(_peer.ExpectMsg<PeerActor.ConfirmLeadership>().RequestId));
         Assert.Equal(LastOldZxid, _leader.ExpectMsg<SyncPoint>().Zxid);
+    }
+
+    /// <summary>A leader established in epoch 2 with the session attached.</summary>
+    private IActorRef StartLeaderWithSession()
+    {
+        var replica = StartReplica(1);
+        replica.Tell(new RoleChanged(PeerState.Leading, 1, 2, true));
+        replica.Tell(new ValidateSession(SessionId, TimeoutMs, _session.Ref));
+        Assert.True(_session.ExpectMsg<SessionValidated>().Valid);
+        return replica;
+    }
+
+    [Fact]
+    public void A_leader_answers_syncs_only_once_its_peer_confirms_it_still_leads()
+    {
+        var replica = StartLeaderWithSession();
+        Send(replica, 1, OpCode.Sync, new PathRequest("/"));
+        replica.Tell(new ForwardedRequest(2, SessionId + 1, 7, (int)OpCode.Sync, [], []), _leader.Ref);
+        Send(replica, 2, OpCode.Sync, new PathRequest("/"));
+        var requests = Enumerable.Range(0, 3).Select(_ => _peer.ExpectMsg<PeerActor.ConfirmLeadership>().RequestId).ToList();
+        Assert.Equal(requests.Order(), requests);
+        _session.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+        _leader.ExpectNoMsg(TimeSpan.Zero);
+
+        // Confirmed up to the second request: the first two are answered, the third still waits.
+        replica.Tell(new LeadershipConfirmed(requests[1]));
+        Assert.Equal(1, _session.ExpectMsg<Reply>().Xid);
+        Assert.Equal((SessionId + 1, 7, LastOldZxid), _leader.ExpectMsg<SyncPoint>() is var y ? (y.SessionId, y.Xid, y.Zxid) : default);
+        _session.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+        replica.Tell(new LeadershipConfirmed(requests[2]));
+        Assert.Equal(2, _session.ExpectMsg<Reply>().Xid);
+    }
+
+    [Fact]
+    public void A_leader_that_stops_leading_before_confirmation_refuses_its_held_syncs_and_never_answers_them()
+    {
+        var replica = StartLeaderWithSession();
+        Send(replica, 1, OpCode.Sync, new PathRequest("/"));
+        replica.Tell(new ForwardedRequest(2, SessionId + 1, 7, (int)OpCode.Sync, [], []), _leader.Ref);
+        var last = _peer.ExpectMsg<PeerActor.ConfirmLeadership>().RequestId;
+        last = Math.Max(last, _peer.ExpectMsg<PeerActor.ConfirmLeadership>().RequestId);
+
+        replica.Tell(new RoleChanged(PeerState.Looking, -1, 2, false));
+        Assert.Equal((SessionId + 1, 7, (int)ErrorCode.ConnectionLoss), _leader.ExpectMsg<ForwardRejected>() is var r ? (r.SessionId, r.Xid, r.Err) : default);
+        // Leading again in a later epoch: a confirmation meant for the old requests answers nothing.
+        replica.Tell(new RoleChanged(PeerState.Leading, 1, 3, true));
+        replica.Tell(new LeadershipConfirmed(last));
+        _session.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        _leader.ExpectNoMsg(TimeSpan.Zero);
     }
 
     [Fact]

@@ -31,7 +31,7 @@ public sealed class ZabSerializerTests : TestKit
     {
         var simple = new ZabMessage[]
         {
-            new Ack(2, Zxids.Make(3, 9)), new Commit(1, Zxids.Make(3, 10)), new Ping(1, 77), new PingReply(3, 78),
+            new Ack(2, Zxids.Make(3, 9)), new Commit(1, Zxids.Make(3, 10)), new Ping(1, 77, 5), new PingReply(3, 78, 5),
             new ElectionMessage(2, new Notification(2, new Vote(3, Zxids.Make(1, 5), 1), 4, PeerState.Following)),
             new FollowerInfo(2, 5, Zxids.Make(5, 1), true), new LeaderInfo(1, 6), new AckEpoch(2, 5, Zxids.Make(5, 3)),
             new AckNewLeader(3, 6, Zxids.Make(6, 0)), new UpToDate(1, Zxids.Make(6, 0)),
@@ -48,6 +48,19 @@ public sealed class ZabSerializerTests : TestKit
                      (copy.From, copy.Mode, copy.TruncateTo, copy.SnapshotZxid, copy.Epoch, copy.CommittedZxid));
         Assert.Equal(2, copy.Entries.Count);
         for (var i = 0; i < 2; i++) AssertSame(sync.Entries[i], copy.Entries[i]);
+    }
+
+    [Fact]
+    public void A_ping_from_an_older_member_without_a_round_reads_as_round_0()
+    {
+        // What members before confirmation rounds sent: from and zxid only. Round 0 never confirms anything.
+        var old = new byte[16];
+        BitConverter.TryWriteBytes(old.AsSpan(0, 8), 1L);
+        BitConverter.TryWriteBytes(old.AsSpan(8, 8), 77L);
+        Assert.Equal(new Ping(1, 77, 0), _serializer.FromBinary(old, "G"));
+        Assert.Equal(new PingReply(1, 77, 0), _serializer.FromBinary(old, "g"));
+        // A round cut short is still refused.
+        Assert.Throws<System.Runtime.Serialization.SerializationException>(() => _serializer.FromBinary([.. old, 1, 2, 3, 4], "G"));
     }
 
     [Fact]

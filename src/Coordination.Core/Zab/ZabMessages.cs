@@ -31,8 +31,10 @@ public sealed record Ack(long From, long Zxid) : ZabMessage(From);
 public sealed record Commit(long From, long Zxid) : ZabMessage(From);
 /// <summary>Leader → observer: a committed txn (observers never see uncommitted proposals).</summary>
 public sealed record Inform(long From, LogEntry Entry) : ZabMessage(From);
-public sealed record Ping(long From, long CommittedZxid) : ZabMessage(From);
-public sealed record PingReply(long From, long LastZxid) : ZabMessage(From);
+/// <summary>Leader → learner. <see cref="Round"/> is the leader's latest leadership-confirmation round (see
+/// <see cref="ZabPeer.ConfirmLeadership"/>); the learner echoes it in its <see cref="PingReply"/>.</summary>
+public sealed record Ping(long From, long CommittedZxid, long Round = 0) : ZabMessage(From);
+public sealed record PingReply(long From, long LastZxid, long Round = 0) : ZabMessage(From);
 
 /// <summary>What a peer asks its host to do, in order. Storage outputs must be carried out before later sends.</summary>
 public abstract record ZabOutput;
@@ -47,5 +49,11 @@ public sealed record InstallSnapshot(long Leader, long Zxid) : ZabOutput;
 public sealed record SaveEpochs(long AcceptedEpoch, long CurrentEpoch) : ZabOutput;
 /// <summary>Apply committed txns up to <see cref="Zxid"/> to the state.</summary>
 public sealed record CommitUpTo(long Zxid) : ZabOutput;
+/// <summary>
+/// Leader: a quorum (this leader included) answered a ping round that started after every
+/// <see cref="ZabPeer.ConfirmLeadership"/> request up to <see cref="UpToRequest"/> arrived: no other leader can have
+/// committed anything this one has not seen before those requests, so syncs held for them may be answered.
+/// </summary>
+public sealed record LeadershipConfirmed(long UpToRequest) : ZabOutput;
 /// <summary>The peer's role changed; <see cref="ServesClients"/> is true only once synchronised with a quorum-backed leader.</summary>
 public sealed record RoleChanged(PeerState Role, long Leader, long Epoch, bool ServesClients) : ZabOutput;

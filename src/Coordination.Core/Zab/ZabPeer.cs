@@ -31,6 +31,8 @@ public sealed class ZabPeer
         public bool Synced;          // sent its sync; it now receives every broadcast
         public bool AckedNewLeader;
         public long LastHeardMs;
+        /// <summary>The highest confirmation round this learner echoed in a ping reply.</summary>
+        public long EchoedRound;
     }
 
     private readonly long _myId;
@@ -48,6 +50,13 @@ public sealed class ZabPeer
     private long _nextCounter;
     private bool _established;
     private long _leadingSinceMs;
+    // Leader: confirmation rounds (etcd raft's ReadIndex). Round numbers only grow over this peer's life, so a reply
+    // to an earlier leadership's ping never counts for a later round.
+    private long _lastRound;
+    /// <summary>The round whose quorum is awaited (0: none in flight), and the last request it confirms.</summary>
+    private long _roundInFlight, _roundCovers;
+    /// <summary>The last request that arrived after the round in flight started: it waits for the next round.</summary>
+    private long _nextRoundCovers;
 
     // Learner state
     private long _leaderHeardMs;
@@ -132,6 +141,7 @@ public sealed class ZabPeer
         _tracker = null;
         _newEpoch = -1;
         _established = false;
+        _roundInFlight = _roundCovers = _nextRoundCovers = 0;
         _upToDate = false;
         _syncReceived = false;
         _awaitingLeaderInfo = false;
@@ -239,6 +249,45 @@ public sealed class ZabPeer
         foreach (var learner in _learners.Values)
             if (learner.Synced && !learner.IsObserver) outputs.Add(new SendTo(learner.Id, new Propose(_myId, entry)));
         return outputs;
+    }
+
+    /// <summary>
+    /// Leader: request <paramref name="requestId"/> (ids increase) wants proof that this peer still leads, as a sync
+    /// does before it is answered: without it an old leader cut off from its quorum would answer a sync from its
+    /// own state until it notices, while a new leader already commits writes (ZooKeeper has this hole,
+    /// ZOOKEEPER-1675). <see cref="LeadershipConfirmed"/> follows once a quorum answered a ping round that started
+    /// after the request arrived. Requests that arrive while a round is in flight share the next one, which starts
+    /// as soon as that round is confirmed. When this peer stops leading the requests are dropped; the host learns it
+    /// from <see cref="RoleChanged"/>. A peer that is not an established leader ignores the request: its host is
+    /// about to hear that it is not.
+    /// </summary>
+    public IReadOnlyList<ZabOutput> ConfirmLeadership(long requestId)
+    {
+        var outputs = new List<ZabOutput>();
+        if (Role != PeerState.Leading || !_established) return outputs;
+        _nextRoundCovers = Math.Max(_nextRoundCovers, requestId);
+        if (_roundInFlight == 0) StartRound(outputs);
+        return outputs;
+    }
+
+    private void StartRound(List<ZabOutput> outputs)
+    {
+        _roundInFlight = ++_lastRound;
+        _roundCovers = _nextRoundCovers;
+        _nextRoundCovers = 0;
+        foreach (var learner in _learners.Values)
+            if (!learner.IsObserver) outputs.Add(new SendTo(learner.Id, new Ping(_myId, Committed, _roundInFlight)));
+        TryConfirmRound(outputs);   // an ensemble of one is its own quorum
+    }
+
+    private void TryConfirmRound(List<ZabOutput> outputs)
+    {
+        if (_roundInFlight == 0) return;
+        var echoed = _learners.Values.Where(l => !l.IsObserver && l.AckedNewLeader && l.EchoedRound >= _roundInFlight).Select(l => l.Id).Append(_myId);
+        if (!_quorum.IsQuorum(echoed)) return;
+        outputs.Add(new LeadershipConfirmed(_roundCovers));
+        _roundInFlight = 0;
+        if (_nextRoundCovers > 0) StartRound(outputs);
     }
 
     public IReadOnlyList<ZabOutput> Receive(ZabMessage message, long nowMs)
@@ -367,6 +416,8 @@ public sealed class ZabPeer
                 break;
             case PingReply reply when _learners.TryGetValue(reply.From, out var learner):
                 learner.LastHeardMs = nowMs;
+                learner.EchoedRound = Math.Max(learner.EchoedRound, reply.Round);
+                TryConfirmRound(outputs);
                 break;
         }
     }
@@ -443,7 +494,8 @@ public sealed class ZabPeer
 
     private void LeaderTick(long nowMs, List<ZabOutput> outputs)
     {
-        foreach (var learner in _learners.Values) outputs.Add(new SendTo(learner.Id, new Ping(_myId, Committed)));
+        // The latest round rides on every ping: a round whose pings were lost is confirmed by the next tick's.
+        foreach (var learner in _learners.Values) outputs.Add(new SendTo(learner.Id, new Ping(_myId, Committed, _lastRound)));
         var limit = (_established ? _settings.SyncLimitTicks : _settings.InitLimitTicks) * _settings.TickMs;
         if (nowMs - _leadingSinceMs <= limit) return;
         // A leader that cannot hear a quorum within the limit stops leading (and stops serving), as ZooKeeper's does.
@@ -554,7 +606,7 @@ public sealed class ZabPeer
                 CommitLearner(inform.Entry.Zxid, outputs);
                 break;
             case Ping ping:
-                outputs.Add(new SendTo(Leader, new PingReply(_myId, _logged)));
+                outputs.Add(new SendTo(Leader, new PingReply(_myId, _logged, ping.Round)));
                 if (_upToDate) CommitLearner(ping.CommittedZxid, outputs);
                 break;
         }

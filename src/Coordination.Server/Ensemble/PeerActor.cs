@@ -49,6 +49,9 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
     /// <summary>Ask for the peer's state; answered with <see cref="PeerStatus"/>.</summary>
     public sealed class GetStatus { public static readonly GetStatus Instance = new(); }
     public sealed record PeerStatus(long Id, PeerState Role, long Leader, bool ServesClients, long CurrentEpoch, long Committed, long LastZxid, long? NextZxid);
+    /// <summary>The leader's replica holds a sync until this peer confirms it still leads (<see cref="ZabPeer.ConfirmLeadership"/>);
+    /// answered with <see cref="LeadershipConfirmed"/>, or never if it stops leading (the replica hears <see cref="RoleChanged"/>).</summary>
+    public sealed record ConfirmLeadership(long RequestId);
     /// <summary>The replica finished a snapshot that starts at <see cref="StartZxid"/>.</summary>
     public sealed record SnapshotTaken(long StartZxid);
 
@@ -114,6 +117,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
         Receive<Tick>(_ => { if (_installing is null) Execute(_peer.Tick(_clock())); });
         Receive<AppendDone>(d => Execute(_peer.OnPersisted(d.UpTo, _clock())));
         Receive<ProposeBatch>(OnProposeBatch);
+        Receive<ConfirmLeadership>(m => WhenReady(m, () => Execute(_peer.ConfirmLeadership(m.RequestId))));
         Receive<SnapshotTaken>(t => _snapshots?.SnapshotTaken(t.StartZxid));
         Receive<FetchSnapshot>(ServeSnapshot);
         Receive<SnapshotPart>(OnSnapshotPart);
@@ -240,6 +244,9 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
                 break;
             case CommitUpTo commit:
                 _storage.Commit(commit.Zxid);
+                break;
+            case LeadershipConfirmed confirmed:
+                _replica.Tell(confirmed);
                 break;
             case RoleChanged role:
                 _log.Info("Server {0} is {1} (leader {2}, epoch {3}, serving: {4})", _myId, role.Role, role.Leader, role.Epoch, role.ServesClients);

@@ -55,8 +55,8 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
             case Ack a: w.Long(a.From); w.Long(a.Zxid); break;
             case Commit c: w.Long(c.From); w.Long(c.Zxid); break;
             case Inform i: w.Long(i.From); w.Entry(i.Entry); break;
-            case Ping p: w.Long(p.From); w.Long(p.CommittedZxid); break;
-            case PingReply r: w.Long(r.From); w.Long(r.LastZxid); break;
+            case Ping p: w.Long(p.From); w.Long(p.CommittedZxid); w.Long(p.Round); break;
+            case PingReply r: w.Long(r.From); w.Long(r.LastZxid); w.Long(r.Round); break;
             case ElectionMessage e:
                 w.Long(e.From);
                 w.Long(e.Notification.From); w.Long(e.Notification.Vote.Leader); w.Long(e.Notification.Vote.Zxid);
@@ -103,8 +103,8 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
             "A" => new Ack(r.Long(), r.Long()),
             "C" => new Commit(r.Long(), r.Long()),
             "I" => new Inform(r.Long(), r.Entry()),
-            "G" => new Ping(r.Long(), r.Long()),
-            "g" => new PingReply(r.Long(), r.Long()),
+            "G" => new Ping(r.Long(), r.Long(), r.OptionalLong()),
+            "g" => new PingReply(r.Long(), r.Long(), r.OptionalLong()),
             "E" => ReadElection(ref r),
             "F" => new FollowerInfo(r.Long(), r.Long(), r.Long(), r.Int() != 0),
             "L" => new LeaderInfo(r.Long(), r.Long()),
@@ -240,6 +240,8 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
 
         public long Long() => BinaryPrimitives.ReadInt64LittleEndian(Take(8));
         public int Int() => BinaryPrimitives.ReadInt32LittleEndian(Take(4));
+        /// <summary>A trailing field that older members do not send (0 when absent), so a rolling upgrade keeps their pings.</summary>
+        public long OptionalLong() => Remaining == 0 ? 0 : Long();
         public LogEntry Entry() => new(Long(), Bytes());
         public byte[] Bytes() => Take(Int()).ToArray();
         public string String() => System.Text.Encoding.UTF8.GetString(Take(Int()));

@@ -39,6 +39,16 @@ public sealed partial class ReplicaActor
     /// <summary>The xid of the sync a follower sends for a validation (clients never use 0).</summary>
     private const int ValidationXid = 0;
 
+    /// <summary>
+    /// Leader: a sync whose point is fixed (<see cref="SyncZxid"/> when it arrived), held until the peer confirms
+    /// that this server still leads (<see cref="LeadershipConfirmed"/>): a leader cut off from its quorum must not
+    /// answer from its own state while another leader commits writes (DESIGN invariant 5). A follower's sync is
+    /// answered to <see cref="Follower"/>, a local one released in its session's queue.
+    /// </summary>
+    private sealed record HeldSync(long Request, long Zxid, long SessionId, int Xid, PendingSync? Local, IActorRef? Follower);
+    private readonly Queue<HeldSync> _heldSyncs = new();
+    private long _lastConfirmRequest;
+
     /// <summary>A sync in flight: answered once this replica has applied up to <see cref="Zxid"/> (the leader's last
     /// proposal when it saw the sync; -1 until the leader says).</summary>
     private sealed class PendingSync(int xid, string path, long sinceMs)
@@ -76,6 +86,7 @@ public sealed partial class ReplicaActor
             if (session.Pending.Any(p => p is PendingSync { Zxid: < 0 } s && s.Xid == m.Xid)) Abandon(m.SessionId, session, "the leader refused its sync");
             else Complete(session, m.Xid, Refusal(m.Xid, (ErrorCode)m.Err));
         });
+        Receive<LeadershipConfirmed>(OnLeadershipConfirmed);
         Receive<SyncPoint>(m =>
         {
             if (m.Xid == ValidationXid && _validations.TryGetValue(m.SessionId, out var validation))
@@ -95,8 +106,10 @@ public sealed partial class ReplicaActor
     private void OnRoleChanged(RoleChanged role)
     {
         var wasServing = _serving;
+        var wasLeading = _leading;
         _serving = role.ServesClients;
         _leading = role.ServesClients && role.Role == PeerState.Leading;
+        if (wasLeading && !_leading) RefuseHeldSyncs();
         FlushForwarded();   // to the leader they were meant for, as if sent at once
         _leaderReplica = role.ServesClients && !_leading
             ? RemotePaths.Resolve(Context.System, $"{_ensemble!.Members.AddressOf(role.Leader)}/user/replica")
@@ -204,7 +217,7 @@ public sealed partial class ReplicaActor
         var sync = new PendingSync(request.Xid, body.NodePath, _monotonic());
         session.Pending.Enqueue(sync);
         _syncWaiters.Add(session);
-        if (_leading) sync.Zxid = SyncZxid();
+        if (_leading) HoldSync(request.SessionId, request.Xid, sync, null);
         else if (_leaderReplica is not null) ToLeader(new ForwardedRequest(_ensemble!.ServerId, request.SessionId, request.Xid, (int)OpCode.Sync, [], []));
         else sync.Zxid = 0;
         Drain(session);
@@ -220,6 +233,43 @@ public sealed partial class ReplicaActor
     {
         var lastProposed = _prep.NextZxid - 1;
         return Zxids.CounterOf(lastProposed) == 0 ? _tree.LastZxid : lastProposed;
+    }
+
+    /// <summary>Leader: fixes the sync's point now and asks the peer to confirm leadership before it is answered.</summary>
+    private void HoldSync(long sessionId, int xid, PendingSync? local, IActorRef? follower)
+    {
+        _heldSyncs.Enqueue(new HeldSync(++_lastConfirmRequest, SyncZxid(), sessionId, xid, local, follower));
+        _log.Tell(new PeerActor.ConfirmLeadership(_lastConfirmRequest));
+    }
+
+    private void OnLeadershipConfirmed(LeadershipConfirmed m)
+    {
+        while (_heldSyncs.TryPeek(out var held) && held.Request <= m.UpToRequest)
+        {
+            _heldSyncs.Dequeue();
+            if (held.Follower is { } follower) follower.Tell(new SyncPoint(held.SessionId, held.Xid, held.Zxid));
+            else if (held.Local is { } sync && _sessions.TryGetValue(held.SessionId, out var session))
+            {
+                sync.Zxid = held.Zxid;
+                Drain(session);
+            }
+        }
+    }
+
+    /// <summary>
+    /// This server stopped leading before a quorum confirmed its held syncs: they are refused as a departing
+    /// leader refuses a forwarded sync (the follower closes that client's connection, see ForwardRejected). Local
+    /// ones go with the clients this server drops now that it does not serve.
+    /// </summary>
+    private void RefuseHeldSyncs()
+    {
+        foreach (var held in _heldSyncs)
+        {
+            if (held.Follower is { } follower) follower.Tell(new ForwardRejected(held.SessionId, held.Xid, (int)ErrorCode.ConnectionLoss));
+            else if (_serving && _sessions.TryGetValue(held.SessionId, out var session) && session.Pending.Contains(held.Local!))
+                Abandon(held.SessionId, session, "leadership ended before its sync was confirmed");
+        }
+        _heldSyncs.Clear();
     }
 
     /// <summary>
@@ -269,7 +319,7 @@ public sealed partial class ReplicaActor
         }
         if (op == OpCode.Sync)
         {
-            Sender.Tell(new SyncPoint(f.SessionId, f.Xid, SyncZxid()));
+            HoldSync(f.SessionId, f.Xid, null, Sender);
             return;
         }
         if (IsMovedAway(f.SessionId, f.ServerId))
