@@ -326,6 +326,35 @@ public sealed class ResourceBoundsTests(ITestOutputHelper output)
         });
     }
 
+    /// <summary>
+    /// max-connections counts every address together and is counted at accept: a burst of 120 connects at once from two
+    /// addresses gets exactly 50 sessions, whatever the interleaving.
+    /// </summary>
+    [Fact]
+    public async Task A_burst_of_connections_from_several_addresses_gets_exactly_max_connections()
+    {
+        ResourceLimits.EnsureOpenFiles(4096);
+        await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions { ExtraHocon = "coordination.max-connections = 50" });
+        await Targets.WithServerOutputOnFailure(server, output, async () =>
+        {
+            Assert.Equal(50, ParseConnectionCap(server.OutputTail));
+            var sockets = await Task.WhenAll(Enumerable.Range(0, 120).Select(i => Abuse.TryConnectFromAsync(i % 2 == 0 ? "127.0.0.2" : "127.0.0.3", server.Port)));
+            var sessions = await Task.WhenAll(sockets.Select(s => s is null ? Task.FromResult(false) : Abuse.HandshakeAsync(s, TimeSpan.FromSeconds(10))));
+            output.WriteLine($"{sessions.Count(ok => ok)} of 120 connections got a session");
+            Assert.Equal(50, sessions.Count(ok => ok));
+            foreach (var s in sockets) s?.Dispose();
+            await Eventually(async () =>
+            {
+                await using var after = await WireClient.ConnectAsync(server.ConnectString);
+                return (await after.ExistsAsync("/")).Header.Err == ErrorCode.Ok;
+            }, TimeSpan.FromSeconds(10), "a session after the burst closed");
+            var mntr = await FourLetterWord.MntrAsync(server.Host, server.Port);
+            // 70 of the burst, and any attempt above that was made before the burst's connections were counted out.
+            Assert.True(long.Parse(mntr["zk_connection_rejected_max_connections"], CultureInfo.InvariantCulture) >= 70,
+                $"zk_connection_rejected_max_connections = {mntr["zk_connection_rejected_max_connections"]}");
+        });
+    }
+
     private static int ParseConnectionCap(string serverOutput)
     {
         var match = System.Text.RegularExpressions.Regex.Match(serverOutput, @"Client connections: at most (\d+) in total");
