@@ -77,9 +77,9 @@ public static class Acls
     /// Note: ZooKeeper 3.8 also accepts addauth "ip" (it re-adds the connection's address); that needs the address,
     /// which only the server knows, so this returns null for "ip".
     /// </summary>
-    public static IReadOnlyList<Id>? AuthenticateIds(string scheme, byte[] auth, string? superDigest)
+    public static IReadOnlyList<Id>? AuthenticateIds(string? scheme, byte[]? auth, string? superDigest)
     {
-        if (scheme != DigestScheme) return null;
+        if (scheme != DigestScheme || auth is null) return null;   // null auth bytes: ZooKeeper's provider fails too
         var digest = Digest(Encoding.UTF8.GetString(auth));
         var id = new Id(DigestScheme, digest);
         return superDigest is not null && digest == superDigest ? [new Id(SuperScheme, ""), id] : [id];

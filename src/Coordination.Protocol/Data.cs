@@ -6,7 +6,18 @@ public sealed record Id(string Scheme, string Ident) : IJuteRecord
     public static readonly Id Anyone = new("world", "anyone");
     public static readonly Id AuthIds = new("auth", "");
 
-    public static Id Read(ref JuteReader r) => new(r.ReadString() ?? "", r.ReadString() ?? "");
+    /// <summary>
+    /// A null scheme reads as "" (an unknown scheme: InvalidACL, as in ZooKeeper). A null id reads as "" for "auth",
+    /// whose id ZooKeeper ignores; for the schemes whose id ZooKeeper 3.8 inspects (world, digest, ip) it fails the
+    /// request with MarshallingError, as ZooKeeper's NullPointerException there does.
+    /// </summary>
+    public static Id Read(ref JuteReader r)
+    {
+        var scheme = r.ReadString() ?? "";
+        var ident = r.ReadString();
+        if (ident is null && scheme is "world" or "digest" or "ip") throw new JuteException($"null id for scheme {scheme}");
+        return new(scheme, ident ?? "");
+    }
     public void Write(ref JuteWriter w) { w.WriteString(Scheme); w.WriteString(Ident); }
     public override string ToString() => $"{Scheme}:{Ident}";
 }

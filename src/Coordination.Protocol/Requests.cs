@@ -138,9 +138,11 @@ internal sealed class ReadRequests(string path)
 public sealed record PathRequest(string NodePath) : ZkRequest
 {
     public override string Path => NodePath;
-    public static PathRequest Read(ref JuteReader r)
+    /// <param name="nullAsEmpty">sync and getEphemerals: see <see cref="JuteReader.ReadPathOrEmpty()"/>.</param>
+    public static PathRequest Read(ref JuteReader r, bool nullAsEmpty = false)
     {
-        var path = r.ReadPath(out var held);
+        PathInterner.Held? held;
+        var path = nullAsEmpty ? r.ReadPathOrEmpty(out held) : r.ReadPath(out held);
         return held is null ? new(path) : ReadRequests.Of(held).Plain;
     }
 
@@ -150,7 +152,7 @@ public sealed record PathRequest(string NodePath) : ZkRequest
 public sealed record SetDataRequest(string NodePath, byte[]? Data, int Version) : ZkRequest
 {
     public override string Path => NodePath;
-    public static SetDataRequest Read(ref JuteReader r) => new(r.ReadPath(), r.ReadBuffer(), r.ReadInt());
+    public static SetDataRequest Read(ref JuteReader r) => new(r.ReadPathOrEmpty(), r.ReadBuffer(), r.ReadInt());
     public override void Write(ref JuteWriter w) { w.WriteString(NodePath); w.WriteBuffer(Data); w.WriteInt(Version); }
 }
 
@@ -159,16 +161,17 @@ public sealed record SetAclRequest(string NodePath, IReadOnlyList<Acl>? Acl, int
     public override string Path => NodePath;
     public static SetAclRequest Read(ref JuteReader r)
     {
-        var path = r.ReadPath();
+        var path = r.ReadPathOrEmpty();
         var acl = Protocol.Acl.ReadList(ref r);
         return new SetAclRequest(path, acl, r.ReadInt());
     }
     public override void Write(ref JuteWriter w) { w.WriteString(NodePath); Protocol.Acl.WriteList(ref w, Acl); w.WriteInt(Version); }
 }
 
-public sealed record AuthRequest(int Type, string Scheme, byte[] Auth) : ZkRequest
+/// <summary>addauth. A null scheme or null auth bytes fail authentication (AuthFailed, then a close), as in ZooKeeper.</summary>
+public sealed record AuthRequest(int Type, string? Scheme, byte[]? Auth) : ZkRequest
 {
-    public static AuthRequest Read(ref JuteReader r) => new(r.ReadInt(), r.ReadRequiredString(), r.ReadBuffer() ?? []);
+    public static AuthRequest Read(ref JuteReader r) => new(r.ReadInt(), r.ReadString(), r.ReadBuffer());
     public override void Write(ref JuteWriter w) { w.WriteInt(Type); w.WriteString(Scheme); w.WriteBuffer(Auth); }
 }
 
@@ -180,14 +183,20 @@ public sealed record SetWatchesRequest(
     public static SetWatchesRequest Read(ref JuteReader r, bool version2)
     {
         var zxid = r.ReadLong();
-        var data = r.ReadPathVector() ?? [];
-        var exist = r.ReadPathVector() ?? [];
-        var child = r.ReadPathVector() ?? [];
+        var data = ReadList(ref r);
+        var exist = ReadList(ref r);
+        var child = ReadList(ref r);
         if (!version2) return new SetWatchesRequest(zxid, data, exist, child, [], [], false);
-        var persistent = r.ReadPathVector() ?? [];
-        var recursive = r.ReadPathVector() ?? [];
+        var persistent = ReadList(ref r);
+        var recursive = ReadList(ref r);
         return new SetWatchesRequest(zxid, data, exist, child, persistent, recursive, true);
     }
+
+    /// <summary>
+    /// A null list fails the request with MarshallingError, as in ZooKeeper 3.8 (which registers the lists before the
+    /// null one first; here nothing is registered: a request is applied whole or not at all).
+    /// </summary>
+    private static List<string> ReadList(ref JuteReader r) => r.ReadPathVector() ?? throw new JuteException("null watch list in setWatches");
 
     public override void Write(ref JuteWriter w)
     {
@@ -204,7 +213,7 @@ public sealed record SetWatchesRequest(
 public sealed record AddWatchRequest(string NodePath, AddWatchMode Mode) : ZkRequest
 {
     public override string Path => NodePath;
-    public static AddWatchRequest Read(ref JuteReader r) => new(r.ReadPath(), (AddWatchMode)r.ReadInt());
+    public static AddWatchRequest Read(ref JuteReader r) => new(r.ReadPathOrEmpty(), (AddWatchMode)r.ReadInt());
     public override void Write(ref JuteWriter w) { w.WriteString(NodePath); w.WriteInt((int)Mode); }
 }
 
@@ -212,7 +221,9 @@ public sealed record AddWatchRequest(string NodePath, AddWatchMode Mode) : ZkReq
 public sealed record WatchesRequest(string NodePath, WatcherType Type) : ZkRequest
 {
     public override string Path => NodePath;
-    public static WatchesRequest Read(ref JuteReader r) => new(r.ReadPath(), (WatcherType)r.ReadInt());
+    /// <param name="nullAsEmpty">removeWatches: see <see cref="JuteReader.ReadPathOrEmpty()"/>.</param>
+    public static WatchesRequest Read(ref JuteReader r, bool nullAsEmpty = false) =>
+        new(nullAsEmpty ? r.ReadPathOrEmpty() : r.ReadPath(), (WatcherType)r.ReadInt());
     public override void Write(ref JuteWriter w) { w.WriteString(NodePath); w.WriteInt((int)Type); }
 }
 
@@ -278,7 +289,8 @@ public static class Requests
         OpCode.CreateTtl => CreateRequest.Read(ref r, withTtl: true),
         OpCode.Delete or OpCode.Check => PathVersionRequest.Read(ref r),
         OpCode.Exists or OpCode.GetData or OpCode.GetChildren or OpCode.GetChildren2 => PathWatchRequest.Read(ref r),
-        OpCode.GetAcl or OpCode.Sync or OpCode.GetAllChildrenNumber or OpCode.GetEphemerals => PathRequest.Read(ref r),
+        OpCode.GetAcl or OpCode.GetAllChildrenNumber => PathRequest.Read(ref r),
+        OpCode.Sync or OpCode.GetEphemerals => PathRequest.Read(ref r, nullAsEmpty: true),
         OpCode.SetData => SetDataRequest.Read(ref r),
         OpCode.SetAcl => SetAclRequest.Read(ref r),
         OpCode.Multi or OpCode.MultiRead => MultiRequest.Read(ref r),
@@ -286,7 +298,8 @@ public static class Requests
         OpCode.SetWatches => SetWatchesRequest.Read(ref r, version2: false),
         OpCode.SetWatches2 => SetWatchesRequest.Read(ref r, version2: true),
         OpCode.AddWatch => AddWatchRequest.Read(ref r),
-        OpCode.CheckWatches or OpCode.RemoveWatches => WatchesRequest.Read(ref r),
+        OpCode.CheckWatches => WatchesRequest.Read(ref r),
+        OpCode.RemoveWatches => WatchesRequest.Read(ref r, nullAsEmpty: true),
         OpCode.Ping or OpCode.CloseSession or OpCode.WhoAmI => EmptyRequest.Instance,
         _ => throw new UnknownOpException(op),
     };

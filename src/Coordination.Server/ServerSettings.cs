@@ -17,6 +17,10 @@ public sealed record ServerSettings
     public required int MaxDataSize { get; init; }
     public required int MaxInflightPerConnection { get; init; }
     public required int MaxClientConnections { get; init; }
+    /// <summary>Client connections allowed in total (ZooKeeper's maxCnxns; 0 = unlimited); null = derived from the open-files limit.</summary>
+    public required int? MaxConnections { get; init; }
+    /// <summary>Descriptors kept free of client connections when <see cref="MaxConnections"/> is derived.</summary>
+    public required int FileDescriptorReserve { get; init; }
     /// <summary>A connection that has not completed its handshake this long after accept is closed.</summary>
     public required TimeSpan HandshakeTimeout { get; init; }
     /// <summary>Responses and events queued to one connection (estimated bytes) past which it is disconnected.</summary>
@@ -72,6 +76,8 @@ public sealed record ServerSettings
             MaxDataSize = c.GetInt("max-data-size"),
             MaxInflightPerConnection = Math.Max(1, c.GetInt("max-inflight-per-connection")),
             MaxClientConnections = c.GetInt("max-client-connections"),
+            MaxConnections = c.GetString("max-connections") is "auto" ? null : c.GetInt("max-connections"),
+            FileDescriptorReserve = Math.Max(0, c.GetInt("file-descriptor-reserve")),
             HandshakeTimeout = c.GetTimeSpan("handshake-timeout"),
             MaxQueuedBytesPerConnection = c.GetByteSize("max-queued-bytes-per-connection") ?? 32L << 20,
             FlushTimeout = c.GetTimeSpan("flush-timeout"),

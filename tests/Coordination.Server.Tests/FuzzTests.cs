@@ -235,18 +235,18 @@ public sealed class FuzzTests(ITestOutputHelper output)
 
     // ------------------------------------------------------------------ the catalogue
 
-    private static byte[] I(params int[] ints)
+    internal static byte[] I(params int[] ints)
     {
         var b = new byte[ints.Length * 4];
         for (var i = 0; i < ints.Length; i++) BinaryPrimitives.WriteInt32BigEndian(b.AsSpan(i * 4), ints[i]);
         return b;
     }
 
-    private static byte[] Concat(params byte[][] parts) => parts.SelectMany(p => p).ToArray();
-    private static byte[] S(string s) { var u = Encoding.UTF8.GetBytes(s); return Concat(I(u.Length), u); }
-    private static readonly byte[] False = [0];
-    private static readonly byte[] True = [1];
-    private static byte[] OpenAcl => Concat(I(1, 31), S("world"), S("anyone"));
+    internal static byte[] Concat(params byte[][] parts) => parts.SelectMany(p => p).ToArray();
+    internal static byte[] S(string s) { var u = Encoding.UTF8.GetBytes(s); return Concat(I(u.Length), u); }
+    internal static readonly byte[] False = [0];
+    internal static readonly byte[] True = [1];
+    internal static byte[] OpenAcl => Concat(I(1, 31), S("world"), S("anyone"));
     private static byte[] Rand(Random rng, int n) { var b = new byte[n]; rng.NextBytes(b); return b; }
 
     private static IEnumerable<FuzzCase> Catalogue(Random rng)

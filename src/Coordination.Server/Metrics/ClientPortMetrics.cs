@@ -7,6 +7,7 @@ namespace Coordination.Server.Metrics;
 public sealed class ClientPortMetrics
 {
     private long _connectionRejected;
+    private long _totalLimitRejected;
     private long _sessionlessExpired;
     private long _queueLimitDrops;
     private long _flushTimeoutDrops;
@@ -14,8 +15,10 @@ public sealed class ClientPortMetrics
     private long _largeResponsesRejected;
     private long _acceptFailures;
 
-    /// <summary>Connections closed at accept because their address had max-client-connections open (ZooKeeper's name).</summary>
+    /// <summary>Connections closed at accept because of max-connections or max-client-connections (ZooKeeper's name, both causes).</summary>
     public long ConnectionRejected => Interlocked.Read(ref _connectionRejected);
+    /// <summary>Of those, the ones closed because max-connections were open in total.</summary>
+    public long TotalLimitRejected => Interlocked.Read(ref _totalLimitRejected);
     /// <summary>Connections closed because they did not complete the handshake in time (ZooKeeper's name).</summary>
     public long SessionlessConnectionsExpired => Interlocked.Read(ref _sessionlessExpired);
     /// <summary>Connections closed because more than max-queued-bytes-per-connection was queued to them.</summary>
@@ -29,7 +32,11 @@ public sealed class ClientPortMetrics
     /// <summary>Failed accepts (e.g. out of file descriptors); the accept loop pauses after each.</summary>
     public long AcceptFailures => Interlocked.Read(ref _acceptFailures);
 
-    public void ConnectionRejectedOnce() => Interlocked.Increment(ref _connectionRejected);
+    public void ConnectionRejectedOnce(bool totalLimit)
+    {
+        Interlocked.Increment(ref _connectionRejected);
+        if (totalLimit) Interlocked.Increment(ref _totalLimitRejected);
+    }
     public void SessionlessExpiredOnce() => Interlocked.Increment(ref _sessionlessExpired);
     public void QueueLimitDropOnce() => Interlocked.Increment(ref _queueLimitDrops);
     public void FlushTimeoutDropOnce() => Interlocked.Increment(ref _flushTimeoutDrops);
@@ -41,6 +48,7 @@ public sealed class ClientPortMetrics
     public IEnumerable<(string Name, long Value)> Values()
     {
         yield return ("connection_rejected", ConnectionRejected);
+        yield return ("connection_rejected_max_connections", TotalLimitRejected);
         yield return ("sessionless_connections_expired", SessionlessConnectionsExpired);
         yield return ("connections_dropped_queue_full", QueueLimitDrops);
         yield return ("connections_dropped_flush_timeout", FlushTimeoutDrops);
@@ -52,7 +60,7 @@ public sealed class ClientPortMetrics
     /// <summary>The names of <see cref="Values"/>, for the Prometheus TYPE line.</summary>
     public static readonly IReadOnlySet<string> Names = new HashSet<string>
     {
-        "connection_rejected", "sessionless_connections_expired", "connections_dropped_queue_full",
+        "connection_rejected", "connection_rejected_max_connections", "sessionless_connections_expired", "connections_dropped_queue_full",
         "connections_dropped_flush_timeout", "request_throttle_wait_count", "large_responses_rejected", "accept_failures",
     };
 }

@@ -16,6 +16,7 @@ public sealed class ClientListener : IAsyncDisposable
     private readonly FourLetterWordHandler _admin;
     private readonly ConnectionRegistry _registry;
     private readonly ClientPortLimits _limits;
+    private readonly int _maxConnections;
     private readonly CancellationTokenSource _cts = new();
     private Task? _acceptLoop;
     private Task? _watchdog;
@@ -28,12 +29,17 @@ public sealed class ClientListener : IAsyncDisposable
         _admin = admin;
         _registry = registry;
         _limits = new ClientPortLimits(settings, Metrics.ServerMetrics.For(system).ClientPort);
+        (_maxConnections, var capReason) = FileDescriptorBudget.Resolve(settings.MaxConnections, settings.FileDescriptorReserve);
+        system.Log.Info("Client connections: at most {0} in total ({1}), {2} per address", _maxConnections == 0 ? "unlimited" : _maxConnections.ToString(), capReason, settings.MaxClientConnections);
         var address = IPAddress.Parse(settings.ClientAddress);
         _socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
         _socket.Bind(new IPEndPoint(address, settings.ClientPort));
         _socket.Listen(1024);
     }
+
+    /// <summary>Client connections allowed in total (max-connections resolved; 0 = unlimited).</summary>
+    public int MaxConnections => _maxConnections;
 
     /// <summary>The bound port (differs from the setting when it was 0).</summary>
     public int Port => ((IPEndPoint)_socket.LocalEndPoint!).Port;
@@ -77,7 +83,7 @@ public sealed class ClientListener : IAsyncDisposable
 
     private async Task AcceptLoopAsync()
     {
-        var lastWarning = 0L;
+        long lastFailureWarning = 0, lastRejectWarning = 0;
         while (!_cts.IsCancellationRequested)
         {
             Socket client;
@@ -86,14 +92,11 @@ public sealed class ClientListener : IAsyncDisposable
             catch (ObjectDisposedException) { return; }
             catch (SocketException e)
             {
-                // E.g. out of file descriptors (EMFILE): the pending connection stays in the backlog and every accept
-                // fails at once, so pause instead of spinning a core until descriptors free up.
+                // Out of file descriptors (EMFILE) despite max-connections (another part of the process took them): the
+                // pending connection stays in the backlog and every accept fails at once, so pause instead of spinning.
                 _limits.Metrics.AcceptFailureOnce();
-                if (Environment.TickCount64 - lastWarning > 10_000)
-                {
-                    lastWarning = Environment.TickCount64;
+                if (Due(ref lastFailureWarning))
                     _system.Log.Warning("Accepting a client connection failed: {0}; pausing accepts briefly", e.SocketErrorCode);
-                }
                 try { await Task.Delay(100, _cts.Token).ConfigureAwait(false); } catch (OperationCanceledException) { return; }
                 continue;
             }
@@ -102,15 +105,18 @@ public sealed class ClientListener : IAsyncDisposable
             try
             {
                 address = ClientConnection.AddressOf((IPEndPoint)client.RemoteEndPoint!);
-                // ZooKeeper's maxClientCnxns: counted here, at accept, so that a burst of connects cannot all pass.
-                if (!_registry.TryAdmit(address, _settings.MaxClientConnections))
+                // ZooKeeper's maxCnxns and maxClientCnxns: counted here, at accept, so that a burst of connects cannot
+                // all pass; the connection is closed before any byte is read from it.
+                var admission = _registry.TryAdmit(address, _settings.MaxClientConnections, _maxConnections);
+                if (admission != Admission.Admitted)
                 {
                     address = null;
-                    _limits.Metrics.ConnectionRejectedOnce();
-                    if (Environment.TickCount64 - lastWarning > 10_000)
+                    var total = admission == Admission.TooManyInTotal;
+                    _limits.Metrics.ConnectionRejectedOnce(total);
+                    if (Due(ref lastRejectWarning))
                     {
-                        lastWarning = Environment.TickCount64;
-                        _system.Log.Warning("Too many connections from {0}: max is {1}", client.RemoteEndPoint, _settings.MaxClientConnections);
+                        if (total) _system.Log.Warning("Too many connections: max is {0} in total (max-connections); closing {1}", _maxConnections, client.RemoteEndPoint);
+                        else _system.Log.Warning("Too many connections from {0}: max is {1}", client.RemoteEndPoint, _settings.MaxClientConnections);
                     }
                     client.Dispose();
                     continue;
@@ -120,10 +126,18 @@ public sealed class ClientListener : IAsyncDisposable
             }
             catch (Exception)
             {
-                if (address is not null) _registry.Release(address);
                 client.Dispose();
+                if (address is not null) _registry.Release(address);
             }
         }
+    }
+
+    /// <summary>True at most once per 10 s for one <paramref name="last"/>: warnings about a flood are rate-limited.</summary>
+    private static bool Due(ref long last)
+    {
+        if (Environment.TickCount64 - last < 10_000) return false;
+        last = Environment.TickCount64;
+        return true;
     }
 
     /// <summary>

@@ -57,8 +57,8 @@ public sealed class ConnectionActor : ReceiveActor
     protected override void PostStop()
     {
         _registry.Remove(_connection);
-        _registry.Release(_connection.RemoteAddress);   // admitted at accept (max-client-connections)
         _connection.Abort();
+        _registry.Release(_connection.RemoteAddress);   // admitted at accept; after Abort so its descriptor is free
     }
 
     private void OnReadFinished(ReadFinished finished)

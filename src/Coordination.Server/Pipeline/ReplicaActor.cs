@@ -562,7 +562,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
                 return (ErrorCode.MarshallingError, EmptyResponse.Instance);
             case AddWatchRequest r:
             {
-                if (!Paths.IsValid(r.NodePath)) return (ErrorCode.BadArguments, EmptyResponse.Instance);
+                // No path check, as in ZooKeeper 3.8 (Ok for "" or "x"): a watch on a path no znode can have never fires.
                 var node = _tree.Find(r.NodePath);
                 if (node is not null && !Acls.Check(node.Acl, Perms.Read, request.Auth)) return (ErrorCode.NoAuth, EmptyResponse.Instance);
                 _watches.Add(r.NodePath, sid, r.Mode == AddWatchMode.PersistentRecursive ? WatchKind.PersistentRecursive : WatchKind.Persistent);
