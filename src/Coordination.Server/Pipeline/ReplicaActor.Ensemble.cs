@@ -50,7 +50,7 @@ public sealed partial class ReplicaActor
     private long _lastConfirmRequest;
 
     /// <summary>A sync in flight: answered once this replica has applied up to <see cref="Zxid"/> (the leader's last
-    /// proposal when it saw the sync; -1 until the leader says).</summary>
+    /// proposal when it saw the sync; -1 until the leader says, which it does once a quorum confirms it still leads).</summary>
     private sealed class PendingSync(int xid, string path, long sinceMs)
     {
         public readonly int Xid = xid;
