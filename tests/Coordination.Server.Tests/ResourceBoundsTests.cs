@@ -256,6 +256,8 @@ public sealed class ResourceBoundsTests(ITestOutputHelper output)
         await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions
         {
             LaunchPrefix = ["prlimit", $"--nofile={descriptors}:{descriptors}"],
+            // The flood's sessions never ping: a 2-minute timeout keeps them (and their descriptors) for the whole test.
+            TickTimeMs = 6000,
             // Small segments and frequent snapshots: the writes below need new files while the flood is held.
             ExtraHocon = $"coordination.persistence {{ log-segment-size = 64KiB, log-preallocate = 16KiB, snapshot-every-txns = 100 }}\n{configured}",
         });
@@ -272,7 +274,7 @@ public sealed class ResourceBoundsTests(ITestOutputHelper output)
             {
                 for (var i = 0; i < flood; i++)
                     if (await Abuse.TryConnectFromAsync("127.0.0.1", server.Port) is { } s) sockets.Add(s);
-                var sessions = await Task.WhenAll(sockets.Select(s => Abuse.HandshakeAsync(s, TimeSpan.FromSeconds(10))));
+                var sessions = await Task.WhenAll(sockets.Select(s => Abuse.HandshakeAsync(s, TimeSpan.FromSeconds(30), sessionTimeoutMs: 120_000)));
                 var admitted = sessions.Count(ok => ok);
                 output.WriteLine($"{sockets.Count} of {flood} connected, {admitted} got a session");
 
@@ -406,16 +408,16 @@ internal static class Abuse
     }
 
     /// <summary>Sends a ConnectRequest and reads the response: true when a session was granted.</summary>
-    public static async Task<bool> HandshakeAsync(Socket socket, TimeSpan timeout)
+    public static async Task<bool> HandshakeAsync(Socket socket, TimeSpan timeout, int sessionTimeoutMs = 30_000)
     {
-        try { return (await HandshakeForSessionAsync(socket, timeout)).Id != 0; }
+        try { return (await HandshakeForSessionAsync(socket, timeout, sessionTimeoutMs)).Id != 0; }
         catch (Exception e) when (e is SocketException or OperationCanceledException or IOException) { return false; }
     }
 
-    public static async Task<(long Id, byte[] Password)> HandshakeForSessionAsync(Socket socket, TimeSpan? timeout = null)
+    public static async Task<(long Id, byte[] Password)> HandshakeForSessionAsync(Socket socket, TimeSpan? timeout = null, int sessionTimeoutMs = 30_000)
     {
         using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(10));
-        await socket.SendAsync(WireFrames.Connect(timeoutMs: 30_000), cts.Token);
+        await socket.SendAsync(WireFrames.Connect(timeoutMs: sessionTimeoutMs), cts.Token);
         var frame = await ReadFrameAsync(socket, cts.Token) ?? throw new IOException("closed during the handshake");
         var r = new JuteReader(frame);
         var response = ConnectResponse.Read(ref r);

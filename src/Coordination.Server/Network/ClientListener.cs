@@ -38,9 +38,6 @@ public sealed class ClientListener : IAsyncDisposable
         _socket.Listen(1024);
     }
 
-    /// <summary>Client connections allowed in total (max-connections resolved; 0 = unlimited).</summary>
-    public int MaxConnections => _maxConnections;
-
     /// <summary>The bound port (differs from the setting when it was 0).</summary>
     public int Port => ((IPEndPoint)_socket.LocalEndPoint!).Port;
 

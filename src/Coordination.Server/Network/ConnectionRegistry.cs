@@ -45,12 +45,6 @@ public sealed class ConnectionRegistry
         }
     }
 
-    /// <summary>Connections admitted and not yet released (those whose actor has not stopped included).</summary>
-    public int Admitted
-    {
-        get { lock (_perAddress) return _admitted; }
-    }
-
     /// <summary>Connections counted from <paramref name="address"/>.</summary>
     public int CountFrom(string address)
     {
