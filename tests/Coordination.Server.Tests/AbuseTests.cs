@@ -33,7 +33,8 @@ public sealed class AbuseTests(ITestOutputHelper output)
         await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions
         {
             // The production defaults (ServerProcess lifts the per-address limit for other tests).
-            ExtraHocon = "coordination.max-client-connections = 60",
+            // The flood holds raw sessions that never ping: long timeouts, so that none expires (and frees its slot) mid-test.
+            ExtraHocon = "coordination { max-client-connections = 60, max-session-timeout = 180s }",
         });
         await Targets.WithServerOutputOnFailure(server, output, () => RunAsync(server));
     }
@@ -171,7 +172,7 @@ public sealed class AbuseTests(ITestOutputHelper output)
                 // (which also measures the good sessions) spending its cores on the flood.
                 var paced = Task.Delay(50);
                 var batch = await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => Abuse.TryConnectFromAsync("127.0.0.4", port)));
-                var sessions = await Task.WhenAll(batch.Select(s => s is null ? Task.FromResult(false) : Abuse.HandshakeAsync(s, TimeSpan.FromSeconds(2))));
+                var sessions = await Task.WhenAll(batch.Select(s => s is null ? Task.FromResult(false) : Abuse.HandshakeAsync(s, TimeSpan.FromSeconds(2), sessionTimeoutMs: 180_000)));
                 attempts += batch.Length;
                 for (var i = 0; i < batch.Length; i++)
                 {
