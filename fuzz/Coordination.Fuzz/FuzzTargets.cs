@@ -5,6 +5,7 @@ using Coordination.Protocol;
 using Coordination.Server.Ensemble;
 using Coordination.Server.Network;
 using Coordination.Server.Pipeline;
+using Coordination.Testing;
 
 namespace Coordination.Fuzz;
 
@@ -202,20 +203,6 @@ public static class FuzzTargets
     {
         var half = input.Length / 2;
         if (half == 0) return new ReadOnlySequence<byte>(input.ToArray());
-        var first = new Segment(input[..half].ToArray(), 0);
-        var last = first.Append(input[half..].ToArray());
-        return new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory, long runningIndex) { Memory = memory; RunningIndex = runningIndex; }
-
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory, RunningIndex + Memory.Length);
-            Next = next;
-            return next;
-        }
+        return Sequences.Of(input[..half].ToArray(), input[half..].ToArray());
     }
 }

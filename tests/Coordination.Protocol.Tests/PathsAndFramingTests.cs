@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using Coordination.Protocol;
+using Coordination.Testing;
 
 namespace Coordination.Protocol.Tests;
 
@@ -102,28 +103,7 @@ public class PathsTests
 
 public class FramingTests
 {
-    private static ReadOnlySequence<byte> Seq(params byte[][] segments)
-    {
-        if (segments.Length == 1) return new ReadOnlySequence<byte>(segments[0]);
-        Segment? first = null, last = null;
-        foreach (var s in segments)
-        {
-            if (first is null) first = last = new Segment(s, 0);
-            else last = last!.Append(s);
-        }
-        return new ReadOnlySequence<byte>(first!, 0, last!, last!.Memory.Length);
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory, long index) { Memory = memory; RunningIndex = index; }
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory, RunningIndex + Memory.Length);
-            Next = next;
-            return next;
-        }
-    }
+    private static ReadOnlySequence<byte> Seq(params byte[][] segments) => Sequences.Of(segments);
 
     private static byte[] Frame(byte[] payload)
     {
