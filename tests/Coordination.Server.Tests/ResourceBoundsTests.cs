@@ -202,6 +202,51 @@ public sealed class ResourceBoundsTests(ITestOutputHelper output)
         });
     }
 
+    /// <summary>
+    /// The server-wide outstanding count is kept per read batch and per flush (not per request): under pipelined load
+    /// from many connections, some closing with requests in flight, it must stay within the limit plus one batch per
+    /// connection and come back to exactly 0, or the server would throttle itself for good.
+    /// </summary>
+    [Fact]
+    public async Task Requests_counted_in_batches_are_all_released()
+    {
+        const int clients = 8, each = 2000, dropped = 3, limit = 1000, batch = 32;
+        await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions
+        {
+            ExtraHocon = $"coordination.global-outstanding-limit = {limit}",
+        });
+        await Targets.WithServerOutputOnFailure(server, output, async () =>
+        {
+            var sessions = await Task.WhenAll(Enumerable.Range(0, clients + dropped).Select(_ => WireClient.ConnectAsync(server.ConnectString)));
+            await sessions[0].CreateAsync("/b", [1, 2, 3]).OkAsync();
+
+            // Connections that close with a pipeline of reads in flight release what they still count.
+            foreach (var s in sessions.Skip(clients))
+            {
+                _ = Enumerable.Range(0, each).Select(_ => s.GetDataAsync("/b")).ToList();
+                await s.DisposeAsync();
+            }
+            var load = Task.WhenAll(sessions.Take(clients).SelectMany(s => Enumerable.Range(0, each).Select(_ => s.GetDataAsync("/b").OkAsync())));
+            var highest = 0L;
+            while (!load.IsCompleted)
+            {
+                var mntr = await FourLetterWord.MntrAsync(server.Host, server.Port);
+                highest = Math.Max(highest, long.Parse(mntr["zk_client_requests_outstanding"], CultureInfo.InvariantCulture));
+                await Task.Delay(2);
+            }
+            await load;
+            foreach (var s in sessions.Take(clients)) await s.DisposeAsync();
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+            long after;
+            while ((after = long.Parse((await FourLetterWord.MntrAsync(server.Host, server.Port))["zk_client_requests_outstanding"], CultureInfo.InvariantCulture)) != 0
+                   && DateTime.UtcNow < deadline)
+                await Task.Delay(50);
+            output.WriteLine($"highest zk_client_requests_outstanding {highest}; after the load {after}");
+            Assert.InRange(highest, 1, limit + batch * (clients + dropped));
+            Assert.Equal(0, after);
+        });
+    }
+
     // ------------------------------------------------------------------ response size
 
     [Fact]

@@ -44,7 +44,12 @@ public sealed class ClientPortMetrics
     public void LargeResponseRejectedOnce() => Interlocked.Increment(ref _largeResponsesRejected);
     public void AcceptFailureOnce() => Interlocked.Increment(ref _acceptFailures);
 
-    /// <summary>The mntr lines (name without zk_, value); all are counters.</summary>
+    private Func<long>? _outstanding;
+    /// <summary>Requests read from clients and not yet answered, server-wide: the count global-outstanding-limit bounds (a gauge).</summary>
+    public long ClientRequestsOutstanding => _outstanding?.Invoke() ?? 0;
+    internal void TrackOutstanding(Func<long> outstanding) => _outstanding = outstanding;
+
+    /// <summary>The mntr lines (name without zk_, value); all but client_requests_outstanding (a gauge) are counters.</summary>
     public IEnumerable<(string Name, long Value)> Values()
     {
         yield return ("connection_rejected", ConnectionRejected);
@@ -55,9 +60,10 @@ public sealed class ClientPortMetrics
         yield return ("request_throttle_wait_count", RequestThrottleWaits);
         yield return ("large_responses_rejected", LargeResponsesRejected);
         yield return ("accept_failures", AcceptFailures);
+        yield return ("client_requests_outstanding", ClientRequestsOutstanding);
     }
 
-    /// <summary>The names of <see cref="Values"/>, for the Prometheus TYPE line.</summary>
+    /// <summary>The counters among <see cref="Values"/>, for the Prometheus TYPE line.</summary>
     public static readonly IReadOnlySet<string> Names = new HashSet<string>
     {
         "connection_rejected", "connection_rejected_max_connections", "sessionless_connections_expired", "connections_dropped_queue_full",

@@ -29,6 +29,7 @@ public sealed class ClientListener : IAsyncDisposable
         _admin = admin;
         _registry = registry;
         _limits = new ClientPortLimits(settings, Metrics.ServerMetrics.For(system).ClientPort);
+        _limits.Metrics.TrackOutstanding(() => _limits.Outstanding);
         (_maxConnections, var capReason) = FileDescriptorBudget.Resolve(settings.MaxConnections, settings.FileDescriptorReserve);
         system.Log.Info("Client connections: at most {0} in total ({1}), {2} per address", _maxConnections == 0 ? "unlimited" : _maxConnections.ToString(), capReason, settings.MaxClientConnections);
         var address = IPAddress.Parse(settings.ClientAddress);
