@@ -185,14 +185,7 @@ public sealed class ResourceBoundsTests(ITestOutputHelper output)
 
             // Every client pipelines durable writes (each waits for an fsync): without the bound they all sit in the replica.
             var load = Task.WhenAll(sessions.SelectMany((s, i) => Enumerable.Range(0, each).Select(_ => s.SetDataAsync($"/o{i}", [1]).OkAsync())));
-            var highest = 0L;
-            while (!load.IsCompleted)
-            {
-                var mntr = await FourLetterWord.MntrAsync(server.Host, server.Port);
-                highest = Math.Max(highest, long.Parse(mntr["zk_outstanding_requests"], CultureInfo.InvariantCulture));
-                await Task.Delay(5);
-            }
-            await load;
+            var highest = await HighestWhileAsync(server, "zk_outstanding_requests", load);
             var after = await FourLetterWord.MntrAsync(server.Host, server.Port);
             output.WriteLine($"highest zk_outstanding_requests {highest}; throttle waits {after["zk_request_throttle_wait_count"]}");
             // Each connection may always have one request in progress (no starvation), so the bound is limit + clients.
@@ -227,14 +220,7 @@ public sealed class ResourceBoundsTests(ITestOutputHelper output)
                 await s.DisposeAsync();
             }
             var load = Task.WhenAll(sessions.Take(clients).SelectMany(s => Enumerable.Range(0, each).Select(_ => s.GetDataAsync("/b").OkAsync())));
-            var highest = 0L;
-            while (!load.IsCompleted)
-            {
-                var mntr = await FourLetterWord.MntrAsync(server.Host, server.Port);
-                highest = Math.Max(highest, long.Parse(mntr["zk_client_requests_outstanding"], CultureInfo.InvariantCulture));
-                await Task.Delay(2);
-            }
-            await load;
+            var highest = await HighestWhileAsync(server, "zk_client_requests_outstanding", load);
             foreach (var s in sessions.Take(clients)) await s.DisposeAsync();
             var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
             long after;
@@ -245,6 +231,20 @@ public sealed class ResourceBoundsTests(ITestOutputHelper output)
             Assert.InRange(highest, 1, limit + batch * (clients + dropped));
             Assert.Equal(0, after);
         });
+    }
+
+    /// <summary>The highest value mntr reported for <paramref name="key"/> while <paramref name="load"/> ran (then awaits it).</summary>
+    private static async Task<long> HighestWhileAsync(ServerProcess server, string key, Task load)
+    {
+        var highest = 0L;
+        while (!load.IsCompleted)
+        {
+            var mntr = await FourLetterWord.MntrAsync(server.Host, server.Port);
+            highest = Math.Max(highest, long.Parse(mntr[key], CultureInfo.InvariantCulture));
+            await Task.Delay(2);
+        }
+        await load;
+        return highest;
     }
 
     // ------------------------------------------------------------------ response size
