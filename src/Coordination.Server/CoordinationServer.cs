@@ -107,7 +107,7 @@ public sealed class CoordinationServer : IAsyncDisposable
         var registry = new ConnectionRegistry();
         var admin = new FourLetterWordHandler(settings, replica, registry, () => ensemble?.Mode ?? "standalone", ensemble, Metrics.ServerMetrics.For(system).ClientPort);
         var listener = new ClientListener(settings, system, sessions, admin, registry);
-        var server = new CoordinationServer(system, settings, replica, listener, StartHttp(settings, admin, Metrics.ServerMetrics.For(system)), ensemble);
+        var server = new CoordinationServer(system, settings, replica, listener, StartHttp(settings, admin, Metrics.ServerMetrics.For(system), replica), ensemble);
         listener.Start();
         system.Log.Info("Coordination server listening on {0}:{1}, data dir {2}", settings.ClientAddress, listener.Port, Path.GetFullPath(settings.DataDir));
         return server;
@@ -156,12 +156,12 @@ public sealed class CoordinationServer : IAsyncDisposable
     }
 
     /// <summary>The admin and metrics HTTP endpoints that are enabled (one listener when they share address and port).</summary>
-    private static IReadOnlyList<AdminHttpServer> StartHttp(ServerSettings s, FourLetterWordHandler commands, Metrics.ServerMetrics metrics)
+    private static IReadOnlyList<AdminHttpServer> StartHttp(ServerSettings s, FourLetterWordHandler commands, Metrics.ServerMetrics metrics, IActorRef replica)
     {
         var servers = new List<AdminHttpServer>();
-        var shared = s.AdminEnabled && s.MetricsEnabled && s.AdminAddress == s.MetricsAddress && s.AdminPort == s.MetricsPort;
-        if (s.AdminEnabled) servers.Add(new AdminHttpServer(s.AdminAddress, s.AdminPort, commands, serveCommands: true, serveMetrics: shared, metrics));
-        if (s.MetricsEnabled && !shared) servers.Add(new AdminHttpServer(s.MetricsAddress, s.MetricsPort, commands, serveCommands: false, serveMetrics: true, metrics));
+        var shared = s.Admin.SharesEndpointWith(s.Metrics);
+        if (s.Admin.Enabled) servers.Add(new AdminHttpServer(s.Admin, commands, serveCommands: true, serveMetrics: shared, metrics, replica, s.SuperDigest));
+        if (s.Metrics.Enabled && !shared) servers.Add(new AdminHttpServer(s.Metrics, commands, serveCommands: false, serveMetrics: true, metrics));
         foreach (var server in servers) server.Start();
         return servers;
     }

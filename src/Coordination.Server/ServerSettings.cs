@@ -37,12 +37,10 @@ public sealed record ServerSettings
     public required int ContainerMaxPerMinute { get; init; }
     public required int WatchDispatchers { get; init; }
     public required long SessionSecret { get; init; }
-    public required bool AdminEnabled { get; init; }
-    public required string AdminAddress { get; init; }
-    public required int AdminPort { get; init; }
-    public required bool MetricsEnabled { get; init; }
-    public required string MetricsAddress { get; init; }
-    public required int MetricsPort { get; init; }
+    /// <summary>The <c>admin</c> section: ZooKeeper's AdminServer (commands as JSON over HTTP).</summary>
+    public required AdminHttpSettings Admin { get; init; }
+    /// <summary>The <c>metrics</c> section: Prometheus text on its own endpoint (or the admin one, when they share it).</summary>
+    public required AdminHttpSettings Metrics { get; init; }
 
     public static Config Reference { get; } = LoadReference();
 
@@ -89,15 +87,29 @@ public sealed record ServerSettings
             ContainerMaxPerMinute = c.GetInt("container-max-per-minute"),
             WatchDispatchers = Math.Max(1, c.GetInt("watch-dispatchers")),
             SessionSecret = c.GetLong("session-secret"),
-            AdminEnabled = c.GetBoolean("admin.enabled"),
-            AdminAddress = c.GetString("admin.address"),
-            AdminPort = c.GetInt("admin.port"),
-            MetricsEnabled = c.GetBoolean("metrics.enabled"),
-            MetricsAddress = c.GetString("metrics.address"),
-            MetricsPort = c.GetInt("metrics.port"),
+            Admin = AdminHttpSettings.Create(c.GetConfig("admin")),
+            Metrics = AdminHttpSettings.Create(c.GetConfig("metrics")),
         };
     }
 
     /// <summary>Negotiates a client's requested timeout into [min, max], as ZooKeeper does.</summary>
     public int NegotiateTimeout(int requestedMs) => Math.Clamp(requestedMs, MinSessionTimeoutMs, MaxSessionTimeoutMs);
+}
+
+/// <summary>One HTTP endpoint of the server (<c>coordination.admin</c> or <c>coordination.metrics</c>).</summary>
+public sealed record AdminHttpSettings(bool Enabled, string Address, int Port, int MaxConnections, IReadOnlySet<string> CommandsRequiringAuth)
+{
+    public static AdminHttpSettings Create(Config c)
+    {
+        var maxConnections = c.GetInt("max-connections", 64);
+        if (maxConnections < 1) throw new ConfigurationException($"max-connections must be at least 1, not {maxConnections}");
+        var auth = c.HasPath("auth-required") ? c.GetStringList("auth-required").ToHashSet(StringComparer.Ordinal) : [];
+        foreach (var word in auth)
+            if (!Protocol.FourLetterWords.All.Contains(word))
+                throw new ConfigurationException($"auth-required: '{word}' is not a command");
+        return new AdminHttpSettings(c.GetBoolean("enabled"), c.GetString("address"), c.GetInt("port"), maxConnections, auth);
+    }
+
+    /// <summary>Whether <paramref name="other"/> is the same endpoint, so that one listener serves both.</summary>
+    public bool SharesEndpointWith(AdminHttpSettings other) => Enabled && other.Enabled && Address == other.Address && Port == other.Port;
 }

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using Coordination.Core;
 using Coordination.Protocol;
 using Coordination.TestKit;
 using Xunit;
@@ -50,5 +51,87 @@ public sealed class AdminHttpTests(ITestOutputHelper output)
         Assert.Equal(double.Parse(mntrText["zk_watch_count"]), samples["watch_count"]);
         Assert.Contains("# TYPE packets_received counter", metrics);
         Assert.Equal(HttpStatusCode.NotFound, (await metricsHttp.GetAsync($"http://127.0.0.1:{metricsPort}/commands/mntr")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Commands_that_show_sessions_need_a_credential_granted_on_the_root()
+    {
+        var adminPort = ServerProcess.FreeLoopbackPort();
+        var superDigest = Acls.Digest("super:s3cret");
+        await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions
+        {
+            ExtraHocon = $"coordination.admin {{ enabled = on, port = {adminPort} }}\ncoordination.super-digest = \"{superDigest}\"",
+        });
+        await using var client = await WireClient.ConnectAsync(server.ConnectString);
+        var sessionHex = $"0x{client.SessionId:x}";
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{adminPort}/"), Timeout = TimeSpan.FromSeconds(10) };
+        async Task<(HttpStatusCode Status, JsonElement Body)> Get(string command, string? authorization)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"commands/{command}");
+            if (authorization is not null) request.Headers.TryAddWithoutValidation("Authorization", authorization);
+            using var response = await http.SendAsync(request);
+            return (response.StatusCode, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone());
+        }
+
+        // Commands that show nothing private need nothing.
+        Assert.Equal(HttpStatusCode.OK, (await Get("ruok", null)).Status);
+        Assert.Equal(HttpStatusCode.OK, (await Get("mntr", null)).Status);
+        foreach (var command in new[] { "cons", "dump", "wchc", "wchp", "hash", "crst", "srst" })
+        {
+            var (status, body) = await Get(command, null);
+            Assert.Equal(HttpStatusCode.Unauthorized, status);
+            Assert.Equal("Auth info is missing for the command", body.GetProperty("error").GetString());
+            Assert.DoesNotContain(sessionHex, body.ToString());
+        }
+        Assert.Equal(HttpStatusCode.Unauthorized, (await Get("cons", "kerberos bob")).Status);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await Get("cons", "digest")).Status);
+        // Any digest credential authenticates, but world:anyone on the root does not grant it.
+        var (denied, deniedBody) = await Get("cons", "digest bob:pw");
+        Assert.Equal(HttpStatusCode.Forbidden, denied);
+        Assert.Equal("Not authorized", deniedBody.GetProperty("error").GetString());
+        Assert.Equal(HttpStatusCode.Forbidden, (await Get("dump", "digest super:wrong")).Status);
+
+        var (ok, cons) = await Get("cons", "digest super:s3cret");
+        Assert.Equal(HttpStatusCode.OK, ok);
+        Assert.Contains(sessionHex, cons.GetProperty("output").GetString());
+
+        // An operator grants ids on the root: bob (digest) and this host (ip); alice is still refused.
+        var bob = new Id(Acls.DigestScheme, Acls.Digest("bob:pw"));
+        await client.SendAsync(OpCode.SetAcl, new SetAclRequest("/", [new Acl(Perms.All, bob), new Acl(Perms.All, new Id(Acls.IpScheme, "127.0.0.1")), new Acl(Perms.Read, new Id(Acls.World, Acls.Anyone))], -1)).OkAsync();
+        Assert.Equal(HttpStatusCode.OK, (await Get("cons", "digest bob:pw")).Status);
+        Assert.Equal(HttpStatusCode.OK, (await Get("wchc", "ip")).Status);
+        Assert.Equal(HttpStatusCode.Forbidden, (await Get("cons", "digest alice:pw")).Status);
+        // A read grant is not enough: the commands need ALL, as ZooKeeper's snapshot and restore do.
+        await client.SendAsync(OpCode.SetAcl, new SetAclRequest("/", [new Acl(Perms.Read, bob), new Acl(Perms.All, new Id(Acls.World, Acls.Anyone))], -1)).OkAsync();
+        Assert.Equal(HttpStatusCode.Forbidden, (await Get("cons", "digest bob:pw")).Status);
+    }
+
+    [Fact]
+    public async Task Connections_to_the_admin_endpoint_are_bounded()
+    {
+        var adminPort = ServerProcess.FreeLoopbackPort();
+        await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions
+        {
+            ExtraHocon = $"coordination.admin {{ enabled = on, port = {adminPort}, max-connections = 4 }}",
+        });
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync($"http://127.0.0.1:{adminPort}/commands/ruok")).StatusCode);
+        // Four callers that send half a request and wait hold every slot; a fifth gets nothing until one leaves.
+        var holders = new List<Socket>();
+        for (var i = 0; i < 4; i++)
+        {
+            var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await s.ConnectAsync(IPAddress.Loopback, adminPort);
+            await s.SendAsync("GET /commands/ruok HTTP/1.1\r\nHost: x\r\n"u8.ToArray());
+            holders.Add(s);
+        }
+        await Task.Delay(500);
+        using (var fresh = new HttpClient { Timeout = TimeSpan.FromSeconds(3) })
+            await Assert.ThrowsAnyAsync<Exception>(() => fresh.GetStringAsync($"http://127.0.0.1:{adminPort}/commands/ruok"));
+        holders[0].Dispose();
+        await Task.Delay(500);
+        using (var fresh = new HttpClient { Timeout = TimeSpan.FromSeconds(10) })
+            Assert.Contains("imok", await fresh.GetStringAsync($"http://127.0.0.1:{adminPort}/commands/ruok"));
+        foreach (var s in holders) s.Dispose();
     }
 }

@@ -2,8 +2,18 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using Akka.Actor;
 using Coordination.Protocol;
 using Coordination.Server.Metrics;
+using Coordination.Server.Pipeline;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 
 namespace Coordination.Server.Admin;
 
@@ -11,59 +21,76 @@ namespace Coordination.Server.Admin;
 /// The HTTP side of administration, like ZooKeeper's AdminServer and its Prometheus metrics provider:
 /// <c>GET /commands</c> and <c>/commands/&lt;name&gt;</c> answer the four-letter words as JSON, and <c>GET /metrics</c>
 /// exposes the mntr values in Prometheus text format under ZooKeeper's metric names. Off by default and bound to
-/// loopback unless configured otherwise.
+/// loopback unless configured otherwise. Commands that show session ids or reset state need an authorized
+/// credential (<see cref="AdminAuthorization"/>).
 /// </summary>
 public sealed class AdminHttpServer : IAsyncDisposable
 {
-    private readonly HttpListener _listener = new();
+    private static readonly TimeSpan AclTimeout = TimeSpan.FromSeconds(10);
+    private readonly KestrelServer _server;
     private readonly FourLetterWordHandler _commands;
     private readonly bool _serveCommands;
     private readonly bool _serveMetrics;
     private readonly ServerMetrics? _metrics;
-    private readonly CancellationTokenSource _cts = new();
-    private Task? _loop;
+    private readonly AdminHttpSettings _settings;
+    private readonly IActorRef? _replica;
+    private readonly string? _superDigest;
 
-    public AdminHttpServer(string address, int port, FourLetterWordHandler commands, bool serveCommands, bool serveMetrics, ServerMetrics? metrics = null)
+    public AdminHttpServer(AdminHttpSettings settings, FourLetterWordHandler commands, bool serveCommands, bool serveMetrics,
+        ServerMetrics? metrics = null, IActorRef? replica = null, string? superDigest = null)
     {
+        _settings = settings;
         _metrics = metrics;
         _commands = commands;
         _serveCommands = serveCommands;
         _serveMetrics = serveMetrics;
-        _listener.Prefixes.Add($"http://{address}:{port}/");
-    }
-
-    public void Start()
-    {
-        _listener.Start();
-        _loop = Task.Run(AcceptLoopAsync);
-    }
-
-    private async Task AcceptLoopAsync()
-    {
-        while (!_cts.IsCancellationRequested)
+        _replica = replica;
+        _superDigest = superDigest;
+        var options = new KestrelServerOptions
         {
-            HttpListenerContext context;
-            try { context = await _listener.GetContextAsync().ConfigureAwait(false); }
-            catch (Exception) when (_cts.IsCancellationRequested || !_listener.IsListening) { return; }
-            catch (HttpListenerException) { continue; }
-            _ = Task.Run(() => HandleAsync(context));
-        }
+            AddServerHeader = false,
+            ApplicationServices = new ServiceCollection().AddLogging().BuildServiceProvider(),
+        };
+        // Whatever one scraper or caller can make this endpoint hold is bounded (DESIGN.md section 1, invariant 10).
+        options.Limits.MaxConcurrentConnections = settings.MaxConnections;
+        options.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
+        options.Limits.MaxRequestHeaderCount = 32;
+        options.Limits.MaxRequestLineSize = 4 * 1024;
+        options.Limits.MaxRequestBodySize = 0;
+        options.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(10);
+        options.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(30);
+        if (settings.Address == "*") options.ListenAnyIP(settings.Port);
+        else if (settings.Address == "localhost") options.ListenLocalhost(settings.Port);
+        else options.Listen(new IPEndPoint(IPAddress.TryParse(settings.Address, out var ip) ? ip : Dns.GetHostAddresses(settings.Address)[0], settings.Port));
+        _server = new KestrelServer(Options.Create(options), new SocketTransportFactory(Options.Create(new SocketTransportOptions()), NullLoggerFactory.Instance), NullLoggerFactory.Instance);
     }
 
-    private async Task HandleAsync(HttpListenerContext context)
+    public void Start() => _server.StartAsync(new Application(this), CancellationToken.None).GetAwaiter().GetResult();
+
+    /// <summary>Kestrel's entry point: one <see cref="DefaultHttpContext"/> per request, no middleware.</summary>
+    private sealed class Application(AdminHttpServer owner) : IHttpApplication<HttpContext>
+    {
+        public HttpContext CreateContext(IFeatureCollection contextFeatures) => new DefaultHttpContext(contextFeatures);
+        public Task ProcessRequestAsync(HttpContext context) => owner.HandleAsync(context);
+        public void DisposeContext(HttpContext context, Exception? exception) { }
+    }
+
+    private async Task HandleAsync(HttpContext context)
     {
         var response = context.Response;
         try
         {
-            var path = context.Request.Url?.AbsolutePath.TrimEnd('/') ?? "";
-            if (context.Request.HttpMethod != "GET") await WriteAsync(response, 405, "text/plain", "GET only\n");
+            var path = context.Request.Path.Value?.TrimEnd('/') ?? "";
+            if (context.Request.Method != "GET") await WriteAsync(response, 405, "text/plain", "GET only\n");
             else if (_serveMetrics && path == "/metrics") await WriteAsync(response, 200, "text/plain; version=0.0.4", MetricsText(await _commands.ExecuteAsync("mntr")));
             else if (_serveCommands && path == "/commands") await WriteAsync(response, 200, "application/json", JsonSerializer.Serialize(new { commands = FourLetterWords.All }));
             else if (_serveCommands && path.StartsWith("/commands/", StringComparison.Ordinal))
             {
                 var name = path["/commands/".Length..];
                 if (!FourLetterWords.All.Contains(name))
-                    await WriteAsync(response, 404, "application/json", JsonSerializer.Serialize(new { command = name, error = "unknown command" }));
+                    await WriteAsync(response, 404, "application/json", ErrorJson(name, "unknown command"));
+                else if (await AuthorizeAsync(context, name) is { } refusal)
+                    await WriteAsync(response, refusal.Status, "application/json", ErrorJson(name, refusal.Error));
                 else
                     await WriteAsync(response, 200, "application/json", CommandJson(name, await _commands.ExecuteAsync(name)));
             }
@@ -76,14 +103,30 @@ public sealed class AdminHttpServer : IAsyncDisposable
         }
     }
 
-    private static async Task WriteAsync(HttpListenerResponse response, int status, string contentType, string body)
+    private static string ErrorJson(string command, string error) => JsonSerializer.Serialize(new { command, error });
+
+    /// <summary>Null when the command may run; otherwise the status and error ZooKeeper's AdminServer answers.</summary>
+    private async Task<(int Status, string Error)?> AuthorizeAsync(HttpContext context, string command)
+    {
+        if (!_settings.CommandsRequiringAuth.Contains(command)) return null;
+        var header = context.Request.Headers.Authorization.ToString();
+        var acl = string.IsNullOrEmpty(header) || _replica is null ? null : (await _replica.Ask<NodeAcl>(new GetNodeAcl("/"), AclTimeout)).Acl;
+        return AdminAuthorization.Decide(header, context.Connection.RemoteIpAddress, _superDigest, acl, Perms.All) switch
+        {
+            AdminAuthorization.Verdict.Allowed => null,
+            AdminAuthorization.Verdict.Missing => (401, "Auth info is missing for the command"),
+            AdminAuthorization.Verdict.NotAuthenticated => (401, "Not authenticated"),
+            _ => (403, "Not authorized"),
+        };
+    }
+
+    private static async Task WriteAsync(HttpResponse response, int status, string contentType, string body)
     {
         var bytes = Encoding.UTF8.GetBytes(body);
         response.StatusCode = status;
         response.ContentType = contentType;
-        response.ContentLength64 = bytes.Length;
-        await response.OutputStream.WriteAsync(bytes).ConfigureAwait(false);
-        response.Close();
+        response.ContentLength = bytes.Length;
+        await response.Body.WriteAsync(bytes).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -140,8 +183,7 @@ public sealed class AdminHttpServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _cts.Cancel();
-        _listener.Close();
-        if (_loop is not null) await _loop.ConfigureAwait(false);
+        await _server.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        _server.Dispose();
     }
 }

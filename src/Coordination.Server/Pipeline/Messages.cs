@@ -71,6 +71,12 @@ public sealed record GetReplicaStats(bool WithWatchDetail, bool WithEphemerals, 
     public static readonly GetReplicaStats Basic = new(false, false);
 }
 
+/// <summary>Asks the replica for a znode's ACL (the admin endpoint authorizes its commands against the root's).</summary>
+public sealed record GetNodeAcl(string Path);
+
+/// <summary>The answer to <see cref="GetNodeAcl"/>: null when the znode does not exist.</summary>
+public sealed record NodeAcl(IReadOnlyList<Acl>? Acl);
+
 public sealed record ReplicaStats(
     long LastZxid, int NodeCount, long DataSize, int EphemeralCount, int WatchCount, int WatchPathCount, int SessionCount,
     long Digest, IReadOnlyDictionary<long, IReadOnlyList<string>>? WatchesBySession,

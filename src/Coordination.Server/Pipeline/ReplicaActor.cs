@@ -101,6 +101,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         Receive<ExpireSession>(OnExpireSession);
         Receive<ConnectionLost>(OnConnectionLost);
         Receive<GetReplicaStats>(OnGetStats);
+        Receive<GetNodeAcl>(q => Sender.Tell(new NodeAcl(_tree.Find(q.Path)?.Acl)));
         Receive<FlushLog>(_ => OnFlushLog());
         Receive<ReapTick>(_ => Reap());
         Receive<SnapshotChunk>(_ => WriteSnapshotChunk());
