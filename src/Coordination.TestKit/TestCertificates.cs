@@ -1,3 +1,4 @@
+using System.Net.Security;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 
@@ -43,6 +44,25 @@ public sealed class TestCertificates
         request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
         var ca = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-2), DateTimeOffset.UtcNow.AddYears(2));   // outlives what it issues
         return new TestCertificates(dir, ca);
+    }
+
+    /// <summary>
+    /// TLS options for a client of a server whose certificate this CA issued: trusts only this CA, checks the name
+    /// (127.0.0.1 by default), and presents <paramref name="certificate"/> when given.
+    /// </summary>
+    public SslClientAuthenticationOptions ClientOptions(IssuedCertificate? certificate, string targetHost = "127.0.0.1")
+    {
+        var policy = new X509ChainPolicy { RevocationMode = X509RevocationMode.NoCheck, TrustMode = X509ChainTrustMode.CustomRootTrust };
+        policy.CustomTrustStore.Add(_ca);
+        var certificates = new X509CertificateCollection();
+        if (certificate is not null) certificates.Add(X509CertificateLoader.LoadPkcs12FromFile(certificate.Pkcs12, Password));
+        return new SslClientAuthenticationOptions
+        {
+            TargetHost = targetHost,
+            ClientCertificates = certificates,
+            CertificateChainPolicy = policy,
+            CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+        };
     }
 
     /// <summary>Issues a certificate for <paramref name="subject"/> and writes it as name.{crt,key,pem,p12}.</summary>
