@@ -38,6 +38,21 @@ public sealed class ClientTlsTests(ITestOutputHelper output) : IDisposable
         }
         """;
 
+    /// <summary>A CA, a server certificate and a client one, and our server with a secure port using them.</summary>
+    private async Task<(ServerProcess Server, int SecurePort, TestCertificates Ca, IssuedCertificate ServerCertificate, IssuedCertificate Client)> StartAsync(
+        string clientAuth, Func<IssuedCertificate, string> keyStore, string extraSsl = "", string extraHocon = "")
+    {
+        var ca = TestCertificates.Create(_dir);
+        var serverCertificate = ca.Issue("server", "CN=localhost");
+        var client = ca.Issue("client", "CN=tls-client, O=Coordination Tests");
+        var securePort = ServerProcess.FreeLoopbackPort();
+        var server = await Targets.StartAsync("ours", output, new ServerProcessOptions
+        {
+            ExtraHocon = SecureHocon(securePort, keyStore(serverCertificate), clientAuth, extraSsl) + "\n" + extraHocon,
+        });
+        return (server, securePort, ca, serverCertificate, client);
+    }
+
     private static Task<WireClient> ConnectAsync(ServerProcess server, int securePort, SslClientAuthenticationOptions tls) =>
         WireClient.ConnectAsync(server.Host, securePort, new WireClientOptions { Tls = tls, ConnectTimeout = TimeSpan.FromSeconds(10) });
 
@@ -48,15 +63,9 @@ public sealed class ClientTlsTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task Client_auth_want_serves_a_client_without_a_certificate_and_refuses_an_untrusted_one()
     {
-        var ca = TestCertificates.Create(_dir);
-        var serverCertificate = ca.Issue("server", "CN=localhost");
-        var client = ca.Issue("client", "CN=tls-client, O=Coordination Tests");
+        var (server, securePort, ca, _, client) = await StartAsync("want", c => c.CombinedPem);
+        await using var _ = server;
         var stranger = TestCertificates.Create(Path.Combine(_dir, "other"), "Other CA").Issue("stranger", "CN=tls-client, O=Coordination Tests");
-        var securePort = ServerProcess.FreeLoopbackPort();
-        await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions
-        {
-            ExtraHocon = SecureHocon(securePort, serverCertificate.CombinedPem, "want"),
-        });
         await Targets.WithServerOutputOnFailure(server, output, async () =>
         {
             await using (var owner = await ConnectAsync(server, securePort, ca.ClientOptions(client)))
@@ -83,15 +92,9 @@ public sealed class ClientTlsTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task A_tls_handshake_that_never_completes_is_closed_and_counts_against_max_connections()
     {
-        var ca = TestCertificates.Create(_dir);
-        var serverCertificate = ca.Issue("server", "CN=localhost");
-        var client = ca.Issue("client", "CN=tls-client, O=Coordination Tests");
-        var securePort = ServerProcess.FreeLoopbackPort();
-        await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions
-        {
-            ExtraHocon = SecureHocon(securePort, serverCertificate.CombinedPem, "need") +
-                         "\ncoordination { handshake-timeout = 2s, max-connections = 2 }",
-        });
+        var (server, securePort, ca, _, client) = await StartAsync("need", c => c.CombinedPem,
+            extraHocon: "coordination { handshake-timeout = 2s, max-connections = 2 }");
+        await using var _ = server;
         await Targets.WithServerOutputOnFailure(server, output, async () =>
         {
             using var silent = await Abuse.ConnectFromAsync("127.0.0.1", securePort);
@@ -123,14 +126,8 @@ public sealed class ClientTlsTests(ITestOutputHelper output) : IDisposable
     [InlineData(SslProtocols.Tls13)]
     public async Task Tls_1_2_and_1_3_are_both_served(SslProtocols protocol)
     {
-        var ca = TestCertificates.Create(_dir);
-        var serverCertificate = ca.Issue("server", "CN=localhost");
-        var client = ca.Issue("client", "CN=tls-client, O=Coordination Tests");
-        var securePort = ServerProcess.FreeLoopbackPort();
-        await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions
-        {
-            ExtraHocon = SecureHocon(securePort, serverCertificate.Pkcs12, "need", $"key-store-password = \"{TestCertificates.Password}\""),
-        });
+        var (server, securePort, ca, _, client) = await StartAsync("need", c => c.Pkcs12, $"key-store-password = \"{TestCertificates.Password}\"");
+        await using var _ = server;
         await Targets.WithServerOutputOnFailure(server, output, async () =>
         {
             var options = ca.ClientOptions(client);
@@ -154,14 +151,8 @@ public sealed class ClientTlsTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task A_replaced_certificate_is_served_to_new_connections_without_a_restart()
     {
-        var ca = TestCertificates.Create(_dir);
-        var first = ca.Issue("server", "CN=localhost");
-        var client = ca.Issue("client", "CN=tls-client, O=Coordination Tests");
-        var securePort = ServerProcess.FreeLoopbackPort();
-        await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions
-        {
-            ExtraHocon = SecureHocon(securePort, first.CombinedPem, "need", "reload-interval = 200ms"),
-        });
+        var (server, securePort, ca, first, client) = await StartAsync("need", c => c.CombinedPem, "reload-interval = 200ms");
+        await using var _ = server;
         await Targets.WithServerOutputOnFailure(server, output, async () =>
         {
             Assert.Equal(Thumbprint(first), await ServedThumbprintAsync(server, securePort, ca, client));
