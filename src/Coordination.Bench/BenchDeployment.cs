@@ -1,3 +1,4 @@
+using System.Net.Security;
 using Coordination.TestKit;
 
 namespace Coordination.Bench;
@@ -12,11 +13,21 @@ internal sealed class BenchDeployment : IAsyncDisposable
     private readonly ServerProcess? _server;
     private readonly EnsembleProcesses? _ensemble;
 
-    private BenchDeployment(ServerProcess? server, EnsembleProcesses? ensemble)
+    private BenchDeployment(ServerProcess? server, EnsembleProcesses? ensemble, int securePort = -1, BenchTls? tls = null)
     {
         _server = server;
         _ensemble = ensemble;
+        if (server is not null && securePort > 0 && tls is not null)
+        {
+            SecureConnect = [$"{server.Host}:{securePort}"];
+            ClientTls = tls.Ca.ClientOptions(tls.Client);
+        }
     }
+
+    /// <summary>The secure client port (side-by-side --tls), empty without one.</summary>
+    public IReadOnlyList<string> SecureConnect { get; } = [];
+    /// <summary>What a bench client needs to speak TLS to <see cref="SecureConnect"/> (a client certificate: client-auth need).</summary>
+    public SslClientAuthenticationOptions? ClientTls { get; }
 
     public IReadOnlyList<string> Connect => _server is not null ? [_server.ConnectString] : _ensemble!.Members.Select(m => m.ConnectString).ToList();
     public IReadOnlyList<int> Pids => _server is not null ? [_server.Pid] : _ensemble!.Pids;
@@ -25,17 +36,24 @@ internal sealed class BenchDeployment : IAsyncDisposable
     /// <param name="target">ours or apache</param>
     /// <param name="dataDir">where the data goes (kept by the caller); a temporary directory when null</param>
     public static async Task<BenchDeployment> StartAsync(string target, int nodes, bool fsync, string? oursHocon,
-        IReadOnlyList<string> apacheCfg, string? dataDir, CancellationToken ct)
+        IReadOnlyList<string> apacheCfg, string? dataDir, CancellationToken ct, BenchTls? tls = null)
     {
         var kind = ServerProcess.ParseKind(target);
         var oursExtra = $"coordination.client-address = \"127.0.0.1\"\ncoordination.persistence.force-sync = {(fsync ? "on" : "off")}\n{oursHocon}";
         if (nodes == 1)
         {
+            var securePort = tls is null ? -1 : ServerProcess.FreeLoopbackPort();
             var options = kind == ServerKind.Ours
-                ? new ServerProcessOptions { DataDir = dataDir, ExtraHocon = oursExtra }
-                : new ServerProcessOptions { DataDir = dataDir, ExtraZooCfg = [$"forceSync={(fsync ? "yes" : "no")}", .. apacheCfg] };
-            return new BenchDeployment(await ServerProcess.StartAsync(kind, options, ct).ConfigureAwait(false), null);
+                ? new ServerProcessOptions { DataDir = dataDir, ExtraHocon = oursExtra + (tls is null ? "" : tls.OursHocon(securePort)) }
+                : new ServerProcessOptions
+                {
+                    DataDir = dataDir,
+                    ExtraZooCfg = [$"forceSync={(fsync ? "yes" : "no")}", .. apacheCfg, .. tls is null ? [] : (string[])[$"secureClientPort={securePort}"]],
+                    JavaOptions = tls?.ApacheJavaOptions ?? [],
+                };
+            return new BenchDeployment(await ServerProcess.StartAsync(kind, options, ct).ConfigureAwait(false), null, securePort, tls);
         }
+        if (tls is not null) throw new ArgumentException("--tls is for standalone servers (--nodes 1)");
         // Production timing, not the tests' fast one: ours as reference.conf (tick-time 2 s, Zab tick 100 ms, sync-limit
         // 20, init-limit 50), ZooKeeper as its sample zoo.cfg (tickTime 2000, initLimit 10, syncLimit 5); ZooKeeper's
         // JVMs at their default heap, as standalone.
@@ -77,4 +95,39 @@ internal sealed class BenchDeployment : IAsyncDisposable
         if (_server is not null) await _server.DisposeAsync().ConfigureAwait(false);
         if (_ensemble is not null) await _ensemble.DisposeAsync().ConfigureAwait(false);
     }
+}
+
+/// <summary>
+/// The certificates of side-by-side --tls, made for the run: both servers get the same server certificate, trust store
+/// and client-auth need (ZooKeeper's default), and the bench presents a client certificate.
+/// </summary>
+internal sealed class BenchTls
+{
+    public TestCertificates Ca { get; }
+    public IssuedCertificate Server { get; }
+    public IssuedCertificate Client { get; }
+
+    public BenchTls(string dir)
+    {
+        Ca = TestCertificates.Create(dir);
+        Server = Ca.Issue("server", "CN=localhost, O=Coordination Bench");
+        Client = Ca.Issue("client", "CN=bench, O=Coordination Bench");
+    }
+
+    public string OursHocon(int securePort) => $$"""
+
+        coordination {
+          secure-client-port = {{securePort}}
+          client-ssl { key-store-location = "{{Server.CombinedPem}}", trust-store-location = "{{Ca.CaPem}}", client-auth = need }
+        }
+        """;
+
+    /// <summary>ZooKeeper's TLS needs its Netty connection factory (which then serves the plain port too).</summary>
+    public IReadOnlyList<string> ApacheJavaOptions =>
+    [
+        "-Dzookeeper.serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
+        $"-Dzookeeper.ssl.keyStore.location={Server.CombinedPem}", "-Dzookeeper.ssl.keyStore.type=PEM",
+        $"-Dzookeeper.ssl.trustStore.location={Ca.CaPem}", "-Dzookeeper.ssl.trustStore.type=PEM",
+        "-Dzookeeper.ssl.clientAuth=need",
+    ];
 }

@@ -33,6 +33,8 @@ public sealed record BenchOptions
     public string? Launch { get; init; }
     /// <summary>Extra zoo.cfg lines when launching Apache ZooKeeper (e.g. forceSync=no).</summary>
     public IReadOnlyList<string> ApacheConfig { get; init; } = [];
+    /// <summary>Connect over TLS with these options (side-by-side --tls); null = plain TCP.</summary>
+    public System.Net.Security.SslClientAuthenticationOptions? Tls { get; init; }
 
     public const string Usage = """
         Coordination.Bench: wire-protocol load generator for ZooKeeper-compatible servers.

@@ -433,7 +433,7 @@ public sealed class BenchRunner
     {
         var setup = await WireClient.ConnectAsync(host.Host, host.Port, new WireClientOptions
         {
-            SessionTimeoutMs = _o.SessionTimeoutMs, EventChannel = false,
+            SessionTimeoutMs = _o.SessionTimeoutMs, Tls = _o.Tls, EventChannel = false,
         }, ct).ConfigureAwait(false);
         try
         {
@@ -489,7 +489,7 @@ public sealed class BenchRunner
                 var (host, port) = hosts[i % hosts.Length];
                 var client = await WireClient.ConnectAsync(host, port, new WireClientOptions
                 {
-                    SessionTimeoutMs = _o.SessionTimeoutMs, ParseResponses = false, EventChannel = false,
+                    SessionTimeoutMs = _o.SessionTimeoutMs, Tls = _o.Tls, ParseResponses = false, EventChannel = false,
                 }, ct).ConfigureAwait(false);
                 workers[i] = new Worker { Client = client, Index = i };
             }
@@ -518,7 +518,7 @@ public sealed class BenchRunner
 
     private async Task CleanupAsync((string Host, int Port) host)
     {
-        var c = await WireClient.ConnectAsync(host.Host, host.Port).ConfigureAwait(false);
+        var c = await WireClient.ConnectAsync(host.Host, host.Port, new WireClientOptions { Tls = _o.Tls }).ConfigureAwait(false);
         try
         {
             var (h, r) = await c.SendAsync(OpCode.GetChildren, new PathWatchRequest(_writeDir, false)).ConfigureAwait(false);
@@ -565,14 +565,14 @@ public sealed class BenchRunner
                     var (host, port) = hosts[i % hosts.Length];
                     wb._watchers[i] = await WireClient.ConnectAsync(host, port, new WireClientOptions
                     {
-                        SessionTimeoutMs = bench._o.SessionTimeoutMs, ParseResponses = false, EventChannel = false, OnEvent = wb.OnEvent,
+                        SessionTimeoutMs = bench._o.SessionTimeoutMs, Tls = bench._o.Tls, ParseResponses = false, EventChannel = false, OnEvent = wb.OnEvent,
                     }, ct).ConfigureAwait(false);
                 }
                 finally { gate.Release(); }
             })).ConfigureAwait(false);
             wb._writer = await WireClient.ConnectAsync(hosts[0].Host, hosts[0].Port, new WireClientOptions
             {
-                SessionTimeoutMs = bench._o.SessionTimeoutMs, ParseResponses = false, EventChannel = false,
+                SessionTimeoutMs = bench._o.SessionTimeoutMs, Tls = bench._o.Tls, ParseResponses = false, EventChannel = false,
             }, ct).ConfigureAwait(false);
             return wb;
         }

@@ -41,6 +41,10 @@ public static class SideBySide
           --apache-cfg LINE           extra zoo.cfg line for ZooKeeper (repeatable)
           --time-limit T              stop everything after this long                                 (60m)
           --out FILE                  also append every single run as a JSON line to FILE
+          --tls                       both servers also get a secure client port (client-auth need, certificates
+                                      made for the run; ZooKeeper then runs its Netty connection factory on both
+                                      ports) and every row runs plain and over TLS ("ours-tls", "ZK 3.8-tls"),
+                                      with the TLS/plain ratio of each server (standalone only)
         """;
 
     private sealed record Options
@@ -63,7 +67,15 @@ public static class SideBySide
         public IReadOnlyList<string> ApacheCfg { get; init; } = [];
         public TimeSpan TimeLimit { get; init; } = TimeSpan.FromMinutes(60);
         public string? Out { get; init; }
+        public bool Tls { get; init; }
+        /// <summary>The loads' targets: each server, and with --tls each server's secure port ("ours-tls").</summary>
+        public IReadOnlyList<string> LoadTargets => Tls ? Targets.SelectMany(t => (string[])[t, t + TlsSuffix]).ToArray() : Targets;
     }
+
+    private const string TlsSuffix = "-tls";
+
+    /// <summary>The server a load target runs against ("ours-tls" runs against "ours").</summary>
+    private static string ServerOf(string target) => target.EndsWith(TlsSuffix, StringComparison.Ordinal) ? target[..^TlsSuffix.Length] : target;
 
     private static readonly string[] AllRows = ["get", "set", "mixed", "create", "half-get", "half-set", "latency-get", "latency-set", "watch"];
     private static readonly string[] KnownRows = [.. AllRows, "latency-sync"];
@@ -90,9 +102,10 @@ public static class SideBySide
 
         async Task<BenchResult> RunOnceAsync(string row, string target, BenchDeployment server, BenchOptions load, int run, TimeSpan? duration = null)
         {
+            var secure = target.EndsWith(TlsSuffix, StringComparison.Ordinal);
             var options = load with
             {
-                Connect = server.Connect, ServerPids = server.Pids, ValueSize = o.ValueSize,
+                Connect = secure ? server.SecureConnect : server.Connect, Tls = secure ? server.ClientTls : null, ServerPids = server.Pids, ValueSize = o.ValueSize,
                 Warmup = duration is null ? o.Warmup : TimeSpan.Zero, Duration = duration ?? o.Duration,
                 Progress = false, Json = true, Root = "/bench-" + row,
             };
@@ -131,22 +144,24 @@ public static class SideBySide
             }
         }
 
+        var tlsDir = o.Tls ? Directory.CreateTempSubdirectory("side-by-side-tls-").FullName : null;
+        var tls = tlsDir is null ? null : new BenchTls(tlsDir);
         try
         {
             foreach (var target in o.Targets)
             {
-                servers[target] = await BenchDeployment.StartAsync(target, o.Nodes, o.Fsync, o.OursHocon, o.ApacheCfg, null, token).ConfigureAwait(false);
+                servers[target] = await BenchDeployment.StartAsync(target, o.Nodes, o.Fsync, o.OursHocon, o.ApacheCfg, null, token, tls).ConfigureAwait(false);
                 await stderr.WriteLineAsync($"  started {servers[target]}").ConfigureAwait(false);
             }
             // Both runtimes compile their hot code during the first seconds under load (the JVM's C1/C2, .NET's tiered
             // JIT, which tiers up only what is called often: a saturated server batches, a lightly loaded one takes other
             // paths). A mixed load and a one-at-a-time write load first, not measured, keep that out of every row.
             if (o.Prime > TimeSpan.Zero)
-                foreach (var target in o.Targets)
+                foreach (var target in o.LoadTargets)
                 {
-                    await RunOnceAsync("prime", target, servers[target],
+                    await RunOnceAsync("prime", target, servers[ServerOf(target)],
                         new BenchOptions { Op = BenchOp.Mixed, Sessions = 16, Inflight = 16, Znodes = o.Znodes }, 1, o.Prime).ConfigureAwait(false);
-                    await RunOnceAsync("prime", target, servers[target],
+                    await RunOnceAsync("prime", target, servers[ServerOf(target)],
                         new BenchOptions { Op = BenchOp.Set, Sessions = 1, Inflight = 1, Znodes = o.Znodes }, 2, o.Prime / 2).ConfigureAwait(false);
                 }
             if (servers.TryGetValue("ours", out var oursServer) && !HasJournal(oursServer))
@@ -175,7 +190,7 @@ public static class SideBySide
                 };
                 for (var r = 0; r < o.Runs; r++)
                     foreach (var (sessions, inflight) in shapes)
-                        foreach (var target in o.Targets)
+                        foreach (var target in o.LoadTargets)
                         {
                             token.ThrowIfCancellationRequested();
                             var load = new BenchOptions
@@ -183,7 +198,7 @@ public static class SideBySide
                                 Sessions = sessions, Inflight = inflight, Op = op, Znodes = o.Znodes, Watchers = watchers, Rate = rate,
                                 Cleanup = op == BenchOp.Create,
                             };
-                            var result = await RunOnceAsync(row, target, servers[target], load, r + 1).ConfigureAwait(false);
+                            var result = await RunOnceAsync(row, target, servers[ServerOf(target)], load, r + 1).ConfigureAwait(false);
                             runs.Add(new Run(row, target, sessions, inflight, result));
                         }
             }
@@ -250,6 +265,7 @@ public static class SideBySide
         finally
         {
             foreach (var (_, s) in servers) await s.DisposeAsync().ConfigureAwait(false);
+            if (tlsDir is not null) try { Directory.Delete(tlsDir, recursive: true); } catch (IOException) { }
         }
 
         await stdout.WriteLineAsync(Render(o, runs, extraRows, notes, started.Elapsed)).ConfigureAwait(false);
@@ -307,7 +323,7 @@ public static class SideBySide
         var inv = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
         void Line(params object[] cells) =>
-            sb.AppendLine(string.Format(inv, "| {0,-22} | {1,-6} | {2,-5} | {3,-32} | {4,8} | {5,8} | {6,8} | {7,13} | {8,7} |", cells));
+            sb.AppendLine(string.Format(inv, "| {0,-22} | {1,-14} | {2,-5} | {3,-32} | {4,8} | {5,8} | {6,8} | {7,13} | {8,7} |", cells));
         string Ms(double ms) => ms.ToString("F3", inv);
         sb.AppendLine();
         sb.AppendLine(inv, $"Side by side, {Topology(o)}, durability {(o.Fsync ? "fsync (ZooKeeper forceSync=yes, ours force-sync=on)" : "nosync (forceSync=no / force-sync=off)")}, " +
@@ -319,13 +335,13 @@ public static class SideBySide
                                $"Zab tick 100 ms, sync-limit 20, init-limit 50; ZooKeeper tickTime=2000 initLimit=10 syncLimit=5, default JVM heap.");
         sb.AppendLine(inv, $"{Environment.ProcessorCount} cores, load average at the end {LoadAverage()}, {elapsed.TotalMinutes:F1} min.");
         sb.AppendLine();
-        var header = string.Format(inv, "| {0,-22} | {1,-6} | {2,-5} | {3,-32} | {4,8} | {5,8} | {6,8} | {7,13} | {8,7} |",
+        var header = string.Format(inv, "| {0,-22} | {1,-14} | {2,-5} | {3,-32} | {4,8} | {5,8} | {6,8} | {7,13} | {8,7} |",
             "row", "server", "shape", "ops/s (spread)", "p50 ms", "p99 ms", "p999 ms", "CPU ms/1k ops", o.Nodes == 1 ? "RSS MiB" : "RSS sum");
         sb.AppendLine(header);
         sb.AppendLine(string.Concat(header.Select(c => c == '|' ? '|' : '-')));
         foreach (var row in o.Rows)
         {
-            var figures = o.Targets.ToDictionary(t => t, t => Best(runs.Where(r => r.Row == row && r.Target == t)));
+            var figures = o.LoadTargets.ToDictionary(t => t, t => Best(runs.Where(r => r.Row == row && r.Target == t)));
             var label = row switch
             {
                 "get" => "getData 100 B", "set" => $"setData {o.ValueSize} B", "mixed" => "mixed 90/10", "create" => $"create {o.ValueSize} B",
@@ -333,7 +349,7 @@ public static class SideBySide
                 "half-get" => "half-load getData", "half-set" => "half-load setData",
                 "watch" => $"watch {o.Watchers:N0} watchers", _ => row,
             };
-            foreach (var t in o.Targets)
+            foreach (var t in o.LoadTargets)
             {
                 if (figures[t] is not { } f) continue;
                 var err = f.Errors > 0 ? $" ERR {f.Errors}" : "";
@@ -356,6 +372,18 @@ public static class SideBySide
                     Line(label, "ratio", "", Ratio(ours.Ops, zk.Ops), Ratio(ours.P50, zk.P50), Ratio(ours.P99, zk.P99), Ratio(ours.P999, zk.P999),
                         Ratio(ours.Cpu, zk.Cpu), Ratio(ours.RssMiB, zk.RssMiB));
             }
+            // --tls: ours over TLS against ZooKeeper over TLS, and what TLS costs each server (its TLS figure / its plain one).
+            void RatioLine(string name, Figure? a, Figure? b)
+            {
+                if (a is not null && b is not null && row != "watch")
+                    Line(label, name, "", Ratio(a.Ops, b.Ops), Ratio(a.P50, b.P50), Ratio(a.P99, b.P99), Ratio(a.P999, b.P999), Ratio(a.Cpu, b.Cpu), "");
+            }
+            if (o.Tls)
+            {
+                RatioLine("tls ratio", figures.GetValueOrDefault("ours" + TlsSuffix), figures.GetValueOrDefault("apache" + TlsSuffix));
+                RatioLine("ours tls/plain", figures.GetValueOrDefault("ours" + TlsSuffix), figures.GetValueOrDefault("ours"));
+                RatioLine("ZK tls/plain", figures.GetValueOrDefault("apache" + TlsSuffix), figures.GetValueOrDefault("apache"));
+            }
         }
         if (extraRows.Count > 0)
         {
@@ -367,6 +395,10 @@ public static class SideBySide
         }
         sb.AppendLine();
         sb.AppendLine("ratio = ours / ZooKeeper: above 1 is better for ops/s, below 1 is better for latency, CPU, RSS and time.");
+        if (o.Tls)
+            sb.AppendLine("--tls: 'tls ratio' = ours over TLS / ZooKeeper over TLS; 'ours tls/plain' and 'ZK tls/plain' = each server's TLS " +
+                          "figure / its plain one (the ops/s column is the share of throughput TLS leaves). TLS 1.3, client-auth need; " +
+                          "ZooKeeper runs NettyServerCnxnFactory on both ports (its TLS needs it), so its plain rows here are Netty, not NIO.");
         sb.AppendLine(o.Nodes == 1
             ? "CPU = the server process's user+system time from /proc over the measured window, per 1,000 successful ops. RSS at the end of the run."
             : $"CPU = the SUM of the {o.Nodes} member processes' user+system time from /proc over the measured window, per 1,000 successful ops. " +
@@ -379,7 +411,7 @@ public static class SideBySide
         return sb.ToString();
     }
 
-    private static string Name(string target) => target == "apache" ? "ZK 3.8" : target;
+    private static string Name(string target) => target.Replace("apache", "ZK 3.8");
 
     private static string LoadAverage()
     {
@@ -427,6 +459,7 @@ public static class SideBySide
                 "apache-cfg" => o with { ApacheCfg = [.. o.ApacheCfg, Value()] },
                 "time-limit" => o with { TimeLimit = BenchOptions.ParseDuration(Value()) },
                 "out" => o with { Out = Value() },
+                "tls" => o with { Tls = true },
                 _ => throw new ArgumentException($"unknown option --{name}"),
             };
         }

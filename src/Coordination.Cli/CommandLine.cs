@@ -20,11 +20,22 @@ public static class CommandLine
     static readonly Option<double?> Timeout = new("--timeout") { Description = "connect / watch-wait timeout in seconds (default 10)", Recursive = true };
     static readonly Option<string[]> Auth = new("--auth")
         { Description = "SCHEME:AUTH added after connecting, e.g. digest:user:pass (repeatable)", Recursive = true, Arity = ArgumentArity.OneOrMore };
+    static readonly Option<bool> Tls = new("--tls") { Description = "connect over TLS (to a secure client port)", Recursive = true };
+    static readonly Option<string?> TlsCa = new("--tls-ca")
+        { Description = "CA certificates the server's must chain to, PEM or PKCS#12 (implies --tls; default: system roots)", Recursive = true };
+    static readonly Option<string?> TlsCert = new("--tls-cert")
+        { Description = "client certificate, PEM (with its key, or see --tls-key) or PKCS#12 (implies --tls)", Recursive = true };
+    static readonly Option<string?> TlsKey = new("--tls-key") { Description = "the client certificate's PEM key file", Recursive = true };
+    static readonly Option<string?> TlsPassword = new("--tls-password")
+        { Description = "the PKCS#12 or encrypted PEM key password (default $COORD_TLS_PASSWORD)", Recursive = true };
+    static readonly Option<bool> TlsNoHostnameCheck = new("--tls-no-hostname-verification")
+        { Description = "accept a server certificate that does not name the host connected to", Recursive = true };
 
     static RootCommand Build()
     {
         var root = new RootCommand("coord - command-line client for Coordination.Akka (and ZooKeeper 3.5+)");
         root.Options.Add(Server); root.Options.Add(Json); root.Options.Add(Timeout); root.Options.Add(Auth);
+        foreach (var o in new Option[] { Tls, TlsCa, TlsCert, TlsKey, TlsPassword, TlsNoHostnameCheck }) root.Options.Add(o);
         root.SetAction(_ => 0);   // no verb: the shell
         Verb(root, "ls", "children of PATH", ["-R", "-s", "-w"], [], ["PATH"], []);
         Verb(root, "get", "data of PATH as UTF-8", ["-s", "-w"], [], ["PATH"], []);
@@ -92,6 +103,16 @@ public static class CommandLine
             if (c <= 0) throw new UsageException("--auth wants SCHEME:AUTH");
             settings.Auth.Add(new AuthInfo(a[..c], Encoding.UTF8.GetBytes(a[(c + 1)..])));
         }
+        if (result.GetValue(Tls) || result.GetValue(TlsCa) is not null || result.GetValue(TlsCert) is not null)
+            settings.Tls = new ClientTlsOptions
+            {
+                TrustStorePath = result.GetValue(TlsCa),
+                CertificatePath = result.GetValue(TlsCert),
+                KeyPath = result.GetValue(TlsKey),
+                CertificatePassword = result.GetValue(TlsPassword) ?? Environment.GetEnvironmentVariable("COORD_TLS_PASSWORD"),
+                TrustStorePassword = result.GetValue(TlsPassword) ?? Environment.GetEnvironmentVariable("COORD_TLS_PASSWORD"),
+                HostnameVerification = !result.GetValue(TlsNoHostnameCheck),
+            };
         var cmd = result.CommandResult.Command;
         if (cmd is RootCommand) return new Parsed(null, []);
         var argv = new List<string> { cmd.Name };

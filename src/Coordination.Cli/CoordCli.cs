@@ -15,6 +15,8 @@ public sealed class CliSettings
     public bool Json { get; set; }
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
     public List<AuthInfo> Auth { get; } = [];
+    /// <summary>TLS to a secure client port; null = plain TCP.</summary>
+    public ClientTlsOptions? Tls { get; set; }
 }
 
 public static class CoordCli
@@ -119,6 +121,7 @@ public sealed class Session(CliSettings settings, TextWriter stdout, TextWriter 
                 SessionTimeout = TimeSpan.FromSeconds(30),
                 ConnectionTimeout = settings.Timeout,
                 AuthInfo = settings.Auth.ToList(),
+                Tls = settings.Tls,
             }, cts.Token);
         }
         catch (Exception e) when (e is OperationCanceledException or SocketException or TimeoutException or IOException)

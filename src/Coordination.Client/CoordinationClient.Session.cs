@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics;
+using System.Net.Security;
 using System.Net.Sockets;
 using System.Threading.Channels;
 using Coordination.Protocol;
@@ -99,6 +100,7 @@ public sealed partial class CoordinationClient
             var host = hosts[_hostCursor++ % hosts.Count];
             attemptsThisRound++;
             Socket? socket = null;
+            Stream? stream = null;
             try
             {
                 socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
@@ -106,14 +108,20 @@ public sealed partial class CoordinationClient
                 {
                     cts.CancelAfter(connectTimeout);
                     await socket.ConnectAsync(host.Host, host.Port, cts.Token).ConfigureAwait(false);
-                    var stream = new NetworkStream(socket, ownsSocket: false);
+                    stream = new NetworkStream(socket, ownsSocket: false);
+                    if (_options.Tls is { } tls)
+                    {
+                        var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
+                        stream = ssl;
+                        await ssl.AuthenticateAsClientAsync(tls.ForHost(host.Host), cts.Token).ConfigureAwait(false);
+                    }
                     var outcome = await HandshakeAsync(stream, host, cts.Token).ConfigureAwait(false);
                     if (outcome == HandshakeOutcome.Expired) return;
                 }
                 round = 0;
                 attemptsThisRound = 0;
                 retryClock.Restart();
-                await RunConnectedAsync(socket, lifetime).ConfigureAwait(false);
+                await RunConnectedAsync(socket, stream, lifetime).ConfigureAwait(false);
             }
             catch (Exception e) when (!lifetime.IsCancellationRequested)
             {
@@ -126,6 +134,7 @@ public sealed partial class CoordinationClient
             finally
             {
                 try { socket?.Dispose(); } catch { }
+                try { stream?.Dispose(); } catch { }
             }
             if (lifetime.IsCancellationRequested) return;
             if (OnDisconnected()) disconnectedSince.Restart();
@@ -149,7 +158,7 @@ public sealed partial class CoordinationClient
 
     private enum HandshakeOutcome { Connected, Expired }
 
-    private async Task<HandshakeOutcome> HandshakeAsync(NetworkStream stream, HostAndPort host, CancellationToken ct)
+    private async Task<HandshakeOutcome> HandshakeAsync(Stream stream, HostAndPort host, CancellationToken ct)
     {
         var buffer = new ArrayBufferWriter<byte>(128);
         var request = new ConnectRequest(ProtocolVersion, Volatile.Read(ref _lastZxid), (int)_options.SessionTimeout.TotalMilliseconds,
@@ -236,11 +245,10 @@ public sealed partial class CoordinationClient
             s.Request.Write(ref w);
         });
 
-    private async Task RunConnectedAsync(Socket socket, CancellationToken lifetime)
+    private async Task RunConnectedAsync(Socket socket, Stream stream, CancellationToken lifetime)
     {
         using var connection = CancellationTokenSource.CreateLinkedTokenSource(lifetime);
         var ct = connection.Token;
-        var stream = new NetworkStream(socket, ownsSocket: false);
         var timeout = _negotiatedTimeoutMs;
         var readTimeoutTicks = Stopwatch.Frequency * timeout * 2 / 3 / 1000;
         var pingIntervalTicks = Stopwatch.Frequency * timeout / 3 / 1000;
@@ -275,7 +283,7 @@ public sealed partial class CoordinationClient
             Log($"connection lost: {e.GetType().Name}: {e.Message}");
     }
 
-    private async Task SendLoopAsync(NetworkStream stream, CancellationToken ct)
+    private async Task SendLoopAsync(Stream stream, CancellationToken ct)
     {
         var buffer = new ArrayBufferWriter<byte>(16 * 1024);
         var reader = _outgoing.Reader;
@@ -321,7 +329,7 @@ public sealed partial class CoordinationClient
         }
     }
 
-    private async Task ReceiveLoopAsync(NetworkStream stream, CancellationToken ct)
+    private async Task ReceiveLoopAsync(Stream stream, CancellationToken ct)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
         var start = 0;

@@ -20,6 +20,8 @@ public sealed record CoordinationClientOptions
     /// <summary>Re-attach to an existing session (with <see cref="SessionPassword"/>); 0 for a new session.</summary>
     public long SessionId { get; init; }
     public byte[]? SessionPassword { get; init; }
+    /// <summary>Connect over TLS (to servers' secure client ports); null = plain TCP.</summary>
+    public ClientTlsOptions? Tls { get; init; }
     /// <summary>Largest reply frame accepted (jute.maxbuffer).</summary>
     public int MaxFrameBytes { get; init; } = Coordination.Protocol.Framing.DefaultMaxFrame;
     /// <summary>Diagnostics (connects, disconnects, protocol errors). Exceptions thrown by it are swallowed.</summary>

@@ -16,6 +16,8 @@ public static class Acls
     public const string DigestScheme = "digest";
     public const string IpScheme = "ip";
     public const string SuperScheme = "super";
+    /// <summary>A client certificate's subject DN, granted at the TLS handshake (ZooKeeper's X509AuthenticationProvider).</summary>
+    public const string X509Scheme = "x509";
 
     /// <summary>True when <paramref name="auth"/> grants <paramref name="perm"/> on a node with <paramref name="acl"/>.
     /// Super always passes; an empty ACL grants everything (as in ZooKeeper).</summary>
@@ -40,6 +42,11 @@ public static class Acls
             {
                 for (var j = 0; j < ids.Count; j++)
                     if (ids[j].Scheme == DigestScheme && ids[j].Ident == a.Id.Ident) return true;
+            }
+            else if (scheme == X509Scheme)
+            {
+                for (var j = 0; j < ids.Count; j++)
+                    if (ids[j].Scheme == X509Scheme && ids[j].Ident == a.Id.Ident) return true;
             }
             else if (scheme == IpScheme)
             {
@@ -94,6 +101,13 @@ public static class Acls
         var count = parts.Length;
         while (count > 0 && parts[count - 1].Length == 0) count--;
         return count == 2;
+    }
+
+    /// <summary>ZooKeeper's X509AuthenticationProvider.isValid: the id parses as a distinguished name.</summary>
+    public static bool IsValidX509Id(string id)
+    {
+        try { _ = new System.Security.Cryptography.X509Certificates.X500DistinguishedName(id); return true; }
+        catch (System.Security.Cryptography.CryptographicException) { return false; }
     }
 
     /// <summary>ZooKeeper's IPAuthenticationProvider.isValid: an address (IPv4 dotted quad, or IPv6) with an optional
@@ -181,7 +195,7 @@ public static class Acls
 
     /// <summary>
     /// ZooKeeper's PrepRequestProcessor.fixupACL: rejects a null or empty list (after removing duplicates), expands
-    /// "auth" to the session's authenticated ids (digest ids only: ip and super are not "authenticated" providers; the
+    /// "auth" to the session's authenticated ids (digest and x509 ids: ip and super are not "authenticated" providers; the
     /// ident of the auth entry is ignored), and rejects unknown schemes, world ids other than anyone, and malformed
     /// digest or ip ids. Returns null for InvalidACL. Returns <paramref name="acl"/> itself when nothing changes.
     /// </summary>
@@ -226,7 +240,7 @@ public static class Acls
                 var any = false;
                 foreach (var id in auth.Ids)
                 {
-                    if (id.Scheme != DigestScheme) continue;
+                    if (id.Scheme is not (DigestScheme or X509Scheme)) continue;
                     result.Add(new Acl(a.Perms, id));
                     any = true;
                 }
@@ -249,6 +263,7 @@ public static class Acls
         var scheme = a.Id.Scheme;
         return (scheme == World && a.Id.Ident == Anyone)
             || (scheme == DigestScheme && IsValidDigestId(a.Id.Ident))
-            || (scheme == IpScheme && IsValidIpId(a.Id.Ident));
+            || (scheme == IpScheme && IsValidIpId(a.Id.Ident))
+            || (scheme == X509Scheme && IsValidX509Id(a.Id.Ident));
     }
 }

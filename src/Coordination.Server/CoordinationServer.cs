@@ -24,6 +24,8 @@ public sealed class CoordinationServer : IAsyncDisposable
     public ServerSettings Settings { get; }
     public IActorRef Replica { get; }
     public int ClientPort => _listener.Port;
+    /// <summary>The secure (TLS) client port, or -1 when there is none.</summary>
+    public int SecureClientPort => _listener.SecurePort;
     /// <summary>The ensemble peer's state, or null for a standalone server.</summary>
     public EnsembleState? Ensemble { get; }
     /// <summary>As <c>srvr</c> reports it: standalone, leader, follower, observer (or looking, while not serving).</summary>
@@ -110,6 +112,7 @@ public sealed class CoordinationServer : IAsyncDisposable
         var server = new CoordinationServer(system, settings, replica, listener, StartHttp(settings, admin, Metrics.ServerMetrics.For(system), replica), ensemble);
         listener.Start();
         system.Log.Info("Coordination server listening on {0}:{1}, data dir {2}", settings.ClientAddress, listener.Port, Path.GetFullPath(settings.DataDir));
+        if (listener.SecurePort >= 0) system.Log.Info("Secure (TLS) client port {0}:{1}", settings.ClientAddress, listener.SecurePort);
         return server;
     }
 

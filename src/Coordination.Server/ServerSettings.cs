@@ -8,6 +8,11 @@ public sealed record ServerSettings
 {
     public required long ServerId { get; init; }
     public required int ClientPort { get; init; }
+    /// <summary>The TLS client port (ZooKeeper's secureClientPort); -1 = none, 0 = any free port.</summary>
+    public required int SecureClientPort { get; init; }
+    public required Network.ClientTlsSettings ClientTls { get; init; }
+    /// <summary>The x509 id (certificate subject) that is the super user (zookeeper.X509AuthenticationProvider.superUser).</summary>
+    public required string? X509SuperUser { get; init; }
     public required string ClientAddress { get; init; }
     public required string DataDir { get; init; }
     public required TimeSpan TickTime { get; init; }
@@ -65,6 +70,9 @@ public sealed record ServerSettings
         {
             ServerId = c.GetLong("server-id"),
             ClientPort = c.GetInt("client-port"),
+            SecureClientPort = c.GetInt("secure-client-port"),
+            ClientTls = Network.ClientTlsSettings.Create(c.GetConfig("client-ssl")),
+            X509SuperUser = string.IsNullOrWhiteSpace(c.GetString("x509-super-user")) ? null : c.GetString("x509-super-user"),
             ClientAddress = c.GetString("client-address"),
             DataDir = c.GetString("data-dir"),
             TickTime = tick,

@@ -334,8 +334,11 @@ public sealed class ServerProcess : IAsyncDisposable
         var env = System.Environment.GetEnvironmentVariable("ZOOKEEPER_CLASSPATH");
         if (!string.IsNullOrEmpty(env)) return env;
         // Debian's zookeeper.jar carries a Class-Path manifest naming its dependencies in /usr/share/java.
+        // It leaves out Netty's codec and resolver, which the Netty connection factory (and so TLS) needs.
         foreach (var candidate in new[] { "/usr/share/java/zookeeper.jar", "/usr/share/zookeeper/zookeeper.jar" })
-            if (File.Exists(candidate)) return candidate;
+            if (File.Exists(candidate))
+                return string.Join(':', new[] { "netty-codec.jar", "netty-resolver.jar", "netty-transport-native-unix-common.jar" }
+                    .Select(jar => Path.Combine(Path.GetDirectoryName(candidate)!, jar)).Where(File.Exists).Prepend(candidate));
         throw new FileNotFoundException("Apache ZooKeeper not found: apt-get install zookeeper, or set ZOOKEEPER_CLASSPATH");
     }
 

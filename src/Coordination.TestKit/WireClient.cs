@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Diagnostics;
 using System.IO.Pipelines;
+using System.Net.Security;
 using System.Net.Sockets;
 using System.Threading.Channels;
 using Coordination.Protocol;
@@ -28,6 +29,8 @@ public sealed record WireClientOptions
     /// <summary>Send a ping when nothing was sent for a third of the negotiated timeout.</summary>
     public bool AutoPing { get; init; } = true;
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(15);
+    /// <summary>Speak TLS (to a secure client port) with these options; null = plain TCP.</summary>
+    public SslClientAuthenticationOptions? Tls { get; init; }
     /// <summary>Largest response frame accepted (responses such as getChildren of a big node can exceed 1 MiB).</summary>
     public int MaxFrameLength { get; init; } = 64 << 20;
     /// <summary>Creates the TCP socket, e.g. one in another network namespace (<see cref="NetworkLab.CreateSocket"/>); a plain stream socket when null.</summary>
@@ -76,7 +79,7 @@ public sealed class WireClient : IAsyncDisposable
     }
 
     private readonly Socket _socket;
-    private readonly NetworkStream _stream;
+    private readonly Stream _stream;
     private readonly PipeReader _reader;
     private readonly WireClientOptions _options;
     private readonly object _sendLock = new();
@@ -123,10 +126,10 @@ public sealed class WireClient : IAsyncDisposable
         _events?.Reader ?? throw new InvalidOperationException("EventChannel is off for this client");
     public int Outstanding { get { lock (_sendLock) return _pending.Count; } }
 
-    private WireClient(Socket socket, string host, int port, WireClientOptions options)
+    private WireClient(Socket socket, Stream stream, string host, int port, WireClientOptions options)
     {
         _socket = socket;
-        _stream = new NetworkStream(socket, ownsSocket: false);
+        _stream = stream;
         _reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4 * 1024, leaveOpen: true));
         _options = options;
         Host = host;
@@ -188,7 +191,15 @@ public sealed class WireClient : IAsyncDisposable
         try
         {
             await socket.ConnectAsync(host, port, timeout.Token).ConfigureAwait(false);
-            client = new WireClient(socket, host, port, options);
+            Stream stream = new NetworkStream(socket, ownsSocket: false);
+            if (options.Tls is { } tls)
+            {
+                var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
+                stream = ssl;
+                try { await ssl.AuthenticateAsClientAsync(tls, timeout.Token).ConfigureAwait(false); }
+                catch { await ssl.DisposeAsync().ConfigureAwait(false); throw; }
+            }
+            client = new WireClient(socket, stream, host, port, options);
             await client.HandshakeAsync(timeout.Token).ConfigureAwait(false);
         }
         catch (Exception e)

@@ -20,6 +20,8 @@ public static class CompatEnvironment
 
     public static string KazooScript => Path.Combine(CompatDir, "kazoo_checks.py");
 
+    public static string KazooTlsScript => Path.Combine(CompatDir, "kazoo_tls.py");
+
     public static string JavaSource => Path.Combine(CompatDir, "java", "ZkChecks.java");
 
     /// <summary>A python3 that can import kazoo. Debian's python3-kazoo lives in the system interpreter.</summary>
@@ -38,13 +40,20 @@ public static class CompatEnvironment
 
     /// <summary>Classpath for Java clients: ZooKeeper plus a silent slf4j binding if there is one.</summary>
     public static string ClientClasspath(string extra) =>
-        string.Join(Path.PathSeparator, new[] { extra, ZooKeeperJar, OptionalJar("slf4j-nop.jar") }
+        string.Join(Path.PathSeparator, ((string[])[extra, ZooKeeperJar, OptionalJar("slf4j-nop.jar"), .. NettyJars()])
             .Where(s => !string.IsNullOrEmpty(s)));
 
     /// <summary>Classpath for the Apache server: ZooKeeper plus slf4j-simple so its log reaches stderr.</summary>
     public static string ServerClasspath() =>
-        string.Join(Path.PathSeparator, new[] { ZooKeeperJar, OptionalJar("slf4j-simple.jar") }
+        string.Join(Path.PathSeparator, ((string[])[ZooKeeperJar, OptionalJar("slf4j-simple.jar"), .. NettyJars()])
             .Where(s => !string.IsNullOrEmpty(s)));
+
+    /// <summary>
+    /// The Netty jars that Debian's zookeeper.jar manifest leaves out but TLS needs (the Netty server connection
+    /// factory and ClientCnxnSocketNetty use Netty's codec and resolver).
+    /// </summary>
+    private static string[] NettyJars() =>
+        [OptionalJar("netty-codec.jar"), OptionalJar("netty-resolver.jar"), OptionalJar("netty-transport-native-unix-common.jar")];
 
     /// <summary>The super user both servers are configured with: super:super.</summary>
     public const string SuperUser = "super";

@@ -31,7 +31,8 @@ public static class JavaChecksBuild
         AppDomain.CurrentDomain.ProcessExit += (_, _) => CompatEnvironment.TryDeleteDir(dir);
         var r = await ProcessRunner.RunAsync(
             CompatEnvironment.Javac,
-            new[] { "-nowarn", "-encoding", "UTF-8", "-cp", CompatEnvironment.ZooKeeperJar, "-d", dir, CompatEnvironment.JavaSource },
+            new[] { "-nowarn", "-encoding", "UTF-8", "-cp", CompatEnvironment.ZooKeeperJar, "-d", dir, CompatEnvironment.JavaSource,
+                Path.Combine(CompatEnvironment.CompatDir, "java", "ZkTlsChecks.java") },
             TimeSpan.FromSeconds(180));
         if (!r.Succeeded || !File.Exists(Path.Combine(dir, "ZkChecks.class")))
         {

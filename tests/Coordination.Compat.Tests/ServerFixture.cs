@@ -249,8 +249,14 @@ public abstract class ServerFixture : IAsyncLifetime
 /// ZooKeeperServerMain and a generated zoo.cfg: tickTime 500 ms, all four-letter words, no admin
 /// server, TTL nodes enabled, containers checked every second, super user super:super.
 /// </summary>
-public sealed class ApacheZooKeeperFixture : ServerFixture
+public class ApacheZooKeeperFixture : ServerFixture
 {
+    /// <summary>More zoo.cfg lines (written into <paramref name="workDir"/>'s config).</summary>
+    protected virtual IEnumerable<string> ExtraConfig(string workDir) => [];
+
+    /// <summary>More JVM options (system properties) for the server.</summary>
+    protected virtual IEnumerable<string> ExtraJvmOptions => [];
+
     public override string Target => "apache";
 
     protected override ProcessStartInfo CreateStartInfo(string workDir, int port)
@@ -266,7 +272,7 @@ public sealed class ApacheZooKeeperFixture : ServerFixture
         var cfg = Path.Combine(workDir, "zoo.cfg");
         // min/max session timeout stay at ZooKeeper's defaults (2 and 20 ticks): 1 s and 10 s, the same
         // as our server's defaults for the same tick time.
-        File.WriteAllText(cfg, string.Join("\n",
+        File.WriteAllText(cfg, string.Join("\n", (string[])[
             $"tickTime={CompatEnvironment.TickTimeMs}",
             $"dataDir={dataDir}",
             $"clientPort={port}",
@@ -275,10 +281,10 @@ public sealed class ApacheZooKeeperFixture : ServerFixture
             "4lw.commands.whitelist=*",
             "admin.enableServer=false",
             "autopurge.purgeInterval=0",
-            ""));
+            .. ExtraConfig(workDir),
+            ""]));
         var psi = new ProcessStartInfo(CompatEnvironment.Java);
-        foreach (var arg in new[]
-                 {
+        foreach (var arg in (string[])[
                      "-Xmx512m", "-XX:+UseSerialGC",
                      "-Dzookeeper.extendedTypesEnabled=true",
                      $"-Dznode.container.checkIntervalMs={CompatEnvironment.ContainerCheckIntervalMs}",
@@ -286,9 +292,10 @@ public sealed class ApacheZooKeeperFixture : ServerFixture
                      "-Dzookeeper.admin.enableServer=false",
                      "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
                      "-Dzookeeper.jmx.log4j.disable=true",
+                     .. ExtraJvmOptions,
                      "-cp", CompatEnvironment.ServerClasspath(),
                      "org.apache.zookeeper.server.ZooKeeperServerMain", cfg,
-                 })
+                 ])
         {
             psi.ArgumentList.Add(arg);
         }

@@ -33,6 +33,27 @@ public class AclTests
         Assert.True(Ctx(Acls.Authenticate("digest", Encoding.UTF8.GetBytes("super:adminpw"), superDigest)!).IsSuper);
     }
 
+    /// <summary>
+    /// The x509 scheme (ZooKeeper's X509AuthenticationProvider): an ACL id matches the session's certificate subject
+    /// exactly, "auth" expands to it (x509 is an authenticated provider), and an id that is not a DN is InvalidACL.
+    /// </summary>
+    [Fact]
+    public void X509IdsMatchExactlyAndExpandAuth()
+    {
+        const string subject = "CN=client-one,OU=Compat,O=Coordination Tests";
+        var session = Ctx(new Id("ip", "127.0.0.1"), new Id("x509", subject));
+        IReadOnlyList<Acl> mine = [new(Perms.Read, new Id("x509", subject))];
+        Assert.True(Acls.Check(mine, Perms.Read, session));
+        Assert.False(Acls.Check(mine, Perms.Write, session));
+        Assert.False(Acls.Check(mine, Perms.Read, Ctx(new Id("x509", "CN=client-two,OU=Compat,O=Coordination Tests"))));
+        Assert.False(Acls.Check(mine, Perms.Read, Ctx(new Id("digest", subject))));
+        Assert.False(Acls.Check(mine, Perms.Read, Ctx(new Id("x509", "CN=client-one, OU=Compat, O=Coordination Tests"))));
+
+        Assert.Equal([new Acl(Perms.All, new Id("x509", subject))], Acls.Fixup([new Acl(Perms.All, Id.AuthIds)], session)!);
+        Assert.Same(mine, Acls.Fixup(mine, session));
+        Assert.Null(Acls.Fixup([new Acl(Perms.All, new Id("x509", "not a distinguished name"))], session));
+    }
+
     [Fact]
     public void CheckMatrix()
     {

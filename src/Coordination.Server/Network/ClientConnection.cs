@@ -1,7 +1,9 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
 using System.Threading.Channels;
 using Akka.Actor;
 using Coordination.Protocol;
@@ -27,8 +29,13 @@ public sealed class ClientConnection
 
     private readonly Socket _socket;
     private readonly NetworkStream _stream;
-    private readonly PipeReader _reader;
-    private readonly PipeWriter _writer;
+    /// <summary>Set on the secure port: the TLS handshake runs first, then the pipes read and write through it.</summary>
+    private readonly ClientTls? _tls;
+    private SslStream? _ssl;
+    /// <summary>Completes (true) when the pipes exist: at once on the plain port, after the TLS handshake on the secure one.</summary>
+    private readonly TaskCompletionSource<bool>? _secured;
+    private PipeReader _reader = null!;
+    private PipeWriter _writer = null!;
     /// <summary>
     /// An outbox entry: a ready frame, or a reply (header and body) that the write loop encodes straight into its
     /// reusable buffer, so a reply costs no per-response byte arrays.
@@ -95,8 +102,11 @@ public sealed class ClientConnection
     public string? DropReason { get; private set; }
     public long QueuedBytes => Volatile.Read(ref _queuedBytes);
     public bool IsBound => _session is not null;
+    public bool IsSecure => _tls is not null;
+    /// <summary>The subject of the client's verified certificate (ZooKeeper's x509 id), or null.</summary>
+    public string? CertificateSubject { get; private set; }
 
-    public ClientConnection(Socket socket, ClientPortLimits limits)
+    public ClientConnection(Socket socket, ClientPortLimits limits, ClientTls? tls = null)
     {
         _socket = socket;
         _socket.NoDelay = true;
@@ -109,11 +119,45 @@ public sealed class ClientConnection
         _maxQueuedBytes = settings.MaxQueuedBytesPerConnection;
         _readPauseBytes = Math.Min(ReadPauseBytes, _maxQueuedBytes / 2);
         _stream = new NetworkStream(socket, ownsSocket: false);
-        _reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024, minimumReadSize: 4096));
-        _writer = PipeWriter.Create(_stream, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024));
+        _tls = tls;
+        if (tls is null) CreatePipes(_stream);
+        else _secured = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
         _maxFrame = maxFrame;
         _maxInflight = maxInflight;
         _inflight = new SemaphoreSlim(maxInflight, maxInflight);
+    }
+
+    private void CreatePipes(Stream stream)
+    {
+        _reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024, minimumReadSize: 4096));
+        _writer = PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024));
+    }
+
+    /// <summary>
+    /// The TLS handshake of a secure connection; null when it succeeded, else why not. It is bounded by
+    /// handshake-timeout like the ZooKeeper handshake after it: the watchdog drops a connection not bound by then.
+    /// </summary>
+    private async Task<string?> SecureAsync()
+    {
+        var ssl = new SslStream(_stream, leaveInnerStreamOpen: true);
+        _ssl = ssl;
+        try
+        {
+            await ssl.AuthenticateAsServerAsync(_tls!.Options, _cts.Token).ConfigureAwait(false);
+            if (ssl.RemoteCertificate is { } remote)
+            {
+                using var certificate = X509CertificateLoader.LoadCertificate(remote.GetRawCertData());
+                CertificateSubject = X509Identity.SubjectId(certificate);
+            }
+            CreatePipes(ssl);
+            _secured!.TrySetResult(true);
+            return null;
+        }
+        catch (Exception e)
+        {
+            _secured!.TrySetResult(false);
+            return IsClosed ? DropReason ?? "closed during the TLS handshake" : "TLS handshake failed: " + e.GetBaseException().Message;
+        }
     }
 
     public static string AddressOf(IPEndPoint remote) =>
@@ -260,6 +304,8 @@ public sealed class ClientConnection
         _cts.Cancel();
         try { _socket.Shutdown(SocketShutdown.Both); } catch { /* already gone */ }
         _socket.Dispose();
+        _secured?.TrySetResult(false);
+        try { _ssl?.Dispose(); } catch { /* its pending reads and writes end with the socket */ }
         ReleaseUnanswered();
         _progress.Set();
     }
@@ -280,6 +326,7 @@ public sealed class ClientConnection
     {
         try
         {
+            if (_secured is not null && !await _secured.Task.ConfigureAwait(false)) return;
             var reader = _outbox.Reader;
             while (await reader.WaitToReadAsync(_cts.Token).ConfigureAwait(false))
             {
@@ -337,6 +384,8 @@ public sealed class ClientConnection
         var handshakeDone = false;
         var firstRead = true;
         var first = new byte[4];
+        if (_tls is not null && await SecureAsync().ConfigureAwait(false) is { } failure)
+            return (ReadOutcome.ProtocolError, failure);
         try
         {
             while (true)

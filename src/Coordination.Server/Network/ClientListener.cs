@@ -6,10 +6,15 @@ using Coordination.Server.Admin;
 
 namespace Coordination.Server.Network;
 
-/// <summary>Accepts client connections on the client port and gives each one a connection actor.</summary>
+/// <summary>
+/// Accepts client connections on the client port, and on the secure (TLS) client port when one is configured, and gives
+/// each one a connection actor. Both ports share the connection limits, the registry and the watchdog.
+/// </summary>
 public sealed class ClientListener : IAsyncDisposable
 {
     private readonly Socket _socket;
+    private readonly Socket? _secureSocket;
+    private readonly ClientTls? _tls;
     private readonly ServerSettings _settings;
     private readonly ActorSystem _system;
     private readonly IActorRef _sessionManager;
@@ -19,6 +24,7 @@ public sealed class ClientListener : IAsyncDisposable
     private readonly int _maxConnections;
     private readonly CancellationTokenSource _cts = new();
     private Task? _acceptLoop;
+    private Task? _secureAcceptLoop;
     private Task? _watchdog;
 
     public ClientListener(ServerSettings settings, ActorSystem system, IActorRef sessionManager, FourLetterWordHandler admin, ConnectionRegistry registry)
@@ -32,19 +38,38 @@ public sealed class ClientListener : IAsyncDisposable
         _limits.Metrics.TrackOutstanding(() => _limits.Outstanding);
         (_maxConnections, var capReason) = FileDescriptorBudget.Resolve(settings.MaxConnections, settings.FileDescriptorReserve);
         system.Log.Info("Client connections: at most {0} in total ({1}), {2} per address", _maxConnections == 0 ? "unlimited" : _maxConnections.ToString(), capReason, settings.MaxClientConnections);
-        var address = IPAddress.Parse(settings.ClientAddress);
-        _socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        _socket.Bind(new IPEndPoint(address, settings.ClientPort));
-        _socket.Listen(1024);
+        _socket = Bind(settings.ClientPort);
+        if (settings.SecureClientPort >= 0)
+        {
+            _tls = new ClientTls(settings.ClientTls, message => system.Log.Warning(message));
+            _secureSocket = Bind(settings.SecureClientPort);
+        }
+    }
+
+    private Socket Bind(int port)
+    {
+        var address = IPAddress.Parse(_settings.ClientAddress);
+        var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            socket.Bind(new IPEndPoint(address, port));
+            socket.Listen(1024);
+            return socket;
+        }
+        catch { socket.Dispose(); _socket?.Dispose(); throw; }
     }
 
     /// <summary>The bound port (differs from the setting when it was 0).</summary>
     public int Port => ((IPEndPoint)_socket.LocalEndPoint!).Port;
 
+    /// <summary>The bound secure (TLS) port, or -1 when there is none.</summary>
+    public int SecurePort => _secureSocket is null ? -1 : ((IPEndPoint)_secureSocket.LocalEndPoint!).Port;
+
     public void Start()
     {
-        _acceptLoop = AcceptLoopAsync();
+        _acceptLoop = AcceptLoopAsync(_socket, null);
+        if (_secureSocket is not null) _secureAcceptLoop = AcceptLoopAsync(_secureSocket, _tls);
         _watchdog = WatchdogAsync();
         if (Environment.GetEnvironmentVariable("COORDINATION_ALLOC_DIAG") is { Length: > 0 } period && period != "0")
             _diagnostic = AllocationDiagnosticAsync(TimeSpan.FromSeconds(double.TryParse(period, out var s) && s > 0 ? s : 5));
@@ -79,13 +104,13 @@ public sealed class ClientListener : IAsyncDisposable
         catch (OperationCanceledException) { }
     }
 
-    private async Task AcceptLoopAsync()
+    private async Task AcceptLoopAsync(Socket listener, ClientTls? tls)
     {
         long lastFailureWarning = 0, lastRejectWarning = 0;
         while (!_cts.IsCancellationRequested)
         {
             Socket client;
-            try { client = await _socket.AcceptAsync(_cts.Token).ConfigureAwait(false); }
+            try { client = await listener.AcceptAsync(_cts.Token).ConfigureAwait(false); }
             catch (OperationCanceledException) { return; }
             catch (ObjectDisposedException) { return; }
             catch (SocketException e)
@@ -119,7 +144,7 @@ public sealed class ClientListener : IAsyncDisposable
                     client.Dispose();
                     continue;
                 }
-                var connection = new ClientConnection(client, _limits);
+                var connection = new ClientConnection(client, _limits, tls);
                 _system.ActorOf(ConnectionActor.Props(connection, _sessionManager, _admin, _registry), $"connection-{connection.Id}");
             }
             catch (Exception)
@@ -168,7 +193,9 @@ public sealed class ClientListener : IAsyncDisposable
     {
         _cts.Cancel();
         _socket.Dispose();
+        _secureSocket?.Dispose();
         if (_acceptLoop is not null) await _acceptLoop.ConfigureAwait(false);
+        if (_secureAcceptLoop is not null) await _secureAcceptLoop.ConfigureAwait(false);
         if (_watchdog is not null) await _watchdog.ConfigureAwait(false);
         if (_diagnostic is not null) await _diagnostic.ConfigureAwait(false);
     }

@@ -80,13 +80,27 @@ public sealed class SessionActor : ReceiveActor
         }
         _attaching = attach;
         _timeoutMs = attach.NegotiatedTimeoutMs;
-        _auth = new AuthContext([new Id("ip", attach.Connection.RemoteAddress)]);
+        _auth = new AuthContext(ConnectionIds(attach.Connection));
         _audit.Identify(_sessionId, _auth, attach.Connection.RemoteAddress);   // before createSession commits
         attach.Connection.SessionId = _sessionId;
         attach.Connection.Owner = Self;
         attach.Connection.SessionTimeoutMs = _timeoutMs;
         if (attach.Request.SessionId == 0) _replica.Tell(new CreateSession(_sessionId, _timeoutMs, Self));
         else _replica.Tell(new ValidateSession(_sessionId, _timeoutMs, Self));
+    }
+
+    /// <summary>
+    /// The ids a connection brings before any auth packet: its address, and on the secure port the subject of its
+    /// verified client certificate, with ("super", subject) first when that is the x509 super user (as ZooKeeper's
+    /// X509AuthenticationProvider adds them at the TLS handshake).
+    /// </summary>
+    private List<Id> ConnectionIds(ClientConnection connection)
+    {
+        var ids = new List<Id> { new(Acls.IpScheme, connection.RemoteAddress) };
+        if (connection.CertificateSubject is not { } subject) return ids;
+        if (subject == _settings.X509SuperUser) ids.Add(new Id(Acls.SuperScheme, subject));
+        ids.Add(new Id(Acls.X509Scheme, subject));
+        return ids;
     }
 
     private void OnIncoming(Incoming incoming)
