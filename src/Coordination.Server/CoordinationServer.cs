@@ -109,7 +109,7 @@ public sealed class CoordinationServer : IAsyncDisposable
         var registry = new ConnectionRegistry();
         var admin = new FourLetterWordHandler(settings, replica, registry, () => ensemble?.Mode ?? "standalone", ensemble, Metrics.ServerMetrics.For(system).ClientPort);
         var listener = new ClientListener(settings, system, sessions, admin, registry);
-        var server = new CoordinationServer(system, settings, replica, listener, StartHttp(settings, admin, Metrics.ServerMetrics.For(system), replica), ensemble);
+        var server = new CoordinationServer(system, settings, replica, listener, StartHttp(settings, admin, Metrics.ServerMetrics.For(system), replica, m => system.Log.Warning(m)), ensemble);
         listener.Start();
         system.Log.Info("Coordination server listening on {0}:{1}, data dir {2}", settings.ClientAddress, listener.Port, Path.GetFullPath(settings.DataDir));
         if (listener.SecurePort >= 0) system.Log.Info("Secure (TLS) client port {0}:{1}", settings.ClientAddress, listener.SecurePort);
@@ -159,12 +159,12 @@ public sealed class CoordinationServer : IAsyncDisposable
     }
 
     /// <summary>The admin and metrics HTTP endpoints that are enabled (one listener when they share address and port).</summary>
-    private static IReadOnlyList<AdminHttpServer> StartHttp(ServerSettings s, FourLetterWordHandler commands, Metrics.ServerMetrics metrics, IActorRef replica)
+    private static IReadOnlyList<AdminHttpServer> StartHttp(ServerSettings s, FourLetterWordHandler commands, Metrics.ServerMetrics metrics, IActorRef replica, Action<string> warn)
     {
         var servers = new List<AdminHttpServer>();
         var shared = s.Admin.SharesEndpointWith(s.Metrics);
-        if (s.Admin.Enabled) servers.Add(new AdminHttpServer(s.Admin, commands, serveCommands: true, serveMetrics: shared, metrics, replica, s.SuperDigest));
-        if (s.Metrics.Enabled && !shared) servers.Add(new AdminHttpServer(s.Metrics, commands, serveCommands: false, serveMetrics: true, metrics));
+        if (s.Admin.Enabled) servers.Add(new AdminHttpServer(s.Admin, commands, serveCommands: true, serveMetrics: shared, warn, metrics, replica, s.SuperDigest, s.X509SuperUser));
+        if (s.Metrics.Enabled && !shared) servers.Add(new AdminHttpServer(s.Metrics, commands, serveCommands: false, serveMetrics: true, warn, metrics));
         foreach (var server in servers) server.Start();
         return servers;
     }

@@ -95,8 +95,8 @@ public sealed record ServerSettings
             ContainerMaxPerMinute = c.GetInt("container-max-per-minute"),
             WatchDispatchers = Math.Max(1, c.GetInt("watch-dispatchers")),
             SessionSecret = c.GetLong("session-secret"),
-            Admin = AdminHttpSettings.Create(c.GetConfig("admin")),
-            Metrics = AdminHttpSettings.Create(c.GetConfig("metrics")),
+            Admin = AdminHttpSettings.Create(c.GetConfig("admin"), c.GetConfig("client-ssl")),
+            Metrics = AdminHttpSettings.Create(c.GetConfig("metrics"), c.GetConfig("client-ssl")),
         };
     }
 
@@ -105,9 +105,11 @@ public sealed record ServerSettings
 }
 
 /// <summary>One HTTP endpoint of the server (<c>coordination.admin</c> or <c>coordination.metrics</c>).</summary>
-public sealed record AdminHttpSettings(bool Enabled, string Address, int Port, int MaxConnections, IReadOnlySet<string> CommandsRequiringAuth)
+public sealed record AdminHttpSettings(bool Enabled, string Address, int Port, int MaxConnections, IReadOnlySet<string> CommandsRequiringAuth,
+    Network.ClientTlsSettings? Tls)
 {
-    public static AdminHttpSettings Create(Config c)
+    /// <summary>Reads the section <paramref name="c"/>; its <c>ssl</c> falls back to <paramref name="clientSsl"/>.</summary>
+    public static AdminHttpSettings Create(Config c, Config clientSsl)
     {
         var maxConnections = c.GetInt("max-connections", 64);
         if (maxConnections < 1) throw new ConfigurationException($"max-connections must be at least 1, not {maxConnections}");
@@ -115,7 +117,8 @@ public sealed record AdminHttpSettings(bool Enabled, string Address, int Port, i
         foreach (var word in auth)
             if (!Protocol.FourLetterWords.All.Contains(word))
                 throw new ConfigurationException($"auth-required: '{word}' is not a command");
-        return new AdminHttpSettings(c.GetBoolean("enabled"), c.GetString("address"), c.GetInt("port"), maxConnections, auth);
+        var tls = c.GetBoolean("ssl.enabled") ? Network.ClientTlsSettings.Create(c.GetConfig("ssl").WithFallback(clientSsl)) : null;
+        return new AdminHttpSettings(c.GetBoolean("enabled"), c.GetString("address"), c.GetInt("port"), maxConnections, auth, tls);
     }
 
     /// <summary>Whether <paramref name="other"/> is the same endpoint, so that one listener serves both.</summary>

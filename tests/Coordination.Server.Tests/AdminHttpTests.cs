@@ -134,4 +134,65 @@ public sealed class AdminHttpTests(ITestOutputHelper output)
             Assert.Contains("imok", await fresh.GetStringAsync($"http://127.0.0.1:{adminPort}/commands/ruok"));
         foreach (var s in holders) s.Dispose();
     }
+
+    /// <summary>Over HTTPS a caller's verified certificate is a credential: "Authorization: x509" proves its subject.</summary>
+    [Fact]
+    public async Task Admin_over_https_takes_the_client_certificate_as_an_x509_credential()
+    {
+        var dir = Directory.CreateTempSubdirectory("admin-tls-").FullName;
+        try
+        {
+            var ca = TestCertificates.Create(dir);
+            var serverCertificate = ca.Issue("server", "CN=localhost");
+            var ops = ca.Issue("ops", "CN=ops, O=Coordination Tests");
+            var root = ca.Issue("root", "CN=root, O=Coordination Tests");
+            var stranger = ca.Issue("stranger", "CN=stranger, O=Coordination Tests");
+            var adminPort = ServerProcess.FreeLoopbackPort();
+            await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions
+            {
+                ExtraHocon = $$"""
+                    coordination {
+                      x509-super-user = "CN=root,O=Coordination Tests"
+                      client-ssl { key-store-location = "{{serverCertificate.CombinedPem}}", trust-store-location = "{{ca.CaPem}}" }
+                      admin { enabled = on, port = {{adminPort}}, ssl.enabled = on }
+                    }
+                    """,
+            });
+            await using var client = await WireClient.ConnectAsync(server.ConnectString);
+            await client.SendAsync(OpCode.SetAcl, new SetAclRequest("/", [new Acl(Perms.All, new Id("x509", "CN=ops,O=Coordination Tests")), new Acl(Perms.All, new Id(Acls.World, Acls.Anyone))], -1)).OkAsync();
+
+            async Task<HttpStatusCode> Get(IssuedCertificate? certificate, string? authorization)
+            {
+                using var handler = new HttpClientHandler { ServerCertificateCustomValidationCallback = (_, cert, _, _) => TrustedBy(ca.CaPem, cert!) };
+                if (certificate is not null) handler.ClientCertificates.Add(System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12FromFile(certificate.Pkcs12, TestCertificates.Password));
+                using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(10) };
+                using var request = new HttpRequestMessage(HttpMethod.Get, $"https://127.0.0.1:{adminPort}/commands/cons");
+                if (authorization is not null) request.Headers.TryAddWithoutValidation("Authorization", authorization);
+                using var response = await http.SendAsync(request);
+                return response.StatusCode;
+            }
+
+            Assert.Equal(HttpStatusCode.OK, await Get(ops, "x509"));
+            Assert.Equal(HttpStatusCode.OK, await Get(root, "x509"));   // the x509 super user
+            Assert.Equal(HttpStatusCode.Forbidden, await Get(stranger, "x509"));
+            Assert.Equal(HttpStatusCode.Unauthorized, await Get(null, "x509"));   // no certificate, no x509 id
+            Assert.Equal(HttpStatusCode.Unauthorized, await Get(ops, null));
+            // Plain HTTP to the HTTPS port gets no answer.
+            using var plain = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+            await Assert.ThrowsAnyAsync<Exception>(() => plain.GetStringAsync($"http://127.0.0.1:{adminPort}/commands/ruok"));
+        }
+        finally
+        {
+            try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    private static bool TrustedBy(string caPem, System.Security.Cryptography.X509Certificates.X509Certificate2 certificate)
+    {
+        using var chain = new System.Security.Cryptography.X509Certificates.X509Chain();
+        chain.ChainPolicy.TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck;
+        chain.ChainPolicy.CustomTrustStore.Add(System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(caPem)));
+        return chain.Build(certificate);
+    }
 }

@@ -5,15 +5,14 @@ using System.Text.Json;
 using Akka.Actor;
 using Coordination.Protocol;
 using Coordination.Server.Metrics;
+using Coordination.Server.Network;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Hosting;
 using Coordination.Server.Pipeline;
-using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 
 namespace Coordination.Server.Admin;
 
@@ -27,7 +26,7 @@ namespace Coordination.Server.Admin;
 public sealed class AdminHttpServer : IAsyncDisposable
 {
     private static readonly TimeSpan AclTimeout = TimeSpan.FromSeconds(10);
-    private readonly KestrelServer _server;
+    private readonly IHost _host;
     private readonly FourLetterWordHandler _commands;
     private readonly bool _serveCommands;
     private readonly bool _serveMetrics;
@@ -35,10 +34,12 @@ public sealed class AdminHttpServer : IAsyncDisposable
     private readonly AdminHttpSettings _settings;
     private readonly IActorRef? _replica;
     private readonly string? _superDigest;
+    private readonly string? _x509SuperUser;
 
-    public AdminHttpServer(AdminHttpSettings settings, FourLetterWordHandler commands, bool serveCommands, bool serveMetrics,
-        ServerMetrics? metrics = null, IActorRef? replica = null, string? superDigest = null)
+    public AdminHttpServer(AdminHttpSettings settings, FourLetterWordHandler commands, bool serveCommands, bool serveMetrics, Action<string> warn,
+        ServerMetrics? metrics = null, IActorRef? replica = null, string? superDigest = null, string? x509SuperUser = null)
     {
+        _x509SuperUser = x509SuperUser;
         _settings = settings;
         _metrics = metrics;
         _commands = commands;
@@ -46,34 +47,37 @@ public sealed class AdminHttpServer : IAsyncDisposable
         _serveMetrics = serveMetrics;
         _replica = replica;
         _superDigest = superDigest;
-        var options = new KestrelServerOptions
+        var tls = settings.Tls is { } tlsSettings ? new ClientTls(tlsSettings, warn) : null;
+        void Secure(ListenOptions listen)
         {
-            AddServerHeader = false,
-            ApplicationServices = new ServiceCollection().AddLogging().BuildServiceProvider(),
-        };
-        // Whatever one scraper or caller can make this endpoint hold is bounded (DESIGN.md section 1, invariant 10).
-        options.Limits.MaxConcurrentConnections = settings.MaxConnections;
-        options.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
-        options.Limits.MaxRequestHeaderCount = 32;
-        options.Limits.MaxRequestLineSize = 4 * 1024;
-        options.Limits.MaxRequestBodySize = 0;
-        options.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(10);
-        options.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(30);
-        if (settings.Address == "*") options.ListenAnyIP(settings.Port);
-        else if (settings.Address == "localhost") options.ListenLocalhost(settings.Port);
-        else options.Listen(new IPEndPoint(IPAddress.TryParse(settings.Address, out var ip) ? ip : Dns.GetHostAddresses(settings.Address)[0], settings.Port));
-        _server = new KestrelServer(Options.Create(options), new SocketTransportFactory(Options.Create(new SocketTransportOptions()), NullLoggerFactory.Instance), NullLoggerFactory.Instance);
+            // The stores are re-read on change, as the client port's: each new connection asks for the current ones.
+            if (tls is not null)
+                listen.UseHttps(new TlsHandshakeCallbackOptions { OnConnection = _ => ValueTask.FromResult(tls.Options), HandshakeTimeout = TimeSpan.FromSeconds(10) });
+        }
+        // A bare generic host: Kestrel and one terminal handler, no configuration sources, no log providers.
+        _host = new HostBuilder()
+            .ConfigureWebHost(web => web
+                .UseKestrelCore()
+                .ConfigureKestrel(options =>
+                {
+                    options.AddServerHeader = false;
+                    // Whatever one scraper or caller can make this endpoint hold is bounded (DESIGN.md section 1, invariant 10).
+                    options.Limits.MaxConcurrentConnections = settings.MaxConnections;
+                    options.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
+                    options.Limits.MaxRequestHeaderCount = 32;
+                    options.Limits.MaxRequestLineSize = 4 * 1024;
+                    options.Limits.MaxRequestBodySize = 0;
+                    options.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(10);
+                    options.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(30);
+                    if (settings.Address == "*") options.ListenAnyIP(settings.Port, Secure);
+                    else if (settings.Address == "localhost") options.ListenLocalhost(settings.Port, Secure);
+                    else options.Listen(new IPEndPoint(IPAddress.TryParse(settings.Address, out var ip) ? ip : Dns.GetHostAddresses(settings.Address)[0], settings.Port), Secure);
+                })
+                .Configure(app => app.Run(HandleAsync)))
+            .Build();
     }
 
-    public void Start() => _server.StartAsync(new Application(this), CancellationToken.None).GetAwaiter().GetResult();
-
-    /// <summary>Kestrel's entry point: one <see cref="DefaultHttpContext"/> per request, no middleware.</summary>
-    private sealed class Application(AdminHttpServer owner) : IHttpApplication<HttpContext>
-    {
-        public HttpContext CreateContext(IFeatureCollection contextFeatures) => new DefaultHttpContext(contextFeatures);
-        public Task ProcessRequestAsync(HttpContext context) => owner.HandleAsync(context);
-        public void DisposeContext(HttpContext context, Exception? exception) { }
-    }
+    public void Start() => _host.StartAsync().GetAwaiter().GetResult();
 
     private async Task HandleAsync(HttpContext context)
     {
@@ -111,7 +115,8 @@ public sealed class AdminHttpServer : IAsyncDisposable
         if (!_settings.CommandsRequiringAuth.Contains(command)) return null;
         var header = context.Request.Headers.Authorization.ToString();
         var acl = string.IsNullOrEmpty(header) || _replica is null ? null : (await _replica.Ask<NodeAcl>(new GetNodeAcl("/"), AclTimeout)).Acl;
-        return AdminAuthorization.Decide(header, context.Connection.RemoteIpAddress, _superDigest, acl, Perms.All) switch
+        var caller = new AdminAuthorization.Caller(context.Connection.RemoteIpAddress, context.Connection.ClientCertificate);
+        return AdminAuthorization.Decide(header, caller, _superDigest, _x509SuperUser, acl, Perms.All) switch
         {
             AdminAuthorization.Verdict.Allowed => null,
             AdminAuthorization.Verdict.Missing => (401, "Auth info is missing for the command"),
@@ -183,7 +188,7 @@ public sealed class AdminHttpServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await _server.StopAsync(CancellationToken.None).ConfigureAwait(false);
-        _server.Dispose();
+        await _host.StopAsync().ConfigureAwait(false);
+        _host.Dispose();
     }
 }
