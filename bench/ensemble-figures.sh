@@ -24,10 +24,12 @@ trap cleanup EXIT
 
 start_ours() {   # client ports 22181-22183, akka 22881-22883
   PIDS=()
+  local secret; secret=$(head -c 24 /dev/urandom | base64)
   for i in 1 2 3; do
     cat > "$WORK/ours$i.conf" <<CONF
 coordination { server-id = $i, client-port = 2218$i, data-dir = "$WORK/ours$i", four-letter-words = ["*"]
-  ensemble.voters { 1 = "127.0.0.1:22881", 2 = "127.0.0.1:22882", 3 = "127.0.0.1:22883" } }
+  ensemble.voters { 1 = "127.0.0.1:22881", 2 = "127.0.0.1:22882", 3 = "127.0.0.1:22883" }
+  ensemble.auth.secret = "$secret" }
 akka.loglevel = WARNING
 CONF
     dotnet "$SERVER" --config "$WORK/ours$i.conf" >"$WORK/ours$i.log" 2>&1 & PIDS+=($!)

@@ -197,7 +197,8 @@ public sealed class RequestPreprocessor
         _pendingSessionOrder.Enqueue((zxid, sessionId));
     }
 
-    private bool IsSessionAlive(long sessionId) =>
+    /// <summary>The session is open, or its creation is prepared, and no prepared closeSession ends it.</summary>
+    public bool IsSessionAlive(long sessionId) =>
         _pendingSessions.TryGetValue(sessionId, out var pending) ? pending.Open : _tree.Sessions.ContainsKey(sessionId);
 
     private static ReadOnlySpan<char> ParentOf(string path, int lastSlash) =>

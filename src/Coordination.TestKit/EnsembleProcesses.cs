@@ -86,6 +86,9 @@ public sealed class EnsembleProcesses : IAsyncDisposable
     private readonly bool _ownsRoot;
     private readonly List<Member> _members = new();
 
+    /// <summary>The members' shared secret (coordination.ensemble.auth), new for every ensemble.</summary>
+    public string Secret { get; } = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24));
+
     public ServerKind Kind { get; }
     /// <summary>Creates the sockets that reach the members (<see cref="EnsembleProcessesOptions.Network"/>); null on 127.0.0.1.</summary>
     public Func<Socket>? SocketFactory => _options.Network is { } network ? network.CreateSocket : null;
@@ -162,6 +165,7 @@ public sealed class EnsembleProcesses : IAsyncDisposable
                 sync-limit = {{_options.SyncLimitTicks}}
                 init-limit = {{_options.InitLimitTicks}}
                 election-finalize-wait = {{Math.Max(50, _options.ZabTickMs)}}ms
+                auth.secret = "{{Secret}}"
               }
               persistence.force-sync = {{(_options.ForceSync ? "on" : "off")}}
             }

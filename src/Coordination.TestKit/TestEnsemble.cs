@@ -71,6 +71,9 @@ public sealed class TestEnsemble : IAsyncDisposable
     private readonly bool _ownsRoot;
     private readonly List<Member> _members = new();
 
+    /// <summary>The members' shared secret (coordination.ensemble.auth), new for every ensemble.</summary>
+    public string Secret { get; } = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24));
+
     private readonly bool _standalone;
 
     private TestEnsemble(TestEnsembleOptions options, bool standalone = false)
@@ -169,6 +172,7 @@ public sealed class TestEnsemble : IAsyncDisposable
                 sync-limit = {{_options.SyncLimitTicks}}
                 init-limit = {{_options.InitLimitTicks}}
                 election-finalize-wait = {{Math.Max(50, _options.ZabTickMs)}}ms
+                auth.secret = "{{Secret}}"
               }
               persistence {
                 force-sync = {{(_options.ForceSync ? "on" : "off")}}
@@ -178,7 +182,7 @@ public sealed class TestEnsemble : IAsyncDisposable
             akka {
               loglevel = WARNING
               stdout-loglevel = WARNING
-              {{(_standalone ? "" : "remote.coordination-socket.applied-adapters = [\"trttl\"], remote.dot-netty.tcp.applied-adapters = [\"trttl\"]")}}
+              {{(_standalone ? "" : "remote.coordination-socket.applied-adapters = [\"trttl\"]")}}
               coordinated-shutdown.run-by-actor-system-terminate = off
             }
             {{_options.ExtraHocon}}

@@ -382,10 +382,12 @@ public sealed class CoordinationEnsembleFixture : ServerFixture
     protected override ProcessStartInfo CreateStartInfo(string workDir, int port)
     {
         var remoting = Enumerable.Range(0, 3).Select(_ => CompatEnvironment.FreePort()).ToArray();
+        var secret = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24));
         string Member(int id) => $$"""
             coordination {
               server-id = {{id}}
               ensemble.voters { 1 = "127.0.0.1:{{remoting[0]}}", 2 = "127.0.0.1:{{remoting[1]}}", 3 = "127.0.0.1:{{remoting[2]}}" }
+              ensemble.auth.secret = "{{secret}}"
             }
             akka.loglevel = WARNING
             """;

@@ -248,22 +248,28 @@ public sealed class ObservabilityTests(ITestOutputHelper output)
             Skip.If(true, reason);
         }
         var root = ServerProcess.FindRepositoryRoot();
-        var config = await RunAsync(compose, root, "-f", "docker/compose.yaml", "config");
+        // The members' shared secret comes from the environment; without it compose refuses to start anything.
+        var unset = await RunAsync(compose, root, null, "-f", "docker/compose.yaml", "config");
+        Assert.True(unset.ExitCode != 0 && unset.Output.Contains("COORDINATION_ENSEMBLE_SECRET"), unset.Output);
+        var config = await RunAsync(compose, root, "test-secret-0123456789abcdef", "-f", "docker/compose.yaml", "config");
         Assert.True(config.ExitCode == 0, config.Output);
+        Assert.Contains("test-secret-0123456789abcdef", config.Output);
         foreach (var service in new[] { "node1:", "node2:", "node3:", "prometheus:", "grafana:" }) Assert.Contains(service, config.Output);
         foreach (var n in new[] { 1, 2, 3 }) Assert.Contains($"/etc/coordination/node{n}.conf", config.Output);
         if (!File.Exists("/usr/bin/promtool") && Environment.GetEnvironmentVariable("COORDINATION_REQUIRE_PROMETHEUS") == "1")
             Assert.Fail("COORDINATION_REQUIRE_PROMETHEUS=1 but /usr/bin/promtool is missing (apt-get install prometheus)");
         if (File.Exists("/usr/bin/promtool"))
         {
-            var check = await RunAsync("/usr/bin/promtool", root, "check", "config", "docker/prometheus.yml");
+            var check = await RunAsync("/usr/bin/promtool", root, null, "check", "config", "docker/prometheus.yml");
             Assert.True(check.ExitCode == 0, check.Output);
         }
     }
 
-    private static async Task<(int ExitCode, string Output)> RunAsync(string file, string directory, params string[] args)
+    private static async Task<(int ExitCode, string Output)> RunAsync(string file, string directory, string? ensembleSecret, params string[] args)
     {
         var psi = new ProcessStartInfo(file) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.Environment.Remove("COORDINATION_ENSEMBLE_SECRET");
+        if (ensembleSecret is not null) psi.Environment["COORDINATION_ENSEMBLE_SECRET"] = ensembleSecret;
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();

@@ -13,7 +13,7 @@ public sealed record EnsembleSettings(
     IReadOnlyDictionary<long, string> Observers,
     ZabSettings Zab,
     long MaxFrameBytes,
-    string Transport)
+    MemberAuthSettings Auth)
 {
     /// <summary>Every node of an ensemble runs an ActorSystem of this name, so addresses differ only by host and port.</summary>
     public const string SystemName = "coordination";
@@ -30,9 +30,16 @@ public sealed record EnsembleSettings(
             SyncLimitTicks: c.GetInt("sync-limit", 20),
             FinalizeWaitMs: (long)c.GetTimeSpan("election-finalize-wait", TimeSpan.FromMilliseconds(200)).TotalMilliseconds);
         var transport = c.GetString("transport", "socket");
-        if (transport is not ("socket" or "dot-netty"))
-            throw new ConfigurationException($"coordination.ensemble.transport: '{transport}' is neither socket nor dot-netty");
-        return new EnsembleSettings(Members(c, "voters"), Members(c, "observers"), zab, c.GetByteSize("max-frame-size") ?? 4L << 20, transport);
+        if (transport != "socket")
+            throw new ConfigurationException($"coordination.ensemble.transport: '{transport}' is not supported (only socket: " +
+                "Akka's dot-netty transport was dropped because it cannot authenticate members)");
+        var settings = new EnsembleSettings(Members(c, "voters"), Members(c, "observers"), zab, c.GetByteSize("max-frame-size") ?? 4L << 20,
+            MemberAuthSettings.Create(c.GetConfig("auth")));
+        if (settings.Enabled && settings.Auth.Secret is null && !settings.Auth.Insecure)
+            throw new ConfigurationException("coordination.ensemble.auth: a member needs the ensemble's shared secret (auth.secret or " +
+                "auth.secret-file, the same on every member) so that only members can talk to it; set auth.insecure = on " +
+                "to run without member authentication on a network nobody else can reach");
+        return settings;
     }
 
     private static Dictionary<long, string> Members(Config section, string key)
@@ -81,15 +88,19 @@ public sealed record EnsembleSettings(
     }
 
     /// <summary>The Akka.Remote settings this node needs: its transport and endpoint, frames large enough for a
-    /// 1 MiB znode write, and the ensemble's serializer. Both transports are described, so that adapters (the
-    /// tests' throttler) can be applied to either; <see cref="Transport"/> picks the one that is enabled.</summary>
+    /// 1 MiB znode write, the members' shared secret for the transport's handshake, and the ensemble's serializer
+    /// as the only one for application messages (Akka's JSON fallback is replaced by one that refuses, so that
+    /// nothing on the member port deserializes a type its sender names).</summary>
     public Config RemotingConfig(long serverId)
     {
         var (host, port) = EndpointOf(serverId);
+        var members = string.Join("\n", Voters.Concat(Observers).Select(kv => $"    {kv.Key} = \"{kv.Value}\""));
         return ConfigurationFactory.ParseString($$"""
             akka.actor.provider = remote
             akka.actor.serializers.zab = "Coordination.Server.Ensemble.ZabSerializer, Coordination.Server"
+            akka.actor.serializers.json = "Coordination.Server.Ensemble.RefusingSerializer, Coordination.Server"
             akka.actor.serialization-bindings {
+              "System.Object" = json
               "Coordination.Core.Zab.ZabMessage, Coordination.Core" = zab
               "Coordination.Server.Ensemble.IEnsembleMessage, Coordination.Server" = zab
             }
@@ -97,7 +108,7 @@ public sealed record EnsembleSettings(
             # redialed its old incarnation stopped reading the one link that peer then wrote on, and stayed
             # Looking for good (RejoinTests).
             akka.remote.use-passive-connections = off
-            akka.remote.enabled-transports = [{{(Transport == "socket" ? "\"akka.remote.coordination-socket\"" : "\"akka.remote.dot-netty.tcp\"")}}]
+            akka.remote.enabled-transports = ["akka.remote.coordination-socket"]
             akka.remote.coordination-socket {
               transport-class = "Coordination.Server.Ensemble.SocketTransport, Coordination.Server"
               applied-adapters = []
@@ -107,14 +118,55 @@ public sealed record EnsembleSettings(
               maximum-frame-size = {{MaxFrameBytes}}b
               send-buffer-size = {{MaxFrameBytes * 2}}b
               receive-buffer-size = {{MaxFrameBytes * 2}}b
-            }
-            akka.remote.dot-netty.tcp {
-              hostname = "{{host}}"
-              port = {{port}}
-              maximum-frame-size = {{MaxFrameBytes}}b
-              send-buffer-size = {{MaxFrameBytes * 2}}b
-              receive-buffer-size = {{MaxFrameBytes * 2}}b
+              auth {
+                insecure = {{(Auth.Insecure ? "on" : "off")}}
+                secret-base64 = "{{(Auth.Secret is null ? "" : Convert.ToBase64String(Auth.Secret))}}"
+                handshake-timeout = {{(long)Auth.HandshakeTimeout.TotalMilliseconds}}ms
+                member-id = {{serverId}}
+                members {
+            {{members}}
+                }
+              }
             }
             """);
+    }
+}
+
+/// <summary>
+/// <c>coordination.ensemble.auth</c>: the secret every member proves it knows, in the member transport's
+/// handshake, before Akka sees a byte of the link (see <see cref="MemberHandshake"/>). From <c>secret</c> (its
+/// UTF-8 bytes) or <c>secret-file</c> (the file's bytes, a trailing newline dropped); at least
+/// <see cref="MinimumSecretBytes"/> bytes. <c>insecure = on</c> turns authentication off.
+/// </summary>
+public sealed record MemberAuthSettings(byte[]? Secret, bool Insecure, TimeSpan HandshakeTimeout)
+{
+    public const int MinimumSecretBytes = 16;
+
+    public static MemberAuthSettings Create(Config? auth)
+    {
+        var secret = auth?.GetString("secret", "") ?? "";
+        var file = auth?.GetString("secret-file", "") ?? "";
+        if (secret.Length > 0 && file.Length > 0)
+            throw new ConfigurationException("coordination.ensemble.auth: set secret or secret-file, not both");
+        byte[]? bytes = null;
+        if (secret.Length > 0) bytes = System.Text.Encoding.UTF8.GetBytes(secret);
+        else if (file.Length > 0)
+        {
+            try
+            {
+                bytes = File.ReadAllBytes(file);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new ConfigurationException($"coordination.ensemble.auth.secret-file: cannot read '{file}': {e.Message}");
+            }
+            var length = bytes.Length;
+            while (length > 0 && bytes[length - 1] is (byte)'\n' or (byte)'\r') length--;
+            bytes = bytes[..length];
+        }
+        if (bytes is not null && bytes.Length < MinimumSecretBytes)
+            throw new ConfigurationException($"coordination.ensemble.auth: the secret has {bytes.Length} bytes; at least {MinimumSecretBytes} are needed");
+        return new MemberAuthSettings(bytes, auth?.GetBoolean("insecure", false) ?? false,
+            auth?.GetTimeSpan("handshake-timeout", TimeSpan.FromSeconds(5)) ?? TimeSpan.FromSeconds(5));
     }
 }

@@ -71,6 +71,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
     private readonly EnsembleState? _state;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<long, IActorRef> _peers = new();
+    private readonly MemberSenders _senders;
     private readonly ZabPeer _peer;
     // Outputs not yet carried out: they wait while a snapshot is being fetched (everything after it depends on it).
     private readonly Queue<ZabOutput> _outputs = new();
@@ -94,7 +95,15 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
         _clock = clock;
         _replica = replica ?? ActorRefs.Nobody;
         _state = state;
+        _senders = new MemberSenders(members);
         _peer = new ZabPeer(myId, members.Voters.Keys, members.Observers.Keys, storage, storage.AcceptedEpoch, storage.CurrentEpoch, settings);
+
+        // Whatever names a member (the From of Zab and ensemble messages) must come from that member's link.
+        Receive<ZabMessage>(m => !_senders.Vouches(Sender, m.From), Refuse);
+        Receive<SyncEntriesPart>(m => !_senders.Vouches(Sender, m.From), Refuse);
+        Receive<ProposeMany>(m => !_senders.Vouches(Sender, m.From), Refuse);
+        Receive<FetchSnapshot>(m => !_senders.Vouches(Sender, m.From), Refuse);
+        Receive<SnapshotPart>(m => !_senders.Vouches(Sender, m.From), Refuse);
 
         Receive<SyncEntriesPart>(part => WhenReady(part, () => { if (part.From == _peer.Leader) _syncPrefix.AddRange(part.Entries); }));
         Receive<SyncLearner>(sync => WhenReady(sync, () =>
@@ -127,9 +136,11 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
         Receive<Status.Failure>(f => throw new IOException("Zab log append failed", f.Cause));
         Receive<Akka.Remote.DisassociatedEvent>(e =>
         {
-            if (_installing is null && MemberAt(e.RemoteAddress) is { } id) Execute(_peer.ConnectionLost(id, _clock()));
+            if (_installing is null && _senders.MemberAt(e.RemoteAddress) is { } id) Execute(_peer.ConnectionLost(id, _clock()));
         });
     }
+
+    private void Refuse(object message) => MemberSenders.Refuse(Context.System, _log, message, Sender);
 
     public static Props Props(long myId, EnsembleMembers members, IZabStorage storage, ZabSettings settings, Func<long> clock,
         IActorRef? replica = null, EnsembleState? state = null) =>
@@ -208,7 +219,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
         foreach (var (to, list) in _gatheredProposals)
         {
             if (list.Count == 0) continue;
-            PeerOf(to).Tell(list.Count == 1 ? new Propose(_myId, list[0]) : new ProposeMany(_myId, list.ToArray()), ActorRefs.NoSender);
+            PeerOf(to).Tell(list.Count == 1 ? new Propose(_myId, list[0]) : new ProposeMany(_myId, list.ToArray()), Self);
             list.Clear();
         }
     }
@@ -231,7 +242,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
                 SendSync(send.To, sync);
                 break;
             case SendTo send:
-                PeerOf(send.To).Tell(send.Message, ActorRefs.NoSender);
+                PeerOf(send.To).Tell(send.Message, Self);
                 break;
             case TruncateLog truncate:
                 _storage.TruncateAsync(truncate.Zxid).PipeTo(Self, success: () => new AppendDone(truncate.Zxid));
@@ -276,10 +287,10 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
             while (end < sync.Entries.Count && bytes + sync.Entries[end].Payload.Length + 12 <= ChunkBytes) bytes += sync.Entries[end++].Payload.Length + 12;
             if (end == start && end < sync.Entries.Count) end++;   // one entry larger than a chunk still goes alone
             if (end == sync.Entries.Count) break;
-            peer.Tell(new SyncEntriesPart(_myId, sync.Entries.Skip(start).Take(end - start).ToList()), ActorRefs.NoSender);
+            peer.Tell(new SyncEntriesPart(_myId, sync.Entries.Skip(start).Take(end - start).ToList()), Self);
             start = end;
         }
-        peer.Tell(start == 0 ? sync : sync with { Entries = sync.Entries.Skip(start).ToList() }, ActorRefs.NoSender);
+        peer.Tell(start == 0 ? sync : sync with { Entries = sync.Entries.Skip(start).ToList() }, Self);
     }
 
     // ------------------------------------------------------------------ SNAP: fetch from the leader, in chunks
@@ -325,6 +336,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
     private void ServeSnapshot(FetchSnapshot fetch)
     {
         var requester = Sender;
+        var self = Self;
         var path = _snapshots?.SnapshotPath(fetch.Zxid);
         var myId = _myId;
         Task.Run(() =>
@@ -347,15 +359,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
             last = fetch.Offset + bytes.Length >= length;
             return new SnapshotPart(myId, fetch.Zxid, fetch.Offset, bytes, last, false);
         }).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : new SnapshotPart(myId, fetch.Zxid, fetch.Offset, [], true, Missing: true),
-            TaskScheduler.Default).PipeTo(requester);
-    }
-
-    /// <summary>The member whose node has this address, if any.</summary>
-    private long? MemberAt(Address address)
-    {
-        foreach (var id in _members.Voters.Keys.Concat(_members.Observers.Keys))
-            if (Address.Parse(_members.AddressOf(id)).Equals(address)) return id;
-        return null;
+            TaskScheduler.Default).PipeTo(requester, self);
     }
 
     private IActorRef PeerOf(long id)

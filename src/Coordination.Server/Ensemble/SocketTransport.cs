@@ -19,7 +19,8 @@ public sealed record SocketTransportSettings(
     int MaximumFrameBytes,
     int SendBufferBytes,
     int ReceiveBufferBytes,
-    TimeSpan ConnectionTimeout)
+    TimeSpan ConnectionTimeout,
+    SocketTransportAuth? Auth)
 {
     public static SocketTransportSettings Create(Config config) => new(
         config.GetString("hostname", "127.0.0.1"),
@@ -27,7 +28,48 @@ public sealed record SocketTransportSettings(
         checked((int)(config.GetByteSize("maximum-frame-size") ?? 4L << 20)),
         checked((int)(config.GetByteSize("send-buffer-size") ?? 8L << 20)),
         checked((int)(config.GetByteSize("receive-buffer-size") ?? 8L << 20)),
-        config.GetTimeSpan("connection-timeout", TimeSpan.FromSeconds(15)));
+        config.GetTimeSpan("connection-timeout", TimeSpan.FromSeconds(15)),
+        SocketTransportAuth.Create(config.GetConfig("auth")));
+}
+
+/// <summary>
+/// The <c>auth</c> part of the transport's section: the shared secret, this member's id and every member's
+/// endpoint (host:port). Null when <c>insecure = on</c> and no secret is set: links are then not authenticated.
+/// </summary>
+public sealed record SocketTransportAuth(byte[] Secret, long MyId, IReadOnlyDictionary<long, (string Host, int Port)> Members, TimeSpan HandshakeTimeout)
+{
+    /// <summary>Handshakes in progress on the accepting side at most; connections beyond are closed at once.</summary>
+    public const int MaxPendingHandshakes = 64;
+
+    public static SocketTransportAuth? Create(Config? auth)
+    {
+        var secret = auth?.GetString("secret-base64", "") ?? "";
+        if (secret.Length == 0)
+        {
+            if (auth?.GetBoolean("insecure", false) == true) return null;
+            throw new ConfigurationException("akka.remote.coordination-socket.auth: no secret, and insecure is not on " +
+                "(coordination.ensemble.auth in the server's config)");
+        }
+        var members = new Dictionary<long, (string, int)>();
+        foreach (var (id, value) in auth!.GetConfig("members").Root.GetObject().Items)
+        {
+            if (!long.TryParse(id, out var memberId) || !EnsembleSettings.TrySplit(value.GetString(), out var host, out var port))
+                throw new ConfigurationException($"akka.remote.coordination-socket.auth.members: '{id} = {value}' is not id = host:port");
+            members[memberId] = (host, port);
+        }
+        return new SocketTransportAuth(Convert.FromBase64String(secret), auth.GetLong("member-id"), members,
+            auth.GetTimeSpan("handshake-timeout", TimeSpan.FromSeconds(5)));
+    }
+
+    /// <summary>The member whose endpoint is this host and port, if any.</summary>
+    public long? MemberAt(string host, int port)
+    {
+        foreach (var (id, endpoint) in Members)
+            if (endpoint.Port == port && string.Equals(endpoint.Host, host, StringComparison.OrdinalIgnoreCase)) return id;
+        return null;
+    }
+
+    public MemberLink LinkTo(long id) => new(id, Members[id].Host, Members[id].Port);
 }
 
 /// <summary>
@@ -37,6 +79,10 @@ public sealed record SocketTransportSettings(
 /// (the endpoint writer) and delivered from the socket's receive completion. DotNetty hands every message to an
 /// event-loop thread on each side, and those two hand-offs per message were most of a 3-node write's latency
 /// at low load (README, Benchmarks). Frames are a 4-byte big-endian length and the payload, as DotNetty's.
+/// <para>With a secret configured (the default for a member, <see cref="MemberAuthSettings"/>), a connection is
+/// handed to Akka only after <see cref="MemberHandshake"/> has authenticated the member at the other end, and from
+/// then on every Akka PDU on it must name that member's address (<see cref="MemberLink"/>). A failure closes that
+/// socket, logs a warning with the remote endpoint and counts in <c>member_auth_failures</c>.</para>
 /// </summary>
 public sealed class SocketTransport : Transport
 {
@@ -49,6 +95,7 @@ public sealed class SocketTransport : Transport
     private readonly ConcurrentDictionary<SocketAssociation, bool> _open = new(ReferenceEqualityComparer.Instance);
     private Socket? _listener;
     private volatile bool _shutDown;
+    private int _pendingHandshakes;
 
     public SocketTransport(ActorSystem system, Config config)
     {
@@ -58,6 +105,18 @@ public sealed class SocketTransport : Transport
         _log = Akka.Event.Logging.GetLogger(system, typeof(SocketTransport));
         SchemeIdentifier = Scheme;
         MaximumPayloadBytes = _settings.MaximumFrameBytes;
+        if (_settings.Auth is null)
+            _log.Warning("MEMBER AUTHENTICATION IS OFF (coordination.ensemble.auth.insecure = on): anyone who reaches port {0} " +
+                "can act as a member of this ensemble", _settings.Port);
+    }
+
+    private Metrics.EnsembleMetrics Metrics => Coordination.Server.Metrics.ServerMetrics.For(System).Ensemble;
+
+    /// <summary>A link that failed authentication: closed, logged with its remote endpoint, counted.</summary>
+    internal void Refused(EndPoint? remote, string why)
+    {
+        Metrics.MemberAuthFailed();
+        _log.Warning("Refused a member link with {0}: {1}", remote?.ToString() ?? "?", why);
     }
 
     public SocketTransportSettings Settings => _settings;
@@ -108,10 +167,49 @@ public sealed class SocketTransport : Transport
                 continue;
             }
             Configure(socket);
-            var remote = (IPEndPoint)socket.RemoteEndPoint!;
-            // The peer's real address comes with Akka's handshake; until then it is known by its socket.
-            var handle = Register(new SocketAssociation(this, local, new Address(Scheme, System.Name, remote.Address.ToString(), remote.Port), socket));
-            events.Notify(new InboundAssociation(handle));
+            if (_settings.Auth is null) Admit(socket, local, events, null);
+            else _ = AuthenticateAsync(socket, _settings.Auth, local, events);
+        }
+    }
+
+    private void Admit(Socket socket, Address local, IAssociationEventListener events, MemberLink? link)
+    {
+        var remote = (IPEndPoint)socket.RemoteEndPoint!;
+        // The peer's real address comes with Akka's handshake; until then it is known by its socket.
+        var handle = Register(new SocketAssociation(this, local, new Address(Scheme, System.Name, remote.Address.ToString(), remote.Port), socket, link));
+        events.Notify(new InboundAssociation(handle));
+    }
+
+    /// <summary>Accepting side: the handshake runs off the accept loop, bounded in time and in number.</summary>
+    private async Task AuthenticateAsync(Socket socket, SocketTransportAuth auth, Address local, IAssociationEventListener events)
+    {
+        var remote = socket.RemoteEndPoint;
+        try
+        {
+            if (Interlocked.Increment(ref _pendingHandshakes) > SocketTransportAuth.MaxPendingHandshakes)
+                throw new MemberAuthException($"more than {SocketTransportAuth.MaxPendingHandshakes} handshakes in progress");
+            using var timeout = new CancellationTokenSource(auth.HandshakeTimeout);
+            long member;
+            try
+            {
+                member = await MemberHandshake.AcceptAsync(socket, auth.Secret, auth.MyId, auth.Members.ContainsKey, timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+            {
+                throw new MemberAuthException($"no handshake within {auth.HandshakeTimeout}");
+            }
+            if (_shutDown) throw new ObjectDisposedException(nameof(SocketTransport));
+            Admit(socket, local, events, auth.LinkTo(member));
+        }
+        catch (Exception e)
+        {
+            if (e is MemberAuthException) Refused(remote, e.Message);
+            else if (!_shutDown) Refused(remote, $"handshake failed: {e.Message}");
+            socket.Dispose();
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _pendingHandshakes);
         }
     }
 
@@ -120,6 +218,10 @@ public sealed class SocketTransport : Transport
         if (_shutDown) throw new InvalidAssociationException("the transport is shut down");
         if (remoteAddress.Host is not { } host || remoteAddress.Port is not { } port)
             throw new InvalidAssociationException($"{remoteAddress} has no host and port");
+        var auth = _settings.Auth;
+        var member = auth?.MemberAt(host, port);
+        if (auth is not null && member is null)
+            throw new InvalidAssociationException($"{remoteAddress} is not the endpoint of a configured member");
         var ip = await ResolveAsync(host).ConfigureAwait(false);
         if (ip.Equals(IPAddress.Any)) ip = IPAddress.Loopback;
         else if (ip.Equals(IPAddress.IPv6Any)) ip = IPAddress.IPv6Loopback;
@@ -137,8 +239,23 @@ public sealed class SocketTransport : Transport
                 throw new InvalidAssociationException($"Failed to associate with {remoteAddress}: {e.Message}", e);
             }
         }
+        if (auth is not null)
+        {
+            using var timeout = new CancellationTokenSource(auth.HandshakeTimeout);
+            try
+            {
+                await MemberHandshake.DialAsync(socket, auth.Secret, auth.MyId, member!.Value, timeout.Token).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                var why = e is OperationCanceledException ? $"no handshake within {auth.HandshakeTimeout}" : e.Message;
+                if (e is MemberAuthException || e is OperationCanceledException) Refused(socket.RemoteEndPoint, why);
+                socket.Dispose();
+                throw new InvalidAssociationException($"Failed to associate with {remoteAddress}: {why}", e);
+            }
+        }
         var local = new Address(Scheme, System.Name, _settings.Hostname, ((IPEndPoint)socket.LocalEndPoint!).Port);
-        return Register(new SocketAssociation(this, local, remoteAddress, socket));
+        return Register(new SocketAssociation(this, local, remoteAddress, socket, member is { } id ? auth!.LinkTo(id) : null));
     }
 
     private SocketAssociation Register(SocketAssociation handle)
@@ -185,6 +302,8 @@ internal sealed class SocketAssociation : AssociationHandle
 
     private readonly SocketTransport _transport;
     private readonly Socket _socket;
+    /// <summary>The member this link was authenticated as; null when authentication is off.</summary>
+    private readonly MemberLink? _link;
     private readonly int _maxFrame;
     // Beyond this many queued bytes Write answers false and the endpoint writer backs off (a stalled peer).
     private readonly long _maxQueuedBytes;
@@ -194,10 +313,11 @@ internal sealed class SocketAssociation : AssociationHandle
     private bool _sending;
     private int _closed;
 
-    public SocketAssociation(SocketTransport transport, Address local, Address remote, Socket socket) : base(local, remote)
+    public SocketAssociation(SocketTransport transport, Address local, Address remote, Socket socket, MemberLink? link) : base(local, remote)
     {
         _transport = transport;
         _socket = socket;
+        _link = link;
         _maxFrame = transport.Settings.MaximumFrameBytes;
         _maxQueuedBytes = Math.Max(transport.Settings.SendBufferBytes, 4L * _maxFrame);
     }
@@ -272,7 +392,13 @@ internal sealed class SocketAssociation : AssociationHandle
     private async Task ReadAsync(IHandleEventListener listener)
     {
         var frames = new MemberFrameReader(_maxFrame);
-        MemberFrameReader.Deliver deliver = payload => listener.Notify(new InboundPayload(ByteString.CopyFrom(payload)));
+        var link = _link;
+        MemberFrameReader.Deliver deliver = payload =>
+        {
+            if (link is not null && !link.Admits(payload, out var claimed))
+                throw new MemberAuthException($"member {link.MemberId} ({link.Endpoint}) sent a message that claims to come from {claimed}");
+            listener.Notify(new InboundPayload(ByteString.CopyFrom(payload)));
+        };
         var reason = DisassociateInfo.Unknown;
         try
         {
@@ -291,12 +417,28 @@ internal sealed class SocketAssociation : AssociationHandle
         {
             reason = DisassociateInfo.Shutdown;
         }
+        catch (MemberAuthException e)
+        {
+            _transport.Refused(SafeRemoteEndPoint(), e.Message);
+        }
         catch (Exception e)
         {
             _transport.Log.Warning("Remoting connection with {0} failed: {1}", RemoteAddress, e.Message);
         }
         Close();
         listener.Notify(new Disassociated(reason));
+    }
+
+    private EndPoint? SafeRemoteEndPoint()
+    {
+        try
+        {
+            return _socket.RemoteEndPoint;
+        }
+        catch (Exception)
+        {
+            return null;
+        }
     }
 
 #pragma warning disable CS0672 // Akka calls this one; the overload with a reason logs and then calls it.

@@ -88,6 +88,8 @@ public sealed class ServerMetrics : IExtension
         Counter(b, "leader_changes", e.LeaderChanges);
         Gauge(b, "learners", e.Learners);
         Gauge(b, "synced_followers", e.SyncedFollowers);
+        Counter(b, "member_auth_failures", e.MemberAuthFailures);
+        Counter(b, "member_messages_refused", e.MemberMessagesRefused);
         b.Append("# TYPE follower_sync_count counter\n");
         foreach (var kind in Enum.GetValues<EnsembleMetrics.SyncKind>())
             b.Append("follower_sync_count{kind=\"").Append(kind.ToString().ToUpperInvariant()).Append("\"} ").Append(e.FollowerSyncs(kind)).Append('\n');

@@ -59,6 +59,11 @@ public sealed partial class ReplicaActor
         public long Zxid = -1;
     }
 
+    private MemberSenders? _senders;
+    private MemberSenders Senders => _senders ??= new MemberSenders(_ensemble!.Members);
+
+    private void RefuseMessage(object message) => MemberSenders.Refuse(Context.System, _logger, message, Sender);
+
     private void ReceiveEnsembleMessages()
     {
         ReceiveStallChecks();
@@ -66,6 +71,13 @@ public sealed partial class ReplicaActor
         Receive<RoleChanged>(OnRoleChanged);
         Receive<ApplyCommitted>(OnApplyCommitted);
         Receive<ReplaceTree>(OnReplaceTree);
+        // A follower speaks for itself only: the server id it names must be the member behind the sender's link.
+        // The leader's answers (which name no server) must at least come from a member.
+        Receive<ForwardedRequest>(m => !Senders.Vouches(Sender, m.ServerId), RefuseMessage);
+        Receive<ForwardedRequests>(m => m.Requests.Any(r => !Senders.Vouches(Sender, r.ServerId)), RefuseMessage);
+        Receive<ForwardedCreateSession>(m => !Senders.Vouches(Sender, m.ServerId), RefuseMessage);
+        Receive<SessionOwner>(m => !Senders.Vouches(Sender, m.ServerId), RefuseMessage);
+        Receive<IEnsembleMessage>(_ => !Senders.IsMember(Sender), RefuseMessage);
         Receive<ForwardedRequest>(OnForwardedRequest);
         Receive<ForwardedRequests>(m => { foreach (var request in m.Requests) OnForwardedRequest(request); });
         Receive<ForwardedCreateSession>(m =>
@@ -322,9 +334,14 @@ public sealed partial class ReplicaActor
             HoldSync(f.SessionId, f.Xid, null, Sender);
             return;
         }
-        if (IsMovedAway(f.SessionId, f.ServerId))
+        if (IsMovedAway(f.SessionId, f.ServerId, claimUnknown: false))
         {
             Sender.Tell(new ForwardRejected(f.SessionId, f.Xid, (int)ErrorCode.SessionMoved));
+            return;
+        }
+        if (op == OpCode.CloseSession && !_prep.IsSessionAlive(f.SessionId))
+        {
+            Sender.Tell(new ForwardRejected(f.SessionId, f.Xid, (int)ErrorCode.SessionExpired));
             return;
         }
         try
@@ -344,12 +361,20 @@ public sealed partial class ReplicaActor
         }
     }
 
-    /// <summary>Leader: true when the session is attached to another server than <paramref name="serverId"/>
-    /// (a client that moved; its old server's requests get SessionMoved). An unknown session is claimed.</summary>
-    private bool IsMovedAway(long sessionId, long serverId)
+    /// <summary>
+    /// Leader: true when the session is not attached to <paramref name="serverId"/> (a client that moved; its old
+    /// server's requests get SessionMoved). A session is attached where it was created or last (re)attached: the
+    /// leader hears it in ForwardedCreateSession and SessionOwner, and after a leader change every client
+    /// re-attaches (a member that stops serving drops its clients), so the owner of a live session is known here
+    /// before its server forwards anything. A forward for a session with no known owner is therefore refused
+    /// (<paramref name="claimUnknown"/> off): no member can take over a session by writing in its name. This
+    /// server's own clients claim an unknown session (it has just attached here).
+    /// </summary>
+    private bool IsMovedAway(long sessionId, long serverId, bool claimUnknown)
     {
         if (_ensemble is null) return false;
         if (_owners.TryGetValue(sessionId, out var owner)) return owner != serverId;
+        if (!claimUnknown) return true;
         _owners[sessionId] = serverId;
         return false;
     }

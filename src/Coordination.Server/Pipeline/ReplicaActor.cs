@@ -155,7 +155,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         }
         else if (Requests.IsWrite(request.Op) && request.Body is not (MalformedRequest or UnknownOpRequest))
         {
-            if (IsMovedAway(request.SessionId, _ensemble?.ServerId ?? 0))
+            if (IsMovedAway(request.SessionId, _ensemble?.ServerId ?? 0, claimUnknown: true))
             {
                 session.Pending.Enqueue(new PendingWrite(request.Xid, _monotonic()) { Outcome = Refusal(request.Xid, ErrorCode.SessionMoved) });
                 Drain(session);

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Event;
 using Coordination.Core;
 using Coordination.Core.Zab;
 using Coordination.Server.Ensemble;
@@ -25,6 +26,7 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
     private bool _decides;
     private IActorRef? _leaderTracker;
     private readonly Dictionary<long, int> _touched = new();
+    private MemberSenders? _senders;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -48,6 +50,13 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
         });
         Receive<SessionsTouched>(m =>
         {
+            // Only a member may keep sessions alive, and only in its own name.
+            _senders ??= new MemberSenders(_ensemble!.Members);
+            if (!_senders.Vouches(Sender, m.ServerId))
+            {
+                MemberSenders.Refuse(Context.System, Context.GetLogger(), m, Sender);
+                return;
+            }
             var now = _clock();
             for (var i = 0; i < m.SessionIds.Length; i++)
                 if (_expiry.Contains(m.SessionIds[i])) _expiry.Touch(m.SessionIds[i], m.TimeoutsMs[i], now);
