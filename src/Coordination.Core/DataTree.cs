@@ -137,6 +137,9 @@ public sealed partial class DataTree
     /// <summary>Open sessions and their negotiated timeouts (replicated via CreateSession/CloseSession txns).</summary>
     public IReadOnlyDictionary<long, int> Sessions => _sessions;
 
+    /// <summary>The deployment's session secret (<see cref="SessionSecretTxn"/>), or null before it is committed.</summary>
+    public byte[]? SessionSecret { get; private set; }
+
     /// <summary>Number of distinct ACL lists in use (ZooKeeper's aclCacheSize).</summary>
     public int AclCount => _acls.Count;
 
@@ -282,6 +285,10 @@ public sealed partial class DataTree
                 break;
             case CreateSessionTxn createSession:
                 _sessions[header.SessionId] = createSession.TimeoutMs;
+                result = Success(EmptyResponse.Instance, NoTriggers);
+                break;
+            case SessionSecretTxn secret:
+                SessionSecret ??= secret.Secret;   // the first one wins, on every member alike
                 result = Success(EmptyResponse.Instance, NoTriggers);
                 break;
             case CloseSessionTxn closeSession:

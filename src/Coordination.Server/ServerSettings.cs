@@ -36,7 +36,6 @@ public sealed record ServerSettings
     public required TimeSpan ContainerCheckInterval { get; init; }
     public required int ContainerMaxPerMinute { get; init; }
     public required int WatchDispatchers { get; init; }
-    public required long SessionSecret { get; init; }
     public required bool AdminEnabled { get; init; }
     public required string AdminAddress { get; init; }
     public required int AdminPort { get; init; }
@@ -88,7 +87,6 @@ public sealed record ServerSettings
             ContainerCheckInterval = c.GetTimeSpan("container-check-interval"),
             ContainerMaxPerMinute = c.GetInt("container-max-per-minute"),
             WatchDispatchers = Math.Max(1, c.GetInt("watch-dispatchers")),
-            SessionSecret = c.GetLong("session-secret"),
             AdminEnabled = c.GetBoolean("admin.enabled"),
             AdminAddress = c.GetString("admin.address"),
             AdminPort = c.GetInt("admin.port"),

@@ -32,6 +32,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     private readonly Func<long> _monotonic;
     private readonly ILoggingAdapter _logger = Context.GetLogger();
     private readonly Audit.IAuditSink _audit = Audit.AuditLog.For(Context.System);
+    private readonly Sessions.SessionPasswords _passwords = Sessions.SessionPasswords.For(Context.System);
     private int _outstanding;
     private readonly Metrics.ServerMetrics _metrics = Metrics.ServerMetrics.For(Context.System);
     private int _reapBudget;
@@ -90,6 +91,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         _ensemble = ensemble;
         _serving = _leading = ensemble is null;
         _prep = new RequestPreprocessor(tree, settings.SuperDigest, tree.LastZxid);
+        _passwords.Learn(tree.SessionSecret);
         _dispatchers = Enumerable.Range(0, settings.WatchDispatchers)
             .Select(i => Context.ActorOf(WatchDispatcherActor.Props(), $"watches-{i}")).ToArray();
 
@@ -124,6 +126,20 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         TrackAllSessions();
         Timers.StartPeriodicTimer("reap", ReapTick.Instance, _settings.ContainerCheckInterval);
         if (_ensemble is not null) StartStallChecks();
+        else ProposeSessionSecretIfNone();
+    }
+
+    /// <summary>
+    /// A deployment's first leader (a standalone server at its first start) draws the session secret and commits it,
+    /// before any session can be created in its epoch (see <see cref="Sessions.SessionPasswords"/> for why it is
+    /// replicated). A leader elected before an earlier one's secret committed proposes its own; only the first
+    /// committed counts.
+    /// </summary>
+    private void ProposeSessionSecretIfNone()
+    {
+        if (_tree.SessionSecret is not null) return;
+        var (header, txn) = _prep.PrepareSessionSecret(System.Security.Cryptography.RandomNumberGenerator.GetBytes(SessionIds.SecretLength), Now());
+        Log(new Proposal(header, txn, null));
     }
 
     private void TrackAllSessions()
@@ -392,6 +408,11 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     {
         var header = proposal.Header;
         var result = _tree.Apply(header, proposal.Txn);
+        if (proposal.Txn is SessionSecretTxn)
+        {
+            _passwords.Learn(_tree.SessionSecret);   // internal: nothing to audit, watch or answer
+            return;
+        }
         // As ZooKeeper: the server a client is connected to audits its writes; the leader audits expirations and reaps.
         if (_ensemble is null || _sessions.ContainsKey(header.SessionId) || _creating.ContainsKey(header.SessionId)
             || (_leading && (proposal.Txn is CloseSessionTxn || header.SessionId == 0)))
