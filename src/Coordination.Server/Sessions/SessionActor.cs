@@ -181,7 +181,8 @@ public sealed class SessionActor : ReceiveActor
                 }
                 break;
             case Notification n:
-                _connection?.Send(n.Frame, isResponse: false);
+                // ZooKeeper's ServerCnxn.process(event, znodeAcl): the session's auth as it is now must have READ.
+                if (n.Acl is null || Acls.Check(n.Acl, Perms.Read, _auth)) _connection?.Send(n.Frame, isResponse: false);
                 break;
             case SessionValidated v:
                 CompleteHandshake(v);
