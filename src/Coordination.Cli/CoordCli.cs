@@ -57,7 +57,7 @@ public static class CoordCli
         Server (admin) verbs, four-letter words sent over TCP to the first server of --server:
           srvr | stat-server | mntr | cons | dump | ruok | 4lw WORD
           ('stat' always means a znode's Stat; the 'stat' four-letter word is 'stat-server'.)
-          The server must allow the word (coordination.four-letter-words; dump is not allowed by default).
+          The server must allow the word (coordination.four-letter-words; cons, dump and hash are not allowed by default).
 
         Data-dir verbs (run the server binary: --server-dll PATH, $COORDINATION_SERVER_DLL, or the build output):
           backup --data-dir DIR --out FILE [--config FILE]     consistent snapshot of a running or stopped server

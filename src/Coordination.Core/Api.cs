@@ -5,7 +5,19 @@ using Coordination.Protocol;
 namespace Coordination.Core;
 
 /// <summary>A change that may fire watches: an event type at a path (NodeChildrenChanged is reported at the parent).</summary>
-public readonly record struct WatchTrigger(string Path, EventType Type);
+public readonly record struct WatchTrigger(string Path, EventType Type)
+{
+    /// <summary>
+    /// The ACL of the znode at <see cref="Path"/> when the change was applied (of the deleted node for NodeDeleted,
+    /// of the parent for NodeChildrenChanged); null = no check. A watcher without READ on it is not told (ZooKeeper
+    /// 3.9.2 / 3.8.4, the CVE-2024-23944 fix: DataTree passes the same ACLs to WatchManager.triggerWatch). Metadata of
+    /// the event, not part of its identity: two triggers are equal when path and type are.
+    /// </summary>
+    public IReadOnlyList<Acl>? Acl { get; init; }
+
+    public bool Equals(WatchTrigger other) => Path == other.Path && Type == other.Type;
+    public override int GetHashCode() => HashCode.Combine(Path, Type);
+}
 
 /// <summary>The outcome of applying one txn: the client's result and the watch triggers, in order.</summary>
 public sealed class ApplyResult

@@ -21,7 +21,9 @@ namespace Coordination.Core;
 /// </summary>
 public sealed partial class DataTree
 {
-    internal const int FuzzySnapshotVersion = 2;
+    /// <summary>Version 4 adds the session secret after the session table; version 2 (without it) is still read.</summary>
+    internal const int FuzzySnapshotVersion = 4;
+    private const int FuzzySnapshotVersionWithoutSecret = 2;
     private const int TagEnd = 0, TagAcl = 1, TagNode = 2;
 
     /// <summary>
@@ -75,9 +77,10 @@ public sealed partial class DataTree
     public FuzzySnapshot BeginFuzzySnapshot() => new(this);
 
     /// <summary>
-    /// A snapshot in progress. Format (version 2): magic, version, startZxid, then tagged records — ACL lists as
+    /// A snapshot in progress. Format (version 4): magic, version, startZxid, then tagged records — ACL lists as
     /// they are first used, nodes depth-first (a parent always precedes its children; each directory's child list is
-    /// copied when the directory is visited) — an end tag, the zxid at the end, the session table, and the xxHash64
+    /// copied when the directory is visited) — an end tag, the zxid at the end, the session table, the session
+    /// secret (length -1 for none), and the xxHash64
     /// of every preceding byte. Not thread-safe: only the tree's owner calls it, between applies.
     /// </summary>
     public sealed class FuzzySnapshot
@@ -143,6 +146,7 @@ public sealed partial class DataTree
                 _w.WriteLong(id);
                 _w.WriteInt(_tree._sessions[id]);
             }
+            _w.WriteData(_tree.SessionSecret);
             _w.Finish();
             _done = true;
             return true;
@@ -199,7 +203,7 @@ public sealed partial class DataTree
         return BinaryPrimitives.ReadInt64BigEndian(header[8..]);
     }
 
-    private static DataTree ReadFuzzySnapshot(SnapshotReader r, long startZxid)
+    private static DataTree ReadFuzzySnapshot(SnapshotReader r, long startZxid, bool withSecret)
     {
         var acls = new Dictionary<int, Acl[]>();
         var tree = new DataTree(empty: true);
@@ -232,9 +236,11 @@ public sealed partial class DataTree
         var sessionCount = r.ReadCount();
         var sessions = new List<(long, int)>(Math.Min(sessionCount, 1 << 16));
         for (var i = 0; i < sessionCount; i++) sessions.Add((r.ReadLong(), r.ReadInt()));
+        var secret = withSecret ? r.ReadData() : null;
         r.VerifyChecksum();
 
         foreach (var (id, timeout) in sessions) tree._sessions[id] = timeout;
+        tree.SessionSecret = secret;
         tree._lastZxid = startZxid;
         tree.SnapshotEndZxid = endZxid;
         long size = tree._root.DataLength;

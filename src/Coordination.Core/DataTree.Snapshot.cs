@@ -9,7 +9,9 @@ public sealed partial class DataTree
 {
     /// <summary>"CZKS": Coordination znode snapshot.</summary>
     internal const int SnapshotMagic = 0x435A4B53;
-    internal const int SnapshotVersion = 1;
+    /// <summary>Version 3 adds the session secret after the session table; version 1 (without it) is still read.</summary>
+    internal const int SnapshotVersion = 3;
+    private const int SnapshotVersionWithoutSecret = 1;
     private const int MaxSnapshotField = 256 << 20;
 
     /// <summary>
@@ -44,7 +46,7 @@ public sealed partial class DataTree
 
     /// <summary>
     /// Writes the tree and the session table in a deterministic, versioned, checksummed format:
-    /// magic "CZKS", version, lastZxid, sessions (sorted by id), the distinct ACL lists (in a canonical order), the
+    /// magic "CZKS", version, lastZxid, sessions (sorted by id), the session secret (length -1 for none), the distinct ACL lists (in a canonical order), the
     /// nodes depth-first with children in ordinal order (every parent precedes its children) with path, data (length -1 for null), ACL
     /// index and stored stat, then the xxHash64 of every preceding byte. Integers are big-endian, strings are length-prefixed UTF-8. The same tree always gives
     /// the same bytes.
@@ -65,6 +67,7 @@ public sealed partial class DataTree
             w.WriteLong(id);
             w.WriteInt(_sessions[id]);
         }
+        w.WriteData(SessionSecret);
 
         var table = new List<AclList>(_acls.All);
         table.Sort(CompareAcls);
@@ -128,13 +131,14 @@ public sealed partial class DataTree
     {
         if (r.ReadInt() != SnapshotMagic) throw new InvalidDataException("not a snapshot (bad magic)");
         var version = r.ReadInt();
-        if (version == FuzzySnapshotVersion) return ReadFuzzySnapshot(r, r.ReadLong());
-        if (version != SnapshotVersion) throw new InvalidDataException($"unsupported snapshot version {version}");
+        if (version is FuzzySnapshotVersion or FuzzySnapshotVersionWithoutSecret) return ReadFuzzySnapshot(r, r.ReadLong(), version == FuzzySnapshotVersion);
+        if (version is not (SnapshotVersion or SnapshotVersionWithoutSecret)) throw new InvalidDataException($"unsupported snapshot version {version}");
         var lastZxid = r.ReadLong();
 
         var sessionCount = r.ReadCount();
         var sessions = new List<(long Id, int Timeout)>(Math.Min(sessionCount, 1 << 16));
         for (var i = 0; i < sessionCount; i++) sessions.Add((r.ReadLong(), r.ReadInt()));
+        var secret = version == SnapshotVersion ? r.ReadData() : null;
 
         var aclCount = r.ReadCount();
         var acls = new List<Acl[]>(Math.Min(aclCount, 1 << 16));
@@ -162,6 +166,7 @@ public sealed partial class DataTree
         r.VerifyChecksum();
 
         foreach (var (id, timeout) in sessions) tree._sessions[id] = timeout;
+        tree.SessionSecret = secret;
         tree._lastZxid = lastZxid;
         tree.SnapshotEndZxid = lastZxid;
         long size = tree._root.DataLength; // ZooKeeper's "" alias of the root

@@ -137,6 +137,9 @@ public sealed partial class DataTree
     /// <summary>Open sessions and their negotiated timeouts (replicated via CreateSession/CloseSession txns).</summary>
     public IReadOnlyDictionary<long, int> Sessions => _sessions;
 
+    /// <summary>The deployment's session secret (<see cref="SessionSecretTxn"/>), or null before it is committed.</summary>
+    public byte[]? SessionSecret { get; private set; }
+
     /// <summary>Number of distinct ACL lists in use (ZooKeeper's aclCacheSize).</summary>
     public int AclCount => _acls.Count;
 
@@ -252,15 +255,16 @@ public sealed partial class DataTree
                 var err = CreateNode(create, header.Zxid, header.Time, out var node, out var parentPath);
                 result = err != ErrorCode.Ok
                     ? Failure(err)
-                    : Success(CreateResponse(header.Type, create.Path, node), [new(create.Path, EventType.NodeCreated), new(parentPath, EventType.NodeChildrenChanged)]);
+                    : Success(CreateResponse(header.Type, create.Path, node), [Trigger(create.Path, EventType.NodeCreated), Trigger(parentPath, EventType.NodeChildrenChanged)]);
                 break;
             }
             case DeleteTxn delete:
             {
+                var deletedAcl = Lookup(delete.Path)?.Acl;
                 var err = DeleteNode(delete.Path, header.Zxid, out var parentPath);
                 result = err != ErrorCode.Ok
                     ? Failure(err)
-                    : Success(EmptyResponse.Instance, [new(delete.Path, EventType.NodeDeleted), new(parentPath, EventType.NodeChildrenChanged)]);
+                    : Success(EmptyResponse.Instance, [new(delete.Path, EventType.NodeDeleted) { Acl = deletedAcl }, Trigger(parentPath, EventType.NodeChildrenChanged)]);
                 break;
             }
             case SetDataTxn setData:
@@ -268,7 +272,7 @@ public sealed partial class DataTree
                 var err = SetData(setData, header.Zxid, header.Time, out var stat);
                 result = err != ErrorCode.Ok
                     ? Failure(err)
-                    : Success(new StatResponse(stat), [new(setData.Path, EventType.NodeDataChanged)]);
+                    : Success(new StatResponse(stat), [Trigger(setData.Path, EventType.NodeDataChanged)]);
                 break;
             }
             case SetAclTxn setAcl:
@@ -282,6 +286,10 @@ public sealed partial class DataTree
                 break;
             case CreateSessionTxn createSession:
                 _sessions[header.SessionId] = createSession.TimeoutMs;
+                result = Success(EmptyResponse.Instance, NoTriggers);
+                break;
+            case SessionSecretTxn secret:
+                SessionSecret ??= secret.Secret;   // the first one wins, on every member alike
                 result = Success(EmptyResponse.Instance, NoTriggers);
                 break;
             case CloseSessionTxn closeSession:
@@ -299,6 +307,9 @@ public sealed partial class DataTree
         _lastZxid = header.Zxid;
         return result;
     }
+
+    /// <summary>A trigger for a znode that exists now, with its ACL as it is now (see <see cref="WatchTrigger.Acl"/>).</summary>
+    private WatchTrigger Trigger(string path, EventType type) => new(path, type) { Acl = Lookup(path)?.Acl };
 
     private static ApplyResult Success(ZkResponse response, IReadOnlyList<WatchTrigger> triggers) =>
         new() { Err = ErrorCode.Ok, FirstError = ErrorCode.Ok, Response = response, Triggers = triggers };
@@ -352,18 +363,19 @@ public sealed partial class DataTree
                             // ZooKeeper's CreateResult(path, stat) is typed create2 for create2, createContainer and createTTL.
                             : new OpResult(OpCode.Create2, ErrorCode.Ok, new Create2Response(create.Path, node.ToStat()));
                         triggers ??= new List<WatchTrigger>(ops.Count * 2);
-                        triggers.Add(new(create.Path, EventType.NodeCreated));
-                        triggers.Add(new(parentPath, EventType.NodeChildrenChanged));
+                        triggers.Add(Trigger(create.Path, EventType.NodeCreated));
+                        triggers.Add(Trigger(parentPath, EventType.NodeChildrenChanged));
                     }
                     break;
                 case DeleteTxn delete:
+                    var deletedAcl = Lookup(delete.Path)?.Acl;
                     err = DeleteNode(delete.Path, header.Zxid, out var deletedParent);
                     if (err == ErrorCode.Ok)
                     {
                         results[i] = new OpResult(OpCode.Delete, ErrorCode.Ok, EmptyResponse.Instance);
                         triggers ??= new List<WatchTrigger>(ops.Count * 2);
-                        triggers.Add(new(delete.Path, EventType.NodeDeleted));
-                        triggers.Add(new(deletedParent, EventType.NodeChildrenChanged));
+                        triggers.Add(new(delete.Path, EventType.NodeDeleted) { Acl = deletedAcl });
+                        triggers.Add(Trigger(deletedParent, EventType.NodeChildrenChanged));
                     }
                     break;
                 case SetDataTxn setData:
@@ -372,7 +384,7 @@ public sealed partial class DataTree
                     {
                         results[i] = new OpResult(OpCode.SetData, ErrorCode.Ok, new StatResponse(stat));
                         triggers ??= new List<WatchTrigger>(ops.Count * 2);
-                        triggers.Add(new(setData.Path, EventType.NodeDataChanged));
+                        triggers.Add(Trigger(setData.Path, EventType.NodeDataChanged));
                     }
                     break;
                 case CheckVersionTxn:
@@ -550,11 +562,12 @@ public sealed partial class DataTree
         {
             // Replay over a fuzzy snapshot: the listed ephemerals existed when the txn first ran; whatever the
             // snapshot holds at those paths (nothing, or a later incarnation) is deleted as the original apply did.
-            if ((ReplayMode || Lookup(path) is { } node && node.Owner == sessionId) && DeleteNode(path, zxid, out var parent) == ErrorCode.Ok)
+            var node = Lookup(path);
+            if ((ReplayMode || node is not null && node.Owner == sessionId) && DeleteNode(path, zxid, out var parent) == ErrorCode.Ok)
             {
                 triggers ??= new List<WatchTrigger>(paths.Count * 2);
-                triggers.Add(new(path, EventType.NodeDeleted));
-                triggers.Add(new(parent, EventType.NodeChildrenChanged));
+                triggers.Add(new(path, EventType.NodeDeleted) { Acl = node?.Acl });
+                triggers.Add(Trigger(parent, EventType.NodeChildrenChanged));
             }
         }
         // Ephemerals the txn did not list (ZooKeeper deletes those too, with a warning).
@@ -565,11 +578,12 @@ public sealed partial class DataTree
             Array.Sort(remaining, StringComparer.Ordinal);
             foreach (var path in remaining)
             {
+                var acl = Lookup(path)?.Acl;
                 if (DeleteNode(path, zxid, out var parent) == ErrorCode.Ok)
                 {
                     triggers ??= [];
-                    triggers.Add(new(path, EventType.NodeDeleted));
-                    triggers.Add(new(parent, EventType.NodeChildrenChanged));
+                    triggers.Add(new(path, EventType.NodeDeleted) { Acl = acl });
+                    triggers.Add(Trigger(parent, EventType.NodeChildrenChanged));
                 }
             }
         }

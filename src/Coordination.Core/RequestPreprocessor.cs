@@ -101,6 +101,10 @@ public sealed class RequestPreprocessor
         return (new TxnHeader(sessionId, 0, zxid, nowMs, OpCode.CreateSession), new CreateSessionTxn(timeoutMs));
     }
 
+    /// <summary>Prepares the deployment's session secret (see <see cref="SessionSecretTxn"/>).</summary>
+    public (TxnHeader Header, Txn Txn) PrepareSessionSecret(byte[] secret, long nowMs) =>
+        (new TxnHeader(0, 0, _nextZxid++, nowMs, OpCode.SessionSecret), new SessionSecretTxn(secret));
+
     /// <summary>Prepares closing or expiring a session: deletes its ephemerals, including ones still outstanding
     /// (created by prepared txns), and not ones already being deleted. From then on the session's writes fail with
     /// SessionExpired. The paths are sorted.</summary>

@@ -107,19 +107,22 @@ public static class SessionIds
         return id;
     }
 
-    /// <summary>The password of a session: 16 bytes derived from the id and a server secret, so any server can check it.
-    /// (SHA-256 of the big-endian id and secret, truncated.)</summary>
-    public static byte[] Password(long sessionId, long secret)
+    /// <summary>The length of a deployment's session secret (<see cref="SessionSecretTxn"/>).</summary>
+    public const int SecretLength = 32;
+
+    /// <summary>The password of a session: 16 bytes any member can derive from the id and the deployment's secret
+    /// (HMAC-SHA256 of the big-endian id keyed by the secret, truncated). The secret is random and never leaves the
+    /// ensemble, so knowing a session id (cons, dump, wchc and logs print them) does not give its password.</summary>
+    public static byte[] Password(long sessionId, ReadOnlySpan<byte> secret)
     {
-        Span<byte> input = stackalloc byte[16];
-        BinaryPrimitives.WriteInt64BigEndian(input, sessionId);
-        BinaryPrimitives.WriteInt64BigEndian(input[8..], secret);
-        Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(input, hash);
-        return hash[..16].ToArray();
+        Span<byte> id = stackalloc byte[8];
+        BinaryPrimitives.WriteInt64BigEndian(id, sessionId);
+        Span<byte> mac = stackalloc byte[32];
+        HMACSHA256.HashData(secret, id, mac);
+        return mac[..16].ToArray();
     }
 
     /// <summary>Constant-time check of a client's password.</summary>
-    public static bool CheckPassword(long sessionId, long secret, ReadOnlySpan<byte> password) =>
+    public static bool CheckPassword(long sessionId, ReadOnlySpan<byte> secret, ReadOnlySpan<byte> password) =>
         CryptographicOperations.FixedTimeEquals(Password(sessionId, secret), password);
 }

@@ -81,6 +81,18 @@ public sealed record CreateSessionTxn(int TimeoutMs) : Txn
     public override void Write(ref JuteWriter w) => w.WriteInt(TimeoutMs);
 }
 
+/// <summary>
+/// Sets the deployment's session secret, from which every session password is derived (see SessionIds.Password).
+/// The first leader of a deployment (or a standalone server at its first start) proposes it with random bytes, so it
+/// is in the journal and in every snapshot, and every member, a recovering one included, derives the same passwords.
+/// Only the first one applied counts.
+/// </summary>
+public sealed record SessionSecretTxn(byte[] Secret) : Txn
+{
+    public static SessionSecretTxn Read(ref JuteReader r) => new(r.ReadBuffer() ?? throw new JuteException("a session secret txn without a secret"));
+    public override void Write(ref JuteWriter w) => w.WriteBuffer(Secret);
+}
+
 /// <summary>Closes (or expires) the header's session; its ephemerals are deleted atomically with it.</summary>
 public sealed record CloseSessionTxn(IReadOnlyList<string> EphemeralPaths) : Txn
 {
@@ -137,6 +149,7 @@ public static class Txns
         OpCode.Check => CheckVersionTxn.Read(ref r),
         OpCode.CreateSession => CreateSessionTxn.Read(ref r),
         OpCode.CloseSession => CloseSessionTxn.Read(ref r),
+        OpCode.SessionSecret => SessionSecretTxn.Read(ref r),
         OpCode.Multi => MultiTxn.Read(ref r),
         OpCode.Error => ErrorTxn.Read(ref r),
         _ => throw new JuteException($"no txn body for op {type}"),

@@ -35,6 +35,9 @@ public enum OpCode
     WhoAmI = 107,
     CreateSession = -10,
     CloseSession = -11,
+    /// <summary>Not a ZooKeeper op code and never accepted from a client: the txn that sets the deployment's session
+    /// secret (Coordination.Core.SessionSecretTxn), proposed once by the first leader.</summary>
+    SessionSecret = -20,
     Error = -1,
 }
 

@@ -41,7 +41,6 @@ public sealed record ServerSettings
     public required TimeSpan ContainerCheckInterval { get; init; }
     public required int ContainerMaxPerMinute { get; init; }
     public required int WatchDispatchers { get; init; }
-    public required long SessionSecret { get; init; }
     /// <summary>The <c>admin</c> section: ZooKeeper's AdminServer (commands as JSON over HTTP).</summary>
     public required AdminHttpSettings Admin { get; init; }
     /// <summary>The <c>metrics</c> section: Prometheus text on its own endpoint (or the admin one, when they share it).</summary>
@@ -94,7 +93,6 @@ public sealed record ServerSettings
             ContainerCheckInterval = c.GetTimeSpan("container-check-interval"),
             ContainerMaxPerMinute = c.GetInt("container-max-per-minute"),
             WatchDispatchers = Math.Max(1, c.GetInt("watch-dispatchers")),
-            SessionSecret = c.GetLong("session-secret"),
             Admin = AdminHttpSettings.Create(c.GetConfig("admin"), c.GetConfig("client-ssl")),
             Metrics = AdminHttpSettings.Create(c.GetConfig("metrics"), c.GetConfig("client-ssl")),
         };

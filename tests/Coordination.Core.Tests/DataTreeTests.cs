@@ -152,6 +152,22 @@ public class DataTreeTests
     }
 
     [Fact]
+    public void TriggersCarryTheAclOfTheirZnodeAsItWasWhenTheChangeApplied()
+    {
+        var h = new Harness();
+        IReadOnlyList<Acl> parentAcl = [new(Perms.Read | Perms.Create | Perms.Delete, Id.Anyone)];
+        IReadOnlyList<Acl> childAcl = [new(Perms.All, new Id("digest", "u:x"))];
+        h.Create("/p", acl: parentAcl);
+        var create = h.Create("/p/c", acl: childAcl);
+        Assert.Equal(ErrorCode.Ok, create.Err);
+        Assert.Equal(childAcl, create.Triggers[0].Acl!);
+        Assert.Equal(parentAcl, create.Triggers[1].Acl!);
+        var delete = h.Delete("/p/c");
+        Assert.Equal(childAcl, delete.Triggers[0].Acl!);   // the deleted node's
+        Assert.Equal(parentAcl, delete.Triggers[1].Acl!);
+    }
+
+    [Fact]
     public void DeleteUpdatesParentAndTriggers()
     {
         var h = new Harness();

@@ -82,13 +82,16 @@ public class SessionExpiryTests
     [Fact]
     public void PasswordsAreDeterministicPerIdAndSecret()
     {
-        var p = SessionIds.Password(42, 7);
+        byte[] secret = [.. Enumerable.Range(1, SessionIds.SecretLength).Select(i => (byte)i)];
+        byte[] other = [.. secret];
+        other[^1] ^= 1;
+        var p = SessionIds.Password(42, secret);
         Assert.Equal(16, p.Length);
-        Assert.Equal(p, SessionIds.Password(42, 7));
-        Assert.NotEqual(p, SessionIds.Password(43, 7));
-        Assert.NotEqual(p, SessionIds.Password(42, 8));
-        Assert.True(SessionIds.CheckPassword(42, 7, p));
-        Assert.False(SessionIds.CheckPassword(42, 8, p));
-        Assert.False(SessionIds.CheckPassword(42, 7, p[..15]));
+        Assert.Equal(p, SessionIds.Password(42, secret));
+        Assert.NotEqual(p, SessionIds.Password(43, secret));
+        Assert.NotEqual(p, SessionIds.Password(42, other));
+        Assert.True(SessionIds.CheckPassword(42, secret, p));
+        Assert.False(SessionIds.CheckPassword(42, other, p));
+        Assert.False(SessionIds.CheckPassword(42, secret, p[..15]));
     }
 }

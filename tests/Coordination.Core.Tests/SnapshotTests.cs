@@ -10,6 +10,7 @@ public class SnapshotTests
     internal static Harness BuildSample()
     {
         var h = new Harness();
+        h.Apply(h.Prep.PrepareSessionSecret([.. Enumerable.Range(0, SessionIds.SecretLength).Select(i => (byte)(i * 7))], h.Now));
         h.Create("/app", B("config"));
         h.Create("/app/a", B("1"));
         h.Create("/app/s", mode: CreateMode.PersistentSequential);
@@ -43,6 +44,7 @@ public class SnapshotTests
         Assert.Equal(expected.ApproximateDataSize, actual.ApproximateDataSize);
         Assert.Equal(expected.EphemeralCount, actual.EphemeralCount);
         Assert.Equal(expected.Sessions.OrderBy(kv => kv.Key), actual.Sessions.OrderBy(kv => kv.Key));
+        Assert.Equal(expected.SessionSecret, actual.SessionSecret);
         Assert.Equal(expected.Containers.Order(StringComparer.Ordinal), actual.Containers.Order(StringComparer.Ordinal));
         Assert.Equal(expected.TtlNodes.Order(StringComparer.Ordinal), actual.TtlNodes.Order(StringComparer.Ordinal));
         Assert.Equal(expected.SessionsWithEphemerals.Order(), actual.SessionsWithEphemerals.Order());
@@ -105,6 +107,22 @@ public class SnapshotTests
             Assert.Null(copy.Find("/")!.Data);
             Assert.Empty(Assert.IsType<byte[]>(copy.Find("/empty")!.Data));
         }
+    }
+
+    [Fact]
+    public void TheSessionSecretIsSetOnceAndKeptByPlainAndFuzzySnapshots()
+    {
+        var h = BuildSample();
+        var secret = h.Tree.SessionSecret;
+        Assert.Equal(SessionIds.SecretLength, secret!.Length);
+        // A second secret (a later leader that had not seen the first commit) changes nothing, on every member alike.
+        h.Apply(h.Prep.PrepareSessionSecret(new byte[SessionIds.SecretLength], h.Now));
+        Assert.Equal(secret, h.Tree.SessionSecret);
+        var snapshot = h.Tree.BeginFuzzySnapshot();
+        while (!snapshot.WriteChunk(3)) { }
+        Assert.Equal(secret, Read(snapshot.TakeBytes()).SessionSecret);
+        Assert.Equal(secret, Read(Write(h.Tree)).SessionSecret);
+        Assert.Null(Read(Write(new DataTree())).SessionSecret);
     }
 
     [Fact]

@@ -53,8 +53,10 @@ public sealed class ReplicaLivenessTests : TestKit
     private IActorRef StartReplica(long serverId)
     {
         var tree = new DataTree();
-        tree.Apply(new TxnHeader(SessionId, 0, Zxids.Make(1, 1), 0, OpCode.CreateSession), new CreateSessionTxn(TimeoutMs));
-        for (var counter = 2; counter <= 5; counter++)
+        // The deployment's session secret came first (else a new leader would propose it before anything else).
+        tree.Apply(new TxnHeader(0, 0, Zxids.Make(1, 1), 0, OpCode.SessionSecret), new SessionSecretTxn(new byte[SessionIds.SecretLength]));
+        tree.Apply(new TxnHeader(SessionId, 0, Zxids.Make(1, 2), 0, OpCode.CreateSession), new CreateSessionTxn(TimeoutMs));
+        for (var counter = 3; counter <= 5; counter++)
             tree.Apply(new TxnHeader(SessionId, counter, Zxids.Make(1, counter), 0, OpCode.Error), new ErrorTxn(ErrorCode.NoNode));
         Assert.Equal(LastOldZxid, tree.LastZxid);
         var address = ((ExtendedActorSystem)Sys).Provider.DefaultAddress.ToString();

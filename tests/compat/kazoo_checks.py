@@ -1370,8 +1370,16 @@ def check_acl_digest(ctx):
     expect_raises(NoAuthError,
                   lambda: anon.set_acls(ctx.p("secret"), OPEN_ACL_UNSAFE),
                   "set_acls without auth")
-    # exists needs no permission; get_acls needs READ or ADMIN
-    expect(anon.exists(ctx.p("secret")) is not None, "exists needs no perms")
+    # exists: READ on an existing node since 3.8.4 and 3.9.2 (ZOOKEEPER-2590),
+    # no permission before; the server's reported version says which rule
+    # it follows. get_acls needs READ or ADMIN.
+    ver = anon.server_version()
+    if ver >= (3, 9, 2) or (3, 8, 4) <= ver < (3, 9):
+        expect_raises(NoAuthError, lambda: anon.exists(ctx.p("secret")),
+                      "exists without READ (%r)" % (ver,))
+    else:
+        expect(anon.exists(ctx.p("secret")) is not None,
+               "exists needs no perms (%r)" % (ver,))
     expect_raises(NoAuthError, lambda: anon.get_acls(ctx.p("secret")),
                   "get_acls without READ or ADMIN")
     wrong = ctx.client(auth=[("digest", "%s:wrong" % USER)])

@@ -13,8 +13,26 @@ namespace Coordination.Server.Admin;
 public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef replica, ConnectionRegistry connections, Func<string> mode,
     Ensemble.EnsembleState? ensemble = null, Metrics.ClientPortMetrics? bounds = null)
 {
-    /// <summary>The version we report: the ZooKeeper release whose protocol and behaviour we match.</summary>
-    public const string Version = "3.8.4-coordination-akka-0.1.0, built on 2026-11-23 00:00 UTC";
+    /// <summary>The ZooKeeper release whose client API and ACL rules this server implements (tests check them against
+    /// ZooKeeper's: exists needing READ and the READ check on every watch event came in 3.9.2 and 3.8.4).</summary>
+    public const string ZooKeeperLevel = "3.9.2";
+
+    /// <summary>
+    /// What srvr, stat, mntr and envi report, in ZooKeeper's shape ("3.8.0-&lt;commit&gt;, built on &lt;date&gt;"):
+    /// the ZooKeeper level first, because clients parse the leading digits (kazoo's server_version() reads
+    /// "zookeeper.version" from envi and returns (3, 9, 2) for a feature check), then this server's name and release
+    /// with its commit, and the time the server assembly was built.
+    /// </summary>
+    public static readonly string Version = DescribeVersion();
+
+    private static string DescribeVersion()
+    {
+        var assembly = typeof(FourLetterWordHandler).Assembly;
+        var release = assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "unknown";
+        var built = string.IsNullOrEmpty(assembly.Location) ? "unknown" : File.GetLastWriteTimeUtc(assembly.Location).ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
+        return $"{ZooKeeperLevel}-coordination-akka-{release}, built on {built}";
+    }
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
     private readonly DateTime _started = DateTime.UtcNow;
 

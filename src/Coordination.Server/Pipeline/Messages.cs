@@ -31,8 +31,9 @@ public abstract record SessionOutput(long Seq);
 /// <summary>A response to a request (reply header fields plus body).</summary>
 public sealed record Reply(long Seq, int Xid, long Zxid, ErrorCode Err, ZkResponse Body) : SessionOutput(Seq);
 
-/// <summary>A watch notification, already framed once for all recipients.</summary>
-public sealed record Notification(long Seq, long Zxid, byte[] Frame) : SessionOutput(Seq);
+/// <summary>A watch notification, already framed once for all recipients. <see cref="Acl"/> is the znode's ACL
+/// (see WatchTrigger.Acl): the session delivers the event only if its current auth has READ on it.</summary>
+public sealed record Notification(long Seq, long Zxid, byte[] Frame, IReadOnlyList<Acl>? Acl = null) : SessionOutput(Seq);
 
 /// <summary>The answer to a handshake: the session exists (with its timeout) or it does not.</summary>
 public sealed record SessionValidated(long Seq, bool Valid, int TimeoutMs, long LastZxid) : SessionOutput(Seq);
@@ -41,7 +42,7 @@ public sealed record SessionValidated(long Seq, bool Valid, int TimeoutMs, long 
 public sealed record SessionEnded(long Seq, bool Expired) : SessionOutput(Seq);
 
 /// <summary>Replica → watch dispatcher: deliver one event to these sessions with their sequence numbers.</summary>
-public sealed record Fanout(WatcherEvent Event, long Zxid, IReadOnlyList<(IActorRef Session, long Seq)> Recipients);
+public sealed record Fanout(WatcherEvent Event, long Zxid, IReadOnlyList<(IActorRef Session, long Seq)> Recipients, IReadOnlyList<Acl>? Acl = null);
 
 // Session lifecycle requests to the replica.
 public sealed record CreateSession(long SessionId, int TimeoutMs, IActorRef Session);

@@ -138,6 +138,7 @@ public sealed partial class ReplicaActor
             _owners.Clear();
             // A new leader gives every session a full timeout, as ZooKeeper's does: their clients may be moving.
             TrackAllSessions();
+            ProposeSessionSecretIfNone();
         }
     }
 
@@ -179,6 +180,7 @@ public sealed partial class ReplicaActor
     {
         AbortSnapshot();
         _tree = m.Tree;
+        _passwords.Learn(_tree.SessionSecret);
         _prep = new RequestPreprocessor(_tree, _settings.SuperDigest, _tree.LastZxid);
         _logger.Info("Replica state replaced by a snapshot at zxid 0x{0:x}", _tree.LastZxid);
     }

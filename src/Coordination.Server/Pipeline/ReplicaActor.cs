@@ -32,6 +32,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     private readonly Func<long> _monotonic;
     private readonly ILoggingAdapter _logger = Context.GetLogger();
     private readonly Audit.IAuditSink _audit = Audit.AuditLog.For(Context.System);
+    private readonly Sessions.SessionPasswords _passwords = Sessions.SessionPasswords.For(Context.System);
     private int _outstanding;
     private readonly Metrics.ServerMetrics _metrics = Metrics.ServerMetrics.For(Context.System);
     private int _reapBudget;
@@ -90,6 +91,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         _ensemble = ensemble;
         _serving = _leading = ensemble is null;
         _prep = new RequestPreprocessor(tree, settings.SuperDigest, tree.LastZxid);
+        _passwords.Learn(tree.SessionSecret);
         _dispatchers = Enumerable.Range(0, settings.WatchDispatchers)
             .Select(i => Context.ActorOf(WatchDispatcherActor.Props(), $"watches-{i}")).ToArray();
 
@@ -125,6 +127,20 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         TrackAllSessions();
         Timers.StartPeriodicTimer("reap", ReapTick.Instance, _settings.ContainerCheckInterval);
         if (_ensemble is not null) StartStallChecks();
+        else ProposeSessionSecretIfNone();
+    }
+
+    /// <summary>
+    /// A deployment's first leader (a standalone server at its first start) draws the session secret and commits it,
+    /// before any session can be created in its epoch (see <see cref="Sessions.SessionPasswords"/> for why it is
+    /// replicated). A leader elected before an earlier one's secret committed proposes its own; only the first
+    /// committed counts.
+    /// </summary>
+    private void ProposeSessionSecretIfNone()
+    {
+        if (_tree.SessionSecret is not null) return;
+        var (header, txn) = _prep.PrepareSessionSecret(System.Security.Cryptography.RandomNumberGenerator.GetBytes(SessionIds.SecretLength), Now());
+        Log(new Proposal(header, txn, null));
     }
 
     private void TrackAllSessions()
@@ -393,6 +409,11 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     {
         var header = proposal.Header;
         var result = _tree.Apply(header, proposal.Txn);
+        if (proposal.Txn is SessionSecretTxn)
+        {
+            _passwords.Learn(_tree.SessionSecret);   // internal: nothing to audit, watch or answer
+            return;
+        }
         // As ZooKeeper: the server a client is connected to audits its writes; the leader audits expirations and reaps.
         if (_ensemble is null || _sessions.ContainsKey(header.SessionId) || _creating.ContainsKey(header.SessionId)
             || (_leading && (proposal.Txn is CloseSessionTxn || header.SessionId == 0)))
@@ -475,7 +496,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
                 if (_sessions.TryGetValue(sessionId, out var s)) recipients.Add((s.Actor, s.NextSeq()));
             if (recipients.Count == 0) continue;
             var shard = WatchDispatcherActor.ShardOf(trigger.Path, _dispatchers.Length);
-            _dispatchers[shard].Tell(new Fanout(new WatcherEvent(trigger.Type, KeeperState.SyncConnected, trigger.Path), zxid, recipients));
+            _dispatchers[shard].Tell(new Fanout(new WatcherEvent(trigger.Type, KeeperState.SyncConnected, trigger.Path), zxid, recipients, trigger.Acl));
         }
     }
 
@@ -503,8 +524,10 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         {
             case PathWatchRequest r when request.Op == OpCode.Exists:
             {
-                // ZooKeeper 3.8 checks no ACL on exists.
+                // As ZooKeeper 3.9.2 and 3.8.4 (ZOOKEEPER-2590): an existing znode needs READ, and NoAuth registers
+                // no watch; a missing one answers NoNode (3.8.0 to 3.8.3 and 3.9.0/3.9.1 checked no ACL at all).
                 var node = _tree.Find(r.NodePath);
+                if (node is not null && !Acls.Check(node.Acl, Perms.Read, request.Auth)) return (ErrorCode.NoAuth, EmptyResponse.Instance);
                 if (r.Watch && Paths.IsValid(r.NodePath)) _watches.Add(r.NodePath, sid, WatchKind.Data);
                 return node is null ? (ErrorCode.NoNode, EmptyResponse.Instance) : (ErrorCode.Ok, new StatResponse(node.Stat));
             }
@@ -557,18 +580,15 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
                     if (op.Type is not (OpCode.GetData or OpCode.GetChildren)) return (ErrorCode.MarshallingError, EmptyResponse.Instance);
                 return MultiRead(multi, request.Auth) is { } results ? (ErrorCode.Ok, results) : TooLarge();
             case SetWatchesRequest r:
-                SetWatches(r, session, sid);
+                SetWatches(r, session, sid, request.Auth);
                 return (ErrorCode.Ok, EmptyResponse.Instance);
             case AddWatchRequest r when r.Mode is not (AddWatchMode.Persistent or AddWatchMode.PersistentRecursive):
                 return (ErrorCode.MarshallingError, EmptyResponse.Instance);
             case AddWatchRequest r:
-            {
-                // No path check, as in ZooKeeper 3.8 (Ok for "" or "x"): a watch on a path no znode can have never fires.
-                var node = _tree.Find(r.NodePath);
-                if (node is not null && !Acls.Check(node.Acl, Perms.Read, request.Auth)) return (ErrorCode.NoAuth, EmptyResponse.Instance);
+                // No path check, as in ZooKeeper (Ok for "" or "x"): a watch on a path no znode can have never fires.
+                if (!MayWatchPersistently(r.NodePath, request.Auth)) return (ErrorCode.NoAuth, EmptyResponse.Instance);
                 _watches.Add(r.NodePath, sid, r.Mode == AddWatchMode.PersistentRecursive ? WatchKind.PersistentRecursive : WatchKind.Persistent);
                 return (ErrorCode.Ok, ErrorCodeResponse.Ok);
-            }
             case WatchesRequest r:
             {
                 var found = _watches.Remove(r.NodePath, sid, r.Type, remove: request.Op == OpCode.RemoveWatches);
@@ -630,36 +650,49 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>
-    /// Re-registers a reconnecting client's watches. Changes it missed since <c>relativeZxid</c> fire at once,
-    /// as ZooKeeper's DataTree.setWatches does.
+    /// A persistent or recursive watch is registered only where the session may read the znode, if it exists
+    /// (addWatch answers NoAuth, setWatches leaves it out). Stricter than ZooKeeper, which registers it anyway and
+    /// relies on the READ check when an event fires; that check is made here too (see WatchTrigger.Acl).
     /// </summary>
-    private void SetWatches(SetWatchesRequest r, SessionState session, long sid)
+    private bool MayWatchPersistently(string path, AuthContext auth) =>
+        _tree.Find(path) is not { } node || Acls.Check(node.Acl, Perms.Read, auth);
+
+    /// <summary>
+    /// Re-registers a reconnecting client's watches. Changes it missed since <c>relativeZxid</c> fire at once,
+    /// as ZooKeeper's DataTree.setWatches does; unlike ZooKeeper (which passes no ACL for those), they are subject to
+    /// the same READ check as any event, so setWatches cannot probe changes to a znode the client cannot read.
+    /// Persistent and recursive watches get addWatch's checks (<see cref="MayWatchPersistently"/>).
+    /// </summary>
+    private void SetWatches(SetWatchesRequest r, SessionState session, long sid, AuthContext auth)
     {
         var zxid = _tree.LastZxid;
-        void Fire(EventType type, string path) =>
-            session.Actor.Tell(new Notification(session.NextSeq(), zxid, Frames.Notification(new WatcherEvent(type, KeeperState.SyncConnected, path), zxid)));
+        void Fire(EventType type, string path, INodeView? node) =>
+            session.Actor.Tell(new Notification(session.NextSeq(), zxid,
+                Frames.Notification(new WatcherEvent(type, KeeperState.SyncConnected, path), zxid), node?.Acl));
 
         foreach (var path in r.DataWatches)
         {
             var node = _tree.Find(path);
-            if (node is null) Fire(EventType.NodeDeleted, path);
-            else if (node.Stat.Mzxid > r.RelativeZxid) Fire(EventType.NodeDataChanged, path);
+            if (node is null) Fire(EventType.NodeDeleted, path, null);
+            else if (node.Stat.Mzxid > r.RelativeZxid) Fire(EventType.NodeDataChanged, path, node);
             else _watches.Add(path, sid, WatchKind.Data);
         }
         foreach (var path in r.ExistWatches)
         {
-            if (_tree.Find(path) is not null) Fire(EventType.NodeCreated, path);
+            if (_tree.Find(path) is { } node) Fire(EventType.NodeCreated, path, node);
             else _watches.Add(path, sid, WatchKind.Data);
         }
         foreach (var path in r.ChildWatches)
         {
             var node = _tree.Find(path);
-            if (node is null) Fire(EventType.NodeDeleted, path);
-            else if (node.Stat.Pzxid > r.RelativeZxid) Fire(EventType.NodeChildrenChanged, path);
+            if (node is null) Fire(EventType.NodeDeleted, path, null);
+            else if (node.Stat.Pzxid > r.RelativeZxid) Fire(EventType.NodeChildrenChanged, path, node);
             else _watches.Add(path, sid, WatchKind.Child);
         }
-        foreach (var path in r.PersistentWatches) _watches.Add(path, sid, WatchKind.Persistent);
-        foreach (var path in r.PersistentRecursiveWatches) _watches.Add(path, sid, WatchKind.PersistentRecursive);
+        foreach (var path in r.PersistentWatches)
+            if (MayWatchPersistently(path, auth)) _watches.Add(path, sid, WatchKind.Persistent);
+        foreach (var path in r.PersistentRecursiveWatches)
+            if (MayWatchPersistently(path, auth)) _watches.Add(path, sid, WatchKind.PersistentRecursive);
     }
 
     /// <summary>Proposes the deletion of empty containers and expired TTL nodes (ZooKeeper's ContainerManager).</summary>

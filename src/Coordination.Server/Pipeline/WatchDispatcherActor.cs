@@ -15,7 +15,7 @@ public sealed class WatchDispatcherActor : ReceiveActor
         {
             var frame = Frames.Notification(fanout.Event, fanout.Zxid);
             foreach (var (session, seq) in fanout.Recipients)
-                session.Tell(new Notification(seq, fanout.Zxid, frame));
+                session.Tell(new Notification(seq, fanout.Zxid, frame, fanout.Acl));
         });
     }
 

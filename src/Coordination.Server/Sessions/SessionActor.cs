@@ -25,7 +25,6 @@ public sealed record ConnectionEnded(ClientConnection Connection);
 public sealed class SessionActor : ReceiveActor
 {
     private readonly long _sessionId;
-    private readonly byte[] _password;
     private readonly ServerSettings _settings;
     private readonly IActorRef _replica;
     private readonly IActorRef _tracker;
@@ -48,10 +47,9 @@ public sealed class SessionActor : ReceiveActor
     private readonly ServerMetrics _metrics = ServerMetrics.For(Context.System);
     private readonly IAuditSink _audit = AuditLog.For(Context.System);
 
-    public SessionActor(long sessionId, byte[] password, ServerSettings settings, IActorRef replica, IActorRef tracker)
+    public SessionActor(long sessionId, ServerSettings settings, IActorRef replica, IActorRef tracker)
     {
         _sessionId = sessionId;
-        _password = password;
         _settings = settings;
         _replica = replica;
         _tracker = tracker;
@@ -63,8 +61,8 @@ public sealed class SessionActor : ReceiveActor
         Receive<DropConnection>(_ => OnDropConnection());
     }
 
-    public static Props Props(long sessionId, byte[] password, ServerSettings settings, IActorRef replica, IActorRef tracker) =>
-        Akka.Actor.Props.Create(() => new SessionActor(sessionId, password, settings, replica, tracker));
+    public static Props Props(long sessionId, ServerSettings settings, IActorRef replica, IActorRef tracker) =>
+        Akka.Actor.Props.Create(() => new SessionActor(sessionId, settings, replica, tracker));
 
     private void OnAttach(Attach attach)
     {
@@ -197,7 +195,8 @@ public sealed class SessionActor : ReceiveActor
                 }
                 break;
             case Notification n:
-                _connection?.Send(n.Frame, isResponse: false);
+                // ZooKeeper's ServerCnxn.process(event, znodeAcl): the session's auth as it is now must have READ.
+                if (n.Acl is null || Acls.Check(n.Acl, Perms.Read, _auth)) _connection?.Send(n.Frame, isResponse: false);
                 break;
             case SessionValidated v:
                 CompleteHandshake(v);
@@ -233,8 +232,14 @@ public sealed class SessionActor : ReceiveActor
             connection.Abort();
             return;
         }
+        // Known here: the session exists, so this server has applied the secret that was committed before it.
+        if (SessionPasswords.For(Context.System).For(_sessionId) is not { } password)
+        {
+            connection.Abort();
+            return;
+        }
         _lastZxid = validated.LastZxid;
-        connection.Send(Frames.Encode(new ConnectResponse(0, _timeoutMs, _sessionId, _password, false, request.HasReadOnlyFlag)), isResponse: false);
+        connection.Send(Frames.Encode(new ConnectResponse(0, _timeoutMs, _sessionId, password, false, request.HasReadOnlyFlag)), isResponse: false);
         _connection = connection;
         _log.Debug("Session 0x{SessionId:x} connected from {ClientAddress}", _sessionId, connection.RemoteAddress);
         _lastTouchTicks = 0;

@@ -25,6 +25,7 @@ public sealed class SessionManagerActor : ReceiveActor
     private readonly Dictionary<IActorRef, long> _ids = new();
     private long _nextSessionId;
     private readonly bool _inEnsemble;
+    private readonly SessionPasswords _passwords = SessionPasswords.For(Context.System);
     /// <summary>In an ensemble, clients are served only while this server follows or leads an established leader.</summary>
     private bool _serving;
 
@@ -86,7 +87,13 @@ public sealed class SessionManagerActor : ReceiveActor
         {
             sessionId = _nextSessionId++;
         }
-        else if (!request.Password.AsSpan().SequenceEqual(SessionIds.Password(sessionId, _settings.SessionSecret)))
+        else if (!_passwords.Known)
+        {
+            // Not caught up with the deployment's secret yet (a member just synchronised): the client tries again.
+            connect.Connection.Abort();
+            return;
+        }
+        else if (!_passwords.Check(sessionId, request.Password))
         {
             // A wrong password looks like an expired session to the client, as in ZooKeeper.
             connect.Connection.Send(Frames.Encode(new ConnectResponse(0, 0, 0, new byte[16], false, request.HasReadOnlyFlag)), isResponse: false);
@@ -97,7 +104,7 @@ public sealed class SessionManagerActor : ReceiveActor
         if (!_sessions.TryGetValue(sessionId, out var session))
         {
             session = Context.ActorOf(
-                SessionActor.Props(sessionId, SessionIds.Password(sessionId, _settings.SessionSecret), _settings, _replica, _tracker),
+                SessionActor.Props(sessionId, _settings, _replica, _tracker),
                 $"session-{sessionId:x16}");
             Context.Watch(session);
             _sessions[sessionId] = session;

@@ -1,0 +1,84 @@
+using System.Diagnostics;
+using Coordination.Protocol;
+using Coordination.TestKit;
+using Coordination.Tests.Shared;
+using Xunit;
+
+namespace Coordination.Ensemble.Tests;
+
+/// <summary>
+/// Issue 17, session secrets in an ensemble: every member derives a session's password from the deployment's secret,
+/// which the first leader commits to the log. After the leader is killed, and on a member restarted from its data dir,
+/// the real password re-attaches the session and a password computed from public information does not.
+/// </summary>
+public sealed class SessionSecretTests
+{
+    /// <summary>Attaches to <paramref name="member"/> with the given id and password, retrying while it is not serving.</summary>
+    private static async Task<WireClient> AttachAsync(TestEnsemble.Member member, long sessionId, byte[] password)
+    {
+        var sw = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                return await WireClient.ConnectAsync("127.0.0.1", member.ClientPort, new WireClientOptions
+                {
+                    SessionId = sessionId, Password = password, SessionTimeoutMs = 15_000, ConnectTimeout = TimeSpan.FromSeconds(2),
+                });
+            }
+            catch (WireConnectionException e) when (e is not SessionExpiredException && sw.Elapsed < Ens.Settle)
+            {
+                await Task.Delay(100);
+            }
+        }
+    }
+
+    private static async Task AssertHijackRefusedAsync(TestEnsemble.Member member, long sessionId)
+    {
+        foreach (var (scheme, password) in PublicSessionPasswords.For(sessionId))
+        {
+            var e = await Record.ExceptionAsync(async () => await (await AttachAsync(member, sessionId, password)).DisposeAsync());
+            Assert.True(e is SessionExpiredException, $"{member}: a password from public information ({scheme}) was not refused: {e?.GetType().Name ?? "attached"}");
+        }
+    }
+
+    [Fact]
+    public async Task The_real_password_reattaches_after_leader_failover_and_member_restart_and_a_public_one_never_does()
+    {
+        await using var ensemble = await TestEnsemble.StartAsync();
+        var leader = await Ens.WaitSettledAsync(ensemble);
+        var home = Ens.Follower(ensemble);
+        var other = Ens.Follower(ensemble, home.Id);
+
+        var owner = await Ens.ConnectAsync(home, new WireClientOptions { SessionTimeoutMs = 15_000 });
+        var sessionId = owner.SessionId;
+        var password = owner.Password;
+        await owner.CreateAsync("/held", null, CreateMode.Ephemeral).OkAsync();
+        await AssertHijackRefusedAsync(other, sessionId);
+
+        await ensemble.KillAsync(leader.Id);
+        await ensemble.WaitForLeaderAsync(Ens.Settle, notId: leader.Id);
+        await owner.DisposeAsync();
+
+        // After failover: refused with public passwords on both survivors, re-attached with the real one elsewhere.
+        await AssertHijackRefusedAsync(home, sessionId);
+        await AssertHijackRefusedAsync(other, sessionId);
+        await using (var moved = await AttachAsync(other, sessionId, password))
+        {
+            Assert.Equal(sessionId, moved.SessionId);
+            Assert.Equal(password, moved.Password);
+            await moved.SyncAsync("/").OkAsync();
+            var stat = (StatResponse?)await moved.ExistsAsync("/held").OkAsync();
+            Assert.Equal(sessionId, stat!.Stat.EphemeralOwner);
+        }
+
+        // The old leader restarts from its data dir (journal and snapshot) and knows the same secret.
+        await ensemble.RestartAsync(leader.Id);
+        await AssertHijackRefusedAsync(leader, sessionId);
+        await using var back = await AttachAsync(leader, sessionId, password);
+        Assert.Equal(sessionId, back.SessionId);
+        await back.SyncAsync("/").OkAsync();
+        Assert.Equal(ErrorCode.Ok, (await back.ExistsAsync("/held")).Header.Err);
+        await back.CloseAsync();
+    }
+}
