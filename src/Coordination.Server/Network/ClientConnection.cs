@@ -104,7 +104,6 @@ public sealed class ClientConnection
     public string? DropReason { get; private set; }
     public long QueuedBytes => Volatile.Read(ref _queuedBytes);
     public bool IsBound => _session is not null;
-    public bool IsSecure => _tls is not null;
     /// <summary>The subject of the client's verified certificate (ZooKeeper's x509 id), or null.</summary>
     public string? CertificateSubject { get; private set; }
 
