@@ -59,10 +59,9 @@ public sealed record ClientTlsOptions
     private X509Certificate2? LoadCertificate()
     {
         if (CertificatePath is not { } path) return null;
-        X509Certificate2 certificate;
         if (IsPkcs12(path)) return X509CertificateLoader.LoadPkcs12FromFile(path, CertificatePassword);
         var key = KeyPath ?? path;
-        certificate = string.IsNullOrEmpty(CertificatePassword)
+        var certificate = string.IsNullOrEmpty(CertificatePassword)
             ? X509Certificate2.CreateFromPemFile(path, key)
             : X509Certificate2.CreateFromEncryptedPemFile(path, CertificatePassword, key);
         // A PEM key is ephemeral; TLS on Linux wants one it can use for each handshake.

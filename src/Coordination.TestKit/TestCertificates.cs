@@ -65,8 +65,11 @@ public sealed class TestCertificates
         };
     }
 
-    /// <summary>Issues a certificate for <paramref name="subject"/> and writes it as name.{crt,key,pem,p12}.</summary>
-    public IssuedCertificate Issue(string name, string subject)
+    /// <summary>
+    /// Issues a certificate for <paramref name="subject"/> and writes it as name.{crt,key,pem,p12}; it names 127.0.0.1
+    /// and localhost unless <paramref name="loopbackNames"/> is off (for a hostname verification test).
+    /// </summary>
+    public IssuedCertificate Issue(string name, string subject, bool loopbackNames = true)
     {
         using var key = RSA.Create(2048);
         var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
@@ -75,8 +78,12 @@ public sealed class TestCertificates
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(
             [new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], false));   // server and client auth
         var names = new SubjectAlternativeNameBuilder();
-        names.AddIpAddress(System.Net.IPAddress.Loopback);
-        names.AddDnsName("localhost");
+        if (loopbackNames)
+        {
+            names.AddIpAddress(System.Net.IPAddress.Loopback);
+            names.AddDnsName("localhost");
+        }
+        else names.AddDnsName("elsewhere.invalid");
         request.CertificateExtensions.Add(names.Build());
         request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
         request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(_ca, true, false));

@@ -171,6 +171,30 @@ public sealed class ClientTlsTests(ITestOutputHelper output) : IDisposable
         });
     }
 
+    /// <summary>
+    /// Port unification: the plain client port serves a plain client, a TLS client (which gets its x509 id) and a
+    /// four-letter word, told apart by the first byte.
+    /// </summary>
+    [Fact]
+    public async Task Port_unification_serves_plain_and_tls_clients_on_the_client_port()
+    {
+        var (server, _, ca, _, client) = await StartAsync("need", c => c.CombinedPem, "port-unification = on");
+        await using var _ = server;
+        await Targets.WithServerOutputOnFailure(server, output, async () =>
+        {
+            await using (var secure = await ConnectAsync(server, server.Port, ca.ClientOptions(client)))
+                await secure.CreateAsync("/unified", "x"u8.ToArray(), acl: [new Acl(Perms.All, new Id("x509", ClientId))]).OkAsync();
+            await using (var plain = await WireClient.ConnectAsync(server.Host, server.Port))
+            {
+                await plain.ExistsAsync("/unified").OkAsync();
+                Assert.Equal(ErrorCode.NoAuth, (await plain.GetDataAsync("/unified")).Header.Err);
+            }
+            await using (var again = await ConnectAsync(server, server.Port, ca.ClientOptions(client)))
+                await again.GetDataAsync("/unified").OkAsync();
+            Assert.True(await FourLetterWord.IsOkAsync(server.Host, server.Port));
+        });
+    }
+
     private static string Thumbprint(IssuedCertificate issued) => X509Certificate2.CreateFromPemFile(issued.CertificatePem, issued.KeyPem).Thumbprint;
 
     private static async Task<string> ServedThumbprintAsync(ServerProcess server, int securePort, TestCertificates ca, IssuedCertificate client)

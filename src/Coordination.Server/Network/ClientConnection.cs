@@ -31,6 +31,8 @@ public sealed class ClientConnection
     private readonly NetworkStream _stream;
     /// <summary>Set on the secure port: the TLS handshake runs first, then the pipes read and write through it.</summary>
     private readonly ClientTls? _tls;
+    /// <summary>Port unification: the connection is TLS only if its first byte starts a TLS handshake record.</summary>
+    private readonly bool _unified;
     private SslStream? _ssl;
     /// <summary>Completes (true) when the pipes exist: at once on the plain port, after the TLS handshake on the secure one.</summary>
     private readonly TaskCompletionSource<bool>? _secured;
@@ -102,11 +104,10 @@ public sealed class ClientConnection
     public string? DropReason { get; private set; }
     public long QueuedBytes => Volatile.Read(ref _queuedBytes);
     public bool IsBound => _session is not null;
-    public bool IsSecure => _tls is not null;
     /// <summary>The subject of the client's verified certificate (ZooKeeper's x509 id), or null.</summary>
     public string? CertificateSubject { get; private set; }
 
-    public ClientConnection(Socket socket, ClientPortLimits limits, ClientTls? tls = null)
+    public ClientConnection(Socket socket, ClientPortLimits limits, ClientTls? tls = null, bool unified = false)
     {
         _socket = socket;
         _socket.NoDelay = true;
@@ -120,6 +121,7 @@ public sealed class ClientConnection
         _readPauseBytes = Math.Min(ReadPauseBytes, _maxQueuedBytes / 2);
         _stream = new NetworkStream(socket, ownsSocket: false);
         _tls = tls;
+        _unified = unified;
         if (tls is null) CreatePipes(_stream);
         else _secured = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
         _maxFrame = maxFrame;
@@ -139,10 +141,20 @@ public sealed class ClientConnection
     /// </summary>
     private async Task<string?> SecureAsync()
     {
-        var ssl = new SslStream(_stream, leaveInnerStreamOpen: true);
-        _ssl = ssl;
         try
         {
+            if (_unified)
+            {
+                var first = new byte[1];
+                if (await _socket.ReceiveAsync(first, SocketFlags.Peek, _cts.Token).ConfigureAwait(false) == 0 || first[0] != TlsHandshakeRecord)
+                {
+                    CreatePipes(_stream);   // plain text (or closed at once): the read loop takes it from here
+                    _secured!.TrySetResult(true);
+                    return null;
+                }
+            }
+            var ssl = new SslStream(_stream, leaveInnerStreamOpen: true);
+            _ssl = ssl;
             await ssl.AuthenticateAsServerAsync(_tls!.Options, _cts.Token).ConfigureAwait(false);
             if (ssl.RemoteCertificate is { } remote)
             {
@@ -159,6 +171,9 @@ public sealed class ClientConnection
             return IsClosed ? DropReason ?? "closed during the TLS handshake" : "TLS handshake failed: " + e.GetBaseException().Message;
         }
     }
+
+    /// <summary>The content type of a TLS handshake record, the first byte a TLS client sends (a ClientHello).</summary>
+    private const byte TlsHandshakeRecord = 0x16;
 
     public static string AddressOf(IPEndPoint remote) =>
         remote.Address.IsIPv4MappedToIPv6 ? remote.Address.MapToIPv4().ToString() : remote.Address.ToString();

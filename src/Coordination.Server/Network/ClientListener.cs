@@ -39,11 +39,9 @@ public sealed class ClientListener : IAsyncDisposable
         (_maxConnections, var capReason) = FileDescriptorBudget.Resolve(settings.MaxConnections, settings.FileDescriptorReserve);
         system.Log.Info("Client connections: at most {0} in total ({1}), {2} per address", _maxConnections == 0 ? "unlimited" : _maxConnections.ToString(), capReason, settings.MaxClientConnections);
         _socket = Bind(settings.ClientPort);
-        if (settings.SecureClientPort >= 0)
-        {
+        if (settings.SecureClientPort >= 0 || settings.ClientTls.PortUnification)
             _tls = new ClientTls(settings.ClientTls, message => system.Log.Warning(message));
-            _secureSocket = Bind(settings.SecureClientPort);
-        }
+        if (settings.SecureClientPort >= 0) _secureSocket = Bind(settings.SecureClientPort);
     }
 
     private Socket Bind(int port)
@@ -68,8 +66,8 @@ public sealed class ClientListener : IAsyncDisposable
 
     public void Start()
     {
-        _acceptLoop = AcceptLoopAsync(_socket, null);
-        if (_secureSocket is not null) _secureAcceptLoop = AcceptLoopAsync(_secureSocket, _tls);
+        _acceptLoop = AcceptLoopAsync(_socket, _settings.ClientTls.PortUnification ? _tls : null, unified: true);
+        if (_secureSocket is not null) _secureAcceptLoop = AcceptLoopAsync(_secureSocket, _tls, unified: false);
         _watchdog = WatchdogAsync();
         if (Environment.GetEnvironmentVariable("COORDINATION_ALLOC_DIAG") is { Length: > 0 } period && period != "0")
             _diagnostic = AllocationDiagnosticAsync(TimeSpan.FromSeconds(double.TryParse(period, out var s) && s > 0 ? s : 5));
@@ -104,7 +102,7 @@ public sealed class ClientListener : IAsyncDisposable
         catch (OperationCanceledException) { }
     }
 
-    private async Task AcceptLoopAsync(Socket listener, ClientTls? tls)
+    private async Task AcceptLoopAsync(Socket listener, ClientTls? tls, bool unified)
     {
         long lastFailureWarning = 0, lastRejectWarning = 0;
         while (!_cts.IsCancellationRequested)
@@ -144,7 +142,7 @@ public sealed class ClientListener : IAsyncDisposable
                     client.Dispose();
                     continue;
                 }
-                var connection = new ClientConnection(client, _limits, tls);
+                var connection = new ClientConnection(client, _limits, tls, unified);
                 _system.ActorOf(ConnectionActor.Props(connection, _sessionManager, _admin, _registry), $"connection-{connection.Id}");
             }
             catch (Exception)

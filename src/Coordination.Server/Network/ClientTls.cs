@@ -14,7 +14,7 @@ public enum ClientAuth { None, Want, Need }
 public sealed record ClientTlsSettings(
     string KeyStoreLocation, string KeyStorePassword, string KeyStoreType,
     string TrustStoreLocation, string TrustStorePassword, string TrustStoreType,
-    ClientAuth ClientAuth, SslProtocols Protocols, TimeSpan ReloadInterval)
+    ClientAuth ClientAuth, SslProtocols Protocols, TimeSpan ReloadInterval, bool PortUnification)
 {
     public static ClientTlsSettings Create(Config c) => new(
         c.GetString("key-store-location"), c.GetString("key-store-password"), c.GetString("key-store-type"),
@@ -32,7 +32,8 @@ public sealed record ClientTlsSettings(
             "TLSv1.3" => SslProtocols.Tls13,
             _ => throw new ConfigurationException($"coordination.client-ssl.enabled-protocols: '{name}' is not TLSv1.2 or TLSv1.3"),
         }),
-        c.GetTimeSpan("reload-interval"));
+        c.GetTimeSpan("reload-interval"),
+        c.GetBoolean("port-unification"));
 }
 
 /// <summary>
