@@ -16,6 +16,8 @@ public static class Acls
     public const string DigestScheme = "digest";
     public const string IpScheme = "ip";
     public const string SuperScheme = "super";
+    /// <summary>Ids of clients authenticated with SASL (the authorization id); see SaslAuthenticationProvider.</summary>
+    public const string SaslScheme = "sasl";
 
     /// <summary>True when <paramref name="auth"/> grants <paramref name="perm"/> on a node with <paramref name="acl"/>.
     /// Super always passes; an empty ACL grants everything (as in ZooKeeper).</summary>
@@ -36,10 +38,10 @@ public static class Acls
                 if (a.Id.Ident == Anyone) return true;
                 continue; // ZooKeeper has no provider for "world": other world ids match nobody
             }
-            if (scheme == DigestScheme)
+            if (scheme is DigestScheme or SaslScheme)
             {
                 for (var j = 0; j < ids.Count; j++)
-                    if (ids[j].Scheme == DigestScheme && ids[j].Ident == a.Id.Ident) return true;
+                    if (ids[j].Scheme == scheme && ids[j].Ident == a.Id.Ident) return true;
             }
             else if (scheme == IpScheme)
             {
@@ -249,6 +251,7 @@ public static class Acls
         var scheme = a.Id.Scheme;
         return (scheme == World && a.Id.Ident == Anyone)
             || (scheme == DigestScheme && IsValidDigestId(a.Id.Ident))
-            || (scheme == IpScheme && IsValidIpId(a.Id.Ident));
+            || (scheme == IpScheme && IsValidIpId(a.Id.Ident))
+            || (scheme == SaslScheme && a.Id.Ident.Length > 0);
     }
 }
