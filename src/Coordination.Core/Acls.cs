@@ -18,6 +18,8 @@ public static class Acls
     public const string SuperScheme = "super";
     /// <summary>A client certificate's subject DN, granted at the TLS handshake (ZooKeeper's X509AuthenticationProvider).</summary>
     public const string X509Scheme = "x509";
+    /// <summary>Ids of clients authenticated with SASL (the authorization id); see SaslAuthenticationProvider.</summary>
+    public const string SaslScheme = "sasl";
 
     /// <summary>True when <paramref name="auth"/> grants <paramref name="perm"/> on a node with <paramref name="acl"/>.
     /// Super always passes; an empty ACL grants everything (as in ZooKeeper).</summary>
@@ -38,15 +40,11 @@ public static class Acls
                 if (a.Id.Ident == Anyone) return true;
                 continue; // ZooKeeper has no provider for "world": other world ids match nobody
             }
-            if (scheme == DigestScheme)
+            if (scheme is DigestScheme or SaslScheme or X509Scheme)
             {
+                // Ids that match exactly: a digest hash, a SASL authorization id, a certificate subject.
                 for (var j = 0; j < ids.Count; j++)
-                    if (ids[j].Scheme == DigestScheme && ids[j].Ident == a.Id.Ident) return true;
-            }
-            else if (scheme == X509Scheme)
-            {
-                for (var j = 0; j < ids.Count; j++)
-                    if (ids[j].Scheme == X509Scheme && ids[j].Ident == a.Id.Ident) return true;
+                    if (ids[j].Scheme == scheme && ids[j].Ident == a.Id.Ident) return true;
             }
             else if (scheme == IpScheme)
             {
@@ -264,6 +262,7 @@ public static class Acls
         return (scheme == World && a.Id.Ident == Anyone)
             || (scheme == DigestScheme && IsValidDigestId(a.Id.Ident))
             || (scheme == IpScheme && IsValidIpId(a.Id.Ident))
-            || (scheme == X509Scheme && IsValidX509Id(a.Id.Ident));
+            || (scheme == X509Scheme && IsValidX509Id(a.Id.Ident))
+            || (scheme == SaslScheme && a.Id.Ident.Length > 0);
     }
 }

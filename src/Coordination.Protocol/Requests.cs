@@ -168,6 +168,13 @@ public sealed record SetAclRequest(string NodePath, IReadOnlyList<Acl>? Acl, int
     public override void Write(ref JuteWriter w) { w.WriteString(NodePath); Protocol.Acl.WriteList(ref w, Acl); w.WriteInt(Version); }
 }
 
+/// <summary>A SASL token from the client (ZooKeeper's GetSASLRequest, op sasl = 102).</summary>
+public sealed record SaslRequest(byte[]? Token) : ZkRequest
+{
+    public static SaslRequest Read(ref JuteReader r) => new(r.ReadBuffer());
+    public override void Write(ref JuteWriter w) => w.WriteBuffer(Token);
+}
+
 /// <summary>addauth. A null scheme or null auth bytes fail authentication (AuthFailed, then a close), as in ZooKeeper.</summary>
 public sealed record AuthRequest(int Type, string? Scheme, byte[]? Auth) : ZkRequest
 {
@@ -295,6 +302,7 @@ public static class Requests
         OpCode.SetAcl => SetAclRequest.Read(ref r),
         OpCode.Multi or OpCode.MultiRead => MultiRequest.Read(ref r),
         OpCode.Auth => AuthRequest.Read(ref r),
+        OpCode.Sasl => SaslRequest.Read(ref r),
         OpCode.SetWatches => SetWatchesRequest.Read(ref r, version2: false),
         OpCode.SetWatches2 => SetWatchesRequest.Read(ref r, version2: true),
         OpCode.AddWatch => AddWatchRequest.Read(ref r),

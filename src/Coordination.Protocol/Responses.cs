@@ -78,6 +78,13 @@ public sealed record GetAllChildrenNumberResponse(int TotalNumber) : ZkResponse
 }
 
 /// <summary>getEphemerals: a list of paths.</summary>
+/// <summary>The server's SASL token (ZooKeeper's SetSASLResponse); null after a failure.</summary>
+public sealed record SaslResponse(byte[]? Token) : ZkResponse
+{
+    public static SaslResponse Read(ref JuteReader r) => new(r.ReadBuffer());
+    public override void Write(ref JuteWriter w) => w.WriteBuffer(Token);
+}
+
 public sealed record StringListResponse(IReadOnlyList<string> Values) : ZkResponse
 {
     public static StringListResponse Read(ref JuteReader r) => new(r.ReadStringVector() ?? []);

@@ -38,6 +38,8 @@ public sealed record ServerSettings
     public required int MaxResponseSize { get; init; }
     public required IReadOnlySet<string> FourLetterWords { get; init; }
     public required string? SuperDigest { get; init; }
+    /// <summary>SASL DIGEST-MD5 users and passwords (ZooKeeper's JAAS Server section, user_NAME="password").</summary>
+    public required IReadOnlyDictionary<string, string> SaslUsers { get; init; }
     public required TimeSpan ContainerCheckInterval { get; init; }
     public required int ContainerMaxPerMinute { get; init; }
     public required int WatchDispatchers { get; init; }
@@ -90,6 +92,9 @@ public sealed record ServerSettings
             MaxResponseSize = checked((int)(c.GetByteSize("max-response-size") ?? 1049599)),
             FourLetterWords = words.Contains("*") ? Protocol.FourLetterWords.All.ToHashSet() : words.ToHashSet(),
             SuperDigest = string.IsNullOrWhiteSpace(superDigest) ? null : superDigest,
+            SaslUsers = c.GetConfig("sasl.users") is { IsEmpty: false } users
+                ? users.AsEnumerable().ToDictionary(kv => kv.Key.Trim('"'), kv => kv.Value.GetString(), StringComparer.Ordinal)
+                : new Dictionary<string, string>(),
             ContainerCheckInterval = c.GetTimeSpan("container-check-interval"),
             ContainerMaxPerMinute = c.GetInt("container-max-per-minute"),
             WatchDispatchers = Math.Max(1, c.GetInt("watch-dispatchers")),

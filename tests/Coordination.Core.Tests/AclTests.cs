@@ -90,7 +90,10 @@ public class AclTests
         Assert.True(Acls.Check([], Perms.Admin, anon)); // an empty ACL grants everything
         Assert.False(Acls.Check([new(Perms.All, new Id("world", "someone"))], Perms.Read, anon));
         Assert.False(Acls.Check([new(Perms.All, new Id("super", ""))], Perms.Read, anon));
-        Assert.False(Acls.Check([new(Perms.All, new Id("sasl", "x"))], Perms.Read, Ctx(new Id("sasl", "x"))));
+        // sasl: the SASL authorization id, exactly (ZooKeeper's SASLAuthenticationProvider, once SASL is configured).
+        Assert.True(Acls.Check([new(Perms.All, new Id("sasl", "x"))], Perms.Read, Ctx(new Id("sasl", "x"))));
+        Assert.False(Acls.Check([new(Perms.All, new Id("sasl", "x"))], Perms.Read, Ctx(new Id("sasl", "y"))));
+        Assert.False(Acls.Check([new(Perms.All, new Id("sasl", "x"))], Perms.Read, Ctx(new Id("digest", "x"))));
         Assert.False(Acls.Check([new((Perms)0, Id.Anyone)], Perms.Read, anon));
     }
 

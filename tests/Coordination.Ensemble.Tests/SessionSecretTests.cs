@@ -81,4 +81,27 @@ public sealed class SessionSecretTests
         Assert.Equal(ErrorCode.Ok, (await back.ExistsAsync("/held")).Header.Err);
         await back.CloseAsync();
     }
+
+    [Fact]
+    public async Task A_member_rebuilt_from_an_empty_data_dir_by_snap_checks_passwords_like_the_others()
+    {
+        await using var ensemble = await TestEnsemble.StartAsync(options: new TestEnsembleOptions { SnapshotEveryTxns = 200 });
+        await Ens.WaitSettledAsync(ensemble);
+        var wiped = Ens.Follower(ensemble);
+        var other = Ens.Follower(ensemble, wiped.Id);
+        await using var owner = await Ens.ConnectAsync(other, new WireClientOptions { SessionTimeoutMs = 30_000 });
+        await owner.CreateAsync("/snap-secret", null).OkAsync();
+
+        // Its data is gone, and the leader's log no longer reaches back to the secret: only a snapshot can bring it.
+        await ensemble.KillAsync(wiped.Id);
+        Directory.Delete(wiped.DataDir, recursive: true);
+        await Ens.CreateManyAsync(owner, "/snap-secret", "n", 900);
+        await ensemble.RestartAsync(wiped.Id);
+        await ensemble.WaitAllServingAsync(Ens.Settle);
+        Assert.True(wiped.Server!.Ensemble!.SnapshotsInstalled >= 1, "the wiped member was not synchronised by SNAP");
+
+        await AssertHijackRefusedAsync(wiped, owner.SessionId);
+        await using var moved = await AttachAsync(wiped, owner.SessionId, owner.Password);
+        Assert.Equal(owner.SessionId, moved.SessionId);
+    }
 }

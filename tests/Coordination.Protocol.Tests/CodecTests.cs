@@ -228,9 +228,16 @@ public class CodecTests
     }
 
     [Fact]
+    public void SaslTokensRoundTrip()
+    {
+        Assert.Equal([1, 2, 3], ((SaslRequest)RequestRoundTrip(OpCode.Sasl, new SaslRequest([1, 2, 3]))).Token);
+        Assert.Null(((SaslRequest)RequestRoundTrip(OpCode.Sasl, new SaslRequest(null))).Token);
+    }
+
+    [Fact]
     public void UnknownOpCodes()
     {
-        foreach (var op in new[] { OpCode.Reconfig, OpCode.Sasl, OpCode.DeleteContainer, (OpCode)999 })
+        foreach (var op in new[] { OpCode.Reconfig, OpCode.SessionSecret, OpCode.DeleteContainer, (OpCode)999 })
         {
             var e = Assert.Throws<UnknownOpException>(() => { var r = new JuteReader([]); Requests.Read(op, ref r); });
             Assert.Equal(op, e.Op);

@@ -33,6 +33,8 @@ public sealed class SessionActor : ReceiveActor
     private long _nextSeq = 1;
     private int _timeoutMs;
     private AuthContext _auth = new([]);
+    /// <summary>A SASL exchange in progress on the current connection.</summary>
+    private DigestMd5Server? _sasl;
 
     /// <summary>The connection that requests come from and outputs go to, once its handshake is answered.</summary>
     private ClientConnection? _connection;
@@ -79,6 +81,7 @@ public sealed class SessionActor : ReceiveActor
         _attaching = attach;
         _timeoutMs = attach.NegotiatedTimeoutMs;
         _auth = new AuthContext(ConnectionIds(attach.Connection));
+        _sasl = null;
         _audit.Identify(_sessionId, _auth, attach.Connection.RemoteAddress);   // before createSession commits
         attach.Connection.SessionId = _sessionId;
         attach.Connection.Owner = Self;
@@ -119,6 +122,9 @@ public sealed class SessionActor : ReceiveActor
                 // An undecodable auth packet closes the connection, as in ZooKeeper.
                 incoming.Connection.Abort();
                 return;
+            case OpCode.Sasl when incoming.Body is SaslRequest sasl:
+                Sasl(incoming, sasl);
+                return;
             default:
                 // ZooKeeper answers an unknown op code with Unimplemented and then closes the connection.
                 if (incoming.Body is UnknownOpRequest) _closeAfterXid = incoming.Xid;
@@ -145,6 +151,45 @@ public sealed class SessionActor : ReceiveActor
         _auth = new AuthContext(ids);
         _audit.Identify(_sessionId, _auth, incoming.Connection.RemoteAddress);
         incoming.Connection.Send(Frames.Encode(new ReplyHeader(Xids.AuthPacket, _lastZxid, ErrorCode.Ok), null), isResponse: true);
+    }
+
+    /// <summary>
+    /// One SASL step, answered at once as ZooKeeper's processSasl does (the Java client sends nothing else while it
+    /// authenticates). Success adds Id("sasl", user); a failure answers AuthFailed and closes the connection.
+    /// </summary>
+    private void Sasl(Incoming incoming, SaslRequest request)
+    {
+        _sasl ??= new DigestMd5Server(_settings.SaslUsers);
+        byte[] token;
+        try
+        {
+            token = _sasl.Evaluate(request.Token ?? []);
+        }
+        catch (SaslFailure e)
+        {
+            _log.Info("SASL authentication failed for session 0x{SessionId:x}: {Reason}", _sessionId, e.Message);
+            _sasl = null;
+            // As ZooKeeper, the failure carries a (null) token after the header: the Java client reads one before it
+            // notices the error, and only then reports AuthFailed instead of reconnecting.
+            var frame = new System.Buffers.ArrayBufferWriter<byte>(32);
+            Framing.WriteFrame(frame, incoming.Xid, (ref JuteWriter w, int xid) =>
+            {
+                new ReplyHeader(xid, 0, ErrorCode.AuthFailed).Write(ref w);
+                new SaslResponse(null).Write(ref w);
+            });
+            incoming.Connection.Send(frame.WrittenSpan.ToArray(), isResponse: true);
+            incoming.Connection.CloseAfterFlush();
+            return;
+        }
+        if (_sasl.IsComplete)
+        {
+            var id = new Id(Acls.SaslScheme, _sasl.AuthorizationId!);
+            if (!_auth.Ids.Contains(id)) _auth = new AuthContext([.. _auth.Ids, id]);
+            _audit.Identify(_sessionId, _auth, incoming.Connection.RemoteAddress);
+            _log.Info("Session 0x{SessionId:x} authenticated with SASL as {User}", _sessionId, _sasl.AuthorizationId);
+            _sasl = null;
+        }
+        incoming.Connection.Send(new ReplyHeader(incoming.Xid, _lastZxid, ErrorCode.Ok), new SaslResponse(token), isResponse: true);
     }
 
     /// <summary>Tells the leader the session is alive, at most twice per tick (ZooKeeper's followers batch touches per tick too).</summary>
