@@ -111,9 +111,9 @@ public sealed class MemberLinkTests
         // A member gone rogue: the impostor holds the secret and comes back on its own id and address, so its
         // links are genuinely authenticated as that member; it then writes in other members' names.
         await ensemble.KillAsync(impostor.Id);
-        // The impostor takes the address once the leader has noticed the member behind it went away. (Bound within
-        // milliseconds of the kill, before that, the leader's answers to the new process at that address sometimes
-        // never arrived: Akka's endpoint for the old incarnation, not the member port's authentication.)
+        // The impostor takes the address once the leader has noticed the member behind it went away. (Nothing
+        // below needs the leader to reach the impostor: in parallel runs its answers to the impostor sometimes
+        // did not arrive within 30 s, which this test does not chase; see the report of issue 17.)
         var leaderMetrics = ServerMetrics.For(leader.Server!.System).Ensemble;
         await Ens.EventuallyAsync(() => Task.FromResult(leaderMetrics.Learners == 1), Ens.Settle, "the leader notices the departure");
         var before = await ensemble.WaitConvergedAsync(Ens.Settle);
