@@ -111,9 +111,10 @@ public sealed class MemberLinkTests
         // A member gone rogue: the impostor holds the secret and comes back on its own id and address, so its
         // links are genuinely authenticated as that member; it then writes in other members' names.
         await ensemble.KillAsync(impostor.Id);
-        // The impostor takes the address once the leader has noticed the member behind it went away. (Nothing
-        // below needs the leader to reach the impostor: in parallel runs its answers to the impostor sometimes
-        // did not arrive within 30 s, which this test does not chase; see the report of issue 17.)
+        // The impostor takes the address once the leader has noticed the member behind it went away. Nothing below
+        // needs the leader to reach the impostor: a single answer to a new process at a member's address seconds
+        // after the old one died is sometimes lost (Akka gates the address; seen on the code before member
+        // authentication too), and the checks here must not depend on it.
         var leaderMetrics = ServerMetrics.For(leader.Server!.System).Ensemble;
         await Ens.EventuallyAsync(() => Task.FromResult(leaderMetrics.Learners == 1), Ens.Settle, "the leader notices the departure");
         var before = await ensemble.WaitConvergedAsync(Ens.Settle);
