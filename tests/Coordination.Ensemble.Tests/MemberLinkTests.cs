@@ -111,6 +111,12 @@ public sealed class MemberLinkTests
         // A member gone rogue: the impostor holds the secret and comes back on its own id and address, so its
         // links are genuinely authenticated as that member; it then writes in other members' names.
         await ensemble.KillAsync(impostor.Id);
+        // The impostor takes the address once the leader has noticed the member behind it went away. Nothing below
+        // needs the leader to reach the impostor: a single answer to a new process at a member's address seconds
+        // after the old one died is sometimes lost (Akka gates the address; seen on the code before member
+        // authentication too), and the checks here must not depend on it.
+        var leaderMetrics = ServerMetrics.For(leader.Server!.System).Ensemble;
+        await Ens.EventuallyAsync(() => Task.FromResult(leaderMetrics.Learners == 1), Ens.Settle, "the leader notices the departure");
         var before = await ensemble.WaitConvergedAsync(Ens.Settle);
         var refused = ServerMetrics.For(target.Server!.System).Ensemble;
         var refusedBefore = (refused.MemberMessagesRefused, ServerMetrics.For(leader.Server!.System).Ensemble.MemberMessagesRefused);
@@ -127,6 +133,15 @@ public sealed class MemberLinkTests
             At(target, PeerActor.Name).Tell(new Propose(leader.Id, new LogEntry(next, forged)), self);
             At(target, PeerActor.Name).Tell(new Commit(leader.Id, next), self);
             var replica = rogue.ActorOf(Props.Create(() => new Recorder(new())), "replica");
+            // In its own name it may forward only for sessions attached to it: the victim's session is attached to
+            // the target, and a session id the leader knows no owner for is no one's to take. These go first, so
+            // that once the leader has dropped the forward after them (same link, same actor: in order), it has
+            // handled them too; the checks below then show they changed nothing.
+            At(leader, "replica").Tell(new ForwardedRequest(impostor.Id, victim.SessionId, 10, (int)OpCode.CloseSession, [], []), replica);
+            var create = new System.Buffers.ArrayBufferWriter<byte>();
+            var w = new JuteWriter(create);
+            new CreateRequest("/taken", [], Acl.OpenAclUnsafe, 0).Write(ref w);
+            At(leader, "replica").Tell(new ForwardedRequest(impostor.Id, victim.SessionId ^ 0x5A5A, 11, (int)OpCode.Create, create.WrittenSpan.ToArray(), []), replica);
             At(leader, "replica").Tell(new ForwardedRequest(target.Id, victim.SessionId, 9, (int)OpCode.CloseSession, [], []), replica);
             await Ens.EventuallyAsync(() => Task.FromResult(
                     refused.MemberMessagesRefused >= refusedBefore.Item1 + 2 &&
@@ -138,6 +153,7 @@ public sealed class MemberLinkTests
             await rogue.Terminate();
         }
         Assert.Equal(before[target.Id], await ensemble.HashAsync(target.Id));
+        Assert.Equal(before[leader.Id], await ensemble.HashAsync(leader.Id));
         Assert.Equal(before[target.Id].Zxid, (await Ens.PeerStatusAsync(target)).LastZxid);
         await victim.SetDataAsync("/eph", Ens.Bytes("alive")).OkAsync();
     }

@@ -44,6 +44,9 @@ public sealed class MetricsTests
         m.Ensemble.SetSyncedFollowers(2);
         m.Ensemble.RecordFollowerSync(EnsembleMetrics.SyncKind.Snap);
         m.Ensemble.SetServerState("leading");
+        m.Ensemble.MemberAuthFailed();
+        m.Ensemble.MemberMessageRefused();
+        m.Ensemble.MemberMessageRefused();
 
         var b = new StringBuilder();
         m.WritePrometheus(b);
@@ -61,6 +64,8 @@ public sealed class MetricsTests
         Assert.Equal(2, s["synced_followers"]);
         Assert.Equal(1, s["follower_sync_count{kind=\"SNAP\"}"]);
         Assert.Equal(1, s["server_state{state=\"leading\"}"]);
+        Assert.Equal(1, s["member_auth_failures"]);
+        Assert.Equal(2, s["member_messages_refused"]);
         Assert.Contains("# TYPE request_latency_ms histogram", text);
     }
 }
