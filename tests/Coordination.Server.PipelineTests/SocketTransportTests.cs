@@ -25,6 +25,8 @@ public sealed class SocketTransportTests : IAsyncLifetime
             transport-class = "Coordination.Server.Ensemble.SocketTransport, Coordination.Server"
             hostname = 127.0.0.1, port = {{port}}
             maximum-frame-size = {{MaxFrame}}b
+            # These tests are about framing and reconnection; member authentication has its own (MemberLinkTests).
+            auth.insecure = on
           }
           remote.retry-gate-closed-for = 200ms
           coordinated-shutdown.run-by-actor-system-terminate = off
