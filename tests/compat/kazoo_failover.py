@@ -109,7 +109,11 @@ def main():
         fail("session changed from 0x%x to 0x%x" % (session, zk.client_id[0]))
     print("RECONNECTED to port %d, same session 0x%x" % (peer_port(zk), session), flush=True)
 
-    stat = zk.exists(eph)
+    # The server it re-attached to may itself still lose the dead leader and drop its clients (as ZooKeeper's
+    # followers do): ConnectionLoss is transient, so retry as a kazoo user does; the session must be the same after.
+    stat = zk.retry(zk.exists, eph)
+    if zk.client_id[0] != session or KazooState.LOST in states:
+        fail("the session changed or was lost after the reconnect (states %r)" % states)
     if stat is None:
         fail("ephemeral %s is gone after the failover" % eph)
     if stat.ephemeralOwner != session:
@@ -117,8 +121,8 @@ def main():
 
     other = KazooClient(hosts=args.hosts, timeout=10.0, connection_retry=retry, command_retry=retry)
     other.start(timeout=30)
-    other.sync(eph)
-    ostat = other.exists(eph)
+    other.retry(other.sync, eph)
+    ostat = other.retry(other.exists, eph)
     if ostat is None or ostat.ephemeralOwner != session:
         fail("a second client does not see the ephemeral owned by 0x%x: %r" % (session, ostat))
     if fired.is_set():
