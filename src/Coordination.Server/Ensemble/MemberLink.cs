@@ -13,6 +13,8 @@ public sealed class MemberLink(long memberId, string host, int port)
 {
     public long MemberId { get; } = memberId;
     public string Endpoint => $"{host}:{port}";
+    // Sender paths are compared as bytes: every message on the link carries one, and this runs per frame.
+    private readonly byte[] _hostUtf8 = Encoding.UTF8.GetBytes(host);
 
     /// <summary>True when <paramref name="pdu"/> (one Akka.Remote frame) claims no address but this member's.
     /// Throws <see cref="MemberAuthException"/> for a PDU that is not well-formed protobuf.</summary>
@@ -81,7 +83,8 @@ public sealed class MemberLink(long memberId, string host, int port)
         if (slash >= 0) authority = authority[..slash];
         var colon = authority.LastIndexOf((byte)':');
         if (colon <= 0 || !int.TryParse(authority[(colon + 1)..], out var p) || p != port) return false;
-        return Encoding.UTF8.GetString(authority[..colon]).Equals(host, StringComparison.OrdinalIgnoreCase);
+        var claimedHost = authority[..colon];
+        return claimedHost.SequenceEqual(_hostUtf8) || Ascii.EqualsIgnoreCase(claimedHost, _hostUtf8);
     }
 
     /// <summary>Just enough of protobuf's wire format to walk nested messages without allocating.</summary>
