@@ -7,6 +7,15 @@ using Coordination.Protocol;
 
 namespace Coordination.Core;
 
+/// <summary>
+/// The ACL schemes whose authentication provider is present beside world, ip and digest (ZooKeeper's ProviderRegistry:
+/// x509 is registered with the TLS setup, sasl with SASL). An ACL naming a scheme without its provider is InvalidACL.
+/// </summary>
+public sealed record AclProviders(bool X509, bool Sasl)
+{
+    public static readonly AclProviders All = new(true, true);
+}
+
 /// <summary>ACL checks with ZooKeeper's schemes world, auth, digest, ip and the super user.</summary>
 public static class Acls
 {
@@ -193,12 +202,14 @@ public static class Acls
 
     /// <summary>
     /// ZooKeeper's PrepRequestProcessor.fixupACL: rejects a null or empty list (after removing duplicates), expands
-    /// "auth" to the session's authenticated ids (digest and x509 ids: ip and super are not "authenticated" providers; the
-    /// ident of the auth entry is ignored), and rejects unknown schemes, world ids other than anyone, and malformed
-    /// digest or ip ids. Returns null for InvalidACL. Returns <paramref name="acl"/> itself when nothing changes.
+    /// "auth" to the session's authenticated ids (digest, x509 and sasl ids: ip and super are not "authenticated"
+    /// providers; the ident of the auth entry is ignored), and rejects unknown schemes, schemes whose provider is not
+    /// in <paramref name="providers"/> (default: all), world ids other than anyone, and malformed digest, ip or x509
+    /// ids. Returns null for InvalidACL. Returns <paramref name="acl"/> itself when nothing changes.
     /// </summary>
-    public static IReadOnlyList<Acl>? Fixup(IReadOnlyList<Acl>? acl, AuthContext auth)
+    public static IReadOnlyList<Acl>? Fixup(IReadOnlyList<Acl>? acl, AuthContext auth, AclProviders? providers = null)
     {
+        providers ??= AclProviders.All;
         if (acl is null || acl.Count == 0) return null;
         var needsCopy = false;
         HashSet<Acl>? seen = acl.Count > 8 ? new HashSet<Acl>() : null;
@@ -221,7 +232,7 @@ public static class Acls
         if (!needsCopy)
         {
             for (var i = 0; i < acl.Count; i++)
-                if (!IsValidEntry(acl[i])) return null;
+                if (!IsValidEntry(acl[i], providers)) return null;
             return acl;
         }
 
@@ -238,13 +249,13 @@ public static class Acls
                 var any = false;
                 foreach (var id in auth.Ids)
                 {
-                    if (id.Scheme is not (DigestScheme or X509Scheme)) continue;
+                    if (id.Scheme is not (DigestScheme or X509Scheme or SaslScheme)) continue;
                     result.Add(new Acl(a.Perms, id));
                     any = true;
                 }
                 if (!any) return null;
             }
-            else if (IsValidEntry(a))
+            else if (IsValidEntry(a, providers))
             {
                 result.Add(a);
             }
@@ -256,13 +267,13 @@ public static class Acls
         return result;
     }
 
-    private static bool IsValidEntry(Acl a)
+    private static bool IsValidEntry(Acl a, AclProviders providers)
     {
         var scheme = a.Id.Scheme;
         return (scheme == World && a.Id.Ident == Anyone)
             || (scheme == DigestScheme && IsValidDigestId(a.Id.Ident))
             || (scheme == IpScheme && IsValidIpId(a.Id.Ident))
-            || (scheme == X509Scheme && IsValidX509Id(a.Id.Ident))
-            || (scheme == SaslScheme && a.Id.Ident.Length > 0);
+            || (scheme == X509Scheme && providers.X509 && IsValidX509Id(a.Id.Ident))
+            || (scheme == SaslScheme && providers.Sasl && a.Id.Ident.Length > 0);
     }
 }

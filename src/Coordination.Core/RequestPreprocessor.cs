@@ -59,6 +59,9 @@ public sealed class RequestPreprocessor
     /// </summary>
     public bool CheckSessions { get; set; } = true;
 
+    /// <summary>The x509 and sasl providers this server has: an ACL naming a missing one is InvalidACL.</summary>
+    public AclProviders AclProviders { get; init; } = AclProviders.All;
+
     /// <summary>Largest data accepted in create/setData (BadArguments above it).</summary>
     public int MaxDataLength { get; set; } = DefaultMaxDataLength;
 
@@ -358,7 +361,7 @@ public sealed class RequestPreprocessor
         var path = request.NodePath;
         var lastSlash = path.LastIndexOf('/');
         if (lastSlash < 0 || path.Contains('\0')) return ErrorCode.BadArguments;
-        var acl = Acls.Fixup(request.Acl, auth);
+        var acl = Acls.Fixup(request.Acl, auth, AclProviders);
         if (acl is null) return ErrorCode.InvalidAcl;
         if (!TryGetState(ParentOf(path, lastSlash), out var parentKey, out var parent)) return ErrorCode.NoNode;
         if (!CheckAcl(parent.Acl, Perms.Create, auth)) return ErrorCode.NoAuth;
@@ -451,7 +454,7 @@ public sealed class RequestPreprocessor
         txn = null;
         var path = request.NodePath;
         if (Paths.Validate(path) is not null) return ErrorCode.BadArguments;
-        var acl = Acls.Fixup(request.Acl, auth);
+        var acl = Acls.Fixup(request.Acl, auth, AclProviders);
         if (acl is null) return ErrorCode.InvalidAcl;
         if (!TryGetState(path, out _, out var node)) return ErrorCode.NoNode;
         if (!CheckAcl(node.Acl, Perms.Admin, auth)) return ErrorCode.NoAuth;

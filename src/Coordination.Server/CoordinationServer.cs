@@ -23,6 +23,7 @@ public sealed class CoordinationServer : IAsyncDisposable
     public ActorSystem System { get; }
     public ServerSettings Settings { get; }
     public IActorRef Replica { get; }
+    /// <summary>The plain client port, or -1 when it is off.</summary>
     public int ClientPort => _listener.Port;
     /// <summary>The secure (TLS) client port, or -1 when there is none.</summary>
     public int SecureClientPort => _listener.SecurePort;
@@ -111,7 +112,8 @@ public sealed class CoordinationServer : IAsyncDisposable
         var listener = new ClientListener(settings, system, sessions, admin, registry);
         var server = new CoordinationServer(system, settings, replica, listener, StartHttp(settings, admin, Metrics.ServerMetrics.For(system), replica, m => system.Log.Warning(m)), ensemble);
         listener.Start();
-        system.Log.Info("Coordination server listening on {0}:{1}, data dir {2}", settings.ClientAddress, listener.Port, Path.GetFullPath(settings.DataDir));
+        if (listener.Port >= 0) system.Log.Info("Coordination server listening on {0}:{1}, data dir {2}", settings.ClientAddress, listener.Port, Path.GetFullPath(settings.DataDir));
+        else system.Log.Info("Coordination server: plain client port off, data dir {0}", Path.GetFullPath(settings.DataDir));
         if (listener.SecurePort >= 0) system.Log.Info("Secure (TLS) client port {0}:{1}", settings.ClientAddress, listener.SecurePort);
         return server;
     }

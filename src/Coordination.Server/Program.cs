@@ -16,7 +16,7 @@ for (var i = backup ? 1 : 0; i < args.Length; i++)
     switch (args[i])
     {
         case "--config": configFile = Next(); break;
-        case "--client-port": overrides.Add($"coordination.client-port = {int.Parse(Next())}"); break;
+        case "--client-port": overrides.Add($"coordination.client-port = {ClientPort(Next())}"); break;
         case "--client-address": overrides.Add($"coordination.client-address = \"{Next()}\""); break;
         case "--data-dir": overrides.Add($"coordination.data-dir = {Quote(Next())}"); break;
         case "--restore": overrides.Add($"coordination.persistence.restore-from = {Quote(Path.GetFullPath(Next()))}"); break;
@@ -32,6 +32,9 @@ for (var i = backup ? 1 : 0; i < args.Length; i++)
             return 2;
     }
 }
+
+// A port number, or off (only the secure client port serves).
+static string ClientPort(string value) => value == "off" ? value : int.Parse(value).ToString();
 
 var config = ConfigurationFactory.ParseString(string.Join("\n", overrides));
 if (configFile is not null)
@@ -68,6 +71,11 @@ catch (Coordination.Server.Persistence.RecoveryException e)
 {
     Console.Error.WriteLine($"FATAL: {e.Message}");
     return 3;
+}
+catch (ConfigurationException e)
+{
+    Console.Error.WriteLine($"Configuration error: {e.Message}");
+    return 2;
 }
 await using (node)
 {

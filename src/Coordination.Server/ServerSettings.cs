@@ -7,6 +7,7 @@ namespace Coordination.Server;
 public sealed record ServerSettings
 {
     public required long ServerId { get; init; }
+    /// <summary>The plain client port; -1 = none (client-port = off: only the secure port serves), 0 = any free port.</summary>
     public required int ClientPort { get; init; }
     /// <summary>The TLS client port (ZooKeeper's secureClientPort); -1 = none, 0 = any free port.</summary>
     public required int SecureClientPort { get; init; }
@@ -40,6 +41,10 @@ public sealed record ServerSettings
     public required string? SuperDigest { get; init; }
     /// <summary>SASL DIGEST-MD5 users and passwords (ZooKeeper's JAAS Server section, user_NAME="password").</summary>
     public required IReadOnlyDictionary<string, string> SaslUsers { get; init; }
+    /// <summary>SASL authorization ids that are the super user (zookeeper.superUser, zookeeper.superUser.N).</summary>
+    public required IReadOnlySet<string> SaslSuperUsers { get; init; }
+    /// <summary>Schemes one of which a session must have authenticated with (zookeeper.enforce.auth.*); empty = not enforced.</summary>
+    public required IReadOnlySet<string> EnforceAuthSchemes { get; init; }
     public required TimeSpan ContainerCheckInterval { get; init; }
     public required int ContainerMaxPerMinute { get; init; }
     public required int WatchDispatchers { get; init; }
@@ -47,6 +52,9 @@ public sealed record ServerSettings
     public required AdminHttpSettings Admin { get; init; }
     /// <summary>The <c>metrics</c> section: Prometheus text on its own endpoint (or the admin one, when they share it).</summary>
     public required AdminHttpSettings Metrics { get; init; }
+
+    /// <summary>x509 ACLs need a TLS client port (or port unification), sasl ACLs SASL users, as ZooKeeper needs their providers.</summary>
+    public Core.AclProviders AclProviders => new(SecureClientPort >= 0 || ClientTls.PortUnification, SaslUsers.Count > 0);
 
     public static Config Reference { get; } = LoadReference();
 
@@ -67,12 +75,20 @@ public sealed record ServerSettings
         var maxTimeout = (int)c.GetTimeSpan("max-session-timeout").TotalMilliseconds;
         var words = c.GetStringList("four-letter-words");
         var superDigest = c.GetString("super-digest");
+        var clientPort = ParseClientPort(c.GetString("client-port"));
+        var securePort = c.GetInt("secure-client-port");
+        var clientTls = Network.ClientTlsSettings.Create(c.GetConfig("client-ssl"));
+        if (clientPort < 0 && securePort < 0)
+            throw new ConfigurationException("client-port is off and there is no secure-client-port: the server would serve no client");
+        if (clientPort < 0 && clientTls.PortUnification)
+            throw new ConfigurationException("client-ssl.port-unification needs the plain client-port, which is off");
+        var saslUsers = ReadSaslUsers(c);
         return new ServerSettings
         {
             ServerId = c.GetLong("server-id"),
-            ClientPort = c.GetInt("client-port"),
-            SecureClientPort = c.GetInt("secure-client-port"),
-            ClientTls = Network.ClientTlsSettings.Create(c.GetConfig("client-ssl")),
+            ClientPort = clientPort,
+            SecureClientPort = securePort,
+            ClientTls = clientTls,
             X509SuperUser = string.IsNullOrWhiteSpace(c.GetString("x509-super-user")) ? null : c.GetString("x509-super-user"),
             ClientAddress = c.GetString("client-address"),
             DataDir = c.GetString("data-dir"),
@@ -92,9 +108,9 @@ public sealed record ServerSettings
             MaxResponseSize = checked((int)(c.GetByteSize("max-response-size") ?? 1049599)),
             FourLetterWords = words.Contains("*") ? Protocol.FourLetterWords.All.ToHashSet() : words.ToHashSet(),
             SuperDigest = string.IsNullOrWhiteSpace(superDigest) ? null : superDigest,
-            SaslUsers = c.GetConfig("sasl.users") is { IsEmpty: false } users
-                ? users.AsEnumerable().ToDictionary(kv => kv.Key.Trim('"'), kv => kv.Value.GetString(), StringComparer.Ordinal)
-                : new Dictionary<string, string>(),
+            SaslUsers = saslUsers,
+            SaslSuperUsers = c.GetStringList("sasl.super-users").ToHashSet(StringComparer.Ordinal),
+            EnforceAuthSchemes = EnforcedSchemes(c.GetConfig("auth.enforce"), securePort >= 0 || clientTls.PortUnification, saslUsers.Count > 0),
             ContainerCheckInterval = c.GetTimeSpan("container-check-interval"),
             ContainerMaxPerMinute = c.GetInt("container-max-per-minute"),
             WatchDispatchers = Math.Max(1, c.GetInt("watch-dispatchers")),
@@ -102,6 +118,53 @@ public sealed record ServerSettings
             Metrics = AdminHttpSettings.Create(c.GetConfig("metrics"), c.GetConfig("client-ssl")),
         };
     }
+
+    /// <summary>sasl.users, and the user_NAME options of the JAAS file's section when sasl.jaas-file is set.</summary>
+    private static Dictionary<string, string> ReadSaslUsers(Config c)
+    {
+        var users = c.GetConfig("sasl.users") is { IsEmpty: false } section
+            ? section.AsEnumerable().ToDictionary(kv => kv.Key.Trim('"'), kv => kv.Value.GetString(), StringComparer.Ordinal)
+            : new Dictionary<string, string>(StringComparer.Ordinal);
+        var jaasFile = c.GetString("sasl.jaas-file", "");
+        if (string.IsNullOrWhiteSpace(jaasFile)) return users;
+        Dictionary<string, string> fromFile;
+        try { fromFile = Sessions.JaasFile.ReadUsers(jaasFile, c.GetString("sasl.jaas-section", "Server")); }
+        catch (FormatException e) { throw new ConfigurationException("sasl.jaas-file: " + e.Message); }
+        foreach (var (user, password) in fromFile)
+            if (!users.TryAdd(user, password))
+                throw new ConfigurationException($"sasl.jaas-file: user {user} is also in sasl.users; define it once");
+        return users;
+    }
+
+    /// <summary>auth.enforce: the schemes, each of which must have its provider here (as ZooKeeper's AuthenticationHelper checks).</summary>
+    private static HashSet<string> EnforcedSchemes(Config c, bool tls, bool sasl)
+    {
+        if (!c.GetBoolean("enabled")) return [];
+        var schemes = c.GetStringList("schemes").Select(s => s.Trim()).ToHashSet(StringComparer.Ordinal);
+        if (schemes.Count == 0) throw new ConfigurationException("auth.enforce.enabled is on: auth.enforce.schemes must name at least one scheme");
+        foreach (var scheme in schemes)
+        {
+            var available = scheme switch
+            {
+                Core.Acls.DigestScheme or Core.Acls.IpScheme => true,
+                Core.Acls.X509Scheme => tls,
+                Core.Acls.SaslScheme => sasl,
+                _ => false,
+            };
+            if (!available)
+                throw new ConfigurationException($"auth.enforce.schemes: authentication scheme '{scheme}' is not available" +
+                    (scheme == Core.Acls.X509Scheme ? " (x509 needs secure-client-port or port unification)" : scheme == Core.Acls.SaslScheme ? " (sasl needs sasl.users or sasl.jaas-file)" : ""));
+        }
+        return schemes;
+    }
+
+    /// <summary>A port number, or off (HOCON's off/false/none, or -1): no plain client port, as ZooKeeper without clientPort.</summary>
+    private static int ParseClientPort(string value) => value.Trim().ToLowerInvariant() switch
+    {
+        "off" or "false" or "none" or "-1" => -1,
+        var text when int.TryParse(text, out var port) && port is >= 0 and <= 65535 => port,
+        _ => throw new ConfigurationException($"client-port must be a port number or off, not '{value}'"),
+    };
 
     /// <summary>Negotiates a client's requested timeout into [min, max], as ZooKeeper does.</summary>
     public int NegotiateTimeout(int requestedMs) => Math.Clamp(requestedMs, MinSessionTimeoutMs, MaxSessionTimeoutMs);

@@ -87,6 +87,30 @@ public static class ProcStats
         catch { return -1; }
     }
 
+    /// <summary>The TCP ports the process listens on (IPv4 and IPv6), from its socket descriptors and /proc/net/tcp*.</summary>
+    public static SortedSet<int> ListeningTcpPorts(int pid)
+    {
+        var inodes = new HashSet<string>();
+        foreach (var fd in Directory.GetFileSystemEntries($"/proc/{pid}/fd"))
+        {
+            var target = new FileInfo(fd).LinkTarget;
+            if (target is not null && target.StartsWith("socket:[", StringComparison.Ordinal)) inodes.Add(target[8..^1]);
+        }
+        var ports = new SortedSet<int>();
+        foreach (var table in new[] { $"/proc/{pid}/net/tcp", $"/proc/{pid}/net/tcp6" })
+        {
+            if (!File.Exists(table)) continue;
+            foreach (var line in File.ReadLines(table).Skip(1))
+            {
+                // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+                var f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                if (f.Length > 9 && f[3] == "0A" && inodes.Contains(f[9]))
+                    ports.Add(Convert.ToInt32(f[1][(f[1].LastIndexOf(':') + 1)..], 16));
+            }
+        }
+        return ports;
+    }
+
     public static string FormatBytes(long bytes) =>
         bytes < 0 ? "n/a" : bytes >= 1 << 20 ? $"{bytes / (double)(1 << 20):F1} MiB" : $"{bytes / 1024.0:F1} KiB";
 }

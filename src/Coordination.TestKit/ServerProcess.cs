@@ -42,6 +42,11 @@ public sealed record ServerProcessOptions
     public Func<Socket>? SocketFactory { get; init; }
     /// <summary>Extra environment variables of the server process.</summary>
     public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
+    /// <summary>No plain client port (ours: client-port = off; Apache: no clientPort in zoo.cfg). The server is then
+    /// ready when <see cref="ReadyProbe"/> says so, which such a test must give.</summary>
+    public bool PlainPortOff { get; init; }
+    /// <summary>Replaces the readiness check (ruok and a session on the plain port), e.g. a session over TLS.</summary>
+    public Func<CancellationToken, Task<bool>>? ReadyProbe { get; init; }
 }
 
 /// <summary>
@@ -170,8 +175,11 @@ public sealed class ServerProcess : IAsyncDisposable
             var cfg = new StringBuilder();
             cfg.AppendLine($"tickTime={_options.TickTimeMs}");
             cfg.AppendLine($"dataDir={DataDir}");
-            cfg.AppendLine($"clientPort={Port}");
-            cfg.AppendLine($"clientPortAddress={Host}");
+            if (!_options.PlainPortOff)
+            {
+                cfg.AppendLine($"clientPort={Port}");
+                cfg.AppendLine($"clientPortAddress={Host}");
+            }
             cfg.AppendLine("4lw.commands.whitelist=*");
             cfg.AppendLine("admin.enableServer=false");
             cfg.AppendLine("maxClientCnxns=0"); // default is 60 per client IP; the scale test opens 1,000 from 127.0.0.1
@@ -196,7 +204,7 @@ public sealed class ServerProcess : IAsyncDisposable
             psi.FileName = "dotnet";
             psi.ArgumentList.Add(FindServerDll());
             psi.ArgumentList.Add("--client-port");
-            psi.ArgumentList.Add(Port.ToString());
+            psi.ArgumentList.Add(_options.PlainPortOff ? "off" : Port.ToString());
             psi.ArgumentList.Add("--client-address");
             psi.ArgumentList.Add(Host);
             psi.ArgumentList.Add("--data-dir");
@@ -260,9 +268,14 @@ public sealed class ServerProcess : IAsyncDisposable
                 throw new ServerStartException(
                     $"{_kind} server exited with code {_process.ExitCode} during startup on port {Port}. Last output:\n{Tail(60)}", OutputTail);
             }
+            if (_options.ReadyProbe is { } probe)
+            {
+                waitingFor = "the ready probe";
+                if (await probe(ct).ConfigureAwait(false)) return;
+            }
             // Apache answers ruok before its database is loaded and closes client connections until then, so a
             // server is ready only when ruok says imok and a session handshake succeeds.
-            if (await FourLetterWord.IsOkAsync(Host, Port, TimeSpan.FromSeconds(2), ct, _options.SocketFactory).ConfigureAwait(false))
+            else if (await FourLetterWord.IsOkAsync(Host, Port, TimeSpan.FromSeconds(2), ct, _options.SocketFactory).ConfigureAwait(false))
             {
                 waitingFor = "a session handshake (ruok already answers imok)";
                 if (await CanOpenSessionAsync(ct).ConfigureAwait(false)) return;

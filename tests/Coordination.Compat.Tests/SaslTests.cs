@@ -83,4 +83,50 @@ public sealed class SaslTests(ITestOutputHelper output)
     [MemberData(nameof(Targets))]
     public Task A_wrong_DIGEST_MD5_password_ends_in_AuthFailed(string target) =>
         CheckAsync(target, "not-" + Password, "refused");
+
+    /// <summary>
+    /// One server JAAS file for both servers (Apache: java.security.auth.login.config; ours: sasl.jaas-file), with
+    /// comments, two users and a second section; admin is the SASL super user (zookeeper.superUser, sasl.super-users)
+    /// and reads a node only digest:nobody may read, bob (from the same file) is not and gets NoAuth.
+    /// </summary>
+    [SkippableTheory]
+    [MemberData(nameof(Targets))]
+    public async Task Users_come_from_the_server_JAAS_file_and_the_SASL_super_user_reads_every_node(string target)
+    {
+        CompatEnvironment.SkipUnlessAvailable(needsKazoo: false);
+        var dir = CompatEnvironment.CreateTempDir("compat-sasl-jaas-" + target);
+        try
+        {
+            var serverJaas = Jaas(dir, "server.jaas", """
+                /* The server's section, as an operator would have it for Apache ZooKeeper. */
+                Server {
+                    // DIGEST-MD5 users
+                    org.apache.zookeeper.server.auth.DigestLoginModule required
+                        user_admin="admins-secret"
+                        user_bob="bobs-secret";
+                };
+                QuorumServer { org.apache.zookeeper.server.auth.DigestLoginModule required user_member="not-a-client"; };
+                """);
+            await using var server = await ServerProcess.StartAsync(target, new ServerProcessOptions
+            {
+                ExtraHocon = $"coordination.sasl {{ jaas-file = \"{serverJaas}\", super-users = [admin] }}",
+                JavaOptions = ["-Djava.security.auth.login.config=" + serverJaas, "-Dzookeeper.superUser=admin"],
+                ExtraZooCfg = ["authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider"],
+            });
+            output.WriteLine($"started {server}");
+            async Task Run(string user, string password, string path, string expect)
+            {
+                var clientJaas = Jaas(dir, $"client-{user}.jaas",
+                    $"Client {{ org.apache.zookeeper.server.auth.DigestLoginModule required username=\"{user}\" password=\"{password}\"; }};\n");
+                var r = await ProcessRunner.RunAsync(CompatEnvironment.Java,
+                    ["-Xmx256m", "-Djava.security.auth.login.config=" + clientJaas, "-cp", CompatEnvironment.ClientClasspath(await Classes.Value),
+                        "SaslCheck", "super", server.ConnectString, path, expect], TimeSpan.FromSeconds(90));
+                output.WriteLine($"{user}: {r.Output}");
+                Assert.True(r.Succeeded, $"{target}, {user} expecting {expect}: {r.Output}\n--- server ---\n{server.OutputTail}");
+            }
+            await Run("admin", "admins-secret", "/sasl-super-admin", "ok");
+            await Run("bob", "bobs-secret", "/sasl-super-bob", "noauth");
+        }
+        finally { CompatEnvironment.TryDeleteDir(dir); }
+    }
 }

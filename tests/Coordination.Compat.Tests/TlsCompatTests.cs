@@ -58,7 +58,10 @@ public sealed class ApacheTlsFixture : ApacheZooKeeperFixture, ITlsServer
         return [$"secureClientPort={SecurePort}"];
     }
 
-    protected override IEnumerable<string> ExtraJvmOptions
+    protected override IEnumerable<string> ExtraJvmOptions => JvmOptions;
+
+    /// <summary>The system properties of a secure client port with <see cref="TlsMaterial"/>'s certificates.</summary>
+    public static IReadOnlyList<string> JvmOptions
     {
         get
         {
@@ -85,11 +88,17 @@ public sealed class OursTlsFixture : ServerFixture, ITlsServer
 
     protected override ProcessStartInfo CreateStartInfo(string workDir, int port)
     {
-        var m = TlsMaterial.Get();
         SecurePort = CompatEnvironment.FreePort();
-        return CoordinationServerFixture.StartInfo(workDir, port, $$"""
+        return CoordinationServerFixture.StartInfo(workDir, port, Hocon(SecurePort));
+    }
+
+    /// <summary>Our settings for a secure client port with <see cref="TlsMaterial"/>'s certificates.</summary>
+    public static string Hocon(int securePort)
+    {
+        var m = TlsMaterial.Get();
+        return $$"""
             coordination {
-              secure-client-port = {{SecurePort}}
+              secure-client-port = {{securePort}}
               x509-super-user = "{{TlsMaterial.AdminId}}"
               client-ssl {
                 key-store-location = "{{m.Server.Pkcs12}}"
@@ -98,7 +107,7 @@ public sealed class OursTlsFixture : ServerFixture, ITlsServer
                 client-auth = need
               }
             }
-            """);
+            """;
     }
 }
 
@@ -160,6 +169,15 @@ public abstract class TlsCompatTestsBase(ITlsServer tls, ITestOutputHelper outpu
         List<string> args = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xmx256m", .. JavaTlsOptions(certificate),
             "-cp", CompatEnvironment.ClientClasspath(classes), "ZkTlsChecks", await SecureHostsAsync(), .. check];
         return Log("java", await ProcessRunner.RunAsync(CompatEnvironment.Java, args, ClientTimeout));
+    }
+
+    /// <summary>ZkTlsChecks over the plain client port, without TLS.</summary>
+    private async Task<ProcessResult> JavaPlainAsync(params string[] check)
+    {
+        var classes = await JavaChecksBuild.GetClassesDirAsync();
+        List<string> args = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xmx256m",
+            "-cp", CompatEnvironment.ClientClasspath(classes), "ZkTlsChecks", await tls.Server.GetHostsAsync(), .. check];
+        return Log("java (plain port)", await ProcessRunner.RunAsync(CompatEnvironment.Java, args, ClientTimeout));
     }
 
     private async Task<ProcessResult> ZkCliAsync(IssuedCertificate certificate, params string[] command)
@@ -260,6 +278,21 @@ public abstract class TlsCompatTestsBase(ITlsServer tls, ITestOutputHelper outpu
             Assert.Equal("secret", Encoding.UTF8.GetString((await one.GetDataAsync(path)).Data!));
         await using (var two = await DotNetAsync(_m.ClientTwo))
             await Assert.ThrowsAsync<NoAuthException>(() => two.GetDataAsync(path));
+    }
+
+    /// <summary>
+    /// addauth x509 (ZooKeeper's X509AuthenticationProvider.handleAuthentication): on a TLS connection with a verified
+    /// certificate it succeeds and the session keeps its x509 id; on a plain connection there is no certificate, so it
+    /// ends in AuthFailed.
+    /// </summary>
+    [SkippableFact]
+    public async Task Addauth_x509_takes_the_connection_certificate_and_fails_without_one()
+    {
+        CompatEnvironment.SkipUnlessAvailable(needsKazoo: false);
+        var path = UniquePath("addauth-x509");
+        Passed(await JavaAsync(_m.ClientOne, "create-x509", path, TlsMaterial.ClientOneId), "create with an x509 ACL");
+        Passed(await JavaAsync(_m.ClientOne, "addauth-x509", "ok", path), "addauth x509 over TLS with a certificate");
+        Passed(await JavaPlainAsync("addauth-x509", "authfailed"), "addauth x509 on the plain port");
     }
 
     [SkippableFact]

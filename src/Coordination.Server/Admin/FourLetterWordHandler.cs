@@ -185,7 +185,7 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
     {
         var b = new StringBuilder();
         b.Append("clientPort=").Append(settings.ClientPort).Append('\n');
-        b.Append("secureClientPort=-1\n");
+        b.Append("secureClientPort=").Append(settings.SecureClientPort).Append('\n');
         b.Append("dataDir=").Append(Path.GetFullPath(settings.DataDir)).Append('\n');
         b.Append("dataDirSize=").Append(DirSize(settings.DataDir)).Append('\n');
         b.Append("dataLogDir=").Append(Path.GetFullPath(settings.DataDir)).Append('\n');

@@ -12,7 +12,7 @@ namespace Coordination.Server.Network;
 /// </summary>
 public sealed class ClientListener : IAsyncDisposable
 {
-    private readonly Socket _socket;
+    private readonly Socket? _socket;
     private readonly Socket? _secureSocket;
     private readonly ClientTls? _tls;
     private readonly ServerSettings _settings;
@@ -38,7 +38,7 @@ public sealed class ClientListener : IAsyncDisposable
         _limits.Metrics.TrackOutstanding(() => _limits.Outstanding);
         (_maxConnections, var capReason) = FileDescriptorBudget.Resolve(settings.MaxConnections, settings.FileDescriptorReserve);
         system.Log.Info("Client connections: at most {0} in total ({1}), {2} per address", _maxConnections == 0 ? "unlimited" : _maxConnections.ToString(), capReason, settings.MaxClientConnections);
-        _socket = Bind(settings.ClientPort);
+        if (settings.ClientPort >= 0) _socket = Bind(settings.ClientPort);
         if (settings.SecureClientPort >= 0 || settings.ClientTls.PortUnification)
             _tls = new ClientTls(settings.ClientTls, message => system.Log.Warning(message));
         if (settings.SecureClientPort >= 0) _secureSocket = Bind(settings.SecureClientPort);
@@ -58,15 +58,15 @@ public sealed class ClientListener : IAsyncDisposable
         catch { socket.Dispose(); _socket?.Dispose(); throw; }
     }
 
-    /// <summary>The bound port (differs from the setting when it was 0).</summary>
-    public int Port => ((IPEndPoint)_socket.LocalEndPoint!).Port;
+    /// <summary>The bound port (differs from the setting when it was 0), or -1 when the plain port is off.</summary>
+    public int Port => _socket is null ? -1 : ((IPEndPoint)_socket.LocalEndPoint!).Port;
 
     /// <summary>The bound secure (TLS) port, or -1 when there is none.</summary>
     public int SecurePort => _secureSocket is null ? -1 : ((IPEndPoint)_secureSocket.LocalEndPoint!).Port;
 
     public void Start()
     {
-        _acceptLoop = AcceptLoopAsync(_socket, _settings.ClientTls.PortUnification ? _tls : null, unified: true);
+        if (_socket is not null) _acceptLoop = AcceptLoopAsync(_socket, _settings.ClientTls.PortUnification ? _tls : null, unified: true);
         if (_secureSocket is not null) _secureAcceptLoop = AcceptLoopAsync(_secureSocket, _tls, unified: false);
         _watchdog = WatchdogAsync();
         if (Environment.GetEnvironmentVariable("COORDINATION_ALLOC_DIAG") is { Length: > 0 } period && period != "0")
@@ -190,7 +190,7 @@ public sealed class ClientListener : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _cts.Cancel();
-        _socket.Dispose();
+        _socket?.Dispose();
         _secureSocket?.Dispose();
         if (_acceptLoop is not null) await _acceptLoop.ConfigureAwait(false);
         if (_secureAcceptLoop is not null) await _secureAcceptLoop.ConfigureAwait(false);

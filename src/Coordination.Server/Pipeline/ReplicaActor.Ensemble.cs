@@ -181,7 +181,7 @@ public sealed partial class ReplicaActor
         AbortSnapshot();
         _tree = m.Tree;
         _passwords.Learn(_tree.SessionSecret);
-        _prep = new RequestPreprocessor(_tree, _settings.SuperDigest, _tree.LastZxid);
+        _prep = NewPreprocessor(_tree);
         _logger.Info("Replica state replaced by a snapshot at zxid 0x{0:x}", _tree.LastZxid);
     }
 

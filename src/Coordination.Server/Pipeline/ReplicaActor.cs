@@ -90,7 +90,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         _clock = clock;
         _ensemble = ensemble;
         _serving = _leading = ensemble is null;
-        _prep = new RequestPreprocessor(tree, settings.SuperDigest, tree.LastZxid);
+        _prep = NewPreprocessor(tree);
         _passwords.Learn(tree.SessionSecret);
         _dispatchers = Enumerable.Range(0, settings.WatchDispatchers)
             .Select(i => Context.ActorOf(WatchDispatcherActor.Props(), $"watches-{i}")).ToArray();
@@ -136,6 +136,9 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     /// replicated). A leader elected before an earlier one's secret committed proposes its own; only the first
     /// committed counts.
     /// </summary>
+    private RequestPreprocessor NewPreprocessor(DataTree tree) =>
+        new(tree, _settings.SuperDigest, tree.LastZxid) { AclProviders = _settings.AclProviders };
+
     private void ProposeSessionSecretIfNone()
     {
         if (_tree.SessionSecret is not null) return;

@@ -110,6 +110,11 @@ public sealed class SessionActor : ReceiveActor
         TouchIfDue();
         incoming.Connection.LastOp = ServerStats.Abbreviation(incoming.Op);
         incoming.Connection.LastCxid = incoming.Xid;
+        if (incoming.Op is not (OpCode.Auth or OpCode.Sasl) && !Authenticated())
+        {
+            RefuseUnauthenticated(incoming);
+            return;
+        }
         switch (incoming.Op)
         {
             case OpCode.Ping:
@@ -135,9 +140,38 @@ public sealed class SessionActor : ReceiveActor
         }
     }
 
+    /// <summary>True unless auth.enforce is on and none of the session's ids has one of its schemes.</summary>
+    private bool Authenticated()
+    {
+        var schemes = _settings.EnforceAuthSchemes;
+        if (schemes.Count == 0) return true;
+        foreach (var id in _auth.Ids)
+            if (schemes.Contains(id.Scheme)) return true;
+        return false;
+    }
+
+    /// <summary>
+    /// As ZooKeeper 3.8's AuthenticationHelper.enforceAuthentication: any request but auth and SASL (a ping too) from a
+    /// session that has not authenticated gets SessionClosedRequireAuth, and the connection (not the session) is closed.
+    /// </summary>
+    private void RefuseUnauthenticated(Incoming incoming)
+    {
+        _log.Warning("Session 0x{SessionId:x} sent {Op} without authenticating with any of {Schemes}: closing its connection",
+            _sessionId, incoming.Op, string.Join(", ", _settings.EnforceAuthSchemes));
+        incoming.Connection.Send(Frames.Encode(new ReplyHeader(incoming.Xid, 0, ErrorCode.SessionClosedRequireSaslAuth), null), isResponse: true);
+        incoming.Connection.CloseAfterFlush();
+    }
+
     private void Authenticate(Incoming incoming, AuthRequest auth)
     {
-        var granted = Acls.AuthenticateIds(auth.Scheme, auth.Auth, _settings.SuperDigest);
+        var granted = auth.Scheme switch
+        {
+            // As ZooKeeper's IPAuthenticationProvider and X509AuthenticationProvider: "ip" re-adds the address, "x509"
+            // the verified certificate of this connection (AuthFailed without one, or without TLS configured).
+            Acls.IpScheme => [new Id(Acls.IpScheme, incoming.Connection.RemoteAddress)],
+            Acls.X509Scheme => ConnectionIds(incoming.Connection).Where(id => id.Scheme != Acls.IpScheme).ToList(),
+            _ => Acls.AuthenticateIds(auth.Scheme, auth.Auth, _settings.SuperDigest),
+        };
         if (granted is null || granted.Count == 0)
         {
             // As ZooKeeper: AuthFailed, then the connection closes and the client reports AUTH_FAILED.
@@ -170,11 +204,13 @@ public sealed class SessionActor : ReceiveActor
             _log.Info("SASL authentication failed for session 0x{SessionId:x}: {Reason}", _sessionId, e.Message);
             _sasl = null;
             // As ZooKeeper, the failure carries a (null) token after the header: the Java client reads one before it
-            // notices the error, and only then reports AuthFailed instead of reconnecting.
+            // notices the error, and only then reports AuthFailed instead of reconnecting. When SASL is required
+            // (auth.enforce names sasl) the error is SessionClosedRequireAuth instead.
+            var error = _settings.EnforceAuthSchemes.Contains(Acls.SaslScheme) ? ErrorCode.SessionClosedRequireSaslAuth : ErrorCode.AuthFailed;
             var frame = new System.Buffers.ArrayBufferWriter<byte>(32);
             Framing.WriteFrame(frame, incoming.Xid, (ref JuteWriter w, int xid) =>
             {
-                new ReplyHeader(xid, 0, ErrorCode.AuthFailed).Write(ref w);
+                new ReplyHeader(xid, 0, error).Write(ref w);
                 new SaslResponse(null).Write(ref w);
             });
             incoming.Connection.Send(frame.WrittenSpan.ToArray(), isResponse: true);
@@ -185,6 +221,9 @@ public sealed class SessionActor : ReceiveActor
         {
             var id = new Id(Acls.SaslScheme, _sasl.AuthorizationId!);
             if (!_auth.Ids.Contains(id)) _auth = new AuthContext([.. _auth.Ids, id]);
+            // zookeeper.superUser: ZooKeeper adds Id("super", "") after the sasl id.
+            var super = new Id(Acls.SuperScheme, "");
+            if (_settings.SaslSuperUsers.Contains(id.Ident) && !_auth.Ids.Contains(super)) _auth = new AuthContext([.. _auth.Ids, super]);
             _audit.Identify(_sessionId, _auth, incoming.Connection.RemoteAddress);
             _log.Info("Session 0x{SessionId:x} authenticated with SASL as {User}", _sessionId, _sasl.AuthorizationId);
             _sasl = null;

@@ -20,16 +20,22 @@ import org.apache.zookeeper.data.Id;
  *   create-x509 PATH DN      create PATH readable and writable only by x509:DN
  *   read PATH ok|noauth      getData PATH succeeds, or fails with NoAuth
  *   no-connect               the session is never established (within 8 s)
+ *   addauth-x509 ok PATH     addAuthInfo("x509") is accepted (no AuthFailed) and PATH (ACL x509:this certificate) reads
+ *   addauth-x509 authfailed  addAuthInfo("x509") ends in AuthFailed (no certificate on this connection)
+ *   require-auth refused     (zookeeper.enforce.auth.*) the first request throws SessionClosedRequireAuthException
+ *   require-auth digest PATH after addAuthInfo("digest") PATH is created with CREATOR_ALL_ACL and read back
+ * The last two run without TLS too.
  */
 public final class ZkTlsChecks {
     public static void main(String[] args) throws Exception {
         String hosts = args[0];
         String check = args[1];
-        CountDownLatch connected = new CountDownLatch(1);
+        CountDownLatch connected = new CountDownLatch(1), authFailed = new CountDownLatch(1);
         LinkedBlockingQueue<WatchedEvent> events = new LinkedBlockingQueue<>();
         ZooKeeper zk = new ZooKeeper(hosts, 10000, e -> {
             if (e.getType() == Watcher.Event.EventType.None) {
                 if (e.getState() == Watcher.Event.KeeperState.SyncConnected) connected.countDown();
+                if (e.getState() == Watcher.Event.KeeperState.AuthFailed) authFailed.countDown();
             } else {
                 events.add(e);
             }
@@ -71,6 +77,30 @@ public final class ZkTlsChecks {
                     }
                     break;
                 }
+                case "addauth-x509":
+                    zk.addAuthInfo("x509", new byte[0]);
+                    if (args[2].equals("ok")) {
+                        zk.getData(args[3], false, null);   // answered after the auth packet
+                        if (authFailed.getCount() == 0) fail("AuthFailed");
+                    } else if (!authFailed.await(10, TimeUnit.SECONDS)) {
+                        fail("no AuthFailed for addauth x509");
+                    }
+                    break;
+                case "require-auth":
+                    if (args[2].equals("refused")) {
+                        try {
+                            zk.exists("/", false);
+                            fail("an unauthenticated client was served");
+                        } catch (KeeperException.SessionClosedRequireAuthException expected) {
+                            System.out.println("got " + expected.code() + " (" + expected.code().intValue() + ")");
+                        }
+                    } else {
+                        zk.addAuthInfo("digest", "alice:alices-secret".getBytes(StandardCharsets.UTF_8));
+                        zk.create(args[3], "a".getBytes(StandardCharsets.UTF_8), ZooDefs.Ids.CREATOR_ALL_ACL, CreateMode.PERSISTENT);
+                        String read = new String(zk.getData(args[3], false, null), StandardCharsets.UTF_8);
+                        if (!read.equals("a")) fail("read " + read);
+                    }
+                    break;
                 default:
                     fail("unknown check " + check);
             }

@@ -6,6 +6,7 @@ import java.util.concurrent.TimeUnit;
 import org.apache.zookeeper.CreateMode;
 import org.apache.zookeeper.KeeperException;
 import org.apache.zookeeper.Watcher.Event.KeeperState;
+import org.apache.zookeeper.ZooDefs;
 import org.apache.zookeeper.ZooKeeper;
 import org.apache.zookeeper.data.ACL;
 import org.apache.zookeeper.data.Id;
@@ -13,19 +14,40 @@ import org.apache.zookeeper.data.Id;
 /**
  * SASL DIGEST-MD5 with Apache's Java client; the JAAS file (-Djava.security.auth.login.config) names the user.
  * "accepted HOSTS PATH": the client authenticates (SaslAuthenticated), creates PATH with ACL sasl:bob:cdrwa and reads
- * it back; an anonymous client (SASL off) gets NoAuth on it. "refused HOSTS": the client must see AuthFailed.
+ * it back, and PATH-creator with CREATOR_ALL_ACL ("auth", expanded to sasl:bob); an anonymous client (SASL off) gets
+ * NoAuth on PATH. "refused HOSTS": the client must see AuthFailed. "super HOSTS PATH ok|noauth": an anonymous client
+ * creates PATH readable only by digest:nobody, then the JAAS user reads it (a SASL super user) or gets NoAuth.
  * Prints OK and exits 0, or prints why and exits 1.
  */
 public final class SaslCheck {
     public static void main(String[] args) throws Exception {
         String mode = args[0], hosts = args[1];
+        if (mode.equals("super")) {
+            System.setProperty("zookeeper.sasl.client", "false");
+            ZooKeeper anon = new ZooKeeper(hosts, 15000, e -> { });
+            try {
+                anon.create(args[2], "s".getBytes(StandardCharsets.UTF_8),
+                    Collections.singletonList(new ACL(31, new Id("digest", "nobody:2jmj7l5rSw0yVb/vlWAYkK/YBwk="))), CreateMode.PERSISTENT);
+            } finally {
+                anon.close();
+            }
+            System.setProperty("zookeeper.sasl.client", "true");
+        }
         CountDownLatch authenticated = new CountDownLatch(1), failed = new CountDownLatch(1);
         ZooKeeper zk = new ZooKeeper(hosts, 15000, e -> {
             if (e.getState() == KeeperState.SaslAuthenticated) authenticated.countDown();
             if (e.getState() == KeeperState.AuthFailed) failed.countDown();
         });
         try {
-            if (mode.equals("refused")) {
+            if (mode.equals("super")) {
+                if (!authenticated.await(30, TimeUnit.SECONDS)) fail("not SASL-authenticated");
+                try {
+                    zk.getData(args[2], false, null);
+                    if (args[3].equals("noauth")) fail("read a node only digest:nobody may read");
+                } catch (KeeperException.NoAuthException e) {
+                    if (args[3].equals("ok")) fail("the SASL super user got NoAuth");
+                }
+            } else if (mode.equals("refused")) {
                 if (!failed.await(30, TimeUnit.SECONDS)) fail("no AuthFailed for a wrong password");
                 if (authenticated.getCount() == 0) fail("authenticated with a wrong password");
             } else {
@@ -35,6 +57,8 @@ public final class SaslCheck {
                 zk.create(path, "s".getBytes(StandardCharsets.UTF_8), acl, CreateMode.PERSISTENT);
                 if (!new String(zk.getData(path, false, null), StandardCharsets.UTF_8).equals("s")) fail("read back");
                 if (!zk.getACL(path, null).equals(acl)) fail("ACL " + zk.getACL(path, null));
+                zk.create(path + "-creator", new byte[0], ZooDefs.Ids.CREATOR_ALL_ACL, CreateMode.PERSISTENT);
+                if (!zk.getACL(path + "-creator", null).equals(acl)) fail("auth ACL " + zk.getACL(path + "-creator", null));
                 System.setProperty("zookeeper.sasl.client", "false");
                 ZooKeeper anon = new ZooKeeper(hosts, 15000, e -> { });
                 try {
