@@ -131,7 +131,8 @@ public sealed class AuthGapsTests(ITestOutputHelper output)
 
     /// <summary>
     /// Without a plain client port (ZooKeeper: clientPort omitted; ours: client-port = off) the server listens only on
-    /// the secure port, which serves sessions and four-letter words over TLS.
+    /// the secure port, which serves sessions and four-letter words over TLS; our metrics endpoint is unaffected (the
+    /// test setup turns Apache's admin server off).
     /// </summary>
     [SkippableTheory]
     [MemberData(nameof(Targets))]
@@ -140,10 +141,11 @@ public sealed class AuthGapsTests(ITestOutputHelper output)
         var m = TlsMaterial.Get();
         var securePort = CompatEnvironment.FreePort();
         var tls = m.Ca.ClientOptions(m.ClientOne);
+        var metricsPort = CompatEnvironment.FreePort();
         await using var server = await StartAsync(target, new ServerProcessOptions
         {
             PlainPortOff = true,
-            ExtraHocon = OursTlsFixture.Hocon(securePort),
+            ExtraHocon = OursTlsFixture.Hocon(securePort) + $"\ncoordination.metrics {{ enabled = on, port = {metricsPort} }}",
             ExtraZooCfg = [$"secureClientPort={securePort}", "secureClientPortAddress=127.0.0.1"],
             JavaOptions = [.. ApacheTlsFixture.JvmOptions],
             ReadyProbe = async ct =>
@@ -158,11 +160,16 @@ public sealed class AuthGapsTests(ITestOutputHelper output)
         });
         var listening = ProcStats.ListeningTcpPorts(server.Pid);
         output.WriteLine($"[{target}] listening on {string.Join(", ", listening)}; secure port {securePort}");
-        Assert.Equal([securePort], listening);
+        Assert.Equal(target == "ours" ? new SortedSet<int> { securePort, metricsPort } : [securePort], listening);
 
         await using (var client = await WireClient.ConnectAsync("127.0.0.1", securePort, new WireClientOptions { Tls = tls }))
             await client.CreateAsync("/secure-only", "x"u8.ToArray()).OkAsync();
         Assert.Equal("imok", await FourLetterWordOverTlsAsync(securePort, "ruok", tls));
+        if (target == "ours")
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            Assert.Contains("# TYPE", await http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics"));
+        }
     }
 
     private static async Task<string> FourLetterWordOverTlsAsync(int port, string word, SslClientAuthenticationOptions tls)
