@@ -53,8 +53,13 @@ public sealed record ServerSettings
     /// <summary>The <c>metrics</c> section: Prometheus text on its own endpoint (or the admin one, when they share it).</summary>
     public required AdminHttpSettings Metrics { get; init; }
 
-    /// <summary>x509 ACLs need a TLS client port (or port unification), sasl ACLs SASL users, as ZooKeeper needs their providers.</summary>
-    public Core.AclProviders AclProviders => new(SecureClientPort >= 0 || ClientTls.PortUnification, SaslUsers.Count > 0);
+    /// <summary>
+    /// x509 ACLs need TLS with client certificates (the secure client port, port unification, or the admin or metrics
+    /// endpoint over HTTPS, whose callers prove x509 ids), sasl ACLs SASL users: ZooKeeper needs their providers.
+    /// </summary>
+    public Core.AclProviders AclProviders =>
+        new(SecureClientPort >= 0 || ClientTls.PortUnification || Admin is { Enabled: true, Tls: not null } || Metrics is { Enabled: true, Tls: not null },
+            SaslUsers.Count > 0);
 
     public static Config Reference { get; } = LoadReference();
 

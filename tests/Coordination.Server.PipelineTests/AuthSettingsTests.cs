@@ -104,5 +104,6 @@ public sealed class AuthSettingsTests : IDisposable
         Assert.Equal(-1, Settings("coordination { client-port = off, secure-client-port = 0 }").ClientPort);
         Assert.Equal(2181, Settings("").ClientPort);
         Assert.Equal(new Core.AclProviders(false, false), Settings("").AclProviders);
+        Assert.True(Settings("coordination.admin { enabled = on, ssl.enabled = on }").AclProviders.X509);   // admin callers prove x509 ids
     }
 }
