@@ -35,14 +35,14 @@ public sealed class SaslTests(ITestOutputHelper output)
         return path;
     }
 
-    private async Task<ServerProcess> StartAsync(string target, string dir)
+    private async Task<ServerProcess> StartAsync(string target, string dir, bool required = false)
     {
         var serverJaas = Jaas(dir, "server.jaas",
             $"Server {{ org.apache.zookeeper.server.auth.DigestLoginModule required user_bob=\"{Password}\"; }};\n");
         var server = await ServerProcess.StartAsync(target, new ServerProcessOptions
         {
-            ExtraHocon = $"coordination.sasl.users {{ bob = \"{Password}\" }}",
-            JavaOptions = ["-Djava.security.auth.login.config=" + serverJaas],
+            ExtraHocon = $"coordination.sasl.users {{ bob = \"{Password}\" }}" + (required ? "\ncoordination.auth.enforce { enabled = on, schemes = [sasl] }" : ""),
+            JavaOptions = ["-Djava.security.auth.login.config=" + serverJaas, .. required ? ["-Dzookeeper.sessionRequireClientSASLAuth=true"] : Array.Empty<string>()],
             ExtraZooCfg = ["authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider"],
         });
         output.WriteLine($"started {server}");
@@ -60,14 +60,15 @@ public sealed class SaslTests(ITestOutputHelper output)
         return r;
     }
 
-    /// <summary>Starts <paramref name="target"/> with bob's password configured and runs SaslCheck with <paramref name="password"/>.</summary>
-    private async Task CheckAsync(string target, string password, string mode, params string[] extra)
+    /// <summary>Starts <paramref name="target"/> with bob's password configured (and SASL required when
+    /// <paramref name="required"/>) and runs SaslCheck with <paramref name="password"/>.</summary>
+    private async Task CheckAsync(string target, string password, string mode, string[] extra, bool required = false)
     {
         CompatEnvironment.SkipUnlessAvailable(needsKazoo: false);
         var dir = CompatEnvironment.CreateTempDir("compat-sasl-" + target);
         try
         {
-            await using var server = await StartAsync(target, dir);
+            await using var server = await StartAsync(target, dir, required);
             var r = await RunCheckAsync(dir, password, [mode, server.ConnectString, .. extra]);
             Assert.True(r.Succeeded, $"{target}: {r.Output}\n--- server ---\n{server.OutputTail}");
         }
@@ -77,12 +78,54 @@ public sealed class SaslTests(ITestOutputHelper output)
     [SkippableTheory]
     [MemberData(nameof(Targets))]
     public Task The_Java_client_authenticates_with_DIGEST_MD5_and_a_sasl_ACL_admits_only_it(string target) =>
-        CheckAsync(target, Password, "accepted", "/sasl-bob");
+        CheckAsync(target, Password, "accepted", ["/sasl-bob"]);
 
     [SkippableTheory]
     [MemberData(nameof(Targets))]
     public Task A_wrong_DIGEST_MD5_password_ends_in_AuthFailed(string target) =>
-        CheckAsync(target, "not-" + Password, "refused");
+        CheckAsync(target, "not-" + Password, "refused", []);
+
+    /// <summary>
+    /// SASL required (ZooKeeper's sessionRequireClientSASLAuth; ours auth.enforce with [sasl]): bob is served, a client
+    /// without SASL gets SessionClosedRequireAuthException on its first request, a wrong password still ends in AuthFailed.
+    /// </summary>
+    [SkippableTheory]
+    [MemberData(nameof(Targets))]
+    public async Task Required_SASL_serves_bob_and_refuses_a_client_without_SASL(string target)
+    {
+        await CheckAsync(target, Password, "required", ["/sasl-required"], required: true);
+        await CheckAsync(target, "not-" + Password, "refused", [], required: true);
+    }
+
+    /// <summary>
+    /// The error of a failed SASL exchange (ZooKeeperServer.processSasl): AuthFailed, or SessionClosedRequireAuth
+    /// (-124) when SASL is required; the connection is closed either way. Raw frames, since the Java client reports
+    /// both as AuthFailed.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("ours", false)]
+    [InlineData("ours", true)]
+    [InlineData("apache", false)]
+    [InlineData("apache", true)]
+    public async Task A_failed_SASL_exchange_answers_AuthFailed_or_SessionClosedRequireAuth_when_SASL_is_required(string target, bool required)
+    {
+        CompatEnvironment.SkipUnlessAvailable(needsKazoo: false);
+        var dir = CompatEnvironment.CreateTempDir("compat-sasl-raw-" + target);
+        try
+        {
+            await using var server = await StartAsync(target, dir, required);
+            await using var raw = await RawConnection.ConnectAsync(server.Host, server.Port);
+            await raw.HandshakeAsync();
+            await raw.SendAsync(WireFrames.Request(1, Coordination.Protocol.OpCode.Sasl, new Coordination.Protocol.SaslRequest([])));
+            await raw.SendAsync(WireFrames.Request(2, Coordination.Protocol.OpCode.Sasl, new Coordination.Protocol.SaslRequest("username=\"bob\",not-a-digest-response"u8.ToArray())));
+            var outcome = await raw.ObserveAsync(TimeSpan.FromSeconds(10));
+            output.WriteLine($"[{target}, required {required}] {outcome}");
+            Assert.Equal([Coordination.Protocol.ErrorCode.Ok, required ? Coordination.Protocol.ErrorCode.SessionClosedRequireSaslAuth : Coordination.Protocol.ErrorCode.AuthFailed],
+                outcome.Replies.Select(r => r.Err));
+            Assert.True(outcome.ClosedByServer);
+        }
+        finally { CompatEnvironment.TryDeleteDir(dir); }
+    }
 
     /// <summary>
     /// One server JAAS file for both servers (Apache: java.security.auth.login.config; ours: sasl.jaas-file), with

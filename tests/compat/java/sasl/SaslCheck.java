@@ -17,6 +17,8 @@ import org.apache.zookeeper.data.Id;
  * it back, and PATH-creator with CREATOR_ALL_ACL ("auth", expanded to sasl:bob); an anonymous client (SASL off) gets
  * NoAuth on PATH. "refused HOSTS": the client must see AuthFailed. "super HOSTS PATH ok|noauth": an anonymous client
  * creates PATH readable only by digest:nobody, then the JAAS user reads it (a SASL super user) or gets NoAuth.
+ * "required HOSTS PATH" (SASL required): the client authenticates, creates and reads PATH; a client without SASL gets
+ * SessionClosedRequireAuthException on its first request.
  * Prints OK and exits 0, or prints why and exits 1.
  */
 public final class SaslCheck {
@@ -46,6 +48,19 @@ public final class SaslCheck {
                     if (args[3].equals("noauth")) fail("read a node only digest:nobody may read");
                 } catch (KeeperException.NoAuthException e) {
                     if (args[3].equals("ok")) fail("the SASL super user got NoAuth");
+                }
+            } else if (mode.equals("required")) {
+                if (!authenticated.await(30, TimeUnit.SECONDS)) fail("not SASL-authenticated");
+                zk.create(args[2], "r".getBytes(StandardCharsets.UTF_8), ZooDefs.Ids.OPEN_ACL_UNSAFE, CreateMode.PERSISTENT);
+                if (!new String(zk.getData(args[2], false, null), StandardCharsets.UTF_8).equals("r")) fail("read back");
+                System.setProperty("zookeeper.sasl.client", "false");
+                ZooKeeper anon = new ZooKeeper(hosts, 15000, e -> { });
+                try {
+                    anon.exists("/", false);
+                    fail("a client without SASL was served");
+                } catch (KeeperException.SessionClosedRequireAuthException expected) {
+                } finally {
+                    anon.close();
                 }
             } else if (mode.equals("refused")) {
                 if (!failed.await(30, TimeUnit.SECONDS)) fail("no AuthFailed for a wrong password");
