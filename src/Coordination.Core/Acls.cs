@@ -88,8 +88,8 @@ public static class Acls
     /// <summary>
     /// Every id ZooKeeper adds for an auth packet, in the order it adds them: for digest, Id("super", "") first when the
     /// credential is the super user's, then Id("digest", "user:hash"). Null for an unknown scheme (AuthFailed).
-    /// Note: ZooKeeper 3.8 also accepts addauth "ip" (it re-adds the connection's address); that needs the address,
-    /// which only the server knows, so this returns null for "ip".
+    /// Note: ZooKeeper 3.8 also accepts addauth "ip" (it re-adds the connection's address) and "x509" (the TLS
+    /// certificate's id); those need the connection, so the server's session handles them and this returns null.
     /// </summary>
     public static IReadOnlyList<Id>? AuthenticateIds(string? scheme, byte[]? auth, string? superDigest)
     {
