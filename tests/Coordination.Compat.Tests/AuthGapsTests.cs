@@ -55,6 +55,33 @@ public sealed class AuthGapsTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// addauth ip (ZooKeeper's IPAuthenticationProvider.handleAuthentication re-adds the connection's address) succeeds
+    /// and keeps the connection; addauth x509 on a plain connection has no certificate: AuthFailed, connection closed.
+    /// </summary>
+    [SkippableTheory]
+    [MemberData(nameof(Targets))]
+    public async Task Addauth_ip_succeeds_and_addauth_x509_without_tls_fails(string target)
+    {
+        await using var server = await StartAsync(target, new ServerProcessOptions());
+        await using var ip = await RawConnection.ConnectAsync(server.Host, server.Port);
+        await ip.HandshakeAsync();
+        await ip.SendAsync(WireFrames.Request(Xids.AuthPacket, OpCode.Auth, new AuthRequest(0, "ip", [])));
+        await ip.SendAsync(WireFrames.Request(1, OpCode.GetData, new PathWatchRequest("/", false)));
+        var served = await ip.ObserveAsync(TimeSpan.FromSeconds(10), stopAfterReplies: 2);
+        output.WriteLine($"[{target}] addauth ip: {served}");
+        Assert.Equal([ErrorCode.Ok, ErrorCode.Ok], served.Replies.Select(r => r.Err));
+        Assert.False(served.ClosedByServer);
+
+        await using var x509 = await RawConnection.ConnectAsync(server.Host, server.Port);
+        await x509.HandshakeAsync();
+        await x509.SendAsync(WireFrames.Request(Xids.AuthPacket, OpCode.Auth, new AuthRequest(0, "x509", [])));
+        var refused = await x509.ObserveAsync(TimeSpan.FromSeconds(10));
+        output.WriteLine($"[{target}] addauth x509 without TLS: {refused}");
+        Assert.Equal(ErrorCode.AuthFailed, Assert.Single(refused.Replies).Err);
+        Assert.True(refused.ClosedByServer);
+    }
+
+    /// <summary>
     /// ZooKeeper 3.8's AuthenticationHelper: with enforce.auth on, a session that has not authenticated with one of the
     /// schemes gets SessionClosedRequireAuth (-124) on its first request but auth, a ping included, and the connection
     /// is closed; after addauth digest the same requests are served.
