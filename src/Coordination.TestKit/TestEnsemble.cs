@@ -150,6 +150,9 @@ public sealed class TestEnsemble : IAsyncDisposable
         }
     }
 
+    /// <summary>The members' Akka log level: WARNING, or COORDINATION_MEMBER_LOGLEVEL (e.g. INFO, to see remoting and Zab roles when a fault test fails).</summary>
+    private static string MemberLogLevel => Environment.GetEnvironmentVariable("COORDINATION_MEMBER_LOGLEVEL") is { Length: > 0 } level ? level : "WARNING";
+
     /// <summary>The HOCON a member starts with (the same as a deployment's nodeN.conf, on test ports).</summary>
     public string ConfigOf(Member member)
     {
@@ -180,8 +183,8 @@ public sealed class TestEnsemble : IAsyncDisposable
               }
             }
             akka {
-              loglevel = WARNING
-              stdout-loglevel = WARNING
+              loglevel = {{MemberLogLevel}}
+              stdout-loglevel = {{MemberLogLevel}}
               {{(_standalone ? "" : "remote.coordination-socket.applied-adapters = [\"trttl\"]")}}
               coordinated-shutdown.run-by-actor-system-terminate = off
             }
