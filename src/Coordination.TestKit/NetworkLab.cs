@@ -163,6 +163,29 @@ public sealed class NetworkLab : IEnsembleNetwork, IDisposable
         Iptables(a, "-A", "OUTPUT", "-d", AddressOf(b), "-j", "DROP");
     }
 
+    /// <summary>
+    /// Makes the TCP connections open now between members <paramref name="at"/> and <paramref name="from"/> half-open:
+    /// <paramref name="at"/> stops receiving anything <paramref name="from"/> sends on them (data and ACKs), while
+    /// <paramref name="from"/> still receives what <paramref name="at"/> sends, and new connections pass. This is what a
+    /// stateful firewall or NAT that forgets a flow does; only a read timeout notices it. Returns the connections hit.
+    /// </summary>
+    public int HalfOpenFlows(long at, long from)
+    {
+        var peer = AddressOf(from);
+        var flows = 0;
+        // "0 0 10.201.0.11:2881 10.201.0.12:40412": Recv-Q, Send-Q, local, peer (no state column with a state filter).
+        foreach (var line in Run(["ip", "netns", "exec", NamespaceOf(at), "ss", "-tnH", "state", "established"]).Output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (fields.Length < 4 || !fields[3].StartsWith(peer + ":", StringComparison.Ordinal)) continue;
+            var localPort = fields[2][(fields[2].LastIndexOf(':') + 1)..];
+            var peerPort = fields[3][(peer.Length + 1)..];
+            Iptables(at, "-A", "INPUT", "-s", peer, "-p", "tcp", "--sport", peerPort, "--dport", localPort, "-j", "DROP");
+            flows++;
+        }
+        return flows;
+    }
+
     /// <summary>Drops each packet between member <paramref name="id"/> and the other members with <paramref name="probability"/>, both ways.</summary>
     public void Lossy(long id, double probability)
     {

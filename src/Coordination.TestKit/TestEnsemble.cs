@@ -150,6 +150,19 @@ public sealed class TestEnsemble : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Akka's throttler adapter (the fault injection here) does not pass a closed connection up: it relies on
+    /// heartbeats (ThrottleTransportAdapter: "not notifying the upstream handler is intentional"). A link closed under
+    /// it, e.g. to a member stopped and restarted while its Disassociate did not get through, stays silently dead
+    /// until the transport failure detector gives up, 4 s + 120 s by default (15 s here): members could not complete a Zab
+    /// exchange for two minutes (LinearizabilityUnderFaults, "did not settle"). Members without the adapter (every
+    /// deployment) see a closed connection at once, and a silent one after coordination.ensemble.member-link-timeout.
+    /// </summary>
+    private const string ThrottledLinkPause = "remote.transport-failure-detector.acceptable-heartbeat-pause = 15s";
+
+    /// <summary>The members' Akka log level: WARNING, or COORDINATION_MEMBER_LOGLEVEL (e.g. INFO, to see remoting and Zab roles when a fault test fails).</summary>
+    private static string MemberLogLevel => Environment.GetEnvironmentVariable("COORDINATION_MEMBER_LOGLEVEL") is { Length: > 0 } level ? level : "WARNING";
+
     /// <summary>The HOCON a member starts with (the same as a deployment's nodeN.conf, on test ports).</summary>
     public string ConfigOf(Member member)
     {
@@ -180,9 +193,10 @@ public sealed class TestEnsemble : IAsyncDisposable
               }
             }
             akka {
-              loglevel = WARNING
-              stdout-loglevel = WARNING
+              loglevel = {{MemberLogLevel}}
+              stdout-loglevel = {{MemberLogLevel}}
               {{(_standalone ? "" : "remote.coordination-socket.applied-adapters = [\"trttl\"]")}}
+              {{(_standalone ? "" : ThrottledLinkPause)}}
               coordinated-shutdown.run-by-actor-system-terminate = off
             }
             {{_options.ExtraHocon}}

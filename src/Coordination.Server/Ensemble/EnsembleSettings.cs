@@ -13,6 +13,7 @@ public sealed record EnsembleSettings(
     IReadOnlyDictionary<long, string> Observers,
     ZabSettings Zab,
     long MaxFrameBytes,
+    TimeSpan MemberLinkTimeout,
     MemberAuthSettings Auth)
 {
     /// <summary>Every node of an ensemble runs an ActorSystem of this name, so addresses differ only by host and port.</summary>
@@ -34,7 +35,7 @@ public sealed record EnsembleSettings(
             throw new ConfigurationException($"coordination.ensemble.transport: '{transport}' is not supported (only socket: " +
                 "Akka's dot-netty transport was dropped because it cannot authenticate members)");
         var settings = new EnsembleSettings(Members(c, "voters"), Members(c, "observers"), zab, c.GetByteSize("max-frame-size") ?? 4L << 20,
-            MemberAuthSettings.Create(c.GetConfig("auth")));
+            c.GetTimeSpan("member-link-timeout", TimeSpan.FromSeconds(10)), MemberAuthSettings.Create(c.GetConfig("auth")));
         if (settings.Enabled && settings.Auth.Secret is null && !settings.Auth.Insecure)
             throw new ConfigurationException("coordination.ensemble.auth: a member needs the ensemble's shared secret (auth.secret or " +
                 "auth.secret-file, the same on every member) so that only members can talk to it; set auth.insecure = on " +
@@ -108,6 +109,8 @@ public sealed record EnsembleSettings(
             # redialed its old incarnation stopped reading the one link that peer then wrote on, and stayed
             # Looking for good (RejoinTests).
             akka.remote.use-passive-connections = off
+            # Heartbeats keep an idle link talking, well inside silence-timeout (coordination.ensemble.member-link-timeout).
+            akka.remote.transport-failure-detector.heartbeat-interval = 1s
             akka.remote.enabled-transports = ["akka.remote.coordination-socket"]
             akka.remote.coordination-socket {
               transport-class = "Coordination.Server.Ensemble.SocketTransport, Coordination.Server"
@@ -115,6 +118,7 @@ public sealed record EnsembleSettings(
               hostname = "{{host}}"
               port = {{port}}
               connection-timeout = 15s
+              silence-timeout = {{(long)MemberLinkTimeout.TotalMilliseconds}}ms
               maximum-frame-size = {{MaxFrameBytes}}b
               send-buffer-size = {{MaxFrameBytes * 2}}b
               receive-buffer-size = {{MaxFrameBytes * 2}}b

@@ -20,6 +20,7 @@ public sealed record SocketTransportSettings(
     int SendBufferBytes,
     int ReceiveBufferBytes,
     TimeSpan ConnectionTimeout,
+    TimeSpan SilenceTimeout,
     SocketTransportAuth? Auth)
 {
     public static SocketTransportSettings Create(Config config) => new(
@@ -29,6 +30,7 @@ public sealed record SocketTransportSettings(
         checked((int)(config.GetByteSize("send-buffer-size") ?? 8L << 20)),
         checked((int)(config.GetByteSize("receive-buffer-size") ?? 8L << 20)),
         config.GetTimeSpan("connection-timeout", TimeSpan.FromSeconds(15)),
+        config.GetTimeSpan("silence-timeout", TimeSpan.Zero),
         SocketTransportAuth.Create(config.GetConfig("auth")));
 }
 
@@ -94,6 +96,7 @@ public sealed class SocketTransport : Transport
         new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ConcurrentDictionary<SocketAssociation, bool> _open = new(ReferenceEqualityComparer.Instance);
     private Socket? _listener;
+    private Timer? _silenceWatch;
     private volatile bool _shutDown;
     private int _pendingHandshakes;
 
@@ -140,6 +143,11 @@ public sealed class SocketTransport : Transport
             throw;
         }
         _listener = listener;
+        if (_settings.SilenceTimeout > TimeSpan.Zero)
+        {
+            var period = TimeSpan.FromTicks(Math.Min(TimeSpan.TicksPerSecond, _settings.SilenceTimeout.Ticks / 4));
+            _silenceWatch = new Timer(_ => CloseSilentLinks(), null, period, period);
+        }
         var local = new Address(Scheme, System.Name, _settings.Hostname, ((IPEndPoint)listener.LocalEndPoint!).Port);
         _ = AcceptAsync(listener, local);
         return (local, _associationListener);
@@ -268,11 +276,33 @@ public sealed class SocketTransport : Transport
 
     internal void Forget(SocketAssociation handle) => _open.TryRemove(handle, out _);
 
+    /// <summary>
+    /// Closes every link on which nothing arrived for <see cref="SocketTransportSettings.SilenceTimeout"/>, so that Akka
+    /// dials a fresh one. Akka's transport heartbeats keep a healthy idle link talking, so silence means a half-open
+    /// connection (a firewall or NAT that forgot the flow, a peer whose host vanished), which TCP itself notices only
+    /// after minutes and Akka's transport failure detector after two: until then Zab between the two members is dead.
+    /// ZooKeeper's learners get the same from their socket read timeout (syncLimit × tickTime).
+    /// </summary>
+    private void CloseSilentLinks()
+    {
+        var limitMs = (long)_settings.SilenceTimeout.TotalMilliseconds;
+        var now = Environment.TickCount64;
+        foreach (var handle in _open.Keys)
+        {
+            if (now - handle.LastReceivedMs <= limitMs) continue;
+            Metrics.SilentMemberLinkClosed();
+            _log.Warning("Closing the member link with {0}: nothing arrived on it for {1} ms (a half-open connection); a new one will be dialed",
+                handle.RemoteAddress, now - handle.LastReceivedMs);
+            handle.Close(silenced: true);
+        }
+    }
+
     internal ILoggingAdapter Log => _log;
 
     public override Task<bool> Shutdown()
     {
         _shutDown = true;
+        _silenceWatch?.Dispose();
         _listener?.Dispose();
         foreach (var handle in _open.Keys) handle.Close();
         return Task.FromResult(true);
@@ -312,6 +342,11 @@ internal sealed class SocketAssociation : AssociationHandle
     private long _queuedBytes;
     private bool _sending;
     private int _closed;
+    private long _lastReceivedMs = Environment.TickCount64;
+    private volatile bool _silenced;
+
+    /// <summary>When bytes last arrived on this link (<see cref="Environment.TickCount64"/>), or when it opened.</summary>
+    public long LastReceivedMs => Volatile.Read(ref _lastReceivedMs);
 
     public SocketAssociation(SocketTransport transport, Address local, Address remote, Socket socket, MemberLink? link) : base(local, remote)
     {
@@ -406,6 +441,7 @@ internal sealed class SocketAssociation : AssociationHandle
             {
                 var read = await _socket.ReceiveAsync(frames.FreeSpace, SocketFlags.None).ConfigureAwait(false);
                 if (read == 0) break;
+                Volatile.Write(ref _lastReceivedMs, Environment.TickCount64);
                 frames.Received(read, deliver);
             }
         }
@@ -426,7 +462,8 @@ internal sealed class SocketAssociation : AssociationHandle
             _transport.Log.Warning("Remoting connection with {0} failed: {1}", RemoteAddress, e.Message);
         }
         Close();
-        listener.Notify(new Disassociated(reason));
+        // Closed for silence: Unknown, like a connection the peer ended, so that Akka redials (Shutdown would tell it the peer is going away).
+        listener.Notify(new Disassociated(_silenced ? DisassociateInfo.Unknown : reason));
     }
 
     private EndPoint? SafeRemoteEndPoint()
@@ -445,8 +482,9 @@ internal sealed class SocketAssociation : AssociationHandle
     public override void Disassociate() => Close();
 #pragma warning restore CS0672
 
-    public void Close()
+    public void Close(bool silenced = false)
     {
+        if (silenced) _silenced = true;
         if (Interlocked.Exchange(ref _closed, 1) != 0) return;
         _transport.Forget(this);
         try

@@ -24,7 +24,7 @@ public sealed class EnsembleMetrics
     private long _syncedFollowers;
     private long _diffSyncs, _truncSyncs, _snapSyncs;
     private volatile string _state = "standalone";
-    private long _memberAuthFailures, _memberMessagesRefused;
+    private long _memberAuthFailures, _memberMessagesRefused, _silentMemberLinks;
 
     /// <summary>Member links refused: a failed or timed-out handshake, or a PDU naming another address (<c>member_auth_failures</c>).</summary>
     public long MemberAuthFailures => Interlocked.Read(ref _memberAuthFailures);
@@ -32,6 +32,9 @@ public sealed class EnsembleMetrics
     /// <summary>Messages dropped because their sender is not the member they name, or not a member (<c>member_messages_refused</c>).</summary>
     public long MemberMessagesRefused => Interlocked.Read(ref _memberMessagesRefused);
     public void MemberMessageRefused() => Interlocked.Increment(ref _memberMessagesRefused);
+    /// <summary>Member links closed because nothing arrived on them for the silence timeout (<c>member_links_silent</c>).</summary>
+    public long SilentMemberLinks => Interlocked.Read(ref _silentMemberLinks);
+    public void SilentMemberLinkClosed() => Interlocked.Increment(ref _silentMemberLinks);
 
     public Histogram ElectionTime { get; } = new(Histogram.MillisecondBuckets);
     public long LeaderChanges => Interlocked.Read(ref _leaderChanges);

@@ -90,6 +90,7 @@ public sealed class ServerMetrics : IExtension
         Gauge(b, "synced_followers", e.SyncedFollowers);
         Counter(b, "member_auth_failures", e.MemberAuthFailures);
         Counter(b, "member_messages_refused", e.MemberMessagesRefused);
+        Counter(b, "member_links_silent", e.SilentMemberLinks);
         b.Append("# TYPE follower_sync_count counter\n");
         foreach (var kind in Enum.GetValues<EnsembleMetrics.SyncKind>())
             b.Append("follower_sync_count{kind=\"").Append(kind.ToString().ToUpperInvariant()).Append("\"} ").Append(e.FollowerSyncs(kind)).Append('\n');
