@@ -3,7 +3,9 @@ using System.Text;
 
 namespace Coordination.Bench;
 
-public enum BenchOp { Get, Exists, Set, Create, Delete, Multi, Mixed, Sync }
+/// <summary>LinearizableGet: getData as a linearizable read (ours only); SyncGet: sync and getData sent back to back,
+/// ZooKeeper's idiom for a fresh read, measured to the getData's reply.</summary>
+public enum BenchOp { Get, Exists, Set, Create, Delete, Multi, Mixed, Sync, LinearizableGet, SyncGet }
 
 /// <summary>Command-line options of the bench (hand-parsed: --name value or --name=value).</summary>
 public sealed record BenchOptions
@@ -143,6 +145,8 @@ public sealed record BenchOptions
         "multi" => BenchOp.Multi,
         "mixed" => BenchOp.Mixed,
         "sync" => BenchOp.Sync,
+        "linget" => BenchOp.LinearizableGet,
+        "syncget" => BenchOp.SyncGet,
         _ => throw new ArgumentException($"--op: unknown op '{value}'"),
     };
 

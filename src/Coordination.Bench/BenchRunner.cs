@@ -8,7 +8,7 @@ namespace Coordination.Bench;
 /// <summary>Runs one benchmark: setup, warmup, a measured window, drain, report.</summary>
 public sealed class BenchRunner
 {
-    private enum Kind { Get, Exists, Set, Create, Delete, Multi, Sync }
+    private enum Kind { Get, Exists, Set, Create, Delete, Multi, Sync, LinGet, SyncGet }
     private static readonly int KindCount = Enum.GetValues<Kind>().Length;
 
     private readonly BenchOptions _o;
@@ -19,6 +19,8 @@ public sealed class BenchRunner
     private readonly byte[] _value;
     private PathWatchRequest[] _reads = [];
     private PathRequest[] _syncs = [];
+    private LinearizableReadRequest[] _linearizableReads = [];
+    private static readonly ReplyCallback IgnoreReply = static (_, _, _, _, _) => { };
     private SetDataRequest[] _sets = [];
     private MultiRequest[] _multis = [];
     private long _measureStart = long.MaxValue;
@@ -213,7 +215,8 @@ public sealed class BenchRunner
             _reads[i] = new PathWatchRequest(path, false);
             _sets[i] = new SetDataRequest(path, _value, -1);
         }
-        if (_o.Op == BenchOp.Sync) _syncs = _reads.Select(r => new PathRequest(r.NodePath)).ToArray();
+        if (_o.Op is BenchOp.Sync or BenchOp.SyncGet) _syncs = _reads.Select(r => new PathRequest(r.NodePath)).ToArray();
+        if (_o.Op == BenchOp.LinearizableGet) _linearizableReads = _reads.Select(r => new LinearizableReadRequest(OpCode.GetData, r)).ToArray();
         if (_o.Op == BenchOp.Multi)
         {
             var rng = new Random(_o.Seed);
@@ -262,6 +265,19 @@ public sealed class BenchRunner
                 slot.LastKind = Kind.Sync;
                 w.Client.Send(OpCode.Sync, _syncs[slot.Next(_syncs.Length)], _onReply, slot, now);
                 break;
+            case BenchOp.LinearizableGet:
+                slot.LastKind = Kind.LinGet;
+                w.Client.Send(OpCode.LinearizableRead, _linearizableReads[slot.Next(_linearizableReads.Length)], _onReply, slot, now);
+                break;
+            case BenchOp.SyncGet:
+            {
+                // Pipelined: the server answers a session's requests in order, so the getData sees what the sync saw.
+                slot.LastKind = Kind.SyncGet;
+                var i = slot.Next(_reads.Length);
+                w.Client.Send(OpCode.Sync, _syncs[i], IgnoreReply, null, now);
+                w.Client.Send(OpCode.GetData, _reads[i], _onReply, slot, now);
+                break;
+            }
             case BenchOp.Mixed:
                 if (slot.NextDouble() < _o.ReadRatio) IssueGet(slot, now);
                 else IssueSet(slot, now);

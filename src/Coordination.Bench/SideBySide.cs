@@ -30,7 +30,9 @@ public static class SideBySide
           --rows LIST                 get,set,mixed,create,half-get,half-set,latency-get,latency-set,watch
                                       (all of them); half-get/half-set: p99 at half of ZooKeeper's saturation
                                       throughput of that op, 16x16 paced (run after the get/set rows);
-                                      latency-sync (sync 1x1) runs only when listed
+                                      latency-sync (sync 1x1) runs only when listed, and so do the fresh
+                                      reads: linget (linearizable getData, ours only), syncget (sync and
+                                      getData pipelined, ZooKeeper's idiom), latency-linget, latency-syncget
           --watchers N                watchers on one znode in the watch row                           (10000)
           --memory                    add the memory and restart rows: RSS with --memory-znodes znodes of
                                       --value-size bytes, then the restart time of that tree (slow)
@@ -78,7 +80,7 @@ public static class SideBySide
     private static string ServerOf(string target) => target.EndsWith(TlsSuffix, StringComparison.Ordinal) ? target[..^TlsSuffix.Length] : target;
 
     private static readonly string[] AllRows = ["get", "set", "mixed", "create", "half-get", "half-set", "latency-get", "latency-set", "watch"];
-    private static readonly string[] KnownRows = [.. AllRows, "latency-sync"];
+    private static readonly string[] KnownRows = [.. AllRows, "latency-sync", "linget", "syncget", "latency-linget", "latency-syncget"];
 
     private sealed record Run(string Row, string Target, int Sessions, int Inflight, BenchResult Result);
 
@@ -184,6 +186,8 @@ public static class SideBySide
                     "latency-get" => (BenchOp.Get, new[] { (1, 1) }, 0),
                     "latency-set" => (BenchOp.Set, new[] { (1, 1) }, 0),
                     "latency-sync" => (BenchOp.Sync, new[] { (1, 1) }, 0),
+                    "latency-linget" => (BenchOp.LinearizableGet, new[] { (1, 1) }, 0),
+                    "latency-syncget" => (BenchOp.SyncGet, new[] { (1, 1) }, 0),
                     "watch" => (BenchOp.Get, new[] { (0, 1) }, o.Watchers),
                     "half-get" or "half-set" => (HalfLoadOp(row)!.Value, new[] { (16, 16) }, 0),
                     _ => (BenchOptions.ParseOp(row), o.Shapes.ToArray(), 0),
@@ -193,6 +197,8 @@ public static class SideBySide
                         foreach (var target in o.LoadTargets)
                         {
                             token.ThrowIfCancellationRequested();
+                            // ZooKeeper has no linearizable read (it answers Unimplemented and closes the connection).
+                            if (op == BenchOp.LinearizableGet && ServerOf(target) == "apache") continue;
                             var load = new BenchOptions
                             {
                                 Sessions = sessions, Inflight = inflight, Op = op, Znodes = o.Znodes, Watchers = watchers, Rate = rate,
@@ -346,6 +352,8 @@ public static class SideBySide
             {
                 "get" => "getData 100 B", "set" => $"setData {o.ValueSize} B", "mixed" => "mixed 90/10", "create" => $"create {o.ValueSize} B",
                 "latency-get" => "latency getData 1x1", "latency-set" => "latency setData 1x1", "latency-sync" => "latency sync 1x1",
+                "linget" => "linearizable getData", "syncget" => "sync+getData", "latency-linget" => "latency lin. getData 1x1",
+                "latency-syncget" => "latency sync+getData 1x1",
                 "half-get" => "half-load getData", "half-set" => "half-load setData",
                 "watch" => $"watch {o.Watchers:N0} watchers", _ => row,
             };

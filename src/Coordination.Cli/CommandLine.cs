@@ -31,11 +31,14 @@ public static class CommandLine
     static readonly Option<bool> TlsNoHostnameCheck = new("--tls-no-hostname-verification")
         { Description = "accept a server certificate that does not name the host connected to", Recursive = true };
 
+    static readonly Option<bool> Linearizable = new("--linearizable")
+        { Description = "reads (get, ls, stat, getAcl) see every write acknowledged before them, on any member, without a sync (Coordination.Akka only)", Recursive = true };
+
     static RootCommand Build()
     {
         var root = new RootCommand("coord - command-line client for Coordination.Akka (and ZooKeeper 3.5+)");
         root.Options.Add(Server); root.Options.Add(Json); root.Options.Add(Timeout); root.Options.Add(Auth);
-        foreach (var o in new Option[] { Tls, TlsCa, TlsCert, TlsKey, TlsPassword, TlsNoHostnameCheck }) root.Options.Add(o);
+        foreach (var o in new Option[] { Tls, TlsCa, TlsCert, TlsKey, TlsPassword, TlsNoHostnameCheck, Linearizable }) root.Options.Add(o);
         root.SetAction(_ => 0);   // no verb: the shell
         Verb(root, "ls", "children of PATH", ["-R", "-s", "-w"], [], ["PATH"], []);
         Verb(root, "get", "data of PATH as UTF-8", ["-s", "-w"], [], ["PATH"], []);
@@ -103,6 +106,7 @@ public static class CommandLine
             if (c <= 0) throw new UsageException("--auth wants SCHEME:AUTH");
             settings.Auth.Add(new AuthInfo(a[..c], Encoding.UTF8.GetBytes(a[(c + 1)..])));
         }
+        if (result.GetValue(Linearizable)) settings.Reads = ReadConsistency.Linearizable;
         if (result.GetValue(Tls) || result.GetValue(TlsCa) is not null || result.GetValue(TlsCert) is not null)
             settings.Tls = new ClientTlsOptions
             {

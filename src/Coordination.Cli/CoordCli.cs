@@ -17,6 +17,8 @@ public sealed class CliSettings
     public List<AuthInfo> Auth { get; } = [];
     /// <summary>TLS to a secure client port; null = plain TCP.</summary>
     public ClientTlsOptions? Tls { get; set; }
+    /// <summary>--linearizable: every read of the session is a linearizable read.</summary>
+    public ReadConsistency Reads { get; set; }
 }
 
 public static class CoordCli
@@ -122,6 +124,7 @@ public sealed class Session(CliSettings settings, TextWriter stdout, TextWriter 
                 ConnectionTimeout = settings.Timeout,
                 AuthInfo = settings.Auth.ToList(),
                 Tls = settings.Tls,
+                Reads = settings.Reads,
             }, cts.Token);
         }
         catch (Exception e) when (e is OperationCanceledException or SocketException or TimeoutException or IOException)

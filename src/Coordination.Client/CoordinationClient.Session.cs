@@ -431,16 +431,18 @@ public sealed partial class CoordinationClient
 
         var completion = packet.Completion;
         if (completion is null) return;
-        if (header.Err != ErrorCode.Ok && !(packet.Op is OpCode.Multi or OpCode.MultiRead && !reader.AtEnd))
+        // A linearizable read is answered as the read it wraps.
+        var op = packet.Request is LinearizableReadRequest linearizable ? linearizable.Op : packet.Op;
+        if (header.Err != ErrorCode.Ok && !(op is OpCode.Multi or OpCode.MultiRead && !reader.AtEnd))
         {
             completion.TrySetException(KeeperException.Create(header.Err, packet.ClientPath));
             return;
         }
         ZkResponse response;
-        try { response = Responses.Read(packet.Op, ref reader); }
+        try { response = Responses.Read(op, ref reader); }
         catch (Exception e)
         {
-            completion.TrySetException(new KeeperException(ErrorCode.MarshallingError, packet.ClientPath, $"bad reply to {packet.Op}: {e.Message}", e));
+            completion.TrySetException(new KeeperException(ErrorCode.MarshallingError, packet.ClientPath, $"bad reply to {op}: {e.Message}", e));
             return;
         }
         completion.TrySetResult(response);

@@ -139,7 +139,9 @@ public sealed partial class CoordinationClient : IAsyncDisposable
     }
 
     private async Task<T> Call<T>(OpCode op, ZkRequest request, string? path, WatchRegistration? watch, CancellationToken ct) where T : ZkResponse =>
-        (T)await SubmitAsync(op, request, path, watch, ct).ConfigureAwait(false);
+        _options.Reads == ReadConsistency.Linearizable && LinearizableReadRequest.Allows(op)
+            ? (T)await SubmitAsync(OpCode.LinearizableRead, new LinearizableReadRequest(op, request), path, watch, ct).ConfigureAwait(false)
+            : (T)await SubmitAsync(op, request, path, watch, ct).ConfigureAwait(false);
 
     /// <summary>Creates a node and returns its path (with the sequence suffix for sequential modes).</summary>
     public async Task<string> CreateAsync(string path, byte[]? data, CreateMode mode = CreateMode.Persistent, IReadOnlyList<Acl>? acl = null,

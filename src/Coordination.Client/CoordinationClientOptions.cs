@@ -22,8 +22,25 @@ public sealed record CoordinationClientOptions
     public byte[]? SessionPassword { get; init; }
     /// <summary>Connect over TLS (to servers' secure client ports); null = plain TCP.</summary>
     public ClientTlsOptions? Tls { get; init; }
+    /// <summary>
+    /// How reads (exists, getData, getChildren, getACL, getAllChildrenNumber, getEphemerals) are served.
+    /// <see cref="ReadConsistency.Local"/> (ZooKeeper's reads): from the connected server's state, which may miss a
+    /// write acknowledged elsewhere. <see cref="ReadConsistency.Linearizable"/>: each read sees every write acknowledged
+    /// before it was sent, on any member, without a separate sync (a Coordination.Akka extension: an Apache ZooKeeper
+    /// server answers it with Unimplemented).
+    /// </summary>
+    public ReadConsistency Reads { get; init; } = ReadConsistency.Local;
     /// <summary>Largest reply frame accepted (jute.maxbuffer).</summary>
     public int MaxFrameBytes { get; init; } = Coordination.Protocol.Framing.DefaultMaxFrame;
     /// <summary>Diagnostics (connects, disconnects, protocol errors). Exceptions thrown by it are swallowed.</summary>
     public Action<string>? Log { get; init; }
+}
+
+/// <summary>See <see cref="CoordinationClientOptions.Reads"/>.</summary>
+public enum ReadConsistency
+{
+    /// <summary>ZooKeeper's reads: local to the connected server, possibly stale; call sync first for a fresh one.</summary>
+    Local,
+    /// <summary>Every read sees every write acknowledged before it was sent (one leader confirmation, shared by the reads waiting at once).</summary>
+    Linearizable,
 }

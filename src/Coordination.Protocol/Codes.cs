@@ -39,6 +39,13 @@ public enum OpCode
     /// secret (Coordination.Core.SessionSecretTxn), proposed once by the first leader.</summary>
     SessionSecret = -20,
     Error = -1,
+    /// <summary>
+    /// Coordination.Akka extension: a read that is linearizable on any member (<see cref="LinearizableReadRequest"/>).
+    /// Extensions use 1000 and up: ZooKeeper's client op codes run from -11 to 107 and grow one at a time, and
+    /// ZooKeeper answers a code it does not know with Unimplemented and closes the connection, so an unmodified
+    /// ZooKeeper client never sends it and an unmodified ZooKeeper server refuses it cleanly.
+    /// </summary>
+    LinearizableRead = 1001,
 }
 
 /// <summary>ZooKeeper result codes (KeeperException.Code).</summary>

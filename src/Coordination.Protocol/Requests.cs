@@ -281,6 +281,34 @@ public sealed record MultiRequest(IReadOnlyList<MultiOp> Ops) : ZkRequest
     }
 }
 
+/// <summary>
+/// <see cref="OpCode.LinearizableRead"/>: the inner read's op code (an int) and then its usual body. The server answers
+/// with the inner read's response, computed on a state that includes every write acknowledged before the request
+/// arrived (a leader confirmation, etcd's ReadIndex, shared by the reads waiting at the same time).
+/// </summary>
+public sealed record LinearizableReadRequest(OpCode Op, ZkRequest Inner) : ZkRequest
+{
+    public override string? Path => Inner.Path;
+
+    /// <summary>The reads that can be made linearizable: those that change nothing and register at most a watch.</summary>
+    public static bool Allows(OpCode op) => op is OpCode.Exists or OpCode.GetData or OpCode.GetChildren or OpCode.GetChildren2
+        or OpCode.GetAcl or OpCode.GetAllChildrenNumber or OpCode.GetEphemerals or OpCode.MultiRead;
+
+    public static LinearizableReadRequest Read(ref JuteReader r)
+    {
+        var op = (OpCode)r.ReadInt();
+        if (!Allows(op)) throw new JuteException($"op code {(int)op} cannot be read linearizably");
+        try { return new LinearizableReadRequest(op, Requests.Read(op, ref r)); }
+        catch (UnknownOpException e) { throw new JuteException(e.Message); }   // a multiRead holding a write: MarshallingError, as for a plain one
+    }
+
+    public override void Write(ref JuteWriter w)
+    {
+        w.WriteInt((int)Op);
+        Inner.Write(ref w);
+    }
+}
+
 /// <summary>An op code the server does not know, or one not allowed where it appeared.</summary>
 public sealed class UnknownOpException(OpCode op) : Exception($"unknown or misplaced op code {(int)op}")
 {
@@ -309,6 +337,7 @@ public static class Requests
         OpCode.CheckWatches => WatchesRequest.Read(ref r),
         OpCode.RemoveWatches => WatchesRequest.Read(ref r, nullAsEmpty: true),
         OpCode.Ping or OpCode.CloseSession or OpCode.WhoAmI => EmptyRequest.Instance,
+        OpCode.LinearizableRead => LinearizableReadRequest.Read(ref r),
         _ => throw new UnknownOpException(op),
     };
 

@@ -49,6 +49,7 @@ public static class ServerStats
         Protocol.OpCode.GetEphemerals => "GETE",
         Protocol.OpCode.GetAllChildrenNumber => "GETACN",
         Protocol.OpCode.Check => "CHEC",
+        Protocol.OpCode.LinearizableRead => "LINR",
         _ => "NA",
     };
 

@@ -519,7 +519,7 @@ public sealed class WireClient : IAsyncDisposable
         {
             if (header.Err == ErrorCode.Ok)
             {
-                try { body = Responses.Read(pending.Op, ref r); }
+                try { body = Responses.Read(pending.Request is LinearizableReadRequest linearizable ? linearizable.Op : pending.Op, ref r); }
                 catch (Exception e)
                 {
                     var error = new WireConnectionException($"malformed {pending.Op} response for xid {header.Xid}: {e.Message}", e);
@@ -639,6 +639,10 @@ public static class WireClientExtensions
 
     public static Task<(ReplyHeader Header, ZkResponse? Response)> DeleteAsync(this WireClient c, string path, int version = -1) =>
         c.SendAsync(OpCode.Delete, new PathVersionRequest(path, version));
+
+    /// <summary>A read made linearizable on whichever member serves it (<see cref="OpCode.LinearizableRead"/>); the reply is the read's own.</summary>
+    public static Task<(ReplyHeader Header, ZkResponse? Response)> ReadLinearizablyAsync(this WireClient c, OpCode op, ZkRequest read) =>
+        c.SendAsync(OpCode.LinearizableRead, new LinearizableReadRequest(op, read));
 
     public static Task<(ReplyHeader Header, ZkResponse? Response)> SyncAsync(this WireClient c, string path = "/") =>
         c.SendAsync(OpCode.Sync, new PathRequest(path));

@@ -26,6 +26,23 @@ public sealed class CliVerbTests(ServerFixture fx)
         Assert.Contains("TTL in milliseconds", r.Stdout);
     }
 
+    /// <summary>--linearizable makes get/ls/stat send linearizable reads (counted in mntr's zk_linearizable_reads).</summary>
+    [Fact(Timeout = 60_000)]
+    public async Task Linearizable_option_sends_linearizable_reads()
+    {
+        async Task<long> LinearizableReads() => (await RunJson("mntr")).Json.GetProperty("zk_linearizable_reads").GetInt64();
+        Ok(await Run("create", _root, "fresh"));
+        var before = await LinearizableReads();
+        var r = await Run("--linearizable", "get", _root);
+        Ok(r);
+        Assert.Equal("fresh", r.Stdout.Trim());
+        Ok(await Run("--linearizable", "ls", _root));
+        Assert.Equal(before + 2, await LinearizableReads());
+        Ok(await Run("get", _root));
+        Assert.Equal(before + 2, await LinearizableReads());   // plain reads stay plain
+        Ok(await Run("delete", _root));
+    }
+
     [Fact(Timeout = 30_000)]
     public async Task Usage_errors_exit_2()
     {

@@ -148,6 +148,42 @@ public sealed class OperationTests(ServersFixture servers, ITestOutputHelper out
         await plain.DeleteRecursiveAsync(root).Within();
     }
 
+    /// <summary>
+    /// Reads = Linearizable sends every read as a linearizable read (op 1001): ours answers each as the read itself,
+    /// watches included; Apache ZooKeeper does not know it and answers Unimplemented, which the client surfaces.
+    /// </summary>
+    [SkippableTheory, MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
+    public async Task Linearizable_reads_are_the_same_reads_and_ZooKeeper_refuses_them(string target)
+    {
+        var server = await servers.Get(target);
+        await using var writer = await Connect(target);
+        var root = Root("linearizable");
+        await writer.CreateAsync(root, B("0")).Within();
+        await writer.CreateAsync(root + "/c", B("")).Within();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await using var client = await CoordinationClient.ConnectAsync(
+            Targets.Options(server.ConnectString, output) with { Reads = ReadConsistency.Linearizable }, cts.Token);
+        if (target == "apache")
+        {
+            var refused = await Assert.ThrowsAsync<KeeperException>(() => client.GetDataAsync(root)).Within();
+            Assert.Equal(ErrorCode.Unimplemented, refused.Code);
+            return;
+        }
+        var data = new EventSink();
+        Assert.Equal("0", Encoding.UTF8.GetString((await client.GetDataAsync(root, data.Watcher).Within()).Data!));
+        Assert.Equal(["c"], (await client.GetChildrenAsync(root).Within()).Children);
+        Assert.Null(await client.ExistsAsync(root + "/missing").Within());
+        await Assert.ThrowsAsync<NoNodeException>(() => client.GetDataAsync(root + "/missing")).Within();
+        Assert.Equal(1, await client.GetAllChildrenNumberAsync(root).Within());
+        Assert.Equal(Acls.Open, (await client.GetAclAsync(root).Within()).Acl);
+        var reads = await client.MultiReadAsync([Op.GetData(root), Op.GetChildren(root)]).Within();
+        Assert.Equal(2, reads.Count);
+        await writer.SetDataAsync(root, B("1")).Within();
+        Assert.Equal(new WatchedEvent(EventType.NodeDataChanged, KeeperState.SyncConnected, root), await data.Next());
+        Assert.Equal("1", Encoding.UTF8.GetString((await client.GetDataAsync(root).Within()).Data!));
+        await writer.DeleteRecursiveAsync(root).Within();
+    }
+
     [SkippableTheory, MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
     public async Task One_shot_watches(string target)
     {

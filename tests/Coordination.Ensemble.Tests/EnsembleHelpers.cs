@@ -52,6 +52,22 @@ internal static class Ens
         }
     }
 
+    /// <summary>Makes <paramref name="id"/> the leader: the others' leaders are killed and restarted until it leads
+    /// (with equal logs the election picks the highest id).</summary>
+    public static async Task<TestEnsemble.Member> LeadAsync(TestEnsemble ensemble, long id)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            await ensemble.WaitAllServingAsync(Ens.Settle);
+            var leader = ensemble.Leader!;
+            if (leader.Id == id) return leader;
+            Assert.True(attempt < 3, $"server {id} never became leader");
+            await ensemble.KillAsync(leader.Id);
+            await ensemble.WaitForLeaderAsync(Ens.Settle, notId: leader.Id);
+            await ensemble.RestartAsync(leader.Id);
+        }
+    }
+
     /// <summary>The peer's own view (role, committed and logged zxid), asked of its peer actor.</summary>
     public static Task<PeerActor.PeerStatus> PeerStatusAsync(TestEnsemble.Member member) =>
         (member.Server ?? throw new InvalidOperationException($"{member} is down")).System

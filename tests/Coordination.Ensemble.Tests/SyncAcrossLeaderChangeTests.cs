@@ -13,22 +13,6 @@ public sealed class SyncAcrossLeaderChangeTests
 {
     private const long OldLeader = 3;
 
-    /// <summary>Makes <paramref name="id"/> the leader: the others' leaders are killed and restarted until it leads
-    /// (with equal logs the election picks the highest id).</summary>
-    private static async Task<TestEnsemble.Member> LeadAsync(TestEnsemble ensemble, long id)
-    {
-        for (var attempt = 0; ; attempt++)
-        {
-            await ensemble.WaitAllServingAsync(Ens.Settle);
-            var leader = ensemble.Leader!;
-            if (leader.Id == id) return leader;
-            Assert.True(attempt < 3, $"server {id} never became leader");
-            await ensemble.KillAsync(leader.Id);
-            await ensemble.WaitForLeaderAsync(Ens.Settle, notId: leader.Id);
-            await ensemble.RestartAsync(leader.Id);
-        }
-    }
-
     private static async Task<string> SyncAndReadAsync(WireClient client, string path)
     {
         await client.SyncAsync(path).OkAsync();
@@ -55,7 +39,7 @@ public sealed class SyncAcrossLeaderChangeTests
         {
             MemberHocon = id => oldSide.Contains(id) ? "coordination.ensemble.sync-limit = 100" : "",
         });
-        var old = await LeadAsync(ensemble, oldLeader);
+        var old = await Ens.LeadAsync(ensemble, oldLeader);
         var served = ensemble[oldSide[^1]];
         await using (var c = await Ens.ConnectAsync(old)) await c.CreateAsync("/k", Ens.Bytes("old")).OkAsync();
         await using var client = await Ens.ConnectAsync(served);

@@ -14,6 +14,7 @@ public sealed class ClientPortMetrics
     private long _throttleWaits;
     private long _largeResponsesRejected;
     private long _acceptFailures;
+    private long _linearizableReads;
 
     /// <summary>Connections closed at accept because of max-connections or max-client-connections (ZooKeeper's name, both causes).</summary>
     public long ConnectionRejected => Interlocked.Read(ref _connectionRejected);
@@ -43,6 +44,9 @@ public sealed class ClientPortMetrics
     public void ThrottleWaitOnce() => Interlocked.Increment(ref _throttleWaits);
     public void LargeResponseRejectedOnce() => Interlocked.Increment(ref _largeResponsesRejected);
     public void AcceptFailureOnce() => Interlocked.Increment(ref _acceptFailures);
+    /// <summary>Linearizable reads received (op LinearizableRead, a Coordination.Akka extension).</summary>
+    public long LinearizableReads => Interlocked.Read(ref _linearizableReads);
+    public void LinearizableReadOnce() => Interlocked.Increment(ref _linearizableReads);
 
     private Func<long>? _outstanding;
     /// <summary>Requests read from clients and not yet answered, server-wide: the count global-outstanding-limit bounds (a gauge).</summary>
@@ -60,6 +64,7 @@ public sealed class ClientPortMetrics
         yield return ("request_throttle_wait_count", RequestThrottleWaits);
         yield return ("large_responses_rejected", LargeResponsesRejected);
         yield return ("accept_failures", AcceptFailures);
+        yield return ("linearizable_reads", LinearizableReads);
         yield return ("client_requests_outstanding", ClientRequestsOutstanding);
     }
 
@@ -68,5 +73,6 @@ public sealed class ClientPortMetrics
     {
         "connection_rejected", "connection_rejected_max_connections", "sessionless_connections_expired", "connections_dropped_queue_full",
         "connections_dropped_flush_timeout", "request_throttle_wait_count", "large_responses_rejected", "accept_failures",
+        "linearizable_reads",
     };
 }

@@ -51,11 +51,14 @@ public sealed partial class ReplicaActor
 
     /// <summary>A sync in flight: answered once this replica has applied up to <see cref="Zxid"/> (the leader's last
     /// proposal when it saw the sync; -1 until the leader says, which it does once a quorum confirms it still leads).</summary>
-    private sealed class PendingSync(int xid, string path, long sinceMs)
+    /// <summary>A sync waiting for its point (<see cref="Zxid"/>) to be fixed and applied here; with <see cref="Then"/>,
+    /// the linearizable read it was made for, answered instead of the sync.</summary>
+    private sealed class PendingSync(int xid, string path, long sinceMs, ClientRequest? then)
     {
         public readonly int Xid = xid;
         public readonly string Path = path;
         public readonly long SinceMs = sinceMs;
+        public readonly ClientRequest? Then = then;
         public long Zxid = -1;
     }
 
@@ -226,9 +229,9 @@ public sealed partial class ReplicaActor
         _unforwarded.Clear();
     }
 
-    private void Sync(ClientRequest request, PathRequest body, SessionState session)
+    private void Sync(ClientRequest request, PathRequest body, SessionState session, ClientRequest? then = null)
     {
-        var sync = new PendingSync(request.Xid, body.NodePath, _monotonic());
+        var sync = new PendingSync(request.Xid, body.NodePath, _monotonic(), then);
         session.Pending.Enqueue(sync);
         _syncWaiters.Add(session);
         if (_leading) HoldSync(request.SessionId, request.Xid, sync, null);

@@ -164,6 +164,17 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         }
 
         _outstanding++;
+        if (request.Body is LinearizableReadRequest linearizable)
+        {
+            // Standalone, every read is linearizable already; in an ensemble the read waits behind a sync of its own.
+            request = request with { Op = linearizable.Op, Body = linearizable.Inner };
+            _metrics.ClientPort.LinearizableReadOnce();
+            if (_ensemble is not null)
+            {
+                Sync(request, new PathRequest(request.Body.Path ?? "/"), session, then: request);
+                return;
+            }
+        }
         if (_ensemble is not null && request.Op == OpCode.Sync && request.Body is PathRequest sync)
         {
             Sync(request, sync, session);
@@ -475,6 +486,10 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
                     session.Pending.Dequeue();
                     _outstanding--;
                     if (!write.Orphaned) session.Actor.Tell(outcome with { Seq = session.NextSeq() });
+                    break;
+                case PendingSync { Zxid: >= 0, Then: { } read } sync when _tree.LastZxid >= sync.Zxid:
+                    session.Pending.Dequeue();
+                    ExecuteRead(read, session);
                     break;
                 case PendingSync { Zxid: >= 0 } sync when _tree.LastZxid >= sync.Zxid:
                     session.Pending.Dequeue();
