@@ -40,6 +40,8 @@ public sealed record ServerSettings
     public required string? SuperDigest { get; init; }
     /// <summary>SASL DIGEST-MD5 users and passwords (ZooKeeper's JAAS Server section, user_NAME="password").</summary>
     public required IReadOnlyDictionary<string, string> SaslUsers { get; init; }
+    /// <summary>SASL GSSAPI (Kerberos) for clients: the <c>sasl.kerberos</c> section.</summary>
+    public required Sessions.KerberosSettings Kerberos { get; init; }
     public required TimeSpan ContainerCheckInterval { get; init; }
     public required int ContainerMaxPerMinute { get; init; }
     public required int WatchDispatchers { get; init; }
@@ -95,6 +97,7 @@ public sealed record ServerSettings
             SaslUsers = c.GetConfig("sasl.users") is { IsEmpty: false } users
                 ? users.AsEnumerable().ToDictionary(kv => kv.Key.Trim('"'), kv => kv.Value.GetString(), StringComparer.Ordinal)
                 : new Dictionary<string, string>(),
+            Kerberos = Sessions.KerberosSettings.Create(c.GetConfig("sasl.kerberos")),
             ContainerCheckInterval = c.GetTimeSpan("container-check-interval"),
             ContainerMaxPerMinute = c.GetInt("container-max-per-minute"),
             WatchDispatchers = Math.Max(1, c.GetInt("watch-dispatchers")),

@@ -16,7 +16,8 @@ public sealed class SaslTests(ITestOutputHelper output)
 
     public static TheoryData<string> Targets => new() { "ours", "apache" };
 
-    private static readonly Lazy<Task<string>> Classes = new(CompileAsync, LazyThreadSafetyMode.ExecutionAndPublication);
+    /// <summary>SaslCheck compiled once; KerberosTests run it too.</summary>
+    internal static readonly Lazy<Task<string>> Classes = new(CompileAsync, LazyThreadSafetyMode.ExecutionAndPublication);
 
     private static async Task<string> CompileAsync()
     {

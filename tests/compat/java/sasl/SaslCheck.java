@@ -11,9 +11,11 @@ import org.apache.zookeeper.data.ACL;
 import org.apache.zookeeper.data.Id;
 
 /**
- * SASL DIGEST-MD5 with Apache's Java client; the JAAS file (-Djava.security.auth.login.config) names the user.
- * "accepted HOSTS PATH": the client authenticates (SaslAuthenticated), creates PATH with ACL sasl:bob:cdrwa and reads
- * it back; an anonymous client (SASL off) gets NoAuth on it. "refused HOSTS": the client must see AuthFailed.
+ * SASL (DIGEST-MD5 or GSSAPI) with Apache's Java client; the JAAS file (-Djava.security.auth.login.config) names the
+ * user or principal. "accepted HOSTS PATH [ID]": the client authenticates (SaslAuthenticated), creates PATH with ACL
+ * sasl:ID:cdrwa (ID defaults to bob) and reads it back; a client of the JAAS section named by -Dcheck.otherSection
+ * (when set) authenticates too and gets NoAuth on it, and so does an anonymous client (SASL off). "refused HOSTS":
+ * the client must see AuthFailed, and an anonymous client is still served.
  * Prints OK and exits 0, or prints why and exits 1.
  */
 public final class SaslCheck {
@@ -26,20 +28,44 @@ public final class SaslCheck {
         });
         try {
             if (mode.equals("refused")) {
-                if (!failed.await(30, TimeUnit.SECONDS)) fail("no AuthFailed for a wrong password");
-                if (authenticated.getCount() == 0) fail("authenticated with a wrong password");
+                if (!failed.await(30, TimeUnit.SECONDS)) fail("no AuthFailed");
+                if (authenticated.getCount() == 0) fail("authenticated although it should be refused");
+                System.setProperty("zookeeper.sasl.client", "false");
+                ZooKeeper anon = new ZooKeeper(hosts, 15000, e -> { });
+                try {
+                    if (anon.exists("/", false) == null) fail("no root for an anonymous client");
+                } finally {
+                    anon.close();
+                }
             } else {
                 if (!authenticated.await(30, TimeUnit.SECONDS)) fail("not SASL-authenticated (AuthFailed: " + (failed.getCount() == 0) + ")");
                 String path = args[2];
-                List<ACL> acl = Collections.singletonList(new ACL(31, new Id("sasl", "bob")));
+                String id = args.length > 3 ? args[3] : "bob";
+                List<ACL> acl = Collections.singletonList(new ACL(31, new Id("sasl", id)));
                 zk.create(path, "s".getBytes(StandardCharsets.UTF_8), acl, CreateMode.PERSISTENT);
                 if (!new String(zk.getData(path, false, null), StandardCharsets.UTF_8).equals("s")) fail("read back");
                 if (!zk.getACL(path, null).equals(acl)) fail("ACL " + zk.getACL(path, null));
+                String otherSection = System.getProperty("check.otherSection");
+                if (otherSection != null) {
+                    System.setProperty("zookeeper.sasl.clientconfig", otherSection);
+                    CountDownLatch otherAuthenticated = new CountDownLatch(1);
+                    ZooKeeper other = new ZooKeeper(hosts, 15000, e -> {
+                        if (e.getState() == KeeperState.SaslAuthenticated) otherAuthenticated.countDown();
+                    });
+                    try {
+                        if (!otherAuthenticated.await(30, TimeUnit.SECONDS)) fail("the other principal is not SASL-authenticated");
+                        other.getData(path, false, null);
+                        fail("another principal read a sasl:" + id + " node");
+                    } catch (KeeperException.NoAuthException expected) {
+                    } finally {
+                        other.close();
+                    }
+                }
                 System.setProperty("zookeeper.sasl.client", "false");
                 ZooKeeper anon = new ZooKeeper(hosts, 15000, e -> { });
                 try {
                     anon.getData(path, false, null);
-                    fail("an anonymous client read a sasl:bob node");
+                    fail("an anonymous client read a sasl:" + id + " node");
                 } catch (KeeperException.NoAuthException expected) {
                 } finally {
                     anon.close();

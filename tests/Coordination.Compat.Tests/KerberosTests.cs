@@ -1,0 +1,121 @@
+using Coordination.TestKit;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Coordination.Compat.Tests;
+
+/// <summary>
+/// Issue 17, SASL GSSAPI (Kerberos) for clients: a throwaway MIT realm (<see cref="KerberosRealm"/>), Apache's Java
+/// client logging in from a keytab (JAAS Krb5LoginModule), against Apache ZooKeeper (JAAS Server section with
+/// Krb5LoginModule and the service keytab, SASLAuthenticationProvider) and against us (coordination.sasl.kerberos).
+/// Every check runs on both servers. CI sets COORDINATION_REQUIRE_KERBEROS=1: a missing KDC then fails the test.
+/// </summary>
+public sealed class KerberosTests(ITestOutputHelper output)
+{
+    private const string ServicePrincipal = "zookeeper/localhost";
+
+    public static TheoryData<string> Targets => new() { "ours", "apache" };
+
+    private static void SkipUnlessKerberos()
+    {
+        CompatEnvironment.SkipUnlessAvailable(needsKazoo: false);
+        if (KerberosRealm.MissingTool() is not { } missing) return;
+        if (Environment.GetEnvironmentVariable("COORDINATION_REQUIRE_KERBEROS") == "1") Assert.Fail("Kerberos prerequisite missing: " + missing);
+        Skip.If(true, "Kerberos prerequisite missing: " + missing);
+    }
+
+    private static string Jaas(KerberosRealm realm, string name, string body)
+    {
+        var path = Path.Combine(realm.Directory, name);
+        File.WriteAllText(path, body);
+        return path;
+    }
+
+    private static string KeytabLogin(KerberosRealm realm, string keytab, string principal, bool server) =>
+        "com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true storeKey=true useTicketCache=false doNotPrompt=true"
+        + (server ? " isInitiator=false" : "") + $" keyTab=\"{keytab}\" principal=\"{realm.Qualify(principal)}\";";
+
+    private async Task<ServerProcess> StartAsync(string target, KerberosRealm realm, string serverKeytab, bool removeHostAndRealm = false)
+    {
+        var serverJaas = Jaas(realm, "server.jaas", $"Server {{ {KeytabLogin(realm, serverKeytab, ServicePrincipal, server: true)} }};\n");
+        var remove = removeHostAndRealm ? "on" : "off";
+        var server = await ServerProcess.StartAsync(target, new ServerProcessOptions
+        {
+            ExtraHocon = $$"""
+                coordination.sasl.kerberos {
+                  enabled = on
+                  keytab = "{{serverKeytab}}"
+                  principal = "{{realm.Qualify(ServicePrincipal)}}"
+                  remove-host-from-principal = {{remove}}
+                  remove-realm-from-principal = {{remove}}
+                }
+                """,
+            JavaOptions =
+            [
+                "-Djava.security.auth.login.config=" + serverJaas, "-Djava.security.krb5.conf=" + realm.Krb5Conf,
+                "-Dzookeeper.kerberos.removeHostFromPrincipal=" + removeHostAndRealm.ToString().ToLowerInvariant(),
+                "-Dzookeeper.kerberos.removeRealmFromPrincipal=" + removeHostAndRealm.ToString().ToLowerInvariant(),
+            ],
+            ExtraZooCfg = ["authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider"],
+        });
+        output.WriteLine($"started {server}");
+        return server;
+    }
+
+    /// <summary>Runs SaslCheck as <paramref name="principal"/> (keytab <paramref name="keytab"/>); <paramref name="other"/> adds the JAAS section OtherClient.</summary>
+    private async Task RunCheckAsync(KerberosRealm realm, ServerProcess server, string target, string principal, string keytab,
+        (string Principal, string Keytab)? other, params string[] args)
+    {
+        var sections = $"Client {{ {KeytabLogin(realm, keytab, principal, server: false)} }};\n"
+            + (other is { } o ? $"OtherClient {{ {KeytabLogin(realm, o.Keytab, o.Principal, server: false)} }};\n" : "");
+        var clientJaas = Jaas(realm, $"client-{Guid.NewGuid():N}.jaas", sections);
+        string[] options = other is null ? [] : ["-Dcheck.otherSection=OtherClient"];
+        var r = await ProcessRunner.RunAsync(CompatEnvironment.Java,
+            ["-Xmx256m", "-Djava.security.auth.login.config=" + clientJaas, "-Djava.security.krb5.conf=" + realm.Krb5Conf, .. options,
+             "-cp", CompatEnvironment.ClientClasspath(await SaslTests.Classes.Value), "SaslCheck", args[0], server.ConnectString, .. args[1..]],
+            TimeSpan.FromSeconds(90));
+        output.WriteLine(r.Output);
+        Assert.True(r.Succeeded, $"{target}: {r.Output}\n--- server ---\n{server.OutputTail}\n--- KDC ---\n{realm.KdcLog()}");
+    }
+
+    [SkippableTheory]
+    [MemberData(nameof(Targets))]
+    public async Task The_Java_client_authenticates_with_Kerberos_and_a_sasl_ACL_admits_only_its_principal(string target)
+    {
+        SkipUnlessKerberos();
+        await using var realm = await KerberosRealm.StartAsync();
+        realm.AddPrincipal(ServicePrincipal);
+        realm.AddPrincipal("alice");
+        realm.AddPrincipal("bob");
+        await using var server = await StartAsync(target, realm, realm.ExportKeytab(ServicePrincipal));
+        // alice's node: alice reads it back, bob (authenticated as himself) and an anonymous client get NoAuth.
+        var (alice, bob) = (realm.ExportKeytab("alice"), realm.ExportKeytab("bob"));
+        await RunCheckAsync(realm, server, target, "alice", alice, ("bob", bob), "accepted", "/krb-alice", realm.Qualify("alice"));
+    }
+
+    [SkippableTheory]
+    [MemberData(nameof(Targets))]
+    public async Task The_remove_rules_make_the_sasl_id_the_principal_s_first_component(string target)
+    {
+        SkipUnlessKerberos();
+        await using var realm = await KerberosRealm.StartAsync();
+        realm.AddPrincipal(ServicePrincipal);
+        realm.AddPrincipal("carol/localhost");
+        await using var server = await StartAsync(target, realm, realm.ExportKeytab(ServicePrincipal), removeHostAndRealm: true);
+        await RunCheckAsync(realm, server, target, "carol/localhost", realm.ExportKeytab("carol/localhost"), null, "accepted", "/krb-carol", "carol");
+    }
+
+    [SkippableTheory]
+    [MemberData(nameof(Targets))]
+    public async Task A_server_with_a_stale_keytab_answers_AuthFailed_and_keeps_serving(string target)
+    {
+        SkipUnlessKerberos();
+        await using var realm = await KerberosRealm.StartAsync();
+        realm.AddPrincipal(ServicePrincipal);
+        realm.AddPrincipal("alice");
+        var stale = realm.ExportKeytab(ServicePrincipal);
+        realm.ExportKeytab(ServicePrincipal);   // a new key: tickets no longer decrypt with the stale one
+        await using var server = await StartAsync(target, realm, stale);
+        await RunCheckAsync(realm, server, target, "alice", realm.ExportKeytab("alice"), null, "refused");
+    }
+}
