@@ -118,13 +118,13 @@ public sealed class KerberosRealm : IAsyncDisposable
     public void AddPrincipal(string principal) => Admin($"addprinc -randkey {Qualify(principal)}");
 
     /// <summary>
-    /// Gives <paramref name="principal"/> a new random key and writes it to a new keytab file (returned); a keytab
-    /// exported earlier for it no longer matches what the KDC issues tickets with.
+    /// Gives each of <paramref name="principals"/> a new random key and writes them to one new keytab file
+    /// (returned); a keytab exported earlier for one of them no longer matches what the KDC issues tickets with.
     /// </summary>
-    public string ExportKeytab(string principal)
+    public string ExportKeytab(params string[] principals)
     {
-        var path = Path.Combine(Directory, $"{principal.Replace('/', '_').Replace('@', '_')}-{Guid.NewGuid():N}.keytab");
-        Admin($"ktadd -k {path} {Qualify(principal)}");
+        var path = Path.Combine(Directory, $"{principals[0].Replace('/', '_').Replace('@', '_')}-{Guid.NewGuid():N}.keytab");
+        Admin($"ktadd -k {path} {string.Join(' ', principals.Select(Qualify))}");
         return path;
     }
 

@@ -64,12 +64,16 @@ public sealed class KerberosTests(ITestOutputHelper output)
 
     /// <summary>Runs SaslCheck as <paramref name="principal"/> (keytab <paramref name="keytab"/>); <paramref name="other"/> adds the JAAS section OtherClient.</summary>
     private async Task RunCheckAsync(KerberosRealm realm, ServerProcess server, string target, string principal, string keytab,
-        (string Principal, string Keytab)? other, params string[] args)
+        (string Principal, string Keytab)? other, params string[] args) =>
+        await RunCheckAsync(realm, server, target, principal, keytab, other, [], args);
+
+    private async Task RunCheckAsync(KerberosRealm realm, ServerProcess server, string target, string principal, string keytab,
+        (string Principal, string Keytab)? other, string[] javaOptions, string[] args)
     {
         var sections = $"Client {{ {KeytabLogin(realm, keytab, principal, server: false)} }};\n"
             + (other is { } o ? $"OtherClient {{ {KeytabLogin(realm, o.Keytab, o.Principal, server: false)} }};\n" : "");
         var clientJaas = Jaas(realm, $"client-{Guid.NewGuid():N}.jaas", sections);
-        string[] options = other is null ? [] : ["-Dcheck.otherSection=OtherClient"];
+        string[] options = other is null ? javaOptions : [.. javaOptions, "-Dcheck.otherSection=OtherClient"];
         var r = await ProcessRunner.RunAsync(CompatEnvironment.Java,
             ["-Xmx256m", "-Djava.security.auth.login.config=" + clientJaas, "-Djava.security.krb5.conf=" + realm.Krb5Conf, .. options,
              "-cp", CompatEnvironment.ClientClasspath(await SaslTests.Classes.Value), "SaslCheck", args[0], server.ConnectString, .. args[1..]],
@@ -116,6 +120,46 @@ public sealed class KerberosTests(ITestOutputHelper output)
         var stale = realm.ExportKeytab(ServicePrincipal);
         realm.ExportKeytab(ServicePrincipal);   // a new key: tickets no longer decrypt with the stale one
         await using var server = await StartAsync(target, realm, stale);
+        await RunCheckAsync(realm, server, target, "alice", realm.ExportKeytab("alice"), null, "refused");
+    }
+
+    [SkippableTheory]
+    [MemberData(nameof(Targets))]
+    public async Task A_ticket_for_another_principal_of_the_server_keytab_is_refused(string target)
+    {
+        SkipUnlessKerberos();
+        await using var realm = await KerberosRealm.StartAsync();
+        realm.AddPrincipal(ServicePrincipal);
+        realm.AddPrincipal("other/localhost");
+        realm.AddPrincipal("alice");
+        await using var server = await StartAsync(target, realm, realm.ExportKeytab(ServicePrincipal, "other/localhost"));
+        // The client asks for a ticket to other/localhost (zookeeper.sasl.client.username), whose key the server's
+        // keytab holds too; the server is zookeeper/localhost and must not accept it.
+        await RunCheckAsync(realm, server, target, "alice", realm.ExportKeytab("alice"), null,
+            ["-Dzookeeper.sasl.client.username=other"], ["refused"]);
+    }
+
+    /// <summary>
+    /// A deliberate difference: we refuse to start (the error names the principal and what the keytab holds), where
+    /// Apache ZooKeeper starts (its acceptor login does not need the key) and then fails every GSSAPI client.
+    /// </summary>
+    [SkippableTheory]
+    [MemberData(nameof(Targets))]
+    public async Task A_server_whose_keytab_lacks_its_principal_refuses_to_start_or_every_client(string target)
+    {
+        SkipUnlessKerberos();
+        await using var realm = await KerberosRealm.StartAsync();
+        realm.AddPrincipal(ServicePrincipal);
+        realm.AddPrincipal("other/localhost");
+        realm.AddPrincipal("alice");
+        var wrongKeytab = realm.ExportKeytab("other/localhost");
+        if (target == "ours")
+        {
+            var e = await Assert.ThrowsAsync<ServerStartException>(async () => { await using var _ = await StartAsync(target, realm, wrongKeytab); });
+            Assert.Contains("no key for zookeeper/localhost@TEST.REALM (the keytab holds other/localhost@TEST.REALM)", e.Message);
+            return;
+        }
+        await using var server = await StartAsync(target, realm, wrongKeytab);
         await RunCheckAsync(realm, server, target, "alice", realm.ExportKeytab("alice"), null, "refused");
     }
 }

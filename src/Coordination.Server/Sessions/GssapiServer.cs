@@ -74,16 +74,34 @@ public sealed class GssapiServer(KerberosSettings settings) : ISaslServer
     public void Dispose() => _context.Dispose();
 
     /// <summary>
-    /// Points MIT Kerberos at the configured keytab. libgssapi reads KRB5_KTNAME from the native environment (getenv),
-    /// which .NET's Environment.SetEnvironmentVariable does not change on Linux (it keeps its own copy), so the
-    /// variable is set with libc's setenv. Call once at startup, before any thread makes a GSS call: setenv is not
-    /// safe against a concurrent getenv.
+    /// Points MIT Kerberos at the keys of the configured principal. The configured keytab is reduced to that
+    /// principal's entries in a file only this user can read (deleted when the process exits), because the acceptor
+    /// accepts a ticket for any principal of its keytab. libgssapi reads KRB5_KTNAME from the native environment
+    /// (getenv), which .NET's Environment.SetEnvironmentVariable does not change on Linux (it keeps its own copy), so
+    /// the variable is set with libc's setenv. Called once at startup, before any thread makes a GSS call: setenv is
+    /// not safe against a concurrent getenv. Throws when the keytab holds no key of the principal.
     /// </summary>
     public static void Configure(KerberosSettings settings)
     {
         if (!settings.Enabled) return;
-        if (!File.Exists(settings.Keytab)) throw new FileNotFoundException("coordination.sasl.kerberos.keytab not found", settings.Keytab);
-        if (setenv("KRB5_KTNAME", "FILE:" + settings.Keytab, 1) != 0)
+        byte[] keys;
+        try
+        {
+            keys = Keytab.Only(File.ReadAllBytes(settings.Keytab), settings.Principal);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+        {
+            throw new Akka.Configuration.ConfigurationException($"coordination.sasl.kerberos.keytab {settings.Keytab}: {e.Message}");
+        }
+        var path = Path.Combine(Path.GetTempPath(), $"coordination-{Environment.ProcessId}-{Guid.NewGuid():N}.keytab");
+        using (var file = new FileStream(path, new FileStreamOptions
+               {
+                   Mode = FileMode.CreateNew, Access = FileAccess.Write,
+                   UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+               }))
+            file.Write(keys);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => File.Delete(path);
+        if (setenv("KRB5_KTNAME", "FILE:" + path, 1) != 0)
             throw new InvalidOperationException($"setenv KRB5_KTNAME failed: errno {Marshal.GetLastPInvokeError()}");
     }
 
