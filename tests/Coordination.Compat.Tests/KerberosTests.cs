@@ -1,3 +1,4 @@
+using Coordination.Protocol;
 using Coordination.TestKit;
 using Xunit;
 using Xunit.Abstractions;
@@ -161,5 +162,36 @@ public sealed class KerberosTests(ITestOutputHelper output)
         }
         await using var server = await StartAsync(target, realm, wrongKeytab);
         await RunCheckAsync(realm, server, target, "alice", realm.ExportKeytab("alice"), null, "refused");
+    }
+
+    /// <summary>Hostile first tokens (a GSS header over garbage, plain garbage): AuthFailed, that connection closes, the server serves the next one.</summary>
+    [SkippableTheory]
+    [MemberData(nameof(Targets))]
+    public async Task Garbage_GSSAPI_tokens_get_AuthFailed_and_the_server_keeps_serving(string target)
+    {
+        SkipUnlessKerberos();
+        await using var realm = await KerberosRealm.StartAsync();
+        realm.AddPrincipal(ServicePrincipal);
+        await using var server = await StartAsync(target, realm, realm.ExportKeytab(ServicePrincipal));
+        var rng = new Random(17);
+        var garbage = new byte[48];
+        rng.NextBytes(garbage);
+        foreach (var token in (byte[][])[[0x60, 0x2e, 0x06, 0x09, .. garbage], [0x05, .. garbage]])
+        {
+            await using (var hostile = await RawConnection.ConnectAsync(server.Host, server.Port))
+            {
+                await hostile.HandshakeAsync();
+                await hostile.SendAsync(WireFrames.Request(1, OpCode.Sasl, new SaslRequest(token)));
+                var outcome = await hostile.ObserveAsync(TimeSpan.FromSeconds(15));
+                output.WriteLine($"{target} token {token[0]:x2}...: {outcome}");
+                Assert.True(outcome.Replies is [{ Xid: 1, Err: ErrorCode.AuthFailed }], $"{target}: {outcome}");
+                Assert.True(outcome.ClosedByServer, $"{target}: {outcome}");
+            }
+            await using var next = await RawConnection.ConnectAsync(server.Host, server.Port);
+            await next.HandshakeAsync();
+            await next.SendAsync(WireFrames.Request(2, OpCode.Exists, new PathWatchRequest("/", false)));
+            var probe = await next.ObserveAsync(TimeSpan.FromSeconds(15), stopAfterReplies: 1);
+            Assert.True(probe.Replies is [{ Xid: 2, Err: ErrorCode.Ok }], $"{target}: {probe}");
+        }
     }
 }
