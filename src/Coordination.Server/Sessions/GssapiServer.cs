@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Net.Security;
 using System.Runtime.InteropServices;
-using System.Text;
 
 namespace Coordination.Server.Sessions;
 
@@ -28,6 +27,19 @@ public sealed class GssapiServer(KerberosSettings settings) : ISaslServer
     public string? AuthorizationId { get; private set; }
 
     public byte[]? Evaluate(ReadOnlySpan<byte> response)
+    {
+        try
+        {
+            return Step(response);
+        }
+        catch (Exception e) when (e is not SaslFailure)
+        {
+            // The native layer reports some failures as exceptions (e.g. naming the remote identity): a refusal too.
+            throw new SaslFailure($"GSSAPI: {e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    private byte[]? Step(ReadOnlySpan<byte> response)
     {
         switch (_phase)
         {
