@@ -36,7 +36,8 @@ public sealed class KerberosTests(ITestOutputHelper output)
         "com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true storeKey=true useTicketCache=false doNotPrompt=true"
         + (server ? " isInitiator=false" : "") + $" keyTab=\"{keytab}\" principal=\"{realm.Qualify(principal)}\";";
 
-    private async Task<ServerProcess> StartAsync(string target, KerberosRealm realm, string serverKeytab, bool removeHostAndRealm = false)
+    private async Task<ServerProcess> StartAsync(string target, KerberosRealm realm, string serverKeytab, bool removeHostAndRealm = false,
+        string extraHocon = "")
     {
         var serverJaas = Jaas(realm, "server.jaas", $"Server {{ {KeytabLogin(realm, serverKeytab, ServicePrincipal, server: true)} }};\n");
         var remove = removeHostAndRealm ? "on" : "off";
@@ -50,6 +51,7 @@ public sealed class KerberosTests(ITestOutputHelper output)
                   remove-host-from-principal = {{remove}}
                   remove-realm-from-principal = {{remove}}
                 }
+                {{extraHocon}}
                 """,
             JavaOptions =
             [
@@ -73,8 +75,14 @@ public sealed class KerberosTests(ITestOutputHelper output)
     {
         var sections = $"Client {{ {KeytabLogin(realm, keytab, principal, server: false)} }};\n"
             + (other is { } o ? $"OtherClient {{ {KeytabLogin(realm, o.Keytab, o.Principal, server: false)} }};\n" : "");
-        var clientJaas = Jaas(realm, $"client-{Guid.NewGuid():N}.jaas", sections);
         string[] options = other is null ? javaOptions : [.. javaOptions, "-Dcheck.otherSection=OtherClient"];
+        await RunJaasCheckAsync(realm, server, target, sections, options, args);
+    }
+
+    /// <summary>Runs SaslCheck with the JAAS file <paramref name="sections"/>.</summary>
+    private async Task RunJaasCheckAsync(KerberosRealm realm, ServerProcess server, string target, string sections, string[] options, string[] args)
+    {
+        var clientJaas = Jaas(realm, $"client-{Guid.NewGuid():N}.jaas", sections);
         var r = await ProcessRunner.RunAsync(CompatEnvironment.Java,
             ["-Xmx256m", "-Djava.security.auth.login.config=" + clientJaas, "-Djava.security.krb5.conf=" + realm.Krb5Conf, .. options,
              "-cp", CompatEnvironment.ClientClasspath(await SaslTests.Classes.Value), "SaslCheck", args[0], server.ConnectString, .. args[1..]],
@@ -193,5 +201,20 @@ public sealed class KerberosTests(ITestOutputHelper output)
             var probe = await next.ObserveAsync(TimeSpan.FromSeconds(15), stopAfterReplies: 1);
             Assert.True(probe.Replies is [{ Xid: 2, Err: ErrorCode.Ok }], $"{target}: {probe}");
         }
+    }
+
+    /// <summary>Ours only (ZooKeeper's server offers one mechanism): DIGEST-MD5 users and Kerberos principals on one server.</summary>
+    [SkippableFact]
+    public async Task Ours_serves_DIGEST_MD5_and_Kerberos_clients_side_by_side()
+    {
+        SkipUnlessKerberos();
+        await using var realm = await KerberosRealm.StartAsync();
+        realm.AddPrincipal(ServicePrincipal);
+        realm.AddPrincipal("alice");
+        await using var server = await StartAsync("ours", realm, realm.ExportKeytab(ServicePrincipal), extraHocon: "coordination.sasl.users { bob = \"bobs-secret\" }");
+        await RunCheckAsync(realm, server, "ours", "alice", realm.ExportKeytab("alice"), null, "accepted", "/krb-alice", realm.Qualify("alice"));
+        await RunJaasCheckAsync(realm, server, "ours",
+            "Client { org.apache.zookeeper.server.auth.DigestLoginModule required username=\"bob\" password=\"bobs-secret\"; };\n", [],
+            ["accepted", "/digest-bob", "bob"]);
     }
 }
