@@ -66,6 +66,7 @@ public sealed class CoordinationServer : IAsyncDisposable
         }
         var full = Logging.ServerLogging.ApplyTo(withReference);
         var settings = ServerSettings.Create(full);
+        Sessions.GssapiServer.Configure(settings.Kerberos);
         Directory.CreateDirectory(settings.DataDir);
         var persistence = PersistenceSettings.Create(full, settings.DataDir);
         var files = new SnapshotFiles(settings.DataDir, persistence.SnapshotsRetained, persistence.Purge);
@@ -126,6 +127,7 @@ public sealed class CoordinationServer : IAsyncDisposable
     private static CoordinationServer StartEnsembleMember(Config full, EnsembleSettings ensemble)
     {
         var settings = ServerSettings.Create(full);
+        Sessions.GssapiServer.Configure(settings.Kerberos);
         Directory.CreateDirectory(settings.DataDir);
         var persistence = PersistenceSettings.Create(full, settings.DataDir);
         if (!persistence.Enabled) throw new ConfigurationException("an ensemble member needs its durable log: coordination.persistence.enabled must be on");

@@ -45,6 +45,8 @@ public sealed record ServerSettings
     public required IReadOnlySet<string> SaslSuperUsers { get; init; }
     /// <summary>Schemes one of which a session must have authenticated with (zookeeper.enforce.auth.*); empty = not enforced.</summary>
     public required IReadOnlySet<string> EnforceAuthSchemes { get; init; }
+    /// <summary>SASL GSSAPI (Kerberos) for clients: the <c>sasl.kerberos</c> section.</summary>
+    public required Sessions.KerberosSettings Kerberos { get; init; }
     public required TimeSpan ContainerCheckInterval { get; init; }
     public required int ContainerMaxPerMinute { get; init; }
     public required int WatchDispatchers { get; init; }
@@ -55,11 +57,11 @@ public sealed record ServerSettings
 
     /// <summary>
     /// x509 ACLs need TLS with client certificates (the secure client port, port unification, or the admin or metrics
-    /// endpoint over HTTPS, whose callers prove x509 ids), sasl ACLs SASL users: ZooKeeper needs their providers.
+    /// endpoint over HTTPS, whose callers prove x509 ids), sasl ACLs SASL users or Kerberos: ZooKeeper needs their providers.
     /// </summary>
     public Core.AclProviders AclProviders =>
         new(SecureClientPort >= 0 || ClientTls.PortUnification || Admin is { Enabled: true, Tls: not null } || Metrics is { Enabled: true, Tls: not null },
-            SaslUsers.Count > 0);
+            SaslUsers.Count > 0 || Kerberos.Enabled);
 
     public static Config Reference { get; } = LoadReference();
 
@@ -88,6 +90,7 @@ public sealed record ServerSettings
         if (clientPort < 0 && clientTls.PortUnification)
             throw new ConfigurationException("client-ssl.port-unification needs the plain client-port, which is off");
         var saslUsers = ReadSaslUsers(c);
+        var kerberos = Sessions.KerberosSettings.Create(c.GetConfig("sasl.kerberos"));
         return new ServerSettings
         {
             ServerId = c.GetLong("server-id"),
@@ -115,7 +118,8 @@ public sealed record ServerSettings
             SuperDigest = string.IsNullOrWhiteSpace(superDigest) ? null : superDigest,
             SaslUsers = saslUsers,
             SaslSuperUsers = c.GetStringList("sasl.super-users").ToHashSet(StringComparer.Ordinal),
-            EnforceAuthSchemes = EnforcedSchemes(c.GetConfig("auth.enforce"), securePort >= 0 || clientTls.PortUnification, saslUsers.Count > 0),
+            EnforceAuthSchemes = EnforcedSchemes(c.GetConfig("auth.enforce"), securePort >= 0 || clientTls.PortUnification, saslUsers.Count > 0 || kerberos.Enabled),
+            Kerberos = kerberos,
             ContainerCheckInterval = c.GetTimeSpan("container-check-interval"),
             ContainerMaxPerMinute = c.GetInt("container-max-per-minute"),
             WatchDispatchers = Math.Max(1, c.GetInt("watch-dispatchers")),

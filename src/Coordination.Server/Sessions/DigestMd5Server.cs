@@ -10,7 +10,7 @@ namespace Coordination.Server.Sessions;
 /// with rspauth, after which the client is authenticated as its authorization id. Anything else is a failure.
 /// One instance per connection attempt; not thread-safe (the session actor owns it).
 /// </summary>
-public sealed class DigestMd5Server(IReadOnlyDictionary<string, string> users)
+public sealed class DigestMd5Server(IReadOnlyDictionary<string, string> users) : ISaslServer
 {
     public const string Realm = "zk-sasl-md5";
     public const string DigestUri = "zookeeper/" + Realm;
@@ -23,7 +23,7 @@ public sealed class DigestMd5Server(IReadOnlyDictionary<string, string> users)
     public string? AuthorizationId { get; private set; }
 
     /// <summary>The next server token; throws <see cref="SaslFailure"/> when the client's response is not accepted.</summary>
-    public byte[] Evaluate(ReadOnlySpan<byte> response)
+    public byte[]? Evaluate(ReadOnlySpan<byte> response)
     {
         switch (_step++)
         {
@@ -66,6 +66,8 @@ public sealed class DigestMd5Server(IReadOnlyDictionary<string, string> users)
         AuthorizationId = user;
         return Encoding.ASCII.GetBytes("rspauth=" + Kd(":" + uri));
     }
+
+    public void Dispose() { }
 
     /// <summary>RFC 2831 2.1.2.1: with charset=utf-8, a string whose characters all fit ISO 8859-1 is hashed in 8859-1.</summary>
     private static byte[] Credentials(string s) =>

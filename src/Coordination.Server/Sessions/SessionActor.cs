@@ -34,7 +34,7 @@ public sealed class SessionActor : ReceiveActor
     private int _timeoutMs;
     private AuthContext _auth = new([]);
     /// <summary>A SASL exchange in progress on the current connection.</summary>
-    private DigestMd5Server? _sasl;
+    private ISaslServer? _sasl;
 
     /// <summary>The connection that requests come from and outputs go to, once its handshake is answered.</summary>
     private ClientConnection? _connection;
@@ -81,7 +81,7 @@ public sealed class SessionActor : ReceiveActor
         _attaching = attach;
         _timeoutMs = attach.NegotiatedTimeoutMs;
         _auth = new AuthContext(ConnectionIds(attach.Connection));
-        _sasl = null;
+        EndSasl();
         _audit.Identify(_sessionId, _auth, attach.Connection.RemoteAddress);   // before createSession commits
         attach.Connection.SessionId = _sessionId;
         attach.Connection.Owner = Self;
@@ -190,11 +190,16 @@ public sealed class SessionActor : ReceiveActor
     /// <summary>
     /// One SASL step, answered at once as ZooKeeper's processSasl does (the Java client sends nothing else while it
     /// authenticates). Success adds Id("sasl", user); a failure answers AuthFailed and closes the connection.
+    /// The client does not name its mechanism: ZooKeeper's server offers one (GSSAPI when its JAAS login has a
+    /// Kerberos principal, else DIGEST-MD5). We take a non-empty first token as GSSAPI's first context token when
+    /// Kerberos is on (DIGEST-MD5's first client token is empty), so both can be on at once.
     /// </summary>
     private void Sasl(Incoming incoming, SaslRequest request)
     {
-        _sasl ??= new DigestMd5Server(_settings.SaslUsers);
-        byte[] token;
+        _sasl ??= _settings.Kerberos.Enabled && request.Token is { Length: > 0 }
+            ? new GssapiServer(_settings.Kerberos)
+            : new DigestMd5Server(_settings.SaslUsers);
+        byte[]? token;
         try
         {
             token = _sasl.Evaluate(request.Token ?? []);
@@ -202,7 +207,7 @@ public sealed class SessionActor : ReceiveActor
         catch (SaslFailure e)
         {
             _log.Info("SASL authentication failed for session 0x{SessionId:x}: {Reason}", _sessionId, e.Message);
-            _sasl = null;
+            EndSasl();
             // As ZooKeeper, the failure carries a (null) token after the header: the Java client reads one before it
             // notices the error, and only then reports AuthFailed instead of reconnecting. When SASL is required
             // (auth.enforce names sasl) the error is SessionClosedRequireAuth instead.
@@ -226,9 +231,16 @@ public sealed class SessionActor : ReceiveActor
             if (_settings.SaslSuperUsers.Contains(id.Ident) && !_auth.Ids.Contains(super)) _auth = new AuthContext([.. _auth.Ids, super]);
             _audit.Identify(_sessionId, _auth, incoming.Connection.RemoteAddress);
             _log.Info("Session 0x{SessionId:x} authenticated with SASL as {User}", _sessionId, _sasl.AuthorizationId);
-            _sasl = null;
+            EndSasl();
         }
         incoming.Connection.Send(new ReplyHeader(incoming.Xid, _lastZxid, ErrorCode.Ok), new SaslResponse(token), isResponse: true);
+    }
+
+    /// <summary>Drops the SASL exchange in progress and the native security context it may hold.</summary>
+    private void EndSasl()
+    {
+        _sasl?.Dispose();
+        _sasl = null;
     }
 
     /// <summary>Tells the leader the session is alive, at most twice per tick (ZooKeeper's followers batch touches per tick too).</summary>
@@ -334,6 +346,7 @@ public sealed class SessionActor : ReceiveActor
     /// <summary>Stopped by the session manager (this server stopped serving): the client's connection closes with it.</summary>
     protected override void PostStop()
     {
+        EndSasl();
         _attaching?.Connection.Abort();
         _connection?.Abort();
     }
