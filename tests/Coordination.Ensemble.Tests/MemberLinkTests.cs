@@ -40,7 +40,7 @@ public sealed class MemberLinkTests
         {
             await dialer.ConnectAsync((IPEndPoint)relay.LocalEndPoint!);
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            await MemberHandshake.DialAsync(dialer, secret, 1, target.Id, timeout.Token);   // the genuine one succeeds
+            await MemberHandshake.DialAsync(new NetworkStream(dialer), secret, 1, target.Id, timeout.Token);   // the genuine one succeeds
         }
         var sent = await recorded;
         Assert.Equal(MemberHandshake.HelloBytes + 32, sent.Length);
