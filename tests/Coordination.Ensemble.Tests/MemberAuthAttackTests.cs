@@ -191,6 +191,7 @@ public sealed class MemberAuthAttackTests
         var ensemble = certificates.Ensemble;
         var leader = await ensemble.WaitForLeaderAsync(Ens.Settle);
         var target = ensemble.Members.First(m => m.Id != leader.Id);
+        var other = ensemble.Members.First(m => m.Id != target.Id).Id;   // whose id the plaintext HELLO claims
         var before = await ensemble.WaitConvergedAsync(Ens.Settle);
         var refusedBefore = AuthFailures(ensemble);
 
@@ -204,9 +205,9 @@ public sealed class MemberAuthAttackTests
             ("garbage", RandomNumberGenerator.GetBytes(256)),
             ("a framed random payload", frame),
             ("an Akka ASSOCIATE", Framed(AssociatePdu("coordination", "127.0.0.1", 1, "akka.trttl.tcp"))),
-            // Plaintext to a TLS member: a member's own HELLO (member 1 to the target), in the clear. (Without TLS
+            // Plaintext to a TLS member: a member's own HELLO (another member to the target), in the clear. (Without TLS
             // the secret's challenge is its answer: MemberLinkTests.)
-            ("a plaintext member HELLO", security == MemberSecurity.Secret ? [] : PlainHello(1, target.Id)),
+            ("a plaintext member HELLO", security == MemberSecurity.Secret ? [] : PlainHello(other, target.Id)),
         })
         {
             if (bytes.Length == 0) continue;
@@ -215,9 +216,9 @@ public sealed class MemberAuthAttackTests
             if (!closed) problems.Add($"{what}: the member kept the connection open");
         }
         // A TLS client that trusts the ensemble's CA (so the member's certificate passes) but has no certificate of
-        // its own; then it says it is member 1 and speaks Akka.
+        // its own; then it says it is another member and speaks Akka.
         var (tlsReceived, tlsClosed) = await TlsSendAndListenAsync(target.RemotingPort, certificates.Ca.ClientOptions(null),
-            PlainHello(1, target.Id), Framed(AssociatePdu("coordination", "127.0.0.1", 1, "akka.trttl.tcp")));
+            PlainHello(other, target.Id), Framed(AssociatePdu("coordination", "127.0.0.1", 1, "akka.trttl.tcp")));
         if (tlsReceived.Length > 0) problems.Add($"TLS without a certificate: the member answered {tlsReceived.Length} bytes");
         if (!tlsClosed) problems.Add("TLS without a certificate: the member kept the connection open");
         Assert.True(problems.Count == 0, string.Join("\n", problems));
