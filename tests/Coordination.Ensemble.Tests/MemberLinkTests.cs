@@ -182,6 +182,13 @@ public sealed class MemberLinkTests
             File.Delete(file);
         }
         Assert.Throws<ConfigurationException>(() => Create("secret-file = \"/nonexistent/ensemble.secret\""));
+        // With member TLS the certificates authenticate: no secret needed, but TLS needs this member's key store.
+        var tls = Create("}\n ssl { enabled = on, key-store-location = \"/etc/member.pem\", hostname-verification = off");
+        Assert.True(tls.Tls.Enabled && tls.Auth.Secret is null && !tls.Auth.Insecure && !tls.Tls.HostnameVerification);
+        // The member transport gets the same settings (written into its own section).
+        var transport = SocketTransportSettings.Create(tls.RemotingConfig(1).GetConfig("akka.remote.coordination-socket")).Auth!;
+        Assert.True(transport.Secret is null && transport.Tls == tls.Tls, $"{transport.Tls} != {tls.Tls}");
+        Assert.Throws<ConfigurationException>(() => Create("}\n ssl { enabled = on"));
         // A standalone server needs none.
         Assert.False(EnsembleSettings.Create(ServerSettings.Reference).Enabled);
     }
