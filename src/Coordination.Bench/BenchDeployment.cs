@@ -122,6 +122,14 @@ internal sealed class BenchTls
         }
         """;
 
+    /// <summary>Our ensemble's member TLS (side-by-side --member-tls): every member presents the server certificate
+    /// (it names 127.0.0.1, the members' host) and trusts the CA; no member secret, TLS authenticates.</summary>
+    public string MemberHocon => $$"""
+
+        coordination.ensemble.auth.secret = ""
+        coordination.ensemble.ssl { enabled = on, key-store-location = "{{Server.CombinedPem}}", trust-store-location = "{{Ca.CaPem}}" }
+        """;
+
     /// <summary>ZooKeeper's TLS needs its Netty connection factory (which then serves the plain port too).</summary>
     public IReadOnlyList<string> ApacheJavaOptions =>
     [

@@ -47,6 +47,9 @@ public static class SideBySide
                                       made for the run; ZooKeeper then runs its Netty connection factory on both
                                       ports) and every row runs plain and over TLS ("ours-tls", "ZK 3.8-tls"),
                                       with the TLS/plain ratio of each server (standalone only)
+          --member-tls                a second ensemble of ours with mutual TLS between its members
+                                      (coordination.ensemble.ssl, certificates made for the run; --nodes 3):
+                                      every row runs on both ("ours", "ours-mtls"), with the mtls/plain ratio
         """;
 
     private sealed record Options
@@ -70,11 +73,16 @@ public static class SideBySide
         public TimeSpan TimeLimit { get; init; } = TimeSpan.FromMinutes(60);
         public string? Out { get; init; }
         public bool Tls { get; init; }
-        /// <summary>The loads' targets: each server, and with --tls each server's secure port ("ours-tls").</summary>
-        public IReadOnlyList<string> LoadTargets => Tls ? Targets.SelectMany(t => (string[])[t, t + TlsSuffix]).ToArray() : Targets;
+        public bool MemberTls { get; init; }
+        /// <summary>The loads' targets: each server, with --tls each server's secure port ("ours-tls"), and with
+        /// --member-tls our ensemble with member TLS ("ours-mtls", a deployment of its own).</summary>
+        public IReadOnlyList<string> LoadTargets => Targets
+            .SelectMany(t => (string[])[t, .. Tls ? [t + TlsSuffix] : Array.Empty<string>(), .. MemberTls && t == "ours" ? [MemberTlsTarget] : Array.Empty<string>()])
+            .ToArray();
     }
 
     private const string TlsSuffix = "-tls";
+    private const string MemberTlsTarget = "ours-mtls";
 
     /// <summary>The server a load target runs against ("ours-tls" runs against "ours").</summary>
     private static string ServerOf(string target) => target.EndsWith(TlsSuffix, StringComparison.Ordinal) ? target[..^TlsSuffix.Length] : target;
@@ -146,14 +154,21 @@ public static class SideBySide
             }
         }
 
-        var tlsDir = o.Tls ? Directory.CreateTempSubdirectory("side-by-side-tls-").FullName : null;
-        var tls = tlsDir is null ? null : new BenchTls(tlsDir);
+        var tlsDir = o.Tls || o.MemberTls ? Directory.CreateTempSubdirectory("side-by-side-tls-").FullName : null;
+        var certificates = tlsDir is null ? null : new BenchTls(tlsDir);
+        var tls = o.Tls ? certificates : null;
         try
         {
             foreach (var target in o.Targets)
             {
                 servers[target] = await BenchDeployment.StartAsync(target, o.Nodes, o.Fsync, o.OursHocon, o.ApacheCfg, null, token, tls).ConfigureAwait(false);
                 await stderr.WriteLineAsync($"  started {servers[target]}").ConfigureAwait(false);
+            }
+            if (o.LoadTargets.Contains(MemberTlsTarget))
+            {
+                servers[MemberTlsTarget] = await BenchDeployment.StartAsync("ours", o.Nodes, o.Fsync, o.OursHocon + certificates!.MemberHocon,
+                    o.ApacheCfg, null, token).ConfigureAwait(false);
+                await stderr.WriteLineAsync($"  started {servers[MemberTlsTarget]} with member TLS").ConfigureAwait(false);
             }
             // Both runtimes compile their hot code during the first seconds under load (the JVM's C1/C2, .NET's tiered
             // JIT, which tiers up only what is called often: a saturated server batches, a lightly loaded one takes other
@@ -392,6 +407,7 @@ public static class SideBySide
                 RatioLine("ours tls/plain", figures.GetValueOrDefault("ours" + TlsSuffix), figures.GetValueOrDefault("ours"));
                 RatioLine("ZK tls/plain", figures.GetValueOrDefault("apache" + TlsSuffix), figures.GetValueOrDefault("apache"));
             }
+            if (o.MemberTls) RatioLine("ours mtls/plain", figures.GetValueOrDefault(MemberTlsTarget), figures.GetValueOrDefault("ours"));
         }
         if (extraRows.Count > 0)
         {
@@ -415,6 +431,9 @@ public static class SideBySide
             sb.AppendLine("half-load rows: both servers at half of ZooKeeper's best saturation throughput of that op (its get/set row in this run, " +
                           "else measured first at 16x16), 16 sessions each paced on a fixed schedule with up to 16 in flight; latency counts " +
                           "from each request's intended send time (wrk2-style, no coordinated omission); MISSED = a run achieved < 95% of the target.");
+        if (o.MemberTls)
+            sb.AppendLine("--member-tls: 'ours-mtls' = a second ensemble of ours whose members talk mutual TLS (TLS 1.3, no member secret); " +
+                          "'ours mtls/plain' = its figure / the plain ensemble's. Clients connect in plaintext to both.");
         foreach (var n in notes.Distinct()) sb.AppendLine("NOTE: " + n);
         return sb.ToString();
     }
@@ -468,10 +487,12 @@ public static class SideBySide
                 "time-limit" => o with { TimeLimit = BenchOptions.ParseDuration(Value()) },
                 "out" => o with { Out = Value() },
                 "tls" => o with { Tls = true },
+                "member-tls" => o with { MemberTls = true },
                 _ => throw new ArgumentException($"unknown option --{name}"),
             };
         }
         if (o.Targets.Count == 0) throw new ArgumentException("--targets is empty");
+        if (o.MemberTls && (o.Nodes == 1 || !o.Targets.Contains("ours"))) throw new ArgumentException("--member-tls needs --nodes 3 and ours among --targets");
         return o;
     }
 

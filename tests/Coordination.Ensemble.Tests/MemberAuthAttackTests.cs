@@ -1,6 +1,8 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
@@ -10,6 +12,7 @@ using Coordination.Core;
 using Coordination.Core.Zab;
 using Coordination.Protocol;
 using Coordination.Server.Ensemble;
+using Coordination.Server.Metrics;
 using Coordination.TestKit;
 using Xunit;
 
@@ -20,7 +23,10 @@ namespace Coordination.Ensemble.Tests;
 /// members is acted on only if it arrived on a link authenticated as a configured member). The attacker knows the
 /// member addresses and our assemblies, but not the ensemble's secret. Nothing it sends may be applied, logged or
 /// answered, and the ensemble keeps serving. These tests use only what existed before member authentication, so
-/// that they can be run against that code too (where each of them fails).
+/// that they can be run against that code too (where each of them fails). Every case runs against members that
+/// authenticate with the shared secret, with mutual TLS alone, and with both (<see cref="MemberSecurity"/>); the
+/// rogues include TLS clients with a certificate from another CA, with one of the ensemble's CA for a host that is
+/// no member's, and with none.
 /// </summary>
 public sealed class MemberAuthAttackTests
 {
@@ -28,19 +34,36 @@ public sealed class MemberAuthAttackTests
     private static readonly TimeSpan Quiet = TimeSpan.FromSeconds(3);
 
     /// <summary>The rogue's transport: ours, over the same throttler adapter as the members (so the same
-    /// akka.trttl.tcp addresses), without the secret or with a wrong one.</summary>
-    public static TheoryData<string> RogueAuth => new()
+    /// akka.trttl.tcp addresses), without the secret, with a wrong one, or with TLS and a certificate the members
+    /// must refuse; each against every kind of member authentication.</summary>
+    public static TheoryData<string, MemberSecurity> Rogues()
     {
-        "insecure = on",
-        // Claims to be member 2 with a secret of its own (the member endpoints are filled in by the test).
-        "secret-base64 = \"" + Convert.ToBase64String(RandomNumberGenerator.GetBytes(24)) + "\", member-id = 2",
+        var data = new TheoryData<string, MemberSecurity>();
+        foreach (var security in Enum.GetValues<MemberSecurity>())
+            foreach (var rogue in new[] { "no secret", "wrong secret", "TLS, other CA", "TLS, not a member host" })
+                data.Add(rogue, security);
+        return data;
+    }
+
+    /// <summary>The rogue's <c>auth</c> and <c>ssl</c> sections; it claims to be member <paramref name="claimed"/>.</summary>
+    private static string RogueAuth(string rogue, MemberCertificates certificates, string members, long claimed) => rogue switch
+    {
+        "no secret" => $"auth {{ insecure = on, members {{ {members} }} }}",
+        "wrong secret" => $"auth {{ secret-base64 = \"{Convert.ToBase64String(RandomNumberGenerator.GetBytes(24))}\", member-id = {claimed}, members {{ {members} }} }}",
+        "TLS, other CA" => $"auth {{ member-id = {claimed}, members {{ {members} }} }}\n{certificates.Ssl(certificates.FromOtherCa)}",
+        "TLS, not a member host" => $"auth {{ member-id = {claimed}, members {{ {members} }} }}\n{certificates.Ssl(certificates.ForAnotherHost)}",
+        _ => throw new ArgumentException(rogue),
     };
 
+    private static long AuthFailures(TestEnsemble ensemble) =>
+        ensemble.Members.Where(m => m.IsRunning).Sum(m => ServerMetrics.For(m.Server!.System).Ensemble.MemberAuthFailures);
+
     [Theory]
-    [MemberData(nameof(RogueAuth))]
-    public async Task A_rogue_ActorSystem_that_knows_the_member_addresses_gets_nothing_applied_logged_or_answered(string rogueAuth)
+    [MemberData(nameof(Rogues))]
+    public async Task A_rogue_ActorSystem_that_knows_the_member_addresses_gets_nothing_applied_logged_or_answered(string rogueKind, MemberSecurity security)
     {
-        await using var ensemble = await TestEnsemble.StartAsync();
+        await using var certificates = await MemberCertificates.StartAsync(security);
+        var ensemble = certificates.Ensemble;
         var leader = await ensemble.WaitForLeaderAsync(Ens.Settle);
         var followers = ensemble.Members.Where(m => m.Id != leader.Id).ToArray();
 
@@ -48,13 +71,26 @@ public sealed class MemberAuthAttackTests
         await using var victim = await Ens.ConnectAsync(followers[0]);
         await victim.CreateAsync("/eph", Ens.Bytes("mine"), CreateMode.Ephemeral).OkAsync();
         await victim.CreateAsync("/locked", [], acl: Acl.ReadAclUnsafe).OkAsync();
+        // A TLS rogue takes the place of a member that went down, its id and its endpoint, so that only its
+        // certificate stands between it and the ensemble (other rogues speak from a port of their own).
+        var impersonated = rogueKind.StartsWith("TLS", StringComparison.Ordinal) ? followers[1] : null;
+        if (impersonated is not null)
+        {
+            await ensemble.KillAsync(impersonated.Id);
+            var leaderMetrics = ServerMetrics.For(leader.Server!.System).Ensemble;
+            await Ens.EventuallyAsync(() => Task.FromResult(leaderMetrics.Learners == 1), Ens.Settle, "the leader notices the departure");
+        }
+        var alive = ensemble.Members.Where(m => m.IsRunning).ToArray();
+        var proposeTo = impersonated is null ? followers[1] : followers[0];
         var before = await ensemble.WaitConvergedAsync(Ens.Settle);
         var loggedBefore = new Dictionary<long, long>();
-        foreach (var m in ensemble.Members) loggedBefore[m.Id] = (await Ens.PeerStatusAsync(m)).LastZxid;
+        foreach (var m in alive) loggedBefore[m.Id] = (await Ens.PeerStatusAsync(m)).LastZxid;
 
         var members = string.Join(", ", ensemble.Members.Select(m => $"{m.Id} = \"127.0.0.1:{m.RemotingPort}\""));
         var problems = new List<string>();
-        using var rogue = ActorSystem.Create("coordination", RogueConfig($"{rogueAuth}, members {{ {members} }}"));
+        var refusedBefore = AuthFailures(ensemble);
+        using var rogue = ActorSystem.Create("coordination",
+            RogueConfig(RogueAuth(rogueKind, certificates, members, impersonated?.Id ?? 2), impersonated?.RemotingPort ?? 0));
         try
         {
             var replies = new ConcurrentQueue<object>();
@@ -62,7 +98,7 @@ public sealed class MemberAuthAttackTests
             IActorRef At(TestEnsemble.Member m, string actor) =>
                 RemotePaths.Resolve(rogue, $"akka.trttl.tcp://coordination@127.0.0.1:{m.RemotingPort}/user/{actor}");
 
-            foreach (var m in ensemble.Members)
+            foreach (var m in alive)
             {
                 // Any reply at all: Akka's Identify, the peer's status (JSON), a snapshot chunk.
                 rogue.ActorSelection($"akka.trttl.tcp://coordination@127.0.0.1:{m.RemotingPort}/user/{PeerActor.Name}").Tell(new Identify(m.Id), recorder);
@@ -77,29 +113,42 @@ public sealed class MemberAuthAttackTests
             At(leader, "replica").Tell(new ForwardedRequest(followers[0].Id, victim.SessionId, 7002, (int)OpCode.CloseSession, [], []), recorder);
 
             // A follower: a PROPOSAL and its COMMIT in the leader's name, at the next zxid.
-            var next = before[followers[1].Id].Zxid + 1;
+            var next = before[proposeTo.Id].Zxid + 1;
             var forged = Txns.Serialize(new TxnHeader(victim.SessionId, 7003, next, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), OpCode.Create),
                 new CreateTxn("/forged", Ens.Bytes("f"), Acl.OpenAclUnsafe, 0, 1));
-            At(followers[1], PeerActor.Name).Tell(new Propose(leader.Id, new LogEntry(next, forged)), recorder);
-            At(followers[1], PeerActor.Name).Tell(new Commit(leader.Id, next), recorder);
+            At(proposeTo, PeerActor.Name).Tell(new Propose(leader.Id, new LogEntry(next, forged)), recorder);
+            At(proposeTo, PeerActor.Name).Tell(new Commit(leader.Id, next), recorder);
+            // An impersonator would join as the member it claims to be, and get the leader's sync.
+            if (impersonated is not null)
+                At(leader, PeerActor.Name).Tell(new FollowerInfo(impersonated.Id, 0, before[leader.Id].Zxid, false), rogue.ActorOf(Props.Create(() => new Recorder(replies)), PeerActor.Name));
 
             await Task.Delay(Quiet);
             // An Identify that its own remoting drops is answered by the rogue's dead letters, with no subject; a
             // member would have named the (existing) actor.
             var answered = replies.Where(r => r is not ActorIdentity { Subject: null }).ToList();
             if (answered.Count > 0) problems.Add("the rogue got replies: " + string.Join(", ", answered));
-            foreach (var m in ensemble.Members)
+            foreach (var m in alive)
             {
                 var (zxid, _) = await ensemble.HashAsync(m.Id);
                 if (zxid != before[m.Id].Zxid) problems.Add($"server {m.Id} applied something: 0x{before[m.Id].Zxid:x} -> 0x{zxid:x}");
                 var logged = (await Ens.PeerStatusAsync(m)).LastZxid;
                 if (logged != loggedBefore[m.Id]) problems.Add($"server {m.Id} logged something: 0x{loggedBefore[m.Id]:x} -> 0x{logged:x}");
             }
+            try
+            {
+                await Ens.EventuallyAsync(() => Task.FromResult(AuthFailures(ensemble) > refusedBefore), Ens.Settle,
+                    "the rogue's links are refused and counted in member_auth_failures");
+            }
+            catch (TimeoutException e)
+            {
+                problems.Add(e.Message);
+            }
         }
         finally
         {
             await rogue.Terminate();
         }
+        if (impersonated is not null) await ensemble.RestartAsync(impersonated.Id);
 
         // The victim's session lives on, and the ensemble serves and agrees.
         try
@@ -132,12 +181,19 @@ public sealed class MemberAuthAttackTests
         Assert.True(problems.Count == 0, string.Join("\n", problems));
     }
 
-    [Fact]
-    public async Task A_raw_socket_that_sends_garbage_or_speaks_Akkas_association_protocol_gets_no_reply_and_is_closed()
+    public static TheoryData<MemberSecurity> Securities() => new(Enum.GetValues<MemberSecurity>());
+
+    [Theory]
+    [MemberData(nameof(Securities))]
+    public async Task A_raw_socket_that_sends_garbage_or_speaks_Akkas_association_protocol_or_TLS_without_a_certificate_gets_no_reply_and_is_closed(MemberSecurity security)
     {
-        await using var ensemble = await TestEnsemble.StartAsync();
+        await using var certificates = await MemberCertificates.StartAsync(security);
+        var ensemble = certificates.Ensemble;
         var leader = await ensemble.WaitForLeaderAsync(Ens.Settle);
         var target = ensemble.Members.First(m => m.Id != leader.Id);
+        var other = ensemble.Members.First(m => m.Id != target.Id).Id;   // whose id the plaintext HELLO claims
+        var before = await ensemble.WaitConvergedAsync(Ens.Settle);
+        var refusedBefore = AuthFailures(ensemble);
 
         // Random bytes, a well-framed random payload, and Akka's own ASSOCIATE PDU (a stranger's first step).
         var frame = new byte[4 + 64];
@@ -149,18 +205,139 @@ public sealed class MemberAuthAttackTests
             ("garbage", RandomNumberGenerator.GetBytes(256)),
             ("a framed random payload", frame),
             ("an Akka ASSOCIATE", Framed(AssociatePdu("coordination", "127.0.0.1", 1, "akka.trttl.tcp"))),
+            // Plaintext to a TLS member: a member's own HELLO (another member to the target), in the clear. (Without TLS
+            // the secret's challenge is its answer: MemberLinkTests.)
+            ("a plaintext member HELLO", security == MemberSecurity.Secret ? [] : PlainHello(other, target.Id)),
         })
         {
+            if (bytes.Length == 0) continue;
             var (received, closed) = await SendAndListenAsync(target.RemotingPort, bytes);
             if (received.Length > 0) problems.Add($"{what}: the member answered {received.Length} bytes");
             if (!closed) problems.Add($"{what}: the member kept the connection open");
         }
+        // A TLS client that trusts the ensemble's CA (so the member's certificate passes) but has no certificate of
+        // its own; then it says it is another member and speaks Akka.
+        var (tlsReceived, tlsClosed) = await TlsSendAndListenAsync(target.RemotingPort, certificates.Ca.ClientOptions(null),
+            PlainHello(other, target.Id), Framed(AssociatePdu("coordination", "127.0.0.1", 1, "akka.trttl.tcp")));
+        if (tlsReceived.Length > 0) problems.Add($"TLS without a certificate: the member answered {tlsReceived.Length} bytes");
+        if (!tlsClosed) problems.Add("TLS without a certificate: the member kept the connection open");
         Assert.True(problems.Count == 0, string.Join("\n", problems));
+        await Ens.EventuallyAsync(() => Task.FromResult(AuthFailures(ensemble) >= refusedBefore + 4), Ens.Settle,
+            "each refused connection counts in member_auth_failures");
+        Assert.Equal(before[target.Id], await ensemble.HashAsync(target.Id));
 
         await using (var writer = await Ens.ConnectAsync(target))
             await writer.CreateAsync("/still-serving", []).OkAsync();
         var hashes = await ensemble.WaitConvergedAsync(Ens.Settle);
         Assert.Single(hashes.Values.Select(h => h.Digest).Distinct());
+    }
+
+    /// <summary>
+    /// One source (127.0.0.2) holds more stalled connections on every member port than the transport has handshake
+    /// slots (64), re-dialling each as soon as it is closed, while a member (on 127.0.0.1) restarts. Its cap per
+    /// address keeps slots free for the members: the restarted member links up again and catches up.
+    /// </summary>
+    [Theory]
+    [InlineData(MemberSecurity.Secret)]
+    [InlineData(MemberSecurity.Tls)]
+    public async Task One_address_holding_stalled_handshakes_cannot_keep_a_restarted_member_out(MemberSecurity security)
+    {
+        await using var certificates = await MemberCertificates.StartAsync(security);
+        var ensemble = certificates.Ensemble;
+        var leader = await ensemble.WaitForLeaderAsync(Ens.Settle);
+        var restarted = ensemble.Members.First(m => m.Id != leader.Id);
+
+        using var stop = new CancellationTokenSource();
+        var flood = Task.WhenAll(ensemble.Members.SelectMany(m =>
+            Enumerable.Range(0, 100).Select(_ => HoldStalledAsync(m.RemotingPort, stop.Token))));
+        try
+        {
+            await Task.Delay(TimeSpan.FromSeconds(2));   // the flood holds its connections
+            await ensemble.KillAsync(restarted.Id);
+            await using (var writer = await Ens.ConnectAsync(leader))
+                await writer.CreateAsync("/while-down", []).OkAsync();
+            await ensemble.RestartAsync(restarted.Id);
+            var hashes = await ensemble.WaitConvergedAsync(TimeSpan.FromSeconds(30));
+            Assert.Single(hashes.Values.Select(h => h.Digest).Distinct());
+            Assert.True(await Ens.ExistsAsync(restarted, "/while-down"), "the restarted member did not catch up");
+        }
+        finally
+        {
+            stop.Cancel();
+            await flood;
+        }
+    }
+
+    /// <summary>A connection from 127.0.0.2 that never says a word, dialled again whenever the member closes it: at
+    /// once after a handshake timeout, after a second when it was refused at once (so the refusals stay few).</summary>
+    private static async Task HoldStalledAsync(int port, CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            var held = System.Diagnostics.Stopwatch.StartNew();
+            using (var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+            {
+                try
+                {
+                    socket.Bind(new IPEndPoint(IPAddress.Parse("127.0.0.2"), 0));
+                    await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), stop);
+                    await socket.ReceiveAsync(new byte[16], SocketFlags.None, stop);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                catch (SocketException)
+                {
+                    // Refused (the member is down) or reset: dial again below.
+                }
+            }
+            if (held.Elapsed < TimeSpan.FromSeconds(1))
+                try { await Task.Delay(TimeSpan.FromSeconds(1), stop); } catch (OperationCanceledException) { return; }
+        }
+    }
+
+    /// <summary>Connects over TLS with <paramref name="options"/>, sends, and collects the application bytes that come
+    /// back until the member closes the connection (or 10 s pass). A handshake the member refuses is closed with nothing.</summary>
+    private static async Task<(byte[] Received, bool Closed)> TlsSendAndListenAsync(int port, SslClientAuthenticationOptions options, params byte[][] sends)
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync("127.0.0.1", port);
+        await using var tls = new SslStream(new NetworkStream(socket, ownsSocket: false));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var received = new List<byte>();
+        try
+        {
+            await tls.AuthenticateAsClientAsync(options, timeout.Token);
+            foreach (var send in sends) await tls.WriteAsync(send, timeout.Token);
+            var buffer = new byte[4096];
+            while (true)
+            {
+                var n = await tls.ReadAsync(buffer, timeout.Token);
+                if (n == 0) return (received.ToArray(), true);
+                received.AddRange(buffer.AsSpan(0, n).ToArray());
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            return (received.ToArray(), false);
+        }
+        catch (Exception e) when (e is IOException or System.Security.Authentication.AuthenticationException)
+        {
+            return (received.ToArray(), true);   // refused in the handshake, or reset after it
+        }
+    }
+
+    /// <summary>A member handshake's HELLO, as <see cref="MemberHandshake"/> writes it, from <paramref name="dialer"/>.</summary>
+    private static byte[] PlainHello(long dialer, long acceptor)
+    {
+        var hello = new byte[MemberHandshake.HelloBytes];
+        "CAKM"u8.CopyTo(hello);
+        hello[4] = 1;
+        BinaryPrimitives.WriteInt64BigEndian(hello.AsSpan(5), dialer);
+        BinaryPrimitives.WriteInt64BigEndian(hello.AsSpan(13), acceptor);
+        RandomNumberGenerator.Fill(hello.AsSpan(21));
+        return hello;
     }
 
     /// <summary>Connects, sends, and collects what comes back until the member closes the connection (or 10 s pass).</summary>
@@ -198,7 +375,7 @@ public sealed class MemberAuthAttackTests
         }
     }
 
-    private static Config RogueConfig(string auth) => ConfigurationFactory.ParseString($$"""
+    private static Config RogueConfig(string authAndSsl, int port = 0) => ConfigurationFactory.ParseString($$"""
         akka {
           loglevel = ERROR
           stdout-loglevel = ERROR
@@ -211,8 +388,8 @@ public sealed class MemberAuthAttackTests
           remote.enabled-transports = ["akka.remote.coordination-socket"]
           remote.coordination-socket {
             transport-class = "Coordination.Server.Ensemble.SocketTransport, Coordination.Server"
-            hostname = 127.0.0.1, port = 0, applied-adapters = ["trttl"]
-            auth { {{auth}} }
+            hostname = 127.0.0.1, port = {{port}}, applied-adapters = ["trttl"]
+            {{authAndSsl}}
           }
         }
         """);

@@ -40,7 +40,7 @@ public sealed class MemberLinkTests
         {
             await dialer.ConnectAsync((IPEndPoint)relay.LocalEndPoint!);
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            await MemberHandshake.DialAsync(dialer, secret, 1, target.Id, timeout.Token);   // the genuine one succeeds
+            await MemberHandshake.DialAsync(new NetworkStream(dialer), secret, 1, target.Id, timeout.Token);   // the genuine one succeeds
         }
         var sent = await recorded;
         Assert.Equal(MemberHandshake.HelloBytes + 32, sent.Length);
@@ -182,6 +182,13 @@ public sealed class MemberLinkTests
             File.Delete(file);
         }
         Assert.Throws<ConfigurationException>(() => Create("secret-file = \"/nonexistent/ensemble.secret\""));
+        // With member TLS the certificates authenticate: no secret needed, but TLS needs this member's key store.
+        var tls = Create("}\n ssl { enabled = on, key-store-location = \"/etc/member.pem\", hostname-verification = off");
+        Assert.True(tls.Tls.Enabled && tls.Auth.Secret is null && !tls.Auth.Insecure && !tls.Tls.HostnameVerification);
+        // The member transport gets the same settings (written into its own section).
+        var transport = SocketTransportSettings.Create(tls.RemotingConfig(1).GetConfig("akka.remote.coordination-socket")).Auth!;
+        Assert.True(transport.Secret is null && transport.Tls == tls.Tls, $"{transport.Tls} != {tls.Tls}");
+        Assert.Throws<ConfigurationException>(() => Create("}\n ssl { enabled = on"));
         // A standalone server needs none.
         Assert.False(EnsembleSettings.Create(ServerSettings.Reference).Enabled);
     }

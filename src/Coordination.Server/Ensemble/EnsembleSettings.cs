@@ -14,7 +14,8 @@ public sealed record EnsembleSettings(
     ZabSettings Zab,
     long MaxFrameBytes,
     TimeSpan MemberLinkTimeout,
-    MemberAuthSettings Auth)
+    MemberAuthSettings Auth,
+    MemberTlsSettings Tls)
 {
     /// <summary>Every node of an ensemble runs an ActorSystem of this name, so addresses differ only by host and port.</summary>
     public const string SystemName = "coordination";
@@ -35,11 +36,12 @@ public sealed record EnsembleSettings(
             throw new ConfigurationException($"coordination.ensemble.transport: '{transport}' is not supported (only socket: " +
                 "Akka's dot-netty transport was dropped because it cannot authenticate members)");
         var settings = new EnsembleSettings(Members(c, "voters"), Members(c, "observers"), zab, c.GetByteSize("max-frame-size") ?? 4L << 20,
-            c.GetTimeSpan("member-link-timeout", TimeSpan.FromSeconds(10)), MemberAuthSettings.Create(c.GetConfig("auth")));
-        if (settings.Enabled && settings.Auth.Secret is null && !settings.Auth.Insecure)
+            c.GetTimeSpan("member-link-timeout", TimeSpan.FromSeconds(10)), MemberAuthSettings.Create(c.GetConfig("auth")),
+            MemberTlsSettings.Create(c.GetConfig("ssl")));
+        if (settings.Enabled && settings.Auth.Secret is null && !settings.Tls.Enabled && !settings.Auth.Insecure)
             throw new ConfigurationException("coordination.ensemble.auth: a member needs the ensemble's shared secret (auth.secret or " +
-                "auth.secret-file, the same on every member) so that only members can talk to it; set auth.insecure = on " +
-                "to run without member authentication on a network nobody else can reach");
+                "auth.secret-file, the same on every member) or member TLS (ensemble.ssl) so that only members can talk to it; " +
+                "set auth.insecure = on to run without member authentication on a network nobody else can reach");
         return settings;
     }
 
@@ -89,7 +91,7 @@ public sealed record EnsembleSettings(
     }
 
     /// <summary>The Akka.Remote settings this node needs: its transport and endpoint, frames large enough for a
-    /// 1 MiB znode write, the members' shared secret for the transport's handshake, and the ensemble's serializer
+    /// 1 MiB znode write, the members' shared secret for the transport's handshake, member TLS, and the ensemble's serializer
     /// as the only one for application messages (Akka's JSON fallback is replaced by one that refuses, so that
     /// nothing on the member port deserializes a type its sender names).</summary>
     public Config RemotingConfig(long serverId)
@@ -126,11 +128,13 @@ public sealed record EnsembleSettings(
                 insecure = {{(Auth.Insecure ? "on" : "off")}}
                 secret-base64 = "{{(Auth.Secret is null ? "" : Convert.ToBase64String(Auth.Secret))}}"
                 handshake-timeout = {{(long)Auth.HandshakeTimeout.TotalMilliseconds}}ms
+                max-handshakes-per-address = {{Auth.MaxHandshakesPerAddress}}
                 member-id = {{serverId}}
                 members {
             {{members}}
                 }
               }
+              {{Tls.ToHocon()}}
             }
             """);
     }
@@ -142,7 +146,7 @@ public sealed record EnsembleSettings(
 /// UTF-8 bytes) or <c>secret-file</c> (the file's bytes, a trailing newline dropped); at least
 /// <see cref="MinimumSecretBytes"/> bytes. <c>insecure = on</c> turns authentication off.
 /// </summary>
-public sealed record MemberAuthSettings(byte[]? Secret, bool Insecure, TimeSpan HandshakeTimeout)
+public sealed record MemberAuthSettings(byte[]? Secret, bool Insecure, TimeSpan HandshakeTimeout, int MaxHandshakesPerAddress)
 {
     public const int MinimumSecretBytes = 16;
 
@@ -170,7 +174,9 @@ public sealed record MemberAuthSettings(byte[]? Secret, bool Insecure, TimeSpan 
         }
         if (bytes is not null && bytes.Length < MinimumSecretBytes)
             throw new ConfigurationException($"coordination.ensemble.auth: the secret has {bytes.Length} bytes; at least {MinimumSecretBytes} are needed");
+        var perAddress = auth?.GetInt("max-handshakes-per-address", 8) ?? 8;
+        if (perAddress < 1) throw new ConfigurationException("coordination.ensemble.auth.max-handshakes-per-address must be at least 1");
         return new MemberAuthSettings(bytes, auth?.GetBoolean("insecure", false) ?? false,
-            auth?.GetTimeSpan("handshake-timeout", TimeSpan.FromSeconds(5)) ?? TimeSpan.FromSeconds(5));
+            auth?.GetTimeSpan("handshake-timeout", TimeSpan.FromSeconds(5)) ?? TimeSpan.FromSeconds(5), perAddress);
     }
 }

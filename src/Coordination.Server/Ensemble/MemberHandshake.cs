@@ -1,11 +1,11 @@
 using System.Buffers.Binary;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 
 namespace Coordination.Server.Ensemble;
 
 /// <summary>
-/// Mutual authentication of a member link, run on the raw socket before Akka sees it (<see cref="SocketTransport"/>).
+/// Mutual authentication of a member link, run on the raw socket (or inside member TLS, <see cref="MemberTls"/>) before
+/// Akka sees it (<see cref="SocketTransport"/>).
 /// Both ends prove knowledge of the ensemble's shared secret over two fresh nonces, so a recorded handshake cannot
 /// be replayed, and over their own id, the other end's id and their role, so a proof cannot be reflected back or
 /// claimed for another member. The acceptor answers a stranger with nothing but its random challenge: it computes
@@ -17,6 +17,8 @@ namespace Coordination.Server.Ensemble;
 /// dialer   → acceptor  PROOF     HMAC-SHA256(secret, "dialer"   ‖ dialer-id ‖ acceptor-id ‖ nonce-d ‖ nonce-a)
 /// acceptor → dialer    CONFIRM   HMAC-SHA256(secret, "acceptor" ‖ acceptor-id ‖ dialer-id ‖ nonce-d ‖ nonce-a)
 /// </code>
+/// With member TLS and no secret, the certificates authenticate and only HELLO is sent: the dialer's claim of its
+/// id, which the acceptor checks against the dialer's certificate (<see cref="MemberTls.CheckPeer"/>).
 /// </summary>
 public static class MemberHandshake
 {
@@ -28,8 +30,9 @@ public static class MemberHandshake
     public const int ChallengeBytes = 4 + 1 + NonceBytes;
 
     /// <summary>The dialing side: proves itself as <paramref name="myId"/> to the member <paramref name="expectedId"/>
-    /// and returns once that member has proven itself back. Throws <see cref="MemberAuthException"/> otherwise.</summary>
-    public static async Task DialAsync(Socket socket, byte[] secret, long myId, long expectedId, CancellationToken ct)
+    /// and returns once that member has proven itself back. Throws <see cref="MemberAuthException"/> otherwise.
+    /// Without a secret (member TLS) it only sends its claim.</summary>
+    public static async Task DialAsync(Stream link, byte[]? secret, long myId, long expectedId, CancellationToken ct)
     {
         var hello = new byte[HelloBytes];
         Magic.CopyTo(hello);
@@ -37,31 +40,34 @@ public static class MemberHandshake
         BinaryPrimitives.WriteInt64BigEndian(hello.AsSpan(5), myId);
         BinaryPrimitives.WriteInt64BigEndian(hello.AsSpan(13), expectedId);
         RandomNumberGenerator.Fill(hello.AsSpan(21, NonceBytes));
-        await SendAsync(socket, hello, ct).ConfigureAwait(false);
+        await link.WriteAsync(hello, ct).ConfigureAwait(false);
+        if (secret is null) return;
 
-        var challenge = await ReceiveAsync(socket, ChallengeBytes, ct).ConfigureAwait(false);
+        var challenge = await ReceiveAsync(link, ChallengeBytes, ct).ConfigureAwait(false);
         if (!challenge.AsSpan(0, 4).SequenceEqual(Magic) || challenge[4] != Version)
             throw new MemberAuthException("the peer does not speak the member handshake");
         var dialerNonce = hello.AsSpan(21, NonceBytes).ToArray();
         var acceptorNonce = challenge.AsSpan(5, NonceBytes).ToArray();
-        await SendAsync(socket, Mac(secret, "dialer", myId, expectedId, dialerNonce, acceptorNonce), ct).ConfigureAwait(false);
+        await link.WriteAsync(Mac(secret, "dialer", myId, expectedId, dialerNonce, acceptorNonce), ct).ConfigureAwait(false);
 
-        var confirm = await ReceiveAsync(socket, MacBytes, ct).ConfigureAwait(false);
+        var confirm = await ReceiveAsync(link, MacBytes, ct).ConfigureAwait(false);
         if (!CryptographicOperations.FixedTimeEquals(confirm, Mac(secret, "acceptor", expectedId, myId, dialerNonce, acceptorNonce)))
             throw new MemberAuthException($"the peer did not prove it is member {expectedId}");
     }
 
     /// <summary>The accepting side: returns the id of the member that proved itself, once this side has proven
-    /// itself back. <paramref name="isMember"/> says which dialer ids are configured members.</summary>
-    public static async Task<long> AcceptAsync(Socket socket, byte[] secret, long myId, Func<long, bool> isMember, CancellationToken ct)
+    /// itself back. <paramref name="isMember"/> says which dialer ids are configured members. Without a secret (member
+    /// TLS) it returns the id the dialer claims, for the caller to check against its certificate.</summary>
+    public static async Task<long> AcceptAsync(Stream link, byte[]? secret, long myId, Func<long, bool> isMember, CancellationToken ct)
     {
-        var hello = await ReceiveAsync(socket, HelloBytes, ct).ConfigureAwait(false);
+        var hello = await ReceiveAsync(link, HelloBytes, ct).ConfigureAwait(false);
         if (!hello.AsSpan(0, 4).SequenceEqual(Magic) || hello[4] != Version)
             throw new MemberAuthException("not a member handshake");
         var dialerId = BinaryPrimitives.ReadInt64BigEndian(hello.AsSpan(5));
         var acceptorId = BinaryPrimitives.ReadInt64BigEndian(hello.AsSpan(13));
         if (acceptorId != myId) throw new MemberAuthException($"the dialer expected member {acceptorId}, this is member {myId}");
         if (dialerId == myId || !isMember(dialerId)) throw new MemberAuthException($"the dialer claims to be {dialerId}, which is not another member");
+        if (secret is null) return dialerId;
         var dialerNonce = hello.AsSpan(21, NonceBytes).ToArray();
 
         var challenge = new byte[ChallengeBytes];
@@ -69,12 +75,12 @@ public static class MemberHandshake
         challenge[4] = Version;
         RandomNumberGenerator.Fill(challenge.AsSpan(5, NonceBytes));
         var acceptorNonce = challenge.AsSpan(5, NonceBytes).ToArray();
-        await SendAsync(socket, challenge, ct).ConfigureAwait(false);
+        await link.WriteAsync(challenge, ct).ConfigureAwait(false);
 
-        var proof = await ReceiveAsync(socket, MacBytes, ct).ConfigureAwait(false);
+        var proof = await ReceiveAsync(link, MacBytes, ct).ConfigureAwait(false);
         if (!CryptographicOperations.FixedTimeEquals(proof, Mac(secret, "dialer", dialerId, myId, dialerNonce, acceptorNonce)))
             throw new MemberAuthException($"the dialer did not prove it is member {dialerId}");
-        await SendAsync(socket, Mac(secret, "acceptor", myId, dialerId, dialerNonce, acceptorNonce), ct).ConfigureAwait(false);
+        await link.WriteAsync(Mac(secret, "acceptor", myId, dialerId, dialerNonce, acceptorNonce), ct).ConfigureAwait(false);
         return dialerId;
     }
 
@@ -89,21 +95,12 @@ public static class MemberHandshake
         return HMACSHA256.HashData(secret, message);
     }
 
-    private static async Task SendAsync(Socket socket, byte[] bytes, CancellationToken ct)
-    {
-        for (var sent = 0; sent < bytes.Length;)
-            sent += await socket.SendAsync(bytes.AsMemory(sent), SocketFlags.None, ct).ConfigureAwait(false);
-    }
-
-    private static async Task<byte[]> ReceiveAsync(Socket socket, int count, CancellationToken ct)
+    /// <summary>Exactly <paramref name="count"/> bytes: never a byte past the handshake, Akka's frames follow.</summary>
+    private static async Task<byte[]> ReceiveAsync(Stream link, int count, CancellationToken ct)
     {
         var bytes = new byte[count];
-        for (var read = 0; read < count;)
-        {
-            var n = await socket.ReceiveAsync(bytes.AsMemory(read), SocketFlags.None, ct).ConfigureAwait(false);
-            if (n == 0) throw new MemberAuthException("the peer closed the connection during the handshake");
-            read += n;
-        }
+        if (await link.ReadAtLeastAsync(bytes, count, throwOnEndOfStream: false, ct).ConfigureAwait(false) < count)
+            throw new MemberAuthException("the peer closed the connection during the handshake");
         return bytes;
     }
 }

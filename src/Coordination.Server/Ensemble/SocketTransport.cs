@@ -2,7 +2,9 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.Event;
@@ -31,27 +33,30 @@ public sealed record SocketTransportSettings(
         checked((int)(config.GetByteSize("receive-buffer-size") ?? 8L << 20)),
         config.GetTimeSpan("connection-timeout", TimeSpan.FromSeconds(15)),
         config.GetTimeSpan("silence-timeout", TimeSpan.Zero),
-        SocketTransportAuth.Create(config.GetConfig("auth")));
+        SocketTransportAuth.Create(config.GetConfig("auth"), MemberTlsSettings.Create(config.GetConfig("ssl"))));
 }
 
 /// <summary>
-/// The <c>auth</c> part of the transport's section: the shared secret, this member's id and every member's
-/// endpoint (host:port). Null when <c>insecure = on</c> and no secret is set: links are then not authenticated.
+/// The <c>auth</c> and <c>ssl</c> parts of the transport's section: the shared secret (optional with member TLS),
+/// this member's id, every member's endpoint (host:port) and the member TLS settings. Null when <c>insecure = on</c>
+/// and neither a secret nor TLS is set: links are then not authenticated.
 /// </summary>
-public sealed record SocketTransportAuth(byte[] Secret, long MyId, IReadOnlyDictionary<long, (string Host, int Port)> Members, TimeSpan HandshakeTimeout)
+public sealed record SocketTransportAuth(byte[]? Secret, long MyId, IReadOnlyDictionary<long, (string Host, int Port)> Members,
+    TimeSpan HandshakeTimeout, int MaxHandshakesPerAddress, MemberTlsSettings Tls)
 {
     /// <summary>Handshakes in progress on the accepting side at most; connections beyond are closed at once.</summary>
     public const int MaxPendingHandshakes = 64;
 
-    public static SocketTransportAuth? Create(Config? auth)
+    public static SocketTransportAuth? Create(Config? auth, MemberTlsSettings tls)
     {
         var secret = auth?.GetString("secret-base64", "") ?? "";
-        if (secret.Length == 0)
+        if (secret.Length == 0 && !tls.Enabled)
         {
             if (auth?.GetBoolean("insecure", false) == true) return null;
-            throw new ConfigurationException("akka.remote.coordination-socket.auth: no secret, and insecure is not on " +
-                "(coordination.ensemble.auth in the server's config)");
+            throw new ConfigurationException("akka.remote.coordination-socket.auth: no secret, no TLS, and insecure is not on " +
+                "(coordination.ensemble.auth and .ssl in the server's config)");
         }
+        if (auth is null) throw new ConfigurationException("akka.remote.coordination-socket.auth: member TLS needs member-id and members");
         var members = new Dictionary<long, (string, int)>();
         foreach (var (id, value) in auth!.GetConfig("members").Root.GetObject().Items)
         {
@@ -59,8 +64,9 @@ public sealed record SocketTransportAuth(byte[] Secret, long MyId, IReadOnlyDict
                 throw new ConfigurationException($"akka.remote.coordination-socket.auth.members: '{id} = {value}' is not id = host:port");
             members[memberId] = (host, port);
         }
-        return new SocketTransportAuth(Convert.FromBase64String(secret), auth.GetLong("member-id"), members,
-            auth.GetTimeSpan("handshake-timeout", TimeSpan.FromSeconds(5)));
+        return new SocketTransportAuth(secret.Length == 0 ? null : Convert.FromBase64String(secret), auth.GetLong("member-id"), members,
+            tls.Enabled ? tls.HandshakeTimeout : auth.GetTimeSpan("handshake-timeout", TimeSpan.FromSeconds(5)),
+            auth.GetInt("max-handshakes-per-address", 8), tls);
     }
 
     /// <summary>The member whose endpoint is this host and port, if any.</summary>
@@ -85,6 +91,12 @@ public sealed record SocketTransportAuth(byte[] Secret, long MyId, IReadOnlyDict
 /// handed to Akka only after <see cref="MemberHandshake"/> has authenticated the member at the other end, and from
 /// then on every Akka PDU on it must name that member's address (<see cref="MemberLink"/>). A failure closes that
 /// socket, logs a warning with the remote endpoint and counts in <c>member_auth_failures</c>.</para>
+/// <para>With member TLS (<see cref="MemberTls"/>) the link is an SslStream, mutual on both sides, the handshake (HMAC
+/// with a secret, the member's id claim without) runs inside it, and the claimed member's host must match the peer's
+/// certificate. Without TLS, frames go straight to and from the socket, as before.</para>
+/// <para>At most <see cref="SocketTransportAuth.MaxPendingHandshakes"/> handshakes are in flight, and at most
+/// <c>max-handshakes-per-address</c> from one remote IP, so one source holding stalled connections cannot starve
+/// the members' own.</para>
 /// </summary>
 public sealed class SocketTransport : Transport
 {
@@ -95,10 +107,14 @@ public sealed class SocketTransport : Transport
     private readonly TaskCompletionSource<IAssociationEventListener> _associationListener =
         new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ConcurrentDictionary<SocketAssociation, bool> _open = new(ReferenceEqualityComparer.Instance);
+    private readonly MemberTls? _tls;
+    private readonly Dictionary<IPAddress, int> _handshakesFrom = new();
     private Socket? _listener;
     private Timer? _silenceWatch;
     private volatile bool _shutDown;
     private int _pendingHandshakes;
+    private long _lastRefusalLogged = Environment.TickCount64 - 1000;
+    private long _refusalsNotLogged;
 
     public SocketTransport(ActorSystem system, Config config)
     {
@@ -108,6 +124,8 @@ public sealed class SocketTransport : Transport
         _log = Akka.Event.Logging.GetLogger(system, typeof(SocketTransport));
         SchemeIdentifier = Scheme;
         MaximumPayloadBytes = _settings.MaximumFrameBytes;
+        if (_settings.Auth?.Tls is { Enabled: true } tls)
+            _tls = new MemberTls(tls, message => _log.Warning(message));
         if (_settings.Auth is null)
             _log.Warning("MEMBER AUTHENTICATION IS OFF (coordination.ensemble.auth.insecure = on): anyone who reaches port {0} " +
                 "can act as a member of this ensemble", _settings.Port);
@@ -115,11 +133,21 @@ public sealed class SocketTransport : Transport
 
     private Metrics.EnsembleMetrics Metrics => Coordination.Server.Metrics.ServerMetrics.For(System).Ensemble;
 
-    /// <summary>A link that failed authentication: closed, logged with its remote endpoint, counted.</summary>
+    /// <summary>A link that failed authentication: closed, logged with its remote endpoint, counted. A flood of them
+    /// must not flood the log: at most one warning per 100 ms, which says how many went unlogged before it.</summary>
     internal void Refused(EndPoint? remote, string why)
     {
         Metrics.MemberAuthFailed();
-        _log.Warning("Refused a member link with {0}: {1}", remote?.ToString() ?? "?", why);
+        var now = Environment.TickCount64;
+        var last = Volatile.Read(ref _lastRefusalLogged);
+        if (now - last < 100 || Interlocked.CompareExchange(ref _lastRefusalLogged, now, last) != last)
+        {
+            Interlocked.Increment(ref _refusalsNotLogged);
+            return;
+        }
+        var unlogged = Interlocked.Exchange(ref _refusalsNotLogged, 0);
+        _log.Warning("Refused a member link with {0}: {1}{2}", remote?.ToString() ?? "?", why,
+            unlogged > 0 ? $" ({unlogged} more refused since the last warning, not logged)" : "");
     }
 
     public SocketTransportSettings Settings => _settings;
@@ -175,23 +203,53 @@ public sealed class SocketTransport : Transport
                 continue;
             }
             Configure(socket);
-            if (_settings.Auth is null) Admit(socket, local, events, null);
-            else _ = AuthenticateAsync(socket, _settings.Auth, local, events);
+            if (_settings.Auth is not { } auth) Admit(socket, local, events, null, null);
+            else if (StartHandshake(socket, auth) is { } from) _ = AuthenticateAsync(socket, from, auth, local, events);
         }
     }
 
-    private void Admit(Socket socket, Address local, IAssociationEventListener events, MemberLink? link)
+    private void Admit(Socket socket, Address local, IAssociationEventListener events, MemberLink? link, SslStream? tls)
     {
         var remote = (IPEndPoint)socket.RemoteEndPoint!;
         // The peer's real address comes with Akka's handshake; until then it is known by its socket.
-        var handle = Register(new SocketAssociation(this, local, new Address(Scheme, System.Name, remote.Address.ToString(), remote.Port), socket, link));
+        var handle = Register(new SocketAssociation(this, local, new Address(Scheme, System.Name, remote.Address.ToString(), remote.Port), socket, link, tls));
         events.Notify(new InboundAssociation(handle));
     }
 
+    /// <summary>Counts a new handshake against its remote IP's share; null (the socket closed, refused) past it.</summary>
+    private IPAddress? StartHandshake(Socket socket, SocketTransportAuth auth)
+    {
+        var remote = socket.RemoteEndPoint as IPEndPoint;
+        var from = remote?.Address ?? IPAddress.None;
+        lock (_handshakesFrom)
+        {
+            var inFlight = _handshakesFrom.GetValueOrDefault(from);
+            if (inFlight < auth.MaxHandshakesPerAddress)
+            {
+                _handshakesFrom[from] = inFlight + 1;
+                return from;
+            }
+        }
+        Refused(remote, $"{auth.MaxHandshakesPerAddress} handshakes from {from} already in progress (max-handshakes-per-address)");
+        socket.Dispose();
+        return null;
+    }
+
+    private void EndHandshake(IPAddress from)
+    {
+        lock (_handshakesFrom)
+        {
+            var left = _handshakesFrom[from] - 1;
+            if (left == 0) _handshakesFrom.Remove(from);
+            else _handshakesFrom[from] = left;
+        }
+    }
+
     /// <summary>Accepting side: the handshake runs off the accept loop, bounded in time and in number.</summary>
-    private async Task AuthenticateAsync(Socket socket, SocketTransportAuth auth, Address local, IAssociationEventListener events)
+    private async Task AuthenticateAsync(Socket socket, IPAddress from, SocketTransportAuth auth, Address local, IAssociationEventListener events)
     {
         var remote = socket.RemoteEndPoint;
+        SslStream? tls = null;
         try
         {
             if (Interlocked.Increment(ref _pendingHandshakes) > SocketTransportAuth.MaxPendingHandshakes)
@@ -200,24 +258,29 @@ public sealed class SocketTransport : Transport
             long member;
             try
             {
-                member = await MemberHandshake.AcceptAsync(socket, auth.Secret, auth.MyId, auth.Members.ContainsKey, timeout.Token).ConfigureAwait(false);
+                if (_tls is not null) tls = await _tls.AcceptAsync(socket, timeout.Token).ConfigureAwait(false);
+                await using var plain = tls is null ? new NetworkStream(socket, ownsSocket: false) : null;
+                member = await MemberHandshake.AcceptAsync((Stream?)tls ?? plain!, auth.Secret, auth.MyId, auth.Members.ContainsKey, timeout.Token).ConfigureAwait(false);
+                if (tls is not null) _tls!.CheckPeer(tls, member, auth.Members[member].Host);
             }
             catch (OperationCanceledException) when (timeout.IsCancellationRequested)
             {
                 throw new MemberAuthException($"no handshake within {auth.HandshakeTimeout}");
             }
             if (_shutDown) throw new ObjectDisposedException(nameof(SocketTransport));
-            Admit(socket, local, events, auth.LinkTo(member));
+            Admit(socket, local, events, auth.LinkTo(member), tls);
         }
         catch (Exception e)
         {
             if (e is MemberAuthException) Refused(remote, e.Message);
-            else if (!_shutDown) Refused(remote, $"handshake failed: {e.Message}");
+            else if (!_shutDown) Refused(remote, $"{(tls is null && _tls is not null ? "TLS " : "")}handshake failed: {e.Message}");
+            tls?.Dispose();
             socket.Dispose();
         }
         finally
         {
             Interlocked.Decrement(ref _pendingHandshakes);
+            EndHandshake(from);
         }
     }
 
@@ -247,23 +310,27 @@ public sealed class SocketTransport : Transport
                 throw new InvalidAssociationException($"Failed to associate with {remoteAddress}: {e.Message}", e);
             }
         }
+        SslStream? tls = null;
         if (auth is not null)
         {
             using var timeout = new CancellationTokenSource(auth.HandshakeTimeout);
             try
             {
-                await MemberHandshake.DialAsync(socket, auth.Secret, auth.MyId, member!.Value, timeout.Token).ConfigureAwait(false);
+                if (_tls is not null) tls = await _tls.DialAsync(socket, host, timeout.Token).ConfigureAwait(false);
+                await using var plain = tls is null ? new NetworkStream(socket, ownsSocket: false) : null;
+                await MemberHandshake.DialAsync((Stream?)tls ?? plain!, auth.Secret, auth.MyId, member!.Value, timeout.Token).ConfigureAwait(false);
             }
             catch (Exception e)
             {
                 var why = e is OperationCanceledException ? $"no handshake within {auth.HandshakeTimeout}" : e.Message;
-                if (e is MemberAuthException || e is OperationCanceledException) Refused(socket.RemoteEndPoint, why);
+                if (e is MemberAuthException or OperationCanceledException or AuthenticationException) Refused(socket.RemoteEndPoint, why);
+                tls?.Dispose();
                 socket.Dispose();
                 throw new InvalidAssociationException($"Failed to associate with {remoteAddress}: {why}", e);
             }
         }
         var local = new Address(Scheme, System.Name, _settings.Hostname, ((IPEndPoint)socket.LocalEndPoint!).Port);
-        return Register(new SocketAssociation(this, local, remoteAddress, socket, member is { } id ? auth!.LinkTo(id) : null));
+        return Register(new SocketAssociation(this, local, remoteAddress, socket, member is { } id ? auth!.LinkTo(id) : null, tls));
     }
 
     private SocketAssociation Register(SocketAssociation handle)
@@ -332,6 +399,8 @@ internal sealed class SocketAssociation : AssociationHandle
 
     private readonly SocketTransport _transport;
     private readonly Socket _socket;
+    /// <summary>Member TLS over <see cref="_socket"/>; null without: frames then go straight to the socket.</summary>
+    private readonly SslStream? _tls;
     /// <summary>The member this link was authenticated as; null when authentication is off.</summary>
     private readonly MemberLink? _link;
     private readonly int _maxFrame;
@@ -348,10 +417,11 @@ internal sealed class SocketAssociation : AssociationHandle
     /// <summary>When bytes last arrived on this link (<see cref="Environment.TickCount64"/>), or when it opened.</summary>
     public long LastReceivedMs => Volatile.Read(ref _lastReceivedMs);
 
-    public SocketAssociation(SocketTransport transport, Address local, Address remote, Socket socket, MemberLink? link) : base(local, remote)
+    public SocketAssociation(SocketTransport transport, Address local, Address remote, Socket socket, MemberLink? link, SslStream? tls) : base(local, remote)
     {
         _transport = transport;
         _socket = socket;
+        _tls = tls;
         _link = link;
         _maxFrame = transport.Settings.MaximumFrameBytes;
         _maxQueuedBytes = Math.Max(transport.Settings.SendBufferBytes, 4L * _maxFrame);
@@ -389,8 +459,10 @@ internal sealed class SocketAssociation : AssociationHandle
             while (true)
             {
                 // On Linux a send that fits the socket buffer completes synchronously, on this thread.
-                for (var sent = 0; sent < frame.Length;)
-                    sent += await _socket.SendAsync(frame.AsMemory(sent), SocketFlags.None).ConfigureAwait(false);
+                if (_tls is null)
+                    for (var sent = 0; sent < frame.Length;)
+                        sent += await _socket.SendAsync(frame.AsMemory(sent), SocketFlags.None).ConfigureAwait(false);
+                else await _tls.WriteAsync(frame).ConfigureAwait(false);
                 lock (_sendLock)
                 {
                     if (_queued is not { Count: > 0 } queued)
@@ -439,7 +511,9 @@ internal sealed class SocketAssociation : AssociationHandle
         {
             while (true)
             {
-                var read = await _socket.ReceiveAsync(frames.FreeSpace, SocketFlags.None).ConfigureAwait(false);
+                var read = _tls is null
+                    ? await _socket.ReceiveAsync(frames.FreeSpace, SocketFlags.None).ConfigureAwait(false)
+                    : await _tls.ReadAsync(frames.FreeSpace).ConfigureAwait(false);
                 if (read == 0) break;
                 Volatile.Write(ref _lastReceivedMs, Environment.TickCount64);
                 frames.Received(read, deliver);
@@ -452,6 +526,10 @@ internal sealed class SocketAssociation : AssociationHandle
         catch (ObjectDisposedException)
         {
             reason = DisassociateInfo.Shutdown;
+        }
+        catch (IOException e) when (_tls is not null && e.InnerException is SocketException or ObjectDisposedException)
+        {
+            reason = DisassociateInfo.Shutdown;   // the same resets, seen through the SslStream
         }
         catch (MemberAuthException e)
         {
@@ -495,6 +573,7 @@ internal sealed class SocketAssociation : AssociationHandle
         {
             // Already reset by the peer: disposing is all that is left.
         }
+        _tls?.Dispose();
         _socket.Dispose();
     }
 }

@@ -44,55 +44,19 @@ public sealed record ClientTlsSettings(
 public sealed class ClientTls
 {
     private readonly ClientTlsSettings _settings;
-    private readonly Action<string> _warn;
-    private SslServerAuthenticationOptions _options;
-    private (DateTime, long, DateTime, long) _stamp;
-    private long _nextCheckTicks;
+    private readonly TlsStoreFiles<SslServerAuthenticationOptions> _options;
 
     public ClientTls(ClientTlsSettings settings, Action<string> warn)
     {
         _settings = settings;
-        _warn = warn;
-        _stamp = Stamp();
-        _options = Load();   // a bad file at start is a configuration error: it throws
-        _nextCheckTicks = Environment.TickCount64 + (long)settings.ReloadInterval.TotalMilliseconds;
+        _options = new TlsStoreFiles<SslServerAuthenticationOptions>(settings.KeyStoreLocation, settings.TrustStoreLocation,
+            settings.ReloadInterval, Load, warn, "client TLS certificate");
     }
 
     public ClientAuth ClientAuth => _settings.ClientAuth;
 
     /// <summary>The options for a new connection, reloaded first if the files changed.</summary>
-    public SslServerAuthenticationOptions Options
-    {
-        get
-        {
-            var now = Environment.TickCount64;
-            if (now >= Volatile.Read(ref _nextCheckTicks))
-            {
-                Volatile.Write(ref _nextCheckTicks, now + (long)_settings.ReloadInterval.TotalMilliseconds);
-                var stamp = Stamp();
-                if (stamp != _stamp)
-                {
-                    _stamp = stamp;
-                    try { Volatile.Write(ref _options, Load()); }
-                    catch (Exception e) { _warn($"Reloading the client TLS certificate failed, keeping the previous one: {e.Message}"); }
-                }
-            }
-            return Volatile.Read(ref _options);
-        }
-    }
-
-    private (DateTime, long, DateTime, long) Stamp()
-    {
-        static (DateTime, long) Of(string path)
-        {
-            if (path.Length == 0) return default;
-            var info = new FileInfo(path);
-            return info.Exists ? (info.LastWriteTimeUtc, info.Length) : default;
-        }
-        var (keyTime, keyLength) = Of(_settings.KeyStoreLocation);
-        var (trustTime, trustLength) = Of(_settings.TrustStoreLocation);
-        return (keyTime, keyLength, trustTime, trustLength);
-    }
+    public SslServerAuthenticationOptions Options => _options.Current;
 
     private SslServerAuthenticationOptions Load()
     {
@@ -101,12 +65,7 @@ public sealed class ClientTls
         var (certificate, intermediates) = LoadKeyStore(_settings.KeyStoreLocation, _settings.KeyStorePassword, _settings.KeyStoreType);
         var trust = _settings.TrustStoreLocation.Length == 0 ? null
             : LoadTrustStore(_settings.TrustStoreLocation, _settings.TrustStorePassword, _settings.TrustStoreType);
-        var policy = new X509ChainPolicy { RevocationMode = X509RevocationMode.NoCheck };
-        if (trust is not null)
-        {
-            policy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-            policy.CustomTrustStore.AddRange(trust);
-        }
+        var policy = ChainPolicy(trust);
         var clientAuth = _settings.ClientAuth;
         return new SslServerAuthenticationOptions
         {
@@ -120,6 +79,18 @@ public sealed class ClientTls
                 ? clientAuth != ClientAuth.Need
                 : (errors & ~SslPolicyErrors.RemoteCertificateNotAvailable) == SslPolicyErrors.None,
         };
+    }
+
+    /// <summary>Chains end at the trust store's certificates, or at the system's roots without one; no revocation check.</summary>
+    public static X509ChainPolicy ChainPolicy(X509Certificate2Collection? trust)
+    {
+        var policy = new X509ChainPolicy { RevocationMode = X509RevocationMode.NoCheck };
+        if (trust is not null)
+        {
+            policy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+            policy.CustomTrustStore.AddRange(trust);
+        }
+        return policy;
     }
 
     private static bool IsPem(string path, string type) =>
