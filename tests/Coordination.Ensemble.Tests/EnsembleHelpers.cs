@@ -68,6 +68,33 @@ internal static class Ens
         }
     }
 
+    /// <summary>
+    /// The config of an ActorSystem that speaks our member transport, as a member's (or an impostor's) would:
+    /// the ensemble's serializer, the socket transport on 127.0.0.1:<paramref name="port"/> (0: any) under the
+    /// throttler, with <paramref name="transport"/> added to the transport section (auth, ssl) and
+    /// <paramref name="akka"/> to the akka section.
+    /// </summary>
+    public static Akka.Configuration.Config MemberTransportConfig(string transport, int port = 0, string akka = "") =>
+        Akka.Configuration.ConfigurationFactory.ParseString($$"""
+            akka {
+              loglevel = ERROR
+              stdout-loglevel = ERROR
+              actor.provider = remote
+              actor.serializers.zab = "Coordination.Server.Ensemble.ZabSerializer, Coordination.Server"
+              actor.serialization-bindings {
+                "Coordination.Core.Zab.ZabMessage, Coordination.Core" = zab
+                "Coordination.Server.Ensemble.IEnsembleMessage, Coordination.Server" = zab
+              }
+              {{akka}}
+              remote.enabled-transports = ["akka.remote.coordination-socket"]
+              remote.coordination-socket {
+                transport-class = "Coordination.Server.Ensemble.SocketTransport, Coordination.Server"
+                hostname = 127.0.0.1, port = {{port}}, applied-adapters = ["trttl"]
+                {{transport}}
+              }
+            }
+            """);
+
     /// <summary>The peer's own view (role, committed and logged zxid), asked of its peer actor.</summary>
     public static Task<PeerActor.PeerStatus> PeerStatusAsync(TestEnsemble.Member member) =>
         (member.Server ?? throw new InvalidOperationException($"{member} is down")).System

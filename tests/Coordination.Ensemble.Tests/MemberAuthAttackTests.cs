@@ -90,7 +90,7 @@ public sealed class MemberAuthAttackTests
         var problems = new List<string>();
         var refusedBefore = AuthFailures(ensemble);
         using var rogue = ActorSystem.Create("coordination",
-            RogueConfig(RogueAuth(rogueKind, certificates, members, impersonated?.Id ?? 2), impersonated?.RemotingPort ?? 0));
+            Ens.MemberTransportConfig(RogueAuth(rogueKind, certificates, members, impersonated?.Id ?? 2), impersonated?.RemotingPort ?? 0));
         try
         {
             var replies = new ConcurrentQueue<object>();
@@ -374,25 +374,6 @@ public sealed class MemberAuthAttackTests
             return (received.ToArray(), false);
         }
     }
-
-    private static Config RogueConfig(string authAndSsl, int port = 0) => ConfigurationFactory.ParseString($$"""
-        akka {
-          loglevel = ERROR
-          stdout-loglevel = ERROR
-          actor.provider = remote
-          actor.serializers.zab = "Coordination.Server.Ensemble.ZabSerializer, Coordination.Server"
-          actor.serialization-bindings {
-            "Coordination.Core.Zab.ZabMessage, Coordination.Core" = zab
-            "Coordination.Server.Ensemble.IEnsembleMessage, Coordination.Server" = zab
-          }
-          remote.enabled-transports = ["akka.remote.coordination-socket"]
-          remote.coordination-socket {
-            transport-class = "Coordination.Server.Ensemble.SocketTransport, Coordination.Server"
-            hostname = 127.0.0.1, port = {{port}}, applied-adapters = ["trttl"]
-            {{authAndSsl}}
-          }
-        }
-        """);
 
     private static byte[] Body(CreateRequest request)
     {

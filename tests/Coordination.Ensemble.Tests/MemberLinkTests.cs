@@ -199,25 +199,8 @@ public sealed class MemberLinkTests
     {
         var members = string.Join(", ", ensemble.Members.Select(m => $"{m.Id} = \"127.0.0.1:{m.RemotingPort}\""));
         var secret = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(ensemble.Secret));
-        return ConfigurationFactory.ParseString($$"""
-            akka {
-              loglevel = ERROR
-              stdout-loglevel = ERROR
-              actor.provider = remote
-              actor.serializers.zab = "Coordination.Server.Ensemble.ZabSerializer, Coordination.Server"
-              actor.serialization-bindings {
-                "Coordination.Core.Zab.ZabMessage, Coordination.Core" = zab
-                "Coordination.Server.Ensemble.IEnsembleMessage, Coordination.Server" = zab
-              }
-              remote.use-passive-connections = off
-              remote.enabled-transports = ["akka.remote.coordination-socket"]
-              remote.coordination-socket {
-                transport-class = "Coordination.Server.Ensemble.SocketTransport, Coordination.Server"
-                hostname = 127.0.0.1, port = {{port}}, applied-adapters = ["trttl"]
-                auth { secret-base64 = "{{secret}}", member-id = {{claimedId}}, members { {{members}} } }
-              }
-            }
-            """);
+        return Ens.MemberTransportConfig($"auth {{ secret-base64 = \"{secret}\", member-id = {claimedId}, members {{ {members} }} }}",
+            port, akka: "remote.use-passive-connections = off");
     }
 
     /// <summary>Accepts one connection and relays it to the port both ways; returns what the dialer sent.</summary>
