@@ -25,13 +25,15 @@ public sealed class SyncAcrossLeaderChangeTests
     /// only after 10 s, its own sync limit (a stall it discounts or a slow link stretches the window the same way);
     /// the others give up on it after 1 s and elect a new leader, which acknowledges a write. A client of the old side
     /// then syncs and reads: the old leader cannot prove it still leads, so the sync is refused and its connection
-    /// closed, never answered with the state before that write.
+    /// closed, never answered with the state before that write. A linearizable read (op 1001) there waits behind
+    /// the same sync, so it must be refused the same way, never parked and never stale.
     /// </summary>
     [Theory]
-    [InlineData(3, false)]
-    [InlineData(5, true)]
+    [InlineData(3, false, false)]
+    [InlineData(5, true, false)]
+    [InlineData(5, true, true)]
     public async Task A_sync_on_the_side_of_an_old_leader_cut_off_from_its_quorum_is_refused_not_answered_with_state_older_than_the_new_leaders_write(
-        int voters, bool clientOnFollower)
+        int voters, bool clientOnFollower, bool linearizableRead)
     {
         long oldLeader = voters;
         var oldSide = clientOnFollower ? new[] { oldLeader, oldLeader - 1 } : [oldLeader];
@@ -53,8 +55,8 @@ public sealed class SyncAcrossLeaderChangeTests
         Assert.True(old.Mode == "leader" && served.Server!.Ensemble!.Serving,
             "the old side stopped serving before the new leader's write: this run shows nothing");
 
-        var sync = client.SyncAsync("/k");
-        var read = client.GetDataAsync("/k");
+        var sync = linearizableRead ? client.ReadLinearizablyAsync(OpCode.GetData, new PathWatchRequest("/k", false)) : client.SyncAsync("/k");
+        var read = linearizableRead ? sync : client.GetDataAsync("/k");
         await Task.WhenAny(Task.WhenAll(sync, read), Task.Delay(TimeSpan.FromSeconds(30)));
         Assert.True(sync.IsCompleted && read.IsCompleted, "the sync on the old side was neither answered nor refused within 30 s (invariant 9)");
         if (read.IsCompletedSuccessfully && read.Result.Header.Err == ErrorCode.Ok)
