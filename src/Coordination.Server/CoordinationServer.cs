@@ -14,7 +14,8 @@ namespace Coordination.Server;
 
 /// <summary>
 /// A running coordination server: an ActorSystem with the request pipeline and the client port listener.
-/// A standalone server is an ensemble of one: the same pipeline with a quorum of one.
+/// A standalone server and an ensemble member share the replica and the session actors; they differ in the log the
+/// replica hands txns to (the journal, or the Zab peer) and in who commits them (docs/architecture.md, sections 4 and 5).
 /// </summary>
 public sealed class CoordinationServer : IAsyncDisposable
 {
@@ -109,7 +110,8 @@ public sealed class CoordinationServer : IAsyncDisposable
     private static CoordinationServer Listen(ActorSystem system, ServerSettings settings, IActorRef replica, IActorRef sessions, EnsembleState? ensemble)
     {
         var registry = new ConnectionRegistry();
-        var admin = new FourLetterWordHandler(settings, replica, registry, () => ensemble?.Mode ?? "standalone", ensemble, Metrics.ServerMetrics.For(system).ClientPort);
+        var metrics = Metrics.ServerMetrics.For(system);
+        var admin = new FourLetterWordHandler(settings, replica, registry, () => ensemble?.Mode ?? "standalone", ensemble, metrics.ClientPort, metrics.Stats);
         var listener = new ClientListener(settings, system, sessions, admin, registry);
         var server = new CoordinationServer(system, settings, replica, listener, StartHttp(settings, admin, Metrics.ServerMetrics.For(system), replica, m => system.Log.Warning(m)), ensemble);
         listener.Start();

@@ -2,18 +2,27 @@ using System.Diagnostics;
 
 namespace Coordination.Server;
 
-/// <summary>Process-wide counters for the srvr, stat and mntr four-letter words.</summary>
-public static class ServerStats
+/// <summary>
+/// One server's counters for the srvr, stat and mntr four-letter words (packets and request latency). Held by its
+/// <see cref="Metrics.ServerMetrics"/>, so servers sharing a process (the in-process TestEnsemble, an embedded
+/// server) each report their own, as ZooKeeper's ServerStats does.
+/// </summary>
+public sealed class ServerStats
 {
-    public static long PacketsReceived;
-    public static long PacketsSent;
-    private static long _latencyCount;
-    private static long _latencySumMicros;
-    private static long _latencyMinMicros = long.MaxValue;
-    private static long _latencyMaxMicros;
+    private long _packetsReceived;
+    private long _packetsSent;
+    private long _latencyCount;
+    private long _latencySumMicros;
+    private long _latencyMinMicros = long.MaxValue;
+    private long _latencyMaxMicros;
+
+    public long PacketsReceived => Interlocked.Read(ref _packetsReceived);
+    public long PacketsSent => Interlocked.Read(ref _packetsSent);
+    public void AddPacketsReceived(long count) => Interlocked.Add(ref _packetsReceived, count);
+    public void AddPacketsSent(long count) => Interlocked.Add(ref _packetsSent, count);
 
     /// <summary>Records a request's latency and returns it in milliseconds.</summary>
-    public static long RecordLatency(long receivedTicks)
+    public long RecordLatency(long receivedTicks)
     {
         var micros = (long)Stopwatch.GetElapsedTime(receivedTicks).TotalMicroseconds;
         Interlocked.Increment(ref _latencyCount);
@@ -54,7 +63,7 @@ public static class ServerStats
     };
 
     /// <summary>Min/avg/max latency in milliseconds, as ZooKeeper reports it.</summary>
-    public static (double Min, double Avg, double Max, long Count) Latency()
+    public (double Min, double Avg, double Max, long Count) Latency()
     {
         var count = Volatile.Read(ref _latencyCount);
         if (count == 0) return (0, 0, 0, 0);
@@ -62,10 +71,13 @@ public static class ServerStats
             Volatile.Read(ref _latencyMaxMicros) / 1000.0, count);
     }
 
-    public static void Reset()
+    public void Reset()
     {
-        PacketsReceived = PacketsSent = 0;
-        _latencyCount = _latencySumMicros = _latencyMaxMicros = 0;
-        _latencyMinMicros = long.MaxValue;
+        Interlocked.Exchange(ref _packetsReceived, 0);
+        Interlocked.Exchange(ref _packetsSent, 0);
+        Interlocked.Exchange(ref _latencyCount, 0);
+        Interlocked.Exchange(ref _latencySumMicros, 0);
+        Interlocked.Exchange(ref _latencyMaxMicros, 0);
+        Interlocked.Exchange(ref _latencyMinMicros, long.MaxValue);
     }
 }

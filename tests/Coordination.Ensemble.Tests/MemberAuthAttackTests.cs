@@ -19,7 +19,7 @@ using Xunit;
 namespace Coordination.Ensemble.Tests;
 
 /// <summary>
-/// Attacks on the member port of a real 3-member ensemble over real TCP (DESIGN invariant 11: a message between
+/// Attacks on the member port of a real 3-member ensemble over real TCP (invariant 11: a message between
 /// members is acted on only if it arrived on a link authenticated as a configured member). The attacker knows the
 /// member addresses and our assemblies, but not the ensemble's secret. Nothing it sends may be applied, logged or
 /// answered, and the ensemble keeps serving. These tests use only what existed before member authentication, so

@@ -15,7 +15,7 @@ using Xunit;
 namespace Coordination.Ensemble.Tests;
 
 /// <summary>
-/// Member authentication from the inside (DESIGN invariant 11): the handshake cannot be replayed, knowing the
+/// Member authentication from the inside (invariant 11): the handshake cannot be replayed, knowing the
 /// secret is not enough to speak from an address that is not the member's, a member cannot speak in another
 /// member's name, and a member refuses to start without a secret unless told it may.
 /// </summary>

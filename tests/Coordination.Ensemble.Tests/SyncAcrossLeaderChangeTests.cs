@@ -6,7 +6,7 @@ using Xunit;
 namespace Coordination.Ensemble.Tests;
 
 /// <summary>
-/// DESIGN invariant 5 across a leader change: a sync followed by a read sees every write committed before the sync,
+/// invariant 5 across a leader change: a sync followed by a read sees every write committed before the sync,
 /// also on a leader cut off from its quorum that has not noticed yet (ZOOKEEPER-1675's hole), through real members.
 /// </summary>
 public sealed class SyncAcrossLeaderChangeTests

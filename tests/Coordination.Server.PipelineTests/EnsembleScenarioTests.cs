@@ -105,7 +105,7 @@ public sealed class EnsembleScenarioTests(ITestOutputHelper output) : IAsyncLife
         return zxids;
     }
 
-    private static Proposal TestProposal(long zxid) => new(new TxnHeader(1, 1, zxid, 0, OpCode.CreateSession), new CreateSessionTxn(1000), null);
+    private static Proposal TestProposal(long zxid) => new(new TxnHeader(1, 1, zxid, 0, OpCode.CreateSession), new CreateSessionTxn(1000));
 
     private async Task WaitAppliedAsync(IEnumerable<long> nodes, long zxid, TimeSpan timeout)
     {

@@ -28,7 +28,7 @@ public sealed class NullFieldTests(ITestOutputHelper output)
     private sealed record NullCase(string Name, Func<Live, byte[]> Frame, bool IsConnect = false, bool Trigger = false,
         Func<WireClient, Task<string>>? After = null, string? Ours = null, string? Why = null);
 
-    private const string NotHalfApplied = "Apache registers the lists before the null one, then fails; we apply a request whole or not at all (DESIGN invariant 7)";
+    private const string NotHalfApplied = "Apache registers the lists before the null one, then fails; we apply a request whole or not at all (invariant 7)";
     private const string EmptyIsNotRoot = "Apache finds its root under the key \"\" (reads of the empty path see \"/\"); its Java client refuses the empty path, and we answer NoNode";
 
     private static byte[] L(long v) { var b = new byte[8]; BinaryPrimitives.WriteInt64BigEndian(b, v); return b; }

@@ -61,7 +61,7 @@ public sealed class AdminHttpServer : IAsyncDisposable
                 .ConfigureKestrel(options =>
                 {
                     options.AddServerHeader = false;
-                    // Whatever one scraper or caller can make this endpoint hold is bounded (DESIGN.md section 1, invariant 10).
+                    // Whatever one scraper or caller can make this endpoint hold is bounded (docs/architecture.md, invariant 10).
                     options.Limits.MaxConcurrentConnections = settings.MaxConnections;
                     options.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
                     options.Limits.MaxRequestHeaderCount = 32;

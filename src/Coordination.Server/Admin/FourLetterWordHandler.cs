@@ -11,8 +11,9 @@ namespace Coordination.Server.Admin;
 /// monitoring scripts parse them. Only words in the <c>four-letter-words</c> whitelist run.
 /// </summary>
 public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef replica, ConnectionRegistry connections, Func<string> mode,
-    Ensemble.EnsembleState? ensemble = null, Metrics.ClientPortMetrics? bounds = null)
+    Ensemble.EnsembleState? ensemble = null, Metrics.ClientPortMetrics? bounds = null, ServerStats? stats = null)
 {
+    private readonly ServerStats _stats = stats ?? new ServerStats();
     /// <summary>The ZooKeeper release whose client API and ACL rules this server implements (tests check them against
     /// ZooKeeper's: exists needing READ and the READ check on every watch event came in 3.9.2 and 3.8.4).</summary>
     public const string ZooKeeperLevel = "3.9.2";
@@ -83,10 +84,10 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
                 b.Append(CultureInfo.InvariantCulture, $" /{c.RemoteAddress}:{c.Remote.Port}[{(c.SessionId == 0 ? 0 : 1)}](queued={c.Outstanding},recved={c.PacketsReceived},sent={c.PacketsSent})\n");
             b.Append('\n');
         }
-        var (min, avg, max, _) = ServerStats.Latency();
+        var (min, avg, max, _) = _stats.Latency();
         b.Append(CultureInfo.InvariantCulture, $"Latency min/avg/max: {min:0.###}/{avg:0.0###}/{max:0.###}\n");
-        b.Append("Received: ").Append(ServerStats.PacketsReceived).Append('\n');
-        b.Append("Sent: ").Append(ServerStats.PacketsSent).Append('\n');
+        b.Append("Received: ").Append(_stats.PacketsReceived).Append('\n');
+        b.Append("Sent: ").Append(_stats.PacketsSent).Append('\n');
         b.Append("Connections: ").Append(connections.Count).Append('\n');
         b.Append("Outstanding: ").Append(s.OutstandingRequests).Append('\n');
         b.Append("Zxid: ").Append(Hex(s.LastZxid)).Append('\n');
@@ -97,7 +98,7 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
 
     private string Mntr(ReplicaStats s)
     {
-        var (min, avg, max, count) = ServerStats.Latency();
+        var (min, avg, max, count) = _stats.Latency();
         var process = System.Diagnostics.Process.GetCurrentProcess();
         var lines = new List<(string, object)>
         {
@@ -107,8 +108,8 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
             ("zk_max_latency", max.ToString("0.###", CultureInfo.InvariantCulture)),
             ("zk_min_latency", min.ToString("0.###", CultureInfo.InvariantCulture)),
             ("zk_request_count", count),
-            ("zk_packets_received", ServerStats.PacketsReceived),
-            ("zk_packets_sent", ServerStats.PacketsSent),
+            ("zk_packets_received", _stats.PacketsReceived),
+            ("zk_packets_sent", _stats.PacketsSent),
             ("zk_num_alive_connections", connections.Count),
             ("zk_outstanding_requests", s.OutstandingRequests),
             ("zk_znode_count", s.NodeCount),
@@ -164,7 +165,7 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
         return b.Append('\n').ToString();
     }
 
-    private static string ResetStats() { ServerStats.Reset(); return "Server stats reset.\n"; }
+    private string ResetStats() { _stats.Reset(); return "Server stats reset.\n"; }
     private string ResetConnections() => "Connection stats reset.\n";
 
     private string Envi()

@@ -4,7 +4,7 @@ using Akka.Event;
 namespace Coordination.Server.Ensemble;
 
 /// <summary>
-/// Who sent an ensemble message, taken from its sender's address, never from a field of the message (DESIGN
+/// Who sent an ensemble message, taken from its sender's address, never from a field of the message (docs/architecture.md
 /// invariant 11). On the member port the transport lets a link carry only senders at the address of the member
 /// it authenticated (<see cref="MemberLink"/>), so a remote sender's address names exactly one member. A local
 /// actor is this server itself. A message with no sender, or from any other address, comes from no member.

@@ -10,7 +10,7 @@ namespace Coordination.Server.Ensemble;
 /// <summary>
 /// Hand-written binary serializer for the Zab messages that cross Akka.Remote on the hot path (proposals, acks,
 /// commits) and for the rest of the protocol. Txn payloads travel as their jute bytes, untouched. Little-endian,
-/// one manifest letter per message type. (AKKA-NOTES: ~10% faster than Hyperion and far faster than Newtonsoft.)
+/// one manifest letter per message type. (docs/architecture.md §7: ~10% faster than Hyperion and far faster than Newtonsoft.)
 /// </summary>
 public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
 {

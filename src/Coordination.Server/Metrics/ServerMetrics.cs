@@ -31,6 +31,9 @@ public sealed class ServerMetrics : IExtension
 
     public EnsembleMetrics Ensemble { get; } = new();
 
+    /// <summary>Packets and request latency as srvr, stat and mntr report them.</summary>
+    public ServerStats Stats { get; } = new();
+
     /// <summary>How often the client-port bounds acted (reported by mntr).</summary>
     public ClientPortMetrics ClientPort { get; } = new();
 

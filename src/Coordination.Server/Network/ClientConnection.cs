@@ -247,7 +247,7 @@ public sealed class ClientConnection
         if (_uncountedPackets > 0)
         {
             Interlocked.Add(ref PacketsReceived, _uncountedPackets);
-            Interlocked.Add(ref ServerStats.PacketsReceived, _uncountedPackets);
+            _limits.Stats.AddPacketsReceived(_uncountedPackets);
             _uncountedPackets = 0;
         }
         if (_admitted.Count == 0) return !IsClosed;
@@ -368,7 +368,7 @@ public sealed class ClientConnection
                 if (encode.WrittenCount > 0) { _writer.Write(encode.WrittenSpan); encode.ResetWrittenCount(); }
                 if (encode.Capacity > Frames.KeepBufferBytes) _encodeBuffer = new ArrayBufferWriter<byte>(16 * 1024);
                 Interlocked.Add(ref PacketsSent, sent);
-                Interlocked.Add(ref ServerStats.PacketsSent, sent);
+                _limits.Stats.AddPacketsSent(sent);
                 Volatile.Write(ref _flushStartedTicks, System.Diagnostics.Stopwatch.GetTimestamp());
                 var flush = await _writer.FlushAsync(_cts.Token).ConfigureAwait(false);
                 Volatile.Write(ref _flushStartedTicks, 0);

@@ -34,7 +34,8 @@ public sealed class ClientListener : IAsyncDisposable
         _sessionManager = sessionManager;
         _admin = admin;
         _registry = registry;
-        _limits = new ClientPortLimits(settings, Metrics.ServerMetrics.For(system).ClientPort);
+        var metrics = Metrics.ServerMetrics.For(system);
+        _limits = new ClientPortLimits(settings, metrics.ClientPort, metrics.Stats);
         _limits.Metrics.TrackOutstanding(() => _limits.Outstanding);
         (_maxConnections, var capReason) = FileDescriptorBudget.Resolve(settings.MaxConnections, settings.FileDescriptorReserve);
         system.Log.Info("Client connections: at most {0} in total ({1}), {2} per address", _maxConnections == 0 ? "unlimited" : _maxConnections.ToString(), capReason, settings.MaxClientConnections);
@@ -81,14 +82,14 @@ public sealed class ClientListener : IAsyncDisposable
     /// </summary>
     private async Task AllocationDiagnosticAsync(TimeSpan period)
     {
-        long lastBytes = GC.GetTotalAllocatedBytes(false), lastPackets = Interlocked.Read(ref ServerStats.PacketsReceived);
+        long lastBytes = GC.GetTotalAllocatedBytes(false), lastPackets = _limits.Stats.PacketsReceived;
         int last0 = GC.CollectionCount(0), last1 = GC.CollectionCount(1), last2 = GC.CollectionCount(2);
         using var timer = new PeriodicTimer(period);
         try
         {
             while (await timer.WaitForNextTickAsync(_cts.Token).ConfigureAwait(false))
             {
-                long bytes = GC.GetTotalAllocatedBytes(false), packets = Interlocked.Read(ref ServerStats.PacketsReceived);
+                long bytes = GC.GetTotalAllocatedBytes(false), packets = _limits.Stats.PacketsReceived;
                 int g0 = GC.CollectionCount(0), g1 = GC.CollectionCount(1), g2 = GC.CollectionCount(2);
                 var requests = packets - lastPackets;
                 if (requests > 0)

@@ -7,10 +7,12 @@ namespace Coordination.Server.Network;
 /// connection of one server: the settings, the metrics, and the count of requests outstanding across the server
 /// (ZooKeeper's globalOutstandingLimit).
 /// </summary>
-public sealed class ClientPortLimits(ServerSettings settings, ClientPortMetrics metrics)
+public sealed class ClientPortLimits(ServerSettings settings, ClientPortMetrics metrics, ServerStats stats)
 {
     public ServerSettings Settings { get; } = settings;
     public ClientPortMetrics Metrics { get; } = metrics;
+    /// <summary>The server's packet and latency counters (srvr, stat, mntr).</summary>
+    public ServerStats Stats { get; } = stats;
     private readonly int _globalLimit = settings.GlobalOutstandingLimit;
     private readonly AsyncSignal _belowLimit = new();
     private long _outstanding;

@@ -20,7 +20,7 @@ public static class JournalSetup
     {
         var cs = Quote(s.EffectiveConnectionString);
         var provider = Quote(s.ProviderName);
-        // SQLite has one writer: concurrent write transactions only contend (AKKA-NOTES §1).
+        // SQLite has one writer: concurrent write transactions only contend (docs/architecture.md §6).
         var parallelism = s.IsSqlite ? 1 : 3;
         // SQLite's tables are created by PrepareSqlite (a leaner schema); other databases use the plugin's.
         var autoInitialize = s.IsSqlite ? "off" : "on";

@@ -4,13 +4,13 @@ using Coordination.Protocol;
 
 namespace Coordination.Server.Pipeline;
 
-// Immutable messages of the request pipeline (DESIGN.md §3). Session → Replica → TxnLog → Replica → Session.
+// Immutable messages of the request pipeline (docs/architecture.md §4). Session → Replica → TxnLog → Replica → Session.
 
 /// <summary>A client request after framing and decoding, sent by a session actor to the replica in request order.</summary>
 public sealed record ClientRequest(long SessionId, int Xid, OpCode Op, ZkRequest Body, AuthContext Auth, IActorRef Session);
 
-/// <summary>A prepared txn on its way to the log. <see cref="Origin"/> is the session actor to answer, if any.</summary>
-public sealed record Proposal(TxnHeader Header, Txn Txn, IActorRef? Origin);
+/// <summary>A prepared txn on its way to the log. Its answer is found at apply time by session id and xid.</summary>
+public sealed record Proposal(TxnHeader Header, Txn Txn);
 
 /// <summary>The log asks for a batch of proposals to be made durable (group commit).</summary>
 public sealed record LogAppend(IReadOnlyList<Proposal> Batch);

@@ -42,7 +42,7 @@ public sealed partial class ReplicaActor
     /// <summary>
     /// Leader: a sync whose point is fixed (<see cref="SyncZxid"/> when it arrived), held until the peer confirms
     /// that this server still leads (<see cref="LeadershipConfirmed"/>): a leader cut off from its quorum must not
-    /// answer from its own state while another leader commits writes (DESIGN invariant 5). A follower's sync is
+    /// answer from its own state while another leader commits writes (invariant 5). A follower's sync is
     /// answered to <see cref="Follower"/>, a local one released in its session's queue.
     /// </summary>
     private sealed record HeldSync(long Request, long Zxid, long SessionId, int Xid, PendingSync? Local, IActorRef? Follower);
@@ -174,7 +174,7 @@ public sealed partial class ReplicaActor
                 continue;
             }
             var (header, txn) = Txns.Deserialize(entry.Payload);
-            batch.Add(new Proposal(header, txn, null));
+            batch.Add(new Proposal(header, txn));
         }
         ApplyBatch(batch);
     }
@@ -357,7 +357,7 @@ public sealed partial class ReplicaActor
             var (header, txn) = op == OpCode.CloseSession
                 ? _prep.PrepareCloseSession(f.SessionId, f.Xid, Now())
                 : _prep.Prepare(f.SessionId, f.Xid, op, body, auth, Now());
-            Log(new Proposal(header, txn, null));
+            Log(new Proposal(header, txn));
         }
         catch (Exception e)
         {

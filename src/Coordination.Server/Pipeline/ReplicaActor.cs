@@ -143,7 +143,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     {
         if (_tree.SessionSecret is not null) return;
         var (header, txn) = _prep.PrepareSessionSecret(System.Security.Cryptography.RandomNumberGenerator.GetBytes(SessionIds.SecretLength), Now());
-        Log(new Proposal(header, txn, null));
+        Log(new Proposal(header, txn));
     }
 
     private void TrackAllSessions()
@@ -207,7 +207,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
                 return;
             }
             session.Pending.Enqueue(new PendingWrite(request.Xid, _monotonic()));
-            Log(new Proposal(prepared.Header, prepared.Txn, request.Session));
+            Log(new Proposal(prepared.Header, prepared.Txn));
         }
         else if (session.Pending.Count == 0)
         {
@@ -235,7 +235,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     {
         _owners[sessionId] = owner;
         var (header, txn) = _prep.PrepareCreateSession(sessionId, timeoutMs, Now());
-        Log(new Proposal(header, txn, null));
+        Log(new Proposal(header, txn));
     }
 
     /// <summary>
@@ -290,7 +290,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         if (!_leading || !_tree.Sessions.ContainsKey(m.SessionId)) return;
         _logger.Info("Expiring session 0x{0:x}", m.SessionId);
         var (header, txn) = _prep.PrepareCloseSession(m.SessionId, 0, Now());
-        Log(new Proposal(header, txn, null));
+        Log(new Proposal(header, txn));
     }
 
     private void OnLogAppended(LogAppended appended) => ApplyBatch(appended.Batch);
@@ -724,7 +724,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         {
             if (_reapBudget-- <= 0) break;
             var prepared = _prep.PrepareReap(path, now);
-            if (prepared is { } p) Log(new Proposal(p.Header, p.Txn, null));
+            if (prepared is { } p) Log(new Proposal(p.Header, p.Txn));
         }
     }
 

@@ -21,7 +21,7 @@ public sealed class WatchDispatcherActor : ReceiveActor
 
     public static Props Props() => Akka.Actor.Props.Create(() => new WatchDispatcherActor());
 
-    /// <summary>Watches are sharded by top-level subtree, so one subtree's events always use one child.</summary>
+    /// <summary>Fan-out is sharded by top-level subtree, so one subtree's events always use one child.</summary>
     public static int ShardOf(string path, int shards)
     {
         if (shards == 1 || path.Length <= 1) return 0;

@@ -278,7 +278,7 @@ public sealed class SessionActor : ReceiveActor
                 long latencyMs = 0;
                 if (_received.TryDequeue(out var received))
                 {
-                    latencyMs = ServerStats.RecordLatency(received.Ticks);
+                    latencyMs = _metrics.Stats.RecordLatency(received.Ticks);
                     _metrics.RecordRequest(received.Op, received.Ticks);
                 }
                 if (_connection is { } c)
