@@ -339,13 +339,13 @@ public sealed partial class CoordinationClient
             while (true)
             {
                 // Parse every complete frame in the buffer.
-                while (end - start >= 4)
+                while (true)
                 {
-                    var length = BinaryPrimitives.ReadInt32BigEndian(buffer.AsSpan(start, 4));
-                    if (length < 0 || length > _options.MaxFrameBytes) throw new IOException($"bad reply frame length {length}");
-                    if (end - start - 4 < length)
+                    var status = Framing.TryReadFrame(buffer.AsSpan(start, end - start), _options.MaxFrameBytes, out var length);
+                    if (status is FrameStatus.Negative or FrameStatus.TooLarge) throw new IOException($"bad reply frame length {length}");
+                    if (status == FrameStatus.NeedMoreData)
                     {
-                        if (4 + length > buffer.Length)
+                        if (end - start >= 4 && 4 + length > buffer.Length)
                         {
                             var bigger = ArrayPool<byte>.Shared.Rent(4 + length);
                             Buffer.BlockCopy(buffer, start, bigger, 0, end - start);

@@ -31,6 +31,21 @@ public static class Framing
         return FrameStatus.Frame;
     }
 
+    /// <summary>
+    /// The same on a contiguous buffer: on <see cref="FrameStatus.Frame"/>, the frame's payload is the
+    /// <paramref name="length"/> bytes after the 4-byte prefix; <paramref name="length"/> is also set (to the size
+    /// announced) when the body has not fully arrived, so the caller can make room for it.
+    /// </summary>
+    public static FrameStatus TryReadFrame(ReadOnlySpan<byte> buffer, int maxFrame, out int length)
+    {
+        length = 0;
+        if (buffer.Length < 4) return FrameStatus.NeedMoreData;
+        length = BinaryPrimitives.ReadInt32BigEndian(buffer);
+        if (length < 0) return FrameStatus.Negative;
+        if (length > maxFrame) return FrameStatus.TooLarge;
+        return buffer.Length - 4 < length ? FrameStatus.NeedMoreData : FrameStatus.Frame;
+    }
+
     /// <summary>Reserves 4 bytes for the length, lets the caller write the payload, then patches the length in.</summary>
     public static void WriteFrame<TState>(ArrayBufferWriter<byte> output, TState state, WriteBody<TState> body)
     {

@@ -147,6 +147,22 @@ public class FramingTests
     }
 
     [Fact]
+    public void ReadsFramesFromAContiguousBufferAsFromASequence()
+    {
+        var bytes = Frame([1, 2, 3]).Concat(Frame([9])).ToArray();
+        Assert.Equal(FrameStatus.Frame, Framing.TryReadFrame(bytes, 100, out var first));
+        Assert.Equal(3, first);
+        Assert.Equal(FrameStatus.Frame, Framing.TryReadFrame(bytes.AsSpan(4 + first), 100, out var second));
+        Assert.Equal(1, second);
+        Assert.Equal(FrameStatus.NeedMoreData, Framing.TryReadFrame(bytes.AsSpan(0, 6), 100, out var announced));
+        Assert.Equal(3, announced);
+        Assert.Equal(FrameStatus.NeedMoreData, Framing.TryReadFrame(bytes.AsSpan(0, 2), 100, out _));
+        Assert.Equal(FrameStatus.TooLarge, Framing.TryReadFrame([0x00, 0x20, 0x00, 0x00], Framing.DefaultMaxFrame, out var big));
+        Assert.Equal(0x200000, big);
+        Assert.Equal(FrameStatus.Negative, Framing.TryReadFrame([0xFF, 0xFF, 0xFF, 0xFF], 100, out _));
+    }
+
+    [Fact]
     public void WriteFramePatchesTheLength()
     {
         var output = new ArrayBufferWriter<byte>();
