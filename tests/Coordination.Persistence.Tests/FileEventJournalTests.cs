@@ -1,0 +1,267 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.Persistence;
+using Akka.TestKit.Xunit2;
+using Coordination.Server.Persistence;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Coordination.Persistence.Tests;
+
+/// <summary>
+/// The journal contract Akka.Persistence expects of a plugin (the cases of Akka's journal TCK, whose package the
+/// mirror lacks, written here against <see cref="FileEventJournal"/>): replay bounds and limits, deletion, the highest
+/// sequence number surviving deletion and purge, serialization and rejection, and durability across a restart of
+/// the ActorSystem on the same directory, including a torn tail.
+/// </summary>
+public sealed class FileEventJournalTests : IDisposable
+{
+    private const string Pid = "p-1";
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "coord-eventjournal-" + Guid.NewGuid().ToString("N"));
+    private readonly ITestOutputHelper _output;
+
+    public FileEventJournalTests(ITestOutputHelper output) => _output = output;
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+    }
+
+    private Config JournalConfig(long purgeAfter = 10000, string segment = "64KiB") => ConfigurationFactory.ParseString($$"""
+        akka.persistence.journal.plugin = "akka.persistence.journal.coordination-file"
+        akka.persistence.journal.coordination-file {
+          dir = "{{_dir.Replace("\\", "/")}}"
+          purge-after-deleted-events = {{purgeAfter}}
+          segment-bytes = {{segment}}
+        }
+        akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
+        akka.actor.serializers.refusing = "Coordination.Persistence.Tests.RefusingTestSerializer, Coordination.Persistence.Tests"
+        akka.actor.serialization-bindings { "Coordination.Persistence.Tests.Unserializable, Coordination.Persistence.Tests" = refusing }
+        """).WithFallback(FileEventJournal.DefaultConfig);
+
+    private sealed class Kit(Config config, ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(config, "journal", output)
+    {
+        public IActorRef Journal => Akka.Persistence.Persistence.Instance.Apply(Sys).JournalFor(null);
+
+        public void Write(string pid, int from, int to, params int[] atomicWith)
+        {
+            var writer = CreateTestProbe();
+            var writes = new List<AtomicWrite>();
+            for (var i = from; i <= to; i++)
+            {
+                // The last two events go in one atomic write, as PersistAll makes them.
+                if (i == to - 1 && to > from) { writes.Add(new AtomicWrite(ImmutableList.Create<IPersistentRepresentation>(Event(pid, i), Event(pid, i + 1)))); break; }
+                writes.Add(new AtomicWrite(Event(pid, i)));
+            }
+            Journal.Tell(new WriteMessages(writes, writer.Ref, 1));
+            writer.ExpectMsg<WriteMessagesSuccessful>();
+            for (var i = from; i <= to; i++)
+            {
+                var n = i;
+                writer.ExpectMsg<WriteMessageSuccess>(m => (string)m.Persistent.Payload == $"a-{n}" && m.Persistent.SequenceNr == n);
+            }
+        }
+
+        public static Persistent Event(string pid, long seqNr, object? payload = null) =>
+            new(payload ?? $"a-{seqNr}", seqNr, pid, string.Empty, false, ActorRefs.NoSender, "writer-1");
+
+        /// <summary>Replays and returns the sequence numbers delivered and the highest sequence number reported.</summary>
+        public (List<long> Replayed, long Highest) Replay(long from, long to, long max, string pid = Pid)
+        {
+            var probe = CreateTestProbe();
+            Journal.Tell(new ReplayMessages(from, to, max, pid, probe.Ref));
+            var replayed = new List<long>();
+            while (true)
+            {
+                var message = probe.ExpectMsg<object>(TimeSpan.FromSeconds(10));
+                if (message is ReplayedMessage r)
+                {
+                    Assert.Equal($"a-{r.Persistent.SequenceNr}", r.Persistent.Payload);
+                    Assert.Equal(pid, r.Persistent.PersistenceId);
+                    Assert.False(r.Persistent.IsDeleted);
+                    replayed.Add(r.Persistent.SequenceNr);
+                }
+                else if (message is RecoverySuccess s) return (replayed, s.HighestSequenceNr);
+                else throw new Xunit.Sdk.XunitException($"unexpected {message}");
+            }
+        }
+
+        public void Delete(long to, string pid = Pid)
+        {
+            var probe = CreateTestProbe();
+            Journal.Tell(new DeleteMessagesTo(pid, to, probe.Ref));
+            probe.ExpectMsg<DeleteMessagesSuccess>(m => m.ToSequenceNr == to, TimeSpan.FromSeconds(10));
+        }
+    }
+
+    private Kit Start(Config? config = null)
+    {
+        var kit = new Kit(config ?? JournalConfig(), _output);
+        return kit;
+    }
+
+    [Fact]
+    public void Replays_within_sequence_number_bounds_and_count_limits()
+    {
+        using var kit = Start();
+        kit.Write(Pid, 1, 5);
+        AssertReplay([1, 2, 3, 4, 5], 5, kit.Replay(1, long.MaxValue, long.MaxValue));
+        Assert.Equal([3L, 4, 5], kit.Replay(3, long.MaxValue, long.MaxValue).Replayed);
+        Assert.Equal([1L, 2, 3], kit.Replay(1, 3, long.MaxValue).Replayed);
+        Assert.Equal([1L, 2, 3], kit.Replay(1, long.MaxValue, 3).Replayed);
+        Assert.Equal([2L, 3], kit.Replay(2, 3, long.MaxValue).Replayed);
+        Assert.Equal([2L, 3], kit.Replay(2, 5, 2).Replayed);
+        Assert.Equal([2L], kit.Replay(2, 2, long.MaxValue).Replayed);
+        Assert.Equal([2L], kit.Replay(2, 5, 1).Replayed);
+        Assert.Empty(kit.Replay(2, 5, 0).Replayed);
+        Assert.Empty(kit.Replay(3, 2, long.MaxValue).Replayed);
+        AssertReplay([], 0, kit.Replay(0, long.MaxValue, long.MaxValue, "never-written"));
+    }
+
+    [Fact]
+    public void Deleted_events_are_not_replayed_and_the_highest_sequence_number_survives_deletion_and_restart()
+    {
+        using (var kit = Start())
+        {
+            kit.Write(Pid, 1, 5);
+            kit.Write("other", 1, 3);
+            kit.Delete(3);
+            AssertReplay([4, 5], 5, kit.Replay(1, long.MaxValue, long.MaxValue));
+            kit.Delete(long.MaxValue);
+            AssertReplay([], 5, kit.Replay(0, long.MaxValue, long.MaxValue));
+        }
+        using (var kit = Start())
+        {
+            AssertReplay([], 5, kit.Replay(0, long.MaxValue, long.MaxValue));
+            AssertReplay([1, 2, 3], 3, kit.Replay(0, long.MaxValue, long.MaxValue, "other"));
+        }
+    }
+
+    [Fact]
+    public void Purged_segments_take_no_deletion_marker_with_them()
+    {
+        // Small segments and a purge after every deletion: the markers of "p-1" must be carried past the purge.
+        var config = JournalConfig(purgeAfter: 1, segment: "64KiB");
+        var payload = new string('x', 2000);
+        using (var kit = Start(config))
+        {
+            var probe = kit.CreateTestProbe();
+            for (var i = 1; i <= 200; i++)
+            {
+                kit.Journal.Tell(new WriteMessages([new AtomicWrite(Kit.Event(Pid, i, payload))], probe.Ref, 1));
+                probe.ExpectMsg<WriteMessagesSuccessful>();
+                probe.ExpectMsg<WriteMessageSuccess>();
+            }
+            var before = FileTxnLog.List(_dir).Count;
+            kit.Delete(long.MaxValue);
+            for (var i = 1; i <= 200; i++)
+            {
+                kit.Journal.Tell(new WriteMessages([new AtomicWrite(Kit.Event("p-2", i, payload))], probe.Ref, 1));
+                probe.ExpectMsg<WriteMessagesSuccessful>();
+                probe.ExpectMsg<WriteMessageSuccess>();
+            }
+            kit.Delete(150, "p-2");
+            kit.AwaitCondition(() => FileTxnLog.List(_dir).Count < before, TimeSpan.FromSeconds(10));
+            _output.WriteLine($"segments: {before} before the deletions, {FileTxnLog.List(_dir).Count} after");
+        }
+        using (var kit = Start(config))
+        {
+            var probe = kit.CreateTestProbe();
+            kit.Journal.Tell(new ReplayMessages(0, long.MaxValue, long.MaxValue, Pid, probe.Ref));
+            probe.ExpectMsg<RecoverySuccess>(m => m.HighestSequenceNr == 200);
+            kit.Journal.Tell(new ReplayMessages(0, long.MaxValue, long.MaxValue, "p-2", probe.Ref));
+            for (var i = 151; i <= 200; i++)
+            {
+                var n = i;
+                probe.ExpectMsg<ReplayedMessage>(m => m.Persistent.SequenceNr == n);
+            }
+            probe.ExpectMsg<RecoverySuccess>(m => m.HighestSequenceNr == 200);
+        }
+    }
+
+    [Fact]
+    public void A_persistent_actor_recovers_its_events_in_a_new_ActorSystem()
+    {
+        using (var kit = Start())
+        {
+            var actor = kit.Sys.ActorOf(Props.Create(() => new Counter("counter-1")));
+            for (var i = 1; i <= 20; i++) actor.Tell(new Add(i), kit.TestActor);
+            kit.ReceiveN(20);
+        }
+        using (var kit = Start())
+        {
+            var actor = kit.Sys.ActorOf(Props.Create(() => new Counter("counter-1")));
+            actor.Tell("total", kit.TestActor);
+            kit.ExpectMsg(210);
+        }
+    }
+
+    [Fact]
+    public void An_event_that_cannot_be_serialized_is_rejected_and_the_others_are_written()
+    {
+        using var kit = Start();
+        var probe = kit.CreateTestProbe();
+        kit.Journal.Tell(new WriteMessages(
+            [new AtomicWrite(Kit.Event(Pid, 1)), new AtomicWrite(Kit.Event(Pid, 2, new Unserializable())), new AtomicWrite(Kit.Event(Pid, 3))],
+            probe.Ref, 1));
+        probe.ExpectMsg<WriteMessagesSuccessful>();
+        probe.ExpectMsg<WriteMessageSuccess>(m => m.Persistent.SequenceNr == 1);
+        probe.ExpectMsg<WriteMessageRejected>(m => m.Persistent.SequenceNr == 2);
+        probe.ExpectMsg<WriteMessageSuccess>(m => m.Persistent.SequenceNr == 3);
+        Assert.Equal([1L, 3], kit.Replay(1, long.MaxValue, long.MaxValue).Replayed);
+    }
+
+    [Fact]
+    public void A_torn_tail_loses_only_the_torn_record()
+    {
+        using (var kit = Start())
+        {
+            kit.Write(Pid, 1, 5);
+        }
+        var newest = FileTxnLog.List(_dir)[^1].Path;
+        var bytes = File.ReadAllBytes(newest);
+        var end = Array.FindLastIndex(bytes, b => b != 0) + 1;
+        using (var f = new FileStream(newest, FileMode.Open)) f.SetLength(end - 3); // cut the last record short
+        using (var kit = Start())
+        {
+            var (replayed, _) = kit.Replay(1, long.MaxValue, long.MaxValue);
+            Assert.Equal([1L, 2, 3], replayed); // events 4 and 5 were one atomic write: both go with the torn record
+            kit.Write("after-restart", 1, 2);
+            Assert.Equal([1L, 2], kit.Replay(1, long.MaxValue, long.MaxValue, "after-restart").Replayed);
+        }
+    }
+
+    private static void AssertReplay(long[] replayed, long highest, (List<long> Replayed, long Highest) actual)
+    {
+        Assert.Equal(replayed, actual.Replayed);
+        Assert.Equal(highest, actual.Highest);
+    }
+
+    private sealed record Add(int Value);
+
+    private sealed class Counter : ReceivePersistentActor
+    {
+        private int _total;
+        public override string PersistenceId { get; }
+
+        public Counter(string id)
+        {
+            PersistenceId = id;
+            Recover<int>(v => _total += v);
+            Command<Add>(a => Persist(a.Value, v => { _total += v; Sender.Tell(_total); }));
+            Command<string>(_ => Sender.Tell(_total));
+        }
+    }
+}
+
+/// <summary>A payload no serializer can write (bound to <see cref="RefusingTestSerializer"/>).</summary>
+public sealed class Unserializable;
+
+public sealed class RefusingTestSerializer(ExtendedActorSystem system) : Akka.Serialization.Serializer(system)
+{
+    public override int Identifier => 9917;
+    public override bool IncludeManifest => false;
+    public override byte[] ToBinary(object obj) => throw new NotSupportedException("not serializable on purpose");
+    public override object FromBinary(byte[] bytes, Type? type) => throw new NotSupportedException();
+}
