@@ -117,6 +117,7 @@ public sealed class TestEnsemble : IAsyncDisposable
             server._members.Add(new Member(1, false, ServerProcess.FreeLoopbackPort(), 0, Path.Combine(server._root, "node1")));
             await Task.Run(() => server.Start(server._members[0])).ConfigureAwait(false);
             await server.WaitAllServingAsync(timeout ?? TimeSpan.FromSeconds(60)).ConfigureAwait(false);
+            await server.WaitFirstTxnAsync(timeout ?? TimeSpan.FromSeconds(60)).ConfigureAwait(false);
             return server;
         }
         catch
@@ -141,6 +142,7 @@ public sealed class TestEnsemble : IAsyncDisposable
                 ensemble._members.Add(new Member(i, i > voters, ServerProcess.FreeLoopbackPort(), ServerProcess.FreeLoopbackPort(), Path.Combine(ensemble._root, $"node{i}")));
             await Task.WhenAll(ensemble._members.Select(m => Task.Run(() => ensemble.Start(m)))).ConfigureAwait(false);
             await ensemble.WaitAllServingAsync(timeout ?? TimeSpan.FromSeconds(60)).ConfigureAwait(false);
+            await ensemble.WaitFirstTxnAsync(timeout ?? TimeSpan.FromSeconds(60)).ConfigureAwait(false);
             return ensemble;
         }
         catch
@@ -290,6 +292,23 @@ public sealed class TestEnsemble : IAsyncDisposable
             if (running.Count(m => m.Mode is "leader" or "standalone") == 1 && running.All(m => m.Server!.Ensemble?.Serving ?? true)) return;
             if (DateTime.UtcNow > deadline)
                 throw new TimeoutException($"the ensemble did not settle within {timeout}: {string.Join(", ", _members)}");
+            await Task.Delay(50).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// A fresh deployment's first leader commits the session secret before anything else (ReplicaActor's
+    /// ProposeSessionSecretIfNone): until every member has applied it, a test that compares members' zxids before
+    /// and after something could see that txn land in between. Started ensembles are returned after it.
+    /// </summary>
+    private async Task WaitFirstTxnAsync(TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var converged = await WaitConvergedAsync(timeout).ConfigureAwait(false);
+            if (converged.Values.All(h => h.Zxid > 0)) return;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("the first leader's session secret was not applied by every member");
             await Task.Delay(50).ConfigureAwait(false);
         }
     }
