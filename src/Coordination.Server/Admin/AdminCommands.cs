@@ -189,7 +189,7 @@ public sealed class AdminCommands
     private async Task<Dictionary<string, object?>> Digests()
     {
         var s = await _words.Stats(new GetReplicaStats(false, false, WithDigest: true));
-        return new() { ["digests"] = new[] { new Dictionary<string, object?> { ["zxid"] = s.LastZxid, ["digest"] = s.Digest, ["digestVersion"] = 2 } } };
+        return new() { ["digests"] = new[] { new Dictionary<string, object?> { ["zxid"] = s.LastZxid, ["digest"] = s.Digest, ["digest_version"] = 2 } } };
     }
 
     private static Dictionary<string, object?> Environment()
@@ -295,7 +295,7 @@ public sealed class AdminCommands
         var (min, avg, max, _) = ServerStats.Latency();
         var bufferSizes = new Dictionary<string, object?> { ["last_buffer_size"] = -1, ["min_buffer_size"] = -1, ["max_buffer_size"] = -1 };
         var dataDirSize = DataDirSize();
-        return new()
+        var fields = new Dictionary<string, object?>
         {
             ["version"] = FourLetterWordHandler.Version,
             ["read_only"] = await _words.ExecuteAsync("isro") == "ro",
@@ -323,6 +323,9 @@ public sealed class AdminCommands
             ["client_response"] = bufferSizes,
             ["node_count"] = s.NodeCount,
         };
+        if (_words.Ensemble is { Mode: "leader" } leader)
+            fields["proposal_stats"] = new Dictionary<string, object?> { ["last_buffer_size"] = leader.LastProposalSize, ["min_buffer_size"] = -1, ["max_buffer_size"] = -1 };
+        return fields;
     }
 
     /// <summary>voting_view: each voter and observer with its member address (used for both quorum and election,
@@ -333,10 +336,10 @@ public sealed class AdminCommands
         if (_words.Ensemble is null || _members is null) return view;
         void Add(long id, string address, string type) => view[id.ToString(CultureInfo.InvariantCulture)] = new Dictionary<string, object?>
         {
-            ["serverAddresses"] = new[] { address },
-            ["electionAddresses"] = new[] { address },
-            ["clientAddress"] = "",
-            ["learnerType"] = type,
+            ["server_addresses"] = new[] { address },
+            ["election_addresses"] = new[] { address },
+            ["client_address"] = "",
+            ["learner_type"] = type,
         };
         foreach (var (id, address) in _members.Voters) Add(id, address, "participant");
         foreach (var (id, address) in _members.Observers) Add(id, address, "observer");
