@@ -630,23 +630,33 @@ public sealed partial class DataTree
     /// or above <paramref name="path"/> (never "/"). The stats node's data changes; its version and mzxid do not.</summary>
     private void UpdateQuotaStat(string path, long bytesDiff, int countDiff)
     {
-        var quotaRoots = _quotaRoots!.GetAlternateLookup<ReadOnlySpan<char>>();
-        var span = path.AsSpan();
-        while (span.Length > 1)
-        {
-            if (quotaRoots.TryGetValue(span, out var root))
-            {
-                var statNode = Lookup(QuotaPath + root + "/" + QuotaStatNode);
-                if (statNode is null) return;
-                var stats = QuotaStats.Parse(statNode.Data);
-                stats.Count += countDiff;
-                stats.Bytes += bytesDiff;
-                SetQuotaData(statNode, QuotaStats.Format(stats.Count, stats.Bytes, stats.Extra));
-                return;
-            }
-            span = span[..Math.Max(span.LastIndexOf('/'), 1)];
-        }
+        if (QuotaRootOf(path) is not { } root) return;
+        var statNode = Lookup(QuotaPath + root + "/" + QuotaStatNode);
+        if (statNode is null) return;
+        var stats = QuotaStats.Parse(statNode.Data);
+        stats.Count += countDiff;
+        stats.Bytes += bytesDiff;
+        SetQuotaData(statNode, QuotaStats.Format(stats.Count, stats.Bytes, stats.Extra));
     }
+
+    /// <summary>ZooKeeper's pTrie.findMaxPrefix: the deepest path with a quota at or above <paramref name="path"/>
+    /// (never "/"), or null.</summary>
+    internal string? QuotaRootOf(ReadOnlySpan<char> path)
+    {
+        if (_quotaRoots is not { Count: > 0 }) return null;
+        var quotaRoots = _quotaRoots.GetAlternateLookup<ReadOnlySpan<char>>();
+        while (path.Length > 1)
+        {
+            if (quotaRoots.TryGetValue(path, out var root)) return root;
+            path = path[..Math.Max(path.LastIndexOf('/'), 1)];
+        }
+        return null;
+    }
+
+    /// <summary>The limits ("zookeeper_limits") and usage ("zookeeper_stats") of a quota root, null where a node is missing.</summary>
+    internal (QuotaStats.Values? Limits, QuotaStats.Values? Usage) QuotaOf(string quotaRoot) =>
+        (Lookup(QuotaPath + quotaRoot + "/" + QuotaLimitNode) is { } limits ? QuotaStats.Parse(limits.Data) : null,
+         Lookup(QuotaPath + quotaRoot + "/" + QuotaStatNode) is { } usage ? QuotaStats.Parse(usage.Data) : null);
 
     private void SetQuotaData(Node statNode, byte[] data)
     {
@@ -726,6 +736,10 @@ internal static class QuotaStats
     {
         public long Count = -1, Bytes = -1;
         public SortedDictionary<string, long>? Extra;
+
+        /// <summary>ZooKeeper 3.7's hard limits (StatsTrack's countHardLimit and byteHardLimit), -1 when unset.</summary>
+        public long CountHardLimit => Extra?.GetValueOrDefault("countHardLimit", -1) ?? -1;
+        public long ByteHardLimit => Extra?.GetValueOrDefault("byteHardLimit", -1) ?? -1;
     }
 
     public static Values Parse(byte[]? data)

@@ -33,6 +33,10 @@ public sealed class RequestPreprocessor
     // While a multi is being prepared: the previous record of every path it touched, to roll back.
     private List<(string Path, ChangeRecord? Previous)>? _undo;
 
+    // Count and bytes that prepared but unapplied txns add to (or take from) the tree, in zxid order, for quotas.
+    private readonly List<QuotaUse> _pendingUse = new();
+    private int _pendingUseHead;
+
     // Sessions created or closed by prepared but unapplied txns (zxid of that txn, open or closed).
     private readonly Dictionary<long, (long Zxid, bool Open)> _pendingSessions = new();
     private readonly Queue<(long Zxid, long SessionId)> _pendingSessionOrder = new();
@@ -64,6 +68,18 @@ public sealed class RequestPreprocessor
 
     /// <summary>Largest data accepted in create/setData (BadArguments above it).</summary>
     public int MaxDataLength { get; set; } = DefaultMaxDataLength;
+
+    /// <summary>
+    /// ZooKeeper 3.7's zookeeper.enforceQuota: a create or setData that would take a subtree with a quota (a
+    /// "/zookeeper/quota{path}/zookeeper_limits" node) past its hard limit (countHardLimit, byteHardLimit) fails with
+    /// QuotaExceeded. Past a soft limit (count, bytes) it goes through and is reported to <see cref="QuotaWarning"/>.
+    /// The usage counted is the tree's "zookeeper_stats" plus the changes of prepared but unapplied txns (ZooKeeper
+    /// counts only the applied tree, so pipelined writes could all pass a limit there).
+    /// </summary>
+    public bool EnforceQuota { get; init; }
+
+    /// <summary>Told "Quota exceeded: ..." (ZooKeeper's message) for a write past a soft or hard limit.</summary>
+    public Action<string>? QuotaWarning { get; init; }
 
     /// <summary>Number of change records of prepared but unapplied txns (ZooKeeper's outstandingChanges size).</summary>
     public int OutstandingChanges => _queue.Count - _head;
@@ -134,6 +150,7 @@ public sealed class RequestPreprocessor
                 parent.Pzxid = zxid;
                 AddChange(KeyOf(parentKey, ParentOf(path, lastSlash)), zxid, exists: true, parent);
             }
+            if (TryGetState(path, out _, out var ephemeral)) RecordUse(zxid, path, -1, -ephemeral.DataLength);
             AddChange(path, zxid, exists: false, default);
         }
         SetPendingSession(sessionId, zxid, open: false);
@@ -153,6 +170,7 @@ public sealed class RequestPreprocessor
         parent.ChildCount--;
         parent.Pzxid = zxid;
         AddChange(KeyOf(parentKey, ParentOf(path, lastSlash)), zxid, exists: true, parent);
+        RecordUse(zxid, path, -1, -node.DataLength);
         AddChange(path, zxid, exists: false, default);
         return (new TxnHeader(0, 0, zxid, nowMs, OpCode.DeleteContainer), new DeleteTxn(path));
     }
@@ -177,6 +195,12 @@ public sealed class RequestPreprocessor
             _queue.RemoveRange(0, _head);
             _head = 0;
         }
+        while (_pendingUseHead < _pendingUse.Count && _pendingUse[_pendingUseHead].Zxid <= zxid) _pendingUseHead++;
+        if (_pendingUseHead == _pendingUse.Count || (_pendingUseHead > 4096 && _pendingUseHead > _pendingUse.Count / 2))
+        {
+            _pendingUse.RemoveRange(0, _pendingUseHead);
+            _pendingUseHead = 0;
+        }
         while (_pendingSessionOrder.Count > 0 && _pendingSessionOrder.Peek().Zxid <= zxid)
         {
             var (z, id) = _pendingSessionOrder.Dequeue();
@@ -191,6 +215,8 @@ public sealed class RequestPreprocessor
         _head = 0;
         _byPath.Clear();
         _undo = null;
+        _pendingUse.Clear();
+        _pendingUseHead = 0;
         _pendingSessions.Clear();
         _pendingSessionOrder.Clear();
         _nextZxid = lastZxid + 1;
@@ -264,6 +290,7 @@ public sealed class RequestPreprocessor
 
         var ops = new MultiTxnOp[requests.Count];
         var queueMark = _queue.Count;
+        var useMark = _pendingUse.Count;
         _undo = [];
         try
         {
@@ -278,6 +305,7 @@ public sealed class RequestPreprocessor
 
                 // All or nothing: undo this multi's change records and report every op.
                 _queue.RemoveRange(queueMark, _queue.Count - queueMark);
+                _pendingUse.RemoveRange(useMark, _pendingUse.Count - useMark);
                 for (var u = _undo.Count - 1; u >= 0; u--)
                 {
                     var (path, previous) = _undo[u];
@@ -369,6 +397,7 @@ public sealed class RequestPreprocessor
         if (Paths.Validate(path) is not null) return ErrorCode.BadArguments;
         if (TryGetState(path, out _, out _)) return ErrorCode.NodeExists;
         if (EphemeralOwner.IsSessionOwner(parent.Owner)) return ErrorCode.NoChildrenForEphemerals;
+        if (CheckQuota(path, 1, data?.Length ?? 0) is var quota and not ErrorCode.Ok) return quota;
 
         var newCversion = unchecked(parent.Cversion + 1);
         // The txn decides the node type as ZooKeeper's apply does: createContainer always makes a container (whatever
@@ -383,6 +412,7 @@ public sealed class RequestPreprocessor
         parent.Cversion = newCversion;
         parent.Pzxid = zxid;
         AddChange(KeyOf(parentKey, ParentOf(path, lastSlash)), zxid, exists: true, parent);
+        RecordUse(zxid, path, 1, data?.Length ?? 0);
         AddChange(path, zxid, exists: true, new NodeState
         {
             Czxid = zxid, Mzxid = zxid, Pzxid = zxid, Ctime = nowMs, Mtime = nowMs, Owner = owner,
@@ -406,6 +436,7 @@ public sealed class RequestPreprocessor
         parent.ChildCount--;
         parent.Pzxid = zxid;
         AddChange(KeyOf(parentKey, ParentOf(path, lastSlash)), zxid, exists: true, parent);
+        RecordUse(zxid, path, -1, -node.DataLength);
         AddChange(path, zxid, exists: false, default);
         return ErrorCode.Ok;
     }
@@ -424,6 +455,7 @@ public sealed class RequestPreprocessor
         parent.ChildCount--;
         parent.Pzxid = zxid;
         AddChange(KeyOf(parentKey, ParentOf(path, lastSlash)), zxid, exists: true, parent);
+        RecordUse(zxid, path, -1, -node.DataLength);
         AddChange(path, zxid, exists: false, default);
         return ErrorCode.Ok;
     }
@@ -437,10 +469,13 @@ public sealed class RequestPreprocessor
         if (data?.Length > MaxDataLength) return ErrorCode.BadArguments;
         if (!TryGetState(path, out _, out var node)) return ErrorCode.NoNode;
         if (!CheckAcl(node.Acl, Perms.Write, auth)) return ErrorCode.NoAuth;
+        var bytesDiff = (data?.Length ?? 0) - node.DataLength;
+        if (CheckQuota(path, 0, bytesDiff) is var quota and not ErrorCode.Ok) return quota;
         if (request.Version != -1 && request.Version != node.Version) return ErrorCode.BadVersion;
 
         var newVersion = unchecked(node.Version + 1);
         txn = new SetDataTxn(path, data, newVersion);
+        RecordUse(zxid, path, 0, bytesDiff);
         node.Version = newVersion;
         node.Mtime = nowMs;
         node.Mzxid = zxid;
@@ -478,6 +513,50 @@ public sealed class RequestPreprocessor
         if (request.Version != -1 && request.Version != node.Version) return ErrorCode.BadVersion;
         txn = new CheckVersionTxn(path, unchecked(node.Version + 1)); // ZooKeeper records the incremented version
         return ErrorCode.Ok;
+    }
+
+    private readonly record struct QuotaUse(long Zxid, string Path, long Count, long Bytes);
+
+    private void RecordUse(long zxid, string path, long count, long bytes)
+    {
+        if (EnforceQuota) _pendingUse.Add(new QuotaUse(zxid, path, count, bytes));
+    }
+
+    /// <summary>ZooKeeperServer.checkQuota: QuotaExceeded when the write would take the deepest quota root above
+    /// <paramref name="path"/> past a hard limit; a soft limit passed is only reported.</summary>
+    private ErrorCode CheckQuota(string path, long countDiff, long bytesDiff)
+    {
+        if (!EnforceQuota || _tree.QuotaRootOf(path) is not { } root || root == DataTree.ProcPath) return ErrorCode.Ok;
+        var (limits, usage) = _tree.QuotaOf(root);
+        if (limits is null) return ErrorCode.Ok;
+        var checkCount = countDiff != 0 && (limits.Count > -1 || limits.CountHardLimit > -1);
+        var checkBytes = bytesDiff != 0 && (limits.Bytes > -1 || limits.ByteHardLimit > -1);
+        if (!checkCount && !checkBytes || usage is null) return ErrorCode.Ok;
+        long pendingCount = 0, pendingBytes = 0;
+        for (var i = _pendingUseHead; i < _pendingUse.Count; i++)
+        {
+            var use = _pendingUse[i];
+            if (use.Path.StartsWith(root, StringComparison.Ordinal) && _tree.QuotaRootOf(use.Path) == root)
+            {
+                pendingCount += use.Count;
+                pendingBytes += use.Bytes;
+            }
+        }
+        if (checkCount && Exceeds(root, "count", usage.Count + pendingCount + countDiff, limits.Count, limits.CountHardLimit)) return ErrorCode.QuotaExceeded;
+        if (checkBytes && Exceeds(root, "bytes", usage.Bytes + pendingBytes + bytesDiff, limits.Bytes, limits.ByteHardLimit)) return ErrorCode.QuotaExceeded;
+        return ErrorCode.Ok;
+    }
+
+    /// <summary>True when <paramref name="value"/> passes a hard limit (which, when set, replaces the soft one).</summary>
+    private bool Exceeds(string root, string what, long value, long softLimit, long hardLimit)
+    {
+        var hard = hardLimit > -1;
+        var limit = hard ? hardLimit : softLimit;
+        if (value <= limit) return false;
+        var kind = what == "count" ? "Count" : "Byte";
+        QuotaWarning?.Invoke(string.Create(CultureInfo.InvariantCulture,
+            $"Quota exceeded: {root} [current {what}={value}, {(hard ? "hard" : "soft")}{kind}Limit={limit}]"));
+        return hard;
     }
 
     /// <summary>What Prep knows of a node: the stored stat fields, child count, data length and ACL.</summary>

@@ -46,6 +46,10 @@ public sealed class SessionExpiry(long tickMs)
         if (_deadlines.Remove(sessionId, out var deadline)) RemoveFromBucket(sessionId, deadline);
     }
 
+    /// <summary>The tracked sessions by deadline bucket, sorted (ZooKeeper's getSessionExpiryMap, for the dump command).</summary>
+    public IReadOnlyDictionary<long, long[]> Buckets() =>
+        _buckets.ToDictionary(b => b.Key, b => b.Value.Order().ToArray());
+
     /// <summary>Sessions whose deadline is at or before <paramref name="nowMs"/>; they are removed from tracking.
     /// Ordered by deadline, then session id.</summary>
     public IReadOnlyList<long> TakeExpired(long nowMs)

@@ -98,7 +98,7 @@ public sealed class CoordinationServer : IAsyncDisposable
             var replica = system.ActorOf(ReplicaActor.Props(settings, tree, log, tracker, WallClockMs, snapshots), "replica");
             tracker.Tell(new SessionTrackerActor.SetReplica(replica));
             var sessions = system.ActorOf(SessionManagerActor.Props(settings, replica, tracker, WallClockMs()), "sessions");
-            return Listen(system, settings, replica, sessions, null);
+            return Listen(system, settings, replica, sessions, null, new AdminContext(tracker, persistence.Enabled ? files : null, null, InitialConfiguration(config)));
         }
         catch
         {
@@ -107,13 +107,32 @@ public sealed class CoordinationServer : IAsyncDisposable
         }
     }
 
-    private static CoordinationServer Listen(ActorSystem system, ServerSettings settings, IActorRef replica, IActorRef sessions, EnsembleState? ensemble)
+    /// <summary>What the admin HTTP commands read beyond the four-letter words' sources.</summary>
+    private sealed record AdminContext(IActorRef Tracker, SnapshotFiles? Snapshots, EnsembleSettings? Members, string InitialConfiguration);
+
+    /// <summary>The coordination section as configured (ZooKeeper's initial_configuration shows its zoo.cfg), with
+    /// secrets (passwords, the ensemble secret, digests) masked.</summary>
+    private static string InitialConfiguration(Config config)
+    {
+        if (!config.HasPath("coordination")) return "";
+        var b = new System.Text.StringBuilder();
+        foreach (var (key, value) in config.GetConfig("coordination").AsEnumerable().OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            var secret = key.Contains("password", StringComparison.OrdinalIgnoreCase) || key.Contains("secret", StringComparison.OrdinalIgnoreCase)
+                || key.Contains("digest", StringComparison.OrdinalIgnoreCase) || key.StartsWith("sasl.users", StringComparison.Ordinal);
+            b.Append(key).Append('=').Append(secret ? "********" : value.ToString()).Append('\n');
+        }
+        return b.ToString();
+    }
+
+    private static CoordinationServer Listen(ActorSystem system, ServerSettings settings, IActorRef replica, IActorRef sessions, EnsembleState? ensemble, AdminContext context)
     {
         var registry = new ConnectionRegistry();
         var metrics = Metrics.ServerMetrics.For(system);
         var admin = new FourLetterWordHandler(settings, replica, registry, () => ensemble?.Mode ?? "standalone", ensemble, metrics.ClientPort, metrics.Stats);
         var listener = new ClientListener(settings, system, sessions, admin, registry);
-        var server = new CoordinationServer(system, settings, replica, listener, StartHttp(settings, admin, Metrics.ServerMetrics.For(system), replica, m => system.Log.Warning(m)), ensemble);
+        var commands = new AdminCommands(admin, context.Tracker, context.Snapshots, context.Members, context.InitialConfiguration);
+        var server = new CoordinationServer(system, settings, replica, listener, StartHttp(settings, admin, commands, Metrics.ServerMetrics.For(system), replica, m => system.Log.Warning(m)), ensemble);
         listener.Start();
         if (listener.Port >= 0) system.Log.Info("Coordination server listening on {0}:{1}, data dir {2}", settings.ClientAddress, listener.Port, Path.GetFullPath(settings.DataDir));
         else system.Log.Info("Coordination server: plain client port off, data dir {0}", Path.GetFullPath(settings.DataDir));
@@ -155,7 +174,7 @@ public sealed class CoordinationServer : IAsyncDisposable
             replica.Tell(new AttachPeer(peer));
             // A quarantined system can never talk to that peer again: end it, and the host starts a fresh incarnation.
             system.ActorOf(Akka.Actor.Props.Create(() => new QuarantineWatcher()), "quarantine-watcher");
-            return Listen(system, settings, replica, sessions, state);
+            return Listen(system, settings, replica, sessions, state, new AdminContext(tracker, files, ensemble, InitialConfiguration(full)));
         }
         catch
         {
@@ -165,12 +184,12 @@ public sealed class CoordinationServer : IAsyncDisposable
     }
 
     /// <summary>The admin and metrics HTTP endpoints that are enabled (one listener when they share address and port).</summary>
-    private static IReadOnlyList<AdminHttpServer> StartHttp(ServerSettings s, FourLetterWordHandler commands, Metrics.ServerMetrics metrics, IActorRef replica, Action<string> warn)
+    private static IReadOnlyList<AdminHttpServer> StartHttp(ServerSettings s, FourLetterWordHandler words, AdminCommands commands, Metrics.ServerMetrics metrics, IActorRef replica, Action<string> warn)
     {
         var servers = new List<AdminHttpServer>();
         var shared = s.Admin.SharesEndpointWith(s.Metrics);
-        if (s.Admin.Enabled) servers.Add(new AdminHttpServer(s.Admin, commands, serveCommands: true, serveMetrics: shared, warn, metrics, replica, s.SuperDigest, s.X509SuperUser));
-        if (s.Metrics.Enabled && !shared) servers.Add(new AdminHttpServer(s.Metrics, commands, serveCommands: false, serveMetrics: true, warn, metrics));
+        if (s.Admin.Enabled) servers.Add(new AdminHttpServer(s.Admin, words, serveCommands: true, serveMetrics: shared, warn, metrics, replica, s.SuperDigest, s.X509SuperUser, commands));
+        if (s.Metrics.Enabled && !shared) servers.Add(new AdminHttpServer(s.Metrics, words, serveCommands: false, serveMetrics: true, warn, metrics));
         foreach (var server in servers) server.Start();
         return servers;
     }

@@ -21,6 +21,10 @@ public sealed record EnsembleProcessesOptions
     public bool ForceSync { get; init; }
     /// <summary>More HOCON for each of our members.</summary>
     public string? ExtraHocon { get; init; }
+    /// <summary>More HOCON for one of our members (e.g. its own admin port), after <see cref="ExtraHocon"/>.</summary>
+    public Func<EnsembleProcesses.Member, string>? MemberHocon { get; init; }
+    /// <summary>More zoo.cfg lines for one Apache member, after <see cref="ExtraZooCfg"/>.</summary>
+    public Func<EnsembleProcesses.Member, IEnumerable<string>>? MemberZooCfg { get; init; }
     /// <summary>More zoo.cfg lines for each Apache member.</summary>
     public IReadOnlyList<string> ExtraZooCfg { get; init; } = [];
     public IReadOnlyList<string> JavaOptions { get; init; } = ["-Xmx512m"];
@@ -174,6 +178,7 @@ public sealed class EnsembleProcesses : IAsyncDisposable
               stdout-loglevel = WARNING
             }
             {{_options.ExtraHocon}}
+            {{_options.MemberHocon?.Invoke(member)}}
             """;
     }
 
@@ -190,6 +195,7 @@ public sealed class EnsembleProcesses : IAsyncDisposable
         };
         lines.AddRange(_members.Select(m => $"server.{m.Id}={m.Host}:{m.PeerPort}:{m.ElectionPort}"));
         lines.AddRange(_options.ExtraZooCfg);
+        if (_options.MemberZooCfg?.Invoke(member) is { } memberLines) lines.AddRange(memberLines);
         return lines;
     }
 

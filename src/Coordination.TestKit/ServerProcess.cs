@@ -350,7 +350,7 @@ public sealed class ServerProcess : IAsyncDisposable
         // It leaves out Netty's codec and resolver, which the Netty connection factory (and so TLS) needs.
         foreach (var candidate in new[] { "/usr/share/java/zookeeper.jar", "/usr/share/zookeeper/zookeeper.jar" })
             if (File.Exists(candidate))
-                return string.Join(':', new[] { "netty-codec.jar", "netty-resolver.jar", "netty-transport-native-unix-common.jar" }
+                return string.Join(':', new[] { "netty-codec.jar", "netty-resolver.jar", "netty-transport-native-unix-common.jar", "servlet-api.jar" }
                     .Select(jar => Path.Combine(Path.GetDirectoryName(candidate)!, jar)).Where(File.Exists).Prepend(candidate));
         throw new FileNotFoundException("Apache ZooKeeper not found: apt-get install zookeeper, or set ZOOKEEPER_CLASSPATH");
     }

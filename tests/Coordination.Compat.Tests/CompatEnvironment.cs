@@ -45,7 +45,7 @@ public static class CompatEnvironment
 
     /// <summary>Classpath for the Apache server: ZooKeeper plus slf4j-simple so its log reaches stderr.</summary>
     public static string ServerClasspath() =>
-        string.Join(Path.PathSeparator, ((string[])[ZooKeeperJar, OptionalJar("slf4j-simple.jar"), .. NettyJars()])
+        string.Join(Path.PathSeparator, ((string[])[ZooKeeperJar, OptionalJar("slf4j-simple.jar"), OptionalJar("servlet-api.jar"), .. NettyJars()])
             .Where(s => !string.IsNullOrEmpty(s)));
 
     /// <summary>

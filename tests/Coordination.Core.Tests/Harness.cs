@@ -18,10 +18,13 @@ internal sealed class Harness
     public static readonly long S2 = 0x0100000000000002;
     public static readonly long S3 = 0x0100000000000003;
 
-    public Harness(string? superDigest = null, bool openSessions = true)
+    /// <summary>The QuotaWarning messages of Prep (with enforceQuota).</summary>
+    public readonly List<string> QuotaWarnings = [];
+
+    public Harness(string? superDigest = null, bool openSessions = true, bool enforceQuota = false)
     {
         Tree = new DataTree();
-        Prep = new RequestPreprocessor(Tree, superDigest, 0);
+        Prep = new RequestPreprocessor(Tree, superDigest, 0) { EnforceQuota = enforceQuota, QuotaWarning = QuotaWarnings.Add };
         if (openSessions)
         {
             OpenSession(S1);

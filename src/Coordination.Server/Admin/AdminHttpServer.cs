@@ -18,7 +18,8 @@ namespace Coordination.Server.Admin;
 
 /// <summary>
 /// The HTTP side of administration, like ZooKeeper's AdminServer and its Prometheus metrics provider:
-/// <c>GET /commands</c> and <c>/commands/&lt;name&gt;</c> answer the four-letter words as JSON, and <c>GET /metrics</c>
+/// <c>GET /commands</c> lists and <c>/commands/&lt;name&gt;</c> runs ZooKeeper 3.9's admin commands (<see cref="AdminCommands"/>)
+/// with their JSON shapes, and <c>GET /metrics</c>
 /// exposes the mntr values in Prometheus text format under ZooKeeper's metric names. Off by default and bound to
 /// loopback unless configured otherwise. Commands that show session ids or reset state need an authorized
 /// credential (<see cref="AdminAuthorization"/>).
@@ -28,6 +29,7 @@ public sealed class AdminHttpServer : IAsyncDisposable
     private static readonly TimeSpan AclTimeout = TimeSpan.FromSeconds(10);
     private readonly IHost _host;
     private readonly FourLetterWordHandler _commands;
+    private readonly AdminCommands? _adminCommands;
     private readonly bool _serveCommands;
     private readonly bool _serveMetrics;
     private readonly ServerMetrics? _metrics;
@@ -37,8 +39,12 @@ public sealed class AdminHttpServer : IAsyncDisposable
     private readonly string? _x509SuperUser;
 
     public AdminHttpServer(AdminHttpSettings settings, FourLetterWordHandler commands, bool serveCommands, bool serveMetrics, Action<string> warn,
-        ServerMetrics? metrics = null, IActorRef? replica = null, string? superDigest = null, string? x509SuperUser = null)
+        ServerMetrics? metrics = null, IActorRef? replica = null, string? superDigest = null, string? x509SuperUser = null, AdminCommands? adminCommands = null)
     {
+        _adminCommands = serveCommands ? adminCommands ?? new AdminCommands(commands, null, null, null, "") : null;
+        if (_adminCommands is not null)
+            foreach (var name in settings.CommandsRequiringAuth)
+                if (_adminCommands.Find(name) is null) throw new Akka.Configuration.ConfigurationException($"auth-required: '{name}' is not a command");
         _x509SuperUser = x509SuperUser;
         _settings = settings;
         _metrics = metrics;
@@ -87,16 +93,17 @@ public sealed class AdminHttpServer : IAsyncDisposable
             var path = context.Request.Path.Value?.TrimEnd('/') ?? "";
             if (context.Request.Method != "GET") await WriteAsync(response, 405, "text/plain", "GET only\n");
             else if (_serveMetrics && path == "/metrics") await WriteAsync(response, 200, "text/plain; version=0.0.4", MetricsText(await _commands.ExecuteAsync("mntr")));
-            else if (_serveCommands && path == "/commands") await WriteAsync(response, 200, "application/json", JsonSerializer.Serialize(new { commands = FourLetterWords.All }));
-            else if (_serveCommands && path.StartsWith("/commands/", StringComparison.Ordinal))
+            else if (_adminCommands is { } admin && path == "/commands") await WriteAsync(response, 200, "application/json", JsonSerializer.Serialize(new { commands = admin.Names.Order(StringComparer.Ordinal) }));
+            else if (_adminCommands is { } commands && path.StartsWith("/commands/", StringComparison.Ordinal))
             {
                 var name = path["/commands/".Length..];
-                if (!FourLetterWords.All.Contains(name))
-                    await WriteAsync(response, 404, "application/json", ErrorJson(name, "unknown command"));
-                else if (await AuthorizeAsync(context, name) is { } refusal)
-                    await WriteAsync(response, refusal.Status, "application/json", ErrorJson(name, refusal.Error));
+                // As ZooKeeper: an unknown command is a 200 whose error names it.
+                if (commands.Find(name) is not { } command)
+                    await WriteResultAsync(response, AdminCommands.Error(name, "Unknown command: " + name));
+                else if (await AuthorizeAsync(context, command) is { } refusal)
+                    await WriteResultAsync(response, AdminCommands.Error(command.PrimaryName, refusal.Error, refusal.Status));
                 else
-                    await WriteAsync(response, 200, "application/json", CommandJson(name, await _commands.ExecuteAsync(name)));
+                    await WriteResultAsync(response, await commands.RunAsync(command, context.Request.Query.ToDictionary(q => q.Key, q => q.Value.ToString(), StringComparer.Ordinal)));
             }
             else await WriteAsync(response, 404, "text/plain", "not found\n");
         }
@@ -107,12 +114,29 @@ public sealed class AdminHttpServer : IAsyncDisposable
         }
     }
 
-    private static string ErrorJson(string command, string error) => JsonSerializer.Serialize(new { command, error });
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
-    /// <summary>Null when the command may run; otherwise the status and error ZooKeeper's AdminServer answers.</summary>
-    private async Task<(int Status, string Error)?> AuthorizeAsync(HttpContext context, string command)
+    /// <summary>The command's JSON, or for a streamed snapshot its file with the headers ZooKeeper sends.</summary>
+    private static async Task WriteResultAsync(HttpResponse response, AdminResult result)
     {
-        if (!_settings.CommandsRequiringAuth.Contains(command)) return null;
+        if (result.Headers is { } headers) foreach (var (key, value) in headers) response.Headers[key] = value;
+        if (result.StreamFile is not { } file)
+        {
+            await WriteAsync(response, result.Status, "application/json", JsonSerializer.Serialize(result.Fields, Indented));
+            return;
+        }
+        await using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 64 * 1024, useAsync: true);
+        response.StatusCode = result.Status;
+        response.ContentType = "application/octet-stream";
+        response.ContentLength = stream.Length;
+        await stream.CopyToAsync(response.Body).ConfigureAwait(false);
+    }
+
+    /// <summary>Null when the command may run; otherwise the status and error ZooKeeper's AdminServer answers. The
+    /// commands ZooKeeper 3.9 protects always need a credential; so do those any of whose names auth-required lists.</summary>
+    private async Task<(int Status, string Error)?> AuthorizeAsync(HttpContext context, AdminCommands.Command command)
+    {
+        if (!command.AuthRequired && !command.Names.Any(_settings.CommandsRequiringAuth.Contains)) return null;
         var header = context.Request.Headers.Authorization.ToString();
         var acl = string.IsNullOrEmpty(header) || _replica is null ? null : (await _replica.Ask<NodeAcl>(new GetNodeAcl("/"), AclTimeout)).Acl;
         var caller = new AdminAuthorization.Caller(context.Connection.RemoteIpAddress, context.Connection.ClientCertificate);
@@ -132,33 +156,6 @@ public sealed class AdminHttpServer : IAsyncDisposable
         response.ContentType = contentType;
         response.ContentLength = bytes.Length;
         await response.Body.WriteAsync(bytes).ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// mntr and srvr become objects of their key/value lines (mntr's "zk_" prefix dropped, numbers as numbers, as
-    /// ZooKeeper's AdminServer reports them); other commands carry their text output.
-    /// </summary>
-    public static string CommandJson(string name, string output)
-    {
-        var fields = new Dictionary<string, object?> { ["command"] = name };
-        var separator = name switch { "mntr" => '\t', "srvr" => ':', _ => '\0' };
-        if (separator == '\0') fields["output"] = output;
-        else
-        {
-            foreach (var line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-            {
-                var at = line.IndexOf(separator);
-                if (at <= 0) continue;
-                var key = line[..at].Trim();
-                if (name == "mntr" && key.StartsWith("zk_", StringComparison.Ordinal)) key = key[3..];
-                if (name == "srvr") key = key.ToLowerInvariant().Replace(' ', '_').Replace('/', '_');
-                var value = line[(at + 1)..].Trim();
-                fields[key] = long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n
-                    : double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d : value;
-            }
-        }
-        fields["error"] = null;
-        return JsonSerializer.Serialize(fields);
     }
 
     private static readonly HashSet<string> Counters = ["packets_received", "packets_sent", "request_count", "uptime"];

@@ -69,9 +69,17 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
         };
     }
 
-    private Task<ReplicaStats> Stats(GetReplicaStats request) => replica.Ask<ReplicaStats>(request, AskTimeout);
+    internal Task<ReplicaStats> Stats(GetReplicaStats request) => replica.Ask<ReplicaStats>(request, AskTimeout);
 
-    private static string Hex(long v) => "0x" + v.ToString("x", CultureInfo.InvariantCulture);
+    // What the admin HTTP commands (AdminCommands) read besides the words' outputs.
+    internal ServerSettings Settings => settings;
+    internal IActorRef Replica => replica;
+    internal ConnectionRegistry Connections => connections;
+    internal Ensemble.EnsembleState? Ensemble => ensemble;
+    internal string Mode => mode();
+    internal long UptimeMs => (long)(DateTime.UtcNow - _started).TotalMilliseconds;
+
+    internal static string Hex(long v) => "0x" + v.ToString("x", CultureInfo.InvariantCulture);
 
     private string Srvr(ReplicaStats s, bool withClients)
     {
@@ -120,7 +128,7 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
             ("zk_max_file_descriptor_count", MaxFileDescriptors()),
             ("zk_global_sessions", s.SessionCount),
             ("zk_last_zxid", Hex(s.LastZxid)),
-            ("zk_uptime", (long)(DateTime.UtcNow - _started).TotalMilliseconds),
+            ("zk_uptime", UptimeMs),
             ("zk_resident_memory_bytes", process.WorkingSet64),
             ("zk_heap_used_bytes", GC.GetTotalMemory(false)),
         };
@@ -239,7 +247,7 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
         return b.ToString();
     }
 
-    private static long DirSize(string dir)
+    internal static long DirSize(string dir)
     {
         try { return Directory.Exists(dir) ? new DirectoryInfo(dir).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0; }
         catch (IOException) { return 0; }

@@ -137,7 +137,23 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     /// committed counts.
     /// </summary>
     private RequestPreprocessor NewPreprocessor(DataTree tree) =>
-        new(tree, _settings.SuperDigest, tree.LastZxid) { AclProviders = _settings.AclProviders };
+        new(tree, _settings.SuperDigest, tree.LastZxid) { AclProviders = _settings.AclProviders, EnforceQuota = _settings.EnforceQuota, QuotaWarning = WarnQuota };
+
+    private long _lastQuotaWarningTicks;
+    private int _quotaWarningsSuppressed;
+
+    /// <summary>Quota warnings, at most one a second (ZooKeeper rate-limits them too): a client writing past a soft
+    /// limit in a loop must not flood the log.</summary>
+    private void WarnQuota(string message)
+    {
+        var now = Environment.TickCount64;
+        if (now - _lastQuotaWarningTicks < 1000) { _quotaWarningsSuppressed++; return; }
+        _lastQuotaWarningTicks = now;
+        var suppressed = _quotaWarningsSuppressed;
+        _quotaWarningsSuppressed = 0;
+        if (suppressed == 0) _logger.Warning("{0}", message);
+        else _logger.Warning("{0} ({1} more quota warnings in the last interval)", message, suppressed);
+    }
 
     private void ProposeSessionSecretIfNone()
     {

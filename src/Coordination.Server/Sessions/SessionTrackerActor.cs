@@ -33,6 +33,14 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
     /// <summary>Tells the tracker where expirations go (the replica is created after the tracker).</summary>
     public sealed record SetReplica(IActorRef Replica);
 
+    /// <summary>Asks for the session deadline buckets (the admin dump command); answered with <see cref="ExpiryMap"/>.</summary>
+    public sealed record GetExpiryMap
+    {
+        public static readonly GetExpiryMap Instance = new();
+    }
+
+    public sealed record ExpiryMap(IReadOnlyDictionary<long, long[]> SessionsByDeadline);
+
     public SessionTrackerActor(TimeSpan tick, Func<long> clock, EnsembleLink? ensemble = null)
     {
         _tick = tick;
@@ -41,6 +49,7 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
         _decides = ensemble is null;
         _expiry = new SessionExpiry((long)tick.TotalMilliseconds);
         Receive<SetReplica>(m => _replica = m.Replica);
+        Receive<GetExpiryMap>(_ => Sender.Tell(new ExpiryMap(_expiry.Buckets())));
         Receive<SessionOpened>(m => _expiry.Touch(m.SessionId, m.TimeoutMs, _clock()));
         Receive<SessionTouched>(m =>
         {
