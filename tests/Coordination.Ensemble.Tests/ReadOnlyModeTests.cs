@@ -39,6 +39,9 @@ public sealed class ReadOnlyModeTests
         await ensemble.WaitConvergedAsync(TimeSpan.FromSeconds(30));
         var isolated = ensemble.Members[^1];
         var others = ensemble.Members.Where(m => m != isolated).ToList();
+        // Cut off by the throttler, which stays on for the others' addresses when they come back; with them down, no
+        // member serves read-write, so a client that accepts read-only can only be served read-only.
+        await ensemble.PartitionAsync(isolated.Id);
         foreach (var m in others) await ensemble.KillAsync(m.Id);
         await WaitUntilAsync(() => isolated.Mode == "read-only", TimeSpan.FromSeconds(30), $"server {isolated.Id} did not become read-only: {isolated.Mode}");
         Assert.Equal("ro", await FourLetterWord.SendAsync(isolated.ConnectString, "isro"));
@@ -70,12 +73,18 @@ public sealed class ReadOnlyModeTests
         await AssertNotReadOnly(() => client.SyncAsync("/ro-net"));
         var readOnlySession = client.SessionId;
 
+        // The other two come back and serve read-write; the isolated member stays read-only (still cut off), so the
+        // client moves only because it found them by probing with isro.
         await Task.WhenAll(others.Select(m => ensemble.RestartAsync(m.Id)));
         await WaitUntilAsync(() => client.State == ConnectionState.Connected, TimeSpan.FromSeconds(60),
             $"the client did not move to a read-write member: {client.State}, states {string.Join(", ", states)}");
+        Assert.Equal("read-only", isolated.Mode);
         Assert.NotEqual(readOnlySession, client.SessionId);   // a read-only session lives on its server only
         await client.SetDataAsync("/ro-net", "v2"u8.ToArray());
         Assert.Equal("v2"u8.ToArray(), (await client.GetDataAsync("/ro-net")).Data);
+
+        await ensemble.HealAllAsync();
+        await WaitUntilAsync(() => isolated.Mode is "follower" or "leader", TimeSpan.FromSeconds(60), $"server {isolated.Id} did not rejoin: {isolated.Mode}");
         Assert.Equal("rw", await FourLetterWord.SendAsync(isolated.ConnectString, "isro"));
     }
 }
