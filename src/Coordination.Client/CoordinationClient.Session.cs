@@ -45,6 +45,9 @@ public sealed partial class CoordinationClient
 
     private ConnectionState _state = ConnectionState.Connecting;
     private bool _everConnected;     // in this session
+    /// <summary>The session is a read-only server's: it lives on that server only, so the next connect asks for a new one
+    /// (as ZooKeeper's client, which sends session id 0 until it has seen a read-write server).</summary>
+    private bool _readOnlySession;
     private long _sessionId;
     private byte[] _password = new byte[16];
     private int _negotiatedTimeoutMs;
@@ -121,7 +124,7 @@ public sealed partial class CoordinationClient
                 round = 0;
                 attemptsThisRound = 0;
                 retryClock.Restart();
-                await RunConnectedAsync(socket, stream, lifetime).ConfigureAwait(false);
+                await RunConnectedAsync(socket, stream, host, lifetime).ConfigureAwait(false);
             }
             catch (Exception e) when (!lifetime.IsCancellationRequested)
             {
@@ -149,7 +152,7 @@ public sealed partial class CoordinationClient
     /// </summary>
     private bool SessionLostLocally(Stopwatch disconnectedSince, TimeSpan aboutToSleep)
     {
-        if (!_everConnected || _negotiatedTimeoutMs <= 0) return false;
+        if (!_everConnected || _negotiatedTimeoutMs <= 0 || _readOnlySession) return false;
         if (disconnectedSince.Elapsed + aboutToSleep < TimeSpan.FromMilliseconds(_negotiatedTimeoutMs)) return false;
         Log($"session 0x{_sessionId:x} not re-attached within {_negotiatedTimeoutMs} ms: expired");
         Terminate(ConnectionState.Expired, new SessionExpiredException(null, "session expired: no server reached within the session timeout"));
@@ -161,8 +164,9 @@ public sealed partial class CoordinationClient
     private async Task<HandshakeOutcome> HandshakeAsync(Stream stream, HostAndPort host, CancellationToken ct)
     {
         var buffer = new ArrayBufferWriter<byte>(128);
-        var request = new ConnectRequest(ProtocolVersion, Volatile.Read(ref _lastZxid), (int)_options.SessionTimeout.TotalMilliseconds,
-            _sessionId, _password, _options.CanBeReadOnly);
+        var request = _readOnlySession
+            ? new ConnectRequest(ProtocolVersion, Volatile.Read(ref _lastZxid), (int)_options.SessionTimeout.TotalMilliseconds, 0, new byte[16], _options.CanBeReadOnly)
+            : new ConnectRequest(ProtocolVersion, Volatile.Read(ref _lastZxid), (int)_options.SessionTimeout.TotalMilliseconds, _sessionId, _password, _options.CanBeReadOnly);
         Framing.WriteFrame(buffer, request, static (ref JuteWriter w, ConnectRequest r) => r.Write(ref w));
         await stream.WriteAsync(buffer.WrittenMemory, ct).ConfigureAwait(false);
 
@@ -189,6 +193,7 @@ public sealed partial class CoordinationClient
             _sessionId = response.SessionId;
             _password = response.Password;
             _negotiatedTimeoutMs = response.Timeout;
+            _readOnlySession = response.ReadOnly;
             newState = response.ReadOnly ? ConnectionState.ConnectedReadOnly
                 : _everConnected && sameSession ? ConnectionState.Reconnected : ConnectionState.Connected;
             _everConnected = true;
@@ -245,7 +250,7 @@ public sealed partial class CoordinationClient
             s.Request.Write(ref w);
         });
 
-    private async Task RunConnectedAsync(Socket socket, Stream stream, CancellationToken lifetime)
+    private async Task RunConnectedAsync(Socket socket, Stream stream, HostAndPort host, CancellationToken lifetime)
     {
         using var connection = CancellationTokenSource.CreateLinkedTokenSource(lifetime);
         var ct = connection.Token;
@@ -274,13 +279,71 @@ public sealed partial class CoordinationClient
 
         var receive = Task.Run(() => ReceiveLoopAsync(stream, ct), CancellationToken.None);
         var send = Task.Run(() => SendLoopAsync(stream, ct), CancellationToken.None);
+        var probe = _readOnlySession ? Task.Run(() => ProbeForReadWriteAsync(host, connection), CancellationToken.None) : Task.CompletedTask;
+        // A probe that finds a read-write server cancels the connection, which ends both loops.
         var first = await Task.WhenAny(receive, send).ConfigureAwait(false);
         try { connection.Cancel(); } catch (ObjectDisposedException) { }
         try { socket.Shutdown(SocketShutdown.Both); } catch { }
         try { socket.Dispose(); } catch { }
-        try { await Task.WhenAll(receive, send).ConfigureAwait(false); } catch { }
+        try { await Task.WhenAll(receive, send, probe).ConfigureAwait(false); } catch { }
         if (first.IsFaulted && first.Exception!.InnerException is { } e && e is not OperationCanceledException)
             Log($"connection lost: {e.GetType().Name}: {e.Message}");
+    }
+
+    /// <summary>
+    /// Connected to a read-only server: look for a read-write one as ZooKeeper's client does (pingRwServer), asking the
+    /// other hosts "isro" at growing intervals (100 ms, doubling up to 60 s). When one answers "rw", this connection
+    /// ends and the main loop connects there next, with a new session (a read-only session lives on its server only).
+    /// </summary>
+    private async Task ProbeForReadWriteAsync(HostAndPort current, CancellationTokenSource connection)
+    {
+        var hosts = _connect.Hosts;
+        var ct = connection.Token;
+        var delay = TimeSpan.FromMilliseconds(100);
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(delay, ct).ConfigureAwait(false);
+                for (var i = 0; i < hosts.Count; i++)
+                {
+                    if (hosts[i] == current || !await IsReadWriteAsync(hosts[i], ct).ConfigureAwait(false)) continue;
+                    Log($"{hosts[i]} is a read-write server: leaving read-only {current}");
+                    _hostCursor = i;
+                    connection.Cancel();
+                    return;
+                }
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(60).Ticks));
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        {
+            // the connection ended
+        }
+    }
+
+    /// <summary>True when <paramref name="host"/> answers the four-letter word isro with "rw".</summary>
+    private async Task<bool> IsReadWriteAsync(HostAndPort host, CancellationToken ct)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        cts.CancelAfter(_options.ConnectionTimeout ?? TimeSpan.FromSeconds(5));
+        try
+        {
+            using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            await socket.ConnectAsync(host.Host, host.Port, cts.Token).ConfigureAwait(false);
+            using var network = new NetworkStream(socket, ownsSocket: false);
+            using var ssl = _options.Tls is null ? null : new SslStream(network, leaveInnerStreamOpen: true);
+            if (ssl is not null) await ssl.AuthenticateAsClientAsync(_options.Tls!.ForHost(host.Host), cts.Token).ConfigureAwait(false);
+            Stream stream = ssl is null ? network : ssl;
+            await stream.WriteAsync("isro"u8.ToArray(), cts.Token).ConfigureAwait(false);
+            var answer = new byte[2];
+            await stream.ReadExactlyAsync(answer, cts.Token).ConfigureAwait(false);
+            return answer is [(byte)'r', (byte)'w'];
+        }
+        catch (Exception e) when (!ct.IsCancellationRequested && e is OperationCanceledException or IOException or SocketException or System.Security.Authentication.AuthenticationException)
+        {
+            return false;
+        }
     }
 
     private async Task SendLoopAsync(Stream stream, CancellationToken ct)

@@ -167,9 +167,9 @@ public sealed class CoordinationServer : IAsyncDisposable
             var tracker = system.ActorOf(SessionTrackerActor.Props(settings.TickTime, MonotonicMs, link), "session-tracker");
             var replica = system.ActorOf(ReplicaActor.Props(settings, recovered.Tree, ActorRefs.Nobody, tracker, WallClockMs, snapshots, link), "replica");
             tracker.Tell(new SessionTrackerActor.SetReplica(replica));
-            var sessions = system.ActorOf(SessionManagerActor.Props(settings, replica, tracker, WallClockMs(), inEnsemble: true), "sessions");
-            log.AttachReplica(replica);
             var state = new EnsembleState { ServerId = settings.ServerId, Metrics = Metrics.ServerMetrics.For(system).Ensemble };
+            var sessions = system.ActorOf(SessionManagerActor.Props(settings, replica, tracker, WallClockMs(), state), "sessions");
+            log.AttachReplica(replica);
             var peer = system.ActorOf(PeerActor.Props(settings.ServerId, members, log, ensemble.Zab, MonotonicMs, replica, state), PeerActor.Name);
             replica.Tell(new AttachPeer(peer));
             // A quarantined system can never talk to that peer again: end it, and the host starts a fresh incarnation.

@@ -38,6 +38,8 @@ public sealed record ServerSettings
     /// <summary>Largest response body a read may build; bigger ones fail with MarshallingError.</summary>
     public required int MaxResponseSize { get; init; }
     public required IReadOnlySet<string> FourLetterWords { get; init; }
+    /// <summary>A member cut off from its quorum serves read-only clients (ZooKeeper's readonlymode.enabled).</summary>
+    public bool ReadOnlyMode { get; init; }
     public required string? SuperDigest { get; init; }
     /// <summary>SASL DIGEST-MD5 users and passwords (ZooKeeper's JAAS Server section, user_NAME="password").</summary>
     public required IReadOnlyDictionary<string, string> SaslUsers { get; init; }
@@ -117,6 +119,7 @@ public sealed record ServerSettings
             GlobalOutstandingLimit = c.GetInt("global-outstanding-limit"),
             MaxResponseSize = checked((int)(c.GetByteSize("max-response-size") ?? 1049599)),
             FourLetterWords = words.Contains("*") ? Protocol.FourLetterWords.All.ToHashSet() : words.ToHashSet(),
+            ReadOnlyMode = c.GetBoolean("read-only-mode"),
             SuperDigest = string.IsNullOrWhiteSpace(superDigest) ? null : superDigest,
             SaslUsers = saslUsers,
             SaslSuperUsers = c.GetStringList("sasl.super-users").ToHashSet(StringComparer.Ordinal),

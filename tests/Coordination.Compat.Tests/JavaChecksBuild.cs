@@ -1,6 +1,6 @@
 namespace Coordination.Compat.Tests;
 
-/// <summary>Compiles tests/compat/java/ZkChecks.java once per test run into a temporary directory.</summary>
+/// <summary>Compiles tests/compat/java/ZkChecks.java (with ZkTlsChecks and ZkReadOnly) once per test run into a temporary directory.</summary>
 public static class JavaChecksBuild
 {
     private static readonly Lazy<Task<string>> Compiled = new(CompileAsync, LazyThreadSafetyMode.ExecutionAndPublication);
@@ -9,13 +9,16 @@ public static class JavaChecksBuild
     public static Task<string> GetClassesDirAsync() => Compiled.Value;
 
     /// <summary>Arguments for `java` that run ZkChecks with the given arguments.</summary>
-    public static async Task<List<string>> JavaArgsAsync(params string[] args)
+    public static Task<List<string>> JavaArgsAsync(params string[] args) => MainArgsAsync("ZkChecks", args);
+
+    /// <summary>Arguments for `java` that run one of the compiled programs (ZkChecks, ZkTlsChecks, ZkReadOnly).</summary>
+    public static async Task<List<string>> MainArgsAsync(string mainClass, params string[] args)
     {
         var classes = await GetClassesDirAsync();
         var list = new List<string>
         {
             "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xmx256m",
-            "-cp", CompatEnvironment.ClientClasspath(classes), "ZkChecks",
+            "-cp", CompatEnvironment.ClientClasspath(classes), mainClass,
         };
         list.AddRange(args);
         return list;
@@ -32,7 +35,7 @@ public static class JavaChecksBuild
         var r = await ProcessRunner.RunAsync(
             CompatEnvironment.Javac,
             new[] { "-nowarn", "-encoding", "UTF-8", "-cp", CompatEnvironment.ZooKeeperJar, "-d", dir, CompatEnvironment.JavaSource,
-                Path.Combine(CompatEnvironment.CompatDir, "java", "ZkTlsChecks.java") },
+                Path.Combine(CompatEnvironment.CompatDir, "java", "ZkTlsChecks.java"), Path.Combine(CompatEnvironment.CompatDir, "java", "ZkReadOnly.java") },
             TimeSpan.FromSeconds(180));
         if (!r.Succeeded || !File.Exists(Path.Combine(dir, "ZkChecks.class")))
         {

@@ -44,13 +44,14 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
     /// <summary>Runs a command without the whitelist (the admin HTTP endpoint has its own switch and binding).</summary>
     public async Task<string> ExecuteAsync(string word)
     {
-        // As ZooKeeper: a member without an established leader answers only the words that need no state.
-        if (ensemble is { Serving: false } && word is "srvr" or "stat" or "mntr" or "cons" or "wchs" or "wchc" or "wchp" or "dump" or "hash")
+        // As ZooKeeper: a member without an established leader (and not read-only) answers only the words that need no state.
+        if (ensemble is { Serving: false, ReadOnly: false } && word is "srvr" or "stat" or "mntr" or "cons" or "wchs" or "wchc" or "wchp" or "dump" or "hash")
             return "This ZooKeeper instance is not currently serving requests\n";
         return word switch
         {
             "ruok" => "imok",
-            "isro" => "rw",
+            // As ZooKeeper's IsroCommand: "null" while not serving at all.
+            "isro" => ensemble is null || ensemble.Serving ? "rw" : ensemble.ReadOnly ? "ro" : "null",
             "srvr" => Srvr(await Stats(GetReplicaStats.Basic), withClients: false),
             "stat" => Srvr(await Stats(GetReplicaStats.Basic), withClients: true),
             "mntr" => Mntr(await Stats(GetReplicaStats.Basic)),

@@ -24,11 +24,14 @@ public sealed class EnsembleState
     public long ServerId { get; init; }
     /// <summary>Where the same facts go as Prometheus series (election_time, leader_changes, learners, ...).</summary>
     public Metrics.EnsembleMetrics? Metrics { get; init; }
-    /// <summary>ZooKeeper's words: leader, follower, observer, or looking while there is no established leader.</summary>
-    public string Mode => _mode;
+    /// <summary>ZooKeeper's words: leader, follower, observer, read-only, or looking while there is no established leader.</summary>
+    public string Mode => _readOnly ? "read-only" : _mode;
     public long Leader => Interlocked.Read(ref _leader);
     public long Epoch => Interlocked.Read(ref _epoch);
     public bool Serving => _serving;
+    /// <summary>Cut off from the quorum and serving read-only clients (read-only mode; isro answers "ro").</summary>
+    public bool ReadOnly { get => _readOnly; internal set => _readOnly = value; }
+    private volatile bool _readOnly;
     public int Learners => Volatile.Read(ref _learners);
     public int SyncedLearners => Volatile.Read(ref _syncedLearners);
     public long LeaderChanges => Interlocked.Read(ref _leaderChanges);

@@ -47,6 +47,9 @@ public sealed record Fanout(WatcherEvent Event, long Zxid, IReadOnlyList<(IActor
 // Session lifecycle requests to the replica.
 public sealed record CreateSession(long SessionId, int TimeoutMs, IActorRef Session);
 public sealed record ValidateSession(long SessionId, int TimeoutMs, IActorRef Session);
+/// <summary>Read-only mode: a session of a read-only client, served from this member's state only (no txn, so a
+/// <see cref="IsNew"/> one is unknown to the ensemble). Answered with <see cref="SessionValidated"/>.</summary>
+public sealed record OpenReadOnlySession(long SessionId, int TimeoutMs, IActorRef Session, bool IsNew);
 public sealed record ExpireSession(long SessionId);
 /// <summary>The session's connection closed: its watches go, as ZooKeeper ties watches to the connection.</summary>
 public sealed record ConnectionLost(long SessionId);

@@ -120,6 +120,7 @@ public sealed partial class ReplicaActor
 
     private void OnRoleChanged(RoleChanged role)
     {
+        TrackLooking(role);
         var wasServing = _serving;
         var wasLeading = _leading;
         _serving = role.ServesClients;

@@ -97,7 +97,9 @@ public sealed partial class ReplicaActor
     private void OnConnectionLost(ConnectionLost m)
     {
         _watches.RemoveSession(m.SessionId);
-        if (!_sessions.TryGetValue(m.SessionId, out var session) || session.Pending.Count == 0) return;
+        if (!_sessions.TryGetValue(m.SessionId, out var session)) return;
+        if (session.ReadOnly) EndReadOnlySession(m.SessionId);   // it ends with its connection
+        if (session.ReadOnly || session.Pending.Count == 0) return;
         for (var n = session.Pending.Count; n > 0; n--)
         {
             var item = session.Pending.Dequeue();

@@ -51,6 +51,8 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     {
         public IActorRef Actor = actor;
         public int TimeoutMs = timeoutMs;
+        /// <summary>A read-only session (see ReplicaActor.ReadOnly.cs).</summary>
+        public bool ReadOnly;
         public long LastSeq;
         /// <summary>The sequence number of this session's next output, in apply order.</summary>
         public long NextSeq() => ++LastSeq;
@@ -114,6 +116,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
             Sender.Tell(started ? _snapshotWriter!.StartZxid : -1L);
         });
         if (ensemble is not null) ReceiveEnsembleMessages();
+        if (ensemble is not null && settings.ReadOnlyMode) ReceiveReadOnlyMessages();
     }
 
     /// <param name="monotonic">Monotonic milliseconds for request deadlines (Environment.TickCount64 when null).</param>
@@ -178,6 +181,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
             request.Session.Tell(new Reply(-1, request.Xid, _tree.LastZxid, err, EmptyResponse.Instance));
             return;
         }
+        if (session.ReadOnly && AnsweredReadOnly(request, session)) return;
 
         _outstanding++;
         if (request.Body is LinearizableReadRequest linearizable)

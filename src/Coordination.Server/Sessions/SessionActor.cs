@@ -48,10 +48,13 @@ public sealed class SessionActor : ReceiveActor
     private readonly Queue<(long Ticks, OpCode Op)> _received = new();
     private readonly ServerMetrics _metrics = ServerMetrics.For(Context.System);
     private readonly IAuditSink _audit = AuditLog.For(Context.System);
+    /// <summary>A read-only session (read-only mode): it lives on this member only, and ends with its connection.</summary>
+    private readonly bool _readOnly;
 
-    public SessionActor(long sessionId, ServerSettings settings, IActorRef replica, IActorRef tracker)
+    public SessionActor(long sessionId, ServerSettings settings, IActorRef replica, IActorRef tracker, bool readOnly = false)
     {
         _sessionId = sessionId;
+        _readOnly = readOnly;
         _settings = settings;
         _replica = replica;
         _tracker = tracker;
@@ -63,8 +66,8 @@ public sealed class SessionActor : ReceiveActor
         Receive<DropConnection>(_ => OnDropConnection());
     }
 
-    public static Props Props(long sessionId, ServerSettings settings, IActorRef replica, IActorRef tracker) =>
-        Akka.Actor.Props.Create(() => new SessionActor(sessionId, settings, replica, tracker));
+    public static Props Props(long sessionId, ServerSettings settings, IActorRef replica, IActorRef tracker, bool readOnly = false) =>
+        Akka.Actor.Props.Create(() => new SessionActor(sessionId, settings, replica, tracker, readOnly));
 
     private void OnAttach(Attach attach)
     {
@@ -86,7 +89,8 @@ public sealed class SessionActor : ReceiveActor
         attach.Connection.SessionId = _sessionId;
         attach.Connection.Owner = Self;
         attach.Connection.SessionTimeoutMs = _timeoutMs;
-        if (attach.Request.SessionId == 0) _replica.Tell(new CreateSession(_sessionId, _timeoutMs, Self));
+        if (_readOnly) _replica.Tell(new OpenReadOnlySession(_sessionId, _timeoutMs, Self, IsNew: attach.Request.SessionId == 0));
+        else if (attach.Request.SessionId == 0) _replica.Tell(new CreateSession(_sessionId, _timeoutMs, Self));
         else _replica.Tell(new ValidateSession(_sessionId, _timeoutMs, Self));
     }
 
@@ -335,7 +339,7 @@ public sealed class SessionActor : ReceiveActor
             return;
         }
         _lastZxid = validated.LastZxid;
-        connection.Send(Frames.Encode(new ConnectResponse(0, _timeoutMs, _sessionId, password, false, request.HasReadOnlyFlag)), isResponse: false);
+        connection.Send(Frames.Encode(new ConnectResponse(0, _timeoutMs, _sessionId, password, _readOnly, request.HasReadOnlyFlag)), isResponse: false);
         _connection = connection;
         _log.Debug("Session 0x{SessionId:x} connected from {ClientAddress}", _sessionId, connection.RemoteAddress);
         _lastTouchTicks = 0;
@@ -354,6 +358,13 @@ public sealed class SessionActor : ReceiveActor
     /// <summary>The replica gave up on this session's requests here: the client reconnects and asks again.</summary>
     private void OnDropConnection()
     {
+        if (_readOnly)
+        {
+            // A read-only session the replica refused or gave up: it ends here (PostStop closes the connection).
+            _replica.Tell(new ConnectionLost(_sessionId));
+            Context.Stop(Self);
+            return;
+        }
         _attaching?.Connection.Abort();
         _attaching = null;
         if (_connection is not { } connection) return;
@@ -371,5 +382,6 @@ public sealed class SessionActor : ReceiveActor
         if (!ReferenceEquals(ended.Connection, _connection)) return;
         _connection = null;
         _replica.Tell(new ConnectionLost(_sessionId));
+        if (_readOnly) Context.Stop(Self);
     }
 }

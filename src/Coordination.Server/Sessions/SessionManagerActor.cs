@@ -16,7 +16,7 @@ public sealed record Connect(ClientConnection Connection, ConnectRequest Request
 /// re-attaching connection to the session's actor (creating one when the session was opened elsewhere or
 /// before a restart; the replica then decides whether the session still exists).
 /// </summary>
-public sealed class SessionManagerActor : ReceiveActor
+public sealed class SessionManagerActor : ReceiveActor, IWithTimers
 {
     private readonly ServerSettings _settings;
     private readonly IActorRef _replica;
@@ -28,15 +28,23 @@ public sealed class SessionManagerActor : ReceiveActor
     private readonly SessionPasswords _passwords = SessionPasswords.For(Context.System);
     /// <summary>In an ensemble, clients are served only while this server follows or leads an established leader.</summary>
     private bool _serving;
+    /// <summary>Read-only mode: cut off from the quorum, this member serves clients that asked for read-only.</summary>
+    private bool _readOnly;
+    private readonly Ensemble.EnsembleState? _ensembleState;
 
-    public SessionManagerActor(ServerSettings settings, IActorRef replica, IActorRef tracker, long nowMs, bool inEnsemble = false)
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private sealed class EnterReadOnly { public static readonly EnterReadOnly Instance = new(); }
+
+    public SessionManagerActor(ServerSettings settings, IActorRef replica, IActorRef tracker, long nowMs, Ensemble.EnsembleState? ensemble = null)
     {
         _settings = settings;
         _replica = replica;
         _tracker = tracker;
         _nextSessionId = SessionIds.Initial(settings.ServerId, nowMs);
-        _inEnsemble = inEnsemble;
-        _serving = !inEnsemble;
+        _inEnsemble = ensemble is not null;
+        _ensembleState = ensemble;
+        _serving = !_inEnsemble;
 
         Receive<Connect>(OnConnect);
         Receive<RoleChanged>(role =>
@@ -48,8 +56,21 @@ public sealed class SessionManagerActor : ReceiveActor
                 // ZooKeeper's behaviour on losing the leader or the quorum: close every client connection so that
                 // the clients fail over. Their sessions live on in the ensemble; the session actors here go.
                 Context.System.Log.Warning("No established leader: closing {0} client sessions on this server", _sessions.Count);
-                foreach (var session in _sessions.Values) Context.Stop(session);
+                StopSessions();
             }
+            // As ZooKeeper's QuorumPeer: read-only after a grace period of looking, and not once a leader is found.
+            if (role.Role == PeerState.Looking && _settings.ReadOnlyMode)
+            {
+                if (!_readOnly && !Timers.IsTimerActive(EnterReadOnly.Instance))
+                    Timers.StartSingleTimer(EnterReadOnly.Instance, EnterReadOnly.Instance, ReadOnlyGrace);
+            }
+            else LeaveReadOnly();
+        });
+        Receive<EnterReadOnly>(_ =>
+        {
+            _readOnly = true;
+            _ensembleState!.ReadOnly = true;
+            Context.System.Log.Warning("Cut off from the quorum: serving read-only clients (read-only mode)");
         });
         Receive<Terminated>(t =>
         {
@@ -61,11 +82,30 @@ public sealed class SessionManagerActor : ReceiveActor
     /// A session actor's state (its output sequence and connection) cannot be rebuilt by a restart, so a failure
     /// while handling one message is logged and the actor resumes with its state intact.
     /// </summary>
+    /// <summary>How long a member looks for a leader before it serves read-only clients: ZooKeeper's max(2 s, tickTime).</summary>
+    private TimeSpan ReadOnlyGrace => TimeSpan.FromMilliseconds(Math.Max(2000, _settings.TickTime.TotalMilliseconds));
+
+    /// <summary>A leader was found: the read-only sessions end (they live on this member only) and their clients move on.</summary>
+    private void LeaveReadOnly()
+    {
+        Timers.Cancel(EnterReadOnly.Instance);
+        if (!_readOnly) return;
+        _readOnly = false;
+        _ensembleState!.ReadOnly = false;
+        Context.System.Log.Info("Leaving read-only mode: closing {0} read-only sessions", _sessions.Count);
+        StopSessions();
+    }
+
+    private void StopSessions()
+    {
+        foreach (var session in _sessions.Values) Context.Stop(session);
+    }
+
     protected override SupervisorStrategy SupervisorStrategy() =>
         new OneForOneStrategy(e => e is ActorInitializationException ? Directive.Stop : Directive.Resume);
 
-    public static Props Props(ServerSettings settings, IActorRef replica, IActorRef tracker, long nowMs, bool inEnsemble = false) =>
-        Akka.Actor.Props.Create(() => new SessionManagerActor(settings, replica, tracker, nowMs, inEnsemble));
+    public static Props Props(ServerSettings settings, IActorRef replica, IActorRef tracker, long nowMs, Ensemble.EnsembleState? ensemble = null) =>
+        Akka.Actor.Props.Create(() => new SessionManagerActor(settings, replica, tracker, nowMs, ensemble));
 
     protected override void PreStart()
     {
@@ -74,13 +114,15 @@ public sealed class SessionManagerActor : ReceiveActor
 
     private void OnConnect(Connect connect)
     {
-        if (!_serving)
+        var request = connect.Request;
+        // Read-only mode serves only clients that asked for it (ZooKeeper closes the others' connections too).
+        var readOnly = !_serving && _readOnly && request.ReadOnly;
+        if (!_serving && !readOnly)
         {
             // As a ZooKeeper server that is not running: the client's connection closes and it tries the next host.
             connect.Connection.Abort();
             return;
         }
-        var request = connect.Request;
         var timeout = _settings.NegotiateTimeout(request.Timeout);
         var sessionId = request.SessionId;
         if (sessionId == 0)
@@ -104,7 +146,7 @@ public sealed class SessionManagerActor : ReceiveActor
         if (!_sessions.TryGetValue(sessionId, out var session))
         {
             session = Context.ActorOf(
-                SessionActor.Props(sessionId, _settings, _replica, _tracker),
+                SessionActor.Props(sessionId, _settings, _replica, _tracker, readOnly),
                 $"session-{sessionId:x16}");
             Context.Watch(session);
             _sessions[sessionId] = session;
