@@ -109,7 +109,8 @@ public static class KerberosKeys
         if (acceptors.Count > 0) SetEnv("KRB5_KTNAME", "FILE:" + WritePrivate(Keytab.Merge(acceptors.Select(Reduce).ToArray())));
         if (initiator is null) return;
         SetEnv("KRB5_CLIENT_KTNAME", "FILE:" + WritePrivate(Reduce(initiator)));
-        SetEnv("KRB5CCNAME", $"MEMORY:coordination-{Environment.ProcessId}");
+        // A new cache per call: a server started again in the same process (tests) must not find tickets of another realm.
+        SetEnv("KRB5CCNAME", $"MEMORY:coordination-{Guid.NewGuid():N}");
     }
 
     private static byte[] Reduce(KerberosKey key)
