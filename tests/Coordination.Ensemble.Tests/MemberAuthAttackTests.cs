@@ -281,8 +281,8 @@ public sealed class MemberAuthAttackTests
             {
                 // Refused: closed without the success reply.
             }
-            // Whatever the handshake's outcome, speak Akka and listen.
-            try { await socket.SendAsync(Framed(AssociatePdu("coordination", "127.0.0.1", 1, "akka.trttl.tcp")), SocketFlags.None); }
+            // Whatever the handshake's outcome, speak Akka as the claimed member (its own address) and listen.
+            try { await socket.SendAsync(Framed(AssociatePdu("coordination", "127.0.0.1", leader.RemotingPort, "akka.trttl.tcp")), SocketFlags.None); }
             catch (SocketException) { }
             var received = 0;
             var buffer = new byte[4096];
