@@ -148,7 +148,9 @@ public sealed class CoordinationServer : IAsyncDisposable
     private static CoordinationServer StartEnsembleMember(Config full, EnsembleSettings ensemble)
     {
         var settings = ServerSettings.Create(full);
-        Sessions.GssapiServer.Configure(settings.Kerberos);
+        // One keytab for the acceptor: the client port's Kerberos principal and the member port's.
+        var (memberAcceptors, memberInitiator) = ensemble.KerberosKeys;
+        Sessions.KerberosKeys.Configure([.. memberAcceptors.Prepend(settings.Kerberos.Key).OfType<Sessions.KerberosKey>()], memberInitiator);
         Directory.CreateDirectory(settings.DataDir);
         var persistence = PersistenceSettings.Create(full, settings.DataDir);
         if (!persistence.Enabled) throw new ConfigurationException("an ensemble member needs its durable log: coordination.persistence.enabled must be on");

@@ -111,6 +111,23 @@ public sealed class KerberosRealm : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Points this process's Kerberos library at the realm (KRB5_CONFIG), for servers running inside the test process
+    /// (<see cref="TestEnsemble"/>). libkrb5 reads it with getenv, which .NET's own environment does not reach on Linux,
+    /// hence libc's setenv; call it before the servers start.
+    /// </summary>
+    public void UseInThisProcess()
+    {
+        if (setenv("KRB5_CONFIG", Krb5Conf, 1) != 0) throw new InvalidOperationException("setenv KRB5_CONFIG failed");
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc")]
+    private static extern int setenv(string name, string value, int overwrite);
+
+    /// <summary>Adds <paramref name="principal"/> with the password <paramref name="password"/> (a client that logs in
+    /// with it rather than a keytab).</summary>
+    public void AddPrincipal(string principal, string password) => Admin($"addprinc -pw {password} {Qualify(principal)}");
+
     /// <summary>"name@REALM" for a name without a realm.</summary>
     public string Qualify(string principal) => principal.Contains('@') ? principal : principal + "@" + Realm;
 

@@ -40,7 +40,7 @@ public sealed class MemberLinkTests
         {
             await dialer.ConnectAsync((IPEndPoint)relay.LocalEndPoint!);
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            await MemberHandshake.DialAsync(new NetworkStream(dialer), secret, 1, target.Id, timeout.Token);   // the genuine one succeeds
+            await MemberHandshake.DialAsync(new NetworkStream(dialer), secret, null, 1, target.Id, timeout.Token);   // the genuine one succeeds
         }
         var sent = await recorded;
         Assert.Equal(MemberHandshake.HelloBytes + 32, sent.Length);
@@ -191,6 +191,58 @@ public sealed class MemberLinkTests
         Assert.Throws<ConfigurationException>(() => Create("}\n ssl { enabled = on"));
         // A standalone server needs none.
         Assert.False(EnsembleSettings.Create(ServerSettings.Reference).Enabled);
+    }
+
+    [Fact]
+    public void SASL_between_members_reads_ZooKeepers_JAAS_sections_and_refuses_configs_that_leave_a_link_unauthenticated()
+    {
+        var dir = Directory.CreateTempSubdirectory("member-sasl-").FullName;
+        try
+        {
+            var digest = Path.Combine(dir, "digest.jaas");
+            File.WriteAllText(digest, """
+                QuorumServer { org.apache.zookeeper.server.auth.DigestLoginModule required user_m1="p1" user_m2="p2"; };
+                QuorumLearner { org.apache.zookeeper.server.auth.DigestLoginModule required username="m1" password="p1"; };
+                """);
+            var kerberos = Path.Combine(dir, "kerberos.jaas");
+            File.WriteAllText(kerberos, """
+                QuorumServer { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true keyTab="/etc/zk.keytab" principal="zkquorum/h1@R"; };
+                QuorumLearner { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true keyTab="/etc/zk.keytab" principal="learner/h1@R"; };
+                """);
+            static EnsembleSettings Create(string sasl, string auth = "") => EnsembleSettings.Create(ConfigurationFactory
+                .ParseString($"coordination.ensemble {{\n voters {{ 1 = \"h1:1\", 2 = \"h2:2\" }}\n auth {{ {auth} }}\n sasl {{ {sasl} }}\n}}")
+                .WithFallback(ServerSettings.Reference));
+            var required = "enabled = on, learner-require-sasl = on, server-require-sasl = on";
+
+            var d = Create($"{required}, jaas-file = \"{digest}\", member-names {{ 1 = m1, 2 = m2 }}").Sasl;
+            Assert.True(d is { Enabled: true, Mechanism: MemberSaslMechanism.DigestMd5, LearnerUser: ("m1", "p1") } && d.ServerUsers.Count == 2);
+            Assert.Null(d.Refuses(2, "h2", "m2"));
+            Assert.NotNull(d.Refuses(2, "h2", "m1"));   // another member's user
+            // The member transport gets the same settings.
+            var ensemble = Create($"{required}, jaas-file = \"{digest}\", member-names {{ 1 = m1, 2 = m2 }}");
+            var transport = SocketTransportSettings.Create(ensemble.RemotingConfig(1).GetConfig("akka.remote.coordination-socket")).Auth!;
+            Assert.True(transport.Sasl is { Enabled: true, LearnerRequire: true, ServerRequire: true, LearnerUser: ("m1", "p1") } && transport.Sasl.MemberNames.Count == 2);
+
+            // DIGEST-MD5 users say nothing of members: each needs its name.
+            Assert.Contains("member-names", Assert.Throws<ConfigurationException>(() => Create($"{required}, jaas-file = \"{digest}\", member-names {{ 1 = m1 }}")).Message);
+            // SASL alone must be required both ways; with a secret it may be optional (rolling upgrade).
+            Assert.Contains("learner-require-sasl", Assert.Throws<ConfigurationException>(() =>
+                Create($"enabled = on, learner-require-sasl = on, jaas-file = \"{digest}\", member-names {{ 1 = m1, 2 = m2 }}")).Message);
+            Assert.False(Create($"enabled = on, jaas-file = \"{digest}\", member-names {{ 1 = m1, 2 = m2 }}", "secret = \"0123456789abcdef0123\"").Sasl.ServerRequire);
+            Assert.Throws<ConfigurationException>(() => Create("server-require-sasl = on", "secret = \"0123456789abcdef0123\""));
+            Assert.Throws<ConfigurationException>(() => Create($"{required}, jaas-file = \"{dir}/none.jaas\""));
+
+            var k = Create($"{required}, jaas-file = \"{kerberos}\", kerberos-service-principal = \"zkquorum/_HOST\"").Sasl;
+            Assert.True(k is { Mechanism: MemberSaslMechanism.Kerberos, ServerKey.Principal: "zkquorum/h1@R", LearnerKey.Principal: "learner/h1@R" });
+            Assert.Equal("zkquorum/h2", k.ServiceFor("H2"));
+            Assert.Null(k.Refuses(2, "h2", "learner/h2@R"));
+            Assert.NotNull(k.Refuses(2, "h2", "learner/h1@R"));   // member 1's host
+            Assert.NotNull(k.Refuses(2, "h2", "alice@R"));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 
     /// <summary>An ActorSystem configured as a member would be (our transport, the ensemble's secret and members),

@@ -15,8 +15,13 @@ public sealed record EnsembleSettings(
     long MaxFrameBytes,
     TimeSpan MemberLinkTimeout,
     MemberAuthSettings Auth,
-    MemberTlsSettings Tls)
+    MemberTlsSettings Tls,
+    MemberSaslSettings Sasl)
 {
+    /// <summary>The Kerberos keys this member's SASL needs (acceptor, initiator), for <see cref="Sessions.KerberosKeys"/>.</summary>
+    public (IEnumerable<Sessions.KerberosKey> Acceptors, Sessions.KerberosKey? Initiator) KerberosKeys =>
+        Sasl.Mechanism == MemberSaslMechanism.Kerberos && Sasl.Enabled ? ([Sasl.ServerKey!], Sasl.LearnerKey) : ([], null);
+
     /// <summary>Every node of an ensemble runs an ActorSystem of this name, so addresses differ only by host and port.</summary>
     public const string SystemName = "coordination";
 
@@ -35,13 +40,20 @@ public sealed record EnsembleSettings(
         if (transport != "socket")
             throw new ConfigurationException($"coordination.ensemble.transport: '{transport}' is not supported (only socket: " +
                 "Akka's dot-netty transport was dropped because it cannot authenticate members)");
-        var settings = new EnsembleSettings(Members(c, "voters"), Members(c, "observers"), zab, c.GetByteSize("max-frame-size") ?? 4L << 20,
+        var voters = Members(c, "voters");
+        var observers = Members(c, "observers");
+        var settings = new EnsembleSettings(voters, observers, zab, c.GetByteSize("max-frame-size") ?? 4L << 20,
             c.GetTimeSpan("member-link-timeout", TimeSpan.FromSeconds(10)), MemberAuthSettings.Create(c.GetConfig("auth")),
-            MemberTlsSettings.Create(c.GetConfig("ssl")));
-        if (settings.Enabled && settings.Auth.Secret is null && !settings.Tls.Enabled && !settings.Auth.Insecure)
-            throw new ConfigurationException("coordination.ensemble.auth: a member needs the ensemble's shared secret (auth.secret or " +
-                "auth.secret-file, the same on every member) or member TLS (ensemble.ssl) so that only members can talk to it; " +
-                "set auth.insecure = on to run without member authentication on a network nobody else can reach");
+            MemberTlsSettings.Create(c.GetConfig("ssl")), MemberSaslSettings.Create(c.GetConfig("sasl"), voters.Keys.Concat(observers.Keys)));
+        if (settings.Enabled && settings.Auth.Secret is null && !settings.Tls.Enabled)
+        {
+            if (settings.Sasl.Enabled && !(settings.Sasl.ServerRequire && settings.Sasl.LearnerRequire))
+                throw new ConfigurationException(MemberSaslSettings.NotAlone);
+            if (!settings.Sasl.Enabled && !settings.Auth.Insecure)
+                throw new ConfigurationException("coordination.ensemble.auth: a member needs the ensemble's shared secret (auth.secret or " +
+                    "auth.secret-file, the same on every member), member TLS (ensemble.ssl) or SASL (ensemble.sasl) so that only members " +
+                    "can talk to it; set auth.insecure = on to run without member authentication on a network nobody else can reach");
+        }
         return settings;
     }
 
@@ -91,7 +103,7 @@ public sealed record EnsembleSettings(
     }
 
     /// <summary>The Akka.Remote settings this node needs: its transport and endpoint, frames large enough for a
-    /// 1 MiB znode write, the members' shared secret for the transport's handshake, member TLS, and the ensemble's serializer
+    /// 1 MiB znode write, the members' shared secret for the transport's handshake, member TLS and SASL, and the ensemble's serializer
     /// as the only one for application messages (Akka's JSON fallback is replaced by one that refuses, so that
     /// nothing on the member port deserializes a type its sender names).</summary>
     public Config RemotingConfig(long serverId)
@@ -135,6 +147,7 @@ public sealed record EnsembleSettings(
                 }
               }
               {{Tls.ToHocon()}}
+              {{Sasl.ToHocon()}}
             }
             """);
     }

@@ -33,30 +33,31 @@ public sealed record SocketTransportSettings(
         checked((int)(config.GetByteSize("receive-buffer-size") ?? 8L << 20)),
         config.GetTimeSpan("connection-timeout", TimeSpan.FromSeconds(15)),
         config.GetTimeSpan("silence-timeout", TimeSpan.Zero),
-        SocketTransportAuth.Create(config.GetConfig("auth"), MemberTlsSettings.Create(config.GetConfig("ssl"))));
+        SocketTransportAuth.Create(config.GetConfig("auth"), MemberTlsSettings.Create(config.GetConfig("ssl")), config.GetConfig("sasl")));
 }
 
 /// <summary>
-/// The <c>auth</c> and <c>ssl</c> parts of the transport's section: the shared secret (optional with member TLS),
-/// this member's id, every member's endpoint (host:port) and the member TLS settings. Null when <c>insecure = on</c>
-/// and neither a secret nor TLS is set: links are then not authenticated.
+/// The <c>auth</c>, <c>ssl</c> and <c>sasl</c> parts of the transport's section: the shared secret (optional with
+/// member TLS or required SASL), this member's id, every member's endpoint (host:port), the member TLS and SASL
+/// settings. Null when <c>insecure = on</c> and neither a secret, TLS nor SASL is set: links are then not authenticated.
 /// </summary>
 public sealed record SocketTransportAuth(byte[]? Secret, long MyId, IReadOnlyDictionary<long, (string Host, int Port)> Members,
-    TimeSpan HandshakeTimeout, int MaxHandshakesPerAddress, MemberTlsSettings Tls)
+    TimeSpan HandshakeTimeout, int MaxHandshakesPerAddress, MemberTlsSettings Tls, MemberSaslSettings Sasl)
 {
     /// <summary>Handshakes in progress on the accepting side at most; connections beyond are closed at once.</summary>
     public const int MaxPendingHandshakes = 64;
 
-    public static SocketTransportAuth? Create(Config? auth, MemberTlsSettings tls)
+    public static SocketTransportAuth? Create(Config? auth, MemberTlsSettings tls, Config? sasl)
     {
         var secret = auth?.GetString("secret-base64", "") ?? "";
-        if (secret.Length == 0 && !tls.Enabled)
+        var saslOn = sasl?.GetBoolean("enabled", false) == true;
+        if (secret.Length == 0 && !tls.Enabled && !saslOn)
         {
             if (auth?.GetBoolean("insecure", false) == true) return null;
-            throw new ConfigurationException("akka.remote.coordination-socket.auth: no secret, no TLS, and insecure is not on " +
-                "(coordination.ensemble.auth and .ssl in the server's config)");
+            throw new ConfigurationException("akka.remote.coordination-socket.auth: no secret, no TLS, no SASL, and insecure is not on " +
+                "(coordination.ensemble.auth, .ssl and .sasl in the server's config)");
         }
-        if (auth is null) throw new ConfigurationException("akka.remote.coordination-socket.auth: member TLS needs member-id and members");
+        if (auth is null) throw new ConfigurationException("akka.remote.coordination-socket.auth: member TLS and SASL need member-id and members");
         var members = new Dictionary<long, (string, int)>();
         foreach (var (id, value) in auth!.GetConfig("members").Root.GetObject().Items)
         {
@@ -64,10 +65,16 @@ public sealed record SocketTransportAuth(byte[]? Secret, long MyId, IReadOnlyDic
                 throw new ConfigurationException($"akka.remote.coordination-socket.auth.members: '{id} = {value}' is not id = host:port");
             members[memberId] = (host, port);
         }
+        var saslSettings = MemberSaslSettings.Create(sasl, members.Keys);
+        if (secret.Length == 0 && !tls.Enabled && !(saslSettings.ServerRequire && saslSettings.LearnerRequire))
+            throw new ConfigurationException(MemberSaslSettings.NotAlone);
         return new SocketTransportAuth(secret.Length == 0 ? null : Convert.FromBase64String(secret), auth.GetLong("member-id"), members,
             tls.Enabled ? tls.HandshakeTimeout : auth.GetTimeSpan("handshake-timeout", TimeSpan.FromSeconds(5)),
-            auth.GetInt("max-handshakes-per-address", 8), tls);
+            auth.GetInt("max-handshakes-per-address", 8), tls, saslSettings);
     }
+
+    /// <summary>The configured host of member <paramref name="id"/>; null for an id that is no member's.</summary>
+    public string? HostOf(long id) => Members.TryGetValue(id, out var endpoint) ? endpoint.Host : null;
 
     /// <summary>The member whose endpoint is this host and port, if any.</summary>
     public long? MemberAt(string host, int port)
@@ -260,7 +267,7 @@ public sealed class SocketTransport : Transport
             {
                 if (_tls is not null) tls = await _tls.AcceptAsync(socket, timeout.Token).ConfigureAwait(false);
                 await using var plain = tls is null ? new NetworkStream(socket, ownsSocket: false) : null;
-                member = await MemberHandshake.AcceptAsync((Stream?)tls ?? plain!, auth.Secret, auth.MyId, auth.Members.ContainsKey, timeout.Token).ConfigureAwait(false);
+                member = await MemberHandshake.AcceptAsync((Stream?)tls ?? plain!, auth.Secret, auth.Sasl, auth.MyId, auth.HostOf, timeout.Token).ConfigureAwait(false);
                 if (tls is not null) _tls!.CheckPeer(tls, member, auth.Members[member].Host);
             }
             catch (OperationCanceledException) when (timeout.IsCancellationRequested)
@@ -318,7 +325,8 @@ public sealed class SocketTransport : Transport
             {
                 if (_tls is not null) tls = await _tls.DialAsync(socket, host, timeout.Token).ConfigureAwait(false);
                 await using var plain = tls is null ? new NetworkStream(socket, ownsSocket: false) : null;
-                await MemberHandshake.DialAsync((Stream?)tls ?? plain!, auth.Secret, auth.MyId, member!.Value, timeout.Token).ConfigureAwait(false);
+                await MemberHandshake.DialAsync((Stream?)tls ?? plain!, auth.Secret,
+                    auth.Sasl.LearnerRequire ? () => auth.Sasl.NewClient(host) : null, auth.MyId, member!.Value, timeout.Token).ConfigureAwait(false);
             }
             catch (Exception e)
             {

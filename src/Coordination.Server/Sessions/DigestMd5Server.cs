@@ -8,12 +8,18 @@ namespace Coordination.Server.Sessions;
 /// "zk-sasl-md5", qop auth only (no integrity or privacy layer). Two steps: any first token (the Java client's is
 /// empty) gets the challenge; the client's digest-response is checked against the configured password and answered
 /// with rspauth, after which the client is authenticated as its authorization id. Anything else is a failure.
-/// One instance per connection attempt; not thread-safe (the session actor owns it).
+/// One instance per connection attempt; not thread-safe (the session actor owns it). Members use it with
+/// ZooKeeper's quorum names (<see cref="QuorumProtocol"/>, <see cref="QuorumRealm"/>).
 /// </summary>
-public sealed class DigestMd5Server(IReadOnlyDictionary<string, string> users) : ISaslServer
+public sealed class DigestMd5Server(IReadOnlyDictionary<string, string> users, string protocol = DigestMd5Server.Protocol, string realm = DigestMd5Server.Realm) : ISaslServer
 {
+    public const string Protocol = "zookeeper";
     public const string Realm = "zk-sasl-md5";
-    public const string DigestUri = "zookeeper/" + Realm;
+    /// <summary>ZooKeeper's names for SASL between members (QuorumAuth.QUORUM_SERVER_PROTOCOL_NAME and _SASL_DIGEST).</summary>
+    public const string QuorumProtocol = "zookeeper-quorum";
+    public const string QuorumRealm = "zk-quorum-sasl-md5";
+
+    private readonly string _digestUri = protocol + "/" + realm;
 
     private readonly string _nonce = Convert.ToBase64String(RandomNumberGenerator.GetBytes(24));
     private int _step;
@@ -28,9 +34,9 @@ public sealed class DigestMd5Server(IReadOnlyDictionary<string, string> users) :
         switch (_step++)
         {
             case 0:
-                return Encoding.UTF8.GetBytes($"realm=\"{Realm}\",nonce=\"{_nonce}\",qop=\"auth\",charset=utf-8,algorithm=md5-sess");
+                return Encoding.UTF8.GetBytes($"realm=\"{realm}\",nonce=\"{_nonce}\",qop=\"auth\",charset=utf-8,algorithm=md5-sess");
             case 1:
-                return Verify(Parse(Encoding.UTF8.GetString(response)));
+                return Verify(DigestMd5.Parse(Encoding.UTF8.GetString(response)));
             default:
                 throw new SaslFailure("the exchange is already complete");
         }
@@ -41,33 +47,41 @@ public sealed class DigestMd5Server(IReadOnlyDictionary<string, string> users) :
         string Get(string key) => d.TryGetValue(key, out var v) ? v : throw new SaslFailure($"no {key}");
         var user = Get("username");
         if (Get("nonce") != _nonce) throw new SaslFailure("wrong nonce");
-        if (d.TryGetValue("realm", out var realm) && realm != Realm) throw new SaslFailure("wrong realm");
+        if (d.TryGetValue("realm", out var claimedRealm) && claimedRealm != realm) throw new SaslFailure("wrong realm");
         var qop = d.GetValueOrDefault("qop", "auth");
         if (qop != "auth") throw new SaslFailure($"unsupported qop {qop}");
         var nc = Get("nc");
         if (nc != "00000001") throw new SaslFailure("wrong nonce count");
         var cnonce = Get("cnonce");
         var uri = Get("digest-uri");
-        if (uri != DigestUri) throw new SaslFailure($"wrong digest-uri {uri}");
+        if (uri != _digestUri) throw new SaslFailure($"wrong digest-uri {uri}");
         var authzid = d.GetValueOrDefault("authzid");
         if (authzid is not null && authzid != user) throw new SaslFailure("authzid differs from the username");
         if (!users.TryGetValue(user, out var password)) throw new SaslFailure("unknown user");
 
-        // A1 = H(user:realm:password) ":" nonce ":" cnonce [":" authzid]
-        var a1 = new List<byte>(MD5.HashData(Credentials($"{user}:{Realm}:{password}")));
-        a1.AddRange(Encoding.UTF8.GetBytes($":{_nonce}:{cnonce}" + (authzid is null ? "" : ":" + authzid)));
-        var ha1 = Hex(MD5.HashData(a1.ToArray()));
-        string Kd(string a2) => Hex(MD5.HashData(Encoding.ASCII.GetBytes($"{ha1}:{_nonce}:{nc}:{cnonce}:{qop}:{Hex(MD5.HashData(Encoding.ASCII.GetBytes(a2)))}")));
-
-        var expected = Encoding.ASCII.GetBytes(Kd("AUTHENTICATE:" + uri));
+        var expected = Encoding.ASCII.GetBytes(DigestMd5.Response(user, realm, password, _nonce, cnonce, authzid, nc, qop, "AUTHENTICATE:" + uri));
         if (!CryptographicOperations.FixedTimeEquals(expected, Encoding.ASCII.GetBytes(Get("response").ToLowerInvariant())))
             throw new SaslFailure("wrong password");
         IsComplete = true;
         AuthorizationId = user;
-        return Encoding.ASCII.GetBytes("rspauth=" + Kd(":" + uri));
+        return Encoding.ASCII.GetBytes("rspauth=" + DigestMd5.Response(user, realm, password, _nonce, cnonce, authzid, nc, qop, ":" + uri));
     }
 
     public void Dispose() { }
+}
+
+/// <summary>What both sides of DIGEST-MD5 compute (RFC 2831 2.1.2.1), and its directive syntax.</summary>
+internal static class DigestMd5
+{
+    /// <summary>KD(HEX(H(A1)), nonce:nc:cnonce:qop:HEX(H(A2))) with A1 = H(user:realm:password):nonce:cnonce[:authzid]:
+    /// the client's response for A2 = "AUTHENTICATE:uri", the server's rspauth for A2 = ":uri".</summary>
+    public static string Response(string user, string realm, string password, string nonce, string cnonce, string? authzid, string nc, string qop, string a2)
+    {
+        var a1 = new List<byte>(MD5.HashData(Credentials($"{user}:{realm}:{password}")));
+        a1.AddRange(Encoding.UTF8.GetBytes($":{nonce}:{cnonce}" + (authzid is null ? "" : ":" + authzid)));
+        var ha1 = Hex(MD5.HashData(a1.ToArray()));
+        return Hex(MD5.HashData(Encoding.ASCII.GetBytes($"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{Hex(MD5.HashData(Encoding.ASCII.GetBytes(a2)))}")));
+    }
 
     /// <summary>RFC 2831 2.1.2.1: with charset=utf-8, a string whose characters all fit ISO 8859-1 is hashed in 8859-1.</summary>
     private static byte[] Credentials(string s) =>
@@ -75,8 +89,8 @@ public sealed class DigestMd5Server(IReadOnlyDictionary<string, string> users) :
 
     private static string Hex(byte[] bytes) => Convert.ToHexStringLower(bytes);
 
-    /// <summary>The digest-response's directives: key=value or key="quoted value" (backslash escapes), comma-separated.</summary>
-    internal static Dictionary<string, string> Parse(string text)
+    /// <summary>A DIGEST-MD5 message's directives: key=value or key="quoted value" (backslash escapes), comma-separated.</summary>
+    public static Dictionary<string, string> Parse(string text)
     {
         var result = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         var i = 0;

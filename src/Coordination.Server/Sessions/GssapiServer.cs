@@ -85,26 +85,48 @@ public sealed class GssapiServer(KerberosSettings settings) : ISaslServer
 
     public void Dispose() => _context.Dispose();
 
-    /// <summary>
-    /// Points MIT Kerberos at the keys of the configured principal. The configured keytab is reduced to that
-    /// principal's entries in a file only this user can read (deleted when the process exits), because the acceptor
-    /// accepts a ticket for any principal of its keytab. libgssapi reads KRB5_KTNAME from the native environment
-    /// (getenv), which .NET's Environment.SetEnvironmentVariable does not change on Linux (it keeps its own copy), so
-    /// the variable is set with libc's setenv. Called once at startup, before any thread makes a GSS call: setenv is
-    /// not safe against a concurrent getenv. Throws when the keytab holds no key of the principal.
-    /// </summary>
-    public static void Configure(KerberosSettings settings)
+    /// <summary>Points MIT Kerberos at the keys of the configured principal (<see cref="KerberosKeys"/>).</summary>
+    public static void Configure(KerberosSettings settings) => KerberosKeys.Configure(settings.Key is { } key ? [key] : [], null);
+}
+
+/// <summary>A principal's keys in a keytab file; <see cref="Setting"/> names where they were configured, for errors.</summary>
+public sealed record KerberosKey(string Setting, string Keytab, string Principal);
+
+/// <summary>
+/// The Kerberos keys of this process, for libgssapi. Each configured keytab is reduced to its principal's entries in a
+/// file only this user can read (deleted when the process exits), because the acceptor accepts a ticket for any
+/// principal of its keytab and the initiator uses the first one of its client keytab. libgssapi reads KRB5_KTNAME
+/// (acceptor) and KRB5_CLIENT_KTNAME (initiator, SASL between members) from the native environment (getenv),
+/// which .NET's Environment.SetEnvironmentVariable does not change on Linux (it keeps its own copy), so the
+/// variables are set with libc's setenv. The initiator's tickets go to a memory credential cache of its own, so a
+/// user's ticket cache is never used. Called once at startup, before any thread makes a GSS call: setenv is not
+/// safe against a concurrent getenv. Throws when a keytab holds no key of its principal.
+/// </summary>
+public static class KerberosKeys
+{
+    public static void Configure(IReadOnlyList<KerberosKey> acceptors, KerberosKey? initiator)
     {
-        if (!settings.Enabled) return;
-        byte[] keys;
+        if (acceptors.Count > 0) SetEnv("KRB5_KTNAME", "FILE:" + WritePrivate(Keytab.Merge(acceptors.Select(Reduce).ToArray())));
+        if (initiator is null) return;
+        SetEnv("KRB5_CLIENT_KTNAME", "FILE:" + WritePrivate(Reduce(initiator)));
+        // A new cache per call: a server started again in the same process (tests) must not find tickets of another realm.
+        SetEnv("KRB5CCNAME", $"MEMORY:coordination-{Guid.NewGuid():N}");
+    }
+
+    private static byte[] Reduce(KerberosKey key)
+    {
         try
         {
-            keys = Keytab.Only(File.ReadAllBytes(settings.Keytab), settings.Principal);
+            return Keytab.Only(File.ReadAllBytes(key.Keytab), key.Principal);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
         {
-            throw new Akka.Configuration.ConfigurationException($"coordination.sasl.kerberos.keytab {settings.Keytab}: {e.Message}");
+            throw new Akka.Configuration.ConfigurationException($"{key.Setting}: keytab {key.Keytab}: {e.Message}");
         }
+    }
+
+    private static string WritePrivate(byte[] keys)
+    {
         var path = Path.Combine(Path.GetTempPath(), $"coordination-{Environment.ProcessId}-{Guid.NewGuid():N}.keytab");
         using (var file = new FileStream(path, new FileStreamOptions
                {
@@ -113,8 +135,13 @@ public sealed class GssapiServer(KerberosSettings settings) : ISaslServer
                }))
             file.Write(keys);
         AppDomain.CurrentDomain.ProcessExit += (_, _) => File.Delete(path);
-        if (setenv("KRB5_KTNAME", "FILE:" + path, 1) != 0)
-            throw new InvalidOperationException($"setenv KRB5_KTNAME failed: errno {Marshal.GetLastPInvokeError()}");
+        return path;
+    }
+
+    private static void SetEnv(string name, string value)
+    {
+        if (setenv(name, value, 1) != 0)
+            throw new InvalidOperationException($"setenv {name} failed: errno {Marshal.GetLastPInvokeError()}");
     }
 
     [DllImport("libc", SetLastError = true)]

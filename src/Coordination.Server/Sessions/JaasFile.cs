@@ -19,6 +19,26 @@ public static class JaasFile
     /// user_NAME="password" option of its entries, as ZooKeeper's SaslServerCallbackHandler collects them.</summary>
     public static Dictionary<string, string> ReadUsers(string path, string section)
     {
+        var users = UsersOf(ReadSection(path, section));
+        if (users.Count == 0)
+            throw new FormatException($"JAAS file {path}: section '{section}' has no user_NAME=\"password\" option (only DIGEST-MD5 users are read from it)");
+        return users;
+    }
+
+    /// <summary>The user_NAME="password" options of <paramref name="entries"/>, by NAME.</summary>
+    public static Dictionary<string, string> UsersOf(IEnumerable<JaasEntry> entries)
+    {
+        var users = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var entry in entries)
+            foreach (var (key, value) in entry.Options)
+                if (key.StartsWith("user_", StringComparison.Ordinal) && key.Length > "user_".Length)
+                    users[key["user_".Length..]] = value;
+        return users;
+    }
+
+    /// <summary>The entries of <paramref name="section"/> in the file at <paramref name="path"/>.</summary>
+    public static List<JaasEntry> ReadSection(string path, string section)
+    {
         string text;
         try { text = File.ReadAllText(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -28,16 +48,8 @@ public static class JaasFile
         Dictionary<string, List<JaasEntry>> sections;
         try { sections = Parse(text); }
         catch (FormatException e) { throw new FormatException($"JAAS file {path}: {e.Message}"); }
-        if (!sections.TryGetValue(section, out var entries))
-            throw new FormatException($"JAAS file {path} has no section '{section}' (it has: {string.Join(", ", sections.Keys)})");
-        var users = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var entry in entries)
-            foreach (var (key, value) in entry.Options)
-                if (key.StartsWith("user_", StringComparison.Ordinal) && key.Length > "user_".Length)
-                    users[key["user_".Length..]] = value;
-        if (users.Count == 0)
-            throw new FormatException($"JAAS file {path}: section '{section}' has no user_NAME=\"password\" option (only DIGEST-MD5 users are read from it)");
-        return users;
+        return sections.TryGetValue(section, out var entries) ? entries
+            : throw new FormatException($"JAAS file {path} has no section '{section}' (it has: {string.Join(", ", sections.Keys)})");
     }
 
     /// <summary>The sections of a JAAS file by name, in file order within each.</summary>

@@ -13,6 +13,9 @@ public sealed record KerberosSettings(bool Enabled, string Keytab, string Princi
 {
     public static KerberosSettings Disabled { get; } = new(false, "", "", false, false);
 
+    /// <summary>The server's keys, when enabled (<see cref="KerberosKeys"/>).</summary>
+    public KerberosKey? Key => Enabled ? new KerberosKey("coordination.sasl.kerberos", Keytab, Principal) : null;
+
     public static KerberosSettings Create(Config c)
     {
         if (!c.GetBoolean("enabled")) return Disabled;

@@ -44,6 +44,14 @@ public static class Keytab
         return result.ToArray();
     }
 
+    /// <summary>One keytab holding the entries of several (each a whole keytab file's bytes, as <see cref="Only"/> returns).</summary>
+    public static byte[] Merge(params byte[][] keytabs)
+    {
+        var result = new List<byte> { (byte)(Version2 >> 8), (byte)(Version2 & 0xff) };
+        foreach (var keytab in keytabs) result.AddRange(keytab.AsSpan(2));
+        return result.ToArray();
+    }
+
     private static bool Matches(string entry, string principal) =>
         principal.Contains('@') ? entry == principal : entry.StartsWith(principal + "@", StringComparison.Ordinal);
 
