@@ -292,7 +292,7 @@ public sealed class AdminCommands
     private async Task<Dictionary<string, object?>> ServerStatsFields()
     {
         var s = await _words.Stats(GetReplicaStats.Basic);
-        var (min, avg, max, _) = ServerStats.Latency();
+        var (min, avg, max, _) = _words.Counters.Latency();
         var bufferSizes = new Dictionary<string, object?> { ["last_buffer_size"] = -1, ["min_buffer_size"] = -1, ["max_buffer_size"] = -1 };
         var dataDirSize = DataDirSize();
         var fields = new Dictionary<string, object?>
@@ -301,8 +301,8 @@ public sealed class AdminCommands
             ["read_only"] = await _words.ExecuteAsync("isro") == "ro",
             ["server_stats"] = new Dictionary<string, object?>
             {
-                ["packets_sent"] = Interlocked.Read(ref ServerStats.PacketsSent),
-                ["packets_received"] = Interlocked.Read(ref ServerStats.PacketsReceived),
+                ["packets_sent"] = _words.Counters.PacketsSent,
+                ["packets_received"] = _words.Counters.PacketsReceived,
                 ["fsync_threshold_exceed_count"] = 0,
                 ["client_response_stats"] = bufferSizes,
                 ["provider_null"] = false,

@@ -14,6 +14,8 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
     Ensemble.EnsembleState? ensemble = null, Metrics.ClientPortMetrics? bounds = null, ServerStats? stats = null)
 {
     private readonly ServerStats _stats = stats ?? new ServerStats();
+    /// <summary>This server's packet and latency counters (also read by the AdminServer's server_stats).</summary>
+    public ServerStats Counters => _stats;
     /// <summary>The ZooKeeper release whose client API and ACL rules this server implements (tests check them against
     /// ZooKeeper's: exists needing READ and the READ check on every watch event came in 3.9.2 and 3.8.4).</summary>
     public const string ZooKeeperLevel = "3.9.2";
