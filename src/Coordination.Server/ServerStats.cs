@@ -50,6 +50,8 @@ public static class ServerStats
         Protocol.OpCode.GetAllChildrenNumber => "GETACN",
         Protocol.OpCode.Check => "CHEC",
         Protocol.OpCode.LinearizableRead => "LINR",
+        Protocol.OpCode.WatchChanges => "WCHG",
+        Protocol.OpCode.StopChanges => "SCHG",
         _ => "NA",
     };
 

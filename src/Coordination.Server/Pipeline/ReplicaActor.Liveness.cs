@@ -97,6 +97,7 @@ public sealed partial class ReplicaActor
     private void OnConnectionLost(ConnectionLost m)
     {
         _watches.RemoveSession(m.SessionId);
+        EndSubscriptions(m.SessionId);
         if (!_sessions.TryGetValue(m.SessionId, out var session) || session.Pending.Count == 0) return;
         for (var n = session.Pending.Count; n > 0; n--)
         {
