@@ -16,7 +16,9 @@ namespace Coordination.Ensemble.Tests;
 /// two with the whole connect string (they fail over when their member goes), one that every few seconds drops its
 /// client and resumes from the last zxid it saw on another member, chosen at random. Afterwards each must have
 /// received exactly the committed changes under /feed, every zxid once and in order, as computed independently from
-/// the final journal (its txns applied to a fresh tree). Duration: 40 s (COORDINATION_FEED_SECONDS=N).
+/// the final journal (its txns applied to a fresh tree). A TreeCache on /feed must match the leader's tree after
+/// every fault (writers paused for the check) and at the end, without ever re-reading the tree.
+/// Duration: 40 s of writes and faults (COORDINATION_FEED_SECONDS=N).
 /// </summary>
 public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
 {
@@ -92,8 +94,26 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
             Task.Run(() => Follow(2, async _ => (await Open(AnyRunning()), TimeSpan.FromMilliseconds(2000 + Random.Shared.Next(3000))))),
         };
 
-        var faults = Task.Run(() => _log.FaultScheduleAsync(ensemble, new Random(seed + 1), stop.Token));
-        var writers = Enumerable.Range(0, 3).Select(w => Task.Run(() => WriteAsync(ensemble, new Random(seed + 10 + w), stop.Token))).ToList();
+        // A TreeCache on /feed, checked against the tree after every fault (writers paused meanwhile).
+        await using var cacheClient = await Open(ensemble.ConnectString);
+        await using var cache = await TreeCache.StartAsync(cacheClient, "/feed");
+        var startReads = cache.Reads;
+        var writing = new Writing();
+        var checks = 0;
+        async Task CheckCache()
+        {
+            await writing.PauseAsync();
+            try
+            {
+                await AssertCacheMatchesTreeAsync(ensemble, cache);
+                Assert.Equal(startReads, cache.Reads);   // followed, never re-read
+                checks++;
+                _log.Line($"tree cache matches the tree at zxid 0x{cache.LastZxid:x}");
+            }
+            finally { writing.Resume(); }
+        }
+        var faults = Task.Run(() => _log.FaultScheduleAsync(ensemble, new Random(seed + 1), stop.Token, CheckCache));
+        var writers = Enumerable.Range(0, 3).Select(w => Task.Run(() => WriteAsync(ensemble, writing, new Random(seed + 10 + w), stop.Token))).ToList();
         await Task.Delay(TimeSpan.FromSeconds(seconds));
         stop.Cancel();
         await faults;
@@ -106,6 +126,8 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
         await using (var c = await WireClient.ConnectAsync(ensemble.Leader!.ConnectString))
             last = (await c.CreateAsync("/feed/final", null)).Header.Zxid;
         await ensemble.WaitConvergedAsync(TimeSpan.FromSeconds(60));
+        await AssertCacheMatchesTreeAsync(ensemble, cache);
+        Assert.True(checks >= 2, $"the tree cache was checked after {checks} faults only");
         var clock = Stopwatch.StartNew();
         while (subscribers.Any(x => x.Count == 0 || x[^1].Zxid < last) && clock.Elapsed < TimeSpan.FromSeconds(60)) await Task.Delay(100);
         end.Cancel();
@@ -125,8 +147,54 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>Lets the writers be paused, and tells when none has a write in flight.</summary>
+    private sealed class Writing
+    {
+        private volatile TaskCompletionSource _open = Opened();
+        private int _inFlight;
+        private static TaskCompletionSource Opened() { var t = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously); t.SetResult(); return t; }
+        public async Task EnterAsync(CancellationToken ct) { await _open.Task.WaitAsync(ct); Interlocked.Increment(ref _inFlight); }
+        public void Leave() => Interlocked.Decrement(ref _inFlight);
+        public async Task PauseAsync()
+        {
+            _open = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var clock = Stopwatch.StartNew();
+            while (Volatile.Read(ref _inFlight) > 0 && clock.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(20);
+        }
+        public void Resume() => _open.TrySetResult();
+    }
+
+    /// <summary>The cache must come to hold exactly what the leader holds under /feed (paths, data, mzxid): polled,
+    /// bounded, since writes given up as lost may still commit and the cache follows the feed asynchronously.</summary>
+    private static async Task AssertCacheMatchesTreeAsync(TestEnsemble ensemble, TreeCache cache)
+    {
+        var clock = Stopwatch.StartNew();
+        string? difference = null;
+        while (clock.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            try
+            {
+                var leader = await ensemble.WaitForLeaderAsync(TimeSpan.FromSeconds(10));
+                await using var c = await WireClient.ConnectAsync(leader.ConnectString);
+                var tree = new SortedDictionary<string, string>(StringComparer.Ordinal);
+                var root = (GetDataResponse)(await c.GetDataAsync("/feed").OkAsync())!;
+                tree["/feed"] = $"{Convert.ToHexString(root.Data ?? [])}@{root.Stat.Mzxid:x}";
+                foreach (var child in ((GetChildrenResponse)(await c.GetChildren2Async("/feed").OkAsync())!).Children)
+                    if (await c.GetDataAsync("/feed/" + child).OkAsync(ErrorCode.NoNode) is GetDataResponse d)
+                        tree["/feed/" + child] = $"{Convert.ToHexString(d.Data ?? [])}@{d.Stat.Mzxid:x}";
+                var cached = new SortedDictionary<string, string>(
+                    cache.Nodes.ToDictionary(n => n.Key, n => $"{Convert.ToHexString(n.Value.Data ?? [])}@{n.Value.Stat.Mzxid:x}"), StringComparer.Ordinal);
+                if (tree.SequenceEqual(cached)) return;
+                difference = $"tree [{string.Join(", ", tree.Except(cached))}] cache [{string.Join(", ", cached.Except(tree))}]";
+            }
+            catch (Exception e) when (e is IOException or TimeoutException or InvalidOperationException) { difference = e.Message; }
+            await Task.Delay(200);
+        }
+        Assert.Fail($"the tree cache does not match the tree after 30 s: {difference}");
+    }
+
     /// <summary>Random creates, sets and deletes under /feed and /other through whichever member answers, until stopped.</summary>
-    private static async Task<int> WriteAsync(TestEnsemble ensemble, Random random, CancellationToken ct)
+    private static async Task<int> WriteAsync(TestEnsemble ensemble, Writing writing, Random random, CancellationToken ct)
     {
         var done = 0;
         WireClient? c = null;
@@ -143,13 +211,18 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
                 }
                 var path = $"/{(random.Next(4) == 0 ? "other" : "feed")}/k{random.Next(20)}";
                 var data = BitConverter.GetBytes(random.Next());
-                var reply = random.Next(3) switch
+                await writing.EnterAsync(ct);
+                try
                 {
-                    0 => c.CreateAsync(path, data),
-                    1 => c.SetDataAsync(path, data),
-                    _ => c.DeleteAsync(path),
-                };
-                if ((await reply.WaitAsync(TimeSpan.FromSeconds(5), ct)).Header.Err is ErrorCode.Ok) done++;
+                    var reply = random.Next(3) switch
+                    {
+                        0 => c.CreateAsync(path, data),
+                        1 => c.SetDataAsync(path, data),
+                        _ => c.DeleteAsync(path),
+                    };
+                    if ((await reply.WaitAsync(TimeSpan.FromSeconds(5), ct)).Header.Err is ErrorCode.Ok) done++;
+                }
+                finally { writing.Leave(); }
             }
             catch (OperationCanceledException) { break; }
             catch (Exception) { if (c is not null) { await c.DisposeAsync(); c = null; } await Task.Delay(100); }

@@ -63,8 +63,9 @@ internal sealed class FaultRunLog(ITestOutputHelper output, string fileVariable)
         Line("final: " + string.Join(", ", hashes.Select(h => $"{h.Key}: zxid 0x{h.Value.Zxid:x} digest 0x{h.Value.Digest:x}")));
 
     /// <summary>Until <paramref name="ct"/>: kills and restarts the leader or a follower, isolates either, or cuts one
-    /// link, in turn, logging each fault here and letting the ensemble settle between them.</summary>
-    public async Task FaultScheduleAsync(TestEnsemble ensemble, Random random, CancellationToken ct)
+    /// link, in turn, logging each fault here and letting the ensemble settle between them (then
+    /// <paramref name="afterEachFault"/> runs, if given).</summary>
+    public async Task FaultScheduleAsync(TestEnsemble ensemble, Random random, CancellationToken ct, Func<Task>? afterEachFault = null)
     {
         async Task Pause(int minMs, int maxMs) => await Task.Delay(random.Next(minMs, maxMs), ct);
         async Task KillAndRestart(string role, long id)
@@ -104,6 +105,7 @@ internal sealed class FaultRunLog(ITestOutputHelper output, string fileVariable)
                 // Let the ensemble settle before the next fault (bounded: a stuck ensemble fails the run below).
                 try { await ensemble.WaitAllServingAsync(TimeSpan.FromSeconds(30)); }
                 catch (TimeoutException e) { Line("did not settle: " + e.Message); }
+                if (afterEachFault is not null) await afterEachFault();
                 await Pause(1000, 3000);
             }
         }
