@@ -18,6 +18,8 @@ internal sealed class Packet
     public readonly WatchRegistration? Watch;
     /// <summary>The client path, for error messages.</summary>
     public readonly string? ClientPath;
+    /// <summary>For a WatchChanges request: where its changes go once the server accepts it.</summary>
+    public CoordinationClient.FeedSink? Feed { get; init; }
 
     public Packet(OpCode op, ZkRequest request, TaskCompletionSource<ZkResponse>? completion, WatchRegistration? watch, string? clientPath, int xid = 0)
     {
@@ -475,6 +477,9 @@ public sealed partial class CoordinationClient
             case Xids.SetWatches:
                 if (header.Err != ErrorCode.Ok) Log($"setWatches failed: {header.Err}");
                 return;
+            case Xids.Change:
+                OnChangeFrame(header, ref reader);
+                return;
         }
 
         Packet packet;
@@ -492,8 +497,9 @@ public sealed partial class CoordinationClient
         if (packet.Watch is { } registration && registration.KindFor(header.Err) is { } kind)
             _watches.Add(kind, registration.ClientPath, registration.Watcher);
 
+        if (packet.Op == OpCode.WatchChanges) OnFeedReply(packet, header, ref reader);
         var completion = packet.Completion;
-        if (completion is null) return;
+        if (completion is null || completion.Task.IsCompleted) return;
         // A linearizable read is answered as the read it wraps.
         var op = packet.Request is LinearizableReadRequest linearizable ? linearizable.Op : packet.Op;
         if (header.Err != ErrorCode.Ok && !(op is OpCode.Multi or OpCode.MultiRead && !reader.AtEnd))
@@ -526,6 +532,7 @@ public sealed partial class CoordinationClient
             // After a failed attempt the queue is kept: requests made while disconnected wait for the next
             // connection, the session's expiry (SessionExpired) or their cancellation token.
             failed = wasConnected || _closing ? DrainLocked() : [];
+            EndFeedsLocked();
             foreach (var w in _authWaiters) w?.TrySetException(new ConnectionLossException(null, "connection lost during authentication"));
             _authWaiters.Clear();
         }
@@ -552,6 +559,7 @@ public sealed partial class CoordinationClient
             if (_state.IsTerminal()) return;
             _state = state;
             failed = DrainLocked();
+            EndFeedsLocked();
             foreach (var w in _authWaiters) w?.TrySetException(error);
             _authWaiters.Clear();
         }

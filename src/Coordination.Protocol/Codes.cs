@@ -46,6 +46,11 @@ public enum OpCode
     /// ZooKeeper client never sends it and an unmodified ZooKeeper server refuses it cleanly.
     /// </summary>
     LinearizableRead = 1001,
+    /// <summary>Coordination.Akka extension: subscribe to every committed change under a path prefix after a zxid
+    /// (<see cref="WatchChangesRequest"/>; events come as <see cref="Xids.Change"/> frames).</summary>
+    WatchChanges = 1002,
+    /// <summary>Coordination.Akka extension: end a <see cref="WatchChanges"/> subscription (<see cref="StopChangesRequest"/>).</summary>
+    StopChanges = 1003,
 }
 
 /// <summary>ZooKeeper result codes (KeeperException.Code).</summary>
@@ -83,6 +88,12 @@ public enum ErrorCode
     SessionClosedRequireSaslAuth = -124,
     QuotaExceeded = -125,
     ThrottledOp = -127,
+    /// <summary>
+    /// Coordination.Akka extension, answered only to <see cref="OpCode.WatchChanges"/>: the changes asked for are no
+    /// longer retained; the body (<see cref="ChangeFeedPosition"/>) says from where they are. ZooKeeper's codes run
+    /// from -1 to -127, so a code of -1002 (the op code's number) never means anything else.
+    /// </summary>
+    Compacted = -1002,
 }
 
 /// <summary>Watch event types (Watcher.Event.EventType).</summary>
@@ -169,6 +180,9 @@ public static class Xids
     public const int Ping = -2;
     public const int AuthPacket = -4;
     public const int SetWatches = -8;
+    /// <summary>A change of a <see cref="OpCode.WatchChanges"/> subscription (Coordination.Akka extension): a frame
+    /// no ZooKeeper server sends, and sent only to a client that subscribed.</summary>
+    public const int Change = -1002;
 }
 
 /// <summary>How a node's ephemeralOwner field encodes container and TTL nodes (EphemeralType).</summary>

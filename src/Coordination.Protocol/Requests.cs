@@ -338,6 +338,8 @@ public static class Requests
         OpCode.RemoveWatches => WatchesRequest.Read(ref r, nullAsEmpty: true),
         OpCode.Ping or OpCode.CloseSession or OpCode.WhoAmI => EmptyRequest.Instance,
         OpCode.LinearizableRead => LinearizableReadRequest.Read(ref r),
+        OpCode.WatchChanges => WatchChangesRequest.Read(ref r),
+        OpCode.StopChanges => StopChangesRequest.Read(ref r),
         _ => throw new UnknownOpException(op),
     };
 

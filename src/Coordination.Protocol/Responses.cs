@@ -187,6 +187,7 @@ public static class Responses
         OpCode.WhoAmI => WhoAmIResponse.Read(ref r),
         OpCode.Multi or OpCode.MultiRead => MultiResponse.Read(ref r),
         OpCode.AddWatch => ErrorCodeResponse.Read(ref r),
+        OpCode.WatchChanges => ChangeFeedPosition.Read(ref r),
         _ => EmptyResponse.Instance,
     };
 }

@@ -58,6 +58,8 @@ public sealed record ServerSettings
     public required AdminHttpSettings Admin { get; init; }
     /// <summary>The <c>metrics</c> section: Prometheus text on its own endpoint (or the admin one, when they share it).</summary>
     public required AdminHttpSettings Metrics { get; init; }
+    /// <summary>The <c>change-feed</c> section: what the change feed (op WatchChanges) retains.</summary>
+    public Feed.ChangeFeedSettings ChangeFeed { get; init; } = Feed.ChangeFeedSettings.Default;
 
     /// <summary>
     /// x509 ACLs need TLS with client certificates (the secure client port, port unification, or the admin or metrics
@@ -131,6 +133,7 @@ public sealed record ServerSettings
             WatchDispatchers = Math.Max(1, c.GetInt("watch-dispatchers")),
             Admin = AdminHttpSettings.Create(c.GetConfig("admin"), c.GetConfig("client-ssl")),
             Metrics = AdminHttpSettings.Create(c.GetConfig("metrics"), c.GetConfig("client-ssl")),
+            ChangeFeed = Feed.ChangeFeedSettings.Create(c.GetConfig("change-feed")),
         };
     }
 

@@ -59,6 +59,8 @@ public sealed class ServerStats
         Protocol.OpCode.GetAllChildrenNumber => "GETACN",
         Protocol.OpCode.Check => "CHEC",
         Protocol.OpCode.LinearizableRead => "LINR",
+        Protocol.OpCode.WatchChanges => "WCHG",
+        Protocol.OpCode.StopChanges => "SCHG",
         _ => "NA",
     };
 

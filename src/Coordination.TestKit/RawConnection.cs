@@ -77,9 +77,11 @@ public sealed class RawConnection : IAsyncDisposable
 
     private RawConnection(Socket socket) => _socket = socket;
 
-    public static async Task<RawConnection> ConnectAsync(string host, int port, CancellationToken ct = default)
+    /// <param name="receiveBufferBytes">SO_RCVBUF set before connecting (0 = the kernel's default and autotuning).</param>
+    public static async Task<RawConnection> ConnectAsync(string host, int port, CancellationToken ct = default, int receiveBufferBytes = 0)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        if (receiveBufferBytes > 0) socket.ReceiveBufferSize = receiveBufferBytes;
         try
         {
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);

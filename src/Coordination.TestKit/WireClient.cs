@@ -40,6 +40,10 @@ public sealed record WireClientOptions
 /// <summary>A watch notification (xid -1) with the zxid from its reply header and its arrival sequence number.</summary>
 public readonly record struct WatchNotification(long Zxid, WatcherEvent Event, long Sequence, long Timestamp);
 
+/// <summary>A frame of a change-feed subscription (<see cref="Xids.Change"/>): a <see cref="ChangeEvent"/> (Err Ok) or the
+/// end of the subscription (<see cref="ErrorCode.Compacted"/>, with a <see cref="ChangeFeedPosition"/>).</summary>
+public readonly record struct ChangeFrame(long Zxid, ErrorCode Err, ZkResponse Body);
+
 public enum ArrivalKind { Response, Event }
 
 /// <summary>
@@ -96,6 +100,7 @@ public sealed class WireClient : IAsyncDisposable
     private volatile bool _closeRequested;
     private readonly TaskCompletionSource<Exception?> _closedTcs = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Channel<WatchNotification>? _events;
+    private readonly Channel<ChangeFrame> _changes = Channel.CreateUnbounded<ChangeFrame>(new UnboundedChannelOptions { SingleWriter = true });
     private readonly List<Arrival>? _arrivals;
     private long _sequence;
     private long _lastZxid;
@@ -125,6 +130,8 @@ public sealed class WireClient : IAsyncDisposable
     public ChannelReader<WatchNotification> Events =>
         _events?.Reader ?? throw new InvalidOperationException("EventChannel is off for this client");
     public int Outstanding { get { lock (_sendLock) return _pending.Count; } }
+    /// <summary>The frames of this connection's change-feed subscriptions (<see cref="WireClientExtensions.WatchChangesAsync"/>), in arrival order.</summary>
+    public ChannelReader<ChangeFrame> Changes => _changes.Reader;
 
     private WireClient(Socket socket, Stream stream, string host, int port, WireClientOptions options)
     {
@@ -490,6 +497,12 @@ public sealed class WireClient : IAsyncDisposable
             _events?.Writer.TryWrite(notification);
             return;
         }
+        if (header.Xid == Xids.Change)
+        {
+            _changes.Writer.TryWrite(new ChangeFrame(header.Zxid, header.Err,
+                header.Err == ErrorCode.Ok ? ChangeEvent.Read(ref r) : ChangeFeedPosition.Read(ref r)));
+            return;
+        }
         if (header.Xid == Xids.Ping)
         {
             Interlocked.Increment(ref _pongs);
@@ -526,6 +539,10 @@ public sealed class WireClient : IAsyncDisposable
                     pending.Callback(header, null, error, pending.State, pending.Token);
                     throw error;
                 }
+            }
+            else if (pending.Op == OpCode.WatchChanges && header.Err == ErrorCode.Compacted)
+            {
+                body = ChangeFeedPosition.Read(ref r);
             }
             else if (pending.Op is OpCode.Multi or OpCode.MultiRead)
             {
@@ -565,6 +582,7 @@ public sealed class WireClient : IAsyncDisposable
         try { _socket.Shutdown(SocketShutdown.Both); } catch { }
         _socket.Dispose();
         _events?.Writer.TryComplete();
+        _changes.Writer.TryComplete();
         foreach (var p in toFail)
         {
             try { p.Callback(default, null, failure, p.State, p.Token); } catch { }
@@ -643,6 +661,14 @@ public static class WireClientExtensions
     /// <summary>A read made linearizable on whichever member serves it (<see cref="OpCode.LinearizableRead"/>); the reply is the read's own.</summary>
     public static Task<(ReplyHeader Header, ZkResponse? Response)> ReadLinearizablyAsync(this WireClient c, OpCode op, ZkRequest read) =>
         c.SendAsync(OpCode.LinearizableRead, new LinearizableReadRequest(op, read));
+
+    /// <summary>Subscribes to the committed changes under <paramref name="prefix"/> after <paramref name="afterZxid"/>
+    /// (<see cref="OpCode.WatchChanges"/>); they arrive on <see cref="WireClient.Changes"/>, named by the reply's xid.</summary>
+    public static Task<(ReplyHeader Header, ZkResponse? Response)> WatchChangesAsync(this WireClient c, string prefix, long afterZxid) =>
+        c.SendAsync(OpCode.WatchChanges, new WatchChangesRequest(prefix, afterZxid));
+
+    public static Task<(ReplyHeader Header, ZkResponse? Response)> StopChangesAsync(this WireClient c, int subscription) =>
+        c.SendAsync(OpCode.StopChanges, new StopChangesRequest(subscription));
 
     public static Task<(ReplyHeader Header, ZkResponse? Response)> SyncAsync(this WireClient c, string path = "/") =>
         c.SendAsync(OpCode.Sync, new PathRequest(path));

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Coordination.TestKit;
 using Coordination.TestKit.Linearizability;
 using Xunit;
 using Xunit.Abstractions;
@@ -60,4 +61,54 @@ internal sealed class FaultRunLog(ITestOutputHelper output, string fileVariable)
     /// <summary>The final (zxid, digest) of every member, for the log.</summary>
     public void Final(IReadOnlyDictionary<long, (long Zxid, long Digest)> hashes) =>
         Line("final: " + string.Join(", ", hashes.Select(h => $"{h.Key}: zxid 0x{h.Value.Zxid:x} digest 0x{h.Value.Digest:x}")));
+
+    /// <summary>Until <paramref name="ct"/>: kills and restarts the leader or a follower, isolates either, or cuts one
+    /// link, in turn, logging each fault here and letting the ensemble settle between them (then
+    /// <paramref name="afterEachFault"/> runs, if given).</summary>
+    public async Task FaultScheduleAsync(TestEnsemble ensemble, Random random, CancellationToken ct, Func<Task>? afterEachFault = null)
+    {
+        async Task Pause(int minMs, int maxMs) => await Task.Delay(random.Next(minMs, maxMs), ct);
+        async Task KillAndRestart(string role, long id)
+        {
+            Fault($"kill {role} {id}");
+            await ensemble.KillAsync(id);
+            await Pause(1000, 4000);
+            await ensemble.RestartAsync(id);
+            Recovery($"restarted {id}");
+        }
+        async Task CutAndHeal(string what, Func<Task> cut)
+        {
+            Fault(what);
+            await cut();
+            await Pause(2000, 5000);
+            await ensemble.HealAllAsync();
+            Recovery("healed");
+        }
+        try
+        {
+            await Pause(2000, 3000);
+            for (var step = 0; !ct.IsCancellationRequested; step++)
+            {
+                TestEnsemble.Member leader;
+                try { leader = await ensemble.WaitForLeaderAsync(TimeSpan.FromSeconds(30)); }
+                catch (TimeoutException e) { Line("no leader: " + e.Message); continue; }
+                var followers = ensemble.Members.Where(m => m.Id != leader.Id).ToList();
+                var follower = followers[random.Next(followers.Count)];
+                switch (step % 5)
+                {
+                    case 0: await KillAndRestart("leader", leader.Id); break;
+                    case 1: await CutAndHeal($"isolate leader {leader.Id}", () => ensemble.PartitionAsync(leader.Id)); break;
+                    case 2: await KillAndRestart("follower", follower.Id); break;
+                    case 3: await CutAndHeal($"isolate follower {follower.Id}", () => ensemble.PartitionAsync(follower.Id)); break;
+                    default: await CutAndHeal($"cut link {leader.Id}-{follower.Id}", () => ensemble.SetLinkAsync(leader.Id, follower.Id, heal: false)); break;
+                }
+                // Let the ensemble settle before the next fault (bounded: a stuck ensemble fails the run below).
+                try { await ensemble.WaitAllServingAsync(TimeSpan.FromSeconds(30)); }
+                catch (TimeoutException e) { Line("did not settle: " + e.Message); }
+                if (afterEachFault is not null) await afterEachFault();
+                await Pause(1000, 3000);
+            }
+        }
+        catch (OperationCanceledException) { }
+    }
 }

@@ -54,7 +54,7 @@ public sealed class LinearizabilityUnderFaultsTests(ITestOutputHelper output)
         }
 
         using var stop = new CancellationTokenSource();
-        var faultTask = Task.Run(() => FaultScheduleAsync(ensemble, new Random(seed + 1), stop.Token));
+        var faultTask = Task.Run(() => _log.FaultScheduleAsync(ensemble, new Random(seed + 1), stop.Token));
 
         var recording = Stopwatch.StartNew();
         var all = await HistoryRecorder.RecordRoundsAsync(Connect, Clients, TimeSpan.FromSeconds(RoundSeconds), seed, "lin", () => recording.Elapsed < duration,
@@ -77,51 +77,5 @@ public sealed class LinearizabilityUnderFaultsTests(ITestOutputHelper output)
         _log.AssertLinearizable(all, seconds, total);
         // Checked after the history, so that a run reports both verdicts.
         Assert.Single(hashes.Values.Select(h => h.Digest).Distinct());
-    }
-
-    private async Task FaultScheduleAsync(TestEnsemble ensemble, Random random, CancellationToken ct)
-    {
-        async Task Pause(int minMs, int maxMs) => await Task.Delay(random.Next(minMs, maxMs), ct);
-        async Task KillAndRestart(string role, long id)
-        {
-            _log.Fault($"kill {role} {id}");
-            await ensemble.KillAsync(id);
-            await Pause(1000, 4000);
-            await ensemble.RestartAsync(id);
-            _log.Recovery($"restarted {id}");
-        }
-        async Task CutAndHeal(string what, Func<Task> cut)
-        {
-            _log.Fault(what);
-            await cut();
-            await Pause(2000, 5000);
-            await ensemble.HealAllAsync();
-            _log.Recovery("healed");
-        }
-        try
-        {
-            await Pause(2000, 3000);
-            for (var step = 0; !ct.IsCancellationRequested; step++)
-            {
-                TestEnsemble.Member leader;
-                try { leader = await ensemble.WaitForLeaderAsync(TimeSpan.FromSeconds(30)); }
-                catch (TimeoutException e) { _log.Line("no leader: " + e.Message); continue; }
-                var followers = ensemble.Members.Where(m => m.Id != leader.Id).ToList();
-                var follower = followers[random.Next(followers.Count)];
-                switch (step % 5)
-                {
-                    case 0: await KillAndRestart("leader", leader.Id); break;
-                    case 1: await CutAndHeal($"isolate leader {leader.Id}", () => ensemble.PartitionAsync(leader.Id)); break;
-                    case 2: await KillAndRestart("follower", follower.Id); break;
-                    case 3: await CutAndHeal($"isolate follower {follower.Id}", () => ensemble.PartitionAsync(follower.Id)); break;
-                    default: await CutAndHeal($"cut link {leader.Id}-{follower.Id}", () => ensemble.SetLinkAsync(leader.Id, follower.Id, heal: false)); break;
-                }
-                // Let the ensemble settle before the next fault (bounded: a stuck ensemble fails the run below).
-                try { await ensemble.WaitAllServingAsync(TimeSpan.FromSeconds(30)); }
-                catch (TimeoutException e) { _log.Line("did not settle: " + e.Message); }
-                await Pause(1000, 3000);
-            }
-        }
-        catch (OperationCanceledException) { }
     }
 }

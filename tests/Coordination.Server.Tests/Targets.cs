@@ -1,3 +1,4 @@
+using Coordination.Protocol;
 using Coordination.TestKit;
 using Xunit;
 using Xunit.Abstractions;
@@ -35,6 +36,15 @@ public static class Targets
         var reason = $"Apache ZooKeeper is not installed ({jar} missing; apt-get install zookeeper)";
         if (Environment.GetEnvironmentVariable("COORDINATION_REQUIRE_COMPAT") == "1") Assert.Fail(reason);
         Skip.If(true, reason);
+    }
+
+    /// <summary>How Apache ZooKeeper meets one of our extension op codes: Unimplemented, then the connection closes.</summary>
+    public static async Task AssertRefusedAsUnknownOp(WireClient c, ReplyHeader reply)
+    {
+        Assert.Equal(ErrorCode.Unimplemented, reply.Err);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (c.IsConnected && clock.Elapsed < TimeSpan.FromSeconds(5)) await Task.Delay(50);
+        Assert.False(c.IsConnected, "ZooKeeper kept the connection open after an unknown op code");
     }
 
     /// <summary>Runs <paramref name="body"/>; on failure prints the tail of the server's output before rethrowing.</summary>

@@ -66,13 +66,17 @@ public sealed class ClientPortMetrics
         yield return ("accept_failures", AcceptFailures);
         yield return ("linearizable_reads", LinearizableReads);
         yield return ("client_requests_outstanding", ClientRequestsOutstanding);
+        foreach (var value in Feed.Values()) yield return value;
     }
+
+    /// <summary>The change feed served on the client port (its values are among <see cref="Values"/>).</summary>
+    public ChangeFeedMetrics Feed { get; } = new();
 
     /// <summary>The counters among <see cref="Values"/>, for the Prometheus TYPE line.</summary>
     public static readonly IReadOnlySet<string> Names = new HashSet<string>
     {
         "connection_rejected", "connection_rejected_max_connections", "sessionless_connections_expired", "connections_dropped_queue_full",
         "connections_dropped_flush_timeout", "request_throttle_wait_count", "large_responses_rejected", "accept_failures",
-        "linearizable_reads",
+        "linearizable_reads", "change_feed_events_sent", "change_feed_compacted",
     };
 }

@@ -103,6 +103,8 @@ public sealed class ClientConnection
     /// <summary>Why the server dropped this connection (a bound), for the log; null otherwise.</summary>
     public string? DropReason { get; private set; }
     public long QueuedBytes => Volatile.Read(ref _queuedBytes);
+    /// <summary>As much is queued as makes reading pause: change-feed subscriptions wait for the client to read it.</summary>
+    public bool Backlogged => QueuedBytes >= _readPauseBytes;
     public bool IsBound => _session is not null;
     /// <summary>The subject of the client's verified certificate (ZooKeeper's x509 id), or null.</summary>
     public string? CertificateSubject { get; private set; }

@@ -18,7 +18,8 @@ public static class Frames
     }
 
     /// <summary>
-    /// Writes one reply frame (length, header, and the body when the header says Ok) into <paramref name="output"/>.
+    /// Writes one reply frame (length, header, and the body when the header says Ok, or Compacted: the change feed's
+    /// refusal says from where changes are retained) into <paramref name="output"/>.
     /// The hot path: the connection's write loop encodes replies straight into its reusable buffer with this.
     /// </summary>
     public static void Write(ArrayBufferWriter<byte> output, in ReplyHeader header, ZkResponse? body)
@@ -28,7 +29,7 @@ public static class Frames
         output.Advance(4);
         var w = new JuteWriter(output);
         header.Write(ref w);
-        if (header.Err == ErrorCode.Ok) body?.Write(ref w);
+        if (header.Err is ErrorCode.Ok or ErrorCode.Compacted) body?.Write(ref w);
         PatchLength(output, start);
     }
 

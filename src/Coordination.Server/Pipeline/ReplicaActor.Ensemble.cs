@@ -154,6 +154,7 @@ public sealed partial class ReplicaActor
     {
         foreach (var sessionId in _sessions.Keys) _watches.RemoveSession(sessionId);
         _sessions.Clear();
+        EndAllSubscriptions();
         _creating.Clear();
         _proposed.Clear();
         _unlogged.Clear();
@@ -186,6 +187,7 @@ public sealed partial class ReplicaActor
         _tree = m.Tree;
         _passwords.Learn(_tree.SessionSecret);
         _prep = NewPreprocessor(_tree);
+        ResetFeed();
         _logger.Info("Replica state replaced by a snapshot at zxid 0x{0:x}", _tree.LastZxid);
     }
 

@@ -97,6 +97,7 @@ public sealed partial class ReplicaActor
     private void OnConnectionLost(ConnectionLost m)
     {
         _watches.RemoveSession(m.SessionId);
+        EndSubscriptions(m.SessionId);
         if (!_sessions.TryGetValue(m.SessionId, out var session)) return;
         if (session.ReadOnly) EndReadOnlySession(m.SessionId);   // it ends with its connection
         if (session.ReadOnly || session.Pending.Count == 0) return;

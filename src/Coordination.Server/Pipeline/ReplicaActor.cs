@@ -115,6 +115,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
             var started = StartSnapshot();
             Sender.Tell(started ? _snapshotWriter!.StartZxid : -1L);
         });
+        InitFeed();
         if (ensemble is not null) ReceiveEnsembleMessages();
         if (ensemble is not null && settings.ReadOnlyMode) ReceiveReadOnlyMessages();
     }
@@ -322,6 +323,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         if (_tree.ReplayMode && _tree.LastZxid >= _tree.SnapshotEndZxid) _tree.FinishReplay();
         _prep.Applied(_tree.LastZxid);
         ReleaseSyncs();
+        PumpFeeds();
         if (_snapshots is { } policy)
         {
             _txnsSinceSnapshot += batch.Count;
@@ -453,6 +455,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
             || (_leading && (proposal.Txn is CloseSessionTxn || header.SessionId == 0)))
             _audit.Committed(header, proposal.Txn, result.Err);
         FireTriggers(result.Triggers, header.Zxid);
+        RecordChanges(header.Zxid, result.Triggers);
 
         switch (proposal.Txn)
         {
@@ -478,6 +481,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         _tracker.Tell(new SessionClosed(header.SessionId));
         _owners.Remove(header.SessionId);
         _watches.RemoveSession(header.SessionId);
+        EndSubscriptions(header.SessionId);
         if (!_sessions.Remove(header.SessionId, out var session)) return;
         var cxid = header.Cxid;
         var requested = cxid != 0 && session.Pending.Any(p => p is PendingWrite { Outcome: null } w && w.Xid == cxid);
@@ -617,6 +621,10 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
                 foreach (var op in multi.Ops)
                     if (op.Type is not (OpCode.GetData or OpCode.GetChildren)) return (ErrorCode.MarshallingError, EmptyResponse.Instance);
                 return MultiRead(multi, request.Auth) is { } results ? (ErrorCode.Ok, results) : TooLarge();
+            case WatchChangesRequest r:
+                return Subscribe(request, r);
+            case StopChangesRequest r:
+                return Unsubscribe(sid, r);
             case SetWatchesRequest r:
                 SetWatches(r, session, sid, request.Auth);
                 return (ErrorCode.Ok, EmptyResponse.Instance);

@@ -1,0 +1,40 @@
+namespace Coordination.Server.Metrics;
+
+/// <summary>The change feed (op WatchChanges): what is retained and how subscribers are served. Reported by mntr
+/// (with the zk_ prefix) and so by /metrics. The gauges are set by the replica after each change.</summary>
+public sealed class ChangeFeedMetrics
+{
+    private long _eventsSent;
+    private long _compacted;
+    private long _subscriptions;
+    private long _retainedTxns;
+    private long _retainedBytes;
+    private long _retainedAfter;
+
+    public long EventsSent => Interlocked.Read(ref _eventsSent);
+    /// <summary>Subscriptions refused or ended because what they asked for was no longer retained.</summary>
+    public long Compacted => Interlocked.Read(ref _compacted);
+    public long RetainedAfter => Interlocked.Read(ref _retainedAfter);
+
+    public void Sent(int events) => Interlocked.Add(ref _eventsSent, events);
+    public void CompactedOnce() => Interlocked.Increment(ref _compacted);
+
+    public void Set(int subscriptions, int retainedTxns, long retainedBytes, long retainedAfter)
+    {
+        Volatile.Write(ref _subscriptions, subscriptions);
+        Volatile.Write(ref _retainedTxns, retainedTxns);
+        Volatile.Write(ref _retainedBytes, retainedBytes);
+        Volatile.Write(ref _retainedAfter, retainedAfter);
+    }
+
+    /// <summary>The mntr lines (name without zk_, value); events_sent and compacted are counters, the rest gauges.</summary>
+    public IEnumerable<(string Name, long Value)> Values()
+    {
+        yield return ("change_feed_subscriptions", Volatile.Read(ref _subscriptions));
+        yield return ("change_feed_retained_txns", Volatile.Read(ref _retainedTxns));
+        yield return ("change_feed_retained_bytes", Volatile.Read(ref _retainedBytes));
+        yield return ("change_feed_retained_after_zxid", RetainedAfter);
+        yield return ("change_feed_events_sent", EventsSent);
+        yield return ("change_feed_compacted", Compacted);
+    }
+}

@@ -1,0 +1,267 @@
+using System.Diagnostics;
+using Coordination.Client;
+using Coordination.Core;
+using Coordination.Protocol;
+using Coordination.Server.Persistence;
+using Coordination.TestKit;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Coordination.Ensemble.Tests;
+
+/// <summary>
+/// The change feed under faults, on a 3-member in-process ensemble (real TCP, real journals): writers create, set and
+/// delete znodes under /feed and elsewhere while the fault schedule of LinearizabilityUnderFaultsTests kills,
+/// restarts and isolates members. Subscribers follow /feed from zxid 0 with the .NET client:
+/// two with the whole connect string (they fail over when their member goes), one that every few seconds drops its
+/// client and resumes from the last zxid it saw on another member, chosen at random. Afterwards each must have
+/// received exactly the committed changes under /feed, every zxid once and in order, as computed independently from
+/// the final journal (its txns applied to a fresh tree). A TreeCache on /feed must match the leader's tree after
+/// every fault (writers paused for the check) and at the end, without ever re-reading the tree.
+/// Duration: 40 s of writes and faults (COORDINATION_FEED_SECONDS=N).
+/// </summary>
+public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
+{
+    private readonly FaultRunLog _log = new(output, "COORDINATION_FEED_LOG");
+
+    [Fact]
+    public Task Subscribers_that_resume_on_any_member_receive_exactly_the_committed_sequence() =>
+        TestSeed.RunAsync(Environment.TickCount & 0xffff, "tests/Coordination.Ensemble.Tests",
+            $"{nameof(ChangeFeedUnderFaultsTests)}.{nameof(Subscribers_that_resume_on_any_member_receive_exactly_the_committed_sequence)}", _log.Line, RunAsync);
+
+    private async Task RunAsync(int seed)
+    {
+        var seconds = int.TryParse(Environment.GetEnvironmentVariable("COORDINATION_FEED_SECONDS"), out var s) && s > 0 ? s : 40;
+        await using var ensemble = await TestEnsemble.StartAsync(3);
+        var random = new Random(seed);
+        using var stop = new CancellationTokenSource();
+        using var end = new CancellationTokenSource();
+
+        await using (var setup = await WireClient.ConnectAsync(ensemble.Leader!.ConnectString))
+        {
+            await setup.CreateAsync("/feed", null).OkAsync();
+            await setup.CreateAsync("/other", null).OkAsync();
+        }
+
+        var subscribers = new[] { new List<Change>(), new List<Change>(), new List<Change>() };
+        var resumes = 0;
+        var failed = new List<string>();
+        async Task Follow(int index, Func<long, Task<(CoordinationClient Client, TimeSpan? Leave)>> connect)
+        {
+            var seen = subscribers[index];
+            while (!end.IsCancellationRequested)
+            {
+                var after = seen.Count > 0 ? seen[^1].Zxid : 0;
+                CoordinationClient? client = null;
+                try
+                {
+                    var (c, leave) = await connect(after);
+                    client = c;
+                    using var leaving = CancellationTokenSource.CreateLinkedTokenSource(end.Token);
+                    if (leave is { } l) leaving.CancelAfter(l);
+                    // Resuming from `after` would skip the rest of a multi cut by the client's disposal: this
+                    // subscriber resumes from the last complete zxid and drops what it already has.
+                    var complete = seen.Count == 0 ? 0 : seen.LastOrDefault(x => x.Zxid != seen[^1].Zxid)?.Zxid ?? 0;
+                    var already = seen.Count(x => x.Zxid > complete);
+                    await foreach (var change in c.WatchChangesAsync("/feed", complete, ct: leaving.Token))
+                    {
+                        if (already-- > 0) continue;
+                        seen.Add(change);
+                    }
+                }
+                catch (OperationCanceledException) { Interlocked.Increment(ref resumes); }
+                catch (Exception e) when (e is KeeperException or IOException or TimeoutException)
+                {
+                    lock (failed) failed.Add($"subscriber {index}: {e.GetType().Name}: {e.Message}");
+                    await Task.Delay(200);
+                }
+                finally { if (client is not null) await client.DisposeAsync(); }
+            }
+        }
+        Task<CoordinationClient> Open(string connectString) => CoordinationClient.ConnectAsync(new CoordinationClientOptions
+        {
+            ConnectString = connectString, SessionTimeout = TimeSpan.FromSeconds(10),
+        });
+        string AnyRunning()
+        {
+            var running = ensemble.Members.Where(m => m.IsRunning).ToList();
+            lock (random) return running[random.Next(running.Count)].ConnectString;
+        }
+        var followers = new List<Task>
+        {
+            Task.Run(() => Follow(0, async _ => (await Open(ensemble.ConnectString), null))),
+            Task.Run(() => Follow(1, async _ => (await Open(ensemble.ConnectString), null))),
+            Task.Run(() => Follow(2, async _ => (await Open(AnyRunning()), TimeSpan.FromMilliseconds(2000 + Random.Shared.Next(3000))))),
+        };
+
+        // A TreeCache on /feed, checked against the tree after every fault (writers paused meanwhile).
+        await using var cacheClient = await Open(ensemble.ConnectString);
+        await using var cache = await TreeCache.StartAsync(cacheClient, "/feed");
+        var startReads = cache.Reads;
+        var writing = new Writing();
+        var checks = 0;
+        async Task CheckCache()
+        {
+            await writing.PauseAsync();
+            try
+            {
+                await AssertCacheMatchesTreeAsync(ensemble, cache);
+                Assert.Equal(startReads, cache.Reads);   // followed, never re-read
+                checks++;
+                _log.Line($"tree cache matches the tree at zxid 0x{cache.LastZxid:x}");
+            }
+            finally { writing.Resume(); }
+        }
+        var faults = Task.Run(() => _log.FaultScheduleAsync(ensemble, new Random(seed + 1), stop.Token, CheckCache));
+        var writers = Enumerable.Range(0, 3).Select(w => Task.Run(() => WriteAsync(ensemble, writing, new Random(seed + 10 + w), stop.Token))).ToList();
+        await Task.Delay(TimeSpan.FromSeconds(seconds));
+        stop.Cancel();
+        await faults;
+        var written = (await Task.WhenAll(writers)).Sum();
+
+        await ensemble.HealAllAsync();
+        foreach (var m in ensemble.Members.Where(m => !m.IsRunning).ToList()) await ensemble.RestartAsync(m.Id);
+        await ensemble.WaitAllServingAsync(TimeSpan.FromSeconds(60));
+        long last;
+        await using (var c = await WireClient.ConnectAsync(ensemble.Leader!.ConnectString))
+            last = (await c.CreateAsync("/feed/final", null)).Header.Zxid;
+        await ensemble.WaitConvergedAsync(TimeSpan.FromSeconds(60));
+        await AssertCacheMatchesTreeAsync(ensemble, cache);
+        Assert.True(checks >= 2, $"the tree cache was checked after {checks} faults only");
+        var clock = Stopwatch.StartNew();
+        while (subscribers.Any(x => x.Count == 0 || x[^1].Zxid < last) && clock.Elapsed < TimeSpan.FromSeconds(60)) await Task.Delay(100);
+        end.Cancel();
+        await Task.WhenAll(followers);
+
+        var expected = CommittedChanges(ensemble, "/feed");
+        _log.Line($"{written} writes, {expected.Count} changes under /feed in the journal, {resumes} voluntary resumes, {failed.Count} subscription errors");
+        foreach (var f in failed.Take(20)) _log.Line(f);
+        Assert.True(_log.Faults.Count >= 2, $"only {_log.Faults.Count} faults were injected");
+        Assert.True(expected.Count > 100, $"only {expected.Count} changes were committed");
+        for (var i = 0; i < subscribers.Length; i++)
+        {
+            var got = subscribers[i].Select(x => (x.Zxid, x.Type, x.Path, Convert.ToHexString(x.Data ?? []))).ToList();
+            var first = got.Zip(expected).Select((pair, n) => (pair, n)).FirstOrDefault(p => p.pair.Item1 != p.pair.Item2);
+            Assert.True(got.SequenceEqual(expected),
+                $"subscriber {i}: {got.Count} changes, the journal has {expected.Count}; first difference at {first.n}: got {first.pair.Item1}, journal {first.pair.Item2}");
+        }
+    }
+
+    /// <summary>Lets the writers be paused, and tells when none has a write in flight.</summary>
+    private sealed class Writing
+    {
+        private volatile TaskCompletionSource _open = Opened();
+        private int _inFlight;
+        private static TaskCompletionSource Opened() { var t = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously); t.SetResult(); return t; }
+        public async Task EnterAsync(CancellationToken ct) { await _open.Task.WaitAsync(ct); Interlocked.Increment(ref _inFlight); }
+        public void Leave() => Interlocked.Decrement(ref _inFlight);
+        public async Task PauseAsync()
+        {
+            _open = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var clock = Stopwatch.StartNew();
+            while (Volatile.Read(ref _inFlight) > 0 && clock.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(20);
+        }
+        public void Resume() => _open.TrySetResult();
+    }
+
+    /// <summary>The cache must come to hold exactly what the leader holds under /feed (paths, data, mzxid): polled,
+    /// bounded, since writes given up as lost may still commit and the cache follows the feed asynchronously.</summary>
+    private static async Task AssertCacheMatchesTreeAsync(TestEnsemble ensemble, TreeCache cache)
+    {
+        var clock = Stopwatch.StartNew();
+        string? difference = null;
+        while (clock.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            try
+            {
+                var leader = await ensemble.WaitForLeaderAsync(TimeSpan.FromSeconds(10));
+                await using var c = await WireClient.ConnectAsync(leader.ConnectString);
+                var tree = new SortedDictionary<string, string>(StringComparer.Ordinal);
+                var root = (GetDataResponse)(await c.GetDataAsync("/feed").OkAsync())!;
+                tree["/feed"] = $"{Convert.ToHexString(root.Data ?? [])}@{root.Stat.Mzxid:x}";
+                foreach (var child in ((GetChildrenResponse)(await c.GetChildren2Async("/feed").OkAsync())!).Children)
+                    if (await c.GetDataAsync("/feed/" + child).OkAsync(ErrorCode.NoNode) is GetDataResponse d)
+                        tree["/feed/" + child] = $"{Convert.ToHexString(d.Data ?? [])}@{d.Stat.Mzxid:x}";
+                var cached = new SortedDictionary<string, string>(
+                    cache.Nodes.ToDictionary(n => n.Key, n => $"{Convert.ToHexString(n.Value.Data ?? [])}@{n.Value.Stat.Mzxid:x}"), StringComparer.Ordinal);
+                if (tree.SequenceEqual(cached)) return;
+                difference = $"tree [{string.Join(", ", tree.Except(cached))}] cache [{string.Join(", ", cached.Except(tree))}]";
+            }
+            catch (Exception e) when (e is IOException or TimeoutException or InvalidOperationException) { difference = e.Message; }
+            await Task.Delay(200);
+        }
+        Assert.Fail($"the tree cache does not match the tree after 30 s: {difference}");
+    }
+
+    /// <summary>Random creates, sets and deletes under /feed and /other through whichever member answers, until stopped.</summary>
+    private static async Task<int> WriteAsync(TestEnsemble ensemble, Writing writing, Random random, CancellationToken ct)
+    {
+        var done = 0;
+        WireClient? c = null;
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                if (c is null || !c.IsConnected)
+                {
+                    if (c is not null) await c.DisposeAsync();
+                    var running = ensemble.Members.Where(m => m.IsRunning).ToList();
+                    c = await WireClient.ConnectAsync(running[random.Next(running.Count)].ConnectString,
+                        new WireClientOptions { ConnectTimeout = TimeSpan.FromSeconds(3), SessionTimeoutMs = 10_000 });
+                }
+                var path = $"/{(random.Next(4) == 0 ? "other" : "feed")}/k{random.Next(20)}";
+                var data = BitConverter.GetBytes(random.Next());
+                await writing.EnterAsync(ct);
+                try
+                {
+                    var reply = random.Next(3) switch
+                    {
+                        0 => c.CreateAsync(path, data),
+                        1 => c.SetDataAsync(path, data),
+                        _ => c.DeleteAsync(path),
+                    };
+                    if ((await reply.WaitAsync(TimeSpan.FromSeconds(5), ct)).Header.Err is ErrorCode.Ok) done++;
+                }
+                finally { writing.Leave(); }
+            }
+            catch (OperationCanceledException) { break; }
+            catch (Exception) { if (c is not null) { await c.DisposeAsync(); c = null; } await Task.Delay(100); }
+        }
+        if (c is not null) await c.DisposeAsync();
+        return done;
+    }
+
+    /// <summary>
+    /// The changes under <paramref name="prefix"/> that the ensemble committed, from a member's journal on disk (the
+    /// one whose history starts earliest; none has taken a snapshot in this run): its txns, with truncated ones
+    /// dropped, applied in order to a fresh tree, each giving the znodes it created, changed or deleted.
+    /// </summary>
+    private static List<(long, EventType, string, string)> CommittedChanges(TestEnsemble ensemble, string prefix)
+    {
+        List<(long Zxid, byte[] Payload)>? best = null;
+        foreach (var member in ensemble.Members)
+        {
+            var entries = new List<(long Zxid, byte[] Payload)>();
+            FileTxnLog.Read(Path.Combine(Path.GetFullPath(member.DataDir), "txnlog"), (kind, zxid, payload) =>
+            {
+                if (kind == LogRecordKind.Truncate) entries.RemoveAll(e => e.Zxid > zxid);
+                else entries.Add((zxid, payload.ToArray()));
+            });
+            if (entries.Count > 0 && (best is null || entries[0].Zxid < best[0].Zxid || (entries[0].Zxid == best[0].Zxid && entries.Count > best.Count))) best = entries;
+        }
+        var tree = new DataTree();
+        var changes = new List<(long, EventType, string, string)>();
+        foreach (var (zxid, payload) in best!)
+        {
+            var (header, txn) = Txns.Deserialize(payload);
+            foreach (var trigger in tree.Apply(header, txn).Triggers)
+            {
+                if (trigger.Type is not (EventType.NodeCreated or EventType.NodeDataChanged or EventType.NodeDeleted)) continue;
+                if (!WatchChangesRequest.Covers(prefix, trigger.Path)) continue;
+                var data = trigger.Type == EventType.NodeDeleted ? null : tree.Find(trigger.Path)?.Data;
+                changes.Add((zxid, trigger.Type, trigger.Path, Convert.ToHexString(data ?? [])));
+            }
+        }
+        return changes;
+    }
+}

@@ -1,0 +1,186 @@
+using Coordination.Protocol;
+using Coordination.TestKit;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Coordination.Server.Tests;
+
+/// <summary>
+/// The change feed on one server over real TCP with its real journal (ops WatchChanges 1002 and StopChanges 1003,
+/// Coordination.Akka extensions): every committed change under the prefix once, in zxid order, with its data and
+/// Stat, from any retained zxid and then live; Compacted (with the oldest zxid still available) for a purged one;
+/// a subscriber that stops reading is paused, not given unbounded memory. Apache ZooKeeper 3.8 answers the op
+/// Unimplemented and closes the connection, so a client using it against ZooKeeper learns so at once.
+/// </summary>
+public sealed class ChangeFeedWireTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
+
+    /// <summary>A committed write as the writer saw it: its zxid and what the feed must say about it.</summary>
+    private sealed record Expected(long Zxid, EventType Type, string Path, byte[]? Data);
+
+    private static async Task<List<ChangeFrame>> Take(WireClient c, int count)
+    {
+        var frames = new List<ChangeFrame>();
+        using var cts = new CancellationTokenSource(Wait);
+        while (frames.Count < count) frames.Add(await c.Changes.ReadAsync(cts.Token));
+        return frames;
+    }
+
+    private static void AssertSequence(IReadOnlyList<Expected> expected, IReadOnlyList<ChangeFrame> frames, int subscription)
+    {
+        Assert.Equal(expected.Count, frames.Count);
+        for (var i = 0; i < expected.Count; i++)
+        {
+            var change = Assert.IsType<ChangeEvent>(frames[i].Body);
+            Assert.Equal(ErrorCode.Ok, frames[i].Err);
+            Assert.Equal(subscription, change.Subscription);
+            Assert.Equal((expected[i].Zxid, expected[i].Type, expected[i].Path), (frames[i].Zxid, change.Type, change.NodePath));
+            if (change.Type != EventType.NodeDeleted)
+            {
+                Assert.Equal(expected[i].Data, change.Data);
+                Assert.Equal(frames[i].Zxid, change.Stat.Mzxid);
+            }
+        }
+    }
+
+    [SkippableTheory]
+    [MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
+    public async Task Every_committed_change_under_the_prefix_arrives_once_in_zxid_order_from_a_past_zxid_then_live(string target)
+    {
+        await using var server = await Targets.StartAsync(target, output);
+        await Targets.WithServerOutputOnFailure(server, output, async () =>
+        {
+            await using var writer = await WireClient.ConnectAsync(server.ConnectString);
+            await using var reader = await WireClient.ConnectAsync(server.ConnectString);
+            var expected = new List<Expected>();
+            async Task Write(Task<(ReplyHeader Header, ZkResponse? Response)> write, EventType type, string path, byte[]? data)
+            {
+                var (header, _) = await write;
+                Assert.Equal(ErrorCode.Ok, header.Err);
+                if (WatchChangesRequest.Covers("/feed", path)) expected.Add(new Expected(header.Zxid, type, path, data));
+            }
+            await Write(writer.CreateAsync("/feed", null), EventType.NodeCreated, "/feed", null);
+            if (target == "apache")
+            {
+                await Targets.AssertRefusedAsUnknownOp(reader, (await reader.WatchChangesAsync("/feed", 0)).Header);
+                return;
+            }
+            await Write(writer.CreateAsync("/feed/a", "1"u8.ToArray()), EventType.NodeCreated, "/feed/a", "1"u8.ToArray());
+            await Write(writer.CreateAsync("/feedx", "not under the prefix"u8.ToArray()), EventType.NodeCreated, "/feedx", null);
+            await Write(writer.SetDataAsync("/feed/a", "2"u8.ToArray()), EventType.NodeDataChanged, "/feed/a", "2"u8.ToArray());
+            var (multi, _) = await writer.MultiAsync([
+                new MultiOp(OpCode.Create, new CreateRequest("/feed/b", "b"u8.ToArray(), Acl.OpenAclUnsafe, 0)),
+                new MultiOp(OpCode.SetData, new SetDataRequest("/feed/a", "3"u8.ToArray(), -1)),
+            ]);
+            Assert.Equal(ErrorCode.Ok, multi.Err);
+            expected.Add(new Expected(multi.Zxid, EventType.NodeCreated, "/feed/b", "b"u8.ToArray()));
+            expected.Add(new Expected(multi.Zxid, EventType.NodeDataChanged, "/feed/a", "3"u8.ToArray()));
+            await Write(writer.DeleteAsync("/feed/b"), EventType.NodeDeleted, "/feed/b", null);
+
+            // From before the first change: all of them.
+            var (subscribed, position) = await reader.WatchChangesAsync("/feed", 0);
+            Assert.Equal(ErrorCode.Ok, subscribed.Err);
+            Assert.Equal(writer.LastZxid, ((ChangeFeedPosition)position!).LastZxid);
+            AssertSequence(expected, await Take(reader, expected.Count), subscribed.Xid);
+
+            // Live, with the catch-up of a second subscription from the middle running at the same time.
+            var middle = expected.First(e => e.Type == EventType.NodeDataChanged).Zxid;
+            var (fromMiddle, _) = await reader.WatchChangesAsync("/feed/a", middle);
+            var live = new List<Task<(ReplyHeader Header, ZkResponse? Response)>>();
+            for (var i = 0; i < 300; i++) live.Add(writer.SetDataAsync("/feed/a", BitConverter.GetBytes(i)));
+            foreach (var (header, _) in await Task.WhenAll(live))
+                expected.Add(new Expected(header.Zxid, EventType.NodeDataChanged, "/feed/a", null));
+            var frames = await Take(reader, 300 + expected.Count(e => e.Path == "/feed/a" && e.Zxid > middle));
+            var first = frames.Where(f => ((ChangeEvent)f.Body).Subscription == subscribed.Xid).ToList();
+            var second = frames.Where(f => ((ChangeEvent)f.Body).Subscription == fromMiddle.Xid).ToList();
+            Assert.Equal(expected.Skip(expected.Count - 300).Select(e => e.Zxid), first.Select(f => f.Zxid));
+            Assert.Equal(expected.Where(e => e.Path == "/feed/a" && e.Zxid > middle).Select(e => e.Zxid), second.Select(f => f.Zxid));
+            Assert.Equal(299, BitConverter.ToInt32(((ChangeEvent)first[^1].Body).Data));
+
+            // Stopped: no more changes for it; the other goes on.
+            Assert.Equal(ErrorCode.Ok, (await reader.StopChangesAsync(fromMiddle.Xid)).Header.Err);
+            var (last, _) = await writer.CreateAsync("/feed/c", null);
+            var after = Assert.Single(await Take(reader, 1));
+            Assert.Equal((last.Zxid, subscribed.Xid), (after.Zxid, ((ChangeEvent)after.Body).Subscription));
+            Assert.False(reader.Changes.TryRead(out var extra), $"unexpected frame {extra}");
+
+            var mntr = await FourLetterWord.SendAsync(server.ConnectString, "mntr");
+            Assert.Contains("zk_change_feed_subscriptions\t1", mntr);
+            Assert.Contains("zk_change_feed_retained_txns", mntr);
+        });
+    }
+
+    [SkippableFact]
+    public async Task A_zxid_no_longer_retained_is_answered_Compacted_with_the_oldest_available_one()
+    {
+        await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions { ExtraHocon = "coordination.change-feed.retain-txns = 50" });
+        await Targets.WithServerOutputOnFailure(server, output, async () =>
+        {
+            await using var c = await WireClient.ConnectAsync(server.ConnectString);
+            await c.CreateAsync("/p", null).OkAsync();
+            var zxids = new List<long>();
+            for (var i = 0; i < 120; i++) zxids.Add((await c.SetDataAsync("/p", BitConverter.GetBytes(i))).Header.Zxid);
+
+            var (refused, body) = await c.WatchChangesAsync("/", 0);
+            Assert.Equal(ErrorCode.Compacted, refused.Err);
+            var position = Assert.IsType<ChangeFeedPosition>(body);
+            // 50 txns retained: the 50 newest, after the 71st write's zxid.
+            Assert.Equal(zxids[^51], position.RetainedAfter);
+            Assert.True(c.IsConnected);
+
+            var (ok, _) = await c.WatchChangesAsync("/", position.RetainedAfter);
+            Assert.Equal(ErrorCode.Ok, ok.Err);
+            Assert.Equal(zxids.TakeLast(50), (await Take(c, 50)).Select(f => f.Zxid));
+            Assert.Equal(ErrorCode.Compacted, (await c.WatchChangesAsync("/", position.RetainedAfter - 1)).Header.Err);
+            Assert.Contains("zk_change_feed_compacted\t2", await FourLetterWord.SendAsync(server.ConnectString, "mntr"));
+        });
+    }
+
+    /// <summary>
+    /// A subscriber that stops reading while 40 MB of changes commit: the server pauses it (the connection stays open
+    /// and is not dropped for its queue, whose bound here is 4 MiB) and holds no more than its retention; when the
+    /// subscriber reads again it gets the changes in order and, having fallen behind retention, a Compacted end
+    /// naming where history now starts: nothing is lost silently. Other sessions are served meanwhile.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_subscriber_that_stops_reading_is_paused_within_the_connection_bound_and_told_Compacted_when_it_falls_behind()
+    {
+        await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions
+        {
+            // Batches of 1 MiB per turn: unpaused, the server would queue far more than the bound.
+            ExtraHocon = "coordination.max-queued-bytes-per-connection = 4MiB\ncoordination.change-feed { retain-txns = 200, batch-size = 1MiB }",
+        });
+        await Targets.WithServerOutputOnFailure(server, output, async () =>
+        {
+            await using var writer = await WireClient.ConnectAsync(server.ConnectString);
+            await writer.CreateAsync("/slow", null).OkAsync();
+            // A small receive buffer, so the kernel does not absorb what the server must hold back.
+            await using var raw = await RawConnection.ConnectAsync(server.Host, server.Port, receiveBufferBytes: 64 << 10);
+            await raw.HandshakeAsync();
+            Assert.True(await raw.SendAsync(WireFrames.Request(1, OpCode.WatchChanges, new WatchChangesRequest("/slow", writer.LastZxid))));
+
+            var payload = new byte[100 * 1024];
+            var writes = new List<Task<(ReplyHeader Header, ZkResponse? Response)>>();
+            for (var i = 0; i < 400; i++)
+            {
+                writes.Add(writer.SetDataAsync("/slow", payload));
+                if (writes.Count >= 20) { await Task.WhenAll(writes); writes.Clear(); }
+            }
+            await Task.WhenAll(writes);
+            var mntr = await FourLetterWord.SendAsync(server.ConnectString, "mntr");
+            Assert.Contains("zk_connections_dropped_queue_full\t0", mntr);
+
+            var seen = await raw.ObserveAsync(TimeSpan.FromSeconds(10), stopOnError: true);
+            output.WriteLine(seen.ToString());
+            Assert.False(seen.ClosedByServer, "the paused subscriber was disconnected");
+            Assert.Equal(1, seen.Replies[0].Xid);   // the subscription's reply, then its changes
+            var changes = seen.Replies.Skip(1).ToList();
+            Assert.All(changes.SkipLast(1), f => Assert.Equal((Xids.Change, ErrorCode.Ok), (f.Xid, f.Err)));
+            for (var i = 1; i < changes.Count - 1; i++) Assert.True(changes[i].Zxid == changes[i - 1].Zxid + 1, $"gap after 0x{changes[i - 1].Zxid:x}");
+            Assert.Equal((Xids.Change, ErrorCode.Compacted), (changes[^1].Xid, changes[^1].Err));
+            Assert.True(changes.Count - 1 < 400, "it was not paused: it got every change");
+            Assert.Contains("zk_connections_dropped_queue_full\t0", await FourLetterWord.SendAsync(server.ConnectString, "mntr"));
+        });
+    }
+}
