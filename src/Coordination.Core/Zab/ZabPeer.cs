@@ -18,6 +18,10 @@ public sealed record ZabSettings(long TickMs = 100, int InitLimitTicks = 10, int
 /// (new epoch), synchronisation (DIFF/TRUNC/SNAP) and broadcast (PROPOSAL, ACK, COMMIT), with no threads, sockets,
 /// clocks or disk. The host feeds messages, ticks and durability reports, and carries out the outputs in order.
 /// Leadership and commits are decided here alone; membership signals from Akka.Cluster are never consulted.
+/// Membership is dynamic (ZooKeeper 3.5's reconfig): a <see cref="LogEntry"/> with a <see cref="LogEntry.Config"/> is a
+/// reconfig txn. From the moment a peer logs one until it learns it committed, every quorum it counts (commits,
+/// elections, discovery, leadership confirmation) needs a majority of the old and of the new voters; on commit the
+/// new configuration alone counts (<see cref="ConfigActivated"/>). Without reconfig txns nothing differs.
 /// </summary>
 public sealed class ZabPeer
 {
