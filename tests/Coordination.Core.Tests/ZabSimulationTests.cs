@@ -10,7 +10,7 @@ namespace Coordination.Core.Tests;
 /// Each node's disk carries out appends, truncations and snapshot installs in order; with <c>MaxFsyncMs</c> set, each
 /// one becomes durable (and is reported to the peer) only after a random delay, and a crash loses what is not durable.
 /// </summary>
-public sealed class ZabSimulationTests
+public sealed partial class ZabSimulationTests
 {
     private sealed class Node : IZabLogView
     {
@@ -30,7 +30,14 @@ public sealed class ZabSimulationTests
         public long LastRequest;
         public readonly List<long> Confirmed = new();
 
-        public Node(long id) => Id = id;
+        /// <summary>The committed configuration as the host keeps it on disk (ZooKeeper's dynamic config file): what a restart starts from.</summary>
+        public ZabConfig Config;
+
+        public Node(long id, ZabConfig config)
+        {
+            Id = id;
+            Config = config;
+        }
         public long LastZxid => Entries.Count > 0 ? Entries[^1].Zxid : Retained;
         public long RetainedFrom => Retained;
         public IReadOnlyList<LogEntry> EntriesAfter(long zxid) => Entries.Where(e => e.Zxid > zxid).ToList();
@@ -40,8 +47,10 @@ public sealed class ZabSimulationTests
     private sealed class Cluster
     {
         private readonly Random _random;
-        private readonly long[] _voters;
-        private readonly long[] _observers;
+        /// <summary>The configuration the ensemble was first started with (version 0).</summary>
+        public readonly ZabConfig InitialConfig;
+        /// <summary>Every configuration any node ever activated.</summary>
+        public readonly HashSet<ZabConfig> EverActivated = new();
         private readonly List<(long To, ZabMessage Message)> _network = new();
         public readonly Dictionary<long, Node> Nodes = new();
         public readonly HashSet<(long, long)> Cut = new();
@@ -60,9 +69,16 @@ public sealed class ZabSimulationTests
         public Cluster(int seed, long[] voters, long[]? observers = null)
         {
             _random = new Random(seed);
-            _voters = voters;
-            _observers = observers ?? [];
-            foreach (var id in voters.Concat(_observers)) { Nodes[id] = new Node(id); Restart(id); }
+            InitialConfig = new ZabConfig(voters, observers ?? [], 0);
+            foreach (var id in voters.Concat(observers ?? [])) AddNode(id, InitialConfig);
+        }
+
+        /// <summary>Starts a server (a new machine: empty disk) that believes <paramref name="config"/>.</summary>
+        public Node AddNode(long id, ZabConfig config)
+        {
+            Nodes[id] = new Node(id, config);
+            Restart(id);
+            return Nodes[id];
         }
 
         public void Restart(long id)
@@ -73,7 +89,7 @@ public sealed class ZabSimulationTests
             node.Applied.Clear();
             node.Applied.AddRange(Enumerable.Empty<long>());
             // A restart recovers the state from the log: everything committed before is re-applied on commit.
-            node.Peer = new ZabPeer(id, _voters, _observers, node, node.AcceptedEpoch, node.CurrentEpoch, new ZabSettings(TickMs: 50));
+            node.Peer = new ZabPeer(id, node.Config, node, node.AcceptedEpoch, node.CurrentEpoch, new ZabSettings(TickMs: 50));
             Execute(node, node.Peer.Start(Now));
         }
 
@@ -186,11 +202,16 @@ public sealed class ZabSimulationTests
                         node.AcceptedEpoch = epochs.AcceptedEpoch;
                         node.CurrentEpoch = epochs.CurrentEpoch;
                         break;
+                    case ConfigActivated activated:
+                        node.Config = activated.Config;
+                        EverActivated.Add(activated.Config);
+                        break;
                     case CommitUpTo commit:
+                        var appliedBefore = node.LastApplied;
                         foreach (var e in node.Entries.Where(e => e.Zxid > node.LastApplied && e.Zxid <= commit.Zxid).ToList())
                         {
                             node.Applied.Add(e.Zxid);
-                            EverApplied.Add(e.Zxid);
+                            if (EverApplied.Add(e.Zxid)) CheckCommitQuorum(node, e.Zxid, appliedBefore);
                         }
                         if (node.Peer.Role == PeerState.Leading)
                             foreach (var z in node.Applied.Where(z => !Acknowledged.Contains(z) && Zxids.EpochOf(z) == node.CurrentEpoch)) Acknowledged.Add(z);
@@ -198,6 +219,44 @@ public sealed class ZabSimulationTests
                 }
             }
             CheckPrefixes();
+        }
+
+        /// <summary>Set by the naive-commit control only: what the quorum check below reported.</summary>
+        public readonly List<string> QuorumViolations = new();
+        /// <summary>Record quorum violations instead of failing at once (the control that shows the check can fail).</summary>
+        public bool RecordQuorumViolations;
+
+        /// <summary>
+        /// The step that first commits <paramref name="zxid"/> (on <paramref name="leader"/>, which had applied up to
+        /// <paramref name="appliedBefore"/>) has it durable on a quorum of the configuration in force there and, when the
+        /// reconfiguration before it was still pending there, of the configuration before that one too: never on a
+        /// quorum of one configuration only while a reconfiguration is pending.
+        /// </summary>
+        private void CheckCommitQuorum(Node leader, long zxid, long appliedBefore)
+        {
+            var configs = leader.Entries.Where(e => e.Config is not null && e.Zxid <= zxid).Select(e => e.Config!).Prepend(InitialConfig).ToList();
+            var required = configs[^1].Version > appliedBefore ? configs.TakeLast(2).ToList() : [configs[^1]];
+            var holders = Nodes.Values.Where(n => n.DurableRetained >= zxid || HasDurably(n, zxid)).Select(n => n.Id).ToHashSet();
+            foreach (var config in required)
+            {
+                if (new Quorum(config.Voters).IsQuorum(holders)) continue;
+                var violation = $"node {leader.Id} committed {Zxids.Format(zxid)} durable only on [{string.Join(",", holders.Order())}], no quorum of {config}";
+                if (!RecordQuorumViolations) Assert.Fail(violation);
+                QuorumViolations.Add(violation);
+            }
+        }
+
+        private static bool HasDurably(Node node, long zxid)
+        {
+            int lo = 0, hi = node.Durable.Count - 1;   // the durable log is in zxid order
+            while (lo <= hi)
+            {
+                var mid = (lo + hi) >>> 1;
+                var at = node.Durable[mid].Zxid;
+                if (at == zxid) return true;
+                if (at < zxid) lo = mid + 1; else hi = mid - 1;
+            }
+            return false;
         }
 
         private void CheckPrefixes()
@@ -242,9 +301,10 @@ public sealed class ZabSimulationTests
             }
         }
 
-        public void AssertConverged()
+        /// <param name="members">The servers that must converge; by default every running one that is a member by its own configuration.</param>
+        public void AssertConverged(IEnumerable<long>? members = null)
         {
-            var up = Nodes.Values.Where(n => n.Up).ToList();
+            var up = Nodes.Values.Where(n => n.Up && (members?.Contains(n.Id) ?? n.Peer.IsMember)).ToList();
             var reference = up.First().Applied;
             foreach (var node in up) Assert.Equal(reference, node.Applied);
             foreach (var zxid in Acknowledged) Assert.Contains(zxid, reference);

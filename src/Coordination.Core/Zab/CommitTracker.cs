@@ -10,7 +10,9 @@ public sealed class CommitTracker
 {
     private readonly Quorum _quorum;
     private readonly Dictionary<long, long> _loggedUpTo = new();
-    private readonly SortedSet<long> _outstanding = new();
+    /// <summary>Outstanding proposals and the quorum each needs: a proposal made while a reconfiguration is pending
+    /// needs a majority of the old and of the new voters (a joint <see cref="Quorum"/>) even once that commits.</summary>
+    private readonly SortedDictionary<long, Quorum> _outstanding = new();
 
     public CommitTracker(Quorum quorum, long lastCommitted)
     {
@@ -20,14 +22,14 @@ public sealed class CommitTracker
 
     public long LastCommitted { get; private set; }
     public int OutstandingCount => _outstanding.Count;
-    public long? LastProposed => _outstanding.Count == 0 ? null : _outstanding.Max;
+    public long? LastProposed => _outstanding.Count == 0 ? null : _outstanding.Keys.Last();
 
-    /// <summary>Registers a proposal the leader has sent. Zxids must increase.</summary>
-    public void Proposed(long zxid)
+    /// <summary>Registers a proposal the leader has sent, needing <paramref name="quorum"/> (by default the tracker's). Zxids must increase.</summary>
+    public void Proposed(long zxid, Quorum? quorum = null)
     {
-        if (zxid <= LastCommitted || (_outstanding.Count > 0 && zxid <= _outstanding.Max))
-            throw new InvalidOperationException($"proposal {Zxids.Format(zxid)} is not after {Zxids.Format(Math.Max(LastCommitted, _outstanding.Count > 0 ? _outstanding.Max : 0))}");
-        _outstanding.Add(zxid);
+        var last = LastProposed ?? LastCommitted;
+        if (zxid <= last) throw new InvalidOperationException($"proposal {Zxids.Format(zxid)} is not after {Zxids.Format(last)}");
+        _outstanding.Add(zxid, quorum ?? _quorum);
     }
 
     /// <summary>
@@ -36,15 +38,15 @@ public sealed class CommitTracker
     /// </summary>
     public IReadOnlyList<long> Acked(long peer, long zxid)
     {
-        if (!_quorum.IsVoter(peer)) return [];   // observers never count
+        // Observers never count: every quorum ignores non-voters.
         if (_loggedUpTo.TryGetValue(peer, out var previous) && previous >= zxid) return [];
         _loggedUpTo[peer] = zxid;
 
         List<long>? committed = null;
         while (_outstanding.Count > 0)
         {
-            var next = _outstanding.Min;
-            if (!_quorum.IsQuorum(_loggedUpTo.Where(kv => kv.Value >= next).Select(kv => kv.Key))) break;
+            var (next, quorum) = _outstanding.First();
+            if (!quorum.IsQuorum(_loggedUpTo.Where(kv => kv.Value >= next).Select(kv => kv.Key))) break;
             _outstanding.Remove(next);
             LastCommitted = next;
             (committed ??= []).Add(next);

@@ -35,8 +35,8 @@ public sealed record ElectionDecided(PeerState State, Vote Vote, long Round) : E
 public sealed class FastLeaderElection
 {
     private readonly long _myId;
-    private readonly Quorum _quorum;
-    private readonly bool _isObserver;
+    private Quorum _quorum;
+    private bool _isObserver;
     private readonly long _finalizeWaitMs;
     private readonly Dictionary<long, Vote> _received = new();                 // this round's votes of looking voters
     private readonly Dictionary<long, Notification> _settled = new();         // votes of peers that left the election
@@ -54,6 +54,17 @@ public sealed class FastLeaderElection
         _quorum = quorum;
         _isObserver = !quorum.IsVoter(myId);
         _finalizeWaitMs = finalizeWaitMs;
+    }
+
+    /// <summary>
+    /// The peer's configuration changed (a reconfiguration committed, or one it logged is pending: then the quorum is
+    /// joint, as ZooKeeper's election counts the last seen configuration too). Whether this peer votes itself changes
+    /// with the next <see cref="Start"/>.
+    /// </summary>
+    public void UseQuorum(Quorum quorum)
+    {
+        _quorum = quorum;
+        _isObserver = !quorum.IsVoter(_myId);
     }
 
     /// <summary>Starts a new round with this server's history (its last logged zxid and its current epoch); also used to
@@ -90,9 +101,10 @@ public sealed class FastLeaderElection
     public IReadOnlyList<ElectionOutput> Receive(Notification n, long nowMs)
     {
         var outputs = new List<ElectionOutput>();
-        if (!_quorum.IsVoter(n.From))
+        if (!_quorum.IsVoter(n.From) || n.State == PeerState.Observing)
         {
-            // A non-voter (observer) only learns: always answer it with our current vote, as ZooKeeper does.
+            // A non-voter (observer) only learns: always answer it with our current vote, as ZooKeeper does. So does a
+            // peer that still observes by its own configuration while ours has it vote (it joins through a reconfig).
             outputs.Add(new SendNotification(n.From, Current()));
             return outputs;
         }

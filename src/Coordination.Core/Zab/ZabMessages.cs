@@ -1,12 +1,19 @@
 namespace Coordination.Core.Zab;
 
-/// <summary>A logged txn: its zxid and its opaque bytes (the jute encoding of header and txn).</summary>
-public sealed record LogEntry(long Zxid, byte[] Payload);
+/// <summary>
+/// A logged txn: its zxid and its opaque bytes (the jute encoding of header and txn). A reconfig txn also carries the
+/// configuration it makes (<see cref="Config"/>, whose version is this zxid): the peer counts quorums by it from the
+/// moment it is logged, and activates it when it commits. Hosts must keep it with the entry (journal and wire).
+/// </summary>
+public sealed record LogEntry(long Zxid, byte[] Payload, ZabConfig? Config = null);
 
 /// <summary>Messages between peers. <see cref="From"/> is the sender's server id.</summary>
 public abstract record ZabMessage(long From);
 
-public sealed record ElectionMessage(long From, Notification Notification) : ZabMessage(From);
+/// <summary>An election notification, with the sender's committed configuration (as ZooKeeper's notifications carry
+/// theirs): a peer that is electing with an older one adopts it, so a member that slept through a reconfiguration
+/// elects among the right voters, and one that was removed meanwhile learns it.</summary>
+public sealed record ElectionMessage(long From, Notification Notification, ZabConfig? Config = null) : ZabMessage(From);
 /// <summary>Learner → leader, discovery: the learner's accepted epoch and history.</summary>
 public sealed record FollowerInfo(long From, long AcceptedEpoch, long LastZxid, bool IsObserver) : ZabMessage(From);
 /// <summary>Leader → learner: the new epoch (NEWEPOCH).</summary>
@@ -17,9 +24,11 @@ public sealed record AckEpoch(long From, long CurrentEpoch, long LastZxid) : Zab
 /// Leader → learner, synchronisation plus NEWLEADER in one message: truncate if told, install the snapshot at
 /// <see cref="SnapshotZxid"/> if told (the bytes travel on their own channel), append <see cref="Entries"/>,
 /// then adopt <see cref="Epoch"/> as current epoch. Everything up to <see cref="CommittedZxid"/> is committed.
+/// <see cref="Config"/> is the leader's active (committed) configuration: a learner that knows an older one adopts it,
+/// as a ZooKeeper learner takes the configuration its leader's snapshot or NEWLEADER carries.
 /// </summary>
 public sealed record SyncLearner(long From, SyncMode Mode, long TruncateTo, long SnapshotZxid, IReadOnlyList<LogEntry> Entries,
-    long Epoch, long CommittedZxid) : ZabMessage(From);
+    long Epoch, long CommittedZxid, ZabConfig? Config = null) : ZabMessage(From);
 /// <summary>Learner → leader: it is synchronised and durable at the new epoch (ACK of NEWLEADER).</summary>
 public sealed record AckNewLeader(long From, long Epoch, long LastZxid) : ZabMessage(From);
 /// <summary>Leader → learner: broadcast has begun; commit up to <see cref="CommittedZxid"/> and serve clients.</summary>
@@ -55,5 +64,11 @@ public sealed record CommitUpTo(long Zxid) : ZabOutput;
 /// committed anything this one has not seen before those requests, so syncs held for them may be answered.
 /// </summary>
 public sealed record LeadershipConfirmed(long UpToRequest) : ZabOutput;
+/// <summary>
+/// A reconfiguration committed (or a newer committed one was learned in a sync): from now on <see cref="Config"/> is
+/// the configuration. The host writes it durably (atomically replacing ZooKeeper's dynamic config file) so that a
+/// restart constructs the peer with it, and opens or closes member links to match.
+/// </summary>
+public sealed record ConfigActivated(ZabConfig Config) : ZabOutput;
 /// <summary>The peer's role changed; <see cref="ServesClients"/> is true only once synchronised with a quorum-backed leader.</summary>
 public sealed record RoleChanged(PeerState Role, long Leader, long Epoch, bool ServesClients) : ZabOutput;

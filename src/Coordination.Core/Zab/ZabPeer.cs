@@ -18,6 +18,10 @@ public sealed record ZabSettings(long TickMs = 100, int InitLimitTicks = 10, int
 /// (new epoch), synchronisation (DIFF/TRUNC/SNAP) and broadcast (PROPOSAL, ACK, COMMIT), with no threads, sockets,
 /// clocks or disk. The host feeds messages, ticks and durability reports, and carries out the outputs in order.
 /// Leadership and commits are decided here alone; membership signals from Akka.Cluster are never consulted.
+/// Membership is dynamic (ZooKeeper 3.5's reconfig): a <see cref="LogEntry"/> with a <see cref="LogEntry.Config"/> is a
+/// reconfig txn. From the moment a peer logs one until it learns it committed, every quorum it counts (commits,
+/// elections, discovery, leadership confirmation) needs a majority of the old and of the new voters; on commit the
+/// new configuration alone counts (<see cref="ConfigActivated"/>). Without reconfig txns nothing differs.
 /// </summary>
 public sealed class ZabPeer
 {
@@ -36,8 +40,12 @@ public sealed class ZabPeer
     }
 
     private readonly long _myId;
-    private readonly Quorum _quorum;
-    private readonly IReadOnlySet<long> _members;
+    /// <summary>The active (committed) configuration, and the reconfigurations logged after it whose commit this peer
+    /// has not yet seen (by version). Quorums need a majority of each of them (<see cref="RefreshQuorum"/>).</summary>
+    private ZabConfig _config;
+    private readonly SortedList<long, ZabConfig> _pendingConfigs = new();
+    private Quorum _quorum = null!;
+    private IReadOnlySet<long> _members = null!;
     private readonly IZabLogView _log;
     private readonly ZabSettings _settings;
     private readonly FastLeaderElection _election;
@@ -88,10 +96,17 @@ public sealed class ZabPeer
     private long? _lastTickMs;
 
     public ZabPeer(long myId, IEnumerable<long> voters, IEnumerable<long> observers, IZabLogView log, long acceptedEpoch, long currentEpoch, ZabSettings? settings = null)
+        : this(myId, new ZabConfig(voters, observers, 0), log, acceptedEpoch, currentEpoch, settings)
+    {
+    }
+
+    /// <param name="config">The latest committed configuration this server knows (its dynamic config file, or the
+    /// snapshot's). Reconfig txns its log holds after it are found by <see cref="Start"/> and count as pending.</param>
+    public ZabPeer(long myId, ZabConfig config, IZabLogView log, long acceptedEpoch, long currentEpoch, ZabSettings? settings = null)
     {
         _myId = myId;
-        _quorum = new Quorum(voters);
-        _members = _quorum.Voters.Concat(observers).ToHashSet();
+        _config = config;
+        RefreshQuorum();
         _log = log;
         _settings = settings ?? new ZabSettings();
         _election = new FastLeaderElection(myId, _quorum, _settings.FinalizeWaitMs);
@@ -108,6 +123,13 @@ public sealed class ZabPeer
     /// <summary>True when this server may serve clients: an established leader, or a learner that got UPTODATE.</summary>
     public bool ServesClients => Role == PeerState.Leading ? _established : _upToDate;
     public bool IsObserver => !_quorum.IsVoter(_myId);
+    /// <summary>The active (committed) configuration.</summary>
+    public ZabConfig Config => _config;
+    /// <summary>The newest reconfiguration this peer logged whose commit it has not seen; null when none.</summary>
+    public ZabConfig? PendingConfig => _pendingConfigs.Count > 0 ? _pendingConfigs.Values[^1] : null;
+    /// <summary>False once a committed configuration left this server out: it stays idle (no election, no learning)
+    /// until its host restarts it with a configuration that has it.</summary>
+    public bool IsMember => _members.Contains(_myId);
     /// <summary>Leader only: the learners connected to it, and those synchronised (acked NEWLEADER).</summary>
     public int LearnerCount => _learners.Count;
     public int SyncedLearnerCount => _learners.Values.Count(l => l.AckedNewLeader);
@@ -119,6 +141,11 @@ public sealed class ZabPeer
     public IReadOnlyList<ZabOutput> Start(long nowMs)
     {
         Persisted = _logged = _log.LastZxid;
+        // Reconfig txns logged after the committed configuration: still pending as far as this peer knows (ZooKeeper's
+        // last seen configuration), so elections and discovery need a quorum of them too.
+        foreach (var entry in _log.EntriesAfter(Math.Max(_config.Version, _log.RetainedFrom)))
+            if (entry.Config is { } config) _pendingConfigs[entry.Zxid] = config;
+        RefreshQuorum();
         var outputs = new List<ZabOutput>();
         Elect(nowMs, outputs);
         return outputs;
@@ -126,12 +153,84 @@ public sealed class ZabPeer
 
     private void Elect(long nowMs, List<ZabOutput> outputs)
     {
-        Role = IsObserver ? PeerState.Observing : PeerState.Looking;
+        Role = IsObserver && IsMember ? PeerState.Observing : PeerState.Looking;
         Leader = -1;
         ResetRoleState();
         _earlyFollowerInfos.Clear();
         outputs.Add(new RoleChanged(Role, -1, CurrentEpoch, false));
+        if (!IsMember) return;   // removed: no one counts or answers it any more
         Route(_election.Start(_logged, CurrentEpoch, nowMs), nowMs, outputs);
+    }
+
+    /// <summary>Quorums and members follow the active configuration and every pending one.</summary>
+    private void RefreshQuorum()
+    {
+        var configs = _pendingConfigs.Values.Prepend(_config).ToList();
+        _quorum = Quorum.Joint(configs.Select(c => c.Voters));
+        _members = configs.SelectMany(c => c.Voters.Concat(c.Observers)).ToHashSet();
+        _election?.UseQuorum(_quorum);
+    }
+
+    /// <summary>Logged reconfig txns count from now on (pending until they commit).</summary>
+    private void NoteLogged(IEnumerable<LogEntry> entries)
+    {
+        var any = false;
+        foreach (var entry in entries)
+            if (entry.Config is { } config && entry.Zxid > _config.Version) { _pendingConfigs[entry.Zxid] = config; any = true; }
+        if (any) RefreshQuorum();
+    }
+
+    /// <summary>Logged txns after <paramref name="zxid"/> were dropped: so were their reconfigurations.</summary>
+    private void ForgetLoggedAfter(long zxid)
+    {
+        var any = false;
+        while (_pendingConfigs.Count > 0 && _pendingConfigs.Keys[^1] > zxid) { _pendingConfigs.RemoveAt(_pendingConfigs.Count - 1); any = true; }
+        if (any) RefreshQuorum();
+    }
+
+    /// <summary>
+    /// Everything up to <paramref name="committed"/> is committed: the newest reconfiguration in it becomes the active
+    /// configuration (ZooKeeper's COMMITANDACTIVATE). A leader forgets learners that left and steps down when it no
+    /// longer votes (the others elect among the new voters); a learner whose role changed, or whose leader no longer
+    /// votes, rejoins through an election in its new role. Returns false when this peer left its role.
+    /// </summary>
+    private bool Activate(long committed, long nowMs, List<ZabOutput> outputs)
+    {
+        ZabConfig? latest = null;
+        while (_pendingConfigs.Count > 0 && _pendingConfigs.Keys[0] <= committed)
+        {
+            latest = _pendingConfigs.Values[0];
+            _pendingConfigs.RemoveAt(0);
+        }
+        return latest is null || Adopt(latest, nowMs, outputs);
+    }
+
+    private bool Adopt(ZabConfig config, long nowMs, List<ZabOutput> outputs)
+    {
+        _config = config;
+        while (_pendingConfigs.Count > 0 && _pendingConfigs.Keys[0] <= config.Version) _pendingConfigs.RemoveAt(0);
+        RefreshQuorum();
+        outputs.Add(new ConfigActivated(config));
+        if (Role == PeerState.Leading)
+        {
+            foreach (var gone in _learners.Keys.Where(id => !_members.Contains(id)).ToList())
+            {
+                _learners.Remove(gone);
+                _tracker?.Forget(gone);
+            }
+            if (IsObserver || !IsMember) { Elect(nowMs, outputs); return false; }
+            return true;
+        }
+        return RoleStillFits(nowMs, outputs);
+    }
+
+    /// <summary>A learner follows as a voter iff it votes, and only a leader that votes.</summary>
+    private bool RoleStillFits(long nowMs, List<ZabOutput> outputs)
+    {
+        if (Role is not (PeerState.Following or PeerState.Observing)) return true;
+        if (IsMember && (Role == PeerState.Observing) == IsObserver && _quorum.IsVoter(Leader)) return true;
+        Elect(nowMs, outputs);
+        return false;
     }
 
     private void ResetRoleState()
@@ -155,10 +254,10 @@ public sealed class ZabPeer
             switch (e)
             {
                 case BroadcastNotification b:
-                    foreach (var to in Others) outputs.Add(new SendTo(to, new ElectionMessage(_myId, b.Notification)));
+                    foreach (var to in Others) outputs.Add(new SendTo(to, new ElectionMessage(_myId, b.Notification, _config)));
                     break;
                 case SendNotification s:
-                    outputs.Add(new SendTo(s.To, new ElectionMessage(_myId, s.Notification)));
+                    outputs.Add(new SendTo(s.To, new ElectionMessage(_myId, s.Notification, _config)));
                     break;
                 case ElectionDecided d when Leader == -1:
                     OnElected(d, nowMs, outputs);
@@ -175,7 +274,7 @@ public sealed class ZabPeer
             Role = PeerState.Leading;
             _leadingSinceMs = nowMs;
             outputs.Add(new RoleChanged(Role, _myId, CurrentEpoch, false));
-            TryChooseEpoch(outputs);
+            TryChooseEpoch(nowMs, outputs);
             // Learners that decided faster than this peer already asked to follow it.
             foreach (var info in _earlyFollowerInfos.Values.ToList()) OnLeaderMessage(info, nowMs, outputs);
             _earlyFollowerInfos.Clear();
@@ -185,7 +284,7 @@ public sealed class ZabPeer
         _leaderHeardMs = nowMs;
         outputs.Add(new RoleChanged(Role, Leader, CurrentEpoch, false));
         _awaitingLeaderInfo = true;
-        outputs.Add(new SendTo(Leader, new FollowerInfo(_myId, AcceptedEpoch, _logged, IsObserver)));
+        outputs.Add(new SendTo(Leader, new FollowerInfo(_myId, AcceptedEpoch, _logged, Role == PeerState.Observing)));
     }
 
     private void Store(ZabOutput output, long report, long end, long? cutTo, List<ZabOutput> outputs)
@@ -220,8 +319,8 @@ public sealed class ZabPeer
         Persisted = end;
         if (Role == PeerState.Leading)
         {
-            if (_tracker is not null) OnCommits(_tracker.Acked(_myId, Persisted), outputs);
-            else TryEstablish(outputs);
+            if (_tracker is not null) OnCommits(_tracker.Acked(_myId, Persisted), nowMs, outputs);
+            else TryEstablish(nowMs, outputs);
         }
         else if (Role is PeerState.Following or PeerState.Observing)
         {
@@ -238,10 +337,37 @@ public sealed class ZabPeer
     /// <summary>The leader proposes a client write. Returns null when this peer cannot propose now.</summary>
     public long? AllocateZxid() => Role == PeerState.Leading && _established ? Zxids.Make(_newEpoch, ++_nextCounter) : null;
 
+    /// <summary>
+    /// Leader: may a reconfiguration to <paramref name="voters"/> and <paramref name="observers"/> be proposed now?
+    /// Null when it may (then allocate its zxid and <see cref="Propose"/> a <see cref="LogEntry"/> whose
+    /// <see cref="LogEntry.Config"/> has that zxid as version); otherwise ZooKeeper's reason to refuse it.
+    /// <paramref name="fromVersion"/> is the client's expected version of the active configuration, or -1 for any.
+    /// </summary>
+    public ReconfigError? CheckReconfig(IEnumerable<long> voters, IEnumerable<long> observers, long fromVersion)
+    {
+        if (Role != PeerState.Leading || !_established) throw new InvalidOperationException("not an established leader");
+        if (_pendingConfigs.Count > 0) return ReconfigError.ReconfigInProgress;
+        var newVoters = voters.ToHashSet();
+        if (newVoters.Count == 0 || newVoters.Overlaps(observers)) return ReconfigError.BadArguments;
+        if (fromVersion >= 0 && fromVersion != _config.Version) return ReconfigError.BadVersion;
+        // Joining voters connect once the proposal makes them members: until they have synced the quorum of the new
+        // configuration must come from voters already synchronised, or the reconfiguration could hang.
+        var synced = _learners.Values.Where(l => l.AckedNewLeader && !l.IsObserver).Select(l => l.Id).Append(_myId);
+        return new Quorum(newVoters).IsQuorum(synced) ? null : ReconfigError.NewConfigNoQuorum;
+    }
+
     public IReadOnlyList<ZabOutput> Propose(LogEntry entry)
     {
         if (Role != PeerState.Leading || !_established || _tracker is null) throw new InvalidOperationException("not an established leader");
-        _tracker.Proposed(entry.Zxid);
+        if (entry.Config is { } config)
+        {
+            if (config.Version != entry.Zxid) throw new ArgumentException($"a reconfig txn's configuration has its zxid as version, not {Zxids.Format(config.Version)}");
+            if (CheckReconfig(config.Voters, config.Observers, -1) is { } refused) throw new InvalidOperationException($"reconfig refused: {refused}");
+            _pendingConfigs[entry.Zxid] = config;
+            RefreshQuorum();
+        }
+        // While a reconfiguration is pending this proposal (the reconfig txn too) needs a quorum of each configuration.
+        _tracker.Proposed(entry.Zxid, _quorum);
         _uncommitted[entry.Zxid] = entry;
         _logged = entry.Zxid;
         var outputs = new List<ZabOutput>();
@@ -293,8 +419,16 @@ public sealed class ZabPeer
     public IReadOnlyList<ZabOutput> Receive(ZabMessage message, long nowMs)
     {
         var outputs = new List<ZabOutput>();
+        if (!IsMember) return outputs;
         if (message is ElectionMessage election)
         {
+            if (election.Config is { } newer && newer.Version > _config.Version && Leader == -1)
+            {
+                // Electing with a stale configuration: take the committed one and start over among its voters.
+                Adopt(newer, nowMs, outputs);
+                Elect(nowMs, outputs);
+                if (!IsMember) return outputs;
+            }
             Route(_election.Receive(election.Notification, nowMs), nowMs, outputs);
             return outputs;
         }
@@ -319,6 +453,7 @@ public sealed class ZabPeer
     public IReadOnlyList<ZabOutput> Tick(long nowMs)
     {
         var outputs = new List<ZabOutput>();
+        if (!IsMember) return outputs;
         DiscountStall(nowMs);
         switch (Role)
         {
@@ -332,7 +467,7 @@ public sealed class ZabPeer
             default:
                 var limit = (_upToDate ? _settings.SyncLimitTicks : _settings.InitLimitTicks) * _settings.TickMs;
                 if (nowMs - _leaderHeardMs > limit) Elect(nowMs, outputs);   // leader gone: ZooKeeper's syncLimit
-                else if (_awaitingLeaderInfo) outputs.Add(new SendTo(Leader, new FollowerInfo(_myId, AcceptedEpoch, _logged, IsObserver)));
+                else if (_awaitingLeaderInfo) outputs.Add(new SendTo(Leader, new FollowerInfo(_myId, AcceptedEpoch, _logged, Role == PeerState.Observing)));
                 break;
         }
         return outputs;
@@ -381,7 +516,7 @@ public sealed class ZabPeer
                 learner.AcceptedEpoch = info.AcceptedEpoch;
                 learner.LastZxid = info.LastZxid;
                 if (_newEpoch >= 0) outputs.Add(new SendTo(info.From, new LeaderInfo(_myId, _newEpoch)));
-                else TryChooseEpoch(outputs);
+                else TryChooseEpoch(nowMs, outputs);
                 break;
             }
             case AckEpoch ack when _learners.TryGetValue(ack.From, out var learner) && _newEpoch >= 0 && !learner.AckedEpoch:
@@ -404,15 +539,15 @@ public sealed class ZabPeer
                 learner.AckedNewLeader = true;
                 if (_established)
                 {
-                    if (!learner.IsObserver) OnCommits(_tracker!.Acked(learner.Id, ack.LastZxid), outputs);
-                    outputs.Add(new SendTo(learner.Id, new UpToDate(_myId, Committed)));
+                    if (!learner.IsObserver) OnCommits(_tracker!.Acked(learner.Id, ack.LastZxid), nowMs, outputs);
+                    if (Role == PeerState.Leading) outputs.Add(new SendTo(learner.Id, new UpToDate(_myId, Committed)));
                 }
-                else TryEstablish(outputs);
+                else TryEstablish(nowMs, outputs);
                 break;
             }
             case Ack ack when _learners.TryGetValue(ack.From, out var learner):
                 learner.LastHeardMs = nowMs;
-                if (_tracker is not null && learner.AckedNewLeader) OnCommits(_tracker.Acked(ack.From, ack.Zxid), outputs);
+                if (_tracker is not null && learner.AckedNewLeader) OnCommits(_tracker.Acked(ack.From, ack.Zxid), nowMs, outputs);
                 break;
             case PingReply reply when _learners.TryGetValue(reply.From, out var learner):
                 learner.LastHeardMs = nowMs;
@@ -423,7 +558,7 @@ public sealed class ZabPeer
     }
 
     /// <summary>Discovery: once a quorum (this leader included) reported its accepted epoch, the new epoch is one past the largest.</summary>
-    private void TryChooseEpoch(List<ZabOutput> outputs)
+    private void TryChooseEpoch(long nowMs, List<ZabOutput> outputs)
     {
         if (_newEpoch >= 0) return;
         var voters = _learners.Values.Where(l => !l.IsObserver).Select(l => l.Id).Append(_myId);
@@ -433,7 +568,7 @@ public sealed class ZabPeer
         outputs.Add(new SaveEpochs(AcceptedEpoch, CurrentEpoch));
         foreach (var learner in _learners.Values) outputs.Add(new SendTo(learner.Id, new LeaderInfo(_myId, _newEpoch)));
         // An ensemble of one has its quorum already.
-        TryEstablish(outputs);
+        TryEstablish(nowMs, outputs);
     }
 
     private void SyncLearner(Learner learner, List<ZabOutput> outputs)
@@ -445,7 +580,7 @@ public sealed class ZabPeer
         var toSend = plan.Mode == SyncMode.Trunc ? [] : entries.Where(e => e.Zxid > sendAfter).ToList();
         // Uncommitted proposals of this epoch follow as ordinary proposals; the sync carries the log as it is now.
         outputs.Add(new SendTo(learner.Id, new SyncLearner(_myId, plan.Mode, plan.TruncateTo, plan.Mode == SyncMode.Snap ? retainedFrom : 0,
-            toSend, _newEpoch, Committed)));
+            toSend, _newEpoch, Committed, _config)));
         learner.Synced = true;
     }
 
@@ -453,7 +588,7 @@ public sealed class ZabPeer
     /// NEWLEADER acked by a quorum: the leader's whole log is committed and broadcast begins. The leader counts
     /// itself only once its own log is durable: entries it logged as a follower may still be on their way to disk.
     /// </summary>
-    private void TryEstablish(List<ZabOutput> outputs)
+    private void TryEstablish(long nowMs, List<ZabOutput> outputs)
     {
         if (_established || _newEpoch < 0) return;
         var acked = _learners.Values.Where(l => l.AckedNewLeader && !l.IsObserver).Select(l => l.Id);
@@ -471,9 +606,11 @@ public sealed class ZabPeer
         outputs.Add(new CommitUpTo(last));
         foreach (var l in _learners.Values.Where(l => l.AckedNewLeader)) outputs.Add(new SendTo(l.Id, new UpToDate(_myId, last)));
         outputs.Add(new RoleChanged(PeerState.Leading, _myId, CurrentEpoch, true));
+        // A reconfiguration pending in the log was just committed with it (by a quorum of each configuration).
+        Activate(last, nowMs, outputs);
     }
 
-    private void OnCommits(IReadOnlyList<long> committed, List<ZabOutput> outputs)
+    private void OnCommits(IReadOnlyList<long> committed, long nowMs, List<ZabOutput> outputs)
     {
         if (committed.Count == 0) return;
         var last = committed[^1];
@@ -490,6 +627,7 @@ public sealed class ZabPeer
             else outputs.Add(new SendTo(learner.Id, new Commit(_myId, last)));
         }
         foreach (var zxid in committed) _uncommitted.Remove(zxid);
+        Activate(last, nowMs, outputs);
     }
 
     private void LeaderTick(long nowMs, List<ZabOutput> outputs)
@@ -558,13 +696,17 @@ public sealed class ZabPeer
                 {
                     _logged = Math.Min(_logged, sync.TruncateTo);
                     Store(new TruncateLog(sync.TruncateTo), sync.TruncateTo, _logged, _logged, outputs);
+                    ForgetLoggedAfter(_logged);
                 }
                 if (sync.Mode == SyncMode.Snap)
                 {
                     _logged = sync.SnapshotZxid;
                     // Until the install is durable the disk holds the old log, none of which is known to be the leader's.
                     Store(new InstallSnapshot(Leader, sync.SnapshotZxid), sync.SnapshotZxid, _logged, 0, outputs);
+                    ForgetLoggedAfter(0);
                 }
+                // The leader's committed configuration is newer: take it (the snapshot or the txns that made it may predate this log).
+                if (sync.Config is { } leaderConfig && leaderConfig.Version > _config.Version && !Adopt(leaderConfig, nowMs, outputs)) return;
                 if (sync.Entries.Count > 0)
                 {
                     // Akka.Remote may drop messages (a gated or quarantined association), unlike Zab's TCP: a sync
@@ -572,42 +714,45 @@ public sealed class ZabPeer
                     if (!Zxids.Follows(_logged, sync.Entries[0].Zxid)) { Elect(nowMs, outputs); return; }
                     _logged = sync.Entries[^1].Zxid;
                     Store(new AppendEntries(sync.Entries), _logged, _logged, null, outputs);
+                    NoteLogged(sync.Entries);
                 }
                 var last = _logged;
                 _syncedEpoch = sync.Epoch;
-                CommitLearner(sync.CommittedZxid, outputs);
+                if (!CommitLearner(sync.CommittedZxid, nowMs, outputs) || !RoleStillFits(nowMs, outputs)) return;
                 _awaitNewLeaderAckAt = last;
                 _newLeaderAckAfter = _storageIssued;
                 if (AllPersisted) SendNewLeaderAck(outputs);
                 break;
             case UpToDate up:
                 _upToDate = true;
-                CommitLearner(up.CommittedZxid, outputs);
+                if (!CommitLearner(up.CommittedZxid, nowMs, outputs)) return;
                 outputs.Add(new RoleChanged(Role, Leader, CurrentEpoch, true));
                 break;
             case Zab.Propose or Zab.Commit or Zab.Inform when !_syncReceived:
                 break;
-            case Propose propose when !IsObserver:
+            case Propose propose when Role == PeerState.Following:
                 if (propose.Entry.Zxid <= _logged) break;   // already logged
                 // A proposal that does not continue the log means lost messages (see SyncLearner above): appending
                 // it would leave a hole that later commits silently skip. Rejoin the leader, which resynchronises.
                 if (!Zxids.Follows(_logged, propose.Entry.Zxid)) { Elect(nowMs, outputs); return; }
                 _logged = propose.Entry.Zxid;
                 Store(new AppendEntries([propose.Entry]), _logged, _logged, null, outputs);
+                NoteLogged([propose.Entry]);
                 break;
             case Commit commit:
-                CommitLearner(commit.Zxid, outputs);
+                CommitLearner(commit.Zxid, nowMs, outputs);
                 break;
-            case Inform inform when IsObserver:
+            case Inform inform when Role == PeerState.Observing:
                 if (inform.Entry.Zxid <= _logged) break;
                 if (!Zxids.Follows(_logged, inform.Entry.Zxid)) { Elect(nowMs, outputs); return; }
                 _logged = inform.Entry.Zxid;
                 Store(new AppendEntries([inform.Entry]), _logged, _logged, null, outputs);
-                CommitLearner(inform.Entry.Zxid, outputs);
+                NoteLogged([inform.Entry]);
+                CommitLearner(inform.Entry.Zxid, nowMs, outputs);
                 break;
             case Ping ping:
                 outputs.Add(new SendTo(Leader, new PingReply(_myId, _logged, ping.Round)));
-                if (_upToDate) CommitLearner(ping.CommittedZxid, outputs);
+                if (_upToDate) CommitLearner(ping.CommittedZxid, nowMs, outputs);
                 break;
         }
     }
@@ -626,12 +771,14 @@ public sealed class ZabPeer
         outputs.Add(new SendTo(Leader, new AckNewLeader(_myId, CurrentEpoch, at)));
     }
 
-    /// <summary>Commits what the leader committed, but never past what this learner has logged.</summary>
-    private void CommitLearner(long zxid, List<ZabOutput> outputs)
+    /// <summary>Commits what the leader committed, but never past what this learner has logged. False when a
+    /// reconfiguration it activated made this learner leave its role (see <see cref="Activate"/>).</summary>
+    private bool CommitLearner(long zxid, long nowMs, List<ZabOutput> outputs)
     {
         var upTo = Math.Min(zxid, _logged);
-        if (upTo <= Committed) return;
+        if (upTo <= Committed) return true;
         Committed = upTo;
         outputs.Add(new CommitUpTo(upTo));
+        return Activate(upTo, nowMs, outputs);
     }
 }

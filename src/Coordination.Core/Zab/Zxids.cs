@@ -14,25 +14,42 @@ public static class Zxids
         next == zxid + 1 || (EpochOf(next) > EpochOf(zxid) && CounterOf(next) == 1);
 }
 
-/// <summary>The voting members (ids) of an ensemble and the quorum rule. Observers are not in it.</summary>
+/// <summary>
+/// The voting members (ids) of an ensemble and the quorum rule: a majority of the voters. While a reconfiguration is
+/// pending the rule is joint (<see cref="Joint"/>): a majority of the old voters AND a majority of the new ones, as
+/// ZooKeeper's proposals carry one QuorumVerifier per configuration in force. Observers are not in it.
+/// </summary>
 public sealed class Quorum
 {
-    public IReadOnlySet<long> Voters { get; }
-    public int Size => Voters.Count / 2 + 1;
+    private readonly IReadOnlySet<long>[] _majorities;
 
-    public Quorum(IEnumerable<long> voters)
+    /// <summary>Every id that votes in at least one of the majorities.</summary>
+    public IReadOnlySet<long> Voters { get; }
+
+    public Quorum(IEnumerable<long> voters) : this([voters.ToHashSet()]) { }
+
+    private Quorum(IReadOnlySet<long>[] majorities)
     {
-        Voters = voters.ToHashSet();
-        if (Voters.Count == 0) throw new ArgumentException("an ensemble needs at least one voter");
+        if (majorities.Any(m => m.Count == 0)) throw new ArgumentException("an ensemble needs at least one voter");
+        _majorities = majorities;
+        Voters = majorities.Length == 1 ? majorities[0] : majorities.SelectMany(m => m).ToHashSet();
     }
 
-    /// <summary>True when the given ids include a majority of the voters (non-voters are ignored).</summary>
+    /// <summary>A quorum that needs a majority of each of <paramref name="configurations"/>' voters.</summary>
+    public static Quorum Joint(IEnumerable<IReadOnlySet<long>> configurations) =>
+        new(configurations.DistinctBy(v => string.Join(",", v.Order())).ToArray());
+
+    /// <summary>True when the given ids include a majority of the voters of every configuration (non-voters are ignored).</summary>
     public bool IsQuorum(IEnumerable<long> ids)
     {
-        var count = 0;
-        foreach (var id in ids.Distinct())
-            if (Voters.Contains(id) && ++count >= Size) return true;
-        return false;
+        var distinct = ids as IReadOnlySet<long> ?? ids.ToHashSet();
+        foreach (var voters in _majorities)
+        {
+            var count = 0;
+            foreach (var id in distinct) if (voters.Contains(id)) count++;
+            if (count < voters.Count / 2 + 1) return false;
+        }
+        return true;
     }
 
     public bool IsVoter(long id) => Voters.Contains(id);
