@@ -21,6 +21,8 @@ public sealed record EnsembleProcessesOptions
     public bool ForceSync { get; init; }
     /// <summary>More HOCON for each of our members.</summary>
     public string? ExtraHocon { get; init; }
+    /// <summary>HOCON appended for one of our members only, after <see cref="ExtraHocon"/> (e.g. its own admin port).</summary>
+    public Func<EnsembleProcesses.Member, string>? MemberHocon { get; init; }
     /// <summary>More zoo.cfg lines for each Apache member.</summary>
     public IReadOnlyList<string> ExtraZooCfg { get; init; } = [];
     public IReadOnlyList<string> JavaOptions { get; init; } = ["-Xmx512m"];
@@ -174,6 +176,7 @@ public sealed class EnsembleProcesses : IAsyncDisposable
               stdout-loglevel = WARNING
             }
             {{_options.ExtraHocon}}
+            {{_options.MemberHocon?.Invoke(member)}}
             """;
     }
 

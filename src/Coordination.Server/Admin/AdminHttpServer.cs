@@ -35,10 +35,12 @@ public sealed class AdminHttpServer : IAsyncDisposable
     private readonly IActorRef? _replica;
     private readonly string? _superDigest;
     private readonly string? _x509SuperUser;
+    private readonly ServerHealth? _health;
 
     public AdminHttpServer(AdminHttpSettings settings, FourLetterWordHandler commands, bool serveCommands, bool serveMetrics, Action<string> warn,
-        ServerMetrics? metrics = null, IActorRef? replica = null, string? superDigest = null, string? x509SuperUser = null)
+        ServerMetrics? metrics = null, IActorRef? replica = null, string? superDigest = null, string? x509SuperUser = null, ServerHealth? health = null)
     {
+        _health = health;
         _x509SuperUser = x509SuperUser;
         _settings = settings;
         _metrics = metrics;
@@ -87,6 +89,9 @@ public sealed class AdminHttpServer : IAsyncDisposable
             var path = context.Request.Path.Value?.TrimEnd('/') ?? "";
             if (context.Request.Method != "GET") await WriteAsync(response, 405, "text/plain", "GET only\n");
             else if (_serveMetrics && path == "/metrics") await WriteAsync(response, 200, "text/plain; version=0.0.4", MetricsText(await _commands.ExecuteAsync("mntr")));
+            // Orchestrator probes (Kubernetes, Docker HEALTHCHECK): no credential, nothing secret in the answer.
+            else if (_health is not null && path == "/health/live") await WriteAsync(response, 200, "text/plain", "Healthy\n");
+            else if (_health is not null && path == "/health/ready") await WriteReadinessAsync(response, _health.Check());
             else if (_serveCommands && path == "/commands") await WriteAsync(response, 200, "application/json", JsonSerializer.Serialize(new { commands = FourLetterWords.All }));
             else if (_serveCommands && path.StartsWith("/commands/", StringComparison.Ordinal))
             {
@@ -162,6 +167,10 @@ public sealed class AdminHttpServer : IAsyncDisposable
     }
 
     private static readonly HashSet<string> Counters = ["packets_received", "packets_sent", "request_count", "uptime"];
+
+    private static Task WriteReadinessAsync(HttpResponse response, ServerReadiness readiness) =>
+        WriteAsync(response, readiness.Ready ? 200 : 503, "application/json",
+            JsonSerializer.Serialize(new { status = readiness.Ready ? "Healthy" : "Unhealthy", reason = readiness.Reason, data = readiness.Data }));
 
     /// <summary>The /metrics body: the mntr gauges and counters, then the histograms and counters of <see cref="ServerMetrics"/>.</summary>
     private string MetricsText(string mntr)
