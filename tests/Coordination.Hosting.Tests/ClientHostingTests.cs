@@ -69,7 +69,7 @@ public sealed class ClientHostingTests
         {
             ["Coordination:ConnectString"] = server.ConnectString,
             ["Coordination:SessionTimeout"] = "00:00:04",
-            ["Coordination:RestartBackoff"] = "00:00:02",
+            ["Coordination:RestartBackoff"] = "00:00:03",
         });
         await host.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
         var health = host.Services.GetRequiredService<HealthCheckService>();
@@ -77,13 +77,10 @@ public sealed class ClientHostingTests
         await Eventually(health, HealthStatus.Healthy, "healthy once connected");
         var firstSession = client.SessionId;
 
-        // Another client closes our session the way an expiry does: the server drops it, the client learns Expired.
-        await using (var thief = await CoordinationClient.ConnectAsync(new CoordinationClientOptions
-                     { ConnectString = server.ConnectString, SessionId = firstSession, SessionPassword = client.SessionPassword }))
-            await thief.CloseAsync();
-        var expired = await Eventually(health, HealthStatus.Unhealthy, "unhealthy once the session is gone");
-        Assert.Contains(expired.Entries["coordination-client"].Data["state"].ToString(), new[] { "Expired", "Suspended", "Connecting" });
-
+        // No server for longer than the session timeout: the client reports Expired (the session is gone for good).
+        server.Kill();
+        await EventuallyState(health, "Expired");
+        await server.RestartAsync();
         await Eventually(health, HealthStatus.Healthy, "healthy with a new session");
         Assert.NotEqual(firstSession, client.SessionId);
         await host.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
@@ -104,6 +101,22 @@ public sealed class ClientHostingTests
         using var missing = BuildHost(new Dictionary<string, string?>());
         var none = await Assert.ThrowsAsync<OptionsValidationException>(() => missing.StartAsync().WaitAsync(TimeSpan.FromSeconds(30)));
         Assert.Contains(none.Failures, f => f.Contains("ConnectString is required"));
+    }
+
+    private static async Task EventuallyState(HealthCheckService health, string state, double seconds = 30)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (true)
+        {
+            var entry = (await health.CheckHealthAsync()).Entries["coordination-client"];
+            if (entry.Data["state"].Equals(state))
+            {
+                Assert.Equal(HealthStatus.Unhealthy, entry.Status);
+                return;
+            }
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"not {state} within {seconds} s: {entry.Data["state"]}");
+            await Task.Delay(50);
+        }
     }
 
     private static async Task<HealthReport> Eventually(HealthCheckService health, HealthStatus wanted, string what, double seconds = 30)
