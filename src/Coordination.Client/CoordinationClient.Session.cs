@@ -5,6 +5,7 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Threading.Channels;
 using Coordination.Protocol;
+using Microsoft.Extensions.Logging;
 
 namespace Coordination.Client;
 
@@ -61,9 +62,11 @@ public sealed partial class CoordinationClient
     private TaskCompletionSource<bool> _firstConnect = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _lastSendTicks, _lastRecvTicks;
 
-    private void Log(string message)
+    /// <summary>To the options' ILogger (category Coordination.Client.CoordinationClient) and their Log callback, either or both.</summary>
+    private void Log(string message, LogLevel level = LogLevel.Warning)
     {
         try { _options.Log?.Invoke(message); } catch { }
+        try { _options.Logger?.Log(level, "{Message}", message); } catch { }
     }
 
     private void StartLoop()
@@ -200,7 +203,7 @@ public sealed partial class CoordinationClient
                 : _everConnected && sameSession ? ConnectionState.Reconnected : ConnectionState.Connected;
             _everConnected = true;
         }
-        Log($"connected to {host}: session 0x{response.SessionId:x}, timeout {response.Timeout} ms, {newState}");
+        Log($"connected to {host}: session 0x{response.SessionId:x}, timeout {response.Timeout} ms, {newState}", LogLevel.Information);
         // Auth and watch re-registration go out before any queued request (the send loop starts after them).
         buffer.Clear();
         lock (_lock)
@@ -470,7 +473,7 @@ public sealed partial class CoordinationClient
                 if (header.Err == ErrorCode.Ok) { waiter?.TrySetResult(EmptyResponse.Instance); return; }
                 var error = new AuthFailedException(null, $"authentication failed ({header.Err})");
                 waiter?.TrySetException(error);
-                Log("authentication failed");
+                Log("authentication failed", LogLevel.Error);
                 Terminate(ConnectionState.AuthFailed, error);
                 return;
             }
@@ -587,7 +590,7 @@ public sealed partial class CoordinationClient
         if (handlers is null) return;
         foreach (var h in handlers.GetInvocationList())
             try { ((Action<ConnectionState>)h)(state); }
-            catch (Exception e) { Log($"connection state handler threw {e}"); }
+            catch (Exception e) { Log($"connection state handler threw {e}", LogLevel.Error); }
     });
 
     private void Post(Action action) => _events.Writer.TryWrite(action);
@@ -595,7 +598,7 @@ public sealed partial class CoordinationClient
     private void Invoke(Action<WatchedEvent> watcher, WatchedEvent e)
     {
         try { watcher(e); }
-        catch (Exception ex) { Log($"watcher threw {ex}"); }
+        catch (Exception ex) { Log($"watcher threw {ex}", LogLevel.Error); }
     }
 
     private async Task EventLoopAsync()
@@ -603,7 +606,7 @@ public sealed partial class CoordinationClient
         await foreach (var action in _events.Reader.ReadAllAsync().ConfigureAwait(false))
         {
             try { action(); }
-            catch (Exception e) { Log($"event callback threw {e}"); }
+            catch (Exception e) { Log($"event callback threw {e}", LogLevel.Error); }
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Text;
 using Coordination.Protocol;
+using Microsoft.Extensions.Logging;
 
 namespace Coordination.Client;
 
@@ -116,7 +117,7 @@ public sealed partial class CoordinationClient : IAsyncDisposable
                 await SubmitAsync(OpCode.CloseSession, EmptyRequest.Instance, null, null, default)
                     .WaitAsync(CloseTimeout).ConfigureAwait(false);
             }
-            catch (Exception e) { Log($"closeSession: {e.Message}"); }
+            catch (Exception e) { Log($"closeSession: {e.Message}", LogLevel.Debug); }
         }
         Terminate(ConnectionState.Closed, new ConnectionLossException(null, "the client is closed"));
         if (_mainLoop is { } loop) { try { await loop.WaitAsync(CloseTimeout).ConfigureAwait(false); } catch { } }

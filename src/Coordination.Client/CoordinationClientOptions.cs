@@ -32,8 +32,11 @@ public sealed record CoordinationClientOptions
     public ReadConsistency Reads { get; init; } = ReadConsistency.Local;
     /// <summary>Largest reply frame accepted (jute.maxbuffer).</summary>
     public int MaxFrameBytes { get; init; } = Coordination.Protocol.Framing.DefaultMaxFrame;
-    /// <summary>Diagnostics (connects, disconnects, protocol errors). Exceptions thrown by it are swallowed.</summary>
+    /// <summary>Diagnostics (connects, disconnects, protocol errors) as text. Exceptions thrown by it are swallowed.
+    /// Kept beside <see cref="Logger"/> for code written before it; either, both or neither may be set.</summary>
     public Action<string>? Log { get; init; }
+    /// <summary>Diagnostics (connects at Information, disconnects and expiry at Warning, handler failures at Error).</summary>
+    public Microsoft.Extensions.Logging.ILogger? Logger { get; init; }
 }
 
 /// <summary>See <see cref="CoordinationClientOptions.Reads"/>.</summary>

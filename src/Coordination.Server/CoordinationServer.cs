@@ -32,13 +32,16 @@ public sealed class CoordinationServer : IAsyncDisposable
     public EnsembleState? Ensemble { get; }
     /// <summary>As <c>srvr</c> reports it: standalone, leader, follower, observer (or looking, while not serving).</summary>
     public string Mode => Ensemble?.Mode ?? "standalone";
+    /// <summary>Readiness (serving, in quorum, leader known, data dir writable): /health/ready and the IHealthCheck.</summary>
+    public ServerHealth Health { get; }
 
     private readonly IReadOnlyList<AdminHttpServer> _http;
 
     private CoordinationServer(ActorSystem system, ServerSettings settings, IActorRef replica, ClientListener listener, IReadOnlyList<AdminHttpServer> http,
-        EnsembleState? ensemble)
+        EnsembleState? ensemble, ServerHealth health)
     {
         Ensemble = ensemble;
+        Health = health;
         _http = http;
         System = system;
         Settings = settings;
@@ -132,7 +135,8 @@ public sealed class CoordinationServer : IAsyncDisposable
         var admin = new FourLetterWordHandler(settings, replica, registry, () => ensemble?.Mode ?? "standalone", ensemble, metrics.ClientPort, metrics.Stats);
         var listener = new ClientListener(settings, system, sessions, admin, registry);
         var commands = new AdminCommands(admin, context.Tracker, context.Snapshots, context.Members, context.InitialConfiguration);
-        var server = new CoordinationServer(system, settings, replica, listener, StartHttp(settings, admin, commands, Metrics.ServerMetrics.For(system), replica, m => system.Log.Warning(m)), ensemble);
+        var health = new ServerHealth(ensemble, settings.DataDir);
+        var server = new CoordinationServer(system, settings, replica, listener, StartHttp(settings, admin, commands, metrics, replica, health, m => system.Log.Warning(m)), ensemble, health);
         listener.Start();
         if (listener.Port >= 0) system.Log.Info("Coordination server listening on {0}:{1}, data dir {2}", settings.ClientAddress, listener.Port, Path.GetFullPath(settings.DataDir));
         else system.Log.Info("Coordination server: plain client port off, data dir {0}", Path.GetFullPath(settings.DataDir));
@@ -186,11 +190,12 @@ public sealed class CoordinationServer : IAsyncDisposable
     }
 
     /// <summary>The admin and metrics HTTP endpoints that are enabled (one listener when they share address and port).</summary>
-    private static IReadOnlyList<AdminHttpServer> StartHttp(ServerSettings s, FourLetterWordHandler words, AdminCommands commands, Metrics.ServerMetrics metrics, IActorRef replica, Action<string> warn)
+    private static IReadOnlyList<AdminHttpServer> StartHttp(ServerSettings s, FourLetterWordHandler words, AdminCommands commands, Metrics.ServerMetrics metrics, IActorRef replica,
+        ServerHealth health, Action<string> warn)
     {
         var servers = new List<AdminHttpServer>();
         var shared = s.Admin.SharesEndpointWith(s.Metrics);
-        if (s.Admin.Enabled) servers.Add(new AdminHttpServer(s.Admin, words, serveCommands: true, serveMetrics: shared, warn, metrics, replica, s.SuperDigest, s.X509SuperUser, commands));
+        if (s.Admin.Enabled) servers.Add(new AdminHttpServer(s.Admin, words, serveCommands: true, serveMetrics: shared, warn, metrics, replica, s.SuperDigest, s.X509SuperUser, commands, health));
         if (s.Metrics.Enabled && !shared) servers.Add(new AdminHttpServer(s.Metrics, words, serveCommands: false, serveMetrics: true, warn, metrics));
         foreach (var server in servers) server.Start();
         return servers;

@@ -1,6 +1,7 @@
-using System.Runtime.InteropServices;
 using Akka.Configuration;
 using Coordination.Server;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 // Coordination.Server [--config FILE] [--client-port N] [--data-dir DIR] [--restore SNAPSHOT] [--set 'HOCON LINE']...
 // Coordination.Server backup --out FILE [--config FILE] [--data-dir DIR]
@@ -59,13 +60,16 @@ if (backup)
     }
 }
 
-var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
-using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
-CoordinationNode node;
+// The server runs on the Generic Host: its lifetime (SIGTERM, SIGINT) and shutdown come from the host; the settings
+// stay HOCON. An ensemble member restarts itself in-process after a quarantine or journal failure (CoordinationNode);
+// a node that ends by itself stops the host.
+var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+builder.Services.AddCoordinationServer(config);
+builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(60));
+using var host = builder.Build();
 try
 {
-    node = CoordinationNode.Start(config);
+    await host.StartAsync();
 }
 catch (Coordination.Server.Persistence.RecoveryException e)
 {
@@ -77,10 +81,6 @@ catch (ConfigurationException e)
     Console.Error.WriteLine($"Configuration error: {e.Message}");
     return 2;
 }
-await using (node)
-{
-    // An ensemble member restarts itself in-process after a quarantine or journal failure (CoordinationNode).
-    await Task.WhenAny(stop.Task, node.Stopped);
-    Console.Error.WriteLine("Shutting down");
-}
+host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.Register(() => Console.Error.WriteLine("Shutting down"));
+await host.WaitForShutdownAsync();
 return 0;

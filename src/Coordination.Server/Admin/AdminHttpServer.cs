@@ -37,10 +37,13 @@ public sealed class AdminHttpServer : IAsyncDisposable
     private readonly IActorRef? _replica;
     private readonly string? _superDigest;
     private readonly string? _x509SuperUser;
+    private readonly ServerHealth? _health;
 
     public AdminHttpServer(AdminHttpSettings settings, FourLetterWordHandler commands, bool serveCommands, bool serveMetrics, Action<string> warn,
-        ServerMetrics? metrics = null, IActorRef? replica = null, string? superDigest = null, string? x509SuperUser = null, AdminCommands? adminCommands = null)
+        ServerMetrics? metrics = null, IActorRef? replica = null, string? superDigest = null, string? x509SuperUser = null, AdminCommands? adminCommands = null,
+        ServerHealth? health = null)
     {
+        _health = health;
         _adminCommands = serveCommands ? adminCommands ?? new AdminCommands(commands, null, null, null, "") : null;
         if (_adminCommands is not null)
             foreach (var name in settings.CommandsRequiringAuth)
@@ -93,6 +96,9 @@ public sealed class AdminHttpServer : IAsyncDisposable
             var path = context.Request.Path.Value?.TrimEnd('/') ?? "";
             if (context.Request.Method != "GET") await WriteAsync(response, 405, "text/plain", "GET only\n");
             else if (_serveMetrics && path == "/metrics") await WriteAsync(response, 200, "text/plain; version=0.0.4", MetricsText(await _commands.ExecuteAsync("mntr")));
+            // Orchestrator probes (Kubernetes, Docker HEALTHCHECK): no credential, nothing secret in the answer.
+            else if (_health is not null && path == "/health/live") await WriteAsync(response, 200, "text/plain", "Healthy\n");
+            else if (_health is not null && path == "/health/ready") await WriteReadinessAsync(response, _health.Check());
             else if (_adminCommands is { } admin && path == "/commands") await WriteAsync(response, 200, "application/json", JsonSerializer.Serialize(new { commands = admin.Names.Order(StringComparer.Ordinal) }));
             else if (_adminCommands is { } commands && path.StartsWith("/commands/", StringComparison.Ordinal))
             {
@@ -159,6 +165,10 @@ public sealed class AdminHttpServer : IAsyncDisposable
     }
 
     private static readonly HashSet<string> Counters = ["packets_received", "packets_sent", "request_count", "uptime"];
+
+    private static Task WriteReadinessAsync(HttpResponse response, ServerReadiness readiness) =>
+        WriteAsync(response, readiness.Ready ? 200 : 503, "application/json",
+            JsonSerializer.Serialize(new { status = readiness.Ready ? "Healthy" : "Unhealthy", reason = readiness.Reason, data = readiness.Data }));
 
     /// <summary>The /metrics body: the mntr gauges and counters, then the histograms and counters of <see cref="ServerMetrics"/>.</summary>
     private string MetricsText(string mntr)
