@@ -50,7 +50,7 @@ internal sealed class FaultRunLog(ITestOutputHelper output, string fileVariable)
         Assert.True(known >= seconds * 5, $"only {known} operations completed in {seconds} s");
 
         var checkWatch = Stopwatch.StartNew();
-        var results = LinearizabilityChecker.CheckOnLargeStack(all, TimeSpan.FromMinutes(2));
+        var results = LinearizabilityChecker.Check(all, TimeSpan.FromMinutes(2));
         var bad = results.Where(r => !r.Linearizable).ToList();
         Line($"checker: {results.Count} znodes, {results.Sum(r => r.Operations)} ops, {bad.Count} not linearizable, {checkWatch.Elapsed.TotalSeconds:F1} s; " +
              $"total {total.Elapsed.TotalSeconds:F0} s");

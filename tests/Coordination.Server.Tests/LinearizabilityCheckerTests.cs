@@ -27,6 +27,16 @@ public sealed class LinearizabilityCheckerTests
         Assert.True(Linearizable(Create(1, 0, 1, "a"), Set(1, 2, 10, "b"), Set(2, 3, 11, "c"), Read(3, 12, 13, "c", 2)));
     }
 
+    /// <summary>A quiet machine records 10,000+ ops on one znode in a few seconds, and the search recurses once per op:
+    /// checked on a thread-pool thread's stack, the test host died of a stack overflow (CI, session 12).</summary>
+    [Fact]
+    public void A_long_history_is_checked_without_running_out_of_stack()
+    {
+        var ops = new List<Operation> { Create(1, 0, 1, "v0") };
+        for (var i = 1; i <= 40_000; i++) ops.Add(Set(1, 2L * i, 2L * i + 1, $"v{i}"));
+        Assert.True(LinearizabilityChecker.Check(ops).Single().Linearizable);
+    }
+
     [Fact]
     public void A_stale_read_after_a_completed_write_is_rejected() =>
         Assert.False(Linearizable(Create(1, 0, 1, "a"), Set(1, 2, 3, "b"), Read(2, 4, 5, "a", 0)));
