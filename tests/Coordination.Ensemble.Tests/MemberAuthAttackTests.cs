@@ -47,6 +47,9 @@ public sealed class MemberAuthAttackTests
         // right password.
         data.Add("SASL, wrong password", MemberSecurity.SaslDigest);
         data.Add("SASL, another member's user", MemberSecurity.SaslDigest);
+        // Against TLS with SASL inside: a rogue that holds the impersonated member's own certificate (so TLS lets it
+        // through) but not its SASL password: SASL alone must stop it.
+        data.Add("TLS member certificate, SASL wrong password", MemberSecurity.TlsAndSaslDigest);
         return data;
     }
 
@@ -58,6 +61,9 @@ public sealed class MemberAuthAttackTests
             certificates.DigestJaas(MemberCertificates.DigestUser(claimed), "not-the-password", ids), ids, digest: true),
         "SASL, another member's user" => $"auth {{ member-id = {claimed}, members {{ {members} }} }}\n" + MemberCertificates.Sasl(
             certificates.DigestJaas(MemberCertificates.DigestUser(other), certificates.DigestPassword(other), ids), ids, digest: true),
+        "TLS member certificate, SASL wrong password" => $"auth {{ member-id = {claimed}, members {{ {members} }} }}\n" +
+            certificates.Ssl(certificates.Member(claimed)) + "\n" + MemberCertificates.Sasl(
+            certificates.DigestJaas(MemberCertificates.DigestUser(claimed), "not-the-password", ids), ids, digest: true),
         "no secret" => $"auth {{ insecure = on, members {{ {members} }} }}",
         "wrong secret" => $"auth {{ secret-base64 = \"{Convert.ToBase64String(RandomNumberGenerator.GetBytes(24))}\", member-id = {claimed}, members {{ {members} }} }}",
         "TLS, other CA" => $"auth {{ member-id = {claimed}, members {{ {members} }} }}\n{certificates.Ssl(certificates.FromOtherCa)}",
@@ -322,6 +328,7 @@ public sealed class MemberAuthAttackTests
     [InlineData(MemberSecurity.Tls)]
     [InlineData(MemberSecurity.SaslDigest)]
     [InlineData(MemberSecurity.SaslKerberos)]
+    [InlineData(MemberSecurity.TlsAndSaslDigest)]
     public async Task One_address_holding_stalled_handshakes_cannot_keep_a_restarted_member_out(MemberSecurity security)
     {
         await using var certificates = await MemberCertificates.StartAsync(security);

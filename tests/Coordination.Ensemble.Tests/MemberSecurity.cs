@@ -17,6 +17,8 @@ public enum MemberSecurity
     SaslDigest,
     /// <summary>SASL Kerberos alone: every member zkquorum/127.0.0.1 of a throwaway realm (<see cref="KerberosRealm"/>).</summary>
     SaslKerberos,
+    /// <summary>Mutual TLS with SASL DIGEST-MD5 (required both ways) inside it, no secret: both must pass.</summary>
+    TlsAndSaslDigest,
 }
 
 /// <summary>
@@ -109,7 +111,7 @@ public sealed class MemberCertificates : IAsyncDisposable
     {
         options ??= new TestEnsembleOptions();
         if (security == MemberSecurity.Secret) return options;
-        if (security is MemberSecurity.SaslDigest or MemberSecurity.SaslKerberos)
+        if (security is MemberSecurity.SaslDigest or MemberSecurity.SaslKerberos or MemberSecurity.TlsAndSaslDigest)
         {
             var kerberosJaas = Realm is null ? null : KerberosJaas(Realm.ExportKeytab(MemberPrincipal), Realm.Qualify(MemberPrincipal));
             var memberHocon = options.MemberHocon;
@@ -118,7 +120,8 @@ public sealed class MemberCertificates : IAsyncDisposable
                 ExtraHocon = options.ExtraHocon + "\ncoordination.ensemble.auth.secret = \"\"",
                 MemberHocon = id => $"{memberHocon?.Invoke(id)}\ncoordination.ensemble." + (kerberosJaas is null
                     ? Sasl(DigestJaas(DigestUser(id), DigestPassword(id), MemberIds), MemberIds, digest: true)
-                    : Sasl(kerberosJaas, MemberIds, digest: false)),
+                    : Sasl(kerberosJaas, MemberIds, digest: false))
+                    + (security == MemberSecurity.TlsAndSaslDigest ? $"\ncoordination.ensemble.{Ssl(Member(id))}" : ""),
             };
         }
         var extra = options.ExtraHocon + (security == MemberSecurity.Tls ? "\ncoordination.ensemble.auth.secret = \"\"" : "");
