@@ -39,7 +39,8 @@ public sealed class MemberAuthAttackTests
     public static TheoryData<string, MemberSecurity> Rogues()
     {
         var data = new TheoryData<string, MemberSecurity>();
-        foreach (var security in Enum.GetValues<MemberSecurity>())
+        // TLS with SASL inside gets only the rogue below: the generic rogues are TLS's (refused before SASL starts).
+        foreach (var security in Enum.GetValues<MemberSecurity>().Where(s => s != MemberSecurity.TlsAndSaslDigest))
             foreach (var rogue in new[] { "no secret", "wrong secret", "TLS, other CA", "TLS, not a member host" })
                 data.Add(rogue, security);
         // SASL DIGEST-MD5 rogues (against members with SASL required and nothing else; "wrong secret" there is a
