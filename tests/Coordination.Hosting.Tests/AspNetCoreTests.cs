@@ -31,13 +31,18 @@ public sealed class AspNetCoreTests
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Coordination:ConnectString"] = server.ConnectString,
-            ["Coordination:SessionTimeout"] = "00:00:30",
+            ["Coordination:SessionTimeout"] = "00:01:00",
             ["Coordination:RetryMaxSleep"] = "00:00:00.500",
         });
         builder.Services.AddCoordinationClient(builder.Configuration.GetSection("Coordination"));
         builder.Services.AddHealthChecks().AddCoordinationClient();
         await using var app = builder.Build();
-        app.MapHealthChecks("/health", new HealthCheckOptions { ResultStatusCodes = { [HealthStatus.Degraded] = 503 } });
+        app.MapHealthChecks("/health", new HealthCheckOptions
+        {
+            ResultStatusCodes = { [HealthStatus.Degraded] = 503 },
+            ResponseWriter = (context, report) =>
+                context.Response.WriteAsync($"{report.Status} {report.Entries["coordination-client"].Data["state"]}"),
+        });
         app.MapGet("/greeting", async (CoordinationClient client) =>
             Results.Text(System.Text.Encoding.UTF8.GetString((await client.GetDataAsync("/greeting")).Data ?? [])));
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
@@ -45,18 +50,22 @@ public sealed class AspNetCoreTests
 
         await using (var writer = await CoordinationClient.ConnectAsync(new CoordinationClientOptions { ConnectString = server.ConnectString }))
             await writer.CreateAsync("/greeting", "hello"u8.ToArray());
-        await Eventually(url + "/health", HttpStatusCode.OK, "Healthy", "healthy once connected");
+        await Eventually(url + "/health", HttpStatusCode.OK, "Healthy Connected", "healthy once connected");
         Assert.Equal("hello", await Http.GetStringAsync(url + "/greeting"));
 
+        // Unhealthy while the session is only suspended, not just once it has expired (the test server caps the
+        // session timeout at 20 ticks, 10 s).
         server.Kill();
-        await Eventually(url + "/health", HttpStatusCode.ServiceUnavailable, "Unhealthy", "unhealthy with the server down");
+        await Eventually(url + "/health", HttpStatusCode.ServiceUnavailable, "Unhealthy Suspended", "unhealthy with the server down", seconds: 20);
 
         await server.RestartAsync();
+        // Reconnected to the same session, or Connected with a new one if the restart outlived the session.
         await Eventually(url + "/health", HttpStatusCode.OK, "Healthy", "healthy again once the server is back");
         Assert.Equal("hello", await Http.GetStringAsync(url + "/greeting"));
         await app.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
     }
 
+    /// <summary>Polls until the status is <paramref name="status"/> and the body (status and state) contains <paramref name="body"/>.</summary>
     private static async Task Eventually(string url, HttpStatusCode status, string body, string what, double seconds = 60)
     {
         var deadline = DateTime.UtcNow.AddSeconds(seconds);
@@ -65,7 +74,7 @@ public sealed class AspNetCoreTests
         {
             using var response = await Http.GetAsync(url);
             last = $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}";
-            if (response.StatusCode == status && last.EndsWith(body, StringComparison.Ordinal)) return;
+            if (response.StatusCode == status && last.Contains($" {body}", StringComparison.Ordinal)) return;
             await Task.Delay(100);
         }
         throw new TimeoutException($"not {what} within {seconds} s: last {last}");

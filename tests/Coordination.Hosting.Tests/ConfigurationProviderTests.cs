@@ -85,11 +85,14 @@ public sealed class ConfigurationProviderTests
         Assert.Equal((7, "orders", 10), (monitor.CurrentValue.Timeout, monitor.CurrentValue.Name, monitor.CurrentValue.Pool));
         Assert.Equal("7", configuration["Db:Timeout"]);
 
-        // Back again: a change made after the return is seen (the watch lives on with the session).
+        // Back again: a change made after the return is seen, whether the provider's session survived the restart
+        // (its watch lives on) or expired meanwhile (a new session re-arms the watch). The writer's session may
+        // have expired too (the server caps the timeout at 10 s), so the change comes from a new client.
         await server.RestartAsync();
         var again = new TaskCompletionSource<DbOptions>(TaskCreationOptions.RunContinuationsAsynchronously);
         using var later = monitor.OnChange(o => { if (o.Timeout == 9) again.TrySetResult(o); });
-        await writer.SetDataAsync("/app/config/Db/Timeout", B("9")).WaitAsync(TimeSpan.FromSeconds(30));
+        await using var lateWriter = await CoordinationClient.ConnectAsync(Fast(server.ConnectString));
+        await lateWriter.SetDataAsync("/app/config/Db/Timeout", B("9")).WaitAsync(TimeSpan.FromSeconds(30));
         await Within(again, TimeSpan.FromSeconds(30), "Db:Timeout = 9 after the server returned");
     }
 
