@@ -593,6 +593,9 @@ public sealed partial class CoordinationClient
             catch (Exception e) { Log($"connection state handler threw {e}", LogLevel.Error); }
     });
 
+    /// <summary>Requests sent and not yet answered, plus those queued (read by the telemetry's observable instrument).</summary>
+    internal int PendingRequests { get { lock (_lock) return _pending.Count + _outgoing.Reader.Count; } }
+
     private void Post(Action action) => _events.Writer.TryWrite(action);
 
     private void Invoke(Action<WatchedEvent> watcher, WatchedEvent e)
@@ -629,6 +632,7 @@ public sealed partial class CoordinationClient
             if (_mainLoop is null) return Task.FromException<ZkResponse>(new InvalidOperationException("the client is not started: call StartAsync first"));
             _outgoing.Writer.TryWrite(packet);
         }
+        if (CoordinationTelemetry.Enabled) CoordinationTelemetry.Track(this, op, clientPath, completion.Task);
         if (ct.CanBeCanceled)
         {
             var registration = ct.Register(static s => ((TaskCompletionSource<ZkResponse>)s!).TrySetCanceled(), completion);

@@ -38,6 +38,7 @@ public sealed partial class CoordinationClient : IAsyncDisposable
             _password = options.SessionPassword ?? throw new ArgumentException("SessionPassword is required with SessionId", nameof(options));
         }
         _eventLoop = Task.Run(EventLoopAsync);
+        CoordinationTelemetry.Register(this);
     }
 
     public CoordinationClient(string connectString, TimeSpan? sessionTimeout = null)
@@ -129,6 +130,7 @@ public sealed partial class CoordinationClient : IAsyncDisposable
         _events.Writer.TryComplete();
         try { await _eventLoop.WaitAsync(CloseTimeout).ConfigureAwait(false); } catch { }
         _lifetime?.Dispose();
+        CoordinationTelemetry.Unregister(this);
     }
 
     // ------------------------------------------------------------------ operations

@@ -17,7 +17,8 @@ internal delegate (bool Acquired, string? WatchName) LockDriver(IReadOnlyList<st
 /// be expiring and the next contender may be granted the lock), when the session expires or the client is closed,
 /// and when the lock node vanishes (deleted by someone else): <see cref="IsHeld"/> turns false and
 /// <see cref="LostToken"/> is cancelled. Do the guarded work under <see cref="LostToken"/>, then call
-/// <see cref="ReleaseAsync"/> as usual.
+/// <see cref="ReleaseAsync"/> as usual, or take a <see cref="LockHandle"/> with <see cref="LockAsync"/> and
+/// <c>await using</c> it. <see cref="FencingToken"/> lets a resource reject a stale holder.
 /// </summary>
 public sealed class DistributedLock
 {
@@ -30,6 +31,7 @@ public sealed class DistributedLock
     private readonly SemaphoreSlim _gate = new(1, 1);
     private volatile string? _node;
     private int _holdCount;
+    private long _fencingToken;
     private CancellationTokenSource? _lost;
 
     public const string LockName = "lock-";
@@ -59,6 +61,14 @@ public sealed class DistributedLock
     public bool IsHeld => _holdCount > 0 && _lost is { IsCancellationRequested: false };
     /// <summary>Cancelled when ownership ends: release, or loss with the session (expiry, close) or of the node. A fresh token per acquisition.</summary>
     public CancellationToken LostToken => _lost?.Token ?? new CancellationToken(true);
+
+    /// <summary>
+    /// The fencing token of the current hold (0 when not held): the creation zxid (czxid) of our lock node. Every
+    /// later holder's node was created after ours (the lock goes to the lowest sequence), so its token is greater:
+    /// a resource that remembers the highest token it has accepted and refuses lower ones rejects a holder whose
+    /// ownership ended without its knowing (a paused process, an expired session).
+    /// </summary>
+    public long FencingToken => Volatile.Read(ref _fencingToken);
 
     private void OnState(ConnectionState state)
     {
@@ -129,7 +139,8 @@ public sealed class DistributedLock
         }
         try
         {
-            if (await _client.ExistsAsync(node, OnEvent).ConfigureAwait(false) is null) MarkLost();
+            if (await _client.ExistsAsync(node, OnEvent).ConfigureAwait(false) is { } stat) Volatile.Write(ref _fencingToken, stat.Czxid);
+            else MarkLost();
         }
         catch (KeeperException) { MarkLost(); }
     }
@@ -168,10 +179,23 @@ public sealed class DistributedLock
             if (--_holdCount > 0) return;
             var node = _node;
             _node = null;
+            Volatile.Write(ref _fencingToken, 0);
             MarkLost();
             await SequentialNodes.DeleteQuietlyAsync(_client, node, _retry).ConfigureAwait(false);
         }
         finally { _gate.Release(); }
+    }
+
+    /// <summary>
+    /// Acquires the lock (waiting at most <paramref name="timeout"/>, null = until cancelled) and returns a handle that
+    /// releases it when disposed: <c>await using var held = await mutex.LockAsync(ct: ct);</c>.
+    /// Throws <see cref="TimeoutException"/> when the lock was not acquired in time.
+    /// </summary>
+    public async Task<LockHandle> LockAsync(TimeSpan? timeout = null, CancellationToken ct = default)
+    {
+        if (!await AcquireAsync(timeout, ct).ConfigureAwait(false))
+            throw new TimeoutException($"lock {_lockPath} not acquired within {timeout}");
+        return new LockHandle(this, _node!, FencingToken, LostToken);
     }
 
     /// <summary>The data of every contender's node, holder first (participant ids for election views).</summary>
@@ -187,5 +211,36 @@ public sealed class DistributedLock
             catch (NoNodeException) { }
         }
         return result;
+    }
+}
+
+/// <summary>
+/// One hold of a <see cref="DistributedLock"/> (from <see cref="DistributedLock.LockAsync"/>): disposing it releases
+/// that hold once. <see cref="FencingToken"/> and <see cref="LostToken"/> are those of the hold.
+/// </summary>
+public sealed class LockHandle : IAsyncDisposable
+{
+    private readonly DistributedLock _lock;
+    private int _released;
+
+    internal LockHandle(DistributedLock mutex, string nodePath, long fencingToken, CancellationToken lostToken)
+    {
+        _lock = mutex;
+        NodePath = nodePath;
+        FencingToken = fencingToken;
+        LostToken = lostToken;
+    }
+
+    public string NodePath { get; }
+    /// <summary>See <see cref="DistributedLock.FencingToken"/>: pass it with every write to the guarded resource.</summary>
+    public long FencingToken { get; }
+    /// <summary>Cancelled when this hold ends (release, or loss with the session or the node).</summary>
+    public CancellationToken LostToken { get; }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _released, 1) == 1) return;
+        try { await _lock.ReleaseAsync().ConfigureAwait(false); }
+        catch (InvalidOperationException) { } // already released by hand or lost with the session
     }
 }

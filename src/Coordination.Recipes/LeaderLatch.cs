@@ -42,6 +42,14 @@ public sealed class LeaderLatch : IAsyncDisposable
     public CancellationToken LeadershipToken { get { lock (_lock) return _leadership.Token; } }
     public string? NodePath => _node;
 
+    /// <summary>
+    /// While leader, the fencing token of this leadership: the creation zxid (czxid) of our latch node (0 when not
+    /// leader). A later leader's node was created after ours, so its token is greater; a resource that refuses tokens
+    /// lower than the highest it has accepted rejects a leader that lost its session without knowing yet.
+    /// </summary>
+    public long FencingToken { get { lock (_lock) return _leader ? _fencingToken : 0; } }
+    private long _fencingToken;
+
     private static CancellationTokenSource CancelledSource() { var c = new CancellationTokenSource(); c.Cancel(); return c; }
 
     public async Task StartAsync(CancellationToken ct = default)
@@ -107,6 +115,13 @@ public sealed class LeaderLatch : IAsyncDisposable
             }
             if (index == 0)
             {
+                var node = _node;
+                if (await RetryLoop.RunAsync(_retry, c => _client.ExistsAsync(node, ct: c), ct).ConfigureAwait(false) is not { } own)
+                {
+                    _ = CheckQuietlyAsync(); // gone meanwhile: the next check joins again
+                    return;
+                }
+                Volatile.Write(ref _fencingToken, own.Czxid);
                 SetLeader(true);
                 return;
             }

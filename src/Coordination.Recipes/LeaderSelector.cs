@@ -37,6 +37,8 @@ public sealed class LeaderSelector : IAsyncDisposable
 
     public string ParticipantId { get; }
     public bool HasLeadership => _leader;
+    /// <summary>While leader, the fencing token of this leadership (see <see cref="DistributedLock.FencingToken"/>); 0 otherwise.</summary>
+    public long FencingToken => _leader ? _lock.FencingToken : 0;
     /// <summary>Raised when this participant starts leading (before the body runs).</summary>
     public event Action? LeadershipAcquired;
     /// <summary>Raised when leadership is taken away (connection or session trouble, lock node deleted), not when the body returns by itself.</summary>

@@ -115,11 +115,7 @@ public sealed class ServerHealthTests
         var port = ServerProcess.FreeLoopbackPort();
         try
         {
-            var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-            builder.Services.AddCoordinationServer($$"""
-                coordination { client-port = {{port}}, data-dir = "{{dataDir}}" }
-                akka.loglevel = WARNING
-                """);
+            var builder = EmbeddedServer.Builder(port, dataDir);
             builder.Services.AddHealthChecks().AddCoordinationServer();
             using var host = builder.Build();
             await host.StartAsync().WaitAsync(TimeSpan.FromSeconds(60));

@@ -40,6 +40,9 @@ public sealed class ElectionTests(ServersFixture servers, ITestOutputHelper outp
             var participants = await selectors[1].GetParticipantsAsync();
             Assert.Equal(new Participant("p0", true), participants[0]);
             Assert.False(selectors[1].HasLeadership || selectors[2].HasLeadership);
+            var p0Token = selectors[0].FencingToken;
+            Assert.True(p0Token > 0);
+            Assert.Equal(0, selectors[1].FencingToken);
 
             // The leader is cut off and its session expired: it must stop leading before the next one starts.
             pairs[0].Proxy.Cut();
@@ -48,6 +51,8 @@ public sealed class ElectionTests(ServersFixture servers, ITestOutputHelper outp
             await Clients.ExpireSessionAsync(server, pairs[0].Client, Output);
             await Clients.Eventually(() => selectors[1].HasLeadership, "p1 leads");
             Assert.False(selectors[2].HasLeadership);
+            Assert.True(selectors[1].FencingToken > p0Token, $"p1's token {selectors[1].FencingToken} not above p0's {p0Token}");
+            Assert.Equal(0, selectors[0].FencingToken);
 
             // The old leader's client comes back expired; after a restart the selector requeues at the back.
             pairs[0].Proxy.Heal();
@@ -97,5 +102,34 @@ public sealed class ElectionTests(ServersFixture servers, ITestOutputHelper outp
         }
         Assert.Empty(detector.Overlaps);
         lock (turns) Assert.Equal(3, turns.Take(9).Distinct().Count()); // everyone got a turn: requeue works
+    });
+
+    [SkippableTheory, MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
+    public Task Latch_fencing_token_rises_when_leadership_moves_after_a_session_expiry(string target) => Shared(target, async server =>
+    {
+        var (firstClient, proxy) = await Clients.BehindProxyAsync(server, Output);
+        await using var secondClient = await Targets.ConnectAsync(server, Output);
+        try
+        {
+            await using var first = new LeaderLatch(firstClient, Root + "/latch", "a");
+            await using var second = new LeaderLatch(secondClient, Root + "/latch", "b");
+            await first.StartAsync().Within();
+            await first.WaitForLeadershipAsync().Within();
+            await second.StartAsync().Within();
+            var firstToken = first.FencingToken;
+            Assert.True(firstToken > 0);
+            Assert.Equal(0, second.FencingToken);
+
+            proxy.Cut();
+            await Clients.ExpireSessionAsync(server, firstClient, Output);
+            await second.WaitForLeadershipAsync().Within(30);
+            Assert.True(second.FencingToken > firstToken, $"new token {second.FencingToken} not above the old {firstToken}");
+            Assert.Equal(0, first.FencingToken);
+        }
+        finally
+        {
+            await firstClient.DisposeAsync();
+            await proxy.DisposeAsync();
+        }
     });
 }

@@ -188,4 +188,60 @@ public sealed class LockTests(ServersFixture servers, ITestOutputHelper output) 
             await proxy.DisposeAsync();
         }
     });
+
+    /// <summary>A resource guarded by fencing tokens: it remembers the highest token it accepted and refuses lower ones.</summary>
+    private sealed class FencedStore
+    {
+        private long _highest;
+        public List<string> Accepted { get; } = [];
+        public bool TryWrite(long token, string value)
+        {
+            lock (Accepted)
+            {
+                if (token < _highest) return false;
+                _highest = token;
+                Accepted.Add(value);
+                return true;
+            }
+        }
+    }
+
+    [SkippableTheory, MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
+    public Task A_stale_holder_after_session_expiry_has_a_lower_fencing_token_and_its_write_is_rejected(string target) => Shared(target, async server =>
+    {
+        var (staleClient, proxy) = await Clients.BehindProxyAsync(server, Output);
+        await using var other = await Targets.ConnectAsync(server, Output);
+        try
+        {
+            var store = new FencedStore();
+            var stale = await new DistributedLock(staleClient, Root + "/fenced").LockAsync(TimeSpan.FromSeconds(5)).Within();
+            Assert.True(stale.FencingToken > 0);
+            Assert.True(store.TryWrite(stale.FencingToken, "stale-1"));
+
+            // The holder is cut off (a long GC pause, a partition) and its session expires: the lock moves on.
+            proxy.Cut();
+            await Clients.ExpireSessionAsync(server, staleClient, Output);
+            var mutex = new DistributedLock(other, Root + "/fenced");
+            await using (var fresh = await mutex.LockAsync(TimeSpan.FromSeconds(20)).Within(30))
+            {
+                Assert.True(fresh.FencingToken > stale.FencingToken, $"new token {fresh.FencingToken} not above the stale {stale.FencingToken}");
+                Assert.Equal(fresh.FencingToken, mutex.FencingToken);
+                Assert.True(store.TryWrite(fresh.FencingToken, "fresh-1"));
+                // The stale holder wakes up and writes with its old token: refused.
+                Assert.False(store.TryWrite(stale.FencingToken, "stale-2"));
+                Assert.True(stale.LostToken.IsCancellationRequested);
+            }
+            // Disposing the handle released the lock; disposing the stale one is harmless.
+            Assert.False(mutex.IsHeld);
+            Assert.Equal(0, mutex.FencingToken);
+            await stale.DisposeAsync();
+            Assert.Equal(["stale-1", "fresh-1"], store.Accepted);
+            Assert.Empty((await other.GetChildrenAsync(Root + "/fenced").Within()).Children);
+        }
+        finally
+        {
+            await staleClient.DisposeAsync();
+            await proxy.DisposeAsync();
+        }
+    });
 }

@@ -110,6 +110,10 @@ public sealed class CoordinationLease : global::Akka.Coordination.Lease
 
     public override bool CheckLease() => _lock?.IsHeld ?? false;
 
+    /// <summary>While the lease is held, its fencing token (the czxid of its lock node; 0 otherwise): a later holder's
+    /// is greater, so a resource that refuses lower tokens than the highest it has seen rejects a stale holder.</summary>
+    public long FencingToken => _lock is { IsHeld: true } mutex ? mutex.FencingToken : 0;
+
     private async Task<DistributedLock> LockAsync()
     {
         if (_lock is not null) return _lock;

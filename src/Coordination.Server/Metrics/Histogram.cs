@@ -43,6 +43,9 @@ public sealed class Histogram
         }
     }
 
+    /// <summary>The sum of the recorded values (read by the OpenTelemetry instruments).</summary>
+    public double Sum => Volatile.Read(ref _sumMicros) / 1_000_000.0;
+
     /// <summary>Appends the <c>_bucket</c>, <c>_sum</c> and <c>_count</c> samples; <paramref name="labels"/> is e.g. <c>op="getData"</c> or empty.</summary>
     public void WriteSamples(StringBuilder b, string name, string labels)
     {

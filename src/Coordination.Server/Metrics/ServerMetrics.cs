@@ -70,14 +70,19 @@ public sealed class ServerMetrics : IExtension
             ?? _requestLatency[slot];
     }
 
+    /// <summary>The ops that have had a request, with their latency histogram.</summary>
+    internal IEnumerable<(OpCode Op, Histogram Latency)> RequestLatencies()
+    {
+        for (var slot = 0; slot < _requestLatency.Length; slot++)
+            if (Volatile.Read(ref _requestLatency[slot]) is { } h) yield return ((OpCode)(slot - OpOffset), h);
+    }
+
     /// <summary>Appends these metrics in Prometheus text format (names as ZooKeeper's Prometheus provider has them
     /// where it has one; latencies in ms as ZooKeeper reports them).</summary>
     public void WritePrometheus(StringBuilder b)
     {
         b.Append("# HELP request_latency_ms Time from request decode to reply hand-off, per op, in ms.\n# TYPE request_latency_ms histogram\n");
-        for (var slot = 0; slot < _requestLatency.Length; slot++)
-            if (Volatile.Read(ref _requestLatency[slot]) is { } h)
-                h.WriteSamples(b, "request_latency_ms", $"op=\"{OpName((OpCode)(slot - OpOffset))}\"");
+        foreach (var (op, h) in RequestLatencies()) h.WriteSamples(b, "request_latency_ms", $"op=\"{OpName(op)}\"");
         b.Append("# HELP fsynctime Journal write (fsync) latency in ms.\n# TYPE fsynctime histogram\n");
         FsyncTime.WriteSamples(b, "fsynctime", "");
         b.Append("# HELP sync_processor_batch_size Txns per journal write (group commit).\n# TYPE sync_processor_batch_size histogram\n");
@@ -116,5 +121,11 @@ public sealed class ServerMetrics : IExtension
 
 public sealed class ServerMetricsProvider : ExtensionIdProvider<ServerMetrics>
 {
-    public override ServerMetrics CreateExtension(ExtendedActorSystem system) => new();
+    public override ServerMetrics CreateExtension(ExtendedActorSystem system)
+    {
+        var metrics = new ServerMetrics();
+        var meter = ServerTelemetry.CreateMeter(metrics, system.Name);
+        system.RegisterOnTermination(meter.Dispose);
+        return metrics;
+    }
 }

@@ -284,6 +284,7 @@ public sealed class SessionActor : ReceiveActor
                 {
                     latencyMs = _metrics.Stats.RecordLatency(received.Ticks);
                     _metrics.RecordRequest(received.Op, received.Ticks);
+                    Metrics.ServerTelemetry.TraceRequest(received.Op, received.Ticks, reply.Err, _sessionId, reply.Zxid);
                 }
                 if (_connection is { } c)
                 {
