@@ -16,7 +16,6 @@ using Coordination.Recipes.Tests;
 using Coordination.TestKit;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -140,36 +139,27 @@ public sealed class HostingClusterTests(ServersFixture servers, ITestOutputHelpe
             RootPath = $"{Root}/leases",
             LeaseOperationTimeout = TimeSpan.FromSeconds(3),
         };
-        var host = new HostBuilder()
-            .ConfigureLogging(logging => logging.AddProvider(new OutputLoggerProvider(Output, name)))
-            .ConfigureServices(services => services.AddAkka(SystemName, builder => builder
-                .AddHocon(TestTransportAndTimings, HoconAddMode.Prepend)
-                .ConfigureLoggers(loggers =>
+        var host = await AkkaHosts.StartAsync(Output, name, SystemName, builder => builder
+            .AddHocon(TestTransportAndTimings, HoconAddMode.Prepend)
+            .WithRemoting(new RemoteOptions { HostName = "127.0.0.1", Port = port })
+            .WithClustering(new ClusterOptions
+            {
+                SeedNodes = [$"akka.trttl.tcp://{SystemName}@127.0.0.1:{seedPort}"],
+                SplitBrainResolver = new LeaseMajorityOption { LeaseImplementation = lease },
+                FailureDetector = new PhiAccrualFailureDetectorOptions
                 {
-                    loggers.LogLevel = global::Akka.Event.LogLevel.InfoLevel;
-                    loggers.ClearLoggers().AddLoggerFactory();
-                })
-                .WithRemoting(new RemoteOptions { HostName = "127.0.0.1", Port = port })
-                .WithClustering(new ClusterOptions
-                {
-                    SeedNodes = [$"akka.trttl.tcp://{SystemName}@127.0.0.1:{seedPort}"],
-                    SplitBrainResolver = new LeaseMajorityOption { LeaseImplementation = lease },
-                    FailureDetector = new PhiAccrualFailureDetectorOptions
-                    {
-                        HeartbeatInterval = TimeSpan.FromMilliseconds(300),
-                        AcceptableHeartbeatPause = TimeSpan.FromSeconds(1),
-                        ExpectedResponseAfter = TimeSpan.FromMilliseconds(500),
-                    },
-                })
-                .WithCoordinationLease(lease)
-                .WithSingleton<SingletonKey>("singleton", Props.Create(() => new Tracked(singletons, "singleton", name)),
-                    new ClusterSingletonOptions { LeaseImplementation = lease, LeaseRetryInterval = TimeSpan.FromMilliseconds(200) }, createProxyToo: false)
-                .WithShardRegion<EntityKey>("entities", id => Props.Create(() => new Tracked(entities, id, name)), new PingExtractor(),
-                    // DData: Akka's default coordinator store is persistence, on the per-system in-memory journal here,
-                    // so a new coordinator would forget where shards live.
-                    new ShardOptions { LeaseImplementation = lease, LeaseRetryInterval = TimeSpan.FromMilliseconds(200), StateStoreMode = StateStoreMode.DData })))
-            .Build();
-        await host.StartAsync().Within(30);
+                    HeartbeatInterval = TimeSpan.FromMilliseconds(300),
+                    AcceptableHeartbeatPause = TimeSpan.FromSeconds(1),
+                    ExpectedResponseAfter = TimeSpan.FromMilliseconds(500),
+                },
+            })
+            .WithCoordinationLease(lease)
+            .WithSingleton<SingletonKey>("singleton", Props.Create(() => new Tracked(singletons, "singleton", name)),
+                new ClusterSingletonOptions { LeaseImplementation = lease, LeaseRetryInterval = TimeSpan.FromMilliseconds(200) }, createProxyToo: false)
+            .WithShardRegion<EntityKey>("entities", id => Props.Create(() => new Tracked(entities, id, name)), new PingExtractor(),
+                // DData: Akka's default coordinator store is persistence, on the per-system in-memory journal here,
+                // so a new coordinator would forget where shards live.
+                new ShardOptions { LeaseImplementation = lease, LeaseRetryInterval = TimeSpan.FromMilliseconds(200), StateStoreMode = StateStoreMode.DData }));
         return new Node(name, port, proxy, host);
     }
 
@@ -305,25 +295,6 @@ public sealed class IncarnationLog
             var t0 = _incarnations.Count > 0 ? _incarnations.Min(i => i.Start) : 0;
             string At(long t) => $"{Stopwatch.GetElapsedTime(t0, t).TotalSeconds:F2}s";
             return _incarnations.Select(i => $"{i.Key} on {i.Node}: {At(i.Start)} .. {(i.Stop is { } s ? At(s) : "running")}").ToList();
-        }
-    }
-}
-
-/// <summary>Writes a host's log (Akka's, through Akka.Hosting's logger) to the test output, tagged with the node's name.</summary>
-public sealed class OutputLoggerProvider(ITestOutputHelper output, string node, LogLevel minimum = LogLevel.Information) : ILoggerProvider
-{
-    public ILogger CreateLogger(string categoryName) => new OutputLogger(output, node, minimum);
-    public void Dispose() { }
-
-    private sealed class OutputLogger(ITestOutputHelper output, string node, LogLevel minimum) : ILogger
-    {
-        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= minimum;
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            if (!IsEnabled(logLevel)) return;
-            try { output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {node} {logLevel}: {formatter(state, exception)}{(exception is null ? "" : " " + exception.Message)}"); }
-            catch (InvalidOperationException) { /* the test has finished */ }
         }
     }
 }
