@@ -58,10 +58,13 @@ public sealed class CoordinationClients : IExtension
     private async Task<CoordinationClient> ConnectAsync(ConnectionSettings settings)
     {
         var log = global::Akka.Event.Logging.GetLogger(_system, "coordination-client");
+        var setup = _system.Settings.Setup.Get<CoordinationConnectionSetup>();
         var client = await CoordinationClient.ConnectAsync(new CoordinationClientOptions
         {
             ConnectString = settings.ConnectString,
             SessionTimeout = settings.SessionTimeout,
+            AuthInfo = setup.HasValue ? setup.Value.Auth : [],
+            Tls = setup.HasValue ? setup.Value.Tls : null,
             Log = line => log.Debug("{0}", line),
         }).ConfigureAwait(false);
         client.ConnectionStateChanged += state =>
@@ -72,6 +75,17 @@ public sealed class CoordinationClients : IExtension
         };
         return client;
     }
+}
+
+/// <summary>
+/// What the lease and discovery connections need beyond their HOCON sections, given in code (Akka.NET's Setup
+/// convention, as Akka.Management's plugins do): credentials sent on every (re)connect and TLS for the client port.
+/// Applies to every connection of the ActorSystem's <see cref="CoordinationClients"/>.
+/// </summary>
+public sealed class CoordinationConnectionSetup : global::Akka.Actor.Setup.Setup
+{
+    public IReadOnlyList<AuthInfo> Auth { get; init; } = [];
+    public ClientTlsOptions? Tls { get; init; }
 }
 
 public sealed class CoordinationClientsProvider : ExtensionIdProvider<CoordinationClients>

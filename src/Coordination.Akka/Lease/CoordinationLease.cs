@@ -46,7 +46,11 @@ public sealed class CoordinationLease : global::Akka.Coordination.Lease
         _log = Logging.GetLogger(system, $"coordination-lease-{settings.LeaseName}");
     }
 
-    public string LockPath => $"{_settings.RootPath}/{Settings.LeaseName}";
+    /// <summary>
+    /// The lock node. Lease names may hold '/' (Cluster Singleton's is <c>{system}-singleton-{manager path}</c>), which a
+    /// node name may not: '%' and '/' are percent-escaped, so distinct lease names keep distinct nodes.
+    /// </summary>
+    public string LockPath => $"{_settings.RootPath}/{Settings.LeaseName.Replace("%", "%25").Replace("/", "%2F")}";
 
     public override Task<bool> Acquire() => Acquire(null!);
 
