@@ -50,6 +50,7 @@ public static class CommandLine
         Verb(root, "getAcl", "the ACL of PATH", [], [], ["PATH"], []);
         Verb(root, "setAcl", "set the ACL of PATH (scheme:id:perms[,...])", [], ["-v"], ["PATH", "ACL"], []);
         Verb(root, "sync", "sync the server with the leader for PATH", [], [], ["PATH"], []);
+        Verb(root, "changes", "follow the change feed under PATH (Coordination.Akka)", [], ["-n"], ["PATH"], [], ["--from"]);
         foreach (var w in new[] { "srvr", "stat-server", "mntr", "cons", "dump", "ruok" })
             Verb(root, w, $"four-letter word {(w == "stat-server" ? "stat" : w)}", [], [], [], []);
         Verb(root, "4lw", "any four-letter word", [], [], ["WORD"], []);
@@ -65,6 +66,7 @@ public static class CommandLine
         ["ls -R"] = "every descendant path, depth first", ["ls -s"] = "print the Stat too", ["ls -w"] = "wait for one child watch event",
         ["get -s"] = "print the Stat too", ["get -w"] = "then wait for one watch event and print it",
         ["stat -w"] = "then wait for one watch event (exists watch)",
+        ["changes -n"] = "stop after this many changes", ["changes --from"] = "the zxid to follow from (0x... or decimal; default 0)",
         ["set -v"] = "expected data version", ["delete -v"] = "expected data version", ["setAcl -v"] = "expected ACL version",
         ["--data-dir"] = "the server's data dir", ["--out"] = "the backup file to write", ["--from"] = "the backup file to restore",
         ["--config"] = "the server's HOCON config (journal on PostgreSQL)", ["--server-dll"] = "path of Coordination.Server.dll",
@@ -74,7 +76,7 @@ public static class CommandLine
     static void Verb(RootCommand root, string name, string description, string[] flags, string[] valued, string[] required, string[] optional, string[]? texts = null)
     {
         var cmd = new Command(name, description);
-        foreach (var t in texts ?? []) cmd.Options.Add(new Option<string?>(t) { Description = OptionHelp.GetValueOrDefault(t) });
+        foreach (var t in texts ?? []) cmd.Options.Add(new Option<string?>(t) { Description = OptionHelp.GetValueOrDefault($"{name} {t}") ?? OptionHelp.GetValueOrDefault(t) });
         foreach (var f in flags) cmd.Options.Add(new Option<bool>(f) { Description = OptionHelp.GetValueOrDefault($"{name} {f}") });
         foreach (var v in valued) cmd.Options.Add(new Option<long?>(v) { Description = OptionHelp.GetValueOrDefault($"{name} {v}") });
         foreach (var a in required) cmd.Arguments.Add(new Argument<string>(a));

@@ -25,7 +25,7 @@ public static class CoordCli
 {
     public static readonly string[] Verbs =
     [
-        "ls", "get", "stat", "set", "create", "delete", "deleteall", "getAcl", "setAcl", "sync",
+        "ls", "get", "stat", "set", "create", "delete", "deleteall", "getAcl", "setAcl", "sync", "changes",
         "srvr", "stat-server", "mntr", "cons", "dump", "ruok", "4lw", "backup", "snapshot", "restore", "shell", "help",
     ];
 
@@ -55,6 +55,11 @@ public static class CoordCli
           getAcl PATH
           setAcl [-v ACLVERSION] PATH ACL ACL is scheme:id:perms[,...], e.g. world:anyone:cdrwa,digest:u:HASH:r, auth::cdrwa
           sync PATH
+          changes [--from ZXID] [-n COUNT] PATH
+                                          follow the change feed (Coordination.Akka only): every committed change
+                                          under PATH after ZXID (hex 0x... or decimal; default 0), then live, one
+                                          line each (zxid type path data); stops after COUNT changes or on Ctrl+C.
+                                          Exit 1 if the server no longer retains ZXID (stderr names the oldest --from)
 
         Server (admin) verbs, four-letter words sent over TCP to the first server of --server:
           srvr | stat-server | mntr | cons | dump | ruok | 4lw WORD
@@ -251,6 +256,8 @@ public sealed class Session(CliSettings settings, TextWriter stdout, TextWriter 
                 else Out($"Sync is OK");
                 return 0;
             }
+            case "changes":
+                return await ChangesAsync(a, interactive);
             case "backup" or "snapshot":
                 return await DataDirVerbs.BackupAsync(a, settings, stdout);
             case "restore":
@@ -261,6 +268,46 @@ public sealed class Session(CliSettings settings, TextWriter stdout, TextWriter 
                 throw new UsageException($"unknown verb '{verb}' (see coord --help)");
         }
     }
+
+    /// <summary>Follows the change feed (<see cref="CoordinationClient.WatchChangesAsync"/>, which resumes across
+    /// reconnects) until COUNT changes or Ctrl+C (one-shot mode).</summary>
+    async Task<int> ChangesAsync(Args a, bool interactive)
+    {
+        var from = a.Text("--from") is { } text ? ParseZxid(text) : 0;
+        var count = a.Long("-n");
+        if (count is <= 0) throw new UsageException("-n wants a positive count");
+        var path = a.Path(); a.End();
+        var client = await ClientAsync();
+        using var stop = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; stop.Cancel(); };
+        if (!interactive) Console.CancelKeyPress += onCancel;
+        long seen = 0;
+        try
+        {
+            await foreach (var c in client.WatchChangesAsync(path, from, ct: stop.Token))
+            {
+                if (settings.Json)
+                    Json(new { zxid = c.Zxid, type = c.Type.ToString(), path = c.Path, data = Utf8OrNull(c.Data),
+                        dataBase64 = c.Data is null ? null : Convert.ToBase64String(c.Data), stat = c.Type == EventType.NodeDeleted ? (Stat?)null : c.Stat });
+                else Out($"0x{c.Zxid:x} {c.Type} {c.Path}{(c.Type == EventType.NodeDeleted ? "" : " " + (c.Data is null ? "null" : Encoding.UTF8.GetString(c.Data)))}");
+                if (++seen == count) break;
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested) { }
+        catch (CompactedException e)
+        {
+            Err($"changes under {path} after 0x{from:x} are no longer retained; the oldest available follow 0x{e.RetainedAfter:x} (--from 0x{e.RetainedAfter:x})");
+            return ExitCodes.For(e);
+        }
+        finally { if (!interactive) Console.CancelKeyPress -= onCancel; }
+        return 0;
+    }
+
+    static long ParseZxid(string text) =>
+        (text.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
+            ? long.TryParse(text.AsSpan(2), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var hex) ? hex : (long?)null
+            : long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var dec) ? dec : null)
+        is { } zxid and >= 0 ? zxid : throw new UsageException($"--from wants a zxid (0x... or decimal), not '{text}'");
 
     async Task<int> LsAsync(Args a, bool interactive)
     {

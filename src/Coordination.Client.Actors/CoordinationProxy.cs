@@ -11,7 +11,7 @@ namespace Coordination.Client.Actors;
 /// session when stopped and creates a new client when restarted by its supervisor. If the first connect fails
 /// entirely it throws <see cref="CoordinationConnectException"/> so that its supervisor decides.
 /// </summary>
-public sealed class CoordinationProxy : ReceiveActor, IWithTimers
+public sealed partial class CoordinationProxy : ReceiveActor, IWithTimers
 {
     private readonly CoordinationClientSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -62,6 +62,7 @@ public sealed class CoordinationProxy : ReceiveActor, IWithTimers
         Receive<GetConnectionState>(_ => Sender.Tell(new ConnectionStateChanged(_state, _client.SessionId)));
         Receive<GetSessionCredentials>(_ => Sender.Tell(new SessionCredentials(_client.SessionId, _client.SessionPassword)));
         Receive<AddWatch>(HandleAddWatch);
+        ReceiveChanges();
         Receive<RemoveWatch>(HandleRemoveWatch);
         Receive<DropWatchKey>(drop =>
         {
@@ -71,6 +72,7 @@ public sealed class CoordinationProxy : ReceiveActor, IWithTimers
         Receive<Terminated>(t =>
         {
             _stateSubscribers.Remove(t.ActorRef);
+            EndFeedsOf(t.ActorRef);
             foreach (var key in _persistent.Keys.ToList()) DropSubscriber(key, t.ActorRef, replyTo: null);
         });
     }
@@ -87,6 +89,7 @@ public sealed class CoordinationProxy : ReceiveActor, IWithTimers
     protected override void PostStop()
     {
         // Close the session without blocking the dispatcher; requests still in flight fail with ConnectionLoss.
+        EndAllFeeds();
         var client = _client;
         _ = Task.Run(async () => { try { await client.DisposeAsync().ConfigureAwait(false); } catch { } });
     }
@@ -200,6 +203,7 @@ public sealed class CoordinationProxy : ReceiveActor, IWithTimers
     {
         if (_stateSubscribers.Contains(subscriber)) return;
         if (_persistent.Values.Any(s => s.Contains(subscriber))) return;
+        if (_feeds.Values.Any(p => p.Subscriber.Equals(subscriber))) return;
         Context.Unwatch(subscriber);
     }
 

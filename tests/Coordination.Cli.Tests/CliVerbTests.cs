@@ -98,6 +98,39 @@ public sealed class CliVerbTests(ServerFixture fx)
         Assert.Equal(4, (await Run("get", _root)).ExitCode);
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task Changes_follows_the_feed_from_a_zxid_then_live()
+    {
+        Ok(await Run("create", _root, "a"));
+        Ok(await Run("create", _root + "/k", "b"));
+        Ok(await Run("set", _root + "/k", "c"));
+        Ok(await Run("create", _root + "x", "not under the path"));
+
+        // From 0: the three changes under the path, in zxid order, then stop (-n).
+        var r = await Run("changes", "-n", "3", _root);
+        Ok(r);
+        var lines = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.Equal(3, lines.Length);
+        Assert.EndsWith($" NodeCreated {_root} a", lines[0]);
+        Assert.EndsWith($" NodeCreated {_root}/k b", lines[1]);
+        Assert.EndsWith($" NodeDataChanged {_root}/k c", lines[2]);
+        var zxids = lines.Select(l => Convert.ToInt64(l.Split(' ')[0], 16)).ToList();
+        Assert.Equal(zxids.Order(), zxids);
+
+        // From the last one, as JSON: only what commits after it, live.
+        var live = RunJson("changes", "--from", $"0x{zxids[2]:x}", "-n", "2", _root);
+        Ok(await Run("set", _root + "/k", "d"));
+        Ok(await Run("delete", _root + "/k"));
+        r = await live;
+        Ok(r);
+        var events = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(["NodeDataChanged", "NodeDeleted"], events.Select(e => e.GetProperty("type").GetString()));
+        Assert.Equal("d", events[0].GetProperty("data").GetString());
+        Assert.All(events, e => Assert.True(e.GetProperty("zxid").GetInt64() > zxids[2]));
+
+        Assert.Equal(2, (await Run("changes", "--from", "0xZZ", _root)).ExitCode);
+    }
+
     [Fact(Timeout = 30_000)]
     public async Task Error_codes_map_to_exit_codes()
     {

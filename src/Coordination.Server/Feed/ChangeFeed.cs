@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using Coordination.Protocol;
 
 namespace Coordination.Server.Feed;
@@ -6,7 +7,13 @@ namespace Coordination.Server.Feed;
 public sealed record Change(EventType Type, string Path, byte[]? Data, Stat Stat, IReadOnlyList<Acl>? Acl);
 
 /// <summary>The changes of one committed txn (a multi has several), when it was applied and its estimated size.</summary>
-public sealed record FeedEntry(long Zxid, Change[] Changes, long Bytes, long AtMs);
+public sealed record FeedEntry(long Zxid, Change[] Changes, long Bytes, long AtMs)
+{
+    /// <summary>Each change's frame as last sent (see <see cref="ChangeFeed.FrameFor"/>); null until a subscriber asks.</summary>
+    internal byte[]?[]? Frames;
+    /// <summary>What <see cref="Frames"/> hold, counted in the retained bytes with <see cref="Bytes"/>.</summary>
+    internal long FrameBytes;
+}
 
 /// <summary>
 /// The committed changes this replica retains for change-feed subscribers (op WatchChanges), oldest first, bounded by
@@ -53,7 +60,7 @@ public sealed class ChangeFeed(ChangeFeedSettings settings, long startZxid)
         {
             var dropped = _entries[_head];
             _entries[_head++] = null!;
-            RetainedBytes -= dropped.Bytes;
+            RetainedBytes -= dropped.Bytes + dropped.FrameBytes;
             RetainedAfter = dropped.Zxid;
             FirstSeq++;
         }
@@ -87,6 +94,39 @@ public sealed class ChangeFeed(ChangeFeedSettings settings, long startZxid)
             if (_entries[mid].Zxid <= afterZxid) lo = mid + 1; else hi = mid;
         }
         return FirstSeq + (lo - _head);
+    }
+
+    /// <summary>Where ChangeEvent's subscription id sits in its frame: after the length (4) and the reply header (4 + 8 + 4).</summary>
+    private const int SubscriptionOffset = 20;
+
+    /// <summary>
+    /// The frame of change <paramref name="index"/> of a retained entry for <paramref name="subscription"/>. A change's
+    /// frame (length, reply header with xid -1002, ChangeEvent) is the same for every subscriber but for the
+    /// subscription id, at a fixed offset: encoded once, then shared while subscribers have the same id (the usual
+    /// case: each asked at the same point of its session), copied with the id patched in otherwise. The frames kept
+    /// count in <see cref="RetainedBytes"/>.
+    /// </summary>
+    public byte[] FrameFor(FeedEntry entry, int index, int subscription)
+    {
+        var frames = entry.Frames ??= new byte[]?[entry.Changes.Length];
+        var kept = frames[index];
+        byte[] frame;
+        if (kept is null)
+        {
+            var change = entry.Changes[index];
+            frame = Pipeline.Frames.Encode(new ReplyHeader(Xids.Change, entry.Zxid, ErrorCode.Ok),
+                new ChangeEvent(subscription, change.Type, change.Path, change.Data, change.Stat));
+            entry.FrameBytes += frame.Length;
+            RetainedBytes += frame.Length;
+        }
+        else
+        {
+            if (BinaryPrimitives.ReadInt32BigEndian(kept.AsSpan(SubscriptionOffset)) == subscription) return kept;
+            frame = GC.AllocateUninitializedArray<byte>(kept.Length);
+            kept.CopyTo(frame, 0);
+            BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(SubscriptionOffset), subscription);
+        }
+        return frames[index] = frame;
     }
 
     /// <summary>The entry at <paramref name="cursor"/>, or null at the end. A compacted cursor is the caller's to check.</summary>

@@ -141,11 +141,11 @@ public sealed partial class ReplicaActor
             {
                 sub.Cursor++;
                 if (entry.Zxid <= sub.After) continue;
-                foreach (var change in entry.Changes)
+                for (var c = 0; c < entry.Changes.Length; c++)
                 {
+                    var change = entry.Changes[c];
                     if (!WatchChangesRequest.Covers(sub.Prefix, change.Path)) continue;
-                    var frame = Frames.Encode(new ReplyHeader(Xids.Change, entry.Zxid, ErrorCode.Ok),
-                        new ChangeEvent(sub.Xid, change.Type, change.Path, change.Data, change.Stat));
+                    var frame = _feed.FrameFor(entry, c, sub.Xid);
                     session.Actor.Tell(new Notification(session.NextSeq(), entry.Zxid, frame, change.Acl));
                     budget -= frame.Length;
                     sent++;
