@@ -40,6 +40,10 @@ public sealed record ServerSettings
     public required IReadOnlySet<string> FourLetterWords { get; init; }
     /// <summary>A member cut off from its quorum serves read-only clients (ZooKeeper's readonlymode.enabled).</summary>
     public bool ReadOnlyMode { get; init; }
+    /// <summary>Ensemble sessions start local to their member (ZooKeeper's localSessionsEnabled).</summary>
+    public bool LocalSessionsEnabled { get; init; }
+    /// <summary>An ephemeral create upgrades a local session to a global one (localSessionsUpgradingEnabled).</summary>
+    public bool LocalSessionsUpgradingEnabled { get; init; }
     public required string? SuperDigest { get; init; }
     /// <summary>SASL DIGEST-MD5 users and passwords (ZooKeeper's JAAS Server section, user_NAME="password").</summary>
     public required IReadOnlyDictionary<string, string> SaslUsers { get; init; }
@@ -122,6 +126,8 @@ public sealed record ServerSettings
             MaxResponseSize = checked((int)(c.GetByteSize("max-response-size") ?? 1049599)),
             FourLetterWords = words.Contains("*") ? Protocol.FourLetterWords.All.ToHashSet() : words.ToHashSet(),
             ReadOnlyMode = c.GetBoolean("read-only-mode"),
+            LocalSessionsEnabled = c.GetBoolean("local-sessions-enabled"),
+            LocalSessionsUpgradingEnabled = c.GetBoolean("local-sessions-upgrading-enabled"),
             SuperDigest = string.IsNullOrWhiteSpace(superDigest) ? null : superDigest,
             SaslUsers = saslUsers,
             SaslSuperUsers = c.GetStringList("sasl.super-users").ToHashSet(StringComparer.Ordinal),
