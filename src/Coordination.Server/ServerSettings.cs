@@ -198,6 +198,9 @@ public sealed record ServerSettings
 public sealed record AdminHttpSettings(bool Enabled, string Address, int Port, int MaxConnections, IReadOnlySet<string> CommandsRequiringAuth,
     Network.ClientTlsSettings? Tls)
 {
+    /// <summary>Largest snapshot the restore command accepts (<c>restore-max-size</c>).</summary>
+    public long RestoreMaxBytes { get; init; } = 1L << 30;
+
     /// <summary>Reads the section <paramref name="c"/>; its <c>ssl</c> falls back to <paramref name="clientSsl"/>.</summary>
     public static AdminHttpSettings Create(Config c, Config clientSsl)
     {
@@ -206,7 +209,10 @@ public sealed record AdminHttpSettings(bool Enabled, string Address, int Port, i
         // The names are checked against the admin commands when the endpoint starts (AdminHttpServer).
         var auth = c.HasPath("auth-required") ? c.GetStringList("auth-required").ToHashSet(StringComparer.Ordinal) : [];
         var tls = c.GetBoolean("ssl.enabled") ? Network.ClientTlsSettings.Create(c.GetConfig("ssl").WithFallback(clientSsl)) : null;
-        return new AdminHttpSettings(c.GetBoolean("enabled"), c.GetString("address"), c.GetInt("port"), maxConnections, auth, tls);
+        return new AdminHttpSettings(c.GetBoolean("enabled"), c.GetString("address"), c.GetInt("port"), maxConnections, auth, tls)
+        {
+            RestoreMaxBytes = c.HasPath("restore-max-size") ? c.GetByteSize("restore-max-size") ?? (1L << 30) : 1L << 30,
+        };
     }
 
     /// <summary>Whether <paramref name="other"/> is the same endpoint, so that one listener serves both.</summary>

@@ -118,6 +118,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
             Sender.Tell(started ? _snapshotWriter!.StartZxid : -1L);
         });
         InitFeed();
+        ReceiveRestoreMessages();
         if (ensemble is not null) ReceiveEnsembleMessages();
         if (ensemble is not null && settings.ReadOnlyMode) ReceiveReadOnlyMessages();
         if (ensemble is not null && settings.LocalSessionsEnabled) ReceiveLocalSessionMessages();
