@@ -20,7 +20,9 @@ public static class SessionChurn
           --connect host:port[,host:port]  servers (workers spread round-robin)   or:
           --ensemble ours|apache           start a 3-member ensemble on 127.0.0.1 and measure it
           --apache-cfg LINE                an extra zoo.cfg line for --ensemble apache (repeatable),
-                                           e.g. localSessionsEnabled=true
+                                           e.g. localSessionsEnabled=true; with --ephemeral add
+                                           localSessionsUpgradingEnabled=true (zoo.cfg's default is false:
+                                           every ephemeral create then fails with EphemeralOnLocalSession)
           --hocon TEXT                     extra HOCON for --ensemble ours
           --workers N                      concurrent connect/close loops               (16)
           --ephemeral                      create an ephemeral znode in each session before closing it

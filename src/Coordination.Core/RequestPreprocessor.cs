@@ -63,6 +63,13 @@ public sealed class RequestPreprocessor
     /// </summary>
     public bool CheckSessions { get; set; } = true;
 
+    /// <summary>
+    /// Local sessions (ZooKeeper's localSessionsEnabled): true for a session that is not open in the tree but may be
+    /// a member's local session. Its writes pass <see cref="CheckSessions"/>; an ephemeral create fails with
+    /// EphemeralOnLocalSession. Null: no session is local.
+    /// </summary>
+    public Func<long, bool>? IsLocalSession { get; init; }
+
     /// <summary>The x509 and sasl providers this server has: an ACL naming a missing one is InvalidACL.</summary>
     public AclProviders AclProviders { get; init; } = AclProviders.All;
 
@@ -329,7 +336,12 @@ public sealed class RequestPreprocessor
     private ErrorCode PrepareOne(OpCode op, ZkRequest request, long sessionId, AuthContext auth, long zxid, long nowMs, out Txn? txn)
     {
         txn = null;
-        if (op != OpCode.DeleteContainer && CheckSessions && !IsSessionAlive(sessionId)) return ErrorCode.SessionExpired;
+        if (op != OpCode.DeleteContainer && CheckSessions && !IsSessionAlive(sessionId))
+        {
+            if (IsLocalSession?.Invoke(sessionId) != true) return ErrorCode.SessionExpired;
+            // A local session owns no ephemeral: it is upgraded to a global session first.
+            if (request is CreateRequest local && ((CreateMode)local.Flags).IsEphemeral()) return ErrorCode.EphemeralOnLocalSession;
+        }
         switch (op)
         {
             case OpCode.Create or OpCode.Create2 or OpCode.CreateContainer or OpCode.CreateTtl:

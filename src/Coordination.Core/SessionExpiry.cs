@@ -111,6 +111,9 @@ public static class SessionIds
         return id;
     }
 
+    /// <summary>The server whose range the session id is from (its top byte), as ZooKeeper's getServerIdFromSessionId.</summary>
+    public static long ServerOf(long sessionId) => sessionId >> 56;
+
     /// <summary>The length of a deployment's session secret (<see cref="SessionSecretTxn"/>).</summary>
     public const int SecretLength = 32;
 

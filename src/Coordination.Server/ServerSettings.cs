@@ -40,6 +40,10 @@ public sealed record ServerSettings
     public required IReadOnlySet<string> FourLetterWords { get; init; }
     /// <summary>A member cut off from its quorum serves read-only clients (ZooKeeper's readonlymode.enabled).</summary>
     public bool ReadOnlyMode { get; init; }
+    /// <summary>Ensemble sessions start local to their member (ZooKeeper's localSessionsEnabled).</summary>
+    public bool LocalSessionsEnabled { get; init; }
+    /// <summary>An ephemeral create upgrades a local session to a global one (localSessionsUpgradingEnabled).</summary>
+    public bool LocalSessionsUpgradingEnabled { get; init; }
     public required string? SuperDigest { get; init; }
     /// <summary>SASL DIGEST-MD5 users and passwords (ZooKeeper's JAAS Server section, user_NAME="password").</summary>
     public required IReadOnlyDictionary<string, string> SaslUsers { get; init; }
@@ -122,6 +126,8 @@ public sealed record ServerSettings
             MaxResponseSize = checked((int)(c.GetByteSize("max-response-size") ?? 1049599)),
             FourLetterWords = words.Contains("*") ? Protocol.FourLetterWords.All.ToHashSet() : words.ToHashSet(),
             ReadOnlyMode = c.GetBoolean("read-only-mode"),
+            LocalSessionsEnabled = c.GetBoolean("local-sessions-enabled"),
+            LocalSessionsUpgradingEnabled = c.GetBoolean("local-sessions-upgrading-enabled"),
             SuperDigest = string.IsNullOrWhiteSpace(superDigest) ? null : superDigest,
             SaslUsers = saslUsers,
             SaslSuperUsers = c.GetStringList("sasl.super-users").ToHashSet(StringComparer.Ordinal),
@@ -192,6 +198,9 @@ public sealed record ServerSettings
 public sealed record AdminHttpSettings(bool Enabled, string Address, int Port, int MaxConnections, IReadOnlySet<string> CommandsRequiringAuth,
     Network.ClientTlsSettings? Tls)
 {
+    /// <summary>Largest snapshot the restore command accepts (<c>restore-max-size</c>).</summary>
+    public long RestoreMaxBytes { get; init; } = 1L << 30;
+
     /// <summary>Reads the section <paramref name="c"/>; its <c>ssl</c> falls back to <paramref name="clientSsl"/>.</summary>
     public static AdminHttpSettings Create(Config c, Config clientSsl)
     {
@@ -200,7 +209,10 @@ public sealed record AdminHttpSettings(bool Enabled, string Address, int Port, i
         // The names are checked against the admin commands when the endpoint starts (AdminHttpServer).
         var auth = c.HasPath("auth-required") ? c.GetStringList("auth-required").ToHashSet(StringComparer.Ordinal) : [];
         var tls = c.GetBoolean("ssl.enabled") ? Network.ClientTlsSettings.Create(c.GetConfig("ssl").WithFallback(clientSsl)) : null;
-        return new AdminHttpSettings(c.GetBoolean("enabled"), c.GetString("address"), c.GetInt("port"), maxConnections, auth, tls);
+        return new AdminHttpSettings(c.GetBoolean("enabled"), c.GetString("address"), c.GetInt("port"), maxConnections, auth, tls)
+        {
+            RestoreMaxBytes = c.HasPath("restore-max-size") ? c.GetByteSize("restore-max-size") ?? (1L << 30) : 1L << 30,
+        };
     }
 
     /// <summary>Whether <paramref name="other"/> is the same endpoint, so that one listener serves both.</summary>

@@ -369,11 +369,14 @@ public sealed class CoordinationServerFixture : ServerFixture
 /// election makes a follower on a fresh ensemble (equal zxids: the highest id leads), so every write of every
 /// check is forwarded to the leader and committed through Zab before member 1 answers it.
 /// </summary>
-public sealed class CoordinationEnsembleFixture : ServerFixture
+public class CoordinationEnsembleFixture : ServerFixture
 {
     private readonly List<Process> _others = new();
 
     public override string Target => "ours-ensemble";
+
+    /// <summary>More <c>coordination</c> settings for every member.</summary>
+    protected virtual string ExtraSettings => "";
 
     public override string ExpectedMode => "follower";
 
@@ -388,6 +391,7 @@ public sealed class CoordinationEnsembleFixture : ServerFixture
               server-id = {{id}}
               ensemble.voters { 1 = "127.0.0.1:{{remoting[0]}}", 2 = "127.0.0.1:{{remoting[1]}}", 3 = "127.0.0.1:{{remoting[2]}}" }
               ensemble.auth.secret = "{{secret}}"
+              {{ExtraSettings}}
             }
             akka.loglevel = WARNING
             """;

@@ -21,10 +21,10 @@ internal sealed class Harness
     /// <summary>The QuotaWarning messages of Prep (with enforceQuota).</summary>
     public readonly List<string> QuotaWarnings = [];
 
-    public Harness(string? superDigest = null, bool openSessions = true, bool enforceQuota = false)
+    public Harness(string? superDigest = null, bool openSessions = true, bool enforceQuota = false, Func<long, bool>? isLocalSession = null)
     {
         Tree = new DataTree();
-        Prep = new RequestPreprocessor(Tree, superDigest, 0) { EnforceQuota = enforceQuota, QuotaWarning = QuotaWarnings.Add };
+        Prep = new RequestPreprocessor(Tree, superDigest, 0) { EnforceQuota = enforceQuota, QuotaWarning = QuotaWarnings.Add, IsLocalSession = isLocalSession };
         if (openSessions)
         {
             OpenSession(S1);

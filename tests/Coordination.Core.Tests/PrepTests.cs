@@ -370,6 +370,25 @@ public class PrepTests
     // ---------------------------------------------------------------- sessions
 
     [Fact]
+    public void WritesFromALocalSessionPassButItsEphemeralsWaitForItsUpgrade()
+    {
+        // Local sessions (ZooKeeper's LeaderSessionTracker.checkSession): a session the tree does not know but that may
+        // be a member's local session writes; an ephemeral needs a global session (EphemeralOnLocalSession until then).
+        const long local = 0x0200000000000009, unknown = 0x0300000000000001;
+        var h = new Harness(isLocalSession: id => id == local);
+        Assert.Equal(ErrorCode.Ok, h.Create("/p", session: local).Err);
+        Assert.Equal(ErrorCode.Ok, h.SetData("/p", [1], session: local).Err);
+        Assert.Equal(ErrorCode.EphemeralOnLocalSession, h.Create("/e", mode: CreateMode.Ephemeral, session: local).Err);
+        Assert.Equal(ErrorCode.EphemeralOnLocalSession, h.Run(OpCode.Multi, new MultiRequest([MCreate("/m"), MCreate("/me", CreateMode.EphemeralSequential)]), local).FirstError);
+        Assert.Null(h.Tree.Find("/m"));
+        Assert.Equal(ErrorCode.SessionExpired, h.Create("/x", session: unknown).Err);
+
+        h.Apply(h.Prep.PrepareCreateSession(local, 5000, h.Now));   // the upgrade
+        Assert.Equal(ErrorCode.Ok, h.Create("/e", mode: CreateMode.Ephemeral, session: local).Err);
+        Assert.Equal(local, h.Tree.Find("/e")!.Stat.EphemeralOwner);
+    }
+
+    [Fact]
     public void WritesFromUnknownOrClosingSessionsAreSessionExpired()
     {
         var h = new Harness();

@@ -24,6 +24,8 @@ public sealed class AdminCommands
     public sealed record Command(string[] Names, bool ServerRequired, bool AuthRequired, Func<IReadOnlyDictionary<string, string>, Task<AdminResult>> Run)
     {
         public string PrimaryName => Names[0];
+        /// <summary>A command that takes a POST body (ZooKeeper's PostCommand: restore); GET answers 405.</summary>
+        public Func<Stream, Task<AdminResult>>? Post { get; init; }
     }
 
     private static readonly TimeSpan SnapshotTimeout = TimeSpan.FromSeconds(60);
@@ -35,6 +37,8 @@ public sealed class AdminCommands
     private readonly Dictionary<string, Command> _byName = new(StringComparer.Ordinal);
     private long _traceMask = 306; // ZooTrace's default mask; stored only, as this server has no trace log
     private long _lastSnapshotTicks = long.MinValue / 2;
+    private long _lastRestoreTicks = long.MinValue / 2;
+    private static readonly TimeSpan RestoreTimeout = TimeSpan.FromSeconds(120);
 
     public AdminCommands(FourLetterWordHandler words, IActorRef? tracker, SnapshotFiles? snapshots, Ensemble.EnsembleSettings? members, string initialConfiguration)
     {
@@ -53,11 +57,11 @@ public sealed class AdminCommands
     public Command? Find(string name) => _byName.GetValueOrDefault(name);
 
     /// <summary>Runs a command; a member not serving clients answers only the commands that need no state.</summary>
-    public async Task<AdminResult> RunAsync(Command command, IReadOnlyDictionary<string, string> arguments)
+    public async Task<AdminResult> RunAsync(Command command, IReadOnlyDictionary<string, string> arguments, Stream? body = null)
     {
         if (command.ServerRequired && _words.Ensemble is { Serving: false })
             return Error(command.PrimaryName, "This ZooKeeper instance is not currently serving requests");
-        var result = await command.Run(arguments).ConfigureAwait(false);
+        var result = await (body is not null && command.Post is { } post ? post(body) : command.Run(arguments)).ConfigureAwait(false);
         result.Fields["command"] = command.PrimaryName;
         result.Fields.TryAdd("error", null);
         return result;
@@ -89,6 +93,8 @@ public sealed class AdminCommands
         yield return Get(["ruok"], _ => Ok(new()));
         yield return Get(["set_trace_mask", "stmk"], SetTraceMask, serverRequired: false);
         yield return new Command(["snapshot", "snap"], ServerRequired: true, AuthRequired: true, Snapshot);
+        yield return new Command(["restore", "rest"], ServerRequired: true, AuthRequired: true,
+            _ => Task.FromResult(new AdminResult(405, new() { ["error"] = "restore takes a POST whose body is the snapshot" }))) { Post = Restore };
         yield return Get(["server_stats", "srvr"], async _ => new AdminResult(200, await ServerStatsFields()));
         yield return Get(["stats", "stat"], async _ =>
         {
@@ -391,5 +397,38 @@ public sealed class AdminCommands
             ["snapshot_size"] = new FileInfo(file).Length.ToString(CultureInfo.InvariantCulture),
         };
         return new AdminResult(200, new(), streaming ? file : null, headers);
+    }
+
+    /// <summary>
+    /// ZooKeeper 3.9's restore command (Commands.RestoreCommand): the POST body is a snapshot (as the snapshot command
+    /// streams it); the tree is replaced by it and the answer is its last_zxid. At most one a second; an unreadable
+    /// snapshot or a refusal (an ensemble member, a fuzzy snapshot) is a 500 with the reason, as ZooKeeper answers a
+    /// failed restore. See ReplicaActor.Restore.cs.
+    /// </summary>
+    private async Task<AdminResult> Restore(Stream body)
+    {
+        var now = System.Environment.TickCount64;
+        if (now - Interlocked.Read(ref _lastRestoreTicks) < 1000) return new AdminResult(429, new());
+        Interlocked.Exchange(ref _lastRestoreTicks, now);
+        Core.DataTree tree;
+        try
+        {
+            using var buffer = new MemoryStream();
+            await body.CopyToAsync(buffer).ConfigureAwait(false);
+            buffer.Position = 0;
+            tree = Core.DataTree.ReadSnapshot(buffer);
+        }
+        catch (Microsoft.AspNetCore.Http.BadHttpRequestException e)
+        {
+            return new AdminResult(e.StatusCode, new() { ["error"] = e.Message });
+        }
+        catch (InvalidDataException e)
+        {
+            return new AdminResult(500, new() { ["error"] = "not a readable snapshot: " + e.Message });
+        }
+        var restored = await _words.Replica.Ask<TreeRestored>(new RestoreTree(tree), RestoreTimeout).ConfigureAwait(false);
+        return restored.Error is { } error
+            ? new AdminResult(500, new() { ["error"] = error })
+            : new AdminResult(200, new() { ["last_zxid"] = restored.LastZxid });
     }
 }

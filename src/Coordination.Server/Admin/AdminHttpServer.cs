@@ -94,7 +94,8 @@ public sealed class AdminHttpServer : IAsyncDisposable
         try
         {
             var path = context.Request.Path.Value?.TrimEnd('/') ?? "";
-            if (context.Request.Method != "GET") await WriteAsync(response, 405, "text/plain", "GET only\n");
+            var post = context.Request.Method == "POST";
+            if (context.Request.Method != "GET" && !(post && PostCommandAt(path) is not null)) await WriteAsync(response, 405, "text/plain", "GET only\n");
             else if (_serveMetrics && path == "/metrics") await WriteAsync(response, 200, "text/plain; version=0.0.4", MetricsText(await _commands.ExecuteAsync("mntr")));
             // Orchestrator probes (Kubernetes, Docker HEALTHCHECK): no credential, nothing secret in the answer.
             else if (_health is not null && path == "/health/live") await WriteAsync(response, 200, "text/plain", "Healthy\n");
@@ -108,6 +109,12 @@ public sealed class AdminHttpServer : IAsyncDisposable
                     await WriteResultAsync(response, AdminCommands.Error(name, "Unknown command: " + name));
                 else if (await AuthorizeAsync(context, command) is { } refusal)
                     await WriteResultAsync(response, AdminCommands.Error(command.PrimaryName, refusal.Error, refusal.Status));
+                else if (post)
+                {
+                    // Bodies are refused everywhere else (MaxRequestBodySize = 0); this one is bounded by its own limit.
+                    context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>()!.MaxRequestBodySize = _settings.RestoreMaxBytes;
+                    await WriteResultAsync(response, await commands.RunAsync(command, new Dictionary<string, string>(), context.Request.Body));
+                }
                 else
                     await WriteResultAsync(response, await commands.RunAsync(command, context.Request.Query.ToDictionary(q => q.Key, q => q.Value.ToString(), StringComparer.Ordinal)));
             }
@@ -121,6 +128,10 @@ public sealed class AdminHttpServer : IAsyncDisposable
     }
 
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    /// <summary>The command at <c>/commands/NAME</c> when it takes a POST (restore).</summary>
+    private AdminCommands.Command? PostCommandAt(string path) =>
+        path.StartsWith("/commands/", StringComparison.Ordinal) && _adminCommands?.Find(path["/commands/".Length..]) is { Post: not null } command ? command : null;
 
     /// <summary>The command's JSON, or for a streamed snapshot its file with the headers ZooKeeper sends.</summary>
     private static async Task WriteResultAsync(HttpResponse response, AdminResult result)

@@ -380,7 +380,7 @@ public sealed partial class ReplicaActor
     /// </summary>
     private bool IsMovedAway(long sessionId, long serverId, bool claimUnknown)
     {
-        if (_ensemble is null) return false;
+        if (_ensemble is null || IsOwnLocalSession(sessionId, serverId)) return false;
         if (_owners.TryGetValue(sessionId, out var owner)) return owner != serverId;
         if (!claimUnknown) return true;
         _owners[sessionId] = serverId;

@@ -53,6 +53,8 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         public int TimeoutMs = timeoutMs;
         /// <summary>A read-only session (see ReplicaActor.ReadOnly.cs).</summary>
         public bool ReadOnly;
+        /// <summary>A local session (see ReplicaActor.LocalSessions.cs).</summary>
+        public bool Local;
         public long LastSeq;
         /// <summary>The sequence number of this session's next output, in apply order.</summary>
         public long NextSeq() => ++LastSeq;
@@ -116,8 +118,10 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
             Sender.Tell(started ? _snapshotWriter!.StartZxid : -1L);
         });
         InitFeed();
+        ReceiveRestoreMessages();
         if (ensemble is not null) ReceiveEnsembleMessages();
         if (ensemble is not null && settings.ReadOnlyMode) ReceiveReadOnlyMessages();
+        if (ensemble is not null && settings.LocalSessionsEnabled) ReceiveLocalSessionMessages();
     }
 
     /// <param name="monotonic">Monotonic milliseconds for request deadlines (Environment.TickCount64 when null).</param>
@@ -141,7 +145,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     /// committed counts.
     /// </summary>
     private RequestPreprocessor NewPreprocessor(DataTree tree) =>
-        new(tree, _settings.SuperDigest, tree.LastZxid) { AclProviders = _settings.AclProviders, EnforceQuota = _settings.EnforceQuota, QuotaWarning = WarnQuota };
+        new(tree, _settings.SuperDigest, tree.LastZxid) { AclProviders = _settings.AclProviders, EnforceQuota = _settings.EnforceQuota, QuotaWarning = WarnQuota, IsLocalSession = MayBeLocalSession };
 
     private long _lastQuotaWarningTicks;
     private int _quotaWarningsSuppressed;
@@ -183,6 +187,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
             return;
         }
         if (session.ReadOnly && AnsweredReadOnly(request, session)) return;
+        if (session.Local && HandledAsLocal(request, session)) return;
 
         _outstanding++;
         if (request.Body is LinearizableReadRequest linearizable)
@@ -243,6 +248,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     private void OnCreateSession(CreateSession m)
     {
         if (!_serving) return;   // the connection is being closed: the client tries another server
+        if (OpenLocalSession(m)) return;
         _creating[m.SessionId] = new Waiting(m.Session, _monotonic(), m.TimeoutMs);
         if (!_leading)
         {
@@ -284,6 +290,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     private void OnValidateSession(ValidateSession m)
     {
         if (!_serving) return;   // the connection is being closed: the client tries another server
+        if (RevalidateLocalSession(m)) return;
         if (!_tree.Sessions.ContainsKey(m.SessionId) && !_leading)
         {
             // A follower may not have applied the session's creation yet: catch up with the leader before saying no.
@@ -520,6 +527,11 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
                     _outstanding--;
                     session.Actor.Tell(new Reply(session.NextSeq(), sync.Xid, _tree.LastZxid, ErrorCode.Ok, new PathResponse(sync.Path)));
                     break;
+                case LocalClose close:
+                    session.Pending.Dequeue();
+                    _outstanding--;
+                    CloseLocalSession(close, session);
+                    return;
                 default:
                     return;
             }

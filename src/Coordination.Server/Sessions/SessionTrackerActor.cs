@@ -7,6 +7,9 @@ using Coordination.Server.Pipeline;
 
 namespace Coordination.Server.Sessions;
 
+/// <summary>Replica → tracker: a local session opened on this member, which alone tracks and expires it.</summary>
+internal sealed record LocalSessionOpened(long SessionId, int TimeoutMs);
+
 /// <summary>
 /// Session liveness. The leader (or a standalone server) decides expiry: sessions report activity, and every tick
 /// the ones whose deadline passed are handed to the replica, which expires them with a replicated closeSession txn.
@@ -18,6 +21,8 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
     private sealed class Tick { public static readonly Tick Instance = new(); }
 
     private readonly SessionExpiry _expiry;
+    /// <summary>This member's local sessions: expired here, whatever the role, never reported to the leader.</summary>
+    private readonly SessionExpiry _local;
     private readonly Func<long> _clock;
     private readonly TimeSpan _tick;
     private IActorRef _replica = ActorRefs.Nobody;
@@ -48,12 +53,19 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
         _ensemble = ensemble;
         _decides = ensemble is null;
         _expiry = new SessionExpiry((long)tick.TotalMilliseconds);
+        _local = new SessionExpiry((long)tick.TotalMilliseconds);
         Receive<SetReplica>(m => _replica = m.Replica);
-        Receive<GetExpiryMap>(_ => Sender.Tell(new ExpiryMap(_expiry.Buckets())));
-        Receive<SessionOpened>(m => _expiry.Touch(m.SessionId, m.TimeoutMs, _clock()));
+        Receive<GetExpiryMap>(_ => Sender.Tell(new ExpiryMap(MergedBuckets())));
+        Receive<LocalSessionOpened>(m => _local.Touch(m.SessionId, m.TimeoutMs, _clock()));
+        Receive<SessionOpened>(m =>
+        {
+            _local.Remove(m.SessionId);   // an upgraded local session is global from its createSession's commit on
+            _expiry.Touch(m.SessionId, m.TimeoutMs, _clock());
+        });
         Receive<SessionTouched>(m =>
         {
-            if (_leaderTracker is not null) _touched[m.SessionId] = m.TimeoutMs;
+            if (_local.Contains(m.SessionId)) _local.Touch(m.SessionId, m.TimeoutMs, _clock());
+            else if (_leaderTracker is not null) _touched[m.SessionId] = m.TimeoutMs;
             // Only sessions the replica opened are tracked; a touch never resurrects a closed session.
             else if (_expiry.Contains(m.SessionId)) _expiry.Touch(m.SessionId, m.TimeoutMs, _clock());
         });
@@ -70,7 +82,11 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
             for (var i = 0; i < m.SessionIds.Length; i++)
                 if (_expiry.Contains(m.SessionIds[i])) _expiry.Touch(m.SessionIds[i], m.TimeoutsMs[i], now);
         });
-        Receive<SessionClosed>(m => _expiry.Remove(m.SessionId));
+        Receive<SessionClosed>(m =>
+        {
+            _expiry.Remove(m.SessionId);
+            _local.Remove(m.SessionId);
+        });
         Receive<RoleChanged>(role =>
         {
             _decides = role.ServesClients && role.Role == PeerState.Leading;
@@ -78,6 +94,8 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
                 ? Ensemble.RemotePaths.Resolve(Context.System, $"{_ensemble!.Members.AddressOf(role.Leader)}/user/session-tracker")
                 : null;
             _touched.Clear();
+            // A member that stops serving drops its clients, local sessions and all.
+            if (!role.ServesClients) _local.TakeExpired(long.MaxValue);
         });
         Receive<Tick>(_ =>
         {
@@ -89,7 +107,17 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
             // Every server keeps deadlines (a new leader re-arms them all), but only the decider acts on them.
             var expired = _expiry.TakeExpired(_clock());
             if (_decides) foreach (var sessionId in expired) _replica.Tell(new ExpireSession(sessionId));
+            foreach (var sessionId in _local.TakeExpired(_clock())) _replica.Tell(new ExpireLocalSession(sessionId));
         });
+    }
+
+    /// <summary>Local and global deadlines together, as ZooKeeper's LeaderSessionTracker.getSessionExpiryMap.</summary>
+    private IReadOnlyDictionary<long, long[]> MergedBuckets()
+    {
+        var merged = new Dictionary<long, long[]>(_local.Buckets());
+        foreach (var (deadline, ids) in _expiry.Buckets())
+            merged[deadline] = merged.TryGetValue(deadline, out var local) ? [.. local, .. ids] : ids;
+        return merged;
     }
 
     protected override void PreStart()

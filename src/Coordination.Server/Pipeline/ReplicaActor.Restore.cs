@@ -1,0 +1,95 @@
+using Akka.Actor;
+using Akka.Event;
+using Coordination.Core;
+using Coordination.Server.Persistence;
+
+namespace Coordination.Server.Pipeline;
+
+/// <summary>Admin → replica: replace the tree by <see cref="Tree"/> (ZooKeeper 3.9's restore command); answered
+/// with <see cref="TreeRestored"/>.</summary>
+internal sealed record RestoreTree(DataTree Tree);
+
+/// <summary>The restore's outcome: the last zxid of the restored tree, or why it was refused.</summary>
+internal sealed record TreeRestored(long LastZxid, string? Error);
+
+// The admin restore command (ZooKeeper's ZooKeeperServer.restoreFromSnapshot): a standalone server's tree is replaced
+// by a snapshot. As ZooKeeper blocks request submission while it restores, the replica stashes every message but the
+// completions of what it had already handed to the log; once nothing is in flight it writes the restored tree as a
+// snapshot at the current zxid (durable before it counts, so a restart finds it and replays only newer txns), swaps
+// it in, and goes on with the stashed requests, which now see the restored tree. An ensemble member refuses: a
+// restore of one replica behind Zab's back would make the members diverge (restore every member offline instead).
+public sealed partial class ReplicaActor : IWithUnboundedStash
+{
+    public IStash Stash { get; set; } = null!;
+
+    private sealed record RestorePersisted(DataTree Tree, IActorRef ReplyTo, Exception? Error);
+
+    private void ReceiveRestoreMessages() => Receive<RestoreTree>(OnRestoreTree);
+
+    private void OnRestoreTree(RestoreTree m)
+    {
+        if (_ensemble is not null)
+        {
+            Sender.Tell(new TreeRestored(-1, "restore is supported on a standalone server only: restore each ensemble member offline with --restore"));
+            return;
+        }
+        var replyTo = Sender;
+        AbortSnapshot();   // its file could be named as the restored one
+        BecomeStacked(() =>
+        {
+            Receive<LogAppended>(appended => { OnLogAppended(appended); PersistRestoredIfIdle(m.Tree, replyTo); });
+            Receive<LogAppendFailed>(failed => { OnLogAppendFailed(failed); PersistRestoredIfIdle(m.Tree, replyTo); });
+            Receive<FlushLog>(_ => OnFlushLog());
+            Receive<SnapshotDone>(OnSnapshotDone);
+            Receive<RestorePersisted>(OnRestorePersisted);
+            ReceiveAny(_ => Stash.Stash());
+        });
+        PersistRestoredIfIdle(m.Tree, replyTo);
+    }
+
+    /// <summary>Once every txn handed to the log has been applied: the restored tree takes the current zxid and is
+    /// written durably in the background.</summary>
+    private void PersistRestoredIfIdle(DataTree tree, IActorRef replyTo)
+    {
+        if (_unlogged.Count > 0 || _prep.NextZxid - 1 > _tree.LastZxid) return;
+        try
+        {
+            tree.AdoptForRestore(_tree.LastZxid, _tree.SessionSecret, _tree.Sessions);
+        }
+        catch (InvalidOperationException e)
+        {
+            Self.Tell(new RestorePersisted(tree, replyTo, e));
+            return;
+        }
+        if (_snapshots is not { } policy)
+        {
+            Self.Tell(new RestorePersisted(tree, replyTo, null));
+            return;
+        }
+        var path = Path.Combine(policy.Files.Directory, SnapshotFiles.FileName(tree.LastZxid));
+        Task.Run(() => SnapshotFiles.WriteDurably(path, tree.WriteSnapshot))
+            .ContinueWith(t => new RestorePersisted(tree, replyTo, t.Exception?.GetBaseException()), TaskScheduler.Default)
+            .PipeTo(Self);
+    }
+
+    private void OnRestorePersisted(RestorePersisted m)
+    {
+        if (m.Error is null)
+        {
+            _tree = m.Tree;
+            _prep = NewPreprocessor(_tree);
+            ResetFeed();
+            // The snapshot's sessions that no client holds now expire (and their ephemerals go with them).
+            TrackAllSessions();
+            _logger.Warning("Restored the tree from a snapshot: {0} znodes, last zxid 0x{1:x}", _tree.NodeCount, _tree.LastZxid);
+            m.ReplyTo.Tell(new TreeRestored(_tree.LastZxid, null));
+        }
+        else
+        {
+            _logger.Error(m.Error, "Restore failed; the tree is unchanged");
+            m.ReplyTo.Tell(new TreeRestored(-1, m.Error.Message));
+        }
+        UnbecomeStacked();
+        Stash.UnstashAll();
+    }
+}
