@@ -141,7 +141,8 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     /// committed counts.
     /// </summary>
     private RequestPreprocessor NewPreprocessor(DataTree tree) =>
-        new(tree, _settings.SuperDigest, tree.LastZxid) { AclProviders = _settings.AclProviders, EnforceQuota = _settings.EnforceQuota, QuotaWarning = WarnQuota };
+        new(tree, _settings.SuperDigest, tree.LastZxid) { AclProviders = _settings.AclProviders, EnforceQuota = _settings.EnforceQuota, QuotaWarning = WarnQuota,
+            ReconfigEnabled = _settings.ReconfigEnabled, QuorumSynced = QuorumSynced() };
 
     private long _lastQuotaWarningTicks;
     private int _quotaWarningsSuppressed;
