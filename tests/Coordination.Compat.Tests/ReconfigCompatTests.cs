@@ -8,7 +8,8 @@ namespace Coordination.Compat.Tests;
 /// 3-voter ensemble of ours and of Apache ZooKeeper 3.8 with reconfig enabled and super:super as super user:
 /// /zookeeper/config in ZooKeeper's format, NoAuth without the super user, BadVersion for a stale from-config,
 /// BadArguments for a bad server line and for no voters left, removing a follower answers the new
-/// configuration (version = its zxid, data version -1) and fires the config watch, writes go on after it.
+/// configuration (version = its zxid, data version -1) and fires the config watch, writes go on after it; then
+/// zkCli's config, config -c (the client connect string from the members' client addresses) and reconfig -remove.
 /// </summary>
 public sealed class ReconfigCompatTests(ITestOutputHelper output)
 {
@@ -54,5 +55,28 @@ public sealed class ReconfigCompatTests(ITestOutputHelper output)
         Assert.Equal("yes", steps["reread-equal"]);
         Assert.Equal("BadArgumentsError(-8)", steps["no-voters"]);
         Assert.Equal("x", steps["write-after"]);
+        Assert.Equal("yes", steps["config-acl-opened"]);
+
+        // zkCli (ZooKeeperAdmin) with /zookeeper/config open to anyone: config, config -c, reconfig -remove.
+        var left = ensemble.Members.Where(m => m != removed).ToList();
+        var config = await ZkCliAsync(target, hosts, "config");
+        foreach (var m in left) Assert.Contains($"server.{m.Id}={m.Host}:{m.PeerPort}:", config);
+        Assert.Matches(@"(?m)^version=[0-9a-f]+$", config);
+        var clientConfig = await ZkCliAsync(target, hosts, "config", "-c");
+        Assert.Matches(@"(?m)^[0-9a-f]+ " + string.Join(",", left.Select(m => System.Text.RegularExpressions.Regex.Escape(m.ConnectString))) + "$", clientConfig);
+        var leaderNow = await ensemble.WaitForLeaderAsync(TimeSpan.FromSeconds(30));
+        var follower = left.First(m => m.Id != leaderNow.Id);
+        var reconfigured = await ZkCliAsync(target, leaderNow.ConnectString, "reconfig", "-remove", follower.Id.ToString());
+        Assert.Contains("Committed new configuration:", reconfigured);
+        Assert.Contains($"server.{leaderNow.Id}=", reconfigured);
+        Assert.DoesNotContain($"server.{follower.Id}=", reconfigured);
+    }
+
+    private async Task<string> ZkCliAsync(string target, string hosts, params string[] command)
+    {
+        var result = await ProcessRunner.RunAsync(CompatEnvironment.ZkCli, ["-server", hosts, .. command], ClientTimeout);
+        output.WriteLine($"[{target}] zkCli {string.Join(' ', command)}: exit {result.ExitCode}\n{result.Output.TrimEnd()}");
+        Assert.False(result.TimedOut, $"zkCli {string.Join(' ', command)} timed out against {target}");
+        return result.Output;
     }
 }

@@ -99,6 +99,16 @@ public sealed class ReconfigPrepTests
         Assert.Contains("server.3=127.0.0.1:2890:2890:participant;0.0.0.0:2183\n", text);
     }
 
+    [Fact]
+    public void Members_without_an_election_port_are_written_with_0_and_do_not_clash()
+    {
+        var ours = DynamicConfig.Parse("server.1=127.0.0.1:2888:0:participant;127.0.0.1:2181\nversion=5", out _)!;
+        Assert.Equal("server.1=127.0.0.1:2888:0:participant;127.0.0.1:2181\nversion=5", ours.ToString());
+        var next = ours.Reconfigure("server.2=127.0.0.1:2889:0:participant;127.0.0.1:2182", null, null, out var error);
+        Assert.True(next is not null, error);
+        Assert.Null(ours.Reconfigure("server.2=127.0.0.1:2888:0:participant;127.0.0.1:2182", null, null, out _));   // same member port
+    }
+
     [Theory]
     [InlineData("server.1=host:1:2:3")]
     [InlineData("server.1=host:1")]

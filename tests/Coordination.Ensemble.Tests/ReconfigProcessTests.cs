@@ -78,7 +78,7 @@ public sealed class ReconfigProcessTests(ITestOutputHelper output)
             await Task.Delay(3000, ct);
         }
         string Line(long id, string role) =>
-            $"server.{id}={ensemble[id].Host}:{ensemble[id].PeerPort}:{ensemble[id].PeerPort}:{role};{ensemble[id].Host}:{ensemble[id].ClientPort}";
+            $"server.{id}={ensemble[id].Host}:{ensemble[id].PeerPort}:0:{role};{ensemble[id].Host}:{ensemble[id].ClientPort}";
 
         var leader = (await ensemble.WaitForLeaderAsync(TimeSpan.FromSeconds(30))).Id;
         var followers = members.Where(id => id != leader).ToList();
@@ -89,9 +89,9 @@ public sealed class ReconfigProcessTests(ITestOutputHelper output)
         // A role change keeps a synchronised quorum of voters (as in ZooKeeper, an observer does not count as synced).
         var other = members.First(id => id != leader);
         await Reconfig($"voter {other} to observer", Line(other, "observer"), null);
-        Assert.Contains($"server.{other}={ensemble[other].Host}:{ensemble[other].PeerPort}:{ensemble[other].PeerPort}:observer", config);
+        Assert.Contains($"server.{other}={ensemble[other].Host}:{ensemble[other].PeerPort}:0:observer", config);
         await Reconfig($"observer {other} back to voter", Line(other, "participant"), null);
-        Assert.Contains($"server.{other}={ensemble[other].Host}:{ensemble[other].PeerPort}:{ensemble[other].PeerPort}:participant", config);
+        Assert.Contains($"server.{other}={ensemble[other].Host}:{ensemble[other].PeerPort}:0:participant", config);
 
         await Reconfig($"remove the leader {leader}", null, leader.ToString());
         members.Remove(leader);

@@ -4,7 +4,7 @@ reconfig enabled, super:super as super user). Prints one 'STEP name result' line
 unexpected result. The C# side (ReconfigCompatTests) starts the ensembles and compares."""
 import argparse, re, sys, threading
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException, ZookeeperError
+from kazoo.exceptions import ZookeeperError
 
 p = argparse.ArgumentParser()
 p.add_argument("--hosts", required=True)
@@ -58,6 +58,10 @@ leave_all = ",".join(s.split(".")[1] for s in new_servers)
 step("no-voters", error_of(lambda: zk.reconfig(joining=None, leaving=leave_all, new_members=None)))
 zk.create("/reconfig-check", b"x", makepath=True)
 step("write-after", zk.get("/reconfig-check")[0].decode())
+# As ZooKeeper's docs suggest for reconfig without the super user: the super user opens /zookeeper/config's ACL.
+from kazoo.security import OPEN_ACL_UNSAFE
+zk.set_acls("/zookeeper/config", OPEN_ACL_UNSAFE)
+step("config-acl-opened", "yes")
 zk.stop()
 zk.close()
 print("OK", flush=True)

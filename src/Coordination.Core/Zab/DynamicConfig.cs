@@ -5,7 +5,8 @@ namespace Coordination.Core.Zab;
 
 /// <summary>
 /// One member of a <see cref="DynamicConfig"/>: ZooKeeper's "server.N=host:quorumPort:electionPort[:role][;[clientHost:]clientPort]".
-/// Our members talk over one port, the quorum port; the election port is kept only to write the line back as it was given.
+/// Our members talk over one port, the quorum port; the election port is kept only to write the line back as it was
+/// given, and is 0 for a member configured in HOCON (ZooKeeper's clients refuse a line whose two ports are equal).
 /// </summary>
 public sealed record MemberSpec(long Id, string Host, int MemberPort, int ElectionPort, bool Observer, string? ClientHost, int ClientPort)
 {
@@ -26,7 +27,8 @@ public sealed record MemberSpec(long Id, string Host, int MemberPort, int Electi
         var client = semicolon < 0 ? null : spec[(semicolon + 1)..].Trim();
         if (server.Contains('|')) { error = "several addresses per server are not supported"; return null; }
         var parts = server.Split(':');
-        if (parts.Length is < 3 or > 4 || parts[0].Length == 0 || !Port(parts[1], out var memberPort) || !Port(parts[2], out var electionPort))
+        if (parts.Length is < 3 or > 4 || parts[0].Length == 0 || !Port(parts[1], out var memberPort)
+            || !(Port(parts[2], out var electionPort) || parts[2] == "0"))
         {
             error = $"'{spec}': expected host:port:port[:role][;[clientHost:]clientPort]";
             return null;
@@ -147,7 +149,7 @@ public sealed class DynamicConfig
             foreach (var member in added.Members)
             {
                 if (next.Values.Any(m => m.Id != member.Id && m.Host == member.Host
-                        && (m.MemberPort == member.MemberPort || m.ElectionPort == member.ElectionPort)))
+                        && (m.MemberPort == member.MemberPort || (m.ElectionPort > 0 && m.ElectionPort == member.ElectionPort))))
                 {
                     error = $"server.{member.Id}'s address is already used by another server";
                     return null;

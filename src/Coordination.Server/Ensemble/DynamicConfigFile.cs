@@ -16,8 +16,8 @@ public static class DynamicConfigFile
 {
     public const string Prefix = "zoo.cfg.dynamic.";
 
-    /// <summary>The membership of <paramref name="settings"/> in ZooKeeper's text form (one member port, written as both
-    /// the quorum and the election port).</summary>
+    /// <summary>The membership of <paramref name="settings"/> in ZooKeeper's text form: the member port as the quorum port,
+    /// 0 as the election port (a member has none; ZooKeeper's clients refuse a line whose two ports are equal).</summary>
     public static DynamicConfig Of(EnsembleSettings settings)
     {
         MemberSpec Spec(long id, string endpoint, bool observer)
@@ -26,7 +26,7 @@ public static class DynamicConfigFile
             string? clientHost = null;
             var clientPort = 0;
             if (settings.ClientAddresses.TryGetValue(id, out var client)) EnsembleSettings.TrySplit(client, out clientHost, out clientPort);
-            return new MemberSpec(id, host, port, port, observer, clientHost, clientPort);
+            return new MemberSpec(id, host, port, 0, observer, clientHost, clientPort);
         }
         return new DynamicConfig(
             settings.Voters.Select(kv => Spec(kv.Key, kv.Value, false)).Concat(settings.Observers.Select(kv => Spec(kv.Key, kv.Value, true))),
