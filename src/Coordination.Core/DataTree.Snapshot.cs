@@ -16,14 +16,15 @@ public sealed partial class DataTree
 
     /// <summary>
     /// An order-independent digest of every node's path, data, stored stat and ACL (the wrapping sum of one xxHash64
-    /// per node), to compare servers. Two trees with the same nodes give the same digest whatever order they were
+    /// per node, /zookeeper/config aside), to compare servers. Two trees with the same nodes give the same digest whatever order they were
     /// built in. O(nodes): for checks, not for every txn.
     /// </summary>
     public long Digest()
     {
         ulong sum = 0;
         var buffer = new ArrayBufferWriter<byte>(256);
-        Walk(sorted: false, (path, node) => sum = unchecked(sum + NodeDigest(buffer, path, node)));
+        // /zookeeper/config is left out, as ZooKeeper's digest leaves it out: each member sets it at start (its mtime differs).
+        Walk(sorted: false, (path, node) => { if (!path.SequenceEqual(ConfigPath)) sum = unchecked(sum + NodeDigest(buffer, path, node)); });
         return unchecked((long)sum);
     }
 

@@ -74,7 +74,7 @@ public sealed partial class DataTree
     internal const string RootPath = "/";
     internal const string ProcPath = "/zookeeper";
     internal const string QuotaPath = "/zookeeper/quota";
-    internal const string ConfigPath = "/zookeeper/config";
+    public const string ConfigPath = "/zookeeper/config";
 
     private static readonly WatchTrigger[] NoTriggers = [];
 
@@ -272,7 +272,8 @@ public sealed partial class DataTree
                 var err = SetData(setData, header.Zxid, header.Time, out var stat);
                 result = err != ErrorCode.Ok
                     ? Failure(err)
-                    : Success(new StatResponse(stat), [Trigger(setData.Path, EventType.NodeDataChanged)]);
+                    : Success(header.Type == OpCode.Reconfig ? new GetDataResponse(setData.Data, stat) : new StatResponse(stat),
+                        [Trigger(setData.Path, EventType.NodeDataChanged)]);
                 break;
             }
             case SetAclTxn setAcl:

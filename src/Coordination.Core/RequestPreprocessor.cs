@@ -15,7 +15,7 @@ namespace Coordination.Core;
 /// (InvalidACL), the parent (NoNode), CREATE permission on the parent (NoAuth), the full path with its sequential
 /// suffix (BadArguments), the node (NodeExists), an ephemeral parent (NoChildrenForEphemerals).</para>
 /// </summary>
-public sealed class RequestPreprocessor
+public sealed partial class RequestPreprocessor
 {
     /// <summary>ZooKeeper's default jute.maxbuffer. ZooKeeper never sees larger data because it closes the
     /// connection of a frame over this size; Core rejects such data with BadArguments as a second line of defence.</summary>
@@ -367,6 +367,10 @@ public sealed class RequestPreprocessor
             case OpCode.Check:
                 return request is PathVersionRequest check
                     ? PrepareCheck(check, auth, out txn)
+                    : ErrorCode.MarshallingError;
+            case OpCode.Reconfig:
+                return request is ReconfigRequest reconfig
+                    ? PrepareReconfig(reconfig, auth, zxid, nowMs, out txn)
                     : ErrorCode.MarshallingError;
             default:
                 return ErrorCode.Unimplemented;

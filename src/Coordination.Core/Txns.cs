@@ -144,7 +144,7 @@ public static class Txns
     {
         OpCode.Create or OpCode.Create2 or OpCode.CreateContainer or OpCode.CreateTtl => CreateTxn.Read(ref r),
         OpCode.Delete or OpCode.DeleteContainer => DeleteTxn.Read(ref r),
-        OpCode.SetData => SetDataTxn.Read(ref r),
+        OpCode.SetData or OpCode.Reconfig => SetDataTxn.Read(ref r),
         OpCode.SetAcl => SetAclTxn.Read(ref r),
         OpCode.Check => CheckVersionTxn.Read(ref r),
         OpCode.CreateSession => CreateSessionTxn.Read(ref r),
@@ -178,6 +178,22 @@ public static class Txns
         header.Write(ref w);
         w.WriteBool(txn is ErrorTxn);
         txn.Write(ref w);
+    }
+
+    /// <summary>
+    /// The configuration a committed reconfig txn makes (ZooKeeper: a SetDataTxn of /zookeeper/config whose header
+    /// type is reconfig), its version the txn's zxid; null for any other txn, a refused reconfig included.
+    /// </summary>
+    public static Zab.ZabConfig? ConfigOf(ReadOnlySpan<byte> payload)
+    {
+        // Every log entry passes here: look at the header's type (after sessionId, cxid, zxid, time) before decoding.
+        if (payload.Length < 33 || System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(payload[28..]) != (int)OpCode.Reconfig) return null;
+        var r = new JuteReader(payload);
+        var header = TxnHeader.Read(ref r);
+        if (header.Type != OpCode.Reconfig || r.ReadBool()) return null;
+        var txn = SetDataTxn.Read(ref r);
+        var config = txn.Data is null ? null : Zab.DynamicConfig.Parse(System.Text.Encoding.UTF8.GetString(txn.Data), out _);
+        return config?.WithVersion(header.Zxid).ToZabConfig();
     }
 
     public static (TxnHeader Header, Txn Txn) Deserialize(ReadOnlySpan<byte> bytes)

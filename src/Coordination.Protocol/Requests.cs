@@ -92,6 +92,18 @@ public sealed record CreateRequest(string NodePath, byte[]? Data, IReadOnlyList<
     }
 }
 
+/// <summary>
+/// reconfig (ZooKeeper 3.5's ReconfigRequest): incremental (<see cref="JoiningServers"/> "server.N=spec" lines and
+/// <see cref="LeavingServers"/> ids, comma separated) or non-incremental (<see cref="NewMembers"/>, the whole new
+/// membership), applied only if the active configuration's version is <see cref="CurConfigId"/> (-1 = any).
+/// </summary>
+public sealed record ReconfigRequest(string? JoiningServers, string? LeavingServers, string? NewMembers, long CurConfigId) : ZkRequest
+{
+    public override string Path => "/zookeeper/config";
+    public static ReconfigRequest Read(ref JuteReader r) => new(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadLong());
+    public override void Write(ref JuteWriter w) { w.WriteString(JoiningServers); w.WriteString(LeavingServers); w.WriteString(NewMembers); w.WriteLong(CurConfigId); }
+}
+
 /// <summary>delete and check: a path and an expected version (-1 = any).</summary>
 public sealed record PathVersionRequest(string NodePath, int Version) : ZkRequest
 {
@@ -340,11 +352,12 @@ public static class Requests
         OpCode.LinearizableRead => LinearizableReadRequest.Read(ref r),
         OpCode.WatchChanges => WatchChangesRequest.Read(ref r),
         OpCode.StopChanges => StopChangesRequest.Read(ref r),
+        OpCode.Reconfig => ReconfigRequest.Read(ref r),
         _ => throw new UnknownOpException(op),
     };
 
     /// <summary>Ops that change state and therefore go through the leader as transactions.</summary>
     public static bool IsWrite(OpCode op) => op is OpCode.Create or OpCode.Create2 or OpCode.CreateContainer or OpCode.CreateTtl
         or OpCode.Delete or OpCode.DeleteContainer or OpCode.SetData or OpCode.SetAcl or OpCode.Check or OpCode.Multi
-        or OpCode.CloseSession or OpCode.CreateSession;
+        or OpCode.CloseSession or OpCode.CreateSession or OpCode.Reconfig;
 }

@@ -178,7 +178,7 @@ public static class Responses
         OpCode.Sync => PathResponse.Read(ref r),
         OpCode.Create2 or OpCode.CreateContainer or OpCode.CreateTtl => Create2Response.Read(ref r),
         OpCode.Exists or OpCode.SetData or OpCode.SetAcl => StatResponse.Read(ref r),
-        OpCode.GetData => GetDataResponse.Read(ref r),
+        OpCode.GetData or OpCode.Reconfig => GetDataResponse.Read(ref r),
         OpCode.GetChildren => GetChildrenResponse.Read(ref r, withStat: false),
         OpCode.GetChildren2 => GetChildrenResponse.Read(ref r, withStat: true),
         OpCode.GetAcl => GetAclResponse.Read(ref r),

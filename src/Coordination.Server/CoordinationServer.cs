@@ -61,7 +61,8 @@ public sealed class CoordinationServer : IAsyncDisposable
     public static CoordinationServer Start(Config config)
     {
         var withReference = config.WithFallback(ServerSettings.Reference);
-        var ensemble = EnsembleSettings.Create(withReference);
+        // A member restarts with the membership it last saw committed (its dynamic config file), not its HOCON's.
+        var ensemble = DynamicConfigFile.Apply(EnsembleSettings.Create(withReference), withReference.GetString("coordination.data-dir"));
         if (ensemble.Enabled)
         {
             // The remoting settings rank below the user's config but above reference.conf (whose provider is local).
@@ -164,7 +165,8 @@ public sealed class CoordinationServer : IAsyncDisposable
         {
             var protocol = ((ExtendedActorSystem)system).Provider.DefaultAddress.Protocol;
             var members = ensemble.Members(protocol);
-            var link = new EnsembleLink(settings.ServerId, members);
+            var state = new EnsembleState { ServerId = settings.ServerId, Metrics = Metrics.ServerMetrics.For(system).Ensemble };
+            var link = new EnsembleLink(settings.ServerId, members) { State = state };
             var recovered = EnsembleRecovery.Run(system, persistence, files, system.Log);
             files.AttachLog(recovered.Journal);
             var log = new ZabLog(recovered.Tree.LastZxid, recovered.Entries, recovered.Journal, files);
@@ -173,7 +175,6 @@ public sealed class CoordinationServer : IAsyncDisposable
             var tracker = system.ActorOf(SessionTrackerActor.Props(settings.TickTime, MonotonicMs, link), "session-tracker");
             var replica = system.ActorOf(ReplicaActor.Props(settings, recovered.Tree, ActorRefs.Nobody, tracker, WallClockMs, snapshots, link), "replica");
             tracker.Tell(new SessionTrackerActor.SetReplica(replica));
-            var state = new EnsembleState { ServerId = settings.ServerId, Metrics = Metrics.ServerMetrics.For(system).Ensemble };
             var sessions = system.ActorOf(SessionManagerActor.Props(settings, replica, tracker, WallClockMs(), state), "sessions");
             log.AttachReplica(replica);
             var peer = system.ActorOf(PeerActor.Props(settings.ServerId, members, log, ensemble.Zab, MonotonicMs, replica, state), PeerActor.Name);

@@ -57,6 +57,8 @@ public sealed record ServerSettings
     public required int ContainerMaxPerMinute { get; init; }
     /// <summary>ZooKeeper's zookeeper.enforceQuota: hard quota limits refuse writes with QuotaExceeded.</summary>
     public bool EnforceQuota { get; init; }
+    /// <summary>ZooKeeper's reconfigEnabled: clients may change an ensemble's membership (op reconfig).</summary>
+    public bool ReconfigEnabled { get; init; }
     public required int WatchDispatchers { get; init; }
     /// <summary>The <c>admin</c> section: ZooKeeper's AdminServer (commands as JSON over HTTP).</summary>
     public required AdminHttpSettings Admin { get; init; }
@@ -136,6 +138,7 @@ public sealed record ServerSettings
             ContainerCheckInterval = c.GetTimeSpan("container-check-interval"),
             ContainerMaxPerMinute = c.GetInt("container-max-per-minute"),
             EnforceQuota = c.GetBoolean("enforce-quota"),
+            ReconfigEnabled = c.GetBoolean("reconfig-enabled", false),
             WatchDispatchers = Math.Max(1, c.GetInt("watch-dispatchers")),
             Admin = AdminHttpSettings.Create(c.GetConfig("admin"), c.GetConfig("client-ssl")),
             Metrics = AdminHttpSettings.Create(c.GetConfig("metrics"), c.GetConfig("client-ssl")),

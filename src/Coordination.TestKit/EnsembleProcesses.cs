@@ -156,6 +156,7 @@ public sealed class EnsembleProcesses : IAsyncDisposable
     public string HoconOf(Member member)
     {
         var voters = string.Join("\n", _members.Select(m => $"      {m.Id} = \"{m.Host}:{m.PeerPort}\""));
+        var clients = string.Join("\n", _members.Select(m => $"      {m.Id} = \"{m.Host}:{m.ClientPort}\""));
         return $$"""
             coordination {
               server-id = {{member.Id}}
@@ -164,6 +165,9 @@ public sealed class EnsembleProcesses : IAsyncDisposable
               ensemble {
                 voters {
             {{voters}}
+                }
+                client-addresses {
+            {{clients}}
                 }
                 tick = {{_options.ZabTickMs}}ms
                 sync-limit = {{_options.SyncLimitTicks}}
@@ -193,7 +197,8 @@ public sealed class EnsembleProcesses : IAsyncDisposable
             "standaloneEnabled=false",
             "reconfigEnabled=false",
         };
-        lines.AddRange(_members.Select(m => $"server.{m.Id}={m.Host}:{m.PeerPort}:{m.ElectionPort}"));
+        // With its client address, as ZooKeeper 3.5+ writes it in /zookeeper/config (a static clientPort alone is left out there).
+        lines.AddRange(_members.Select(m => $"server.{m.Id}={m.Host}:{m.PeerPort}:{m.ElectionPort}:participant;{m.Host}:{m.ClientPort}"));
         lines.AddRange(_options.ExtraZooCfg);
         if (_options.MemberZooCfg?.Invoke(member) is { } memberLines) lines.AddRange(memberLines);
         return lines;

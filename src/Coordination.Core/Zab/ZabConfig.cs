@@ -9,6 +9,9 @@ public sealed class ZabConfig
     public IReadOnlySet<long> Voters { get; }
     public IReadOnlySet<long> Observers { get; }
     public long Version { get; }
+    /// <summary>The configuration as ZooKeeper's dynamic config text (members with their addresses), when known;
+    /// carried along so that a member learning a configuration also learns where its members are.</summary>
+    public string? Text { get; init; }
 
     public ZabConfig(IEnumerable<long> voters, IEnumerable<long> observers, long version)
     {
@@ -20,7 +23,7 @@ public sealed class ZabConfig
     public bool IsMember(long id) => Voters.Contains(id) || Observers.Contains(id);
 
     /// <summary>The same configuration made by the txn at <paramref name="zxid"/>.</summary>
-    public ZabConfig WithVersion(long zxid) => new(Voters, Observers, zxid);
+    public ZabConfig WithVersion(long zxid) => new(Voters, Observers, zxid) { Text = Text };
 
     /// <summary>Same members in the same roles (the version aside).</summary>
     public bool SameMembers(ZabConfig other) => Voters.SetEquals(other.Voters) && Observers.SetEquals(other.Observers);

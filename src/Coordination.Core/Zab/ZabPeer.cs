@@ -133,6 +133,10 @@ public sealed class ZabPeer
     /// <summary>Leader only: the learners connected to it, and those synchronised (acked NEWLEADER).</summary>
     public int LearnerCount => _learners.Count;
     public int SyncedLearnerCount => _learners.Values.Count(l => l.AckedNewLeader);
+    /// <summary>Leader: the voters synchronised with it, itself included (ZooKeeper's isQuorumSynced counts these).</summary>
+    public IReadOnlyList<long> SyncedVoters => Role == PeerState.Leading
+        ? _learners.Values.Where(l => l.AckedNewLeader && !l.IsObserver).Select(l => l.Id).Append(_myId).ToList()
+        : [];
     /// <summary>The zxid the next proposal will get, or null when this peer cannot propose now.</summary>
     public long? NextZxid => Role == PeerState.Leading && _established ? Zxids.Make(_newEpoch, _nextCounter + 1) : null;
 

@@ -27,6 +27,14 @@ public sealed record EnsembleSettings(
 
     public bool Enabled => Voters.Count > 0;
 
+    /// <summary>The version of this membership: 0 for the HOCON's, else the zxid of the reconfig that made it
+    /// (read back from the dynamic config file, see <see cref="DynamicConfigFile"/>).</summary>
+    public long ConfigVersion { get; init; }
+
+    /// <summary>Each member's client address (host:port), as the ";clientHost:clientPort" of ZooKeeper's server lines:
+    /// written into /zookeeper/config so that clients learn where to connect (<c>client-addresses</c>, optional).</summary>
+    public IReadOnlyDictionary<long, string> ClientAddresses { get; init; } = new Dictionary<long, string>();
+
     public static EnsembleSettings Create(Config full)
     {
         var c = full.GetConfig("coordination.ensemble");
@@ -44,7 +52,10 @@ public sealed record EnsembleSettings(
         var observers = Members(c, "observers");
         var settings = new EnsembleSettings(voters, observers, zab, c.GetByteSize("max-frame-size") ?? 4L << 20,
             c.GetTimeSpan("member-link-timeout", TimeSpan.FromSeconds(10)), MemberAuthSettings.Create(c.GetConfig("auth")),
-            MemberTlsSettings.Create(c.GetConfig("ssl")), MemberSaslSettings.Create(c.GetConfig("sasl"), voters.Keys.Concat(observers.Keys)));
+            MemberTlsSettings.Create(c.GetConfig("ssl")), MemberSaslSettings.Create(c.GetConfig("sasl"), voters.Keys.Concat(observers.Keys)))
+        {
+            ClientAddresses = Members(c, "client-addresses"),
+        };
         if (settings.Enabled && settings.Auth.Secret is null && !settings.Tls.Enabled)
         {
             if (settings.Sasl.Enabled && !(settings.Sasl.ServerRequire && settings.Sasl.LearnerRequire))
@@ -99,7 +110,7 @@ public sealed record EnsembleSettings(
         string Address(string endpoint) => $"{protocol}://{SystemName}@{endpoint}";
         return new EnsembleMembers(
             Voters.ToDictionary(kv => kv.Key, kv => Address(kv.Value)),
-            Observers.ToDictionary(kv => kv.Key, kv => Address(kv.Value)));
+            Observers.ToDictionary(kv => kv.Key, kv => Address(kv.Value))) { Config = DynamicConfigFile.Of(this).ToZabConfig(), Protocol = protocol };
     }
 
     /// <summary>The Akka.Remote settings this node needs: its transport and endpoint, frames large enough for a

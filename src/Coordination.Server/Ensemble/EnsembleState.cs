@@ -39,9 +39,16 @@ public sealed class EnsembleState
     /// <summary>How long the last election took, from losing the leader to serving again (ZooKeeper's election_time).</summary>
     public long LastElectionMs => Interlocked.Read(ref _lastElectionMs);
 
+    /// <summary>Leader: the voters synchronised with it, itself included (for a reconfig's NewConfigNoQuorum check).</summary>
+    public IReadOnlyList<long> SyncedVoters => _syncedVoters;
+    private volatile IReadOnlyList<long> _syncedVoters = [];
+
     internal void Update(ZabPeer peer)
     {
         var serving = peer.ServesClients;
+        // Rebuilt only when the count of synchronised learners or the leader changes: this runs after every step.
+        if (peer.SyncedLearnerCount != SyncedLearners || peer.Leader != Leader || peer.Role == PeerState.Leading != (_mode == "leader"))
+            _syncedVoters = peer.SyncedVoters;
         _mode = !serving ? "looking" : peer.Role switch
         {
             PeerState.Leading => "leader",

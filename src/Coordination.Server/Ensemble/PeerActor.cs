@@ -28,6 +28,12 @@ public interface IZabStorage : IZabLogView
 public sealed record EnsembleMembers(IReadOnlyDictionary<long, string> Voters, IReadOnlyDictionary<long, string> Observers)
 {
     public string AddressOf(long id) => Voters.TryGetValue(id, out var a) ? a : Observers[id];
+
+    /// <summary>The configuration these members make (with its version and text); null means version 0 of exactly them.</summary>
+    public ZabConfig? Config { get; init; }
+
+    /// <summary>The Akka protocol of the addresses (e.g. akka.tcp), to spell the addresses of members a reconfig adds.</summary>
+    public string Protocol { get; init; } = "akka.tcp";
 }
 
 /// <summary>
@@ -38,7 +44,7 @@ public sealed record EnsembleMembers(IReadOnlyDictionary<long, string> Voters, I
 /// Transport concerns live here, not in the protocol: large SyncLearner messages travel in pieces, snapshots are
 /// fetched from the leader in chunks, and the replica hears role changes and proposes through this actor.
 /// </summary>
-public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
+public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
 {
     public const string Name = "zab-peer";
     /// <summary>Entries and snapshot bytes per remote message: well under the transport's maximum frame.</summary>
@@ -62,7 +68,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
     private sealed class FetchTimedOut { public static readonly FetchTimedOut Instance = new(); }
 
     private readonly long _myId;
-    private readonly EnsembleMembers _members;
+    private EnsembleMembers _members;
     private readonly IZabStorage _storage;
     private readonly IZabSnapshots? _snapshots;
     private readonly ZabSettings _settings;
@@ -71,7 +77,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
     private readonly EnsembleState? _state;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<long, IActorRef> _peers = new();
-    private readonly MemberSenders _senders;
+    private MemberSenders _senders;
     private readonly ZabPeer _peer;
     // Outputs not yet carried out: they wait while a snapshot is being fetched (everything after it depends on it).
     private readonly Queue<ZabOutput> _outputs = new();
@@ -96,7 +102,8 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
         _replica = replica ?? ActorRefs.Nobody;
         _state = state;
         _senders = new MemberSenders(members);
-        _peer = new ZabPeer(myId, members.Voters.Keys, members.Observers.Keys, storage, storage.AcceptedEpoch, storage.CurrentEpoch, settings);
+        _peer = new ZabPeer(myId, members.Config ?? new ZabConfig(members.Voters.Keys, members.Observers.Keys, 0), storage,
+            storage.AcceptedEpoch, storage.CurrentEpoch, settings);
 
         // Whatever names a member (the From of Zab and ensemble messages) must come from that member's link.
         Receive<ZabMessage>(m => !_senders.Vouches(Sender, m.From), Refuse);
@@ -181,8 +188,9 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
                 break;
             }
             var payload = Txns.Serialize(proposal.Header, proposal.Txn);
+            var config = proposal is { Header.Type: Protocol.OpCode.Reconfig, Txn: SetDataTxn } ? ReconfigToPropose(ref payload, proposal) : null;
             _state?.Proposed(payload.Length);
-            outputs.AddRange(_peer.Propose(new LogEntry(proposal.Header.Zxid, payload)));
+            outputs.AddRange(_peer.Propose(new LogEntry(proposal.Header.Zxid, payload, config)));
         }
         Execute(outputs);
     }
@@ -255,6 +263,9 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IWithUnboundedStash
                 break;
             case CommitUpTo commit:
                 _storage.Commit(commit.Zxid);
+                break;
+            case ConfigActivated activated:
+                OnConfigActivated(activated.Config);
                 break;
             case LeadershipConfirmed confirmed:
                 _replica.Tell(confirmed);

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
+using Coordination.Core;
 using Coordination.Core.Zab;
 using Coordination.Server.Persistence;
 using PersistenceSettings = Coordination.Server.Persistence.PersistenceSettings;
@@ -29,7 +30,8 @@ public sealed class ZabLogRecovery(long fromZxid)
         if (zxid <= FromZxid) return;
         // Entries are strictly ascending between truncations; a lower one can only follow a lost truncate marker.
         TruncateAfter(zxid - 1);
-        Entries.Add(new LogEntry(zxid, bytes.ToArray()));
+        var payload = bytes.ToArray();
+        Entries.Add(new LogEntry(zxid, payload, Txns.ConfigOf(payload)));
     }
 
     internal void TruncateAfter(long zxid)

@@ -39,6 +39,8 @@ public sealed class ZabLog : IZabStorage, IZabSnapshots
     public long CurrentEpoch { get; private set; }
     public long LastZxid => _entries.Count > 0 ? _entries[^1].Zxid : _retainedFrom;
     public long RetainedFrom => _retainedFrom;
+    /// <summary>The data dir, where the dynamic config file lives beside the snapshots.</summary>
+    public string Directory => _files.Directory;
 
     public IReadOnlyList<LogEntry> EntriesAfter(long zxid)
     {

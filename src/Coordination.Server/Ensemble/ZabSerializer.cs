@@ -61,6 +61,7 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
                 w.Long(e.From);
                 w.Long(e.Notification.From); w.Long(e.Notification.Vote.Leader); w.Long(e.Notification.Vote.Zxid);
                 w.Long(e.Notification.Vote.Epoch); w.Long(e.Notification.Round); w.Int((int)e.Notification.State);
+                w.Config(e.Config);
                 break;
             case FollowerInfo f: w.Long(f.From); w.Long(f.AcceptedEpoch); w.Long(f.LastZxid); w.Int(f.IsObserver ? 1 : 0); break;
             case LeaderInfo l: w.Long(l.From); w.Long(l.NewEpoch); break;
@@ -68,6 +69,7 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
             case SyncLearner s:
                 w.Long(s.From); w.Int((int)s.Mode); w.Long(s.TruncateTo); w.Long(s.SnapshotZxid); w.Long(s.Epoch); w.Long(s.CommittedZxid);
                 w.Entries(s.Entries);
+                w.Config(s.Config);
                 break;
             case AckNewLeader n: w.Long(n.From); w.Long(n.Epoch); w.Long(n.LastZxid); break;
             case UpToDate u: w.Long(u.From); w.Long(u.CommittedZxid); break;
@@ -132,7 +134,8 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
         var from = r.Long();
         var notificationFrom = r.Long();
         var vote = new Vote(r.Long(), r.Long(), r.Long());
-        return new ElectionMessage(from, new Notification(notificationFrom, vote, r.Long(), (PeerState)r.Int()));
+        var notification = new Notification(notificationFrom, vote, r.Long(), (PeerState)r.Int());
+        return new ElectionMessage(from, notification, r.Config());
     }
 
     private static SyncLearner ReadSync(ref Reader r)
@@ -143,7 +146,8 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
         var snapshotZxid = r.Long();
         var epoch = r.Long();
         var committed = r.Long();
-        return new SyncLearner(from, mode, truncateTo, snapshotZxid, ReadEntries(ref r), epoch, committed);
+        var entries = ReadEntries(ref r);
+        return new SyncLearner(from, mode, truncateTo, snapshotZxid, entries, epoch, committed, r.Config());
     }
 
     private static List<LogEntry> ReadEntries(ref Reader r)
@@ -211,6 +215,14 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
             output.Advance(bytes.Length);
         }
         public void String(string s) => Bytes(System.Text.Encoding.UTF8.GetBytes(s));
+        /// <summary>An optional trailing configuration: its version and its text (ids and addresses). Absent when null,
+        /// so that members without reconfig read the message as before.</summary>
+        public void Config(ZabConfig? config)
+        {
+            if (config?.Text is not { } text) return;
+            Long(config.Version);
+            String(text);
+        }
         public void Entries(IReadOnlyList<LogEntry> entries)
         {
             Int(entries.Count);
@@ -242,7 +254,20 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
         public int Int() => BinaryPrimitives.ReadInt32LittleEndian(Take(4));
         /// <summary>A trailing field that older members do not send (0 when absent), so a rolling upgrade keeps their pings.</summary>
         public long OptionalLong() => Remaining == 0 ? 0 : Long();
-        public LogEntry Entry() => new(Long(), Bytes());
+        public LogEntry Entry()
+        {
+            var zxid = Long();
+            var payload = Bytes();
+            return new(zxid, payload, Coordination.Core.Txns.ConfigOf(payload));
+        }
+        public ZabConfig? Config()
+        {
+            if (Remaining == 0) return null;
+            var version = Long();
+            var text = String();
+            return DynamicConfig.Parse(text, out var error)?.WithVersion(version).ToZabConfig()
+                ?? throw new SerializationException($"bad configuration in a Zab message: {error}");
+        }
         public byte[] Bytes() => Take(Int()).ToArray();
         public string String() => System.Text.Encoding.UTF8.GetString(Take(Int()));
         /// <summary>A element count, refused when the rest of the message cannot hold that many elements of at least <paramref name="minSize"/> bytes.</summary>

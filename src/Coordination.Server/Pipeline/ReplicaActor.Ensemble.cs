@@ -9,7 +9,11 @@ using Coordination.Server.Ensemble;
 namespace Coordination.Server.Pipeline;
 
 /// <summary>What a replica in an ensemble needs to know: its server id and where the other servers are.</summary>
-public sealed record EnsembleLink(long ServerId, EnsembleMembers Members);
+public sealed record EnsembleLink(long ServerId, EnsembleMembers Members)
+{
+    /// <summary>The peer's state as it publishes it (the voters synchronised with a leader, for reconfig).</summary>
+    public EnsembleState? State { get; init; }
+}
 
 /// <summary>The peer actor, created after the replica, becomes its log (the leader proposes through it).</summary>
 public sealed record AttachPeer(IActorRef Peer);
@@ -19,7 +23,7 @@ public sealed record AttachPeer(IActorRef Peer);
 // commit reaches it, matched by session id and xid (ZooKeeper's CommitProcessor does the same).
 public sealed partial class ReplicaActor
 {
-    private readonly EnsembleLink? _ensemble;
+    private EnsembleLink? _ensemble;
     /// <summary>This server may serve clients (standalone, an established leader, or a synchronised learner).</summary>
     private bool _serving;
     /// <summary>This server prepares and proposes writes (standalone, or an established leader).</summary>
@@ -71,6 +75,7 @@ public sealed partial class ReplicaActor
     {
         ReceiveStallChecks();
         Receive<AttachPeer>(m => _log = m.Peer);
+        ReceiveReconfigMessages();
         Receive<RoleChanged>(OnRoleChanged);
         Receive<ApplyCommitted>(OnApplyCommitted);
         Receive<ReplaceTree>(OnReplaceTree);

@@ -145,7 +145,8 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     /// committed counts.
     /// </summary>
     private RequestPreprocessor NewPreprocessor(DataTree tree) =>
-        new(tree, _settings.SuperDigest, tree.LastZxid) { AclProviders = _settings.AclProviders, EnforceQuota = _settings.EnforceQuota, QuotaWarning = WarnQuota, IsLocalSession = MayBeLocalSession };
+        new(tree, _settings.SuperDigest, tree.LastZxid) { AclProviders = _settings.AclProviders, EnforceQuota = _settings.EnforceQuota, QuotaWarning = WarnQuota,
+            IsLocalSession = MayBeLocalSession, ReconfigEnabled = _settings.ReconfigEnabled, QuorumSynced = QuorumSynced() };
 
     private long _lastQuotaWarningTicks;
     private int _quotaWarningsSuppressed;

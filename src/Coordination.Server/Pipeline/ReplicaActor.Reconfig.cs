@@ -1,0 +1,42 @@
+using System.Text;
+using Coordination.Core;
+using Coordination.Core.Zab;
+using Coordination.Server.Ensemble;
+
+namespace Coordination.Server.Pipeline;
+
+// Dynamic reconfiguration in the replica: the /zookeeper/config znode, what Prep needs to decide a reconfig, and the
+// members it trusts once a new configuration is active. (Prep itself: RequestPreprocessor.Reconfig.cs; the Zab side:
+// PeerActor.Reconfig.cs.)
+public sealed partial class ReplicaActor
+{
+    private void ReceiveReconfigMessages()
+    {
+        // The peer refused a reconfig this replica prepared: the error txn is what commits at that zxid.
+        Receive<ReconfigRefused>(m => { if (_proposed.ContainsKey(m.Zxid)) _proposed[m.Zxid] = m.Proposal; });
+        Receive<MembersChanged>(m =>
+        {
+            _ensemble = _ensemble! with { Members = m.Members };
+            _senders = new MemberSenders(m.Members);
+        });
+        InitConfigNode();
+    }
+
+    /// <summary>
+    /// As ZooKeeper's initConfigInZKDatabase at start: /zookeeper/config holds this member's configuration (version -1,
+    /// mzxid the configuration's version). Later configurations arrive as reconfig txns or with a leader's snapshot.
+    /// </summary>
+    private void InitConfigNode()
+    {
+        if (_ensemble?.Members.Config is not { Text: { } text } config) return;
+        _tree.InitConfigNode(Encoding.UTF8.GetBytes(text), config.Version, Now());
+    }
+
+    /// <summary>Prep's NewConfigNoQuorum check: the new voters must be a quorum of themselves among the voters
+    /// synchronised with this leader, as the peer last published them. Null standalone (reconfig is Unimplemented).</summary>
+    private Func<IReadOnlyCollection<long>, bool>? QuorumSynced()
+    {
+        if (_ensemble?.State is not { } state) return null;
+        return voters => new Quorum(voters).IsQuorum(state.SyncedVoters);
+    }
+}
