@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Text;
 using Coordination.Core.Replica;
 using Coordination.Protocol;
@@ -18,26 +17,33 @@ namespace Coordination.Core.Tests;
 /// </summary>
 public sealed class ReplicaScriptTests
 {
-    public static TheoryData<string> Scripts() => new(Directory.GetFiles(ScriptDir(), "*.txt").Select(Path.GetFileName).Order()!);
+    public static TheoryData<string> Scripts() => new(Directory.GetFiles(ScriptDir, "*.txt").Select(Path.GetFileName).Order()!);
 
     [Theory]
     [MemberData(nameof(Scripts))]
     public void Script(string name)
     {
-        var path = Path.Combine(ScriptDir(), name);
-        var text = File.ReadAllText(path).ReplaceLineEndings("\n");
+        var text = File.ReadAllText(Path.Combine(ScriptDir, name)).ReplaceLineEndings("\n");
         var actual = new ReplicaScript().Run(text);
         if (Environment.GetEnvironmentVariable("REPLICA_SCRIPTS_REWRITE") == "1")
         {
-            File.WriteAllText(path, actual);
+            File.WriteAllText(Path.Combine(SourceScriptDir(), name), actual);
             return;
         }
         Assert.Equal(text, actual);
     }
 
-    /// <summary>The scripts in the source tree (so that a rewrite updates the files under version control).</summary>
-    private static string ScriptDir([CallerFilePath] string source = "") =>
-        Path.Combine(Path.GetDirectoryName(source)!, "testdata", "replica");
+    /// <summary>The scripts as copied next to the test assembly.</summary>
+    private static string ScriptDir => Path.Combine(AppContext.BaseDirectory, "testdata", "replica");
+
+    /// <summary>The scripts in the source tree, so that a rewrite updates the files under version control (found from
+    /// the assembly's folder: CI builds map source paths, so the compiler's file path cannot be used).</summary>
+    private static string SourceScriptDir()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Coordination.Core.Tests.csproj"))) dir = dir.Parent;
+        return Path.Combine(dir?.FullName ?? throw new DirectoryNotFoundException("Coordination.Core.Tests.csproj"), "testdata", "replica");
+    }
 }
 
 /// <summary>A read as the script host knows it: a path, optionally with a data watch.</summary>
@@ -81,7 +87,7 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
 
     private void Execute(string[] c)
     {
-        var session = c.Length > 1 && c[1].StartsWith('s') && _core is not null && _core.Sessions.TryGetValue(Sid(c[1]), out var s) ? s : null;
+        var session = c.Length > 1 && c[1].StartsWith('s') && _core.Sessions.TryGetValue(Sid(c[1]), out var s) ? s : null;
         switch (c[0])
         {
             case "standalone":
