@@ -24,10 +24,6 @@ public sealed record AttachPeer(IActorRef Peer);
 public sealed partial class ReplicaActor
 {
     private EnsembleLink? _ensemble;
-    /// <summary>This server may serve clients (standalone, an established leader, or a synchronised learner).</summary>
-    private bool _serving;
-    /// <summary>This server prepares and proposes writes (standalone, or an established leader).</summary>
-    private bool _leading;
     private IActorRef? _leaderReplica;
     /// <summary>Follower: requests for the leader's replica gathered during a burst (flushed with the log, see Log).</summary>
     private readonly List<ForwardedRequest> _unforwarded = new();
@@ -35,9 +31,6 @@ public sealed partial class ReplicaActor
     private readonly Dictionary<long, Proposal> _proposed = new();
     /// <summary>Sessions this server asked to create, answered when the createSession txn commits.</summary>
     private readonly Dictionary<long, Waiting> _creating = new();
-    /// <summary>Leader: the server each session is attached to; requests from elsewhere get SessionMoved.</summary>
-    private readonly Dictionary<long, long> _owners = new();
-    private readonly HashSet<SessionState> _syncWaiters = new();
     /// <summary>Re-attachments to sessions this follower does not know yet, waiting to catch up with the leader.</summary>
     private readonly Dictionary<long, (ValidateSession Request, long Zxid, long SinceMs)> _validations = new();
     /// <summary>The xid of the sync a follower sends for a validation (clients never use 0).</summary>
@@ -52,19 +45,6 @@ public sealed partial class ReplicaActor
     private sealed record HeldSync(long Request, long Zxid, long SessionId, int Xid, PendingSync? Local, IActorRef? Follower);
     private readonly Queue<HeldSync> _heldSyncs = new();
     private long _lastConfirmRequest;
-
-    /// <summary>A sync in flight: answered once this replica has applied up to <see cref="Zxid"/> (the leader's last
-    /// proposal when it saw the sync; -1 until the leader says, which it does once a quorum confirms it still leads).</summary>
-    /// <summary>A sync waiting for its point (<see cref="Zxid"/>) to be fixed and applied here; with <see cref="Then"/>,
-    /// the linearizable read it was made for, answered instead of the sync.</summary>
-    private sealed class PendingSync(int xid, string path, long sinceMs, ClientRequest? then)
-    {
-        public readonly int Xid = xid;
-        public readonly string Path = path;
-        public readonly long SinceMs = sinceMs;
-        public readonly ClientRequest? Then = then;
-        public long Zxid = -1;
-    }
 
     private MemberSenders? _senders;
     private MemberSenders Senders => _senders ??= new MemberSenders(_ensemble!.Members);
@@ -92,7 +72,7 @@ public sealed partial class ReplicaActor
         {
             if (_leading) CreateSessionAsLeader(m.SessionId, m.TimeoutMs, m.ServerId);
         });
-        Receive<SessionOwner>(m => { if (_leading) _owners[m.SessionId] = m.ServerId; });
+        Receive<SessionOwner>(m => _core.Attach(m.SessionId, m.ServerId));
         Receive<ForwardRejected>(m =>
         {
             // A refused validation or sync cannot be answered truthfully here (the leader is going away): the
@@ -103,8 +83,8 @@ public sealed partial class ReplicaActor
                 return;
             }
             if (!_sessions.TryGetValue(m.SessionId, out var session)) return;
-            if (session.Pending.Any(p => p is PendingSync { Zxid: < 0 } s && s.Xid == m.Xid)) Abandon(m.SessionId, session, "the leader refused its sync");
-            else Complete(session, m.Xid, Refusal(m.Xid, (ErrorCode)m.Err));
+            if (_core.AwaitsSyncPoint(session, m.Xid)) _core.Abandon(session, _monotonic(), "the leader refused its sync");
+            else _core.Complete(session, m.Xid, Refusal(m.Xid, (ErrorCode)m.Err));
         });
         Receive<LeadershipConfirmed>(OnLeadershipConfirmed);
         Receive<SyncPoint>(m =>
@@ -115,11 +95,7 @@ public sealed partial class ReplicaActor
                 ReleaseValidations();
                 return;
             }
-            if (!_sessions.TryGetValue(m.SessionId, out var session)) return;
-            var sync = session.Pending.OfType<PendingSync>().FirstOrDefault(s => s.Xid == m.Xid && s.Zxid < 0);
-            if (sync is null) return;
-            sync.Zxid = m.Zxid;
-            Drain(session);
+            _core.SyncPoint(m.SessionId, m.Xid, m.Zxid);
         });
     }
 
@@ -128,8 +104,8 @@ public sealed partial class ReplicaActor
         TrackLooking(role);
         var wasServing = _serving;
         var wasLeading = _leading;
-        _serving = role.ServesClients;
-        _leading = role.ServesClients && role.Role == PeerState.Leading;
+        var dropped = _serving && !role.ServesClients ? _sessions.Keys.ToList() : null;
+        _core.SetRole(RoleOf(role));
         if (wasLeading && !_leading) RefuseHeldSyncs();
         FlushForwarded();   // to the leader they were meant for, as if sent at once
         _leaderReplica = role.ServesClients && !_leading
@@ -137,14 +113,13 @@ public sealed partial class ReplicaActor
             : null;
         if (!_serving)
         {
-            if (wasServing) DropClients();
+            if (wasServing) DropClients(dropped!);
             return;
         }
         if (_leading)
         {
             // Every commit of earlier epochs is applied (Zab told us before this): the epoch's proposals start at 1.
             _prep.Reset(Zxids.Make(role.Epoch, 0));
-            _owners.Clear();
             // A new leader gives every session a full timeout, as ZooKeeper's does: their clients may be moving.
             TrackAllSessions();
             ProposeSessionSecretIfNone();
@@ -155,18 +130,15 @@ public sealed partial class ReplicaActor
     /// This server lost its leader or quorum: what it was doing for its clients can no longer complete here.
     /// The session manager closes their connections; the clients move on and re-attach, possibly elsewhere.
     /// </summary>
-    private void DropClients()
+    private void DropClients(List<long> sessions)
     {
-        foreach (var sessionId in _sessions.Keys) _watches.RemoveSession(sessionId);
-        _sessions.Clear();
+        // The core forgot the sessions and what they waited for (ReplicaCore.SetRole).
+        foreach (var sessionId in sessions) _watches.RemoveSession(sessionId);
         EndAllSubscriptions();
         _creating.Clear();
         _proposed.Clear();
         _unlogged.Clear();
-        _owners.Clear();
-        _syncWaiters.Clear();
         _validations.Clear();
-        _outstanding = 0;
         _prep.Reset(_tree.LastZxid);
     }
 
@@ -199,14 +171,12 @@ public sealed partial class ReplicaActor
     /// <summary>A follower sends a client's write to the leader's replica, keeping its place in the session's queue.</summary>
     private void Forward(ClientRequest request, SessionState session)
     {
-        var write = new PendingWrite(request.Xid, _monotonic());
-        session.Pending.Enqueue(write);
         if (_leaderReplica is null)
         {
-            write.Outcome = Refusal(request.Xid, ErrorCode.ConnectionLoss);
-            Drain(session);
+            _core.Refuse(session, request.Xid, _monotonic(), ErrorCode.ConnectionLoss);
             return;
         }
+        _core.Write(session, request.Xid, _monotonic());
         var buffer = new ArrayBufferWriter<byte>(128);
         var w = new JuteWriter(buffer);
         request.Body.Write(ref w);
@@ -239,13 +209,11 @@ public sealed partial class ReplicaActor
 
     private void Sync(ClientRequest request, PathRequest body, SessionState session, ClientRequest? then = null)
     {
-        var sync = new PendingSync(request.Xid, body.NodePath, _monotonic(), then);
-        session.Pending.Enqueue(sync);
-        _syncWaiters.Add(session);
+        var sync = _core.Sync(session, request.Xid, body.NodePath, _monotonic(), then);
         if (_leading) HoldSync(request.SessionId, request.Xid, sync, null);
         else if (_leaderReplica is not null) ToLeader(new ForwardedRequest(_ensemble!.ServerId, request.SessionId, request.Xid, (int)OpCode.Sync, [], []));
         else sync.Zxid = 0;
-        Drain(session);
+        _core.Drain(session);
     }
 
     /// <summary>
@@ -276,7 +244,7 @@ public sealed partial class ReplicaActor
             else if (held.Local is { } sync && _sessions.TryGetValue(held.SessionId, out var session))
             {
                 sync.Zxid = held.Zxid;
-                Drain(session);
+                _core.Drain(session);
             }
         }
     }
@@ -291,8 +259,8 @@ public sealed partial class ReplicaActor
         foreach (var held in _heldSyncs)
         {
             if (held.Follower is { } follower) follower.Tell(new ForwardRejected(held.SessionId, held.Xid, (int)ErrorCode.ConnectionLoss));
-            else if (_serving && _sessions.TryGetValue(held.SessionId, out var session) && session.Pending.Contains(held.Local!))
-                Abandon(held.SessionId, session, "leadership ended before its sync was confirmed");
+            else if (_serving && _sessions.TryGetValue(held.SessionId, out var session) && _core.Waits(session, held.Local!))
+                _core.Abandon(session, _monotonic(), "leadership ended before its sync was confirmed");
         }
         _heldSyncs.Clear();
     }
@@ -321,18 +289,6 @@ public sealed partial class ReplicaActor
         }
     }
 
-    /// <summary>Answers the syncs whose point this replica has now applied.</summary>
-    private void ReleaseSyncs()
-    {
-        ReleaseValidations();
-        if (_syncWaiters.Count == 0) return;
-        foreach (var session in _syncWaiters.ToList())
-        {
-            Drain(session);
-            if (!session.Pending.Any(p => p is PendingSync)) _syncWaiters.Remove(session);
-        }
-    }
-
     /// <summary>Leader: a follower's client wrote. Prepared and proposed like a local write; the follower answers it on commit.</summary>
     private void OnForwardedRequest(ForwardedRequest f)
     {
@@ -347,7 +303,7 @@ public sealed partial class ReplicaActor
             HoldSync(f.SessionId, f.Xid, null, Sender);
             return;
         }
-        if (IsMovedAway(f.SessionId, f.ServerId, claimUnknown: false))
+        if (_core.IsMovedAway(f.SessionId, f.ServerId, claimUnknown: false))
         {
             Sender.Tell(new ForwardRejected(f.SessionId, f.Xid, (int)ErrorCode.SessionMoved));
             return;
@@ -374,29 +330,11 @@ public sealed partial class ReplicaActor
         }
     }
 
-    /// <summary>
-    /// Leader: true when the session is not attached to <paramref name="serverId"/> (a client that moved; its old
-    /// server's requests get SessionMoved). A session is attached where it was created or last (re)attached: the
-    /// leader hears it in ForwardedCreateSession and SessionOwner, and after a leader change every client
-    /// re-attaches (a member that stops serving drops its clients), so the owner of a live session is known here
-    /// before its server forwards anything. A forward for a session with no known owner is therefore refused
-    /// (<paramref name="claimUnknown"/> off): no member can take over a session by writing in its name. This
-    /// server's own clients claim an unknown session (it has just attached here).
-    /// </summary>
-    private bool IsMovedAway(long sessionId, long serverId, bool claimUnknown)
-    {
-        if (_ensemble is null || IsOwnLocalSession(sessionId, serverId)) return false;
-        if (_owners.TryGetValue(sessionId, out var owner)) return owner != serverId;
-        if (!claimUnknown) return true;
-        _owners[sessionId] = serverId;
-        return false;
-    }
-
     /// <summary>A session (re)attached here: the leader learns that this server now owns it.</summary>
     private void ClaimSession(long sessionId)
     {
         if (_ensemble is null) return;
-        if (_leading) _owners[sessionId] = _ensemble.ServerId;
+        if (_leading) _core.Attach(sessionId, _ensemble.ServerId);
         else ToLeader(new SessionOwner(_ensemble.ServerId, sessionId));
     }
 }

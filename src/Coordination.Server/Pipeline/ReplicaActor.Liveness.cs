@@ -29,20 +29,7 @@ public sealed partial class ReplicaActor
     private void OnCheckStalls()
     {
         var now = _monotonic();
-        foreach (var (sessionId, session) in _sessions)
-        {
-            session.Abandoned?.RemoveAll(a => a.UntilMs <= now);
-            // Only the head can be waiting: everything behind it is answered as soon as it is.
-            if (!session.Pending.TryPeek(out var head)) continue;
-            var (xid, since) = head switch
-            {
-                PendingWrite w => (w.Xid, w.SinceMs),
-                PendingSync s => (s.Xid, s.SinceMs),
-                _ => (0, now),
-            };
-            if (RequestDeadline.IsOverdue(since, now, session.TimeoutMs))
-                Abandon(sessionId, session, $"request xid {xid} unanswered after {now - since} ms");
-        }
+        _core.Tick(now);
         foreach (var (sessionId, (request, _, since)) in _validations.ToList())
         {
             if (!RequestDeadline.IsOverdue(since, now, request.TimeoutMs)) continue;
@@ -61,35 +48,6 @@ public sealed partial class ReplicaActor
     }
 
     /// <summary>
-    /// The session's requests cannot be completed here: everything it has queued is given up and its connection
-    /// closed. A write given up may still commit (a slow answer, not a lost one): the client learns its outcome as
-    /// after any connection loss, by reading, and a late answer is recognised by its xid and dropped.
-    /// </summary>
-    private void Abandon(long sessionId, SessionState session, string why)
-    {
-        _logger.Warning("Closing the connection of session 0x{0:x}: {1}", sessionId, why);
-        var until = _monotonic() + session.TimeoutMs;
-        foreach (var item in session.Pending)
-        {
-            _outstanding--;
-            if (item is PendingWrite { Outcome: null } write) (session.Abandoned ??= new()).Add((write.Xid, until));
-        }
-        session.Pending.Clear();
-        _syncWaiters.Remove(session);
-        session.Actor.Tell(DropConnection.Instance);
-    }
-
-    /// <summary>True (and forgotten) when <paramref name="xid"/> is the late answer to a write given up by Abandon.</summary>
-    private static bool IsAbandoned(SessionState session, int xid)
-    {
-        if (session.Abandoned is not { } abandoned) return false;
-        var i = abandoned.FindIndex(a => a.Xid == xid);
-        if (i < 0) return false;
-        abandoned.RemoveAt(i);
-        return true;
-    }
-
-    /// <summary>
     /// The session's connection closed: what it asked for is answered to no one. Its reads and syncs are dropped;
     /// its writes stay queued, orphaned: they complete in order (a newer connection's requests wait behind them, as
     /// in ZooKeeper), and their answers are not taken for the newer connection's requests, which may reuse xids.
@@ -100,17 +58,7 @@ public sealed partial class ReplicaActor
         EndSubscriptions(m.SessionId);
         if (!_sessions.TryGetValue(m.SessionId, out var session)) return;
         if (session.ReadOnly) EndReadOnlySession(m.SessionId);   // it ends with its connection
-        if (session.ReadOnly || session.Pending.Count == 0) return;
-        for (var n = session.Pending.Count; n > 0; n--)
-        {
-            var item = session.Pending.Dequeue();
-            if (item is PendingWrite write)
-            {
-                write.Orphaned = true;
-                session.Pending.Enqueue(write);
-            }
-            else _outstanding--;
-        }
-        Drain(session);
+        if (session.ReadOnly) return;
+        _core.ConnectionLost(session);
     }
 }

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using Coordination.Core;
+using Coordination.Core.Replica;
 using Coordination.Server.Ensemble;
 using Coordination.Protocol;
 
@@ -32,7 +33,7 @@ public sealed partial class ReplicaActor
     private bool OpenLocalSession(CreateSession m)
     {
         if (!LocalSessions) return false;
-        var session = new SessionState(m.Session, m.TimeoutMs) { Local = true };
+        var session = new SessionState(m.SessionId, m.Session, m.TimeoutMs) { Local = true };
         _sessions[m.SessionId] = session;
         _tracker.Tell(new Sessions.LocalSessionOpened(m.SessionId, m.TimeoutMs));
         m.Session.Tell(new SessionValidated(session.NextSeq(), true, m.TimeoutMs, _tree.LastZxid));
@@ -43,7 +44,7 @@ public sealed partial class ReplicaActor
     private bool RevalidateLocalSession(ValidateSession m)
     {
         if (!_sessions.TryGetValue(m.SessionId, out var session) || !session.Local) return false;
-        if (!session.Actor.Equals(m.Session)) _sessions[m.SessionId] = session = new SessionState(m.Session, m.TimeoutMs) { Local = true };
+        if (!session.Actor.Equals(m.Session)) _sessions[m.SessionId] = session = new SessionState(m.SessionId, m.Session, m.TimeoutMs) { Local = true };
         session.TimeoutMs = m.TimeoutMs;
         _tracker.Tell(new SessionTouched(m.SessionId, m.TimeoutMs));
         m.Session.Tell(new SessionValidated(session.NextSeq(), true, m.TimeoutMs, _tree.LastZxid));
@@ -58,17 +59,13 @@ public sealed partial class ReplicaActor
     {
         if (request.Op == OpCode.CloseSession)
         {
-            _outstanding++;
-            session.Pending.Enqueue(new LocalClose(request.SessionId, request.Xid));
-            Drain(session);
+            _core.CloseHere(session, request.Xid);
             return true;
         }
         if (!CreatesEphemeral(request)) return false;
         if (!_settings.LocalSessionsUpgradingEnabled)
         {
-            _outstanding++;
-            session.Pending.Enqueue(new PendingWrite(request.Xid, _monotonic()) { Outcome = Refusal(request.Xid, ErrorCode.EphemeralOnLocalSession) });
-            Drain(session);
+            _core.Refuse(session, request.Xid, _monotonic(), ErrorCode.EphemeralOnLocalSession);
             return true;
         }
         // The createSession reaches the leader before the create (both travel the same way, in this order).
@@ -89,22 +86,19 @@ public sealed partial class ReplicaActor
 
     private static bool IsEphemeralCreate(ZkRequest body) => body is CreateRequest create && ((CreateMode)create.Flags).IsEphemeral();
 
-    /// <summary>A local session's close, answered once everything before it in the session's queue is.</summary>
-    private sealed record LocalClose(long SessionId, int Xid);
-
-    private void CloseLocalSession(LocalClose close, SessionState session)
+    /// <summary>A local session's close, in its turn (<see cref="ReplicaCore{TAddress,TRead,TOutcome}.CloseHere"/>).</summary>
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.CloseHere(SessionState session, long seq, int xid)
     {
-        session.Actor.Tell(new Reply(session.NextSeq(), close.Xid, _tree.LastZxid, ErrorCode.Ok, EmptyResponse.Instance));
-        EndLocalSession(close.SessionId, session, expired: false);
+        session.Actor.Tell(new Reply(seq, xid, _tree.LastZxid, ErrorCode.Ok, EmptyResponse.Instance));
+        EndLocalSession(session.Id, session, expired: false);
     }
 
     private void EndLocalSession(long sessionId, SessionState session, bool expired)
     {
-        _sessions.Remove(sessionId);
+        _core.EndHere(sessionId);
         _watches.RemoveSession(sessionId);
         EndSubscriptions(sessionId);
         _tracker.Tell(new SessionClosed(sessionId));
-        _outstanding -= session.Pending.Count;
         session.Actor.Tell(new SessionEnded(session.NextSeq(), Expired: expired));
     }
 
@@ -119,5 +113,5 @@ public sealed partial class ReplicaActor
     /// <summary>Leader: the session is no global one and its id is from <paramref name="serverId"/>'s range, so its
     /// writes can come from that member only (a local session never moves).</summary>
     private bool IsOwnLocalSession(long sessionId, long serverId) =>
-        LocalSessions && SessionIds.ServerOf(sessionId) == serverId && !_owners.ContainsKey(sessionId) && !_prep.IsSessionAlive(sessionId);
+        LocalSessions && SessionIds.ServerOf(sessionId) == serverId && !_core.IsAttached(sessionId) && !_prep.IsSessionAlive(sessionId);
 }

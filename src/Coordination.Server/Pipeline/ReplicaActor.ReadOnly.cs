@@ -32,7 +32,7 @@ public sealed partial class ReplicaActor
                 m.Session.Tell(new SessionValidated(-1, false, 0, _tree.LastZxid));   // an unknown session: expired
                 return;
             }
-            session = new SessionState(m.Session, m.TimeoutMs) { ReadOnly = true };
+            session = new SessionState(m.SessionId, m.Session, m.TimeoutMs) { ReadOnly = true };
             _sessions[m.SessionId] = session;
         }
         m.Session.Tell(new SessionValidated(session.NextSeq(), true, session.TimeoutMs, _tree.LastZxid));

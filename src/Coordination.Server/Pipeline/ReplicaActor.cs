@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using Coordination.Core;
+using Coordination.Core.Replica;
 using Coordination.Protocol;
 using Coordination.Server.Ensemble;
 using Coordination.Server.Persistence;
@@ -26,14 +27,12 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     private IActorRef _log;
     private readonly IActorRef _tracker;
     private readonly IActorRef[] _dispatchers;
-    private readonly Dictionary<long, SessionState> _sessions = new();
     private readonly Func<long> _clock;
     /// <summary>Monotonic milliseconds, for how long requests have waited (see ReplicaActor.Liveness.cs).</summary>
     private readonly Func<long> _monotonic;
     private readonly ILoggingAdapter _logger = Context.GetLogger();
     private readonly Audit.IAuditSink _audit = Audit.AuditLog.For(Context.System);
     private readonly Sessions.SessionPasswords _passwords = Sessions.SessionPasswords.For(Context.System);
-    private int _outstanding;
     private readonly Metrics.ServerMetrics _metrics = Metrics.ServerMetrics.For(Context.System);
     private int _reapBudget;
     // Fuzzy snapshots (Persistence/SnapshotFiles): serialized in chunks between other messages.
@@ -46,35 +45,6 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    /// <summary>Per-session bookkeeping: where outputs go, the next sequence number, and the requests that wait.</summary>
-    private sealed class SessionState(IActorRef actor, int timeoutMs)
-    {
-        public IActorRef Actor = actor;
-        public int TimeoutMs = timeoutMs;
-        /// <summary>A read-only session (see ReplicaActor.ReadOnly.cs).</summary>
-        public bool ReadOnly;
-        /// <summary>A local session (see ReplicaActor.LocalSessions.cs).</summary>
-        public bool Local;
-        public long LastSeq;
-        /// <summary>The sequence number of this session's next output, in apply order.</summary>
-        public long NextSeq() => ++LastSeq;
-        /// <summary>Writes and syncs in flight and the reads queued behind them, in request order.</summary>
-        public readonly Queue<object> Pending = new();
-        /// <summary>Writes given up with their connection (see Abandon), until when a late answer to one is still
-        /// expected: it must not be taken for a newer request that reuses the xid.</summary>
-        public List<(int Xid, long UntilMs)>? Abandoned;
-    }
-
-    /// <summary>A write in flight since <see cref="SinceMs"/> (monotonic); <see cref="Outcome"/> is set when it
-    /// commits (or is refused) and it is answered once everything before it in the session's queue has been.
-    /// An <see cref="Orphaned"/> write's connection has closed: it completes in order but is answered to no one.</summary>
-    private sealed class PendingWrite(int xid, long sinceMs)
-    {
-        public readonly int Xid = xid;
-        public readonly long SinceMs = sinceMs;
-        public Reply? Outcome;
-        public bool Orphaned;
-    }
     private sealed class ReapTick { public static readonly ReapTick Instance = new(); }
     private sealed class FlushLog { public static readonly FlushLog Instance = new(); }
     /// <summary>Prepared txns not yet handed to the log (see <see cref="Log"/>).</summary>
@@ -93,7 +63,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         _tracker = tracker;
         _clock = clock;
         _ensemble = ensemble;
-        _serving = _leading = ensemble is null;
+        _core = new ReplicaCore<IActorRef, ClientRequest, Reply>(this, () => _tree.LastZxid, ensemble is not null) { StaysWith = IsOwnLocalSession };
         _prep = NewPreprocessor(tree);
         _passwords.Learn(tree.SessionSecret);
         _dispatchers = Enumerable.Range(0, settings.WatchDispatchers)
@@ -190,7 +160,6 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         if (session.ReadOnly && AnsweredReadOnly(request, session)) return;
         if (session.Local && HandledAsLocal(request, session)) return;
 
-        _outstanding++;
         if (request.Body is LinearizableReadRequest linearizable)
         {
             // Standalone, every read is linearizable already; in an ensemble the read waits behind a sync of its own.
@@ -206,16 +175,17 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         {
             Sync(request, sync, session);
         }
-        else if (Requests.IsWrite(request.Op) && request.Body is not (MalformedRequest or UnknownOpRequest) && !_leading)
-        {
-            Forward(request, session);
-        }
         else if (Requests.IsWrite(request.Op) && request.Body is not (MalformedRequest or UnknownOpRequest))
         {
-            if (IsMovedAway(request.SessionId, _ensemble?.ServerId ?? 0, claimUnknown: true))
+            var route = _core.RouteWrite(request.SessionId, _ensemble?.ServerId ?? 0);
+            if (route == WriteRoute.Forward)
             {
-                session.Pending.Enqueue(new PendingWrite(request.Xid, _monotonic()) { Outcome = Refusal(request.Xid, ErrorCode.SessionMoved) });
-                Drain(session);
+                Forward(request, session);
+                return;
+            }
+            if (route == WriteRoute.Moved)
+            {
+                _core.Refuse(session, request.Xid, _monotonic(), ErrorCode.SessionMoved);
                 return;
             }
             (TxnHeader Header, Txn Txn) prepared;
@@ -229,20 +199,15 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
             {
                 // A request that prep cannot handle is answered as unreadable; nothing was proposed for it.
                 _logger.Error(e, "Prepare of {0} failed", request.Op);
-                request = request with { Body = new MalformedRequest(e.Message) };
-                if (session.Pending.Count == 0) ExecuteRead(request, session); else session.Pending.Enqueue(request);
+                _core.Read(session, request with { Body = new MalformedRequest(e.Message) });
                 return;
             }
-            session.Pending.Enqueue(new PendingWrite(request.Xid, _monotonic()));
+            _core.Write(session, request.Xid, _monotonic());
             Log(new Proposal(prepared.Header, prepared.Txn));
-        }
-        else if (session.Pending.Count == 0)
-        {
-            ExecuteRead(request, session);
         }
         else
         {
-            session.Pending.Enqueue(request);
+            _core.Read(session, request);
         }
     }
 
@@ -261,7 +226,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
 
     private void CreateSessionAsLeader(long sessionId, int timeoutMs, long owner)
     {
-        _owners[sessionId] = owner;
+        _core.Attach(sessionId, owner);
         var (header, txn) = _prep.PrepareCreateSession(sessionId, timeoutMs, Now());
         Log(new Proposal(header, txn));
     }
@@ -305,7 +270,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         }
         if (!_sessions.TryGetValue(m.SessionId, out var session) || !session.Actor.Equals(m.Session))
         {
-            session = new SessionState(m.Session, m.TimeoutMs);
+            session = new SessionState(m.SessionId, m.Session, m.TimeoutMs);
             _sessions[m.SessionId] = session;
         }
         session.TimeoutMs = m.TimeoutMs;
@@ -330,7 +295,8 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         foreach (var proposal in batch) Commit(proposal);
         if (_tree.ReplayMode && _tree.LastZxid >= _tree.SnapshotEndZxid) _tree.FinishReplay();
         _prep.Applied(_tree.LastZxid);
-        ReleaseSyncs();
+        ReleaseValidations();
+        _core.Applied();
         PumpFeeds();
         if (_snapshots is { } policy)
         {
@@ -428,26 +394,11 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
             if (proposal.Txn is CreateSessionTxn) _creating.Remove(proposal.Header.SessionId);
             // In an ensemble the txn was refused, not lost: the leader changed under it, and the client will reconnect.
             if (_sessions.TryGetValue(proposal.Header.SessionId, out var session))
-                Complete(session, proposal.Header.Cxid, Refusal(proposal.Header.Cxid, _ensemble is null ? ErrorCode.SystemError : ErrorCode.ConnectionLoss));
+                _core.Complete(session, proposal.Header.Cxid, Refusal(proposal.Header.Cxid, _ensemble is null ? ErrorCode.SystemError : ErrorCode.ConnectionLoss));
         }
     }
 
     private Reply Refusal(int xid, ErrorCode err) => new(0, xid, _tree.LastZxid, err, EmptyResponse.Instance);
-
-    /// <summary>Records the outcome of the session's write <paramref name="xid"/> and answers what is now ready, in order.</summary>
-    private void Complete(SessionState session, int xid, Reply outcome)
-    {
-        if (IsAbandoned(session, xid)) return;
-        foreach (var item in session.Pending)
-        {
-            if (item is PendingWrite { Outcome: null } write && write.Xid == xid)
-            {
-                write.Outcome = outcome;
-                break;
-            }
-        }
-        Drain(session);
-    }
 
     private void Commit(Proposal proposal)
     {
@@ -471,7 +422,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
                 _tracker.Tell(new SessionOpened(header.SessionId, create.TimeoutMs));
                 // Only the server the client is connected to answers it; the others just know the session exists.
                 if (!_creating.Remove(header.SessionId, out var creating)) return;
-                var state = new SessionState(creating.Session, create.TimeoutMs);
+                var state = new SessionState(header.SessionId, creating.Session, create.TimeoutMs);
                 _sessions[header.SessionId] = state;
                 state.Actor.Tell(new SessionValidated(state.NextSeq(), true, create.TimeoutMs, header.Zxid));
                 return;
@@ -481,62 +432,17 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         }
 
         if (_sessions.TryGetValue(header.SessionId, out var session))
-            Complete(session, header.Cxid, new Reply(0, header.Cxid, header.Zxid, result.Err, result.Response));
+            _core.Complete(session, header.Cxid, new Reply(0, header.Cxid, header.Zxid, result.Err, result.Response));
     }
 
     private void EndSession(in TxnHeader header)
     {
         _tracker.Tell(new SessionClosed(header.SessionId));
-        _owners.Remove(header.SessionId);
         _watches.RemoveSession(header.SessionId);
         EndSubscriptions(header.SessionId);
-        if (!_sessions.Remove(header.SessionId, out var session)) return;
-        var cxid = header.Cxid;
-        var requested = cxid != 0 && session.Pending.Any(p => p is PendingWrite { Outcome: null } w && w.Xid == cxid);
-        if (requested)
-        {
-            // Answer everything before the close in order; what follows it is dropped with the session.
-            Complete(session, header.Cxid, new Reply(0, header.Cxid, header.Zxid, ErrorCode.Ok, EmptyResponse.Instance));
-        }
-        _outstanding -= session.Pending.Count;
+        var (session, requested) = _core.End(header.SessionId, header.Cxid, new Reply(0, header.Cxid, header.Zxid, ErrorCode.Ok, EmptyResponse.Instance));
+        if (session is null) return;
         session.Actor.Tell(new SessionEnded(session.NextSeq(), Expired: !requested));
-    }
-
-    /// <summary>Answers, in request order, everything at the head of the session's queue that is ready: reads, writes
-    /// with an outcome and syncs the replica has caught up with; stops at the first write or sync still in flight.</summary>
-    private void Drain(SessionState session)
-    {
-        while (session.Pending.TryPeek(out var next))
-        {
-            switch (next)
-            {
-                case ClientRequest read:
-                    session.Pending.Dequeue();
-                    ExecuteRead(read, session);
-                    break;
-                case PendingWrite { Outcome: { } outcome } write:
-                    session.Pending.Dequeue();
-                    _outstanding--;
-                    if (!write.Orphaned) session.Actor.Tell(outcome with { Seq = session.NextSeq() });
-                    break;
-                case PendingSync { Zxid: >= 0, Then: { } read } sync when _tree.LastZxid >= sync.Zxid:
-                    session.Pending.Dequeue();
-                    ExecuteRead(read, session);
-                    break;
-                case PendingSync { Zxid: >= 0 } sync when _tree.LastZxid >= sync.Zxid:
-                    session.Pending.Dequeue();
-                    _outstanding--;
-                    session.Actor.Tell(new Reply(session.NextSeq(), sync.Xid, _tree.LastZxid, ErrorCode.Ok, new PathResponse(sync.Path)));
-                    break;
-                case LocalClose close:
-                    session.Pending.Dequeue();
-                    _outstanding--;
-                    CloseLocalSession(close, session);
-                    return;
-                default:
-                    return;
-            }
-        }
     }
 
     private void FireTriggers(IReadOnlyList<WatchTrigger> triggers, long zxid)
@@ -557,7 +463,6 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
 
     private void ExecuteRead(ClientRequest request, SessionState session)
     {
-        _outstanding--;
         ErrorCode err;
         ZkResponse body;
         try
@@ -778,6 +683,6 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
             _tree.LastZxid, _tree.NodeCount, _tree.ApproximateDataSize, _tree.EphemeralCount, _watches.WatchCount,
             _watches.PathCount, _tree.Sessions.Count, request.WithWatchDetail || request.WithEphemerals || request.WithDigest ? _tree.Digest() : 0,
             request.WithWatchDetail ? _watches.BySession() : null, request.WithWatchDetail ? _watches.ByPath() : null,
-            ephemerals, _outstanding));
+            ephemerals, _core.Outstanding));
     }
 }

@@ -1,0 +1,242 @@
+using System.Text;
+using Coordination.Core.Replica;
+using Coordination.Protocol;
+
+namespace Coordination.Core.Tests;
+
+/// <summary>
+/// Data-driven tests of <see cref="ReplicaCore{TAddress,TRead,TOutcome}"/> (in the manner of etcd raft's testdata):
+/// each file under testdata/replica is a list of blocks, a command and its printed outputs:
+/// <code>
+/// command args
+/// ----
+/// outputs (the host's calls, in order)
+/// </code>
+/// separated by blank lines; '#' starts a comment line. A block's outputs must match what the core does now. With
+/// REPLICA_SCRIPTS_REWRITE=1 the files are rewritten with the outputs instead (review the diff before committing).
+/// </summary>
+public sealed class ReplicaScriptTests
+{
+    public static TheoryData<string> Scripts() => new(Directory.GetFiles(ScriptDir, "*.txt").Select(Path.GetFileName).Order()!);
+
+    [Theory]
+    [MemberData(nameof(Scripts))]
+    public void Script(string name)
+    {
+        var text = File.ReadAllText(Path.Combine(ScriptDir, name)).ReplaceLineEndings("\n");
+        var actual = new ReplicaScript().Run(text);
+        if (Environment.GetEnvironmentVariable("REPLICA_SCRIPTS_REWRITE") == "1")
+        {
+            File.WriteAllText(Path.Combine(SourceScriptDir(), name), actual);
+            return;
+        }
+        Assert.Equal(text, actual);
+    }
+
+    /// <summary>The scripts as copied next to the test assembly.</summary>
+    private static string ScriptDir => Path.Combine(AppContext.BaseDirectory, "testdata", "replica");
+
+    /// <summary>The scripts in the source tree, so that a rewrite updates the files under version control (found from
+    /// the assembly's folder: CI builds map source paths, so the compiler's file path cannot be used).</summary>
+    private static string SourceScriptDir()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Coordination.Core.Tests.csproj"))) dir = dir.Parent;
+        return Path.Combine(dir?.FullName ?? throw new DirectoryNotFoundException("Coordination.Core.Tests.csproj"), "testdata", "replica");
+    }
+}
+
+/// <summary>A read as the script host knows it: a path, optionally with a data watch.</summary>
+internal sealed record ScriptRead(int Xid, string Path, bool Watch);
+
+/// <summary>A write's outcome: committed at <see cref="Zxid"/> or refused with <see cref="Err"/>.</summary>
+internal sealed record ScriptOutcome(int Xid, long Zxid, ErrorCode Err);
+
+/// <summary>
+/// Runs a script against a core whose host is a toy replica: a map of path → value for state, data watches by
+/// path, and the last applied zxid. Every host call is printed as "session #seq what".
+/// </summary>
+internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOutcome>
+{
+    private ReplicaCore<string, ScriptRead, ScriptOutcome> _core = null!;
+    private readonly Dictionary<string, string> _state = new();
+    private readonly Dictionary<string, HashSet<long>> _watches = new();
+    private long _applied;
+    private long _now;
+    private long _serverId;
+    private readonly StringBuilder _out = new();
+
+    public string Run(string script)
+    {
+        var result = new StringBuilder();
+        foreach (var block in script.TrimEnd('\n').Split("\n\n"))
+        {
+            var lines = block.Split('\n');
+            var separator = Array.IndexOf(lines, "----");
+            var commands = separator < 0 ? lines : lines[..separator];
+            _out.Clear();
+            foreach (var line in commands)
+                if (!line.StartsWith('#') && line.Trim().Length > 0) Execute(line.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+            foreach (var line in commands) result.Append(line).Append('\n');
+            result.Append("----\n");
+            result.Append(_out.Length == 0 ? "ok\n" : _out.ToString());
+            result.Append('\n');
+        }
+        return result.ToString().TrimEnd('\n') + "\n";
+    }
+
+    private void Execute(string[] c)
+    {
+        var session = c.Length > 1 && c[1].StartsWith('s') && _core.Sessions.TryGetValue(Sid(c[1]), out var s) ? s : null;
+        switch (c[0])
+        {
+            case "standalone":
+                _core = new ReplicaCore<string, ScriptRead, ScriptOutcome>(this, () => _applied, ensemble: false);
+                break;
+            case "ensemble":   // ensemble <server id>
+                _serverId = long.Parse(c[1]);
+                _core = new ReplicaCore<string, ScriptRead, ScriptOutcome>(this, () => _applied, ensemble: true) { StaysWith = (id, server) => _staying.TryGetValue(id, out var at) && at == server };
+                break;
+            case "role":
+                _core.SetRole(Enum.Parse<ReplicaRole>(c[1], ignoreCase: true));
+                Print($"role {_core.Role}: serving={_core.Serving} leading={_core.Leading} sessions={_core.Sessions.Count}");
+                break;
+            case "open":   // open s1 [timeout]
+                _core.Sessions[Sid(c[1])] = new ReplicaSession<string, ScriptRead, ScriptOutcome>(Sid(c[1]), c[1], c.Length > 2 ? int.Parse(c[2]) : 30000);
+                break;
+            case "now":
+                _now = long.Parse(c[1]);
+                break;
+            case "read":   // read s1 <xid> <path> [watch]
+                _core.Read(session!, new ScriptRead(int.Parse(c[2]), c[3], c.Length > 4 && c[4] == "watch"));
+                break;
+            case "write":   // write s1 <xid>: a client's write, routed as the replica would
+                Write(session!, int.Parse(c[2]));
+                break;
+            case "sync":   // sync s1 <xid> [read <path>]: a sync, or a linearizable read when followed by a path
+            {
+                var xid = int.Parse(c[2]);
+                var then = c.Length > 4 ? new ScriptRead(xid, c[4], false) : null;
+                var sync = _core.Sync(session!, xid, "/", _now, then);
+                if (!_core.Leading) Print($"{c[1]} sync xid={xid} to the leader");
+                else sync.Zxid = _applied;   // a leader fixes the point at once (its quorum check is the host's)
+                _core.Drain(session!);
+                break;
+            }
+            case "syncpoint":   // syncpoint s1 <xid> <zxid>: the leader fixed a forwarded sync's point
+                _core.SyncPoint(Sid(c[1]), int.Parse(c[2]), long.Parse(c[3]));
+                break;
+            case "commit":   // commit <zxid> s1 <xid> <path>=<value>: a committed batch of one txn
+                Commit(long.Parse(c[1]), Sid(c[2]), int.Parse(c[3]), c[4]);
+                break;
+            case "rejected":   // rejected s1 <xid> <error>: the leader refused a forwarded write or sync
+            {
+                var xid = int.Parse(c[2]);
+                if (session is null) break;
+                if (_core.AwaitsSyncPoint(session, xid)) _core.Abandon(session, _now, "the leader refused its sync");
+                else _core.Complete(session, xid, Refusal(xid, Enum.Parse<ErrorCode>(c[3])));
+                break;
+            }
+            case "owner":   // owner s1 <server>: the session (re)attached to that server
+                _core.Attach(Sid(c[1]), long.Parse(c[2]));
+                break;
+            case "forwarded":   // forwarded s1 <server>: the leader receives a write that server forwards
+                Print($"{c[1]} from server {c[2]}: {(_core.IsMovedAway(Sid(c[1]), long.Parse(c[2]), claimUnknown: false) ? "SessionMoved" : "prepare")}");
+                break;
+            case "close":   // close <zxid> s1 <cxid>: a committed closeSession (cxid 0: an expiry)
+            {
+                _applied = long.Parse(c[1]);
+                var (ended, requested) = _core.End(Sid(c[2]), int.Parse(c[3]), new ScriptOutcome(int.Parse(c[3]), _applied, ErrorCode.Ok));
+                if (ended is not null) Print($"{ended.Actor} #{ended.NextSeq()} ended {(requested ? "closed" : "expired")}");
+                break;
+            }
+            case "close-here":   // close-here s1 <xid>: a local session's close, which commits no txn
+                _core.CloseHere(session!, int.Parse(c[2]));
+                break;
+            case "staying":   // staying s1 <server>: the session is a local one of that server (it never moves)
+                _staying[Sid(c[1])] = long.Parse(c[2]);
+                break;
+            case "lost":
+                _core.ConnectionLost(session!);
+                break;
+            case "tick":
+                _now = long.Parse(c[1]);
+                _core.Tick(_now);
+                break;
+            case "stats":
+                Print($"outstanding={_core.Outstanding} " + string.Join(" ", _core.Sessions.Values.OrderBy(v => v.Id).Select(v => $"{v.Actor}:pending={v.PendingCount}")));
+                break;
+            default:
+                throw new InvalidOperationException($"unknown script command '{c[0]}'");
+        }
+    }
+
+    private void Write(ReplicaSession<string, ScriptRead, ScriptOutcome> session, int xid)
+    {
+        switch (_core.RouteWrite(session.Id, _serverId))
+        {
+            case WriteRoute.Prepare:
+                _core.Write(session, xid, _now);
+                Print($"{session.Actor} write xid={xid} prepared");
+                break;
+            case WriteRoute.Forward:
+                _core.Write(session, xid, _now);
+                Print($"{session.Actor} write xid={xid} to the leader");
+                break;
+            case WriteRoute.Moved:
+                _core.Refuse(session, xid, _now, ErrorCode.SessionMoved);
+                break;
+        }
+    }
+
+    /// <summary>As the replica applies a txn: the state changes, watches fire (each watcher's event takes its next
+    /// sequence number), the writer's outcome is recorded, and syncs waiting for the zxid are answered.</summary>
+    private void Commit(long zxid, long sessionId, int xid, string change)
+    {
+        var eq = change.IndexOf('=');
+        var path = change[..eq];
+        _state[path] = change[(eq + 1)..];
+        _applied = zxid;
+        if (_watches.Remove(path, out var watchers))
+            foreach (var watcher in watchers.Order())
+                if (_core.Sessions.TryGetValue(watcher, out var w))
+                    Print($"{w.Actor} #{w.NextSeq()} event NodeDataChanged {path} zxid={zxid}");
+        if (_core.Sessions.TryGetValue(sessionId, out var session)) _core.Complete(session, xid, new ScriptOutcome(xid, zxid, ErrorCode.Ok));
+        _core.Applied();
+    }
+
+    private static long Sid(string name) => long.Parse(name[1..]);
+
+    private void Print(string line) => _out.Append(line).Append('\n');
+
+    public void ExecuteRead(ReplicaSession<string, ScriptRead, ScriptOutcome> session, ScriptRead read)
+    {
+        if (read.Watch)
+        {
+            if (!_watches.TryGetValue(read.Path, out var set)) _watches[read.Path] = set = new();
+            set.Add(session.Id);
+        }
+        var value = _state.TryGetValue(read.Path, out var v) ? v : "<none>";
+        Print($"{session.Actor} #{session.NextSeq()} read xid={read.Xid} {read.Path}={value} zxid={_applied}");
+    }
+
+    public void AnswerWrite(ReplicaSession<string, ScriptRead, ScriptOutcome> session, long seq, ScriptOutcome outcome) =>
+        Print($"{session.Actor} #{seq} write xid={outcome.Xid} {outcome.Err} zxid={outcome.Zxid}");
+
+    public void AnswerSync(ReplicaSession<string, ScriptRead, ScriptOutcome> session, long seq, int xid, string path) =>
+        Print($"{session.Actor} #{seq} sync xid={xid} zxid={_applied}");
+
+    public void DropConnection(ReplicaSession<string, ScriptRead, ScriptOutcome> session, string why) =>
+        Print($"{session.Actor} connection dropped: {why}");
+
+    public ScriptOutcome Refusal(int xid, ErrorCode err) => new(xid, _applied, err);
+
+    public void CloseHere(ReplicaSession<string, ScriptRead, ScriptOutcome> session, long seq, int xid)
+    {
+        Print($"{session.Actor} #{seq} closed here xid={xid}");
+        _core.EndHere(session.Id);
+    }
+
+    /// <summary>Local sessions of other servers ("staying"): their forwards are never SessionMoved.</summary>
+    private readonly Dictionary<long, long> _staying = new();
+}
