@@ -102,6 +102,9 @@ public sealed class LeaseClusterTests(ServersFixture servers, ITestOutputHelper 
             var leases = systems.Select((s, i) => LeaseProvider.Get(s).GetLease("sbr", LeasePath, $"node{i}")).ToList();
             var lost = new TaskCompletionSource<Exception>(TaskCreationOptions.RunContinuationsAsynchronously);
             Assert.True(await leases[0].Acquire(e => lost.TrySetResult(e)).Within());
+            // Fencing: each holder's token (its lock node's czxid) is above every earlier holder's.
+            var staleToken = ((CoordinationLease)leases[0]).FencingToken;
+            Assert.True(staleToken > 0, $"a held lease has a token ({staleToken})");
             Assert.False(await leases[1].Acquire().Within());
             Assert.False(await leases[2].Acquire().Within());
 
@@ -114,12 +117,16 @@ public sealed class LeaseClusterTests(ServersFixture servers, ITestOutputHelper 
             Assert.False(leases[0].CheckLease());
             await Clients.Eventually(async () => await leases[1].Acquire(), "node1 acquires after the expiry", 20);
             Assert.True(leases[1].CheckLease());
+            var newToken = ((CoordinationLease)leases[1]).FencingToken;
+            Assert.True(newToken > staleToken, $"the new holder's token {newToken} is above the stale holder's {staleToken}");
+            Assert.Equal(0, ((CoordinationLease)leases[0]).FencingToken);
             Assert.False(await leases[2].Acquire().Within());
             // node0's client starts a new session by itself; it can contend again once node1 lets go.
             await Clients.Eventually(() => holderClient.State.IsConnected(), "node0 reconnected with a new session", 20);
             Assert.False(await leases[0].Acquire().Within());
             Assert.True(await leases[1].Release().Within());
             await Clients.Eventually(async () => await leases[0].Acquire(), "node0 acquires again", 20);
+            Assert.True(((CoordinationLease)leases[0]).FencingToken > newToken, "node0's new token is above node1's");
         }
         finally { await StopAsync(systems); }
     });
