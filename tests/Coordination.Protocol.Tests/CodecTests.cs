@@ -235,9 +235,19 @@ public class CodecTests
     }
 
     [Fact]
+    public void ReconfigRequestsRoundTrip()
+    {
+        var r = (ReconfigRequest)RequestRoundTrip(OpCode.Reconfig, new ReconfigRequest("server.4=127.0.0.1:2891:0:participant;127.0.0.1:2184", null, "", -1));
+        Assert.Equal("server.4=127.0.0.1:2891:0:participant;127.0.0.1:2184", r.JoiningServers);
+        Assert.Null(r.LeavingServers);   // null and empty stay apart, as jute strings do
+        Assert.Equal("", r.NewMembers);
+        Assert.Equal(-1, r.CurConfigId);
+    }
+
+    [Fact]
     public void UnknownOpCodes()
     {
-        foreach (var op in new[] { OpCode.Reconfig, OpCode.SessionSecret, OpCode.DeleteContainer, (OpCode)999 })
+        foreach (var op in new[] { OpCode.SessionSecret, OpCode.DeleteContainer, (OpCode)999 })
         {
             var e = Assert.Throws<UnknownOpException>(() => { var r = new JuteReader([]); Requests.Read(op, ref r); });
             Assert.Equal(op, e.Op);

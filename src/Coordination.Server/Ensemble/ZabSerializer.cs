@@ -258,7 +258,10 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
         {
             var zxid = Long();
             var payload = Bytes();
-            return new(zxid, payload, Coordination.Core.Txns.ConfigOf(payload));
+            // A reconfig txn carries its configuration; one that does not decode refuses the message (the payloads
+            // of other txns are decoded where they are applied).
+            try { return new(zxid, payload, Coordination.Core.Txns.ConfigOf(payload)); }
+            catch (Coordination.Protocol.JuteException e) { throw new SerializationException("bad reconfig txn in a Zab message: " + e.Message, e); }
         }
         public ZabConfig? Config()
         {
