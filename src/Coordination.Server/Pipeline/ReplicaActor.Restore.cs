@@ -23,6 +23,10 @@ public sealed partial class ReplicaActor : IWithUnboundedStash
     public IStash Stash { get; set; } = null!;
 
     private sealed record RestorePersisted(DataTree Tree, IActorRef ReplyTo, Exception? Error);
+    /// <summary>The restore waited this long for what was in flight to be applied: it is given up (answered with an
+    /// error, the stashed requests served), so that a log that stopped answering cannot park every request forever.</summary>
+    private static readonly TimeSpan RestoreIdleLimit = TimeSpan.FromSeconds(10);
+    private sealed record RestoreIdleExpired;
 
     private void ReceiveRestoreMessages() => Receive<RestoreTree>(OnRestoreTree);
 
@@ -42,8 +46,15 @@ public sealed partial class ReplicaActor : IWithUnboundedStash
             Receive<FlushLog>(_ => OnFlushLog());
             Receive<SnapshotDone>(OnSnapshotDone);
             Receive<RestorePersisted>(OnRestorePersisted);
+            Receive<RestoreIdleExpired>(_ =>
+            {
+                var why = $"the server did not become idle within {RestoreIdleLimit.TotalSeconds:0} s (its log did not answer); the tree is unchanged";
+                _logger.Error("Restore given up: {0}", why);
+                EndRestore(replyTo, new TreeRestored(-1, why));
+            });
             ReceiveAny(_ => Stash.Stash());
         });
+        Timers.StartSingleTimer("restore-idle", new RestoreIdleExpired(), RestoreIdleLimit);
         PersistRestoredIfIdle(m.Tree, replyTo);
     }
 
@@ -52,6 +63,7 @@ public sealed partial class ReplicaActor : IWithUnboundedStash
     private void PersistRestoredIfIdle(DataTree tree, IActorRef replyTo)
     {
         if (_unlogged.Count > 0 || _prep.NextZxid - 1 > _tree.LastZxid) return;
+        Timers.Cancel("restore-idle");
         try
         {
             tree.AdoptForRestore(_tree.LastZxid, _tree.SessionSecret, _tree.Sessions);
@@ -82,13 +94,18 @@ public sealed partial class ReplicaActor : IWithUnboundedStash
             // The snapshot's sessions that no client holds now expire (and their ephemerals go with them).
             TrackAllSessions();
             _logger.Warning("Restored the tree from a snapshot: {0} znodes, last zxid 0x{1:x}", _tree.NodeCount, _tree.LastZxid);
-            m.ReplyTo.Tell(new TreeRestored(_tree.LastZxid, null));
+            EndRestore(m.ReplyTo, new TreeRestored(_tree.LastZxid, null));
         }
         else
         {
             _logger.Error(m.Error, "Restore failed; the tree is unchanged");
-            m.ReplyTo.Tell(new TreeRestored(-1, m.Error.Message));
+            EndRestore(m.ReplyTo, new TreeRestored(-1, m.Error.Message));
         }
+    }
+
+    private void EndRestore(IActorRef replyTo, TreeRestored outcome)
+    {
+        replyTo.Tell(outcome);
         UnbecomeStacked();
         Stash.UnstashAll();
     }
