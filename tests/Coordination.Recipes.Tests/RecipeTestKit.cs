@@ -62,24 +62,28 @@ public static class Clients
     }
 
     /// <summary>
-    /// Ends <paramref name="victim"/>'s session on the server: attach a second client to it and close that. A victim
-    /// that is still connected reconnects and takes its session back, and when that lands between the killer's attach
-    /// and its closeSession the server drops the killer and the close is lost (seen on ZooKeeper 3.8). So this repeats
-    /// until a killer is told the session has expired, which proves the close went through.
+    /// Ends <paramref name="victim"/>'s session on the server: a raw connection attaches to it and closes it in one
+    /// write, so the victim (which reconnects as soon as the attach drops its connection) cannot take the session back
+    /// between the two; both servers answer requests pipelined behind the ConnectRequest
+    /// (Compat's PipelinedHandshakeTests). Done when the close is answered Ok, or when an attach is told the session
+    /// has already expired; anything else is reported and tried again.
     /// </summary>
     public static async Task ExpireSessionAsync(ServerProcess server, CoordinationClient victim, ITestOutputHelper output)
     {
-        const int attempts = 10;
+        const int attempts = 5;
+        const int closeXid = 1;
+        var (sessionId, password) = (victim.SessionId, victim.SessionPassword);
         for (var attempt = 1; attempt <= attempts; attempt++)
         {
-            await using var killer = new CoordinationClient(Targets.Options(server.ConnectString, output) with
-            {
-                SessionId = victim.SessionId, SessionPassword = victim.SessionPassword,
-            });
-            try { await killer.StartAsync().Within(20); }
-            catch (Coordination.Client.SessionExpiredException) { return; }
+            await using var killer = await RawConnection.ConnectAsync(server.Host, server.Port);
+            await killer.SendAsync(WireFrames.Connect(sessionId, password, 30_000)
+                .Concat(WireFrames.Request(closeXid, Coordination.Protocol.OpCode.CloseSession, null)).ToArray());
+            var seen = await killer.ObserveAsync(TimeSpan.FromSeconds(10), expectConnectResponse: true, probeXid: closeXid);
+            if (seen.ConnectResponse is { Timeout: 0 }) return;
+            if (seen.Replies.Any(r => r.Xid == closeXid && r.Err == Coordination.Protocol.ErrorCode.Ok)) return;
+            output.WriteLine($"closing session 0x{sessionId:x}, attempt {attempt}: {seen}");
         }
-        throw new TimeoutException($"session 0x{victim.SessionId:x} still alive after {attempts} attempts to close it");
+        throw new TimeoutException($"session 0x{sessionId:x} still alive after {attempts} attempts to close it");
     }
 
     /// <summary>A "crash": the connection drops abruptly and the process is gone; the session lives on until it times out.</summary>

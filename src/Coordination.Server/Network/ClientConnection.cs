@@ -466,12 +466,15 @@ public sealed class ClientConnection
                 }
                 if (!Admit()) return (ReadOutcome.ClientClosed, null);
 
-                _reader.AdvanceTo(buffer.Start, buffer.End);
                 if (waitForBinding)
                 {
+                    // Requests a client pipelined behind its ConnectRequest are already buffered: leave them unexamined
+                    // so that the next read returns them at once instead of waiting for more bytes (ZooKeeper answers them).
+                    _reader.AdvanceTo(buffer.Start);
                     if (await _binding.Task.ConfigureAwait(false) is null) return (ReadOutcome.Refused, null);
                     continue;
                 }
+                _reader.AdvanceTo(buffer.Start, buffer.End);
                 if (result.IsCompleted || result.IsCanceled) return (ReadOutcome.ClientClosed, null);
             }
         }
