@@ -88,11 +88,19 @@ public sealed class BenchSmokeTests(ITestOutputHelper output)
             ]);
             var rate = r.GetProperty("rate");
             Assert.Equal(target, rate.GetProperty("target_ops_per_sec").GetDouble());
-            // Open loop: never faster than the schedule (a closed loop would do tens of thousands), and not far below it.
+            // Open loop: never faster than the schedule (a closed loop would do tens of thousands).
             var achieved = r.GetProperty("ops_per_sec").GetDouble();
-            Assert.InRange(achieved, 0.8 * target, 1.05 * target);
+            Assert.InRange(achieved, 1, 1.05 * target);
             Assert.Equal(achieved, rate.GetProperty("achieved_ops_per_sec").GetDouble());
-            Assert.True(r.GetProperty("latency_us").GetProperty("count").GetInt64() > 0.8 * target * 2, "latencies not recorded");
+            // And not slower than the schedule: every request due in the measured window is accounted for, however
+            // slow the machine is (a stall only moves requests from answered to unsent or in flight): answered in the
+            // window, never sent for want of a free slot, or among the at most sessions x inflight (32) still in flight
+            // at its end. A pacer that sends less than its schedule fails this; a stalled test machine does not.
+            var due = target * r.GetProperty("duration_s").GetDouble();
+            var accounted = r.GetProperty("ops").GetInt64() + r.GetProperty("errors").GetInt64()
+                + rate.GetProperty("unsent").GetInt64() + r.GetProperty("connection_losses").GetInt64();
+            Assert.InRange(accounted, due - 32 - 3, due + 3);
+            Assert.Equal(r.GetProperty("ops").GetInt64(), r.GetProperty("latency_us").GetProperty("count").GetInt64());
             Assert.True(r.GetProperty("latency_us").GetProperty("p999").GetDouble() >= r.GetProperty("latency_us").GetProperty("p99").GetDouble());
             Assert.True(rate.GetProperty("send_lag_us").GetProperty("count").GetInt64() > 0);
             Assert.Equal(server.Pid, r.GetProperty("server").GetProperty("pid").GetInt32());
