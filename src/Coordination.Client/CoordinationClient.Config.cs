@@ -67,6 +67,9 @@ public sealed partial class CoordinationClient
     /// <summary>The hosts the client connects to, in the order it tries them (shuffled, as ZooKeeper's client).</summary>
     public IReadOnlyList<HostAndPort> Hosts { get { lock (_lock) return _hostList.Hosts.ToList(); } }
 
+    /// <summary>The host of the live connection; null while disconnected.</summary>
+    public HostAndPort? ConnectedHost { get { lock (_lock) return _connectedHost; } }
+
     /// <summary>Raised (on the event thread) with the new list after the host list changed.</summary>
     public event Action<IReadOnlyList<HostAndPort>>? HostsChanged;
 
