@@ -51,6 +51,12 @@ public static class CommandLine
         Verb(root, "setAcl", "set the ACL of PATH (scheme:id:perms[,...])", [], ["-v"], ["PATH", "ACL"], []);
         Verb(root, "sync", "sync the server with the leader for PATH", [], [], ["PATH"], []);
         Verb(root, "changes", "follow the change feed under PATH (Coordination.Akka)", [], ["-n"], ["PATH"], [], ["--from"]);
+        Verb(root, "config", "the ensemble's configuration (/zookeeper/config), as zkCli's config", ["-c", "-s", "-w"], [], [], []);
+        Verb(root, "reconfig", "change the ensemble's members (dynamic reconfiguration), as zkCli's reconfig", ["-s"], [], [], [],
+            ["--add", "--remove", "--members", "--from-version"]);
+        Alias(root, "config", "-w", "--watch");
+        foreach (var (name, zkCli) in new[] { ("--add", "-add"), ("--remove", "-remove"), ("--members", "-members"), ("--from-version", "-v") })
+            Alias(root, "reconfig", name, zkCli);
         foreach (var w in new[] { "srvr", "stat-server", "mntr", "cons", "dump", "ruok" })
             Verb(root, w, $"four-letter word {(w == "stat-server" ? "stat" : w)}", [], [], [], []);
         Verb(root, "4lw", "any four-letter word", [], [], ["WORD"], []);
@@ -70,8 +76,16 @@ public static class CommandLine
         ["set -v"] = "expected data version", ["delete -v"] = "expected data version", ["setAcl -v"] = "expected ACL version",
         ["--data-dir"] = "the server's data dir", ["--out"] = "the backup file to write", ["--from"] = "the backup file to restore",
         ["--config"] = "the server's HOCON config (journal on PostgreSQL)", ["--server-dll"] = "path of Coordination.Server.dll",
+        ["config -c"] = "the members' client addresses: 'VERSION host:port,...'", ["config -s"] = "print the Stat too",
+        ["config -w"] = "then wait for the next reconfiguration's event and print it", ["reconfig -s"] = "print the Stat too",
+        ["--add"] = "server.N=host:port:port[:role][;[host:]port][,...] to add, or to change the role of",
+        ["--remove"] = "ids of the members to remove, comma-separated", ["--members"] = "server.N=... lines: the whole new membership",
+        ["--from-version"] = "the configuration version (hex) this change applies to; BadVersion otherwise",
         ["create -e"] = "ephemeral", ["create -s"] = "sequential", ["create -c"] = "container", ["create -t"] = "TTL in milliseconds (persistent TTL node)",
     };
+
+    static void Alias(RootCommand root, string verb, string option, string alias) =>
+        root.Subcommands.Single(c => c.Name == verb).Options.Single(o => o.Name == option).Aliases.Add(alias);
 
     static void Verb(RootCommand root, string name, string description, string[] flags, string[] valued, string[] required, string[] optional, string[]? texts = null)
     {

@@ -25,7 +25,7 @@ public static class CoordCli
 {
     public static readonly string[] Verbs =
     [
-        "ls", "get", "stat", "set", "create", "delete", "deleteall", "getAcl", "setAcl", "sync", "changes",
+        "ls", "get", "stat", "set", "create", "delete", "deleteall", "getAcl", "setAcl", "sync", "changes", "config", "reconfig",
         "srvr", "stat-server", "mntr", "cons", "dump", "ruok", "4lw", "backup", "snapshot", "restore", "shell", "help",
     ];
 
@@ -60,6 +60,17 @@ public static class CoordCli
                                           under PATH after ZXID (hex 0x... or decimal; default 0), then live, one
                                           line each (zxid type path data); stops after COUNT changes or on Ctrl+C.
                                           Exit 1 if the server no longer retains ZXID (stderr names the oldest --from)
+
+        Ensemble configuration verbs (ZooKeeper 3.5+ dynamic reconfiguration; output as zkCli's config and reconfig):
+          config [-c] [-s] [-w|--watch]   /zookeeper/config: server.N=... lines and version=HEX
+                                          (-c: 'VERSION host:port,...', the members' client addresses; -s: stat too;
+                                          -w: then wait for the next reconfiguration and print its event)
+          reconfig --add SERVER[,SERVER...] --remove ID[,ID...] [--from-version HEX] [-s]
+          reconfig --members SERVER[,SERVER...] [--from-version HEX] [-s]
+                                          SERVER is server.N=host:quorumPort:electionPort[:participant|observer][;[host:]clientPort];
+                                          --add of a known id with another role changes its role. zkCli's -add, -remove,
+                                          -members and -v are accepted. Needs reconfigEnabled on the servers and the super
+                                          user (--auth digest:super:PASSWORD) or WRITE on /zookeeper/config.
 
         Server (admin) verbs, four-letter words sent over TCP to the first server of --server:
           srvr | stat-server | mntr | cons | dump | ruok | 4lw WORD
@@ -258,6 +269,10 @@ public sealed class Session(CliSettings settings, TextWriter stdout, TextWriter 
             }
             case "changes":
                 return await ChangesAsync(a, interactive);
+            case "config":
+                return await ConfigAsync(a, interactive);
+            case "reconfig":
+                return await ReconfigAsync(a);
             case "backup" or "snapshot":
                 return await DataDirVerbs.BackupAsync(a, settings, stdout);
             case "restore":
@@ -302,6 +317,66 @@ public sealed class Session(CliSettings settings, TextWriter stdout, TextWriter 
         finally { if (!interactive) Console.CancelKeyPress -= onCancel; }
         return 0;
     }
+
+    /// <summary>zkCli's <c>config [-c] [-s] [-w]</c>.</summary>
+    async Task<int> ConfigAsync(Args a, bool interactive)
+    {
+        bool clientOnly = a.Flag("-c"), withStat = a.Flag("-s"), watch = a.Flag("-w") | a.Flag("--watch");
+        a.End();
+        var (waiter, cb) = Watcher(watch, interactive);
+        var r = await (await ClientAsync()).GetConfigAsync(cb);
+        if (settings.Json) Json(ConfigJson(r));
+        else
+        {
+            Out(clientOnly ? r.Config.ToClientConfigString() : r.Config.Text);
+            if (withStat) Out(FormatStat(r.Stat));
+        }
+        return await WaitEvent(waiter);
+    }
+
+    /// <summary>zkCli's <c>reconfig -add/-remove | -members [-v VERSION] [-s]</c>, with --long spellings.</summary>
+    async Task<int> ReconfigAsync(Args a)
+    {
+        var add = a.Text("--add") ?? a.Text("-add");
+        var remove = a.Text("--remove") ?? a.Text("-remove");
+        var members = a.Text("--members") ?? a.Text("-members");
+        var versionText = a.Text("--from-version") ?? a.Text("-v");
+        var withStat = a.Flag("-s");
+        a.End();
+        if (members is not null && (add ?? remove) is not null)
+            throw new UsageException("--members cannot be combined with --add or --remove (incremental and non-incremental modes do not mix)");
+        if ((members ?? add ?? remove) is null) throw new UsageException("reconfig needs --add, --remove or --members");
+        var from = versionText is null ? -1
+            : long.TryParse(versionText.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? versionText[2..] : versionText,
+                NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var v) ? v
+            : throw new UsageException($"--from-version wants a configuration version in hex, not '{versionText}'");
+        static string[] List(string? text) => text?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
+        var leaving = List(remove).Select(id => long.TryParse(id, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n
+            : throw new UsageException($"--remove wants server ids, not '{id}'")).ToList();
+        var client = await ClientAsync();
+        var r = members is not null
+            ? await client.ReconfigMembersAsync(List(members), from)
+            : await client.ReconfigAsync(List(add), leaving, from);
+        if (settings.Json) Json(ConfigJson(r));
+        else
+        {
+            Out("Committed new configuration:\n" + r.Config.Text);
+            if (withStat) Out(FormatStat(r.Stat));
+        }
+        return 0;
+    }
+
+    static object ConfigJson(ConfigResult r) => new
+    {
+        version = r.Config.Version.ToString("x", CultureInfo.InvariantCulture),
+        servers = r.Config.Servers.Select(x => new
+        {
+            id = x.Id, role = x.Role == QuorumRole.Observer ? "observer" : "participant",
+            addresses = x.Addresses.Select(q => q.ToString()), client = x.ClientAddress?.ToString(),
+        }),
+        text = r.Config.Text,
+        stat = r.Stat,
+    };
 
     static long ParseZxid(string text) =>
         (text.StartsWith("0x", StringComparison.OrdinalIgnoreCase)

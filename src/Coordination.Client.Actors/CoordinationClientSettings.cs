@@ -11,6 +11,8 @@ public sealed record CoordinationClientSettings
     public TimeSpan SessionTimeout { get; init; } = TimeSpan.FromSeconds(30);
     public TimeSpan? ConnectionTimeout { get; init; }
     public bool CanBeReadOnly { get; init; }
+    /// <summary><c>update-hosts-from-config</c>: see <see cref="CoordinationClientOptions.UpdateHostsFromConfig"/>.</summary>
+    public bool UpdateHostsFromConfig { get; init; }
     public IRetryPolicy RetryPolicy { get; init; } = new ExponentialBackoffRetry(TimeSpan.FromMilliseconds(100), 10, TimeSpan.FromSeconds(5));
     public IReadOnlyList<AuthInfo> Auth { get; init; } = [];
     public string ProxyName { get; init; } = "coordination-client";
@@ -56,6 +58,7 @@ public sealed record CoordinationClientSettings
             SessionTimeout = section.GetTimeSpan("session-timeout"),
             ConnectionTimeout = connectionTimeout > TimeSpan.Zero ? connectionTimeout : null,
             CanBeReadOnly = section.GetBoolean("can-be-read-only"),
+            UpdateHostsFromConfig = section.GetBoolean("update-hosts-from-config"),
             RetryPolicy = policy,
             Auth = auth,
             ProxyName = proxy.GetString("name", "coordination-client"),
@@ -71,6 +74,7 @@ public sealed record CoordinationClientSettings
         SessionTimeout = SessionTimeout,
         ConnectionTimeout = ConnectionTimeout,
         CanBeReadOnly = CanBeReadOnly,
+        UpdateHostsFromConfig = UpdateHostsFromConfig,
         RetryPolicy = RetryPolicy,
         AuthInfo = Auth,
         Log = log,

@@ -56,7 +56,12 @@ public sealed partial class CoordinationClient
     private int _negotiatedTimeoutMs;
     private long _lastZxid;
     private int _nextXid = 1;
-    private int _hostCursor;
+    private readonly HostList _hostList;
+    /// <summary>The host of the live connection and its cancellation (null when disconnected): UpdateHosts ends it to move.</summary>
+    private HostAndPort? _connectedHost;
+    private CancellationTokenSource? _connection;
+    private readonly Action<WatchedEvent> _configWatcher;
+    private volatile bool _configRetryPending;
     private CancellationTokenSource? _lifetime;
     private Task? _mainLoop;
     private TaskCompletionSource<bool> _firstConnect = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -78,15 +83,14 @@ public sealed partial class CoordinationClient
 
     private async Task MainLoopAsync(CancellationToken lifetime)
     {
-        var hosts = _connect.Hosts;
-        var connectTimeout = _options.ConnectionTimeout ?? TimeSpan.FromMilliseconds(Math.Max(1000, _options.SessionTimeout.TotalMilliseconds / hosts.Count));
+        int HostCount() { lock (_lock) return _hostList.Count; }
         var retryClock = Stopwatch.StartNew();
         var disconnectedSince = Stopwatch.StartNew();
         var round = 0;
         var attemptsThisRound = 0;
         while (!lifetime.IsCancellationRequested)
         {
-            if (attemptsThisRound == hosts.Count)
+            if (attemptsThisRound >= HostCount())
             {
                 attemptsThisRound = 0;
                 TimeSpan sleep;
@@ -105,7 +109,9 @@ public sealed partial class CoordinationClient
                 if (SessionLostLocally(disconnectedSince, sleep)) return;
                 try { await Task.Delay(sleep, lifetime).ConfigureAwait(false); } catch (OperationCanceledException) { return; }
             }
-            var host = hosts[_hostCursor++ % hosts.Count];
+            HostAndPort host;
+            lock (_lock) host = _hostList.Next();
+            var connectTimeout = _options.ConnectionTimeout ?? TimeSpan.FromMilliseconds(Math.Max(1000, _options.SessionTimeout.TotalMilliseconds / HostCount()));
             attemptsThisRound++;
             Socket? socket = null;
             Stream? stream = null;
@@ -199,6 +205,8 @@ public sealed partial class CoordinationClient
             _password = response.Password;
             _negotiatedTimeoutMs = response.Timeout;
             _readOnlySession = response.ReadOnly;
+            _hostList.OnConnected();
+            _connectedHost = host;
             newState = response.ReadOnly ? ConnectionState.ConnectedReadOnly
                 : _everConnected && sameSession ? ConnectionState.Reconnected : ConnectionState.Connected;
             _everConnected = true;
@@ -219,6 +227,11 @@ public sealed partial class CoordinationClient
         if (buffer.WrittenCount > 0) await stream.WriteAsync(buffer.WrittenMemory, ct).ConfigureAwait(false);
         SetState(newState);
         _firstConnect.TrySetResult(true);
+        if (_options.UpdateHostsFromConfig && !response.ReadOnly && (newState == ConnectionState.Connected || _configRetryPending))
+        {
+            _configRetryPending = false;
+            FollowConfig();
+        }
         return HandshakeOutcome.Connected;
     }
 
@@ -237,7 +250,9 @@ public sealed partial class CoordinationClient
             for (var k = 0; k < 5 && bytes < 128 * 1024; k++)
                 for (; cursor[k] < kinds[k].Count && bytes < 128 * 1024; cursor[k]++)
                 {
-                    var path = _connect.ToServerPath(kinds[k][cursor[k]]);
+                    // The config node is outside the chroot (GetConfigAsync); a node of that name under the chroot is not told apart.
+                    var clientPath = kinds[k][cursor[k]];
+                    var path = clientPath == QuorumConfig.ZnodePath ? clientPath : _connect.ToServerPath(clientPath);
                     lists[k].Add(path);
                     bytes += path.Length + 4;
                 }
@@ -258,6 +273,21 @@ public sealed partial class CoordinationClient
     private async Task RunConnectedAsync(Socket socket, Stream stream, HostAndPort host, CancellationToken lifetime)
     {
         using var connection = CancellationTokenSource.CreateLinkedTokenSource(lifetime);
+        lock (_lock)
+        {
+            _connection = connection;
+            // UpdateHosts decided to move between the handshake and here, when there was no connection to end.
+            if (_hostList.Rebalancing) connection.Cancel();
+        }
+        try { await RunConnectionAsync(socket, stream, host, connection).ConfigureAwait(false); }
+        finally
+        {
+            lock (_lock) { _connection = null; _connectedHost = null; }
+        }
+    }
+
+    private async Task RunConnectionAsync(Socket socket, Stream stream, HostAndPort host, CancellationTokenSource connection)
+    {
         var ct = connection.Token;
         var timeout = _negotiatedTimeoutMs;
         var readTimeoutTicks = Stopwatch.Frequency * timeout * 2 / 3 / 1000;
@@ -302,7 +332,8 @@ public sealed partial class CoordinationClient
     /// </summary>
     private async Task ProbeForReadWriteAsync(HostAndPort current, CancellationTokenSource connection)
     {
-        var hosts = _connect.Hosts;
+        IReadOnlyList<HostAndPort> hosts;
+        lock (_lock) hosts = _hostList.Hosts.ToList();
         var ct = connection.Token;
         var delay = TimeSpan.FromMilliseconds(100);
         try
@@ -314,7 +345,7 @@ public sealed partial class CoordinationClient
                 {
                     if (hosts[i] == current || !await IsReadWriteAsync(hosts[i], ct).ConfigureAwait(false)) continue;
                     Log($"{hosts[i]} is a read-write server: leaving read-only {current}");
-                    _hostCursor = i;
+                    lock (_lock) _hostList.PreferNext(hosts[i]);
                     connection.Cancel();
                     return;
                 }
@@ -531,6 +562,7 @@ public sealed partial class CoordinationClient
         {
             if (_state.IsTerminal()) return false;
             wasConnected = _state.IsConnected() && !_closing;
+            _connectedHost = null;
             // A live connection dropped: what was sent or queued fails with ConnectionLoss (as ZooKeeper's client).
             // After a failed attempt the queue is kept: requests made while disconnected wait for the next
             // connection, the session's expiry (SessionExpired) or their cancellation token.

@@ -24,14 +24,16 @@ namespace Coordination.Client;
 public sealed partial class CoordinationClient : IAsyncDisposable
 {
     private readonly CoordinationClientOptions _options;
-    private readonly ConnectString _connect;
+    private ConnectString _connect; // its hosts change with UpdateHosts
 
     public CoordinationClient(CoordinationClientOptions options)
     {
         _options = options ?? throw new ArgumentNullException(nameof(options));
         _connect = Coordination.Client.ConnectString.Parse(options.ConnectString);
         _authInfo = options.AuthInfo.ToList();
-        _hostCursor = Random.Shared.Next(_connect.Hosts.Count); // spread clients over the hosts, as ZooKeeper's client shuffles them
+        _hostList = new HostList(_connect.Hosts, new Random()); // shuffled: spreads clients over the hosts, as ZooKeeper's client
+        _connect = _connect with { Hosts = _hostList.Hosts.ToList() };
+        _configWatcher = OnConfigEvent;
         if (options.SessionId != 0)
         {
             _sessionId = options.SessionId;
@@ -65,7 +67,8 @@ public sealed partial class CoordinationClient : IAsyncDisposable
     public TimeSpan SessionTimeout => TimeSpan.FromMilliseconds(Volatile.Read(ref _negotiatedTimeoutMs));
     /// <summary>The zxid of the last reply seen.</summary>
     public long LastZxid => Volatile.Read(ref _lastZxid);
-    public ConnectString ConnectString => _connect;
+    /// <summary>The connect string; its hosts are the current host list (see <see cref="UpdateHosts"/>).</summary>
+    public ConnectString ConnectString { get { lock (_lock) return _connect; } }
     public CoordinationClientOptions Options => _options;
     /// <summary>Number of watcher registrations held by the client.</summary>
     public int WatchCount => _watches.Count;

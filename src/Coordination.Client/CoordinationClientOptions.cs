@@ -30,6 +30,14 @@ public sealed record CoordinationClientOptions
     /// server answers it with Unimplemented).
     /// </summary>
     public ReadConsistency Reads { get; init; } = ReadConsistency.Local;
+    /// <summary>
+    /// Follow the ensemble's configuration: read <c>/zookeeper/config</c> with a watch on each new session and, when a
+    /// reconfiguration commits, replace the host list by the members' client addresses and rebalance
+    /// (<see cref="CoordinationClient.UpdateHosts"/>). Off by default, as ZooKeeper's client only updates when the
+    /// application calls updateServerList: the configuration names the members' own client addresses, which a client
+    /// behind NAT, a load balancer, a DNS name or TLS (the configuration has no secure port) cannot use.
+    /// </summary>
+    public bool UpdateHostsFromConfig { get; init; }
     /// <summary>Largest reply frame accepted (jute.maxbuffer).</summary>
     public int MaxFrameBytes { get; init; } = Coordination.Protocol.Framing.DefaultMaxFrame;
     /// <summary>Diagnostics (connects, disconnects, protocol errors) as text. Exceptions thrown by it are swallowed.

@@ -44,12 +44,14 @@ public sealed class ProxyTests(ServersFixture servers, ITestOutputHelper output)
         Assert.Equal(10_000, defaults.MaxInFlight);
         Assert.True(defaults.RestartOnExpiry);
         Assert.Null(defaults.ConnectionTimeout);
+        Assert.False(defaults.ToOptions().UpdateHostsFromConfig);
 
         var custom = Settings("127.0.0.1:1", """
             retry { policy = until-elapsed, max-elapsed = 5s, sleep-between = 100ms }
             auth = [ { scheme = digest, auth = "u:p" } ]
             proxy { max-in-flight = 7, restart-on-expiry = off }
             connection-timeout = 2s
+            update-hosts-from-config = on
             """);
         var retry = Assert.IsType<RetryUntilElapsed>(custom.RetryPolicy);
         Assert.Equal(TimeSpan.FromSeconds(5), retry.MaxElapsed);
@@ -57,6 +59,7 @@ public sealed class ProxyTests(ServersFixture servers, ITestOutputHelper output)
         Assert.Equal(7, custom.MaxInFlight);
         Assert.False(custom.RestartOnExpiry);
         Assert.Equal(TimeSpan.FromSeconds(2), custom.ConnectionTimeout);
+        Assert.True(custom.ToOptions().UpdateHostsFromConfig);
         Assert.Throws<ConfigurationException>(() => Settings("127.0.0.1:1", "retry.policy = sometimes"));
     }
 
