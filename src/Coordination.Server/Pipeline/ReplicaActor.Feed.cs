@@ -39,6 +39,9 @@ public sealed partial class ReplicaActor
         /// <summary>History entries read and not sent yet (at most one batch).</summary>
         public readonly Queue<FeedEntry> Backlog = new();
         public long BacklogBytes;
+        /// <summary>History is sent at most a batch per <see cref="PumpInterval"/>: the connection counts what it was sent
+        /// only when the session actor hands it over, and history, unlike live changes, is there at once.</summary>
+        public long NextHistoryTurnMs;
         public readonly long SessionId = sessionId;
         public readonly int Xid = xid;
         public readonly string Prefix = prefix;
@@ -243,6 +246,9 @@ public sealed partial class ReplicaActor
     /// </summary>
     private bool PumpHistory(Subscription sub, SessionState session, ref long budget, ref int sent)
     {
+        var now = _monotonic();
+        if (now < sub.NextHistoryTurnMs) return true;
+        var before = sent;
         while (budget > 0 && sub.Connection is not { Backlogged: true } && sub.Backlog.TryDequeue(out var entry))
         {
             sub.BacklogBytes -= entry.Bytes;
@@ -256,6 +262,7 @@ public sealed partial class ReplicaActor
                 sent++;
             }
         }
+        if (sent > before) sub.NextHistoryTurnMs = now + (long)PumpInterval.TotalMilliseconds;
         if (sub.Backlog.Count > 0) return true;
         if (sub.Read is null)
         {
@@ -323,7 +330,7 @@ public sealed partial class ReplicaActor
                 }
                 if (sub.HistoryAfter is not null)
                 {
-                    lagging |= sub.Read is null || sub.Backlog.Count > 0;
+                    lagging |= sub.Read is null || sub.Backlog.Count > 0 || sub.Read.Last is { Done: true };
                     continue;
                 }
             }
