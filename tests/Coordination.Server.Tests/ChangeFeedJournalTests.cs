@@ -97,6 +97,7 @@ public sealed class ChangeFeedJournalTests(ITestOutputHelper output)
             var from = expected[150].Zxid;
             output.WriteLine($"journal floor 0x{floor:x}, memory after 0x{await MntrValue(server, "zk_change_feed_retained_after_zxid"):x}, asking after 0x{from:x}");
             Assert.True(floor <= from, $"the journal reaches back to 0x{floor:x} only");
+            Assert.True(await MntrValue(server, "zk_change_feed_retained_after_zxid") > from, "memory still holds the zxid asked for");
 
             await using var reader = await WireClient.ConnectAsync(server.ConnectString);
             var (subscribed, position) = await reader.WatchChangesAsync("/feed", from);

@@ -32,7 +32,8 @@ public sealed class ChangeFeedMetrics
     }
 
     /// <summary>Subscriptions being served from the journal, the bytes of history read and not sent yet, and the zxid
-    /// after which the journal can rebuild history (-1: it cannot).</summary>
+    /// after which the journal can rebuild history (-1: it cannot). Compacted names the lower of it and
+    /// retained_after_zxid (what memory retains).</summary>
     public void SetHistory(int readers, long bufferedBytes, long journalAfter)
     {
         Volatile.Write(ref _historyReaders, readers);
