@@ -90,7 +90,8 @@ public sealed class CoordinationServer : IAsyncDisposable
                 tree = recovered.Tree;
                 log = recovered.Log;
                 files.AttachLog(log);
-                snapshots = new SnapshotPolicy(files, persistence.SnapshotEveryTxns, persistence.SnapshotEveryBytes, persistence.SnapshotChunkNodes);
+                snapshots = new SnapshotPolicy(files, persistence.SnapshotEveryTxns, persistence.SnapshotEveryBytes, persistence.SnapshotChunkNodes,
+                persistence.UsesFileLog ? persistence.LogDirectory : null);
             }
             else
             {
@@ -170,7 +171,8 @@ public sealed class CoordinationServer : IAsyncDisposable
             var recovered = EnsembleRecovery.Run(system, persistence, files, system.Log);
             files.AttachLog(recovered.Journal);
             var log = new ZabLog(recovered.Tree.LastZxid, recovered.Entries, recovered.Journal, files);
-            var snapshots = new SnapshotPolicy(files, persistence.SnapshotEveryTxns, persistence.SnapshotEveryBytes, persistence.SnapshotChunkNodes);
+            var snapshots = new SnapshotPolicy(files, persistence.SnapshotEveryTxns, persistence.SnapshotEveryBytes, persistence.SnapshotChunkNodes,
+                persistence.UsesFileLog ? persistence.LogDirectory : null);
 
             var tracker = system.ActorOf(SessionTrackerActor.Props(settings.TickTime, MonotonicMs, link), "session-tracker");
             var replica = system.ActorOf(ReplicaActor.Props(settings, recovered.Tree, ActorRefs.Nobody, tracker, WallClockMs, snapshots, link), "replica");

@@ -667,6 +667,15 @@ public static class WireClientExtensions
     public static Task<(ReplyHeader Header, ZkResponse? Response)> WatchChangesAsync(this WireClient c, string prefix, long afterZxid) =>
         c.SendAsync(OpCode.WatchChanges, new WatchChangesRequest(prefix, afterZxid));
 
+    /// <summary>The next <paramref name="count"/> change-feed frames, failing after <paramref name="timeout"/>.</summary>
+    public static async Task<List<ChangeFrame>> TakeChangesAsync(this WireClient c, int count, TimeSpan timeout)
+    {
+        var frames = new List<ChangeFrame>();
+        using var cts = new CancellationTokenSource(timeout);
+        while (frames.Count < count) frames.Add(await c.Changes.ReadAsync(cts.Token).ConfigureAwait(false));
+        return frames;
+    }
+
     public static Task<(ReplyHeader Header, ZkResponse? Response)> StopChangesAsync(this WireClient c, int subscription) =>
         c.SendAsync(OpCode.StopChanges, new StopChangesRequest(subscription));
 

@@ -14,13 +14,7 @@ public sealed class ChangeFeedSnapshotTests
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
 
-    private static async Task<List<ChangeFrame>> Take(WireClient c, int count)
-    {
-        var frames = new List<ChangeFrame>();
-        using var cts = new CancellationTokenSource(Wait);
-        while (frames.Count < count) frames.Add(await c.Changes.ReadAsync(cts.Token));
-        return frames;
-    }
+    private static Task<List<ChangeFrame>> Take(WireClient c, int count) => c.TakeChangesAsync(count, Wait);
 
     [Fact]
     public async Task A_follower_that_installs_a_snapshot_answers_Compacted_before_it_and_serves_exactly_the_changes_after_it()

@@ -45,11 +45,34 @@ public sealed class ChangeFeed(ChangeFeedSettings settings, long startZxid)
         if (zxid <= LastZxid) return;
         LastZxid = zxid;
         if (changes.Length == 0) return;
+        var entry = EntryOf(zxid, changes, nowMs);
+        _entries.Add(entry);
+        RetainedBytes += entry.Bytes;
+        Trim(nowMs);
+    }
+
+    /// <summary>An entry with its estimated size (paths, data, Stat).</summary>
+    internal static FeedEntry EntryOf(long zxid, Change[] changes, long nowMs)
+    {
         long bytes = 64;
         foreach (var c in changes) bytes += 96 + 2L * c.Path.Length + (c.Data?.Length ?? 0);
-        _entries.Add(new FeedEntry(zxid, changes, bytes, nowMs));
-        RetainedBytes += bytes;
-        Trim(nowMs);
+        return new FeedEntry(zxid, changes, bytes, nowMs);
+    }
+
+    /// <summary>The changes of a txn just applied to <paramref name="tree"/>, from its watch triggers (those under
+    /// <paramref name="prefix"/> only, when given): created or changed znodes with their state after the whole txn (a
+    /// multi may change one again, or delete it: then its NodeDeleted follows), deleted ones.</summary>
+    internal static Change[] ChangesOf(Coordination.Core.DataTree tree, IReadOnlyList<Coordination.Core.WatchTrigger> triggers, string? prefix = null)
+    {
+        List<Change>? changes = null;
+        foreach (var trigger in triggers)
+        {
+            if (trigger.Type is not (EventType.NodeDeleted or EventType.NodeCreated or EventType.NodeDataChanged)) continue;
+            if (prefix is not null && !WatchChangesRequest.Covers(prefix, trigger.Path)) continue;
+            var node = trigger.Type == EventType.NodeDeleted ? null : tree.Find(trigger.Path);
+            (changes ??= new List<Change>()).Add(new Change(trigger.Type, trigger.Path, node?.Data, node?.Stat ?? default, trigger.Acl));
+        }
+        return changes?.ToArray() ?? [];
     }
 
     /// <summary>Drops the oldest entries past the retention bounds.</summary>
@@ -113,9 +136,7 @@ public sealed class ChangeFeed(ChangeFeedSettings settings, long startZxid)
         byte[] frame;
         if (kept is null)
         {
-            var change = entry.Changes[index];
-            frame = Pipeline.Frames.Encode(new ReplyHeader(Xids.Change, entry.Zxid, ErrorCode.Ok),
-                new ChangeEvent(subscription, change.Type, change.Path, change.Data, change.Stat));
+            frame = Encode(entry, index, subscription);
             entry.FrameBytes += frame.Length;
             RetainedBytes += frame.Length;
         }
@@ -127,6 +148,15 @@ public sealed class ChangeFeed(ChangeFeedSettings settings, long startZxid)
             BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(SubscriptionOffset), subscription);
         }
         return frames[index] = frame;
+    }
+
+    /// <summary>The frame of change <paramref name="index"/> of an entry for <paramref name="subscription"/>, not kept
+    /// (a history entry read from the journal is sent to one subscriber).</summary>
+    internal static byte[] Encode(FeedEntry entry, int index, int subscription)
+    {
+        var change = entry.Changes[index];
+        return Pipeline.Frames.Encode(new ReplyHeader(Xids.Change, entry.Zxid, ErrorCode.Ok),
+            new ChangeEvent(subscription, change.Type, change.Path, change.Data, change.Stat));
     }
 
     /// <summary>The entry at <paramref name="cursor"/>, or null at the end. A compacted cursor is the caller's to check.</summary>

@@ -15,6 +15,11 @@ public sealed record ChangeFeedSettings
     public int MaxSubscriptionsPerConnection { get; init; } = 64;
     /// <summary>Bytes of changes sent to one subscription per turn, before others get theirs.</summary>
     public int BatchBytes { get; init; } = 64 << 10;
+    /// <summary>Serve changes older than the in-memory record from the file journal on disk (back to the oldest
+    /// snapshot the journal continues); off: such zxids answer Compacted.</summary>
+    public bool HistoryFromJournal { get; init; } = true;
+    /// <summary>Subscriptions read from the journal at once (each rebuilds a tree from a snapshot); others wait.</summary>
+    public int HistoryReaders { get; init; } = 2;
 
     public static ChangeFeedSettings Default { get; } = new();
 
@@ -28,6 +33,8 @@ public sealed record ChangeFeedSettings
             RetainTime = c.GetTimeSpan("retain-time", Default.RetainTime),
             MaxSubscriptionsPerConnection = Math.Max(1, c.GetInt("max-subscriptions-per-connection", Default.MaxSubscriptionsPerConnection)),
             BatchBytes = (int)Math.Clamp(c.GetByteSize("batch-size") ?? Default.BatchBytes, 1 << 10, 16 << 20),
+            HistoryFromJournal = c.GetBoolean("history-from-journal", Default.HistoryFromJournal),
+            HistoryReaders = Math.Max(1, c.GetInt("history-readers", Default.HistoryReaders)),
         };
     }
 }

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Event;
 using Coordination.Core;
 using Coordination.Protocol;
 using Coordination.Server.Feed;
@@ -14,7 +15,13 @@ namespace Coordination.Server.Pipeline;
 /// Flow control: a subscription gets at most <see cref="ChangeFeedSettings.BatchBytes"/> per turn (a turn per applied
 /// batch, or every <see cref="PumpInterval"/> while one lags), and none while its connection is
 /// <see cref="Network.ClientConnection.Backlogged"/>: a slow subscriber is paused, and costs the server its cursor
-/// only; if it falls behind what is retained, it is told Compacted and its subscription ends.
+/// only; if it falls behind what is retained in memory, it goes on from the journal on disk (below), else it is told
+/// Compacted and its subscription ends.
+/// History older than the in-memory record (after a restart it starts at the recovered snapshot) is rebuilt from the
+/// file journal by a <see cref="JournalHistoryReader"/> on its own thread, one batch at a time as the subscriber takes
+/// them; when the reader reaches the zxid the replica had applied when it began, the subscription moves to a cursor
+/// after the last zxid read: no gap, no duplicate. At most <see cref="ChangeFeedSettings.HistoryReaders"/> read at
+/// once (each holds a tree); others wait their turn.
 /// </summary>
 public sealed partial class ReplicaActor
 {
@@ -24,6 +31,17 @@ public sealed partial class ReplicaActor
 
     private sealed class Subscription(long sessionId, int xid, string prefix, long after, long cursor, Network.ClientConnection? connection)
     {
+        /// <summary>Every change under the prefix up to this zxid has been sent.</summary>
+        public long Position = after;
+        /// <summary>Set while the subscription is served from the journal: the changes after this zxid are read there.</summary>
+        public long? HistoryAfter;
+        public HistoryRead? Read;
+        /// <summary>History entries read and not sent yet (at most one batch).</summary>
+        public readonly Queue<FeedEntry> Backlog = new();
+        public long BacklogBytes;
+        /// <summary>History is sent at most a batch per <see cref="PumpInterval"/>: the connection counts what it was sent
+        /// only when the session actor hands it over, and history, unlike live changes, is there at once.</summary>
+        public long NextHistoryTurnMs;
         public readonly long SessionId = sessionId;
         public readonly int Xid = xid;
         public readonly string Prefix = prefix;
@@ -34,6 +52,26 @@ public sealed partial class ReplicaActor
     }
 
     private sealed class FeedPump { public static readonly FeedPump Instance = new(); }
+    private sealed class RetentionTick { public static readonly RetentionTick Instance = new(); }
+    private sealed class RefreshHistoryFloor { public static readonly RefreshHistoryFloor Instance = new(); }
+    private sealed record HistoryFloorIs(long? Zxid, int Generation);
+    private sealed record HistoryRead(JournalHistoryReader Reader)
+    {
+        public bool Requested;
+        public HistoryBatch? Last;
+    }
+    private sealed record HistoryBatchRead(Subscription Subscription, HistoryRead Read, HistoryBatch Batch);
+
+    /// <summary>History can be rebuilt from the journal for changes after this zxid; null when it cannot (no file
+    /// journal, not computed yet, or off).</summary>
+    private long? _historyFloor;
+    private int _historyFloorGeneration;
+    private int _historyReads;
+
+    /// <summary>The oldest zxid a subscriber may ask for: what Compacted names.</summary>
+    private long OldestRetained => _historyFloor is { } floor && floor < _feed.RetainedAfter ? floor : _feed.RetainedAfter;
+
+    private bool HistoryCovers(long zxid) => _historyFloor is { } floor && zxid >= floor && zxid < _feed.RetainedAfter;
 
     /// <summary>Where a tree's history starts for the feed: after its snapshot's last txn (a fuzzy snapshot's txns up to
     /// its end are replayed on top of it and give no reliable changes).</summary>
@@ -43,51 +81,80 @@ public sealed partial class ReplicaActor
     {
         _feed = new ChangeFeed(_settings.ChangeFeed, FeedStart(_tree));
         Receive<FeedPump>(_ => PumpFeeds());
+        Receive<RetentionTick>(_ =>
+        {
+            _feed.Trim(_monotonic());
+            PumpFeeds();
+        });
+        Receive<RefreshHistoryFloor>(_ => ComputeHistoryFloor());
+        Receive<HistoryFloorIs>(m =>
+        {
+            if (m.Generation != _historyFloorGeneration) return;
+            _historyFloor = m.Zxid;
+            PublishFeedMetrics();
+        });
+        Receive<HistoryBatchRead>(OnHistoryBatch);
+        ComputeHistoryFloor();
+        var limits = _settings.ChangeFeed;
+        _metrics.ClientPort.Feed.SetLimits(limits.RetainTxns, limits.RetainBytes, limits.RetainTime);
         PublishFeedMetrics();
     }
 
-    /// <summary>Records the changes of a txn just applied.</summary>
-    private void RecordChanges(long zxid, IReadOnlyList<WatchTrigger> triggers)
+    /// <summary>Retention by age is enforced on a timer too, not only when a change is recorded (an idle server
+    /// would otherwise keep old changes forever).</summary>
+    private void StartFeedRetention()
     {
-        var changes = new List<Change>();
-        foreach (var trigger in triggers)
-        {
-            switch (trigger.Type)
-            {
-                case EventType.NodeDeleted:
-                    changes.Add(new Change(EventType.NodeDeleted, trigger.Path, null, default, trigger.Acl));
-                    break;
-                case EventType.NodeCreated or EventType.NodeDataChanged:
-                    // The state after the whole txn (a multi may change the znode again, or delete it: then its
-                    // NodeDeleted follows).
-                    var node = _tree.Find(trigger.Path);
-                    changes.Add(new Change(trigger.Type, trigger.Path, node?.Data, node?.Stat ?? default, trigger.Acl));
-                    break;
-            }
-        }
-        _feed.Append(zxid, changes.ToArray(), _monotonic());
+        var age = _settings.ChangeFeed.RetainTime;
+        if (age <= TimeSpan.Zero) return;
+        var period = TimeSpan.FromTicks(Math.Clamp(age.Ticks / 10, TimeSpan.FromMilliseconds(100).Ticks, TimeSpan.FromSeconds(10).Ticks));
+        Timers.StartPeriodicTimer("feed-retention", RetentionTick.Instance, period);
     }
+
+    /// <summary>Finds, off this thread, how far back the journal on disk can rebuild history (after a start, a
+    /// snapshot, or a snapshot installed from the leader: each moves it).</summary>
+    private void ComputeHistoryFloor()
+    {
+        var generation = ++_historyFloorGeneration;
+        if (!_settings.ChangeFeed.HistoryFromJournal || _snapshots is not { FileLogDirectory: { } dir } policy)
+        {
+            _historyFloor = null;
+            return;
+        }
+        var files = policy.Files;
+        Task.Run(() => JournalHistory.Floor(dir, files.List()))
+            .PipeTo(Self, success: floor => new HistoryFloorIs(floor, generation), failure: _ => new HistoryFloorIs(null, generation));
+    }
+
+    /// <summary>Records the changes of a txn just applied.</summary>
+    private void RecordChanges(long zxid, IReadOnlyList<WatchTrigger> triggers) =>
+        _feed.Append(zxid, ChangeFeed.ChangesOf(_tree, triggers), _monotonic());
 
     /// <summary>The tree was replaced by a snapshot from the leader: the history before it is gone here.</summary>
     private void ResetFeed()
     {
         _feed.Reset(FeedStart(_tree));
+        _historyFloor = null;   // the journal jumps over the installed snapshot: recomputed from it
+        ComputeHistoryFloor();
         PumpFeeds();
     }
 
     private (ErrorCode, ZkResponse) Subscribe(ClientRequest request, WatchChangesRequest r)
     {
-        var position = new ChangeFeedPosition(request.Xid, _feed.RetainedAfter, _feed.LastZxid);
+        var position = new ChangeFeedPosition(request.Xid, OldestRetained, _feed.LastZxid);
         if (!Paths.IsValid(r.Prefix)) return (ErrorCode.BadArguments, EmptyResponse.Instance);
-        _subscriptions.RemoveAll(s => s.SessionId == request.SessionId && s.Xid == request.Xid);
+        RemoveSubscriptions(s => s.SessionId == request.SessionId && s.Xid == request.Xid);
         if (_subscriptions.Count(s => s.SessionId == request.SessionId) >= _settings.ChangeFeed.MaxSubscriptionsPerConnection)
             return (ErrorCode.BadArguments, EmptyResponse.Instance);
-        if (_feed.CursorAfter(r.AfterZxid) is not { } cursor)
+        var cursor = _feed.CursorAfter(r.AfterZxid);
+        if (cursor is null && !HistoryCovers(r.AfterZxid))
         {
             _metrics.ClientPort.Feed.CompactedOnce();
             return (ErrorCode.Compacted, position);
         }
-        _subscriptions.Add(new Subscription(request.SessionId, request.Xid, r.Prefix, r.AfterZxid, cursor, request.Connection));
+        _subscriptions.Add(new Subscription(request.SessionId, request.Xid, r.Prefix, r.AfterZxid, cursor ?? _feed.EndSeq, request.Connection)
+        {
+            HistoryAfter = cursor is null ? r.AfterZxid : null,
+        });
         Self.Tell(FeedPump.Instance);   // after this reply, which is sent as soon as this returns
         PublishFeedMetrics();
         return (ErrorCode.Ok, position);
@@ -95,7 +162,7 @@ public sealed partial class ReplicaActor
 
     private (ErrorCode, ZkResponse) Unsubscribe(long sessionId, StopChangesRequest r)
     {
-        var removed = _subscriptions.RemoveAll(s => s.SessionId == sessionId && s.Xid == r.Subscription);
+        var removed = RemoveSubscriptions(s => s.SessionId == sessionId && s.Xid == r.Subscription);
         PublishFeedMetrics();
         return (removed > 0 ? ErrorCode.Ok : ErrorCode.NoWatcher, EmptyResponse.Instance);
     }
@@ -103,13 +170,126 @@ public sealed partial class ReplicaActor
     /// <summary>A session's subscriptions end with its connection (the client resumes from the last zxid it saw).</summary>
     private void EndSubscriptions(long sessionId)
     {
-        if (_subscriptions.RemoveAll(s => s.SessionId == sessionId) > 0) PublishFeedMetrics();
+        if (RemoveSubscriptions(s => s.SessionId == sessionId) > 0) PublishFeedMetrics();
     }
 
     private void EndAllSubscriptions()
     {
-        _subscriptions.Clear();
+        RemoveSubscriptions(_ => true);
         PublishFeedMetrics();
+    }
+
+    private int RemoveSubscriptions(Predicate<Subscription> which)
+    {
+        var removed = 0;
+        for (var i = _subscriptions.Count - 1; i >= 0; i--)
+        {
+            if (!which(_subscriptions[i])) continue;
+            StopHistory(_subscriptions[i]);
+            _subscriptions.RemoveAt(i);
+            removed++;
+        }
+        return removed;
+    }
+
+    /// <summary>The history readers' threads end with the replica.</summary>
+    protected override void PostStop()
+    {
+        foreach (var sub in _subscriptions) StopHistory(sub);
+        base.PostStop();
+    }
+
+    // ------------------------------------------------------------------ history from the journal
+
+    private void StartHistory(Subscription sub, long after)
+    {
+        var dir = _snapshots!.FileLogDirectory!;
+        var files = _snapshots.Files;
+        var reader = new JournalHistoryReader(dir, files.List, sub.Prefix, after, _tree.LastZxid, _settings.ChangeFeed.BatchBytes);
+        sub.Read = new HistoryRead(reader);
+        _historyReads++;
+        RequestHistory(sub);
+    }
+
+    private void RequestHistory(Subscription sub)
+    {
+        var read = sub.Read!;
+        read.Requested = true;
+        read.Reader.NextAsync().PipeTo(Self, success: batch => new HistoryBatchRead(sub, read, batch),
+            failure: e => new HistoryBatchRead(sub, read, new HistoryBatch([], sub.Position, 0, true, e.GetBaseException().Message)));
+    }
+
+    private void StopHistory(Subscription sub)
+    {
+        if (sub.Read is not { } read) return;
+        read.Reader.Dispose();
+        sub.Read = null;
+        _historyReads--;
+        sub.Backlog.Clear();
+        sub.BacklogBytes = 0;
+    }
+
+    private void OnHistoryBatch(HistoryBatchRead m)
+    {
+        if (m.Subscription.Read != m.Read) return;   // ended meanwhile
+        m.Read.Requested = false;
+        m.Read.Last = m.Batch;
+        foreach (var entry in m.Batch.Entries) m.Subscription.Backlog.Enqueue(entry);
+        m.Subscription.BacklogBytes += m.Batch.Bytes;
+        PumpFeeds();
+    }
+
+    /// <summary>
+    /// A subscription's turn while it is served from the journal: its read entries within the budget; then the next
+    /// batch, or, once the reader is done, the move to the in-memory record right after the last zxid read (a new
+    /// read from there if that is no longer retained in memory either). False when it ended (Compacted).
+    /// </summary>
+    private bool PumpHistory(Subscription sub, SessionState session, ref long budget, ref int sent)
+    {
+        var now = _monotonic();
+        if (now < sub.NextHistoryTurnMs) return true;
+        var before = sent;
+        while (budget > 0 && sub.Connection is not { Backlogged: true } && sub.Backlog.TryDequeue(out var entry))
+        {
+            sub.BacklogBytes -= entry.Bytes;
+            sub.Position = entry.Zxid;
+            if (entry.Zxid <= sub.After) continue;
+            for (var c = 0; c < entry.Changes.Length; c++)
+            {
+                var frame = ChangeFeed.Encode(entry, c, sub.Xid);
+                session.Actor.Tell(new Notification(session.NextSeq(), entry.Zxid, frame, entry.Changes[c].Acl));
+                budget -= frame.Length;
+                sent++;
+            }
+        }
+        if (sent > before) sub.NextHistoryTurnMs = now + (long)PumpInterval.TotalMilliseconds;
+        if (sub.Backlog.Count > 0) return true;
+        if (sub.Read is null)
+        {
+            if (_historyReads < _settings.ChangeFeed.HistoryReaders) StartHistory(sub, sub.HistoryAfter!.Value);
+            return true;
+        }
+        if (sub.Read.Requested) return true;
+        if (sub.Read.Last is not { Done: true } last)
+        {
+            if (sub.Read.Last is { } read) sub.Position = Math.Max(sub.Position, read.Covered);
+            RequestHistory(sub);
+            return true;
+        }
+        StopHistory(sub);
+        if (last.Error is not null)
+        {
+            _logger.Warning("Change feed history for session 0x{0:x} ends: {1}", sub.SessionId, last.Error);
+            return false;
+        }
+        sub.Position = Math.Max(sub.Position, last.Covered);
+        if (_feed.CursorAfter(sub.Position) is { } cursor)
+        {
+            sub.HistoryAfter = null;
+            sub.Cursor = cursor;
+        }
+        else sub.HistoryAfter = sub.Position;   // the in-memory record moved on meanwhile: read on from the journal
+        return true;
     }
 
     /// <summary>Gives every subscription its turn: what it has not been sent yet, up to a batch, unless its
@@ -124,22 +304,40 @@ public sealed partial class ReplicaActor
             var sub = _subscriptions[i];
             if (!_sessions.TryGetValue(sub.SessionId, out var session))
             {
-                _subscriptions.RemoveAt(i);
-                continue;
-            }
-            if (sub.Cursor < _feed.FirstSeq)
-            {
-                var end = new ChangeFeedPosition(sub.Xid, _feed.RetainedAfter, _feed.LastZxid);
-                session.Actor.Tell(new Notification(session.NextSeq(), _feed.LastZxid,
-                    Frames.Encode(new ReplyHeader(Xids.Change, _feed.LastZxid, ErrorCode.Compacted), end)));
-                _metrics.ClientPort.Feed.CompactedOnce();
+                StopHistory(sub);
                 _subscriptions.RemoveAt(i);
                 continue;
             }
             long budget = _settings.ChangeFeed.BatchBytes;
+            if (sub.HistoryAfter is null && sub.Cursor < _feed.FirstSeq)
+            {
+                // Fell behind what memory retains: on from the journal if it still has the changes.
+                if (HistoryCovers(sub.Position)) sub.HistoryAfter = sub.Position;
+                else
+                {
+                    EndCompacted(sub, session);
+                    _subscriptions.RemoveAt(i);
+                    continue;
+                }
+            }
+            if (sub.HistoryAfter is not null)
+            {
+                if (!PumpHistory(sub, session, ref budget, ref sent))
+                {
+                    EndCompacted(sub, session);
+                    _subscriptions.RemoveAt(i);
+                    continue;
+                }
+                if (sub.HistoryAfter is not null)
+                {
+                    lagging |= sub.Read is null || sub.Backlog.Count > 0 || sub.Read.Last is { Done: true };
+                    continue;
+                }
+            }
             while (budget > 0 && sub.Connection is not { Backlogged: true } && _feed.At(sub.Cursor) is { } entry)
             {
                 sub.Cursor++;
+                sub.Position = entry.Zxid;
                 if (entry.Zxid <= sub.After) continue;
                 for (var c = 0; c < entry.Changes.Length; c++)
                 {
@@ -158,6 +356,20 @@ public sealed partial class ReplicaActor
         if (lagging && !Timers.IsTimerActive("feed-pump")) Timers.StartSingleTimer("feed-pump", FeedPump.Instance, PumpInterval);
     }
 
-    private void PublishFeedMetrics() =>
+    private void EndCompacted(Subscription sub, SessionState session)
+    {
+        var end = new ChangeFeedPosition(sub.Xid, OldestRetained, _feed.LastZxid);
+        session.Actor.Tell(new Notification(session.NextSeq(), _feed.LastZxid,
+            Frames.Encode(new ReplyHeader(Xids.Change, _feed.LastZxid, ErrorCode.Compacted), end)));
+        _metrics.ClientPort.Feed.CompactedOnce();
+        StopHistory(sub);
+    }
+
+    private void PublishFeedMetrics()
+    {
+        long buffered = 0;
+        foreach (var sub in _subscriptions) buffered += sub.BacklogBytes;
         _metrics.ClientPort.Feed.Set(_subscriptions.Count, _feed.RetainedTxns, _feed.RetainedBytes, _feed.RetainedAfter);
+        _metrics.ClientPort.Feed.SetHistory(_historyReads, buffered, _historyFloor ?? -1);
+    }
 }

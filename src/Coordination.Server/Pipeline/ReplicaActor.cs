@@ -104,6 +104,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         // Sessions recovered with the tree are tracked again so that they expire if their clients never return.
         TrackAllSessions();
         Timers.StartPeriodicTimer("reap", ReapTick.Instance, _settings.ContainerCheckInterval);
+        StartFeedRetention();
         if (_ensemble is not null) StartStallChecks();
         else ProposeSessionSecretIfNone();
     }

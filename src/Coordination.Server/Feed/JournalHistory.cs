@@ -1,0 +1,207 @@
+using System.Threading.Channels;
+using Coordination.Core;
+using Coordination.Core.Zab;
+using Coordination.Server.Ensemble;
+using Coordination.Protocol;
+using Coordination.Server.Persistence;
+
+namespace Coordination.Server.Feed;
+
+/// <summary>
+/// The change feed's history from the file journal on disk: the changes of txns older than what the replica's
+/// in-memory <see cref="ChangeFeed"/> retains. A journal holds raw txns, and an event needs the znode's Stat and ACL
+/// after each txn (and a session close's deleted ephemerals exist only in the tree), so history is rebuilt the way
+/// recovery rebuilds the tree: a base (a snapshot, or the empty tree when the journal starts at the first txn) plus
+/// the journal's txns after it, applied to a private tree off the replica's thread.
+/// <para>
+/// A base serves only if the journal continues it without a hole: every txn follows the one before
+/// (<see cref="EnsembleRecovery.Continues"/>) and no snapshot file lies between two of them (a follower that installed
+/// a leader's snapshot kept its older segments and continues after the snapshot, so its journal jumps over it).
+/// An ensemble journal also holds proposals that a TRUNC removed: they are dropped as recovery drops them.
+/// </para>
+/// </summary>
+internal static class JournalHistory
+{
+    /// <summary>The txn zxids of the journal in order, after its truncations (ensemble TRUNC records, torn writes).</summary>
+    public static List<long> KeptZxids(string logDir)
+    {
+        var kept = new List<long>();
+        FileTxnLog.Read(logDir, (kind, zxid, _) =>
+        {
+            // As ZabLogRecovery: entries ascend between truncations; a lower one can only follow a lost truncate marker.
+            var cut = kind == LogRecordKind.Txn ? zxid - 1 : zxid;
+            while (kept.Count > 0 && kept[^1] > cut) kept.RemoveAt(kept.Count - 1);
+            if (kind == LogRecordKind.Txn) kept.Add(zxid);
+        });
+        return kept;
+    }
+
+    /// <summary>A tree to replay the journal on: a snapshot file's start zxid, or 0 for the empty tree.</summary>
+    public readonly record struct Base(long Zxid, string? Path);
+
+    /// <summary>
+    /// The bases the journal continues without a hole, oldest first: those from which history can be rebuilt.
+    /// <paramref name="snapshots"/> are the snapshot files (any order).
+    /// </summary>
+    public static List<Base> Bases(List<long> kept, IReadOnlyList<(long Zxid, string Path)> snapshots)
+    {
+        var starts = snapshots.Select(s => s.Zxid).Order().ToList();
+        var result = new List<Base>();
+        if (kept.Count == 0)
+        {
+            // Nothing journalled: only the newest snapshot (or the empty tree) is the state.
+            result.Add(starts.Count > 0 ? new Base(starts[^1], snapshots.First(s => s.Zxid == starts[^1]).Path) : new Base(0, null));
+            return result;
+        }
+        // The contiguous tail of the journal: kept[first..] has no hole.
+        var first = kept.Count - 1;
+        while (first > 0 && EnsembleRecovery.Continues(kept[first - 1], kept[first]) && !SnapshotBetween(starts, kept[first - 1], kept[first])) first--;
+        bool Continued(long zxid) =>
+            zxid >= kept[first] ? kept.BinarySearch(zxid) >= 0 || zxid > kept[^1]
+                                : EnsembleRecovery.Continues(zxid, kept[first]) && !SnapshotBetween(starts, zxid, kept[first]);
+        if (Continued(0)) result.Add(new Base(0, null));
+        foreach (var (zxid, path) in snapshots.OrderBy(s => s.Zxid))
+            if (zxid > 0 && Continued(zxid)) result.Add(new Base(zxid, path));
+        return result;
+    }
+
+    private static bool SnapshotBetween(List<long> starts, long low, long high)
+    {
+        var i = starts.BinarySearch(low + 1);
+        if (i < 0) i = ~i;
+        return i < starts.Count && starts[i] < high;
+    }
+
+    /// <summary>The tree of a base, and where its history starts (see <c>ReplicaActor.FeedStart</c>), or null when
+    /// its snapshot cannot be read.</summary>
+    public static DataTree? Load(Base b)
+    {
+        if (b.Path is null) return new DataTree();
+        try
+        {
+            using var fs = new FileStream(b.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
+            var tree = DataTree.ReadSnapshot(fs);
+            tree.ReplayMode = tree.SnapshotEndZxid > tree.LastZxid;
+            return tree;
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The zxid after which history can be rebuilt from this journal, or null when it cannot.</summary>
+    public static long? Floor(string logDir, IReadOnlyList<(long Zxid, string Path)> snapshots)
+    {
+        foreach (var b in Bases(KeptZxids(logDir), snapshots))
+        {
+            if (b.Path is null) return 0;
+            if (Load(b) is { } tree) return Math.Max(tree.LastZxid, tree.SnapshotEndZxid);
+        }
+        return null;
+    }
+}
+
+/// <summary>One batch of history: the entries of txns up to <see cref="Covered"/> (those with changes under the
+/// prefix); <see cref="Done"/> when the journal has nothing more up to the zxid asked for; <see cref="Error"/> when the
+/// history cannot be read (purged meanwhile, a hole, an unreadable snapshot): the subscriber is then told Compacted.</summary>
+internal sealed record HistoryBatch(IReadOnlyList<FeedEntry> Entries, long Covered, long Bytes, bool Done, string? Error = null);
+
+/// <summary>
+/// Reads the changes under a prefix after a zxid from the journal on its own thread, one batch ahead of the consumer:
+/// a bounded channel of one batch, so a subscriber that does not read holds the reader (and its tree) still, and at
+/// most two batches of <c>batchBytes</c> exist at a time besides the tree. Dispose stops it.
+/// </summary>
+internal sealed class JournalHistoryReader : IDisposable
+{
+    private readonly Channel<HistoryBatch> _batches = Channel.CreateBounded<HistoryBatch>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
+    private readonly CancellationTokenSource _stop = new();
+
+    public JournalHistoryReader(string logDir, Func<IReadOnlyList<(long Zxid, string Path)>> snapshots, string prefix, long afterZxid, long upToZxid, long batchBytes)
+    {
+        Task.Factory.StartNew(() => Run(logDir, snapshots, prefix, afterZxid, upToZxid, batchBytes), _stop.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    }
+
+    /// <summary>The next batch; one at a time.</summary>
+    public Task<HistoryBatch> NextAsync() => _batches.Reader.ReadAsync(_stop.Token).AsTask();
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _batches.Writer.TryComplete();
+    }
+
+    private sealed class StopReading : Exception;
+
+    private void Run(string logDir, Func<IReadOnlyList<(long Zxid, string Path)>> snapshots, string prefix, long after, long upTo, long batchBytes)
+    {
+        var covered = after;
+        try
+        {
+            var kept = JournalHistory.KeptZxids(logDir);
+            DataTree? tree = null;
+            // The newest base at or before the zxid asked for whose history starts early enough.
+            foreach (var b in Enumerable.Reverse(JournalHistory.Bases(kept, snapshots())))
+            {
+                if (b.Zxid > after) continue;
+                var t = JournalHistory.Load(b);
+                if (t is not null && Math.Max(t.LastZxid, t.SnapshotEndZxid) <= after) { tree = t; break; }
+            }
+            if (tree is null) { Send(new HistoryBatch([], covered, 0, true, "no snapshot and journal cover it any more")); return; }
+
+            var batch = new List<FeedEntry>();
+            long bytes = 0;
+            var next = kept.BinarySearch(tree.LastZxid + 1);
+            if (next < 0) next = ~next;
+            try
+            {
+                FileTxnLog.Read(logDir, (kind, zxid, payload) =>
+            {
+                if (kind != LogRecordKind.Txn || next >= kept.Count || zxid != kept[next]) return;   // truncated away
+                next++;
+                if (zxid <= tree.LastZxid) return;
+                if (zxid > upTo) throw new StopReading();
+                if (!EnsembleRecovery.Continues(tree.LastZxid, zxid))
+                    throw new InvalidDataException($"the journal jumps from 0x{tree.LastZxid:x} to 0x{zxid:x}");
+                var (header, txn) = Txns.Deserialize(payload.Span);
+                var result = tree.Apply(header, txn);
+                if (tree.ReplayMode)
+                {
+                    if (tree.LastZxid >= tree.SnapshotEndZxid) tree.FinishReplay();
+                    return;
+                }
+                if (zxid > after)
+                {
+                    var changes = ChangeFeed.ChangesOf(tree, result.Triggers, prefix);
+                    if (changes.Length > 0)
+                    {
+                        var entry = ChangeFeed.EntryOf(zxid, changes, 0);
+                        batch.Add(entry);
+                        bytes += entry.Bytes;
+                    }
+                }
+                covered = zxid;
+                if (bytes >= batchBytes)
+                {
+                    Send(new HistoryBatch(batch, covered, bytes, false));
+                    batch = new List<FeedEntry>();
+                    bytes = 0;
+                }
+            });
+            }
+            catch (StopReading)
+            {
+                // Reached the zxid asked for: what follows is the in-memory feed's (or not committed yet).
+            }
+            Send(new HistoryBatch(batch, covered, bytes, true));
+        }
+        catch (OperationCanceledException) { }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or JuteException)
+        {
+            try { Send(new HistoryBatch([], covered, 0, true, e.Message)); } catch (OperationCanceledException) { }
+        }
+    }
+
+    /// <summary>Waits (on this reader's own thread) until the consumer has taken the previous batch.</summary>
+    private void Send(HistoryBatch batch) => _batches.Writer.WriteAsync(batch, _stop.Token).AsTask().GetAwaiter().GetResult();
+}

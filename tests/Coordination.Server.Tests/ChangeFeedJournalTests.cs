@@ -1,0 +1,222 @@
+using Coordination.Protocol;
+using Coordination.TestKit;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Coordination.Server.Tests;
+
+/// <summary>
+/// The change feed's history from the journal on disk: after a restart a server's in-memory record starts at its
+/// recovered state, yet a subscriber asking for a zxid before the restart gets exactly the committed changes after it
+/// (rebuilt from a snapshot and the journal segments), then live ones, with no gap and no duplicate at the hand-over;
+/// a zxid older than what the journal can rebuild (purged) answers Compacted naming the oldest one; and a subscriber
+/// that does not read while it is served from the journal is paused, holding the server to one batch of history.
+/// </summary>
+public sealed class ChangeFeedJournalTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
+
+    private sealed record Expected(long Zxid, EventType Type, string Path, byte[]? Data);
+
+    private static Task<List<ChangeFrame>> Take(WireClient c, int count) => c.TakeChangesAsync(count, Wait);
+
+    /// <summary>Sets /feed/a (and /other, not under the prefix, every third write) <paramref name="count"/> times, pipelined.</summary>
+    private static async Task WriteAsync(WireClient writer, List<Expected> expected, int count, int dataBytes = 8)
+    {
+        var writes = new List<(Task<(ReplyHeader Header, ZkResponse? Response)> Task, string Path, byte[] Data)>();
+        for (var i = 0; i < count; i++)
+        {
+            var path = i % 3 == 2 ? "/other" : "/feed/a";
+            var data = new byte[dataBytes];
+            BitConverter.TryWriteBytes(data, expected.Count * 1000 + i);
+            writes.Add((writer.SetDataAsync(path, data), path, data));
+        }
+        foreach (var (task, path, data) in writes)
+        {
+            var (header, _) = await task;
+            Assert.Equal(ErrorCode.Ok, header.Err);
+            if (path == "/feed/a") expected.Add(new Expected(header.Zxid, EventType.NodeDataChanged, path, data));
+        }
+    }
+
+    private static void AssertSequence(IReadOnlyList<Expected> expected, IReadOnlyList<ChangeFrame> frames)
+    {
+        Assert.Equal(expected.Select(e => e.Zxid), frames.Select(f => f.Zxid));
+        for (var i = 0; i < expected.Count; i++)
+        {
+            var change = Assert.IsType<ChangeEvent>(frames[i].Body);
+            Assert.Equal((expected[i].Type, expected[i].Path), (change.Type, change.NodePath));
+            Assert.Equal(expected[i].Data, change.Data);
+            Assert.Equal(frames[i].Zxid, change.Stat.Mzxid);
+        }
+    }
+
+    private static async Task<long> MntrValue(ServerProcess server, string name) =>
+        long.Parse((await FourLetterWord.MntrAsync(server.Host, server.Port))[name], System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The server works out in the background how far back its journal reaches; wait for it.</summary>
+    private static async Task<long> JournalFloor(ServerProcess server)
+    {
+        using var cts = new CancellationTokenSource(Wait);
+        while (true)
+        {
+            var floor = await MntrValue(server, "zk_change_feed_journal_after_zxid");
+            if (floor >= 0) return floor;
+            await Task.Delay(100, cts.Token);
+        }
+    }
+
+    private static async Task<List<Expected>> PrepareAsync(ServerProcess server, int writes, int dataBytes = 8)
+    {
+        await using var writer = await WireClient.ConnectAsync(server.ConnectString);
+        var expected = new List<Expected>();
+        var (created, _) = await writer.CreateAsync("/feed", null);
+        expected.Add(new Expected(created.Zxid, EventType.NodeCreated, "/feed", null));
+        var (a, _) = await writer.CreateAsync("/feed/a", null);
+        expected.Add(new Expected(a.Zxid, EventType.NodeCreated, "/feed/a", null));
+        await writer.CreateAsync("/other", null).OkAsync();
+        await WriteAsync(writer, expected, writes, dataBytes);
+        return expected;
+    }
+
+    [SkippableFact]
+    public async Task After_a_restart_a_zxid_before_it_is_served_from_the_journal_then_live_with_exactly_the_committed_sequence()
+    {
+        await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions
+        {
+            // Snapshots every 100 txns: the server restarts from one taken late, and the journal goes back further.
+            // Small batches, so that the history is still being read while the live writes commit.
+            ExtraHocon = "coordination.persistence { snapshot-every-txns = 100, log-segment-size = 64KiB, log-preallocate = 16KiB }\n" +
+                         "coordination.change-feed.batch-size = 1KiB",
+        });
+        await Targets.WithServerOutputOnFailure(server, output, async () =>
+        {
+            var expected = await PrepareAsync(server, 450);
+            await server.RestartAsync();
+            var floor = await JournalFloor(server);
+            var from = expected[150].Zxid;
+            output.WriteLine($"journal floor 0x{floor:x}, memory after 0x{await MntrValue(server, "zk_change_feed_retained_after_zxid"):x}, asking after 0x{from:x}");
+            Assert.True(floor <= from, $"the journal reaches back to 0x{floor:x} only");
+            Assert.True(await MntrValue(server, "zk_change_feed_retained_after_zxid") > from, "memory still holds the zxid asked for");
+
+            await using var reader = await WireClient.ConnectAsync(server.ConnectString);
+            var (subscribed, position) = await reader.WatchChangesAsync("/feed", from);
+            Assert.Equal(ErrorCode.Ok, subscribed.Err);
+            Assert.Equal(floor, ((ChangeFeedPosition)position!).RetainedAfter);
+
+            // Live writes while the history is read: the hand-over from journal to memory keeps their order.
+            await using var writer = await WireClient.ConnectAsync(server.ConnectString);
+            await WriteAsync(writer, expected, 300);
+            var want = expected.Where(e => e.Zxid > from).ToList();
+            AssertSequence(want, await Take(reader, want.Count));
+
+            var (last, _) = await writer.CreateAsync("/feed/last", null);
+            Assert.Equal(last.Zxid, Assert.Single(await Take(reader, 1)).Zxid);
+            Assert.False(reader.Changes.TryRead(out var extra), $"unexpected frame {extra}");
+            Assert.Equal(0, await MntrValue(server, "zk_change_feed_history_readers"));
+        });
+    }
+
+    [SkippableFact]
+    public async Task A_zxid_the_journal_no_longer_holds_answers_Compacted_with_the_oldest_one_it_can_serve()
+    {
+        await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions
+        {
+            // One snapshot kept and the segments before it purged: the oldest history is that snapshot's.
+            ExtraHocon = "coordination.persistence { snapshot-every-txns = 100, snapshots-retained = 1, log-segment-size = 64KiB, log-preallocate = 16KiB }",
+        });
+        await Targets.WithServerOutputOnFailure(server, output, async () =>
+        {
+            var expected = await PrepareAsync(server, 450, dataBytes: 2048);
+            // Snapshots are taken at randomised points, in the background: restart once one is written and the
+            // journal's first segment purged.
+            using (var cts = new CancellationTokenSource(Wait))
+            {
+                while (!Directory.EnumerateFiles(server.DataDir, "snapshot.*").Any(f => !f.EndsWith(".tmp", StringComparison.Ordinal))
+                       || File.Exists(Path.Combine(server.DataDir, "txnlog", "log.0000000000000001")))
+                    await Task.Delay(100, cts.Token);
+            }
+            await server.RestartAsync();
+            var floor = await JournalFloor(server);
+            output.WriteLine($"journal floor 0x{floor:x}, writes 0x{expected[0].Zxid:x}..0x{expected[^1].Zxid:x}");
+            Assert.True(floor > expected[0].Zxid, "nothing was purged");
+
+            await using var c = await WireClient.ConnectAsync(server.ConnectString);
+            var (refused, body) = await c.WatchChangesAsync("/feed", 0);
+            Assert.Equal(ErrorCode.Compacted, refused.Err);
+            Assert.Equal(floor, Assert.IsType<ChangeFeedPosition>(body).RetainedAfter);
+            Assert.Equal(ErrorCode.Compacted, (await c.WatchChangesAsync("/feed", floor - 1)).Header.Err);
+
+            // From the oldest: what the journal still has after it, then what was written since the restart.
+            await WriteAsync(c, expected, 30);
+            var (ok, _) = await c.WatchChangesAsync("/feed", floor);
+            Assert.Equal(ErrorCode.Ok, ok.Err);
+            var want = expected.Where(e => e.Zxid > floor).ToList();
+            AssertSequence(want, await Take(c, want.Count));
+        });
+    }
+
+    /// <summary>
+    /// 40 MB of changes before a restart, read back from the journal by a subscriber that stops reading: the server
+    /// pauses it (its connection is not dropped for its 4 MiB queue), holds at most a batch of history for it, and sends
+    /// no more while it does not read; when it reads again it gets every change, in order, and no Compacted, then the
+    /// changes committed while it was paused (in memory only), with no gap at the move from journal to memory.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_subscriber_that_does_not_read_its_history_is_paused_and_the_server_holds_one_batch_for_it()
+    {
+        await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions
+        {
+            ExtraHocon = "coordination.max-queued-bytes-per-connection = 4MiB\ncoordination.change-feed.batch-size = 1MiB",
+        });
+        await Targets.WithServerOutputOnFailure(server, output, async () =>
+        {
+            var zxids = new List<long>();
+            var payload = new byte[100 * 1024];
+            async Task WriteAsync(int count)
+            {
+                await using var writer = await WireClient.ConnectAsync(server.ConnectString);
+                var writes = new List<Task<(ReplyHeader Header, ZkResponse? Response)>>();
+                for (var i = 0; i < count; i++)
+                {
+                    writes.Add(writer.SetDataAsync("/slow", payload));
+                    if (writes.Count < 20) continue;
+                    zxids.AddRange((await Task.WhenAll(writes)).Select(w => w.Header.Zxid));
+                    writes.Clear();
+                }
+                zxids.AddRange((await Task.WhenAll(writes)).Select(w => w.Header.Zxid));
+            }
+            long from;
+            await using (var creator = await WireClient.ConnectAsync(server.ConnectString))
+                from = (await creator.CreateAsync("/slow", null)).Header.Zxid;
+            await WriteAsync(400);
+            await server.RestartAsync();
+            Assert.True(await JournalFloor(server) <= from);
+
+            await using var raw = await RawConnection.ConnectAsync(server.Host, server.Port, receiveBufferBytes: 64 << 10);
+            await raw.HandshakeAsync();
+            Assert.True(await raw.SendAsync(WireFrames.Request(1, OpCode.WatchChanges, new WatchChangesRequest("/slow", from))));
+            long held = 0, sent = 0;
+            for (var i = 0; i < 30; i++)
+            {
+                await Task.Delay(100);
+                held = Math.Max(held, await MntrValue(server, "zk_change_feed_history_buffered_bytes"));
+                sent = await MntrValue(server, "zk_change_feed_events_sent");
+            }
+            output.WriteLine($"while paused: {sent} changes sent, at most {held} bytes of history held");
+            Assert.Equal(0, await MntrValue(server, "zk_connections_dropped_queue_full"));
+            Assert.True(sent < 100, $"it was not paused: {sent} of 400 changes sent");
+            Assert.True(held <= (1 << 20) + (200 << 10), $"{held} bytes of history held for one subscriber");
+
+            // Changes committed meanwhile are in memory only: the move from the journal to memory must not skip them.
+            await WriteAsync(50);
+
+            var seen = await raw.ObserveAsync(TimeSpan.FromSeconds(20), stopAfterReplies: 451, stopOnError: true);
+            Assert.False(seen.ClosedByServer, "the paused subscriber was disconnected");
+            Assert.Equal(1, seen.Replies[0].Xid);
+            var changes = seen.Replies.Skip(1).ToList();
+            Assert.All(changes, f => Assert.Equal((Xids.Change, ErrorCode.Ok), (f.Xid, f.Err)));
+            Assert.Equal(zxids, changes.Select(f => f.Zxid));
+        });
+    }
+}
