@@ -62,8 +62,8 @@ public sealed class ZabJournalActor : UntypedPersistentActor
     {
         _settings = settings;
         _recovery = recovery;
-        JournalPluginId = "akka.persistence.journal.sql";
-        SnapshotPluginId = "akka.persistence.snapshot-store.sql";
+        JournalPluginId = settings.JournalPluginId;
+        SnapshotPluginId = settings.SnapshotPluginId;
     }
 
     public static Props Props(PersistenceSettings settings, ZabLogRecovery recovery) =>

@@ -133,8 +133,8 @@ public sealed class JournalWriterActor : UntypedPersistentActor
         _settings = settings;
         _sink = sink;
         _expectedLastZxid = expectedLastZxid;
-        JournalPluginId = "akka.persistence.journal.sql";
-        SnapshotPluginId = "akka.persistence.snapshot-store.sql";
+        JournalPluginId = settings.JournalPluginId;
+        SnapshotPluginId = settings.SnapshotPluginId;
     }
 
     public override string PersistenceId => _settings.PersistenceId;
