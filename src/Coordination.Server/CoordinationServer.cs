@@ -204,9 +204,10 @@ public sealed class CoordinationServer : IAsyncDisposable
         return servers;
     }
 
-    private static ActorSystem CreateSystem(Config full, PersistenceSettings persistence)
+    private static ActorSystem CreateSystem(Config full, PersistenceSettings persistence, bool readOnly = false)
     {
         if (!persistence.Enabled || persistence.UsesFileLog) return ActorSystem.Create("coordination", full);
+        if (persistence.UsesEventLog) return ActorSystem.Create("coordination", full.WithFallback(JournalSetup.EventLogConfig(persistence, readOnly)));
         var defaultSynchronous = JournalSetup.PrepareSqlite(persistence);
         var config = full.WithFallback(JournalSetup.AkkaConfig(persistence));
         var bootstrap = BootstrapSetup.Create().WithConfig(config);
@@ -220,7 +221,7 @@ public sealed class CoordinationServer : IAsyncDisposable
     /// </summary>
     private static void Restore(string file, PersistenceSettings persistence, SnapshotFiles files)
     {
-        if (files.List().Count > 0 || FileTxnLog.List(persistence.LogDirectory).Count > 0 || (persistence.SqliteFile is { } db && File.Exists(db) && new FileInfo(db).Length > 0 && HasJournalRows(persistence)))
+        if (files.List().Count > 0 || FileTxnLog.List(persistence.LogDirectory).Count > 0 || FileTxnLog.List(persistence.EventLogDirectory).Count > 0 || (persistence.SqliteFile is { } db && File.Exists(db) && new FileInfo(db).Length > 0 && HasJournalRows(persistence)))
             throw new RecoveryException($"--restore {file}: the data dir {files.Directory} already holds data; restore into an empty data dir");
         DataTree tree;
         try
@@ -260,7 +261,7 @@ public sealed class CoordinationServer : IAsyncDisposable
         var settings = ServerSettings.Create(full);
         var persistence = PersistenceSettings.Create(full, settings.DataDir) with { Enabled = true };
         var files = new SnapshotFiles(settings.DataDir, persistence.SnapshotsRetained, purge: false);
-        var system = CreateSystem(full, persistence);
+        var system = CreateSystem(full, persistence, readOnly: true);
         try
         {
             var tree = EnsembleSettings.Create(full).Enabled

@@ -101,9 +101,10 @@ public sealed class ProcessTests(ITestOutputHelper output)
         }
     }
 
-    private static async Task<EnsembleProcesses> StartAsync(ITestOutputHelper output)
+    private static async Task<EnsembleProcesses> StartAsync(ITestOutputHelper output, string journal)
     {
-        var ensemble = await EnsembleProcesses.StartAsync(ServerKind.Ours, 3);
+        var ensemble = await EnsembleProcesses.StartAsync(ServerKind.Ours, 3,
+            new EnsembleProcessesOptions { ExtraHocon = $"coordination.persistence.journal = {journal}" });
         await using var c = await WireClient.ConnectAsync((await ensemble.WaitForLeaderAsync(TimeSpan.FromSeconds(30))).ConnectString);
         await c.CreateAsync("/load", null).OkAsync();
         return ensemble;
@@ -182,10 +183,13 @@ public sealed class ProcessTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public async Task Sigkill_of_the_leader_under_write_load_loses_no_acknowledged_write()
+    /// <summary>The Zab log on the file journal (the default) and on the persistent actor over FileEventJournal.</summary>
+    [Theory]
+    [InlineData("file")]
+    [InlineData("persistent-file")]
+    public async Task Sigkill_of_the_leader_under_write_load_loses_no_acknowledged_write(string journal)
     {
-        await using var ensemble = await StartAsync(output);
+        await using var ensemble = await StartAsync(output, journal);
         var load = new WriteLoad(ensemble, clients: 6, Log);
         load.Start();
         await WaitForAcksAsync(load, 300, TimeSpan.FromSeconds(60));
@@ -220,10 +224,13 @@ public sealed class ProcessTests(ITestOutputHelper output)
         await VerifyAsync(ensemble, load);
     }
 
-    [Fact]
-    public async Task Sigkill_and_restart_of_followers_under_write_load_loses_no_acknowledged_write()
+    /// <summary>The Zab log on the file journal (the default) and on the persistent actor over FileEventJournal.</summary>
+    [Theory]
+    [InlineData("file")]
+    [InlineData("persistent-file")]
+    public async Task Sigkill_and_restart_of_followers_under_write_load_loses_no_acknowledged_write(string journal)
     {
-        await using var ensemble = await StartAsync(output);
+        await using var ensemble = await StartAsync(output, journal);
         var load = new WriteLoad(ensemble, clients: 6, Log);
         load.Start();
         await WaitForAcksAsync(load, 200, TimeSpan.FromSeconds(60));

@@ -9,10 +9,12 @@ namespace Coordination.Persistence.Tests;
 
 public sealed class BackupTests(ITestOutputHelper output)
 {
-    [Fact]
-    public async Task Backup_of_a_running_server_restores_into_a_new_one()
+    [Theory]
+    [InlineData("file")]
+    [InlineData("persistent-file")]
+    public async Task Backup_of_a_running_server_restores_into_a_new_one(string journal)
     {
-        await using var server = await Servers.StartAsync(output, "coordination.persistence { snapshot-every-txns = 150 }");
+        await using var server = await Servers.StartAsync(output, $"coordination.persistence {{ journal = {journal}, snapshot-every-txns = 150 }}");
         await using (var client = await WireClient.ConnectAsync(server.ConnectString))
         {
             await client.CreateAsync("/b", null).OkAsync();
@@ -26,7 +28,7 @@ public sealed class BackupTests(ITestOutputHelper output)
         // While the server runs: the backup verb reads the newest snapshot and the journal beside it.
         var backup = Path.Combine(Servers.TempDir("backup"), "backup.snap");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { ServerProcess.FindServerDll(), "backup", "--data-dir", server.DataDir, "--out", backup }) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { ServerProcess.FindServerDll(), "backup", "--config", server.ConfigFile, "--data-dir", server.DataDir, "--out", backup }) psi.ArgumentList.Add(a);
         using (var p = Process.Start(psi)!)
         {
             var stdout = p.StandardOutput.ReadToEndAsync();

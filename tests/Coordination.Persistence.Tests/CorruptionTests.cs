@@ -44,11 +44,17 @@ public sealed class CorruptionTests(ITestOutputHelper output)
         Assert.True(Snapshots(server).Length >= count, $"expected {count} snapshots, found {Snapshots(server).Length}");
     }
 
-    [Fact]
-    public async Task Corrupt_or_truncated_snapshot_falls_back_to_an_older_one_then_refuses_when_the_journal_no_longer_covers()
+    /// <summary>The two file journals: the writer thread's log (txnlog) and the persistent actor's (eventlog).</summary>
+    private static string LogDir(ServerProcess server, string journal) =>
+        Path.Combine(server.DataDir, journal == "file" ? "txnlog" : "eventlog");
+
+    [Theory]
+    [InlineData("file")]
+    [InlineData("persistent-file")]
+    public async Task Corrupt_or_truncated_snapshot_falls_back_to_an_older_one_then_refuses_when_the_journal_no_longer_covers(string journal)
     {
-        await using var server = await Servers.StartAsync(output, """
-            coordination.persistence { snapshot-every-txns = 100, snapshots-retained = 3, snapshot-chunk-nodes = 10 }
+        await using var server = await Servers.StartAsync(output, $$"""
+            coordination.persistence { journal = {{journal}}, snapshot-every-txns = 100, snapshots-retained = 3, snapshot-chunk-nodes = 10 }
             """);
         var expected = await WriteAsync(server, 450);
         await WaitForSnapshotsAsync(server, 3);
@@ -85,16 +91,18 @@ public sealed class CorruptionTests(ITestOutputHelper output)
         Assert.Contains(Path.GetFileName(Snapshots(server)[^1]), e.Output);
     }
 
-    [Fact]
-    public async Task Corrupt_file_journal_refuses_to_start_and_names_the_segment()
+    [Theory]
+    [InlineData("file")]
+    [InlineData("persistent-file")]
+    public async Task Corrupt_file_journal_refuses_to_start_and_names_the_segment(string journal)
     {
-        await using var server = await Servers.StartAsync(output);
+        await using var server = await Servers.StartAsync(output, $"coordination.persistence.journal = {journal}");
         var expected = await WriteAsync(server, 200);
         server.Kill();
         await server.RestartAsync(); // the next writes go to a second segment
         var more = await WriteAsync(server, 50, prefix: "/more");
         server.Kill();
-        var segments = FileTxnLog.List(Path.Combine(server.DataDir, "txnlog"));
+        var segments = FileTxnLog.List(LogDir(server, journal));
         Assert.Equal(2, segments.Count);
         var first = segments[0].Path;
         var original = File.ReadAllBytes(first);
@@ -123,13 +131,15 @@ public sealed class CorruptionTests(ITestOutputHelper output)
         await VerifyAsync(server, more);
     }
 
-    [Fact]
-    public async Task A_crash_mid_roll_or_a_torn_tail_restarts_with_every_write_but_damage_before_intact_records_refuses()
+    [Theory]
+    [InlineData("file")]
+    [InlineData("persistent-file")]
+    public async Task A_crash_mid_roll_or_a_torn_tail_restarts_with_every_write_but_damage_before_intact_records_refuses(string journal)
     {
-        await using var server = await Servers.StartAsync(output);
+        await using var server = await Servers.StartAsync(output, $"coordination.persistence.journal = {journal}");
         var expected = await WriteAsync(server, 100);
         server.Kill();
-        var logDir = Path.Combine(server.DataDir, "txnlog");
+        var logDir = LogDir(server, journal);
         var newest = FileTxnLog.List(logDir)[^1];
 
         // A crash while rolling: the next segment exists, but its header never reached the disk (ZOOKEEPER-1621).

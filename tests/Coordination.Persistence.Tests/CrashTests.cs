@@ -7,9 +7,11 @@ namespace Coordination.Persistence.Tests;
 
 public sealed class CrashTests(ITestOutputHelper output)
 {
-    /// <summary>Both journals: the file log (the default) and Akka.Persistence.Sql on SQLite.</summary>
+    /// <summary>Every journal: the file log (the default), a persistent actor on FileEventJournal, and
+    /// Akka.Persistence.Sql on SQLite.</summary>
     [Theory]
     [InlineData("file")]
+    [InlineData("persistent-file")]
     [InlineData("sql")]
     public async Task Every_acknowledged_write_survives_repeated_SIGKILL(string journal)
     {
@@ -27,6 +29,11 @@ public sealed class CrashTests(ITestOutputHelper output)
         var files = Directory.GetFiles(server.DataDir, "*", SearchOption.AllDirectories);
         output.WriteLine($"data dir: {string.Join(", ", files.Select(f => Path.GetRelativePath(server.DataDir, f)))}");
         // The journal asked for is the one that was written.
-        Assert.Contains(files, f => journal == "file" ? Path.GetFileName(f).StartsWith(FileTxnLog.Prefix) : Path.GetFileName(f) == "journal.db");
+        Assert.Contains(files, f => journal switch
+        {
+            "file" => Path.GetFileName(Path.GetDirectoryName(f)) == "txnlog" && Path.GetFileName(f).StartsWith(FileTxnLog.Prefix),
+            "persistent-file" => Path.GetFileName(Path.GetDirectoryName(f)) == "eventlog" && Path.GetFileName(f).StartsWith(FileTxnLog.Prefix),
+            _ => Path.GetFileName(f) == "journal.db",
+        });
     }
 }

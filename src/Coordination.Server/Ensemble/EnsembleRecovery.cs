@@ -37,9 +37,9 @@ public static class EnsembleRecovery
         List<LogEntry> entries;
         try
         {
+            FileJournal.RefuseOtherJournal(persistence);
             if (persistence.UsesFileLog)
             {
-                FileJournal.RefuseSqlJournal(persistence);
                 void Collect(LogRecordKind kind, long zxid, ReadOnlyMemory<byte> bytes)
                 {
                     if (kind == LogRecordKind.Txn) recovery.Add(zxid, bytes);

@@ -43,7 +43,8 @@ public sealed class ZabLogRecovery(long fromZxid)
 }
 
 /// <summary>
-/// The ensemble's durable Zab log: a persistent actor on Akka.Persistence.Sql, like the standalone journal writer,
+/// The ensemble's durable Zab log: a persistent actor on Akka.Persistence.Sql or FileEventJournal (journal = sql or
+/// persistent-file), like the standalone journal writer,
 /// with group commit (appends that arrive during a write are persisted together as one row) and truncation events.
 /// Appends and truncations are persisted strictly in arrival order. A journal failure stops the node's ActorSystem:
 /// the host then starts a fresh incarnation that recovers from disk and resynchronises with the leader, which is
@@ -62,8 +63,8 @@ public sealed class ZabJournalActor : UntypedPersistentActor
     {
         _settings = settings;
         _recovery = recovery;
-        JournalPluginId = "akka.persistence.journal.sql";
-        SnapshotPluginId = "akka.persistence.snapshot-store.sql";
+        JournalPluginId = settings.JournalPluginId;
+        SnapshotPluginId = settings.SnapshotPluginId;
     }
 
     public static Props Props(PersistenceSettings settings, ZabLogRecovery recovery) =>

@@ -33,6 +33,8 @@ namespace Coordination.Server.Persistence;
 /// </summary>
 public sealed class FileEventJournal : AsyncWriteJournal
 {
+    public const string PluginId = "akka.persistence.journal.coordination-file";
+
     /// <summary>The plugin's settings, under <c>akka.persistence.journal.coordination-file</c>.</summary>
     public static Config DefaultConfig { get; } = ConfigurationFactory.ParseString("""
         akka.persistence.journal.coordination-file {
@@ -49,6 +51,8 @@ public sealed class FileEventJournal : AsyncWriteJournal
           max-batch-events = 1000
           # Old segments are purged (after carrying deletion markers forward) once deletions have freed this many events.
           purge-after-deleted-events = 10000
+          # Read the log without opening it for writing (a backup beside the process that writes it); writes fail.
+          read-only = off
         }
         """);
 
@@ -68,7 +72,10 @@ public sealed class FileEventJournal : AsyncWriteJournal
 
     private readonly Dictionary<string, Stream> _streams = new(StringComparer.Ordinal);
     private readonly object _lock = new();
-    private readonly FileLogWriter _writer;
+    private readonly FileLogWriter? _writer;
+    /// <summary>Why the log could not be read (corrupt, unreadable): every replay and write fails with it, so that a
+    /// persistent actor's recovery reports it instead of timing out against a stopped journal.</summary>
+    private readonly Exception? _openFailure;
     private readonly Serializer _serializer;
     private readonly long _purgeAfterDeleted;
     private long _deletedSincePurge;
@@ -79,14 +86,30 @@ public sealed class FileEventJournal : AsyncWriteJournal
         _serializer = Context.System.Serialization.FindSerializerForType(typeof(Persistent));
         _purgeAfterDeleted = Math.Max(1, config.GetLong("purge-after-deleted-events", 10000));
         var dir = Path.GetFullPath(config.GetString("dir", "journal"));
-        var log = FileTxnLog.Open(dir, config.GetBoolean("force-sync", true), config.GetByteSize("segment-bytes") ?? 64L << 20,
-            config.GetByteSize("preallocate-bytes") ?? 4L << 20, 0, Recover);
-        _writer = new FileLogWriter(log, config.GetInt("max-batch-events", 1000), Context.GetLogger(), metrics: null);
+        try
+        {
+            if (config.GetBoolean("read-only", false))
+            {
+                if (Directory.Exists(dir)) FileTxnLog.Read(dir, Recover);
+                return;
+            }
+            var log = FileTxnLog.Open(dir, config.GetBoolean("force-sync", true), config.GetByteSize("segment-bytes") ?? 64L << 20,
+                config.GetByteSize("preallocate-bytes") ?? 4L << 20, 0, Recover);
+            _writer = new FileLogWriter(log, config.GetInt("max-batch-events", 1000), Context.GetLogger(), metrics: null);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            _streams.Clear();
+            _openFailure = e;
+            Context.GetLogger().Error(e, "Journal {0} cannot be read", dir);
+        }
     }
+
+    private FileLogWriter Writer => _writer ?? throw _openFailure ?? new InvalidOperationException("the journal is read-only");
 
     protected override void PostStop()
     {
-        _writer.Dispose();
+        _writer?.Dispose();
         base.PostStop();
     }
 
@@ -114,7 +137,7 @@ public sealed class FileEventJournal : AsyncWriteJournal
         if (writes.Count > 0)
         {
             var work = new AppendEvents(writes);
-            _writer.Post(work);
+            Writer.Post(work);
             await work.Durable.Task.ConfigureAwait(false);
             lock (_lock)
             {
@@ -141,7 +164,7 @@ public sealed class FileEventJournal : AsyncWriteJournal
             if (deletedTo == stream.DeletedTo) return;
         }
         var marker = new AppendMarkers([new Marker(persistenceId, deletedTo, highest)]);
-        _writer.Post(marker);
+        Writer.Post(marker);
         await marker.Durable.Task.ConfigureAwait(false);
         long purgeTo = -1;
         lock (_lock)
@@ -179,7 +202,7 @@ public sealed class FileEventJournal : AsyncWriteJournal
         if (carried.Length > 0)
         {
             var work = new AppendMarkers(carried);
-            _writer.Post(work);
+            Writer.Post(work);
             await work.Durable.Task.ConfigureAwait(false);
             lock (_lock)
             {
@@ -188,7 +211,7 @@ public sealed class FileEventJournal : AsyncWriteJournal
                     if (_streams[m.PersistenceId].MarkerOrdinal <= purgeTo) _streams[m.PersistenceId].MarkerOrdinal = m.Ordinal;
             }
         }
-        _writer.Purge(purgeTo);
+        Writer.Purge(purgeTo);
     }
 
     private long OldestLiveOrdinal()
@@ -204,6 +227,7 @@ public sealed class FileEventJournal : AsyncWriteJournal
     public override Task ReplayMessagesAsync(IActorContext context, string persistenceId, long fromSequenceNr, long toSequenceNr, long max,
         Action<IPersistentRepresentation> recoveryCallback)
     {
+        if (_openFailure is not null) return Task.FromException(_openFailure);
         List<byte[]> replay;
         lock (_lock)
         {
@@ -224,6 +248,7 @@ public sealed class FileEventJournal : AsyncWriteJournal
 
     public override Task<long> ReadHighestSequenceNrAsync(string persistenceId, long fromSequenceNr, CancellationToken cancellationToken)
     {
+        if (_openFailure is not null) return Task.FromException<long>(_openFailure);
         lock (_lock) return Task.FromResult(_streams.TryGetValue(persistenceId, out var s) ? s.HighestSequenceNr : 0L);
     }
 

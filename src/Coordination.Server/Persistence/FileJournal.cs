@@ -76,15 +76,21 @@ public static class FileJournal
     private static ILoggingAdapter Logging(ActorSystem system) => Akka.Event.Logging.GetLogger(system, "Coordination.Server.Persistence.FileLogWriter");
 
     /// <summary>
-    /// An SQLite journal from the "sql" setting in a data dir now set to "file": starting would silently leave its
-    /// txns behind, so refuse and say what to do.
+    /// A journal of another kind in the data dir (an SQLite journal from "sql", or the segments of the other file
+    /// format): starting would silently leave its txns behind, so refuse and say what to do. Checked for the two file
+    /// journals.
     /// </summary>
-    public static void RefuseSqlJournal(PersistenceSettings settings)
+    public static void RefuseOtherJournal(PersistenceSettings settings)
     {
+        if (!settings.UsesFileLog && !settings.UsesEventLog) return;
         var db = Path.Combine(Path.GetFullPath(settings.DataDir), "journal.db");
-        if (File.Exists(db) && new FileInfo(db).Length > 0)
-            throw new RecoveryException(
-                $"{db} holds an SQL journal but coordination.persistence.journal = file: set journal = sql to keep using it, " +
-                "or move it away after taking a backup (Coordination.Server backup) and restore that into an empty data dir");
+        var other = File.Exists(db) && new FileInfo(db).Length > 0 ? (Place: db, Journal: "sql")
+            : settings.UsesFileLog && FileTxnLog.List(settings.EventLogDirectory).Count > 0 ? (Place: settings.EventLogDirectory, Journal: "persistent-file")
+            : settings.UsesEventLog && FileTxnLog.List(settings.LogDirectory).Count > 0 ? (Place: settings.LogDirectory, Journal: "file")
+            : default;
+        if (other.Place is null) return;
+        throw new RecoveryException(
+            $"{other.Place} holds a journal = {other.Journal} journal but coordination.persistence.journal = {settings.Journal}: set journal = {other.Journal} to keep using it, " +
+            "or move it away after taking a backup (Coordination.Server backup) and restore that into an empty data dir");
     }
 }

@@ -35,15 +35,45 @@ public static class JournalSetup
                 sql { connection-string = {{cs}}, provider-name = {{provider}}, auto-initialize = {{autoInitialize}} }
               }
             }
-            akka.actor {
-              serializers { coordination-txn = "Coordination.Server.Persistence.TxnEventSerializer, Coordination.Server" }
-              serialization-bindings {
-                "Coordination.Server.Persistence.TxnBatchEvent, Coordination.Server" = coordination-txn
-                "Coordination.Server.Persistence.LogTruncatedEvent, Coordination.Server" = coordination-txn
+            """;
+        return ConfigurationFactory.ParseString(hocon).WithFallback(EventSerializers).WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
+    }
+
+    /// <summary>The journal events' serializer, for every persistent-actor journal.</summary>
+    private static readonly Config EventSerializers = ConfigurationFactory.ParseString("""
+        akka.actor {
+          serializers { coordination-txn = "Coordination.Server.Persistence.TxnEventSerializer, Coordination.Server" }
+          serialization-bindings {
+            "Coordination.Server.Persistence.TxnBatchEvent, Coordination.Server" = coordination-txn
+            "Coordination.Server.Persistence.LogTruncatedEvent, Coordination.Server" = coordination-txn
+          }
+        }
+        """);
+
+    /// <summary>
+    /// The "persistent-file" journal: <see cref="FileEventJournal"/> over the data dir's <c>eventlog</c> segments, with
+    /// the file journal's settings (force-sync, segment size, preallocation, group size). Every snapshot-then-delete
+    /// purges the segments it frees, as the file journal's purge does. <paramref name="readOnly"/>: a backup reads the
+    /// log beside the running server and writes nothing.
+    /// </summary>
+    public static Config EventLogConfig(PersistenceSettings s, bool readOnly)
+    {
+        var hocon = $$"""
+            akka.persistence.journal {
+              plugin = "{{FileEventJournal.PluginId}}"
+              coordination-file {
+                dir = {{Quote(s.EventLogDirectory)}}
+                force-sync = {{(s.ForceSync ? "on" : "off")}}
+                segment-bytes = {{s.LogSegmentBytes}}
+                preallocate-bytes = {{s.LogPreallocateBytes}}
+                max-batch-events = {{s.MaxBatchTxns}}
+                purge-after-deleted-events = 1
+                read-only = {{(readOnly ? "on" : "off")}}
               }
             }
+            akka.persistence.snapshot-store.plugin = "akka.persistence.no-snapshot-store"
             """;
-        return ConfigurationFactory.ParseString(hocon).WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
+        return ConfigurationFactory.ParseString(hocon).WithFallback(EventSerializers).WithFallback(FileEventJournal.DefaultConfig);
     }
 
     /// <summary>

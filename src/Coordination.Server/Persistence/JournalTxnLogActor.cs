@@ -109,7 +109,8 @@ public sealed class JournalTxnLogActor : ReceiveActor, IWithTimers
 /// <summary>
 /// The persistent actor. Group commit: appends that arrive while a write is in flight are buffered and persisted
 /// together, as one <see cref="TxnBatchEvent"/>, when it completes. Each append is answered only from the persist
-/// handler, i.e. after the journal reported the row committed (with SQLite WAL + synchronous=FULL: fsynced).
+/// handler, i.e. after the journal reported the row committed (with SQLite WAL + synchronous=FULL: fsynced;
+/// with FileEventJournal: after its group's fdatasync).
 /// </summary>
 public sealed class JournalWriterActor : UntypedPersistentActor
 {
@@ -133,8 +134,8 @@ public sealed class JournalWriterActor : UntypedPersistentActor
         _settings = settings;
         _sink = sink;
         _expectedLastZxid = expectedLastZxid;
-        JournalPluginId = "akka.persistence.journal.sql";
-        SnapshotPluginId = "akka.persistence.snapshot-store.sql";
+        JournalPluginId = settings.JournalPluginId;
+        SnapshotPluginId = settings.SnapshotPluginId;
     }
 
     public override string PersistenceId => _settings.PersistenceId;

@@ -6,7 +6,9 @@ namespace Coordination.Server.Persistence;
 public sealed record PersistenceSettings
 {
     public bool Enabled { get; init; } = true;
-    /// <summary>"file" (segment files under <see cref="LogDirectory"/>, the default) or "sql" (Akka.Persistence.Sql).</summary>
+    /// <summary>"file" (segment files under <see cref="LogDirectory"/> written by a writer thread, the default),
+    /// "persistent-file" (a persistent actor on <see cref="FileEventJournal"/>, segment files under
+    /// <see cref="EventLogDirectory"/>) or "sql" (a persistent actor on Akka.Persistence.Sql).</summary>
     public string Journal { get; init; } = "file";
     public long LogSegmentBytes { get; init; } = 64L << 20;
     public long LogPreallocateBytes { get; init; } = 4L << 20;
@@ -26,8 +28,15 @@ public sealed record PersistenceSettings
     public string DataDir { get; init; } = "./data";
 
     public bool UsesFileLog => Journal == "file";
+    public bool UsesEventLog => Journal == "persistent-file";
     /// <summary>Where the file journal keeps its segments.</summary>
     public string LogDirectory => Path.Combine(Path.GetFullPath(DataDir), "txnlog");
+    /// <summary>Where <see cref="FileEventJournal"/> keeps its segments (another record format than <see cref="LogDirectory"/>'s).</summary>
+    public string EventLogDirectory => Path.Combine(Path.GetFullPath(DataDir), "eventlog");
+    /// <summary>The Akka.Persistence plugins the persistent actors of the "persistent-file" and "sql" journals use.
+    /// The file journal has no snapshot store: the tree's snapshots are files of their own (<see cref="SnapshotFiles"/>).</summary>
+    public string JournalPluginId => UsesEventLog ? FileEventJournal.PluginId : "akka.persistence.journal.sql";
+    public string SnapshotPluginId => UsesEventLog ? "akka.persistence.no-snapshot-store" : "akka.persistence.snapshot-store.sql";
 
     public bool IsSqlite => ProviderName.StartsWith("SQLite", StringComparison.OrdinalIgnoreCase);
 
@@ -58,8 +67,9 @@ public sealed record PersistenceSettings
             Journal = c.GetString("journal", "file") switch
             {
                 "file" => "file",
+                "persistent-file" => "persistent-file",
                 "sql" => "sql",
-                var other => throw new ConfigurationException($"coordination.persistence.journal must be \"file\" or \"sql\", not \"{other}\""),
+                var other => throw new ConfigurationException($"coordination.persistence.journal must be \"file\", \"persistent-file\" or \"sql\", not \"{other}\""),
             },
             LogSegmentBytes = c.GetByteSize("log-segment-size") ?? (64L << 20),
             LogPreallocateBytes = c.GetByteSize("log-preallocate") ?? (4L << 20),

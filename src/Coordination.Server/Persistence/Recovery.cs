@@ -25,8 +25,10 @@ public static class Recovery
         foreach (var snapshot in snapshots) candidates.Add(snapshot.Path);
         candidates.Add(null); // last resort: the journal from its first txn
         var attempt = 0;
-        var journal = settings.UsesFileLog ? settings.LogDirectory : settings.SqliteFile ?? $"{settings.ProviderName} journal";
-        if (settings.UsesFileLog) FileJournal.RefuseSqlJournal(settings);
+        var journal = settings.UsesFileLog ? settings.LogDirectory
+            : settings.UsesEventLog ? settings.EventLogDirectory
+            : settings.SqliteFile ?? $"{settings.ProviderName} journal";
+        FileJournal.RefuseOtherJournal(settings);
         foreach (var candidate in candidates)
         {
             DataTree tree;

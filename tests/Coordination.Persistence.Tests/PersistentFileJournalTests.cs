@@ -1,0 +1,108 @@
+using Akka.Actor;
+using Coordination.Core;
+using Coordination.Protocol;
+using Coordination.Server.Metrics;
+using Coordination.Server.Persistence;
+using Coordination.Server.Pipeline;
+using Coordination.TestKit;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Coordination.Persistence.Tests;
+
+/// <summary>
+/// The "persistent-file" journal (a persistent actor on FileEventJournal) as a server runs it; its crash rules are
+/// covered with the file journal's in CrashTests, CorruptionTests and BackupTests.
+/// </summary>
+public sealed class PersistentFileJournalTests(ITestOutputHelper output)
+{
+    /// <summary>
+    /// Group commit in the persistent actor: appends that arrive while a journal write is in flight are held and
+    /// persisted together, as one event and one fdatasync, when it completes. Every append is told before the actor
+    /// handles the first, so all but the first arrive while the first write is in flight: two writes in all.
+    /// </summary>
+    [Fact]
+    public async Task Appends_that_arrive_while_a_journal_write_is_in_flight_share_the_next_one()
+    {
+        var dataDir = Servers.TempDir("groupcommit");
+        var settings = new PersistenceSettings { Journal = "persistent-file", DataDir = dataDir };
+        var system = ActorSystem.Create("groupcommit", JournalSetup.EventLogConfig(settings, readOnly: false));
+        try
+        {
+            var sink = new RecoverySink(new DataTree(), 0);
+            var log = system.ActorOf(JournalTxnLogActor.Props(settings, sink), "txnlog");
+            await sink.Completion.WaitAsync(TimeSpan.FromSeconds(30));
+            const int appends = 50;
+            var replies = new TaskCompletionSource<List<object>>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var sender = system.ActorOf(Props.Create(() => new ReplyCollector(appends, replies)), "sender");
+            for (var zxid = 1; zxid <= appends; zxid++)
+                log.Tell(new LogAppend([new Proposal(new TxnHeader(1, zxid, zxid, 0, OpCode.CreateSession), new CreateSessionTxn(1000))]), sender);
+            var answered = await replies.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+            // Each append is answered durable, in order (one answer per run of appends from one sender).
+            Assert.Equal(Enumerable.Range(1, appends).Select(z => (long)z), answered.SelectMany(a => Assert.IsType<LogAppended>(a).Batch).Select(p => p.Header.Zxid));
+            var metrics = ServerMetrics.For(system);
+            output.WriteLine($"{appends} appends in {metrics.FsyncTime.Count} journal writes");
+            Assert.Equal(2, metrics.FsyncTime.Count);
+        }
+        finally
+        {
+            await system.Terminate();
+            Directory.Delete(dataDir, recursive: true);
+        }
+    }
+
+    /// <summary>Collects what the log answers, in order, until it has answered <paramref name="expected"/> proposals.</summary>
+    private sealed class ReplyCollector : ReceiveActor
+    {
+        public ReplyCollector(int expected, TaskCompletionSource<List<object>> done)
+        {
+            var received = new List<object>();
+            var proposals = 0;
+            ReceiveAny(m =>
+            {
+                received.Add(m);
+                proposals += m switch { LogAppended a => a.Batch.Count, LogAppendFailed f => f.Batch.Count, _ => 1 };
+                if (proposals >= expected) done.TrySetResult(received);
+            });
+        }
+    }
+
+    /// <summary>The two file journals keep different records: a data dir written by one refuses to start with the
+    /// other (it would start empty and leave every acknowledged write behind), and starts again with its own.</summary>
+    [Theory]
+    [InlineData("file", "persistent-file", "txnlog")]
+    [InlineData("persistent-file", "file", "eventlog")]
+    public async Task A_data_dir_refuses_the_other_file_journal(string written, string other, string directory)
+    {
+        await using var server = await Servers.StartAsync(output, $"coordination.persistence.journal = {written}");
+        await using (var client = await WireClient.ConnectAsync(server.ConnectString))
+            await client.CreateAsync("/kept", [7]).OkAsync();
+        server.Kill();
+
+        var refused = await RefusedAsync($"coordination.persistence.journal = {other}", server.DataDir);
+        output.WriteLine(refused.Message);
+        Assert.Contains(Path.Combine(server.DataDir, directory), refused.Output);
+        Assert.Contains($"journal = {written}", refused.Output);
+
+        await server.RestartAsync();
+        await using (var client = await WireClient.ConnectAsync(server.ConnectString))
+        {
+            var r = (GetDataResponse)(await client.GetDataAsync("/kept").OkAsync())!;
+            Assert.Equal([7], r.Data);
+        }
+    }
+
+    private async Task<ServerStartException> RefusedAsync(string hocon, string dataDir)
+    {
+        try
+        {
+            await using var started = await Servers.StartAsync(output, hocon, dataDir: dataDir);
+        }
+        catch (ServerStartException e)
+        {
+            return e;
+        }
+        throw new Xunit.Sdk.XunitException($"the server started on {dataDir} with {hocon}");
+    }
+}
