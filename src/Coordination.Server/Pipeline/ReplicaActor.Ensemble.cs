@@ -15,9 +15,6 @@ public sealed record EnsembleLink(long ServerId, EnsembleMembers Members)
     public EnsembleState? State { get; init; }
 }
 
-/// <summary>The peer actor, created after the replica, becomes its log (the leader proposes through it).</summary>
-public sealed record AttachPeer(IActorRef Peer);
-
 // The replica's part in an ensemble. Followers forward writes, session creation and syncs to the leader's replica
 // and apply what Zab commits; the leader prepares and proposes. Every server answers its own clients when the
 // commit reaches it, matched by session id and xid (ZooKeeper's CommitProcessor does the same).
@@ -54,7 +51,6 @@ public sealed partial class ReplicaActor
     private void ReceiveEnsembleMessages()
     {
         ReceiveStallChecks();
-        Receive<AttachPeer>(m => _log = m.Peer);
         ReceiveReconfigMessages();
         Receive<RoleChanged>(OnRoleChanged);
         Receive<ApplyCommitted>(OnApplyCommitted);
@@ -109,7 +105,7 @@ public sealed partial class ReplicaActor
         if (wasLeading && !_leading) RefuseHeldSyncs();
         FlushForwarded();   // to the leader they were meant for, as if sent at once
         _leaderReplica = role.ServesClients && !_leading
-            ? RemotePaths.Resolve(Context.System, $"{_ensemble!.Members.AddressOf(role.Leader)}/user/replica")
+            ? RemotePaths.Resolve(Context.System, _ensemble!.Members.AddressOf(role.Leader) + NodeActor.ReplicaPath)
             : null;
         if (!_serving)
         {

@@ -24,9 +24,10 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     private DataTree _tree;
     private RequestPreprocessor _prep;
     private readonly WatchTable _watches = new();
-    private IActorRef _log;
+    /// <summary>Where prepared txns go: the journal (standalone) or, in an ensemble, the Zab peer (this actor's child).</summary>
+    private readonly IActorRef _log;
     private readonly IActorRef _tracker;
-    private readonly IActorRef[] _dispatchers;
+    private readonly IReadOnlyList<IActorRef> _dispatchers;
     private readonly Func<long> _clock;
     /// <summary>Monotonic milliseconds, for how long requests have waited (see ReplicaActor.Liveness.cs).</summary>
     private readonly Func<long> _monotonic;
@@ -52,22 +53,23 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     private sealed class SnapshotChunk { public static readonly SnapshotChunk Instance = new(); }
     private sealed record SnapshotDone(string Path, long StartZxid, Exception? Error);
 
-    public ReplicaActor(ServerSettings settings, DataTree tree, IActorRef log, IActorRef tracker, Func<long> clock, SnapshotPolicy? snapshots = null,
-        EnsembleLink? ensemble = null, Func<long>? monotonic = null)
+    /// <param name="peer">In an ensemble, the Zab peer's props for this replica: it is spawned as this actor's child and
+    /// is its log (<paramref name="log"/> is then unused). Its failures end the node (<see cref="SupervisorStrategy"/>).</param>
+    public ReplicaActor(ServerSettings settings, DataTree tree, IActorRef log, IActorRef tracker, IReadOnlyList<IActorRef> dispatchers, Func<long> clock,
+        SnapshotPolicy? snapshots = null, EnsembleLink? ensemble = null, Func<long>? monotonic = null, Func<IActorRef, Props>? peer = null)
     {
         _monotonic = monotonic ?? (() => Environment.TickCount64);
         _snapshots = snapshots;
         _settings = settings;
         _tree = tree;
-        _log = log;
+        _log = peer is null ? log : Context.ActorOf(peer(Self), PeerActor.Name);
         _tracker = tracker;
+        _dispatchers = dispatchers;
         _clock = clock;
         _ensemble = ensemble;
         _core = new ReplicaCore<IActorRef, ClientRequest, Reply>(this, () => _tree.LastZxid, ensemble is not null) { StaysWith = IsOwnLocalSession };
         _prep = NewPreprocessor(tree);
         _passwords.Learn(tree.SessionSecret);
-        _dispatchers = Enumerable.Range(0, settings.WatchDispatchers)
-            .Select(i => Context.ActorOf(WatchDispatcherActor.Props(), $"watches-{i}")).ToArray();
 
         Receive<ClientRequest>(OnClientRequest);
         Receive<LogAppended>(OnLogAppended);
@@ -95,9 +97,12 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     }
 
     /// <param name="monotonic">Monotonic milliseconds for request deadlines (Environment.TickCount64 when null).</param>
-    public static Props Props(ServerSettings settings, DataTree tree, IActorRef log, IActorRef tracker, Func<long> clock, SnapshotPolicy? snapshots = null,
-        EnsembleLink? ensemble = null, Func<long>? monotonic = null) =>
-        Akka.Actor.Props.Create(() => new ReplicaActor(settings, tree, log, tracker, clock, snapshots, ensemble, monotonic));
+    public static Props Props(ServerSettings settings, DataTree tree, IActorRef log, IActorRef tracker, IReadOnlyList<IActorRef> dispatchers, Func<long> clock,
+        SnapshotPolicy? snapshots = null, EnsembleLink? ensemble = null, Func<long>? monotonic = null, Func<IActorRef, Props>? peer = null) =>
+        Akka.Actor.Props.Create(() => new ReplicaActor(settings, tree, log, tracker, dispatchers, clock, snapshots, ensemble, monotonic, peer));
+
+    /// <summary>A failure of the Zab peer is the node's: escalated, it stops the node (fail fast, see <see cref="NodeActor"/>).</summary>
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Escalate);
 
     protected override void PreStart()
     {
@@ -456,7 +461,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
             foreach (var sessionId in watchers)
                 if (_sessions.TryGetValue(sessionId, out var s)) recipients.Add((s.Actor, s.NextSeq()));
             if (recipients.Count == 0) continue;
-            var shard = WatchDispatcherActor.ShardOf(trigger.Path, _dispatchers.Length);
+            var shard = WatchDispatcherActor.ShardOf(trigger.Path, _dispatchers.Count);
             _dispatchers[shard].Tell(new Fanout(new WatcherEvent(trigger.Type, KeeperState.SyncConnected, trigger.Path), zxid, recipients, trigger.Acl));
         }
     }
