@@ -27,7 +27,19 @@ internal static class Ens
             chain = Props.Create(() => new Holder(child, name));
         }
         system.ActorOf(chain, names[0]);
-        return system.ActorSelection(path).ResolveOne(TimeSpan.FromSeconds(10)).GetAwaiter().GetResult();
+        // Each parent creates its child when it starts: the leaf exists a moment later.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (true)
+        {
+            try
+            {
+                return system.ActorSelection(path).ResolveOne(TimeSpan.FromSeconds(1)).GetAwaiter().GetResult();
+            }
+            catch (ActorNotFoundException) when (DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(20);
+            }
+        }
     }
 
     private sealed class Holder : ReceiveActor

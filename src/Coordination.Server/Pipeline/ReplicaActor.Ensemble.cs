@@ -62,12 +62,6 @@ public sealed partial class ReplicaActor
         Receive<ForwardedCreateSession>(m => !Senders.Vouches(Sender, m.ServerId), RefuseMessage);
         Receive<SessionOwner>(m => !Senders.Vouches(Sender, m.ServerId), RefuseMessage);
         Receive<IEnsembleMessage>(_ => !Senders.IsMember(Sender), RefuseMessage);
-        Receive<ForwardedRequest>(OnForwardedRequest);
-        Receive<ForwardedRequests>(m => { foreach (var request in m.Requests) OnForwardedRequest(request); });
-        Receive<ForwardedCreateSession>(m =>
-        {
-            if (_leading) CreateSessionAsLeader(m.SessionId, m.TimeoutMs, m.ServerId);
-        });
         Receive<SessionOwner>(m => _core.Attach(m.SessionId, m.ServerId));
         Receive<ForwardRejected>(m =>
         {
@@ -98,21 +92,22 @@ public sealed partial class ReplicaActor
     private void OnRoleChanged(RoleChanged role)
     {
         TrackLooking(role);
-        var wasServing = _serving;
-        var wasLeading = _leading;
-        var dropped = _serving && !role.ServesClients ? _sessions.Keys.ToList() : null;
+        var wasServing = _core.Serving;
+        var wasLeading = _core.Leading;
+        var dropped = wasServing && !role.ServesClients ? _sessions.Keys.ToList() : null;
         _core.SetRole(RoleOf(role));
-        if (wasLeading && !_leading) RefuseHeldSyncs();
+        if (wasLeading && !_core.Leading) RefuseHeldSyncs();
         FlushForwarded();   // to the leader they were meant for, as if sent at once
-        _leaderReplica = role.ServesClients && !_leading
+        _leaderReplica = role.ServesClients && !_core.Leading
             ? RemotePaths.Resolve(Context.System, _ensemble!.Members.AddressOf(role.Leader) + NodeActor.ReplicaPath)
             : null;
-        if (!_serving)
+        BecomeRole();
+        if (!_core.Serving)
         {
             if (wasServing) DropClients(dropped!);
             return;
         }
-        if (_leading)
+        if (_core.Leading)
         {
             // Every commit of earlier epochs is applied (Zab told us before this): the epoch's proposals start at 1.
             _prep.Reset(Zxids.Make(role.Epoch, 0));
@@ -206,7 +201,7 @@ public sealed partial class ReplicaActor
     private void Sync(ClientRequest request, PathRequest body, SessionState session, ClientRequest? then = null)
     {
         var sync = _core.Sync(session, request.Xid, body.NodePath, _monotonic(), then);
-        if (_leading) HoldSync(request.SessionId, request.Xid, sync, null);
+        if (_core.Leading) HoldSync(request.SessionId, request.Xid, sync, null);
         else if (_leaderReplica is not null) ToLeader(new ForwardedRequest(_ensemble!.ServerId, request.SessionId, request.Xid, (int)OpCode.Sync, [], []));
         else sync.Zxid = 0;
         _core.Drain(session);
@@ -255,7 +250,7 @@ public sealed partial class ReplicaActor
         foreach (var held in _heldSyncs)
         {
             if (held.Follower is { } follower) follower.Tell(new ForwardRejected(held.SessionId, held.Xid, (int)ErrorCode.ConnectionLoss));
-            else if (_serving && _sessions.TryGetValue(held.SessionId, out var session) && _core.Waits(session, held.Local!))
+            else if (_core.Serving && _sessions.TryGetValue(held.SessionId, out var session) && _core.Waits(session, held.Local!))
                 _core.Abandon(session, _monotonic(), "leadership ended before its sync was confirmed");
         }
         _heldSyncs.Clear();
@@ -280,7 +275,7 @@ public sealed partial class ReplicaActor
         {
             if (zxid < 0 || _tree.LastZxid < zxid) continue;
             _validations.Remove(sessionId);
-            if (_tree.Sessions.ContainsKey(sessionId)) OnValidateSession(request);
+            if (_tree.Sessions.ContainsKey(sessionId)) ValidateSession(request);
             else request.Session.Tell(new SessionValidated(-1, false, 0, _tree.LastZxid));
         }
     }
@@ -289,11 +284,6 @@ public sealed partial class ReplicaActor
     private void OnForwardedRequest(ForwardedRequest f)
     {
         var op = (OpCode)f.Op;
-        if (!_leading)
-        {
-            Sender.Tell(new ForwardRejected(f.SessionId, f.Xid, (int)ErrorCode.ConnectionLoss));
-            return;
-        }
         if (op == OpCode.Sync)
         {
             HoldSync(f.SessionId, f.Xid, null, Sender);
@@ -330,7 +320,7 @@ public sealed partial class ReplicaActor
     private void ClaimSession(long sessionId)
     {
         if (_ensemble is null) return;
-        if (_leading) _core.Attach(sessionId, _ensemble.ServerId);
+        if (_core.Leading) _core.Attach(sessionId, _ensemble.ServerId);
         else ToLeader(new SessionOwner(_ensemble.ServerId, sessionId));
     }
 }

@@ -42,7 +42,6 @@ public sealed partial class ReplicaActor
     private void InitFeed()
     {
         _feed = new ChangeFeed(_settings.ChangeFeed, FeedStart(_tree));
-        Receive<FeedPump>(_ => PumpFeeds());
         PublishFeedMetrics();
     }
 

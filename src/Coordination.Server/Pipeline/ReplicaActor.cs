@@ -71,29 +71,13 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         _prep = NewPreprocessor(tree);
         _passwords.Learn(tree.SessionSecret);
 
-        Receive<ClientRequest>(OnClientRequest);
-        Receive<LogAppended>(OnLogAppended);
-        Receive<LogAppendFailed>(OnLogAppendFailed);
-        Receive<CreateSession>(OnCreateSession);
-        Receive<ValidateSession>(OnValidateSession);
-        Receive<ExpireSession>(OnExpireSession);
-        Receive<ConnectionLost>(OnConnectionLost);
-        Receive<GetReplicaStats>(OnGetStats);
-        Receive<GetNodeAcl>(q => Sender.Tell(new NodeAcl(_tree.Find(q.Path)?.Acl)));
-        Receive<FlushLog>(_ => OnFlushLog());
-        Receive<ReapTick>(_ => Reap());
-        Receive<SnapshotChunk>(_ => WriteSnapshotChunk());
-        Receive<SnapshotDone>(OnSnapshotDone);
-        Receive<TakeSnapshot>(_ =>
-        {
-            var started = StartSnapshot();
-            Sender.Tell(started ? _snapshotWriter!.StartZxid : -1L);
-        });
         InitFeed();
-        ReceiveRestoreMessages();
-        if (ensemble is not null) ReceiveEnsembleMessages();
-        if (ensemble is not null && settings.ReadOnlyMode) ReceiveReadOnlyMessages();
-        if (ensemble is not null && settings.LocalSessionsEnabled) ReceiveLocalSessionMessages();
+        if (ensemble is null) Standalone();
+        else
+        {
+            InitConfigNode();
+            NotServing();
+        }
     }
 
     /// <param name="monotonic">Monotonic milliseconds for request deadlines (Environment.TickCount64 when null).</param>
@@ -158,7 +142,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         if (!_sessions.TryGetValue(request.SessionId, out var session))
         {
             // Not serving: the session lives on, only this server cannot serve it now (its connection is closing).
-            var err = _serving ? ErrorCode.SessionExpired : ErrorCode.ConnectionLoss;
+            var err = _core.Serving ? ErrorCode.SessionExpired : ErrorCode.ConnectionLoss;
             request.Session.Tell(new Reply(-1, request.Xid, _tree.LastZxid, err, EmptyResponse.Instance));
             return;
         }
@@ -216,16 +200,11 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         }
     }
 
-    private void OnCreateSession(CreateSession m)
+    /// <summary>Standalone or leader: a new session is created here (a createSession txn), answered when it commits.</summary>
+    private void CreateSessionHere(CreateSession m)
     {
-        if (!_serving) return;   // the connection is being closed: the client tries another server
         if (OpenLocalSession(m)) return;
         _creating[m.SessionId] = new Waiting(m.Session, _monotonic(), m.TimeoutMs);
-        if (!_leading)
-        {
-            ToLeader(new ForwardedCreateSession(_ensemble!.ServerId, m.SessionId, m.TimeoutMs));
-            return;
-        }
         CreateSessionAsLeader(m.SessionId, m.TimeoutMs, _ensemble?.ServerId ?? 0);
     }
 
@@ -258,16 +237,10 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         _log.Tell(_ensemble is null ? new LogAppend(batch) : new Ensemble.PeerActor.ProposeBatch(batch));
     }
 
-    private void OnValidateSession(ValidateSession m)
+    /// <summary>A client re-attaches to a session this replica knows (or, standalone and leader, does not: then it is gone).</summary>
+    private void ValidateSession(ValidateSession m)
     {
-        if (!_serving) return;   // the connection is being closed: the client tries another server
         if (RevalidateLocalSession(m)) return;
-        if (!_tree.Sessions.ContainsKey(m.SessionId) && !_leading)
-        {
-            // A follower may not have applied the session's creation yet: catch up with the leader before saying no.
-            ValidateAfterSync(m);
-            return;
-        }
         if (!_tree.Sessions.ContainsKey(m.SessionId))
         {
             m.Session.Tell(new SessionValidated(-1, false, 0, _tree.LastZxid));
@@ -284,9 +257,10 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         m.Session.Tell(new SessionValidated(session.NextSeq(), true, m.TimeoutMs, _tree.LastZxid));
     }
 
-    private void OnExpireSession(ExpireSession m)
+    /// <summary>Standalone or leader: the tracker found the session's deadline passed.</summary>
+    private void ExpireSession(ExpireSession m)
     {
-        if (!_leading || !_tree.Sessions.ContainsKey(m.SessionId)) return;
+        if (!_tree.Sessions.ContainsKey(m.SessionId)) return;
         _logger.Info("Expiring session 0x{0:x}", m.SessionId);
         var (header, txn) = _prep.PrepareCloseSession(m.SessionId, 0, Now());
         Log(new Proposal(header, txn));
@@ -416,7 +390,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         }
         // As ZooKeeper: the server a client is connected to audits its writes; the leader audits expirations and reaps.
         if (_ensemble is null || _sessions.ContainsKey(header.SessionId) || _creating.ContainsKey(header.SessionId)
-            || (_leading && (proposal.Txn is CloseSessionTxn || header.SessionId == 0)))
+            || (_core.Leading && (proposal.Txn is CloseSessionTxn || header.SessionId == 0)))
             _audit.Committed(header, proposal.Txn, result.Err);
         FireTriggers(result.Triggers, header.Zxid);
         RecordChanges(header.Zxid, result.Triggers);
@@ -667,7 +641,6 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     /// <summary>Proposes the deletion of empty containers and expired TTL nodes (ZooKeeper's ContainerManager).</summary>
     private void Reap()
     {
-        if (!_leading) return;
         var perRun = Math.Max(1, (int)(_settings.ContainerMaxPerMinute * _settings.ContainerCheckInterval.TotalMinutes));
         _reapBudget = perRun;
         var now = Now();
