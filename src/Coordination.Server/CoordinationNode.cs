@@ -6,9 +6,10 @@ namespace Coordination.Server;
 /// <summary>
 /// A server process's host: starts the <see cref="CoordinationServer"/> and, for an ensemble member, starts a fresh
 /// incarnation whenever its ActorSystem ends by itself — quarantined by a peer (Akka.Remote's point of no return),
-/// or stopped by a failing journal. The new incarnation recovers from the data dir and rejoins through Zab
+/// or stopped by a failing journal or any other failed actor of the node (NodeActor: fail fast). The new incarnation recovers from the data dir and rejoins through Zab
 /// synchronisation, so a member never needs an operator (or a process supervisor) to come back. A standalone
-/// server's termination ends the node.
+/// server's termination ends the node: its server is disposed (client port and admin endpoints closed) and
+/// <see cref="Stopped"/> completes, which stops the process (exit code 1, see Program).
 /// </summary>
 public sealed class CoordinationNode : IAsyncDisposable
 {
@@ -45,10 +46,11 @@ public sealed class CoordinationNode : IAsyncDisposable
             while (_current is { } server)
             {
                 await Task.WhenAny(server.System.WhenTerminated, Task.Delay(Timeout.Infinite, _stopping.Token)).ConfigureAwait(false);
-                if (_stopping.IsCancellationRequested || server.Ensemble is null) return;
-                Console.Error.WriteLine($"Server {server.Settings.ServerId}: the node's ActorSystem terminated; starting a fresh incarnation");
+                if (_stopping.IsCancellationRequested) return;
                 _current = null;
                 await server.DisposeAsync().ConfigureAwait(false);
+                if (server.Ensemble is null) return;
+                Console.Error.WriteLine($"Server {server.Settings.ServerId}: the node's ActorSystem terminated; starting a fresh incarnation");
                 _current = await RestartAsync().ConfigureAwait(false);
             }
         }

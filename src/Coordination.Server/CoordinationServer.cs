@@ -47,6 +47,9 @@ public sealed class CoordinationServer : IAsyncDisposable
         Settings = settings;
         Replica = replica;
         _listener = listener;
+        // A node that stopped by itself (a failed actor, a failed journal, a quarantine) ended the ActorSystem: the
+        // client port closes too, so no client waits on a server that can no longer answer it.
+        system.WhenTerminated.ContinueWith(_ => _listener.DisposeAsync().AsTask(), TaskScheduler.Default);
     }
 
     /// <summary>Wall-clock milliseconds: ctime/mtime of znodes and TTL checks.</summary>
@@ -80,7 +83,7 @@ public sealed class CoordinationServer : IAsyncDisposable
         try
         {
             DataTree tree;
-            IActorRef log;
+            IActorRef? log = null;
             SnapshotPolicy? snapshots = null;
             if (persistence.Enabled)
             {
@@ -97,12 +100,8 @@ public sealed class CoordinationServer : IAsyncDisposable
             {
                 system.Log.Warning("coordination.persistence.enabled = off: nothing is written to disk");
                 tree = new DataTree();
-                log = system.ActorOf(InMemoryTxnLogActor.Props(), "txnlog");
             }
-            var tracker = system.ActorOf(SessionTrackerActor.Props(settings.TickTime, MonotonicMs), "session-tracker");
-            var replica = system.ActorOf(ReplicaActor.Props(settings, tree, log, tracker, WallClockMs, snapshots), "replica");
-            tracker.Tell(new SessionTrackerActor.SetReplica(replica));
-            var sessions = system.ActorOf(SessionManagerActor.Props(settings, replica, tracker, WallClockMs()), "sessions");
+            var (replica, sessions, tracker) = StartNode(system, new NodeActor.Spec(settings, tree, log, snapshots));
             return Listen(system, settings, replica, sessions, null, new AdminContext(tracker, persistence.Enabled ? files : null, null, InitialConfiguration(config)));
         }
         catch
@@ -111,6 +110,10 @@ public sealed class CoordinationServer : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>Creates the node (the parent of the server's actors) and returns the references the front end needs.</summary>
+    private static NodeActor.Children StartNode(ActorSystem system, NodeActor.Spec spec) =>
+        NodeActor.ChildrenOf(system.ActorOf(NodeActor.Props(spec), NodeActor.Name));
 
     /// <summary>What the admin HTTP commands read beyond the four-letter words' sources.</summary>
     private sealed record AdminContext(IActorRef Tracker, SnapshotFiles? Snapshots, EnsembleSettings? Members, string InitialConfiguration);
@@ -170,17 +173,13 @@ public sealed class CoordinationServer : IAsyncDisposable
             var link = new EnsembleLink(settings.ServerId, members) { State = state };
             var recovered = EnsembleRecovery.Run(system, persistence, files, system.Log);
             files.AttachLog(recovered.Journal);
-            var log = new ZabLog(recovered.Tree.LastZxid, recovered.Entries, recovered.Journal, files);
             var snapshots = new SnapshotPolicy(files, persistence.SnapshotEveryTxns, persistence.SnapshotEveryBytes, persistence.SnapshotChunkNodes,
                 persistence.UsesFileLog ? persistence.LogDirectory : null);
 
-            var tracker = system.ActorOf(SessionTrackerActor.Props(settings.TickTime, MonotonicMs, link), "session-tracker");
-            var replica = system.ActorOf(ReplicaActor.Props(settings, recovered.Tree, ActorRefs.Nobody, tracker, WallClockMs, snapshots, link), "replica");
-            tracker.Tell(new SessionTrackerActor.SetReplica(replica));
-            var sessions = system.ActorOf(SessionManagerActor.Props(settings, replica, tracker, WallClockMs(), state), "sessions");
-            log.AttachReplica(replica);
-            var peer = system.ActorOf(PeerActor.Props(settings.ServerId, members, log, ensemble.Zab, MonotonicMs, replica, state), PeerActor.Name);
-            replica.Tell(new AttachPeer(peer));
+            // The peer is the replica's child (each needs the other's reference from its start); its log delivers commits to the replica.
+            Props Peer(IActorRef replica) => PeerActor.Props(settings.ServerId, members, new ZabLog(recovered.Tree.LastZxid, recovered.Entries, recovered.Journal, files, replica),
+                ensemble.Zab, MonotonicMs, replica, state);
+            var (replica, sessions, tracker) = StartNode(system, new NodeActor.Spec(settings, recovered.Tree, recovered.Journal, snapshots, link, Peer, state));
             // A quarantined system can never talk to that peer again: end it, and the host starts a fresh incarnation.
             system.ActorOf(Akka.Actor.Props.Create(() => new QuarantineWatcher()), "quarantine-watcher");
             return Listen(system, settings, replica, sessions, state, new AdminContext(tracker, files, ensemble, InitialConfiguration(full)));

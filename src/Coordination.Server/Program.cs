@@ -83,4 +83,5 @@ catch (ConfigurationException e)
 }
 host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.Register(() => Console.Error.WriteLine("Shutting down"));
 await host.WaitForShutdownAsync();
-return 0;
+// A node that ended by itself (an unrecoverable failure, NodeActor) is a failure for the service manager too.
+return host.Services.GetServices<IHostedService>().OfType<Coordination.Server.Hosting.CoordinationServerService>().Any(s => s.EndedByItself) ? 1 : 0;

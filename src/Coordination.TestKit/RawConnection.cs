@@ -68,6 +68,8 @@ public sealed record RawOutcome(
 /// <summary>A raw TCP connection to a ZooKeeper server for sending arbitrary bytes and observing the reaction.</summary>
 public sealed class RawConnection : IAsyncDisposable
 {
+    /// <summary>A reply frame larger than this is reported as a bad length (no server sends one).</summary>
+    private const int MaxFrame = 64 << 20;
     private readonly Socket _socket;
     private byte[] _buffer = new byte[64 * 1024];
     private int _buffered;
@@ -149,11 +151,11 @@ public sealed class RawConnection : IAsyncDisposable
         while (true)
         {
             // Consume complete frames from the buffer.
-            while (_buffered >= 4)
+            while (true)
             {
-                var length = BinaryPrimitives.ReadInt32BigEndian(_buffer);
-                if (length < 0 || length > 64 << 20) { note = $"server sent bad frame length {length}"; closed = true; break; }
-                if (_buffered < 4 + length)
+                var status = Framing.TryReadFrame(_buffer.AsSpan(0, _buffered), MaxFrame, out var length);
+                if (status is FrameStatus.Negative or FrameStatus.TooLarge) { note = $"server sent bad frame length {length}"; closed = true; break; }
+                if (status == FrameStatus.NeedMoreData)
                 {
                     if (_buffer.Length < 4 + length) Array.Resize(ref _buffer, 4 + length);
                     break;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using Akka.Actor;
+using Coordination.Server;
 using Coordination.Protocol;
 using Coordination.Server.Ensemble;
 using Coordination.TestKit;
@@ -12,6 +13,40 @@ namespace Coordination.Ensemble.Tests;
 /// every wait polls a condition against a deadline.</summary>
 internal static class Ens
 {
+    /// <summary>
+    /// Creates an actor at a path under /user that has parents (a member's actors live under its node, e.g.
+    /// <see cref="NodeActor.PeerPath"/>): a rogue system must stand where a member's peer would be to get its replies.
+    /// </summary>
+    public static IActorRef ActorAt(ActorSystem system, string path, Props props)
+    {
+        var names = path.Split('/', StringSplitOptions.RemoveEmptyEntries)[1..];
+        var chain = props;
+        for (var i = names.Length - 1; i > 0; i--)
+        {
+            var (child, name) = (chain, names[i]);
+            chain = Props.Create(() => new Holder(child, name));
+        }
+        system.ActorOf(chain, names[0]);
+        // Each parent creates its child when it starts: the leaf exists a moment later.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (true)
+        {
+            try
+            {
+                return system.ActorSelection(path).ResolveOne(TimeSpan.FromSeconds(1)).GetAwaiter().GetResult();
+            }
+            catch (ActorNotFoundException) when (DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(20);
+            }
+        }
+    }
+
+    private sealed class Holder : ReceiveActor
+    {
+        public Holder(Props child, string name) => Context.ActorOf(child, name);
+    }
+
     public static readonly TimeSpan Settle = TimeSpan.FromSeconds(30);
 
     public static byte[] Bytes(string s) => Encoding.UTF8.GetBytes(s);
@@ -98,7 +133,7 @@ internal static class Ens
     /// <summary>The peer's own view (role, committed and logged zxid), asked of its peer actor.</summary>
     public static Task<PeerActor.PeerStatus> PeerStatusAsync(TestEnsemble.Member member) =>
         (member.Server ?? throw new InvalidOperationException($"{member} is down")).System
-            .ActorSelection("/user/" + PeerActor.Name).Ask<PeerActor.PeerStatus>(PeerActor.GetStatus.Instance, TimeSpan.FromSeconds(10));
+            .ActorSelection(NodeActor.PeerPath).Ask<PeerActor.PeerStatus>(PeerActor.GetStatus.Instance, TimeSpan.FromSeconds(10));
 
     /// <summary>The children of <paramref name="path"/> as <paramref name="member"/> serves them after a sync.</summary>
     public static async Task<HashSet<string>> ChildrenAsync(TestEnsemble.Member member, string path)

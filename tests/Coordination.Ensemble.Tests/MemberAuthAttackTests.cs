@@ -8,6 +8,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Akka.Actor;
 using Akka.Configuration;
+using Coordination.Server;
 using Coordination.Core;
 using Coordination.Core.Zab;
 using Coordination.Protocol;
@@ -114,31 +115,31 @@ public sealed class MemberAuthAttackTests
             var replies = new ConcurrentQueue<object>();
             var recorder = rogue.ActorOf(Props.Create(() => new Recorder(replies)), "recorder");
             IActorRef At(TestEnsemble.Member m, string actor) =>
-                RemotePaths.Resolve(rogue, $"akka.trttl.tcp://coordination@127.0.0.1:{m.RemotingPort}/user/{actor}");
+                RemotePaths.Resolve(rogue, $"akka.trttl.tcp://coordination@127.0.0.1:{m.RemotingPort}{actor}");
 
             foreach (var m in alive)
             {
                 // Any reply at all: Akka's Identify, the peer's status (JSON), a snapshot chunk.
-                rogue.ActorSelection($"akka.trttl.tcp://coordination@127.0.0.1:{m.RemotingPort}/user/{PeerActor.Name}").Tell(new Identify(m.Id), recorder);
-                At(m, PeerActor.Name).Tell(PeerActor.GetStatus.Instance, recorder);
-                At(m, PeerActor.Name).Tell(new FetchSnapshot(followers[1].Id, 0, 0), recorder);
+                rogue.ActorSelection($"akka.trttl.tcp://coordination@127.0.0.1:{m.RemotingPort}{NodeActor.PeerPath}").Tell(new Identify(m.Id), recorder);
+                At(m, NodeActor.PeerPath).Tell(PeerActor.GetStatus.Instance, recorder);
+                At(m, NodeActor.PeerPath).Tell(new FetchSnapshot(followers[1].Id, 0, 0), recorder);
             }
 
             // The leader's replica: a write in the follower's name with super in its auth list, and a close of the
             // victim's live session.
             var create = Body(new CreateRequest("/locked/pwned", Ens.Bytes("x"), Acl.OpenAclUnsafe, 0));
-            At(leader, "replica").Tell(new ForwardedRequest(followers[0].Id, victim.SessionId, 7001, (int)OpCode.Create, create, [("super", "")]), recorder);
-            At(leader, "replica").Tell(new ForwardedRequest(followers[0].Id, victim.SessionId, 7002, (int)OpCode.CloseSession, [], []), recorder);
+            At(leader, NodeActor.ReplicaPath).Tell(new ForwardedRequest(followers[0].Id, victim.SessionId, 7001, (int)OpCode.Create, create, [("super", "")]), recorder);
+            At(leader, NodeActor.ReplicaPath).Tell(new ForwardedRequest(followers[0].Id, victim.SessionId, 7002, (int)OpCode.CloseSession, [], []), recorder);
 
             // A follower: a PROPOSAL and its COMMIT in the leader's name, at the next zxid.
             var next = before[proposeTo.Id].Zxid + 1;
             var forged = Txns.Serialize(new TxnHeader(victim.SessionId, 7003, next, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), OpCode.Create),
                 new CreateTxn("/forged", Ens.Bytes("f"), Acl.OpenAclUnsafe, 0, 1));
-            At(proposeTo, PeerActor.Name).Tell(new Propose(leader.Id, new LogEntry(next, forged)), recorder);
-            At(proposeTo, PeerActor.Name).Tell(new Commit(leader.Id, next), recorder);
+            At(proposeTo, NodeActor.PeerPath).Tell(new Propose(leader.Id, new LogEntry(next, forged)), recorder);
+            At(proposeTo, NodeActor.PeerPath).Tell(new Commit(leader.Id, next), recorder);
             // An impersonator would join as the member it claims to be, and get the leader's sync.
             if (impersonated is not null)
-                At(leader, PeerActor.Name).Tell(new FollowerInfo(impersonated.Id, 0, before[leader.Id].Zxid, false), rogue.ActorOf(Props.Create(() => new Recorder(replies)), PeerActor.Name));
+                At(leader, NodeActor.PeerPath).Tell(new FollowerInfo(impersonated.Id, 0, before[leader.Id].Zxid, false), Ens.ActorAt(rogue, NodeActor.PeerPath, Props.Create(() => new Recorder(replies))));
 
             await Task.Delay(Quiet);
             // An Identify that its own remoting drops is answered by the rogue's dead letters, with no subject; a

@@ -82,7 +82,7 @@ public sealed class MemberLinkTests
         {
             var replies = new System.Collections.Concurrent.ConcurrentQueue<object>();
             var recorder = rogue.ActorOf(Props.Create(() => new Recorder(replies)));
-            var peer = RemotePaths.Resolve(rogue, $"akka.trttl.tcp://coordination@127.0.0.1:{target.RemotingPort}/user/{PeerActor.Name}");
+            var peer = RemotePaths.Resolve(rogue, $"akka.trttl.tcp://coordination@127.0.0.1:{target.RemotingPort}{NodeActor.PeerPath}");
             peer.Tell(new FetchSnapshot(2, 0, 0), recorder);
             peer.Tell(new Ping(2, 0), recorder);
             await Ens.EventuallyAsync(() => Task.FromResult(ServerMetrics.For(target.Server!.System).Ensemble.MemberAuthFailures > refusedBefore),
@@ -124,25 +124,25 @@ public sealed class MemberLinkTests
         try
         {
             IActorRef At(TestEnsemble.Member m, string actor) =>
-                RemotePaths.Resolve(rogue, $"akka.trttl.tcp://coordination@127.0.0.1:{m.RemotingPort}/user/{actor}");
+                RemotePaths.Resolve(rogue, $"akka.trttl.tcp://coordination@127.0.0.1:{m.RemotingPort}{actor}");
             // A PROPOSAL and COMMIT in the leader's name to the other follower, and a close of a session in the
             // other follower's name to the leader.
             var next = before[target.Id].Zxid + 1;
             var forged = Txns.Serialize(new TxnHeader(victim.SessionId, 1, next, 0, OpCode.Create), new CreateTxn("/forged", [], Acl.OpenAclUnsafe, 0, 1));
-            var self = rogue.ActorOf(Props.Create(() => new Recorder(new())), PeerActor.Name);
-            At(target, PeerActor.Name).Tell(new Propose(leader.Id, new LogEntry(next, forged)), self);
-            At(target, PeerActor.Name).Tell(new Commit(leader.Id, next), self);
+            var self = Ens.ActorAt(rogue, NodeActor.PeerPath, Props.Create(() => new Recorder(new())));
+            At(target, NodeActor.PeerPath).Tell(new Propose(leader.Id, new LogEntry(next, forged)), self);
+            At(target, NodeActor.PeerPath).Tell(new Commit(leader.Id, next), self);
             var replica = rogue.ActorOf(Props.Create(() => new Recorder(new())), "replica");
             // In its own name it may forward only for sessions attached to it: the victim's session is attached to
             // the target, and a session id the leader knows no owner for is no one's to take. These go first, so
             // that once the leader has dropped the forward after them (same link, same actor: in order), it has
             // handled them too; the checks below then show they changed nothing.
-            At(leader, "replica").Tell(new ForwardedRequest(impostor.Id, victim.SessionId, 10, (int)OpCode.CloseSession, [], []), replica);
+            At(leader, NodeActor.ReplicaPath).Tell(new ForwardedRequest(impostor.Id, victim.SessionId, 10, (int)OpCode.CloseSession, [], []), replica);
             var create = new System.Buffers.ArrayBufferWriter<byte>();
             var w = new JuteWriter(create);
             new CreateRequest("/taken", [], Acl.OpenAclUnsafe, 0).Write(ref w);
-            At(leader, "replica").Tell(new ForwardedRequest(impostor.Id, victim.SessionId ^ 0x5A5A, 11, (int)OpCode.Create, create.WrittenSpan.ToArray(), []), replica);
-            At(leader, "replica").Tell(new ForwardedRequest(target.Id, victim.SessionId, 9, (int)OpCode.CloseSession, [], []), replica);
+            At(leader, NodeActor.ReplicaPath).Tell(new ForwardedRequest(impostor.Id, victim.SessionId ^ 0x5A5A, 11, (int)OpCode.Create, create.WrittenSpan.ToArray(), []), replica);
+            At(leader, NodeActor.ReplicaPath).Tell(new ForwardedRequest(target.Id, victim.SessionId, 9, (int)OpCode.CloseSession, [], []), replica);
             await Ens.EventuallyAsync(() => Task.FromResult(
                     refused.MemberMessagesRefused >= refusedBefore.Item1 + 2 &&
                     ServerMetrics.For(leader.Server!.System).Ensemble.MemberMessagesRefused >= refusedBefore.Item2 + 1),

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.TestKit.Xunit2;
+using Coordination.Server;
 using Coordination.Core;
 using Coordination.Core.Zab;
 using Coordination.Protocol;
@@ -41,7 +42,14 @@ public sealed class ReplicaLivenessTests : TestKit
         _session = CreateTestProbe();
         _peer = CreateTestProbe();
         var leader = _leader.Ref;
-        Sys.ActorOf(Props.Create(() => new Relay(leader)), "replica");
+        // The leader's replica, at the path a follower forwards to (NodeActor.ReplicaPath).
+        var relay = Props.Create(() => new Relay(leader));
+        Sys.ActorOf(Props.Create(() => new Parent(relay, "replica")), NodeActor.Name);
+    }
+
+    private sealed class Parent : ReceiveActor
+    {
+        public Parent(Props child, string name) => Context.ActorOf(child, name);
     }
 
     private sealed class Relay : ReceiveActor
@@ -61,7 +69,7 @@ public sealed class ReplicaLivenessTests : TestKit
         Assert.Equal(LastOldZxid, tree.LastZxid);
         var address = ((ExtendedActorSystem)Sys).Provider.DefaultAddress.ToString();
         var members = new EnsembleMembers(new Dictionary<long, string> { [1] = address, [2] = address }, new Dictionary<long, string>());
-        return Sys.ActorOf(ReplicaActor.Props(_settings, tree, _peer.Ref, CreateTestProbe().Ref, () => 0, null,
+        return Sys.ActorOf(ReplicaActor.Props(_settings, tree, _peer.Ref, CreateTestProbe().Ref, [Sys.ActorOf(WatchDispatcherActor.Props())], () => 0, null,
             new EnsembleLink(serverId, members), () => Interlocked.Read(ref _now)));
     }
 

@@ -29,8 +29,8 @@ public sealed class ReplicaOrderingTests : TestKit
     {
         var log = Sys.ActorOf(InMemoryTxnLogActor.Props());
         var tracker = Sys.ActorOf(SessionTrackerActor.Props(_settings.TickTime, CoordinationServer.MonotonicMs));
-        _replica = Sys.ActorOf(ReplicaActor.Props(_settings, new DataTree(), log, tracker, CoordinationServer.WallClockMs));
-        tracker.Tell(new SessionTrackerActor.SetReplica(_replica));
+        var dispatchers = Enumerable.Range(0, _settings.WatchDispatchers).Select(_ => Sys.ActorOf(WatchDispatcherActor.Props())).ToArray();
+        _replica = Sys.ActorOf(ReplicaActor.Props(_settings, new DataTree(), log, tracker, dispatchers, CoordinationServer.WallClockMs));
     }
 
     private TestProbeSession OpenSession(long sessionId)

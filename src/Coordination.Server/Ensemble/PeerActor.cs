@@ -376,7 +376,7 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
     private IActorRef PeerOf(long id)
     {
         if (!_peers.TryGetValue(id, out var peer))
-            _peers[id] = peer = RemotePaths.Resolve(Context.System, $"{_members.AddressOf(id)}/user/{Name}");
+            _peers[id] = peer = RemotePaths.Resolve(Context.System, _members.AddressOf(id) + Self.Path.ToStringWithoutAddress());
         return peer;
     }
 }

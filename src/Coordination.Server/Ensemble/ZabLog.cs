@@ -18,12 +18,14 @@ public sealed class ZabLog : IZabStorage, IZabSnapshots
     private readonly IActorRef _journal;
     private readonly SnapshotFiles _files;
     private readonly string _epochFile;
-    private IActorRef _replica = ActorRefs.Nobody;
+    private readonly IActorRef _replica;
     private long _retainedFrom;
     private long _applied;
 
-    public ZabLog(long snapshotZxid, List<LogEntry> entries, IActorRef journal, SnapshotFiles files)
+    /// <param name="replica">Where committed txns go (the replica whose child the peer using this log is).</param>
+    public ZabLog(long snapshotZxid, List<LogEntry> entries, IActorRef journal, SnapshotFiles files, IActorRef replica)
     {
+        _replica = replica;
         _retainedFrom = _applied = snapshotZxid;
         _entries = entries;
         _journal = journal;
@@ -31,9 +33,6 @@ public sealed class ZabLog : IZabStorage, IZabSnapshots
         _epochFile = Path.Combine(files.Directory, "epochs");
         (AcceptedEpoch, CurrentEpoch) = ReadEpochs(_epochFile);
     }
-
-    /// <summary>The replica is created after the log (it needs the recovered tree); set before the peer starts.</summary>
-    public void AttachReplica(IActorRef replica) => _replica = replica;
 
     public long AcceptedEpoch { get; private set; }
     public long CurrentEpoch { get; private set; }

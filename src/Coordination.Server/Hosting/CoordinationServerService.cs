@@ -14,6 +14,9 @@ public sealed class CoordinationServerService(Config config, IHostApplicationLif
 {
     private volatile bool _stopping;
 
+    /// <summary>The node ended without being asked to (a failure it could not recover from): the process exits with 1.</summary>
+    public bool EndedByItself { get; private set; }
+
     /// <summary>The node (null before the host started).</summary>
     public CoordinationNode? Node { get; private set; }
 
@@ -24,6 +27,7 @@ public sealed class CoordinationServerService(Config config, IHostApplicationLif
         node.Stopped.ContinueWith(_ =>
         {
             if (_stopping) return;
+            EndedByItself = true;
             logger.LogCritical("The coordination server ended by itself; stopping the application");
             lifetime.StopApplication();
         }, TaskScheduler.Default);

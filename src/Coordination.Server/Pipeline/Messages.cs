@@ -6,8 +6,8 @@ namespace Coordination.Server.Pipeline;
 
 // Immutable messages of the request pipeline (docs/architecture.md §4). Session → Replica → TxnLog → Replica → Session.
 
-/// <summary>A client request after framing and decoding, sent by a session actor to the replica in request order.</summary>
-/// <summary>A client's request for the replica; <see cref="Connection"/> (where it came from) paces change-feed subscriptions.</summary>
+/// <summary>A client request after framing and decoding, sent by a session actor to the replica in request order;
+/// <see cref="Connection"/> (where it came from) paces change-feed subscriptions.</summary>
 public sealed record ClientRequest(long SessionId, int Xid, OpCode Op, ZkRequest Body, AuthContext Auth, IActorRef Session,
     Network.ClientConnection? Connection = null);
 

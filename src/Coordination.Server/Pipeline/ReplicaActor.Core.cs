@@ -14,10 +14,6 @@ public sealed partial class ReplicaActor : IReplicaHost<IActorRef, ClientRequest
 {
     private readonly ReplicaCore<IActorRef, ClientRequest, Reply> _core;
     private Dictionary<long, SessionState> _sessions => _core.Sessions;
-    /// <summary>This server may serve clients (standalone, an established leader, or a synchronised learner).</summary>
-    private bool _serving => _core.Serving;
-    /// <summary>This server prepares and proposes writes (standalone, or an established leader).</summary>
-    private bool _leading => _core.Leading;
 
     void IReplicaHost<IActorRef, ClientRequest, Reply>.ExecuteRead(SessionState session, ClientRequest read) => ExecuteRead(read, session);
 

@@ -15,9 +15,6 @@ public sealed record EnsembleLink(long ServerId, EnsembleMembers Members)
     public EnsembleState? State { get; init; }
 }
 
-/// <summary>The peer actor, created after the replica, becomes its log (the leader proposes through it).</summary>
-public sealed record AttachPeer(IActorRef Peer);
-
 // The replica's part in an ensemble. Followers forward writes, session creation and syncs to the leader's replica
 // and apply what Zab commits; the leader prepares and proposes. Every server answers its own clients when the
 // commit reaches it, matched by session id and xid (ZooKeeper's CommitProcessor does the same).
@@ -54,7 +51,6 @@ public sealed partial class ReplicaActor
     private void ReceiveEnsembleMessages()
     {
         ReceiveStallChecks();
-        Receive<AttachPeer>(m => _log = m.Peer);
         ReceiveReconfigMessages();
         Receive<RoleChanged>(OnRoleChanged);
         Receive<ApplyCommitted>(OnApplyCommitted);
@@ -66,12 +62,6 @@ public sealed partial class ReplicaActor
         Receive<ForwardedCreateSession>(m => !Senders.Vouches(Sender, m.ServerId), RefuseMessage);
         Receive<SessionOwner>(m => !Senders.Vouches(Sender, m.ServerId), RefuseMessage);
         Receive<IEnsembleMessage>(_ => !Senders.IsMember(Sender), RefuseMessage);
-        Receive<ForwardedRequest>(OnForwardedRequest);
-        Receive<ForwardedRequests>(m => { foreach (var request in m.Requests) OnForwardedRequest(request); });
-        Receive<ForwardedCreateSession>(m =>
-        {
-            if (_leading) CreateSessionAsLeader(m.SessionId, m.TimeoutMs, m.ServerId);
-        });
         Receive<SessionOwner>(m => _core.Attach(m.SessionId, m.ServerId));
         Receive<ForwardRejected>(m =>
         {
@@ -102,21 +92,22 @@ public sealed partial class ReplicaActor
     private void OnRoleChanged(RoleChanged role)
     {
         TrackLooking(role);
-        var wasServing = _serving;
-        var wasLeading = _leading;
-        var dropped = _serving && !role.ServesClients ? _sessions.Keys.ToList() : null;
+        var wasServing = _core.Serving;
+        var wasLeading = _core.Leading;
+        var dropped = wasServing && !role.ServesClients ? _sessions.Keys.ToList() : null;
         _core.SetRole(RoleOf(role));
-        if (wasLeading && !_leading) RefuseHeldSyncs();
+        if (wasLeading && !_core.Leading) RefuseHeldSyncs();
         FlushForwarded();   // to the leader they were meant for, as if sent at once
-        _leaderReplica = role.ServesClients && !_leading
-            ? RemotePaths.Resolve(Context.System, $"{_ensemble!.Members.AddressOf(role.Leader)}/user/replica")
+        _leaderReplica = role.ServesClients && !_core.Leading
+            ? RemotePaths.Resolve(Context.System, _ensemble!.Members.AddressOf(role.Leader) + NodeActor.ReplicaPath)
             : null;
-        if (!_serving)
+        BecomeRole();
+        if (!_core.Serving)
         {
             if (wasServing) DropClients(dropped!);
             return;
         }
-        if (_leading)
+        if (_core.Leading)
         {
             // Every commit of earlier epochs is applied (Zab told us before this): the epoch's proposals start at 1.
             _prep.Reset(Zxids.Make(role.Epoch, 0));
@@ -210,7 +201,7 @@ public sealed partial class ReplicaActor
     private void Sync(ClientRequest request, PathRequest body, SessionState session, ClientRequest? then = null)
     {
         var sync = _core.Sync(session, request.Xid, body.NodePath, _monotonic(), then);
-        if (_leading) HoldSync(request.SessionId, request.Xid, sync, null);
+        if (_core.Leading) HoldSync(request.SessionId, request.Xid, sync, null);
         else if (_leaderReplica is not null) ToLeader(new ForwardedRequest(_ensemble!.ServerId, request.SessionId, request.Xid, (int)OpCode.Sync, [], []));
         else sync.Zxid = 0;
         _core.Drain(session);
@@ -259,7 +250,7 @@ public sealed partial class ReplicaActor
         foreach (var held in _heldSyncs)
         {
             if (held.Follower is { } follower) follower.Tell(new ForwardRejected(held.SessionId, held.Xid, (int)ErrorCode.ConnectionLoss));
-            else if (_serving && _sessions.TryGetValue(held.SessionId, out var session) && _core.Waits(session, held.Local!))
+            else if (_core.Serving && _sessions.TryGetValue(held.SessionId, out var session) && _core.Waits(session, held.Local!))
                 _core.Abandon(session, _monotonic(), "leadership ended before its sync was confirmed");
         }
         _heldSyncs.Clear();
@@ -284,7 +275,7 @@ public sealed partial class ReplicaActor
         {
             if (zxid < 0 || _tree.LastZxid < zxid) continue;
             _validations.Remove(sessionId);
-            if (_tree.Sessions.ContainsKey(sessionId)) OnValidateSession(request);
+            if (_tree.Sessions.ContainsKey(sessionId)) ValidateSession(request);
             else request.Session.Tell(new SessionValidated(-1, false, 0, _tree.LastZxid));
         }
     }
@@ -293,11 +284,6 @@ public sealed partial class ReplicaActor
     private void OnForwardedRequest(ForwardedRequest f)
     {
         var op = (OpCode)f.Op;
-        if (!_leading)
-        {
-            Sender.Tell(new ForwardRejected(f.SessionId, f.Xid, (int)ErrorCode.ConnectionLoss));
-            return;
-        }
         if (op == OpCode.Sync)
         {
             HoldSync(f.SessionId, f.Xid, null, Sender);
@@ -334,7 +320,7 @@ public sealed partial class ReplicaActor
     private void ClaimSession(long sessionId)
     {
         if (_ensemble is null) return;
-        if (_leading) _core.Attach(sessionId, _ensemble.ServerId);
+        if (_core.Leading) _core.Attach(sessionId, _ensemble.ServerId);
         else ToLeader(new SessionOwner(_ensemble.ServerId, sessionId));
     }
 }

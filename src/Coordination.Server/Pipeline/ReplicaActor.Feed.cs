@@ -77,9 +77,9 @@ public sealed partial class ReplicaActor
     /// its end are replayed on top of it and give no reliable changes).</summary>
     private static long FeedStart(DataTree tree) => Math.Max(tree.LastZxid, tree.SnapshotEndZxid);
 
-    private void InitFeed()
+    /// <summary>The feed's messages, in every role (registered by <c>ReceiveCommon</c>).</summary>
+    private void ReceiveFeedMessages()
     {
-        _feed = new ChangeFeed(_settings.ChangeFeed, FeedStart(_tree));
         Receive<FeedPump>(_ => PumpFeeds());
         Receive<RetentionTick>(_ =>
         {
@@ -94,6 +94,11 @@ public sealed partial class ReplicaActor
             PublishFeedMetrics();
         });
         Receive<HistoryBatchRead>(OnHistoryBatch);
+    }
+
+    private void InitFeed()
+    {
+        _feed = new ChangeFeed(_settings.ChangeFeed, FeedStart(_tree));
         ComputeHistoryFloor();
         var limits = _settings.ChangeFeed;
         _metrics.ClientPort.Feed.SetLimits(limits.RetainTxns, limits.RetainBytes, limits.RetainTime);

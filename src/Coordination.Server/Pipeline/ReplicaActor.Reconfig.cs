@@ -19,7 +19,6 @@ public sealed partial class ReplicaActor
             _ensemble = _ensemble! with { Members = m.Members };
             _senders = new MemberSenders(m.Members);
         });
-        InitConfigNode();
     }
 
     /// <summary>

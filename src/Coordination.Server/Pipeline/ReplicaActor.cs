@@ -24,9 +24,10 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     private DataTree _tree;
     private RequestPreprocessor _prep;
     private readonly WatchTable _watches = new();
-    private IActorRef _log;
+    /// <summary>Where prepared txns go: the journal (standalone) or, in an ensemble, the Zab peer (this actor's child).</summary>
+    private readonly IActorRef _log;
     private readonly IActorRef _tracker;
-    private readonly IActorRef[] _dispatchers;
+    private readonly IReadOnlyList<IActorRef> _dispatchers;
     private readonly Func<long> _clock;
     /// <summary>Monotonic milliseconds, for how long requests have waited (see ReplicaActor.Liveness.cs).</summary>
     private readonly Func<long> _monotonic;
@@ -52,52 +53,40 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     private sealed class SnapshotChunk { public static readonly SnapshotChunk Instance = new(); }
     private sealed record SnapshotDone(string Path, long StartZxid, Exception? Error);
 
-    public ReplicaActor(ServerSettings settings, DataTree tree, IActorRef log, IActorRef tracker, Func<long> clock, SnapshotPolicy? snapshots = null,
-        EnsembleLink? ensemble = null, Func<long>? monotonic = null)
+    /// <param name="peer">In an ensemble, the Zab peer's props for this replica: it is spawned as this actor's child and
+    /// is its log (<paramref name="log"/> is then unused). Its failures end the node (<see cref="SupervisorStrategy"/>).</param>
+    public ReplicaActor(ServerSettings settings, DataTree tree, IActorRef log, IActorRef tracker, IReadOnlyList<IActorRef> dispatchers, Func<long> clock,
+        SnapshotPolicy? snapshots = null, EnsembleLink? ensemble = null, Func<long>? monotonic = null, Func<IActorRef, Props>? peer = null)
     {
         _monotonic = monotonic ?? (() => Environment.TickCount64);
         _snapshots = snapshots;
         _settings = settings;
         _tree = tree;
-        _log = log;
+        _log = peer is null ? log : Context.ActorOf(peer(Self), PeerActor.Name);
         _tracker = tracker;
+        _dispatchers = dispatchers;
         _clock = clock;
         _ensemble = ensemble;
         _core = new ReplicaCore<IActorRef, ClientRequest, Reply>(this, () => _tree.LastZxid, ensemble is not null) { StaysWith = IsOwnLocalSession };
         _prep = NewPreprocessor(tree);
         _passwords.Learn(tree.SessionSecret);
-        _dispatchers = Enumerable.Range(0, settings.WatchDispatchers)
-            .Select(i => Context.ActorOf(WatchDispatcherActor.Props(), $"watches-{i}")).ToArray();
 
-        Receive<ClientRequest>(OnClientRequest);
-        Receive<LogAppended>(OnLogAppended);
-        Receive<LogAppendFailed>(OnLogAppendFailed);
-        Receive<CreateSession>(OnCreateSession);
-        Receive<ValidateSession>(OnValidateSession);
-        Receive<ExpireSession>(OnExpireSession);
-        Receive<ConnectionLost>(OnConnectionLost);
-        Receive<GetReplicaStats>(OnGetStats);
-        Receive<GetNodeAcl>(q => Sender.Tell(new NodeAcl(_tree.Find(q.Path)?.Acl)));
-        Receive<FlushLog>(_ => OnFlushLog());
-        Receive<ReapTick>(_ => Reap());
-        Receive<SnapshotChunk>(_ => WriteSnapshotChunk());
-        Receive<SnapshotDone>(OnSnapshotDone);
-        Receive<TakeSnapshot>(_ =>
-        {
-            var started = StartSnapshot();
-            Sender.Tell(started ? _snapshotWriter!.StartZxid : -1L);
-        });
         InitFeed();
-        ReceiveRestoreMessages();
-        if (ensemble is not null) ReceiveEnsembleMessages();
-        if (ensemble is not null && settings.ReadOnlyMode) ReceiveReadOnlyMessages();
-        if (ensemble is not null && settings.LocalSessionsEnabled) ReceiveLocalSessionMessages();
+        if (ensemble is null) Standalone();
+        else
+        {
+            InitConfigNode();
+            NotServing();
+        }
     }
 
     /// <param name="monotonic">Monotonic milliseconds for request deadlines (Environment.TickCount64 when null).</param>
-    public static Props Props(ServerSettings settings, DataTree tree, IActorRef log, IActorRef tracker, Func<long> clock, SnapshotPolicy? snapshots = null,
-        EnsembleLink? ensemble = null, Func<long>? monotonic = null) =>
-        Akka.Actor.Props.Create(() => new ReplicaActor(settings, tree, log, tracker, clock, snapshots, ensemble, monotonic));
+    public static Props Props(ServerSettings settings, DataTree tree, IActorRef log, IActorRef tracker, IReadOnlyList<IActorRef> dispatchers, Func<long> clock,
+        SnapshotPolicy? snapshots = null, EnsembleLink? ensemble = null, Func<long>? monotonic = null, Func<IActorRef, Props>? peer = null) =>
+        Akka.Actor.Props.Create(() => new ReplicaActor(settings, tree, log, tracker, dispatchers, clock, snapshots, ensemble, monotonic, peer));
+
+    /// <summary>A failure of the Zab peer is the node's: escalated, it stops the node (fail fast, see <see cref="NodeActor"/>).</summary>
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Escalate);
 
     protected override void PreStart()
     {
@@ -154,7 +143,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         if (!_sessions.TryGetValue(request.SessionId, out var session))
         {
             // Not serving: the session lives on, only this server cannot serve it now (its connection is closing).
-            var err = _serving ? ErrorCode.SessionExpired : ErrorCode.ConnectionLoss;
+            var err = _core.Serving ? ErrorCode.SessionExpired : ErrorCode.ConnectionLoss;
             request.Session.Tell(new Reply(-1, request.Xid, _tree.LastZxid, err, EmptyResponse.Instance));
             return;
         }
@@ -212,16 +201,11 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         }
     }
 
-    private void OnCreateSession(CreateSession m)
+    /// <summary>Standalone or leader: a new session is created here (a createSession txn), answered when it commits.</summary>
+    private void CreateSessionHere(CreateSession m)
     {
-        if (!_serving) return;   // the connection is being closed: the client tries another server
         if (OpenLocalSession(m)) return;
         _creating[m.SessionId] = new Waiting(m.Session, _monotonic(), m.TimeoutMs);
-        if (!_leading)
-        {
-            ToLeader(new ForwardedCreateSession(_ensemble!.ServerId, m.SessionId, m.TimeoutMs));
-            return;
-        }
         CreateSessionAsLeader(m.SessionId, m.TimeoutMs, _ensemble?.ServerId ?? 0);
     }
 
@@ -254,16 +238,10 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         _log.Tell(_ensemble is null ? new LogAppend(batch) : new Ensemble.PeerActor.ProposeBatch(batch));
     }
 
-    private void OnValidateSession(ValidateSession m)
+    /// <summary>A client re-attaches to a session this replica knows (or, standalone and leader, does not: then it is gone).</summary>
+    private void ValidateSession(ValidateSession m)
     {
-        if (!_serving) return;   // the connection is being closed: the client tries another server
         if (RevalidateLocalSession(m)) return;
-        if (!_tree.Sessions.ContainsKey(m.SessionId) && !_leading)
-        {
-            // A follower may not have applied the session's creation yet: catch up with the leader before saying no.
-            ValidateAfterSync(m);
-            return;
-        }
         if (!_tree.Sessions.ContainsKey(m.SessionId))
         {
             m.Session.Tell(new SessionValidated(-1, false, 0, _tree.LastZxid));
@@ -280,9 +258,10 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         m.Session.Tell(new SessionValidated(session.NextSeq(), true, m.TimeoutMs, _tree.LastZxid));
     }
 
-    private void OnExpireSession(ExpireSession m)
+    /// <summary>Standalone or leader: the tracker found the session's deadline passed.</summary>
+    private void ExpireSession(ExpireSession m)
     {
-        if (!_leading || !_tree.Sessions.ContainsKey(m.SessionId)) return;
+        if (!_tree.Sessions.ContainsKey(m.SessionId)) return;
         _logger.Info("Expiring session 0x{0:x}", m.SessionId);
         var (header, txn) = _prep.PrepareCloseSession(m.SessionId, 0, Now());
         Log(new Proposal(header, txn));
@@ -412,7 +391,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         }
         // As ZooKeeper: the server a client is connected to audits its writes; the leader audits expirations and reaps.
         if (_ensemble is null || _sessions.ContainsKey(header.SessionId) || _creating.ContainsKey(header.SessionId)
-            || (_leading && (proposal.Txn is CloseSessionTxn || header.SessionId == 0)))
+            || (_core.Leading && (proposal.Txn is CloseSessionTxn || header.SessionId == 0)))
             _audit.Committed(header, proposal.Txn, result.Err);
         FireTriggers(result.Triggers, header.Zxid);
         RecordChanges(header.Zxid, result.Triggers);
@@ -457,7 +436,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
             foreach (var sessionId in watchers)
                 if (_sessions.TryGetValue(sessionId, out var s)) recipients.Add((s.Actor, s.NextSeq()));
             if (recipients.Count == 0) continue;
-            var shard = WatchDispatcherActor.ShardOf(trigger.Path, _dispatchers.Length);
+            var shard = WatchDispatcherActor.ShardOf(trigger.Path, _dispatchers.Count);
             _dispatchers[shard].Tell(new Fanout(new WatcherEvent(trigger.Type, KeeperState.SyncConnected, trigger.Path), zxid, recipients, trigger.Acl));
         }
     }
@@ -663,7 +642,6 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     /// <summary>Proposes the deletion of empty containers and expired TTL nodes (ZooKeeper's ContainerManager).</summary>
     private void Reap()
     {
-        if (!_leading) return;
         var perRun = Math.Max(1, (int)(_settings.ContainerMaxPerMinute * _settings.ContainerCheckInterval.TotalMinutes));
         _reapBudget = perRun;
         var now = Now();

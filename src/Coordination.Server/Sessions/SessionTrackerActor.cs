@@ -12,7 +12,8 @@ internal sealed record LocalSessionOpened(long SessionId, int TimeoutMs);
 
 /// <summary>
 /// Session liveness. The leader (or a standalone server) decides expiry: sessions report activity, and every tick
-/// the ones whose deadline passed are handed to the replica, which expires them with a replicated closeSession txn.
+/// the ones whose deadline passed go to the parent (the node, which hands them to the replica: the tracker is created
+/// first), and the replica expires them with a replicated closeSession txn.
 /// On a follower the tracker collects its sessions' activity and sends it to the leader's tracker once per tick,
 /// as ZooKeeper's followers do with their pings.
 /// </summary>
@@ -25,7 +26,6 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
     private readonly SessionExpiry _local;
     private readonly Func<long> _clock;
     private readonly TimeSpan _tick;
-    private IActorRef _replica = ActorRefs.Nobody;
     private readonly EnsembleLink? _ensemble;
     /// <summary>Expiry is decided here: standalone, or the established leader.</summary>
     private bool _decides;
@@ -34,9 +34,6 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
     private MemberSenders? _senders;
 
     public ITimerScheduler Timers { get; set; } = null!;
-
-    /// <summary>Tells the tracker where expirations go (the replica is created after the tracker).</summary>
-    public sealed record SetReplica(IActorRef Replica);
 
     /// <summary>Asks for the session deadline buckets (the admin dump command); answered with <see cref="ExpiryMap"/>.</summary>
     public sealed record GetExpiryMap
@@ -54,7 +51,6 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
         _decides = ensemble is null;
         _expiry = new SessionExpiry((long)tick.TotalMilliseconds);
         _local = new SessionExpiry((long)tick.TotalMilliseconds);
-        Receive<SetReplica>(m => _replica = m.Replica);
         Receive<GetExpiryMap>(_ => Sender.Tell(new ExpiryMap(MergedBuckets())));
         Receive<LocalSessionOpened>(m => _local.Touch(m.SessionId, m.TimeoutMs, _clock()));
         Receive<SessionOpened>(m =>
@@ -91,7 +87,7 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
         {
             _decides = role.ServesClients && role.Role == PeerState.Leading;
             _leaderTracker = role.ServesClients && !_decides
-                ? Ensemble.RemotePaths.Resolve(Context.System, $"{_ensemble!.Members.AddressOf(role.Leader)}/user/session-tracker")
+                ? Ensemble.RemotePaths.Resolve(Context.System, _ensemble!.Members.AddressOf(role.Leader) + NodeActor.TrackerPath)
                 : null;
             _touched.Clear();
             // A member that stops serving drops its clients, local sessions and all.
@@ -106,8 +102,8 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
             }
             // Every server keeps deadlines (a new leader re-arms them all), but only the decider acts on them.
             var expired = _expiry.TakeExpired(_clock());
-            if (_decides) foreach (var sessionId in expired) _replica.Tell(new ExpireSession(sessionId));
-            foreach (var sessionId in _local.TakeExpired(_clock())) _replica.Tell(new ExpireLocalSession(sessionId));
+            if (_decides) foreach (var sessionId in expired) Context.Parent.Tell(new ExpireSession(sessionId));
+            foreach (var sessionId in _local.TakeExpired(_clock())) Context.Parent.Tell(new ExpireLocalSession(sessionId));
         });
     }
 

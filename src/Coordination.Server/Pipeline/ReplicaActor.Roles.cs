@@ -1,0 +1,123 @@
+using Akka.Actor;
+using Coordination.Core.Replica;
+using Coordination.Protocol;
+using Coordination.Server.Ensemble;
+using Coordination.Server.Persistence;
+
+namespace Coordination.Server.Pipeline;
+
+// The replica's behaviour per role (ReplicaCore's ReplicaRole), switched with Become when the peer reports a new
+// role (OnRoleChanged). What every role does (client requests, the log's answers, commits, snapshots, stats, the
+// member messages of an ensemble) is received alike; what differs is received here: who creates and re-attaches
+// sessions, who expires them and reaps containers, and who takes the writes other members forward.
+public sealed partial class ReplicaActor
+{
+    /// <summary>Every role: requests, the log's answers, snapshots, stats, and (in an ensemble) member messages.</summary>
+    private void ReceiveCommon()
+    {
+        Receive<ClientRequest>(OnClientRequest);
+        Receive<LogAppended>(OnLogAppended);
+        Receive<LogAppendFailed>(OnLogAppendFailed);
+        Receive<ConnectionLost>(OnConnectionLost);
+        Receive<GetReplicaStats>(OnGetStats);
+        Receive<GetNodeAcl>(q => Sender.Tell(new NodeAcl(_tree.Find(q.Path)?.Acl)));
+        Receive<FlushLog>(_ => OnFlushLog());
+        Receive<SnapshotChunk>(_ => WriteSnapshotChunk());
+        Receive<SnapshotDone>(OnSnapshotDone);
+        Receive<TakeSnapshot>(_ =>
+        {
+            var started = StartSnapshot();
+            Sender.Tell(started ? _snapshotWriter!.StartZxid : -1L);
+        });
+        ReceiveFeedMessages();
+        ReceiveRestoreMessages();
+        if (_ensemble is null) return;
+        ReceiveEnsembleMessages();
+        if (_settings.ReadOnlyMode) ReceiveReadOnlyMessages();
+        if (_settings.LocalSessionsEnabled) ReceiveLocalSessionMessages();
+    }
+
+    /// <summary>A standalone server: it serves, prepares every write and commits through its journal.</summary>
+    private void Standalone()
+    {
+        ReceiveCommon();
+        ReceiveAsDecider();
+    }
+
+    /// <summary>An established leader: as standalone, and it takes the writes, session creations and syncs its followers forward.</summary>
+    private void Leader()
+    {
+        ReceiveCommon();
+        ReceiveAsDecider();
+        Receive<ForwardedRequest>(OnForwardedRequest);
+        Receive<ForwardedRequests>(m => { foreach (var request in m.Requests) OnForwardedRequest(request); });
+        Receive<ForwardedCreateSession>(m => CreateSessionAsLeader(m.SessionId, m.TimeoutMs, m.ServerId));
+    }
+
+    /// <summary>
+    /// A synchronised follower or observer: it serves reads, forwards writes and session creations to the leader,
+    /// and syncs with the leader before it says a session it does not know is gone. The leader expires sessions.
+    /// </summary>
+    private void Learner()
+    {
+        ReceiveCommon();
+        Receive<CreateSession>(m =>
+        {
+            if (OpenLocalSession(m)) return;
+            _creating[m.SessionId] = new Waiting(m.Session, _monotonic(), m.TimeoutMs);
+            ToLeader(new ForwardedCreateSession(_ensemble!.ServerId, m.SessionId, m.TimeoutMs));
+        });
+        Receive<ValidateSession>(m =>
+        {
+            // It may not have applied the session's creation yet: it catches up with the leader before saying no.
+            if (RevalidateLocalSession(m)) return;
+            if (_tree.Sessions.ContainsKey(m.SessionId)) ValidateSession(m);
+            else ValidateAfterSync(m);
+        });
+        ReceiveAsNonLeader();
+    }
+
+    /// <summary>
+    /// Looking for a leader, or synchronising with one: no client is served (their connections are closing, and they
+    /// try another server), nothing is prepared, and what other members forward is refused.
+    /// </summary>
+    private void NotServing()
+    {
+        ReceiveCommon();
+        Receive<CreateSession>(_ => { });
+        Receive<ValidateSession>(_ => { });
+        ReceiveAsNonLeader();
+    }
+
+    /// <summary>Standalone and leader: sessions are created and expired here, containers and TTL nodes reaped.</summary>
+    private void ReceiveAsDecider()
+    {
+        Receive<CreateSession>(CreateSessionHere);
+        Receive<ValidateSession>(ValidateSession);
+        Receive<ExpireSession>(ExpireSession);
+        Receive<ReapTick>(_ => Reap());
+    }
+
+    /// <summary>Follower, observer, not serving: expiry and reaping are the leader's; a forward is refused (its
+    /// sender closes that client's connection, and the client asks again where a leader serves).</summary>
+    private void ReceiveAsNonLeader()
+    {
+        Receive<ExpireSession>(_ => { });
+        Receive<ReapTick>(_ => { });
+        Receive<ForwardedRequest>(f => Sender.Tell(new ForwardRejected(f.SessionId, f.Xid, (int)ErrorCode.ConnectionLoss)));
+        Receive<ForwardedRequests>(m =>
+        {
+            foreach (var f in m.Requests) Sender.Tell(new ForwardRejected(f.SessionId, f.Xid, (int)ErrorCode.ConnectionLoss));
+        });
+        Receive<ForwardedCreateSession>(_ => { });
+    }
+
+    /// <summary>Switches to the behaviour of the core's role.</summary>
+    private void BecomeRole() => Become(_core.Role switch
+    {
+        ReplicaRole.Standalone => Standalone,
+        ReplicaRole.Leader => Leader,
+        ReplicaRole.Follower or ReplicaRole.Observer => Learner,
+        _ => NotServing,
+    });
+}
