@@ -109,7 +109,7 @@ public sealed partial class ReplicaActor
         if (wasLeading && !_leading) RefuseHeldSyncs();
         FlushForwarded();   // to the leader they were meant for, as if sent at once
         _leaderReplica = role.ServesClients && !_leading
-            ? RemotePaths.Resolve(Context.System, $"{_ensemble!.Members.AddressOf(role.Leader)}/user/replica")
+            ? RemotePaths.Resolve(Context.System, $"{LinkAddressOf(role.Leader)}/user/replica")
             : null;
         if (!_serving)
         {
