@@ -65,7 +65,8 @@ public sealed class CoordinationServer : IAsyncDisposable
     {
         var withReference = config.WithFallback(ServerSettings.Reference);
         // A member restarts with the membership it last saw committed (its dynamic config file), not its HOCON's.
-        var ensemble = DynamicConfigFile.Apply(EnsembleSettings.Create(withReference), withReference.GetString("coordination.data-dir"));
+        var ensemble = DynamicConfigFile.Apply(EnsembleSettings.Create(withReference), withReference.GetString("coordination.data-dir"),
+            withReference.GetLong("coordination.server-id", 0));
         if (ensemble.Enabled)
         {
             // The remoting settings rank below the user's config but above reference.conf (whose provider is local).

@@ -204,7 +204,34 @@ public sealed class EnsembleProcesses : IAsyncDisposable
         return lines;
     }
 
-    private async Task StartMemberAsync(Member member, CancellationToken ct)
+    /// <summary>
+    /// Starts a new machine (ours): the next id, new ports and an empty data dir, told the members so far plus itself,
+    /// as ZooKeeper's joiner is. It serves nothing until a reconfig adds it, so it is ready once it answers ruok.
+    /// </summary>
+    public async Task<Member> AddMemberAsync(CancellationToken ct = default)
+    {
+        if (Kind != ServerKind.Ours) throw new NotSupportedException("joiners are started for our server only");
+        var ports = FreePorts(3);
+        var id = _members.Max(m => m.Id) + 1;
+        var member = new Member(id, _options.Network?.AddressOf(id) ?? "127.0.0.1", ports[0], ports[1], ports[2], Path.Combine(_root, $"node{id}"));
+        // As ZooKeeper's joiner is given it: the ensemble's dynamic configuration (its version too, so that the joiner does
+        // not start from an older one than the ensemble's) plus its own line.
+        string current;
+        await using (var client = await WireClient.ConnectAnyAsync(ConnectString, new WireClientOptions { ConnectTimeout = TimeSpan.FromSeconds(3) }).ConfigureAwait(false))
+            current = System.Text.Encoding.UTF8.GetString(((Coordination.Protocol.GetDataResponse?)await client.GetDataAsync("/zookeeper/config").OkAsync().ConfigureAwait(false))!.Data!);
+        var lines = current.Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
+        var version = lines.Single(l => l.StartsWith("version=", StringComparison.Ordinal))["version=".Length..];
+        Directory.CreateDirectory(member.DataDir);
+        await File.WriteAllTextAsync(Path.Combine(member.DataDir, $"zoo.cfg.dynamic.{version}"),
+            string.Join('\n', lines.Where(l => l.StartsWith("server.", StringComparison.Ordinal))
+                .Append($"server.{id}={member.Host}:{member.PeerPort}:0:participant;{member.Host}:{member.ClientPort}")
+                .Append($"version={version}")) + "\n", ct).ConfigureAwait(false);
+        _members.Add(member);
+        await StartMemberAsync(member, ct, answersRuok: true).ConfigureAwait(false);
+        return member;
+    }
+
+    private async Task StartMemberAsync(Member member, CancellationToken ct, bool answersRuok = false)
     {
         Directory.CreateDirectory(member.DataDir);
         if (Kind == ServerKind.Apache) await File.WriteAllTextAsync(Path.Combine(member.DataDir, "myid"), member.Id + "\n", ct).ConfigureAwait(false);
@@ -223,6 +250,7 @@ public sealed class EnsembleProcesses : IAsyncDisposable
             JavaOptions = _options.JavaOptions,
             ApacheMainClass = "org.apache.zookeeper.server.quorum.QuorumPeerMain",
             StartTimeout = _options.StartTimeout,
+            ReadyProbe = answersRuok ? probeCt => FourLetterWord.IsOkAsync(member.Host, member.ClientPort, TimeSpan.FromSeconds(2), probeCt, SocketFactory) : null,
             Log = log is null ? null : line => log($"[s{member.Id}] {line}"),
         }, ct).ConfigureAwait(false);
     }
@@ -242,6 +270,15 @@ public sealed class EnsembleProcesses : IAsyncDisposable
         member.IsRunning = true;
         if (member.Process is { } p) await p.RestartAsync(ct).ConfigureAwait(false);
         else await StartMemberAsync(member, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Kills a member and starts it again on its ports and data dir, ready once it answers ruok: for a member a
+    /// reconfig removed, which comes back as a joiner and serves nothing until a reconfig adds it again.</summary>
+    public async Task RestartNotServingAsync(long id, CancellationToken ct = default)
+    {
+        Kill(id);
+        this[id].Process = null;
+        await StartMemberAsync(this[id], ct, answersRuok: true).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -21,21 +21,16 @@ public sealed class ReconfigProcessTests(ITestOutputHelper output)
     private const string SuperDigest = "super:D/InIHSb7yEEbrWz8b9l71RjZJU=";   // super:test
     private readonly FaultRunLog _log = new(output, "COORDINATION_RECONFIG_LOG");
 
-    /// <summary>Opt-in until its known failure is understood: in CI (session 13) and once in two runs after, a
-    /// reconfig's client got "connection closed by the server" from the member it asked, before the answer (also
-    /// when that member is the leader and stays). Set COORDINATION_RECONFIG_PROCESS=1 to run (COORDINATION_RECONFIG_LOG
-    /// for the trace). Issue 19 stays open on it.</summary>
-    [SkippableFact]
+    /// <summary>In the default suite again (session 14): its "connection closed by the server" before a reconfig's answer had
+    /// two causes, both seen in its trace. The peer actor threw on a send to a server no configuration it knew had
+    /// (EnsembleMembers.AddressOf); restarted, it re-elected and closed every client of its member, the reconfig's
+    /// among them. Fixed (PeerActor.PeerOf drops such a send). And removing the leader re-elects on every member,
+    /// which closes their clients, possibly before the answer is written: that step reads the outcome back.</summary>
+    [Fact]
     public async Task Shrink_remove_the_leader_and_change_roles_under_load_stay_linearizable()
     {
-        Skip.IfNot(Environment.GetEnvironmentVariable("COORDINATION_RECONFIG_PROCESS") == "1",
-            "known failure under investigation (a reconfig's connection closed before its answer); set COORDINATION_RECONFIG_PROCESS=1 to run");
         var total = Stopwatch.StartNew();
-        await using var ensemble = await EnsembleProcesses.StartAsync(ServerKind.Ours, 5, new EnsembleProcessesOptions
-        {
-            ExtraHocon = $"coordination {{ reconfig-enabled = on, super-digest = \"{SuperDigest}\" }}",
-            Log = _log.Line,
-        });
+        await using var ensemble = await StartAsync(5);
         var clientOptions = new WireClientOptions { ConnectTimeout = TimeSpan.FromSeconds(3), SessionTimeoutMs = 10_000 };
         Task<WireClient> Connect() => WireClient.ConnectAnyAsync(ensemble.ConnectString, clientOptions);
         await ensemble.WaitAllServingAsync(TimeSpan.FromSeconds(60));
@@ -66,6 +61,98 @@ public sealed class ReconfigProcessTests(ITestOutputHelper output)
         Assert.Single(hashes.Values.Select(h => h.Digest).Distinct());
     }
 
+    /// <summary>
+    /// Grows 3 → 5 and replaces a member by a new machine (new id, new data dir) under a write load, with the clients on the
+    /// ORIGINAL connect string (the three first members); the joiners are started as ZooKeeper's are (the members plus
+    /// themselves) and serve only once the reconfig that names them is done. The replaced member, restarted on its data dir
+    /// (whose dynamic config no longer lists it), comes back as a joiner instead of failing, serves nothing, and is
+    /// taken back by a reconfig that adds it.
+    /// </summary>
+    [Fact]
+    public async Task Grow_three_to_five_and_replace_a_member_under_load_stay_linearizable()
+    {
+        var total = Stopwatch.StartNew();
+        await using var ensemble = await StartAsync(3);
+        var original = ensemble.ConnectString;
+        var clientOptions = new WireClientOptions { ConnectTimeout = TimeSpan.FromSeconds(3), SessionTimeoutMs = 10_000 };
+        Task<WireClient> Connect() => WireClient.ConnectAnyAsync(original, clientOptions);
+        await ensemble.WaitAllServingAsync(TimeSpan.FromSeconds(60));
+
+        var steps = Task.Run(() => GrowAndReplaceAsync(ensemble));
+        var all = await HistoryRecorder.RecordRoundsAsync(Connect, 4, TimeSpan.FromSeconds(6), 1, "gr", () => !steps.IsCompleted);
+        var (kept, replaced, finalConfig) = await steps;
+
+        await using (var c = await Connect()) await c.CreateAsync("/gr-final", null).OkAsync();
+        var hashes = await ConvergedAsync(ensemble, kept, TimeSpan.FromSeconds(60));
+        _log.Final(hashes);
+        foreach (var id in kept) Assert.Equal(finalConfig, await ConfigOnAsync(ensemble[id]));
+
+        // The replaced member restarts on its data dir: a joiner now, not a failure, and not serving.
+        await ensemble.RestartNotServingAsync(replaced);
+        await Task.Delay(3000);
+        Assert.False(ensemble[replaced].Process!.HasExited, "the removed member did not stay up");
+        Assert.Null(await ensemble.ModeAsync(replaced) is "leader" or "follower" or "observer" ? "serving" : null);
+        var back = await ReconfigAsync(ensemble, $"add {replaced} back", Line(ensemble, replaced, "participant"), null, kept[0]);
+        Assert.Contains($"server.{replaced}=", back);
+        kept.Add(replaced);
+        await WaitAsync(async () => (await ensemble.ModeAsync(replaced)) is "follower", TimeSpan.FromSeconds(60), "the re-added member following");
+        await using (var c = await Connect()) await c.CreateAsync("/gr-readded", null).OkAsync();
+        await ConvergedAsync(ensemble, kept, TimeSpan.FromSeconds(60));
+
+        _log.AssertLinearizable(all, 10, total);
+        Assert.Single(hashes.Values.Select(h => h.Digest).Distinct());
+    }
+
+    /// <summary>Our servers with reconfig enabled and a super user (super:test) to send reconfigs as.</summary>
+    private Task<EnsembleProcesses> StartAsync(int count) => EnsembleProcesses.StartAsync(ServerKind.Ours, count, new EnsembleProcessesOptions
+    {
+        ExtraHocon = $"coordination {{ reconfig-enabled = on, super-digest = \"{SuperDigest}\" }}",
+        Log = _log.Line,
+    });
+
+    private static string Line(EnsembleProcesses ensemble, long id, string role) =>
+        $"server.{id}={ensemble[id].Host}:{ensemble[id].PeerPort}:0:{role};{ensemble[id].Host}:{ensemble[id].ClientPort}";
+
+    /// <summary>One reconfig through member <paramref name="via"/> as the super user; returns the new configuration it answers.</summary>
+    private async Task<string> ReconfigAsync(EnsembleProcesses ensemble, string what, string? joining, string? leaving, long via)
+    {
+        _log.Fault(what);
+        await using var c = await WireClient.ConnectAsync(ensemble[via].Host, ensemble[via].ClientPort,
+            new WireClientOptions { ConnectTimeout = TimeSpan.FromSeconds(3), SessionTimeoutMs = 10_000 });
+        await c.AddAuthAsync("digest", Encoding.UTF8.GetBytes("super:test")).OkAsync();
+        var (header, response) = await c.SendAsync(OpCode.Reconfig, new ReconfigRequest(joining, leaving, null, -1));
+        Assert.True(header.Err == ErrorCode.Ok, $"{what}: {header.Err}");
+        var config = Encoding.UTF8.GetString(Assert.IsType<GetDataResponse>(response).Data!);
+        _log.Recovery($"{what}: {config.Replace('\n', ' ')}");
+        return config;
+    }
+
+    private async Task<(List<long> Kept, long Replaced, string Config)> GrowAndReplaceAsync(EnsembleProcesses ensemble)
+    {
+        await Task.Delay(2000);
+        var leader = (await ensemble.WaitForLeaderAsync(TimeSpan.FromSeconds(30))).Id;
+        var four = await ensemble.AddMemberAsync();
+        var five = await ensemble.AddMemberAsync();
+        Assert.Null(await ensemble.ModeAsync(four.Id) is "follower" ? "serving before it was added" : null);
+        var config = await ReconfigAsync(ensemble, "grow 3 -> 5", $"{Line(ensemble, four.Id, "participant")},{Line(ensemble, five.Id, "participant")}", null, leader);
+        Assert.Contains($"server.{four.Id}=", config);
+        Assert.Contains($"server.{five.Id}=", config);
+        foreach (var id in new[] { four.Id, five.Id })
+            await WaitAsync(async () => (await ensemble.ModeAsync(id)) is "follower", TimeSpan.FromSeconds(60), $"joiner {id} following");
+        await Task.Delay(2000);
+
+        // Replace a follower by a new machine in one reconfig (-add the new one, -remove the old one).
+        var old = ensemble.Members.Select(m => m.Id).First(id => id != leader && id <= 3);
+        var six = await ensemble.AddMemberAsync();
+        config = await ReconfigAsync(ensemble, $"replace {old} by {six.Id}", Line(ensemble, six.Id, "participant"), old.ToString(), leader);
+        Assert.DoesNotContain($"server.{old}=", config);
+        Assert.Contains($"server.{six.Id}=", config);
+        await WaitAsync(async () => (await ensemble.ModeAsync(six.Id)) is "follower", TimeSpan.FromSeconds(60), $"the new machine {six.Id} following");
+        await Task.Delay(2000);
+        var kept = ensemble.Members.Select(m => m.Id).Where(id => id != old).ToList();
+        return (kept, old, config);
+    }
+
     /// <summary>The reconfigurations, each answered with the new configuration; returns the members left and the final config text.</summary>
     private async Task<(List<long> Kept, string Config)> ReconfigureAsync(EnsembleProcesses ensemble, Func<Task<WireClient>> connect, CancellationToken ct)
     {
@@ -77,18 +164,10 @@ public sealed class ReconfigProcessTests(ITestOutputHelper output)
         // any member was used ("connection closed by the server" removing two followers).
         async Task Reconfig(string what, string? joining, string? leaving, long via)
         {
-            _log.Fault(what);
-            await using var c = await WireClient.ConnectAsync(ensemble[via].Host, ensemble[via].ClientPort,
-                new WireClientOptions { ConnectTimeout = TimeSpan.FromSeconds(3), SessionTimeoutMs = 10_000 });
-            await c.AddAuthAsync("digest", Encoding.UTF8.GetBytes("super:test")).OkAsync();
-            var (header, response) = await c.SendAsync(OpCode.Reconfig, new ReconfigRequest(joining, leaving, null, -1));
-            Assert.True(header.Err == ErrorCode.Ok, $"{what}: {header.Err}");
-            config = Encoding.UTF8.GetString(Assert.IsType<GetDataResponse>(response).Data!);
-            _log.Recovery($"{what}: {config.Replace('\n', ' ')}");
+            config = await ReconfigAsync(ensemble, what, joining, leaving, via);
             await Task.Delay(3000, ct);
         }
-        string Line(long id, string role) =>
-            $"server.{id}={ensemble[id].Host}:{ensemble[id].PeerPort}:0:{role};{ensemble[id].Host}:{ensemble[id].ClientPort}";
+        string Line(long id, string role) => ReconfigProcessTests.Line(ensemble, id, role);
 
         var leader = (await ensemble.WaitForLeaderAsync(TimeSpan.FromSeconds(30))).Id;
         var followers = members.Where(id => id != leader).ToList();
@@ -103,7 +182,21 @@ public sealed class ReconfigProcessTests(ITestOutputHelper output)
         await Reconfig($"observer {other} back to voter", Line(other, "participant"), null, via: leader);
         Assert.Contains($"server.{other}={ensemble[other].Host}:{ensemble[other].PeerPort}:0:participant", config);
 
-        await Reconfig($"remove the leader {leader}", null, leader.ToString(), via: other);
+        // Removing the leader moves leadership through an election on every member (ZooKeeper hands it to a designated
+        // successor instead), and a member that stops serving closes its client connections: the one waiting for this
+        // reconfig's answer may be closed before the answer is written (diagnosed in session 14: "connection closed by
+        // the server"; a ZooKeeper follower likewise restarts its server on COMMITANDACTIVATE with a new leader). The
+        // outcome is then read back from the configuration.
+        try
+        {
+            await Reconfig($"remove the leader {leader}", null, leader.ToString(), via: other);
+        }
+        catch (WireConnectionException e)
+        {
+            _log.Recovery($"remove the leader {leader}: {e.Message}; reading the configuration back");
+            await WaitAsync(async () => await ConfigOnAsync(ensemble[other]) is { } c && !c.Contains($"server.{leader}="), TimeSpan.FromSeconds(60), "the leader's removal");
+            config = (await ConfigOnAsync(ensemble[other]))!;
+        }
         members.Remove(leader);
         var newLeader = (await ensemble.WaitForLeaderAsync(TimeSpan.FromSeconds(30), notId: leader)).Id;
         Assert.Contains(newLeader, members);

@@ -33,10 +33,19 @@ public static class DynamicConfigFile
             settings.ConfigVersion);
     }
 
-    /// <summary>The settings with the membership of the newest dynamic config file in <paramref name="dataDir"/>, if any.</summary>
-    public static EnsembleSettings Apply(EnsembleSettings settings, string dataDir)
+    /// <summary>
+    /// The settings with the membership of the newest dynamic config file in <paramref name="dataDir"/>, if any. A file
+    /// without <paramref name="serverId"/> was written when a reconfig removed this server: it starts again as a joiner
+    /// (that membership plus its own line from the HOCON), which serves nothing and which no member links with until a
+    /// reconfig adds it back. ZooKeeper 3.8 refuses to start then ("My id N not in the peer list", QuorumPeer.start),
+    /// so that an operator who restarts every machine of a shrunk ensemble by habit loses that machine until its
+    /// data dir is edited.
+    /// </summary>
+    public static EnsembleSettings Apply(EnsembleSettings settings, string dataDir, long serverId)
     {
         if (!settings.Enabled || Load(dataDir) is not { } config) return settings;
+        if (!config.Members.Any(m => m.Id == serverId) && Of(settings).Members.FirstOrDefault(m => m.Id == serverId) is { } self)
+            config = new DynamicConfig(config.Members.Append(self), config.Version);
         return settings with
         {
             Voters = config.Members.Where(m => !m.Observer).ToDictionary(m => m.Id, m => m.Endpoint),

@@ -36,9 +36,18 @@ public sealed partial class PeerActor
         return null;
     }
 
+    /// <summary>A configuration's dynamic config file is durable: now the replica and the forwarding follow it.</summary>
+    private sealed record ConfigSaved(ZabConfig Config, EnsembleMembers Members);
+
+    /// <summary>Dynamic config files are written one after the other, off the actor (fsync of the file and the directory).</summary>
+    private Task _configWrites = Task.CompletedTask;
+
     /// <summary>
-    /// A configuration is now the ensemble's (committed here, or learned from a leader): written to disk before anything
-    /// depends on it, and the members are now its members (links from removed ones are no longer vouched for).
+    /// A configuration is now the ensemble's (committed here, or learned from a leader). Its dynamic config file is
+    /// written and fsynced on a task (blocking I/O stays out of the actor); only once it is durable do this member's
+    /// replica and client forwarding use the new members (<see cref="ConfigSaved"/>), so a restart never starts from
+    /// an older membership than the one clients were shown. Who may link follows the Zab core at once
+    /// (<see cref="RefreshLinks"/>): that is about safety, the core's, and needs no file.
     /// </summary>
     private void OnConfigActivated(ZabConfig config)
     {
@@ -49,13 +58,58 @@ public sealed partial class PeerActor
             _log.Error("Configuration {0} came without its members' addresses; keeping the current links", config);
             return;
         }
-        if (_storage is ZabLog log) DynamicConfigFile.Save(log.Directory, members);
         string Address(MemberSpec m) => $"{_members.Protocol}://{EnsembleSettings.SystemName}@{m.Endpoint}";
-        _members = new EnsembleMembers(
+        var next = new EnsembleMembers(
             members.Members.Where(m => !m.Observer).ToDictionary(m => m.Id, Address),
             members.Members.Where(m => m.Observer).ToDictionary(m => m.Id, Address)) { Config = config, Protocol = _members.Protocol };
-        _senders = new MemberSenders(_members);
-        foreach (var id in _peers.Keys.Where(id => !config.IsMember(id)).ToList()) _peers.Remove(id);
+        var directory = (_storage as ZabLog)?.Directory;
+        var write = _configWrites.ContinueWith(_ =>
+        {
+            if (directory is not null) DynamicConfigFile.Save(directory, members);
+            return new ConfigSaved(config, next);
+        }, TaskScheduler.Default);
+        _configWrites = write;
+        write.PipeTo(Self, failure: e => new Status.Failure(new IOException($"writing the dynamic config file of {config} failed", e)));
+    }
+
+    private void OnConfigSaved(ConfigSaved saved)
+    {
+        if (saved.Config.Version < (_members.Config?.Version ?? 0)) return;
+        _members = saved.Members;
         _replica.Tell(new MembersChanged(_members));
+        _replica.Tell(new TrustedMembersChanged(LinkMembers));
+    }
+
+    /// <summary>Addresses of every server this member links with: the committed configuration's and a pending one's.</summary>
+    private Dictionary<long, string> _linkAddresses = new();
+    /// <summary>Where every server this member ever linked with is, for sending only: the core may still address a
+    /// server in the batch of outputs that removes it (its last commit), and a send to it must not fail.</summary>
+    private readonly Dictionary<long, string> _knownAddresses = new();
+    private (long Committed, long Pending) _linkedVersions = (-1, -1);
+    private EnsembleMembers LinkMembers => new(_linkAddresses, new Dictionary<long, string>());
+
+    /// <summary>
+    /// Links follow the Zab core's configurations, committed and pending: a server a logged reconfig adds may link
+    /// (and is vouched for) from then on, so that it synchronises before that reconfig commits; a removed one is
+    /// refused once no configuration has it. Run after every batch of outputs; cheap when nothing changed.
+    /// </summary>
+    private void RefreshLinks()
+    {
+        var pending = _peer.PendingConfig;
+        var versions = (_peer.Config.Version, pending?.Version ?? -1);
+        if (versions == _linkedVersions) return;
+        var specs = new Dictionary<long, MemberSpec>();
+        foreach (var config in new[] { _peer.Config, pending })
+            if (config?.Text is { } text && DynamicConfig.Parse(text, out _) is { } parsed)
+                foreach (var member in parsed.Members) specs[member.Id] = member;
+        if (specs.Count == 0) return;   // no addresses known (a test's configuration without text): keep the start-up links
+        _linkedVersions = versions;
+        _linkAddresses = specs.ToDictionary(kv => kv.Key, kv => $"{_members.Protocol}://{EnsembleSettings.SystemName}@{kv.Value.Endpoint}");
+        foreach (var (id, address) in _linkAddresses) _knownAddresses[id] = address;
+        _senders = new MemberSenders(LinkMembers);
+        _replica.Tell(new TrustedMembersChanged(LinkMembers));
+        Context.System.EventStream.Publish(new TrustedMembersChanged(LinkMembers));
+        MemberRegistry.Of(Context.System)?.Replace(specs.ToDictionary(kv => kv.Key, kv => (kv.Value.Host, kv.Value.MemberPort)));
+        foreach (var id in _peers.Keys.Where(id => !specs.ContainsKey(id)).ToList()) _peers.Remove(id);
     }
 }

@@ -133,6 +133,7 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
         Receive<Tick>(_ => { if (_installing is null) Execute(_peer.Tick(_clock())); });
         Receive<AppendDone>(d => Execute(_peer.OnPersisted(d.UpTo, _clock())));
         Receive<ProposeBatch>(OnProposeBatch);
+        Receive<ConfigSaved>(OnConfigSaved);
         Receive<ConfirmLeadership>(m => WhenReady(m, () => Execute(_peer.ConfirmLeadership(m.RequestId))));
         Receive<SnapshotTaken>(t => _snapshots?.SnapshotTaken(t.StartZxid));
         Receive<FetchSnapshot>(ServeSnapshot);
@@ -198,8 +199,10 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
     private void Execute(IReadOnlyList<ZabOutput> outputs)
     {
         foreach (var output in outputs) _outputs.Enqueue(output);
+        RefreshLinks();   // a server a reconfig just added may be sent to in these very outputs
         while (_installing is null && _outputs.TryDequeue(out var output)) CarryOut(output);
         FlushGathered();
+        RefreshLinks();
         _state?.Update(_peer);
     }
 
@@ -375,8 +378,14 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
 
     private IActorRef PeerOf(long id)
     {
-        if (!_peers.TryGetValue(id, out var peer))
-            _peers[id] = peer = RemotePaths.Resolve(Context.System, _members.AddressOf(id) + Self.Path.ToStringWithoutAddress());
-        return peer;
+        if (_peers.TryGetValue(id, out var peer)) return peer;
+        if (!_knownAddresses.TryGetValue(id, out var address) && !_members.Voters.TryGetValue(id, out address) && !_members.Observers.TryGetValue(id, out address))
+        {
+            // No configuration this member knows has it: nowhere to send. (A throw here restarted the peer actor, which
+            // re-elected and closed every client connection of this member.)
+            _log.Warning("No address for server {0}: message dropped", id);
+            return ActorRefs.Nobody;
+        }
+        return _peers[id] = RemotePaths.Resolve(Context.System, address + Self.Path.ToStringWithoutAddress());
     }
 }

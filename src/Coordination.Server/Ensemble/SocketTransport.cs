@@ -41,9 +41,12 @@ public sealed record SocketTransportSettings(
 /// member TLS or required SASL), this member's id, every member's endpoint (host:port), the member TLS and SASL
 /// settings. Null when <c>insecure = on</c> and neither a secret, TLS nor SASL is set: links are then not authenticated.
 /// </summary>
-public sealed record SocketTransportAuth(byte[]? Secret, long MyId, IReadOnlyDictionary<long, (string Host, int Port)> Members,
+public sealed record SocketTransportAuth(byte[]? Secret, long MyId, MemberRegistry Registry,
     TimeSpan HandshakeTimeout, int MaxHandshakesPerAddress, MemberTlsSettings Tls, MemberSaslSettings Sasl)
 {
+    /// <summary>The members now (they change with reconfigurations, see <see cref="MemberRegistry"/>).</summary>
+    public IReadOnlyDictionary<long, (string Host, int Port)> Members => Registry.Members;
+
     /// <summary>Handshakes in progress on the accepting side at most; connections beyond are closed at once.</summary>
     public const int MaxPendingHandshakes = 64;
 
@@ -68,7 +71,7 @@ public sealed record SocketTransportAuth(byte[]? Secret, long MyId, IReadOnlyDic
         var saslSettings = MemberSaslSettings.Create(sasl, members.Keys);
         if (secret.Length == 0 && !tls.Enabled && !(saslSettings.ServerRequire && saslSettings.LearnerRequire))
             throw new ConfigurationException(MemberSaslSettings.NotAlone);
-        return new SocketTransportAuth(secret.Length == 0 ? null : Convert.FromBase64String(secret), auth.GetLong("member-id"), members,
+        return new SocketTransportAuth(secret.Length == 0 ? null : Convert.FromBase64String(secret), auth.GetLong("member-id"), new MemberRegistry(members),
             tls.Enabled ? tls.HandshakeTimeout : auth.GetTimeSpan("handshake-timeout", TimeSpan.FromSeconds(5)),
             auth.GetInt("max-handshakes-per-address", 8), tls, saslSettings);
     }
@@ -84,7 +87,9 @@ public sealed record SocketTransportAuth(byte[]? Secret, long MyId, IReadOnlyDic
         return null;
     }
 
-    public MemberLink LinkTo(long id) => new(id, Members[id].Host, Members[id].Port);
+    public MemberLink LinkTo(long id) => Members.TryGetValue(id, out var endpoint)
+        ? new(id, endpoint.Host, endpoint.Port)
+        : throw new MemberAuthException($"server {id} stopped being a member during its handshake");
 }
 
 /// <summary>
@@ -133,6 +138,7 @@ public sealed class SocketTransport : Transport
         MaximumPayloadBytes = _settings.MaximumFrameBytes;
         if (_settings.Auth?.Tls is { Enabled: true } tls)
             _tls = new MemberTls(tls, message => _log.Warning(message));
+        _settings.Auth?.Registry.AttachTo(system);
         if (_settings.Auth is null)
             _log.Warning("MEMBER AUTHENTICATION IS OFF (coordination.ensemble.auth.insecure = on): anyone who reaches port {0} " +
                 "can act as a member of this ensemble", _settings.Port);
@@ -268,7 +274,7 @@ public sealed class SocketTransport : Transport
                 if (_tls is not null) tls = await _tls.AcceptAsync(socket, timeout.Token).ConfigureAwait(false);
                 await using var plain = tls is null ? new NetworkStream(socket, ownsSocket: false) : null;
                 member = await MemberHandshake.AcceptAsync((Stream?)tls ?? plain!, auth.Secret, auth.Sasl, auth.MyId, auth.HostOf, timeout.Token).ConfigureAwait(false);
-                if (tls is not null) _tls!.CheckPeer(tls, member, auth.Members[member].Host);
+                if (tls is not null) _tls!.CheckPeer(tls, member, auth.HostOf(member) ?? throw new MemberAuthException($"server {member} is no member"));
             }
             catch (OperationCanceledException) when (timeout.IsCancellationRequested)
             {

@@ -99,7 +99,7 @@ public sealed partial class ReplicaActor
         if (wasLeading && !_core.Leading) RefuseHeldSyncs();
         FlushForwarded();   // to the leader they were meant for, as if sent at once
         _leaderReplica = role.ServesClients && !_core.Leading
-            ? RemotePaths.Resolve(Context.System, _ensemble!.Members.AddressOf(role.Leader) + NodeActor.ReplicaPath)
+            ? RemotePaths.Resolve(Context.System, LinkAddressOf(role.Leader) + NodeActor.ReplicaPath)
             : null;
         BecomeRole();
         if (!_core.Serving)

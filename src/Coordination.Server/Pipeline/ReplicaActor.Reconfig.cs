@@ -10,6 +10,12 @@ namespace Coordination.Server.Pipeline;
 // PeerActor.Reconfig.cs.)
 public sealed partial class ReplicaActor
 {
+    /// <summary>The members of the committed and of a pending configuration (a joiner may lead one day, or forward).</summary>
+    private TrustedMembersChanged? _trusted;
+
+    /// <summary>Where member <paramref name="id"/>'s node is: a leader may be a server that a reconfig added after this one started.</summary>
+    private string LinkAddressOf(long id) => _trusted?.AddressOf(id) ?? _ensemble!.Members.AddressOf(id);
+
     private void ReceiveReconfigMessages()
     {
         // The peer refused a reconfig this replica prepared: the error txn is what commits at that zxid.
@@ -17,6 +23,11 @@ public sealed partial class ReplicaActor
         Receive<MembersChanged>(m =>
         {
             _ensemble = _ensemble! with { Members = m.Members };
+            _senders = new MemberSenders(m.Members);
+        });
+        Receive<TrustedMembersChanged>(m =>
+        {
+            _trusted = m;
             _senders = new MemberSenders(m.Members);
         });
     }

@@ -27,6 +27,7 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
     private readonly Func<long> _clock;
     private readonly TimeSpan _tick;
     private readonly EnsembleLink? _ensemble;
+    private Pipeline.TrustedMembersChanged? _trusted;
     /// <summary>Expiry is decided here: standalone, or the established leader.</summary>
     private bool _decides;
     private IActorRef? _leaderTracker;
@@ -65,6 +66,12 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
             // Only sessions the replica opened are tracked; a touch never resurrects a closed session.
             else if (_expiry.Contains(m.SessionId)) _expiry.Touch(m.SessionId, m.TimeoutMs, _clock());
         });
+        // Members change with reconfigurations: a joiner's sessions are kept alive too, and a new member may lead.
+        Receive<Pipeline.TrustedMembersChanged>(m =>
+        {
+            _trusted = m;
+            _senders = new MemberSenders(m.Members);
+        });
         Receive<SessionsTouched>(m =>
         {
             // Only a member may keep sessions alive, and only in its own name.
@@ -87,7 +94,7 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
         {
             _decides = role.ServesClients && role.Role == PeerState.Leading;
             _leaderTracker = role.ServesClients && !_decides
-                ? Ensemble.RemotePaths.Resolve(Context.System, _ensemble!.Members.AddressOf(role.Leader) + NodeActor.TrackerPath)
+                ? Ensemble.RemotePaths.Resolve(Context.System, (_trusted?.AddressOf(role.Leader) ?? _ensemble!.Members.AddressOf(role.Leader)) + NodeActor.TrackerPath)
                 : null;
             _touched.Clear();
             // A member that stops serving drops its clients, local sessions and all.
@@ -119,7 +126,9 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
     protected override void PreStart()
     {
         Timers.StartPeriodicTimer("tick", Tick.Instance, _tick);
-        if (_ensemble is not null) Context.System.EventStream.Subscribe(Self, typeof(RoleChanged));
+        if (_ensemble is null) return;
+        Context.System.EventStream.Subscribe(Self, typeof(RoleChanged));
+        Context.System.EventStream.Subscribe(Self, typeof(Pipeline.TrustedMembersChanged));
     }
 
     public static Props Props(TimeSpan tick, Func<long> clock, EnsembleLink? ensemble = null) =>
