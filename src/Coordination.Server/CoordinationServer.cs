@@ -138,7 +138,8 @@ public sealed class CoordinationServer : IAsyncDisposable
     {
         var registry = new ConnectionRegistry();
         var metrics = Metrics.ServerMetrics.For(system);
-        var admin = new FourLetterWordHandler(settings, replica, registry, () => ensemble?.Mode ?? "standalone", ensemble, metrics.ClientPort, metrics.Stats);
+        var admin = new FourLetterWordHandler(settings, replica, registry, () => ensemble?.Mode ?? "standalone", ensemble, metrics.ClientPort, metrics.Stats)
+            { Metrics = metrics, QuorumSize = context.Members?.Voters.Count ?? 0 };
         var listener = new ClientListener(settings, system, sessions, admin, registry);
         var commands = new AdminCommands(admin, context.Tracker, context.Snapshots, context.Members, context.InitialConfiguration);
         var health = new ServerHealth(ensemble, settings.DataDir);

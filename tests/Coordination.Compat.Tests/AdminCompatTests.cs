@@ -50,10 +50,6 @@ public abstract class AdminCompatTestsBase(IParityServer target, ITestOutputHelp
     private static readonly string[] BriefConnectionKeys = ["remote_socket_address", "interest_ops", "outstanding_requests", "packets_received", "packets_sent"];
     private static readonly string[] ConnectionKeys = [.. BriefConnectionKeys, "session_id", "last_operation", "established", "session_timeout",
         "last_cxid", "last_zxid", "last_response_time", "last_latency", "min_latency", "avg_latency", "max_latency"];
-    /// <summary>The classic mntr set (ZooKeeper's monitor has many more metrics; these are the ones scrapers rely on).</summary>
-    private static readonly string[] MonitorKeys = ["version", "server_state", "avg_latency", "max_latency", "min_latency", "packets_received",
-        "packets_sent", "num_alive_connections", "outstanding_requests", "znode_count", "watch_count", "ephemerals_count",
-        "approximate_data_size", "open_file_descriptor_count", "max_file_descriptor_count", "global_sessions", "uptime"];
     /// <summary>Java system properties that have a .NET equivalent.</summary>
     private static readonly string[] SystemPropertyKeys = ["file.encoding", "file.separator", "line.separator", "path.separator", "java.io.tmpdir",
         "java.home", "java.version", "java.vendor", "os.name", "os.arch", "os.version", "user.dir", "user.home", "user.name"];
@@ -69,6 +65,19 @@ public abstract class AdminCompatTestsBase(IParityServer target, ITestOutputHelp
         var text = await response.Content.ReadAsStringAsync();
         output.WriteLine($"[{target.Server.Target}] {command}: {(int)response.StatusCode} {text}");
         return (response.StatusCode, JsonDocument.Parse(text).RootElement.Clone());
+    }
+
+    private async Task<string> FourLetterWordAsync(string word)
+    {
+        var host = (await target.Server.GetHostsAsync()).Split(',')[0];
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(host[..host.LastIndexOf(':')], int.Parse(host[(host.LastIndexOf(':') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(word));
+        using var reader = new StreamReader(stream);
+        var text = await reader.ReadToEndAsync();
+        output.WriteLine($"[{target.Server.Target}] {word}: {text}");
+        return text;
     }
 
     private static void HasKeys(JsonElement body, IEnumerable<string> keys, string where)
@@ -128,8 +137,18 @@ public abstract class AdminCompatTestsBase(IParityServer target, ITestOutputHelp
         var (_, summary) = await GetAsync("watch_summary");
         Assert.True(summary.GetProperty("num_total_watches").GetInt64() >= 1);
 
+        // stat_reset (srst) above set ZooKeeper's summaries back to zero: one update and one read after it.
+        Assert.Equal(ErrorCode.Ok, (await client.CreateAsync(ephemeral + "-after-reset", [], CreateMode.Ephemeral)).Header.Err);
+        Assert.Equal(ErrorCode.Ok, (await client.ExistsAsync(ephemeral, watch: false)).Header.Err);
         var (_, monitor) = await GetAsync("mntr");
-        HasKeys(monitor, [.. MonitorKeys, .. Bare], "monitor");
+        var ours = target is OursParityFixture;
+        ZooKeeperMonitorKeys.AssertKeys(monitor.EnumerateObject().Select(p => p.Name), "standalone", ours, "monitor");
+        Assert.True(monitor.GetProperty("znode_count").GetInt64() >= 2);
+        Assert.True(monitor.GetProperty("cnt_updatelatency").GetInt64() >= 1);
+        Assert.True(monitor.GetProperty("cnt_readlatency").GetInt64() >= 1);
+        var mntr = await FourLetterWordAsync("mntr");
+        ZooKeeperMonitorKeys.AssertKeys(mntr.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('\t')[0][3..]), "standalone", ours, "mntr");
+        ZooKeeperMonitorKeys.AssertOrder(mntr, "standalone", "mntr");
         Assert.True(monitor.GetProperty("ephemerals_count").GetInt64() >= 1);
         var (_, properties) = await GetAsync("sysp");
         HasKeys(properties, [.. SystemPropertyKeys, .. Bare], "system_properties");

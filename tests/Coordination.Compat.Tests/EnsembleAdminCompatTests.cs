@@ -45,6 +45,15 @@ public sealed class EnsembleAdminCompatTests(ITestOutputHelper output)
             Assert.True(present.SetEquals(keys), $"{where}: has {string.Join(", ", present.Order())}, ZooKeeper has {string.Join(", ", keys.Order())}");
         }
 
+        static async Task<string> FourLetterWordAsync(EnsembleProcesses.Member m, string word)
+        {
+            using var tcp = new System.Net.Sockets.TcpClient();
+            await tcp.ConnectAsync(m.Host, m.ClientPort);
+            await tcp.GetStream().WriteAsync(System.Text.Encoding.ASCII.GetBytes(word));
+            using var reader = new StreamReader(tcp.GetStream());
+            return await reader.ReadToEndAsync();
+        }
+
         // Every member serves once the election is over: wait until all name one leader.
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         long[] leaders;
@@ -91,6 +100,18 @@ public sealed class EnsembleAdminCompatTests(ITestOutputHelper output)
             var expected = (string[])["version", "read_only", "server_stats", "client_response", "node_count", .. Bare];
             HasExactlyKeys(stats, m.Id == leaderId ? [.. expected, "proposal_stats"] : expected, "server_stats");
             Assert.Equal(m.Id == leaderId ? "leader" : "follower", stats.GetProperty("server_stats").GetProperty("server_state").GetString());
+
+            // ZooKeeper's full monitor set for the member's role, and mntr in ZooKeeper's order.
+            var role = m.Id == leaderId ? "leader" : "follower";
+            var monitor = await Get(m, "monitor");
+            ZooKeeperMonitorKeys.AssertKeys(monitor.EnumerateObject().Select(p => p.Name), role, target == "ours", $"monitor on {m.Id}");
+            Assert.Equal(3, monitor.GetProperty("quorum_size").GetInt64());
+            Assert.Equal(m.Id == leaderId ? "leading - broadcast" : "following - broadcast", monitor.GetProperty("peer_state").GetString());
+            if (m.Id == leaderId) Assert.Equal(2, monitor.GetProperty("synced_followers").GetInt64());
+            Assert.True(monitor.GetProperty("cnt_election_time").GetInt64() >= 1);
+            var mntr = await FourLetterWordAsync(m, "mntr");
+            output.WriteLine($"[{target} {m.Id}] mntr: {mntr}");
+            ZooKeeperMonitorKeys.AssertOrder(mntr, role, $"mntr on {m.Id}");
         }
     }
 }

@@ -184,13 +184,17 @@ public sealed class AdminHttpServer : IAsyncDisposable
     /// <summary>The /metrics body: the mntr gauges and counters, then the histograms and counters of <see cref="ServerMetrics"/>.</summary>
     private string MetricsText(string mntr)
     {
-        var b = new StringBuilder(Prometheus(mntr));
-        _metrics?.WritePrometheus(b);
-        return b.ToString();
+        var own = new StringBuilder();
+        _metrics?.WritePrometheus(own);
+        // mntr also has some of these names (proposal_count, election_time, ...): one family per name, the registry's.
+        var written = own.ToString().Split('\n').Where(l => l.StartsWith("# TYPE ", StringComparison.Ordinal)).Select(l => l.Split(' ')[2]).ToHashSet(StringComparer.Ordinal);
+        return Prometheus(mntr, written) + own;
     }
 
     /// <summary>The numeric mntr values as Prometheus samples, named as ZooKeeper's Prometheus provider names them.</summary>
-    public static string Prometheus(string mntr)
+    public static string Prometheus(string mntr) => Prometheus(mntr, new HashSet<string>());
+
+    private static string Prometheus(string mntr, IReadOnlySet<string> skip)
     {
         var b = new StringBuilder();
         foreach (var line in mntr.Split('\n', StringSplitOptions.RemoveEmptyEntries))
@@ -198,6 +202,7 @@ public sealed class AdminHttpServer : IAsyncDisposable
             var parts = line.Split('\t');
             if (parts.Length != 2 || !double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var value)) continue;
             var name = parts[0].StartsWith("zk_", StringComparison.Ordinal) ? parts[0][3..] : parts[0];
+            if (skip.Contains(name)) continue;
             b.Append("# TYPE ").Append(name).Append(Counters.Contains(name) || ClientPortMetrics.Names.Contains(name) ? " counter\n" : " gauge\n");
             b.Append(name).Append(' ').Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');
         }

@@ -107,53 +107,89 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
         return b.ToString();
     }
 
+    /// <summary>This server's metrics registry (mntr's summaries and counters); null in handlers built without a server.</summary>
+    internal Server.Metrics.ServerMetrics? Metrics { get; init; }
+
+    /// <summary>Voting members in the configuration this server started with (mntr's quorum_size on an ensemble).</summary>
+    internal int QuorumSize { get; init; }
+
     private string Mntr(ReplicaStats s)
     {
         var (min, avg, max, count) = _stats.Latency();
         var process = System.Diagnostics.Process.GetCurrentProcess();
+        var state = mode();
         var lines = new List<(string, object)>
         {
-            ("zk_version", Version),
-            ("zk_server_state", mode()),
-            ("zk_avg_latency", avg.ToString("0.####", CultureInfo.InvariantCulture)),
-            ("zk_max_latency", max.ToString("0.###", CultureInfo.InvariantCulture)),
-            ("zk_min_latency", min.ToString("0.###", CultureInfo.InvariantCulture)),
-            ("zk_request_count", count),
-            ("zk_packets_received", _stats.PacketsReceived),
-            ("zk_packets_sent", _stats.PacketsSent),
-            ("zk_num_alive_connections", connections.Count),
-            ("zk_outstanding_requests", s.OutstandingRequests),
-            ("zk_znode_count", s.NodeCount),
-            ("zk_watch_count", s.WatchCount),
-            ("zk_ephemerals_count", s.EphemeralCount),
-            ("zk_approximate_data_size", s.DataSize),
-            ("zk_open_file_descriptor_count", OpenFileDescriptors()),
-            ("zk_max_file_descriptor_count", MaxFileDescriptors()),
-            ("zk_global_sessions", s.SessionCount),
-            ("zk_last_zxid", Hex(s.LastZxid)),
-            ("zk_uptime", UptimeMs),
-            ("zk_resident_memory_bytes", process.WorkingSet64),
-            ("zk_heap_used_bytes", GC.GetTotalMemory(false)),
+            ("version", Version),
+            ("server_state", state),
+            ("ephemerals_count", s.EphemeralCount),
+            ("num_alive_connections", connections.Count),
+            ("avg_latency", avg),
+            ("outstanding_requests", s.OutstandingRequests),
+            ("znode_count", s.NodeCount),
+            ("global_sessions", s.SessionCount),
+            ("last_client_response_size", -1),  // response sizes are not recorded (as server_stats' client_response)
+            ("packets_sent", _stats.PacketsSent),
+            ("packets_received", _stats.PacketsReceived),
+            ("max_client_response_size", -1),
+            ("connection_drop_probability", 0.0),
+            ("watch_count", s.WatchCount),
+            ("min_latency", (long)Math.Round(min)),
+            ("max_file_descriptor_count", MaxFileDescriptors()),
+            ("approximate_data_size", s.DataSize),
+            ("open_file_descriptor_count", OpenFileDescriptors()),
+            ("uptime", UptimeMs),
+            ("max_latency", (long)Math.Round(max)),
+            ("min_client_response_size", -1),
         };
-        if (bounds is not null) foreach (var (name, value) in bounds.Values()) lines.Add(("zk_" + name, value));
+        var summaries = new Dictionary<string, Server.Metrics.Summary>(StringComparer.Ordinal);
+        if (Metrics is { } m)
+        {
+            lines.Add(("local_sessions", m.LocalSessions));
+            lines.Add(("proposal_count", m.Proposals));
+            lines.Add(("commit_count", m.Commits));
+            lines.Add(("diff_count", m.Ensemble.FollowerSyncs(Server.Metrics.EnsembleMetrics.SyncKind.Diff)));
+            lines.Add(("snap_count", m.Ensemble.FollowerSyncs(Server.Metrics.EnsembleMetrics.SyncKind.Snap)));
+            lines.Add(("looking_count", m.Ensemble.ElectionTime.Count));
+            summaries["fsynctime"] = Server.Metrics.Summary.Of(m.FsyncTime);
+            summaries["sync_processor_batch_size"] = Server.Metrics.Summary.Of(m.JournalBatchSize);
+            summaries["election_time"] = Server.Metrics.Summary.Of(m.Ensemble.ElectionTime);
+            var latencies = m.RequestLatencies().Where(r => r.Op is not Protocol.OpCode.Ping).ToList();
+            summaries["readlatency"] = Server.Metrics.Summary.Of(latencies.Where(r => !Protocol.Requests.IsWrite(r.Op)).Select(r => r.Latency));
+            summaries["updatelatency"] = Server.Metrics.Summary.Of(latencies.Where(r => Protocol.Requests.IsWrite(r.Op)).Select(r => r.Latency));
+        }
+        // The nearest .NET equivalent of the JVM's pauses: the runtime's GC pauses (count and total only).
+        var gcPauseMs = GC.GetTotalPauseDuration().TotalMilliseconds;
+        summaries["jvm_pause_time_ms"] = new Server.Metrics.Summary { Count = GC.CollectionCount(0), Sum = gcPauseMs };
         if (ensemble is { } e)
         {
-            lines.Add(("zk_server_id", e.ServerId));
-            lines.Add(("zk_leader_id", e.Leader));
-            lines.Add(("zk_epoch", e.Epoch));
-            lines.Add(("zk_election_time", e.LastElectionMs));
-            lines.Add(("zk_leader_changes", e.LeaderChanges));
-            lines.Add(("zk_last_proposal_size", e.LastProposalSize));
+            lines.Add(("peer_state", e.Mode switch { "leader" => "leading", "observer" => "observing", _ => "following" } + " - broadcast"));
+            lines.Add(("quorum_size", QuorumSize));
             if (e.Mode == "leader")
             {
-                lines.Add(("zk_learners", e.Learners));
-                lines.Add(("zk_followers", e.Learners));
-                lines.Add(("zk_synced_followers", e.SyncedLearners));
-                lines.Add(("zk_pending_syncs", e.Learners - e.SyncedLearners));
+                lines.Add(("min_proposal_size", e.MinProposalSize));
+                lines.Add(("max_proposal_size", e.MaxProposalSize));
+                lines.Add(("synced_followers", e.SyncedLearners));
+                lines.Add(("last_proposal_size", e.LastProposalSize));
+                lines.Add(("pending_syncs", e.Learners - e.SyncedLearners));
+                lines.Add(("leader_uptime", e.LeaderUptimeMs));
+                lines.Add(("learners", e.Learners));
+                lines.Add(("followers", e.Learners));
             }
+            lines.Add(("server_id", e.ServerId));
+            lines.Add(("leader_id", e.Leader));
+            lines.Add(("epoch", e.Epoch));
+            lines.Add(("election_time", e.LastElectionMs));
+            lines.Add(("leader_changes", e.LeaderChanges));
         }
+        // This server's own keys, after ZooKeeper's.
+        lines.Add(("request_count", count));
+        lines.Add(("last_zxid", Hex(s.LastZxid)));
+        lines.Add(("resident_memory_bytes", process.WorkingSet64));
+        lines.Add(("heap_used_bytes", GC.GetTotalMemory(false)));
+        if (bounds is not null) foreach (var (name, value) in bounds.Values()) lines.Add((name, value));
         var b = new StringBuilder();
-        foreach (var (key, value) in lines) b.Append(key).Append('\t').Append(Convert.ToString(value, CultureInfo.InvariantCulture)).Append('\n');
+        Server.Metrics.ZooKeeperMonitor.Write(b, Server.Metrics.ZooKeeperMonitor.RoleOf(state), lines, summaries);
         return b.ToString();
     }
 
@@ -176,7 +212,13 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
         return b.Append('\n').ToString();
     }
 
-    private string ResetStats() { _stats.Reset(); return "Server stats reset.\n"; }
+    // As ZooKeeper's ServerStats.reset: the latency and packet counters, and every ServerMetrics counter and summary.
+    private string ResetStats()
+    {
+        _stats.Reset();
+        Metrics?.ResetCountersAndSummaries();
+        return "Server stats reset.\n";
+    }
     private string ResetConnections() => "Connection stats reset.\n";
 
     private string Envi()

@@ -49,12 +49,14 @@ public sealed class EnsembleState
         // Rebuilt only when the count of synchronised learners or the leader changes: this runs after every step.
         if (peer.SyncedLearnerCount != SyncedLearners || peer.Leader != Leader || peer.Role == PeerState.Leading != (_mode == "leader"))
             _syncedVoters = peer.SyncedVoters;
+        var wasLeading = _mode == "leader";
         _mode = !serving ? "looking" : peer.Role switch
         {
             PeerState.Leading => "leader",
             PeerState.Observing => "observer",
             _ => "follower",
         };
+        if (!wasLeading && _mode == "leader") Interlocked.Exchange(ref _leadingSinceMs, Environment.TickCount64);
         if (Interlocked.Exchange(ref _leader, serving ? peer.Leader : -1) != (serving ? peer.Leader : -1) && serving)
         {
             Interlocked.Increment(ref _leaderChanges);
@@ -80,5 +82,19 @@ public sealed class EnsembleState
 
     internal void SnapshotInstalled() => Interlocked.Increment(ref _snapshotsInstalled);
 
-    internal void Proposed(int bytes) => Interlocked.Exchange(ref _lastProposalSize, bytes);
+    internal void Proposed(int bytes)
+    {
+        Interlocked.Exchange(ref _lastProposalSize, bytes);
+        // Only the leader proposes, so min and max have one writer.
+        if (Interlocked.Read(ref _minProposalSize) is var min && (min < 0 || bytes < min)) Interlocked.Exchange(ref _minProposalSize, bytes);
+        if (bytes > Interlocked.Read(ref _maxProposalSize)) Interlocked.Exchange(ref _maxProposalSize, bytes);
+    }
+
+    private long _minProposalSize = -1, _maxProposalSize = -1, _leadingSinceMs = -1;
+    /// <summary>The smallest and largest proposal (bytes) this member made as leader; -1 before the first, as ZooKeeper's
+    /// min_proposal_size and max_proposal_size.</summary>
+    internal long MinProposalSize => Interlocked.Read(ref _minProposalSize);
+    internal long MaxProposalSize => Interlocked.Read(ref _maxProposalSize);
+    /// <summary>Milliseconds since this member started leading (ZooKeeper's leader_uptime), 0 when it does not lead.</summary>
+    internal long LeaderUptimeMs => _mode == "leader" && Interlocked.Read(ref _leadingSinceMs) is >= 0 and var since ? Environment.TickCount64 - since : 0;
 }

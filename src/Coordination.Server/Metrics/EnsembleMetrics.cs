@@ -66,6 +66,15 @@ public sealed class EnsembleMetrics
         }
     }
 
+    /// <summary>srst (see <see cref="ServerMetrics"/>): the election summary and the sync counts.</summary>
+    internal void ResetCountersAndSummaries()
+    {
+        ElectionTime.Reset();
+        Interlocked.Exchange(ref _diffSyncs, 0);
+        Interlocked.Exchange(ref _truncSyncs, 0);
+        Interlocked.Exchange(ref _snapSyncs, 0);
+    }
+
     public long FollowerSyncs(SyncKind kind) => kind switch
     {
         SyncKind.Diff => Interlocked.Read(ref _diffSyncs),

@@ -12,6 +12,8 @@ public sealed class Histogram
     private readonly double[] _bounds;
     private readonly long[] _counts;   // per bucket, not cumulative; the last slot is +Inf
     private long _sumMicros;           // the sum in millionths of the unit, to stay an integer for Interlocked
+    private long _minMicros = long.MaxValue;
+    private long _maxMicros;           // min and max for ZooKeeper's summaries (mntr's min_/max_ keys)
 
     public Histogram(double[] bounds)
     {
@@ -30,8 +32,39 @@ public sealed class Histogram
         var i = 0;
         while (i < _bounds.Length && value > _bounds[i]) i++;
         Interlocked.Increment(ref _counts[i]);
-        Interlocked.Add(ref _sumMicros, (long)(value * 1_000_000));
+        var micros = (long)(value * 1_000_000);
+        Interlocked.Add(ref _sumMicros, micros);
+        // A compare-exchange only when the value is a new extreme: a read and a compare on the usual path.
+        for (var seen = Volatile.Read(ref _minMicros); micros < seen; seen = Volatile.Read(ref _minMicros))
+            if (Interlocked.CompareExchange(ref _minMicros, micros, seen) == seen) break;
+        for (var seen = Volatile.Read(ref _maxMicros); micros > seen; seen = Volatile.Read(ref _maxMicros))
+            if (Interlocked.CompareExchange(ref _maxMicros, micros, seen) == seen) break;
     }
+
+    /// <summary>Adds this histogram's observations to <paramref name="summary"/> (several histograms can fold into one:
+    /// readlatency is every read op's).</summary>
+    internal void AddTo(Summary summary)
+    {
+        summary.Bounds ??= _bounds;
+        for (var i = 0; i < _counts.Length; i++) summary.Counts[i] += Volatile.Read(ref _counts[i]);
+        var count = Count;
+        if (count == 0) return;
+        summary.Count += count;
+        summary.Sum += Volatile.Read(ref _sumMicros) / 1_000_000.0;
+        summary.Min = Math.Min(summary.Min, Volatile.Read(ref _minMicros) / 1_000_000.0);
+        summary.Max = Math.Max(summary.Max, Volatile.Read(ref _maxMicros) / 1_000_000.0);
+    }
+
+    /// <summary>Back to no observations (srst); an observation recorded meanwhile may be lost or half-kept, as in ZooKeeper.</summary>
+    internal void Reset()
+    {
+        for (var i = 0; i < _counts.Length; i++) Interlocked.Exchange(ref _counts[i], 0);
+        Interlocked.Exchange(ref _sumMicros, 0);
+        Interlocked.Exchange(ref _minMicros, long.MaxValue);
+        Interlocked.Exchange(ref _maxMicros, 0);
+    }
+
+    internal int BucketCount => _counts.Length;
 
     public long Count
     {

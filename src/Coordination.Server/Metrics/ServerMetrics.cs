@@ -37,6 +37,11 @@ public sealed class ServerMetrics : IExtension
     /// <summary>How often the client-port bounds acted (reported by mntr).</summary>
     public ClientPortMetrics ClientPort { get; } = new();
 
+    private long _localSessions;
+    /// <summary>Local sessions open on this member (ZooKeeper's local_sessions), as of the last replica stats request.</summary>
+    internal long LocalSessions => Interlocked.Read(ref _localSessions);
+    internal void SetLocalSessions(int count) => Interlocked.Exchange(ref _localSessions, count);
+
     public long Proposals => Interlocked.Read(ref _proposals);
     public long Commits => Interlocked.Read(ref _commits);
 
@@ -45,6 +50,18 @@ public sealed class ServerMetrics : IExtension
 
     /// <summary>Txns that became durable and so committed (ZooKeeper's <c>commit_count</c>).</summary>
     public void AddCommits(int count) => Interlocked.Add(ref _commits, count);
+
+    /// <summary>srst: ZooKeeper's ServerMetrics.resetAll, every counter and summary mntr reports back to zero (gauges
+    /// such as learners or local sessions are current values and stay).</summary>
+    internal void ResetCountersAndSummaries()
+    {
+        foreach (var (_, latency) in RequestLatencies()) latency.Reset();
+        FsyncTime.Reset();
+        JournalBatchSize.Reset();
+        Interlocked.Exchange(ref _proposals, 0);
+        Interlocked.Exchange(ref _commits, 0);
+        Ensemble.ResetCountersAndSummaries();
+    }
 
     /// <summary>Records a committed journal write: its latency since <paramref name="startedTicks"/> (a Stopwatch
     /// timestamp), its batch size, and its txns as commits.</summary>

@@ -656,6 +656,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     private void OnGetStats(GetReplicaStats request)
     {
         IReadOnlyDictionary<long, IReadOnlyCollection<string>>? ephemerals = null;
+        _metrics.SetLocalSessions(_sessions.Values.Count(s => s.Local)); // mntr's local_sessions, read after this reply
         if (request.WithEphemerals)
             ephemerals = _tree.SessionsWithEphemerals.ToDictionary(s => s, s => _tree.EphemeralsOf(s));
         Sender.Tell(new ReplicaStats(
