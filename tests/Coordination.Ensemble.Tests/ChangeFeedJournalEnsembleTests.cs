@@ -17,7 +17,7 @@ public sealed class ChangeFeedJournalEnsembleTests(ITestOutputHelper output)
     [Fact]
     public async Task A_restarted_member_serves_a_zxid_before_its_restart_from_its_journal_then_live()
     {
-        await using var ensemble = await TestEnsemble.StartAsync(options: new TestEnsembleOptions { SnapshotEveryTxns = 100 });
+        await using var ensemble = await TestEnsemble.StartAsync(options: new TestEnsembleOptions { SnapshotEveryTxns = 100, ExtraHocon = "coordination.change-feed.history-from-journal = on" });
         var leader = ensemble.Leader!;
         var follower = Ens.Follower(ensemble);
         var written = new List<(long Zxid, int Value)>();

@@ -52,7 +52,7 @@ public sealed class PersistentFileJournalTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>Collects what the log answers, in order, until it has answered <paramref name="expected"/> proposals.</summary>
+    /// <summary>Collects what the log answers, in order, until it has answered <c>expected</c> proposals.</summary>
     private sealed class ReplyCollector : ReceiveActor
     {
         public ReplyCollector(int expected, TaskCompletionSource<List<object>> done)

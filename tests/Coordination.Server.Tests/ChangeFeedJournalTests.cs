@@ -86,7 +86,8 @@ public sealed class ChangeFeedJournalTests(ITestOutputHelper output)
         {
             // Snapshots every 100 txns: the server restarts from one taken late, and the journal goes back further.
             // Small batches, so that the history is still being read while the live writes commit.
-            ExtraHocon = "coordination.persistence { snapshot-every-txns = 100, log-segment-size = 64KiB, log-preallocate = 16KiB }\n" +
+            ExtraHocon = "coordination.change-feed.history-from-journal = on\n" +
+                         "coordination.persistence { snapshot-every-txns = 100, log-segment-size = 64KiB, log-preallocate = 16KiB }\n" +
                          "coordination.change-feed.batch-size = 1KiB",
         });
         await Targets.WithServerOutputOnFailure(server, output, async () =>
@@ -123,7 +124,8 @@ public sealed class ChangeFeedJournalTests(ITestOutputHelper output)
         await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions
         {
             // One snapshot kept and the segments before it purged: the oldest history is that snapshot's.
-            ExtraHocon = "coordination.persistence { snapshot-every-txns = 100, snapshots-retained = 1, log-segment-size = 64KiB, log-preallocate = 16KiB }",
+            ExtraHocon = "coordination.change-feed.history-from-journal = on\n" +
+                         "coordination.persistence { snapshot-every-txns = 100, snapshots-retained = 1, log-segment-size = 64KiB, log-preallocate = 16KiB }",
         });
         await Targets.WithServerOutputOnFailure(server, output, async () =>
         {
@@ -167,7 +169,7 @@ public sealed class ChangeFeedJournalTests(ITestOutputHelper output)
     {
         await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions
         {
-            ExtraHocon = "coordination.max-queued-bytes-per-connection = 4MiB\ncoordination.change-feed.batch-size = 1MiB",
+            ExtraHocon = "coordination.max-queued-bytes-per-connection = 4MiB\ncoordination.change-feed { batch-size = 1MiB, history-from-journal = on }",
         });
         await Targets.WithServerOutputOnFailure(server, output, async () =>
         {

@@ -17,7 +17,7 @@ public sealed record ChangeFeedSettings
     public int BatchBytes { get; init; } = 64 << 10;
     /// <summary>Serve changes older than the in-memory record from the file journal on disk (back to the oldest
     /// snapshot the journal continues); off: such zxids answer Compacted.</summary>
-    public bool HistoryFromJournal { get; init; } = true;
+    public bool HistoryFromJournal { get; init; }
     /// <summary>Subscriptions read from the journal at once (each rebuilds a tree from a snapshot); others wait.</summary>
     public int HistoryReaders { get; init; } = 2;
 

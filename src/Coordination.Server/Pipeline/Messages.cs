@@ -37,6 +37,17 @@ public sealed record Reply(long Seq, int Xid, long Zxid, ErrorCode Err, ZkRespon
 /// (see WatchTrigger.Acl): the session delivers the event only if its current auth has READ on it.</summary>
 public sealed record Notification(long Seq, long Zxid, byte[] Frame, IReadOnlyList<Acl>? Acl = null) : SessionOutput(Seq);
 
+/// <summary>
+/// Follows a change-feed batch to the session actor, in sequence: when it is emitted, every change before it has been
+/// handed to the connection (and counts in its queued bytes), and the session actor echoes it to the replica as
+/// <see cref="FeedMarkReached"/>. The replica sends a subscription's next batch only then, so a session actor that lags
+/// cannot pile up batches the connection has not counted yet.
+/// </summary>
+public sealed record FeedMark(long Seq, long SubscriptionId) : SessionOutput(Seq);
+
+/// <summary>The session actor emitted <see cref="FeedMark"/>: the subscription may be sent its next batch.</summary>
+public sealed record FeedMarkReached(long SubscriptionId);
+
 /// <summary>The answer to a handshake: the session exists (with its timeout) or it does not.</summary>
 public sealed record SessionValidated(long Seq, bool Valid, int TimeoutMs, long LastZxid) : SessionOutput(Seq);
 

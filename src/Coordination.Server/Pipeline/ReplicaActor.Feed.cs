@@ -39,9 +39,17 @@ public sealed partial class ReplicaActor
         /// <summary>History entries read and not sent yet (at most one batch).</summary>
         public readonly Queue<FeedEntry> Backlog = new();
         public long BacklogBytes;
-        /// <summary>History is sent at most a batch per <see cref="PumpInterval"/>: the connection counts what it was sent
-        /// only when the session actor hands it over, and history, unlike live changes, is there at once.</summary>
-        public long NextHistoryTurnMs;
+        /// <summary>
+        /// A batch's worth was sent and its <see cref="FeedMark"/> has not come back: the connection counts what it is
+        /// sent only when the session actor hands it over, so nothing more is sent until then (else a session actor
+        /// that lags would let batches pile up past the connection's bound before <c>Backlogged</c> could see them).
+        /// At most two batches and a frame are ever on their way uncounted.
+        /// </summary>
+        public bool AwaitingMark;
+        /// <summary>Bytes sent since the last mark; a mark follows once they reach a batch (live changes are small and
+        /// many: a mark per pump would double the session actor's messages).</summary>
+        public long UnmarkedBytes;
+        public readonly long Id = Interlocked.Increment(ref _nextSubscriptionId);
         public readonly long SessionId = sessionId;
         public readonly int Xid = xid;
         public readonly string Prefix = prefix;
@@ -50,6 +58,8 @@ public sealed partial class ReplicaActor
         public readonly Network.ClientConnection? Connection = connection;
         public long Cursor = cursor;
     }
+
+    private static long _nextSubscriptionId;
 
     private sealed class FeedPump { public static readonly FeedPump Instance = new(); }
     private sealed class RetentionTick { public static readonly RetentionTick Instance = new(); }
@@ -81,6 +91,12 @@ public sealed partial class ReplicaActor
     private void ReceiveFeedMessages()
     {
         Receive<FeedPump>(_ => PumpFeeds());
+        Receive<FeedMarkReached>(m =>
+        {
+            foreach (var sub in _subscriptions)
+                if (sub.Id == m.SubscriptionId) sub.AwaitingMark = false;
+            PumpFeeds();
+        });
         Receive<RetentionTick>(_ =>
         {
             _feed.Trim(_monotonic());
@@ -251,9 +267,6 @@ public sealed partial class ReplicaActor
     /// </summary>
     private bool PumpHistory(Subscription sub, SessionState session, ref long budget, ref int sent)
     {
-        var now = _monotonic();
-        if (now < sub.NextHistoryTurnMs) return true;
-        var before = sent;
         while (budget > 0 && sub.Connection is not { Backlogged: true } && sub.Backlog.TryDequeue(out var entry))
         {
             sub.BacklogBytes -= entry.Bytes;
@@ -267,7 +280,6 @@ public sealed partial class ReplicaActor
                 sent++;
             }
         }
-        if (sent > before) sub.NextHistoryTurnMs = now + (long)PumpInterval.TotalMilliseconds;
         if (sub.Backlog.Count > 0) return true;
         if (sub.Read is null)
         {
@@ -313,7 +325,9 @@ public sealed partial class ReplicaActor
                 _subscriptions.RemoveAt(i);
                 continue;
             }
+            if (sub.AwaitingMark) continue;   // its mark's return pumps it
             long budget = _settings.ChangeFeed.BatchBytes;
+            var budgetBefore = budget;
             if (sub.HistoryAfter is null && sub.Cursor < _feed.FirstSeq)
             {
                 // Fell behind what memory retains: on from the journal if it still has the changes.
@@ -336,6 +350,7 @@ public sealed partial class ReplicaActor
                 if (sub.HistoryAfter is not null)
                 {
                     lagging |= sub.Read is null || sub.Backlog.Count > 0 || sub.Read.Last is { Done: true };
+                    MarkIfBatchSent(sub, session, budgetBefore - budget);
                     continue;
                 }
             }
@@ -355,10 +370,22 @@ public sealed partial class ReplicaActor
                 }
             }
             if (sub.Cursor < _feed.EndSeq) lagging = true;
+            MarkIfBatchSent(sub, session, budgetBefore - budget);
         }
         if (sent > 0) _metrics.ClientPort.Feed.Sent(sent);
         PublishFeedMetrics();
         if (lagging && !Timers.IsTimerActive("feed-pump")) Timers.StartSingleTimer("feed-pump", FeedPump.Instance, PumpInterval);
+    }
+
+    /// <summary>Once a batch's worth was sent, a <see cref="FeedMark"/> in the session's sequence; the subscription
+    /// waits for it.</summary>
+    private void MarkIfBatchSent(Subscription sub, SessionState session, long bytes)
+    {
+        sub.UnmarkedBytes += bytes;
+        if (sub.UnmarkedBytes < _settings.ChangeFeed.BatchBytes) return;
+        session.Actor.Tell(new FeedMark(session.NextSeq(), sub.Id));
+        sub.AwaitingMark = true;
+        sub.UnmarkedBytes = 0;
     }
 
     private void EndCompacted(Subscription sub, SessionState session)

@@ -299,6 +299,9 @@ public sealed class SessionActor : ReceiveActor
                 // ZooKeeper's ServerCnxn.process(event, znodeAcl): the session's auth as it is now must have READ.
                 if (n.Acl is null || Acls.Check(n.Acl, Perms.Read, _auth)) _connection?.Send(n.Frame, isResponse: false);
                 break;
+            case FeedMark mark:
+                _replica.Tell(new FeedMarkReached(mark.SubscriptionId));
+                break;
             case SessionValidated v:
                 CompleteHandshake(v);
                 break;
