@@ -141,7 +141,8 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
         Receive<PartWritten>(w => PeerOf(_installing!.Leader).Tell(new FetchSnapshot(_myId, _installing.Zxid, w.Offset), Self));
         Receive<FetchTimedOut>(_ => throw new TimeoutException($"fetching snapshot 0x{_installing?.Zxid:x} from server {_installing?.Leader} timed out"));
         Receive<GetStatus>(_ => Sender.Tell(new PeerStatus(_myId, _peer.Role, _peer.Leader, _peer.ServesClients, _peer.CurrentEpoch, _peer.Committed, _storage.LastZxid, _peer.NextZxid)));
-        Receive<Status.Failure>(f => throw new IOException("Zab log append failed", f.Cause));
+        // Every write piped back here (log appends and truncations, snapshot parts and installs, the dynamic config file).
+        Receive<Status.Failure>(f => throw new IOException("a write of this member failed: " + f.Cause.Message, f.Cause));
         Receive<Akka.Remote.DisassociatedEvent>(e =>
         {
             if (_installing is null && _senders.MemberAt(e.RemoteAddress) is { } id) Execute(_peer.ConnectionLost(id, _clock()));
