@@ -26,6 +26,16 @@ internal sealed class FaultRunLog(ITestOutputHelper output, string fileVariable)
         if (!string.IsNullOrEmpty(file)) lock (_gate) File.AppendAllText(file, text + "\n");
     }
 
+    /// <summary>True once a fault of every kind (the prefix of its description) was injected.</summary>
+    public bool AllKindsSeen(IEnumerable<string> kinds)
+    {
+        var faults = Faults;
+        return kinds.All(k => faults.Any(f => f.StartsWith(k, StringComparison.Ordinal)));
+    }
+
+    /// <summary>The kinds of fault <see cref="FaultScheduleAsync"/> injects, in turn.</summary>
+    public static readonly string[] ScheduleKinds = ["kill leader", "isolate leader", "kill follower", "isolate follower", "cut link"];
+
     public void Fault(string what)
     {
         lock (_gate) _faults.Add(what);

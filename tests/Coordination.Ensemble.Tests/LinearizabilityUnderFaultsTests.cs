@@ -14,7 +14,8 @@ namespace Coordination.Ensemble.Tests;
 /// as Unknown: it may have taken effect at any point after its invocation, or never), and afterwards every member
 /// must hold the same tree (same zxid and digest).
 ///
-/// Duration: 60 s by default; COORDINATION_LINEARIZABILITY_SECONDS=N for a long run, e.g.
+/// Duration: at least 20 s by default and until every kind of fault was injected once (one cycle of the schedule,
+/// about 30-40 s); COORDINATION_LINEARIZABILITY_SECONDS=N for a long run, e.g.
 /// <c>COORDINATION_LINEARIZABILITY_SECONDS=1800 dotnet test tests/Coordination.Ensemble.Tests -c Release --filter FullyQualifiedName~LinearizabilityUnderFaults</c>.
 /// The checker is exponential in the worst case, so the history per znode is capped: the run is cut into rounds of
 /// <see cref="RoundSeconds"/> each working on fresh znodes (the fault schedule runs straight across rounds), and
@@ -23,7 +24,7 @@ namespace Coordination.Ensemble.Tests;
 public sealed class LinearizabilityUnderFaultsTests(ITestOutputHelper output)
 {
     private readonly FaultRunLog _log = new(output, "COORDINATION_LINEARIZABILITY_LOG");
-    private const int RoundSeconds = 20;
+    private const int RoundSeconds = 10;
     private const int MaxOpsPerKey = 50_000;
     private const int Clients = 6;
 
@@ -34,7 +35,7 @@ public sealed class LinearizabilityUnderFaultsTests(ITestOutputHelper output)
 
     private async Task RunAsync(int seed)
     {
-        var seconds = int.TryParse(Environment.GetEnvironmentVariable("COORDINATION_LINEARIZABILITY_SECONDS"), out var s) && s > 0 ? s : 60;
+        var seconds = int.TryParse(Environment.GetEnvironmentVariable("COORDINATION_LINEARIZABILITY_SECONDS"), out var s) && s > 0 ? s : 20;
         var duration = TimeSpan.FromSeconds(seconds);
         _log.Line($"duration {seconds} s, seed {seed}, {Clients} clients, rounds of {RoundSeconds} s");
         var total = Stopwatch.StartNew();
@@ -57,7 +58,10 @@ public sealed class LinearizabilityUnderFaultsTests(ITestOutputHelper output)
         var faultTask = Task.Run(() => _log.FaultScheduleAsync(ensemble, new Random(seed + 1), stop.Token));
 
         var recording = Stopwatch.StartNew();
-        var all = await HistoryRecorder.RecordRoundsAsync(Connect, Clients, TimeSpan.FromSeconds(RoundSeconds), seed, "lin", () => recording.Elapsed < duration,
+        // Every fault kind at least once, even when a slow machine takes longer than the duration for one cycle (bounded).
+        bool AllKindsSeen() => _log.AllKindsSeen(FaultRunLog.ScheduleKinds);
+        var all = await HistoryRecorder.RecordRoundsAsync(Connect, Clients, TimeSpan.FromSeconds(RoundSeconds), seed, "lin",
+            () => !faultTask.IsCompleted && (recording.Elapsed < duration || !AllKindsSeen()) && recording.Elapsed < duration + TimeSpan.FromMinutes(3),
             _log.Round, maxOpsPerPath: MaxOpsPerKey - Clients);
         stop.Cancel();
         await faultTask;
@@ -71,6 +75,7 @@ public sealed class LinearizabilityUnderFaultsTests(ITestOutputHelper output)
         var hashes = await ensemble.WaitConvergedAsync(TimeSpan.FromSeconds(60));
         _log.Final(hashes);
 
+        Assert.True(AllKindsSeen(), $"not every fault kind was injected: {string.Join("; ", _log.Faults)}");
         Assert.True(_log.Faults.Count >= Math.Max(3, seconds / 20), $"only {_log.Faults.Count} faults were injected");
         foreach (var key in all.GroupBy(o => o.Path))
             Assert.True(key.Count() <= MaxOpsPerKey, $"{key.Key}: {key.Count()} ops exceeds the checker cap");
