@@ -63,7 +63,8 @@ public sealed class TestEnsemble : IAsyncDisposable
         public bool IsRunning => Server is not null;
         /// <summary>leader, follower, observer, looking; or down.</summary>
         public string Mode => Server?.Mode ?? "down";
-        public override string ToString() => $"server {Id} ({Mode}) on {ConnectString}";
+        public override string ToString() =>
+            $"server {Id} ({Mode}{(Mode == "looking" && Server?.Ensemble is { } e ? ": " + e.Phase : "")}) on {ConnectString}";
     }
 
     private readonly TestEnsembleOptions _options;

@@ -39,6 +39,17 @@ public sealed class EnsembleState
     /// <summary>How long the last election took, from losing the leader to serving again (ZooKeeper's election_time).</summary>
     public long LastElectionMs => Interlocked.Read(ref _lastElectionMs);
 
+    /// <summary>Where the Zab peer is, in words, also while it does not serve ("looking" covers electing and a follower
+    /// still synchronising with its leader): for logs and a test's "did not settle" message.</summary>
+    public string Phase => (PeerState)Volatile.Read(ref _peerRole) switch
+    {
+        PeerState.Looking => "electing",
+        PeerState.Leading => $"leading epoch {Epoch}, {SyncedLearners} of {Learners} learners synchronised",
+        var role => $"{(role == PeerState.Observing ? "observing" : "following")} {Interlocked.Read(ref _peerLeader)}{(_serving ? "" : ", not synchronised yet")}",
+    };
+    private int _peerRole;
+    private long _peerLeader = -1;
+
     /// <summary>Leader: the voters synchronised with it, itself included (for a reconfig's NewConfigNoQuorum check).</summary>
     public IReadOnlyList<long> SyncedVoters => _syncedVoters;
     private volatile IReadOnlyList<long> _syncedVoters = [];
@@ -66,6 +77,8 @@ public sealed class EnsembleState
         }
         if (_serving && !serving) Interlocked.Exchange(ref _lookingSinceMs, Environment.TickCount64);
         _serving = serving;
+        Volatile.Write(ref _peerRole, (int)peer.Role);
+        Interlocked.Exchange(ref _peerLeader, peer.Leader);
         Interlocked.Exchange(ref _epoch, peer.CurrentEpoch);
         Volatile.Write(ref _learners, peer.Role == PeerState.Leading ? peer.LearnerCount : 0);
         Volatile.Write(ref _syncedLearners, peer.Role == PeerState.Leading ? peer.SyncedLearnerCount : 0);
