@@ -81,6 +81,33 @@ public sealed class EmbeddedEnsembleTests(ITestOutputHelper output) : IAsyncLife
         Assert.False(await leaseB.Acquire().WaitAsync(TimeSpan.FromSeconds(20)));
         Assert.True(await leaseA.Release().WaitAsync(TimeSpan.FromSeconds(20)));
         Assert.True(await leaseB.Acquire().WaitAsync(TimeSpan.FromSeconds(20)));
+
+        // The actor proxy of each survivor (no connect string set: only the in-process path reaches a member) writes
+        // and reads back its own node, and reads the other's once its member has applied it.
+        for (var i = 0; i < survivors.Length; i++)
+        {
+            var proxy = survivors[i].Coordination().Proxy;
+            await proxy.Ask<Created>(new Create($"/proxy-{i}", Encoding.UTF8.GetBytes($"from {i}")), TimeSpan.FromSeconds(20));
+            var own = await proxy.Ask<NodeData>(new GetData($"/proxy-{i}"), TimeSpan.FromSeconds(20));
+            Assert.Equal($"from {i}", Encoding.UTF8.GetString(own.Data!));
+        }
+        var other = survivors[1].Coordination().Proxy;
+        await proxyWaitAsync(() => other.Ask<object>(new GetData("/proxy-0"), TimeSpan.FromSeconds(5)));
+
+        static async Task proxyWaitAsync(Func<Task<object>> read)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (true)
+            {
+                try
+                {
+                    if (await read() is NodeData data && Encoding.UTF8.GetString(data.Data!) == "from 0") return;
+                }
+                catch (NoNodeException) { /* not applied there yet */ }
+                Assert.True(DateTime.UtcNow < deadline, "the other member never showed /proxy-0");
+                await Task.Delay(100);
+            }
+        }
     }
 
     private async Task<IHost> StartNodeAsync(int id, int[] remoting, int[] members)
@@ -108,7 +135,8 @@ public sealed class EmbeddedEnsembleTests(ITestOutputHelper output) : IAsyncLife
             .WithRemoting(new RemoteOptions { HostName = "127.0.0.1", Port = remoting[id - 1] })
             .WithClustering(new ClusterOptions { Roles = ["coordination"], SeedNodes = [$"akka.tcp://{SystemName}@127.0.0.1:{remoting[0]}"] })
             .WithCoordinationServer(o => o.Config = member)
-            .WithCoordinationLease(new CoordinationLeaseOption { SessionTimeout = TimeSpan.FromSeconds(4), LeaseOperationTimeout = TimeSpan.FromSeconds(5) }));
+            .WithCoordinationLease(new CoordinationLeaseOption { SessionTimeout = TimeSpan.FromSeconds(4), LeaseOperationTimeout = TimeSpan.FromSeconds(5) })
+            .WithCoordinationClient(o => o.SessionTimeout = TimeSpan.FromSeconds(4)));
     }
 
     private static async Task<WireClient> ConnectInProcessAsync(ActorSystem system)

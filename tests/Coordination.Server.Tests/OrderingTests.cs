@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using Coordination.Protocol;
 using Coordination.TestKit;
 using Xunit;
 using Xunit.Abstractions;
