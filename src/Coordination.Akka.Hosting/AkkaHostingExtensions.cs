@@ -1,6 +1,8 @@
 using Akka.Coordination;
+using Akka.Event;
 using Akka.Hosting;
 using Coordination.Client.Actors;
+using Coordination.Server;
 
 namespace Coordination.Akka.Hosting;
 
@@ -53,6 +55,37 @@ public static class AkkaHostingExtensions
         options.Apply(builder);
         builder.AddHocon(CoordinationClientSettings.DefaultConfig(), HoconAddMode.Append);
         return builder.WithActors((system, registry) => registry.Register<CoordinationProxy>(system.Coordination().Proxy));
+    }
+
+    /// <summary>
+    /// Runs a coordination ensemble member inside this ActorSystem on a node with the option's role: the node's actors
+    /// (replica, Zab peer, sessions) are the system's, its journal is on disk, its links to the other members run on
+    /// the member transport beside the application's own, and the proxy, the lease and the discovery of this system
+    /// reach it in process (<see cref="LocalCoordinationMember"/>). Call it before <c>WithCoordinationClient</c>.
+    /// </summary>
+    public static AkkaConfigurationBuilder WithCoordinationServer(this AkkaConfigurationBuilder builder, Action<CoordinationServerOptions> configure) =>
+        builder.WithCoordinationServer(Configured(configure));
+
+    /// <inheritdoc cref="WithCoordinationServer(AkkaConfigurationBuilder, Action{CoordinationServerOptions})"/>
+    public static AkkaConfigurationBuilder WithCoordinationServer(this AkkaConfigurationBuilder builder, CoordinationServerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var config = options.Config ?? throw new ArgumentException("CoordinationServerOptions.Config (the member's coordination section) is required", nameof(options));
+        builder.AddHocon(CoordinationServer.EmbeddedRemotingConfig(config, options.HostTransports), HoconAddMode.Prepend);
+        // The proxy's connect string is not needed in process; a real one set by the application wins.
+        builder.AddHocon("coordination.client.connect-string = \"in-process:1\"", HoconAddMode.Append);
+        return builder.WithActors((system, _) =>
+        {
+            if (!string.IsNullOrEmpty(options.Role) && system.Settings.Config.HasPath("akka.cluster.roles")
+                && !system.Settings.Config.GetStringList("akka.cluster.roles").Contains(options.Role))
+            {
+                system.Log.Info("No coordination member here: this node lacks the role {0}", options.Role);
+                return;
+            }
+            var server = CoordinationServer.StartEmbedded(system, config);
+            LocalCoordinationMember.For(system).Register(_ => ValueTask.FromResult(server.ConnectInProcess()));
+            system.RegisterOnTermination(() => server.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(10)));
+        });
     }
 
     private static T Configured<T>(Action<T> configure) where T : new()

@@ -59,14 +59,15 @@ public sealed class CoordinationClients : IExtension
     {
         var log = global::Akka.Event.Logging.GetLogger(_system, "coordination-client");
         var setup = _system.Settings.Setup.Get<CoordinationConnectionSetup>();
-        var client = await CoordinationClient.ConnectAsync(new CoordinationClientOptions
+        // A member embedded in this system is reached in process (Coordination.Client.Actors.LocalCoordinationMember).
+        var client = await CoordinationClient.ConnectAsync(global::Coordination.Client.Actors.LocalCoordinationMember.For(_system).Apply(new CoordinationClientOptions
         {
             ConnectString = settings.ConnectString,
             SessionTimeout = settings.SessionTimeout,
             AuthInfo = setup.HasValue ? setup.Value.Auth : [],
             Tls = setup.HasValue ? setup.Value.Tls : null,
             Log = line => log.Debug("{0}", line),
-        }).ConfigureAwait(false);
+        })).ConfigureAwait(false);
         client.ConnectionStateChanged += state =>
         {
             if (state != ConnectionState.Expired) return;

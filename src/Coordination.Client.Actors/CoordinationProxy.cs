@@ -80,7 +80,7 @@ public sealed partial class CoordinationProxy : ReceiveActor, IWithTimers
     protected override void PreStart()
     {
         var self = Self;
-        var client = new CoordinationClient(_settings.ToOptions(line => _log.Debug("{0}", line)));
+        var client = new CoordinationClient(LocalCoordinationMember.For(Context.System).Apply(_settings.ToOptions(line => _log.Debug("{0}", line))));
         client.ConnectionStateChanged += s => self.Tell(new ClientState(client, s));
         _client = client;
         client.StartAsync().PipeTo(self, success: () => RestartDone.Instance, failure: e => new StartFailed(client, e));

@@ -117,13 +117,17 @@ public sealed partial class CoordinationClient
             Stream? stream = null;
             try
             {
-                socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
                 using (var cts = CancellationTokenSource.CreateLinkedTokenSource(lifetime))
                 {
                     cts.CancelAfter(connectTimeout);
-                    await socket.ConnectAsync(host.Host, host.Port, cts.Token).ConfigureAwait(false);
-                    stream = new NetworkStream(socket, ownsSocket: false);
-                    if (_options.Tls is { } tls)
+                    if (_options.Connector is { } connect) stream = await connect(cts.Token).ConfigureAwait(false);
+                    else
+                    {
+                        socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                        await socket.ConnectAsync(host.Host, host.Port, cts.Token).ConfigureAwait(false);
+                        stream = new NetworkStream(socket, ownsSocket: false);
+                    }
+                    if (_options.Tls is { } tls && socket is not null)
                     {
                         var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
                         stream = ssl;
@@ -270,7 +274,7 @@ public sealed partial class CoordinationClient
             s.Request.Write(ref w);
         });
 
-    private async Task RunConnectedAsync(Socket socket, Stream stream, HostAndPort host, CancellationToken lifetime)
+    private async Task RunConnectedAsync(Socket? socket, Stream stream, HostAndPort host, CancellationToken lifetime)
     {
         using var connection = CancellationTokenSource.CreateLinkedTokenSource(lifetime);
         lock (_lock)
@@ -286,7 +290,7 @@ public sealed partial class CoordinationClient
         }
     }
 
-    private async Task RunConnectionAsync(Socket socket, Stream stream, HostAndPort host, CancellationTokenSource connection)
+    private async Task RunConnectionAsync(Socket? socket, Stream stream, HostAndPort host, CancellationTokenSource connection)
     {
         var ct = connection.Token;
         var timeout = _negotiatedTimeoutMs;
@@ -303,7 +307,7 @@ public sealed partial class CoordinationClient
             {
                 Log($"no reply for {timeout * 2 / 3} ms: connection lost");
                 try { connection.Cancel(); } catch (ObjectDisposedException) { }
-                try { socket.Dispose(); } catch { }
+                try { socket?.Dispose(); } catch { }
             }
             else if (t - Volatile.Read(ref _lastSendTicks) > pingIntervalTicks)
             {
@@ -318,9 +322,11 @@ public sealed partial class CoordinationClient
         // A probe that finds a read-write server cancels the connection, which ends both loops.
         var first = await Task.WhenAny(receive, send).ConfigureAwait(false);
         try { connection.Cancel(); } catch (ObjectDisposedException) { }
-        try { socket.Shutdown(SocketShutdown.Both); } catch { }
-        try { socket.Dispose(); } catch { }
+        try { socket?.Shutdown(SocketShutdown.Both); } catch { }
+        try { socket?.Dispose(); } catch { }
         try { await Task.WhenAll(receive, send, probe).ConfigureAwait(false); } catch { }
+        // In process (no socket) the stream ends the link, once the loops that use it have stopped.
+        if (socket is null) try { stream.Dispose(); } catch { }
         if (first.IsFaulted && first.Exception!.InnerException is { } e && e is not OperationCanceledException)
             Log($"connection lost: {e.GetType().Name}: {e.Message}");
     }

@@ -45,6 +45,14 @@ public sealed record CoordinationClientOptions
     public Action<string>? Log { get; init; }
     /// <summary>Diagnostics (connects at Information, disconnects and expiry at Warning, handler failures at Error).</summary>
     public Microsoft.Extensions.Logging.ILogger? Logger { get; init; }
+    /// <summary>
+    /// Opens a connection without a socket: a duplex stream straight to a server in this process (an ensemble member
+    /// embedded in the application's ActorSystem, <c>CoordinationServer.ConnectInProcess</c>). Every (re)connect calls
+    /// it instead of dialing; the stream carries the same frames as the client port, so sessions, ephemerals, watches
+    /// and FIFO order are the port's own. The connect string's hosts are then unused (its chroot still applies).
+    /// Null (the default): TCP to the connect string's hosts.
+    /// </summary>
+    public Func<CancellationToken, ValueTask<Stream>>? Connector { get; init; }
 }
 
 /// <summary>See <see cref="CoordinationClientOptions.Reads"/>.</summary>

@@ -17,7 +17,7 @@ namespace Coordination.Server;
 /// A standalone server and an ensemble member share the replica and the session actors; they differ in the log the
 /// replica hands txns to (the journal, or the Zab peer) and in who commits them (docs/architecture.md, sections 4 and 5).
 /// </summary>
-public sealed class CoordinationServer : IAsyncDisposable
+public sealed partial class CoordinationServer : IAsyncDisposable
 {
     private readonly ClientListener _listener;
 
@@ -281,7 +281,9 @@ public sealed class CoordinationServer : IAsyncDisposable
     {
         await _listener.DisposeAsync().ConfigureAwait(false);
         foreach (var http in _http) await http.DisposeAsync().ConfigureAwait(false);
-        await System.Terminate().ConfigureAwait(false);
+        // An embedded member stops its node; the application's ActorSystem is the application's.
+        if (_embeddedNode is { } node) await StopEmbeddedNodeAsync(node).ConfigureAwait(false);
+        else await System.Terminate().ConfigureAwait(false);
     }
 }
 

@@ -39,8 +39,10 @@ public sealed class NodeActor : ReceiveActor
     /// <summary>What the node builds its children from.</summary>
     /// <param name="Log">The standalone journal recovery opened (null: persistence is off, the node creates an in-memory log).</param>
     /// <param name="Peer">In an ensemble, the Zab peer's props for a given replica (the replica spawns it).</param>
+    /// <param name="EndsSystem">The node's end terminates its ActorSystem (its own server's); off for a member embedded
+    /// in an application's system, whose end is the application's to decide.</param>
     public sealed record Spec(ServerSettings Settings, DataTree Tree, IActorRef? Log, SnapshotPolicy? Snapshots,
-        EnsembleLink? Ensemble = null, Func<IActorRef, Props>? Peer = null, EnsembleState? State = null);
+        EnsembleLink? Ensemble = null, Func<IActorRef, Props>? Peer = null, EnsembleState? State = null, bool EndsSystem = true);
 
     /// <summary>Asks for the references the server's front end needs; answered with <see cref="Children"/>.</summary>
     public sealed class GetChildren { public static readonly GetChildren Instance = new(); }
@@ -48,10 +50,12 @@ public sealed class NodeActor : ReceiveActor
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Children _children;
+    private readonly bool _endsSystem;
 
     public NodeActor(Spec spec)
     {
         var settings = spec.Settings;
+        _endsSystem = spec.EndsSystem;
         var tracker = Child(SessionTrackerActor.Props(settings.TickTime, CoordinationServer.MonotonicMs, spec.Ensemble), TrackerName);
         var dispatchers = Enumerable.Range(0, settings.WatchDispatchers).Select(i => Child(WatchDispatcherActor.Props(), $"watches-{i}")).ToArray();
         var log = spec.Log ?? Child(InMemoryTxnLogActor.Props(), "txnlog");
@@ -90,5 +94,8 @@ public sealed class NodeActor : ReceiveActor
     });
 
     /// <summary>A node that ends, for whatever reason, ends its ActorSystem: nothing of the server works without it.</summary>
-    protected override void PostStop() => Context.System.Terminate();
+    protected override void PostStop()
+    {
+        if (_endsSystem) Context.System.Terminate();
+    }
 }

@@ -86,7 +86,11 @@ public sealed record ServerSettings
     }
 
     /// <summary>Reads settings from a config that already has <see cref="Reference"/> as fallback.</summary>
-    public static ServerSettings Create(Config config)
+    public static ServerSettings Create(Config config) => Create(config, inProcessClients: false);
+
+    /// <summary>As <see cref="Create(Config)"/>; with <paramref name="inProcessClients"/> (an embedded member) both client
+    /// ports may be off, since the application's clients connect in process.</summary>
+    public static ServerSettings Create(Config config, bool inProcessClients)
     {
         var c = config.GetConfig("coordination");
         var tick = c.GetTimeSpan("tick-time");
@@ -97,7 +101,7 @@ public sealed record ServerSettings
         var clientPort = ParseClientPort(c.GetString("client-port"));
         var securePort = c.GetInt("secure-client-port");
         var clientTls = Network.ClientTlsSettings.Create(c.GetConfig("client-ssl"));
-        if (clientPort < 0 && securePort < 0)
+        if (clientPort < 0 && securePort < 0 && !inProcessClients)
             throw new ConfigurationException("client-port is off and there is no secure-client-port: the server would serve no client");
         if (clientPort < 0 && clientTls.PortUnification)
             throw new ConfigurationException("client-ssl.port-unification needs the plain client-port, which is off");

@@ -82,7 +82,8 @@ public sealed class WireClient : IAsyncDisposable
         public long SentTimestamp;
     }
 
-    private readonly Socket _socket;
+    /// <summary>Null on an in-process connection (a stream from <c>CoordinationServer.ConnectInProcess</c>).</summary>
+    private readonly Socket? _socket;
     private readonly Stream _stream;
     private readonly PipeReader _reader;
     private readonly WireClientOptions _options;
@@ -133,7 +134,7 @@ public sealed class WireClient : IAsyncDisposable
     /// <summary>The frames of this connection's change-feed subscriptions (<see cref="WireClientExtensions.WatchChangesAsync"/>), in arrival order.</summary>
     public ChannelReader<ChangeFrame> Changes => _changes.Reader;
 
-    private WireClient(Socket socket, Stream stream, string host, int port, WireClientOptions options)
+    private WireClient(Socket? socket, Stream stream, string host, int port, WireClientOptions options)
     {
         _socket = socket;
         _stream = stream;
@@ -217,6 +218,27 @@ public sealed class WireClient : IAsyncDisposable
                 throw new WireConnectionException($"connect to {host}:{port} timed out after {options.ConnectTimeout}", e);
             if (e is SessionExpiredException or OperationCanceledException) throw;
             throw new WireConnectionException($"connect to {host}:{port} failed: {e.Message}", e);
+        }
+        client.Start();
+        return client;
+    }
+
+    /// <summary>
+    /// Performs the session handshake on an in-process connection (<c>CoordinationServer.ConnectInProcess</c>): no
+    /// socket, the same frames. <see cref="ReattachAsync"/> does not apply (it dials TCP).
+    /// </summary>
+    public static async Task<WireClient> ConnectAsync(Stream inProcess, WireClientOptions? options = null, CancellationToken ct = default)
+    {
+        options ??= new WireClientOptions();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(options.ConnectTimeout);
+        var client = new WireClient(null, inProcess, "in-process", 0, options);
+        try { await client.HandshakeAsync(timeout.Token).ConfigureAwait(false); }
+        catch (Exception e)
+        {
+            await client.DisposeAsync().ConfigureAwait(false);
+            if (e is SessionExpiredException || ct.IsCancellationRequested) throw;
+            throw new WireConnectionException($"in-process connect failed: {e.Message}", e);
         }
         client.Start();
         return client;
@@ -579,8 +601,8 @@ public sealed class WireClient : IAsyncDisposable
             foreach (var q in _special.Values) { toFail.AddRange(q); q.Clear(); }
         }
         try { _cts.Cancel(); } catch (ObjectDisposedException) { }
-        try { _socket.Shutdown(SocketShutdown.Both); } catch { }
-        _socket.Dispose();
+        try { _socket?.Shutdown(SocketShutdown.Both); } catch { }
+        _socket?.Dispose();
         _events?.Writer.TryComplete();
         _changes.Writer.TryComplete();
         foreach (var p in toFail)

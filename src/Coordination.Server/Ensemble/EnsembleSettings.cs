@@ -105,12 +105,12 @@ public sealed record EnsembleSettings(
 
     /// <summary>The members as Akka addresses, spelled with the transport protocol this node's system uses
     /// (e.g. akka.tcp, or akka.trttl.tcp when tests apply the throttler).</summary>
-    public EnsembleMembers Members(string protocol)
+    public EnsembleMembers Members(string protocol, string systemName = SystemName)
     {
-        string Address(string endpoint) => $"{protocol}://{SystemName}@{endpoint}";
+        string Address(string endpoint) => $"{protocol}://{systemName}@{endpoint}";
         return new EnsembleMembers(
             Voters.ToDictionary(kv => kv.Key, kv => Address(kv.Value)),
-            Observers.ToDictionary(kv => kv.Key, kv => Address(kv.Value))) { Config = DynamicConfigFile.Of(this).ToZabConfig(), Protocol = protocol };
+            Observers.ToDictionary(kv => kv.Key, kv => Address(kv.Value))) { Config = DynamicConfigFile.Of(this).ToZabConfig(), Protocol = protocol, SystemName = systemName };
     }
 
     /// <summary>The Akka.Remote settings this node needs: its transport and endpoint, frames large enough for a
@@ -119,8 +119,6 @@ public sealed record EnsembleSettings(
     /// nothing on the member port deserializes a type its sender names).</summary>
     public Config RemotingConfig(long serverId)
     {
-        var (host, port) = EndpointOf(serverId);
-        var members = string.Join("\n", Voters.Concat(Observers).Select(kv => $"    {kv.Key} = \"{kv.Value}\""));
         return ConfigurationFactory.ParseString($$"""
             akka.actor.provider = remote
             akka.actor.serializers.zab = "Coordination.Server.Ensemble.ZabSerializer, Coordination.Server"
@@ -137,7 +135,20 @@ public sealed record EnsembleSettings(
             # Heartbeats keep an idle link talking, well inside silence-timeout (coordination.ensemble.member-link-timeout).
             akka.remote.transport-failure-detector.heartbeat-interval = 1s
             akka.remote.enabled-transports = ["akka.remote.coordination-socket"]
+            {{MemberTransport(serverId, SocketTransport.Scheme)}}
+            """);
+    }
+
+    /// <summary>The member transport's section (<c>akka.remote.coordination-socket</c>): its endpoint, frame sizes,
+    /// link timeout and the members' authentication (shared secret, TLS, SASL). <paramref name="scheme"/> makes its
+    /// protocol (akka.<paramref name="scheme"/>), which must differ from any other transport of the same system.</summary>
+    public string MemberTransport(long serverId, string scheme)
+    {
+        var (host, port) = EndpointOf(serverId);
+        var members = string.Join("\n", Voters.Concat(Observers).Select(kv => $"    {kv.Key} = \"{kv.Value}\""));
+        return $$"""
             akka.remote.coordination-socket {
+              scheme-identifier = "{{scheme}}"
               transport-class = "Coordination.Server.Ensemble.SocketTransport, Coordination.Server"
               applied-adapters = []
               hostname = "{{host}}"
@@ -160,7 +171,7 @@ public sealed record EnsembleSettings(
               {{Tls.ToHocon()}}
               {{Sasl.ToHocon()}}
             }
-            """);
+            """;
     }
 }
 

@@ -58,10 +58,10 @@ public sealed partial class PeerActor
             _log.Error("Configuration {0} came without its members' addresses; keeping the current links", config);
             return;
         }
-        string Address(MemberSpec m) => $"{_members.Protocol}://{EnsembleSettings.SystemName}@{m.Endpoint}";
+        string Address(MemberSpec m) => $"{_members.Protocol}://{_members.SystemName}@{m.Endpoint}";
         var next = new EnsembleMembers(
             members.Members.Where(m => !m.Observer).ToDictionary(m => m.Id, Address),
-            members.Members.Where(m => m.Observer).ToDictionary(m => m.Id, Address)) { Config = config, Protocol = _members.Protocol };
+            members.Members.Where(m => m.Observer).ToDictionary(m => m.Id, Address)) { Config = config, Protocol = _members.Protocol, SystemName = _members.SystemName };
         var directory = (_storage as ZabLog)?.Directory;
         var write = _configWrites.ContinueWith(_ =>
         {
@@ -104,7 +104,7 @@ public sealed partial class PeerActor
                 foreach (var member in parsed.Members) specs[member.Id] = member;
         if (specs.Count == 0) return;   // no addresses known (a test's configuration without text): keep the start-up links
         _linkedVersions = versions;
-        _linkAddresses = specs.ToDictionary(kv => kv.Key, kv => $"{_members.Protocol}://{EnsembleSettings.SystemName}@{kv.Value.Endpoint}");
+        _linkAddresses = specs.ToDictionary(kv => kv.Key, kv => $"{_members.Protocol}://{_members.SystemName}@{kv.Value.Endpoint}");
         foreach (var (id, address) in _linkAddresses) _knownAddresses[id] = address;
         _senders = new MemberSenders(LinkMembers);
         _replica.Tell(new TrustedMembersChanged(LinkMembers));

@@ -34,6 +34,9 @@ public sealed record EnsembleMembers(IReadOnlyDictionary<long, string> Voters, I
 
     /// <summary>The Akka protocol of the addresses (e.g. akka.tcp), to spell the addresses of members a reconfig adds.</summary>
     public string Protocol { get; init; } = "akka.tcp";
+
+    /// <summary>The members' ActorSystem name: <see cref="EnsembleSettings.SystemName"/>, or the application's when embedded.</summary>
+    public string SystemName { get; init; } = EnsembleSettings.SystemName;
 }
 
 /// <summary>

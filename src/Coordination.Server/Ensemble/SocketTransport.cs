@@ -134,7 +134,8 @@ public sealed class SocketTransport : Transport
         Config = config;
         _settings = SocketTransportSettings.Create(config);
         _log = Akka.Event.Logging.GetLogger(system, typeof(SocketTransport));
-        SchemeIdentifier = Scheme;
+        // An embedded member's transport runs beside the host's own (its protocol must differ, e.g. akka.coord).
+        SchemeIdentifier = config.GetString("scheme-identifier", Scheme);
         MaximumPayloadBytes = _settings.MaximumFrameBytes;
         if (_settings.Auth?.Tls is { Enabled: true } tls)
             _tls = new MemberTls(tls, message => _log.Warning(message));
@@ -189,7 +190,7 @@ public sealed class SocketTransport : Transport
             var period = TimeSpan.FromTicks(Math.Min(TimeSpan.TicksPerSecond, _settings.SilenceTimeout.Ticks / 4));
             _silenceWatch = new Timer(_ => CloseSilentLinks(), null, period, period);
         }
-        var local = new Address(Scheme, System.Name, _settings.Hostname, ((IPEndPoint)listener.LocalEndPoint!).Port);
+        var local = new Address(SchemeIdentifier, System.Name, _settings.Hostname, ((IPEndPoint)listener.LocalEndPoint!).Port);
         _ = AcceptAsync(listener, local);
         return (local, _associationListener);
     }
@@ -225,7 +226,7 @@ public sealed class SocketTransport : Transport
     {
         var remote = (IPEndPoint)socket.RemoteEndPoint!;
         // The peer's real address comes with Akka's handshake; until then it is known by its socket.
-        var handle = Register(new SocketAssociation(this, local, new Address(Scheme, System.Name, remote.Address.ToString(), remote.Port), socket, link, tls));
+        var handle = Register(new SocketAssociation(this, local, new Address(SchemeIdentifier, System.Name, remote.Address.ToString(), remote.Port), socket, link, tls));
         events.Notify(new InboundAssociation(handle));
     }
 
@@ -343,7 +344,7 @@ public sealed class SocketTransport : Transport
                 throw new InvalidAssociationException($"Failed to associate with {remoteAddress}: {why}", e);
             }
         }
-        var local = new Address(Scheme, System.Name, _settings.Hostname, ((IPEndPoint)socket.LocalEndPoint!).Port);
+        var local = new Address(SchemeIdentifier, System.Name, _settings.Hostname, ((IPEndPoint)socket.LocalEndPoint!).Port);
         return Register(new SocketAssociation(this, local, remoteAddress, socket, member is { } id ? auth!.LinkTo(id) : null, tls));
     }
 

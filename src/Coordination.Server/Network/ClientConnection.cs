@@ -27,8 +27,10 @@ public sealed class ClientConnection
 {
     private static long _nextId;
 
-    private readonly Socket _socket;
-    private readonly NetworkStream _stream;
+    /// <summary>Null on an in-process connection (<see cref="InProcess"/>), which has pipes and no socket.</summary>
+    private readonly Socket? _socket;
+    private readonly NetworkStream? _stream;
+    private readonly bool _inProcess;
     /// <summary>Set on the secure port: the TLS handshake runs first, then the pipes read and write through it.</summary>
     private readonly ClientTls? _tls;
     /// <summary>Port unification: the connection is TLS only if its first byte starts a TLS handshake record.</summary>
@@ -131,6 +133,27 @@ public sealed class ClientConnection
         _inflight = new SemaphoreSlim(maxInflight, maxInflight);
     }
 
+    /// <summary>
+    /// An in-process connection (an embedded member's client in the same process): the server's ends of two pipes,
+    /// read and written by the same loops as a socket's, so the session semantics are the client port's own. It counts
+    /// as a loopback client (ip ACLs, per-address limits).
+    /// </summary>
+    public ClientConnection(PipeReader reader, PipeWriter writer, ClientPortLimits limits)
+    {
+        _inProcess = true;
+        Remote = new IPEndPoint(IPAddress.Loopback, 0);
+        RemoteAddress = AddressOf(Remote);
+        _limits = limits;
+        var settings = limits.Settings;
+        _maxQueuedBytes = settings.MaxQueuedBytesPerConnection;
+        _readPauseBytes = Math.Min(ReadPauseBytes, _maxQueuedBytes / 2);
+        _reader = reader;
+        _writer = writer;
+        _maxFrame = settings.MaxFrameSize;
+        _maxInflight = settings.MaxInflightPerConnection;
+        _inflight = new SemaphoreSlim(_maxInflight, _maxInflight);
+    }
+
     private void CreatePipes(Stream stream)
     {
         _reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024, minimumReadSize: 4096));
@@ -148,14 +171,14 @@ public sealed class ClientConnection
             if (_unified)
             {
                 var first = new byte[1];
-                if (await _socket.ReceiveAsync(first, SocketFlags.Peek, _cts.Token).ConfigureAwait(false) == 0 || first[0] != TlsHandshakeRecord)
+                if (await _socket!.ReceiveAsync(first, SocketFlags.Peek, _cts.Token).ConfigureAwait(false) == 0 || first[0] != TlsHandshakeRecord)
                 {
-                    CreatePipes(_stream);   // plain text (or closed at once): the read loop takes it from here
+                    CreatePipes(_stream!);   // plain text (or closed at once): the read loop takes it from here
                     _secured!.TrySetResult(true);
                     return null;
                 }
             }
-            var ssl = new SslStream(_stream, leaveInnerStreamOpen: true);
+            var ssl = new SslStream(_stream!, leaveInnerStreamOpen: true);
             _ssl = ssl;
             await ssl.AuthenticateAsServerAsync(_tls!.Options, _cts.Token).ConfigureAwait(false);
             if (ssl.RemoteCertificate is { } remote)
@@ -274,7 +297,7 @@ public sealed class ClientConnection
         DropReason ??= reason;
         // Reset instead of a FIN behind unsent data: a client that does not read would keep the kernel's buffers
         // (and an orphaned socket) until its window opens; a reset frees them and tells the client at once.
-        try { _socket.LingerState = new LingerOption(true, 0); } catch { /* already closed */ }
+        try { if (_socket is not null) _socket.LingerState = new LingerOption(true, 0); } catch { /* already closed */ }
         Abort();
     }
 
@@ -319,8 +342,8 @@ public sealed class ClientConnection
         _binding.TrySetResult(null);
         _outbox.Writer.TryComplete();
         _cts.Cancel();
-        try { _socket.Shutdown(SocketShutdown.Both); } catch { /* already gone */ }
-        _socket.Dispose();
+        try { _socket?.Shutdown(SocketShutdown.Both); } catch { /* already gone */ }
+        _socket?.Dispose();
         _secured?.TrySetResult(false);
         try { _ssl?.Dispose(); } catch { /* its pending reads and writes end with the socket */ }
         ReleaseUnanswered();
@@ -387,6 +410,8 @@ public sealed class ClientConnection
         finally
         {
             Abort();
+            // In process, no socket closes: the write loop's end (it alone writes) ends the client's reads.
+            if (_inProcess) await _writer.CompleteAsync().ConfigureAwait(false);
         }
     }
 
@@ -482,6 +507,11 @@ public sealed class ClientConnection
         catch (IOException) { return (ReadOutcome.ClientClosed, null); }
         catch (SocketException) { return (ReadOutcome.ClientClosed, null); }
         catch (ObjectDisposedException) { return (ReadOutcome.ClientClosed, null); }
+        finally
+        {
+            // In process, the read loop's end (it alone reads) fails the client's further writes.
+            if (_inProcess) await _reader.CompleteAsync().ConfigureAwait(false);
+        }
     }
 
     /// <summary>

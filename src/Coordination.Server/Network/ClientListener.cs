@@ -154,6 +154,31 @@ public sealed class ClientListener : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// A client connection from this process with no socket (<see cref="InProcessConnection"/>): admitted and served
+    /// as one accepted on the port, from the loopback address. Returns the client's stream.
+    /// </summary>
+    public Stream ConnectInProcess()
+    {
+        if (_cts.IsCancellationRequested) throw new IOException("the server is stopping");
+        var (connection, client) = InProcessConnection.Create(_limits);
+        var admission = _registry.TryAdmit(connection.RemoteAddress, _settings.MaxClientConnections, _maxConnections);
+        if (admission != Admission.Admitted)
+        {
+            _limits.Metrics.ConnectionRejectedOnce(admission == Admission.TooManyInTotal);
+            client.Dispose();
+            throw new IOException($"too many connections ({admission})");
+        }
+        try { _system.ActorOf(ConnectionActor.Props(connection, _sessionManager, _admin, _registry), $"connection-{connection.Id}"); }
+        catch
+        {
+            client.Dispose();
+            _registry.Release(connection.RemoteAddress);
+            throw;
+        }
+        return client;
+    }
+
     /// <summary>True at most once per 10 s for one <paramref name="last"/>: warnings about a flood are rate-limited.</summary>
     private static bool Due(ref long last)
     {

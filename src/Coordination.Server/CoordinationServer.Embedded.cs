@@ -1,0 +1,126 @@
+using Akka.Actor;
+using Akka.Configuration;
+using Coordination.Core;
+using Coordination.Server.Ensemble;
+using Coordination.Server.Persistence;
+using Coordination.Server.Pipeline;
+
+namespace Coordination.Server;
+
+/// <summary>
+/// A member embedded in an application's ActorSystem (docs/architecture.md §10): the node's actor tree is created
+/// under that system, the journal is the file journal in the data dir, the client port is off unless configured,
+/// and the application's own code reaches the member through <see cref="ConnectInProcess"/>. The member's links
+/// to the other members run on the member transport (its handshake authenticates them, invariant 11) added to the
+/// host's remoting beside the host's own transport, under its own protocol (<see cref="EmbeddedScheme"/>).
+/// </summary>
+public sealed partial class CoordinationServer
+{
+    /// <summary>The member transport's scheme in an application's system: its addresses are akka.coord://app@host:port,
+    /// so Akka.Remote routes Zab traffic to it and everything else to the host's transport.</summary>
+    public const string EmbeddedScheme = "coord";
+
+    private IActorRef? _embeddedNode;
+
+    /// <summary>
+    /// The HOCON an application's ActorSystem needs before it starts to embed the member that
+    /// <paramref name="config"/> describes: the member transport beside <paramref name="hostTransports"/>
+    /// (default the DotNetty TCP transport of Akka.Remote and Akka.Cluster) and the Zab serializer for the ensemble's
+    /// messages only (the application's bindings stay as they are). Empty for a member with no ensemble.
+    /// </summary>
+    public static Config EmbeddedRemotingConfig(Config config, IReadOnlyList<string>? hostTransports = null)
+    {
+        var withReference = config.WithFallback(ServerSettings.Reference);
+        var ensemble = EmbeddedEnsemble(withReference);
+        if (!ensemble.Enabled) return Config.Empty;
+        var transports = (hostTransports ?? ["akka.remote.dot-netty.tcp"]).Append("akka.remote.coordination-socket").Select(t => $"\"{t}\"");
+        return ConfigurationFactory.ParseString($$"""
+            akka.actor.serializers.zab = "Coordination.Server.Ensemble.ZabSerializer, Coordination.Server"
+            akka.actor.serialization-bindings {
+              "Coordination.Core.Zab.ZabMessage, Coordination.Core" = zab
+              "Coordination.Server.Ensemble.IEnsembleMessage, Coordination.Server" = zab
+            }
+            akka.remote.enabled-transports = [{{string.Join(", ", transports)}}]
+            {{ensemble.MemberTransport(withReference.GetLong("coordination.server-id"), EmbeddedScheme)}}
+            """);
+    }
+
+    private static EnsembleSettings EmbeddedEnsemble(Config withReference) =>
+        DynamicConfigFile.Apply(EnsembleSettings.Create(withReference), withReference.GetString("coordination.data-dir"),
+            withReference.GetLong("coordination.server-id", 0));
+
+    /// <summary>
+    /// Starts a member in <paramref name="system"/> (which was created with <see cref="EmbeddedRemotingConfig"/>
+    /// when <paramref name="config"/> names an ensemble; with no voters it is a standalone server). Recovers the data
+    /// dir first and throws <see cref="RecoveryException"/> rather than serve a tree that may lack acknowledged
+    /// writes. The node's end does not end the system: the server's client port closes and in-process clients lose
+    /// their connection.
+    /// </summary>
+    public static CoordinationServer StartEmbedded(ActorSystem system, Config config)
+    {
+        var full = config.WithFallback(EmbeddedDefaults).WithFallback(ServerSettings.Reference);
+        var settings = ServerSettings.Create(full, inProcessClients: true);
+        Directory.CreateDirectory(settings.DataDir);
+        var persistence = PersistenceSettings.Create(full, settings.DataDir);
+        if (!persistence.Enabled || !persistence.UsesFileLog)
+            throw new ConfigurationException("an embedded member needs coordination.persistence.enabled = on and journal = file " +
+                "(the SQL and persistent-file journals need their plugins in the application's config)");
+        var files = new SnapshotFiles(settings.DataDir, persistence.SnapshotsRetained, persistence.Purge);
+        var snapshots = new SnapshotPolicy(files, persistence.SnapshotEveryTxns, persistence.SnapshotEveryBytes, persistence.SnapshotChunkNodes, persistence.LogDirectory);
+        var ensemble = EmbeddedEnsemble(full);
+        IActorRef node;
+        EnsembleState? state = null;
+        if (ensemble.Enabled)
+        {
+            var protocol = "akka." + EmbeddedScheme;
+            if (!((ExtendedActorSystem)system).Provider.DefaultAddress.HasGlobalScope)
+                throw new ConfigurationException("an embedded ensemble member needs a remote or cluster provider in the application's ActorSystem");
+            var members = ensemble.Members(protocol, system.Name);
+            state = new EnsembleState { ServerId = settings.ServerId, Metrics = Metrics.ServerMetrics.For(system).Ensemble };
+            var link = new EnsembleLink(settings.ServerId, members) { State = state };
+            var recovered = EnsembleRecovery.Run(system, persistence, files, system.Log);
+            files.AttachLog(recovered.Journal);
+            Props Peer(IActorRef replica) => PeerActor.Props(settings.ServerId, members, new ZabLog(recovered.Tree.LastZxid, recovered.Entries, recovered.Journal, files, replica),
+                ensemble.Zab, MonotonicMs, replica, state);
+            node = system.ActorOf(NodeActor.Props(new NodeActor.Spec(settings, recovered.Tree, recovered.Journal, snapshots, link, Peer, state, EndsSystem: false)), NodeActor.Name);
+        }
+        else
+        {
+            var recovered = Recovery.Run(system, persistence, files, system.Log);
+            files.AttachLog(recovered.Log);
+            node = system.ActorOf(NodeActor.Props(new NodeActor.Spec(settings, recovered.Tree, recovered.Log, snapshots, EndsSystem: false)), NodeActor.Name);
+        }
+        try
+        {
+            var (replica, sessions, tracker) = NodeActor.ChildrenOf(node);
+            var server = Listen(system, settings, replica, sessions, state,
+                new AdminContext(tracker, files, ensemble.Enabled ? ensemble : null, InitialConfiguration(full)));
+            server._embeddedNode = node;
+            // A node that stopped by itself (fail fast) closes the client port as a terminated system would.
+            node.WatchAsync().ContinueWith(_ => server._listener.DisposeAsync().AsTask(), TaskScheduler.Default);
+            return server;
+        }
+        catch
+        {
+            system.Stop(node);
+            throw;
+        }
+    }
+
+    /// <summary>Embedded defaults: no client port unless the application asks for one.</summary>
+    private static readonly Config EmbeddedDefaults = ConfigurationFactory.ParseString("coordination.client-port = off");
+
+    /// <summary>
+    /// A connection to this server from the same process, with no socket: give it to
+    /// <c>CoordinationClientOptions.Connector</c> (<c>_ => ValueTask.FromResult(server.ConnectInProcess())</c>). The
+    /// session is a client port session in every respect (ephemerals, watches, FIFO order, expiry when its owner
+    /// stops pinging).
+    /// </summary>
+    public Stream ConnectInProcess() => _listener.ConnectInProcess();
+
+    private static async Task StopEmbeddedNodeAsync(IActorRef node)
+    {
+        try { await node.GracefulStop(TimeSpan.FromSeconds(10)).ConfigureAwait(false); }
+        catch (TaskCanceledException) { /* stopping; the system's end takes it */ }
+    }
+}
