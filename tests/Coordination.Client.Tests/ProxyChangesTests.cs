@@ -84,7 +84,7 @@ public sealed class ProxyChangesTests(ServersFixture servers, ITestOutputHelper 
     [Fact]
     public async Task A_zxid_no_longer_retained_ends_the_subscription_with_a_Compacted_message()
     {
-        await using var server = await ServerProcess.StartAsync("ours", new ServerProcessOptions { ExtraHocon = "coordination.change-feed.retain-txns = 5" });
+        await using var server = await ServerProcess.StartAsync("ours", new ServerProcessOptions { ExtraHocon = "coordination.change-feed { retain-txns = 5, history-from-journal = off }" });
         var proxy = Sys.ActorOf(CoordinationProxy.Props(Settings(server.ConnectString)));
         await using var writer = await Targets.ConnectAsync(server, Output);
         await writer.CreateAsync("/p", (byte[]?)null);

@@ -167,8 +167,11 @@ public sealed class ChangeFeedJournalTests(ITestOutputHelper output)
     [SkippableFact]
     public async Task A_subscriber_that_does_not_read_its_history_is_paused_and_the_server_holds_one_batch_for_it()
     {
+        // The paused subscriber sends nothing, not even pings: its session must outlast the pause and the writes
+        // (the default test tick of 500 ms caps it at 10 s, which a loaded machine passed: expired, not dropped).
         await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions
         {
+            TickTimeMs = 2000,
             ExtraHocon = "coordination.max-queued-bytes-per-connection = 4MiB\ncoordination.change-feed { batch-size = 1MiB, history-from-journal = on }",
         });
         await Targets.WithServerOutputOnFailure(server, output, async () =>

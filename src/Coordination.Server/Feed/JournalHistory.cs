@@ -16,7 +16,8 @@ namespace Coordination.Server.Feed;
 /// <para>
 /// A base serves only if the journal continues it without a hole: every txn follows the one before
 /// (<see cref="EnsembleRecovery.Continues"/>) and no snapshot file lies between two of them (a follower that installed
-/// a leader's snapshot kept its older segments and continues after the snapshot, so its journal jumps over it).
+/// a leader's snapshot kept its older segments and continues after the snapshot, so its journal jumps over it), nor
+/// after the last (the same follower before it has journalled a txn after that snapshot).
 /// An ensemble journal also holds proposals that a TRUNC removed: they are dropped as recovery drops them.
 /// </para>
 /// </summary>
@@ -47,9 +48,11 @@ internal static class JournalHistory
     {
         var starts = snapshots.Select(s => s.Zxid).Order().ToList();
         var result = new List<Base>();
-        if (kept.Count == 0)
+        // Nothing journalled, or a snapshot newer than the journal's last txn (one installed from the leader before
+        // the txns after it are journalled, or one that ran ahead of the log): the journal does not reach the state
+        // from any older base, so only the newest snapshot (or the empty tree) is the state.
+        if (kept.Count == 0 || starts.Count > 0 && starts[^1] > kept[^1])
         {
-            // Nothing journalled: only the newest snapshot (or the empty tree) is the state.
             result.Add(starts.Count > 0 ? new Base(starts[^1], snapshots.First(s => s.Zxid == starts[^1]).Path) : new Base(0, null));
             return result;
         }

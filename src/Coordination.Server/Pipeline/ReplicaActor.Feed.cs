@@ -146,6 +146,15 @@ public sealed partial class ReplicaActor
             .PipeTo(Self, success: floor => new HistoryFloorIs(floor, generation), failure: _ => new HistoryFloorIs(null, generation));
     }
 
+    /// <summary>A snapshot was written: older snapshots were deleted and the journal's purge before them is on its
+    /// way to the log writer; the floor is recomputed once that has most likely happened (a purge after it only makes
+    /// a reader end with Compacted, never skip).</summary>
+    private void RefreshHistoryFloorSoon()
+    {
+        if (_settings.ChangeFeed.HistoryFromJournal)
+            Timers.StartSingleTimer("history-floor", RefreshHistoryFloor.Instance, TimeSpan.FromSeconds(1));
+    }
+
     /// <summary>Records the changes of a txn just applied.</summary>
     private void RecordChanges(long zxid, IReadOnlyList<WatchTrigger> triggers) =>
         _feed.Append(zxid, ChangeFeed.ChangesOf(_tree, triggers), _monotonic());

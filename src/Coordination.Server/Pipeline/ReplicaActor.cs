@@ -356,6 +356,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         _snapshotBusy = false;
         _snapshotWriter = null;
         if (done.Error is null && _ensemble is not null) _log.Tell(new Ensemble.PeerActor.SnapshotTaken(done.StartZxid));
+        if (done.Error is null) RefreshHistoryFloorSoon();
         if (done.Error is null) _logger.Info("Snapshot {0} written (start zxid 0x{1:x})", done.Path, done.StartZxid);
         else _logger.Error(done.Error, "Writing snapshot {0} failed", done.Path);
     }
