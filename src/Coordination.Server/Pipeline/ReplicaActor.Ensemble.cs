@@ -168,26 +168,22 @@ public sealed partial class ReplicaActor
             return;
         }
         _core.Write(session, request.Xid, _monotonic());
-        if (_forwardBuffer.Capacity > 64 * 1024) _forwardBuffer = new(256);   // a large write's buffer is not kept
-        _forwardBuffer.ResetWrittenCount();
-        var w = new JuteWriter(_forwardBuffer);
+        var buffer = new ArrayBufferWriter<byte>(128);
+        var w = new JuteWriter(buffer);
         request.Body.Write(ref w);
         var auth = request.Auth.Ids.Select(id => (id.Scheme, id.Ident)).ToList();
-        ToLeader(new ForwardedRequest(_ensemble!.ServerId, request.SessionId, request.Xid, (int)request.Op, _forwardBuffer.WrittenSpan.ToArray(), auth));
+        ToLeader(new ForwardedRequest(_ensemble!.ServerId, request.SessionId, request.Xid, (int)request.Op, buffer.WrittenSpan.ToArray(), auth));
     }
-
-    /// <summary>Where a forwarded request's body is encoded, reused: the message carries an exact copy.</summary>
-    private ArrayBufferWriter<byte> _forwardBuffer = new(256);
 
     /// <summary>
     /// Follower → leader's replica. Forwarded requests of a burst travel as one message, flushed with the log
-    /// when the burst ends (<see cref="AroundReceive"/>); any other message first flushes them, so the leader sees
-    /// everything in order.
+    /// (<see cref="OnFlushLog"/>); any other message first flushes them, so the leader sees everything in order.
     /// </summary>
     private void ToLeader(object message)
     {
         if (message is ForwardedRequest request)
         {
+            if (_unlogged.Count == 0 && _unforwarded.Count == 0) Self.Tell(FlushLog.Instance);
             _unforwarded.Add(request);
             return;
         }

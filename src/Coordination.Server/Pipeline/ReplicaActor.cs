@@ -96,7 +96,6 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         StartFeedRetention();
         if (_ensemble is not null) StartStallChecks();
         else ProposeSessionSecretIfNone();
-        OnFlushLog();   // not a message: AroundReceive does not see it
     }
 
     /// <summary>
@@ -219,19 +218,19 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
 
     /// <summary>
     /// Hands a prepared txn to the log (standalone) or proposes it to the ensemble (leader). Txns prepared while
-    /// this replica works through a burst of requests travel together: one message for the burst, sent when the
-    /// burst ends (<see cref="AroundReceive"/>: one group commit, and in an ensemble one proposal message per
-    /// follower instead of one per txn).
+    /// this replica works through a burst of requests travel together: one message for the burst, flushed by a
+    /// message to itself that queues behind the requests already waiting (one hop, one group commit, and in an
+    /// ensemble one proposal message per follower instead of one per txn).
     /// </summary>
     private void Log(Proposal proposal)
     {
         if (_ensemble is not null) _proposed[proposal.Header.Zxid] = proposal;
+        if (_unlogged.Count == 0 && _unforwarded.Count == 0) Self.Tell(FlushLog.Instance);
         _unlogged.Add(proposal);
     }
 
     private void OnFlushLog()
     {
-        _flushQueued = false;
         if (_ensemble is not null) FlushForwarded();
         if (_unlogged.Count == 0) return;
         var batch = _unlogged.ToArray();
