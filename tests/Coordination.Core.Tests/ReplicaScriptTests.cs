@@ -59,9 +59,9 @@ internal sealed record ScriptOutcome(int Xid, long Zxid, ErrorCode Err);
 internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOutcome>
 {
     private ReplicaCore<string, ScriptRead, ScriptOutcome> _core = null!;
-    private readonly Dictionary<string, string> _state = new();
-    private readonly Dictionary<string, HashSet<long>> _watches = new();
-    private long _applied;
+    /// <summary>The replica's state: a real tree, applied by the core (<see cref="ReplicaCore{TAddress,TRead,TOutcome}.Commit"/>).</summary>
+    private readonly DataTree _tree = new();
+    private long _applied => _tree.LastZxid;
     private long _now;
     private long _serverId;
     private readonly StringBuilder _out = new();
@@ -144,12 +144,9 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
                 Print($"{c[1]} from server {c[2]}: {(_core.IsMovedAway(Sid(c[1]), long.Parse(c[2]), claimUnknown: false) ? "SessionMoved" : "prepare")}");
                 break;
             case "close":   // close <zxid> s1 <cxid>: a committed closeSession (cxid 0: an expiry)
-            {
-                _applied = long.Parse(c[1]);
-                var (ended, requested) = _core.End(Sid(c[2]), int.Parse(c[3]), new ScriptOutcome(int.Parse(c[3]), _applied, ErrorCode.Ok));
-                if (ended is not null) Print($"{ended.Actor} #{ended.NextSeq()} ended {(requested ? "closed" : "expired")}");
+                _core.Commit(_tree, new TxnHeader(Sid(c[2]), int.Parse(c[3]), long.Parse(c[1]), 0, OpCode.CloseSession), new CloseSessionTxn([]));
+                _core.Applied();
                 break;
-            }
             case "close-here":   // close-here s1 <xid>: a local session's close, which commits no txn
                 _core.CloseHere(session!, int.Parse(c[2]));
                 break;
@@ -189,19 +186,17 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
         }
     }
 
-    /// <summary>As the replica applies a txn: the state changes, watches fire (each watcher's event takes its next
-    /// sequence number), the writer's outcome is recorded, and syncs waiting for the zxid are answered.</summary>
+    /// <summary>A committed batch of one txn, applied by the core as the replica does: a setData of the path if it
+    /// exists, else its creation. The core fires the watches and answers the writer; the host only prints.</summary>
     private void Commit(long zxid, long sessionId, int xid, string change)
     {
         var eq = change.IndexOf('=');
         var path = change[..eq];
-        _state[path] = change[(eq + 1)..];
-        _applied = zxid;
-        if (_watches.Remove(path, out var watchers))
-            foreach (var watcher in watchers.Order())
-                if (_core.Sessions.TryGetValue(watcher, out var w))
-                    Print($"{w.Actor} #{w.NextSeq()} event NodeDataChanged {path} zxid={zxid}");
-        if (_core.Sessions.TryGetValue(sessionId, out var session)) _core.Complete(session, xid, new ScriptOutcome(xid, zxid, ErrorCode.Ok));
+        var data = Encoding.UTF8.GetBytes(change[(eq + 1)..]);
+        var exists = _tree.Find(path) is not null;
+        var header = new TxnHeader(sessionId, xid, zxid, 0, exists ? OpCode.SetData : OpCode.Create);
+        Txn txn = exists ? new SetDataTxn(path, data, -1) : new CreateTxn(path, data, Acl.OpenAclUnsafe, 0, 0);
+        _core.Commit(_tree, header, txn);
         _core.Applied();
     }
 
@@ -211,12 +206,8 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
 
     public void ExecuteRead(ReplicaSession<string, ScriptRead, ScriptOutcome> session, ScriptRead read)
     {
-        if (read.Watch)
-        {
-            if (!_watches.TryGetValue(read.Path, out var set)) _watches[read.Path] = set = new();
-            set.Add(session.Id);
-        }
-        var value = _state.TryGetValue(read.Path, out var v) ? v : "<none>";
+        if (read.Watch) _core.Watches.Add(read.Path, session.Id, WatchKind.Data);
+        var value = _tree.Find(read.Path)?.Data is { } data ? Encoding.UTF8.GetString(data) : "<none>";
         Print($"{session.Actor} #{session.NextSeq()} read xid={read.Xid} {read.Path}={value} zxid={_applied}");
     }
 
@@ -235,6 +226,22 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
     {
         Print($"{session.Actor} #{seq} closed here xid={xid}");
         _core.EndHere(session.Id);
+    }
+
+    public void Committed(in TxnHeader header, Txn txn, ApplyResult result) { }
+
+    public void FanOut(WatchTrigger trigger, long zxid, IReadOnlyList<(string Actor, long Seq)> recipients)
+    {
+        foreach (var (actor, seq) in recipients) Print($"{actor} #{seq} event {trigger.Type} {trigger.Path} zxid={zxid}");
+    }
+
+    public ScriptOutcome Outcome(in TxnHeader header, ApplyResult result) => new(header.Cxid, header.Zxid, result.Err);
+
+    public void SessionCreated(in TxnHeader header, CreateSessionTxn create) => Print($"session {header.SessionId} created");
+
+    public void SessionEnded(in TxnHeader header, ReplicaSession<string, ScriptRead, ScriptOutcome>? session, bool requested)
+    {
+        if (session is not null) Print($"{session.Actor} #{session.NextSeq()} ended {(requested ? "closed" : "expired")}");
     }
 
     /// <summary>Local sessions of other servers ("staying"): their forwards are never SessionMoved.</summary>

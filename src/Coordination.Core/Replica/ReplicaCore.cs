@@ -32,7 +32,7 @@ public enum WriteRoute
 /// The core's outputs, carried out by its host (the server's ReplicaActor turns them into messages). Every call is
 /// made in the session's output order, so the host only has to send in the order it is called.
 /// </summary>
-public interface IReplicaHost<TAddress, TRead, TOutcome> where TRead : class where TOutcome : class
+public partial interface IReplicaHost<TAddress, TRead, TOutcome> where TRead : class where TOutcome : class
 {
     /// <summary>Executes a read now, against the state applied so far; its answer takes <c>session.NextSeq()</c>.</summary>
     void ExecuteRead(ReplicaSession<TAddress, TRead, TOutcome> session, TRead read);
@@ -106,7 +106,7 @@ public sealed class ReplicaSession<TAddress, TRead, TOutcome>(long id, TAddress 
 /// role, a lost connection, a tick); outputs are calls to the <see cref="IReplicaHost{TAddress,TRead,TOutcome}"/>.
 /// Script-tested (tests/Coordination.Core.Tests/testdata/replica). docs/architecture.md §4 says what the host keeps.
 /// </summary>
-public sealed class ReplicaCore<TAddress, TRead, TOutcome> where TRead : class where TOutcome : class
+public sealed partial class ReplicaCore<TAddress, TRead, TOutcome> where TRead : class where TOutcome : class
 {
     private readonly IReplicaHost<TAddress, TRead, TOutcome> _host;
     private readonly Func<long> _appliedZxid;

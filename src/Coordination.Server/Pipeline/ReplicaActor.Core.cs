@@ -2,6 +2,7 @@ global using SessionState = Coordination.Core.Replica.ReplicaSession<Akka.Actor.
 global using PendingSync = Coordination.Core.Replica.PendingSync<Coordination.Server.Pipeline.ClientRequest>;
 using Akka.Actor;
 using Akka.Event;
+using Coordination.Core;
 using Coordination.Core.Replica;
 using Coordination.Core.Zab;
 using Coordination.Protocol;
@@ -30,6 +31,46 @@ public sealed partial class ReplicaActor : IReplicaHost<IActorRef, ClientRequest
     }
 
     Reply IReplicaHost<IActorRef, ClientRequest, Reply>.Refusal(int xid, ErrorCode err) => Refusal(xid, err);
+
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.Committed(in TxnHeader header, Txn txn, ApplyResult result)
+    {
+        if (txn is SessionSecretTxn)
+        {
+            _passwords.Learn(_tree.SessionSecret);   // internal: nothing to audit, watch or answer
+            return;
+        }
+        // As ZooKeeper: the server a client is connected to audits its writes; the leader audits expirations and reaps.
+        if (_ensemble is null || _sessions.ContainsKey(header.SessionId) || _creating.ContainsKey(header.SessionId)
+            || (_core.Leading && (txn is CloseSessionTxn || header.SessionId == 0)))
+            _audit.Committed(header, txn, result.Err);
+        RecordChanges(header.Zxid, result.Triggers);
+    }
+
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.FanOut(WatchTrigger trigger, long zxid, IReadOnlyList<(IActorRef Actor, long Seq)> recipients)
+    {
+        var shard = WatchDispatcherActor.ShardOf(trigger.Path, _dispatchers.Count);
+        _dispatchers[shard].Tell(new Fanout(new WatcherEvent(trigger.Type, KeeperState.SyncConnected, trigger.Path), zxid, recipients, trigger.Acl));
+    }
+
+    Reply IReplicaHost<IActorRef, ClientRequest, Reply>.Outcome(in TxnHeader header, ApplyResult result) =>
+        new(0, header.Cxid, header.Zxid, result.Err, result.Response);
+
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.SessionCreated(in TxnHeader header, CreateSessionTxn create)
+    {
+        _tracker.Tell(new SessionOpened(header.SessionId, create.TimeoutMs));
+        // Only the server the client is connected to answers it; the others just know the session exists.
+        if (!_creating.Remove(header.SessionId, out var creating)) return;
+        var state = new SessionState(header.SessionId, creating.Session, create.TimeoutMs);
+        _sessions[header.SessionId] = state;
+        state.Actor.Tell(new SessionValidated(state.NextSeq(), true, create.TimeoutMs, header.Zxid));
+    }
+
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.SessionEnded(in TxnHeader header, SessionState? session, bool requested)
+    {
+        _tracker.Tell(new SessionClosed(header.SessionId));
+        EndSubscriptions(header.SessionId);
+        session?.Actor.Tell(new SessionEnded(session.NextSeq(), Expired: !requested));
+    }
 
     private static ReplicaRole RoleOf(RoleChanged role) => !role.ServesClients ? ReplicaRole.NotServing : role.Role switch
     {

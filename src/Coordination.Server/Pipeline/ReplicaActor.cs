@@ -23,7 +23,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     private readonly ServerSettings _settings;
     private DataTree _tree;
     private RequestPreprocessor _prep;
-    private readonly WatchTable _watches = new();
+    private WatchTable _watches => _core.Watches;
     /// <summary>Where prepared txns go: the journal (standalone) or, in an ensemble, the Zab peer (this actor's child).</summary>
     private readonly IActorRef _log;
     private readonly IActorRef _tracker;
@@ -272,7 +272,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     /// <summary>Applies committed txns in zxid order, then answers what waited for them.</summary>
     private void ApplyBatch(IReadOnlyList<Proposal> batch)
     {
-        foreach (var proposal in batch) Commit(proposal);
+        foreach (var proposal in batch) _core.Commit(_tree, proposal.Header, proposal.Txn);
         if (_tree.ReplayMode && _tree.LastZxid >= _tree.SnapshotEndZxid) _tree.FinishReplay();
         _prep.Applied(_tree.LastZxid);
         ReleaseValidations();
@@ -380,67 +380,6 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     }
 
     private Reply Refusal(int xid, ErrorCode err) => new(0, xid, _tree.LastZxid, err, EmptyResponse.Instance);
-
-    private void Commit(Proposal proposal)
-    {
-        var header = proposal.Header;
-        var result = _tree.Apply(header, proposal.Txn);
-        if (proposal.Txn is SessionSecretTxn)
-        {
-            _passwords.Learn(_tree.SessionSecret);   // internal: nothing to audit, watch or answer
-            return;
-        }
-        // As ZooKeeper: the server a client is connected to audits its writes; the leader audits expirations and reaps.
-        if (_ensemble is null || _sessions.ContainsKey(header.SessionId) || _creating.ContainsKey(header.SessionId)
-            || (_core.Leading && (proposal.Txn is CloseSessionTxn || header.SessionId == 0)))
-            _audit.Committed(header, proposal.Txn, result.Err);
-        FireTriggers(result.Triggers, header.Zxid);
-        RecordChanges(header.Zxid, result.Triggers);
-
-        switch (proposal.Txn)
-        {
-            case CreateSessionTxn create:
-                _tracker.Tell(new SessionOpened(header.SessionId, create.TimeoutMs));
-                // Only the server the client is connected to answers it; the others just know the session exists.
-                if (!_creating.Remove(header.SessionId, out var creating)) return;
-                var state = new SessionState(header.SessionId, creating.Session, create.TimeoutMs);
-                _sessions[header.SessionId] = state;
-                state.Actor.Tell(new SessionValidated(state.NextSeq(), true, create.TimeoutMs, header.Zxid));
-                return;
-            case CloseSessionTxn:
-                EndSession(header);
-                return;
-        }
-
-        if (_sessions.TryGetValue(header.SessionId, out var session))
-            _core.Complete(session, header.Cxid, new Reply(0, header.Cxid, header.Zxid, result.Err, result.Response));
-    }
-
-    private void EndSession(in TxnHeader header)
-    {
-        _tracker.Tell(new SessionClosed(header.SessionId));
-        _watches.RemoveSession(header.SessionId);
-        EndSubscriptions(header.SessionId);
-        var (session, requested) = _core.End(header.SessionId, header.Cxid, new Reply(0, header.Cxid, header.Zxid, ErrorCode.Ok, EmptyResponse.Instance));
-        if (session is null) return;
-        session.Actor.Tell(new SessionEnded(session.NextSeq(), Expired: !requested));
-    }
-
-    private void FireTriggers(IReadOnlyList<WatchTrigger> triggers, long zxid)
-    {
-        for (var i = 0; i < triggers.Count; i++)
-        {
-            var trigger = triggers[i];
-            var watchers = _watches.Trigger(trigger);
-            if (watchers.Count == 0) continue;
-            var recipients = new List<(IActorRef, long)>(watchers.Count);
-            foreach (var sessionId in watchers)
-                if (_sessions.TryGetValue(sessionId, out var s)) recipients.Add((s.Actor, s.NextSeq()));
-            if (recipients.Count == 0) continue;
-            var shard = WatchDispatcherActor.ShardOf(trigger.Path, _dispatchers.Count);
-            _dispatchers[shard].Tell(new Fanout(new WatcherEvent(trigger.Type, KeeperState.SyncConnected, trigger.Path), zxid, recipients, trigger.Acl));
-        }
-    }
 
     private void ExecuteRead(ClientRequest request, SessionState session)
     {
