@@ -221,6 +221,8 @@ public sealed partial class ZabSimulationTests
             CheckPrefixes();
         }
 
+        /// <summary>Called when a zxid is first committed, with the servers that hold it durably at that moment.</summary>
+        public Action<long, IReadOnlySet<long>>? FirstCommitted;
         /// <summary>Set by the naive-commit control only: what the quorum check below reported.</summary>
         public readonly List<string> QuorumViolations = new();
         /// <summary>Record quorum violations instead of failing at once (the control that shows the check can fail).</summary>
@@ -237,6 +239,7 @@ public sealed partial class ZabSimulationTests
             var configs = leader.Entries.Where(e => e.Config is not null && e.Zxid <= zxid).Select(e => e.Config!).Prepend(InitialConfig).ToList();
             var required = configs[^1].Version > appliedBefore ? configs.TakeLast(2).ToList() : [configs[^1]];
             var holders = Nodes.Values.Where(n => n.DurableRetained >= zxid || HasDurably(n, zxid)).Select(n => n.Id).ToHashSet();
+            FirstCommitted?.Invoke(zxid, holders);
             foreach (var config in required)
             {
                 if (new Quorum(config.Voters).IsQuorum(holders)) continue;
