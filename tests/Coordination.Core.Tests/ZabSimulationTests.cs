@@ -304,12 +304,19 @@ public sealed partial class ZabSimulationTests
             }
         }
 
+        /// <summary>Each server's state, for a failure message.</summary>
+        public string Describe() => string.Join("\n", Nodes.Values.Select(n =>
+            $"  {n.Id}: {(n.Up ? "up" : "down")} {n.Peer.Role} leader {n.Peer.Leader} serves {n.Peer.ServesClients} member {n.Peer.IsMember} " +
+            $"epochs {n.Peer.AcceptedEpoch}/{n.Peer.CurrentEpoch} logged {Zxids.Format(n.LastZxid)} committed {Zxids.Format(n.Peer.Committed)} " +
+            $"applied {Zxids.Format(n.LastApplied)} config {n.Peer.Config} pending {n.Peer.PendingConfig?.ToString() ?? "-"}"));
+
         /// <param name="members">The servers that must converge; by default every running one that is a member by its own configuration.</param>
         public void AssertConverged(IEnumerable<long>? members = null)
         {
             var up = Nodes.Values.Where(n => n.Up && (members?.Contains(n.Id) ?? n.Peer.IsMember)).ToList();
             var reference = up.First().Applied;
-            foreach (var node in up) Assert.Equal(reference, node.Applied);
+            foreach (var node in up)
+                Assert.True(reference.SequenceEqual(node.Applied), $"server {node.Id} applied up to {Zxids.Format(node.LastApplied)}, server {up[0].Id} up to {Zxids.Format(up[0].LastApplied)}:\n{Describe()}");
             foreach (var zxid in Acknowledged) Assert.Contains(zxid, reference);
             foreach (var zxid in EverApplied) Assert.True(reference.Contains(zxid), $"committed txn {Zxids.Format(zxid)} was lost");
         }

@@ -22,6 +22,9 @@ public sealed record ZabSettings(long TickMs = 100, int InitLimitTicks = 10, int
 /// reconfig txn. From the moment a peer logs one until it learns it committed, every quorum it counts (commits,
 /// elections, discovery, leadership confirmation) needs a majority of the old and of the new voters; on commit the
 /// new configuration alone counts (<see cref="ConfigActivated"/>). Without reconfig txns nothing differs.
+/// A joining voter counts only once it has synced with the leader, and a reconfig that adds voters commits only once
+/// they have logged it, or after a bound (<see cref="JoinerWaitTicks"/>). A server that no configuration it knows
+/// names waits as a joiner (<see cref="IsJoiner"/>) and learns the current configuration from the members.
 /// </summary>
 public sealed class ZabPeer
 {
