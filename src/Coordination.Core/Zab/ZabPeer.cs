@@ -85,6 +85,10 @@ public sealed class ZabPeer
 
     // Learner state
     private long _leaderHeardMs;
+    /// <summary>Learner: when it chose its leader. It must be up to date within the init limit (ZooKeeper's learner
+    /// times out its sync after initLimit): the leader's pings alone would otherwise keep alive a learner whose sync
+    /// or UPTODATE was lost, which then never serves nor counts.</summary>
+    private long _learningSinceMs;
     private long _awaitNewLeaderAckAt = -1;
     private bool _upToDate;
     /// <summary>Learner: this leader's sync arrived. Broadcast messages before it were sent for a log this learner may
@@ -316,7 +320,7 @@ public sealed class ZabPeer
             return;
         }
         Role = IsObserver ? PeerState.Observing : PeerState.Following;
-        _leaderHeardMs = nowMs;
+        _leaderHeardMs = _learningSinceMs = nowMs;
         outputs.Add(new RoleChanged(Role, Leader, CurrentEpoch, false));
         _awaitingLeaderInfo = true;
         outputs.Add(new SendTo(Leader, new FollowerInfo(_myId, AcceptedEpoch, _logged, Role == PeerState.Observing)));
@@ -403,7 +407,8 @@ public sealed class ZabPeer
         }
         // While a reconfiguration is pending this proposal (the reconfig txn too) needs a quorum of each configuration.
         // A reconfig that adds voters also waits, within a bound, for them to sync and log it (see JoinerWaitTicks).
-        var joining = entry.Config?.Voters.Where(v => !_config.Voters.Contains(v)).ToHashSet();
+        // (Not observers it promotes: they are in step already, and as observers they see the reconfig only once committed.)
+        var joining = entry.Config?.Voters.Where(v => !_config.IsMember(v)).ToHashSet();
         _tracker.Proposed(entry.Zxid, _quorum, joining);
         if (joining is not null) _joinerWaitTicks = 0;
         _uncommitted[entry.Zxid] = entry;
@@ -505,6 +510,7 @@ public sealed class ZabPeer
             default:
                 var limit = (_upToDate ? _settings.SyncLimitTicks : _settings.InitLimitTicks) * _settings.TickMs;
                 if (nowMs - _leaderHeardMs > limit) Elect(nowMs, outputs);   // leader gone: ZooKeeper's syncLimit
+                else if (!_upToDate && nowMs - _learningSinceMs > _settings.InitLimitTicks * _settings.TickMs) Elect(nowMs, outputs);
                 else if (_awaitingLeaderInfo) outputs.Add(new SendTo(Leader, new FollowerInfo(_myId, AcceptedEpoch, _logged, Role == PeerState.Observing)));
                 break;
         }
@@ -527,6 +533,7 @@ public sealed class ZabPeer
         var stalled = nowMs - previous - _settings.TickMs;
         if (stalled <= _settings.TickMs) return;   // ordinary timer jitter
         _leaderHeardMs = Math.Min(nowMs, _leaderHeardMs + stalled);
+        _learningSinceMs = Math.Min(nowMs, _learningSinceMs + stalled);
         _leadingSinceMs = Math.Min(nowMs, _leadingSinceMs + stalled);
         foreach (var learner in _learners.Values) learner.LastHeardMs = Math.Min(nowMs, learner.LastHeardMs + stalled);
     }
