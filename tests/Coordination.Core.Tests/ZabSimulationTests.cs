@@ -221,6 +221,8 @@ public sealed partial class ZabSimulationTests
             CheckPrefixes();
         }
 
+        /// <summary>Called when a zxid is first committed, with the servers that hold it durably at that moment.</summary>
+        public Action<long, IReadOnlySet<long>>? FirstCommitted;
         /// <summary>Set by the naive-commit control only: what the quorum check below reported.</summary>
         public readonly List<string> QuorumViolations = new();
         /// <summary>Record quorum violations instead of failing at once (the control that shows the check can fail).</summary>
@@ -237,6 +239,7 @@ public sealed partial class ZabSimulationTests
             var configs = leader.Entries.Where(e => e.Config is not null && e.Zxid <= zxid).Select(e => e.Config!).Prepend(InitialConfig).ToList();
             var required = configs[^1].Version > appliedBefore ? configs.TakeLast(2).ToList() : [configs[^1]];
             var holders = Nodes.Values.Where(n => n.DurableRetained >= zxid || HasDurably(n, zxid)).Select(n => n.Id).ToHashSet();
+            FirstCommitted?.Invoke(zxid, holders);
             foreach (var config in required)
             {
                 if (new Quorum(config.Voters).IsQuorum(holders)) continue;
@@ -301,12 +304,19 @@ public sealed partial class ZabSimulationTests
             }
         }
 
+        /// <summary>Each server's state, for a failure message.</summary>
+        public string Describe() => string.Join("\n", Nodes.Values.Select(n =>
+            $"  {n.Id}: {(n.Up ? "up" : "down")} {n.Peer.Role} leader {n.Peer.Leader} serves {n.Peer.ServesClients} member {n.Peer.IsMember} " +
+            $"epochs {n.Peer.AcceptedEpoch}/{n.Peer.CurrentEpoch} logged {Zxids.Format(n.LastZxid)} committed {Zxids.Format(n.Peer.Committed)} " +
+            $"applied {Zxids.Format(n.LastApplied)} config {n.Peer.Config} pending {n.Peer.PendingConfig?.ToString() ?? "-"}"));
+
         /// <param name="members">The servers that must converge; by default every running one that is a member by its own configuration.</param>
         public void AssertConverged(IEnumerable<long>? members = null)
         {
             var up = Nodes.Values.Where(n => n.Up && (members?.Contains(n.Id) ?? n.Peer.IsMember)).ToList();
             var reference = up.First().Applied;
-            foreach (var node in up) Assert.Equal(reference, node.Applied);
+            foreach (var node in up)
+                Assert.True(reference.SequenceEqual(node.Applied), $"server {node.Id} applied up to {Zxids.Format(node.LastApplied)}, server {up[0].Id} up to {Zxids.Format(up[0].LastApplied)}:\n{Describe()}");
             foreach (var zxid in Acknowledged) Assert.Contains(zxid, reference);
             foreach (var zxid in EverApplied) Assert.True(reference.Contains(zxid), $"committed txn {Zxids.Format(zxid)} was lost");
         }

@@ -24,12 +24,27 @@ public sealed class CommitTracker
     public int OutstandingCount => _outstanding.Count;
     public long? LastProposed => _outstanding.Count == 0 ? null : _outstanding.Keys.Last();
 
-    /// <summary>Registers a proposal the leader has sent, needing <paramref name="quorum"/> (by default the tracker's). Zxids must increase.</summary>
-    public void Proposed(long zxid, Quorum? quorum = null)
+    /// <summary>A proposal that also waits for these voters to log it (a reconfig's joining voters), until released.</summary>
+    private readonly Dictionary<long, IReadOnlySet<long>> _holds = new();
+
+    /// <summary>Registers a proposal the leader has sent, needing <paramref name="quorum"/> (by default the tracker's). Zxids must increase.
+    /// With <paramref name="waitFor"/> it commits only once those voters logged it too, or once <see cref="Release"/>d.</summary>
+    public void Proposed(long zxid, Quorum? quorum = null, IReadOnlySet<long>? waitFor = null)
     {
         var last = LastProposed ?? LastCommitted;
         if (zxid <= last) throw new InvalidOperationException($"proposal {Zxids.Format(zxid)} is not after {Zxids.Format(last)}");
         _outstanding.Add(zxid, quorum ?? _quorum);
+        if (waitFor is { Count: > 0 }) _holds[zxid] = waitFor;
+    }
+
+    /// <summary>True while a proposal waits for voters named in <see cref="Proposed"/>.</summary>
+    public bool Holding => _holds.Count > 0;
+
+    /// <summary>Stops waiting for the voters a proposal named: it commits on its quorum alone. Returns what commits now.</summary>
+    public IReadOnlyList<long> Release()
+    {
+        _holds.Clear();
+        return CommitReady();
     }
 
     /// <summary>
@@ -41,12 +56,18 @@ public sealed class CommitTracker
         // Observers never count: every quorum ignores non-voters.
         if (_loggedUpTo.TryGetValue(peer, out var previous) && previous >= zxid) return [];
         _loggedUpTo[peer] = zxid;
+        return CommitReady();
+    }
 
+    private IReadOnlyList<long> CommitReady()
+    {
         List<long>? committed = null;
         while (_outstanding.Count > 0)
         {
             var (next, quorum) = _outstanding.First();
             if (!quorum.IsQuorum(_loggedUpTo.Where(kv => kv.Value >= next).Select(kv => kv.Key))) break;
+            if (_holds.TryGetValue(next, out var waitFor) && !waitFor.All(id => _loggedUpTo.TryGetValue(id, out var at) && at >= next)) break;
+            _holds.Remove(next);
             _outstanding.Remove(next);
             LastCommitted = next;
             (committed ??= []).Add(next);

@@ -22,6 +22,9 @@ public sealed record ZabSettings(long TickMs = 100, int InitLimitTicks = 10, int
 /// reconfig txn. From the moment a peer logs one until it learns it committed, every quorum it counts (commits,
 /// elections, discovery, leadership confirmation) needs a majority of the old and of the new voters; on commit the
 /// new configuration alone counts (<see cref="ConfigActivated"/>). Without reconfig txns nothing differs.
+/// A joining voter counts only once it has synced with the leader, and a reconfig that adds voters commits only once
+/// they have logged it, or after a bound (<see cref="JoinerWaitTicks"/>). A server that no configuration it knows
+/// names waits as a joiner (<see cref="IsJoiner"/>) and learns the current configuration from the members.
 /// </summary>
 public sealed class ZabPeer
 {
@@ -44,6 +47,9 @@ public sealed class ZabPeer
     /// has not yet seen (by version). Quorums need a majority of each of them (<see cref="RefreshQuorum"/>).</summary>
     private ZabConfig _config;
     private readonly SortedList<long, ZabConfig> _pendingConfigs = new();
+    /// <summary>This server was started to take part and no reconfig it activated removed it: when the configurations it
+    /// knows leave it out it stays a joiner (an observer no one counts) instead of going idle.</summary>
+    private bool _standsBy;
     private Quorum _quorum = null!;
     private IReadOnlySet<long> _members = null!;
     private readonly IZabLogView _log;
@@ -66,8 +72,23 @@ public sealed class ZabPeer
     /// <summary>The last request that arrived after the round in flight started: it waits for the next round.</summary>
     private long _nextRoundCovers;
 
+    /// <summary>Leader: ticks since a reconfig that waits for its joining voters was proposed.</summary>
+    private int _joinerWaitTicks;
+    /// <summary>
+    /// How long a reconfig that adds voters waits for them to sync and log it, beyond the quorum of the old and the new
+    /// configuration it needs anyway: twice the init limit, since a joiner first syncs in the role it started with and
+    /// then, having logged the reconfig that makes it a voter, elects and syncs again as a follower. Waiting means the new
+    /// configuration starts with its joiners in step, so it tolerates as many failures as it is sized for at once; the
+    /// bound means a joiner that never starts delays the reconfig (and the writes behind it) by this long, not forever.
+    /// </summary>
+    private int JoinerWaitTicks => 2 * _settings.InitLimitTicks;
+
     // Learner state
     private long _leaderHeardMs;
+    /// <summary>Learner: when it chose its leader. It must be up to date within the init limit (ZooKeeper's learner
+    /// times out its sync after initLimit): the leader's pings alone would otherwise keep alive a learner whose sync
+    /// or UPTODATE was lost, which then never serves nor counts.</summary>
+    private long _learningSinceMs;
     private long _awaitNewLeaderAckAt = -1;
     private bool _upToDate;
     /// <summary>Learner: this leader's sync arrived. Broadcast messages before it were sent for a log this learner may
@@ -106,6 +127,7 @@ public sealed class ZabPeer
     {
         _myId = myId;
         _config = config;
+        _standsBy = config.IsMember(myId);
         RefreshQuorum();
         _log = log;
         _settings = settings ?? new ZabSettings();
@@ -127,9 +149,13 @@ public sealed class ZabPeer
     public ZabConfig Config => _config;
     /// <summary>The newest reconfiguration this peer logged whose commit it has not seen; null when none.</summary>
     public ZabConfig? PendingConfig => _pendingConfigs.Count > 0 ? _pendingConfigs.Values[^1] : null;
-    /// <summary>False once a committed configuration left this server out: it stays idle (no election, no learning)
-    /// until its host restarts it with a configuration that has it.</summary>
+    /// <summary>False once a committed configuration that this server activated left it out: it stays idle (no
+    /// election, no learning) until its host restarts it. A server that learned such a configuration from others
+    /// stays a joiner instead (see <see cref="Adopt"/>).</summary>
     public bool IsMember => _members.Contains(_myId);
+    /// <summary>A server started to take part that no configuration it knows names: it observes, and no one counts it
+    /// or answers it (the leader ignores a non-member) until a reconfig names it.</summary>
+    public bool IsJoiner => _standsBy && !_quorum.IsVoter(_myId) && !_config.IsMember(_myId) && !_pendingConfigs.Values.Any(c => c.IsMember(_myId));
     /// <summary>Leader only: the learners connected to it, and those synchronised (acked NEWLEADER).</summary>
     public int LearnerCount => _learners.Count;
     public int SyncedLearnerCount => _learners.Values.Count(l => l.AckedNewLeader);
@@ -171,7 +197,9 @@ public sealed class ZabPeer
     {
         var configs = _pendingConfigs.Values.Prepend(_config).ToList();
         _quorum = Quorum.Joint(configs.Select(c => c.Voters));
-        _members = configs.SelectMany(c => c.Voters.Concat(c.Observers)).ToHashSet();
+        var members = configs.SelectMany(c => c.Voters.Concat(c.Observers)).ToHashSet();
+        if (_standsBy) members.Add(_myId);   // a joiner: it observes (no quorum counts it) until a reconfig names it
+        _members = members;
         _election?.UseQuorum(_quorum);
     }
 
@@ -206,9 +234,16 @@ public sealed class ZabPeer
             latest = _pendingConfigs.Values[0];
             _pendingConfigs.RemoveAt(0);
         }
+        // Left out by a reconfig it committed itself: removed, not a joiner.
+        if (latest is not null && !latest.IsMember(_myId)) _standsBy = false;
         return latest is null || Adopt(latest, nowMs, outputs);
     }
 
+    /// <summary>Takes <paramref name="config"/> as the active configuration. One learned from another member (its
+    /// election notification or its leader's sync) that leaves this server out makes it a joiner, not a removed
+    /// member: it was started to take part, with an older configuration (ZooKeeper's joiner knows the ensemble it
+    /// joins), and waits as an observer no one counts until a reconfig names it. Only a reconfig this server
+    /// activated itself removes it (<see cref="Activate"/>).</summary>
     private bool Adopt(ZabConfig config, long nowMs, List<ZabOutput> outputs)
     {
         _config = config;
@@ -285,7 +320,7 @@ public sealed class ZabPeer
             return;
         }
         Role = IsObserver ? PeerState.Observing : PeerState.Following;
-        _leaderHeardMs = nowMs;
+        _leaderHeardMs = _learningSinceMs = nowMs;
         outputs.Add(new RoleChanged(Role, Leader, CurrentEpoch, false));
         _awaitingLeaderInfo = true;
         outputs.Add(new SendTo(Leader, new FollowerInfo(_myId, AcceptedEpoch, _logged, Role == PeerState.Observing)));
@@ -371,7 +406,11 @@ public sealed class ZabPeer
             RefreshQuorum();
         }
         // While a reconfiguration is pending this proposal (the reconfig txn too) needs a quorum of each configuration.
-        _tracker.Proposed(entry.Zxid, _quorum);
+        // A reconfig that adds voters also waits, within a bound, for them to sync and log it (see JoinerWaitTicks).
+        // (Not observers it promotes: they are in step already, and as observers they see the reconfig only once committed.)
+        var joining = entry.Config?.Voters.Where(v => !_config.IsMember(v)).ToHashSet();
+        _tracker.Proposed(entry.Zxid, _quorum, joining);
+        if (joining is not null) _joinerWaitTicks = 0;
         _uncommitted[entry.Zxid] = entry;
         _logged = entry.Zxid;
         var outputs = new List<ZabOutput>();
@@ -471,6 +510,7 @@ public sealed class ZabPeer
             default:
                 var limit = (_upToDate ? _settings.SyncLimitTicks : _settings.InitLimitTicks) * _settings.TickMs;
                 if (nowMs - _leaderHeardMs > limit) Elect(nowMs, outputs);   // leader gone: ZooKeeper's syncLimit
+                else if (!_upToDate && nowMs - _learningSinceMs > _settings.InitLimitTicks * _settings.TickMs) Elect(nowMs, outputs);
                 else if (_awaitingLeaderInfo) outputs.Add(new SendTo(Leader, new FollowerInfo(_myId, AcceptedEpoch, _logged, Role == PeerState.Observing)));
                 break;
         }
@@ -493,6 +533,7 @@ public sealed class ZabPeer
         var stalled = nowMs - previous - _settings.TickMs;
         if (stalled <= _settings.TickMs) return;   // ordinary timer jitter
         _leaderHeardMs = Math.Min(nowMs, _leaderHeardMs + stalled);
+        _learningSinceMs = Math.Min(nowMs, _learningSinceMs + stalled);
         _leadingSinceMs = Math.Min(nowMs, _leadingSinceMs + stalled);
         foreach (var learner in _learners.Values) learner.LastHeardMs = Math.Min(nowMs, learner.LastHeardMs + stalled);
     }
@@ -636,6 +677,13 @@ public sealed class ZabPeer
 
     private void LeaderTick(long nowMs, List<ZabOutput> outputs)
     {
+        if (_tracker is { Holding: true } && ++_joinerWaitTicks > JoinerWaitTicks)
+        {
+            // A joiner that never came (not started, or cannot reach us): commit on the joint quorum alone rather than
+            // hold every write behind the reconfig; the joiner syncs whenever it comes, as after any reconfig.
+            OnCommits(_tracker.Release(), nowMs, outputs);
+            if (Role != PeerState.Leading) return;
+        }
         // The latest round rides on every ping: a round whose pings were lost is confirmed by the next tick's.
         foreach (var learner in _learners.Values) outputs.Add(new SendTo(learner.Id, new Ping(_myId, Committed, _lastRound)));
         var limit = (_established ? _settings.SyncLimitTicks : _settings.InitLimitTicks) * _settings.TickMs;
