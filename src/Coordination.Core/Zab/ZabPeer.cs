@@ -87,7 +87,8 @@ public sealed class ZabPeer
     private long _leaderHeardMs;
     /// <summary>Learner: when it chose its leader. It must be up to date within the init limit (ZooKeeper's learner
     /// times out its sync after initLimit): the leader's pings alone would otherwise keep alive a learner whose sync
-    /// or UPTODATE was lost, which then never serves nor counts.</summary>
+    /// or UPTODATE was lost, which then never serves nor counts. The limit counts from the last sync step made durable
+    /// here and runs only while nothing is being written, so a large snapshot install is not cut short.</summary>
     private long _learningSinceMs;
     private long _awaitNewLeaderAckAt = -1;
     private bool _upToDate;
@@ -363,6 +364,7 @@ public sealed class ZabPeer
         }
         else if (Role is PeerState.Following or PeerState.Observing)
         {
+            if (!_upToDate) _learningSinceMs = nowMs;   // the sync makes progress (a large snapshot may take a while)
             var newLeaderAt = _awaitNewLeaderAckAt;
             if (newLeaderAt >= 0 && _storageDone >= _newLeaderAckAfter) SendNewLeaderAck(outputs);
             if (Role == PeerState.Following && _awaitNewLeaderAckAt < 0 && Persisted > newLeaderAt) outputs.Add(new SendTo(Leader, new Ack(_myId, Persisted)));
@@ -510,7 +512,7 @@ public sealed class ZabPeer
             default:
                 var limit = (_upToDate ? _settings.SyncLimitTicks : _settings.InitLimitTicks) * _settings.TickMs;
                 if (nowMs - _leaderHeardMs > limit) Elect(nowMs, outputs);   // leader gone: ZooKeeper's syncLimit
-                else if (!_upToDate && nowMs - _learningSinceMs > _settings.InitLimitTicks * _settings.TickMs) Elect(nowMs, outputs);
+                else if (!_upToDate && AllPersisted && nowMs - _learningSinceMs > _settings.InitLimitTicks * _settings.TickMs) Elect(nowMs, outputs);
                 else if (_awaitingLeaderInfo) outputs.Add(new SendTo(Leader, new FollowerInfo(_myId, AcceptedEpoch, _logged, Role == PeerState.Observing)));
                 break;
         }
