@@ -93,4 +93,26 @@ public sealed partial class ZabSimulationTests
         Assert.Equal(PeerState.Following, joiner.Peer.Role);
         AssertQuorumOf(c, grown);
     }
+
+    /// <summary>
+    /// The learner's sync bound (init limit: 10 ticks of 50 ms here) catches a lost SYNC or UPTODATE, but a sync whose
+    /// disk writes take longer than the bound (a large snapshot, a slow disk) makes progress and must not be cut short:
+    /// re-electing would start it over, for ever on such a disk.
+    /// </summary>
+    [Fact]
+    public void A_follower_whose_sync_writes_outlast_the_init_limit_is_not_cut_short()
+    {
+        var c = new Cluster(39, [1, 2, 3]);
+        c.Run(2_000, writesPerTick: 1);
+        var follower = c.Nodes.Keys.First(id => id != c.Leader!.Id);
+        c.Crash(follower);
+        c.Run(500, writesPerTick: 2);
+        c.DiskLatencyMs[follower] = 800;
+        c.Restart(follower);
+        var node = c.Nodes[follower];
+        node.Roles.Clear();
+        c.Run(4_000, writesPerTick: 1);
+        Assert.True(node.Peer.ServesClients, $"server {follower} is {node.Peer.Role}, roles {string.Join(",", node.Roles)}");
+        Assert.DoesNotContain(PeerState.Looking, node.Roles.SkipWhile(r => r == PeerState.Looking));
+    }
 }

@@ -29,6 +29,8 @@ public sealed partial class ZabSimulationTests
         public readonly Dictionary<long, (long SyncPoint, long AcknowledgedBefore)> HeldSyncs = new();
         public long LastRequest;
         public readonly List<long> Confirmed = new();
+        /// <summary>Every role this node's peer reported, in order.</summary>
+        public readonly List<PeerState> Roles = new();
 
         /// <summary>The committed configuration as the host keeps it on disk (ZooKeeper's dynamic config file): what a restart starts from.</summary>
         public ZabConfig Config;
@@ -61,6 +63,8 @@ public sealed partial class ZabSimulationTests
         public readonly HashSet<long> EverApplied = new();  // every zxid any node ever applied: committed, never to be lost
         /// <summary>0: every disk write is durable at once; otherwise each becomes durable after up to this long.</summary>
         public int MaxFsyncMs;
+        /// <summary>Nodes whose every disk write takes exactly this long (a slow disk), whatever <see cref="MaxFsyncMs"/> says.</summary>
+        public readonly Dictionary<long, int> DiskLatencyMs = new();
         /// <summary>Nodes that do not run (a starved thread pool, a GC pause): no ticks, and what is sent to them waits.</summary>
         public readonly HashSet<long> Stalled = new();
         /// <summary>Every confirmation round's pings the leaders sent: (leader, round).</summary>
@@ -108,9 +112,11 @@ public sealed partial class ZabSimulationTests
         /// <summary>Queues a disk write: durable (and reported with <paramref name="report"/>) at once, or after a random delay.</summary>
         private void Write(Node node, Action apply, long report)
         {
-            var due = MaxFsyncMs == 0 ? Now : Math.Max(node.Disk.Count > 0 ? node.Disk.Last().DueMs : 0, Now + _random.Next(MaxFsyncMs + 1));
+            var slow = DiskLatencyMs.TryGetValue(node.Id, out var latency);
+            var due = MaxFsyncMs == 0 && !slow ? Now
+                : Math.Max(node.Disk.Count > 0 ? node.Disk.Last().DueMs : 0, Now + (slow ? latency : _random.Next(MaxFsyncMs + 1)));
             node.Disk.Enqueue((due, apply, report));
-            if (MaxFsyncMs == 0) CompleteDiskWrites(node);
+            if (MaxFsyncMs == 0 && !slow) CompleteDiskWrites(node);
         }
 
         private void CompleteDiskWrites(Node node)
@@ -157,6 +163,7 @@ public sealed partial class ZabSimulationTests
         {
             foreach (var output in outputs)
             {
+                if (output is RoleChanged changed) node.Roles.Add(changed.Role);
                 switch (output)
                 {
                     case SendTo send:
