@@ -95,6 +95,10 @@ public sealed class AdminHttpServer : IAsyncDisposable
         {
             var path = context.Request.Path.Value?.TrimEnd('/') ?? "";
             var post = context.Request.Method == "POST";
+            // A body this handler will not read (a refused or unknown request) cannot be drained (MaxRequestBodySize = 0),
+            // so Kestrel closes the connection after the answer: say so, or the client reuses it and loses its next request.
+            var hasBody = context.Request.ContentLength > 0 || context.Request.Headers.TransferEncoding.Count > 0;
+            if (hasBody) response.Headers.Connection = "close";
             if (context.Request.Method != "GET" && !(post && PostCommandAt(path) is not null)) await WriteAsync(response, 405, "text/plain", "GET only\n");
             else if (_serveMetrics && path == "/metrics") await WriteAsync(response, 200, "text/plain; version=0.0.4", MetricsText(await _commands.ExecuteAsync("mntr")));
             // Orchestrator probes (Kubernetes, Docker HEALTHCHECK): no credential, nothing secret in the answer.
@@ -112,6 +116,7 @@ public sealed class AdminHttpServer : IAsyncDisposable
                 else if (post)
                 {
                     // Bodies are refused everywhere else (MaxRequestBodySize = 0); this one is bounded by its own limit.
+                    response.Headers.Remove("Connection");
                     context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>()!.MaxRequestBodySize = _settings.RestoreMaxBytes;
                     await WriteResultAsync(response, await commands.RunAsync(command, new Dictionary<string, string>(), context.Request.Body));
                 }
