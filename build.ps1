@@ -3,7 +3,7 @@ param([ValidateSet("build", "test", "publish", "run")][string]$Target = "build",
 $ErrorActionPreference = "Stop"
 switch ($Target) {
   "build"   { dotnet build Coordination.Akka.sln -c $Configuration }
-  "test"    { dotnet test Coordination.Akka.sln -c $Configuration }
+  "test"    { dotnet build Coordination.Akka.sln -c $Configuration; if ($LASTEXITCODE -eq 0) { dotnet test Coordination.Akka.sln -c $Configuration --no-build } }
   "publish" { dotnet publish src/Coordination.Server -c $Configuration -o artifacts/server }
   "run"     { dotnet run --project src/Coordination.Server -c $Configuration }
 }
