@@ -31,7 +31,7 @@ public sealed partial class CoordinationServer
     public static Config EmbeddedRemotingConfig(Config config, IReadOnlyList<string>? hostTransports = null)
     {
         var withReference = config.WithFallback(ServerSettings.Reference);
-        var ensemble = EmbeddedEnsemble(withReference);
+        var ensemble = MembershipOf(withReference);
         if (!ensemble.Enabled) return Config.Empty;
         var transports = (hostTransports ?? ["akka.remote.dot-netty.tcp"]).Append("akka.remote.coordination-socket").Select(t => $"\"{t}\"");
         return ConfigurationFactory.ParseString($$"""
@@ -44,10 +44,6 @@ public sealed partial class CoordinationServer
             {{ensemble.MemberTransport(withReference.GetLong("coordination.server-id"), EmbeddedScheme)}}
             """);
     }
-
-    private static EnsembleSettings EmbeddedEnsemble(Config withReference) =>
-        DynamicConfigFile.Apply(EnsembleSettings.Create(withReference), withReference.GetString("coordination.data-dir"),
-            withReference.GetLong("coordination.server-id", 0));
 
     /// <summary>
     /// Starts a member in <paramref name="system"/> (which was created with <see cref="EmbeddedRemotingConfig"/>
@@ -67,22 +63,16 @@ public sealed partial class CoordinationServer
                 "(the SQL and persistent-file journals need their plugins in the application's config)");
         var files = new SnapshotFiles(settings.DataDir, persistence.SnapshotsRetained, persistence.Purge);
         var snapshots = new SnapshotPolicy(files, persistence.SnapshotEveryTxns, persistence.SnapshotEveryBytes, persistence.SnapshotChunkNodes, persistence.LogDirectory);
-        var ensemble = EmbeddedEnsemble(full);
+        var ensemble = MembershipOf(full);
         IActorRef node;
         EnsembleState? state = null;
         if (ensemble.Enabled)
         {
-            var protocol = "akka." + EmbeddedScheme;
             if (!((ExtendedActorSystem)system).Provider.DefaultAddress.HasGlobalScope)
                 throw new ConfigurationException("an embedded ensemble member needs a remote or cluster provider in the application's ActorSystem");
-            var members = ensemble.Members(protocol, system.Name);
-            state = new EnsembleState { ServerId = settings.ServerId, Metrics = Metrics.ServerMetrics.For(system).Ensemble };
-            var link = new EnsembleLink(settings.ServerId, members) { State = state };
-            var recovered = EnsembleRecovery.Run(system, persistence, files, system.Log);
-            files.AttachLog(recovered.Journal);
-            Props Peer(IActorRef replica) => PeerActor.Props(settings.ServerId, members, new ZabLog(recovered.Tree.LastZxid, recovered.Entries, recovered.Journal, files, replica),
-                ensemble.Zab, MonotonicMs, replica, state);
-            node = system.ActorOf(NodeActor.Props(new NodeActor.Spec(settings, recovered.Tree, recovered.Journal, snapshots, link, Peer, state, EndsSystem: false)), NodeActor.Name);
+            var members = ensemble.Members("akka." + EmbeddedScheme, system.Name);
+            (var spec, state) = MemberNode(system, settings, persistence, files, snapshots, ensemble, members, endsSystem: false);
+            node = system.ActorOf(NodeActor.Props(spec), NodeActor.Name);
         }
         else
         {

@@ -64,9 +64,7 @@ public sealed partial class CoordinationServer : IAsyncDisposable
     public static CoordinationServer Start(Config config)
     {
         var withReference = config.WithFallback(ServerSettings.Reference);
-        // A member restarts with the membership it last saw committed (its dynamic config file), not its HOCON's.
-        var ensemble = DynamicConfigFile.Apply(EnsembleSettings.Create(withReference), withReference.GetString("coordination.data-dir"),
-            withReference.GetLong("coordination.server-id", 0));
+        var ensemble = MembershipOf(withReference);
         if (ensemble.Enabled)
         {
             // The remoting settings rank below the user's config but above reference.conf (whose provider is local).
@@ -169,19 +167,11 @@ public sealed partial class CoordinationServer : IAsyncDisposable
         var system = CreateSystem(full, persistence);
         try
         {
-            var protocol = ((ExtendedActorSystem)system).Provider.DefaultAddress.Protocol;
-            var members = ensemble.Members(protocol);
-            var state = new EnsembleState { ServerId = settings.ServerId, Metrics = Metrics.ServerMetrics.For(system).Ensemble };
-            var link = new EnsembleLink(settings.ServerId, members) { State = state };
-            var recovered = EnsembleRecovery.Run(system, persistence, files, system.Log);
-            files.AttachLog(recovered.Journal);
             var snapshots = new SnapshotPolicy(files, persistence.SnapshotEveryTxns, persistence.SnapshotEveryBytes, persistence.SnapshotChunkNodes,
                 persistence.UsesFileLog ? persistence.LogDirectory : null);
-
-            // The peer is the replica's child (each needs the other's reference from its start); its log delivers commits to the replica.
-            Props Peer(IActorRef replica) => PeerActor.Props(settings.ServerId, members, new ZabLog(recovered.Tree.LastZxid, recovered.Entries, recovered.Journal, files, replica),
-                ensemble.Zab, MonotonicMs, replica, state);
-            var (replica, sessions, tracker) = StartNode(system, new NodeActor.Spec(settings, recovered.Tree, recovered.Journal, snapshots, link, Peer, state));
+            var members = ensemble.Members(((ExtendedActorSystem)system).Provider.DefaultAddress.Protocol);
+            var (spec, state) = MemberNode(system, settings, persistence, files, snapshots, ensemble, members);
+            var (replica, sessions, tracker) = StartNode(system, spec);
             // A quarantined system can never talk to that peer again: end it, and the host starts a fresh incarnation.
             system.ActorOf(Akka.Actor.Props.Create(() => new QuarantineWatcher()), "quarantine-watcher");
             return Listen(system, settings, replica, sessions, state, new AdminContext(tracker, files, ensemble, InitialConfiguration(full)));
@@ -191,6 +181,26 @@ public sealed partial class CoordinationServer : IAsyncDisposable
             system.Terminate().Wait(TimeSpan.FromSeconds(10));
             throw;
         }
+    }
+
+    /// <summary>A member restarts with the membership it last saw committed (its dynamic config file), not its HOCON's.</summary>
+    private static EnsembleSettings MembershipOf(Config withReference) =>
+        DynamicConfigFile.Apply(EnsembleSettings.Create(withReference), withReference.GetString("coordination.data-dir"),
+            withReference.GetLong("coordination.server-id", 0));
+
+    /// <summary>An ensemble member's node, recovered from its data dir: the tree at the newest snapshot, the Zab log with
+    /// the journal's entries after it, and the peer as the replica's child (each needs the other's reference from its
+    /// start; its log delivers commits to the replica).</summary>
+    private static (NodeActor.Spec Spec, EnsembleState State) MemberNode(ActorSystem system, ServerSettings settings, PersistenceSettings persistence,
+        SnapshotFiles files, SnapshotPolicy snapshots, EnsembleSettings ensemble, EnsembleMembers members, bool endsSystem = true)
+    {
+        var state = new EnsembleState { ServerId = settings.ServerId, Metrics = Metrics.ServerMetrics.For(system).Ensemble };
+        var link = new EnsembleLink(settings.ServerId, members) { State = state };
+        var recovered = EnsembleRecovery.Run(system, persistence, files, system.Log);
+        files.AttachLog(recovered.Journal);
+        Props Peer(IActorRef replica) => PeerActor.Props(settings.ServerId, members, new ZabLog(recovered.Tree.LastZxid, recovered.Entries, recovered.Journal, files, replica),
+            ensemble.Zab, MonotonicMs, replica, state);
+        return (new NodeActor.Spec(settings, recovered.Tree, recovered.Journal, snapshots, link, Peer, state, endsSystem), state);
     }
 
     /// <summary>The admin and metrics HTTP endpoints that are enabled (one listener when they share address and port).</summary>

@@ -112,25 +112,15 @@ public sealed class ClientConnection
     public string? CertificateSubject { get; private set; }
 
     public ClientConnection(Socket socket, ClientPortLimits limits, ClientTls? tls = null, bool unified = false)
+        : this((IPEndPoint)socket.RemoteEndPoint!, limits)
     {
         _socket = socket;
         _socket.NoDelay = true;
-        Remote = (IPEndPoint)socket.RemoteEndPoint!;
-        RemoteAddress = AddressOf(Remote);
-        _limits = limits;
-        var settings = limits.Settings;
-        var maxFrame = settings.MaxFrameSize;
-        var maxInflight = settings.MaxInflightPerConnection;
-        _maxQueuedBytes = settings.MaxQueuedBytesPerConnection;
-        _readPauseBytes = Math.Min(ReadPauseBytes, _maxQueuedBytes / 2);
         _stream = new NetworkStream(socket, ownsSocket: false);
         _tls = tls;
         _unified = unified;
         if (tls is null) CreatePipes(_stream);
         else _secured = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _maxFrame = maxFrame;
-        _maxInflight = maxInflight;
-        _inflight = new SemaphoreSlim(maxInflight, maxInflight);
     }
 
     /// <summary>
@@ -139,16 +129,22 @@ public sealed class ClientConnection
     /// as a loopback client (ip ACLs, per-address limits).
     /// </summary>
     public ClientConnection(PipeReader reader, PipeWriter writer, ClientPortLimits limits)
+        : this(new IPEndPoint(IPAddress.Loopback, 0), limits)
     {
         _inProcess = true;
-        Remote = new IPEndPoint(IPAddress.Loopback, 0);
-        RemoteAddress = AddressOf(Remote);
+        _reader = reader;
+        _writer = writer;
+    }
+
+    /// <summary>What every connection takes from its peer's address and the port's limits.</summary>
+    private ClientConnection(IPEndPoint remote, ClientPortLimits limits)
+    {
+        Remote = remote;
+        RemoteAddress = AddressOf(remote);
         _limits = limits;
         var settings = limits.Settings;
         _maxQueuedBytes = settings.MaxQueuedBytesPerConnection;
         _readPauseBytes = Math.Min(ReadPauseBytes, _maxQueuedBytes / 2);
-        _reader = reader;
-        _writer = writer;
         _maxFrame = settings.MaxFrameSize;
         _maxInflight = settings.MaxInflightPerConnection;
         _inflight = new SemaphoreSlim(_maxInflight, _maxInflight);
