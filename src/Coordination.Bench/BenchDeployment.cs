@@ -36,7 +36,8 @@ internal sealed class BenchDeployment : IAsyncDisposable
     /// <param name="target">ours or apache</param>
     /// <param name="dataDir">where the data goes (kept by the caller); a temporary directory when null</param>
     public static async Task<BenchDeployment> StartAsync(string target, int nodes, bool fsync, string? oursHocon,
-        IReadOnlyList<string> apacheCfg, string? dataDir, CancellationToken ct, BenchTls? tls = null)
+        IReadOnlyList<string> apacheCfg, string? dataDir, CancellationToken ct, BenchTls? tls = null,
+        IReadOnlyList<string>? launchPrefix = null)
     {
         var kind = ServerProcess.ParseKind(target);
         var oursExtra = $"coordination.client-address = \"127.0.0.1\"\ncoordination.persistence.force-sync = {(fsync ? "on" : "off")}\n{oursHocon}";
@@ -44,12 +45,13 @@ internal sealed class BenchDeployment : IAsyncDisposable
         {
             var securePort = tls is null ? -1 : ServerProcess.FreeLoopbackPort();
             var options = kind == ServerKind.Ours
-                ? new ServerProcessOptions { DataDir = dataDir, ExtraHocon = oursExtra + (tls is null ? "" : tls.OursHocon(securePort)) }
+                ? new ServerProcessOptions { DataDir = dataDir, ExtraHocon = oursExtra + (tls is null ? "" : tls.OursHocon(securePort)), LaunchPrefix = launchPrefix ?? [] }
                 : new ServerProcessOptions
                 {
                     DataDir = dataDir,
                     ExtraZooCfg = [$"forceSync={(fsync ? "yes" : "no")}", .. apacheCfg, .. tls is null ? [] : (string[])[$"secureClientPort={securePort}"]],
                     JavaOptions = tls?.ApacheJavaOptions ?? [],
+                    LaunchPrefix = launchPrefix ?? [],
                 };
             return new BenchDeployment(await ServerProcess.StartAsync(kind, options, ct).ConfigureAwait(false), null, securePort, tls);
         }

@@ -47,6 +47,10 @@ public static class SideBySide
                                       made for the run; ZooKeeper then runs its Netty connection factory on both
                                       ports) and every row runs plain and over TLS ("ours-tls", "ZK 3.8-tls"),
                                       with the TLS/plain ratio of each server (standalone only)
+          --server-cpus LIST          start each server under `taskset -c LIST` (standalone only), so that the
+                                      load generator can run on the other CPUs: run the bench itself under
+                                      `taskset -c` with the rest, e.g. `taskset -c 0 bench/side-by-side.sh
+                                      --server-cpus 1`; the table says where each side ran
           --member-tls                a second ensemble of ours with mutual TLS between its members
                                       (coordination.ensemble.ssl, certificates made for the run; --nodes 3):
                                       every row runs on both ("ours", "ours-mtls"), with the mtls/plain ratio
@@ -74,6 +78,9 @@ public static class SideBySide
         public string? Out { get; init; }
         public bool Tls { get; init; }
         public bool MemberTls { get; init; }
+        public string? ServerCpus { get; init; }
+        /// <summary>What each server process is started under: taskset when --server-cpus pins it.</summary>
+        public IReadOnlyList<string> LaunchPrefix => ServerCpus is null ? [] : ["taskset", "-c", ServerCpus];
         /// <summary>The loads' targets: each server, with --tls each server's secure port ("ours-tls"), and with
         /// --member-tls our ensemble with member TLS ("ours-mtls", a deployment of its own).</summary>
         public IReadOnlyList<string> LoadTargets => Targets
@@ -139,7 +146,7 @@ public static class SideBySide
             if (Best(runs.Where(r => r.Row == baseRow && r.Target == "apache")) is { Ops: > 0 } best)
                 return (best.Ops, $"from its {baseRow} row in this run, {best.Shape}");
             var zk = servers.GetValueOrDefault("apache");
-            var temporary = zk is null ? await BenchDeployment.StartAsync("apache", o.Nodes, o.Fsync, o.OursHocon, o.ApacheCfg, null, token).ConfigureAwait(false) : null;
+            var temporary = zk is null ? await BenchDeployment.StartAsync("apache", o.Nodes, o.Fsync, o.OursHocon, o.ApacheCfg, null, token, launchPrefix: o.LaunchPrefix).ConfigureAwait(false) : null;
             try
             {
                 var ops = new List<double>();
@@ -161,7 +168,7 @@ public static class SideBySide
         {
             foreach (var target in o.Targets)
             {
-                servers[target] = await BenchDeployment.StartAsync(target, o.Nodes, o.Fsync, o.OursHocon, o.ApacheCfg, null, token, tls).ConfigureAwait(false);
+                servers[target] = await BenchDeployment.StartAsync(target, o.Nodes, o.Fsync, o.OursHocon, o.ApacheCfg, null, token, tls, o.LaunchPrefix).ConfigureAwait(false);
                 await stderr.WriteLineAsync($"  started {servers[target]}").ConfigureAwait(false);
             }
             if (o.LoadTargets.Contains(MemberTlsTarget))
@@ -235,7 +242,7 @@ public static class SideBySide
                     var dataDir = Directory.CreateTempSubdirectory("side-by-side-mem-").FullName;
                     try
                     {
-                        await using var server = await BenchDeployment.StartAsync(target, o.Nodes, o.Fsync, o.OursHocon, o.ApacheCfg, dataDir, token).ConfigureAwait(false);
+                        await using var server = await BenchDeployment.StartAsync(target, o.Nodes, o.Fsync, o.OursHocon, o.ApacheCfg, dataDir, token, launchPrefix: o.LaunchPrefix).ConfigureAwait(false);
                         var populate = Stopwatch.StartNew();
                         var options = new BenchOptions
                         {
@@ -355,6 +362,7 @@ public static class SideBySide
                                $"likewise, its setData sent to member 1, timed until all are notified. Production timing: ours tick-time 2 s, " +
                                $"Zab tick 100 ms, sync-limit 20, init-limit 50; ZooKeeper tickTime=2000 initLimit=10 syncLimit=5, default JVM heap.");
         sb.AppendLine(inv, $"{Environment.ProcessorCount} cores, load average at the end {LoadAverage()}, {elapsed.TotalMinutes:F1} min.");
+        sb.AppendLine(inv, $"CPUs: servers {o.ServerCpus ?? "any"}, load generator {AllowedCpus()}.");
         sb.AppendLine();
         var header = string.Format(inv, "| {0,-22} | {1,-14} | {2,-5} | {3,-32} | {4,8} | {5,8} | {6,8} | {7,13} | {8,7} |",
             "row", "server", "shape", "ops/s (spread)", "p50 ms", "p99 ms", "p999 ms", "CPU ms/1k ops", o.Nodes == 1 ? "RSS MiB" : "RSS sum");
@@ -446,6 +454,13 @@ public static class SideBySide
         catch { return "?"; }
     }
 
+    /// <summary>The CPUs this process (the load generator) may run on, as the kernel reports them.</summary>
+    private static string AllowedCpus()
+    {
+        try { return File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal))?.Split(':')[1].Trim() ?? "?"; }
+        catch (IOException) { return "?"; }
+    }
+
     private static Options Parse(string[] args)
     {
         var o = new Options();
@@ -488,10 +503,13 @@ public static class SideBySide
                 "out" => o with { Out = Value() },
                 "tls" => o with { Tls = true },
                 "member-tls" => o with { MemberTls = true },
+                "server-cpus" => o with { ServerCpus = Value() is var cpus && cpus.Length > 0 && cpus.All(c => char.IsAsciiDigit(c) || c is ',' or '-')
+                    ? cpus : throw new ArgumentException($"--server-cpus: a CPU list as taskset takes it (0, 1-3, 0,2), not '{cpus}'") },
                 _ => throw new ArgumentException($"unknown option --{name}"),
             };
         }
         if (o.Targets.Count == 0) throw new ArgumentException("--targets is empty");
+        if (o.ServerCpus is not null && o.Nodes != 1) throw new ArgumentException("--server-cpus is for standalone servers (--nodes 1)");
         if (o.MemberTls && (o.Nodes == 1 || !o.Targets.Contains("ours"))) throw new ArgumentException("--member-tls needs --nodes 3 and ours among --targets");
         return o;
     }
