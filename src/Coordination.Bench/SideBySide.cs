@@ -361,7 +361,7 @@ public static class SideBySide
             sb.AppendLine(inv, $"Sessions spread round-robin over the {o.Nodes} members (session i on member i mod {o.Nodes}); watch row: watchers spread " +
                                $"likewise, its setData sent to member 1, timed until all are notified. Production timing: ours tick-time 2 s, " +
                                $"Zab tick 100 ms, sync-limit 20, init-limit 50; ZooKeeper tickTime=2000 initLimit=10 syncLimit=5, default JVM heap.");
-        sb.AppendLine(inv, $"{Environment.ProcessorCount} cores, load average at the end {LoadAverage()}, {elapsed.TotalMinutes:F1} min.");
+        sb.AppendLine(inv, $"{MachineCpus()} cores, load average at the end {LoadAverage()}, {elapsed.TotalMinutes:F1} min.");
         sb.AppendLine(inv, $"CPUs: servers {o.ServerCpus ?? "any"}, load generator {AllowedCpus()}.");
         sb.AppendLine();
         var header = string.Format(inv, "| {0,-22} | {1,-14} | {2,-5} | {3,-32} | {4,8} | {5,8} | {6,8} | {7,13} | {8,7} |",
@@ -414,6 +414,20 @@ public static class SideBySide
                 RatioLine("tls ratio", figures.GetValueOrDefault("ours" + TlsSuffix), figures.GetValueOrDefault("apache" + TlsSuffix));
                 RatioLine("ours tls/plain", figures.GetValueOrDefault("ours" + TlsSuffix), figures.GetValueOrDefault("ours"));
                 RatioLine("ZK tls/plain", figures.GetValueOrDefault("apache" + TlsSuffix), figures.GetValueOrDefault("apache"));
+                PairedLine("ours paired", "ours");
+                PairedLine("ZK paired", "apache");
+            }
+            // The share of throughput TLS leaves, paired: run i over TLS against run i in plain text at the plain row's
+            // best shape (they ran back to back, so a drift in the machine's load hits both); median and spread.
+            void PairedLine(string name, string target)
+            {
+                if (row == "watch" || figures.GetValueOrDefault(target) is not { } plain) return;
+                bool AtShape(Run r) => $"{r.Sessions}x{r.Inflight}" == plain.Shape && r.Row == row;
+                var ratios = runs.Where(r => AtShape(r) && r.Target == target + TlsSuffix)
+                    .Zip(runs.Where(r => AtShape(r) && r.Target == target), (tls, p) => tls.Result.OpsPerSecond / p.Result.OpsPerSecond)
+                    .ToList();
+                if (ratios.Count > 0)
+                    Line(label, name, plain.Shape, string.Format(inv, "{0:F2} ({1:F2}-{2:F2})", Median(ratios), ratios.Min(), ratios.Max()), "", "", "", "", "");
             }
             if (o.MemberTls) RatioLine("ours mtls/plain", figures.GetValueOrDefault(MemberTlsTarget), figures.GetValueOrDefault("ours"));
         }
@@ -429,7 +443,8 @@ public static class SideBySide
         sb.AppendLine("ratio = ours / ZooKeeper: above 1 is better for ops/s, below 1 is better for latency, CPU, RSS and time.");
         if (o.Tls)
             sb.AppendLine("--tls: 'tls ratio' = ours over TLS / ZooKeeper over TLS; 'ours tls/plain' and 'ZK tls/plain' = each server's TLS " +
-                          "figure / its plain one (the ops/s column is the share of throughput TLS leaves). TLS 1.3, client-auth need; " +
+                          "figure / its plain one (the ops/s column is the share of throughput TLS leaves); 'ours paired' and 'ZK paired' = that share " +
+                          "run by run (TLS run i / plain run i at the plain row's shape, back to back), median and spread. TLS 1.3, client-auth need; " +
                           "ZooKeeper runs NettyServerCnxnFactory on both ports (its TLS needs it), so its plain rows here are Netty, not NIO.");
         sb.AppendLine(o.Nodes == 1
             ? "CPU = the server process's user+system time from /proc over the measured window, per 1,000 successful ops. RSS at the end of the run."
@@ -452,6 +467,13 @@ public static class SideBySide
     {
         try { return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
         catch { return "?"; }
+    }
+
+    /// <summary>The machine's CPUs (Environment.ProcessorCount counts only those this process may run on).</summary>
+    private static int MachineCpus()
+    {
+        try { return File.ReadLines("/proc/cpuinfo").Count(l => l.StartsWith("processor", StringComparison.Ordinal)); }
+        catch (IOException) { return Environment.ProcessorCount; }
     }
 
     /// <summary>The CPUs this process (the load generator) may run on, as the kernel reports them.</summary>
