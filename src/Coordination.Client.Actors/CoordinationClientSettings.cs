@@ -21,7 +21,11 @@ public sealed record CoordinationClientSettings
     public TimeSpan RestartBackoff { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>The embedded reference.conf.</summary>
-    public static Config DefaultConfig() => ConfigurationFactory.FromResource<CoordinationClientSettings>("Coordination.Client.reference.conf");
+    public static Config DefaultConfig() => Defaults.Value;
+
+    /// <summary>reference.conf and the serializer of the proxy's messages (<see cref="ProxyMessageSerializer.Config"/>).</summary>
+    private static readonly Lazy<Config> Defaults = new(() => ConfigurationFactory.ParseString(ProxyMessageSerializer.Config)
+        .WithFallback(ConfigurationFactory.FromResource<CoordinationClientSettings>("Coordination.Client.reference.conf")));
 
     /// <summary>Reads <c>coordination.client</c> of the system's configuration (with the reference defaults).</summary>
     public static CoordinationClientSettings Create(ActorSystem system) =>

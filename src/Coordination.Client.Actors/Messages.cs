@@ -190,7 +190,27 @@ public sealed record SessionCredentials(long SessionId, byte[] Password);
 
 /// <summary>Replied (as Status.Failure's cause) when more than max-in-flight requests are outstanding.</summary>
 public sealed class CoordinationProxyOverloadedException(int maxInFlight)
-    : Exception($"coordination proxy overloaded: {maxInFlight} requests in flight (coordination.client.proxy.max-in-flight)");
+    : Exception($"coordination proxy overloaded: {maxInFlight} requests in flight (coordination.client.proxy.max-in-flight)")
+{
+    public int MaxInFlight { get; } = maxInFlight;
+
+    // Akka.Remote rebuilds a remote asker's failure through this constructor and GetObjectData.
+    private CoordinationProxyOverloadedException(System.Runtime.Serialization.SerializationInfo info, System.Runtime.Serialization.StreamingContext context)
+        : this(info.GetInt32(nameof(MaxInFlight))) { }
+
+#pragma warning disable SYSLIB0051, CS0672 // Akka.Remote's exception support still uses ISerializable
+    public override void GetObjectData(System.Runtime.Serialization.SerializationInfo info, System.Runtime.Serialization.StreamingContext context)
+    {
+        base.GetObjectData(info, context);
+        info.AddValue(nameof(MaxInFlight), MaxInFlight);
+    }
+#pragma warning restore SYSLIB0051, CS0672
+}
 
 /// <summary>Thrown inside the proxy when its client could not connect at all; its supervisor decides (default: restart).</summary>
-public sealed class CoordinationConnectException(string message, Exception inner) : Exception(message, inner);
+public sealed class CoordinationConnectException(string message, Exception inner) : Exception(message, inner)
+{
+    // Akka.Remote rebuilds a remote asker's failure through this constructor (message and inner exception).
+    private CoordinationConnectException(System.Runtime.Serialization.SerializationInfo info, System.Runtime.Serialization.StreamingContext context)
+        : this(info.GetString(nameof(Message)) ?? "", (Exception)info.GetValue(nameof(InnerException), typeof(Exception))!) { }
+}

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Serialization;
 using System.Threading.Channels;
 using Coordination.Protocol;
 
@@ -14,6 +15,17 @@ public sealed class CompactedException(string? path, long retainedAfter)
     : KeeperException(ErrorCode.Compacted, path, $"changes under {path} are retained only after zxid 0x{retainedAfter:x}")
 {
     public long RetainedAfter { get; } = retainedAfter;
+
+    private CompactedException(SerializationInfo info, StreamingContext context)
+        : this(PathOf(info), info.GetInt64(nameof(RetainedAfter))) { }
+
+#pragma warning disable SYSLIB0051, CS0672 // Akka.Remote's exception support still uses ISerializable
+    public override void GetObjectData(SerializationInfo info, StreamingContext context)
+    {
+        base.GetObjectData(info, context);
+        info.AddValue(nameof(RetainedAfter), RetainedAfter);
+    }
+#pragma warning restore SYSLIB0051, CS0672
 }
 
 public sealed partial class CoordinationClient

@@ -1,3 +1,4 @@
+using System.Runtime.Serialization;
 using Coordination.Protocol;
 
 namespace Coordination.Client;
@@ -21,6 +22,26 @@ public class KeeperException : Exception
         Path = path;
     }
 
+    /// <summary>
+    /// Rebuilds an exception that crossed nodes (Akka.Remote carries a Status.Failure's cause as the fields
+    /// <see cref="GetObjectData"/> gives and rebuilds it through this constructor; without it the asker of a remote
+    /// proxy got no cause at all, only a cancelled task).
+    /// </summary>
+    protected KeeperException(SerializationInfo info, StreamingContext context)
+        : this((ErrorCode)info.GetInt32(nameof(Code)), PathOf(info), MessageOf(info)) { }
+
+    protected static string? PathOf(SerializationInfo info) => info.GetString(nameof(Path));
+    protected static string? MessageOf(SerializationInfo info) => info.GetString(nameof(Message));
+
+#pragma warning disable SYSLIB0051, CS0672 // Akka.Remote's exception support still uses ISerializable (see the constructor above)
+    public override void GetObjectData(SerializationInfo info, StreamingContext context)
+    {
+        base.GetObjectData(info, context);
+        info.AddValue(nameof(Code), (int)Code);
+        info.AddValue(nameof(Path), Path);
+    }
+#pragma warning restore SYSLIB0051, CS0672
+
     public static string Describe(ErrorCode code, string? path) => path is null ? $"KeeperErrorCode = {code}" : $"KeeperErrorCode = {code} for {path}";
 
     /// <summary>True for errors after which the operation may be retried on the same session (the Curator rule).</summary>
@@ -42,15 +63,45 @@ public class KeeperException : Exception
     };
 }
 
-public sealed class NoNodeException(string? path = null, string? message = null) : KeeperException(ErrorCode.NoNode, path, message);
-public sealed class NodeExistsException(string? path = null, string? message = null) : KeeperException(ErrorCode.NodeExists, path, message);
-public sealed class BadVersionException(string? path = null, string? message = null) : KeeperException(ErrorCode.BadVersion, path, message);
-public sealed class NotEmptyException(string? path = null, string? message = null) : KeeperException(ErrorCode.NotEmpty, path, message);
-public sealed class NoAuthException(string? path = null, string? message = null) : KeeperException(ErrorCode.NoAuth, path, message);
-public sealed class NoChildrenForEphemeralsException(string? path = null, string? message = null) : KeeperException(ErrorCode.NoChildrenForEphemerals, path, message);
-public sealed class NoWatcherException(string? path = null, string? message = null) : KeeperException(ErrorCode.NoWatcher, path, message);
+public sealed class NoNodeException(string? path = null, string? message = null) : KeeperException(ErrorCode.NoNode, path, message)
+{
+    private NoNodeException(SerializationInfo info, StreamingContext context) : this(PathOf(info), MessageOf(info)) { }
+}
+public sealed class NodeExistsException(string? path = null, string? message = null) : KeeperException(ErrorCode.NodeExists, path, message)
+{
+    private NodeExistsException(SerializationInfo info, StreamingContext context) : this(PathOf(info), MessageOf(info)) { }
+}
+public sealed class BadVersionException(string? path = null, string? message = null) : KeeperException(ErrorCode.BadVersion, path, message)
+{
+    private BadVersionException(SerializationInfo info, StreamingContext context) : this(PathOf(info), MessageOf(info)) { }
+}
+public sealed class NotEmptyException(string? path = null, string? message = null) : KeeperException(ErrorCode.NotEmpty, path, message)
+{
+    private NotEmptyException(SerializationInfo info, StreamingContext context) : this(PathOf(info), MessageOf(info)) { }
+}
+public sealed class NoAuthException(string? path = null, string? message = null) : KeeperException(ErrorCode.NoAuth, path, message)
+{
+    private NoAuthException(SerializationInfo info, StreamingContext context) : this(PathOf(info), MessageOf(info)) { }
+}
+public sealed class NoChildrenForEphemeralsException(string? path = null, string? message = null) : KeeperException(ErrorCode.NoChildrenForEphemerals, path, message)
+{
+    private NoChildrenForEphemeralsException(SerializationInfo info, StreamingContext context) : this(PathOf(info), MessageOf(info)) { }
+}
+public sealed class NoWatcherException(string? path = null, string? message = null) : KeeperException(ErrorCode.NoWatcher, path, message)
+{
+    private NoWatcherException(SerializationInfo info, StreamingContext context) : this(PathOf(info), MessageOf(info)) { }
+}
 /// <summary>The connection dropped before the reply arrived: the operation may or may not have been applied.</summary>
-public sealed class ConnectionLossException(string? path = null, string? message = null) : KeeperException(ErrorCode.ConnectionLoss, path, message);
+public sealed class ConnectionLossException(string? path = null, string? message = null) : KeeperException(ErrorCode.ConnectionLoss, path, message)
+{
+    private ConnectionLossException(SerializationInfo info, StreamingContext context) : this(PathOf(info), MessageOf(info)) { }
+}
 /// <summary>The session is gone: its ephemerals are deleted and its watches lost. Create a new client or restart this one.</summary>
-public sealed class SessionExpiredException(string? path = null, string? message = null) : KeeperException(ErrorCode.SessionExpired, path, message);
-public sealed class AuthFailedException(string? path = null, string? message = null) : KeeperException(ErrorCode.AuthFailed, path, message);
+public sealed class SessionExpiredException(string? path = null, string? message = null) : KeeperException(ErrorCode.SessionExpired, path, message)
+{
+    private SessionExpiredException(SerializationInfo info, StreamingContext context) : this(PathOf(info), MessageOf(info)) { }
+}
+public sealed class AuthFailedException(string? path = null, string? message = null) : KeeperException(ErrorCode.AuthFailed, path, message)
+{
+    private AuthFailedException(SerializationInfo info, StreamingContext context) : this(PathOf(info), MessageOf(info)) { }
+}
