@@ -38,15 +38,7 @@ public sealed class ClusterEnsembleTests(ITestOutputHelper output) : IAsyncLifet
 
     public Task InitializeAsync() => Task.CompletedTask;
 
-    public async Task DisposeAsync()
-    {
-        foreach (var host in _hosts.Values)
-        {
-            try { await host.StopAsync().WaitAsync(TimeSpan.FromSeconds(20)); } catch { }
-            host.Dispose();
-        }
-        try { Directory.Delete(_root, recursive: true); } catch { }
-    }
+    public Task DisposeAsync() => EmbeddedMembers.StopAsync(_hosts.Values, _root);
 
     [Fact]
     public async Task Cluster_members_bootstrap_observers_join_and_an_observer_replaces_a_terminated_voter_linearizably()
@@ -179,26 +171,9 @@ public sealed class ClusterEnsembleTests(ITestOutputHelper output) : IAsyncLifet
         }
     }
 
-    private async Task<string> ModeAsync(int node)
-    {
-        try
-        {
-            await using var stream = await LocalCoordinationMember.For(Sys(node)).Connector!(CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(5));
-            await stream.WriteAsync("srvr"u8.ToArray());
-            await stream.FlushAsync();
-            using var reader = new StreamReader(stream, Encoding.UTF8);
-            var text = await reader.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(5));
-            return text.Split('\n').FirstOrDefault(l => l.StartsWith("Mode: ", StringComparison.Ordinal))?["Mode: ".Length..].Trim() ?? "?";
-        }
-        catch (Exception e) when (e is IOException or TimeoutException or InvalidOperationException or OperationCanceledException) { return "down"; }
-    }
+    private Task<string> ModeAsync(int node) => EmbeddedMembers.ModeAsync(Sys(node));
 
-    private async Task<WireClient> ConnectInProcessAsync(int node)
-    {
-        var connect = LocalCoordinationMember.For(Sys(node)).Connector ?? throw new InvalidOperationException("no local member");
-        var stream = await connect(CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(5));
-        return await WireClient.ConnectAsync(stream, new WireClientOptions { SessionTimeoutMs = 6000 });
-    }
+    private Task<WireClient> ConnectInProcessAsync(int node) => EmbeddedMembers.ConnectInProcessAsync(Sys(node), sessionTimeoutMs: 6000);
 
     /// <summary>
     /// Three in-process clients spread over <paramref name="members"/> and one client on node 6 that drives the actor
