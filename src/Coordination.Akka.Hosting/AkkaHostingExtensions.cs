@@ -1,7 +1,10 @@
+using Akka.Configuration;
 using Akka.Coordination;
 using Akka.Event;
 using Akka.Hosting;
 using Coordination.Client.Actors;
+using Coordination.Akka.Hosting.Cluster;
+using Coordination.Core.Zab;
 using Coordination.Server;
 
 namespace Coordination.Akka.Hosting;
@@ -71,6 +74,8 @@ public static class AkkaHostingExtensions
     {
         ArgumentNullException.ThrowIfNull(options);
         var config = options.Config ?? throw new ArgumentException("CoordinationServerOptions.Config (the member's coordination section) is required", nameof(options));
+        var cluster = ClusterMembershipSettings.Create(config);
+        if (cluster.Enabled) return builder.WithClusterMember(options, config, cluster);
         builder.AddHocon(CoordinationServer.EmbeddedRemotingConfig(config, options.HostTransports), HoconAddMode.Prepend);
         // The proxy's connect string is not needed in process; a real one set by the application wins.
         builder.AddHocon("coordination.client.connect-string = \"in-process:1\"", HoconAddMode.Append);
@@ -85,6 +90,50 @@ public static class AkkaHostingExtensions
             var server = CoordinationServer.StartEmbedded(system, config);
             LocalCoordinationMember.For(system).Register(_ => ValueTask.FromResult(server.ConnectInProcess()));
             system.RegisterOnTermination(() => server.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(10)));
+        });
+    }
+
+    /// <summary>
+    /// A member whose ensemble membership comes from Akka.Cluster (<c>coordination.ensemble.cluster.enabled</c>): the
+    /// member transport is set up now (its endpoint is this node's own); a node with the role carries its identity role
+    /// (added to <c>akka.cluster.roles</c>, so call <c>WithClustering</c> first) and the member starts once the cluster has decided
+    /// its first configuration (<see cref="ClusterMembershipActor"/>). Until then, in-process clients wait for it.
+    /// </summary>
+    private static AkkaConfigurationBuilder WithClusterMember(this AkkaConfigurationBuilder builder, CoordinationServerOptions options, Config config,
+        ClusterMembershipSettings cluster)
+    {
+        // The option's role, when set, is the cluster role of the members (the HOCON's cluster.role otherwise).
+        if (!string.IsNullOrEmpty(options.Role)) cluster = cluster with { Role = options.Role };
+        var current = builder.Configuration.HasValue ? builder.Configuration.Value : Config.Empty;
+        var roles = current.HasPath("akka.cluster.roles") ? current.GetStringList("akka.cluster.roles").ToList() : [];
+        // Only a node with the role says who it is: any other node's identity role would make it a member to the others.
+        if (roles.Contains(cluster.Role))
+        {
+            var self = new DynamicConfig([ClusterMembershipPolicy.Spec(cluster.ServerId, cluster.MemberEndpoint, observer: false)], 0);
+            builder.AddHocon(CoordinationServer.EmbeddedRemotingConfig(ClusterMembershipSettings.WithMembers(config, self), options.HostTransports), HoconAddMode.Prepend);
+            if (!roles.Contains(cluster.IdentityRole)) roles.Add(cluster.IdentityRole);
+            builder.AddHocon($"akka.cluster.roles = [{string.Join(", ", roles.Select(r => $"\"{r}\""))}]", HoconAddMode.Prepend);
+            builder.AddHocon("coordination.client.connect-string = \"in-process:1\"", HoconAddMode.Append);
+        }
+        return builder.WithActors((system, _) =>
+        {
+            var systemRoles = system.Settings.Config.GetStringList("akka.cluster.roles");
+            if (!systemRoles.Contains(cluster.Role))
+            {
+                system.Log.Info("No coordination member here: this node lacks the role {0}", cluster.Role);
+                return;
+            }
+            if (!systemRoles.Contains(cluster.IdentityRole))
+                throw new ConfigurationException($"a cluster coordination member needs the cluster role \"{cluster.IdentityRole}\" " +
+                    "(WithCoordinationServer adds it to the roles WithClustering set: call WithClustering first)");
+            var started = new TaskCompletionSource<CoordinationServer>(TaskCreationOptions.RunContinuationsAsynchronously);
+            LocalCoordinationMember.For(system).Register(async ct => (await started.Task.WaitAsync(ct).ConfigureAwait(false)).ConnectInProcess());
+            system.ActorOf(ClusterMembershipActor.Props(config, cluster, started), ClusterMembershipActor.Name);
+            system.RegisterOnTermination(() =>
+            {
+                if (started.Task.IsCompletedSuccessfully) started.Task.Result.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(10));
+                else started.TrySetCanceled();
+            });
         });
     }
 

@@ -5,7 +5,9 @@ namespace Coordination.Akka.Hosting;
 /// <summary>
 /// An ensemble member embedded in the application's ActorSystem (<c>WithCoordinationServer</c>): its
 /// <c>coordination</c> section as the server's reference.conf documents it (server id, data dir, ensemble voters with
-/// their member endpoints and auth; the client port is off unless set), and the cluster role that runs it.
+/// their member endpoints and auth; the client port is off unless set), and the cluster role that runs it. With
+/// <c>coordination.ensemble.cluster.enabled = on</c> no voters are listed: Akka.Cluster supplies the members and Zab
+/// decides (docs/architecture.md §10).
 /// </summary>
 public sealed class CoordinationServerOptions
 {

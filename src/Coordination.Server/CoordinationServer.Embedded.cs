@@ -108,6 +108,11 @@ public sealed partial class CoordinationServer
     /// </summary>
     public Stream ConnectInProcess() => _listener.ConnectInProcess();
 
+    /// <summary>An in-process connection whose session is the super user: for the member's own host only (the cluster
+    /// membership proposes reconfigs through it, which need WRITE on /zookeeper/config). Not public: the
+    /// application's connections never get it.</summary>
+    internal Stream ConnectInProcessAsMemberHost() => _listener.ConnectInProcess(memberHost: true);
+
     private static async Task StopEmbeddedNodeAsync(IActorRef node)
     {
         try { await node.GracefulStop(TimeSpan.FromSeconds(10)).ConfigureAwait(false); }

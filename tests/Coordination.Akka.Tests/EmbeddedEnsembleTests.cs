@@ -32,15 +32,7 @@ public sealed class EmbeddedEnsembleTests(ITestOutputHelper output) : IAsyncLife
 
     public Task InitializeAsync() => Task.CompletedTask;
 
-    public async Task DisposeAsync()
-    {
-        foreach (var host in _hosts)
-        {
-            try { await host.StopAsync().WaitAsync(TimeSpan.FromSeconds(20)); } catch { }
-            host.Dispose();
-        }
-        try { Directory.Delete(_root, recursive: true); } catch { }
-    }
+    public Task DisposeAsync() => EmbeddedMembers.StopAsync(_hosts, _root);
 
     [Fact]
     public async Task Embedded_members_serve_in_process_clients_linearizably_and_survive_a_terminated_leader()
@@ -139,11 +131,7 @@ public sealed class EmbeddedEnsembleTests(ITestOutputHelper output) : IAsyncLife
             .WithCoordinationClient(o => o.SessionTimeout = TimeSpan.FromSeconds(4)));
     }
 
-    private static async Task<WireClient> ConnectInProcessAsync(ActorSystem system)
-    {
-        var connect = LocalCoordinationMember.For(system).Connector ?? throw new InvalidOperationException("no local member");
-        return await WireClient.ConnectAsync(await connect(CancellationToken.None), new WireClientOptions { SessionTimeoutMs = 4000 });
-    }
+    private static Task<WireClient> ConnectInProcessAsync(ActorSystem system) => EmbeddedMembers.ConnectInProcessAsync(system, sessionTimeoutMs: 4000);
 
     /// <summary>Each member's mode (srvr over an in-process connection), once every one of them serves.</summary>
     private static async Task<string[]> WaitServingAsync(IReadOnlyList<ActorSystem> nodes, TimeSpan timeout)
@@ -157,19 +145,7 @@ public sealed class EmbeddedEnsembleTests(ITestOutputHelper output) : IAsyncLife
         }
     }
 
-    private static async Task<string> ModeAsync(ActorSystem system)
-    {
-        try
-        {
-            await using var stream = await LocalCoordinationMember.For(system).Connector!(CancellationToken.None);
-            await stream.WriteAsync("srvr"u8.ToArray());
-            await stream.FlushAsync();
-            using var reader = new StreamReader(stream, Encoding.UTF8);
-            var text = await reader.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(5));
-            return text.Split('\n').FirstOrDefault(l => l.StartsWith("Mode: ", StringComparison.Ordinal))?["Mode: ".Length..].Trim() ?? "?";
-        }
-        catch (Exception e) when (e is IOException or TimeoutException or InvalidOperationException) { return "down"; }
-    }
+    private static Task<string> ModeAsync(ActorSystem system) => EmbeddedMembers.ModeAsync(system);
 
     private async Task<List<Operation>> RecordAsync(Func<Task<WireClient>> connect, string prefix)
     {

@@ -108,6 +108,9 @@ public sealed class ClientConnection
     /// <summary>As much is queued as makes reading pause: change-feed subscriptions wait for the client to read it.</summary>
     public bool Backlogged => QueuedBytes >= _readPauseBytes;
     public bool IsBound => _session is not null;
+    /// <summary>An in-process connection of the member's own host (see the in-process constructor): its session is the
+    /// super user, as a reconfig needs. Only code inside the server's assemblies can open one.</summary>
+    internal bool MemberHost { get; }
     /// <summary>The subject of the client's verified certificate (ZooKeeper's x509 id), or null.</summary>
     public string? CertificateSubject { get; private set; }
 
@@ -128,10 +131,17 @@ public sealed class ClientConnection
     /// read and written by the same loops as a socket's, so the session semantics are the client port's own. It counts
     /// as a loopback client (ip ACLs, per-address limits).
     /// </summary>
-    public ClientConnection(PipeReader reader, PipeWriter writer, ClientPortLimits limits)
+    public ClientConnection(PipeReader reader, PipeWriter writer, ClientPortLimits limits) : this(reader, writer, limits, memberHost: false)
+    {
+    }
+
+    /// <param name="memberHost">The member's own host (the cluster membership that proposes reconfigs): its session is
+    /// the super user (<see cref="MemberHost"/>). Never set for a connection the application opens.</param>
+    internal ClientConnection(PipeReader reader, PipeWriter writer, ClientPortLimits limits, bool memberHost)
         : this(new IPEndPoint(IPAddress.Loopback, 0), limits)
     {
         _inProcess = true;
+        MemberHost = memberHost;
         _reader = reader;
         _writer = writer;
     }

@@ -158,10 +158,14 @@ public sealed class ClientListener : IAsyncDisposable
     /// A client connection from this process with no socket (<see cref="InProcessConnection"/>): admitted and served
     /// as one accepted on the port, from the loopback address. Returns the client's stream.
     /// </summary>
-    public Stream ConnectInProcess()
+    public Stream ConnectInProcess() => ConnectInProcess(memberHost: false);
+
+    /// <summary>As <see cref="ConnectInProcess()"/>; <paramref name="memberHost"/>: the member's own host's link, whose
+    /// session is the super user (<see cref="ClientConnection.MemberHost"/>).</summary>
+    internal Stream ConnectInProcess(bool memberHost)
     {
         if (_cts.IsCancellationRequested) throw new IOException("the server is stopping");
-        var (connection, client) = InProcessConnection.Create(_limits);
+        var (connection, client) = InProcessConnection.Create(_limits, memberHost);
         var admission = _registry.TryAdmit(connection.RemoteAddress, _settings.MaxClientConnections, _maxConnections);
         if (admission != Admission.Admitted)
         {

@@ -13,11 +13,15 @@ public static class InProcessConnection
     private static readonly PipeOptions Options = new(pauseWriterThreshold: 1 << 20, resumeWriterThreshold: 1 << 19, useSynchronizationContext: false);
 
     /// <summary>The server's connection and the client's stream of one new in-process link.</summary>
-    public static (ClientConnection Server, Stream Client) Create(ClientPortLimits limits)
+    public static (ClientConnection Server, Stream Client) Create(ClientPortLimits limits) => Create(limits, memberHost: false);
+
+    /// <summary>As <see cref="Create(ClientPortLimits)"/>; <paramref name="memberHost"/>: the member's own host's link
+    /// (its session is the super user, see <see cref="ClientConnection.MemberHost"/>).</summary>
+    internal static (ClientConnection Server, Stream Client) Create(ClientPortLimits limits, bool memberHost)
     {
         var toServer = new Pipe(Options);
         var toClient = new Pipe(Options);
-        return (new ClientConnection(toServer.Reader, toClient.Writer, limits), new ClientStream(toClient.Reader, toServer.Writer));
+        return (new ClientConnection(toServer.Reader, toClient.Writer, limits, memberHost), new ClientStream(toClient.Reader, toServer.Writer));
     }
 
     /// <summary>The client's end: reads what the server wrote, writes what the server reads; disposing it is the

@@ -102,6 +102,7 @@ public sealed class SessionActor : ReceiveActor
     private List<Id> ConnectionIds(ClientConnection connection)
     {
         var ids = new List<Id> { new(Acls.IpScheme, connection.RemoteAddress) };
+        if (connection.MemberHost) ids.Add(new Id(Acls.SuperScheme, "member-host"));
         if (connection.CertificateSubject is not { } subject) return ids;
         if (subject == _settings.X509SuperUser) ids.Add(new Id(Acls.SuperScheme, subject));
         ids.Add(new Id(Acls.X509Scheme, subject));
