@@ -146,13 +146,21 @@ internal static class Ens
         return ((GetChildrenResponse)response!).Children.ToHashSet();
     }
 
-    /// <summary>Whether <paramref name="member"/> has <paramref name="path"/> after a sync.</summary>
+    /// <summary>Whether <paramref name="member"/> has <paramref name="path"/> after a sync. The session is closed, not
+    /// left to expire: an expiry is a txn in the middle of whatever the test does next.</summary>
     public static async Task<bool> ExistsAsync(TestEnsemble.Member member, string path)
     {
-        await using var c = await ConnectAsync(member);
-        await c.SyncAsync("/").OkAsync();
-        var (header, _) = await c.ExistsAsync(path);
-        return header.Err == ErrorCode.Ok;
+        var c = await ConnectAsync(member);
+        try
+        {
+            await c.SyncAsync("/").OkAsync();
+            var (header, _) = await c.ExistsAsync(path);
+            return header.Err == ErrorCode.Ok;
+        }
+        finally
+        {
+            await c.CloseAsync();
+        }
     }
 
     /// <summary>Every running member has every one of <paramref name="names"/> under <paramref name="parent"/>.</summary>

@@ -27,9 +27,10 @@ namespace Coordination.Ensemble.Tests;
 /// that they can be run against that code too (where each of them fails). Every case runs against members that
 /// authenticate with the shared secret, with mutual TLS alone, and with both (<see cref="MemberSecurity"/>); the
 /// rogues include TLS clients with a certificate from another CA, with one of the ensemble's CA for a host that is
-/// no member's, and with none.
+/// no member's, and with none. The tests of one kind of authentication share one ensemble (<see cref="SharedMemberEnsemble"/>).
 /// </summary>
-public sealed class MemberAuthAttackTests
+[TestCaseOrderer(BySecurityOrderer.Name, BySecurityOrderer.Assembly)]
+public sealed class MemberAuthAttackTests(SharedMemberEnsemble ensembles) : IClassFixture<SharedMemberEnsemble>
 {
     /// <summary>How long the attacks get to take effect before the test checks that none did.</summary>
     private static readonly TimeSpan Quiet = TimeSpan.FromSeconds(3);
@@ -80,15 +81,17 @@ public sealed class MemberAuthAttackTests
     [MemberData(nameof(Rogues))]
     public async Task A_rogue_ActorSystem_that_knows_the_member_addresses_gets_nothing_applied_logged_or_answered(string rogueKind, MemberSecurity security)
     {
-        await using var certificates = await MemberCertificates.StartAsync(security);
+        var certificates = await ensembles.ForAsync(security);
         var ensemble = certificates.Ensemble;
+        var root = SharedMemberEnsemble.UniqueRoot("rogue");
         var leader = await ensemble.WaitForLeaderAsync(Ens.Settle);
         var followers = ensemble.Members.Where(m => m.Id != leader.Id).ToArray();
 
         // A live session on a follower with an ephemeral, and a node only super may create children under.
         await using var victim = await Ens.ConnectAsync(followers[0]);
-        await victim.CreateAsync("/eph", Ens.Bytes("mine"), CreateMode.Ephemeral).OkAsync();
-        await victim.CreateAsync("/locked", [], acl: Acl.ReadAclUnsafe).OkAsync();
+        await victim.CreateAsync(root, []).OkAsync();
+        await victim.CreateAsync($"{root}/eph", Ens.Bytes("mine"), CreateMode.Ephemeral).OkAsync();
+        await victim.CreateAsync($"{root}/locked", [], acl: Acl.ReadAclUnsafe).OkAsync();
         // A TLS or SASL rogue takes the place of a member that went down, its id and its endpoint, so that only its
         // certificate or its SASL credentials stand between it and the ensemble (other rogues speak from a port of their own).
         var impersonated = rogueKind.StartsWith("TLS", StringComparison.Ordinal) || rogueKind.StartsWith("SASL", StringComparison.Ordinal) ? followers[1] : null;
@@ -127,14 +130,14 @@ public sealed class MemberAuthAttackTests
 
             // The leader's replica: a write in the follower's name with super in its auth list, and a close of the
             // victim's live session.
-            var create = Body(new CreateRequest("/locked/pwned", Ens.Bytes("x"), Acl.OpenAclUnsafe, 0));
+            var create = Body(new CreateRequest($"{root}/locked/pwned", Ens.Bytes("x"), Acl.OpenAclUnsafe, 0));
             At(leader, NodeActor.ReplicaPath).Tell(new ForwardedRequest(followers[0].Id, victim.SessionId, 7001, (int)OpCode.Create, create, [("super", "")]), recorder);
             At(leader, NodeActor.ReplicaPath).Tell(new ForwardedRequest(followers[0].Id, victim.SessionId, 7002, (int)OpCode.CloseSession, [], []), recorder);
 
             // A follower: a PROPOSAL and its COMMIT in the leader's name, at the next zxid.
             var next = before[proposeTo.Id].Zxid + 1;
             var forged = Txns.Serialize(new TxnHeader(victim.SessionId, 7003, next, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), OpCode.Create),
-                new CreateTxn("/forged", Ens.Bytes("f"), Acl.OpenAclUnsafe, 0, 1));
+                new CreateTxn($"{root}/forged", Ens.Bytes("f"), Acl.OpenAclUnsafe, 0, 1));
             At(proposeTo, NodeActor.PeerPath).Tell(new Propose(leader.Id, new LogEntry(next, forged)), recorder);
             At(proposeTo, NodeActor.PeerPath).Tell(new Commit(leader.Id, next), recorder);
             // An impersonator would join as the member it claims to be, and get the leader's sync.
@@ -172,7 +175,7 @@ public sealed class MemberAuthAttackTests
         // The victim's session lives on, and the ensemble serves and agrees.
         try
         {
-            var (touch, _) = await victim.SetDataAsync("/eph", Ens.Bytes("still mine"));
+            var (touch, _) = await victim.SetDataAsync($"{root}/eph", Ens.Bytes("still mine"));
             if (touch.Err != ErrorCode.Ok) problems.Add($"the victim's session is gone: setData answered {touch.Err}");
         }
         catch (WireConnectionException e)
@@ -180,7 +183,10 @@ public sealed class MemberAuthAttackTests
             problems.Add($"the victim's session is gone: {e.Message}");
         }
         await using (var writer = await Ens.ConnectAsync(leader))
-            await writer.CreateAsync("/after", []).OkAsync();
+        {
+            await writer.CreateAsync($"{root}/after", []).OkAsync();
+            await writer.CloseAsync();
+        }
         try
         {
             var hashes = await ensemble.WaitConvergedAsync(Ens.Settle);
@@ -193,10 +199,11 @@ public sealed class MemberAuthAttackTests
         }
         foreach (var m in ensemble.Members)
         {
-            if (!await Ens.ExistsAsync(m, "/eph")) problems.Add($"server {m.Id} lost the victim's ephemeral");
-            if (await Ens.ExistsAsync(m, "/locked/pwned")) problems.Add($"server {m.Id} has the rogue's node");
-            if (await Ens.ExistsAsync(m, "/forged")) problems.Add($"server {m.Id} has the forged node");
+            if (!await Ens.ExistsAsync(m, $"{root}/eph")) problems.Add($"server {m.Id} lost the victim's ephemeral");
+            if (await Ens.ExistsAsync(m, $"{root}/locked/pwned")) problems.Add($"server {m.Id} has the rogue's node");
+            if (await Ens.ExistsAsync(m, $"{root}/forged")) problems.Add($"server {m.Id} has the forged node");
         }
+        await victim.CloseAsync();
         Assert.True(problems.Count == 0, string.Join("\n", problems));
     }
 
@@ -206,7 +213,7 @@ public sealed class MemberAuthAttackTests
     [MemberData(nameof(Securities))]
     public async Task A_raw_socket_that_sends_garbage_or_speaks_Akkas_association_protocol_or_TLS_without_a_certificate_gets_no_reply_and_is_closed(MemberSecurity security)
     {
-        await using var certificates = await MemberCertificates.StartAsync(security);
+        var certificates = await ensembles.ForAsync(security);
         var ensemble = certificates.Ensemble;
         var leader = await ensemble.WaitForLeaderAsync(Ens.Settle);
         var target = ensemble.Members.First(m => m.Id != leader.Id);
@@ -246,7 +253,10 @@ public sealed class MemberAuthAttackTests
         Assert.Equal(before[target.Id], await ensemble.HashAsync(target.Id));
 
         await using (var writer = await Ens.ConnectAsync(target))
-            await writer.CreateAsync("/still-serving", []).OkAsync();
+        {
+            await writer.CreateAsync(SharedMemberEnsemble.UniqueRoot("still-serving"), []).OkAsync();
+            await writer.CloseAsync();
+        }
         var hashes = await ensemble.WaitConvergedAsync(Ens.Settle);
         Assert.Single(hashes.Values.Select(h => h.Digest).Distinct());
     }
@@ -260,7 +270,7 @@ public sealed class MemberAuthAttackTests
     [SkippableFact]
     public async Task Kerberos_principals_that_are_not_the_claimed_member_and_a_dialer_without_SASL_are_refused()
     {
-        await using var certificates = await MemberCertificates.StartAsync(MemberSecurity.SaslKerberos);
+        var certificates = await ensembles.ForAsync(MemberSecurity.SaslKerberos);
         var ensemble = certificates.Ensemble;
         var realm = certificates.Realm!;
         var leader = await ensemble.WaitForLeaderAsync(Ens.Settle);
@@ -313,7 +323,10 @@ public sealed class MemberAuthAttackTests
         Assert.Equal(before[target.Id], await ensemble.HashAsync(target.Id));
 
         await using (var writer = await Ens.ConnectAsync(target))
-            await writer.CreateAsync("/still-serving", []).OkAsync();
+        {
+            await writer.CreateAsync(SharedMemberEnsemble.UniqueRoot("still-serving"), []).OkAsync();
+            await writer.CloseAsync();
+        }
         var hashes = await ensemble.WaitConvergedAsync(Ens.Settle);
         Assert.Single(hashes.Values.Select(h => h.Digest).Distinct());
     }
@@ -333,7 +346,7 @@ public sealed class MemberAuthAttackTests
     [InlineData(MemberSecurity.TlsAndSaslDigest)]
     public async Task One_address_holding_stalled_handshakes_cannot_keep_a_restarted_member_out(MemberSecurity security)
     {
-        await using var certificates = await MemberCertificates.StartAsync(security);
+        var certificates = await ensembles.ForAsync(security);
         var ensemble = certificates.Ensemble;
         var leader = await ensemble.WaitForLeaderAsync(Ens.Settle);
         var restarted = ensemble.Members.First(m => m.Id != leader.Id);
@@ -345,12 +358,16 @@ public sealed class MemberAuthAttackTests
         {
             await Task.Delay(TimeSpan.FromSeconds(2));   // the flood holds its connections
             await ensemble.KillAsync(restarted.Id);
+            var whileDown = SharedMemberEnsemble.UniqueRoot("while-down");
             await using (var writer = await Ens.ConnectAsync(leader))
-                await writer.CreateAsync("/while-down", []).OkAsync();
+            {
+                await writer.CreateAsync(whileDown, []).OkAsync();
+                await writer.CloseAsync();
+            }
             await ensemble.RestartAsync(restarted.Id);
             var hashes = await ensemble.WaitConvergedAsync(TimeSpan.FromSeconds(30));
             Assert.Single(hashes.Values.Select(h => h.Digest).Distinct());
-            Assert.True(await Ens.ExistsAsync(restarted, "/while-down"), "the restarted member did not catch up");
+            Assert.True(await Ens.ExistsAsync(restarted, whileDown), "the restarted member did not catch up");
             if (certificates.Realm is { } realm)
             {
                 var member = realm.Qualify(MemberCertificates.MemberPrincipal);

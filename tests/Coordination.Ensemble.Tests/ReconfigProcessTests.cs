@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text;
+using System.Text.RegularExpressions;
 using Coordination.Protocol;
 using Coordination.TestKit;
 using Coordination.TestKit.Linearizability;
@@ -129,7 +131,7 @@ public sealed class ReconfigProcessTests(ITestOutputHelper output)
 
     private async Task<(List<long> Kept, long Replaced, string Config)> GrowAndReplaceAsync(EnsembleProcesses ensemble)
     {
-        await Task.Delay(2000);
+        await SettledUnderLoadAsync(ensemble, null, "the load before growing");
         var leader = (await ensemble.WaitForLeaderAsync(TimeSpan.FromSeconds(30))).Id;
         var four = await ensemble.AddMemberAsync();
         var five = await ensemble.AddMemberAsync();
@@ -139,7 +141,7 @@ public sealed class ReconfigProcessTests(ITestOutputHelper output)
         Assert.Contains($"server.{five.Id}=", config);
         foreach (var id in new[] { four.Id, five.Id })
             await WaitAsync(async () => (await ensemble.ModeAsync(id)) is "follower", TimeSpan.FromSeconds(60), $"joiner {id} following");
-        await Task.Delay(2000);
+        await SettledUnderLoadAsync(ensemble, config, "the grown ensemble under load");
 
         // Replace a follower by a new machine in one reconfig (-add the new one, -remove the old one).
         var old = ensemble.Members.Select(m => m.Id).First(id => id != leader && id <= 3);
@@ -148,7 +150,7 @@ public sealed class ReconfigProcessTests(ITestOutputHelper output)
         Assert.DoesNotContain($"server.{old}=", config);
         Assert.Contains($"server.{six.Id}=", config);
         await WaitAsync(async () => (await ensemble.ModeAsync(six.Id)) is "follower", TimeSpan.FromSeconds(60), $"the new machine {six.Id} following");
-        await Task.Delay(2000);
+        await SettledUnderLoadAsync(ensemble, config, "the ensemble with the new machine under load");
         var kept = ensemble.Members.Select(m => m.Id).Where(id => id != old).ToList();
         return (kept, old, config);
     }
@@ -156,7 +158,7 @@ public sealed class ReconfigProcessTests(ITestOutputHelper output)
     /// <summary>The reconfigurations, each answered with the new configuration; returns the members left and the final config text.</summary>
     private async Task<(List<long> Kept, string Config)> ReconfigureAsync(EnsembleProcesses ensemble, Func<Task<WireClient>> connect, CancellationToken ct)
     {
-        await Task.Delay(3000, ct);
+        await SettledUnderLoadAsync(ensemble, null, "the load before the first reconfig");
         var members = ensemble.Members.Select(m => m.Id).ToList();
         string config = "";
         // The reconfig goes through a member that stays: a member the change removes stops serving its clients when the
@@ -165,7 +167,7 @@ public sealed class ReconfigProcessTests(ITestOutputHelper output)
         async Task Reconfig(string what, string? joining, string? leaving, long via)
         {
             config = await ReconfigAsync(ensemble, what, joining, leaving, via);
-            await Task.Delay(3000, ct);
+            await SettledUnderLoadAsync(ensemble, config, $"{what}: the new configuration under load");
         }
         string Line(long id, string role) => ReconfigProcessTests.Line(ensemble, id, role);
 
@@ -202,6 +204,40 @@ public sealed class ReconfigProcessTests(ITestOutputHelper output)
         Assert.Contains(newLeader, members);
         foreach (var removed in ensemble.Members.Select(m => m.Id).Except(members)) Assert.DoesNotContain($"server.{removed}=", config);
         return (members, config);
+    }
+
+    /// <summary>Each configuration serves the load for a while before the next change: how many txns the load commits in it.</summary>
+    private const int LoadTxnsPerConfiguration = 50;
+
+    /// <summary>
+    /// Waits until every member of <paramref name="config"/> (null: every member) has it and serves, then until the load
+    /// has committed <see cref="LoadTxnsPerConfiguration"/> txns more: a configuration's change is in effect everywhere
+    /// and under load before the next one (these were fixed 2-3 s pauses).
+    /// </summary>
+    private static async Task SettledUnderLoadAsync(EnsembleProcesses ensemble, string? config, string what)
+    {
+        var members = config is null
+            ? ensemble.Members.Select(m => m.Id).ToList()
+            : Regex.Matches(config, @"^server\.(\d+)=", RegexOptions.Multiline).Select(m => long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)).ToList();
+        long? settledAt = null;
+        await WaitAsync(async () =>
+        {
+            try
+            {
+                if (settledAt is { } from) return (await ensemble.HashAsync(members[0])).Zxid >= from + LoadTxnsPerConfiguration;
+                foreach (var id in members)
+                {
+                    if (config is not null && await ConfigOnAsync(ensemble[id]) != config) return false;
+                    if (await ensemble.ModeAsync(id) is not ("leader" or "follower" or "observer")) return false;
+                }
+                settledAt = (await ensemble.HashAsync(members[0])).Zxid;
+                return false;
+            }
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or TimeoutException)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(60), what);
     }
 
     private static async Task<string?> ConfigOnAsync(EnsembleProcesses.Member member)

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Coordination.Client.Tests;
 using Xunit;
 using Xunit.Abstractions;
@@ -24,6 +25,11 @@ public sealed class SemaphoreAndBarrierTests(ServersFixture servers, ITestOutput
                     await using var lease = await semaphore.AcquireAsync(TimeSpan.FromSeconds(30));
                     Assert.NotNull(lease);
                     detector.Enter($"c{index}#{i}");
+                    // Held until the semaphore has let maxLeases holders in at once (bounded): with 30 ms holds alone, on
+                    // a loaded machine each acquisition took longer than a hold, so the leases were never all out at
+                    // once (MaxInside 1 against both servers, 4 runs of 5 at load 45-60) and the check below failed.
+                    var holding = Stopwatch.StartNew();
+                    while (detector.MaxInside < maxLeases && holding.Elapsed < TimeSpan.FromSeconds(5)) await Task.Delay(10);
                     await Task.Delay(30);
                     detector.Exit($"c{index}#{i}");
                 }
