@@ -93,11 +93,11 @@ public sealed class ChangeFeedJournalTests(ITestOutputHelper output)
         await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions
         {
             // Snapshots every 100 txns: the server restarts from one taken late, and the journal goes back further
-            // (kept: with 20 snapshots retained, those written during the test do not purge the history being read,
-            // which the sql journal would do row by row).
+            // (purge off: the sql and persistent-file journals purge row by row, not by 64 KiB segment, so a snapshot
+            // would cut the history this test reads; a purged journal is the next test's).
             // Small batches, so that the history is still being read while the live writes commit.
             ExtraHocon = "coordination.change-feed.history-from-journal = on\n" +
-                         $"coordination.persistence {{ journal = {journal}, snapshot-every-txns = 100, snapshots-retained = 20, log-segment-size = 64KiB, log-preallocate = 16KiB }}\n" +
+                         $"coordination.persistence {{ journal = {journal}, snapshot-every-txns = 100, purge = off, log-segment-size = 64KiB, log-preallocate = 16KiB }}\n" +
                          "coordination.change-feed.batch-size = 1KiB",
         });
         await Targets.WithServerOutputOnFailure(server, output, async () =>
