@@ -30,31 +30,36 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
     /// came from a journal with a hole (see <see cref="CommittedChanges"/>). Snapshots are now off here, and a
     /// journal with a hole is refused.</summary>
     [Fact]
-    public Task Subscribers_that_resume_on_any_member_receive_exactly_the_committed_sequence()
+    public Task Subscribers_that_resume_on_any_member_receive_exactly_the_committed_sequence() =>
+        Seeded(nameof(Subscribers_that_resume_on_any_member_receive_exactly_the_committed_sequence), RunAsync);
+
+    private Task Seeded(string test, Func<int, Task> body) =>
+        TestSeed.RunAsync(Environment.TickCount & 0xffff, "tests/Coordination.Ensemble.Tests", $"{nameof(ChangeFeedUnderFaultsTests)}.{test}", _log.Line, body);
+
+    /// <summary>
+    /// A 3-member ensemble with /feed and /other. No snapshots: the expected sequence is rebuilt from a member's whole
+    /// journal, and a snapshot breaks every journal (its writer purges the segments before it; a member that installs
+    /// one from its leader has a hole). The feed across a snapshot install is ChangeFeedSnapshotTests' subject.
+    /// </summary>
+    private static async Task<TestEnsemble> StartWithoutSnapshotsAsync()
     {
-        return TestSeed.RunAsync(Environment.TickCount & 0xffff, "tests/Coordination.Ensemble.Tests",
-            $"{nameof(ChangeFeedUnderFaultsTests)}.{nameof(Subscribers_that_resume_on_any_member_receive_exactly_the_committed_sequence)}", _log.Line, RunAsync);
+        var ensemble = await TestEnsemble.StartAsync(3, options: new TestEnsembleOptions
+        {
+            SnapshotEveryTxns = int.MaxValue, ExtraHocon = "coordination.persistence.snapshot-every-bytes = 1099511627776",
+        });
+        await using var setup = await WireClient.ConnectAsync(ensemble.Leader!.ConnectString);
+        await setup.CreateAsync("/feed", null).OkAsync();
+        await setup.CreateAsync("/other", null).OkAsync();
+        return ensemble;
     }
 
     private async Task RunAsync(int seed)
     {
         var seconds = int.TryParse(Environment.GetEnvironmentVariable("COORDINATION_FEED_SECONDS"), out var s) && s > 0 ? s : 40;
-        // No snapshots: the expected sequence is rebuilt from a member's whole journal, and a snapshot breaks every journal
-        // (its writer purges the segments before it; a member that installs one from its leader has a hole). The feed
-        // across a snapshot install is ChangeFeedSnapshotTests' subject.
-        await using var ensemble = await TestEnsemble.StartAsync(3, options: new TestEnsembleOptions
-        {
-            SnapshotEveryTxns = int.MaxValue, ExtraHocon = "coordination.persistence.snapshot-every-bytes = 1099511627776",
-        });
+        await using var ensemble = await StartWithoutSnapshotsAsync();
         var random = new Random(seed);
         using var stop = new CancellationTokenSource();
         using var end = new CancellationTokenSource();
-
-        await using (var setup = await WireClient.ConnectAsync(ensemble.Leader!.ConnectString))
-        {
-            await setup.CreateAsync("/feed", null).OkAsync();
-            await setup.CreateAsync("/other", null).OkAsync();
-        }
 
         var subscribers = new[] { new List<Change>(), new List<Change>(), new List<Change>() };
         var resumes = 0;
@@ -170,26 +175,14 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
     /// fault without re-reading it. Four faults (COORDINATION_FEED_FAULTS=N).
     /// </summary>
     [Fact]
-    public Task One_enumerator_resumes_on_another_member_when_its_member_is_lost()
-    {
-        return TestSeed.RunAsync(Environment.TickCount & 0xffff, "tests/Coordination.Ensemble.Tests",
-            $"{nameof(ChangeFeedUnderFaultsTests)}.{nameof(One_enumerator_resumes_on_another_member_when_its_member_is_lost)}", _log.Line, OneEnumeratorAsync);
-    }
+    public Task One_enumerator_resumes_on_another_member_when_its_member_is_lost() =>
+        Seeded(nameof(One_enumerator_resumes_on_another_member_when_its_member_is_lost), OneEnumeratorAsync);
 
     private async Task OneEnumeratorAsync(int seed)
     {
         var faults = int.TryParse(Environment.GetEnvironmentVariable("COORDINATION_FEED_FAULTS"), out var f) && f > 0 ? f : 4;
-        // No snapshots, as above: the expected sequence comes from a whole journal.
-        await using var ensemble = await TestEnsemble.StartAsync(3, options: new TestEnsembleOptions
-        {
-            SnapshotEveryTxns = int.MaxValue, ExtraHocon = "coordination.persistence.snapshot-every-bytes = 1099511627776",
-        });
+        await using var ensemble = await StartWithoutSnapshotsAsync();
         var random = new Random(seed);
-        await using (var setup = await WireClient.ConnectAsync(ensemble.Leader!.ConnectString))
-        {
-            await setup.CreateAsync("/feed", null).OkAsync();
-            await setup.CreateAsync("/other", null).OkAsync();
-        }
         await using var client = await CoordinationClient.ConnectAsync(new CoordinationClientOptions
         {
             ConnectString = ensemble.ConnectString, SessionTimeout = TimeSpan.FromSeconds(10),
