@@ -4,6 +4,7 @@ using Akka.Configuration;
 using Coordination.Core;
 using Coordination.Server.Admin;
 using Coordination.Server.Ensemble;
+using Coordination.Server.Feed;
 using Coordination.Server.Network;
 using Coordination.Server.Persistence;
 using Coordination.Server.Pipeline;
@@ -93,7 +94,7 @@ public sealed partial class CoordinationServer : IAsyncDisposable
                 log = recovered.Log;
                 files.AttachLog(log);
                 snapshots = new SnapshotPolicy(files, persistence.SnapshotEveryTxns, persistence.SnapshotEveryBytes, persistence.SnapshotChunkNodes,
-                persistence.UsesFileLog ? persistence.LogDirectory : null);
+                    JournalRecords.Of(system, persistence, ensemble: false));
             }
             else
             {
@@ -168,7 +169,7 @@ public sealed partial class CoordinationServer : IAsyncDisposable
         try
         {
             var snapshots = new SnapshotPolicy(files, persistence.SnapshotEveryTxns, persistence.SnapshotEveryBytes, persistence.SnapshotChunkNodes,
-                persistence.UsesFileLog ? persistence.LogDirectory : null);
+                JournalRecords.Of(system, persistence, ensemble: true));
             var members = ensemble.Members(((ExtendedActorSystem)system).Provider.DefaultAddress.Protocol);
             var (spec, state) = MemberNode(system, settings, persistence, files, snapshots, ensemble, members);
             var (replica, sessions, tracker) = StartNode(system, spec);

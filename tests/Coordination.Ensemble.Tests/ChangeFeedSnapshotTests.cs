@@ -1,6 +1,7 @@
 using Coordination.Protocol;
 using Coordination.TestKit;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace Coordination.Ensemble.Tests;
 
@@ -10,7 +11,7 @@ namespace Coordination.Ensemble.Tests;
 /// from a zxid before the snapshot is told Compacted, with the zxid history now starts after, and one subscribing from
 /// that zxid gets exactly the changes committed after it, past then live: nothing from the hole is silently skipped.
 /// </summary>
-public sealed class ChangeFeedSnapshotTests
+public sealed class ChangeFeedSnapshotTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
 
@@ -54,6 +55,15 @@ public sealed class ChangeFeedSnapshotTests
         var installed = follower.Server!.Ensemble!.SnapshotsInstalled;
         await ensemble.PartitionAsync(follower.Id);
         await WriteAsync(1000);
+        // Snapshots are written in the background, after the writes that start them: the leader may still hold every
+        // txn after the follower's in its log (and synchronise it by DIFF) until one is written and its log trimmed.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var startedAfter = leader.Server!.Ensemble!.LogStartZxid;
+        while (leader.Server!.Ensemble!.LogStartZxid <= seen && clock.Elapsed < Wait) await Task.Delay(50);
+        output.WriteLine($"after the writes the leader's log started after 0x{startedAfter:x} (the follower has 0x{seen:x}); " +
+                         $"after 0x{leader.Server!.Ensemble!.LogStartZxid:x} {clock.ElapsedMilliseconds} ms later");
+        Assert.True(leader.Server!.Ensemble!.LogStartZxid > seen,
+            $"the leader's log still starts at 0x{leader.Server!.Ensemble!.LogStartZxid:x}, before the follower's 0x{seen:x}, {Wait.TotalSeconds} s after the writes");
         await ensemble.HealAllAsync();
         await ensemble.WaitAllServingAsync(Ens.Settle);
         await Ens.AssertConvergedAsync(ensemble);

@@ -30,31 +30,36 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
     /// came from a journal with a hole (see <see cref="CommittedChanges"/>). Snapshots are now off here, and a
     /// journal with a hole is refused.</summary>
     [Fact]
-    public Task Subscribers_that_resume_on_any_member_receive_exactly_the_committed_sequence()
+    public Task Subscribers_that_resume_on_any_member_receive_exactly_the_committed_sequence() =>
+        Seeded(nameof(Subscribers_that_resume_on_any_member_receive_exactly_the_committed_sequence), RunAsync);
+
+    private Task Seeded(string test, Func<int, Task> body) =>
+        TestSeed.RunAsync(Environment.TickCount & 0xffff, "tests/Coordination.Ensemble.Tests", $"{nameof(ChangeFeedUnderFaultsTests)}.{test}", _log.Line, body);
+
+    /// <summary>
+    /// A 3-member ensemble with /feed and /other. No snapshots: the expected sequence is rebuilt from a member's whole
+    /// journal, and a snapshot breaks every journal (its writer purges the segments before it; a member that installs
+    /// one from its leader has a hole). The feed across a snapshot install is ChangeFeedSnapshotTests' subject.
+    /// </summary>
+    private static async Task<TestEnsemble> StartWithoutSnapshotsAsync()
     {
-        return TestSeed.RunAsync(Environment.TickCount & 0xffff, "tests/Coordination.Ensemble.Tests",
-            $"{nameof(ChangeFeedUnderFaultsTests)}.{nameof(Subscribers_that_resume_on_any_member_receive_exactly_the_committed_sequence)}", _log.Line, RunAsync);
+        var ensemble = await TestEnsemble.StartAsync(3, options: new TestEnsembleOptions
+        {
+            SnapshotEveryTxns = int.MaxValue, ExtraHocon = "coordination.persistence.snapshot-every-bytes = 1099511627776",
+        });
+        await using var setup = await WireClient.ConnectAsync(ensemble.Leader!.ConnectString);
+        await setup.CreateAsync("/feed", null).OkAsync();
+        await setup.CreateAsync("/other", null).OkAsync();
+        return ensemble;
     }
 
     private async Task RunAsync(int seed)
     {
         var seconds = int.TryParse(Environment.GetEnvironmentVariable("COORDINATION_FEED_SECONDS"), out var s) && s > 0 ? s : 40;
-        // No snapshots: the expected sequence is rebuilt from a member's whole journal, and a snapshot breaks every journal
-        // (its writer purges the segments before it; a member that installs one from its leader has a hole). The feed
-        // across a snapshot install is ChangeFeedSnapshotTests' subject.
-        await using var ensemble = await TestEnsemble.StartAsync(3, options: new TestEnsembleOptions
-        {
-            SnapshotEveryTxns = int.MaxValue, ExtraHocon = "coordination.persistence.snapshot-every-bytes = 1099511627776",
-        });
+        await using var ensemble = await StartWithoutSnapshotsAsync();
         var random = new Random(seed);
         using var stop = new CancellationTokenSource();
         using var end = new CancellationTokenSource();
-
-        await using (var setup = await WireClient.ConnectAsync(ensemble.Leader!.ConnectString))
-        {
-            await setup.CreateAsync("/feed", null).OkAsync();
-            await setup.CreateAsync("/other", null).OkAsync();
-        }
 
         var subscribers = new[] { new List<Change>(), new List<Change>(), new List<Change>() };
         var resumes = 0;
@@ -158,6 +163,109 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
             Assert.True(got.SequenceEqual(expected),
                 $"subscriber {i}: {got.Count} changes, the journal has {expected.Count}; first difference at {first.n}: got {first.pair.Item1}, journal {first.pair.Item2}");
         }
+    }
+
+    /// <summary>
+    /// One enumerator of one client, never restarted: the subscribers above hide a client that fails to resume (each
+    /// loss of a member ends their enumerator or their client). Here <see cref="CoordinationClient.WatchChangesAsync"/>
+    /// keeps running while the member its client is connected to is killed (its node disposed at once, as a crash) or
+    /// isolated from the others (it stops serving and drops its clients), in turn, and writers go on: the client moves
+    /// to another member and the enumerator resumes there by itself. What it yields must be exactly the committed
+    /// sequence under /feed from the final journal, and a TreeCache on the same client must match the tree after every
+    /// fault without re-reading it. Four faults (COORDINATION_FEED_FAULTS=N).
+    /// </summary>
+    [Fact]
+    public Task One_enumerator_resumes_on_another_member_when_its_member_is_lost() =>
+        Seeded(nameof(One_enumerator_resumes_on_another_member_when_its_member_is_lost), OneEnumeratorAsync);
+
+    private async Task OneEnumeratorAsync(int seed)
+    {
+        var faults = int.TryParse(Environment.GetEnvironmentVariable("COORDINATION_FEED_FAULTS"), out var f) && f > 0 ? f : 4;
+        await using var ensemble = await StartWithoutSnapshotsAsync();
+        var random = new Random(seed);
+        await using var client = await CoordinationClient.ConnectAsync(new CoordinationClientOptions
+        {
+            ConnectString = ensemble.ConnectString, SessionTimeout = TimeSpan.FromSeconds(10),
+        });
+        await using var cache = await TreeCache.StartAsync(client, "/feed");
+        var startReads = cache.Reads;
+
+        var seen = new List<Change>();
+        int Seen() { lock (seen) return seen.Count; }
+        long LastSeen() { lock (seen) return seen.Count > 0 ? seen[^1].Zxid : 0; }
+        using var end = new CancellationTokenSource();
+        var following = Task.Run(async () =>
+        {
+            try
+            {
+                await foreach (var change in client.WatchChangesAsync("/feed", 0, ct: end.Token))
+                    lock (seen) seen.Add(change);
+            }
+            catch (OperationCanceledException) when (end.IsCancellationRequested) { }
+        });
+
+        using var stop = new CancellationTokenSource();
+        var writing = new Writing();
+        var writers = Enumerable.Range(0, 3).Select(w => Task.Run(() => WriteAsync(ensemble, writing, new Random(seed + 10 + w), stop.Token))).ToList();
+        TestEnsemble.Member? MemberOfClient() =>
+            client.ConnectedHost is { } host ? ensemble.Members.FirstOrDefault(m => m.ClientPort == host.Port && m.IsRunning) : null;
+        async Task<T> Within<T>(TimeSpan limit, Func<T?> probe, string what) where T : class
+        {
+            var clock = Stopwatch.StartNew();
+            while (clock.Elapsed < limit)
+            {
+                if (probe() is { } found) return found;
+                await Task.Delay(50);
+            }
+            throw new TimeoutException($"{what} within {limit.TotalSeconds} s");
+        }
+
+        for (var fault = 0; fault < faults; fault++)
+        {
+            await Task.Delay(random.Next(1000, 2500));
+            var member = await Within(TimeSpan.FromSeconds(30), MemberOfClient, "the client did not connect");
+            var before = Seen();
+            var kill = fault % 2 == 0;
+            _log.Fault($"{(kill ? "kill" : "isolate")} member {member.Id} ({member.Mode}), the subscriber's; {before} changes so far");
+            if (kill) await ensemble.KillAsync(member.Id);
+            else await ensemble.PartitionAsync(member.Id);
+            // The same enumerator goes on through another member while this one is out.
+            var moved = await Within(TimeSpan.FromSeconds(45),
+                () => MemberOfClient() is { } m && m.Id != member.Id && Seen() > before ? m : null,
+                $"the enumerator did not resume on another member after losing member {member.Id} ({Seen() - before} changes since)");
+            _log.Line($"the enumerator resumed on member {moved.Id}: {Seen() - before} changes since the fault");
+            if (kill) await ensemble.RestartAsync(member.Id);
+            else await ensemble.HealAllAsync();
+            _log.Recovery($"member {member.Id} back");
+            await ensemble.WaitAllServingAsync(TimeSpan.FromSeconds(60));
+            await writing.PauseAsync();
+            try
+            {
+                await AssertCacheMatchesTreeAsync(ensemble, cache);
+                Assert.Equal(startReads, cache.Reads);   // followed, never re-read
+            }
+            finally { writing.Resume(); }
+        }
+        stop.Cancel();
+        var written = (await Task.WhenAll(writers)).Sum();
+
+        long last;
+        await using (var c = await WireClient.ConnectAsync((await ensemble.WaitForLeaderAsync(TimeSpan.FromSeconds(30))).ConnectString))
+            last = (await c.CreateAsync("/feed/final", null)).Header.Zxid;
+        await ensemble.WaitConvergedAsync(TimeSpan.FromSeconds(60));
+        await AssertCacheMatchesTreeAsync(ensemble, cache);
+        var clock = Stopwatch.StartNew();
+        while (!following.IsCompleted && LastSeen() < last && clock.Elapsed < TimeSpan.FromSeconds(60)) await Task.Delay(100);
+        end.Cancel();
+        await following;   // a failure of the enumerator (Compacted, an error) fails the test here
+
+        var expected = CommittedChanges(ensemble, "/feed");
+        _log.Line($"{written} writes, {expected.Count} changes under /feed in the journal, {faults} faults, the enumerator got {seen.Count}");
+        Assert.True(expected.Count > 100, $"only {expected.Count} changes were committed");
+        var got = seen.Select(x => (x.Zxid, x.Type, x.Path, Convert.ToHexString(x.Data ?? []))).ToList();
+        var first = got.Zip(expected).Select((pair, n) => (pair, n)).FirstOrDefault(p => p.pair.Item1 != p.pair.Item2);
+        Assert.True(got.SequenceEqual(expected),
+            $"the enumerator got {got.Count} changes, the journal has {expected.Count}; first difference at {first.n}: got {first.pair.Item1}, journal {first.pair.Item2}");
     }
 
     /// <summary>Lets the writers be paused, and tells when none has a write in flight.</summary>

@@ -95,6 +95,13 @@ public sealed class EnsembleState
 
     internal void SnapshotInstalled() => Interlocked.Increment(ref _snapshotsInstalled);
 
+    /// <summary>The zxid this member's Zab log starts after (its newest snapshot, once the log was trimmed to it): a
+    /// learner whose last txn is older is synchronised by SNAP, any other by DIFF or TRUNC.</summary>
+    public long LogStartZxid => Interlocked.Read(ref _logStartZxid);
+    private long _logStartZxid;
+
+    internal void LogStarts(long zxid) => Interlocked.Exchange(ref _logStartZxid, zxid);
+
     internal void Proposed(int bytes)
     {
         Interlocked.Exchange(ref _lastProposalSize, bytes);

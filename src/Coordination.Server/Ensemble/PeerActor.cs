@@ -138,7 +138,11 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
         Receive<ProposeBatch>(OnProposeBatch);
         Receive<ConfigSaved>(OnConfigSaved);
         Receive<ConfirmLeadership>(m => WhenReady(m, () => Execute(_peer.ConfirmLeadership(m.RequestId))));
-        Receive<SnapshotTaken>(t => _snapshots?.SnapshotTaken(t.StartZxid));
+        Receive<SnapshotTaken>(t =>
+        {
+            _snapshots?.SnapshotTaken(t.StartZxid);
+            _state?.LogStarts(_storage.RetainedFrom);
+        });
         Receive<FetchSnapshot>(ServeSnapshot);
         Receive<SnapshotPart>(OnSnapshotPart);
         Receive<PartWritten>(w => PeerOf(_installing!.Leader).Tell(new FetchSnapshot(_myId, _installing.Zxid, w.Offset), Self));
@@ -208,6 +212,7 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
         FlushGathered();
         RefreshLinks();
         _state?.Update(_peer);
+        _state?.LogStarts(_storage.RetainedFrom);
     }
 
     /// <summary>

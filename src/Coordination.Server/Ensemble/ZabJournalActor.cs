@@ -70,7 +70,7 @@ public sealed class ZabJournalActor : UntypedPersistentActor
     public static Props Props(PersistenceSettings settings, ZabLogRecovery recovery) =>
         Akka.Actor.Props.Create(() => new ZabJournalActor(settings, recovery));
 
-    public override string PersistenceId => _settings.PersistenceId + "-zab";
+    public override string PersistenceId => _settings.ZabPersistenceId;
 
     protected override void OnRecover(object message)
     {

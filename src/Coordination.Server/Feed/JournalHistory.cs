@@ -8,7 +8,8 @@ using Coordination.Server.Persistence;
 namespace Coordination.Server.Feed;
 
 /// <summary>
-/// The change feed's history from the file journal on disk: the changes of txns older than what the replica's
+/// The change feed's history from the journal (<see cref="JournalRecords"/>: the file journal's segments, or an
+/// Akka.Persistence journal through Akka.Persistence.Query): the changes of txns older than what the replica's
 /// in-memory <see cref="ChangeFeed"/> retains. A journal holds raw txns, and an event needs the znode's Stat and ACL
 /// after each txn (and a session close's deleted ephemerals exist only in the tree), so history is rebuilt the way
 /// recovery rebuilds the tree: a base (a snapshot, or the empty tree when the journal starts at the first txn) plus
@@ -24,10 +25,10 @@ namespace Coordination.Server.Feed;
 internal static class JournalHistory
 {
     /// <summary>The txn zxids of the journal in order, after its truncations (ensemble TRUNC records, torn writes).</summary>
-    public static List<long> KeptZxids(string logDir)
+    public static List<long> KeptZxids(JournalRecords journal)
     {
         var kept = new List<long>();
-        FileTxnLog.Read(logDir, (kind, zxid, _) =>
+        journal.Read((kind, zxid, _) =>
         {
             // As ZabLogRecovery: entries ascend between truncations; a lower one can only follow a lost truncate marker.
             var cut = kind == LogRecordKind.Txn ? zxid - 1 : zxid;
@@ -94,9 +95,9 @@ internal static class JournalHistory
     }
 
     /// <summary>The zxid after which history can be rebuilt from this journal, or null when it cannot.</summary>
-    public static long? Floor(string logDir, IReadOnlyList<(long Zxid, string Path)> snapshots)
+    public static long? Floor(JournalRecords journal, IReadOnlyList<(long Zxid, string Path)> snapshots)
     {
-        foreach (var b in Bases(KeptZxids(logDir), snapshots))
+        foreach (var b in Bases(KeptZxids(journal), snapshots))
         {
             if (b.Path is null) return 0;
             if (Load(b) is { } tree) return Math.Max(tree.LastZxid, tree.SnapshotEndZxid);
@@ -120,9 +121,9 @@ internal sealed class JournalHistoryReader : IDisposable
     private readonly Channel<HistoryBatch> _batches = Channel.CreateBounded<HistoryBatch>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
     private readonly CancellationTokenSource _stop = new();
 
-    public JournalHistoryReader(string logDir, Func<IReadOnlyList<(long Zxid, string Path)>> snapshots, string prefix, long afterZxid, long upToZxid, long batchBytes)
+    public JournalHistoryReader(JournalRecords journal, Func<IReadOnlyList<(long Zxid, string Path)>> snapshots, string prefix, long afterZxid, long upToZxid, long batchBytes)
     {
-        Task.Factory.StartNew(() => Run(logDir, snapshots, prefix, afterZxid, upToZxid, batchBytes), _stop.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        Task.Factory.StartNew(() => Run(journal, snapshots, prefix, afterZxid, upToZxid, batchBytes), _stop.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
     /// <summary>The next batch; one at a time.</summary>
@@ -136,12 +137,12 @@ internal sealed class JournalHistoryReader : IDisposable
 
     private sealed class StopReading : Exception;
 
-    private void Run(string logDir, Func<IReadOnlyList<(long Zxid, string Path)>> snapshots, string prefix, long after, long upTo, long batchBytes)
+    private void Run(JournalRecords journal, Func<IReadOnlyList<(long Zxid, string Path)>> snapshots, string prefix, long after, long upTo, long batchBytes)
     {
         var covered = after;
         try
         {
-            var kept = JournalHistory.KeptZxids(logDir);
+            var kept = JournalHistory.KeptZxids(journal);
             DataTree? tree = null;
             // The newest base at or before the zxid asked for whose history starts early enough.
             foreach (var b in Enumerable.Reverse(JournalHistory.Bases(kept, snapshots())))
@@ -158,7 +159,7 @@ internal sealed class JournalHistoryReader : IDisposable
             if (next < 0) next = ~next;
             try
             {
-                FileTxnLog.Read(logDir, (kind, zxid, payload) =>
+                journal.Read((kind, zxid, payload) =>
             {
                 if (kind != LogRecordKind.Txn || next >= kept.Count || zxid != kept[next]) return;   // truncated away
                 next++;

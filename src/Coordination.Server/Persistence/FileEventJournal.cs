@@ -263,22 +263,39 @@ public sealed class FileEventJournal : AsyncWriteJournal
     }
 
     /// <summary>Replays the log at start: events and markers in order; a cut (a torn or failed write) drops what follows it.</summary>
-    private void Recover(LogRecordKind kind, long ordinal, ReadOnlyMemory<byte> payload)
+    private void Recover(LogRecordKind kind, long ordinal, ReadOnlyMemory<byte> payload) =>
+        _lastOrdinal = Recover(_streams, _lastOrdinal, kind, ordinal, payload, only: null);
+
+    /// <summary>
+    /// The undeleted events of <paramref name="persistenceId"/> in a log directory, serialized, by sequence number,
+    /// read as the journal reads them at start (without opening the log for writing): what
+    /// <see cref="FileEventReadJournal"/> serves.
+    /// </summary>
+    internal static List<(long SequenceNr, byte[] Bytes)> ReadEvents(string dir, string persistenceId)
+    {
+        var streams = new Dictionary<string, Stream>(StringComparer.Ordinal);
+        long last = 0;
+        if (Directory.Exists(dir)) FileTxnLog.Read(dir, (kind, ordinal, payload) => last = Recover(streams, last, kind, ordinal, payload, persistenceId));
+        return streams.TryGetValue(persistenceId, out var stream) ? stream.Events.Select(e => (e.Key, e.Value.Bytes)).ToList() : [];
+    }
+
+    /// <summary>Applies one log record to <paramref name="streams"/> (those of <paramref name="only"/>, when given);
+    /// returns the last ordinal.</summary>
+    private static long Recover(Dictionary<string, Stream> streams, long lastOrdinal, LogRecordKind kind, long ordinal, ReadOnlyMemory<byte> payload, string? only)
     {
         if (kind == LogRecordKind.Truncate)
         {
-            foreach (var stream in _streams.Values)
+            foreach (var stream in streams.Values)
                 while (stream.Events.Count > 0 && stream.Events.Values[^1].Ordinal > ordinal) stream.Events.RemoveAt(stream.Events.Count - 1);
-            _lastOrdinal = Math.Min(_lastOrdinal, ordinal);
-            return;
+            return Math.Min(lastOrdinal, ordinal);
         }
-        _lastOrdinal = ordinal;
         var span = payload.Span;
         var type = span[0];
         var idLength = BinaryPrimitives.ReadUInt16LittleEndian(span[1..]);
         var persistenceId = Encoding.UTF8.GetString(span.Slice(3, idLength));
+        if (only is not null && persistenceId != only) return ordinal;
         var rest = span[(3 + idLength)..];
-        var s = StreamOf(persistenceId);
+        if (!streams.TryGetValue(persistenceId, out var s)) streams[persistenceId] = s = new Stream();
         if (type == EventRecord)
         {
             var count = BinaryPrimitives.ReadInt32LittleEndian(rest);
@@ -300,6 +317,7 @@ public sealed class FileEventJournal : AsyncWriteJournal
             while (s.Events.Count > 0 && s.Events.Keys[0] <= s.DeletedTo) s.Events.RemoveAt(0);
         }
         else throw new InvalidDataException($"unknown journal record type {type} at ordinal {ordinal}");
+        return ordinal;
     }
 
     private static void WriteHeader(IBufferWriter<byte> output, byte type, string persistenceId)

@@ -34,9 +34,16 @@ public static class JournalSetup
                 plugin = "akka.persistence.snapshot-store.sql"
                 sql { connection-string = {{cs}}, provider-name = {{provider}}, auto-initialize = {{autoInitialize}} }
               }
+              # The change feed's history reads the journal back (current events by persistence id only).
+              # Its ordering poller serves only tag and all-events queries, which nothing here runs: kept slow.
+              query.journal.sql {
+                connection-string = {{cs}}, provider-name = {{provider}}, write-plugin = "akka.persistence.journal.sql"
+                journal-sequence-retrieval.query-delay = 1m
+              }
             }
             """;
-        return ConfigurationFactory.ParseString(hocon).WithFallback(EventSerializers).WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
+        return ConfigurationFactory.ParseString(hocon).WithFallback(EventSerializers).WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration)
+            .WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultQueryConfiguration);
     }
 
     /// <summary>The journal events' serializer, for every persistent-actor journal.</summary>
@@ -71,9 +78,11 @@ public static class JournalSetup
                 read-only = {{(readOnly ? "on" : "off")}}
               }
             }
+            akka.persistence.query.journal.coordination-file.dir = {{Quote(s.EventLogDirectory)}}
             akka.persistence.snapshot-store.plugin = "akka.persistence.no-snapshot-store"
             """;
-        return ConfigurationFactory.ParseString(hocon).WithFallback(EventSerializers).WithFallback(FileEventJournal.DefaultConfig);
+        return ConfigurationFactory.ParseString(hocon).WithFallback(EventSerializers).WithFallback(FileEventJournal.DefaultConfig)
+            .WithFallback(FileEventReadJournal.DefaultConfig);
     }
 
     /// <summary>

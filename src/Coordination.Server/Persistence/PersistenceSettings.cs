@@ -37,6 +37,10 @@ public sealed record PersistenceSettings
     /// The file journal has no snapshot store: the tree's snapshots are files of their own (<see cref="SnapshotFiles"/>).</summary>
     public string JournalPluginId => UsesEventLog ? FileEventJournal.PluginId : "akka.persistence.journal.sql";
     public string SnapshotPluginId => UsesEventLog ? "akka.persistence.no-snapshot-store" : "akka.persistence.snapshot-store.sql";
+    /// <summary>The Akka.Persistence.Query plugin that reads that journal back (the change feed's history).</summary>
+    public string ReadJournalPluginId => UsesEventLog ? FileEventReadJournal.PluginId : "akka.persistence.query.journal.sql";
+    /// <summary>The persistence id of an ensemble member's Zab log (a standalone server's journal is <see cref="PersistenceId"/>).</summary>
+    public string ZabPersistenceId => PersistenceId + "-zab";
 
     public bool IsSqlite => ProviderName.StartsWith("SQLite", StringComparison.OrdinalIgnoreCase);
 

@@ -165,9 +165,9 @@ public sealed class SnapshotFiles
     }
 }
 
-/// <summary>When the replica takes fuzzy snapshots and where it writes them; <paramref name="FileLogDirectory"/> is the
-/// file journal's directory (null for the SQL journal), from which the change feed reads history.</summary>
-public sealed record SnapshotPolicy(SnapshotFiles Files, long EveryTxns, long EveryBytes, int ChunkNodes, string? FileLogDirectory = null);
+/// <summary>When the replica takes fuzzy snapshots and where it writes them; <paramref name="History"/> is the journal
+/// the change feed reads history from, with these snapshots (null: none).</summary>
+public sealed record SnapshotPolicy(SnapshotFiles Files, long EveryTxns, long EveryBytes, int ChunkNodes, Feed.JournalRecords? History = null);
 
 /// <summary>Asks the replica to begin a snapshot now; it answers the start zxid, or -1 if one is already running.</summary>
 public sealed record TakeSnapshot

@@ -18,7 +18,7 @@ namespace Coordination.Server.Pipeline;
 /// only; if it falls behind what is retained in memory, it goes on from the journal on disk (below), else it is told
 /// Compacted and its subscription ends.
 /// History older than the in-memory record (after a restart it starts at the recovered snapshot) is rebuilt from the
-/// file journal by a <see cref="JournalHistoryReader"/> on its own thread, one batch at a time as the subscriber takes
+/// journal (its segments, or an Akka.Persistence journal through Akka.Persistence.Query) by a <see cref="JournalHistoryReader"/> on its own thread, one batch at a time as the subscriber takes
 /// them; when the reader reaches the zxid the replica had applied when it began, the subscription moves to a cursor
 /// after the last zxid read: no gap, no duplicate. At most <see cref="ChangeFeedSettings.HistoryReaders"/> read at
 /// once (each holds a tree); others wait their turn.
@@ -136,13 +136,14 @@ public sealed partial class ReplicaActor
     private void ComputeHistoryFloor()
     {
         var generation = ++_historyFloorGeneration;
-        if (!_settings.ChangeFeed.HistoryFromJournal || _snapshots is not { FileLogDirectory: { } dir } policy)
+        if (!_settings.ChangeFeed.HistoryFromJournal || _snapshots is not { History: { } journal } policy)
         {
             _historyFloor = null;
             return;
         }
         var files = policy.Files;
-        Task.Run(() => JournalHistory.Floor(dir, files.List()))
+        // Its own thread: it reads the whole journal, blocking (through a stream for an Akka.Persistence journal).
+        Task.Factory.StartNew(() => JournalHistory.Floor(journal, files.List()), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)
             .PipeTo(Self, success: floor => new HistoryFloorIs(floor, generation), failure: _ => new HistoryFloorIs(null, generation));
     }
 
@@ -233,9 +234,8 @@ public sealed partial class ReplicaActor
 
     private void StartHistory(Subscription sub, long after)
     {
-        var dir = _snapshots!.FileLogDirectory!;
-        var files = _snapshots.Files;
-        var reader = new JournalHistoryReader(dir, files.List, sub.Prefix, after, _tree.LastZxid, _settings.ChangeFeed.BatchBytes);
+        var files = _snapshots!.Files;
+        var reader = new JournalHistoryReader(_snapshots.History!, files.List, sub.Prefix, after, _tree.LastZxid, _settings.ChangeFeed.BatchBytes);
         sub.Read = new HistoryRead(reader);
         _historyReads++;
         RequestHistory(sub);

@@ -1,0 +1,93 @@
+using Akka.Actor;
+using Akka.Persistence.Query;
+using Akka.Streams;
+using Coordination.Server.Persistence;
+
+namespace Coordination.Server.Feed;
+
+/// <summary>
+/// A journal's records in order, as the change feed's history reads them (<see cref="JournalHistory"/>): each txn with
+/// its zxid and jute bytes, and each truncation (the txns logged before it with a greater zxid are dropped). Read from
+/// the file journal's segments, or through Akka.Persistence.Query from a journal written by a persistent actor (the
+/// "sql" and "persistent-file" journals): the events of the writer's persistence id, from the oldest not deleted.
+/// </summary>
+public abstract class JournalRecords
+{
+    private protected JournalRecords() { }
+
+    /// <summary>Calls <paramref name="onRecord"/> for every record, oldest first, on the caller's thread (which it
+    /// blocks: a history reader's own). An exception thrown by <paramref name="onRecord"/> ends the read and propagates;
+    /// a journal that cannot be read throws <see cref="IOException"/>.</summary>
+    internal abstract void Read(Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord);
+
+    /// <summary>The journal a server with these settings writes: the file journal's segments, or the events of its
+    /// journal writer (<paramref name="ensemble"/>: the Zab log's) through the journal's read-journal plugin.</summary>
+    internal static JournalRecords Of(ActorSystem system, PersistenceSettings settings, bool ensemble) =>
+        settings.UsesFileLog ? new FileJournalRecords(settings.LogDirectory)
+        : new QueryJournalRecords(system, settings.ReadJournalPluginId, ensemble ? settings.ZabPersistenceId : settings.PersistenceId);
+}
+
+/// <summary>The file journal's segments (<see cref="FileTxnLog.Read"/>).</summary>
+internal sealed class FileJournalRecords(string directory) : JournalRecords
+{
+    internal override void Read(Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord) => FileTxnLog.Read(directory, onRecord);
+}
+
+/// <summary>
+/// The events of one persistence id through Akka.Persistence.Query (<see cref="ICurrentEventsByPersistenceIdQuery"/>):
+/// each <see cref="TxnBatchEvent"/> gives its txns, each <see cref="LogTruncatedEvent"/> a truncation. The query
+/// streams what the journal holds when it starts; events deleted by a purge are not in it.
+/// </summary>
+internal sealed class QueryJournalRecords(ActorSystem system, string readJournalPluginId, string persistenceId) : JournalRecords
+{
+    private readonly Lazy<(ICurrentEventsByPersistenceIdQuery Journal, IMaterializer Materializer)> _query = new(() =>
+        (PersistenceQuery.Get(system).ReadJournalFor<ICurrentEventsByPersistenceIdQuery>(readJournalPluginId),
+         system.Materializer(namePrefix: "feed-history")));
+
+    internal override void Read(Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord)
+    {
+        IAsyncEnumerator<EventEnvelope> events;
+        try
+        {
+            var (journal, materializer) = _query.Value;
+            events = journal.CurrentEventsByPersistenceId(persistenceId, 0, long.MaxValue).RunAsAsyncEnumerable(materializer).GetAsyncEnumerator();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw Unreadable(e);
+        }
+        try
+        {
+            while (true)
+            {
+                try
+                {
+                    if (!events.MoveNextAsync().AsTask().GetAwaiter().GetResult()) return;
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    throw Unreadable(e);
+                }
+                switch (events.Current.Event)
+                {
+                    case TxnBatchEvent batch:
+                        foreach (var (zxid, bytes) in batch.Entries()) onRecord(LogRecordKind.Txn, zxid, bytes);
+                        break;
+                    case LogTruncatedEvent truncated:
+                        onRecord(LogRecordKind.Truncate, truncated.Zxid, ReadOnlyMemory<byte>.Empty);
+                        break;
+                    case var other:
+                        throw new InvalidDataException($"journal {persistenceId}: unexpected event {other?.GetType().Name ?? "null"} at sequence {events.Current.SequenceNr}");
+                }
+            }
+        }
+        finally
+        {
+            // Cancels the stream when the reader stops early.
+            events.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+    }
+
+    private IOException Unreadable(Exception e) =>
+        new($"journal {persistenceId} cannot be read through {readJournalPluginId}: {e.GetBaseException().Message}", e);
+}
