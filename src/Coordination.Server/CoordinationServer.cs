@@ -200,7 +200,7 @@ public sealed partial class CoordinationServer : IAsyncDisposable
         var recovered = EnsembleRecovery.Run(system, persistence, files, system.Log);
         files.AttachLog(recovered.Journal);
         Props Peer(IActorRef replica) => PeerActor.Props(settings.ServerId, members, new ZabLog(recovered.Tree.LastZxid, recovered.Entries, recovered.Journal, files, replica),
-            ensemble.Zab, MonotonicMs, replica, state);
+            ensemble.Zab, MonotonicMs, replica, state, settings.ReconfigEnabled);
         return (new NodeActor.Spec(settings, recovered.Tree, recovered.Journal, snapshots, link, Peer, state, endsSystem), state);
     }
 

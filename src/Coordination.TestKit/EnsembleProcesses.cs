@@ -28,6 +28,8 @@ public sealed record EnsembleProcessesOptions
     /// <summary>More zoo.cfg lines for each Apache member.</summary>
     public IReadOnlyList<string> ExtraZooCfg { get; init; } = [];
     public IReadOnlyList<string> JavaOptions { get; init; } = ["-Xmx512m"];
+    /// <summary>Extra environment variables of every member's process (e.g. a test's fault hooks).</summary>
+    public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
     /// <summary>How long a member may take to serve after (re)start.</summary>
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(90);
     /// <summary>Receives "[sN] line" for every line a member prints.</summary>
@@ -205,31 +207,38 @@ public sealed class EnsembleProcesses : IAsyncDisposable
     }
 
     /// <summary>
-    /// Starts a new machine (ours): the next id, new ports and an empty data dir, told the members so far plus itself,
-    /// as ZooKeeper's joiner is. It serves nothing until a reconfig adds it, so it is ready once it answers ruok.
+    /// Starts a new machine: the next id, new ports and an empty data dir, told the members so far plus itself, as
+    /// ZooKeeper's joiner is (ours: the ensemble's dynamic configuration, version included, so that it does not start
+    /// from an older one than the ensemble's, plus its own line; Apache: zoo.cfg's server lines). It serves nothing until
+    /// a reconfig adds it, so it is ready once it answers ruok.
     /// </summary>
     public async Task<Member> AddMemberAsync(CancellationToken ct = default)
     {
-        if (Kind != ServerKind.Ours) throw new NotSupportedException("joiners are started for our server only");
         var ports = FreePorts(3);
         var id = _members.Max(m => m.Id) + 1;
         var member = new Member(id, _options.Network?.AddressOf(id) ?? "127.0.0.1", ports[0], ports[1], ports[2], Path.Combine(_root, $"node{id}"));
-        // As ZooKeeper's joiner is given it: the ensemble's dynamic configuration (its version too, so that the joiner does
-        // not start from an older one than the ensemble's) plus its own line.
-        string current;
-        await using (var client = await WireClient.ConnectAnyAsync(ConnectString, new WireClientOptions { ConnectTimeout = TimeSpan.FromSeconds(3) }).ConfigureAwait(false))
-            current = System.Text.Encoding.UTF8.GetString(((Coordination.Protocol.GetDataResponse?)await client.GetDataAsync("/zookeeper/config").OkAsync().ConfigureAwait(false))!.Data!);
-        var lines = current.Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
-        var version = lines.Single(l => l.StartsWith("version=", StringComparison.Ordinal))["version=".Length..];
-        Directory.CreateDirectory(member.DataDir);
-        await File.WriteAllTextAsync(Path.Combine(member.DataDir, $"zoo.cfg.dynamic.{version}"),
-            string.Join('\n', lines.Where(l => l.StartsWith("server.", StringComparison.Ordinal))
-                .Append($"server.{id}={member.Host}:{member.PeerPort}:0:participant;{member.Host}:{member.ClientPort}")
-                .Append($"version={version}")) + "\n", ct).ConfigureAwait(false);
+        if (Kind == ServerKind.Ours)
+        {
+            string current;
+            await using (var client = await WireClient.ConnectAnyAsync(ConnectString, new WireClientOptions { ConnectTimeout = TimeSpan.FromSeconds(3) }).ConfigureAwait(false))
+                current = System.Text.Encoding.UTF8.GetString(((Coordination.Protocol.GetDataResponse?)await client.GetDataAsync("/zookeeper/config").OkAsync().ConfigureAwait(false))!.Data!);
+            var lines = current.Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
+            var version = lines.Single(l => l.StartsWith("version=", StringComparison.Ordinal))["version=".Length..];
+            Directory.CreateDirectory(member.DataDir);
+            await File.WriteAllTextAsync(Path.Combine(member.DataDir, $"zoo.cfg.dynamic.{version}"),
+                string.Join('\n', lines.Where(l => l.StartsWith("server.", StringComparison.Ordinal))
+                    .Append(ServerLine(member))
+                    .Append($"version={version}")) + "\n", ct).ConfigureAwait(false);
+        }
         _members.Add(member);
         await StartMemberAsync(member, ct, answersRuok: true).ConfigureAwait(false);
         return member;
     }
+
+    /// <summary>The member's line as a reconfig adds it (ZooKeeper's "server.N=host:quorumPort:electionPort:role;host:clientPort";
+    /// ours has no election port and writes 0).</summary>
+    public string ServerLine(Member member, string role = "participant") =>
+        $"server.{member.Id}={member.Host}:{member.PeerPort}:{(Kind == ServerKind.Ours ? 0 : member.ElectionPort)}:{role};{member.Host}:{member.ClientPort}";
 
     private async Task StartMemberAsync(Member member, CancellationToken ct, bool answersRuok = false)
     {
@@ -248,6 +257,7 @@ public sealed class EnsembleProcesses : IAsyncDisposable
             ExtraHocon = Kind == ServerKind.Ours ? HoconOf(member) : null,
             ExtraZooCfg = Kind == ServerKind.Apache ? ZooCfgOf(member) : [],
             JavaOptions = _options.JavaOptions,
+            Environment = _options.Environment,
             ApacheMainClass = "org.apache.zookeeper.server.quorum.QuorumPeerMain",
             StartTimeout = _options.StartTimeout,
             ReadyProbe = answersRuok ? probeCt => FourLetterWord.IsOkAsync(member.Host, member.ClientPort, TimeSpan.FromSeconds(2), probeCt, SocketFactory) : null,

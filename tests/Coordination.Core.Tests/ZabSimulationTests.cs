@@ -51,7 +51,8 @@ public sealed partial class ZabSimulationTests
         private readonly Random _random;
         /// <summary>The configuration the ensemble was first started with (version 0).</summary>
         public readonly ZabConfig InitialConfig;
-        /// <summary>Every configuration any node ever activated.</summary>
+        /// <summary>Every configuration any reconfig txn made that a node activated (not the first configuration under the
+        /// version its first leader gave it, whose counter is 0, which no txn has).</summary>
         public readonly HashSet<ZabConfig> EverActivated = new();
         private readonly List<(long To, ZabMessage Message)> _network = new();
         public readonly Dictionary<long, Node> Nodes = new();
@@ -211,7 +212,7 @@ public sealed partial class ZabSimulationTests
                         break;
                     case ConfigActivated activated:
                         node.Config = activated.Config;
-                        EverActivated.Add(activated.Config);
+                        if (Zxids.CounterOf(activated.Config.Version) != 0) EverActivated.Add(activated.Config);
                         break;
                     case CommitUpTo commit:
                         var appliedBefore = node.LastApplied;

@@ -112,8 +112,7 @@ public sealed class ReconfigProcessTests(ITestOutputHelper output)
         Log = _log.Line,
     });
 
-    private static string Line(EnsembleProcesses ensemble, long id, string role) =>
-        $"server.{id}={ensemble[id].Host}:{ensemble[id].PeerPort}:0:{role};{ensemble[id].Host}:{ensemble[id].ClientPort}";
+    internal static string Line(EnsembleProcesses ensemble, long id, string role) => ensemble.ServerLine(ensemble[id], role);
 
     /// <summary>One reconfig through member <paramref name="via"/> as the super user; returns the new configuration it answers.</summary>
     private async Task<string> ReconfigAsync(EnsembleProcesses ensemble, string what, string? joining, string? leaving, long via)
@@ -240,7 +239,7 @@ public sealed class ReconfigProcessTests(ITestOutputHelper output)
         }, TimeSpan.FromSeconds(60), what);
     }
 
-    private static async Task<string?> ConfigOnAsync(EnsembleProcesses.Member member)
+    internal static async Task<string?> ConfigOnAsync(EnsembleProcesses.Member member)
     {
         try
         {
@@ -255,7 +254,7 @@ public sealed class ReconfigProcessTests(ITestOutputHelper output)
         }
     }
 
-    private static async Task<Dictionary<long, (long Zxid, long Digest)>> ConvergedAsync(EnsembleProcesses ensemble, IReadOnlyList<long> ids, TimeSpan timeout)
+    internal static async Task<Dictionary<long, (long Zxid, long Digest)>> ConvergedAsync(EnsembleProcesses ensemble, IReadOnlyList<long> ids, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (true)
@@ -271,7 +270,7 @@ public sealed class ReconfigProcessTests(ITestOutputHelper output)
         }
     }
 
-    private static async Task WaitAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
+    internal static async Task WaitAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (!await condition())

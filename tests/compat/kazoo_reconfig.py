@@ -37,6 +37,9 @@ step("initial-version-line", "yes" if version else "no")
 step("initial-line-format", "ok" if all(re.fullmatch(r"server\.\d+=[^:;]+:\d+:\d+:participant;[^:;]+:\d+", l)
                                           for l in data.decode().splitlines() if l.startswith("server.")) else data.decode())
 current = int(version[0].split("=")[1], 16) if version else 0
+# ZooKeeper gives the first configuration the zxid of its first leader's NEWLEADER (epoch 1, counter 0) as version.
+step("initial-version", f"{current:x}")
+step("initial-stat", f"mzxid={stat.mzxid:x} version={stat.version}")
 step("no-auth", error_of(lambda: zk.reconfig(joining=None, leaving=a.remove, new_members=None)))
 
 fired = threading.Event()

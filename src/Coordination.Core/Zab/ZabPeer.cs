@@ -613,6 +613,10 @@ public sealed class ZabPeer
         _newEpoch = Math.Max(AcceptedEpoch, _learners.Values.Where(l => !l.IsObserver).Select(l => l.AcceptedEpoch).DefaultIfEmpty(0).Max()) + 1;
         AcceptedEpoch = _newEpoch;
         outputs.Add(new SaveEpochs(AcceptedEpoch, CurrentEpoch));
+        // As ZooKeeper's leader does, the ensemble's first configuration (version 0: no reconfig made it) takes this
+        // epoch's first zxid as its version, and learners take it with their sync: a configuration an ensemble ran
+        // under then outranks the one a joiner is started with, and clients see the version Apache's members show.
+        if (_config.Version == 0 && _pendingConfigs.Count == 0) Adopt(_config.WithVersion(Zxids.Make(_newEpoch, 0)), nowMs, outputs);
         foreach (var learner in _learners.Values) outputs.Add(new SendTo(learner.Id, new LeaderInfo(_myId, _newEpoch)));
         // An ensemble of one has its quorum already.
         TryEstablish(nowMs, outputs);

@@ -250,6 +250,8 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
         b.Append("maxSessionTimeout=").Append(settings.MaxSessionTimeoutMs).Append('\n');
         b.Append("clientPortListenBacklog=1024\n");
         b.Append("serverId=").Append(settings.ServerId).Append('\n');
+        // A member's active configuration, as ZooKeeper's QuorumZooKeeperServer adds it.
+        if (ensemble?.ConfigText is { } membership) b.Append("membership: \n").Append(membership).Append('\n');
         return b.ToString();
     }
 

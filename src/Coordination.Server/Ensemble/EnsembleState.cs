@@ -54,6 +54,14 @@ public sealed class EnsembleState
     public IReadOnlyList<long> SyncedVoters => _syncedVoters;
     private volatile IReadOnlyList<long> _syncedVoters = [];
 
+    /// <summary>The active configuration as this member last made it durable, in ZooKeeper's text (what <c>conf</c> shows
+    /// under "membership:"); null before the peer started.</summary>
+    public string? ConfigText => _configText;
+    private volatile string? _configText;
+
+    internal void ConfigChanged(ZabConfig config) =>
+        _configText = config.Text is { } text ? DynamicConfig.Parse(text, out _)?.WithVersion(config.Version).ToString() : null;
+
     internal void Update(ZabPeer peer)
     {
         var serving = peer.ServesClients;

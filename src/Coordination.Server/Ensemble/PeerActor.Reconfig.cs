@@ -55,6 +55,7 @@ public sealed partial class PeerActor
         var members = config.Text is { } text ? DynamicConfig.Parse(text, out _)?.WithVersion(config.Version) : null;
         if (members is null)
         {
+            if (config.SameMembers(_members.Config ?? _peer.Config)) return;   // a new version only (the first leader's): nothing to write without addresses
             _log.Error("Configuration {0} came without its members' addresses; keeping the current links", config);
             return;
         }
@@ -62,7 +63,10 @@ public sealed partial class PeerActor
         var next = new EnsembleMembers(
             members.Members.Where(m => !m.Observer).ToDictionary(m => m.Id, Address),
             members.Members.Where(m => m.Observer).ToDictionary(m => m.Id, Address)) { Config = config, Protocol = _members.Protocol, SystemName = _members.SystemName };
-        var directory = (_storage as ZabLog)?.Directory;
+        // The first configuration under its first leader's version changes no member: with a static membership
+        // (reconfig off) the HOCON keeps deciding it, and no file is written.
+        var versionOnly = config.SameMembers(_members.Config ?? config) && Zxids.CounterOf(config.Version) == 0;
+        var directory = versionOnly && !_reconfigEnabled ? null : (_storage as ZabLog)?.Directory;
         var write = _configWrites.ContinueWith(_ =>
         {
             if (directory is not null) DynamicConfigFile.Save(directory, members);
@@ -75,7 +79,10 @@ public sealed partial class PeerActor
     private void OnConfigSaved(ConfigSaved saved)
     {
         if (saved.Config.Version < (_members.Config?.Version ?? 0)) return;
+        if (saved.Config.Version == _reconfigProposed && ReconfigFaultHooks.Claim(ReconfigFaultHooks.KillPoint.Activated, _myId))
+            ReconfigFaultHooks.Die(_myId, $"with the dynamic config file of its reconfig 0x{saved.Config.Version:x} durable");
         _members = saved.Members;
+        _state?.ConfigChanged(saved.Config);
         _replica.Tell(new MembersChanged(_members));
         _replica.Tell(new TrustedMembersChanged(LinkMembers));
     }
@@ -111,5 +118,43 @@ public sealed partial class PeerActor
         Context.System.EventStream.Publish(new TrustedMembersChanged(LinkMembers));
         MemberRegistry.Of(Context.System)?.Replace(specs.ToDictionary(kv => kv.Key, kv => (kv.Value.Host, kv.Value.MemberPort)));
         foreach (var id in _peers.Keys.Where(id => !specs.ContainsKey(id)).ToList()) _peers.Remove(id);
+    }
+
+    // ---- test-only fault points (ReconfigFaultHooks): a leader killed at a chosen step of its own reconfig ----
+
+    /// <summary>The zxid of the last reconfig this member proposed as leader (0: none), and, when it is to die once its
+    /// own log holds it, that zxid (-1: not armed).</summary>
+    private long _reconfigProposed, _killWhenLogged = -1;
+    /// <summary>Sends are dropped: this member is about to die, and its proposal must not leave before it does.</summary>
+    private bool _sendsHeld;
+
+    private void OnReconfigProposed(long zxid)
+    {
+        _reconfigProposed = zxid;
+        if (ReconfigFaultHooks.Claim(ReconfigFaultHooks.KillPoint.LoggedUnsent, _myId)) (_killWhenLogged, _sendsHeld) = (zxid, true);
+        else if (ReconfigFaultHooks.Claim(ReconfigFaultHooks.KillPoint.Logged, _myId)) _killWhenLogged = zxid;
+    }
+
+    private void KillIfReconfigLogged(long durableUpTo)
+    {
+        if (_killWhenLogged >= 0 && durableUpTo >= _killWhenLogged)
+            ReconfigFaultHooks.Die(_myId, $"with its reconfig 0x{_killWhenLogged:x} logged{(_sendsHeld ? ", its proposal not sent" : "")}");
+    }
+
+    private void KillIfReconfigCommitted(long committed)
+    {
+        if (_reconfigProposed <= 0 || committed < _reconfigProposed || ReconfigFaultHooks.Point != ReconfigFaultHooks.KillPoint.Committed) return;
+        if (_peer.Role == PeerState.Leading && ReconfigFaultHooks.Claim(ReconfigFaultHooks.KillPoint.Committed, _myId))
+            ReconfigFaultHooks.Die(_myId, $"with its reconfig 0x{_reconfigProposed:x} committed, before sending the commit");
+    }
+
+    /// <summary>The control's mistake (COORDINATION_TEST_RECONFIG_NAIVE): a logged reconfig's configuration written as
+    /// this member's dynamic config file at once, as if it had committed.</summary>
+    private void SaveConfigsOnLog(IReadOnlyList<LogEntry> entries)
+    {
+        if ((_storage as ZabLog)?.Directory is not { } directory) return;
+        foreach (var entry in entries)
+            if (entry.Config is { Text: { } text } config && DynamicConfig.Parse(text, out _) is { } members)
+                DynamicConfigFile.Save(directory, members.WithVersion(config.Version));
     }
 }

@@ -71,6 +71,7 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
     private sealed class FetchTimedOut { public static readonly FetchTimedOut Instance = new(); }
 
     private readonly long _myId;
+    private readonly bool _reconfigEnabled;
     private EnsembleMembers _members;
     private readonly IZabStorage _storage;
     private readonly IZabSnapshots? _snapshots;
@@ -93,9 +94,13 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
     public ITimerScheduler Timers { get; set; } = null!;
     public IStash Stash { get; set; } = null!;
 
+    /// <param name="reconfigEnabled">The ensemble's membership is dynamic (coordination.reconfig-enabled): the first
+    /// configuration is kept in the dynamic config file too once its first leader versioned it, so that a member's
+    /// HOCON no longer decides its membership. Without it a member's membership stays its HOCON's.</param>
     public PeerActor(long myId, EnsembleMembers members, IZabStorage storage, ZabSettings settings, Func<long> clock,
-        IActorRef? replica = null, EnsembleState? state = null)
+        IActorRef? replica = null, EnsembleState? state = null, bool reconfigEnabled = false)
     {
+        _reconfigEnabled = reconfigEnabled;
         _myId = myId;
         _members = members;
         _storage = storage;
@@ -107,6 +112,7 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
         _senders = new MemberSenders(members);
         _peer = new ZabPeer(myId, members.Config ?? new ZabConfig(members.Voters.Keys, members.Observers.Keys, 0), storage,
             storage.AcceptedEpoch, storage.CurrentEpoch, settings);
+        state?.ConfigChanged(_peer.Config);
 
         // Whatever names a member (the From of Zab and ensemble messages) must come from that member's link.
         Receive<ZabMessage>(m => !_senders.Vouches(Sender, m.From), Refuse);
@@ -134,7 +140,11 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
             Execute(outputs);
         }));
         Receive<Tick>(_ => { if (_installing is null) Execute(_peer.Tick(_clock())); });
-        Receive<AppendDone>(d => Execute(_peer.OnPersisted(d.UpTo, _clock())));
+        Receive<AppendDone>(d =>
+        {
+            KillIfReconfigLogged(d.UpTo);
+            Execute(_peer.OnPersisted(d.UpTo, _clock()));
+        });
         Receive<ProposeBatch>(OnProposeBatch);
         Receive<ConfigSaved>(OnConfigSaved);
         Receive<ConfirmLeadership>(m => WhenReady(m, () => Execute(_peer.ConfirmLeadership(m.RequestId))));
@@ -159,8 +169,8 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
     private void Refuse(object message) => MemberSenders.Refuse(Context.System, _log, message, Sender);
 
     public static Props Props(long myId, EnsembleMembers members, IZabStorage storage, ZabSettings settings, Func<long> clock,
-        IActorRef? replica = null, EnsembleState? state = null) =>
-        Akka.Actor.Props.Create(() => new PeerActor(myId, members, storage, settings, clock, replica, state));
+        IActorRef? replica = null, EnsembleState? state = null, bool reconfigEnabled = false) =>
+        Akka.Actor.Props.Create(() => new PeerActor(myId, members, storage, settings, clock, replica, state, reconfigEnabled));
 
     protected override void PreStart()
     {
@@ -199,6 +209,7 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
             var payload = Txns.Serialize(proposal.Header, proposal.Txn);
             var config = proposal is { Header.Type: Protocol.OpCode.Reconfig, Txn: SetDataTxn } ? ReconfigToPropose(ref payload, proposal) : null;
             _state?.Proposed(payload.Length);
+            if (config is not null) OnReconfigProposed(proposal.Header.Zxid);
             outputs.AddRange(_peer.Propose(new LogEntry(proposal.Header.Zxid, payload, config)));
         }
         Execute(outputs);
@@ -249,7 +260,10 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
         switch (output)
         {
             case AppendEntries append:
+                if (ReconfigFaultHooks.ActivateOnLog) SaveConfigsOnLog(append.Entries);
                 _gatheredAppends.AddRange(append.Entries);
+                return;
+            case SendTo when _sendsHeld:
                 return;
             case SendTo { Message: Propose propose } send:
                 GatherProposal(send.To, propose.Entry);
@@ -274,6 +288,7 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
                 _storage.SaveEpochs(epochs.AcceptedEpoch, epochs.CurrentEpoch);
                 break;
             case CommitUpTo commit:
+                KillIfReconfigCommitted(commit.Zxid);
                 _storage.Commit(commit.Zxid);
                 break;
             case ConfigActivated activated:

@@ -24,6 +24,9 @@ public sealed partial class ReplicaActor
         {
             _ensemble = _ensemble! with { Members = m.Members };
             _senders = new MemberSenders(m.Members);
+            // The same members under a newer version, which no txn carries: the first leader's version for the
+            // ensemble's first configuration (ZabPeer). A reconfig's txn has set the node already.
+            if (m.Members.Config is { } config && _tree.Find(DataTree.ConfigPath)?.Stat.Mzxid < config.Version) InitConfigNode();
         });
         Receive<TrustedMembersChanged>(m =>
         {
@@ -39,7 +42,8 @@ public sealed partial class ReplicaActor
     private void InitConfigNode()
     {
         if (_ensemble?.Members.Config is not { Text: { } text } config) return;
-        _tree.InitConfigNode(Encoding.UTF8.GetBytes(text), config.Version, Now());
+        var versioned = DynamicConfig.Parse(text, out _)?.WithVersion(config.Version).ToString() ?? text;
+        _tree.InitConfigNode(Encoding.UTF8.GetBytes(versioned), config.Version, Now());
     }
 
     /// <summary>Prep's NewConfigNoQuorum check: the new voters must be a quorum of themselves among the voters
