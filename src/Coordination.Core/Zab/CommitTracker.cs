@@ -65,7 +65,7 @@ public sealed class CommitTracker
         while (_outstanding.Count > 0)
         {
             var (next, quorum) = _outstanding.First();
-            if (!quorum.IsQuorum(_loggedUpTo.Where(kv => kv.Value >= next).Select(kv => kv.Key))) break;
+            if (!quorum.IsQuorumAt(_loggedUpTo, next)) break;
             if (_holds.TryGetValue(next, out var waitFor) && !waitFor.All(id => _loggedUpTo.TryGetValue(id, out var at) && at >= next)) break;
             _holds.Remove(next);
             _outstanding.Remove(next);

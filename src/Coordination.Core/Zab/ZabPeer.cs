@@ -159,7 +159,15 @@ public sealed class ZabPeer
     public bool IsJoiner => _standsBy && !_quorum.IsVoter(_myId) && !_config.IsMember(_myId) && !_pendingConfigs.Values.Any(c => c.IsMember(_myId));
     /// <summary>Leader only: the learners connected to it, and those synchronised (acked NEWLEADER).</summary>
     public int LearnerCount => _learners.Count;
-    public int SyncedLearnerCount => _learners.Values.Count(l => l.AckedNewLeader);
+    public int SyncedLearnerCount
+    {
+        get
+        {
+            var count = 0;
+            foreach (var learner in _learners.Values) if (learner.AckedNewLeader) count++;
+            return count;
+        }
+    }
     /// <summary>Leader: the voters synchronised with it, itself included (ZooKeeper's isQuorumSynced counts these).</summary>
     public IReadOnlyList<long> SyncedVoters => Role == PeerState.Leading
         ? _learners.Values.Where(l => l.AckedNewLeader && !l.IsObserver).Select(l => l.Id).Append(_myId).ToList()
@@ -341,10 +349,17 @@ public sealed class ZabPeer
     /// to <paramref name="zxid"/>, or the snapshot install at <paramref name="zxid"/> is on disk, with everything
     /// before it.
     /// </summary>
+    /// <summary>True when a storage output waits to report <paramref name="zxid"/> (a loop: this runs per append).</summary>
+    private bool Unpersisted(long zxid)
+    {
+        foreach (var waiting in _unpersisted) if (waiting.Report == zxid) return true;
+        return false;
+    }
+
     public IReadOnlyList<ZabOutput> OnPersisted(long zxid, long nowMs)
     {
         var outputs = new List<ZabOutput>();
-        if (!_unpersisted.Any(w => w.Report == zxid)) return outputs;
+        if (!Unpersisted(zxid)) return outputs;
         long end;
         while (true)
         {

@@ -52,5 +52,18 @@ public sealed class Quorum
         return true;
     }
 
+    /// <summary><see cref="IsQuorum"/> of the peers whose logs reach <paramref name="zxid"/> in <paramref name="loggedUpTo"/>
+    /// (peer → last logged zxid), counted without building the set: a leader asks this on every ack.</summary>
+    public bool IsQuorumAt(Dictionary<long, long> loggedUpTo, long zxid)
+    {
+        foreach (var voters in _majorities)
+        {
+            var count = 0;
+            foreach (var (id, at) in loggedUpTo) if (at >= zxid && voters.Contains(id)) count++;
+            if (count < voters.Count / 2 + 1) return false;
+        }
+        return true;
+    }
+
     public bool IsVoter(long id) => Voters.Contains(id);
 }

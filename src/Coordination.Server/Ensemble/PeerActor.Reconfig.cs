@@ -104,7 +104,14 @@ public sealed partial class PeerActor
     {
         var pending = _peer.PendingConfig;
         var versions = (_peer.Config.Version, pending?.Version ?? -1);
-        if (versions == _linkedVersions) return;
+        if (versions != _linkedVersions) RelinkFor(versions, pending);
+    }
+
+    // Apart from RefreshLinks, which runs after every message: the lambdas here capture locals, and their closure
+    // would be allocated on every call, not only when the configuration changed.
+    private void RelinkFor((long, long) versions, ZabConfig? pending)
+    {
+        if (_peer.Config.Text is null && pending?.Text is null) return;   // no addresses known: as below, without the garbage
         var specs = new Dictionary<long, MemberSpec>();
         foreach (var config in new[] { _peer.Config, pending })
             if (config?.Text is { } text && DynamicConfig.Parse(text, out _) is { } parsed)

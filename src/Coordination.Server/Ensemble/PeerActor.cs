@@ -121,24 +121,32 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
         Receive<FetchSnapshot>(m => !_senders.Vouches(Sender, m.From), Refuse);
         Receive<SnapshotPart>(m => !_senders.Vouches(Sender, m.From), Refuse);
 
-        Receive<SyncEntriesPart>(part => WhenReady(part, () => { if (part.From == _peer.Leader) _syncPrefix.AddRange(part.Entries); }));
-        Receive<SyncLearner>(sync => WhenReady(sync, () =>
+        Receive<SyncEntriesPart>(part =>
         {
+            if (!StashedWhileInstalling() && part.From == _peer.Leader) _syncPrefix.AddRange(part.Entries);
+        });
+        Receive<SyncLearner>(sync =>
+        {
+            if (StashedWhileInstalling()) return;
             if (_syncPrefix.Count > 0)
             {
                 sync = sync with { Entries = [.. _syncPrefix, .. sync.Entries] };
                 _syncPrefix.Clear();
             }
             Execute(_peer.Receive(sync, _clock()));
-        }));
-        Receive<ZabMessage>(m => WhenReady(m, () => Execute(_peer.Receive(m, _clock()))));
-        Receive<ProposeMany>(m => WhenReady(m, () =>
+        });
+        Receive<ZabMessage>(m =>
         {
+            if (!StashedWhileInstalling()) Execute(_peer.Receive(m, _clock()));
+        });
+        Receive<ProposeMany>(m =>
+        {
+            if (StashedWhileInstalling()) return;
             var now = _clock();
             var outputs = new List<ZabOutput>();
             foreach (var entry in m.Entries) outputs.AddRange(_peer.Receive(new Propose(m.From, entry), now));
             Execute(outputs);
-        }));
+        });
         Receive<Tick>(_ => { if (_installing is null) Execute(_peer.Tick(_clock())); });
         Receive<AppendDone>(d =>
         {
@@ -147,7 +155,10 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
         });
         Receive<ProposeBatch>(OnProposeBatch);
         Receive<ConfigSaved>(OnConfigSaved);
-        Receive<ConfirmLeadership>(m => WhenReady(m, () => Execute(_peer.ConfirmLeadership(m.RequestId))));
+        Receive<ConfirmLeadership>(m =>
+        {
+            if (!StashedWhileInstalling()) Execute(_peer.ConfirmLeadership(m.RequestId));
+        });
         Receive<SnapshotTaken>(t =>
         {
             _snapshots?.SnapshotTaken(t.StartZxid);
@@ -186,11 +197,13 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
         base.PostStop();
     }
 
-    /// <summary>Handles a message now, or keeps it until the snapshot being fetched is installed.</summary>
-    private void WhenReady(object message, Action handle)
+    /// <summary>True when the current message was kept until the snapshot being fetched is installed; false: handle it
+    /// now. (A check rather than a callback: every Zab message passes here, and a closure per message was garbage.)</summary>
+    private bool StashedWhileInstalling()
     {
-        if (_installing is not null) Stash.Stash();
-        else handle();
+        if (_installing is null) return false;
+        Stash.Stash();
+        return true;
     }
 
     private void OnProposeBatch(ProposeBatch batch)
@@ -217,7 +230,7 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
 
     private void Execute(IReadOnlyList<ZabOutput> outputs)
     {
-        foreach (var output in outputs) _outputs.Enqueue(output);
+        for (var i = 0; i < outputs.Count; i++) _outputs.Enqueue(outputs[i]);
         RefreshLinks();   // a server a reconfig just added may be sent to in these very outputs
         while (_installing is null && _outputs.TryDequeue(out var output)) CarryOut(output);
         FlushGathered();

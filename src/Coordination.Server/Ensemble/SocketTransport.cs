@@ -422,7 +422,7 @@ internal sealed class SocketAssociation : AssociationHandle
     // Beyond this many queued bytes Write answers false and the endpoint writer backs off (a stalled peer).
     private readonly long _maxQueuedBytes;
     private readonly object _sendLock = new();
-    private List<byte[]>? _queued;
+    private List<(byte[] Frame, int Length)>? _queued;
     private long _queuedBytes;
     private bool _sending;
     private int _closed;
@@ -446,28 +446,35 @@ internal sealed class SocketAssociation : AssociationHandle
         ReadHandlerSource.Task.ContinueWith(t => _ = ReadAsync(t.Result),
             CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
+    /// <remarks>Small frames are rented from the shared array pool and returned once sent: every remote message
+    /// (seven per follower write) passes here, and a new array per frame was a copy of the whole message per send.</remarks>
     public override bool Write(ByteString payload)
     {
         if (Volatile.Read(ref _closed) != 0 || payload.Length > _maxFrame) return false;
-        var frame = new byte[HeaderBytes + payload.Length];
+        var length = HeaderBytes + payload.Length;
+        var frame = RentFrame(length);
         BinaryPrimitives.WriteInt32BigEndian(frame, payload.Length);
         payload.Span.CopyTo(frame.AsSpan(HeaderBytes));
         lock (_sendLock)
         {
             if (_sending)
             {
-                if (_queuedBytes + frame.Length > _maxQueuedBytes) return false;
-                (_queued ??= new List<byte[]>()).Add(frame);
-                _queuedBytes += frame.Length;
+                if (_queuedBytes + length > _maxQueuedBytes)
+                {
+                    ReturnFrame(frame);
+                    return false;
+                }
+                (_queued ??= new List<(byte[], int)>()).Add((frame, length));
+                _queuedBytes += length;
                 return true;
             }
             _sending = true;
         }
-        _ = SendAsync(frame);
+        _ = SendAsync(frame, length);
         return true;
     }
 
-    private async Task SendAsync(byte[] frame)
+    private async Task SendAsync(byte[] frame, int length)
     {
         try
         {
@@ -475,9 +482,12 @@ internal sealed class SocketAssociation : AssociationHandle
             {
                 // On Linux a send that fits the socket buffer completes synchronously, on this thread.
                 if (_tls is null)
-                    for (var sent = 0; sent < frame.Length;)
-                        sent += await _socket.SendAsync(frame.AsMemory(sent), SocketFlags.None).ConfigureAwait(false);
-                else await _tls.WriteAsync(frame).ConfigureAwait(false);
+                    for (var sent = 0; sent < length;)
+                        sent += await _socket.SendAsync(frame.AsMemory(sent, length - sent), SocketFlags.None).ConfigureAwait(false);
+                else await _tls.WriteAsync(frame.AsMemory(0, length)).ConfigureAwait(false);
+                // Sent: the socket (or TLS stream) holds no reference to it any more. (A frame whose send failed is left
+                // to the collector, as are frames still queued when the link closes.)
+                ReturnFrame(frame);
                 lock (_sendLock)
                 {
                     if (_queued is not { Count: > 0 } queued)
@@ -485,7 +495,7 @@ internal sealed class SocketAssociation : AssociationHandle
                         _sending = false;
                         return;
                     }
-                    frame = queued.Count == 1 ? queued[0] : Concat(queued, _queuedBytes);
+                    (frame, length) = queued.Count == 1 ? queued[0] : Concat(queued, (int)_queuedBytes);
                     queued.Clear();
                     _queuedBytes = 0;
                 }
@@ -499,16 +509,29 @@ internal sealed class SocketAssociation : AssociationHandle
         }
     }
 
-    private static byte[] Concat(List<byte[]> frames, long total)
+    /// <summary>The queued frames as one rented frame; theirs go back to the pool.</summary>
+    private static (byte[] Frame, int Length) Concat(List<(byte[] Frame, int Length)> frames, int total)
     {
-        var joined = new byte[total];
+        var joined = RentFrame(total);
         var at = 0;
-        foreach (var f in frames)
+        foreach (var (f, length) in frames)
         {
-            f.CopyTo(joined, at);
-            at += f.Length;
+            f.AsSpan(0, length).CopyTo(joined.AsSpan(at));
+            at += length;
+            ReturnFrame(f);
         }
-        return joined;
+        return (joined, total);
+    }
+
+    // Only small frames (every Zab and forwarded message of a write) are pooled; a snapshot part or a large sync
+    // is allocated and left to the collector, so that the pool never holds megabytes for a rare message.
+    private const int PooledFrameBytes = 64 * 1024;
+
+    private static byte[] RentFrame(int length) => length <= PooledFrameBytes ? ArrayPool<byte>.Shared.Rent(length) : new byte[length];
+
+    private static void ReturnFrame(byte[] frame)
+    {
+        if (frame.Length <= PooledFrameBytes) ArrayPool<byte>.Shared.Return(frame);
     }
 
     private async Task ReadAsync(IHandleEventListener listener)

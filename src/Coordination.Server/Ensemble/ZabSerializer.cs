@@ -45,10 +45,29 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
         _ => throw new ArgumentException($"ZabSerializer cannot serialize {o.GetType()}"),
     };
 
+    /// <summary>The thread's buffer that messages are written into before their exact-size copy is returned: every
+    /// remote message passes here (several per write), and a fresh growing buffer per message was most of what
+    /// this serializer allocated. Not kept once a large message (a snapshot part) has grown it.</summary>
+    [ThreadStatic] private static ArrayBufferWriter<byte>? t_buffer;
+    private const int KeptBufferBytes = 64 * 1024;
+
     public override byte[] ToBinary(object obj)
     {
-        var buffer = new ArrayBufferWriter<byte>(64);
-        var w = new Writer(buffer);
+        var buffer = t_buffer ??= new ArrayBufferWriter<byte>(1024);
+        buffer.ResetWrittenCount();
+        try
+        {
+            Write(new Writer(buffer), obj);
+            return buffer.WrittenSpan.ToArray();
+        }
+        finally
+        {
+            if (buffer.Capacity > KeptBufferBytes) t_buffer = null;
+        }
+    }
+
+    private static void Write(Writer w, object obj)
+    {
         switch (obj)
         {
             case Propose p: w.Long(p.From); w.Entry(p.Entry); break;
@@ -93,7 +112,6 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
             case ProposeMany m: w.Long(m.From); w.Entries(m.Entries); break;
             default: throw new ArgumentException($"ZabSerializer cannot serialize {obj.GetType()}");
         }
-        return buffer.WrittenSpan.ToArray();
     }
 
     public override object FromBinary(byte[] bytes, string manifest)

@@ -52,7 +52,7 @@ internal sealed class AppendEntries(IReadOnlyList<LogEntry> entries, TaskComplet
 
     internal override Exception? Write(FileTxnLog log)
     {
-        foreach (var e in entries) log.Append(LogRecordKind.Txn, e.Zxid, e.Payload);
+        for (var i = 0; i < entries.Count; i++) log.Append(LogRecordKind.Txn, entries[i].Zxid, entries[i].Payload);
         return null;
     }
 

@@ -24,6 +24,8 @@ public sealed partial class ReplicaActor
     private IActorRef? _leaderReplica;
     /// <summary>Follower: requests for the leader's replica gathered during a burst (flushed with the log, see Log).</summary>
     private readonly List<ForwardedRequest> _unforwarded = new();
+    /// <summary>Follower: where a forwarded request's body is encoded, reused (one exact-size copy per forward).</summary>
+    private ArrayBufferWriter<byte> _forwardBody = new(256);
     /// <summary>Leader: proposals awaiting their commit, so that committing needs no decoding.</summary>
     private readonly Dictionary<long, Proposal> _proposed = new();
     /// <summary>Sessions this server asked to create, answered when the createSession txn commits.</summary>
@@ -168,11 +170,12 @@ public sealed partial class ReplicaActor
             return;
         }
         _core.Write(session, request.Xid, _monotonic());
-        var buffer = new ArrayBufferWriter<byte>(128);
-        var w = new JuteWriter(buffer);
+        _forwardBody.ResetWrittenCount();
+        var w = new JuteWriter(_forwardBody);
         request.Body.Write(ref w);
-        var auth = request.Auth.Ids.Select(id => (id.Scheme, id.Ident)).ToList();
-        ToLeader(new ForwardedRequest(_ensemble!.ServerId, request.SessionId, request.Xid, (int)request.Op, buffer.WrittenSpan.ToArray(), auth));
+        IReadOnlyList<(string, string)> auth = request.Auth.Ids.Count == 0 ? [] : request.Auth.Ids.Select(id => (id.Scheme, id.Ident)).ToList();
+        ToLeader(new ForwardedRequest(_ensemble!.ServerId, request.SessionId, request.Xid, (int)request.Op, _forwardBody.WrittenSpan.ToArray(), auth));
+        if (_forwardBody.Capacity > 64 * 1024) _forwardBody = new ArrayBufferWriter<byte>(256);   // not kept at a large write's size
     }
 
     /// <summary>

@@ -272,7 +272,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     /// <summary>Applies committed txns in zxid order, then answers what waited for them.</summary>
     private void ApplyBatch(IReadOnlyList<Proposal> batch)
     {
-        foreach (var proposal in batch) _core.Commit(_tree, proposal.Header, proposal.Txn);
+        for (var i = 0; i < batch.Count; i++) _core.Commit(_tree, batch[i].Header, batch[i].Txn);
         if (_tree.ReplayMode && _tree.LastZxid >= _tree.SnapshotEndZxid) _tree.FinishReplay();
         _prep.Applied(_tree.LastZxid);
         ReleaseValidations();
