@@ -176,13 +176,16 @@ public sealed partial class ZabSimulationTests
         Assert.Equal(ReconfigError.BadVersion, Reconfig(c, [1, 2, 3, 4], fromVersion: 12345).Error);
         Assert.Equal(ReconfigError.BadArguments, Reconfig(c, [], [1]).Error);
         Assert.Equal(ReconfigError.BadArguments, Reconfig(c, [1, 2, 3], [3]).Error);
-        var (error, zxid) = Reconfig(c, [leader.Id, others[0]], [others[1]], fromVersion: 0);
+        // The first configuration's version is its epoch's first zxid (as Apache's), not 0.
+        var initial = leader.Peer.Config.Version;
+        Assert.NotEqual(0, initial);
+        var (error, zxid) = Reconfig(c, [leader.Id, others[0]], [others[1]], fromVersion: initial);
         Assert.Null(error);
         Assert.Equal(ReconfigError.ReconfigInProgress, Reconfig(c, [1, 2, 3]).Error);
         Assert.Throws<InvalidOperationException>(() => leader.Peer.Propose(new LogEntry(leader.Peer.NextZxid!.Value, [], new ZabConfig([1, 2, 3], [], leader.Peer.NextZxid!.Value))));
         c.Run(1_000, writesPerTick: 1);
         Assert.Equal(zxid, leader.Peer.Config.Version);
-        Assert.Equal(ReconfigError.BadVersion, Reconfig(c, [1, 2, 3], fromVersion: 0).Error);
+        Assert.Equal(ReconfigError.BadVersion, Reconfig(c, [1, 2, 3], fromVersion: initial).Error);
         Assert.Null(Reconfig(c, [1, 2, 3], fromVersion: zxid).Error);
         c.Run(1_000, writesPerTick: 1);
         AssertConfigConverged(c, c.Leader!.Peer.Config);
