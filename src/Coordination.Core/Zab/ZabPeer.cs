@@ -343,12 +343,6 @@ public sealed class ZabPeer
         if (cutTo is { } cut) Persisted = Math.Min(Persisted, cut);
     }
 
-    /// <summary>
-    /// Durability report from the host, once per storage output and in their order (appends carried out together
-    /// may be reported once, for the last): the append whose last entry is <paramref name="zxid"/>, the truncation
-    /// to <paramref name="zxid"/>, or the snapshot install at <paramref name="zxid"/> is on disk, with everything
-    /// before it.
-    /// </summary>
     /// <summary>True when a storage output waits to report <paramref name="zxid"/> (a loop: this runs per append).</summary>
     private bool Unpersisted(long zxid)
     {
@@ -356,6 +350,12 @@ public sealed class ZabPeer
         return false;
     }
 
+    /// <summary>
+    /// Durability report from the host, once per storage output and in their order (appends carried out together
+    /// may be reported once, for the last): the append whose last entry is <paramref name="zxid"/>, the truncation
+    /// to <paramref name="zxid"/>, or the snapshot install at <paramref name="zxid"/> is on disk, with everything
+    /// before it.
+    /// </summary>
     public IReadOnlyList<ZabOutput> OnPersisted(long zxid, long nowMs)
     {
         var outputs = new List<ZabOutput>();

@@ -47,7 +47,7 @@ public sealed class Quorum
         {
             var count = 0;
             foreach (var id in distinct) if (voters.Contains(id)) count++;
-            if (count < voters.Count / 2 + 1) return false;
+            if (!IsMajorityOf(voters, count)) return false;
         }
         return true;
     }
@@ -60,10 +60,12 @@ public sealed class Quorum
         {
             var count = 0;
             foreach (var (id, at) in loggedUpTo) if (at >= zxid && voters.Contains(id)) count++;
-            if (count < voters.Count / 2 + 1) return false;
+            if (!IsMajorityOf(voters, count)) return false;
         }
         return true;
     }
+
+    private static bool IsMajorityOf(IReadOnlySet<long> voters, int count) => count >= voters.Count / 2 + 1;
 
     public bool IsVoter(long id) => Voters.Contains(id);
 }
