@@ -179,6 +179,9 @@ public sealed class EnsembleScenarioTests(ITestOutputHelper output) : IAsyncLife
         await WaitAppliedAsync(_systems.Keys, during[^1], TimeSpan.FromSeconds(20));
         var status = await _peers[leader.Id].Ask<PeerActor.PeerStatus>(PeerActor.GetStatus.Instance, TimeSpan.FromSeconds(3));
         Assert.Equal(PeerState.Following, status.Role);
+        // Its host follows the core's role: as a follower it takes no proposals at all, and says why.
+        var notLeading = await _peers[leader.Id].Ask<LogAppendFailed>(new PeerActor.ProposeBatch([TestProposal(status.LastZxid + 1)]), TimeSpan.FromSeconds(3));
+        Assert.Contains("this server is Following, not the leader", notLeading.Cause.Message);
         foreach (var id in _systems.Keys) Assert.Equal(before.Concat(during).ToList(), _storage[id].AppliedSnapshot());
     }
 }

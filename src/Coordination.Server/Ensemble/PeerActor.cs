@@ -86,6 +86,8 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
     // Outputs not yet carried out: they wait while a snapshot is being fetched (everything after it depends on it).
     private readonly Queue<ZabOutput> _outputs = new();
     private InstallSnapshot? _installing;
+    /// <summary>The role whose behaviour this actor has (null while it installs a snapshot).</summary>
+    private PeerState? _behaviour = PeerState.Looking;
     private FileStream? _fetchFile;
     private readonly List<LogEntry> _syncPrefix = new();
     private readonly List<LogEntry> _gatheredAppends = new();
@@ -114,20 +116,58 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
             storage.AcceptedEpoch, storage.CurrentEpoch, settings);
         state?.ConfigChanged(_peer.Config);
 
-        // Whatever names a member (the From of Zab and ensemble messages) must come from that member's link.
-        Receive<ZabMessage>(m => !_senders.Vouches(Sender, m.From), Refuse);
-        Receive<SyncEntriesPart>(m => !_senders.Vouches(Sender, m.From), Refuse);
-        Receive<ProposeMany>(m => !_senders.Vouches(Sender, m.From), Refuse);
-        Receive<FetchSnapshot>(m => !_senders.Vouches(Sender, m.From), Refuse);
-        Receive<SnapshotPart>(m => !_senders.Vouches(Sender, m.From), Refuse);
+        Looking();
+    }
 
-        Receive<SyncEntriesPart>(part =>
-        {
-            if (!StashedWhileInstalling() && part.From == _peer.Leader) _syncPrefix.AddRange(part.Entries);
-        });
+    // ------------------------------------------------------------------ behaviours: one per role, and the SNAP phase
+    //
+    // The Zab core decides every role change; the host follows it after each batch of outputs (BecomeRole), so what a
+    // reader sees here is the card's "leader, follower and observer actors exchanging proposals, acks and commits":
+    // only a leader takes proposals and confirms leadership, only a learner takes its leader's sync, and while a
+    // learner fetches a snapshot everything that depends on it waits in the stash.
+
+    /// <summary>Electing: no proposals (the replica is told why), no sync to take.</summary>
+    private void Looking()
+    {
+        RefuseUnvouched();
+        Receive<ProposeBatch>(RefuseProposals);
+        Receive<ConfirmLeadership>(_ => { });   // not leading: the replica hears it from RoleChanged
+        Receive<SyncEntriesPart>(_ => { });     // from a leader this peer does not follow
+        InAnyRole();
+    }
+
+    /// <summary>Leading: proposes the replica's txns, confirms leadership for syncs and linearizable reads, serves learners.</summary>
+    private void Leading()
+    {
+        RefuseUnvouched();
+        Receive<ProposeBatch>(OnProposeBatch);
+        Receive<ConfirmLeadership>(m => Execute(_peer.ConfirmLeadership(m.RequestId)));
+        Receive<SyncEntriesPart>(_ => { });
+        InAnyRole();
+    }
+
+    /// <summary>Following: syncs from its leader, acks its proposals, applies its commits.</summary>
+    private void Following()
+    {
+        RefuseUnvouched();
+        Learning();
+    }
+
+    /// <summary>Observing: as a follower, but its acks do not count (the core sends none that do).</summary>
+    private void Observing()
+    {
+        RefuseUnvouched();
+        Learning();
+    }
+
+    private void Learning()
+    {
+        Receive<ProposeBatch>(RefuseProposals);
+        Receive<ConfirmLeadership>(_ => { });
+        // A large sync arrives in pieces before its SyncLearner; only the current leader's are kept.
+        Receive<SyncEntriesPart>(part => { if (part.From == _peer.Leader) _syncPrefix.AddRange(part.Entries); });
         Receive<SyncLearner>(sync =>
         {
-            if (StashedWhileInstalling()) return;
             if (_syncPrefix.Count > 0)
             {
                 sync = sync with { Entries = [.. _syncPrefix, .. sync.Entries] };
@@ -135,46 +175,100 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
             }
             Execute(_peer.Receive(sync, _clock()));
         });
-        Receive<ZabMessage>(m =>
-        {
-            if (!StashedWhileInstalling()) Execute(_peer.Receive(m, _clock()));
-        });
+        InAnyRole();
+    }
+
+    /// <summary>
+    /// A learner fetching the leader's snapshot: what the core said after the install waits in <see cref="_outputs"/>,
+    /// and Zab messages, syncs and leadership questions wait in the stash until the snapshot is installed.
+    /// </summary>
+    private void InstallingSnapshot()
+    {
+        RefuseUnvouched();
+        Receive<SnapshotPart>(OnSnapshotPart);
+        Receive<PartWritten>(w => PeerOf(_installing!.Leader).Tell(new FetchSnapshot(_myId, _installing.Zxid, w.Offset), Self));
+        Receive<FetchTimedOut>(_ => throw new TimeoutException($"fetching snapshot 0x{_installing?.Zxid:x} from server {_installing?.Leader} timed out"));
+        Receive<ProposeBatch>(RefuseProposals);
+        Receive<Tick>(_ => { });
+        Receive<Akka.Remote.DisassociatedEvent>(_ => { });
+        Housekeeping();
+        Receive<ZabMessage>(_ => Stash.Stash());
+        Receive<SyncEntriesPart>(_ => Stash.Stash());
+        Receive<ConfirmLeadership>(_ => Stash.Stash());
+    }
+
+    /// <summary>Whatever names a member (the From of Zab and ensemble messages) must come from that member's link:
+    /// registered first in every behaviour.</summary>
+    private void RefuseUnvouched()
+    {
+        Receive<ZabMessage>(m => !_senders.Vouches(Sender, m.From), Refuse);
+        Receive<SyncEntriesPart>(m => !_senders.Vouches(Sender, m.From), Refuse);
+        Receive<ProposeMany>(m => !_senders.Vouches(Sender, m.From), Refuse);
+        Receive<FetchSnapshot>(m => !_senders.Vouches(Sender, m.From), Refuse);
+        Receive<SnapshotPart>(m => !_senders.Vouches(Sender, m.From), Refuse);
+    }
+
+    /// <summary>What every role does alike: the core takes every Zab message and tick and decides by its own role.</summary>
+    private void InAnyRole()
+    {
+        Receive<ZabMessage>(m => Execute(_peer.Receive(m, _clock())));
         Receive<ProposeMany>(m =>
         {
-            if (StashedWhileInstalling()) return;
             var now = _clock();
             var outputs = new List<ZabOutput>();
             foreach (var entry in m.Entries) outputs.AddRange(_peer.Receive(new Propose(m.From, entry), now));
             Execute(outputs);
         });
-        Receive<Tick>(_ => { if (_installing is null) Execute(_peer.Tick(_clock())); });
+        Receive<Tick>(_ => Execute(_peer.Tick(_clock())));
+        Receive<Akka.Remote.DisassociatedEvent>(e =>
+        {
+            if (_senders.MemberAt(e.RemoteAddress) is { } id) Execute(_peer.ConnectionLost(id, _clock()));
+        });
+        Receive<SnapshotPart>(_ => { });        // a late part of a fetch that is over
+        Housekeeping();
+    }
+
+    /// <summary>Storage completions, snapshots served and taken, status and failures: the same in every behaviour.</summary>
+    private void Housekeeping()
+    {
         Receive<AppendDone>(d =>
         {
             KillIfReconfigLogged(d.UpTo);
             Execute(_peer.OnPersisted(d.UpTo, _clock()));
         });
-        Receive<ProposeBatch>(OnProposeBatch);
         Receive<ConfigSaved>(OnConfigSaved);
-        Receive<ConfirmLeadership>(m =>
-        {
-            if (!StashedWhileInstalling()) Execute(_peer.ConfirmLeadership(m.RequestId));
-        });
         Receive<SnapshotTaken>(t =>
         {
             _snapshots?.SnapshotTaken(t.StartZxid);
             _state?.LogStarts(_storage.RetainedFrom);
         });
+        // Served in any role: a learner may still fetch from a leader that has just stepped down (same file).
         Receive<FetchSnapshot>(ServeSnapshot);
-        Receive<SnapshotPart>(OnSnapshotPart);
-        Receive<PartWritten>(w => PeerOf(_installing!.Leader).Tell(new FetchSnapshot(_myId, _installing.Zxid, w.Offset), Self));
-        Receive<FetchTimedOut>(_ => throw new TimeoutException($"fetching snapshot 0x{_installing?.Zxid:x} from server {_installing?.Leader} timed out"));
         Receive<GetStatus>(_ => Sender.Tell(new PeerStatus(_myId, _peer.Role, _peer.Leader, _peer.ServesClients, _peer.CurrentEpoch, _peer.Committed, _storage.LastZxid, _peer.NextZxid)));
         // Every write piped back here (log appends and truncations, snapshot parts and installs, the dynamic config file).
         Receive<Status.Failure>(f => throw new IOException("a write of this member failed: " + f.Cause.Message, f.Cause));
-        Receive<Akka.Remote.DisassociatedEvent>(e =>
+    }
+
+    /// <summary>The behaviour of the core's role, once no snapshot is being fetched.</summary>
+    private void BecomeRole()
+    {
+        if (_installing is not null || _behaviour == _peer.Role) return;
+        _behaviour = _peer.Role;
+        Become(_peer.Role switch
         {
-            if (_installing is null && _senders.MemberAt(e.RemoteAddress) is { } id) Execute(_peer.ConnectionLost(id, _clock()));
+            PeerState.Leading => Leading,
+            PeerState.Following => Following,
+            PeerState.Observing => Observing,
+            _ => Looking,
         });
+    }
+
+    /// <summary>Not leading (or no longer): none of the batch is proposed, and the replica re-prepares after it hears the new role.</summary>
+    private void RefuseProposals(ProposeBatch batch)
+    {
+        if (batch.Proposals.Count == 0) return;
+        Sender.Tell(new LogAppendFailed(batch.Proposals, new InvalidOperationException(
+            $"not proposing 0x{batch.Proposals[0].Header.Zxid:x}: this server is {_peer.Role}, not the leader")));
     }
 
     private void Refuse(object message) => MemberSenders.Refuse(Context.System, _log, message, Sender);
@@ -195,15 +289,6 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
     {
         _fetchFile?.Dispose();
         base.PostStop();
-    }
-
-    /// <summary>True when the current message was kept until the snapshot being fetched is installed; false: handle it
-    /// now. (A check rather than a callback: every Zab message passes here, and a closure per message was garbage.)</summary>
-    private bool StashedWhileInstalling()
-    {
-        if (_installing is null) return false;
-        Stash.Stash();
-        return true;
     }
 
     private void OnProposeBatch(ProposeBatch batch)
@@ -237,6 +322,7 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
         RefreshLinks();
         _state?.Update(_peer);
         _state?.LogStarts(_storage.RetainedFrom);
+        BecomeRole();
     }
 
     /// <summary>
@@ -350,6 +436,8 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
     {
         if (_snapshots is null) throw new NotSupportedException("this peer's storage cannot install snapshots");
         _installing = snapshot;
+        _behaviour = null;
+        Become(InstallingSnapshot);
         _fetchFile = new FileStream(_snapshots.TemporaryPath(snapshot.Zxid), FileMode.Create, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
         _log.Info("Fetching snapshot 0x{0:x} from server {1}", snapshot.Zxid, snapshot.Leader);
         Self.Tell(new PartWritten(0));
