@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Configuration;
+using Akka.Remote;
 using Coordination.Core;
 using Coordination.Server.Ensemble;
 using Coordination.Server.Persistence;
@@ -71,7 +72,7 @@ public sealed partial class CoordinationServer
         {
             if (!((ExtendedActorSystem)system).Provider.DefaultAddress.HasGlobalScope)
                 throw new ConfigurationException("an embedded ensemble member needs a remote or cluster provider in the application's ActorSystem");
-            var members = ensemble.Members("akka." + EmbeddedScheme, system.Name);
+            var members = ensemble.Members(MemberProtocol(system), system.Name);
             (var spec, state) = MemberNode(system, settings, persistence, files, snapshots, ensemble, members, endsSystem: false);
             node = system.ActorOf(NodeActor.Props(spec), NodeActor.Name);
         }
@@ -97,6 +98,15 @@ public sealed partial class CoordinationServer
             throw;
         }
     }
+
+    /// <summary>
+    /// The member transport's protocol as this system spells it: akka.coord, or with adapters applied to it (the tests'
+    /// throttler, akka.trttl.coord) the adapted one, as the standalone member takes its system's default address's.
+    /// Addressing peers as akka.coord there would find no transport.
+    /// </summary>
+    private static string MemberProtocol(ActorSystem system) =>
+        ((IRemoteActorRefProvider)((ExtendedActorSystem)system).Provider).Transport.Addresses
+            .Select(a => a.Protocol).FirstOrDefault(p => p.EndsWith("." + EmbeddedScheme, StringComparison.Ordinal)) ?? "akka." + EmbeddedScheme;
 
     /// <summary>Embedded defaults: no client port unless the application asks for one.</summary>
     private static readonly Config EmbeddedDefaults = ConfigurationFactory.ParseString("coordination.client-port = off");

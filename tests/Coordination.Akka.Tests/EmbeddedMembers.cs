@@ -18,18 +18,23 @@ public static class EmbeddedMembers
     }
 
     /// <summary>The member's mode (srvr over an in-process connection), or "down".</summary>
-    public static async Task<string> ModeAsync(ActorSystem system)
+    public static async Task<string> ModeAsync(ActorSystem system) =>
+        await WordAsync(system, "srvr") is { } text
+            ? text.Split('\n').FirstOrDefault(l => l.StartsWith("Mode: ", StringComparison.Ordinal))?["Mode: ".Length..].Trim() ?? "?"
+            : "down";
+
+    /// <summary>The member's answer to a four-letter word over an in-process connection, or null when it cannot be reached.</summary>
+    public static async Task<string?> WordAsync(ActorSystem system, string word)
     {
         try
         {
             await using var stream = await LocalCoordinationMember.For(system).Connector!(CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(5));
-            await stream.WriteAsync("srvr"u8.ToArray());
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(word));
             await stream.FlushAsync();
             using var reader = new StreamReader(stream, Encoding.UTF8);
-            var text = await reader.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(5));
-            return text.Split('\n').FirstOrDefault(l => l.StartsWith("Mode: ", StringComparison.Ordinal))?["Mode: ".Length..].Trim() ?? "?";
+            return await reader.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(5));
         }
-        catch (Exception e) when (e is IOException or TimeoutException or InvalidOperationException or OperationCanceledException) { return "down"; }
+        catch (Exception e) when (e is IOException or TimeoutException or InvalidOperationException or OperationCanceledException) { return null; }
     }
 
     /// <summary>Stops every host (bounded), then deletes the tests' data dirs.</summary>
