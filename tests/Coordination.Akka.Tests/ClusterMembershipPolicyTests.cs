@@ -136,6 +136,46 @@ public sealed class ClusterMembershipPolicyTests
         Assert.Equal(new[] { "server.4=10.0.0.4:3888:0:participant" }, Plan(two, [M(1, 1), M(2, 2), M(4, 4)], nowMs: 60_000)!.Joining);
     }
 
+    [Fact]
+    public void An_observer_whose_node_departed_the_cluster_leaves_the_configuration()
+    {
+        // Observer 4 was downed (Gone) at 1 s; observer 5 is healthy; nothing else to do. It leaves once the grace has passed.
+        RoleMember[] view = [M(1, 1), M(2, 2), M(3, 3), M(4, 4, RoleMemberHealth.Gone, sinceMs: 1_000), M(5, 5)];
+        Assert.Null(Plan(ThreeVotersTwoObservers, view, nowMs: 5_999));
+        var plan = Plan(ThreeVotersTwoObservers, view, nowMs: 6_000);
+        Assert.NotNull(plan);
+        Assert.Empty(plan!.Joining);
+        Assert.Equal(new long[] { 4 }, plan.Leaving);
+        var next = Config(ThreeVotersTwoObservers).Reconfigure(null, string.Join(",", plan.Leaving), null, out _)!;
+        Assert.Equal(new long[] { 1, 2, 3 }, next.Voters.Order());
+        Assert.Equal(new long[] { 5 }, next.Observers);
+    }
+
+    [Fact]
+    public void Observers_absent_from_the_view_leave_after_the_grace_and_unreachable_ones_stay()
+    {
+        // 4 is absent (Removed: the cluster no longer lists it), 5 unreachable for long: only 4 leaves, after the grace.
+        RoleMember[] view = [M(1, 1), M(2, 2), M(3, 3), M(5, 5, RoleMemberHealth.Unreachable, sinceMs: 0)];
+        Assert.Null(Plan(ThreeVotersTwoObservers, view, nowMs: 4_999, watchingSinceMs: 0));
+        Assert.Equal(new long[] { 4 }, Plan(ThreeVotersTwoObservers, view, nowMs: 60_000, watchingSinceMs: 0)!.Leaving);
+    }
+
+    [Fact]
+    public void A_replaced_voter_that_departed_is_swapped_first_and_removed_next()
+    {
+        RoleMember[] view = [M(1, 1), M(2, 2), M(3, 3, RoleMemberHealth.Gone), M(4, 4), M(5, 5)];
+        var swap = Plan(ThreeVotersTwoObservers, view, nowMs: 60_000)!;
+        Assert.Empty(swap.Leaving); // one step at a time: the swap keeps a quorum of the old voters
+        var swapped = Config(ThreeVotersTwoObservers).Reconfigure(string.Join(",", swap.Joining), null, null, out _)!;
+        var removal = ClusterMembershipPolicy.Plan(swapped, view, 60_000, 0, Grace, targetVoters: 3, promote: true)!;
+        Assert.Empty(removal.Joining);
+        Assert.Equal(new long[] { 3 }, removal.Leaving);
+        // Back in the cluster (a new incarnation, Up) after the removal: it joins again as an observer.
+        var removed = swapped.Reconfigure(null, "3", null, out _)!;
+        RoleMember[] back = [M(1, 1), M(2, 2), M(3, 6), M(4, 4), M(5, 5)];
+        Assert.Equal(new[] { "server.3=10.0.0.3:3888:0:observer" }, ClusterMembershipPolicy.Plan(removed, back, 90_000, 0, Grace, 3, true)!.Joining);
+    }
+
     private static ReconfigPlan? Plan(string config, IReadOnlyCollection<RoleMember> view, long nowMs, long watchingSinceMs = 0, bool promote = true) =>
         ClusterMembershipPolicy.Plan(Config(config), view, nowMs, watchingSinceMs, Grace, targetVoters: 3, promote);
 }

@@ -6,9 +6,7 @@ using Akka.Cluster.Hosting;
 using Akka.Cluster.Hosting.SBR;
 using Akka.Cluster.Sharding;
 using Akka.Hosting;
-using Akka.Remote;
 using Akka.Remote.Hosting;
-using Akka.Remote.Transport;
 using Coordination.Akka.Hosting;
 using Coordination.Client;
 using Coordination.Client.Tests;
@@ -93,7 +91,7 @@ public sealed class HostingClusterTests(ServersFixture servers, ITestOutputHelpe
 
             if (scenario == Scenario.MinorityHoldsTheLease)
                 foreach (var loser in losers) loser.Proxy.Cut(); // the majority loses the server: it cannot get the lease
-            await PartitionAsync(nodes[0], nodes[1..]);
+            await ClusterPartitions.BlackholeAsync(nodes[0].System, nodes[1..].Select(n => n.System));
             Log($"partition {{node1}} | {{node2, node3}}{(scenario == Scenario.MinorityHoldsTheLease ? ", and node2, node3 cut from the server" : "")}");
             // Ask for every entity through the winning side from now on, so that each starts there as early as it can.
             var rehomed = Task.WhenAll(entityIds.Select(id => PingUntilAnsweredFromAsync(winners, id, seconds: 40)));
@@ -181,18 +179,6 @@ public sealed class HostingClusterTests(ServersFixture servers, ITestOutputHelpe
             Assert.True(DateTime.UtcNow < deadline, $"{entityId} never answered from {string.Join(", ", side.Select(n => n.Name))}");
     }
 
-    /// <summary>Blackholes every link between <paramref name="alone"/> and <paramref name="others"/>, in both directions, from both ends.</summary>
-    private static async Task PartitionAsync(Node alone, IEnumerable<Node> others)
-    {
-        static RemoteTransport Transport(ActorSystem s) => ((IRemoteActorRefProvider)((ExtendedActorSystem)s).Provider).Transport;
-        static Address AddressOf(Node n) => ((ExtendedActorSystem)n.System).Provider.DefaultAddress;
-        foreach (var other in others)
-        {
-            Assert.True(await Transport(alone.System).ManagementCommand(new SetThrottle(AddressOf(other), ThrottleTransportAdapter.Direction.Both, Blackhole.Instance)).Within());
-            Assert.True(await Transport(other.System).ManagementCommand(new SetThrottle(AddressOf(alone), ThrottleTransportAdapter.Direction.Both, Blackhole.Instance)).Within());
-        }
-    }
-
     /// <summary>Polls the lease's lock nodes until cancelled and records the owner of the lowest one (the holder).</summary>
     private static async Task WatchHoldersAsync(CoordinationClient client, string leasePath, HashSet<string> holders, CancellationToken ct)
     {
@@ -227,74 +213,4 @@ public sealed class HostingClusterTests(ServersFixture servers, ITestOutputHelpe
 
     private sealed class SingletonKey;
     private sealed class EntityKey;
-    private sealed record Ping(string EntityId);
-    private sealed record Pong(string EntityId, string Node);
-
-    private sealed class PingExtractor() : HashCodeMessageExtractor(10)
-    {
-        public override string EntityId(object message) => ((Ping)message).EntityId;
-    }
-
-    /// <summary>The singleton and the entities: each incarnation records its start and stop, and answers pings with its node.</summary>
-    private sealed class Tracked : ReceiveActor
-    {
-        private readonly IncarnationLog _log;
-        private readonly string _key;
-        private readonly string _node;
-        private int _incarnation;
-
-        public Tracked(IncarnationLog log, string key, string node)
-        {
-            (_log, _key, _node) = (log, key, node);
-            Receive<Ping>(p => Sender.Tell(new Pong(p.EntityId, _node)));
-        }
-
-        protected override void PreStart() => _incarnation = _log.Started(_key, _node);
-        protected override void PostStop() => _log.Stopped(_incarnation);
-    }
-}
-
-/// <summary>
-/// Start and stop times (one monotonic clock: all nodes run in this process) of every incarnation of keyed actors;
-/// <see cref="Overlaps"/> lists the pairs of incarnations of one key that ran at the same time.
-/// </summary>
-public sealed class IncarnationLog
-{
-    private readonly List<(string Key, string Node, long Start, long? Stop)> _incarnations = [];
-
-    public int Started(string key, string node)
-    {
-        lock (_incarnations) { _incarnations.Add((key, node, Stopwatch.GetTimestamp(), null)); return _incarnations.Count - 1; }
-    }
-
-    public void Stopped(int incarnation)
-    {
-        lock (_incarnations) _incarnations[incarnation] = _incarnations[incarnation] with { Stop = Stopwatch.GetTimestamp() };
-    }
-
-    public int Incarnations { get { lock (_incarnations) return _incarnations.Count; } }
-
-    public IReadOnlyList<(string Key, string Node)> Running(string? key = null)
-    {
-        lock (_incarnations) return _incarnations.Where(i => i.Stop is null && (key is null || i.Key == key)).Select(i => (i.Key, i.Node)).ToList();
-    }
-
-    public IReadOnlyList<string> Overlaps()
-    {
-        lock (_incarnations)
-            return _incarnations.SelectMany((a, i) => _incarnations.Skip(i + 1)
-                    .Where(b => b.Key == a.Key && a.Start < (b.Stop ?? long.MaxValue) && b.Start < (a.Stop ?? long.MaxValue))
-                    .Select(b => $"{a.Key} ran on {a.Node} and on {b.Node} at once"))
-                .ToList();
-    }
-
-    public IEnumerable<string> Describe()
-    {
-        lock (_incarnations)
-        {
-            var t0 = _incarnations.Count > 0 ? _incarnations.Min(i => i.Start) : 0;
-            string At(long t) => $"{Stopwatch.GetElapsedTime(t0, t).TotalSeconds:F2}s";
-            return _incarnations.Select(i => $"{i.Key} on {i.Node}: {At(i.Start)} .. {(i.Stop is { } s ? At(s) : "running")}").ToList();
-        }
-    }
 }

@@ -1,11 +1,13 @@
 using System.Text;
 using Akka.Actor;
 using Akka.Configuration;
+using Akka.Serialization;
 using Coordination.Client;
 using Coordination.Client.Actors;
 using Coordination.Protocol;
 using Newtonsoft.Json;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace Coordination.Client.Tests;
 
@@ -15,7 +17,7 @@ namespace Coordination.Client.Tests;
 /// defaults do. The samples must cover every message type the serializer lists, so a new message without a sample
 /// fails here.
 /// </summary>
-public sealed class ProxySerializerTests : IDisposable
+public sealed class ProxySerializerTests(ITestOutputHelper output) : IDisposable
 {
     private readonly ActorSystem _configured = ActorSystem.Create("configured", ConfigurationFactory.ParseString(ProxyMessageSerializer.Config));
     private readonly ActorSystem _plain = ActorSystem.Create("plain");
@@ -120,6 +122,30 @@ public sealed class ProxySerializerTests : IDisposable
             Assert.Equal(message.GetType(), back.GetType());
             Assert.Equal(Describe(message), Describe(back));
         }
+    }
+
+    /// <summary>
+    /// Why the proxy has a serializer of its own rather than Hyperion (docs/architecture.md §9): for every message type,
+    /// what Akka.Remote carries per message (payload and manifest) is smaller. Sizes are deterministic (no timing):
+    /// the table goes to the test output.
+    /// </summary>
+    [Fact]
+    public void Every_message_is_smaller_through_the_proxy_serializer_than_through_Hyperion()
+    {
+        var system = (ExtendedActorSystem)_configured;
+        var ours = (ProxyMessageSerializer)system.Serialization.FindSerializerForType(typeof(GetData));
+        var hyperion = new HyperionSerializer(system);
+        var actor = system.ActorOf(Props.Empty, "sized");
+        Assert.False(hyperion.IncludeManifest); // Hyperion names the type inside its payload: no manifest on the wire
+        var larger = new List<string>();
+        foreach (var message in Samples(actor))
+        {
+            var mine = ours.ToBinary(message).Length + Encoding.UTF8.GetByteCount(ours.Manifest(message));
+            var theirs = hyperion.ToBinary(message).Length;
+            output.WriteLine($"{message.GetType().Name,-28} proxy {mine,5} B   hyperion {theirs,5} B");
+            if (mine >= theirs) larger.Add($"{message.GetType().Name}: {mine} B >= Hyperion's {theirs} B");
+        }
+        Assert.Empty(larger);
     }
 
     [Fact]

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.RegularExpressions;
 using Coordination.Client.Tests;
 using Coordination.TestKit;
@@ -13,29 +12,13 @@ namespace Coordination.Recipes.Tests;
 /// </summary>
 public sealed class MaintenanceSampleTests(ServersFixture servers, ITestOutputHelper output) : ServerTests(servers, output)
 {
-    private static string Built(string project, string dll)
-    {
-        var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Debug{Path.DirectorySeparatorChar}") ? "Debug" : "Release";
-        var path = Path.Combine(ServerProcess.FindRepositoryRoot(), project, "bin", configuration, "net10.0", dll);
-        Assert.True(File.Exists(path), $"{path} is not built");
-        return path;
-    }
-
-    private static Process Start(string dll, params string[] args)
-    {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(dll);
-        foreach (var a in args) info.ArgumentList.Add(a);
-        return Process.Start(info)!;
-    }
-
     [Fact]
     public Task Workers_run_one_repair_at_a_time_and_pick_up_a_config_change_without_restart() => Servers.RunAsync("ours", null, Output, async server =>
     {
         const int workers = 3;
         var root = "/m" + Guid.NewGuid().ToString("N");
         var lines = new List<string>();
-        using var sample = Start(Built("samples/MaintenanceJobs", "MaintenanceJobs.dll"),
+        using var sample = SampleProcesses.Start(SampleProcesses.Built("samples/MaintenanceJobs", "MaintenanceJobs.dll"),
             "--connect", server.ConnectString, "--workers", $"{workers}", "--duration", "12", "--root", root);
         var reading = Task.Run(async () =>
         {
@@ -50,7 +33,7 @@ public sealed class MaintenanceSampleTests(ServersFixture servers, ITestOutputHe
             await Clients.Eventually(() => Count("READY ") == workers, "all workers ready", 30);
             await Clients.Eventually(() => Count("JOB-END ") >= 2, "repairs running", 20);
 
-            using var cli = Start(Built("src/Coordination.Cli", "coord.dll"), "-S", server.ConnectString, "set", root + "/config",
+            using var cli = SampleProcesses.Start(SampleProcesses.Built("src/Coordination.Cli", "coord.dll"), "-S", server.ConnectString, "set", root + "/config",
                 "{\"repairMillis\":20,\"paused\":false,\"version\":\"2\"}");
             await cli.WaitForExitAsync().Within(30);
             Assert.True(cli.ExitCode == 0, $"coord set failed: {await cli.StandardError.ReadToEndAsync()}");

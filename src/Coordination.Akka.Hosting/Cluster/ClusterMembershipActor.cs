@@ -147,7 +147,7 @@ internal sealed class ClusterMembershipActor : ReceiveActor, IWithTimers
                 return;
             }
             _log.Info("Coordination member {0} (leader): proposing a reconfig from version 0x{1:x}: {2}", _settings.ServerId, read.Config.Version, plan.Reason);
-            _client!.ReconfigAsync(plan.Joining, null, read.Config.Version, Bounded())
+            _client!.ReconfigAsync(plan.Joining, plan.Leaving, read.Config.Version, Bounded())
                 .PipeTo(Self, success: r => new Reconfigured(plan, r.Config.Version), failure: e => new CheckFailed("reconfig", e));
         });
         Receive<Reconfigured>(r =>

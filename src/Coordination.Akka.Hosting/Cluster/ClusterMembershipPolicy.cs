@@ -23,8 +23,8 @@ internal enum RoleMemberHealth
 /// </summary>
 internal sealed record RoleMember(long Id, string Endpoint, int UpNumber, string Address, RoleMemberHealth Health, long SinceMs);
 
-/// <summary>A reconfig the leader's host proposes: joining "server.N=..." lines and the reason, for the log.</summary>
-internal sealed record ReconfigPlan(IReadOnlyList<string> Joining, string Reason);
+/// <summary>A reconfig the leader's host proposes: joining "server.N=..." lines, leaving ids, and the reason, for the log.</summary>
+internal sealed record ReconfigPlan(IReadOnlyList<string> Joining, IReadOnlyList<long> Leaving, string Reason);
 
 /// <summary>
 /// What an embedded ensemble takes from Akka.Cluster (docs/architecture.md §10), as pure functions of a cluster view
@@ -88,6 +88,9 @@ internal static class ClusterMembershipPolicy
     /// so that each step keeps a quorum of the old voters.</item>
     /// <item>Fewer voters than <paramref name="targetVoters"/> (an earlier swap found no observer): the oldest healthy
     /// observer is promoted (promotion on).</item>
+    /// <item>Observers whose node departed (Down, Leaving, Exiting or Removed, or absent from the view, for
+    /// <paramref name="grace"/>: no reconfig for a node that is back at once) leave the configuration. An unreachable
+    /// one stays: it may come back, and if it does not the cluster downs it.</item>
     /// <item>Role members Up that the configuration does not name join as observers.</item>
     /// </list>
     /// </summary>
@@ -99,6 +102,9 @@ internal static class ClusterMembershipPolicy
         bool Failed(long id) => byId.TryGetValue(id, out var m)
             ? m.Health == RoleMemberHealth.Gone || (m.Health == RoleMemberHealth.Unreachable && nowMs - m.SinceMs >= graceMs)
             : nowMs - watchingSinceMs >= graceMs;
+        bool Departed(long id) => byId.TryGetValue(id, out var m)
+            ? m.Health == RoleMemberHealth.Gone && nowMs - m.SinceMs >= graceMs
+            : nowMs - watchingSinceMs >= graceMs;
         bool Healthy(long id) => byId.TryGetValue(id, out var m) && m.Health == RoleMemberHealth.Up;
         int Age(long id) => byId.TryGetValue(id, out var m) ? m.UpNumber : int.MaxValue;
 
@@ -108,18 +114,22 @@ internal static class ClusterMembershipPolicy
         {
             var failed = voters.FirstOrDefault(v => Failed(v.Id));
             if (failed is not null)
-                return new ReconfigPlan([Line(candidates[0] with { Observer = false }), Line(failed with { Observer = true })],
+                return new ReconfigPlan([Line(candidates[0] with { Observer = false }), Line(failed with { Observer = true })], [],
                     $"voter {failed.Id} failed ({Describe(byId.GetValueOrDefault(failed.Id))}): observer {candidates[0].Id} takes its place");
             if (voters.Count < targetVoters)
-                return new ReconfigPlan([Line(candidates[0] with { Observer = false })],
+                return new ReconfigPlan([Line(candidates[0] with { Observer = false })], [],
                     $"{voters.Count} voters of {targetVoters}: observer {candidates[0].Id} becomes a voter");
         }
+        var departed = current.Members.Where(m => m.Observer && Departed(m.Id)).Select(m => m.Id).Order().ToList();
+        if (departed.Count > 0)
+            return new ReconfigPlan([], departed,
+                $"observers {string.Join(", ", departed.Select(id => $"{id} ({Describe(byId.GetValueOrDefault(id))})"))} departed from the cluster: they leave the configuration");
         var named = current.Members.Select(m => m.Id).ToHashSet();
         var usedEndpoints = current.Members.Select(m => m.Endpoint).ToHashSet();
         var newcomers = byId.Values.Where(m => m.Health == RoleMemberHealth.Up && !named.Contains(m.Id) && !usedEndpoints.Contains(m.Endpoint))
             .OrderBy(m => m.UpNumber).ThenBy(m => m.Id).ToList();
         if (newcomers.Count > 0)
-            return new ReconfigPlan(newcomers.Select(m => Line(Spec(m.Id, m.Endpoint, observer: true))).ToList(),
+            return new ReconfigPlan(newcomers.Select(m => Line(Spec(m.Id, m.Endpoint, observer: true))).ToList(), [],
                 $"role members {string.Join(", ", newcomers.Select(m => m.Id))} are Up and not in the configuration: they join as observers");
         return null;
     }
