@@ -209,15 +209,17 @@ public sealed class EnsembleProcesses : IAsyncDisposable
     /// <summary>
     /// Starts a new machine: the next id, new ports and an empty data dir, told the members so far plus itself, as
     /// ZooKeeper's joiner is (ours: the ensemble's dynamic configuration, version included, so that it does not start
-    /// from an older one than the ensemble's, plus its own line; Apache: zoo.cfg's server lines). It serves nothing until
-    /// a reconfig adds it, so it is ready once it answers ruok.
+    /// from an older one than the ensemble's, plus its own line; Apache: zoo.cfg's server lines). With
+    /// <paramref name="withCurrentConfig"/> off ours gets only its HOCON, as Apache's joiner gets only zoo.cfg: every
+    /// member this ensemble ever started plus itself at version 0, older than the ensemble's configuration, which it
+    /// must learn from the members. It serves nothing until a reconfig adds it, so it is ready once it answers ruok.
     /// </summary>
-    public async Task<Member> AddMemberAsync(CancellationToken ct = default)
+    public async Task<Member> AddMemberAsync(bool withCurrentConfig = true, CancellationToken ct = default)
     {
         var ports = FreePorts(3);
         var id = _members.Max(m => m.Id) + 1;
         var member = new Member(id, _options.Network?.AddressOf(id) ?? "127.0.0.1", ports[0], ports[1], ports[2], Path.Combine(_root, $"node{id}"));
-        if (Kind == ServerKind.Ours)
+        if (Kind == ServerKind.Ours && withCurrentConfig)
         {
             string current;
             await using (var client = await WireClient.ConnectAnyAsync(ConnectString, new WireClientOptions { ConnectTimeout = TimeSpan.FromSeconds(3) }).ConfigureAwait(false))

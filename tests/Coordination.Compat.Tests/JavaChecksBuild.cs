@@ -1,6 +1,6 @@
 namespace Coordination.Compat.Tests;
 
-/// <summary>Compiles tests/compat/java/ZkChecks.java (with ZkTlsChecks and ZkReadOnly) once per test run into a temporary directory.</summary>
+/// <summary>Compiles tests/compat/java/ZkChecks.java (with ZkTlsChecks, ZkReadOnly and ZkReconfig) once per test run into a temporary directory.</summary>
 public static class JavaChecksBuild
 {
     private static readonly Lazy<Task<string>> Compiled = new(CompileAsync, LazyThreadSafetyMode.ExecutionAndPublication);
@@ -11,7 +11,7 @@ public static class JavaChecksBuild
     /// <summary>Arguments for `java` that run ZkChecks with the given arguments.</summary>
     public static Task<List<string>> JavaArgsAsync(params string[] args) => MainArgsAsync("ZkChecks", args);
 
-    /// <summary>Arguments for `java` that run one of the compiled programs (ZkChecks, ZkTlsChecks, ZkReadOnly).</summary>
+    /// <summary>Arguments for `java` that run one of the compiled programs (ZkChecks, ZkTlsChecks, ZkReadOnly, ZkReconfig).</summary>
     public static async Task<List<string>> MainArgsAsync(string mainClass, params string[] args)
     {
         var classes = await GetClassesDirAsync();
@@ -35,7 +35,8 @@ public static class JavaChecksBuild
         var r = await ProcessRunner.RunAsync(
             CompatEnvironment.Javac,
             new[] { "-nowarn", "-encoding", "UTF-8", "-cp", CompatEnvironment.ZooKeeperJar, "-d", dir, CompatEnvironment.JavaSource,
-                Path.Combine(CompatEnvironment.CompatDir, "java", "ZkTlsChecks.java"), Path.Combine(CompatEnvironment.CompatDir, "java", "ZkReadOnly.java") },
+                Path.Combine(CompatEnvironment.CompatDir, "java", "ZkTlsChecks.java"), Path.Combine(CompatEnvironment.CompatDir, "java", "ZkReadOnly.java"),
+                Path.Combine(CompatEnvironment.CompatDir, "java", "ZkReconfig.java") },
             TimeSpan.FromSeconds(180));
         if (!r.Succeeded || !File.Exists(Path.Combine(dir, "ZkChecks.class")))
         {

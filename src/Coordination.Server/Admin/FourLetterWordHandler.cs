@@ -158,9 +158,8 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
             summaries["readlatency"] = Server.Metrics.Summary.Of(latencies.Where(r => !Protocol.Requests.IsWrite(r.Op)).Select(r => r.Latency));
             summaries["updatelatency"] = Server.Metrics.Summary.Of(latencies.Where(r => Protocol.Requests.IsWrite(r.Op)).Select(r => r.Latency));
         }
-        // The nearest .NET equivalent of the JVM's pauses: the runtime's GC pauses (count and total only).
-        var gcPauseMs = GC.GetTotalPauseDuration().TotalMilliseconds;
-        summaries["jvm_pause_time_ms"] = new Server.Metrics.Summary { Count = GC.CollectionCount(0), Sum = gcPauseMs };
+        // The nearest .NET equivalent of the JVM's pauses: each GC pause of the runtime.
+        summaries["jvm_pause_time_ms"] = Metrics is { } metrics ? Server.Metrics.Summary.Of(metrics.GcPauses) : Server.Metrics.Summary.Empty;
         if (ensemble is { } e)
         {
             lines.Add(("peer_state", e.Mode switch { "leader" => "leading", "observer" => "observing", _ => "following" } + " - broadcast"));

@@ -29,6 +29,10 @@ public sealed class ServerMetrics : IExtension
     /// <summary>Txns per journal write (group commit): ZooKeeper's <c>sync_processor_batch_size</c>.</summary>
     public Histogram JournalBatchSize { get; } = new(Histogram.CountBuckets);
 
+    /// <summary>Each GC pause in ms since this server started (or srst): ZooKeeper's <c>jvm_pause_time_ms</c>, recorded by
+    /// <see cref="GcPauseListener"/> while the actor system runs.</summary>
+    internal Histogram GcPauses { get; } = new(Histogram.MillisecondBuckets);
+
     public EnsembleMetrics Ensemble { get; } = new();
 
     /// <summary>Packets and request latency as srvr, stat and mntr report them.</summary>
@@ -58,6 +62,7 @@ public sealed class ServerMetrics : IExtension
         foreach (var (_, latency) in RequestLatencies()) latency.Reset();
         FsyncTime.Reset();
         JournalBatchSize.Reset();
+        GcPauses.Reset();
         Interlocked.Exchange(ref _proposals, 0);
         Interlocked.Exchange(ref _commits, 0);
         Ensemble.ResetCountersAndSummaries();
@@ -143,6 +148,8 @@ public sealed class ServerMetricsProvider : ExtensionIdProvider<ServerMetrics>
         var metrics = new ServerMetrics();
         var meter = ServerTelemetry.CreateMeter(metrics, system.Name);
         system.RegisterOnTermination(meter.Dispose);
+        GcPauseListener.Register(metrics.GcPauses);
+        system.RegisterOnTermination(() => GcPauseListener.Unregister(metrics.GcPauses));
         return metrics;
     }
 }

@@ -30,13 +30,6 @@ internal readonly record struct MonitorMetric(string Name, MonitorKind Kind, Mon
 /// </summary>
 internal static class ZooKeeperMonitor
 {
-    /// <summary>The summary keys with no true value here, left out rather than invented: the .NET runtime gives the
-    /// total GC pause time and count, not each pause, so jvm_pause_time_ms has avg, cnt and sum only.</summary>
-    public static readonly IReadOnlySet<string> NotReported = new HashSet<string>(StringComparer.Ordinal)
-    {
-        "min_jvm_pause_time_ms", "max_jvm_pause_time_ms", "p50_jvm_pause_time_ms", "p95_jvm_pause_time_ms", "p99_jvm_pause_time_ms", "p999_jvm_pause_time_ms",
-    };
-
     public static readonly MonitorMetric[] Catalog =
     [
         new("version", MonitorKind.Value),
@@ -220,9 +213,9 @@ internal static class ZooKeeperMonitor
             }
             var s = summaries.GetValueOrDefault(metric.Name, Summary.Empty);
             object[] figures = [s.Average, Whole(s.Count == 0 ? 0 : s.Min), Whole(s.Max), s.Count, Whole(s.Sum)];
-            for (var i = 0; i < SummaryPrefixes.Length; i++) Summarised(b, SummaryPrefixes[i] + metric.Name, figures[i]);
+            for (var i = 0; i < SummaryPrefixes.Length; i++) Line(b, SummaryPrefixes[i] + metric.Name, figures[i]);
             if (metric.Kind == MonitorKind.Percentiles)
-                foreach (var (prefix, quantile) in PercentilePrefixes) Summarised(b, prefix + metric.Name, Whole(s.Percentile(quantile)));
+                foreach (var (prefix, quantile) in PercentilePrefixes) Line(b, prefix + metric.Name, Whole(s.Percentile(quantile)));
         }
         foreach (var (name, value) in values)
             if (written.Add(name)) Line(b, name, value);
@@ -230,11 +223,6 @@ internal static class ZooKeeperMonitor
 
     // ZooKeeper's summaries hold whole numbers (ms, counts, bytes); only avg_ has a fraction.
     private static long Whole(double value) => (long)Math.Round(value, MidpointRounding.AwayFromZero);
-
-    private static void Summarised(StringBuilder b, string key, object value)
-    {
-        if (!NotReported.Contains(key)) Line(b, key, value);
-    }
 
     private static void Line(StringBuilder b, string name, object value)
     {
