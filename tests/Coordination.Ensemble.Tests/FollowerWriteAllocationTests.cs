@@ -9,9 +9,10 @@ namespace Coordination.Ensemble.Tests;
 /// <c>follower-write-alloc</c> in benchmarks/ measures it). Whole process: three members in-process, as deployed (no
 /// throttler adapter), and the client. Measured at about 37 KB per 100-byte setData in session 16 (45 KB before);
 /// the bound leaves room for noise and small changes and fails on a regression of the kind that was cut (a copy of
-/// every remote message, a closure per Zab message). The suite runs its tests one at a time, so nothing else of
+/// every remote message, a closure per Zab message). Its collection runs alone (after the parallel ones), so nothing else of
 /// this process allocates meanwhile; the smallest of three rounds is taken against what background work remains.
 /// </summary>
+[Collection(AloneCollection.Name)]
 public sealed class FollowerWriteAllocationTests
 {
     private const long BoundBytesPerWrite = 64 * 1024;

@@ -15,6 +15,7 @@ namespace Coordination.Ensemble.Tests;
 /// dials a fresh one, so the follower must serve writes again well inside a minute, with the old flows still dead.
 /// Network namespaces (<see cref="NetworkLab"/>): needs Linux and root, like <see cref="NetnsLinearizabilityTests"/>.
 /// </summary>
+[Collection(LoadAndNetnsCollection.Name)]
 public sealed class HalfOpenLinkTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan RecoveryBound = TimeSpan.FromSeconds(40);

@@ -21,6 +21,7 @@ namespace Coordination.Ensemble.Tests;
 /// <see cref="RoundSeconds"/> each working on fresh znodes (the fault schedule runs straight across rounds), and
 /// no znode may collect more than <see cref="MaxOpsPerKey"/> operations.
 /// </summary>
+[Collection(LoadAndNetnsCollection.Name)]
 public sealed class LinearizabilityUnderFaultsTests(ITestOutputHelper output)
 {
     private readonly FaultRunLog _log = new(output, "COORDINATION_LINEARIZABILITY_LOG");

@@ -21,6 +21,7 @@ namespace Coordination.Ensemble.Tests;
 /// once (one cycle of the schedule, about 40 s); COORDINATION_NETNS_SECONDS=1800 for a 30-minute run. The seed is printed; COORDINATION_SEED=N replays
 /// a schedule's choices (which fault, which follower, how long), not its timing, so not which member leads when.
 /// </summary>
+[Collection(LoadAndNetnsCollection.Name)]
 public sealed class NetnsLinearizabilityTests(ITestOutputHelper output)
 {
     private const int RoundSeconds = 10;

@@ -10,6 +10,7 @@ namespace Coordination.Ensemble.Tests;
 /// by a run whose process is gone is removed when the next lab is created. Same requirements as
 /// <see cref="NetnsLinearizabilityTests"/>.
 /// </summary>
+[Collection(LoadAndNetnsCollection.Name)]
 public sealed class NetworkLabTests
 {
     /// <summary>Skips (or fails, with COORDINATION_REQUIRE_NETNS=1 as in CI) when network namespaces cannot be used here.</summary>

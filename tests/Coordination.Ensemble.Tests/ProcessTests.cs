@@ -12,6 +12,7 @@ namespace Coordination.Ensemble.Tests;
 /// under a write load from several clients that fail over between members: members die by SIGKILL, and afterwards
 /// every acknowledged write must be on every member and all tree digests must agree.
 /// </summary>
+[Collection(LoadAndNetnsCollection.Name)]
 public sealed class ProcessTests(ITestOutputHelper output)
 {
     private void Log(string line)

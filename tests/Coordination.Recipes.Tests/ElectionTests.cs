@@ -35,9 +35,12 @@ public sealed class ElectionTests(ServersFixture servers, ITestOutputHelper outp
                 selectors.Add(selector);
                 selector.Start();
                 if (i == 0) await Clients.Eventually(() => selectors[0].HasLeadership, "p0 leads");
+                // The line order is the order the server sees the creates in, and each selector creates its node on
+                // its own task and connection: p(i) must be in line before p(i+1) starts, or p2 may queue ahead of p1.
+                else await Clients.Eventually(async () => (await selectors[0].GetParticipantsAsync()).Count == i + 1, $"p{i} queued");
             }
-            await Clients.Eventually(async () => (await selectors[1].GetParticipantsAsync()).Count == 3, "3 participants");
             var participants = await selectors[1].GetParticipantsAsync();
+            Assert.Equal(["p0", "p1", "p2"], participants.Select(p => p.Id));
             Assert.Equal(new Participant("p0", true), participants[0]);
             Assert.False(selectors[1].HasLeadership || selectors[2].HasLeadership);
             var p0Token = selectors[0].FencingToken;
@@ -49,7 +52,8 @@ public sealed class ElectionTests(ServersFixture servers, ITestOutputHelper outp
             await Clients.Eventually(() => Volatile.Read(ref lostSignals[0]) == 1, "p0 told it lost leadership");
             Assert.False(selectors[0].HasLeadership);
             await Clients.ExpireSessionAsync(server, pairs[0].Client, Output);
-            await Clients.Eventually(() => selectors[1].HasLeadership, "p1 leads");
+            await Clients.Eventually(() => selectors[1].HasLeadership, "p1 leads", describe: async () =>
+                $"line {string.Join(", ", (await selectors[1].GetParticipantsAsync()).Select(p => p.Id))}, leading: {string.Join(", ", selectors.Where(s => s.HasLeadership).Select(s => s.ParticipantId))}");
             Assert.False(selectors[2].HasLeadership);
             Assert.True(selectors[1].FencingToken > p0Token, $"p1's token {selectors[1].FencingToken} not above p0's {p0Token}");
             Assert.Equal(0, selectors[0].FencingToken);

@@ -94,13 +94,15 @@ public static class Clients
         await proxy.DisposeAsync();
     }
 
-    /// <summary>Waits until <paramref name="condition"/> holds, polling; fails after <paramref name="seconds"/>.</summary>
-    public static async Task Eventually(Func<bool> condition, string what, double seconds = 15)
+    /// <summary>Waits until <paramref name="condition"/> holds, polling; fails after <paramref name="seconds"/>, with
+    /// what <paramref name="describe"/> says of the state then.</summary>
+    public static async Task Eventually(Func<bool> condition, string what, double seconds = 15, Func<Task<string>>? describe = null)
     {
         var deadline = DateTime.UtcNow.AddSeconds(seconds);
         while (!condition())
         {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"not reached within {seconds} s: {what}");
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"not reached within {seconds} s: {what}" + (describe is null ? "" : $" ({await describe()})"));
             await Task.Delay(20);
         }
     }

@@ -186,6 +186,13 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
         lines.Add(("last_zxid", Hex(s.LastZxid)));
         lines.Add(("resident_memory_bytes", process.WorkingSet64));
         lines.Add(("heap_used_bytes", GC.GetTotalMemory(false)));
+        // What the GC holds, as of its last collection: committed (part of the RSS) against the heap it found then, of
+        // which fragmented is free space between live objects. Committed minus heap is memory kept for allocation, not
+        // held by the server's data.
+        var gc = GC.GetGCMemoryInfo();
+        lines.Add(("gc_committed_bytes", gc.TotalCommittedBytes));
+        lines.Add(("gc_heap_size_bytes", gc.HeapSizeBytes));
+        lines.Add(("gc_fragmented_bytes", gc.FragmentedBytes));
         if (bounds is not null) foreach (var (name, value) in bounds.Values()) lines.Add((name, value));
         var b = new StringBuilder();
         Server.Metrics.ZooKeeperMonitor.Write(b, Server.Metrics.ZooKeeperMonitor.RoleOf(state), lines, summaries);
