@@ -84,15 +84,7 @@ public sealed class ReconfigCompatTests(ITestOutputHelper output)
         Assert.Null(await ensemble.ModeAsync(four.Id) is "follower" ? "serving before it was added" : null);
         var steps = await KazooAsync(target, "kazoo_reconfig_add.py", "--hosts", hosts, "--join", ensemble.ServerLine(four), "--joiner", four.ConnectString);
         Assert.Equal("BadVersionError(-103)", steps["add-bad-version"]);
-        Assert.Equal(string.Join(",", first.Append(four).Select(m => $"server.{m.Id}")), steps["added-servers"]);
-        Assert.Equal("yes", steps["added-line"]);
-        Assert.Equal("yes", steps["added-version-newer"]);
-        Assert.Equal("yes", steps["added-version-is-mzxid"]);
-        Assert.Equal("-1", steps["added-stat-version"]);
-        Assert.Equal("yes", steps["watch-fired"]);
-        Assert.Equal("before-joiner-read", steps["joiner-reads"]);
-        Assert.Equal("yes", steps["joiner-config"]);
-        Assert.Equal("j", steps["others-read-joiner-write"]);
+        AssertJoinerAdded(steps, first, four);
         Assert.Equal("follower", await ensemble.ModeAsync(four.Id));
 
         // zkCli reconfig -add of a fifth running joiner, through the leader; then it serves and zkCli config shows all five.
@@ -100,12 +92,7 @@ public sealed class ReconfigCompatTests(ITestOutputHelper output)
         var added = await ZkCliAsync(target, leader.ConnectString, "reconfig", "-add", ensemble.ServerLine(five));
         Assert.Contains("Committed new configuration:", added);
         foreach (var m in ensemble.Members) Assert.Contains(ensemble.ServerLine(m), added);
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (await ensemble.ModeAsync(five.Id) is not "follower")
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"server {five.Id} does not follow after its reconfig -add: {await ensemble.DescribeAsync()}");
-            await Task.Delay(500);
-        }
+        await WaitFollowingAsync(ensemble, five, "after its reconfig -add");
         var config = await ZkCliAsync(target, five.ConnectString, "config");
         foreach (var m in ensemble.Members) Assert.Contains(ensemble.ServerLine(m), config);
         Assert.Matches(@"(?m)^version=[0-9a-f]+$", config);
@@ -134,15 +121,7 @@ public sealed class ReconfigCompatTests(ITestOutputHelper output)
             await JavaChecksBuild.MainArgsAsync("ZkReconfig", hosts, ensemble.ServerLine(four), four.ConnectString, four.Id.ToString()), env: null);
         Assert.Equal("NOAUTH", steps["no-auth"]);
         Assert.Equal("BADVERSION", steps["add-bad-version"]);
-        Assert.Equal(string.Join(",", first.Append(four).Select(m => $"server.{m.Id}").Order(StringComparer.Ordinal)), steps["added-servers"]);
-        Assert.Equal("yes", steps["added-line"]);
-        Assert.Equal("yes", steps["added-version-newer"]);
-        Assert.Equal("yes", steps["added-version-is-mzxid"]);
-        Assert.Equal("-1", steps["added-stat-version"]);
-        Assert.Equal("yes", steps["watch-fired"]);
-        Assert.Equal("before-joiner-read", steps["joiner-reads"]);
-        Assert.Equal("yes", steps["joiner-config"]);
-        Assert.Equal("j", steps["others-read-joiner-write"]);
+        AssertJoinerAdded(steps, first, four);
         Assert.Equal("BADVERSION", steps["remove-stale-version"]);
         Assert.Equal(string.Join(",", first.Select(m => $"server.{m.Id}")), steps["removed-servers"]);
         Assert.Equal("yes", steps["removed-version-newer"]);
@@ -180,15 +159,35 @@ public sealed class ReconfigCompatTests(ITestOutputHelper output)
         var joined = await ZkCliAsync(target, leader.ConnectString, "reconfig", "-add", ensemble.ServerLine(five));
         Assert.Contains("Committed new configuration:", joined);
         Assert.DoesNotContain($"server.{four.Id}=", joined);
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (await ensemble.ModeAsync(five.Id) is not "follower")
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"server {five.Id}, started with an older configuration, does not follow after its reconfig -add: {await ensemble.DescribeAsync()}");
-            await Task.Delay(500);
-        }
+        await WaitFollowingAsync(ensemble, five, "after its reconfig -add, started with an older configuration");
         Assert.Equal(ConfigLines(joined), ConfigLines(await ZkCliAsync(target, five.ConnectString, "config")));
         await ZkCliAsync(target, five.ConnectString, "create", "/older-joiner", "written-on-the-joiner");
         Assert.Contains("written-on-the-joiner", await ZkCliAsync(target, leader.ConnectString, "get", "/older-joiner"));
+    }
+
+    /// <summary>The steps both client programs (kazoo_reconfig_add.py, ZkReconfig.java) print for adding a running joiner:
+    /// the answer is the new configuration (version = its mzxid, data version -1), the config watch fired, the joiner serves.</summary>
+    private static void AssertJoinerAdded(Dictionary<string, string> steps, IEnumerable<EnsembleProcesses.Member> first, EnsembleProcesses.Member joiner)
+    {
+        Assert.Equal(string.Join(",", first.Append(joiner).Select(m => $"server.{m.Id}").Order(StringComparer.Ordinal)), steps["added-servers"]);
+        Assert.Equal("yes", steps["added-line"]);
+        Assert.Equal("yes", steps["added-version-newer"]);
+        Assert.Equal("yes", steps["added-version-is-mzxid"]);
+        Assert.Equal("-1", steps["added-stat-version"]);
+        Assert.Equal("yes", steps["watch-fired"]);
+        Assert.Equal("before-joiner-read", steps["joiner-reads"]);
+        Assert.Equal("yes", steps["joiner-config"]);
+        Assert.Equal("j", steps["others-read-joiner-write"]);
+    }
+
+    private static async Task WaitFollowingAsync(EnsembleProcesses ensemble, EnsembleProcesses.Member member, string when)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (await ensemble.ModeAsync(member.Id) is not "follower")
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"server {member.Id} does not follow {when}: {await ensemble.DescribeAsync()}");
+            await Task.Delay(500);
+        }
     }
 
     /// <summary>What zkCli 3.8 prints when the server refuses a reconfig's -v with BadVersion (its message for that
