@@ -32,6 +32,9 @@ public static class CompatEnvironment
 
     public static string Javac { get; } = JdkTool("javac");
 
+    /// <summary>Reads constants out of ZooKeeper's classes (ExtensionCodesTests).</summary>
+    public static string Javap { get; } = JdkTool("javap");
+
     /// <summary>Apache ZooKeeper's jar; its manifest Class-Path pulls in jute, netty, slf4j-api and the rest.</summary>
     public static string ZooKeeperJar { get; } = Env("ZOOKEEPER_JAR") ?? "/usr/share/java/zookeeper.jar";
 

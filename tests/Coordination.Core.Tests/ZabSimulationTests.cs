@@ -573,6 +573,34 @@ public sealed partial class ZabSimulationTests
         Assert.DoesNotContain(orphan, old.Applied);
     }
 
+    /// <summary>
+    /// Proposals and commits to a follower lost in transit for less than the sync limit (Akka.Remote drops what it
+    /// sends to a gated association, then reconnects; the test kit's throttler blackhole does the same), and no write
+    /// after them: the follower must not serve its stale state until a later proposal shows the hole (for as long as
+    /// the ensemble is idle). The leader's pings carry its commit point; a synchronised follower that never received
+    /// that proposal knows messages were lost on its FIFO link, rejoins, and is resynchronised.
+    /// </summary>
+    [Fact]
+    public void A_follower_that_lost_proposals_catches_up_at_the_next_ping_without_waiting_for_a_write()
+    {
+        var c = new Cluster(8, [1, 2, 3]);
+        c.Run(2_000);
+        c.Run(500, writesPerTick: 3);
+        c.Run(500);
+        var leader = c.Leader!;
+        var follower = c.Nodes.Values.First(n => n.Id != leader.Id);
+        c.Lose = (from, to) => from == leader.Id && to == follower.Id;
+        c.Run(100, writesPerTick: 3);
+        c.Run(50);                      // what is still in flight is lost too: 3 ticks in all, within the sync limit (5)
+        c.Lose = null;
+        Assert.True(follower.Peer.Committed < leader.Peer.Committed, "nothing was lost");
+        Assert.Equal(PeerState.Following, follower.Peer.Role);
+        c.Run(1_000);                   // no write: only pings
+        Assert.True(follower.Peer.Committed == leader.Peer.Committed && follower.Peer.ServesClients,
+            $"the follower still serves a stale state a second after the loss:\n{c.Describe()}");
+        c.AssertConverged();
+    }
+
     [Fact]
     public void A_leader_partitioned_from_the_majority_stops_serving_and_rejoins_as_follower_after_the_heal()
     {

@@ -17,6 +17,11 @@ public sealed class ChangeFeedSnapshotTests(ITestOutputHelper output)
 
     private static Task<List<ChangeFrame>> Take(WireClient c, int count) => c.TakeChangesAsync(count, Wait);
 
+    private void Log(string line)
+    {
+        try { output.WriteLine($"[{DateTime.UtcNow:HH:mm:ss.fff}] {line}"); } catch (InvalidOperationException) { }
+    }
+
     [Fact]
     public async Task A_follower_that_installs_a_snapshot_answers_Compacted_before_it_and_serves_exactly_the_changes_after_it()
     {
@@ -54,19 +59,23 @@ public sealed class ChangeFeedSnapshotTests(ITestOutputHelper output)
         // Cut off, it misses five snapshots' worth of txns: the leader's log now starts well after what it has.
         var installed = follower.Server!.Ensemble!.SnapshotsInstalled;
         await ensemble.PartitionAsync(follower.Id);
+        Log($"follower {follower.Id} isolated, leader {leader.Id}; writing 1000");
         await WriteAsync(1000);
+        Log($"written, last 0x{written[^1].Zxid:x}");
         // Snapshots are written in the background, after the writes that start them: the leader may still hold every
         // txn after the follower's in its log (and synchronise it by DIFF) until one is written and its log trimmed.
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var startedAfter = leader.Server!.Ensemble!.LogStartZxid;
         while (leader.Server!.Ensemble!.LogStartZxid <= seen && clock.Elapsed < Wait) await Task.Delay(50);
-        output.WriteLine($"after the writes the leader's log started after 0x{startedAfter:x} (the follower has 0x{seen:x}); " +
+        Log($"after the writes the leader's log started after 0x{startedAfter:x} (the follower has 0x{seen:x}); " +
                          $"after 0x{leader.Server!.Ensemble!.LogStartZxid:x} {clock.ElapsedMilliseconds} ms later");
         Assert.True(leader.Server!.Ensemble!.LogStartZxid > seen,
             $"the leader's log still starts at 0x{leader.Server!.Ensemble!.LogStartZxid:x}, before the follower's 0x{seen:x}, {Wait.TotalSeconds} s after the writes");
         await ensemble.HealAllAsync();
+        Log("healed");
         await ensemble.WaitAllServingAsync(Ens.Settle);
         await Ens.AssertConvergedAsync(ensemble);
+        Log("all serving, converged");
         Assert.True(follower.Server!.Ensemble!.SnapshotsInstalled > installed, "the follower was not synchronised by SNAP");
 
         await using var after = await Ens.ConnectAsync(follower);

@@ -19,7 +19,8 @@ namespace Coordination.Ensemble.Tests;
 /// received exactly the committed changes under /feed, every zxid once and in order, as computed independently from
 /// the final journal (its txns applied to a fresh tree). A TreeCache on /feed must match the leader's tree after
 /// every fault (writers paused for the check) and at the end, without ever re-reading the tree.
-/// Duration: 40 s of writes and faults (COORDINATION_FEED_SECONDS=N).
+/// Duration: 40 s of writes and faults (COORDINATION_FEED_SECONDS=N). The one-enumerator tests run on in-process
+/// members and on real server processes (SIGKILL and SIGSTOP).
 /// </summary>
 public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
 {
@@ -27,7 +28,7 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
 
     /// <summary>Session 12's CI failure (seed 4840: "67218 changes, the journal has 64675") was this test's: on a fast
     /// machine the run passed 100,000 txns (error txns count), the members took snapshots, and the expected sequence
-    /// came from a journal with a hole (see <see cref="CommittedChanges"/>). Snapshots are now off here, and a
+    /// came from a journal with a hole (see <c>CommittedChanges</c>). Snapshots are now off here, and a
     /// journal with a hole is refused.</summary>
     [Fact]
     public Task Subscribers_that_resume_on_any_member_receive_exactly_the_committed_sequence() =>
@@ -41,12 +42,11 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
     /// journal, and a snapshot breaks every journal (its writer purges the segments before it; a member that installs
     /// one from its leader has a hole). The feed across a snapshot install is ChangeFeedSnapshotTests' subject.
     /// </summary>
+    private const string NoSnapshots = "coordination.persistence { snapshot-every-txns = 2147483647, snapshot-every-bytes = 1099511627776 }";
+
     private static async Task<TestEnsemble> StartWithoutSnapshotsAsync()
     {
-        var ensemble = await TestEnsemble.StartAsync(3, options: new TestEnsembleOptions
-        {
-            SnapshotEveryTxns = int.MaxValue, ExtraHocon = "coordination.persistence.snapshot-every-bytes = 1099511627776",
-        });
+        var ensemble = await TestEnsemble.StartAsync(3, options: new TestEnsembleOptions { SnapshotEveryTxns = int.MaxValue, ExtraHocon = NoSnapshots });
         await using var setup = await WireClient.ConnectAsync(ensemble.Leader!.ConnectString);
         await setup.CreateAsync("/feed", null).OkAsync();
         await setup.CreateAsync("/other", null).OkAsync();
@@ -131,7 +131,7 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
             finally { writing.Resume(); }
         }
         var faults = Task.Run(() => _log.FaultScheduleAsync(ensemble, new Random(seed + 1), stop.Token, CheckCache));
-        var writers = Enumerable.Range(0, 3).Select(w => Task.Run(() => WriteAsync(ensemble, writing, new Random(seed + 10 + w), stop.Token))).ToList();
+        var writers = Enumerable.Range(0, 3).Select(w => Task.Run(() => WriteAsync(() => Running(ensemble), writing, new Random(seed + 10 + w), stop.Token))).ToList();
         await Task.Delay(TimeSpan.FromSeconds(seconds));
         stop.Cancel();
         await faults;
@@ -156,13 +156,7 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
         foreach (var f in failed.Take(20)) _log.Line(f);
         Assert.True(_log.Faults.Count >= 2, $"only {_log.Faults.Count} faults were injected");
         Assert.True(expected.Count > 100, $"only {expected.Count} changes were committed");
-        for (var i = 0; i < subscribers.Length; i++)
-        {
-            var got = subscribers[i].Select(x => (x.Zxid, x.Type, x.Path, Convert.ToHexString(x.Data ?? []))).ToList();
-            var first = got.Zip(expected).Select((pair, n) => (pair, n)).FirstOrDefault(p => p.pair.Item1 != p.pair.Item2);
-            Assert.True(got.SequenceEqual(expected),
-                $"subscriber {i}: {got.Count} changes, the journal has {expected.Count}; first difference at {first.n}: got {first.pair.Item1}, journal {first.pair.Item2}");
-        }
+        for (var i = 0; i < subscribers.Length; i++) AssertCommittedSequence($"subscriber {i}", subscribers[i], expected);
     }
 
     /// <summary>
@@ -176,16 +170,30 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
     /// </summary>
     [Fact]
     public Task One_enumerator_resumes_on_another_member_when_its_member_is_lost() =>
-        Seeded(nameof(One_enumerator_resumes_on_another_member_when_its_member_is_lost), OneEnumeratorAsync);
+        Seeded(nameof(One_enumerator_resumes_on_another_member_when_its_member_is_lost),
+            async seed => await OneEnumeratorAsync(seed, new InProcess(await StartWithoutSnapshotsAsync())));
 
-    private async Task OneEnumeratorAsync(int seed)
+    /// <summary>
+    /// The same on three real server processes (file journals on disk): the member the client is connected to is
+    /// killed with SIGKILL (then started again on its data dir) or frozen with SIGSTOP (it answers no one, neither its
+    /// peers nor its clients, as behind a partition, and after SIGCONT goes on from a stale state), in turn, whichever
+    /// its role. The enumerator must resume on another member each time, yield exactly the committed sequence under
+    /// /feed read from the members' journals at the end, and the TreeCache match the tree after every fault.
+    /// Four faults (COORDINATION_FEED_FAULTS=N); each step bounded (45 s to resume, 60 s to settle).
+    /// </summary>
+    [Fact]
+    public Task One_enumerator_resumes_on_another_member_when_its_server_process_is_killed_or_frozen() =>
+        Seeded(nameof(One_enumerator_resumes_on_another_member_when_its_server_process_is_killed_or_frozen),
+            async seed => await OneEnumeratorAsync(seed, await Processes.StartAsync(_log.Line)));
+
+    private async Task OneEnumeratorAsync(int seed, Cluster cluster)
     {
+        await using var _ = cluster;
         var faults = int.TryParse(Environment.GetEnvironmentVariable("COORDINATION_FEED_FAULTS"), out var f) && f > 0 ? f : 4;
-        await using var ensemble = await StartWithoutSnapshotsAsync();
         var random = new Random(seed);
         await using var client = await CoordinationClient.ConnectAsync(new CoordinationClientOptions
         {
-            ConnectString = ensemble.ConnectString, SessionTimeout = TimeSpan.FromSeconds(10),
+            ConnectString = cluster.ConnectString, SessionTimeout = TimeSpan.FromSeconds(10),
         });
         await using var cache = await TreeCache.StartAsync(client, "/feed");
         var startReads = cache.Reads;
@@ -206,10 +214,9 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
 
         using var stop = new CancellationTokenSource();
         var writing = new Writing();
-        var writers = Enumerable.Range(0, 3).Select(w => Task.Run(() => WriteAsync(ensemble, writing, new Random(seed + 10 + w), stop.Token))).ToList();
-        TestEnsemble.Member? MemberOfClient() =>
-            client.ConnectedHost is { } host ? ensemble.Members.FirstOrDefault(m => m.ClientPort == host.Port && m.IsRunning) : null;
-        async Task<T> Within<T>(TimeSpan limit, Func<T?> probe, string what) where T : class
+        var writers = Enumerable.Range(0, 3).Select(w => Task.Run(() => WriteAsync(cluster.Serving, writing, new Random(seed + 10 + w), stop.Token))).ToList();
+        long? MemberOfClient() => client.ConnectedHost is { } host ? cluster.MemberOn(host.Port) : null;
+        async Task<long> Within(TimeSpan limit, Func<long?> probe, string what)
         {
             var clock = Stopwatch.StartNew();
             while (clock.Elapsed < limit)
@@ -225,23 +232,20 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
             await Task.Delay(random.Next(1000, 2500));
             var member = await Within(TimeSpan.FromSeconds(30), MemberOfClient, "the client did not connect");
             var before = Seen();
-            var kill = fault % 2 == 0;
-            _log.Fault($"{(kill ? "kill" : "isolate")} member {member.Id} ({member.Mode}), the subscriber's; {before} changes so far");
-            if (kill) await ensemble.KillAsync(member.Id);
-            else await ensemble.PartitionAsync(member.Id);
+            var (what, recover) = await cluster.FaultAsync(member, fault);
+            _log.Fault($"{what}, the subscriber's; {before} changes so far");
             // The same enumerator goes on through another member while this one is out.
             var moved = await Within(TimeSpan.FromSeconds(45),
-                () => MemberOfClient() is { } m && m.Id != member.Id && Seen() > before ? m : null,
-                $"the enumerator did not resume on another member after losing member {member.Id} ({Seen() - before} changes since)");
-            _log.Line($"the enumerator resumed on member {moved.Id}: {Seen() - before} changes since the fault");
-            if (kill) await ensemble.RestartAsync(member.Id);
-            else await ensemble.HealAllAsync();
-            _log.Recovery($"member {member.Id} back");
-            await ensemble.WaitAllServingAsync(TimeSpan.FromSeconds(60));
+                () => MemberOfClient() is { } m && m != member && Seen() > before ? m : null,
+                $"the enumerator did not resume on another member after: {what} ({Seen() - before} changes since)");
+            _log.Line($"the enumerator resumed on member {moved}: {Seen() - before} changes since the fault");
+            await recover();
+            _log.Recovery($"member {member} back");
+            await cluster.WaitAllServingAsync(TimeSpan.FromSeconds(60));
             await writing.PauseAsync();
             try
             {
-                await AssertCacheMatchesTreeAsync(ensemble, cache);
+                await AssertCacheMatchesTreeAsync(cluster.LeaderAsync, cache);
                 Assert.Equal(startReads, cache.Reads);   // followed, never re-read
             }
             finally { writing.Resume(); }
@@ -250,22 +254,133 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
         var written = (await Task.WhenAll(writers)).Sum();
 
         long last;
-        await using (var c = await WireClient.ConnectAsync((await ensemble.WaitForLeaderAsync(TimeSpan.FromSeconds(30))).ConnectString))
+        await using (var c = await WireClient.ConnectAsync(await cluster.LeaderAsync()))
             last = (await c.CreateAsync("/feed/final", null)).Header.Zxid;
-        await ensemble.WaitConvergedAsync(TimeSpan.FromSeconds(60));
-        await AssertCacheMatchesTreeAsync(ensemble, cache);
+        await cluster.WaitConvergedAsync(TimeSpan.FromSeconds(60));
+        await AssertCacheMatchesTreeAsync(cluster.LeaderAsync, cache);
         var clock = Stopwatch.StartNew();
         while (!following.IsCompleted && LastSeen() < last && clock.Elapsed < TimeSpan.FromSeconds(60)) await Task.Delay(100);
         end.Cancel();
         await following;   // a failure of the enumerator (Compacted, an error) fails the test here
 
-        var expected = CommittedChanges(ensemble, "/feed");
+        var expected = CommittedChanges(cluster.DataDirs, "/feed");
         _log.Line($"{written} writes, {expected.Count} changes under /feed in the journal, {faults} faults, the enumerator got {seen.Count}");
         Assert.True(expected.Count > 100, $"only {expected.Count} changes were committed");
-        var got = seen.Select(x => (x.Zxid, x.Type, x.Path, Convert.ToHexString(x.Data ?? []))).ToList();
+        AssertCommittedSequence("the enumerator", seen, expected);
+    }
+
+    /// <summary>What the one-enumerator run needs of an ensemble: in-process members or real server processes.</summary>
+    private abstract class Cluster : IAsyncDisposable
+    {
+        public abstract string ConnectString { get; }
+        /// <summary>The member serving on this client port, unless it is down or frozen.</summary>
+        public abstract long? MemberOn(int clientPort);
+        /// <summary>The client addresses of the members writers may use now.</summary>
+        public abstract IReadOnlyList<string> Serving();
+        public abstract Task<string> LeaderAsync();
+        /// <summary>Fault number <paramref name="n"/> on member <paramref name="id"/>: what it was, and what undoes it.</summary>
+        public abstract Task<(string What, Func<Task> Recover)> FaultAsync(long id, int n);
+        public abstract Task WaitAllServingAsync(TimeSpan timeout);
+        public abstract Task WaitConvergedAsync(TimeSpan timeout);
+        public abstract IEnumerable<(long Id, string DataDir)> DataDirs { get; }
+        public abstract ValueTask DisposeAsync();
+    }
+
+    /// <summary>In-process members: a kill disposes the member's node at once; isolation cuts its member links.</summary>
+    private sealed class InProcess(TestEnsemble ensemble) : Cluster
+    {
+        public override string ConnectString => ensemble.ConnectString;
+        public override long? MemberOn(int clientPort) => ensemble.Members.FirstOrDefault(m => m.ClientPort == clientPort && m.IsRunning)?.Id;
+        public override IReadOnlyList<string> Serving() => Running(ensemble);
+        public override async Task<string> LeaderAsync() => (await ensemble.WaitForLeaderAsync(TimeSpan.FromSeconds(30))).ConnectString;
+        public override async Task<(string What, Func<Task> Recover)> FaultAsync(long id, int n)
+        {
+            var what = $"{(n % 2 == 0 ? "kill" : "isolate")} member {id} ({ensemble[id].Mode})";
+            if (n % 2 == 0)
+            {
+                await ensemble.KillAsync(id);
+                return (what, () => ensemble.RestartAsync(id));
+            }
+            await ensemble.PartitionAsync(id);
+            return (what, ensemble.HealAllAsync);
+        }
+        public override Task WaitAllServingAsync(TimeSpan timeout) => ensemble.WaitAllServingAsync(timeout);
+        public override Task WaitConvergedAsync(TimeSpan timeout) => ensemble.WaitConvergedAsync(timeout);
+        public override IEnumerable<(long Id, string DataDir)> DataDirs => ensemble.Members.Select(m => (m.Id, m.DataDir));
+        public override ValueTask DisposeAsync() => ensemble.DisposeAsync();
+    }
+
+    /// <summary>Real server processes: SIGKILL (restarted on its data dir), or SIGSTOP until SIGCONT.</summary>
+    private sealed class Processes(EnsembleProcesses ensemble) : Cluster
+    {
+        private const int SigCont = 18, SigStop = 19;   // Linux
+        private readonly HashSet<long> _frozen = new();
+
+        [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+        private static extern int Signal(int pid, int signal);
+
+        public static async Task<Processes> StartAsync(Action<string> log)
+        {
+            var ensemble = await EnsembleProcesses.StartAsync(ServerKind.Ours, 3, new EnsembleProcessesOptions
+            {
+                ExtraHocon = NoSnapshots, Log = log,
+            });
+            await using (var setup = await WireClient.ConnectAnyAsync(ensemble.ConnectString))
+            {
+                await setup.CreateAsync("/feed", null).OkAsync();
+                await setup.CreateAsync("/other", null).OkAsync();
+            }
+            return new Processes(ensemble);
+        }
+
+        private bool Up(EnsembleProcesses.Member m) { lock (_frozen) return m.IsRunning && !_frozen.Contains(m.Id); }
+        public override string ConnectString => ensemble.ConnectString;
+        public override long? MemberOn(int clientPort) => ensemble.Members.FirstOrDefault(m => m.ClientPort == clientPort && Up(m))?.Id;
+        public override IReadOnlyList<string> Serving() => ensemble.Members.Where(Up).Select(m => m.ConnectString).ToList();
+        public override async Task<string> LeaderAsync() => (await ensemble.WaitForLeaderAsync(TimeSpan.FromSeconds(30))).ConnectString;
+        public override async Task<(string What, Func<Task> Recover)> FaultAsync(long id, int n)
+        {
+            var pid = ensemble[id].Process!.Pid;
+            var what = $"{(n % 2 == 0 ? "SIGKILL" : "SIGSTOP")} member {id} (pid {pid}, {await ensemble.ModeAsync(id) ?? "not serving"})";
+            if (n % 2 == 0)
+            {
+                ensemble.Kill(id);
+                return (what, () => ensemble.RestartAsync(id));
+            }
+            lock (_frozen) _frozen.Add(id);
+            Assert.Equal(0, Signal(pid, SigStop));
+            return (what, () =>
+            {
+                Thaw(id);
+                return Task.CompletedTask;
+            });
+        }
+
+        private void Thaw(long id)
+        {
+            if (ensemble[id].Process is { } p) Signal(p.Pid, SigCont);
+            lock (_frozen) _frozen.Remove(id);
+        }
+
+        public override Task WaitAllServingAsync(TimeSpan timeout) => ensemble.WaitAllServingAsync(timeout);
+        public override Task WaitConvergedAsync(TimeSpan timeout) => ensemble.WaitConvergedAsync(timeout);
+        public override IEnumerable<(long Id, string DataDir)> DataDirs => ensemble.Members.Select(m => (m.Id, m.DataDir));
+        public override async ValueTask DisposeAsync()
+        {
+            long[] frozen;
+            lock (_frozen) frozen = _frozen.ToArray();
+            foreach (var id in frozen) Thaw(id);   // a stopped process would not act on SIGTERM
+            await ensemble.DisposeAsync();
+        }
+    }
+
+    /// <summary>What a subscriber received must be exactly the committed sequence: every change once, in order.</summary>
+    private static void AssertCommittedSequence(string who, IReadOnlyList<Change> received, List<(long, EventType, string, string)> expected)
+    {
+        var got = received.Select(x => (x.Zxid, x.Type, x.Path, Convert.ToHexString(x.Data ?? []))).ToList();
         var first = got.Zip(expected).Select((pair, n) => (pair, n)).FirstOrDefault(p => p.pair.Item1 != p.pair.Item2);
         Assert.True(got.SequenceEqual(expected),
-            $"the enumerator got {got.Count} changes, the journal has {expected.Count}; first difference at {first.n}: got {first.pair.Item1}, journal {first.pair.Item2}");
+            $"{who} got {got.Count} changes, the journal has {expected.Count}; first difference at {first.n}: got {first.pair.Item1}, journal {first.pair.Item2}");
     }
 
     /// <summary>Lets the writers be paused, and tells when none has a write in flight.</summary>
@@ -287,7 +402,10 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
 
     /// <summary>The cache must come to hold exactly what the leader holds under /feed (paths, data, mzxid): polled,
     /// bounded, since writes given up as lost may still commit and the cache follows the feed asynchronously.</summary>
-    private static async Task AssertCacheMatchesTreeAsync(TestEnsemble ensemble, TreeCache cache)
+    private static Task AssertCacheMatchesTreeAsync(TestEnsemble ensemble, TreeCache cache) =>
+        AssertCacheMatchesTreeAsync(async () => (await ensemble.WaitForLeaderAsync(TimeSpan.FromSeconds(10))).ConnectString, cache);
+
+    private static async Task AssertCacheMatchesTreeAsync(Func<Task<string>> leader, TreeCache cache)
     {
         var clock = Stopwatch.StartNew();
         string? difference = null;
@@ -295,8 +413,7 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
         {
             try
             {
-                var leader = await ensemble.WaitForLeaderAsync(TimeSpan.FromSeconds(10));
-                await using var c = await WireClient.ConnectAsync(leader.ConnectString);
+                await using var c = await WireClient.ConnectAsync(await leader());
                 var tree = new SortedDictionary<string, string>(StringComparer.Ordinal);
                 var root = (GetDataResponse)(await c.GetDataAsync("/feed").OkAsync())!;
                 tree["/feed"] = $"{Convert.ToHexString(root.Data ?? [])}@{root.Stat.Mzxid:x}";
@@ -315,7 +432,9 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
     }
 
     /// <summary>Random creates, sets and deletes under /feed and /other through whichever member answers, until stopped.</summary>
-    private static async Task<int> WriteAsync(TestEnsemble ensemble, Writing writing, Random random, CancellationToken ct)
+    private static IReadOnlyList<string> Running(TestEnsemble ensemble) => ensemble.Members.Where(m => m.IsRunning).Select(m => m.ConnectString).ToList();
+
+    private static async Task<int> WriteAsync(Func<IReadOnlyList<string>> running, Writing writing, Random random, CancellationToken ct)
     {
         var done = 0;
         WireClient? c = null;
@@ -326,8 +445,8 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
                 if (c is null || !c.IsConnected)
                 {
                     if (c is not null) await c.DisposeAsync();
-                    var running = ensemble.Members.Where(m => m.IsRunning).ToList();
-                    c = await WireClient.ConnectAsync(running[random.Next(running.Count)].ConnectString,
+                    var members = running();
+                    c = await WireClient.ConnectAsync(members[random.Next(members.Count)],
                         new WireClientOptions { ConnectTimeout = TimeSpan.FromSeconds(3), SessionTimeoutMs = 10_000 });
                 }
                 var path = $"/{(random.Next(4) == 0 ? "other" : "feed")}/k{random.Next(20)}";
@@ -359,11 +478,14 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
     /// member that installed a snapshot from its leader has a hole where the snapshot stands in for txns; one that
     /// wrote a snapshot purged the segments before it). The longest such journal is taken.
     /// </summary>
-    private static List<(long, EventType, string, string)> CommittedChanges(TestEnsemble ensemble, string prefix)
+    private static List<(long, EventType, string, string)> CommittedChanges(TestEnsemble ensemble, string prefix) =>
+        CommittedChanges(ensemble.Members.Select(m => (m.Id, m.DataDir)), prefix);
+
+    private static List<(long, EventType, string, string)> CommittedChanges(IEnumerable<(long Id, string DataDir)> members, string prefix)
     {
         List<(long Zxid, byte[] Payload)>? best = null;
         var refused = new List<string>();
-        foreach (var member in ensemble.Members)
+        foreach (var member in members)
         {
             var entries = new List<(long Zxid, byte[] Payload)>();
             FileTxnLog.Read(Path.Combine(Path.GetFullPath(member.DataDir), "txnlog"), (kind, zxid, payload) =>

@@ -132,6 +132,66 @@ public sealed class ChangeFeedWireTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// Retention by bytes and by age on a running server, and what mntr and /metrics show of it: 100 changes of 2 KiB
+    /// under a 64 KiB bound keep only the newest that fit (a subscriber from before them is told Compacted naming where
+    /// memory starts); left idle past retain-time, the timer drops the rest, so even the last write is no longer
+    /// retained, though nothing was written. The limits are shown beside what is retained, in both.
+    /// </summary>
+    [SkippableFact]
+    public async Task Retention_by_bytes_and_by_age_is_enforced_and_shown_in_mntr_and_metrics()
+    {
+        var metricsPort = ServerProcess.FreeLoopbackPort();
+        await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions
+        {
+            ExtraHocon = "coordination.change-feed { retain-txns = 1000, retain-bytes = 64KiB, retain-time = 3s, history-from-journal = off }\n" +
+                         $"coordination.metrics {{ enabled = on, port = {metricsPort} }}",
+        });
+        await Targets.WithServerOutputOnFailure(server, output, async () =>
+        {
+            async Task<Dictionary<string, long>> Mntr() =>
+                (await FourLetterWord.MntrAsync(server.Host, server.Port)).Where(p => p.Key.StartsWith("zk_change_feed_", StringComparison.Ordinal))
+                    .ToDictionary(p => p.Key["zk_".Length..], p => long.Parse(p.Value, System.Globalization.CultureInfo.InvariantCulture));
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            async Task<Dictionary<string, long>> Metrics() =>
+                (await http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics")).Split('\n')
+                    .Where(l => l.StartsWith("change_feed_", StringComparison.Ordinal)).Select(l => l.Split(' '))
+                    .ToDictionary(p => p[0], p => (long)double.Parse(p[1], System.Globalization.CultureInfo.InvariantCulture));
+
+            await using var c = await WireClient.ConnectAsync(server.ConnectString);
+            await c.CreateAsync("/r", null).OkAsync();
+            var zxids = new List<long>();
+            for (var i = 0; i < 100; i++) zxids.Add((await c.SetDataAsync("/r", new byte[2048])).Header.Zxid);
+
+            // By bytes: far fewer than the 1000 txns the count bound allows.
+            var mntr = await Mntr();
+            output.WriteLine(string.Join(", ", mntr.Select(p => $"{p.Key}={p.Value}")));
+            Assert.Equal((1000L, 64L * 1024, 3000L), (mntr["change_feed_retain_txns_limit"], mntr["change_feed_retain_bytes_limit"], mntr["change_feed_retain_time_ms"]));
+            Assert.InRange(mntr["change_feed_retained_bytes"], 2048, 64 * 1024);
+            Assert.InRange(mntr["change_feed_retained_txns"], 1, 40);
+            var (refused, body) = await c.WatchChangesAsync("/r", zxids[0]);
+            Assert.Equal(ErrorCode.Compacted, refused.Err);
+            var retainedAfter = Assert.IsType<ChangeFeedPosition>(body).RetainedAfter;
+            Assert.Equal(mntr["change_feed_retained_after_zxid"], retainedAfter);
+            Assert.Equal(zxids[zxids.Count - (int)mntr["change_feed_retained_txns"] - 1], retainedAfter);   // the newest that fit
+            var metrics = await Metrics();
+            foreach (var name in new[] { "change_feed_retain_txns_limit", "change_feed_retain_bytes_limit", "change_feed_retain_time_ms", "change_feed_retained_txns", "change_feed_retained_after_zxid" })
+                Assert.True(metrics.TryGetValue(name, out var v) && v == mntr[name], $"/metrics {name}: {(metrics.TryGetValue(name, out var m) ? m : "missing")}, mntr {mntr[name]}");
+
+            // By age: idle, the timer drops every change older than 3 s.
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while ((await Mntr())["change_feed_retained_txns"] > 0 && clock.Elapsed < TimeSpan.FromSeconds(15)) await Task.Delay(200);
+            output.WriteLine($"nothing retained {clock.ElapsedMilliseconds} ms after the last write");
+            Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(2), $"changes younger than retain-time were dropped ({clock.ElapsedMilliseconds} ms)");
+            mntr = await Mntr();
+            Assert.Equal((0L, 0L, zxids[^1]), (mntr["change_feed_retained_txns"], mntr["change_feed_retained_bytes"], mntr["change_feed_retained_after_zxid"]));
+            Assert.Equal(ErrorCode.Compacted, (await c.WatchChangesAsync("/r", zxids[^2])).Header.Err);
+            Assert.Equal(ErrorCode.Ok, (await c.WatchChangesAsync("/r", zxids[^1])).Header.Err);
+            metrics = await Metrics();
+            Assert.Equal((0L, zxids[^1]), (metrics["change_feed_retained_txns"], metrics["change_feed_retained_after_zxid"]));
+        });
+    }
+
+    /// <summary>
     /// A subscriber that stops reading while 40 MB of changes commit: the server pauses it (the connection stays open
     /// and is not dropped for its queue, whose bound here is 4 MiB) and holds no more than its retention; when the
     /// subscriber reads again it gets the changes in order and, having fallen behind retention, a Compacted end

@@ -813,6 +813,7 @@ public sealed class ZabPeer
                 NoteLogged([propose.Entry]);
                 break;
             case Commit commit:
+                if (Missed(commit.Zxid)) { Elect(nowMs, outputs); return; }
                 CommitLearner(commit.Zxid, nowMs, outputs);
                 break;
             case Inform inform when Role == PeerState.Observing:
@@ -824,11 +825,21 @@ public sealed class ZabPeer
                 CommitLearner(inform.Entry.Zxid, nowMs, outputs);
                 break;
             case Ping ping:
+                if (Missed(ping.CommittedZxid)) { Elect(nowMs, outputs); return; }
                 outputs.Add(new SendTo(Leader, new PingReply(_myId, _logged, ping.Round)));
                 if (_upToDate) CommitLearner(ping.CommittedZxid, nowMs, outputs);
                 break;
         }
     }
+
+    /// <summary>
+    /// The leader says <paramref name="committed"/> is committed, yet this synchronised learner never received it: on a
+    /// FIFO link its proposal (or inform) came first, so messages were lost without the link breaking (Akka.Remote drops
+    /// what it sends to a gated association, then reconnects; a brief partition does the same). Waiting for the next
+    /// proposal to show the hole would leave this learner serving a stale state, and holding every sync and
+    /// session creation it forwards, for as long as the ensemble has no write; it rejoins instead and is resynchronised.
+    /// </summary>
+    private bool Missed(long committed) => _upToDate && committed > _logged;
 
     /// <summary>
     /// The synced log is durable: only now does the leader's epoch become this learner's current epoch. Saved

@@ -319,10 +319,15 @@ public sealed partial class ReplicaActor
     }
 
     /// <summary>Gives every subscription its turn: what it has not been sent yet, up to a batch, unless its
-    /// connection is backlogged. Re-arms itself while one lags.</summary>
+    /// connection is backlogged. Re-arms itself while one lags. Runs after every applied batch and retention tick,
+    /// so it also keeps mntr's retention gauges current when nobody subscribes.</summary>
     private void PumpFeeds()
     {
-        if (_subscriptions.Count == 0) return;
+        if (_subscriptions.Count == 0)
+        {
+            PublishFeedMetrics();
+            return;
+        }
         var lagging = false;
         var sent = 0;
         for (var i = _subscriptions.Count - 1; i >= 0; i--)
