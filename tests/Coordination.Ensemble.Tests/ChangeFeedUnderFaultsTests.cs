@@ -193,7 +193,12 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
         var random = new Random(seed);
         await using var client = await CoordinationClient.ConnectAsync(new CoordinationClientOptions
         {
-            ConnectString = cluster.ConnectString, SessionTimeout = TimeSpan.FromSeconds(10),
+            // 20 s (the real processes' tick of 1 s allows it; in process it is capped at 10 s, where a fault closes
+            // the connection at once): a subscriber only receives, so it pings once a third of
+            // its timeout and its member last saw it up to that long before a SIGSTOP; it gives up on the frozen
+            // member two thirds of its timeout after the last thing received. With 10 s that left no margin for the
+            // reconnect (as with ZooKeeper's client), and the session expired in CI under load.
+            ConnectString = cluster.ConnectString, SessionTimeout = TimeSpan.FromSeconds(20),
         });
         await using var cache = await TreeCache.StartAsync(client, "/feed");
         var startReads = cache.Reads;
@@ -323,7 +328,7 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
         {
             var ensemble = await EnsembleProcesses.StartAsync(ServerKind.Ours, 3, new EnsembleProcessesOptions
             {
-                ExtraHocon = NoSnapshots, Log = log,
+                ExtraHocon = NoSnapshots, Log = log, TickTimeMs = 1000,   // sessions of up to 20 s
             });
             await using (var setup = await WireClient.ConnectAnyAsync(ensemble.ConnectString))
             {
