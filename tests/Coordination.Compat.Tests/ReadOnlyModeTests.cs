@@ -28,19 +28,22 @@ public sealed class ReadOnlyModeTests(ITestOutputHelper output)
     private static readonly TimeSpan ClientTimeout = TimeSpan.FromSeconds(180);
     private const string CheckedPath = "/ro-check";
 
+    /// <summary>Server, client, and whether ours runs with local sessions too (Apache always does).</summary>
+    public static TheoryData<string, string, bool> Cases => new()
+    {
+        { "ours", "kazoo", false },
+        { "ours", "java", true },
+        { "apache", "kazoo", true },
+        { "apache", "java", true },
+    };
+
     [SkippableTheory]
-    [InlineData("ours", "kazoo", false)]
-    [InlineData("ours", "java", true)]
-    [InlineData("apache", "kazoo", true)]
-    [InlineData("apache", "java", true)]
+    [MemberData(nameof(Cases))]
     public Task Member_cut_off_from_its_quorum_serves_reads_refuses_writes_and_the_client_moves_back_after_the_heal(string target, string client, bool localSessions) =>
         RunAsync(target, client, localSessions, partitioned: false);
 
     [SkippableTheory]
-    [InlineData("ours", "kazoo", false)]
-    [InlineData("ours", "java", true)]
-    [InlineData("apache", "kazoo", true)]
-    [InlineData("apache", "java", true)]
+    [MemberData(nameof(Cases))]
     public Task Member_partitioned_from_its_peers_in_network_namespaces_serves_reads_refuses_writes_and_turns_read_write_after_the_heal(string target, string client, bool localSessions) =>
         RunAsync(target, client, localSessions, partitioned: true);
 
