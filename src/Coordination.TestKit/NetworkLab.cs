@@ -11,7 +11,7 @@ namespace Coordination.TestKit;
 /// member and one for the test's clients, each joined by a veth pair to a bridge in a hub namespace. The addresses
 /// (10.201.0.0/24) exist only on interfaces of these namespaces, so no traffic leaves the machine and the root
 /// namespace is not touched. The test process reaches the members through sockets created in the client namespace
-/// (<see cref="CreateSocket"/>); members run through <c>ip netns exec</c> (<see cref="LaunchPrefixOf"/>).
+/// (<see cref="CreateSocket"/>), client processes through <see cref="ClientLaunchPrefix"/>; members run through <c>ip netns exec</c> (<see cref="LaunchPrefixOf"/>).
 /// Faults are iptables rules and htb classes inside the member namespaces: <see cref="Isolate"/>,
 /// <see cref="CutLink"/>, <see cref="Slow"/>, <see cref="Lossy"/>; <see cref="HealAll"/> removes them all.
 /// This kernel has no netem (no sch_netem, no modules to load), so delay is an htb bandwidth cap on the member links
@@ -67,6 +67,18 @@ public sealed class NetworkLab : IEnsembleNetwork, IDisposable
         return null;
     }
 
+    /// <summary>
+    /// Why a test that needs network namespaces is skipped here (with how to make that a failure), or null when they can
+    /// be used; throws when they cannot but COORDINATION_REQUIRE_NETNS=1 (set by CI) requires them.
+    /// </summary>
+    public static string? SkipReason()
+    {
+        if (Unavailable() is not { } reason) return null;
+        if (Environment.GetEnvironmentVariable("COORDINATION_REQUIRE_NETNS") == "1")
+            throw new InvalidOperationException($"COORDINATION_REQUIRE_NETNS=1 but {reason}");
+        return reason + " (set COORDINATION_REQUIRE_NETNS=1 to fail instead)";
+    }
+
     /// <summary>Creates the namespaces, bridge and links for <paramref name="members"/> members (ids 1..N) and the client namespace.</summary>
     public static NetworkLab Create(int members, Action<string>? log = null)
     {
@@ -91,6 +103,8 @@ public sealed class NetworkLab : IEnsembleNetwork, IDisposable
     public string AddressOf(long id) => $"{Subnet}.{10 + id}";
     public string ClientAddress => $"{Subnet}.2";
     public IReadOnlyList<string> LaunchPrefixOf(long id) => ["ip", "netns", "exec", NamespaceOf(id)];
+    /// <summary>The command prefix that starts a client process (kazoo, the Java client) in the client namespace, beside <see cref="CreateSocket"/>'s sockets.</summary>
+    public IReadOnlyList<string> ClientLaunchPrefix => ["ip", "netns", "exec", ClientNamespace];
     private IEnumerable<long> Ids => Enumerable.Range(1, _members).Select(i => (long)i);
 
     private void Build()

@@ -16,9 +16,7 @@ public sealed class NetworkLabTests
     /// <summary>Skips (or fails, with COORDINATION_REQUIRE_NETNS=1 as in CI) when network namespaces cannot be used here.</summary>
     internal static void RequireNetns()
     {
-        if (NetworkLab.Unavailable() is not { } reason) return;
-        if (Environment.GetEnvironmentVariable("COORDINATION_REQUIRE_NETNS") == "1") Assert.Fail($"COORDINATION_REQUIRE_NETNS=1 but {reason}");
-        Skip.If(true, reason + " (set COORDINATION_REQUIRE_NETNS=1 to fail instead)");
+        if (NetworkLab.SkipReason() is { } reason) Skip.If(true, reason);
     }
 
     private static string[] Namespaces()

@@ -4,11 +4,12 @@
 Usage:
     python3 kazoo_readonly.py --hosts H1:P1,H2:P2,H3:P3 --path /p --data D --ro-file F --heal-file H [--timeout S]
 
-The caller has cut the LAST host of --hosts off from its quorum (the other members are down) and created --path
-holding --data before. The client connects (hosts in the given order), must be told it is connected read-only,
-read --path and its children, and get NotReadOnly for create, setData, delete and sync. It then prints
-"READ-ONLY OK", creates --ro-file and waits for --heal-file (the caller restores the quorum and creates it), after
-which it must move by itself to a read-write member (kazoo probes the first host with isro) and write there.
+The caller has cut the LAST host of --hosts off from its quorum (the other members are down, or --hosts names only
+that member and a network partition cuts it off from the others) and created --path holding --data before. The
+client connects (hosts in the given order), must be told it is connected read-only, read --path and its children,
+and get NotReadOnly for create, setData, delete and sync. It then prints "READ-ONLY OK", creates --ro-file and waits
+for --heal-file (the caller restores the quorum and creates it), after which it must move by itself to a read-write
+member (kazoo probes the hosts with isro, the first one first) and write there.
 Exit 0 on pass ("PASS"), 1 with a message on failure.
 """
 

@@ -15,11 +15,12 @@ import org.apache.zookeeper.ZooKeeper;
  *
  * Usage: java ZkReadOnly H1:P1,H2:P2,H3:P3 PATH DATA RO_FILE HEAL_FILE
  *
- * The caller has cut one member off from its quorum (the others are down) and created PATH holding DATA. The client
- * must be told ConnectedReadOnly, read PATH and its children, and get NotReadOnly for create, setData, delete and
- * sync. It then prints "READ-ONLY OK", creates RO_FILE and waits for HEAL_FILE (the caller restores the quorum), after
- * which the client must move by itself to a read-write member (it probes the others with isro: SyncConnected) and
- * write there. Exit 0 on pass ("PASS"), 1 with a message on failure; a watchdog ends a hung run.
+ * The caller has cut one member off from its quorum (the others are down, or a network partition cuts it off from
+ * them) and created PATH holding DATA. The client must be told ConnectedReadOnly, read PATH and its children, and get
+ * NotReadOnly for create, setData, delete and sync. It then prints "READ-ONLY OK", creates RO_FILE and waits for
+ * HEAL_FILE (the caller restores the quorum), after which the client must move by itself to a read-write member (it
+ * probes its hosts with isro: SyncConnected) and write there. Exit 0 on pass ("PASS"), 1 with a message on failure;
+ * a watchdog ends a hung run.
  */
 public final class ZkReadOnly {
     private static void fail(String msg) {
