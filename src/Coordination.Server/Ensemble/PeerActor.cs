@@ -192,9 +192,8 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
         Receive<Tick>(_ => { });
         Receive<Akka.Remote.DisassociatedEvent>(_ => { });
         Housekeeping();
-        Receive<ZabMessage>(_ => Stash.Stash());
-        Receive<SyncEntriesPart>(_ => Stash.Stash());
-        Receive<ConfirmLeadership>(_ => Stash.Stash());
+        // Everything else (Zab messages, batched proposals, sync pieces, leadership questions) waits for the install.
+        ReceiveAny(_ => Stash.Stash());
     }
 
     /// <summary>Whatever names a member (the From of Zab and ensemble messages) must come from that member's link:
