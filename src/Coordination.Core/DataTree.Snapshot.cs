@@ -373,6 +373,25 @@ public sealed partial class DataTree
             return result;
         }
 
+        /// <summary>Skips a length-prefixed string or data field (length -1: null).</summary>
+        public void SkipField()
+        {
+            var length = ReadInt();
+            if (length == -1) return;
+            if (length < 0 || length > MaxSnapshotField) throw new InvalidDataException($"bad count {length}");
+            Skip(length);
+        }
+
+        public void Skip(int count)
+        {
+            while (count > 0)
+            {
+                var step = Math.Min(count, _buffer.Length);
+                Take(step);
+                count -= step;
+            }
+        }
+
         public string ReadString()
         {
             var length = ReadCount();

@@ -91,6 +91,8 @@ public sealed class FuzzySnapshotTests
         for (var i = rng.Next(0, 50); i > 0; i--) RandomStep(h, rng, sessions, ref nextSession);
 
         bytes.Position = 0;
+        Assert.Equal((snapshot.StartZxid, snapshot.EndZxid), DataTree.ReadSnapshotZxids(bytes));
+        bytes.Position = 0;
         var recovered = DataTree.ReadSnapshot(bytes);
         Assert.Equal(snapshot.StartZxid, recovered.LastZxid);
         Assert.Equal(snapshot.EndZxid, recovered.SnapshotEndZxid);
@@ -163,13 +165,36 @@ public sealed class FuzzySnapshotTests
     }
 
     [Fact]
+    public void Snapshot_zxids_are_read_without_the_tree_and_a_truncated_file_is_refused()
+    {
+        var h = new Harness();
+        for (var i = 0; i < 50; i++) h.Create($"/n{i}", i % 2 == 0 ? [(byte)i] : null);
+        var whole = new MemoryStream();
+        h.Tree.WriteSnapshot(whole);
+        whole.Position = 0;
+        Assert.Equal((h.Tree.LastZxid, h.Tree.LastZxid), DataTree.ReadSnapshotZxids(whole));
+
+        var snapshot = h.Tree.BeginFuzzySnapshot();
+        var fuzzy = new MemoryStream();
+        for (var i = 50; !snapshot.WriteChunk(7); i++)
+        {
+            fuzzy.Write(snapshot.TakeBytes());
+            h.Create($"/n{i}", [(byte)i]);
+        }
+        var bytes = fuzzy.ToArray().Concat(snapshot.TakeBytes()).ToArray();
+        Assert.True(snapshot.EndZxid > snapshot.StartZxid);
+        Assert.Equal((snapshot.StartZxid, snapshot.EndZxid), DataTree.ReadSnapshotZxids(new MemoryStream(bytes)));
+        Assert.Throws<InvalidDataException>(() => DataTree.ReadSnapshotZxids(new MemoryStream(bytes[..(bytes.Length / 2)])));
+    }
+
+    [Fact]
     public void Truncated_or_corrupted_fuzzy_snapshot_is_rejected()
     {
         var h = new Harness();
         for (var i = 0; i < 50; i++) h.Create($"/n{i}", [(byte)i]);
         var snapshot = h.Tree.BeginFuzzySnapshot();
         while (!snapshot.WriteChunk(7)) { }
-        var bytes = snapshot.TakeBytes();
+        var bytes = snapshot.TakeBytes().ToArray();
         Assert.Equal(h.Tree.Digest(), DataTree.ReadSnapshot(new MemoryStream(bytes)).Digest());
         Assert.Throws<InvalidDataException>(() => DataTree.ReadSnapshot(new MemoryStream(bytes[..^20])));
         var corrupt = (byte[])bytes.Clone();

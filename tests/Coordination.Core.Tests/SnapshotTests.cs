@@ -98,7 +98,7 @@ public class SnapshotTests
         var plain = Read(Write(h.Tree));
         var snapshot = h.Tree.BeginFuzzySnapshot();
         while (!snapshot.WriteChunk(2)) { }
-        var fuzzy = Read(snapshot.TakeBytes());
+        var fuzzy = Read(snapshot.TakeBytes().ToArray());
         foreach (var copy in new[] { plain, fuzzy })
         {
             AssertSameTree(h.Tree, copy);
@@ -120,7 +120,7 @@ public class SnapshotTests
         Assert.Equal(secret, h.Tree.SessionSecret);
         var snapshot = h.Tree.BeginFuzzySnapshot();
         while (!snapshot.WriteChunk(3)) { }
-        Assert.Equal(secret, Read(snapshot.TakeBytes()).SessionSecret);
+        Assert.Equal(secret, Read(snapshot.TakeBytes().ToArray()).SessionSecret);
         Assert.Equal(secret, Read(Write(h.Tree)).SessionSecret);
         Assert.Null(Read(Write(new DataTree())).SessionSecret);
     }

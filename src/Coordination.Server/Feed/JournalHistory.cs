@@ -94,13 +94,28 @@ internal static class JournalHistory
         }
     }
 
+    /// <summary>Where the history of a snapshot base starts (its end zxid, as <see cref="Load"/>'s tree would say), or
+    /// null when its snapshot cannot be read.</summary>
+    private static long? EndOf(Base b)
+    {
+        try
+        {
+            using var fs = new FileStream(b.Path!, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
+            return DataTree.ReadSnapshotZxids(fs).End;
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>The zxid after which history can be rebuilt from this journal, or null when it cannot.</summary>
     public static long? Floor(JournalRecords journal, IReadOnlyList<(long Zxid, string Path)> snapshots)
     {
         foreach (var b in Bases(KeptZxids(journal), snapshots))
         {
             if (b.Path is null) return 0;
-            if (Load(b) is { } tree) return Math.Max(tree.LastZxid, tree.SnapshotEndZxid);
+            if (EndOf(b) is { } end) return end;
         }
         return null;
     }
