@@ -63,8 +63,7 @@ public sealed partial class CoordinationServer
             throw new ConfigurationException("an embedded member needs coordination.persistence.enabled = on and journal = file " +
                 "(the SQL and persistent-file journals need their plugins in the application's config)");
         var files = new SnapshotFiles(settings.DataDir, persistence.SnapshotsRetained, persistence.Purge);
-        var snapshots = new SnapshotPolicy(files, persistence.SnapshotEveryTxns, persistence.SnapshotEveryBytes, persistence.SnapshotChunkNodes,
-            new Feed.FileJournalRecords(persistence.LogDirectory));
+        var snapshots = SnapshotPolicy.For(files, persistence, new Feed.FileJournalRecords(persistence.LogDirectory));
         var ensemble = MembershipOf(full);
         IActorRef node;
         EnsembleState? state = null;

@@ -93,8 +93,7 @@ public sealed partial class CoordinationServer : IAsyncDisposable
                 tree = recovered.Tree;
                 log = recovered.Log;
                 files.AttachLog(log);
-                snapshots = new SnapshotPolicy(files, persistence.SnapshotEveryTxns, persistence.SnapshotEveryBytes, persistence.SnapshotChunkNodes,
-                    JournalRecords.Of(system, persistence, ensemble: false));
+                snapshots = SnapshotPolicy.For(files, persistence, JournalRecords.Of(system, persistence, ensemble: false));
             }
             else
             {
@@ -168,8 +167,7 @@ public sealed partial class CoordinationServer : IAsyncDisposable
         var system = CreateSystem(full, persistence);
         try
         {
-            var snapshots = new SnapshotPolicy(files, persistence.SnapshotEveryTxns, persistence.SnapshotEveryBytes, persistence.SnapshotChunkNodes,
-                JournalRecords.Of(system, persistence, ensemble: true));
+            var snapshots = SnapshotPolicy.For(files, persistence, JournalRecords.Of(system, persistence, ensemble: true));
             var members = ensemble.Members(((ExtendedActorSystem)system).Provider.DefaultAddress.Protocol);
             var (spec, state) = MemberNode(system, settings, persistence, files, snapshots, ensemble, members);
             var (replica, sessions, tracker) = StartNode(system, spec);

@@ -18,6 +18,7 @@ public sealed record PersistenceSettings
     public bool ForceSync { get; init; } = true;
     public long SnapshotEveryTxns { get; init; } = 100_000;
     public long SnapshotEveryBytes { get; init; } = 64L << 20;
+    public double SnapshotLogRatio { get; init; } = 1.0;
     public int SnapshotChunkNodes { get; init; } = 2000;
     public int SnapshotsRetained { get; init; } = 3;
     public bool Purge { get; init; } = true;
@@ -82,6 +83,7 @@ public sealed record PersistenceSettings
             ForceSync = c.GetBoolean("force-sync", true),
             SnapshotEveryTxns = c.GetLong("snapshot-every-txns", 100_000),
             SnapshotEveryBytes = c.GetByteSize("snapshot-every-bytes") ?? (64L << 20),
+            SnapshotLogRatio = Math.Max(0, c.GetDouble("snapshot-log-ratio", 1.0)),
             SnapshotChunkNodes = c.GetInt("snapshot-chunk-nodes", 2000),
             SnapshotsRetained = Math.Max(1, c.GetInt("snapshots-retained", 3)),
             Purge = c.GetBoolean("purge", true),

@@ -195,7 +195,26 @@ public sealed class SnapshotFiles
 
 /// <summary>When the replica takes fuzzy snapshots and where it writes them; <paramref name="History"/> is the journal
 /// the change feed reads history from, with these snapshots (null: none).</summary>
-public sealed record SnapshotPolicy(SnapshotFiles Files, long EveryTxns, long EveryBytes, int ChunkNodes, Feed.JournalRecords? History = null);
+public sealed record SnapshotPolicy(SnapshotFiles Files, long EveryTxns, long EveryBytes, int ChunkNodes, Feed.JournalRecords? History = null)
+{
+    /// <summary>The share of the tree's size the txns since the last snapshot must reach too (reference.conf,
+    /// snapshot-log-ratio).</summary>
+    public double LogRatio { get; init; } = 1.0;
+
+    /// <summary>The policy the persistence settings describe.</summary>
+    public static SnapshotPolicy For(SnapshotFiles files, PersistenceSettings settings, Feed.JournalRecords? history) =>
+        new(files, settings.SnapshotEveryTxns, settings.SnapshotEveryBytes, settings.SnapshotChunkNodes, history) { LogRatio = settings.SnapshotLogRatio };
+
+    /// <summary>Whether the txns since the last snapshot (<paramref name="bytes"/> as estimated) call for a new one:
+    /// ZooKeeper's counts, and once the tree the last one wrote (<paramref name="snapshotBytes"/>, see
+    /// <see cref="SizeOf"/>) outgrew <see cref="EveryBytes"/>, also <see cref="LogRatio"/> times its size. Against the
+    /// last snapshot, not the tree now: a tree that only grows would otherwise never catch up with itself.</summary>
+    public bool IsDue(long txns, long bytes, long snapshotBytes) =>
+        (txns >= EveryTxns || bytes >= EveryBytes) && (snapshotBytes <= EveryBytes || bytes >= LogRatio * snapshotBytes);
+
+    /// <summary>About what a snapshot of <paramref name="tree"/> writes: data, paths and 80 bytes of stat a znode.</summary>
+    public static long SizeOf(DataTree tree) => tree.ApproximateDataSize + 80L * tree.NodeCount;
+}
 
 /// <summary>Asks the replica to begin a snapshot now; it answers the start zxid, or -1 if one is already running.</summary>
 public sealed record TakeSnapshot

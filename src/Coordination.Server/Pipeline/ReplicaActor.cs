@@ -40,6 +40,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     private readonly SnapshotPolicy? _snapshots;
     private long _txnsSinceSnapshot;
     private long _bytesSinceSnapshot;
+    private long? _snapshotTreeBytes;   // SnapshotPolicy.SizeOf the tree the last snapshot began with (null: unknown)
     private DataTree.FuzzySnapshot? _snapshot;
     private SnapshotFiles.Writer? _snapshotWriter;
     private bool _snapshotBusy;
@@ -282,7 +283,8 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         {
             _txnsSinceSnapshot += batch.Count;
             foreach (var proposal in batch) _bytesSinceSnapshot += EstimateSize(proposal.Txn);
-            if (_txnsSinceSnapshot >= policy.EveryTxns || _bytesSinceSnapshot >= policy.EveryBytes) StartSnapshot();
+            _snapshotTreeBytes ??= SnapshotPolicy.SizeOf(_tree);   // after a start: about what it recovered
+            if (policy.IsDue(_txnsSinceSnapshot, _bytesSinceSnapshot, _snapshotTreeBytes.Value)) StartSnapshot();
         }
     }
 
@@ -304,6 +306,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         _snapshotBusy = true;
         _txnsSinceSnapshot = 0;
         _bytesSinceSnapshot = 0;
+        _snapshotTreeBytes = SnapshotPolicy.SizeOf(_tree);
         _snapshot = _tree.BeginFuzzySnapshot();
         _snapshotWriter = policy.Files.Begin(_snapshot.StartZxid);
         Self.Tell(SnapshotChunk.Instance);
@@ -318,6 +321,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         _snapshotBusy = false;
         _txnsSinceSnapshot = 0;
         _bytesSinceSnapshot = 0;
+        _snapshotTreeBytes = null;
     }
 
     private void WriteSnapshotChunk()
