@@ -129,31 +129,6 @@ public sealed class BenchSmokeTests(ITestOutputHelper output)
         Assert.True(ops > 0, $"no getData throughput in: {row}");
     }
 
-    /// <summary>
-    /// session-churn --compare on our 3-node ensemble with local sessions off and on: sessions open and close on a
-    /// follower without errors, and the txns per session show what local sessions save: a global session costs the
-    /// leader two txns (createSession, closeSession), a local one none.
-    /// </summary>
-    [Fact]
-    public async Task Session_churn_compares_local_sessions_off_and_on_and_a_local_session_costs_no_txn()
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = await BenchApp.RunAsync(["session-churn", "--compare", "--targets", "ours,ours-local", "--modes", "close", "--runs", "1",
-            "--workers", "4", "--warmup", "1s", "--duration", "2s", "--time-limit", "3m"], stdout, stderr);
-        output.WriteLine(stderr.ToString());
-        output.WriteLine(stdout.ToString());
-        Assert.Equal(0, code);
-        double Cell(string server, int column)
-        {
-            var row = stdout.ToString().Split('\n').Single(l => l.StartsWith("| connect+close", StringComparison.Ordinal) && l.Split('|')[2].Trim() == server);
-            return double.Parse(row.Split('|')[column].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
-        }
-        Assert.True(Cell("ours", 3) > 0 && Cell("ours local", 3) > 0, "no sessions/s");
-        Assert.InRange(Cell("ours", 5), 1.8, 2.2);
-        Assert.InRange(Cell("ours local", 5), 0, 0.05);
-    }
-
     /// <summary>Runs the side-by-side verb; checks it exited 0 and returns the table it printed.</summary>
     private async Task<string> RunSideBySideAsync(string[] args)
     {
