@@ -684,6 +684,47 @@ public sealed partial class DataTree
     /// <summary>Paths that have a quota (for listquota-style reporting and tests).</summary>
     public IReadOnlyCollection<string> QuotaRoots => (IReadOnlyCollection<string>?)_quotaRoots ?? Array.Empty<string>();
 
+    /// <summary>
+    /// ZooKeeper 3.8's per-namespace quota gauges (QuotaMetricsUtils, mntr's <c>&lt;ns&gt;_quota_*_per_namespace</c>),
+    /// by top-level namespace in ordinal order: every leaf of /zookeeper/quota named zookeeper_limits adds its limits
+    /// (the hard limit where one is set, else the soft one) and every leaf named zookeeper_stats its usage to the
+    /// namespace of the path it sits under. Walks the quota subtree only.
+    /// </summary>
+    public IReadOnlyList<NamespaceQuota> QuotaPerNamespace()
+    {
+        if (Lookup(QuotaPath) is not { Kids.Map.Count: > 0 } quota) return [];
+        var byNamespace = new SortedDictionary<string, NamespaceQuota>(StringComparer.Ordinal);
+        var buffer = new char[256];
+        QuotaPath.CopyTo(buffer);
+        WalkFrom(quota, QuotaPath.Length, ref buffer, sorted: false, (path, node) =>
+        {
+            if (node.Kids is { Map.Count: > 0 } || node.Data is null) return;
+            var name = path[(path.LastIndexOf('/') + 1)..];
+            var limits = name.SequenceEqual(QuotaLimitNode);
+            if (!limits && !name.SequenceEqual(QuotaStatNode) || TopNamespace(path[QuotaPath.Length..]) is not { } ns) return;
+            var values = QuotaStats.Parse(node.Data);
+            var sum = byNamespace.GetValueOrDefault(ns) ?? new NamespaceQuota(ns, null, null, null, null);
+            byNamespace[ns] = limits
+                ? sum with
+                {
+                    CountLimit = (sum.CountLimit ?? 0) + (values.CountHardLimit > -1 ? values.CountHardLimit : values.Count),
+                    BytesLimit = (sum.BytesLimit ?? 0) + (values.ByteHardLimit > -1 ? values.ByteHardLimit : values.Bytes),
+                }
+                : sum with { CountUsage = (sum.CountUsage ?? 0) + values.Count, BytesUsage = (sum.BytesUsage ?? 0) + values.Bytes };
+        });
+        return [.. byNamespace.Values];
+    }
+
+    /// <summary>ZooKeeper's PathUtils.getTopNamespace: the first component of <paramref name="path"/> ("/a/b" gives
+    /// "a"), null for "/".</summary>
+    internal static string? TopNamespace(ReadOnlySpan<char> path)
+    {
+        var rest = path.Length > 0 && path[0] == '/' ? path[1..] : path;
+        var end = rest.IndexOf('/');
+        var first = end < 0 ? rest : rest[..end];
+        return first.IsEmpty && end < 0 ? null : first.ToString();
+    }
+
     /// <summary>Visits every node depth-first with its path (children in ordinal order when <paramref name="sorted"/>),
     /// parents before children. The path span is only valid during the callback.</summary>
     internal void Walk(bool sorted, WalkVisitor visitor)
@@ -728,6 +769,13 @@ public sealed partial class DataTree
         for (var i = names.Length - 1; i >= 0; i--) stack.Push((kids.Map[names[i]], names[i], length)); // pop in order
     }
 }
+
+/// <summary>
+/// One top-level namespace's quota figures as ZooKeeper 3.8 reports them per namespace: the limits summed over the
+/// quotas under it (hard limits where set, else soft; -1 for a limit not set) and the usage summed over their stats
+/// nodes; null where the namespace has no such node.
+/// </summary>
+public sealed record NamespaceQuota(string Namespace, long? CountLimit, long? BytesLimit, long? CountUsage, long? BytesUsage);
 
 /// <summary>ZooKeeper's StatsTrack text: "count=N,bytes=M", then (when present) "=;key=value;..." with the other keys
 /// sorted, e.g. "count=5,bytes=-1=;byteHardLimit=-1;countHardLimit=-1". Pairs are separated by ',' or ';'.</summary>

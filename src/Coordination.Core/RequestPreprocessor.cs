@@ -88,6 +88,10 @@ public sealed partial class RequestPreprocessor
     /// <summary>Told "Quota exceeded: ..." (ZooKeeper's message) for a write past a soft or hard limit.</summary>
     public Action<string>? QuotaWarning { get; init; }
 
+    /// <summary>Told the top-level namespace of the quota a write was refused by (its hard limit): ZooKeeper's
+    /// <c>&lt;ns&gt;_quota_exceeded_error_per_namespace</c> counter.</summary>
+    public Action<string>? QuotaRefused { get; init; }
+
     /// <summary>Number of change records of prepared but unapplied txns (ZooKeeper's outstandingChanges size).</summary>
     public int OutstandingChanges => _queue.Count - _head;
 
@@ -572,6 +576,7 @@ public sealed partial class RequestPreprocessor
         var kind = what == "count" ? "Count" : "Byte";
         QuotaWarning?.Invoke(string.Create(CultureInfo.InvariantCulture,
             $"Quota exceeded: {root} [current {what}={value}, {(hard ? "hard" : "soft")}{kind}Limit={limit}]"));
+        if (hard && DataTree.TopNamespace(root) is { } ns) QuotaRefused?.Invoke(ns);
         return hard;
     }
 

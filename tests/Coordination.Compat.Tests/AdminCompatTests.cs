@@ -165,6 +165,65 @@ public abstract class AdminCompatTestsBase(IParityServer target, ITestOutputHelp
         Assert.Equal(HttpStatusCode.OK, unknownStatus);
         Assert.Equal("Unknown command: no_such_command", unknown.GetProperty("error").GetString());
     }
+
+    /// <summary>
+    /// The keys ZooKeeper 3.8 makes at run time per top-level namespace with a quota (QuotaMetricsUtils) carry the
+    /// same values on both servers, in mntr and monitor: two quotas in one namespace (a hard count limit on one path,
+    /// soft count and byte limits on another) sum their limits (the hard one where set, else the soft one, -1 for
+    /// none) and their usage, and the create the hard limit refuses counts one quota_exceeded_error. Ours also
+    /// serves them on /metrics as ZooKeeper's Prometheus provider does: one family per set, the namespace as label.
+    /// </summary>
+    [SkippableFact]
+    public async Task Per_namespace_quota_keys_carry_ZooKeepers_values()
+    {
+        CompatEnvironment.SkipUnlessAvailable(needsKazoo: false);
+        var ns = $"nsq{Guid.NewGuid():N}"[..16];
+        await using var client = await WireClient.ConnectAsync(await target.Server.GetHostsAsync());
+        foreach (var path in (string[])[$"/{ns}", $"/{ns}/app", $"/{ns}/other"])
+            Assert.Equal(ErrorCode.Ok, (await client.CreateAsync(path, [])).Header.Err);
+        await ParityZkCli.RunAsync(target, output, "setquota", "-N", "4", $"/{ns}/app");
+        await ParityZkCli.RunAsync(target, output, "setquota", "-n", "10", $"/{ns}/other");
+        await ParityZkCli.RunAsync(target, output, "setquota", "-b", "1000", $"/{ns}/other");
+        foreach (var (path, data) in (ValueTuple<string, string>[])[($"/{ns}/app/a", "xyz"), ($"/{ns}/app/b", "xyz"), ($"/{ns}/app/c", "xyz"), ($"/{ns}/other/c", "12345")])
+            Assert.Equal(ErrorCode.Ok, (await client.CreateAsync(path, System.Text.Encoding.ASCII.GetBytes(data))).Header.Err);
+        // /{ns}/app holds 4 nodes, its hard count limit: the fifth is refused.
+        Assert.Equal(ErrorCode.QuotaExceeded, (await client.CreateAsync($"/{ns}/app/d", [])).Header.Err);
+
+        // Limits: count 4 (hard) + 10 (soft), bytes -1 (none) + 1000; usage: 4 + 2 nodes, 9 + 5 bytes.
+        var expected = new Dictionary<string, long>
+        {
+            [$"{ns}_quota_count_limit_per_namespace"] = 14,
+            [$"{ns}_quota_bytes_limit_per_namespace"] = 999,
+            [$"{ns}_quota_count_usage_per_namespace"] = 6,
+            [$"{ns}_quota_bytes_usage_per_namespace"] = 14,
+            [$"{ns}_quota_exceeded_error_per_namespace"] = 1,
+        };
+        var mntrText = await FourLetterWordAsync("mntr");
+        var mntr = mntrText.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('\t')).ToDictionary(p => p[0][3..], p => p[1]);
+        var (_, monitor) = await GetAsync("monitor");
+        foreach (var (key, value) in expected)
+        {
+            Assert.True(mntr.TryGetValue(key, out var text), $"mntr has no {key}: {string.Join(", ", mntr.Keys.Where(k => k.StartsWith(ns, StringComparison.Ordinal)))}");
+            Assert.Equal(value.ToString(System.Globalization.CultureInfo.InvariantCulture), text);
+            Assert.True(monitor.TryGetProperty(key, out var json), $"monitor has no {key}");
+            Assert.Equal(value, json.GetInt64());
+        }
+        Assert.Equal(expected.Keys.Order(), mntr.Keys.Where(k => k.StartsWith(ns + "_", StringComparison.Ordinal)).Order());
+        ZooKeeperMonitorKeys.AssertKeys(mntr.Keys, "standalone", target is OursParityFixture, "mntr with a quota");
+        ZooKeeperMonitorKeys.AssertOrder(mntrText, "standalone", "mntr with a quota");
+
+        if (target is OursParityFixture)
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+            var metrics = await http.GetStringAsync($"http://127.0.0.1:{target.AdminPort}/metrics");
+            foreach (var (key, value) in expected)
+            {
+                var family = key[(ns.Length + 1)..];
+                Assert.Contains($"{family}{{key=\"{ns}\"}} {value}\n", metrics);
+                Assert.Equal(1, metrics.Split('\n').Count(l => l.StartsWith($"# TYPE {family} ", StringComparison.Ordinal)));
+            }
+        }
+    }
 }
 
 [Collection(ApacheParityCollection.Name)]

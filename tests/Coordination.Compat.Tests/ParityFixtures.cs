@@ -9,6 +9,21 @@ public interface IParityServer
     int AdminPort { get; }
 }
 
+/// <summary>zkCli, unchanged, against a parity server.</summary>
+public static class ParityZkCli
+{
+    private static readonly TimeSpan ClientTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>Runs one zkCli command against <paramref name="target"/> and returns its output (logged).</summary>
+    public static async Task<string> RunAsync(IParityServer target, Xunit.Abstractions.ITestOutputHelper output, params string[] command)
+    {
+        var result = await ProcessRunner.RunAsync(CompatEnvironment.ZkCli, ["-server", await target.Server.GetHostsAsync(), .. command], ClientTimeout);
+        output.WriteLine($"[{target.Server.Target}] zkCli {string.Join(' ', command)}: exit {result.ExitCode}\n{result.Output.TrimEnd()}");
+        Assert.False(result.TimedOut, $"zkCli {string.Join(' ', command)} timed out against {target.Server.Target}");
+        return result.Output;
+    }
+}
+
 /// <summary>Apache ZooKeeper 3.8 with zookeeper.enforceQuota=true and its AdminServer (Jetty) enabled.</summary>
 public sealed class ApacheParityFixture : ApacheZooKeeperFixture, IParityServer
 {
@@ -42,6 +57,7 @@ public sealed class OursParityFixture : ServerFixture, IParityServer
             coordination {
               enforce-quota = on
               admin { enabled = on, address = "127.0.0.1", port = {{AdminPort}} }
+              metrics { enabled = on, address = "127.0.0.1", port = {{AdminPort}} }
             }
             """);
     }

@@ -9,15 +9,7 @@ namespace Coordination.Compat.Tests;
 /// </summary>
 public abstract class QuotaCompatTestsBase(IParityServer target, ITestOutputHelper output)
 {
-    private static readonly TimeSpan ClientTimeout = TimeSpan.FromSeconds(60);
-
-    private async Task<string> ZkCliAsync(params string[] command)
-    {
-        var result = await ProcessRunner.RunAsync(CompatEnvironment.ZkCli, ["-server", await target.Server.GetHostsAsync(), .. command], ClientTimeout);
-        output.WriteLine($"[{target.Server.Target}] zkCli {string.Join(' ', command)}: exit {result.ExitCode}\n{result.Output.TrimEnd()}");
-        Assert.False(result.TimedOut, $"zkCli {string.Join(' ', command)} timed out against {target.Server.Target}");
-        return result.Output;
-    }
+    private Task<string> ZkCliAsync(params string[] command) => ParityZkCli.RunAsync(target, output, command);
 
     private static string Unique(string what) => $"/quota-{what}-{Guid.NewGuid():N}"[..24];
 

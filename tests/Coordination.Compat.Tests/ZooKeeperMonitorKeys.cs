@@ -177,7 +177,7 @@ public static partial class ZooKeeperMonitorKeys
     /// <summary>Keys Apache makes at run time: a summary per learner handler on the leader (named by the learner's
     /// server id) and per top-level namespace read from or written to (bytes per namespace), and, once a quota exists
     /// under a namespace, its quota gauges and exceeded counter (3.8's QuotaMetricsUtils; a server shared with the
-    /// quota tests has them). Ours does not report the quota ones yet.</summary>
+    /// quota tests has them). Ours reports the quota ones (AdminCompatTests compares their values with Apache's).</summary>
     public static bool IsRunTimeKey(string key) => RunTimeKey().IsMatch(key);
 
     [GeneratedRegex(@"^((avg|min|max|cnt|sum|p50|p95|p99|p999)_(\d+_learner_handler_qp_(size|time_ms)|.+_(read|write)_per_namespace)|.+_quota_((count|bytes)_(limit|usage)|exceeded_error)_per_namespace)$")]

@@ -202,17 +202,33 @@ public sealed class AdminHttpServer : IAsyncDisposable
     private static string Prometheus(string mntr, IReadOnlySet<string> skip)
     {
         var b = new StringBuilder();
+        string? family = null;
         foreach (var line in mntr.Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             var parts = line.Split('\t');
             if (parts.Length != 2 || !double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var value)) continue;
             var name = parts[0].StartsWith("zk_", StringComparison.Ordinal) ? parts[0][3..] : parts[0];
             if (skip.Contains(name)) continue;
-            b.Append("# TYPE ").Append(name).Append(Counters.Contains(name) || ClientPortMetrics.Names.Contains(name) ? " counter\n" : " gauge\n");
-            b.Append(name).Append(' ').Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');
+            // A member of a set ("<member>_<set>", e.g. a namespace's quota gauge) is a sample of the set's family with a
+            // key label, as ZooKeeper's Prometheus provider writes a GaugeSet or CounterSet (mntr writes a set's members together).
+            var set = ZooKeeperMonitor.SetNames.FirstOrDefault(s => name.Length > s.Length + 1 && name.EndsWith(s, StringComparison.Ordinal) && name[^(s.Length + 1)] == '_');
+            var metric = set ?? name;
+            if (family != metric)
+            {
+                var counter = Counters.Contains(metric) || ClientPortMetrics.Names.Contains(metric) || metric == ZooKeeperMonitor.QuotaExceededError;
+                b.Append("# TYPE ").Append(metric).Append(counter ? " counter\n" : " gauge\n");
+                family = metric;
+            }
+            b.Append(metric);
+            if (set is not null) AppendLabel(b, "key", name[..^(set.Length + 1)]);
+            b.Append(' ').Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');
         }
         return b.ToString();
     }
+
+    /// <summary>{name="value"} with the exposition format's escapes (backslash, double quote, newline).</summary>
+    private static void AppendLabel(StringBuilder b, string name, string value) =>
+        b.Append('{').Append(name).Append("=\"").Append(value.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\n", "\\n")).Append("\"}");
 
     public async ValueTask DisposeAsync()
     {

@@ -195,7 +195,8 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
         lines.Add(("gc_fragmented_bytes", gc.FragmentedBytes));
         if (bounds is not null) foreach (var (name, value) in bounds.Values()) lines.Add((name, value));
         var b = new StringBuilder();
-        Server.Metrics.ZooKeeperMonitor.Write(b, Server.Metrics.ZooKeeperMonitor.RoleOf(state), lines, summaries);
+        var sets = Metrics is { } withSets ? Server.Metrics.ZooKeeperMonitor.QuotaSets(withSets.QuotaPerNamespace, withSets.QuotaExceeded) : null;
+        Server.Metrics.ZooKeeperMonitor.Write(b, Server.Metrics.ZooKeeperMonitor.RoleOf(state), lines, summaries, sets);
         return b.ToString();
     }
 

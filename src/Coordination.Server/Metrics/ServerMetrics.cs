@@ -46,6 +46,19 @@ public sealed class ServerMetrics : IExtension
     internal long LocalSessions => Interlocked.Read(ref _localSessions);
     internal void SetLocalSessions(int count) => Interlocked.Exchange(ref _localSessions, count);
 
+    private IReadOnlyList<Core.NamespaceQuota> _quotaPerNamespace = [];
+    /// <summary>The quota gauges per top-level namespace (ZooKeeper's <c>&lt;ns&gt;_quota_*_per_namespace</c>), as of the
+    /// last replica stats request.</summary>
+    internal IReadOnlyList<Core.NamespaceQuota> QuotaPerNamespace => Volatile.Read(ref _quotaPerNamespace);
+    internal void SetQuotaPerNamespace(IReadOnlyList<Core.NamespaceQuota> quotas) => Volatile.Write(ref _quotaPerNamespace, quotas);
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _quotaExceeded = new(StringComparer.Ordinal);
+    /// <summary>Writes refused by a hard quota, per top-level namespace of the quota (ZooKeeper's counter set
+    /// <c>quota_exceeded_error_per_namespace</c>: a namespace appears with its first refusal).</summary>
+    internal IReadOnlyList<(string Namespace, long Count)> QuotaExceeded =>
+        [.. _quotaExceeded.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => (p.Key, p.Value))];
+    internal void AddQuotaExceeded(string ns) => _quotaExceeded.AddOrUpdate(ns, 1, (_, n) => n + 1);
+
     public long Proposals => Interlocked.Read(ref _proposals);
     public long Commits => Interlocked.Read(ref _commits);
 
@@ -65,6 +78,8 @@ public sealed class ServerMetrics : IExtension
         GcPauses.Reset();
         Interlocked.Exchange(ref _proposals, 0);
         Interlocked.Exchange(ref _commits, 0);
+        // As ZooKeeper's SimpleCounterSet.reset: every namespace's count to zero, the namespaces stay.
+        foreach (var ns in _quotaExceeded.Keys) _quotaExceeded[ns] = 0;
         Ensemble.ResetCountersAndSummaries();
     }
 

@@ -11,6 +11,9 @@ internal enum MonitorKind
     Summary,
     /// <summary>ZooKeeper's AvgMinMaxPercentileCounter: the summary's keys and p50_, p95_, p99_, p999_.</summary>
     Percentiles,
+    /// <summary>ZooKeeper's GaugeSet or CounterSet: one key per member, "&lt;member&gt;_" + the name, made at run time
+    /// (none while the set is empty).</summary>
+    Set,
 }
 
 /// <summary>Which servers report a metric: every server, members of an ensemble, or the leader only.</summary>
@@ -24,9 +27,11 @@ internal readonly record struct MonitorMetric(string Name, MonitorKind Kind, Mon
 /// prints them on a leader (a follower's and a standalone server's are the same list without the keys of the other
 /// roles). A metric this server measures gets its value from the caller; one that names a ZooKeeper internal this
 /// server does not have is reported as 0 (a count of events that do not happen here, an empty summary), with the
-/// decision per group in docs/telemetry.md. The per-learner (<c>&lt;sid&gt;_learner_handler_qp_*</c>) and per-namespace
-/// (<c>*_write_per_namespace</c>) summaries are not reported: their keys are made at run time from ZooKeeper's
-/// LearnerHandler queue and its namespace accounting, neither of which exists here.
+/// decision per group in docs/telemetry.md. The per-namespace quota gauges and refusal counter
+/// (<c>&lt;ns&gt;_quota_*_per_namespace</c>) are sets of keys made at run time, one per quota'd namespace. The
+/// per-learner (<c>&lt;sid&gt;_learner_handler_qp_*</c>) and per-namespace traffic (<c>*_write_per_namespace</c>)
+/// summaries are not reported: their keys come from ZooKeeper's LearnerHandler queue and its namespace byte
+/// accounting, neither of which exists here.
 /// </summary>
 internal static class ZooKeeperMonitor
 {
@@ -69,6 +74,11 @@ internal static class ZooKeeperMonitor
         new("min_client_response_size", MonitorKind.Value),
         new("non_mtls_local_conn_count", MonitorKind.Value),
         new("quorum_size", MonitorKind.Value, MonitorRole.Quorum),
+        // Apache 3.8 prints its gauge sets here, in this order (its hash map's).
+        new(QuotaBytesLimit, MonitorKind.Set),
+        new(QuotaCountUsage, MonitorKind.Set),
+        new(QuotaCountLimit, MonitorKind.Set),
+        new(QuotaBytesUsage, MonitorKind.Set),
         new("proposal_count", MonitorKind.Value),
         new("watch_bytes", MonitorKind.Value),
         new("outstanding_changes_removed", MonitorKind.Value),
@@ -116,6 +126,7 @@ internal static class ZooKeeperMonitor
         new("skip_learner_request_to_next_processor_count", MonitorKind.Value),
         new("tls_handshake_exceeded", MonitorKind.Value),
         new("revalidate_count", MonitorKind.Value),
+        new(QuotaExceededError, MonitorKind.Set),
         new("socket_closing_time", MonitorKind.Summary),
         new("proposal_process_time", MonitorKind.Summary),
         new("leader_unavailable_time", MonitorKind.Summary),
@@ -182,6 +193,33 @@ internal static class ZooKeeperMonitor
         new("write_commitproc_time_ms", MonitorKind.Percentiles),
     ];
 
+    // ZooKeeper 3.8's QuotaMetricsUtils: gauges per quota'd namespace, and the refusals of its hard limits.
+    public const string QuotaCountLimit = "quota_count_limit_per_namespace";
+    public const string QuotaBytesLimit = "quota_bytes_limit_per_namespace";
+    public const string QuotaCountUsage = "quota_count_usage_per_namespace";
+    public const string QuotaBytesUsage = "quota_bytes_usage_per_namespace";
+    public const string QuotaExceededError = "quota_exceeded_error_per_namespace";
+
+    /// <summary>The names of the sets (<see cref="MonitorKind.Set"/>), which /metrics writes as one family with a
+    /// <c>key</c> label per member, as ZooKeeper's Prometheus provider does.</summary>
+    public static readonly IReadOnlySet<string> SetNames = Catalog.Where(m => m.Kind == MonitorKind.Set).Select(m => m.Name).ToHashSet(StringComparer.Ordinal);
+
+    /// <summary>The per-namespace quota sets of mntr, from the quota gauges and the refusal counts.</summary>
+    public static Dictionary<string, IReadOnlyList<(string Member, long Value)>> QuotaSets(IReadOnlyList<Core.NamespaceQuota> quotas,
+        IReadOnlyList<(string Namespace, long Count)> refused)
+    {
+        IReadOnlyList<(string, long)> Of(Func<Core.NamespaceQuota, long?> value) =>
+            [.. quotas.Where(q => value(q) is not null).Select(q => (q.Namespace, value(q)!.Value))];
+        return new(StringComparer.Ordinal)
+        {
+            [QuotaCountLimit] = Of(q => q.CountLimit),
+            [QuotaBytesLimit] = Of(q => q.BytesLimit),
+            [QuotaCountUsage] = Of(q => q.CountUsage),
+            [QuotaBytesUsage] = Of(q => q.BytesUsage),
+            [QuotaExceededError] = refused,
+        };
+    }
+
     private static readonly string[] SummaryPrefixes = ["avg_", "min_", "max_", "cnt_", "sum_"];
     private static readonly (string Prefix, double Quantile)[] PercentilePrefixes = [("p50_", 0.5), ("p95_", 0.95), ("p99_", 0.99), ("p999_", 0.999)];
 
@@ -197,7 +235,8 @@ internal static class ZooKeeperMonitor
     /// Writes mntr's lines: every catalog metric of <paramref name="role"/> in ZooKeeper's order, then this server's
     /// own keys (those of <paramref name="values"/> that ZooKeeper does not have) in their given order.
     /// </summary>
-    public static void Write(StringBuilder b, MonitorRole role, IReadOnlyList<(string Name, object Value)> values, IReadOnlyDictionary<string, Summary> summaries)
+    public static void Write(StringBuilder b, MonitorRole role, IReadOnlyList<(string Name, object Value)> values, IReadOnlyDictionary<string, Summary> summaries,
+        IReadOnlyDictionary<string, IReadOnlyList<(string Member, long Value)>>? sets = null)
     {
         var byName = new Dictionary<string, object>(StringComparer.Ordinal);
         foreach (var (name, value) in values) byName.TryAdd(name, value);
@@ -209,6 +248,11 @@ internal static class ZooKeeperMonitor
             {
                 Line(b, metric.Name, byName.GetValueOrDefault(metric.Name, 0L));
                 written.Add(metric.Name);
+                continue;
+            }
+            if (metric.Kind == MonitorKind.Set)
+            {
+                foreach (var (member, value) in sets?.GetValueOrDefault(metric.Name) ?? []) Line(b, member + "_" + metric.Name, value);
                 continue;
             }
             var s = summaries.GetValueOrDefault(metric.Name, Summary.Empty);

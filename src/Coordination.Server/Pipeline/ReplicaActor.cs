@@ -107,6 +107,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     /// </summary>
     private RequestPreprocessor NewPreprocessor(DataTree tree) =>
         new(tree, _settings.SuperDigest, tree.LastZxid) { AclProviders = _settings.AclProviders, EnforceQuota = _settings.EnforceQuota, QuotaWarning = WarnQuota,
+            QuotaRefused = _metrics.AddQuotaExceeded,
             IsLocalSession = MayBeLocalSession, ReconfigEnabled = _settings.ReconfigEnabled, QuorumSynced = QuorumSynced() };
 
     private long _lastQuotaWarningTicks;
@@ -601,6 +602,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     {
         IReadOnlyDictionary<long, IReadOnlyCollection<string>>? ephemerals = null;
         _metrics.SetLocalSessions(_sessions.Values.Count(s => s.Local)); // mntr's local_sessions, read after this reply
+        _metrics.SetQuotaPerNamespace(_tree.QuotaPerNamespace());          // and its per-namespace quota gauges
         if (request.WithEphemerals)
             ephemerals = _tree.SessionsWithEphemerals.ToDictionary(s => s, s => _tree.EphemeralsOf(s));
         Sender.Tell(new ReplicaStats(
