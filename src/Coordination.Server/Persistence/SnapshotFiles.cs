@@ -169,7 +169,8 @@ public sealed class SnapshotFiles
 /// the change feed reads history from, with these snapshots (null: none).</summary>
 public sealed record SnapshotPolicy(SnapshotFiles Files, long EveryTxns, long EveryBytes, int ChunkNodes, Feed.JournalRecords? History = null);
 
-/// <summary>Asks the replica to begin a snapshot now; it answers the start zxid, or -1 if one is already running.</summary>
+/// <summary>Asks the replica for a snapshot now (the admin snapshot command), serialized in one turn so that it is
+/// consistent; it answers its zxid, or -1 if a periodic one is running. The file appears once written.</summary>
 public sealed record TakeSnapshot
 {
     public static readonly TakeSnapshot Instance = new();
