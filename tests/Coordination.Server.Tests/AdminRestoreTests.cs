@@ -125,25 +125,25 @@ public sealed class AdminRestoreTests(ITestOutputHelper output)
             ExtraHocon = Hocon(adminPort, "0s") + "\ncoordination.persistence.snapshot-chunk-nodes = 5",
         });
         await using var client = await WireClient.ConnectAsync(server.ConnectString);
-        await Task.WhenAll(Enumerable.Range(0, 400).Select(i => client.CreateAsync($"/n{i}", [], CreateMode.Persistent).OkAsync()));
+        await Task.WhenAll(Enumerable.Range(0, 3000).Select(i => client.CreateAsync($"/n{i}", [], CreateMode.Persistent).OkAsync()));
         await client.CreateAsync("/counter", [0], CreateMode.Persistent).OkAsync();
         using var http = Http(adminPort);
 
+        // Four writers, each with 8 writes in flight, while the snapshot is taken.
         using var stop = new CancellationTokenSource();
-        await using var writer = await WireClient.ConnectAsync(server.ConnectString);
         var writes = 0;
-        var writing = Task.Run(async () =>
+        var writers = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => WireClient.ConnectAsync(server.ConnectString)));
+        var writing = writers.SelectMany(w => Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
         {
             while (!stop.IsCancellationRequested)
-            {
-                await writer.SetDataAsync("/counter", BitConverter.GetBytes(++writes)).OkAsync();
-            }
-        });
-        await Task.Delay(200);
+                await w.SetDataAsync("/counter", BitConverter.GetBytes(Interlocked.Increment(ref writes))).OkAsync();
+        }))).ToList();
+        await Task.Delay(300);
         var bytes = await SnapshotAsync(http);
         await Task.Delay(200);
         stop.Cancel();
-        await writing;
+        await Task.WhenAll(writing);
+        foreach (var w in writers) await w.DisposeAsync();
         var inSnapshot = DataTree.ReadSnapshot(new MemoryStream(bytes)).Find("/counter")!.Data!;
         output.WriteLine($"{writes} writes; the snapshot holds counter {BitConverter.ToInt32(inSnapshot.AsSpan().Length == 4 ? inSnapshot : new byte[4])}");
 
@@ -152,7 +152,7 @@ public sealed class AdminRestoreTests(ITestOutputHelper output)
         output.WriteLine(answer);
         Assert.Equal(HttpStatusCode.OK, restored.StatusCode);
         Assert.Equal(inSnapshot, ((GetDataResponse)(await client.GetDataAsync("/counter").OkAsync())!).Data);
-        Assert.Equal(ErrorCode.Ok, (await client.ExistsAsync("/n399")).Header.Err);
+        Assert.Equal(ErrorCode.Ok, (await client.ExistsAsync("/n2999")).Header.Err);
     }
 
     [Fact]
@@ -182,7 +182,7 @@ public sealed class AdminRestoreTests(ITestOutputHelper output)
         output.WriteLine($"snapshot A: {snapshotA.Length} bytes");
 
         // Kill delays after the POST starts (ms); -1: after the answer.
-        int[] delays = [-1, 0, 15, 40, 90, 200];
+        int[] delays = [-1, 0, 15, 40, 90, 200, 500, 1000];
         var outcomes = new List<string>();
         foreach (var delay in delays)
         {
