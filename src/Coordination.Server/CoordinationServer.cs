@@ -164,9 +164,13 @@ public sealed partial class CoordinationServer : IAsyncDisposable
         var persistence = PersistenceSettings.Create(full, settings.DataDir);
         if (!persistence.Enabled) throw new ConfigurationException("an ensemble member needs its durable log: coordination.persistence.enabled must be on");
         var files = new SnapshotFiles(settings.DataDir, persistence.SnapshotsRetained, persistence.Purge);
+        // Before the journal is opened (an SQLite journal is moved aside).
+        var restore = full.GetString("coordination.persistence.restore-from", "");
+        var restored = string.IsNullOrEmpty(restore) ? null : MemberRestore.Run(restore, persistence, files);
         var system = CreateSystem(full, persistence);
         try
         {
+            if (restored is not null) system.Log.Warning(restored);
             var snapshots = SnapshotPolicy.For(files, persistence, JournalRecords.Of(system, persistence, ensemble: true));
             var members = ensemble.Members(((ExtendedActorSystem)system).Provider.DefaultAddress.Protocol);
             var (spec, state) = MemberNode(system, settings, persistence, files, snapshots, ensemble, members);

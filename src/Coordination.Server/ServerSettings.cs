@@ -208,6 +208,15 @@ public sealed record AdminHttpSettings(bool Enabled, string Address, int Port, i
     /// <summary>Largest snapshot the restore command accepts (<c>restore-max-size</c>).</summary>
     public long RestoreMaxBytes { get; init; } = 1L << 30;
 
+    /// <summary>The snapshot and restore commands' rate limit (<c>rate-limiter-interval</c>, ZooKeeper's
+    /// zookeeper.admin.rateLimiterIntervalInMS): one restore per interval; 3.9 reads the same number as microseconds
+    /// for snapshot, so one snapshot per interval / 1000.</summary>
+    public TimeSpan RateLimiterInterval { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>ZooKeeper's zookeeper.admin.snapshot.enabled / zookeeper.admin.restore.enabled: off answers 503.</summary>
+    public bool SnapshotEnabled { get; init; } = true;
+    public bool RestoreEnabled { get; init; } = true;
+
     /// <summary>Reads the section <paramref name="c"/>; its <c>ssl</c> falls back to <paramref name="clientSsl"/>.</summary>
     public static AdminHttpSettings Create(Config c, Config clientSsl)
     {
@@ -219,6 +228,9 @@ public sealed record AdminHttpSettings(bool Enabled, string Address, int Port, i
         return new AdminHttpSettings(c.GetBoolean("enabled"), c.GetString("address"), c.GetInt("port"), maxConnections, auth, tls)
         {
             RestoreMaxBytes = c.HasPath("restore-max-size") ? c.GetByteSize("restore-max-size") ?? (1L << 30) : 1L << 30,
+            RateLimiterInterval = c.HasPath("rate-limiter-interval") ? c.GetTimeSpan("rate-limiter-interval") : TimeSpan.FromMinutes(5),
+            SnapshotEnabled = !c.HasPath("snapshot-enabled") || c.GetBoolean("snapshot-enabled"),
+            RestoreEnabled = !c.HasPath("restore-enabled") || c.GetBoolean("restore-enabled"),
         };
     }
 

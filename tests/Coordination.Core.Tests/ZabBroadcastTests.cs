@@ -111,6 +111,35 @@ public sealed class ZabBroadcastTests
         Assert.True(durable.IndexOf(new SaveEpochs(2, 2)) < durable.IndexOf(new SendTo(1, new AckNewLeader(2, 2, Z(3)))), "the epoch is saved before the ack");
     }
 
+    /// <summary>A member whose whole history is a snapshot at <paramref name="baseZxid"/> (restored with --restore).</summary>
+    private sealed class RestoredLog(long baseZxid) : IZabLogView
+    {
+        public long LastZxid => baseZxid;
+        public long RetainedFrom => baseZxid;
+        public IReadOnlyList<LogEntry> EntriesAfter(long zxid) => [];
+    }
+
+    [Fact]
+    public void A_learner_restored_alone_refuses_a_truncation_below_its_snapshot_and_looks_again()
+    {
+        // Server 2 was restored from a snapshot at 3:0 while servers 1 and 3 kept their history (1:1..1:3) and lead
+        // epoch 4. Truncating its log to 1:3 would leave the restored tree applied under the leader's txns: a mix.
+        var restoredBase = Zxids.Make(3, 0);
+        var peer = new ZabPeer(2, [1, 2, 3], [], new RestoredLog(restoredBase), acceptedEpoch: 3, currentEpoch: 3);
+        peer.Start(0);
+        var vote = new Vote(1, Z(3), 4);
+        peer.Receive(new ElectionMessage(1, new Notification(1, vote, 4, PeerState.Leading)), 0);
+        peer.Receive(new ElectionMessage(3, new Notification(3, vote, 4, PeerState.Following)), 0);
+        Assert.Equal(PeerState.Following, peer.Role);
+        peer.Receive(new LeaderInfo(1, 4), 0);
+
+        var outputs = peer.Receive(new SyncLearner(1, SyncMode.TruncThenDiff, Z(3), 0, [], 4, Z(3)), 0);
+        Assert.Contains(new SyncRefused(1, Z(3), restoredBase), outputs);
+        Assert.DoesNotContain(outputs, o => o is TruncateLog);
+        Assert.DoesNotContain(outputs, o => o is SendTo { Message: AckNewLeader });
+        Assert.Equal(PeerState.Looking, peer.Role);
+    }
+
     [Fact]
     public void An_empty_learner_gets_the_whole_history_when_nothing_was_purged()
     {

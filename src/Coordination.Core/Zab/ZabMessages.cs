@@ -54,6 +54,14 @@ public sealed record AppendEntries(IReadOnlyList<LogEntry> Entries) : ZabOutput;
 public sealed record TruncateLog(long Zxid) : ZabOutput;
 /// <summary>Replace the state with the leader's snapshot at <see cref="Zxid"/>, fetched from <see cref="Leader"/>.</summary>
 public sealed record InstallSnapshot(long Leader, long Zxid) : ZabOutput;
+/// <summary>
+/// A learner refused its leader's sync: it was told to truncate to <see cref="TruncateTo"/>, below the base of its own
+/// history (<see cref="RetainedFrom"/>, a snapshot it has applied). Every txn a learner applied is committed, and the
+/// leader has every committed txn, so that only happens when this member's base is not in the leader's history (it
+/// was restored from a snapshot the leader's quorum was not restored from). Truncating the log would leave the
+/// applied tree behind and mix histories; the learner looks for a leader again instead, and the host says why.
+/// </summary>
+public sealed record SyncRefused(long Leader, long TruncateTo, long RetainedFrom) : ZabOutput;
 /// <summary>Durably record the accepted epoch (before acknowledging it) or the current epoch.</summary>
 public sealed record SaveEpochs(long AcceptedEpoch, long CurrentEpoch) : ZabOutput;
 /// <summary>Apply committed txns up to <see cref="Zxid"/> to the state.</summary>

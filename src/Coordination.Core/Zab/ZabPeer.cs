@@ -762,6 +762,12 @@ public sealed class ZabPeer
                 outputs.Add(new SendTo(Leader, new AckEpoch(_myId, CurrentEpoch, _logged)));
                 break;
             case SyncLearner sync:
+                if (sync.Mode is SyncMode.Trunc or SyncMode.TruncThenDiff && sync.TruncateTo < _log.RetainedFrom)
+                {
+                    outputs.Add(new SyncRefused(Leader, sync.TruncateTo, _log.RetainedFrom));
+                    Elect(nowMs, outputs);
+                    return;
+                }
                 _syncReceived = true;
                 // Truncation and snapshot installation are carried out before anything that follows them; they count
                 // as durable only once the host reports them so, like appends.

@@ -36,8 +36,8 @@ public sealed class AdminCommands
     private readonly string _initialConfiguration;
     private readonly Dictionary<string, Command> _byName = new(StringComparer.Ordinal);
     private long _traceMask = 306; // ZooTrace's default mask; stored only, as this server has no trace log
-    private long _lastSnapshotTicks = long.MinValue / 2;
-    private long _lastRestoreTicks = long.MinValue / 2;
+    private readonly AdminRateLimiter _snapshotLimiter;
+    private readonly AdminRateLimiter _restoreLimiter;
     private static readonly TimeSpan RestoreTimeout = TimeSpan.FromSeconds(120);
 
     public AdminCommands(FourLetterWordHandler words, IActorRef? tracker, SnapshotFiles? snapshots, Ensemble.EnsembleSettings? members, string initialConfiguration)
@@ -47,6 +47,9 @@ public sealed class AdminCommands
         _snapshots = snapshots;
         _members = members;
         _initialConfiguration = initialConfiguration;
+        var admin = words.Settings.Admin;
+        _snapshotLimiter = new AdminRateLimiter(admin.RateLimiterInterval / 1000, CoordinationServer.MonotonicMs);
+        _restoreLimiter = new AdminRateLimiter(admin.RateLimiterInterval, CoordinationServer.MonotonicMs);
         foreach (var command in Build())
             foreach (var name in command.Names) _byName.Add(name, command);
     }
@@ -376,10 +379,9 @@ public sealed class AdminCommands
     /// headers last_zxid and snapshot_size). At most one a second, as ZooKeeper's rate limiter.</summary>
     private async Task<AdminResult> Snapshot(IReadOnlyDictionary<string, string> arguments)
     {
+        if (!_words.Settings.Admin.SnapshotEnabled) return new AdminResult(503, new());
         if (_snapshots is null) return new AdminResult(500, new() { ["error"] = "snapshots are off (coordination.persistence.enabled = off)" });
-        var now = System.Environment.TickCount64;
-        if (now - Interlocked.Read(ref _lastSnapshotTicks) < 1000) return new AdminResult(429, new());
-        Interlocked.Exchange(ref _lastSnapshotTicks, now);
+        if (!_snapshotLimiter.Allow()) return new AdminResult(429, new());
         var streaming = !arguments.TryGetValue("streaming", out var flag) || !bool.TryParse(flag, out var parsed) || parsed;
         var startZxid = await _words.Replica.Ask<long>(TakeSnapshot.Instance, TimeSpan.FromSeconds(10));
         if (startZxid < 0) return new AdminResult(429, new() { ["error"] = "a snapshot is already being written" });
@@ -401,15 +403,14 @@ public sealed class AdminCommands
 
     /// <summary>
     /// ZooKeeper 3.9's restore command (Commands.RestoreCommand): the POST body is a snapshot (as the snapshot command
-    /// streams it); the tree is replaced by it and the answer is its last_zxid. At most one a second; an unreadable
+    /// streams it); the tree is replaced by it and the answer is its last_zxid. One per rate-limiter-interval; an unreadable
     /// snapshot or a refusal (an ensemble member, a fuzzy snapshot) is a 500 with the reason, as ZooKeeper answers a
     /// failed restore. See ReplicaActor.Restore.cs.
     /// </summary>
     private async Task<AdminResult> Restore(Stream body)
     {
-        var now = System.Environment.TickCount64;
-        if (now - Interlocked.Read(ref _lastRestoreTicks) < 1000) return new AdminResult(429, new());
-        Interlocked.Exchange(ref _lastRestoreTicks, now);
+        if (!_words.Settings.Admin.RestoreEnabled) return new AdminResult(503, new());
+        if (!_restoreLimiter.Allow()) return new AdminResult(429, new());
         Core.DataTree tree;
         try
         {

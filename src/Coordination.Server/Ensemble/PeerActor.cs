@@ -385,6 +385,11 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
             case SaveEpochs epochs:
                 _storage.SaveEpochs(epochs.AcceptedEpoch, epochs.CurrentEpoch);
                 break;
+            case SyncRefused refused:
+                _log.Error("Server {0} refuses leader {1}'s sync: truncate to 0x{2:x}, below this member's snapshot at 0x{3:x}. " +
+                    "Its history is not the leader's (restored from another snapshot than the quorum's?): restore it from the same " +
+                    "snapshot as the others (--restore), or empty its data dir to take the leader's.", _myId, refused.Leader, refused.TruncateTo, refused.RetainedFrom);
+                break;
             case CommitUpTo commit:
                 KillIfReconfigCommitted(commit.Zxid);
                 _storage.Commit(commit.Zxid);

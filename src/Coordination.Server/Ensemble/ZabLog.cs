@@ -30,7 +30,7 @@ public sealed class ZabLog : IZabStorage, IZabSnapshots
         _entries = entries;
         _journal = journal;
         _files = files;
-        _epochFile = Path.Combine(files.Directory, "epochs");
+        _epochFile = EpochFile(files.Directory);
         (AcceptedEpoch, CurrentEpoch) = ReadEpochs(_epochFile);
     }
 
@@ -81,16 +81,22 @@ public sealed class ZabLog : IZabStorage, IZabSnapshots
     public void SaveEpochs(long acceptedEpoch, long currentEpoch)
     {
         // Rare (once per election) and must be durable before the peer acknowledges the epoch: written in place.
-        SnapshotFiles.WriteDurably(_epochFile, s =>
-        {
-            using var w = new StreamWriter(s, leaveOpen: true);
-            w.Write($"{acceptedEpoch} {currentEpoch}\n");
-        });
+        WriteEpochs(_epochFile, acceptedEpoch, currentEpoch);
         AcceptedEpoch = acceptedEpoch;
         CurrentEpoch = currentEpoch;
     }
 
-    private static (long, long) ReadEpochs(string file)
+    /// <summary>The member's epochs file in its data dir.</summary>
+    internal static string EpochFile(string dataDir) => Path.Combine(dataDir, "epochs");
+
+    internal static void WriteEpochs(string file, long acceptedEpoch, long currentEpoch) =>
+        SnapshotFiles.WriteDurably(file, s =>
+        {
+            using var w = new StreamWriter(s, leaveOpen: true);
+            w.Write($"{acceptedEpoch} {currentEpoch}\n");
+        });
+
+    internal static (long, long) ReadEpochs(string file)
     {
         if (!File.Exists(file)) return (0, 0);
         var parts = File.ReadAllText(file).Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);

@@ -216,7 +216,8 @@ public sealed record SnapshotPolicy(SnapshotFiles Files, long EveryTxns, long Ev
     public static long SizeOf(DataTree tree) => tree.ApproximateDataSize + 80L * tree.NodeCount;
 }
 
-/// <summary>Asks the replica to begin a snapshot now; it answers the start zxid, or -1 if one is already running.</summary>
+/// <summary>Asks the replica for a snapshot now (the admin snapshot command), serialized in one turn so that it is
+/// consistent; it answers its zxid, or -1 if a periodic one is running. The file appears once written.</summary>
 public sealed record TakeSnapshot
 {
     public static readonly TakeSnapshot Instance = new();

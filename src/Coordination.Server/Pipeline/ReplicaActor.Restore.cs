@@ -16,7 +16,8 @@ internal sealed record TreeRestored(long LastZxid, string? Error);
 // by a snapshot. As ZooKeeper blocks request submission while it restores, the replica stashes every message but the
 // completions of what it had already handed to the log; once nothing is in flight it writes the restored tree as a
 // snapshot at the current zxid (durable before it counts, so a restart finds it and replays only newer txns), swaps
-// it in, and goes on with the stashed requests, which now see the restored tree. An ensemble member refuses: a
+// it in, and goes on with the stashed requests, which now see the restored tree. Sessions and watches as 3.9: see
+// EndSessionsNotRestored. An ensemble member refuses: a
 // restore of one replica behind Zab's back would make the members diverge (restore every member offline instead).
 public sealed partial class ReplicaActor : IWithUnboundedStash
 {
@@ -66,7 +67,7 @@ public sealed partial class ReplicaActor : IWithUnboundedStash
         Timers.Cancel("restore-idle");
         try
         {
-            tree.AdoptForRestore(_tree.LastZxid, _tree.SessionSecret, _tree.Sessions);
+            tree.AdoptForRestore(_tree.LastZxid, _tree.SessionSecret);
         }
         catch (InvalidOperationException e)
         {
@@ -91,6 +92,7 @@ public sealed partial class ReplicaActor : IWithUnboundedStash
             _tree = m.Tree;
             _prep = NewPreprocessor(_tree);
             ResetFeed();
+            EndSessionsNotRestored();
             // The snapshot's sessions that no client holds now expire (and their ephemerals go with them).
             TrackAllSessions();
             _logger.Warning("Restored the tree from a snapshot: {0} znodes, last zxid 0x{1:x}", _tree.NodeCount, _tree.LastZxid);
@@ -100,6 +102,25 @@ public sealed partial class ReplicaActor : IWithUnboundedStash
         {
             _logger.Error(m.Error, "Restore failed; the tree is unchanged");
             EndRestore(m.ReplyTo, new TreeRestored(-1, m.Error.Message));
+        }
+    }
+
+    /// <summary>
+    /// As ZooKeeper 3.9's restore (a new database with its own watch manager, a session tracker made from the
+    /// snapshot's sessions): every watch set before is dropped, and a connected session that the snapshot does not
+    /// hold is expired, so that its client learns that its ephemerals are gone (a lock holder must not go on as if
+    /// it held the lock). The snapshot's sessions that are connected go on.
+    /// </summary>
+    private void EndSessionsNotRestored()
+    {
+        foreach (var (sessionId, session) in _sessions.ToList())
+        {
+            _watches.RemoveSession(sessionId);
+            if (_tree.Sessions.ContainsKey(sessionId)) continue;
+            _sessions.Remove(sessionId);
+            EndSubscriptions(sessionId);
+            _tracker.Tell(new SessionClosed(sessionId));
+            session.Actor.Tell(new SessionEnded(session.NextSeq(), Expired: true));
         }
     }
 

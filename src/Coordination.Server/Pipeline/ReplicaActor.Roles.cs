@@ -26,7 +26,9 @@ public sealed partial class ReplicaActor
         Receive<SnapshotDone>(OnSnapshotDone);
         Receive<TakeSnapshot>(_ =>
         {
-            var started = StartSnapshot();
+            // The admin snapshot is serialized in this one turn, so the file is a consistent (not fuzzy) snapshot:
+            // what GET /commands/snapshot streams is what POST /commands/restore takes.
+            var started = StartSnapshot(whole: true);
             Sender.Tell(started ? _snapshotWriter!.StartZxid : -1L);
         });
         ReceiveFeedMessages();

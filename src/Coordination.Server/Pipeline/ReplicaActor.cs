@@ -301,7 +301,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
 
     /// <summary>Begins a fuzzy snapshot unless one is running. It is serialized <see cref="SnapshotPolicy.ChunkNodes"/>
     /// nodes per message, so client requests interleave with it; a background task writes the bytes.</summary>
-    private bool StartSnapshot()
+    private bool StartSnapshot(bool whole = false)
     {
         if (_snapshots is not { } policy || _snapshotBusy) return false;
         _snapshotBusy = true;
@@ -310,7 +310,8 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         _snapshotTreeBytes = SnapshotPolicy.SizeOf(_tree);
         _snapshot = _tree.BeginFuzzySnapshot();
         _snapshotWriter = policy.Files.Begin(_snapshot.StartZxid);
-        Self.Tell(SnapshotChunk.Instance);
+        if (whole) WriteSnapshotChunk(whole: true);
+        else Self.Tell(SnapshotChunk.Instance);
         return true;
     }
 
@@ -325,14 +326,20 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         _snapshotTreeBytes = null;
     }
 
-    private void WriteSnapshotChunk()
+    /// <summary>Serializes the next chunk, or with <paramref name="whole"/> every chunk before any other message is
+    /// handled (no txn is applied in between, so the snapshot is not fuzzy).</summary>
+    private void WriteSnapshotChunk(bool whole = false)
     {
         if (_snapshot is not { } snapshot || _snapshotWriter is not { } writer) return;
         bool done;
         try
         {
-            done = snapshot.WriteChunk(_snapshots!.ChunkNodes);
-            writer.Write(snapshot.TakeBytes());
+            do
+            {
+                done = snapshot.WriteChunk(_snapshots!.ChunkNodes);
+                writer.Write(snapshot.TakeBytes());
+            }
+            while (whole && !done);
         }
         catch (Exception e)
         {
