@@ -468,7 +468,7 @@ public static partial class ScaleBench
         for (var i = 0; i < Math.Max(1, o.Samples / 10); i++) await TimedGetChildrenAsync(SmallDir, SmallChildren).ConfigureAwait(false);
         var small = new List<double>(o.Samples);
         for (var i = 0; i < o.Samples; i++) small.Add(await TimedGetChildrenAsync(SmallDir, SmallChildren).ConfigureAwait(false));
-        f.SmallP50Ms = Percentile(small, 0.50);
+        f.SmallP50Ms = Median(small);
         f.SmallP99Ms = Percentile(small, 0.99);
         f.WideChildren = s.WideChildren;
         if (s.WideChildren == 0) return;
@@ -524,7 +524,7 @@ public static partial class ScaleBench
         sb.AppendLine();
         sb.AppendLine(inv, $"Scale curve: znodes of {o.ValueSize} B under /scale (at most {o.Fanout} per directory) plus /wide with {o.Wide:N0} children; " +
                            $"fsync on; one server running at a time; restart = median of {o.Restarts} (min-max), servers alternating.");
-        sb.AppendLine(inv, $"{Environment.ProcessorCount} CPUs, load average at the end {LoadAverage()}, {elapsed.TotalMinutes:F1} min.");
+        sb.AppendLine(inv, $"{SideBySide.MachineCpus()} cores, load average at the end {LoadAverage()}, {elapsed.TotalMinutes:F1} min.");
         sb.AppendLine();
         var header = string.Format(inv, "| {0,10} | {1,-6} | {2,10} | {3,8} | {4,7} | {5,7} | {6,9} | {7,8} | {8,-22} | {9,7} | {10,8} | {11,15} | {12,9} |",
             "point", "server", "znodes", "RSS MiB", "B/znode", "slope", "heap MiB", "snap MiB", "restart s (spread)", "CPU s", "1st s", "small p50/p99 ms", "/wide ms");
@@ -600,23 +600,15 @@ public static partial class ScaleBench
         return JsonSerializer.Serialize(document, new JsonSerializerOptions { WriteIndented = true });
     }
 
-    private static string Ratio(double ours, double zk) =>
-        ours > 0 && zk > 0 && !double.IsNaN(ours) && !double.IsNaN(zk) ? (ours / zk).ToString("F2", CultureInfo.InvariantCulture) : "-";
-
-    private static double Median(IReadOnlyList<double> values) => values.Count == 0 ? double.NaN : Percentile(values, 0.5);
+    private static double Median(IEnumerable<double> values) => SideBySide.Median(values);
+    private static string Ratio(double ours, double zk) => SideBySide.Ratio(ours, zk);
+    private static string LoadAverage() => SideBySide.LoadAverage();
 
     private static double Percentile(IEnumerable<double> values, double q)
     {
         var sorted = values.OrderBy(v => v).ToArray();
         if (sorted.Length == 0) return double.NaN;
-        if (q == 0.5 && sorted.Length % 2 == 0) return (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
         return sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)];
-    }
-
-    private static string LoadAverage()
-    {
-        try { return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
-        catch (IOException) { return "?"; }
     }
 
     // ------------------------------------------------------------------------------------------------ options
@@ -624,17 +616,12 @@ public static partial class ScaleBench
     private static Options Parse(string[] args)
     {
         var o = new Options();
-        for (var i = 0; i < args.Length; i++)
+        foreach (var argument in VerbArgument.Read(args))
         {
-            var arg = args[i];
-            if (!arg.StartsWith("--", StringComparison.Ordinal)) throw new ArgumentException($"unexpected argument '{arg}'");
-            var name = arg[2..];
-            string? inline = null;
-            if (name.IndexOf('=') is var eq and >= 0) { inline = name[(eq + 1)..]; name = name[..eq]; }
-            string Value() => inline ?? (i + 1 < args.Length ? args[++i] : throw new ArgumentException($"--{name} needs a value"));
-            int Int(int min) => int.TryParse(Value(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= min
-                ? n : throw new ArgumentException($"--{name}: expected an integer >= {min}");
-            IReadOnlyList<string> List() => Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            var name = argument.Name;
+            string Value() => argument.Value();
+            int Int(int min) => argument.Int(min);
+            IReadOnlyList<string> List() => argument.List();
             o = name switch
             {
                 "points" => o with { Points = List().Select(p => long.TryParse(p, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n > 0
