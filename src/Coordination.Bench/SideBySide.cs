@@ -311,14 +311,14 @@ public static class SideBySide
         (Directory.EnumerateFiles(dir, "log.*", SearchOption.AllDirectories).Any() ||
          Directory.EnumerateFiles(dir, "journal.db*", SearchOption.AllDirectories).Any()));
 
-    private static double Median(IEnumerable<double> values)
+    internal static double Median(IEnumerable<double> values)
     {
         var v = values.Where(x => !double.IsNaN(x)).OrderBy(x => x).ToArray();
         if (v.Length == 0) return double.NaN;
         return v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
     }
 
-    private static string Ratio(double ours, double apache) =>
+    internal static string Ratio(double ours, double apache) =>
         ours > 0 && apache > 0 && !double.IsNaN(ours) && !double.IsNaN(apache) ? (ours / apache).ToString("F2", CultureInfo.InvariantCulture) : "-";
 
     private sealed record Figure(string Shape, double Ops, double OpsMin, double OpsMax, double P50, double P99, double P999, double Cpu,
@@ -463,14 +463,14 @@ public static class SideBySide
 
     private static string Name(string target) => target.Replace("apache", "ZK 3.8");
 
-    private static string LoadAverage()
+    internal static string LoadAverage()
     {
         try { return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
         catch { return "?"; }
     }
 
     /// <summary>The machine's CPUs (Environment.ProcessorCount counts only those this process may run on).</summary>
-    private static int MachineCpus()
+    internal static int MachineCpus()
     {
         try { return File.ReadLines("/proc/cpuinfo").Count(l => l.StartsWith("processor", StringComparison.Ordinal)); }
         catch (IOException) { return Environment.ProcessorCount; }
@@ -486,23 +486,12 @@ public static class SideBySide
     private static Options Parse(string[] args)
     {
         var o = new Options();
-        for (var i = 0; i < args.Length; i++)
+        foreach (var argument in VerbArgument.Read(args))
         {
-            var arg = args[i];
-            if (!arg.StartsWith("--", StringComparison.Ordinal)) throw new ArgumentException($"unexpected argument '{arg}'");
-            var name = arg[2..];
-            string? inline = null;
-            var eq = name.IndexOf('=');
-            if (eq >= 0) { inline = name[(eq + 1)..]; name = name[..eq]; }
-            string Value()
-            {
-                if (inline is not null) return inline;
-                if (i + 1 >= args.Length) throw new ArgumentException($"--{name} needs a value");
-                return args[++i];
-            }
-            int Int(int min) => int.TryParse(Value(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= min
-                ? n : throw new ArgumentException($"--{name}: expected an integer >= {min}");
-            IReadOnlyList<string> List() => Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            var name = argument.Name;
+            string Value() => argument.Value();
+            int Int(int min) => argument.Int(min);
+            IReadOnlyList<string> List() => argument.List();
             o = name switch
             {
                 "nodes" => o with { Nodes = Int(1) is var n && n is 1 or 3 ? n : throw new ArgumentException("--nodes: 1 or 3") },
@@ -541,5 +530,31 @@ public static class SideBySide
         var parts = s.Split('x');
         if (parts.Length == 2 && int.TryParse(parts[0], out var a) && int.TryParse(parts[1], out var b) && a > 0 && b > 0) return (a, b);
         throw new ArgumentException($"--shapes: expected SESSIONSxINFLIGHT, got '{s}'");
+    }
+}
+
+/// <summary>One option of a bench verb's command line: <c>--name value</c>, <c>--name=value</c> or a flag <c>--name</c>
+/// (a flag never asks for its <see cref="Value"/>, so the next argument stays an option).</summary>
+internal sealed class VerbArgument(string name, Func<string> value)
+{
+    public string Name { get; } = name;
+    public string Value() => value();
+
+    public int Int(int min) => int.TryParse(Value(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= min
+        ? n : throw new ArgumentException($"--{Name}: expected an integer >= {min}");
+
+    public IReadOnlyList<string> List() => Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    public static IEnumerable<VerbArgument> Read(string[] args)
+    {
+        for (var i = 0; i < args.Length; i++)
+        {
+            var arg = args[i];
+            if (!arg.StartsWith("--", StringComparison.Ordinal)) throw new ArgumentException($"unexpected argument '{arg}'");
+            var name = arg[2..];
+            string? inline = null;
+            if (name.IndexOf('=') is var eq and >= 0) { inline = name[(eq + 1)..]; name = name[..eq]; }
+            yield return new VerbArgument(name, () => inline ?? (i + 1 < args.Length ? args[++i] : throw new ArgumentException($"--{name} needs a value")));
+        }
     }
 }

@@ -248,6 +248,7 @@ public sealed partial class DataTree
         var acls = new Dictionary<int, Acl[]>();
         var tree = new DataTree(empty: true);
         tree._acls.Release(tree._root.Acl);
+        var load = new SnapshotLoad();
         var first = true;
         while (true)
         {
@@ -267,7 +268,7 @@ public sealed partial class DataTree
             var data = r.ReadData();
             var aclIndex = r.ReadInt();
             if (!acls.TryGetValue(aclIndex, out var acl)) throw new InvalidDataException($"bad acl index {aclIndex} for {path}");
-            ReadNode(tree, r, path, data, acl, isRoot: first);
+            ReadNode(tree, r, load, path, data, acl, isRoot: first);
             first = false;
         }
         if (first) throw new InvalidDataException("snapshot has no root");
@@ -283,9 +284,7 @@ public sealed partial class DataTree
         tree.SessionSecret = secret;
         tree._lastZxid = startZxid;
         tree.SnapshotEndZxid = endZxid;
-        long size = tree._root.DataLength;
-        tree.Walk(sorted: false, (p, n) => size += p.Length + n.DataLength);
-        tree._dataSize = size;
+        tree._dataSize = load.DataSize + tree._root.DataLength; // ZooKeeper's "" alias of the root counts it twice
         tree.RebuildQuotaRoots();
         return tree;
     }

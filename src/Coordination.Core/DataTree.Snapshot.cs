@@ -154,13 +154,14 @@ public sealed partial class DataTree
         var nodeCount = r.ReadCount();
         var tree = new DataTree(empty: true);
         tree._acls.Release(tree._root.Acl);
+        var load = new SnapshotLoad();
         for (var i = 0; i < nodeCount; i++)
         {
             var path = r.ReadString();
             var data = r.ReadData();
             var aclIndex = r.ReadInt();
             if ((uint)aclIndex >= (uint)acls.Count) throw new InvalidDataException($"bad acl index {aclIndex} for {path}");
-            ReadNode(tree, r, path, data, acls[aclIndex], isRoot: i == 0);
+            ReadNode(tree, r, load, path, data, acls[aclIndex], isRoot: i == 0);
         }
         if (nodeCount == 0) throw new InvalidDataException("snapshot has no root");
 
@@ -170,9 +171,7 @@ public sealed partial class DataTree
         tree.SessionSecret = secret;
         tree._lastZxid = lastZxid;
         tree.SnapshotEndZxid = lastZxid;
-        long size = tree._root.DataLength; // ZooKeeper's "" alias of the root
-        tree.Walk(sorted: false, (path, node) => size += path.Length + node.DataLength);
-        tree._dataSize = size;
+        tree._dataSize = load.DataSize + tree._root.DataLength; // ZooKeeper's "" alias of the root counts it twice
         tree.RebuildQuotaRoots();
         return tree;
     }
@@ -265,8 +264,9 @@ public sealed partial class DataTree
     /// Reads one node record's stat fields and links the node into <paramref name="tree"/> (the first record is the
     /// root). Shared by the plain and the fuzzy snapshot readers.
     /// </summary>
-    private static void ReadNode(DataTree tree, SnapshotReader r, string path, byte[]? data, IReadOnlyList<Acl> acl, bool isRoot)
+    private static void ReadNode(DataTree tree, SnapshotReader r, SnapshotLoad load, string path, byte[]? data, IReadOnlyList<Acl> acl, bool isRoot)
     {
+        load.DataSize += path.Length + (data?.Length ?? 0);
         Node node;
         if (isRoot)
         {
@@ -279,7 +279,10 @@ public sealed partial class DataTree
         {
             if (Paths.Validate(path) is { } reason) throw new InvalidDataException($"bad path in snapshot: {reason}");
             var lastSlash = path.LastIndexOf('/');
-            var parent = tree.Lookup(ParentSpan(path, lastSlash)) ?? throw new InvalidDataException($"node {path} precedes its parent");
+            var parentPath = ParentSpan(path, lastSlash);
+            var parent = load.LastParent is { Kids: { } siblings } last && parentPath.SequenceEqual(siblings.Path) ? last
+                : tree.Lookup(parentPath) ?? throw new InvalidDataException($"node {path} precedes its parent");
+            load.LastParent = parent;
             node = new Node(data, tree._acls.AddRef(acl));
             var kids = parent.Kids ??= new Kids(ParentSpan(path, lastSlash).ToString(), parent.Czxid, 0);
             if (!kids.Map.TryAdd(path.Substring(lastSlash + 1), node)) throw new InvalidDataException($"duplicate node {path}");
@@ -301,6 +304,16 @@ public sealed partial class DataTree
             node.Kids.Cversion = cversion;
         }
         if (!isRoot) tree.TrackOwner(path, node.Owner);
+    }
+
+    /// <summary>What reading a snapshot carries from one node record to the next.</summary>
+    private sealed class SnapshotLoad
+    {
+        /// <summary>The previous record's parent. Records come depth-first, so siblings follow each other: the path is
+        /// looked up from the root once per directory, not once per node.</summary>
+        public Node? LastParent;
+        /// <summary>zk_approximate_data_size summed as the records are read (no walk of the tree afterwards).</summary>
+        public long DataSize;
     }
 
     private sealed class SnapshotReader(Stream input)

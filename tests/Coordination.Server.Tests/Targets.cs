@@ -28,7 +28,7 @@ public static class Targets
     /// The "apache" target needs Debian's zookeeper package and a JDK. Without them the test is skipped (so the README's
     /// test command works with only the .NET SDK), unless COORDINATION_REQUIRE_COMPAT=1 (set by .ci/run) makes it fail.
     /// </summary>
-    private static void SkipUnlessAvailable(string target)
+    public static void SkipUnlessAvailable(string target)
     {
         if (target != "apache" || Environment.GetEnvironmentVariable("ZOOKEEPER_CLASSPATH") is { Length: > 0 }) return;
         const string jar = "/usr/share/java/zookeeper.jar";
