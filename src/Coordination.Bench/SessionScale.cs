@@ -119,9 +119,15 @@ public static class SessionScale
         var progress = o.Json ? stderr : stdout;
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
         limit.CancelAfter(o.TimeLimit);
+        // This process holds a socket per session, and a server started here inherits the limit: past it the run
+        // would measure refused connections. Raising the hard limit needs CAP_SYS_RESOURCE (a container may drop it).
         var openFiles = ResourceLimits.EnsureOpenFiles(o.Sessions + 10_000);
-        if (openFiles >= 0 && openFiles < o.Sessions + 1000)
-            await progress.WriteLineAsync($"warning: the open-files limit is {openFiles}; {o.Sessions} sessions need more (run as root)");
+        if (openFiles >= 0 && openFiles < o.Sessions + 500)
+        {
+            await stderr.WriteLineAsync($"error: the open-files limit is {openFiles} and cannot be raised here; {o.Sessions} sessions need {o.Sessions + 500} " +
+                $"(at most {openFiles - 500} sessions fit; or raise `ulimit -Hn` before starting the bench)");
+            return 2;
+        }
         var results = new List<RunResult>();
         try
         {

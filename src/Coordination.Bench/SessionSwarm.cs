@@ -184,9 +184,15 @@ internal sealed class RawSession(SessionSwarm swarm) : IDisposable
 
     public void BeginConnect(IPEndPoint server, IPAddress? source, byte[] connectFrame)
     {
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        Expect(1); // first: a socket that cannot be made (EMFILE) fails the session and so frees its step slot
+        Socket socket;
+        try { socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true }; }
+        catch (SocketException)
+        {
+            Fail();
+            return;
+        }
         _socket = socket;
-        Expect(1);
         _ = ConnectAndReceiveAsync(socket, server, source, connectFrame);
     }
 
