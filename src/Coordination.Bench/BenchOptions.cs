@@ -43,6 +43,7 @@ public sealed record BenchOptions
         (Coordination.Bench side-by-side --help: our server beside Apache ZooKeeper, one table.)
         (Coordination.Bench session-churn --help: sessions opened and closed per second.)
         (Coordination.Bench scale --help: RSS, snapshot, restart and getChildren at 1M-10M znodes, against ZooKeeper.)
+        (Coordination.Bench sessions --help: 100,000 sessions and 1,000,000 watches on one server, against ZooKeeper.)
 
           --connect host:port[,host:port]  servers; sessions are spread round-robin      (127.0.0.1:2181)
           --launch ours|apache             start that server on a free 127.0.0.1 port and bench it instead

@@ -28,6 +28,7 @@ public static class BenchApp
         if (args.Length > 0 && args[0] == "side-by-side") return await SideBySide.RunAsync(args[1..], stdout, stderr, ct);
         if (args.Length > 0 && args[0] == "session-churn") return await SessionChurn.RunAsync(args[1..], stdout, stderr, ct);
         if (args.Length > 0 && args[0] == "scale") return await ScaleBench.RunAsync(args[1..], stdout, stderr, ct);
+        if (args.Length > 0 && args[0] == "sessions") return await SessionScale.RunAsync(args[1..], stdout, stderr, ct);
         if (args.Length > 0 && args[0] == "feed") return await FeedBench.RunAsync(args[1..], stdout, ct);
         if (args.Any(a => a is "--help" or "-h" or "-?"))
         {

@@ -129,7 +129,10 @@ public static class ResourceLimits
 
     private const int RlimitNofile = 7;
 
-    /// <summary>Returns the soft open-files limit after trying to raise it to at least <paramref name="wanted"/>.</summary>
+    /// <summary>
+    /// Returns the soft open-files limit after trying to raise it to at least <paramref name="wanted"/>: past the hard
+    /// limit too when the process may (root, up to fs.nr_open), else up to the hard limit.
+    /// </summary>
     public static long EnsureOpenFiles(int wanted)
     {
         if (!OperatingSystem.IsLinux()) return -1;
@@ -137,6 +140,11 @@ public static class ResourceLimits
         {
             if (getrlimit(RlimitNofile, out var limit) != 0) return -1;
             if (limit.Current >= (ulong)wanted) return (long)limit.Current;
+            if (limit.Max < (ulong)wanted)
+            {
+                var both = new RLimit { Current = (ulong)wanted, Max = (ulong)wanted };
+                if (setrlimit(RlimitNofile, ref both) == 0) return wanted;
+            }
             var raised = new RLimit { Current = Math.Min((ulong)wanted, limit.Max), Max = limit.Max };
             if (setrlimit(RlimitNofile, ref raised) == 0) return (long)raised.Current;
             return (long)limit.Current;

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Coordination.Bench;
+using Coordination.TestKit;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -27,6 +28,46 @@ public sealed class BenchSmokeTests(ITestOutputHelper output)
             Assert.True(watch.GetProperty("rounds").GetInt64() > 0, "no watch fan-out round completed");
             Assert.Equal(0, watch.GetProperty("missed_notifications").GetInt64());
             Assert.True(r.GetProperty("server").GetProperty("cpu_ms").GetDouble() >= 0);
+        });
+    }
+
+    /// <summary>
+    /// The sessions command end to end on 200 sessions from three loopback source addresses (80 per address): every
+    /// session opens, its 5 watches are registered on the server, every session is notified of the one change, and
+    /// every session closes, with no error or lost connection; the figures are there and sane.
+    /// </summary>
+    [SkippableTheory]
+    [MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
+    public async Task Sessions_opens_watches_notifies_and_closes_every_session(string target)
+    {
+        ResourceLimits.EnsureOpenFiles(4096);
+        await using var server = await Targets.StartAsync(target, output);
+        await Targets.WithServerOutputOnFailure(server, output, async () =>
+        {
+            var stdout = new StringWriter();
+            var stderr = new StringWriter();
+            var code = await BenchApp.RunAsync(
+            [
+                "sessions", "--connect", server.ConnectString, "--server-pid", server.Pid.ToString(), "--sessions", "200",
+                "--watches-per-session", "5", "--watch-paths", "50", "--concurrency", "32", "--per-source-address", "80",
+                "--settle", "200ms", "--step-limit", "60s", "--time-limit", "2m", "--json",
+            ], stdout, stderr);
+            output.WriteLine(stderr.ToString());
+            output.WriteLine(stdout.ToString());
+            Assert.True(code == 0, $"sessions exit code {code}");
+            using var json = JsonDocument.Parse(stdout.ToString());
+            var r = json.RootElement;
+            Assert.Equal(200, r.GetProperty("connected").GetInt64());
+            Assert.Equal(1000, r.GetProperty("server_watch_count").GetInt64());
+            Assert.Equal(200, r.GetProperty("notified").GetInt64());
+            Assert.Equal(0, r.GetProperty("errors").GetInt64());
+            Assert.Equal(0, r.GetProperty("lost").GetInt64());
+            Assert.True(r.GetProperty("sessions_per_sec").GetDouble() > 0);
+            Assert.True(r.GetProperty("closes_per_sec").GetDouble() > 0);
+            Assert.True(r.GetProperty("rss_sessions_bytes").GetInt64() > 0);
+            var last = r.GetProperty("notify_all_ms").GetDouble();
+            Assert.InRange(r.GetProperty("notify_p50_ms").GetDouble(), 0, last);
+            Assert.Contains($"| {server.ConnectString} |", stderr.ToString());
         });
     }
 
@@ -58,6 +99,8 @@ public sealed class BenchSmokeTests(ITestOutputHelper output)
         Assert.Equal(2, await BenchApp.RunAsync(["--op", "frobnicate"], stdout, stderr));
         Assert.Contains("unknown op", stderr.ToString());
         Assert.Equal(0, await BenchApp.RunAsync(["--help"], stdout, stderr));
+        Assert.Equal(2, await BenchApp.RunAsync(["sessions", "--sessions", "0"], stdout, stderr));
+        Assert.Contains("--sessions must be at least 1", stderr.ToString());
     }
 
     [Fact]
