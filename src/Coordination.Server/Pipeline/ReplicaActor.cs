@@ -300,7 +300,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     };
 
     /// <summary>Begins a fuzzy snapshot unless one is running. It is serialized <see cref="SnapshotPolicy.ChunkNodes"/>
-    /// nodes per message, so client requests interleave with it; a background task writes the bytes.</summary>
+    /// nodes per message, so client requests interleave with it; the writer's own thread writes the bytes.</summary>
     private bool StartSnapshot(bool whole = false)
     {
         if (_snapshots is not { } policy || _snapshotBusy) return false;
