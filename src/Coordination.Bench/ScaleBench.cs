@@ -126,10 +126,8 @@ public static partial class ScaleBench
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct)
     {
-        if (args.Any(a => a is "--help" or "-h")) { await stdout.WriteLineAsync(Usage); return 0; }
-        Options o;
-        try { o = Parse(args); }
-        catch (ArgumentException e) { await stderr.WriteLineAsync($"error: {e.Message}\n\n{Usage}"); return 2; }
+        var (o, exit) = await VerbArgument.ParseOrExitAsync(args, Usage, Parse, stdout, stderr);
+        if (o is null) return exit!.Value;
 
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
         limit.CancelAfter(o.TimeLimit);

@@ -101,10 +101,8 @@ public static class SideBySide
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct)
     {
-        if (args.Any(a => a is "--help" or "-h")) { await stdout.WriteLineAsync(Usage); return 0; }
-        Options o;
-        try { o = Parse(args); }
-        catch (ArgumentException e) { await stderr.WriteLineAsync($"error: {e.Message}\n\n{Usage}"); return 2; }
+        var (o, exit) = await VerbArgument.ParseOrExitAsync(args, Usage, Parse, stdout, stderr);
+        if (o is null) return exit!.Value;
 
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
         limit.CancelAfter(o.TimeLimit);
@@ -537,6 +535,16 @@ public static class SideBySide
 /// (a flag never asks for its <see cref="Value"/>, so the next argument stays an option).</summary>
 internal sealed class VerbArgument(string name, Func<string> value)
 {
+    /// <summary>The opening every verb shares: <c>--help</c> prints the usage (exit 0), an argument the verb's parser
+    /// refuses prints the error and the usage (exit 2); otherwise the options and no exit code.</summary>
+    public static async Task<(T? Options, int? Exit)> ParseOrExitAsync<T>(string[] args, string usage, Func<string[], T> parse,
+        TextWriter stdout, TextWriter stderr) where T : class
+    {
+        if (args.Any(a => a is "--help" or "-h")) { await stdout.WriteLineAsync(usage); return (null, 0); }
+        try { return (parse(args), null); }
+        catch (ArgumentException e) { await stderr.WriteLineAsync($"error: {e.Message}\n\n{usage}"); return (null, 2); }
+    }
+
     public string Name { get; } = name;
     public string Value() => value();
 
