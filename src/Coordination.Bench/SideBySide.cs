@@ -30,6 +30,7 @@ public static class SideBySide
           --rows LIST                 get,set,mixed,create,half-get,half-set,latency-get,latency-set,watch
                                       (all of them); half-get/half-set: p99 at half of ZooKeeper's saturation
                                       throughput of that op, 16x16 paced (run after the get/set rows);
+                                      latency-set also times the disk's fdatasync in each run (fsync only);
                                       latency-sync (sync 1x1) runs only when listed, and so do the fresh
                                       reads: linget (linearizable getData, ours only), syncget (sync and
                                       getData pipelined, ZooKeeper's idiom), latency-linget, latency-syncget
@@ -111,6 +112,7 @@ public static class SideBySide
         var runs = new List<Run>();
         var extraRows = new List<string[]>();
         var notes = new List<string>();
+        var disk = new List<DiskProbe.Result>();
         var servers = new Dictionary<string, BenchDeployment>();
         await stderr.WriteLineAsync($"side-by-side: {string.Join(",", o.Targets)}, {Topology(o)}, durability {(o.Fsync ? "fsync" : "nosync")}, " +
                                     $"{o.Runs} runs x {o.Warmup.TotalSeconds}s+{o.Duration.TotalSeconds}s, shapes {string.Join(",", o.Shapes.Select(s => $"{s.Sessions}x{s.Inflight}"))}, rows {string.Join(",", o.Rows)}");
@@ -213,6 +215,15 @@ public static class SideBySide
                     _ => (BenchOptions.ParseOp(row), o.Shapes.ToArray(), 0),
                 };
                 for (var r = 0; r < o.Runs; r++)
+                {
+                    // The disk's fdatasync floor, measured in each run of the 1x1 write row, beside it.
+                    if (row == "latency-set" && o.Fsync)
+                    {
+                        var probe = DiskProbe.Fdatasync(Path.GetDirectoryName(servers.Values.First().DataDirs[0])!);
+                        disk.Add(probe);
+                        await stderr.WriteLineAsync(string.Format(CultureInfo.InvariantCulture, "  [{0,5:F0}s] fdatasync probe run {1}: p50 {2:F3} ms p99 {3:F3} ms",
+                            started.Elapsed.TotalSeconds, r + 1, probe.P50Ms, probe.P99Ms)).ConfigureAwait(false);
+                    }
                     foreach (var (sessions, inflight) in shapes)
                         foreach (var target in o.LoadTargets)
                         {
@@ -227,6 +238,7 @@ public static class SideBySide
                             var result = await RunOnceAsync(row, target, servers[ServerOf(target)], load, r + 1).ConfigureAwait(false);
                             runs.Add(new Run(row, target, sessions, inflight, result));
                         }
+                }
             }
 
             if (o.Memory)
@@ -294,7 +306,7 @@ public static class SideBySide
             if (tlsDir is not null) try { Directory.Delete(tlsDir, recursive: true); } catch (IOException) { }
         }
 
-        await stdout.WriteLineAsync(Render(o, runs, extraRows, notes, started.Elapsed)).ConfigureAwait(false);
+        await stdout.WriteLineAsync(Render(o, runs, extraRows, notes, disk, started.Elapsed)).ConfigureAwait(false);
         return runs.Any(r => r.Result.TotalErrors > 0) ? 3 : 0;
     }
 
@@ -344,7 +356,7 @@ public static class SideBySide
         return best;
     }
 
-    private static string Render(Options o, List<Run> runs, List<string[]> extraRows, List<string> notes, TimeSpan elapsed)
+    private static string Render(Options o, List<Run> runs, List<string[]> extraRows, List<string> notes, List<DiskProbe.Result> disk, TimeSpan elapsed)
     {
         var inv = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
@@ -428,6 +440,18 @@ public static class SideBySide
                     Line(label, name, plain.Shape, string.Format(inv, "{0:F2} ({1:F2}-{2:F2})", Median(ratios), ratios.Min(), ratios.Max()), "", "", "", "", "");
             }
             if (o.MemberTls) RatioLine("ours mtls/plain", figures.GetValueOrDefault(MemberTlsTarget), figures.GetValueOrDefault("ours"));
+            if (row == "latency-set" && disk.Count > 0)
+            {
+                // Each server's 1x1 write against the disk's floor measured in the same runs (issue 23: ours <= 1.5x).
+                var p50s = disk.Select(d => d.P50Ms).ToList();
+                var fsyncP50 = Median(p50s);
+                Line("fdatasync 128 B", "disk", "1x1", string.Format(inv, "{0} records x {1} runs", disk[0].Records, disk.Count),
+                    Ms(fsyncP50), Ms(Median(disk.Select(d => d.P99Ms))), Ms(Median(disk.Select(d => d.P999Ms))), "", "");
+                Line("", "p50 spread", "", string.Format(inv, "{0:F3}-{1:F3} ms", p50s.Min(), p50s.Max()), "", "", "", "", "");
+                foreach (var t in o.LoadTargets)
+                    if (figures[t] is { } f)
+                        Line(label, Name(t) + "/fsync", "", "", Ratio(f.P50, fsyncP50), "", "", "", "");
+            }
         }
         if (extraRows.Count > 0)
         {
@@ -448,6 +472,10 @@ public static class SideBySide
             ? "CPU = the server process's user+system time from /proc over the measured window, per 1,000 successful ops. RSS at the end of the run."
             : $"CPU = the SUM of the {o.Nodes} member processes' user+system time from /proc over the measured window, per 1,000 successful ops. " +
               $"RSS = the SUM of the {o.Nodes} members' RSS at the end of the run.");
+        if (disk.Count > 0)
+            sb.AppendLine("fdatasync 128 B: the disk's floor for one durable write, measured by the bench before each run of the 1x1 write row " +
+                          "in the data dirs' file system (a 128-byte record appended into a preallocated file, then fdatasync; 2,000 per run); " +
+                          "'/fsync' = that server's 1x1 write p50 / the median of those fdatasync p50s.");
         if (o.Rows.Any(r => HalfLoadOp(r) is not null))
             sb.AppendLine("half-load rows: both servers at half of ZooKeeper's best saturation throughput of that op (its get/set row in this run, " +
                           "else measured first at 16x16), 16 sessions each paced on a fixed schedule with up to 16 in flight; latency counts " +

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using Coordination.Bench;
 using Coordination.TestKit;
@@ -115,6 +116,13 @@ public sealed class BenchSmokeTests(ITestOutputHelper output)
         Assert.Contains("| latency setData 1x1", table);
         Assert.Contains("| watch 5 watchers", table);
         Assert.Contains("CPU ms/1k ops", table);
+        // Beside the 1x1 write row: the disk's fdatasync floor from the same run, and the write's p50 over it.
+        double Cell(string rowStart, int column) => double.Parse(
+            table.Split('\n').Single(l => l.StartsWith(rowStart, StringComparison.Ordinal)).Split('|')[column].Trim(), CultureInfo.InvariantCulture);
+        var fsyncP50 = Cell("| fdatasync 128 B", 5);
+        Assert.InRange(fsyncP50, 0.001, 1000);
+        var writeP50 = Cell("| latency setData 1x1    | ours  ", 5);
+        Assert.InRange(Cell("| latency setData 1x1    | ours/fsync", 5), writeP50 / fsyncP50 - 0.02, writeP50 / fsyncP50 + 0.02);
     }
 
     [Fact]
