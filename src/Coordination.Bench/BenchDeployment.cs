@@ -72,6 +72,19 @@ internal sealed class BenchDeployment : IAsyncDisposable
         return new BenchDeployment(null, ensemble);
     }
 
+    /// <summary>
+    /// The client address of the member a 1x1 row runs on: the leader, or the first member that is not the leader
+    /// (issue 23 asks for both); null for a standalone server, or when no leader is found.
+    /// </summary>
+    public async Task<string?> MemberConnectAsync(string placement, CancellationToken ct)
+    {
+        if (_ensemble is null || await _ensemble.LeaderAsync(ct).ConfigureAwait(false) is not { } leader) return null;
+        return placement == Leader ? leader.ConnectString : _ensemble.Members.First(m => m.Id != leader.Id).ConnectString;
+    }
+
+    public const string Leader = "leader";
+    public const string Follower = "follower";
+
     /// <summary>Stops every process (SIGTERM, then SIGKILL after <paramref name="grace"/>); the data stays.</summary>
     public Task StopAsync(TimeSpan grace) => _server is not null ? _server.StopAsync(grace) : _ensemble!.StopAllAsync(grace);
 

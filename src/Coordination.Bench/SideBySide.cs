@@ -31,6 +31,8 @@ public static class SideBySide
                                       (all of them); half-get/half-set: p99 at half of ZooKeeper's saturation
                                       throughput of that op, 16x16 paced (run after the get/set rows);
                                       latency-set also times the disk's fdatasync in each run (fsync only);
+                                      with --nodes 3 the latency-* rows run once on the leader and once
+                                      on a follower (one session on that member);
                                       latency-sync (sync 1x1) runs only when listed, and so do the fresh
                                       reads: linget (linearizable getData, ours only), syncget (sync and
                                       getData pipelined, ZooKeeper's idiom), latency-linget, latency-syncget
@@ -117,24 +119,25 @@ public static class SideBySide
         await stderr.WriteLineAsync($"side-by-side: {string.Join(",", o.Targets)}, {Topology(o)}, durability {(o.Fsync ? "fsync" : "nosync")}, " +
                                     $"{o.Runs} runs x {o.Warmup.TotalSeconds}s+{o.Duration.TotalSeconds}s, shapes {string.Join(",", o.Shapes.Select(s => $"{s.Sessions}x{s.Inflight}"))}, rows {string.Join(",", o.Rows)}");
 
-        async Task<BenchResult> RunOnceAsync(string row, string target, BenchDeployment server, BenchOptions load, int run, TimeSpan? duration = null)
+        async Task<BenchResult> RunOnceAsync(string row, string target, BenchDeployment server, BenchOptions load, int run, TimeSpan? duration = null,
+            string? member = null)
         {
             var secure = target.EndsWith(TlsSuffix, StringComparison.Ordinal);
             var options = load with
             {
-                Connect = secure ? server.SecureConnect : server.Connect, Tls = secure ? server.ClientTls : null, ServerPids = server.Pids, ValueSize = o.ValueSize,
+                Connect = secure ? server.SecureConnect : member is not null ? [member] : server.Connect, Tls = secure ? server.ClientTls : null, ServerPids = server.Pids, ValueSize = o.ValueSize,
                 Warmup = duration is null ? o.Warmup : TimeSpan.Zero, Duration = duration ?? o.Duration,
                 Progress = false, Json = true, Root = "/bench-" + row,
             };
             var result = await new BenchRunner(options, TextWriter.Null).RunAsync(token).ConfigureAwait(false);
             result.Target = target;
             await stderr.WriteLineAsync(string.Format(CultureInfo.InvariantCulture,
-                "  [{0,5:F0}s] {1,-12} {2,-6} {3,5} run {4}: {5,9:F0} ops/s{6} p50 {7:F2} ms p99 {8:F2} ms p999 {9:F2} ms cpu {10:F2} ms/1k{11}{12}",
+                "  [{0,5:F0}s] {1,-12} {2,-6} {3,5} run {4}: {5,9:F0} ops/s{6} p50 {7:F2} ms p99 {8:F2} ms p999 {9:F2} ms cpu {10:F2} ms/1k{11}{12}{13}",
                 started.Elapsed.TotalSeconds, row, target, $"{options.Sessions}x{options.Inflight}", run, result.OpsPerSecond,
                 result.Rate is { } rate ? $" of {rate.TargetOpsPerSecond:F0}{(rate.Reached ? "" : " NOT REACHED")}" : "",
                 result.Latency.P50Us / 1000, result.Latency.P99Us / 1000, result.Latency.P999Us / 1000, result.ServerCpuMsPer1kOps ?? double.NaN,
                 result.Watch is { } w ? $" all-notified p50 {w.FanOut.P50Us / 1000:F1} ms" : "",
-                result.TotalErrors > 0 ? $"  ERRORS {result.TotalErrors}" : "")).ConfigureAwait(false);
+                result.TotalErrors > 0 ? $"  ERRORS {result.TotalErrors}" : "", member is null ? "" : $" on {member}")).ConfigureAwait(false);
             if (o.Out is { } file) await File.AppendAllTextAsync(file, $"{{\"row\":\"{row}\",\"result\":{result.ToJson(false)}}}\n", token).ConfigureAwait(false);
             return result;
         }
@@ -226,18 +229,23 @@ public static class SideBySide
                     }
                     foreach (var (sessions, inflight) in shapes)
                         foreach (var target in o.LoadTargets)
-                        {
-                            token.ThrowIfCancellationRequested();
-                            // ZooKeeper has no linearizable read (it answers Unimplemented and closes the connection).
-                            if (op == BenchOp.LinearizableGet && ServerOf(target) == "apache") continue;
-                            var load = new BenchOptions
+                            foreach (var placement in Placements(o, row))
                             {
-                                Sessions = sessions, Inflight = inflight, Op = op, Znodes = o.Znodes, Watchers = watchers, Rate = rate,
-                                Cleanup = op == BenchOp.Create,
-                            };
-                            var result = await RunOnceAsync(row, target, servers[ServerOf(target)], load, r + 1).ConfigureAwait(false);
-                            runs.Add(new Run(row, target, sessions, inflight, result));
-                        }
+                                token.ThrowIfCancellationRequested();
+                                // ZooKeeper has no linearizable read (it answers Unimplemented and closes the connection).
+                                if (op == BenchOp.LinearizableGet && ServerOf(target) == "apache") continue;
+                                var load = new BenchOptions
+                                {
+                                    Sessions = sessions, Inflight = inflight, Op = op, Znodes = o.Znodes, Watchers = watchers, Rate = rate,
+                                    Cleanup = op == BenchOp.Create,
+                                };
+                                var server = servers[ServerOf(target)];
+                                // Asked before every run: a leader may change between runs (it is then the new one's figure).
+                                var member = placement is null ? null : await server.MemberConnectAsync(placement, token).ConfigureAwait(false);
+                                if (placement is not null && member is null) notes.Add($"{row} {target}: no leader found for the {placement} run; it ran over every member");
+                                var result = await RunOnceAsync(RowKey(row, placement), target, server, load, r + 1, member: member).ConfigureAwait(false);
+                                runs.Add(new Run(RowKey(row, placement), target, sessions, inflight, result));
+                            }
                 }
             }
 
@@ -310,6 +318,15 @@ public static class SideBySide
         return runs.Any(r => r.Result.TotalErrors > 0) ? 3 : 0;
     }
 
+    /// <summary>
+    /// Where a row's session runs: on an ensemble the 1x1 rows run once on the leader and once on a follower (a write
+    /// on a follower also crosses the forward to the leader), the other rows over every member; null = every member.
+    /// </summary>
+    private static IReadOnlyList<string?> Placements(Options o, string row) =>
+        o.Nodes > 1 && row.StartsWith("latency-", StringComparison.Ordinal) ? [BenchDeployment.Leader, BenchDeployment.Follower] : [null];
+
+    private static string RowKey(string row, string? placement) => placement is null ? row : $"{row}@{placement}";
+
     /// <summary>The op of a half-load row (half-get, half-set), null for any other row.</summary>
     private static BenchOp? HalfLoadOp(string row) => row switch { "half-get" => BenchOp.Get, "half-set" => BenchOp.Set, _ => null };
 
@@ -361,7 +378,7 @@ public static class SideBySide
         var inv = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
         void Line(params object[] cells) =>
-            sb.AppendLine(string.Format(inv, "| {0,-22} | {1,-14} | {2,-5} | {3,-32} | {4,8} | {5,8} | {6,8} | {7,13} | {8,7} |", cells));
+            sb.AppendLine(string.Format(inv, "| {0,-30} | {1,-14} | {2,-5} | {3,-32} | {4,8} | {5,8} | {6,8} | {7,13} | {8,7} |", cells));
         string Ms(double ms) => ms.ToString("F3", inv);
         sb.AppendLine();
         sb.AppendLine(inv, $"Side by side, {Topology(o)}, durability {(o.Fsync ? "fsync (ZooKeeper forceSync=yes, ours force-sync=on)" : "nosync (forceSync=no / force-sync=off)")}, " +
@@ -374,13 +391,15 @@ public static class SideBySide
         sb.AppendLine(inv, $"{MachineCpus()} cores, load average at the end {LoadAverage()}, {elapsed.TotalMinutes:F1} min.");
         sb.AppendLine(inv, $"CPUs: servers {o.ServerCpus ?? "any"}, load generator {AllowedCpus()}.");
         sb.AppendLine();
-        var header = string.Format(inv, "| {0,-22} | {1,-14} | {2,-5} | {3,-32} | {4,8} | {5,8} | {6,8} | {7,13} | {8,7} |",
+        var header = string.Format(inv, "| {0,-30} | {1,-14} | {2,-5} | {3,-32} | {4,8} | {5,8} | {6,8} | {7,13} | {8,7} |",
             "row", "server", "shape", "ops/s (spread)", "p50 ms", "p99 ms", "p999 ms", "CPU ms/1k ops", o.Nodes == 1 ? "RSS MiB" : "RSS sum");
         sb.AppendLine(header);
         sb.AppendLine(string.Concat(header.Select(c => c == '|' ? '|' : '-')));
         foreach (var row in o.Rows)
+        foreach (var placement in Placements(o, row))
         {
-            var figures = o.LoadTargets.ToDictionary(t => t, t => Best(runs.Where(r => r.Row == row && r.Target == t)));
+            var key = RowKey(row, placement);
+            var figures = o.LoadTargets.ToDictionary(t => t, t => Best(runs.Where(r => r.Row == key && r.Target == t)));
             var label = row switch
             {
                 "get" => "getData 100 B", "set" => $"setData {o.ValueSize} B", "mixed" => "mixed 90/10", "create" => $"create {o.ValueSize} B",
@@ -389,7 +408,7 @@ public static class SideBySide
                 "latency-syncget" => "latency sync+getData 1x1",
                 "half-get" => "half-load getData", "half-set" => "half-load setData",
                 "watch" => $"watch {o.Watchers:N0} watchers", _ => row,
-            };
+            } + (placement is null ? "" : $" ({placement})");
             foreach (var t in o.LoadTargets)
             {
                 if (figures[t] is not { } f) continue;
@@ -432,7 +451,7 @@ public static class SideBySide
             void PairedLine(string name, string target)
             {
                 if (row == "watch" || figures.GetValueOrDefault(target) is not { } plain) return;
-                bool AtShape(Run r) => $"{r.Sessions}x{r.Inflight}" == plain.Shape && r.Row == row;
+                bool AtShape(Run r) => $"{r.Sessions}x{r.Inflight}" == plain.Shape && r.Row == key;
                 var ratios = runs.Where(r => AtShape(r) && r.Target == target + TlsSuffix)
                     .Zip(runs.Where(r => AtShape(r) && r.Target == target), (tls, p) => tls.Result.OpsPerSecond / p.Result.OpsPerSecond)
                     .ToList();
@@ -440,7 +459,7 @@ public static class SideBySide
                     Line(label, name, plain.Shape, string.Format(inv, "{0:F2} ({1:F2}-{2:F2})", Median(ratios), ratios.Min(), ratios.Max()), "", "", "", "", "");
             }
             if (o.MemberTls) RatioLine("ours mtls/plain", figures.GetValueOrDefault(MemberTlsTarget), figures.GetValueOrDefault("ours"));
-            if (row == "latency-set" && disk.Count > 0)
+            if (row == "latency-set" && disk.Count > 0 && placement != BenchDeployment.Follower)
             {
                 // Each server's 1x1 write against the disk's floor measured in the same runs (issue 23: ours <= 1.5x).
                 var p50s = disk.Select(d => d.P50Ms).ToList();

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Coordination.Bench;
 using Coordination.TestKit;
 using Xunit;
@@ -117,12 +118,12 @@ public sealed class BenchSmokeTests(ITestOutputHelper output)
         Assert.Contains("| watch 5 watchers", table);
         Assert.Contains("CPU ms/1k ops", table);
         // Beside the 1x1 write row: the disk's fdatasync floor from the same run, and the write's p50 over it.
-        double Cell(string rowStart, int column) => double.Parse(
-            table.Split('\n').Single(l => l.StartsWith(rowStart, StringComparison.Ordinal)).Split('|')[column].Trim(), CultureInfo.InvariantCulture);
-        var fsyncP50 = Cell("| fdatasync 128 B", 5);
+        double P50(string row, string server) => double.Parse(table.Split('\n').Select(l => l.Split('|'))
+            .Single(c => c.Length > 5 && c[1].Trim() == row && c[2].Trim() == server)[5].Trim(), CultureInfo.InvariantCulture);
+        var fsyncP50 = P50("fdatasync 128 B", "disk");
         Assert.InRange(fsyncP50, 0.001, 1000);
-        var writeP50 = Cell("| latency setData 1x1    | ours  ", 5);
-        Assert.InRange(Cell("| latency setData 1x1    | ours/fsync", 5), writeP50 / fsyncP50 - 0.02, writeP50 / fsyncP50 + 0.02);
+        var writeP50 = P50("latency setData 1x1", "ours");
+        Assert.InRange(P50("latency setData 1x1", "ours/fsync"), writeP50 / fsyncP50 - 0.02, writeP50 / fsyncP50 + 0.02);
     }
 
     [Fact]
@@ -170,15 +171,27 @@ public sealed class BenchSmokeTests(ITestOutputHelper output)
     {
         var table = await RunSideBySideAsync(
         [
-            "--nodes", "3", "--targets", "ours", "--rows", "get", "--runs", "1", "--shapes", "4x8", "--znodes", "50",
-            "--warmup", "0s", "--duration", "1s", "--time-limit", "2m",
+            "--nodes", "3", "--targets", "ours", "--rows", "get,latency-get", "--runs", "1", "--shapes", "4x8", "--znodes", "50",
+            "--warmup", "0s", "--duration", "1s", "--prime", "0s", "--time-limit", "2m",
         ]);
         Assert.Contains("3-node ensembles", table);
         Assert.Contains("p999 ms", table);
-        var row = table.Split('\n').Single(l => l.StartsWith("| getData", StringComparison.Ordinal) && l.Contains("| ours"));
-        var ops = double.Parse(row.Split('|')[4].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
-        Assert.True(ops > 0, $"no getData throughput in: {row}");
+        foreach (var label in (string[])["getData 100 B", "latency getData 1x1 (leader)", "latency getData 1x1 (follower)"])
+        {
+            var row = table.Split('\n').Single(l => l.Split('|') is { Length: > 4 } c && c[1].Trim() == label && c[2].Trim() == "ours");
+            var ops = double.Parse(row.Split('|')[4].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+            Assert.True(ops > 0, $"no throughput in: {row}");
+        }
+        // The 1x1 rows ran on one member each, a different one for the leader and the follower.
+        string MemberOf(string placementRow) => Regex.Match(_stderr, placementRow + @".* on (127\.0\.0\.1:\d+)").Groups[1].Value;
+        var onLeader = MemberOf(@"latency-get@leader\s+ours");
+        var onFollower = MemberOf(@"latency-get@follower\s+ours");
+        Assert.NotEqual("", onLeader);
+        Assert.NotEqual("", onFollower);
+        Assert.NotEqual(onLeader, onFollower);
     }
+
+    private string _stderr = "";
 
     /// <summary>Runs the side-by-side verb; checks it exited 0 and returns the table it printed.</summary>
     private async Task<string> RunSideBySideAsync(string[] args)
@@ -186,7 +199,8 @@ public sealed class BenchSmokeTests(ITestOutputHelper output)
         var stdout = new StringWriter();
         var stderr = new StringWriter();
         var code = await BenchApp.RunAsync(["side-by-side", .. args], stdout, stderr);
-        output.WriteLine(stderr.ToString());
+        _stderr = stderr.ToString();
+        output.WriteLine(_stderr);
         output.WriteLine(stdout.ToString());
         Assert.Equal(0, code);
         return stdout.ToString();
