@@ -57,6 +57,9 @@ public static class SideBySide
           --member-tls                a second ensemble of ours with mutual TLS between its members
                                       (coordination.ensemble.ssl, certificates made for the run; --nodes 3):
                                       every row runs on both ("ours", "ours-mtls"), with the mtls/plain ratio
+          --one-member                ours also as an ensemble of one member (Zab's write path and journal on
+                                      one server, standalone only): every row runs on both ("ours",
+                                      "ours-zab1"), with the zab1/standalone ratio (issue 18: one log path)
         """;
 
     private sealed record Options
@@ -81,18 +84,21 @@ public static class SideBySide
         public string? Out { get; init; }
         public bool Tls { get; init; }
         public bool MemberTls { get; init; }
+        public bool OneMember { get; init; }
         public string? ServerCpus { get; init; }
         /// <summary>What each server process is started under: taskset when --server-cpus pins it.</summary>
         public IReadOnlyList<string> LaunchPrefix => ServerCpus is null ? [] : ["taskset", "-c", ServerCpus];
         /// <summary>The loads' targets: each server, with --tls each server's secure port ("ours-tls"), and with
         /// --member-tls our ensemble with member TLS ("ours-mtls", a deployment of its own).</summary>
         public IReadOnlyList<string> LoadTargets => Targets
-            .SelectMany(t => (string[])[t, .. Tls ? [t + TlsSuffix] : Array.Empty<string>(), .. MemberTls && t == "ours" ? [MemberTlsTarget] : Array.Empty<string>()])
+            .SelectMany(t => (string[])[t, .. Tls ? [t + TlsSuffix] : Array.Empty<string>(), .. MemberTls && t == "ours" ? [MemberTlsTarget] : Array.Empty<string>(),
+                .. OneMember && t == "ours" ? [OneMemberTarget] : Array.Empty<string>()])
             .ToArray();
     }
 
     private const string TlsSuffix = "-tls";
     private const string MemberTlsTarget = "ours-mtls";
+    private const string OneMemberTarget = "ours-zab1";
 
     /// <summary>The server a load target runs against ("ours-tls" runs against "ours").</summary>
     private static string ServerOf(string target) => target.EndsWith(TlsSuffix, StringComparison.Ordinal) ? target[..^TlsSuffix.Length] : target;
@@ -165,6 +171,7 @@ public static class SideBySide
         }
 
         var tlsDir = o.Tls || o.MemberTls ? Directory.CreateTempSubdirectory("side-by-side-tls-").FullName : null;
+        string? oneMemberDir = null;
         var certificates = tlsDir is null ? null : new BenchTls(tlsDir);
         var tls = o.Tls ? certificates : null;
         try
@@ -179,6 +186,17 @@ public static class SideBySide
                 servers[MemberTlsTarget] = await BenchDeployment.StartAsync("ours", o.Nodes, o.Fsync, o.OursHocon + certificates!.MemberHocon,
                     o.ApacheCfg, null, token).ConfigureAwait(false);
                 await stderr.WriteLineAsync($"  started {servers[MemberTlsTarget]} with member TLS").ConfigureAwait(false);
+            }
+            if (o.LoadTargets.Contains(OneMemberTarget))
+            {
+                oneMemberDir = Directory.CreateTempSubdirectory("side-by-side-zab1-").FullName;
+                servers[OneMemberTarget] = await BenchDeployment.StartAsync("ours", 1, o.Fsync, o.OursHocon + "\n" + OneMemberHocon(oneMemberDir),
+                    o.ApacheCfg, null, token, launchPrefix: o.LaunchPrefix).ConfigureAwait(false);
+                // It must really be a member leading itself, not a standalone server that ignored the ensemble settings.
+                var srvr = await FourLetterWord.SendAsync(servers[OneMemberTarget].Connect[0], "srvr", TimeSpan.FromSeconds(5), token).ConfigureAwait(false);
+                var mode = System.Text.RegularExpressions.Regex.Match(srvr, @"^Mode:\s*(\w+)", System.Text.RegularExpressions.RegexOptions.Multiline).Groups[1].Value;
+                if (mode != "leader") throw new InvalidOperationException($"--one-member: the member's srvr says Mode: {mode}, not leader");
+                await stderr.WriteLineAsync($"  started {servers[OneMemberTarget]} as an ensemble of one (Mode: {mode})").ConfigureAwait(false);
             }
             // Both runtimes compile their hot code during the first seconds under load (the JVM's C1/C2, .NET's tiered
             // JIT, which tiers up only what is called often: a saturated server batches, a lightly loaded one takes other
@@ -312,6 +330,7 @@ public static class SideBySide
         {
             foreach (var (_, s) in servers) await s.DisposeAsync().ConfigureAwait(false);
             if (tlsDir is not null) try { Directory.Delete(tlsDir, recursive: true); } catch (IOException) { }
+            if (oneMemberDir is not null) try { Directory.Delete(oneMemberDir, recursive: true); } catch (IOException) { }
         }
 
         await stdout.WriteLineAsync(Render(o, runs, extraRows, notes, disk, started.Elapsed)).ConfigureAwait(false);
@@ -326,6 +345,19 @@ public static class SideBySide
         o.Nodes > 1 && row.StartsWith("latency-", StringComparison.Ordinal) ? [BenchDeployment.Leader, BenchDeployment.Follower] : [null];
 
     private static string RowKey(string row, string? placement) => placement is null ? row : $"{row}@{placement}";
+
+    /// <summary>
+    /// Ours as an ensemble of one voter (issue 18's "measure standalone as an ensemble of one"): it leads itself at once
+    /// and writes through Zab's path (the peer, its journal) instead of the standalone replica's own log. The member port
+    /// is a free loopback port; the members' secret a file made for the run in <paramref name="dir"/>.
+    /// </summary>
+    private static string OneMemberHocon(string dir)
+    {
+        var secret = Path.Combine(dir, "ensemble.secret");
+        File.WriteAllText(secret, Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)));
+        return $"coordination.server-id = 1\ncoordination.ensemble.voters {{ 1 = \"127.0.0.1:{ServerProcess.FreeLoopbackPort()}\" }}\n" +
+               $"coordination.ensemble.auth.secret-file = \"{secret}\"";
+    }
 
     /// <summary>The op of a half-load row (half-get, half-set), null for any other row.</summary>
     private static BenchOp? HalfLoadOp(string row) => row switch { "half-get" => BenchOp.Get, "half-set" => BenchOp.Set, _ => null };
@@ -459,6 +491,7 @@ public static class SideBySide
                     Line(label, name, plain.Shape, string.Format(inv, "{0:F2} ({1:F2}-{2:F2})", Median(ratios), ratios.Min(), ratios.Max()), "", "", "", "", "");
             }
             if (o.MemberTls) RatioLine("ours mtls/plain", figures.GetValueOrDefault(MemberTlsTarget), figures.GetValueOrDefault("ours"));
+            if (o.OneMember) RatioLine("zab1/standalone", figures.GetValueOrDefault(OneMemberTarget), figures.GetValueOrDefault("ours"));
             if (row == "latency-set" && disk.Count > 0 && placement != BenchDeployment.Follower)
             {
                 // Each server's 1x1 write against the disk's floor measured in the same runs (issue 23: ours <= 1.5x).
@@ -559,6 +592,7 @@ public static class SideBySide
                 "out" => o with { Out = Value() },
                 "tls" => o with { Tls = true },
                 "member-tls" => o with { MemberTls = true },
+                "one-member" => o with { OneMember = true },
                 "server-cpus" => o with { ServerCpus = Value() is var cpus && cpus.Length > 0 && cpus.All(c => char.IsAsciiDigit(c) || c is ',' or '-')
                     ? cpus : throw new ArgumentException($"--server-cpus: a CPU list as taskset takes it (0, 1-3, 0,2), not '{cpus}'") },
                 _ => throw new ArgumentException($"unknown option --{name}"),
@@ -567,6 +601,7 @@ public static class SideBySide
         if (o.Targets.Count == 0) throw new ArgumentException("--targets is empty");
         if (o.ServerCpus is not null && o.Nodes != 1) throw new ArgumentException("--server-cpus is for standalone servers (--nodes 1)");
         if (o.MemberTls && (o.Nodes == 1 || !o.Targets.Contains("ours"))) throw new ArgumentException("--member-tls needs --nodes 3 and ours among --targets");
+        if (o.OneMember && (o.Nodes != 1 || !o.Targets.Contains("ours"))) throw new ArgumentException("--one-member needs --nodes 1 and ours among --targets");
         return o;
     }
 

@@ -110,8 +110,8 @@ public sealed class BenchSmokeTests(ITestOutputHelper output)
     {
         var table = await RunSideBySideAsync(
         [
-            "--targets", "ours", "--rows", "get,latency-set,watch", "--watchers", "5", "--runs", "1",
-            "--shapes", "2x4", "--znodes", "50", "--warmup", "200ms", "--duration", "1s", "--time-limit", "2m",
+            "--targets", "ours", "--one-member", "--rows", "get,latency-set,watch", "--watchers", "5", "--runs", "1",
+            "--shapes", "2x4", "--znodes", "50", "--warmup", "200ms", "--duration", "1s", "--prime", "0s", "--time-limit", "2m",
         ]);
         Assert.Contains("| getData 100 B", table);
         Assert.Contains("| latency setData 1x1", table);
@@ -124,6 +124,10 @@ public sealed class BenchSmokeTests(ITestOutputHelper output)
         Assert.InRange(fsyncP50, 0.001, 1000);
         var writeP50 = P50("latency setData 1x1", "ours");
         Assert.InRange(P50("latency setData 1x1", "ours/fsync"), writeP50 / fsyncP50 - 0.02, writeP50 / fsyncP50 + 0.02);
+        // --one-member: the same rows against ours as an ensemble of one, and its ratio to the standalone server.
+        var zab1P50 = P50("latency setData 1x1", "ours-zab1");
+        Assert.InRange(P50("latency setData 1x1", "zab1/standalone"), zab1P50 / writeP50 - 0.02, zab1P50 / writeP50 + 0.02);
+        Assert.Contains("as an ensemble of one (Mode: leader)", _stderr);
     }
 
     [Fact]
