@@ -46,8 +46,9 @@ public sealed class ReplicaScriptTests
     }
 }
 
-/// <summary>A read as the script host knows it: a path, optionally with a data watch.</summary>
-internal sealed record ScriptRead(int Xid, string Path, bool Watch);
+/// <summary>A read as the script host knows it: a path, optionally with a data watch; or any request answered from
+/// local state (<see cref="Op"/>, <see cref="Body"/>).</summary>
+internal sealed record ScriptRead(int Xid, string Path, bool Watch, OpCode Op = OpCode.GetData, ZkRequest? Body = null);
 
 /// <summary>A write's outcome: committed at <see cref="Zxid"/> or refused with <see cref="Err"/>.</summary>
 internal sealed record ScriptOutcome(int Xid, long Zxid, ErrorCode Err);
@@ -91,15 +92,74 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
         switch (c[0])
         {
             case "standalone":
-                _core = new ReplicaCore<string, ScriptRead, ScriptOutcome>(this, () => _applied, ensemble: false);
+                _core = new ReplicaCore<string, ScriptRead, ScriptOutcome>(this, () => _applied, ensemble: false) { Prep = NewPrep() };
                 break;
             case "ensemble":   // ensemble <server id>
                 _serverId = long.Parse(c[1]);
-                _core = new ReplicaCore<string, ScriptRead, ScriptOutcome>(this, () => _applied, ensemble: true) { StaysWith = (id, server) => _staying.TryGetValue(id, out var at) && at == server };
+                _core = new ReplicaCore<string, ScriptRead, ScriptOutcome>(this, () => _applied, ensemble: true)
+                    { StaysWith = (id, server) => _staying.TryGetValue(id, out var at) && at == server, ServerId = _serverId, Prep = NewPrep() };
                 break;
-            case "role":
-                _core.SetRole(Enum.Parse<ReplicaRole>(c[1], ignoreCase: true));
+            case "role":   // role <role> [leader]: a follower or observer forwards to that server
+                _core.SetRole(Enum.Parse<ReplicaRole>(c[1], ignoreCase: true), c.Length > 2 ? long.Parse(c[2]) : -1, _now);
                 Print($"role {_core.Role}: serving={_core.Serving} leading={_core.Leading} sessions={_core.Sessions.Count}");
+                break;
+            case "request":   // request s1 <xid> <op> <path> [data | version]: a client's write, prepared or forwarded by the core
+            {
+                var xid = int.Parse(c[2]);
+                var (op, body) = Body(c[3..]);
+                _core.ClientWrite(session!, new ScriptRead(xid, body.Path ?? "", false), xid, op, body, NoAuth, _now, _now);
+                break;
+            }
+            case "local":   // local s1 <xid> exists|children <path> [watch] | setwatches <relative zxid> <data path>,.. <child path>,..
+            {
+                var xid = int.Parse(c[2]);
+                var (op, body) = c[3] switch
+                {
+                    "exists" => (OpCode.Exists, (ZkRequest)new PathWatchRequest(c[4], c.Length > 5)),
+                    "children" => (OpCode.GetChildren, new PathWatchRequest(c[4], c.Length > 5)),
+                    "setwatches" => (OpCode.SetWatches, new SetWatchesRequest(long.Parse(c[4]), Paths(c[5]), [], Paths(c[6]), [], [], false)),
+                    _ => throw new InvalidOperationException($"unknown local op '{c[3]}'"),
+                };
+                _core.Read(session!, new ScriptRead(xid, body.Path ?? "", false, op, body));
+                break;
+            }
+            case "client-sync":   // client-sync s1 <xid> [read <path>]: a client's sync (or linearizable read) in an ensemble
+            {
+                var xid = int.Parse(c[2]);
+                _core.ClientSync(session!, xid, "/", _now, c.Length > 4 ? new ScriptRead(xid, c[4], false) : null);
+                break;
+            }
+            case "flush":   // the burst is handled: what it prepared and forwarded goes out
+                _core.Flush();
+                break;
+            case "logged":   // the log made the oldest batch durable (standalone) or the ensemble committed it (leader)
+                Apply(_logged.Dequeue());
+                break;
+            case "log-failed":   // the log failed the oldest batch
+                _core.LogFailed(_logged.Dequeue(), ErrorCode.SystemError);
+                break;
+            case "link":   // link <address> <server>: messages from that address arrive on that member's link
+                _links[c[1]] = long.Parse(c[2]);
+                break;
+            case "from":   // from <address> <server> s1 <xid> sync|garbage|<op> [<path> [data | version]]: a member's forward, naming a server
+            {
+                var (op, bytes) = c[5] switch
+                {
+                    "sync" => (OpCode.Sync, Array.Empty<byte>()),
+                    "garbage" => (OpCode.Create, new byte[] { 1, 2 }),   // a body that does not decode
+                    _ => Body(c[5..]) is var (o, body) ? (o, Encode(body)) : default,
+                };
+                _core.Forwarded(c[1], long.Parse(c[2]), Sid(c[3]), int.Parse(c[4]), op, bytes, [], _now);
+                break;
+            }
+            case "from-create":   // from-create <address> <server> s1: a member's client asks for a new session
+                _core.ForwardedCreateSession(c[1], long.Parse(c[2]), Sid(c[3]), 30000, _now);
+                break;
+            case "from-owner":   // from-owner <address> <server> s1: the session attached to that member
+                _core.SessionOwner(c[1], long.Parse(c[2]), Sid(c[3]));
+                break;
+            case "confirmed":   // confirmed <request>: a quorum confirmed leadership up to that request
+                _core.LeadershipConfirmed(long.Parse(c[1]));
                 break;
             case "open":   // open s1 [timeout]
                 _core.Sessions[Sid(c[1])] = new ReplicaSession<string, ScriptRead, ScriptOutcome>(Sid(c[1]), c[1], c.Length > 2 ? int.Parse(c[2]) : 30000);
@@ -202,14 +262,110 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
 
     private static long Sid(string name) => long.Parse(name[1..]);
 
+    /// <summary>A comma-separated list of paths ("-": none).</summary>
+    private static string[] Paths(string list) => list == "-" ? [] : list.Split(',');
+
+    // ------------------------------------------------------------------ prep and batching
+
+    private static readonly AuthContext NoAuth = new([]);
+    /// <summary>Batches handed to the log, oldest first (<c>logged</c> and <c>log-failed</c> take them in order).</summary>
+    private readonly Queue<Proposal[]> _logged = new();
+    /// <summary>Which server each address's link is authenticated as.</summary>
+    private readonly Dictionary<string, long> _links = new();
+
+    /// <summary>A real preprocessor over the script's tree; sessions are the script's (<c>open</c>), not the tree's.</summary>
+    private RequestPreprocessor NewPrep() => new(_tree, null, _tree.LastZxid) { CheckSessions = false };
+
+    /// <summary>An op (create, set, delete, close), a path, then data or a version.</summary>
+    private static (OpCode, ZkRequest) Body(string[] a) => a[0] switch
+    {
+        "create" => (OpCode.Create, new CreateRequest(a[1], Encoding.UTF8.GetBytes(a.Length > 2 ? a[2] : ""), Acl.OpenAclUnsafe, 0)),
+        "set" => (OpCode.SetData, new SetDataRequest(a[1], Encoding.UTF8.GetBytes(a[2]), a.Length > 3 ? int.Parse(a[3]) : -1)),
+        "delete" => (OpCode.Delete, new PathVersionRequest(a[1], a.Length > 2 ? int.Parse(a[2]) : -1)),
+        "close" => (OpCode.CloseSession, EmptyRequest.Instance),
+        _ => throw new InvalidOperationException($"unknown script op '{a[0]}'"),
+    };
+
+    private static byte[] Encode(ZkRequest body)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        var w = new JuteWriter(buffer);
+        body.Write(ref w);
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>A batch made durable or committed, applied as the replica does: in zxid order, then prep and syncs learn it.</summary>
+    private void Apply(Proposal[] batch)
+    {
+        foreach (var proposal in batch) _core.Commit(_tree, proposal.Header, proposal.Txn);
+        _core.Prep.Applied(_tree.LastZxid);
+        _core.Applied();
+    }
+
+    private static string Describe(Proposal p) => $"zxid={p.Header.Zxid} s{p.Header.SessionId}/{p.Header.Cxid} " + p.Txn switch
+    {
+        ErrorTxn e => $"error {e.Err}",
+        CreateTxn t => $"create {t.Path}",
+        SetDataTxn t => $"set {t.Path}",
+        DeleteTxn t => $"delete {t.Path}",
+        CreateSessionTxn => "createSession",
+        CloseSessionTxn => "closeSession",
+        var t => t.GetType().Name,
+    };
+
+    public void ScheduleFlush() => Print("flush scheduled");
+
+    public void Log(Proposal[] batch)
+    {
+        _logged.Enqueue(batch);
+        Print("log " + string.Join(", ", batch.Select(Describe)));
+    }
+
+    public void Forward(long leader, IReadOnlyList<Forward<ScriptRead>> batch) =>
+        Print($"forward to {leader}: " + string.Join(", ", batch.Select(f => $"s{f.SessionId}/{f.Xid} {(f.Write is null ? "sync" : "write")}")));
+
+    public void PrepareFailed(OpCode op, long serverId, Exception error) => Print($"prepare of {op} from server {serverId} failed: {error.GetType().Name}");
+
+    public void NotLogged(Proposal proposal) => Print($"not logged: {Describe(proposal)}");
+
+    public bool Vouches(string from, long serverId) => _links.TryGetValue(from, out var id) && id == serverId;
+
+    public void Unvouched(string from, long serverId, string what) => Print($"dropped from {from}: {what} naming server {serverId}");
+
+    public void RejectForward(string follower, long sessionId, int xid, ErrorCode err) => Print($"to {follower}: s{sessionId} xid={xid} rejected {err}");
+
+    public void AnswerSyncPoint(string follower, long sessionId, int xid, long zxid) => Print($"to {follower}: s{sessionId} sync xid={xid} point={zxid}");
+
+    public void ConfirmLeadership(long request) => Print($"confirm leadership #{request}");
+
     private void Print(string line) => _out.Append(line).Append('\n');
 
+    /// <summary>A read is the core's getData (and, on a missing znode with a watch, its exists, as a client watching
+    /// for a creation does).</summary>
     public void ExecuteRead(ReplicaSession<string, ScriptRead, ScriptOutcome> session, ScriptRead read)
     {
-        if (read.Watch) _core.Watches.Add(read.Path, session.Id, WatchKind.Data);
-        var value = _tree.Find(read.Path)?.Data is { } data ? Encoding.UTF8.GetString(data) : "<none>";
+        if (read.Body is { } request)
+        {
+            var (code, answer) = _core.AnswerRead(_tree, session, read.Op, request, NoAuth);
+            var shown = answer switch
+            {
+                StatResponse r => $" version={r.Stat.Version}",
+                GetChildrenResponse r => $" [{string.Join(",", r.Children.Order())}]",
+                _ => "",
+            };
+            Print($"{session.Actor} #{session.NextSeq()} {read.Op} xid={read.Xid} {code}{shown} zxid={_applied}");
+            return;
+        }
+        var (err, body) = _core.AnswerRead(_tree, session, OpCode.GetData, new PathWatchRequest(read.Path, read.Watch), NoAuth);
+        if (err == ErrorCode.NoNode && read.Watch) _core.AnswerRead(_tree, session, OpCode.Exists, new PathWatchRequest(read.Path, true), NoAuth);
+        var value = body is GetDataResponse { Data: { } data } ? Encoding.UTF8.GetString(data) : "<none>";
         Print($"{session.Actor} #{session.NextSeq()} read xid={read.Xid} {read.Path}={value} zxid={_applied}");
     }
+
+    public void Notify(ReplicaSession<string, ScriptRead, ScriptOutcome> session, long seq, WatcherEvent e, long zxid, IReadOnlyList<Acl>? acl) =>
+        Print($"{session.Actor} #{seq} event {e.Type} {e.Path} zxid={zxid}");
+
+    public void ResponseTooLarge() => Print("response too large");
 
     public void AnswerWrite(ReplicaSession<string, ScriptRead, ScriptOutcome> session, long seq, ScriptOutcome outcome) =>
         Print($"{session.Actor} #{seq} write xid={outcome.Xid} {outcome.Err} zxid={outcome.Zxid}");

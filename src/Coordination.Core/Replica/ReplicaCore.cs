@@ -97,13 +97,16 @@ public sealed class ReplicaSession<TAddress, TRead, TOutcome>(long id, TAddress 
 }
 
 /// <summary>
-/// The replica's client-facing ordering, pure and deterministic (as <see cref="Zab.ZabPeer"/> is for Zab): which
+/// The replica's logic, pure and deterministic (as <see cref="Zab.ZabPeer"/> is for Zab): which
 /// requests each session waits on and in what order their answers go out (ZooKeeper's CommitProcessor rule: a read
 /// waits behind the same session's earlier writes and syncs, so a session reads its own writes and gets its
 /// answers in request order); the sequence number of every output, watch events included; syncs and their points;
 /// the replica's role and where a write goes; which server each session is attached to (SessionMoved); requests
-/// that waited too long. Inputs are method calls (a request, a write's outcome, a sync point, an applied zxid, a
-/// role, a lost connection, a tick); outputs are calls to the <see cref="IReplicaHost{TAddress,TRead,TOutcome}"/>.
+/// that waited too long. Its other parts: prep and batching to the log and to the leader (ReplicaCore.Writes.cs),
+/// the leader's side of forwards and syncs (ReplicaCore.Leader.cs), reads and watch registration
+/// (ReplicaCore.Reads.cs), applying a commit (ReplicaCore.Apply.cs). Inputs are method calls (a request, a forward,
+/// a write's outcome, a sync point, a commit, an applied zxid, a role, a lost connection, a tick, a flush); outputs
+/// are calls to the <see cref="IReplicaHost{TAddress,TRead,TOutcome}"/>.
 /// Script-tested (tests/Coordination.Core.Tests/testdata/replica). docs/architecture.md §4 says what the host keeps.
 /// </summary>
 public sealed partial class ReplicaCore<TAddress, TRead, TOutcome> where TRead : class where TOutcome : class
@@ -136,15 +139,26 @@ public sealed partial class ReplicaCore<TAddress, TRead, TOutcome> where TRead :
     public int Outstanding { get; private set; }
 
     /// <summary>
-    /// A role change. Leaving service drops every session (the host closes their connections; clients re-attach,
-    /// possibly elsewhere); a new leader forgets who owned what (every client re-attaches after a leader change).
+    /// A role change; a follower or observer forwards to <paramref name="leader"/>'s replica. What was batched for the
+    /// old leader goes to it first. Leaving service drops every session (the host closes their connections; clients
+    /// re-attach, possibly elsewhere) and what was prepared and not logged; a new leader forgets who owned what (every
+    /// client re-attaches after a leader change); a leader that stops leading refuses the syncs it held.
     /// </summary>
-    public void SetRole(ReplicaRole role)
+    public void SetRole(ReplicaRole role, long leader, long nowMs)
     {
         if (!_ensemble && role != ReplicaRole.Standalone) throw new InvalidOperationException("A standalone replica keeps its role");
         var wasServing = Serving;
+        var wasLeading = Leading;
+        FlushForwards();
         Role = role;
-        if (!Serving && wasServing) Clear();
+        Leader = Forwards ? leader : -1;
+        if (wasLeading && !Leading) RefuseHeldSyncs(nowMs);
+        if (!Serving && wasServing)
+        {
+            Clear();
+            _unlogged.Clear();
+            Prep?.Reset(_appliedZxid());
+        }
         if (role == ReplicaRole.Leader) _owners.Clear();
     }
 
@@ -432,7 +446,7 @@ public sealed partial class ReplicaCore<TAddress, TRead, TOutcome> where TRead :
         return false;
     }
 
-    /// <summary>Leader: a session whose requests can come from <paramref name="serverId"/> only, so it never moved
+    /// <summary>Leader: true when the session (first argument) can be served by the server (second argument) only, so it never moved
     /// (a local session of that server: the server's ReplicaActor.LocalSessions.cs).</summary>
     public Func<long, long, bool>? StaysWith { get; init; }
 

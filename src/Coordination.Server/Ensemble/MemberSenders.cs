@@ -38,9 +38,13 @@ public sealed class MemberSenders
     }
 
     /// <summary>Drops a message whose sender is not who it claims: logs it and counts it.</summary>
-    public static void Refuse(ActorSystem system, ILoggingAdapter log, object message, IActorRef sender)
+    public static void Refuse(ActorSystem system, ILoggingAdapter log, object message, IActorRef sender) =>
+        Refuse(system, log, message.GetType().Name, sender);
+
+    /// <summary>As <see cref="Refuse(ActorSystem, ILoggingAdapter, object, IActorRef)"/>, for a message described by <paramref name="what"/>.</summary>
+    public static void Refuse(ActorSystem system, ILoggingAdapter log, string what, IActorRef sender)
     {
         Metrics.ServerMetrics.For(system).Ensemble.MemberMessageRefused();
-        log.Warning("Dropped {0} from {1}: the sender is not the member it names", message.GetType().Name, sender.Path);
+        log.Warning("Dropped {0} from {1}: the sender is not the member it names", what, sender.Path);
     }
 }

@@ -38,7 +38,7 @@ public sealed class TxnBatchEvent
     /// writes it: header, error flag, body) into a reused scratch buffer, then copied once into the payload, so a
     /// batch costs one allocation whatever its size (large znode data would otherwise be copied twice).
     /// </summary>
-    public static TxnBatchEvent From(IReadOnlyList<Pipeline.Proposal> proposals, System.Buffers.ArrayBufferWriter<byte> scratch)
+    public static TxnBatchEvent From(IReadOnlyList<Proposal> proposals, System.Buffers.ArrayBufferWriter<byte> scratch)
     {
         scratch.ResetWrittenCount();
         Span<int> small = proposals.Count <= 256 ? stackalloc int[proposals.Count] : default;

@@ -11,9 +11,6 @@ namespace Coordination.Server.Pipeline;
 public sealed record ClientRequest(long SessionId, int Xid, OpCode Op, ZkRequest Body, AuthContext Auth, IActorRef Session,
     Network.ClientConnection? Connection = null);
 
-/// <summary>A prepared txn on its way to the log. Its answer is found at apply time by session id and xid.</summary>
-public sealed record Proposal(TxnHeader Header, Txn Txn);
-
 /// <summary>The log asks for a batch of proposals to be made durable (group commit).</summary>
 public sealed record LogAppend(IReadOnlyList<Proposal> Batch);
 

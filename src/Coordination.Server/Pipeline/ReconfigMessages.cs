@@ -1,3 +1,5 @@
+using Coordination.Core;
+
 namespace Coordination.Server.Pipeline;
 
 /// <summary>The peer refused a prepared reconfig at proposal time: <see cref="Proposal"/> (an error txn) is what commits at its zxid.</summary>

@@ -6,6 +6,7 @@ using Coordination.Core;
 using Coordination.Core.Replica;
 using Coordination.Core.Zab;
 using Coordination.Protocol;
+using Coordination.Server.Ensemble;
 
 namespace Coordination.Server.Pipeline;
 
@@ -71,6 +72,54 @@ public sealed partial class ReplicaActor : IReplicaHost<IActorRef, ClientRequest
         EndSubscriptions(header.SessionId);
         session?.Actor.Tell(new SessionEnded(session.NextSeq(), Expired: !requested));
     }
+
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.Notify(SessionState session, long seq, WatcherEvent e, long zxid, IReadOnlyList<Acl>? acl) =>
+        session.Actor.Tell(new Notification(seq, zxid, Frames.Notification(e, zxid), acl));
+
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.ResponseTooLarge() => _metrics.ClientPort.LargeResponseRejectedOnce();
+
+    // ------------------------------------------------------------------ prep and batching (ReplicaCore.Writes.cs)
+
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.ScheduleFlush() => Self.Tell(FlushLog.Instance);
+
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.Log(Proposal[] batch)
+    {
+        if (_ensemble is null)
+        {
+            _log.Tell(new LogAppend(batch));
+            return;
+        }
+        // Kept until they commit, so that committing needs no decoding.
+        foreach (var proposal in batch) _proposed[proposal.Header.Zxid] = proposal;
+        _log.Tell(new PeerActor.ProposeBatch(batch));
+    }
+
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.PrepareFailed(OpCode op, long serverId, Exception error)
+    {
+        if (serverId == (_ensemble?.ServerId ?? 0)) _logger.Error(error, "Prepare of {0} failed", op);
+        else _logger.Warning("Forwarded {0} from server {1} refused: {2}", op, serverId, error.Message);
+    }
+
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.NotLogged(Proposal proposal)
+    {
+        _proposed.Remove(proposal.Header.Zxid);
+        if (proposal.Txn is CreateSessionTxn) _creating.Remove(proposal.Header.SessionId);
+    }
+
+    // ------------------------------------------------------------------ the leader's side (ReplicaCore.Leader.cs)
+
+    bool IReplicaHost<IActorRef, ClientRequest, Reply>.Vouches(IActorRef from, long serverId) => Senders.Vouches(from, serverId);
+
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.Unvouched(IActorRef from, long serverId, string what) =>
+        MemberSenders.Refuse(Context.System, _logger, $"{what} naming server {serverId}", from);
+
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.RejectForward(IActorRef follower, long sessionId, int xid, ErrorCode err) =>
+        follower.Tell(new ForwardRejected(sessionId, xid, (int)err));
+
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.AnswerSyncPoint(IActorRef follower, long sessionId, int xid, long zxid) =>
+        follower.Tell(new SyncPoint(sessionId, xid, zxid));
+
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.ConfirmLeadership(long request) => _log.Tell(new PeerActor.ConfirmLeadership(request));
 
     private static ReplicaRole RoleOf(RoleChanged role) => !role.ServesClients ? ReplicaRole.NotServing : role.Role switch
     {

@@ -44,7 +44,7 @@ public sealed partial class ReplicaActor : IWithUnboundedStash
         {
             Receive<LogAppended>(appended => { OnLogAppended(appended); PersistRestoredIfIdle(m.Tree, replyTo); });
             Receive<LogAppendFailed>(failed => { OnLogAppendFailed(failed); PersistRestoredIfIdle(m.Tree, replyTo); });
-            Receive<FlushLog>(_ => OnFlushLog());
+            Receive<FlushLog>(_ => _core.Flush());
             Receive<SnapshotDone>(OnSnapshotDone);
             Receive<RestorePersisted>(OnRestorePersisted);
             Receive<RestoreIdleExpired>(_ =>
@@ -63,7 +63,7 @@ public sealed partial class ReplicaActor : IWithUnboundedStash
     /// written durably in the background.</summary>
     private void PersistRestoredIfIdle(DataTree tree, IActorRef replyTo)
     {
-        if (_unlogged.Count > 0 || _prep.NextZxid - 1 > _tree.LastZxid) return;
+        if (_core.Unlogged > 0 || _prep.NextZxid - 1 > _tree.LastZxid) return;
         Timers.Cancel("restore-idle");
         try
         {
@@ -90,7 +90,7 @@ public sealed partial class ReplicaActor : IWithUnboundedStash
         if (m.Error is null)
         {
             _tree = m.Tree;
-            _prep = NewPreprocessor(_tree);
+            _core.Prep = NewPreprocessor(_tree);
             ResetFeed();
             EndSessionsNotRestored();
             // The snapshot's sessions that no client holds now expire (and their ephemerals go with them).

@@ -21,7 +21,7 @@ public sealed partial class ReplicaActor
         Receive<ConnectionLost>(OnConnectionLost);
         Receive<GetReplicaStats>(OnGetStats);
         Receive<GetNodeAcl>(q => Sender.Tell(new NodeAcl(_tree.Find(q.Path)?.Acl)));
-        Receive<FlushLog>(_ => OnFlushLog());
+        Receive<FlushLog>(_ => _core.Flush());
         Receive<SnapshotChunk>(_ => WriteSnapshotChunk());
         Receive<SnapshotDone>(OnSnapshotDone);
         Receive<TakeSnapshot>(_ =>
@@ -46,14 +46,12 @@ public sealed partial class ReplicaActor
         ReceiveAsDecider();
     }
 
-    /// <summary>An established leader: as standalone, and it takes the writes, session creations and syncs its followers forward.</summary>
+    /// <summary>An established leader: as standalone; the writes, session creations and syncs its followers forward
+    /// are received in every role (ReceiveEnsembleMessages) and taken by the core while it leads.</summary>
     private void Leader()
     {
         ReceiveCommon();
         ReceiveAsDecider();
-        Receive<ForwardedRequest>(OnForwardedRequest);
-        Receive<ForwardedRequests>(m => { foreach (var request in m.Requests) OnForwardedRequest(request); });
-        Receive<ForwardedCreateSession>(m => CreateSessionAsLeader(m.SessionId, m.TimeoutMs, m.ServerId));
     }
 
     /// <summary>
@@ -100,18 +98,12 @@ public sealed partial class ReplicaActor
         Receive<ReapTick>(_ => Reap());
     }
 
-    /// <summary>Follower, observer, not serving: expiry and reaping are the leader's; a forward is refused (its
-    /// sender closes that client's connection, and the client asks again where a leader serves).</summary>
+    /// <summary>Follower, observer, not serving: expiry and reaping are the leader's (a forward is refused by the
+    /// core: its sender closes that client's connection, and the client asks again where a leader serves).</summary>
     private void ReceiveAsNonLeader()
     {
         Receive<ExpireSession>(_ => { });
         Receive<ReapTick>(_ => { });
-        Receive<ForwardedRequest>(f => Sender.Tell(new ForwardRejected(f.SessionId, f.Xid, (int)ErrorCode.ConnectionLoss)));
-        Receive<ForwardedRequests>(m =>
-        {
-            foreach (var f in m.Requests) Sender.Tell(new ForwardRejected(f.SessionId, f.Xid, (int)ErrorCode.ConnectionLoss));
-        });
-        Receive<ForwardedCreateSession>(_ => { });
     }
 
     /// <summary>Switches to the behaviour of the core's role.</summary>

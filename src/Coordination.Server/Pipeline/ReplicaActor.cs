@@ -9,20 +9,23 @@ using Coordination.Server.Persistence;
 namespace Coordination.Server.Pipeline;
 
 /// <summary>
-/// This server's replica of the replicated state: the data tree, the watch registrations and, while leading,
-/// the request preprocessor. Writes are prepared here, handed to the transaction log, and applied when they commit:
-/// in a standalone server when the log reports them durable (a quorum of one); in an ensemble when Zab commits them
-/// (see ReplicaActor.Ensemble.cs: followers forward writes to the leader's replica and apply what the leader
-/// commits). Reads are answered here, after the same session's earlier writes have been applied (ZooKeeper's
-/// CommitProcessor rule), so each session sees its own writes and its responses are produced in request order.
-/// Every output to a session gets that session's next sequence number in apply order; the session actor emits in
-/// that order.
+/// This server's replica of the replicated state: the data tree, and the host of <see cref="ReplicaCore{TAddress,TRead,TOutcome}"/>,
+/// which decides what happens to every request (docs/architecture.md §4). Writes are prepared by the core (while
+/// leading), handed to the transaction log in batches, and applied when they commit: in a standalone server when the
+/// log reports them durable (a quorum of one); in an ensemble when Zab commits them (see ReplicaActor.Ensemble.cs:
+/// followers forward writes to the leader's replica and apply what the leader commits). Reads are answered here,
+/// after the same session's earlier writes have been applied (ZooKeeper's CommitProcessor rule), so each session
+/// sees its own writes and its responses are produced in request order. Every output to a session gets that
+/// session's next sequence number in apply order; the session actor emits in that order. This actor turns the
+/// core's outputs into messages and keeps what needs Akka or I/O: the log and peer, the leader's replica, sessions
+/// being created or validated, snapshots, reaping, the change feed.
 /// </summary>
 public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
 {
     private readonly ServerSettings _settings;
     private DataTree _tree;
-    private RequestPreprocessor _prep;
+    /// <summary>Decides writes while this replica prepares them; the core's (it prepares), replaced with the tree.</summary>
+    private RequestPreprocessor _prep => _core.Prep;
     private WatchTable _watches => _core.Watches;
     /// <summary>Where prepared txns go: the journal (standalone) or, in an ensemble, the Zab peer (this actor's child).</summary>
     private readonly IActorRef _log;
@@ -48,9 +51,8 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     private sealed class ReapTick { public static readonly ReapTick Instance = new(); }
+    /// <summary>Flushes what a burst prepared or forwarded (<see cref="ReplicaCore{TAddress,TRead,TOutcome}.Flush"/>).</summary>
     private sealed class FlushLog { public static readonly FlushLog Instance = new(); }
-    /// <summary>Prepared txns not yet handed to the log (see <see cref="Log"/>).</summary>
-    private readonly List<Proposal> _unlogged = new();
     private sealed class SnapshotChunk { public static readonly SnapshotChunk Instance = new(); }
     private sealed record SnapshotDone(string Path, long StartZxid, Exception? Error);
 
@@ -68,8 +70,9 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         _dispatchers = dispatchers;
         _clock = clock;
         _ensemble = ensemble;
-        _core = new ReplicaCore<IActorRef, ClientRequest, Reply>(this, () => _tree.LastZxid, ensemble is not null) { StaysWith = IsOwnLocalSession };
-        _prep = NewPreprocessor(tree);
+        _core = new ReplicaCore<IActorRef, ClientRequest, Reply>(this, () => _tree.LastZxid, ensemble is not null)
+            { StaysWith = IsOwnLocalSession, ServerId = ensemble?.ServerId ?? 0, MaxResponseSize = settings.MaxResponseSize };
+        _core.Prep = NewPreprocessor(tree);
         _passwords.Learn(tree.SessionSecret);
 
         InitFeed();
@@ -129,8 +132,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     private void ProposeSessionSecretIfNone()
     {
         if (_tree.SessionSecret is not null) return;
-        var (header, txn) = _prep.PrepareSessionSecret(System.Security.Cryptography.RandomNumberGenerator.GetBytes(SessionIds.SecretLength), Now());
-        Log(new Proposal(header, txn));
+        _core.Log(_prep.PrepareSessionSecret(System.Security.Cryptography.RandomNumberGenerator.GetBytes(SessionIds.SecretLength), Now()));
     }
 
     private void TrackAllSessions()
@@ -169,33 +171,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         }
         else if (Requests.IsWrite(request.Op) && request.Body is not (MalformedRequest or UnknownOpRequest))
         {
-            var route = _core.RouteWrite(request.SessionId, _ensemble?.ServerId ?? 0);
-            if (route == WriteRoute.Forward)
-            {
-                Forward(request, session);
-                return;
-            }
-            if (route == WriteRoute.Moved)
-            {
-                _core.Refuse(session, request.Xid, _monotonic(), ErrorCode.SessionMoved);
-                return;
-            }
-            (TxnHeader Header, Txn Txn) prepared;
-            try
-            {
-                prepared = request.Op == OpCode.CloseSession
-                    ? _prep.PrepareCloseSession(request.SessionId, request.Xid, Now())
-                    : _prep.Prepare(request.SessionId, request.Xid, request.Op, request.Body, request.Auth, Now());
-            }
-            catch (Exception e)
-            {
-                // A request that prep cannot handle is answered as unreadable; nothing was proposed for it.
-                _logger.Error(e, "Prepare of {0} failed", request.Op);
-                _core.Read(session, request with { Body = new MalformedRequest(e.Message) });
-                return;
-            }
-            _core.Write(session, request.Xid, _monotonic());
-            Log(new Proposal(prepared.Header, prepared.Txn));
+            _core.ClientWrite(session, request, request.Xid, request.Op, request.Body, request.Auth, Now(), _monotonic());
         }
         else
         {
@@ -208,36 +184,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     {
         if (OpenLocalSession(m)) return;
         _creating[m.SessionId] = new Waiting(m.Session, _monotonic(), m.TimeoutMs);
-        CreateSessionAsLeader(m.SessionId, m.TimeoutMs, _ensemble?.ServerId ?? 0);
-    }
-
-    private void CreateSessionAsLeader(long sessionId, int timeoutMs, long owner)
-    {
-        _core.Attach(sessionId, owner);
-        var (header, txn) = _prep.PrepareCreateSession(sessionId, timeoutMs, Now());
-        Log(new Proposal(header, txn));
-    }
-
-    /// <summary>
-    /// Hands a prepared txn to the log (standalone) or proposes it to the ensemble (leader). Txns prepared while
-    /// this replica works through a burst of requests travel together: one message for the burst, flushed by a
-    /// message to itself that queues behind the requests already waiting (one hop, one group commit, and in an
-    /// ensemble one proposal message per follower instead of one per txn).
-    /// </summary>
-    private void Log(Proposal proposal)
-    {
-        if (_ensemble is not null) _proposed[proposal.Header.Zxid] = proposal;
-        if (_unlogged.Count == 0 && _unforwarded.Count == 0) Self.Tell(FlushLog.Instance);
-        _unlogged.Add(proposal);
-    }
-
-    private void OnFlushLog()
-    {
-        if (_ensemble is not null) FlushForwarded();
-        if (_unlogged.Count == 0) return;
-        var batch = _unlogged.ToArray();
-        _unlogged.Clear();
-        _log.Tell(_ensemble is null ? new LogAppend(batch) : new Ensemble.PeerActor.ProposeBatch(batch));
+        _core.CreateSession(m.SessionId, m.TimeoutMs, _ensemble?.ServerId ?? 0, Now());
     }
 
     /// <summary>A client re-attaches to a session this replica knows (or, standalone and leader, does not: then it is gone).</summary>
@@ -265,8 +212,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     {
         if (!_tree.Sessions.ContainsKey(m.SessionId)) return;
         _logger.Info("Expiring session 0x{0:x}", m.SessionId);
-        var (header, txn) = _prep.PrepareCloseSession(m.SessionId, 0, Now());
-        Log(new Proposal(header, txn));
+        _core.Log(_prep.PrepareCloseSession(m.SessionId, 0, Now()));
     }
 
     private void OnLogAppended(LogAppended appended) => ApplyBatch(appended.Batch);
@@ -375,20 +321,10 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
 
     private void OnLogAppendFailed(LogAppendFailed failed)
     {
-        // Nothing of the batch (nor anything prepared after it) may be applied: forget the overlay and fail the writers.
-        _logger.Error(failed.Cause, "Transaction log failed; {0} txns not applied", failed.Batch.Count + _unlogged.Count);
-        _prep.Reset(_tree.LastZxid);
-        // What was prepared on top of the failed txns and not handed over yet fails with them.
-        var dependent = _unlogged.ToArray();
-        _unlogged.Clear();
-        foreach (var proposal in failed.Batch.Concat(dependent))
-        {
-            _proposed.Remove(proposal.Header.Zxid);
-            if (proposal.Txn is CreateSessionTxn) _creating.Remove(proposal.Header.SessionId);
-            // In an ensemble the txn was refused, not lost: the leader changed under it, and the client will reconnect.
-            if (_sessions.TryGetValue(proposal.Header.SessionId, out var session))
-                _core.Complete(session, proposal.Header.Cxid, Refusal(proposal.Header.Cxid, _ensemble is null ? ErrorCode.SystemError : ErrorCode.ConnectionLoss));
-        }
+        // Nothing of the batch (nor anything prepared on top of it) may be applied: the core fails their writers. In an
+        // ensemble the txn was refused, not lost: the leader changed under it, and the client will reconnect.
+        _logger.Error(failed.Cause, "Transaction log failed; {0} txns not applied", failed.Batch.Count + _core.Unlogged);
+        _core.LogFailed(failed.Batch, _ensemble is null ? ErrorCode.SystemError : ErrorCode.ConnectionLoss);
     }
 
     private Reply Refusal(int xid, ErrorCode err) => new(0, xid, _tree.LastZxid, err, EmptyResponse.Instance);
@@ -409,187 +345,14 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         session.Actor.Tell(new Reply(session.NextSeq(), request.Xid, _tree.LastZxid, err, body));
     }
 
-    private (ErrorCode, ZkResponse) Read(ClientRequest request, SessionState session)
+    /// <summary>A read answered here: the change feed's requests are this actor's, the rest the core's (ReplicaCore.Reads.cs).</summary>
+    private (ErrorCode, ZkResponse) Read(ClientRequest request, SessionState session) => request.Body switch
     {
-        var sid = request.SessionId;
-        switch (request.Body)
-        {
-            case PathWatchRequest r when request.Op == OpCode.Exists:
-            {
-                // As ZooKeeper 3.9.2 and 3.8.4 (ZOOKEEPER-2590): an existing znode needs READ, and NoAuth registers
-                // no watch; a missing one answers NoNode (3.8.0 to 3.8.3 and 3.9.0/3.9.1 checked no ACL at all).
-                var node = _tree.Find(r.NodePath);
-                if (node is not null && !Acls.Check(node.Acl, Perms.Read, request.Auth)) return (ErrorCode.NoAuth, EmptyResponse.Instance);
-                if (r.Watch && Paths.IsValid(r.NodePath)) _watches.Add(r.NodePath, sid, WatchKind.Data);
-                return node is null ? (ErrorCode.NoNode, EmptyResponse.Instance) : (ErrorCode.Ok, new StatResponse(node.Stat));
-            }
-            case PathWatchRequest r when request.Op == OpCode.GetData:
-            {
-                var node = _tree.Find(r.NodePath);
-                if (node is null) return (ErrorCode.NoNode, EmptyResponse.Instance);
-                if (!Acls.Check(node.Acl, Perms.Read, request.Auth)) return (ErrorCode.NoAuth, EmptyResponse.Instance);
-                if (r.Watch) _watches.Add(r.NodePath, sid, WatchKind.Data);
-                return (ErrorCode.Ok, new GetDataResponse(node.Data, node.Stat));
-            }
-            case PathWatchRequest r:   // getChildren, getChildren2
-            {
-                var node = _tree.Find(r.NodePath);
-                if (node is null) return (ErrorCode.NoNode, EmptyResponse.Instance);
-                if (!Acls.Check(node.Acl, Perms.Read, request.Auth)) return (ErrorCode.NoAuth, EmptyResponse.Instance);
-                if (r.Watch) _watches.Add(r.NodePath, sid, WatchKind.Child);
-                if (ResponseSize.OfNames(node.Children, ResponseSize.StatBytes) > _settings.MaxResponseSize) return TooLarge();
-                var children = node.Children.ToList();
-                return (ErrorCode.Ok, request.Op == OpCode.GetChildren2 ? new GetChildrenResponse(children, node.Stat) : new GetChildrenResponse(children));
-            }
-            case PathRequest r when request.Op == OpCode.GetAcl:
-            {
-                var node = _tree.Find(r.NodePath);
-                if (node is null) return (ErrorCode.NoNode, EmptyResponse.Instance);
-                if (!Acls.Check(node.Acl, Perms.Read | Perms.Admin, request.Auth)) return (ErrorCode.NoAuth, EmptyResponse.Instance);
-                // Without ADMIN, digest hashes are masked, as ZooKeeper does since 3.6.
-                var acl = Acls.Check(node.Acl, Perms.Admin, request.Auth) ? node.Acl : MaskDigests(node.Acl);
-                return (ErrorCode.Ok, new GetAclResponse(acl, node.Stat));
-            }
-            case PathRequest r when request.Op == OpCode.GetAllChildrenNumber:
-            {
-                var node = _tree.Find(r.NodePath);
-                if (node is null) return (ErrorCode.NoNode, EmptyResponse.Instance);
-                if (!Acls.Check(node.Acl, Perms.Read, request.Auth)) return (ErrorCode.NoAuth, EmptyResponse.Instance);
-                return (ErrorCode.Ok, new GetAllChildrenNumberResponse(_tree.CountDescendants(r.NodePath)));
-            }
-            case PathRequest r when request.Op == OpCode.GetEphemerals:
-            {
-                var prefix = r.NodePath;
-                var matches = _tree.EphemeralsOf(sid).Where(p => prefix == "/" || p.StartsWith(prefix, StringComparison.Ordinal)).ToList();
-                if (ResponseSize.OfNames(matches, 0) > _settings.MaxResponseSize) return TooLarge();
-                return (ErrorCode.Ok, new StringListResponse(matches));
-            }
-            case PathRequest r when request.Op == OpCode.Sync:
-                return (ErrorCode.Ok, new PathResponse(r.NodePath));
-            case MultiRequest multi when request.Op == OpCode.MultiRead:
-                // As ZooKeeper: a multiRead may hold only getData and getChildren ("Mixing different kind of ops").
-                foreach (var op in multi.Ops)
-                    if (op.Type is not (OpCode.GetData or OpCode.GetChildren)) return (ErrorCode.MarshallingError, EmptyResponse.Instance);
-                return MultiRead(multi, request.Auth) is { } results ? (ErrorCode.Ok, results) : TooLarge();
-            case WatchChangesRequest r:
-                return Subscribe(request, r);
-            case StopChangesRequest r:
-                return Unsubscribe(sid, r);
-            case SetWatchesRequest r:
-                SetWatches(r, session, sid, request.Auth);
-                return (ErrorCode.Ok, EmptyResponse.Instance);
-            case AddWatchRequest r when r.Mode is not (AddWatchMode.Persistent or AddWatchMode.PersistentRecursive):
-                return (ErrorCode.MarshallingError, EmptyResponse.Instance);
-            case AddWatchRequest r:
-                // No path check, as in ZooKeeper (Ok for "" or "x"): a watch on a path no znode can have never fires.
-                if (!MayWatchPersistently(r.NodePath, request.Auth)) return (ErrorCode.NoAuth, EmptyResponse.Instance);
-                _watches.Add(r.NodePath, sid, r.Mode == AddWatchMode.PersistentRecursive ? WatchKind.PersistentRecursive : WatchKind.Persistent);
-                return (ErrorCode.Ok, ErrorCodeResponse.Ok);
-            case WatchesRequest r:
-            {
-                var found = _watches.Remove(r.NodePath, sid, r.Type, remove: request.Op == OpCode.RemoveWatches);
-                return (found ? ErrorCode.Ok : ErrorCode.NoWatcher, EmptyResponse.Instance);
-            }
-            case MalformedRequest:
-                return (ErrorCode.MarshallingError, EmptyResponse.Instance);
-            case EmptyRequest when request.Op == OpCode.WhoAmI:
-                return (ErrorCode.Ok, new WhoAmIResponse(request.Auth.Ids.Select(ClientInfoOf).ToList()));
-            default:
-                return (ErrorCode.Unimplemented, EmptyResponse.Instance);
-        }
-    }
-
-    /// <summary>whoAmI reports a digest identity by its user name only, never the hash.</summary>
-    private static ClientInfo ClientInfoOf(Id id)
-    {
-        var colon = id.Ident.IndexOf(':');
-        return new ClientInfo(id.Scheme, id.Scheme == "digest" && colon >= 0 ? id.Ident[..colon] : id.Ident);
-    }
-
-    private static IReadOnlyList<Acl> MaskDigests(IReadOnlyList<Acl> acl)
-    {
-        var masked = new List<Acl>(acl.Count);
-        foreach (var entry in acl)
-        {
-            var colon = entry.Id.Ident.IndexOf(':');
-            masked.Add(entry.Id.Scheme == "digest" && colon >= 0 ? entry with { Id = entry.Id with { Ident = entry.Id.Ident[..colon] + ":x" } } : entry);
-        }
-        return masked;
-    }
-
-    /// <summary>A read whose response would exceed max-response-size is refused before it is built (README "Resource bounds").</summary>
-    private (ErrorCode, ZkResponse) TooLarge()
-    {
-        _metrics.ClientPort.LargeResponseRejectedOnce();
-        return (ErrorCode.MarshallingError, EmptyResponse.Instance);
-    }
-
-    /// <summary>The multiRead's results, or null when their encoding would exceed max-response-size (nothing is built past it).</summary>
-    private MultiResponse? MultiRead(MultiRequest multi, AuthContext auth)
-    {
-        var results = new List<OpResult>(multi.Ops.Count);
-        long size = 0;
-        foreach (var op in multi.Ops)
-        {
-            var path = op.Request.Path ?? "";
-            var node = _tree.Find(path);
-            size += ResponseSize.MultiHeaderBytes;
-            if (node is null) { results.Add(OpResult.Error(ErrorCode.NoNode)); size += 4; continue; }
-            if (!Acls.Check(node.Acl, Perms.Read, auth)) { results.Add(OpResult.Error(ErrorCode.NoAuth)); size += 4; continue; }
-            size += op.Type == OpCode.GetData ? 4 + (node.Data?.Length ?? 0) + ResponseSize.StatBytes : ResponseSize.OfNames(node.Children, 0);
-            if (size > _settings.MaxResponseSize) return null;
-            results.Add(op.Type == OpCode.GetData
-                ? new OpResult(OpCode.GetData, ErrorCode.Ok, new GetDataResponse(node.Data, node.Stat))
-                : new OpResult(OpCode.GetChildren, ErrorCode.Ok, new GetChildrenResponse(node.Children.ToList())));
-        }
-        return new MultiResponse(results);
-    }
-
-    /// <summary>
-    /// A persistent or recursive watch is registered only where the session may read the znode, if it exists
-    /// (addWatch answers NoAuth, setWatches leaves it out). Stricter than ZooKeeper, which registers it anyway and
-    /// relies on the READ check when an event fires; that check is made here too (see WatchTrigger.Acl).
-    /// </summary>
-    private bool MayWatchPersistently(string path, AuthContext auth) =>
-        _tree.Find(path) is not { } node || Acls.Check(node.Acl, Perms.Read, auth);
-
-    /// <summary>
-    /// Re-registers a reconnecting client's watches. Changes it missed since <c>relativeZxid</c> fire at once,
-    /// as ZooKeeper's DataTree.setWatches does; unlike ZooKeeper (which passes no ACL for those), they are subject to
-    /// the same READ check as any event, so setWatches cannot probe changes to a znode the client cannot read.
-    /// Persistent and recursive watches get addWatch's checks (<see cref="MayWatchPersistently"/>).
-    /// </summary>
-    private void SetWatches(SetWatchesRequest r, SessionState session, long sid, AuthContext auth)
-    {
-        var zxid = _tree.LastZxid;
-        void Fire(EventType type, string path, INodeView? node) =>
-            session.Actor.Tell(new Notification(session.NextSeq(), zxid,
-                Frames.Notification(new WatcherEvent(type, KeeperState.SyncConnected, path), zxid), node?.Acl));
-
-        foreach (var path in r.DataWatches)
-        {
-            var node = _tree.Find(path);
-            if (node is null) Fire(EventType.NodeDeleted, path, null);
-            else if (node.Stat.Mzxid > r.RelativeZxid) Fire(EventType.NodeDataChanged, path, node);
-            else _watches.Add(path, sid, WatchKind.Data);
-        }
-        foreach (var path in r.ExistWatches)
-        {
-            if (_tree.Find(path) is { } node) Fire(EventType.NodeCreated, path, node);
-            else _watches.Add(path, sid, WatchKind.Data);
-        }
-        foreach (var path in r.ChildWatches)
-        {
-            var node = _tree.Find(path);
-            if (node is null) Fire(EventType.NodeDeleted, path, null);
-            else if (node.Stat.Pzxid > r.RelativeZxid) Fire(EventType.NodeChildrenChanged, path, node);
-            else _watches.Add(path, sid, WatchKind.Child);
-        }
-        foreach (var path in r.PersistentWatches)
-            if (MayWatchPersistently(path, auth)) _watches.Add(path, sid, WatchKind.Persistent);
-        foreach (var path in r.PersistentRecursiveWatches)
-            if (MayWatchPersistently(path, auth)) _watches.Add(path, sid, WatchKind.PersistentRecursive);
-    }
+        WatchChangesRequest r => Subscribe(request, r),
+        StopChangesRequest r => Unsubscribe(request.SessionId, r),
+        MalformedRequest => (ErrorCode.MarshallingError, EmptyResponse.Instance),
+        _ => _core.AnswerRead(_tree, session, request.Op, request.Body, request.Auth),
+    };
 
     /// <summary>Proposes the deletion of empty containers and expired TTL nodes (ZooKeeper's ContainerManager).</summary>
     private void Reap()
@@ -600,8 +363,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         foreach (var path in _tree.FindReapable(now))
         {
             if (_reapBudget-- <= 0) break;
-            var prepared = _prep.PrepareReap(path, now);
-            if (prepared is { } p) Log(new Proposal(p.Header, p.Txn));
+            if (_prep.PrepareReap(path, now) is { } prepared) _core.Log(prepared);
         }
     }
 
