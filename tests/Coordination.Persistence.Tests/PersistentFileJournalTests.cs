@@ -30,7 +30,7 @@ public sealed class PersistentFileJournalTests(ITestOutputHelper output)
         try
         {
             var sink = new RecoverySink(new DataTree(), 0);
-            var log = system.ActorOf(JournalTxnLogActor.Props(settings, sink), "txnlog");
+            var log = JournalTxnLogRef.Start(system, settings, sink, "txnlog");
             await sink.Completion.WaitAsync(TimeSpan.FromSeconds(30));
             const int appends = 50;
             var replies = new TaskCompletionSource<List<object>>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -44,6 +44,49 @@ public sealed class PersistentFileJournalTests(ITestOutputHelper output)
             var metrics = ServerMetrics.For(system);
             output.WriteLine($"{appends} appends in {metrics.FsyncTime.Count} journal writes");
             Assert.Equal(2, metrics.FsyncTime.Count);
+        }
+        finally
+        {
+            await system.Terminate();
+            Directory.Delete(dataDir, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// The replica holds a ref with no mailbox that hands appends straight to the persistent actor. When that actor
+    /// stops (as Akka stops it after a failed write), appends are failed at once rather than lost, and the next writer
+    /// its supervisor starts after the backoff takes them again, continuing from the last durable zxid.
+    /// </summary>
+    [Fact]
+    public async Task Appends_fail_at_once_while_the_writer_restarts_and_succeed_after()
+    {
+        var dataDir = Servers.TempDir("writer-restart");
+        var settings = new PersistenceSettings { Journal = "persistent-file", DataDir = dataDir };
+        var system = ActorSystem.Create("writerrestart", JournalSetup.EventLogConfig(settings, readOnly: false));
+        try
+        {
+            var sink = new RecoverySink(new DataTree(), 0);
+            var log = JournalTxnLogRef.Start(system, settings, sink, "txnlog");
+            await sink.Completion.WaitAsync(TimeSpan.FromSeconds(30));
+            var timeout = TimeSpan.FromSeconds(10);
+            LogAppend Append(long zxid) => new([new Proposal(new TxnHeader(1, (int)zxid, zxid, 0, OpCode.CreateSession), new CreateSessionTxn(1000))]);
+
+            Assert.IsType<LogAppended>(await log.Ask<object>(Append(1), timeout));
+            var writer = await system.ActorSelection("/user/txnlog/writer-1").ResolveOne(timeout);
+            Assert.True(await writer.GracefulStop(timeout));
+
+            var failed = Assert.IsType<LogAppendFailed>(await log.Ask<object>(Append(2), timeout));
+            output.WriteLine($"while restarting: {failed.Cause.Message}");
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            object answer;
+            do
+            {
+                await Task.Delay(50);
+                answer = await log.Ask<object>(Append(2), timeout);
+            }
+            while (answer is LogAppendFailed && clock.Elapsed < timeout);
+            Assert.Equal(2L, Assert.IsType<LogAppended>(answer).Batch[0].Header.Zxid);
+            output.WriteLine($"appends taken again after {clock.ElapsedMilliseconds} ms");
         }
         finally
         {
