@@ -60,8 +60,10 @@ public sealed class NodeActor : ReceiveActor
         var dispatchers = Enumerable.Range(0, settings.WatchDispatchers).Select(i => Child(WatchDispatcherActor.Props(), $"watches-{i}")).ToArray();
         var log = spec.Log ?? Child(InMemoryTxnLogActor.Props(), "txnlog");
         // A journal that recovery started is an actor outside this node (recovery runs before it, and the tree it
-        // recovers is the replica's): its end ends the node too. The file journal is no actor (FileJournalRef).
+        // recovers is the replica's): its end ends the node too. The file journal is no actor (FileJournalRef); the
+        // persistent-actor journals' ref has none behind it either, but its supervisor is one.
         if (spec.Log is ActorRefWithCell) Context.Watch(spec.Log);
+        else if (spec.Log is JournalTxnLogRef journal) Context.Watch(journal.Supervisor);
         var replica = Child(ReplicaActor.Props(settings, spec.Tree, log, tracker, dispatchers, CoordinationServer.WallClockMs, spec.Snapshots,
             spec.Ensemble, peer: spec.Peer), ReplicaName);
         var sessions = Child(SessionManagerActor.Props(settings, replica, tracker, CoordinationServer.WallClockMs(), spec.State), "sessions");

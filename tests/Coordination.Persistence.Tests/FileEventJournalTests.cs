@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Configuration;
@@ -232,6 +233,80 @@ public sealed class FileEventJournalTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// The plugin stores each payload's bytes as its serializer wrote them (no Persistent envelope): replay, after a
+    /// restart, rebuilds the envelope's fields and the payload through the serializer's id and manifest.
+    /// </summary>
+    [Fact]
+    public void Replay_rebuilds_the_payload_and_the_envelope_fields_after_a_restart()
+    {
+        var config = ConfigurationFactory.ParseString("""
+            akka.actor.serializers.manifested = "Coordination.Persistence.Tests.ManifestedTestSerializer, Coordination.Persistence.Tests"
+            akka.actor.serialization-bindings { "Coordination.Persistence.Tests.Manifested, Coordination.Persistence.Tests" = manifested }
+            """).WithFallback(JournalConfig());
+        using (var kit = Start(config))
+        {
+            var probe = kit.CreateTestProbe();
+            var e1 = new Persistent(new Manifested("first"), 1, Pid, "adapter-manifest", false, ActorRefs.NoSender, "writer-é");
+            var e2 = new Persistent(new Manifested("second"), 2, Pid, string.Empty, false, ActorRefs.NoSender, "writer-é");
+            kit.Journal.Tell(new WriteMessages([new AtomicWrite(e1), new AtomicWrite(e2)], probe.Ref, 1));
+            probe.ExpectMsg<WriteMessagesSuccessful>();
+            probe.ExpectMsg<WriteMessageSuccess>(m => m.Persistent.SequenceNr == 1);
+            probe.ExpectMsg<WriteMessageSuccess>(m => m.Persistent.SequenceNr == 2);
+        }
+        using (var kit = Start(config))
+        {
+            var probe = kit.CreateTestProbe();
+            kit.Journal.Tell(new ReplayMessages(1, long.MaxValue, long.MaxValue, Pid, probe.Ref));
+            var first = probe.ExpectMsg<ReplayedMessage>().Persistent;
+            var second = probe.ExpectMsg<ReplayedMessage>().Persistent;
+            probe.ExpectMsg<RecoverySuccess>(m => m.HighestSequenceNr == 2);
+            Assert.Equal(new Manifested("first"), first.Payload);
+            Assert.Equal((1L, Pid, "adapter-manifest", "writer-é"), (first.SequenceNr, first.PersistenceId, first.Manifest, first.WriterGuid));
+            Assert.Equal(new Manifested("second"), second.Payload);
+            Assert.Equal((2L, string.Empty, "writer-é"), (second.SequenceNr, second.Manifest, second.WriterGuid));
+        }
+    }
+
+    /// <summary>Logs written before the plugin stored payloads as they are (each event its serialized Persistent
+    /// envelope, record type 1) still replay.</summary>
+    [Fact]
+    public void Events_stored_as_serialized_envelopes_still_replay()
+    {
+        using (var kit = Start())
+        {
+            // The serializer the plugin found for Persistent (Akka.Persistence's, once its extension is loaded).
+            var serializer = new Akka.Persistence.Serialization.PersistenceMessageSerializer((ExtendedActorSystem)kit.Sys);
+            var log = FileTxnLog.Open(_dir, forceSync: false, 64 << 10, 64 << 10, 0, (_, _, _) => { });
+            var output = log.BeginRecord(LogRecordKind.Txn, 1);
+            var id = System.Text.Encoding.UTF8.GetBytes(Pid);
+            var header = new byte[3 + id.Length + 4];
+            header[0] = 1; // the envelope record type
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(1), (ushort)id.Length);
+            id.CopyTo(header, 3);
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(3 + id.Length), 2);
+            output.Write(header);
+            foreach (var seqNr in new long[] { 1, 2 })
+            {
+                var bytes = serializer.ToBinary(Kit.Event(Pid, seqNr));
+                var prefix = new byte[12];
+                System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(prefix, seqNr);
+                System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(prefix.AsSpan(8), bytes.Length);
+                output.Write(prefix);
+                output.Write(bytes);
+            }
+            log.EndRecord();
+            log.Commit();
+            log.Dispose();
+        }
+        using (var kit = Start())
+        {
+            AssertReplay([1, 2], 2, kit.Replay(1, long.MaxValue, long.MaxValue));
+            kit.Write(Pid, 3, 4);
+            AssertReplay([1, 2, 3, 4], 4, kit.Replay(1, long.MaxValue, long.MaxValue));
+        }
+    }
+
     private static void AssertReplay(long[] replayed, long highest, (List<long> Replayed, long Highest) actual)
     {
         Assert.Equal(replayed, actual.Replayed);
@@ -253,6 +328,18 @@ public sealed class FileEventJournalTests : IDisposable
             Command<string>(_ => Sender.Tell(_total));
         }
     }
+}
+
+/// <summary>A payload written by a serializer with a string manifest (<see cref="ManifestedTestSerializer"/>).</summary>
+public sealed record Manifested(string Text);
+
+public sealed class ManifestedTestSerializer(ExtendedActorSystem system) : Akka.Serialization.SerializerWithStringManifest(system)
+{
+    public override int Identifier => 9918;
+    public override string Manifest(object o) => "M";
+    public override byte[] ToBinary(object obj) => System.Text.Encoding.UTF8.GetBytes(((Manifested)obj).Text);
+    public override object FromBinary(byte[] bytes, string manifest) =>
+        manifest == "M" ? new Manifested(System.Text.Encoding.UTF8.GetString(bytes)) : throw new ArgumentException($"manifest {manifest}");
 }
 
 /// <summary>A payload no serializer can write (bound to <see cref="RefusingTestSerializer"/>).</summary>

@@ -24,19 +24,13 @@ public sealed class PersistentFileJournalTests(ITestOutputHelper output)
     [Fact]
     public async Task Appends_that_arrive_while_a_journal_write_is_in_flight_share_the_next_one()
     {
-        var dataDir = Servers.TempDir("groupcommit");
-        var settings = new PersistenceSettings { Journal = "persistent-file", DataDir = dataDir };
-        var system = ActorSystem.Create("groupcommit", JournalSetup.EventLogConfig(settings, readOnly: false));
-        try
+        await WithRecoveredJournalAsync("groupcommit", async (system, log) =>
         {
-            var sink = new RecoverySink(new DataTree(), 0);
-            var log = system.ActorOf(JournalTxnLogActor.Props(settings, sink), "txnlog");
-            await sink.Completion.WaitAsync(TimeSpan.FromSeconds(30));
             const int appends = 50;
             var replies = new TaskCompletionSource<List<object>>(TaskCreationOptions.RunContinuationsAsynchronously);
             var sender = system.ActorOf(Props.Create(() => new ReplyCollector(appends, replies)), "sender");
             for (var zxid = 1; zxid <= appends; zxid++)
-                log.Tell(new LogAppend([new Proposal(new TxnHeader(1, zxid, zxid, 0, OpCode.CreateSession), new CreateSessionTxn(1000))]), sender);
+                log.Tell(Append(zxid), sender);
             var answered = await replies.Task.WaitAsync(TimeSpan.FromSeconds(30));
 
             // Each append is answered durable, in order (one answer per run of appends from one sender).
@@ -44,6 +38,52 @@ public sealed class PersistentFileJournalTests(ITestOutputHelper output)
             var metrics = ServerMetrics.For(system);
             output.WriteLine($"{appends} appends in {metrics.FsyncTime.Count} journal writes");
             Assert.Equal(2, metrics.FsyncTime.Count);
+        });
+    }
+
+    /// <summary>
+    /// The replica holds a ref with no mailbox that hands appends straight to the persistent actor. When that actor
+    /// stops (as Akka stops it after a failed write), appends are failed at once rather than lost, and the next writer
+    /// its supervisor starts after the backoff takes them again, continuing from the last durable zxid.
+    /// </summary>
+    [Fact]
+    public async Task Appends_fail_at_once_while_the_writer_restarts_and_succeed_after()
+    {
+        await WithRecoveredJournalAsync("writerrestart", async (system, log) =>
+        {
+            var timeout = TimeSpan.FromSeconds(10);
+
+            Assert.IsType<LogAppended>(await log.Ask<object>(Append(1), timeout));
+            var writer = await system.ActorSelection("/user/txnlog/writer-1").ResolveOne(timeout);
+            Assert.True(await writer.GracefulStop(timeout));
+
+            var failed = Assert.IsType<LogAppendFailed>(await log.Ask<object>(Append(2), timeout));
+            output.WriteLine($"while restarting: {failed.Cause.Message}");
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            object answer;
+            do
+            {
+                await Task.Delay(50);
+                answer = await log.Ask<object>(Append(2), timeout);
+            }
+            while (answer is LogAppendFailed && clock.Elapsed < timeout);
+            Assert.Equal(2L, Assert.IsType<LogAppended>(answer).Batch[0].Header.Zxid);
+            output.WriteLine($"appends taken again after {clock.ElapsedMilliseconds} ms");
+        });
+    }
+
+    /// <summary>A fresh persistent-file journal as recovery starts it (in a system of its own), recovered, for <paramref name="test"/>.</summary>
+    private static async Task WithRecoveredJournalAsync(string name, Func<ActorSystem, JournalTxnLogRef, Task> test)
+    {
+        var dataDir = Servers.TempDir(name);
+        var settings = new PersistenceSettings { Journal = "persistent-file", DataDir = dataDir };
+        var system = ActorSystem.Create(name, JournalSetup.EventLogConfig(settings, readOnly: false));
+        try
+        {
+            var sink = new RecoverySink(new DataTree(), 0);
+            var log = JournalTxnLogRef.Start(system, settings, sink, "txnlog");
+            await sink.Completion.WaitAsync(TimeSpan.FromSeconds(30));
+            await test(system, log);
         }
         finally
         {
@@ -51,6 +91,9 @@ public sealed class PersistentFileJournalTests(ITestOutputHelper output)
             Directory.Delete(dataDir, recursive: true);
         }
     }
+
+    private static LogAppend Append(long zxid) =>
+        new([new Proposal(new TxnHeader(1, (int)zxid, zxid, 0, OpCode.CreateSession), new CreateSessionTxn(1000))]);
 
     /// <summary>Collects what the log answers, in order, until it has answered <c>expected</c> proposals.</summary>
     private sealed class ReplyCollector : ReceiveActor

@@ -56,14 +56,17 @@ public sealed class FileEventJournal : AsyncWriteJournal
         }
         """);
 
-    private const byte EventRecord = 1;
+    /// <summary>Events each stored as its serialized <see cref="Persistent"/> envelope (written before session 19; still read).</summary>
+    private const byte EnvelopeEventRecord = 1;
     private const byte DeletionRecord = 2;
+    /// <summary>Events each stored as its payload's bytes, as its serializer made them, with the envelope's fields beside them.</summary>
+    private const byte EventRecord = 3;
 
     /// <summary>What the journal knows of one persistence id.</summary>
     private sealed class Stream
     {
-        /// <summary>Undeleted events: sequence number → (log ordinal, serialized <see cref="IPersistentRepresentation"/>).</summary>
-        public readonly SortedList<long, (long Ordinal, byte[] Bytes)> Events = new();
+        /// <summary>Undeleted events by sequence number.</summary>
+        public readonly SortedList<long, StoredEvent> Events = new();
         public long HighestSequenceNr;
         public long DeletedTo;
         /// <summary>The ordinal of the record that holds <see cref="DeletedTo"/> and <see cref="HighestSequenceNr"/>, 0 if none.</summary>
@@ -76,14 +79,16 @@ public sealed class FileEventJournal : AsyncWriteJournal
     /// <summary>Why the log could not be read (corrupt, unreadable): every replay and write fails with it, so that a
     /// persistent actor's recovery reports it instead of timing out against a stopped journal.</summary>
     private readonly Exception? _openFailure;
-    private readonly Serializer _serializer;
+    private readonly Akka.Serialization.Serialization _serialization;
+    private readonly ExtendedActorSystem _system;
     private readonly long _purgeAfterDeleted;
     private long _deletedSincePurge;
 
     public FileEventJournal(Config config)
     {
         config = config.WithFallback(DefaultConfig.GetConfig("akka.persistence.journal.coordination-file"));
-        _serializer = Context.System.Serialization.FindSerializerForType(typeof(Persistent));
+        _system = (ExtendedActorSystem)Context.System;
+        _serialization = _system.Serialization;
         _purgeAfterDeleted = Math.Max(1, config.GetLong("purge-after-deleted-events", 10000));
         var dir = Path.GetFullPath(config.GetString("dir", "journal"));
         try
@@ -115,42 +120,77 @@ public sealed class FileEventJournal : AsyncWriteJournal
 
     // ------------------------------------------------------------------ writing
 
-    protected override async Task<IImmutableList<Exception?>> WriteMessagesAsync(IEnumerable<AtomicWrite> messages, CancellationToken cancellationToken)
+    /// <summary>
+    /// Serializes each event's payload here (a payload that cannot be serialized rejects its atomic write only) and
+    /// hands the writes to the writer thread. The returned task is completed on the writer thread right after the
+    /// group's fdatasync, and its continuations run there (no thread-pool hop): AsyncWriteJournal's continuation
+    /// only tells its resequencer.
+    /// </summary>
+    protected override Task<IImmutableList<Exception?>> WriteMessagesAsync(IEnumerable<AtomicWrite> messages, CancellationToken cancellationToken)
     {
-        var writes = new List<PendingEvent[]>();
-        var results = new List<Exception?>();
+        var writes = new List<PendingWrite>();
+        List<Exception?>? results = null;
+        var index = 0;
         foreach (var write in messages)
         {
             try
             {
-                var events = ((IImmutableList<IPersistentRepresentation>)write.Payload)
-                    .Select(p => new PendingEvent(p.PersistenceId, p.SequenceNr, _serializer.ToBinary(p))).ToArray();
-                writes.Add(events);
-                results.Add(null);
+                var payload = (IImmutableList<IPersistentRepresentation>)write.Payload;
+                var events = new StoredEvent[payload.Count];
+                for (var i = 0; i < events.Length; i++) events[i] = Store(payload[i]);
+                writes.Add(new PendingWrite(Fits(write.PersistenceId), events));
             }
             catch (Exception e)
             {
                 // Not serializable: this write is rejected (the actor hears PersistRejected), the others go on.
+                results ??= Enumerable.Repeat<Exception?>(null, index).ToList();
                 results.Add(e);
+                index++;
+                continue;
             }
+            results?.Add(null);
+            index++;
         }
-        if (writes.Count > 0)
+        // Null: nothing rejected (AsyncWriteJournal's happy path, no list).
+        var outcome = results?.ToImmutableList();
+        if (writes.Count == 0) return Task.FromResult<IImmutableList<Exception?>>(outcome!);
+        if (_writer is null) return Task.FromException<IImmutableList<Exception?>>(_openFailure ?? new InvalidOperationException("the journal is read-only"));
+        var work = new AppendEvents(this, writes, outcome);
+        _writer.Post(work);
+        return work.Done.Task;
+    }
+
+    /// <summary>The payload's bytes as its own serializer writes them (a <see cref="TxnBatchEvent"/>'s are its
+    /// existing array: nothing is copied until the log's write buffer).</summary>
+    private StoredEvent Store(IPersistentRepresentation p)
+    {
+        var payload = p.Payload;
+        var serializer = _serialization.FindSerializerFor(payload);
+        var bytes = Akka.Serialization.Serialization.WithTransport(_system, (serializer, payload), static s => s.serializer.ToBinary(s.payload));
+        // Checked here, so that a string too long for its record rejects this write only, not the writer's group.
+        return new StoredEvent(p.SequenceNr, serializer.Identifier, Fits(Akka.Serialization.Serialization.ManifestFor(serializer, payload)),
+            Fits(p.Manifest ?? ""), Fits(p.WriterGuid ?? ""), p.Timestamp, bytes);
+    }
+
+    private static string Fits(string value) => Encoding.UTF8.GetByteCount(value) <= ushort.MaxValue ? value
+        : throw new ArgumentException("a persistence id, manifest or writer id longer than 65535 bytes cannot be stored");
+
+    /// <summary>On the writer thread, once the writes are durable: they become what replays serve.</summary>
+    private void Written(List<PendingWrite> writes)
+    {
+        lock (_lock)
         {
-            var work = new AppendEvents(writes);
-            Writer.Post(work);
-            await work.Durable.Task.ConfigureAwait(false);
-            lock (_lock)
+            foreach (var write in writes)
             {
-                foreach (var e in writes.SelectMany(w => w))
+                var stream = StreamOf(write.PersistenceId);
+                foreach (var e in write.Events)
                 {
-                    var stream = StreamOf(e.PersistenceId);
-                    stream.Events[e.SequenceNr] = (e.Ordinal, e.Bytes);
+                    stream.Events[e.SequenceNr] = e;
                     stream.HighestSequenceNr = Math.Max(stream.HighestSequenceNr, e.SequenceNr);
-                    _lastOrdinal = Math.Max(_lastOrdinal, e.Ordinal);
                 }
+                _lastOrdinal = Math.Max(_lastOrdinal, write.Events[0].Ordinal);
             }
         }
-        return results.ToImmutableList();
     }
 
     protected override async Task DeleteMessagesToAsync(string persistenceId, long toSequenceNr, CancellationToken cancellationToken)
@@ -228,21 +268,21 @@ public sealed class FileEventJournal : AsyncWriteJournal
         Action<IPersistentRepresentation> recoveryCallback)
     {
         if (_openFailure is not null) return Task.FromException(_openFailure);
-        List<byte[]> replay;
+        List<StoredEvent> replay;
         lock (_lock)
         {
-            replay = new List<byte[]>();
+            replay = new List<StoredEvent>();
             if (_streams.TryGetValue(persistenceId, out var stream))
             {
                 var from = Math.Max(fromSequenceNr, stream.DeletedTo + 1);
                 foreach (var (seqNr, e) in stream.Events)
                 {
                     if (replay.Count >= max || seqNr > toSequenceNr) break;
-                    if (seqNr >= from) replay.Add(e.Bytes);
+                    if (seqNr >= from) replay.Add(e);
                 }
             }
         }
-        foreach (var bytes in replay) recoveryCallback((IPersistentRepresentation)_serializer.FromBinary(bytes, typeof(Persistent)));
+        foreach (var e in replay) recoveryCallback(e.ToRepresentation(persistenceId, _serialization));
         return Task.CompletedTask;
     }
 
@@ -267,16 +307,20 @@ public sealed class FileEventJournal : AsyncWriteJournal
         _lastOrdinal = Recover(_streams, _lastOrdinal, kind, ordinal, payload, only: null);
 
     /// <summary>
-    /// The undeleted events of <paramref name="persistenceId"/> in a log directory, serialized, by sequence number,
+    /// The undeleted events of <paramref name="persistenceId"/> between the sequence numbers in a log directory, in order,
     /// read as the journal reads them at start (without opening the log for writing): what
     /// <see cref="FileEventReadJournal"/> serves.
     /// </summary>
-    internal static List<(long SequenceNr, byte[] Bytes)> ReadEvents(string dir, string persistenceId)
+    internal static List<IPersistentRepresentation> ReadEvents(string dir, string persistenceId, long fromSequenceNr, long toSequenceNr,
+        Akka.Serialization.Serialization serialization)
     {
         var streams = new Dictionary<string, Stream>(StringComparer.Ordinal);
         long last = 0;
         if (Directory.Exists(dir)) FileTxnLog.Read(dir, (kind, ordinal, payload) => last = Recover(streams, last, kind, ordinal, payload, persistenceId));
-        return streams.TryGetValue(persistenceId, out var stream) ? stream.Events.Select(e => (e.Key, e.Value.Bytes)).ToList() : [];
+        return streams.TryGetValue(persistenceId, out var stream)
+            ? stream.Events.Values.Where(e => e.SequenceNr >= fromSequenceNr && e.SequenceNr <= toSequenceNr)
+                .Select(e => e.ToRepresentation(persistenceId, serialization)).ToList()
+            : [];
     }
 
     /// <summary>Applies one log record to <paramref name="streams"/> (those of <paramref name="only"/>, when given);
@@ -296,17 +340,16 @@ public sealed class FileEventJournal : AsyncWriteJournal
         if (only is not null && persistenceId != only) return ordinal;
         var rest = span[(3 + idLength)..];
         if (!streams.TryGetValue(persistenceId, out var s)) streams[persistenceId] = s = new Stream();
-        if (type == EventRecord)
+        if (type is EventRecord or EnvelopeEventRecord)
         {
             var count = BinaryPrimitives.ReadInt32LittleEndian(rest);
             rest = rest[4..];
             for (var i = 0; i < count; i++)
             {
-                var seqNr = BinaryPrimitives.ReadInt64LittleEndian(rest);
-                var length = BinaryPrimitives.ReadInt32LittleEndian(rest[8..]);
-                s.HighestSequenceNr = Math.Max(s.HighestSequenceNr, seqNr);
-                if (seqNr > s.DeletedTo) s.Events[seqNr] = (ordinal, rest.Slice(12, length).ToArray());
-                rest = rest[(12 + length)..];
+                var e = type == EventRecord ? StoredEvent.Read(ref rest) : StoredEvent.ReadEnvelope(ref rest);
+                e.Ordinal = ordinal;
+                s.HighestSequenceNr = Math.Max(s.HighestSequenceNr, e.SequenceNr);
+                if (e.SequenceNr > s.DeletedTo) s.Events[e.SequenceNr] = e;
             }
         }
         else if (type == DeletionRecord)
@@ -337,12 +380,90 @@ public sealed class FileEventJournal : AsyncWriteJournal
         output.Advance(8);
     }
 
-    private sealed class PendingEvent(string persistenceId, long sequenceNr, byte[] bytes)
+    /// <summary>One atomic write: its events go in one record, so they all survive a crash or none does.</summary>
+    private sealed record PendingWrite(string PersistenceId, StoredEvent[] Events);
+
+    /// <summary>
+    /// One event as the log keeps it: the payload's serialized bytes with the serializer's id and manifest and the
+    /// envelope's fields, from which replay rebuilds the <see cref="Persistent"/> (the plugin does not serialize the
+    /// envelope: that cost a protobuf message and two copies of the payload per event). Events of records written
+    /// before (<see cref="EnvelopeEventRecord"/>) keep the serialized envelope.
+    /// </summary>
+    internal sealed class StoredEvent(long sequenceNr, int serializerId, string serializerManifest, string manifest, string writerGuid,
+        long timestamp, byte[] bytes)
     {
-        public readonly string PersistenceId = persistenceId;
         public readonly long SequenceNr = sequenceNr;
-        public readonly byte[] Bytes = bytes;
+        /// <summary>The ordinal of the record that holds it (set when written or read).</summary>
         public long Ordinal;
+        /// <summary>The bytes are a whole serialized <see cref="Persistent"/> (an <see cref="EnvelopeEventRecord"/>'s event).</summary>
+        private bool _isEnvelope;
+
+        public IPersistentRepresentation ToRepresentation(string persistenceId, Akka.Serialization.Serialization serialization)
+        {
+            if (_isEnvelope)
+                return (IPersistentRepresentation)serialization.FindSerializerForType(typeof(Persistent)).FromBinary(bytes, typeof(Persistent));
+            var payload = serialization.Deserialize(bytes, serializerId, serializerManifest);
+            return new Persistent(payload, SequenceNr, persistenceId, manifest, false, ActorRefs.NoSender, writerGuid, timestamp);
+        }
+
+        /// <summary>int64 sequence number, int32 serializer id, int64 timestamp, the serializer's manifest, the
+        /// event adapter's manifest and the writer's id (uint16 length + UTF-8 each), int32 length + the payload's bytes.</summary>
+        public void Write(IBufferWriter<byte> output)
+        {
+            var span = output.GetSpan(20);
+            BinaryPrimitives.WriteInt64LittleEndian(span, SequenceNr);
+            BinaryPrimitives.WriteInt32LittleEndian(span[8..], serializerId);
+            BinaryPrimitives.WriteInt64LittleEndian(span[12..], timestamp);
+            output.Advance(20);
+            WriteString(output, serializerManifest);
+            WriteString(output, manifest);
+            WriteString(output, writerGuid);
+            BinaryPrimitives.WriteInt32LittleEndian(output.GetSpan(4), bytes.Length);
+            output.Advance(4);
+            output.Write(bytes);
+        }
+
+        public static StoredEvent Read(ref ReadOnlySpan<byte> rest)
+        {
+            var seqNr = BinaryPrimitives.ReadInt64LittleEndian(rest);
+            var serializerId = BinaryPrimitives.ReadInt32LittleEndian(rest[8..]);
+            var timestamp = BinaryPrimitives.ReadInt64LittleEndian(rest[12..]);
+            rest = rest[20..];
+            var serializerManifest = ReadString(ref rest);
+            var manifest = ReadString(ref rest);
+            var writerGuid = ReadString(ref rest);
+            var length = BinaryPrimitives.ReadInt32LittleEndian(rest);
+            var bytes = rest.Slice(4, length).ToArray();
+            rest = rest[(4 + length)..];
+            return new StoredEvent(seqNr, serializerId, serializerManifest, manifest, writerGuid, timestamp, bytes);
+        }
+
+        /// <summary>An event of an <see cref="EnvelopeEventRecord"/>: int64 sequence number, int32 length, the serialized envelope.</summary>
+        public static StoredEvent ReadEnvelope(ref ReadOnlySpan<byte> rest)
+        {
+            var seqNr = BinaryPrimitives.ReadInt64LittleEndian(rest);
+            var length = BinaryPrimitives.ReadInt32LittleEndian(rest[8..]);
+            var bytes = rest.Slice(12, length).ToArray();
+            rest = rest[(12 + length)..];
+            return new StoredEvent(seqNr, 0, "", "", "", 0, bytes) { _isEnvelope = true };
+        }
+
+        private static void WriteString(IBufferWriter<byte> output, string value)
+        {
+            var length = Encoding.UTF8.GetByteCount(value);
+            var span = output.GetSpan(2 + length);
+            BinaryPrimitives.WriteUInt16LittleEndian(span, (ushort)length);
+            Encoding.UTF8.GetBytes(value, span[2..]);
+            output.Advance(2 + length);
+        }
+
+        private static string ReadString(ref ReadOnlySpan<byte> rest)
+        {
+            var length = BinaryPrimitives.ReadUInt16LittleEndian(rest);
+            var value = length == 0 ? "" : Encoding.UTF8.GetString(rest.Slice(2, length));
+            rest = rest[(2 + length)..];
+            return value;
+        }
     }
 
     private sealed record Marker(string PersistenceId, long DeletedTo, long HighestSequenceNr)
@@ -350,21 +471,15 @@ public sealed class FileEventJournal : AsyncWriteJournal
         public long Ordinal { get; set; }
     }
 
-    /// <summary>Work for the writer thread: the ordinal of each record is the log's next one, assigned where it is written.</summary>
-    private abstract class JournalWork : LogWork
+    /// <summary>
+    /// Each atomic write is one record. <see cref="Done"/> completes on the writer thread with the continuations run
+    /// there (no <see cref="TaskCreationOptions.RunContinuationsAsynchronously"/>): they are AsyncWriteJournal's,
+    /// which tells its resequencer and returns.
+    /// </summary>
+    private sealed class AppendEvents(FileEventJournal journal, List<PendingWrite> writes, IImmutableList<Exception?>? results) : LogWork
     {
-        public readonly TaskCompletionSource Durable = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public readonly TaskCompletionSource<IImmutableList<Exception?>> Done = new();
 
-        internal override void Completed(Exception? failure)
-        {
-            if (failure is null) Durable.TrySetResult();
-            else Durable.TrySetException(failure);
-        }
-    }
-
-    /// <summary>Each atomic write is one record (its events all survive a crash or none does).</summary>
-    private sealed class AppendEvents(List<PendingEvent[]> writes) : JournalWork
-    {
         internal override int TxnCount => writes.Count;
 
         internal override Exception? Write(FileTxnLog log)
@@ -373,25 +488,35 @@ public sealed class FileEventJournal : AsyncWriteJournal
             {
                 var ordinal = log.LastZxid + 1;
                 var output = log.BeginRecord(LogRecordKind.Txn, ordinal);
-                WriteHeader(output, EventRecord, write[0].PersistenceId);
-                BinaryPrimitives.WriteInt32LittleEndian(output.GetSpan(4), write.Length);
+                WriteHeader(output, EventRecord, write.PersistenceId);
+                BinaryPrimitives.WriteInt32LittleEndian(output.GetSpan(4), write.Events.Length);
                 output.Advance(4);
-                foreach (var e in write)
+                foreach (var e in write.Events)
                 {
                     e.Ordinal = ordinal;
-                    WriteLong(output, e.SequenceNr);
-                    BinaryPrimitives.WriteInt32LittleEndian(output.GetSpan(4), e.Bytes.Length);
-                    output.Advance(4);
-                    output.Write(e.Bytes);
+                    e.Write(output);
                 }
                 log.EndRecord();
             }
             return null;
         }
+
+        internal override void Completed(Exception? failure)
+        {
+            if (failure is not null)
+            {
+                Done.TrySetException(failure);
+                return;
+            }
+            journal.Written(writes);
+            Done.TrySetResult(results!); // null: none rejected
+        }
     }
 
-    private sealed class AppendMarkers(Marker[] markers) : JournalWork
+    /// <summary>Deletion markers (and those carried forward before a purge); <see cref="Durable"/> completes off the writer thread.</summary>
+    private sealed class AppendMarkers(Marker[] markers) : LogWork
     {
+        public readonly TaskCompletionSource Durable = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public Marker[] Markers => markers;
         internal override int TxnCount => markers.Length;
 
@@ -407,6 +532,12 @@ public sealed class FileEventJournal : AsyncWriteJournal
                 log.EndRecord();
             }
             return null;
+        }
+
+        internal override void Completed(Exception? failure)
+        {
+            if (failure is null) Durable.TrySetResult();
+            else Durable.TrySetException(failure);
         }
     }
 }

@@ -40,16 +40,8 @@ public sealed class FileEventReadJournal : IReadJournal, ICurrentEventsByPersist
     public Source<EventEnvelope, Akka.NotUsed> CurrentEventsByPersistenceId(string persistenceId, long fromSequenceNr, long toSequenceNr) =>
         // The log is read when the stream runs, not when it is described.
         Source.Single(Akka.NotUsed.Instance).ConcatMany(_ =>
-        {
-            var serializer = _system.Serialization.FindSerializerForType(typeof(Persistent));
-            return Source.From(FileEventJournal.ReadEvents(_dir, persistenceId)
-                .Where(e => e.SequenceNr >= fromSequenceNr && e.SequenceNr <= toSequenceNr)
-                .Select(e =>
-                {
-                    var p = (IPersistentRepresentation)serializer.FromBinary(e.Bytes, typeof(Persistent));
-                    return new EventEnvelope(new Sequence(p.SequenceNr), p.PersistenceId, p.SequenceNr, p.Payload, p.Timestamp, []);
-                }));
-        });
+            Source.From(FileEventJournal.ReadEvents(_dir, persistenceId, fromSequenceNr, toSequenceNr, _system.Serialization)
+                .Select(p => new EventEnvelope(new Sequence(p.SequenceNr), p.PersistenceId, p.SequenceNr, p.Payload, p.Timestamp, []))));
 }
 
 /// <summary>Makes <see cref="FileEventReadJournal"/> the read journal of its plugin id.</summary>

@@ -44,66 +44,135 @@ public sealed record RecoveryOutcome(long FirstJournalZxid, long LastJournalZxid
 public sealed class JournalGapException(string message) : Exception(message);
 
 /// <summary>
-/// The durable transaction log: the façade the replica talks to (<see cref="LogAppend"/> → <see cref="LogAppended"/>
-/// or <see cref="LogAppendFailed"/>, to the sender). It owns one <see cref="JournalWriterActor"/> child, the
-/// persistent actor. When the journal fails (Akka stops a persistent actor on a persist failure, e.g. disk full or
-/// I/O error), every append in flight or buffered is failed, appends that arrive meanwhile are failed at once, and a
-/// new writer is started after an exponential backoff: the server recovers by itself once the disk works again.
+/// The durable transaction log of the persistent-actor journals, as the replica holds it: a ref with no mailbox behind
+/// it (like <see cref="FileJournalRef"/>) whose Tell hands <see cref="LogAppend"/> and <see cref="PurgeJournal"/>
+/// straight to the current <see cref="JournalWriterActor"/>, the persistent actor, so that an append crosses one
+/// mailbox to reach it rather than two (the façade actor it replaces forwarded every append). While no writer runs
+/// (restarting after a failure) an append is failed at once. Stopping it stops its <see cref="Supervisor"/>.
+/// </summary>
+public sealed class JournalTxnLogRef : MinimalActorRef
+{
+    private IActorRef? _writer;
+    private long _lastDurableZxid;
+
+    private JournalTxnLogRef(ActorSystem system, string name)
+    {
+        Provider = ((ExtendedActorSystem)system).Provider;
+        Path = new RootActorPath(Provider.DefaultAddress) / "user" / name / "log";
+    }
+
+    public override ActorPath Path { get; }
+    public override IActorRefProvider Provider { get; }
+
+    /// <summary>The <see cref="JournalTxnLogActor"/> that starts (and restarts) the writer; the node watches it.</summary>
+    public IActorRef Supervisor { get; private set; } = ActorRefs.Nobody;
+
+    /// <summary>Starts the journal's supervisor and first writer, which recovers into <paramref name="sink"/>.</summary>
+    public static JournalTxnLogRef Start(ActorSystem system, PersistenceSettings settings, RecoverySink sink, string name)
+    {
+        var log = new JournalTxnLogRef(system, name);
+        log.Supervisor = system.ActorOf(JournalTxnLogActor.Props(settings, sink, log), name);
+        return log;
+    }
+
+    /// <summary>The writer appends go to (null while it restarts); set by the supervisor.</summary>
+    internal IActorRef? Writer
+    {
+        get => Volatile.Read(ref _writer);
+        set => Volatile.Write(ref _writer, value);
+    }
+
+    /// <summary>The last zxid a writer made durable: where the next incarnation must continue. Set by the writer
+    /// (a field rather than a message to the supervisor per write).</summary>
+    internal long LastDurableZxid
+    {
+        get => Volatile.Read(ref _lastDurableZxid);
+        set => Volatile.Write(ref _lastDurableZxid, value);
+    }
+
+    protected override void TellInternal(object message, IActorRef sender)
+    {
+        switch (message)
+        {
+            case LogAppend append:
+                // A writer that stopped but whose supervisor has not yet heard of it would drop the append unanswered
+                // (IsTerminated is obsolete for watching; here it is only that check, on the append's path).
+#pragma warning disable CS0618
+                if (Writer is IInternalActorRef { IsTerminated: false } writer) writer.Tell(append, sender);
+#pragma warning restore CS0618
+                else sender.Tell(new LogAppendFailed(append.Batch, new IOException("transaction log unavailable (restarting after a failure)")));
+                break;
+            case PurgeJournal purge:
+                Writer?.Tell(purge, sender);
+                break;
+            default:
+                Provider.DeadLetters.Tell(new DeadLetter(message, sender, this), sender);
+                break;
+        }
+    }
+
+    public override void Stop() => Supervisor.Tell(PoisonPill.Instance);
+}
+
+/// <summary>
+/// The supervisor of the persistent-actor journal: it owns one <see cref="JournalWriterActor"/> child and makes it
+/// the target of its <see cref="JournalTxnLogRef"/>. When the journal fails (Akka stops a persistent actor on a
+/// persist failure, e.g. disk full or I/O error), the writer fails every append in flight or buffered, appends that
+/// arrive meanwhile are failed at once by the ref, and a new writer is started after an exponential backoff: the
+/// server recovers by itself once the disk works again.
 /// </summary>
 public sealed class JournalTxnLogActor : ReceiveActor, IWithTimers
 {
     public ITimerScheduler Timers { get; set; } = null!;
 
     private readonly PersistenceSettings _settings;
-    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly JournalTxnLogRef _log;
+    private readonly ILoggingAdapter _logger = Context.GetLogger();
     private IActorRef? _writer;
     private TimeSpan _backoff;
-    private long _lastDurableZxid;
+    private long _durableAtStart;
     private int _incarnation;
 
     private sealed record Restart;
 
-    public JournalTxnLogActor(PersistenceSettings settings, RecoverySink sink)
+    public JournalTxnLogActor(PersistenceSettings settings, RecoverySink sink, JournalTxnLogRef log)
     {
         _settings = settings;
+        _log = log;
         _backoff = settings.RestartBackoffMin;
         _writer = StartWriter(sink, -1);
 
-        Receive<LogAppend>(append =>
-        {
-            if (_writer is not null) _writer.Forward(append);
-            else Sender.Tell(new LogAppendFailed(append.Batch, new IOException("transaction log unavailable (restarting after a failure)")));
-        });
-        Receive<PurgeJournal>(p => _writer?.Forward(p));
-        Receive<JournalWriterActor.Durable>(d =>
-        {
-            _lastDurableZxid = d.Zxid;
-            _backoff = _settings.RestartBackoffMin;
-        });
-        Receive<JournalWriterActor.Recovered>(r => _lastDurableZxid = Math.Max(_lastDurableZxid, r.LastZxid));
+        Receive<JournalWriterActor.Recovered>(r => _log.LastDurableZxid = Math.Max(_log.LastDurableZxid, r.LastZxid));
         Receive<Terminated>(t =>
         {
             if (!t.ActorRef.Equals(_writer)) return;
             _writer = null;
-            _log.Warning("Transaction log writer stopped; restarting it in {0}", _backoff);
+            _log.Writer = null;
+            // An incarnation that made something durable worked: the next failure starts the backoff afresh.
+            if (_log.LastDurableZxid > _durableAtStart) _backoff = _settings.RestartBackoffMin;
+            _logger.Warning("Transaction log writer stopped; restarting it in {0}", _backoff);
             Timers.StartSingleTimer("restart", new Restart(), _backoff);
             _backoff = TimeSpan.FromTicks(Math.Min(_backoff.Ticks * 2, _settings.RestartBackoffMax.Ticks));
         });
-        Receive<Restart>(_ => _writer ??= StartWriter(null, _lastDurableZxid));
+        Receive<Restart>(_ => _writer ??= StartWriter(null, _log.LastDurableZxid));
     }
 
     private IActorRef StartWriter(RecoverySink? sink, long expectedLastZxid)
     {
-        var writer = Context.ActorOf(Akka.Actor.Props.Create(() => new JournalWriterActor(_settings, sink, expectedLastZxid)), $"writer-{++_incarnation}");
+        var writer = Context.ActorOf(Akka.Actor.Props.Create(() => new JournalWriterActor(_settings, sink, expectedLastZxid, _log)), $"writer-{++_incarnation}");
         Context.Watch(writer);
+        _durableAtStart = _log.LastDurableZxid;
+        _log.Writer = writer;
         return writer;
     }
 
     // Any failure of the writer stops it; Terminated then schedules a fresh incarnation (which recovers first).
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
 
-    public static Props Props(PersistenceSettings settings, RecoverySink sink) =>
-        Akka.Actor.Props.Create(() => new JournalTxnLogActor(settings, sink));
+    protected override void PostStop() => _log.Writer = null;
+
+    internal static Props Props(PersistenceSettings settings, RecoverySink sink, JournalTxnLogRef log) =>
+        Akka.Actor.Props.Create(() => new JournalTxnLogActor(settings, sink, log));
 }
 
 /// <summary>
@@ -114,12 +183,12 @@ public sealed class JournalTxnLogActor : ReceiveActor, IWithTimers
 /// </summary>
 public sealed class JournalWriterActor : UntypedPersistentActor
 {
-    internal sealed record Durable(long Zxid);
     internal sealed record Recovered(long LastZxid);
 
     private readonly PersistenceSettings _settings;
     private RecoverySink? _sink;
     private readonly long _expectedLastZxid;
+    private readonly JournalTxnLogRef? _ref;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private List<(IActorRef Sender, Proposal Proposal)> _buffer = new();
     private List<(IActorRef Sender, Proposal Proposal)>? _inFlight;
@@ -129,11 +198,12 @@ public sealed class JournalWriterActor : UntypedPersistentActor
     private System.Buffers.ArrayBufferWriter<byte> _scratch = new(1 << 16);
     private readonly ServerMetrics _metrics = ServerMetrics.For(Context.System);
 
-    public JournalWriterActor(PersistenceSettings settings, RecoverySink? sink, long expectedLastZxid)
+    public JournalWriterActor(PersistenceSettings settings, RecoverySink? sink, long expectedLastZxid, JournalTxnLogRef? log)
     {
         _settings = settings;
         _sink = sink;
         _expectedLastZxid = expectedLastZxid;
+        _ref = log;
         JournalPluginId = settings.JournalPluginId;
         SnapshotPluginId = settings.SnapshotPluginId;
     }
@@ -256,7 +326,7 @@ public sealed class JournalWriterActor : UntypedPersistentActor
             _metrics.RecordJournalWrite(writeStarted, batch.Count);
             _lastZxid = lastZxid;
             _index.Enqueue((LastSequenceNr, lastZxid));
-            Context.Parent.Tell(new Durable(lastZxid));
+            if (_ref is not null) _ref.LastDurableZxid = lastZxid;
             Reply(batch, failure: null);
             _inFlight = null;
             Flush();

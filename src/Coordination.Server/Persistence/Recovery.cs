@@ -44,7 +44,7 @@ public static class Recovery
             try
             {
                 if (settings.UsesFileLog) actor = ReplayFileLog(system, settings, sink, name, readOnly);
-                else actor = system.ActorOf(JournalTxnLogActor.Props(settings, sink), name);
+                else actor = JournalTxnLogRef.Start(system, settings, sink, name);
                 outcome = sink.Completion.GetAwaiter().GetResult();
             }
             catch (JournalGapException gap)
