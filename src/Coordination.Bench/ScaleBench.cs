@@ -47,7 +47,9 @@ public static partial class ScaleBench
           --json               print only the JSON on stdout (progress goes to stderr)
 
         RSS: VmRSS after a forced full GC (ours: an EventPipe session with the GCHeapCollect keyword; ZooKeeper:
-        jcmd GC.run) once it has settled. Snapshot: ours takes one on the admin command snapshot; ZooKeeper 3.8 has
+        jcmd GC.run) once it has settled: the process idle and its RSS within 1 % for 15 s (longer than our
+        server's memory-trim quiet period). The log also gives the first steady RSS after the GC, and ours' GC
+        committed bytes and live heap. Snapshot: ours takes one on the admin command snapshot; ZooKeeper 3.8 has
         none and writes one when it starts, so it is started once untimed after the load (its "first start", which
         replays the log of the load); the size is the newest snapshot file's. Restart: SIGKILL, then from starting
         the process until a new session's getData of the newest znode succeeds (polled every 20 ms).
@@ -108,6 +110,12 @@ public static partial class ScaleBench
         public double CreatesPerSecond { get; set; }
         public long RssBytes { get; set; }
         public long? JavaHeapUsedBytes { get; set; }
+        /// <summary>RSS as first steady after the forced GC (the RSS figure before session 19's settle window).</summary>
+        public long RssAfterGcBytes { get; set; }
+        /// <summary>Ours: the GC's committed bytes and live heap (mntr), and the memory trims it ran, when settled.</summary>
+        public long? GcCommittedBytes { get; set; }
+        public long? GcLiveBytes { get; set; }
+        public long? MemoryTrims { get; set; }
         public double SmallP50Ms { get; set; }
         public double SmallP99Ms { get; set; }
         public double WideMs { get; set; }
@@ -159,8 +167,14 @@ public static partial class ScaleBench
                     await GrowAsync(s, point, o, Log, token);
                     f.GrowSeconds = grow.Elapsed.TotalSeconds;
                     f.CreatesPerSecond = (s.Leaves + s.WideChildren - before) / Math.Max(f.GrowSeconds, 1e-9);
-                    (f.RssBytes, f.JavaHeapUsedBytes) = await SettledRssAsync(s, token);
+                    (f.RssBytes, f.RssAfterGcBytes, f.JavaHeapUsedBytes) = await SettledRssAsync(s, token);
                     f.Znodes = await ZnodeCountAsync(s, token);
+                    if (s.Kind == ServerKind.Ours && await OurGcAsync(s, token) is { } gc)
+                    {
+                        var (committed, live, trims) = gc;
+                        (f.GcCommittedBytes, f.GcLiveBytes, f.MemoryTrims) = (committed, live, trims);
+                        Log($"ours at {point:N0}: RSS {f.RssAfterGcBytes >> 20} MiB after the forced GC, {f.RssBytes >> 20} MiB settled; GC committed {committed >> 20} MiB, live heap {live >> 20} MiB ({live / Math.Max(1, f.Znodes)} B/znode), memory trims {trims}");
+                    }
                     if (s.Kind == ServerKind.Ours && point == o.GcdumpAt)
                     {
                         var dump = Path.GetFullPath((o.Out ?? "scale") + $".ours-{point}.gcdump");
@@ -392,10 +406,12 @@ public static partial class ScaleBench
 
     // ------------------------------------------------------------------------------------------------ figures
 
-    /// <summary>VmRSS after a forced full GC, once it has settled: the process idle (under 0.1 s of CPU in a second, so
-    /// the collection is over) and its RSS within 1 % of a second before, at most 60 s; for ZooKeeper also the heap it
-    /// uses after that GC.</summary>
-    private static async Task<(long Rss, long? HeapUsed)> SettledRssAsync(Server s, CancellationToken ct)
+    /// <summary>VmRSS after a forced full GC, settled: the process idle (under 0.1 s of CPU a second) and its RSS
+    /// within 1 % of every reading of the last <see cref="SettleWindowSeconds"/> s, at most 150 s. That window is
+    /// longer than our server's memory-trim quiet period (10 s), so what a server gives back on its own when it is
+    /// idle after a load counts, for both servers alike. Also the first reading that was within 1 % of the one a
+    /// second before (the figure before session 19, "after GC"), and for ZooKeeper the heap it uses after that GC.</summary>
+    private static async Task<(long Rss, long FirstSteady, long? HeapUsed)> SettledRssAsync(Server s, CancellationToken ct)
     {
         var pid = s.Process!.Pid;
         long? heapUsed = null;
@@ -406,17 +422,34 @@ public static partial class ScaleBench
             var info = await RunToolAsync("jcmd", [pid.ToString(CultureInfo.InvariantCulture), "GC.heap_info"], ct).ConfigureAwait(false);
             if (HeapUsedPattern().Match(info) is { Success: true } m) heapUsed = long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) * 1024;
         }
-        var rss = ProcStats.ReadRssBytes(pid);
+        var readings = new List<long> { ProcStats.ReadRssBytes(pid) };
         var cpu = ProcStats.ReadCpuTime(pid) ?? TimeSpan.Zero;
-        for (var i = 0; i < 60; i++)
+        long firstSteady = 0;
+        var idleFor = 0;
+        for (var i = 0; i < 150; i++)
         {
             await Task.Delay(1000, ct).ConfigureAwait(false);
-            var (previousRss, previousCpu) = (rss, cpu);
-            rss = ProcStats.ReadRssBytes(pid);
+            var rss = ProcStats.ReadRssBytes(pid);
+            var previousCpu = cpu;
             cpu = ProcStats.ReadCpuTime(pid) ?? TimeSpan.Zero;
-            if (Math.Abs(rss - previousRss) <= previousRss / 100 && cpu - previousCpu < TimeSpan.FromSeconds(0.1)) break;
+            idleFor = cpu - previousCpu < TimeSpan.FromSeconds(0.1) ? idleFor + 1 : 0;
+            readings.Add(rss);
+            if (idleFor == 0) continue;
+            if (firstSteady == 0 && Math.Abs(rss - readings[^2]) <= readings[^2] / 100) firstSteady = rss;
+            if (idleFor >= SettleWindowSeconds && readings.TakeLast(SettleWindowSeconds + 1).All(r => Math.Abs(r - rss) <= rss / 100)) break;
         }
-        return (rss, heapUsed);
+        return (readings[^1], firstSteady == 0 ? readings[^1] : firstSteady, heapUsed);
+    }
+
+    private const int SettleWindowSeconds = 15;
+
+    /// <summary>Our server's GC figures from mntr: committed, the live heap at its last collection, trims so far.</summary>
+    private static async Task<(long Committed, long Live, long Trims)?> OurGcAsync(Server s, CancellationToken ct)
+    {
+        var mntr = await FourLetterWord.MntrAsync("127.0.0.1", s.Port, TimeSpan.FromMinutes(2), ct).ConfigureAwait(false);
+        long Key(string name) => (long)(mntr.Number(name) ?? -1);
+        return mntr.Number("zk_gc_committed_bytes") is null ? null
+            : (Key("zk_gc_committed_bytes"), Key("zk_gc_heap_size_bytes") - Key("zk_gc_fragmented_bytes"), Key("zk_memory_trims"));
     }
 
     [GeneratedRegex(@"heap\s+total \d+K, used (\d+)K")]
@@ -538,7 +571,7 @@ public static partial class ScaleBench
                 sb.AppendLine(string.Format(inv, "| {0,10:N0} | {1,-6} | {2,10:N0} | {3,8} | {4,7} | {5,7} | {6,9} | {7,8} | {8,-22} | {9,7} | {10,8} | {11,15} | {12,9} |",
                     f.Point, f.Server, f.Znodes, f.RssBytes > 0 ? (f.RssBytes >> 20).ToString(inv) : "-",
                     f.RssBytes > 0 && f.Znodes > 0 ? (f.RssBytes / (double)f.Znodes).ToString("F0", inv) : "-", slope,
-                    f.HeapBytes is { } heap ? $"{(f.JavaHeapUsedBytes ?? 0) >> 20}/{heap >> 20}" : "-",
+                    f.HeapBytes is { } heap ? $"{(f.JavaHeapUsedBytes ?? 0) >> 20}/{heap >> 20}" : f.GcLiveBytes is { } live ? $"{live >> 20}/{(f.GcCommittedBytes ?? 0) >> 20}" : "-",
                     f.SnapshotBytes > 0 ? (f.SnapshotBytes / 1048576.0).ToString("F0", inv) : "-", restart,
                     f.RestartCpuSeconds.Count > 0 ? Median(f.RestartCpuSeconds).ToString("F2", inv) : "-",
                     f.FirstStartSeconds > 0 ? f.FirstStartSeconds.ToString("F1", inv) : "-",
@@ -556,7 +589,8 @@ public static partial class ScaleBench
         }
         sb.AppendLine();
         sb.AppendLine("ratio = ours / ZooKeeper. RSS: VmRSS after a forced full GC (ours: EventPipe GCHeapCollect; ZooKeeper: jcmd GC.run), settled. " +
-                      "B/znode = RSS / znodes; slope = RSS growth / znode growth since the previous point. heap MiB (ZooKeeper) = used after that GC / -Xmx.");
+                      "B/znode = RSS / znodes; slope = RSS growth / znode growth since the previous point. heap MiB: ZooKeeper = used after that GC / -Xmx; " +
+                      "ours = live heap at the GC's last collection / GC committed (mntr), settled.");
         sb.AppendLine("snap MiB: ours = the snapshot its admin command wrote after the load; ZooKeeper (no snapshot command in 3.8) = the one it wrote " +
                       "at its first start after the load. 1st s = that first start (ZooKeeper replays the load's log there). restart = SIGKILL, then " +
                       "from starting the process until a new session's getData of the newest znode succeeds; CPU s = the process's CPU time then (median). small = getChildren of a 10-child " +
@@ -587,7 +621,8 @@ public static partial class ScaleBench
             figures = figures.Select(f => new
             {
                 server = f.Server, point = f.Point, znodes = f.Znodes, rss_bytes = f.RssBytes, java_heap_max_bytes = f.HeapBytes,
-                java_heap_used_bytes = f.JavaHeapUsedBytes, grow_s = f.GrowSeconds, creates_per_s = f.CreatesPerSecond,
+                java_heap_used_bytes = f.JavaHeapUsedBytes, rss_after_gc_bytes = f.RssAfterGcBytes,
+                gc_committed_bytes = f.GcCommittedBytes, gc_live_bytes = f.GcLiveBytes, memory_trims = f.MemoryTrims, grow_s = f.GrowSeconds, creates_per_s = f.CreatesPerSecond,
                 small_get_children_p50_ms = f.SmallP50Ms, small_get_children_p99_ms = f.SmallP99Ms,
                 wide_children = f.WideChildren, wide_get_children_ms = f.WideMs,
                 snapshot_bytes = f.SnapshotBytes, snapshot_how = f.SnapshotHow, data_dir_bytes = f.DataDirBytes,

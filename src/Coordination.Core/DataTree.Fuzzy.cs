@@ -41,26 +41,31 @@ public sealed partial class DataTree
         if (_quotaRoots is { } roots) foreach (var root in roots.ToArray()) RecountQuota(root);
     }
 
-    private void ReplaceNode(Node existing, CreateTxn txn, string path, long zxid, long time)
+    /// <summary>Re-creates <paramref name="existing"/> as the txn creates it; returns the node now at the path: a new
+    /// one (which the caller puts in the parent's map, with the old one's children) when the owner changes, since the
+    /// owner is fixed for a node's life.</summary>
+    private Node ReplaceNode(Node existing, CreateTxn txn, string path, long zxid, long time)
     {
         var data = Normalize(txn.Data);
         UntrackOwner(path, existing.Owner);
         _dataSize += (data?.Length ?? 0) - existing.DataLength;
-        existing.Data = data;
         var oldAcl = existing.Acl;
-        existing.Acl = _acls.AddRef(txn.Acl);
+        var node = existing.Owner == txn.EphemeralOwner ? existing : Node.Create(data, oldAcl, txn.EphemeralOwner);
+        node.Data = data;
+        node.Acl = _acls.AddRef(txn.Acl);
         _acls.Release(oldAcl);
-        existing.Czxid = existing.Mzxid = zxid;
-        existing.Ctime = existing.Mtime = time;
-        existing.Owner = txn.EphemeralOwner;
-        existing.Version = 0;
-        existing.Aversion = 0;
-        if (existing.Kids is { } kids)
+        node.Kids = existing.Kids;
+        node.Czxid = node.Mzxid = zxid;
+        node.Ctime = node.Mtime = time;
+        node.Version = 0;
+        node.Aversion = 0;
+        if (node.Kids is { } kids)
         {
             kids.Pzxid = zxid;
             kids.Cversion = 0;
         }
         TrackOwner(path, txn.EphemeralOwner);
+        return node;
     }
 
     private void DeleteChildrenForReplay(string path, Node node, long zxid)

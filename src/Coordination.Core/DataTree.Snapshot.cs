@@ -267,10 +267,12 @@ public sealed partial class DataTree
     private static void ReadNode(DataTree tree, SnapshotReader r, SnapshotLoad load, string path, byte[]? data, IReadOnlyList<Acl> acl, bool isRoot)
     {
         load.DataSize += path.Length + (data?.Length ?? 0);
+        var (czxid, mzxid, ctime, mtime, pzxid, owner) = (r.ReadLong(), r.ReadLong(), r.ReadLong(), r.ReadLong(), r.ReadLong(), r.ReadLong());
         Node node;
         if (isRoot)
         {
             if (path != RootPath) throw new InvalidDataException("snapshot does not start with the root");
+            if (owner != 0) throw new InvalidDataException("the root has an ephemeral owner in the snapshot");
             node = tree._root;
             node.Data = data;
             node.Acl = tree._acls.AddRef(acl);
@@ -283,17 +285,12 @@ public sealed partial class DataTree
             var parent = load.LastParent is { Kids: { } siblings } last && parentPath.SequenceEqual(siblings.Path) ? last
                 : tree.Lookup(parentPath) ?? throw new InvalidDataException($"node {path} precedes its parent");
             load.LastParent = parent;
-            node = new Node(data, tree._acls.AddRef(acl));
+            node = Node.Create(data, tree._acls.AddRef(acl), owner);
             var kids = parent.Kids ??= new Kids(ParentSpan(path, lastSlash).ToString(), parent.Czxid, 0);
             if (!kids.Map.TryAdd(path.Substring(lastSlash + 1), node)) throw new InvalidDataException($"duplicate node {path}");
             tree._count++;
         }
-        node.Czxid = r.ReadLong();
-        node.Mzxid = r.ReadLong();
-        node.Ctime = r.ReadLong();
-        node.Mtime = r.ReadLong();
-        var pzxid = r.ReadLong();
-        node.Owner = r.ReadLong();
+        (node.Czxid, node.Mzxid, node.Ctime, node.Mtime) = (czxid, mzxid, ctime, mtime);
         node.Version = r.ReadInt();
         var cversion = r.ReadInt();
         node.Aversion = r.ReadInt();

@@ -68,6 +68,7 @@ public sealed class NodeActor : ReceiveActor
             spec.Ensemble, peer: spec.Peer), ReplicaName);
         var sessions = Child(SessionManagerActor.Props(settings, replica, tracker, CoordinationServer.WallClockMs(), spec.State), "sessions");
         _children = new Children(replica, sessions, tracker);
+        if (settings.MemoryTrim.Enabled) Child(MemoryTrimActor.Props(settings.MemoryTrim), "memory-trim");
 
         Receive<GetChildren>(_ => Sender.Tell(_children));
         // The tracker is created before the replica (which tells it about sessions from its first message on), so

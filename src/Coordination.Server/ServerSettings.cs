@@ -66,6 +66,8 @@ public sealed record ServerSettings
     public required AdminHttpSettings Metrics { get; init; }
     /// <summary>The <c>change-feed</c> section: what the change feed (op WatchChanges) retains.</summary>
     public Feed.ChangeFeedSettings ChangeFeed { get; init; } = Feed.ChangeFeedSettings.Default;
+    /// <summary>The <c>memory-trim</c> section: memory a load freed is given back once the process is quiet.</summary>
+    public MemoryTrimSettings MemoryTrim { get; init; } = MemoryTrimSettings.Default;
 
     /// <summary>
     /// x509 ACLs need TLS with client certificates (the secure client port, port unification, or the admin or metrics
@@ -147,6 +149,7 @@ public sealed record ServerSettings
             Admin = AdminHttpSettings.Create(c.GetConfig("admin"), c.GetConfig("client-ssl")),
             Metrics = AdminHttpSettings.Create(c.GetConfig("metrics"), c.GetConfig("client-ssl")),
             ChangeFeed = Feed.ChangeFeedSettings.Create(c.GetConfig("change-feed")),
+            MemoryTrim = MemoryTrimSettings.Create(c.GetConfig("memory-trim")),
         };
     }
 

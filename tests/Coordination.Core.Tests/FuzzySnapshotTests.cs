@@ -216,4 +216,32 @@ public sealed class FuzzySnapshotTests
         h.Tree.FinishReplay();
         Assert.Equal(expected, h.Tree.Digest());
     }
+    [Fact]
+    public void Replaying_a_create_that_changes_a_nodes_owner_replaces_the_node_and_keeps_its_children()
+    {
+        // A persistent node carries no owner field (issue 23: 80 bytes, not 88); a container, TTL or ephemeral node is
+        // another class. A fuzzy replay can re-create a path with another owner: the parent's map gets the new node.
+        var h = new Harness();
+        h.Create("/c", [1]);
+        h.Create("/c/x", [2]);
+        var persistentCreate = h.Log[^2];
+        var other = new Harness();
+        other.Create("/c", [3], CreateMode.Container, op: OpCode.CreateContainer);
+        h.Tree.ReplayMode = true;
+        h.Tree.Apply(other.Log[^1].Header, other.Log[^1].Txn);
+        var container = h.Tree.Find("/c")!;
+        Assert.Equal(EphemeralOwner.Container, container.StoredEphemeralOwner);
+        Assert.Equal([3], container.Data);
+        Assert.Equal(["x"], container.Children);
+        Assert.Equal(["/c"], h.Tree.Containers);
+
+        h.Tree.Apply(persistentCreate.Header, persistentCreate.Txn);
+        h.Tree.FinishReplay();
+        var persistent = h.Tree.Find("/c")!;
+        Assert.Equal(0, persistent.StoredEphemeralOwner);
+        Assert.Equal([1], persistent.Data);
+        Assert.Equal(["x"], persistent.Children);
+        Assert.Empty(h.Tree.Containers);
+        Assert.Equal([2], h.Tree.Find("/c/x")!.Data);
+    }
 }

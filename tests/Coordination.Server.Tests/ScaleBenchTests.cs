@@ -43,6 +43,13 @@ public sealed class ScaleBenchTests(ITestOutputHelper output)
             Assert.Equal(2, restarts.Count);
             Assert.All(restarts, r => Assert.InRange(r, 0.01, 120));
             Assert.True(f.GetProperty("first_start_s").GetDouble() > 0);
+            Assert.InRange(f.GetProperty("rss_after_gc_bytes").GetInt64(), 10L << 20, 1L << 40);
+            if (target == "ours")
+            {
+                // The GC's own figures (mntr), read when the RSS had settled: a live heap, and committed memory that holds it.
+                var live = f.GetProperty("gc_live_bytes").GetInt64();
+                Assert.InRange(live, 1L << 20, f.GetProperty("gc_committed_bytes").GetInt64());
+            }
             if (target == "apache")
             {
                 Assert.Equal(256L << 20, f.GetProperty("java_heap_max_bytes").GetInt64());
