@@ -223,6 +223,38 @@ public sealed class FileTxnLogTests : IDisposable
         Assert.Equal(101, TxnZxids(ReadAll(_dir))[^1]);
     }
 
+    /// <summary>
+    /// The change feed's history and the backup verb read the log while its writer appends. A write is not atomic for
+    /// a reader: it can find a record half copied into the page cache, more so in its read buffer, filled earlier; by
+    /// the time it looks past the damage for an intact record, the writer has appended the next one. The tail being
+    /// written looked like corruption in the middle of the newest segment and the read threw (the feed then told its
+    /// subscriber Compacted). Here the reader's buffer holds record 4 torn while the "writer" completes it and writes
+    /// record 5: the reader must read 1..5, as a damaged record that stays damaged still refuses (test above).
+    /// </summary>
+    [Fact]
+    public void A_record_a_reader_caught_half_written_beside_the_writer_is_read_again_not_called_corruption()
+    {
+        using (var log = Open(_dir)) { AppendTxns(log, 1, 3); AppendTxns(log, 4, 4); AppendTxns(log, 5, 5); }
+        var segment = FileTxnLog.List(_dir).Single().Path;
+        var written = File.ReadAllBytes(segment);
+        var torn = IndexOf(written, "v4"u8.ToArray()) + 1;        // record 4's header and first payload byte are there
+        var tornState = (byte[])written.Clone();
+        Array.Clear(tornState, torn, written.Length - torn);       // ...the rest of it and record 5 are not yet
+        File.WriteAllBytes(segment, tornState);
+
+        var zxids = new List<long>();
+        FileTxnLog.Read(_dir, (kind, zxid, _) =>
+        {
+            zxids.Add(zxid);
+            if (zxid != 3) return;
+            // The reader has record 4 torn in its buffer; meanwhile the writer finishes it and appends record 5.
+            using var fs = new FileStream(segment, FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
+            fs.Position = torn;
+            fs.Write(written, torn, written.Length - torn);
+        });
+        Assert.Equal([1L, 2L, 3L, 4L, 5L], zxids);
+    }
+
     [Fact]
     public void A_file_that_is_not_a_segment_is_refused_with_its_name()
     {

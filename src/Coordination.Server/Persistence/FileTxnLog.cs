@@ -120,17 +120,27 @@ public sealed class FileTxnLog : IDisposable
     }
 
     /// <summary>
-    /// Every record of the log in order, without changing anything (also beside a running writer, e.g. for a backup).
+    /// Every record of the log in order, without changing anything (also beside a running writer, e.g. for a backup or
+    /// the change feed's history: it then reads a prefix of what was written, see <see cref="LiveRereads"/>).
     /// A record whose zxid exceeds the next segment's start point is dropped; each such cut is reported as a
     /// <see cref="LogRecordKind.Truncate"/> record so that readers which keep entries can drop them too.
     /// </summary>
     public static void Read(string dir, Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord)
     {
-        foreach (var _ in ReadSegments(dir, onRecord, _ => { })) { }
+        foreach (var _ in ReadSegments(dir, onRecord, _ => { }, live: true)) { }
     }
 
+    /// <summary>
+    /// How often a reader beside a running writer reads a damaged record again, a millisecond apart, before it
+    /// counts as damage. A write is not atomic for a reader: it can see a record half copied into the page cache
+    /// (more so through its read buffer, filled earlier), and by the time it looked past it for an intact record the
+    /// writer had appended the next ones, so the tail being written looked like corruption in the middle of the
+    /// newest segment and the read threw. A record still damaged after these reads is damage.
+    /// </summary>
+    private const int LiveRereads = 100;
+
     private static IEnumerable<(string Path, long Ordinal, long StartsAfter, long MaxZxid)> ReadSegments(
-        string dir, Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord, Action<string> onEmpty)
+        string dir, Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord, Action<string> onEmpty, bool live = false)
     {
         var files = new List<(string Path, long Ordinal)>();
         var headers = new List<long>();
@@ -149,7 +159,7 @@ public sealed class FileTxnLog : IDisposable
             long? cutoff = i + 1 < files.Count ? headers[i + 1] : null;
             var maxZxid = headers[i];
             var end = new SegmentEnd();
-            foreach (var (kind, zxid, payload) in Records(files[i].Path, end))
+            foreach (var (kind, zxid, payload) in Records(files[i].Path, end, live))
             {
                 if (kind == LogRecordKind.Txn)
                 {
@@ -241,29 +251,57 @@ public sealed class FileTxnLog : IDisposable
         return null;
     }
 
-    private static IEnumerable<(LogRecordKind, long, ReadOnlyMemory<byte>)> Records(string path, SegmentEnd end)
+    private static IEnumerable<(LogRecordKind, long, ReadOnlyMemory<byte>)> Records(string path, SegmentEnd end, bool live)
     {
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
-        fs.Position = SegmentHeaderSize;
-        var header = new byte[RecordHeaderSize];
-        while (true)
+        var fs = OpenAt(path, SegmentHeaderSize);
+        try
         {
-            end.Offset = fs.Position;
-            var read = fs.ReadAtLeast(header, RecordHeaderSize, throwOnEndOfStream: false);
-            if (!header.AsSpan(0, read).ContainsAnyExcept((byte)0)) yield break; // the zeros after the last record
-            if (read != RecordHeaderSize) { end.Damage = "cut short by the end of the file"; yield break; }
-            var length = BinaryPrimitives.ReadInt32LittleEndian(header);
-            var crc = BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(4));
-            var kind = (LogRecordKind)header[8];
-            if (length < 0 || length > MaxPayload || kind is not (LogRecordKind.Txn or LogRecordKind.Truncate)) { end.Damage = "bad record header"; yield break; }
-            var payload = new byte[length];
-            if (fs.ReadAtLeast(payload, length, throwOnEndOfStream: false) != length) { end.Damage = "cut short by the end of the file"; yield break; }
-            var hash = new Crc32();
-            hash.Append(header.AsSpan(8));
-            hash.Append(payload);
-            if (hash.GetCurrentHashAsUInt32() != crc) { end.Damage = "CRC mismatch"; yield break; }
-            yield return (kind, BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(9)), payload);
+            var header = new byte[RecordHeaderSize];
+            var rereads = 0;
+            while (true)
+            {
+                end.Offset = fs.Position;
+                var (payload, damage) = ReadRecord(fs, header);
+                if (damage is not null && live && rereads < LiveRereads)
+                {
+                    // Perhaps a write in progress (see LiveRereads): read it again, past the read buffer.
+                    if (rereads++ > 0) Thread.Sleep(1);
+                    fs.Dispose();
+                    fs = OpenAt(path, end.Offset);
+                    continue;
+                }
+                end.Damage = damage;
+                if (payload is null) yield break;
+                rereads = 0;
+                yield return ((LogRecordKind)header[8], BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(9)), payload);
+            }
         }
+        finally
+        {
+            fs.Dispose();
+        }
+    }
+
+    private static FileStream OpenAt(string path, long offset) =>
+        new(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16) { Position = offset };
+
+    /// <summary>The record at the stream's position: its payload (its header in <paramref name="header"/>), or no
+    /// payload at the zeros after the last record, or why the bytes there are not a record.</summary>
+    private static (byte[]? Payload, string? Damage) ReadRecord(FileStream fs, byte[] header)
+    {
+        var read = fs.ReadAtLeast(header, RecordHeaderSize, throwOnEndOfStream: false);
+        if (!header.AsSpan(0, read).ContainsAnyExcept((byte)0)) return (null, null); // the zeros after the last record
+        if (read != RecordHeaderSize) return (null, "cut short by the end of the file");
+        var length = BinaryPrimitives.ReadInt32LittleEndian(header);
+        var crc = BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(4));
+        var kind = (LogRecordKind)header[8];
+        if (length < 0 || length > MaxPayload || kind is not (LogRecordKind.Txn or LogRecordKind.Truncate)) return (null, "bad record header");
+        var payload = new byte[length];
+        if (fs.ReadAtLeast(payload, length, throwOnEndOfStream: false) != length) return (null, "cut short by the end of the file");
+        var hash = new Crc32();
+        hash.Append(header.AsSpan(8));
+        hash.Append(payload);
+        return hash.GetCurrentHashAsUInt32() == crc ? (payload, null) : (null, "CRC mismatch");
     }
 
     // ------------------------------------------------------------------ appending

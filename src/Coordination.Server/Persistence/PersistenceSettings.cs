@@ -20,6 +20,7 @@ public sealed record PersistenceSettings
     public long SnapshotEveryBytes { get; init; } = 64L << 20;
     public double SnapshotLogRatio { get; init; } = 1.0;
     public int SnapshotChunkNodes { get; init; } = 2000;
+    public TimeSpan SnapshotChunkTime { get; init; } = TimeSpan.FromMilliseconds(1);
     public int SnapshotsRetained { get; init; } = 3;
     public bool Purge { get; init; } = true;
     public int MaxBatchTxns { get; init; } = 2000;
@@ -84,7 +85,8 @@ public sealed record PersistenceSettings
             SnapshotEveryTxns = c.GetLong("snapshot-every-txns", 100_000),
             SnapshotEveryBytes = c.GetByteSize("snapshot-every-bytes") ?? (64L << 20),
             SnapshotLogRatio = Math.Max(0, c.GetDouble("snapshot-log-ratio", 1.0)),
-            SnapshotChunkNodes = c.GetInt("snapshot-chunk-nodes", 2000),
+            SnapshotChunkNodes = Math.Max(1, c.GetInt("snapshot-chunk-nodes", 2000)),
+            SnapshotChunkTime = c.GetTimeSpan("snapshot-chunk-time", TimeSpan.FromMilliseconds(1)),
             SnapshotsRetained = Math.Max(1, c.GetInt("snapshots-retained", 3)),
             Purge = c.GetBoolean("purge", true),
             MaxBatchTxns = Math.Max(1, c.GetInt("max-batch-txns", 2000)),

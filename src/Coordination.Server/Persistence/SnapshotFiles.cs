@@ -201,9 +201,17 @@ public sealed record SnapshotPolicy(SnapshotFiles Files, long EveryTxns, long Ev
     /// snapshot-log-ratio).</summary>
     public double LogRatio { get; init; } = 1.0;
 
+    /// <summary>About how long one replica turn of a fuzzy snapshot works (reference.conf, snapshot-chunk-time);
+    /// zero: <see cref="ChunkNodes"/> alone bounds it.</summary>
+    public TimeSpan ChunkTime { get; init; } = TimeSpan.FromMilliseconds(1);
+
     /// <summary>The policy the persistence settings describe.</summary>
     public static SnapshotPolicy For(SnapshotFiles files, PersistenceSettings settings, Feed.JournalRecords? history) =>
-        new(files, settings.SnapshotEveryTxns, settings.SnapshotEveryBytes, settings.SnapshotChunkNodes, history) { LogRatio = settings.SnapshotLogRatio };
+        new(files, settings.SnapshotEveryTxns, settings.SnapshotEveryBytes, settings.SnapshotChunkNodes, history)
+        {
+            LogRatio = settings.SnapshotLogRatio,
+            ChunkTime = settings.SnapshotChunkTime,
+        };
 
     /// <summary>Whether the txns since the last snapshot (<paramref name="bytes"/> as estimated) call for a new one:
     /// ZooKeeper's counts, and once the tree the last one wrote (<paramref name="snapshotBytes"/>, see

@@ -22,7 +22,10 @@ public sealed partial class ReplicaActor
         Receive<GetReplicaStats>(OnGetStats);
         Receive<GetNodeAcl>(q => Sender.Tell(new NodeAcl(_tree.Find(q.Path)?.Acl)));
         Receive<FlushLog>(_ => _core.Flush());
-        Receive<SnapshotChunk>(_ => WriteSnapshotChunk());
+        Receive<SnapshotChunk>(m =>
+        {
+            if (ReferenceEquals(m.Snapshot, _snapshot)) WriteSnapshotChunk();
+        });
         Receive<SnapshotDone>(OnSnapshotDone);
         Receive<TakeSnapshot>(_ =>
         {
