@@ -15,6 +15,7 @@ public sealed class LockTests(ServersFixture servers, ITestOutputHelper output) 
         const int clients = 4, acquisitions = 6;
         var detector = new OverlapDetector();
         var crashes = 0;
+        var expiredWaiters = 0;
         var seeds = Enumerable.Range(0, clients).Select(i => 1000 + i).ToArray();
 
         async Task Worker(int index)
@@ -25,7 +26,24 @@ public sealed class LockTests(ServersFixture servers, ITestOutputHelper output) 
             var mutex = new DistributedLock(client, Root + "/locks/repair");
             for (var i = 0; i < acquisitions; i++)
             {
-                Assert.True(await mutex.AcquireAsync(TimeSpan.FromSeconds(40)), "lock not acquired within 40 s");
+                bool acquired;
+                try
+                {
+                    acquired = await mutex.AcquireAsync(TimeSpan.FromSeconds(40));
+                }
+                catch (SessionExpiredException)
+                {
+                    // A waiter (not a holder) whose 2-s session expired while the server or this machine stalled
+                    // (seen against ZooKeeper under the CI's load): it starts over with a new session, as an
+                    // application would. Mutual exclusion is what this test checks, and only holders enter.
+                    Interlocked.Increment(ref expiredWaiters);
+                    await Clients.CrashAsync(client, proxy);
+                    (client, proxy) = await Clients.BehindProxyAsync(server, Output, TimeSpan.FromSeconds(2));
+                    mutex = new DistributedLock(client, Root + "/locks/repair");
+                    i--;
+                    continue;
+                }
+                Assert.True(acquired, "lock not acquired within 40 s");
                 var who = $"c{index}#{i}";
                 detector.Enter(who);
                 await Task.Delay(rng.Next(1, 6));
@@ -52,7 +70,7 @@ public sealed class LockTests(ServersFixture servers, ITestOutputHelper output) 
         }
 
         await Task.WhenAll(Enumerable.Range(0, clients).Select(Worker)).Within(55);
-        Output.WriteLine($"{detector.Entries} entries, {crashes} crashes, overlaps: {string.Join("; ", detector.Overlaps)}");
+        Output.WriteLine($"{detector.Entries} entries, {crashes} crashes, {expiredWaiters} waiters expired, overlaps: {string.Join("; ", detector.Overlaps)}");
         Assert.Empty(detector.Overlaps);
         Assert.Equal(clients * acquisitions, detector.Entries);
         Assert.True(crashes > 0, "the run must include crashes");
