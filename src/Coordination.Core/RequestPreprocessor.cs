@@ -108,19 +108,48 @@ public sealed partial class RequestPreprocessor
     public (TxnHeader Header, Txn Txn) Prepare(long sessionId, int cxid, OpCode op, ZkRequest request, AuthContext auth, long nowMs)
     {
         if (op == OpCode.CloseSession) return PrepareCloseSession(sessionId, cxid, nowMs);
-        var zxid = _nextZxid++;
-        var header = new TxnHeader(sessionId, cxid, zxid, nowMs, op);
+        // The zxid is used up only once the txn is decided: a prepare that throws (a bug, or a host callback such as
+        // QuotaWarning) leaves no gap in the zxids and none of its change records.
+        var zxid = _nextZxid;
+        var queueMark = _queue.Count;
+        var useMark = _pendingUse.Count;
         Txn txn;
-        if (op == OpCode.Multi)
+        try
         {
-            txn = request is MultiRequest multi ? PrepareMulti(multi, sessionId, auth, zxid, nowMs) : new ErrorTxn(ErrorCode.MarshallingError);
+            if (op == OpCode.Multi)
+            {
+                txn = request is MultiRequest multi ? PrepareMulti(multi, sessionId, auth, zxid, nowMs) : new ErrorTxn(ErrorCode.MarshallingError);
+            }
+            else
+            {
+                var err = PrepareOne(op, request, sessionId, auth, zxid, nowMs, out txn!);
+                if (err != ErrorCode.Ok) txn = new ErrorTxn(err);
+            }
         }
-        else
+        catch
         {
-            var err = PrepareOne(op, request, sessionId, auth, zxid, nowMs, out txn!);
-            if (err != ErrorCode.Ok) txn = new ErrorTxn(err);
+            RollBack(queueMark, useMark);
+            throw;
         }
-        return (header, txn);
+        _nextZxid++;
+        return (new TxnHeader(sessionId, cxid, zxid, nowMs, op), txn);
+    }
+
+    /// <summary>Forgets the change records and quota use added since the marks (a prepare that threw): each path they
+    /// touched gets back its newest record left, or none.</summary>
+    private void RollBack(int queueMark, int useMark)
+    {
+        for (var i = _queue.Count - 1; i >= queueMark; i--)
+        {
+            var path = _queue[i].Path;
+            _queue.RemoveAt(i);
+            ChangeRecord? previous = null;
+            for (var j = i - 1; j >= _head && previous is null; j--)
+                if (_queue[j].Path == path) previous = _queue[j];
+            if (previous is null) _byPath.Remove(path);
+            else _byPath[path] = previous;
+        }
+        _pendingUse.RemoveRange(useMark, _pendingUse.Count - useMark);
     }
 
     /// <summary>Prepares session creation (replicated). <paramref name="sessionId"/> was chosen by the server.</summary>

@@ -781,4 +781,46 @@ public class PrepTests
         h.Delete("/c/x");
         Assert.Equal(ErrorCode.Ok, h.Run(OpCode.DeleteContainer, new PathRequest("/c")).Err);
     }
+
+    [Fact]
+    public void APrepareThatThrowsUsesUpNoZxidAndLeavesNoChange()
+    {
+        // A host callback that throws (here the quota warning) makes Prepare throw halfway through a multi, after its
+        // first op recorded a change: the next txn must take the same zxid (a gap would be a zxid no txn has) and see
+        // none of the thrown multi's changes.
+        var tree = new DataTree();
+        var throwOnWarning = false;
+        var prep = new RequestPreprocessor(tree, null, 0)
+        {
+            CheckSessions = false, EnforceQuota = true,
+            QuotaWarning = _ => { if (throwOnWarning) throw new InvalidOperationException("warning sink failed"); },
+        };
+        void Apply((TxnHeader Header, Txn Txn) prepared)
+        {
+            Assert.IsNotType<ErrorTxn>(prepared.Txn);
+            tree.Apply(prepared.Header, prepared.Txn);
+            prep.Applied(prepared.Header.Zxid);
+        }
+        var cxid = 0;
+        (TxnHeader Header, Txn Txn) Create(string path, string data = "") =>
+            prep.Prepare(S1, ++cxid, OpCode.Create, new CreateRequest(path, System.Text.Encoding.UTF8.GetBytes(data), Acl.OpenAclUnsafe, 0), AuthContext.Anonymous, 1000);
+        Apply(Create("/app"));
+        Apply(Create("/zookeeper/quota/app"));
+        Apply(Create("/zookeeper/quota/app/zookeeper_limits", "count=1,bytes=-1"));   // soft: /app alone
+        Apply(Create("/zookeeper/quota/app/zookeeper_stats", "count=0,bytes=0"));
+        var next = prep.NextZxid;
+
+        throwOnWarning = true;
+        var multi = new MultiRequest([MCreate("/other"), MCreate("/app/child")]);
+        Assert.Throws<InvalidOperationException>(() => prep.Prepare(S1, ++cxid, OpCode.Multi, multi, AuthContext.Anonymous, 1000));
+        Assert.Throws<InvalidOperationException>(() => Create("/app/child"));
+        throwOnWarning = false;
+
+        Assert.Equal(next, prep.NextZxid);
+        var other = Create("/other");
+        Assert.Equal(next, other.Header.Zxid);
+        Assert.IsType<CreateTxn>(other.Txn);   // not NodeExists: the thrown multi's create of /other left no record
+        Apply(other);
+        Assert.Equal(next, tree.LastZxid);
+    }
 }

@@ -1,5 +1,6 @@
 using System.Text;
 using Coordination.Core.Replica;
+using Coordination.Core.Zab;
 using Coordination.Protocol;
 
 namespace Coordination.Core.Tests;
@@ -135,6 +136,32 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
             case "logged":   // the log made the oldest batch durable (standalone) or the ensemble committed it (leader)
                 Apply(_logged.Dequeue());
                 break;
+            case "refused":   // refused <zxid>: the peer refused the reconfig prepared at that zxid; an error txn commits there
+            {
+                var zxid = long.Parse(c[1]);
+                var prepared = _logged.SelectMany(b => b).First(p => p.Header.Zxid == zxid);
+                _core.ReplaceProposed(zxid, new Proposal(prepared.Header, new ErrorTxn(ErrorCode.NewConfigNoQuorum)));
+                break;
+            }
+            case "reap":   // reap <now> <budget>: the reap tick
+                _now = long.Parse(c[1]);
+                _core.Reap(_tree, _now, int.Parse(c[2]));
+                break;
+            case "create-session":   // create-session s1 [timeout]: a client asks for a new session
+                _core.CreateSession(c[1], Sid(c[1]), c.Length > 2 ? int.Parse(c[2]) : 30000, _now, _now);
+                break;
+            case "expire":   // expire s1: the tracker found the session's deadline passed
+                Print($"{c[1]} {(_core.Expire(_tree, Sid(c[1]), _now) ? "expiring" : "not expired")}");
+                break;
+            case "validate":   // validate s1 [timeout]: a client re-attaches to a session
+                _core.ValidateSession(_tree, c[1], Sid(c[1]), c.Length > 2 ? int.Parse(c[2]) : 30000, _now);
+                break;
+            case "commit-session":   // commit-session <zxid> s1 [timeout]: a committed createSession, as a follower applies it
+            {
+                var header = new TxnHeader(Sid(c[2]), 0, long.Parse(c[1]), _now, OpCode.CreateSession);
+                _core.ApplyCommitted(_tree, [new LogEntry(header.Zxid, Txns.Serialize(header, new CreateSessionTxn(c.Length > 3 ? int.Parse(c[3]) : 30000)))]);
+                break;
+            }
             case "log-failed":   // the log failed the oldest batch
                 _core.LogFailed(_logged.Dequeue(), ErrorCode.SystemError);
                 break;
@@ -183,20 +210,15 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
                 _core.Drain(session!);
                 break;
             }
-            case "syncpoint":   // syncpoint s1 <xid> <zxid>: the leader fixed a forwarded sync's point
-                _core.SyncPoint(Sid(c[1]), int.Parse(c[2]), long.Parse(c[3]));
+            case "syncpoint":   // syncpoint s1 <xid> <zxid>: the leader fixed a forwarded sync's point (xid 0: a re-attachment's)
+                _core.SyncPoint(_tree, Sid(c[1]), int.Parse(c[2]), long.Parse(c[3]));
                 break;
             case "commit":   // commit <zxid> s1 <xid> <path>=<value>: a committed batch of one txn
                 Commit(long.Parse(c[1]), Sid(c[2]), int.Parse(c[3]), c[4]);
                 break;
-            case "rejected":   // rejected s1 <xid> <error>: the leader refused a forwarded write or sync
-            {
-                var xid = int.Parse(c[2]);
-                if (session is null) break;
-                if (_core.AwaitsSyncPoint(session, xid)) _core.Abandon(session, _now, "the leader refused its sync");
-                else _core.Complete(session, xid, Refusal(xid, Enum.Parse<ErrorCode>(c[3])));
+            case "rejected":   // rejected s1 <xid> <error>: the leader refused a forwarded write or sync (xid 0: a re-attachment's)
+                _core.ForwardRejected(Sid(c[1]), int.Parse(c[2]), Enum.Parse<ErrorCode>(c[3]), _now);
                 break;
-            }
             case "owner":   // owner s1 <server>: the session (re)attached to that server
                 _core.Attach(Sid(c[1]), long.Parse(c[2]));
                 break;
@@ -204,8 +226,7 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
                 Print($"{c[1]} from server {c[2]}: {(_core.IsMovedAway(Sid(c[1]), long.Parse(c[2]), claimUnknown: false) ? "SessionMoved" : "prepare")}");
                 break;
             case "close":   // close <zxid> s1 <cxid>: a committed closeSession (cxid 0: an expiry)
-                _core.Commit(_tree, new TxnHeader(Sid(c[2]), int.Parse(c[3]), long.Parse(c[1]), 0, OpCode.CloseSession), new CloseSessionTxn([]));
-                _core.Applied();
+                _core.ApplyBatch(_tree, [new Proposal(new TxnHeader(Sid(c[2]), int.Parse(c[3]), long.Parse(c[1]), 0, OpCode.CloseSession), new CloseSessionTxn([]))]);
                 break;
             case "close-here":   // close-here s1 <xid>: a local session's close, which commits no txn
                 _core.CloseHere(session!, int.Parse(c[2]));
@@ -247,7 +268,8 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
     }
 
     /// <summary>A committed batch of one txn, applied by the core as the replica does: a setData of the path if it
-    /// exists, else its creation. The core fires the watches and answers the writer; the host only prints.</summary>
+    /// exists, else its creation (in an ensemble, decoded from its entry). The core fires the watches and answers the
+    /// writer; the host only prints.</summary>
     private void Commit(long zxid, long sessionId, int xid, string change)
     {
         var eq = change.IndexOf('=');
@@ -256,8 +278,8 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
         var exists = _tree.Find(path) is not null;
         var header = new TxnHeader(sessionId, xid, zxid, 0, exists ? OpCode.SetData : OpCode.Create);
         Txn txn = exists ? new SetDataTxn(path, data, -1) : new CreateTxn(path, data, Acl.OpenAclUnsafe, 0, 0);
-        _core.Commit(_tree, header, txn);
-        _core.Applied();
+        if (_serverId == 0) _core.ApplyBatch(_tree, [new Proposal(header, txn)]);
+        else _core.ApplyCommitted(_tree, [new LogEntry(zxid, Txns.Serialize(header, txn))]);   // as Zab commits it
     }
 
     private static long Sid(string name) => long.Parse(name[1..]);
@@ -276,10 +298,12 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
     /// <summary>A real preprocessor over the script's tree; sessions are the script's (<c>open</c>), not the tree's.</summary>
     private RequestPreprocessor NewPrep() => new(_tree, null, _tree.LastZxid) { CheckSessions = false };
 
-    /// <summary>An op (create, set, delete, close), a path, then data or a version.</summary>
+    /// <summary>An op (create, create-container, create-ttl, set, delete, close), a path, then data, a ttl or a version.</summary>
     private static (OpCode, ZkRequest) Body(string[] a) => a[0] switch
     {
         "create" => (OpCode.Create, new CreateRequest(a[1], Encoding.UTF8.GetBytes(a.Length > 2 ? a[2] : ""), Acl.OpenAclUnsafe, 0)),
+        "create-container" => (OpCode.CreateContainer, new CreateRequest(a[1], [], Acl.OpenAclUnsafe, (int)CreateMode.Container)),
+        "create-ttl" => (OpCode.CreateTtl, new CreateRequest(a[1], [], Acl.OpenAclUnsafe, (int)CreateMode.PersistentWithTtl, long.Parse(a[2]), true)),
         "set" => (OpCode.SetData, new SetDataRequest(a[1], Encoding.UTF8.GetBytes(a[2]), a.Length > 3 ? int.Parse(a[3]) : -1)),
         "delete" => (OpCode.Delete, new PathVersionRequest(a[1], a.Length > 2 ? int.Parse(a[2]) : -1)),
         "close" => (OpCode.CloseSession, EmptyRequest.Instance),
@@ -294,12 +318,12 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
         return buffer.WrittenSpan.ToArray();
     }
 
-    /// <summary>A batch made durable or committed, applied as the replica does: in zxid order, then prep and syncs learn it.</summary>
+    /// <summary>A batch made durable (standalone) or committed (leader), applied as the replica does. In an ensemble
+    /// the committed entries carry no txn: the core applies what it proposed (its payload would be decoded otherwise).</summary>
     private void Apply(Proposal[] batch)
     {
-        foreach (var proposal in batch) _core.Commit(_tree, proposal.Header, proposal.Txn);
-        _core.Prep.Applied(_tree.LastZxid);
-        _core.Applied();
+        if (_serverId == 0) _core.ApplyBatch(_tree, batch);
+        else _core.ApplyCommitted(_tree, batch.Select(p => new LogEntry(p.Header.Zxid, [])).ToList());
     }
 
     private static string Describe(Proposal p) => $"zxid={p.Header.Zxid} s{p.Header.SessionId}/{p.Header.Cxid} " + p.Txn switch
@@ -384,7 +408,18 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
         _core.EndHere(session.Id);
     }
 
-    public void Committed(in TxnHeader header, Txn txn, ApplyResult result) { }
+    public void Committed(in TxnHeader header, Txn txn, ApplyResult result, bool audit) { }
+
+    public void BatchApplied(IReadOnlyList<Proposal> batch) { }
+
+    public void ForwardCreateSession(long leader, long sessionId, int timeoutMs) => Print($"to {leader}: create session s{sessionId}");
+
+    public void ForwardSessionOwner(long leader, long sessionId) => Print($"to {leader}: s{sessionId} attached here");
+
+    public void SessionValidated(string client, ReplicaSession<string, ScriptRead, ScriptOutcome>? session, long seq) =>
+        Print(session is null ? $"{client} no such session" : $"{session.Actor} #{seq} attached timeout={session.TimeoutMs}");
+
+    public void GiveUp(string client, long sessionId, string why) => Print($"{client} connection dropped: {why}");
 
     public void FanOut(WatchTrigger trigger, long zxid, IReadOnlyList<(string Actor, long Seq)> recipients)
     {
@@ -393,7 +428,8 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
 
     public ScriptOutcome Outcome(in TxnHeader header, ApplyResult result) => new(header.Cxid, header.Zxid, result.Err);
 
-    public void SessionCreated(in TxnHeader header, CreateSessionTxn create) => Print($"session {header.SessionId} created");
+    public void SessionCreated(in TxnHeader header, CreateSessionTxn create, ReplicaSession<string, ScriptRead, ScriptOutcome>? session, long seq) =>
+        Print(session is null ? $"session {header.SessionId} created" : $"{session.Actor} #{seq} created timeout={create.TimeoutMs}");
 
     public void SessionEnded(in TxnHeader header, ReplicaSession<string, ScriptRead, ScriptOutcome>? session, bool requested)
     {

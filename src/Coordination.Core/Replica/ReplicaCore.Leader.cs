@@ -99,7 +99,7 @@ public sealed partial class ReplicaCore<TAddress, TRead, TOutcome>
     public void ForwardedCreateSession(TAddress from, long serverId, long sessionId, int timeoutMs, long wallMs)
     {
         if (!_host.Vouches(from, serverId)) _host.Unvouched(from, serverId, "a forwarded session creation");
-        else if (Leading) CreateSession(sessionId, timeoutMs, serverId, wallMs);
+        else if (Leading) PrepareSession(sessionId, timeoutMs, serverId, wallMs);
     }
 
     /// <summary>Leader: a session (re)attached to <paramref name="serverId"/>, which now owns it.</summary>

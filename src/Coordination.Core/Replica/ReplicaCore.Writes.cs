@@ -20,8 +20,8 @@ public partial interface IReplicaHost<TAddress, TRead, TOutcome>
     /// <summary>Prep threw on a write of <paramref name="serverId"/>'s client (a bug, or a body it cannot handle): the
     /// host logs it; the write is refused (MarshallingError), nothing proposed for it.</summary>
     void PrepareFailed(OpCode op, long serverId, Exception error);
-    /// <summary>A txn the log failed (or prepared on top of one that failed) will never commit: the host forgets what it
-    /// kept for it. Its writer, if served here, is answered by the core.</summary>
+    /// <summary>A txn the log failed (or prepared on top of one that failed) will never commit (a record for the
+    /// host; the core forgets the proposal and a session creation waiting for it, and answers its writer if served here).</summary>
     void NotLogged(Proposal proposal);
 }
 
@@ -33,6 +33,9 @@ public sealed partial class ReplicaCore<TAddress, TRead, TOutcome>
 {
     private readonly List<Proposal> _unlogged = new();
     private readonly List<Forward<TRead>> _unforwarded = new();
+    /// <summary>Ensemble: what this server proposed, by zxid, until it commits, so that committing needs no decoding
+    /// (<see cref="ApplyCommitted"/>).</summary>
+    private readonly Dictionary<long, Proposal> _proposed = new();
 
     /// <summary>Decides the outcome of every write prepared here (ZooKeeper's PrepRequestProcessor); the host replaces
     /// it with the tree it prepares against.</summary>
@@ -83,14 +86,6 @@ public sealed partial class ReplicaCore<TAddress, TRead, TOutcome>
         Log(prepared);
     }
 
-    /// <summary>Standalone, leader: a new session, created by a createSession txn (answered by the host when it
-    /// commits); the leader attaches it to <paramref name="owner"/>, the server its client is connected to.</summary>
-    public void CreateSession(long sessionId, int timeoutMs, long owner, long wallMs)
-    {
-        Attach(sessionId, owner);
-        Log(Prep.PrepareCreateSession(sessionId, timeoutMs, wallMs));
-    }
-
     /// <summary>A txn prepared here (a client's write, a session's creation or expiry, a reap): batched for the log.</summary>
     public void Log((TxnHeader Header, Txn Txn) prepared)
     {
@@ -114,6 +109,8 @@ public sealed partial class ReplicaCore<TAddress, TRead, TOutcome>
         if (_unlogged.Count == 0) return;
         var batch = _unlogged.ToArray();
         _unlogged.Clear();
+        if (_ensemble)
+            foreach (var proposal in batch) _proposed[proposal.Header.Zxid] = proposal;
         _host.Log(batch);
     }
 
@@ -140,6 +137,8 @@ public sealed partial class ReplicaCore<TAddress, TRead, TOutcome>
 
     private void NotLogged(Proposal proposal, ErrorCode err)
     {
+        _proposed.Remove(proposal.Header.Zxid);
+        if (proposal.Txn is CreateSessionTxn) _creating.Remove(proposal.Header.SessionId);
         _host.NotLogged(proposal);
         if (Sessions.TryGetValue(proposal.Header.SessionId, out var session))
             Complete(session, proposal.Header.Cxid, _host.Refusal(proposal.Header.Cxid, err));

@@ -103,10 +103,12 @@ public sealed class ReplicaSession<TAddress, TRead, TOutcome>(long id, TAddress 
 /// answers in request order); the sequence number of every output, watch events included; syncs and their points;
 /// the replica's role and where a write goes; which server each session is attached to (SessionMoved); requests
 /// that waited too long. Its other parts: prep and batching to the log and to the leader (ReplicaCore.Writes.cs),
-/// the leader's side of forwards and syncs (ReplicaCore.Leader.cs), reads and watch registration
-/// (ReplicaCore.Reads.cs), applying a commit (ReplicaCore.Apply.cs). Inputs are method calls (a request, a forward,
-/// a write's outcome, a sync point, a commit, an applied zxid, a role, a lost connection, a tick, a flush); outputs
-/// are calls to the <see cref="IReplicaHost{TAddress,TRead,TOutcome}"/>.
+/// the leader's side of forwards and syncs (ReplicaCore.Leader.cs), creating and re-attaching sessions and the
+/// follower's side of sync points and refused forwards (ReplicaCore.Sessions.cs), reads and watch registration
+/// (ReplicaCore.Reads.cs), applying committed batches and reaping (ReplicaCore.Apply.cs). Inputs are method calls
+/// (a request, a forward, a session's creation or re-attachment, a write's outcome, a sync point, a committed
+/// batch, a role, a lost connection, a tick, a reap tick, a flush); outputs are calls to the
+/// <see cref="IReplicaHost{TAddress,TRead,TOutcome}"/>.
 /// Script-tested (tests/Coordination.Core.Tests/testdata/replica). docs/architecture.md §4 says what the host keeps.
 /// </summary>
 public sealed partial class ReplicaCore<TAddress, TRead, TOutcome> where TRead : class where TOutcome : class
@@ -162,12 +164,16 @@ public sealed partial class ReplicaCore<TAddress, TRead, TOutcome> where TRead :
         if (role == ReplicaRole.Leader) _owners.Clear();
     }
 
-    /// <summary>Forgets every session and what it waited for (the host drops their connections itself).</summary>
+    /// <summary>Forgets every session and what it waited for, the sessions being created or re-attached, and the
+    /// proposals awaiting their commit (the host drops the connections itself).</summary>
     public void Clear()
     {
         Sessions.Clear();
         _owners.Clear();
         _syncWaiters.Clear();
+        _creating.Clear();
+        _validations.Clear();
+        _proposed.Clear();
         Outstanding = 0;
     }
 
@@ -224,19 +230,6 @@ public sealed partial class ReplicaCore<TAddress, TRead, TOutcome> where TRead :
         session.Pending.Enqueue(sync);
         _syncWaiters.Add(session);
         return sync;
-    }
-
-    /// <summary>The point of the session's sync <paramref name="xid"/> is fixed (by the leader): answered once applied.</summary>
-    public void SyncPoint(long sessionId, int xid, long zxid)
-    {
-        if (!Sessions.TryGetValue(sessionId, out var session)) return;
-        foreach (var item in session.Pending)
-        {
-            if (item is not PendingSync<TRead> sync || sync.Xid != xid || sync.Zxid >= 0) continue;
-            sync.Zxid = zxid;
-            Drain(session);
-            return;
-        }
     }
 
     /// <summary>True when the session waits on the sync <paramref name="xid"/> whose point is not fixed yet.</summary>
@@ -403,10 +396,13 @@ public sealed partial class ReplicaCore<TAddress, TRead, TOutcome> where TRead :
 
     /// <summary>
     /// Invariant 9 (every request is answered, or its connection closed, within the session timeout): a session
-    /// whose oldest request has waited past <see cref="RequestDeadline"/>'s bound is abandoned.
+    /// whose oldest request has waited past <see cref="RequestDeadline"/>'s bound is abandoned, and so is a session's
+    /// creation or re-attachment that waited as long.
     /// </summary>
     public void Tick(long nowMs)
     {
+        GiveUpOverdue(_validations, "re-attachment", nowMs);
+        GiveUpOverdue(_creating, "creation", nowMs);
         List<(ReplicaSession<TAddress, TRead, TOutcome>, string)>? overdue = null;
         foreach (var session in Sessions.Values)
         {

@@ -25,25 +25,24 @@ public sealed partial class ReplicaActor : IReplicaHost<IActorRef, ClientRequest
     void IReplicaHost<IActorRef, ClientRequest, Reply>.AnswerSync(SessionState session, long seq, int xid, string path) =>
         session.Actor.Tell(new Reply(seq, xid, _tree.LastZxid, ErrorCode.Ok, new PathResponse(path)));
 
-    void IReplicaHost<IActorRef, ClientRequest, Reply>.DropConnection(SessionState session, string why)
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.DropConnection(SessionState session, string why) => CloseConnection(session.Actor, session.Id, why);
+
+    private void CloseConnection(IActorRef client, long sessionId, string why)
     {
-        _logger.Warning("Closing the connection of session 0x{0:x}: {1}", session.Id, why);
-        session.Actor.Tell(DropConnection.Instance);
+        _logger.Warning("Closing the connection of session 0x{0:x}: {1}", sessionId, why);
+        client.Tell(DropConnection.Instance);
     }
 
     Reply IReplicaHost<IActorRef, ClientRequest, Reply>.Refusal(int xid, ErrorCode err) => Refusal(xid, err);
 
-    void IReplicaHost<IActorRef, ClientRequest, Reply>.Committed(in TxnHeader header, Txn txn, ApplyResult result)
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.Committed(in TxnHeader header, Txn txn, ApplyResult result, bool audit)
     {
         if (txn is SessionSecretTxn)
         {
             _passwords.Learn(_tree.SessionSecret);   // internal: nothing to audit, watch or answer
             return;
         }
-        // As ZooKeeper: the server a client is connected to audits its writes; the leader audits expirations and reaps.
-        if (_ensemble is null || _sessions.ContainsKey(header.SessionId) || _creating.ContainsKey(header.SessionId)
-            || (_core.Leading && (txn is CloseSessionTxn || header.SessionId == 0)))
-            _audit.Committed(header, txn, result.Err);
+        if (audit) _audit.Committed(header, txn, result.Err);
         RecordChanges(header.Zxid, result.Triggers);
     }
 
@@ -56,15 +55,31 @@ public sealed partial class ReplicaActor : IReplicaHost<IActorRef, ClientRequest
     Reply IReplicaHost<IActorRef, ClientRequest, Reply>.Outcome(in TxnHeader header, ApplyResult result) =>
         new(0, header.Cxid, header.Zxid, result.Err, result.Response);
 
-    void IReplicaHost<IActorRef, ClientRequest, Reply>.SessionCreated(in TxnHeader header, CreateSessionTxn create)
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.SessionCreated(in TxnHeader header, CreateSessionTxn create, SessionState? session, long seq)
     {
         _tracker.Tell(new SessionOpened(header.SessionId, create.TimeoutMs));
         // Only the server the client is connected to answers it; the others just know the session exists.
-        if (!_creating.Remove(header.SessionId, out var creating)) return;
-        var state = new SessionState(header.SessionId, creating.Session, create.TimeoutMs);
-        _sessions[header.SessionId] = state;
-        state.Actor.Tell(new SessionValidated(state.NextSeq(), true, create.TimeoutMs, header.Zxid));
+        session?.Actor.Tell(new SessionValidated(seq, true, create.TimeoutMs, header.Zxid));
     }
+
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.SessionValidated(IActorRef client, SessionState? session, long seq)
+    {
+        if (session is null)
+        {
+            client.Tell(new SessionValidated(-1, false, 0, _tree.LastZxid));   // no such session: expired
+            return;
+        }
+        _tracker.Tell(new SessionTouched(session.Id, session.TimeoutMs));
+        client.Tell(new SessionValidated(seq, true, session.TimeoutMs, _tree.LastZxid));
+    }
+
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.GiveUp(IActorRef client, long sessionId, string why) => CloseConnection(client, sessionId, why);
+
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.ForwardCreateSession(long leader, long sessionId, int timeoutMs) =>
+        ToLeader(new ForwardedCreateSession(_ensemble!.ServerId, sessionId, timeoutMs));
+
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.ForwardSessionOwner(long leader, long sessionId) =>
+        ToLeader(new SessionOwner(_ensemble!.ServerId, sessionId));
 
     void IReplicaHost<IActorRef, ClientRequest, Reply>.SessionEnded(in TxnHeader header, SessionState? session, bool requested)
     {
@@ -82,17 +97,8 @@ public sealed partial class ReplicaActor : IReplicaHost<IActorRef, ClientRequest
 
     void IReplicaHost<IActorRef, ClientRequest, Reply>.ScheduleFlush() => Self.Tell(FlushLog.Instance);
 
-    void IReplicaHost<IActorRef, ClientRequest, Reply>.Log(Proposal[] batch)
-    {
-        if (_ensemble is null)
-        {
-            _log.Tell(new LogAppend(batch));
-            return;
-        }
-        // Kept until they commit, so that committing needs no decoding.
-        foreach (var proposal in batch) _proposed[proposal.Header.Zxid] = proposal;
-        _log.Tell(new PeerActor.ProposeBatch(batch));
-    }
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.Log(Proposal[] batch) =>
+        _log.Tell(_ensemble is null ? new LogAppend(batch) : new PeerActor.ProposeBatch(batch));
 
     void IReplicaHost<IActorRef, ClientRequest, Reply>.PrepareFailed(OpCode op, long serverId, Exception error)
     {
@@ -100,11 +106,8 @@ public sealed partial class ReplicaActor : IReplicaHost<IActorRef, ClientRequest
         else _logger.Warning("Forwarded {0} from server {1} refused: {2}", op, serverId, error.Message);
     }
 
-    void IReplicaHost<IActorRef, ClientRequest, Reply>.NotLogged(Proposal proposal)
-    {
-        _proposed.Remove(proposal.Header.Zxid);
-        if (proposal.Txn is CreateSessionTxn) _creating.Remove(proposal.Header.SessionId);
-    }
+    /// <summary>Nothing is kept here per txn (the core forgets its proposal; OnLogAppendFailed logged the failure).</summary>
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.NotLogged(Proposal proposal) { }
 
     // ------------------------------------------------------------------ the leader's side (ReplicaCore.Leader.cs)
 

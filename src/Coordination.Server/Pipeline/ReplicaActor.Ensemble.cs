@@ -27,14 +27,6 @@ public sealed partial class ReplicaActor
     private long _leaderReplicaId = -1;
     /// <summary>Follower: where a forwarded request's body is encoded, reused (one exact-size copy per forward).</summary>
     private ArrayBufferWriter<byte> _forwardBody = new(256);
-    /// <summary>Leader: proposals awaiting their commit, so that committing needs no decoding.</summary>
-    private readonly Dictionary<long, Proposal> _proposed = new();
-    /// <summary>Sessions this server asked to create, answered when the createSession txn commits.</summary>
-    private readonly Dictionary<long, Waiting> _creating = new();
-    /// <summary>Re-attachments to sessions this follower does not know yet, waiting to catch up with the leader.</summary>
-    private readonly Dictionary<long, (ValidateSession Request, long Zxid, long SinceMs)> _validations = new();
-    /// <summary>The xid of the sync a follower sends for a validation (clients never use 0).</summary>
-    private const int ValidationXid = 0;
 
     private MemberSenders? _senders;
     private MemberSenders Senders => _senders ??= new MemberSenders(_ensemble!.Members);
@@ -57,32 +49,12 @@ public sealed partial class ReplicaActor
         });
         Receive<ForwardedCreateSession>(m => _core.ForwardedCreateSession(Sender, m.ServerId, m.SessionId, m.TimeoutMs, Now()));
         Receive<SessionOwner>(m => _core.SessionOwner(Sender, m.ServerId, m.SessionId));
-        // The leader's answers (which name no server) must at least come from a member.
+        // The leader's answers (which name no server) must at least come from a member; the core does the
+        // follower's part (ReplicaCore.Sessions.cs).
         Receive<IEnsembleMessage>(_ => !Senders.IsMember(Sender), RefuseMessage);
-        Receive<ForwardRejected>(m =>
-        {
-            // A refused validation or sync cannot be answered truthfully here (the leader is going away): the
-            // connection closes, and the client asks again, here once a leader serves or elsewhere.
-            if (m.Xid == ValidationXid && _validations.Remove(m.SessionId, out var validation))
-            {
-                validation.Request.Session.Tell(DropConnection.Instance);
-                return;
-            }
-            if (!_sessions.TryGetValue(m.SessionId, out var session)) return;
-            if (_core.AwaitsSyncPoint(session, m.Xid)) _core.Abandon(session, _monotonic(), "the leader refused its sync");
-            else _core.Complete(session, m.Xid, Refusal(m.Xid, (ErrorCode)m.Err));
-        });
+        Receive<ForwardRejected>(m => _core.ForwardRejected(m.SessionId, m.Xid, (ErrorCode)m.Err, _monotonic()));
         Receive<LeadershipConfirmed>(m => _core.LeadershipConfirmed(m.UpToRequest));
-        Receive<SyncPoint>(m =>
-        {
-            if (m.Xid == ValidationXid && _validations.TryGetValue(m.SessionId, out var validation))
-            {
-                _validations[m.SessionId] = validation with { Zxid = m.Zxid };
-                ReleaseValidations();
-                return;
-            }
-            _core.SyncPoint(m.SessionId, m.Xid, m.Zxid);
-        });
+        Receive<SyncPoint>(m => _core.SyncPoint(_tree, m.SessionId, m.Xid, m.Zxid));
     }
 
     private void OnRoleChanged(RoleChanged role)
@@ -114,29 +86,13 @@ public sealed partial class ReplicaActor
     /// </summary>
     private void DropClients(List<long> sessions)
     {
-        // The core forgot the sessions, what they waited for and what it had prepared (ReplicaCore.SetRole).
+        // The core forgot the sessions, what they waited for, the sessions being created or re-attached, what it
+        // had prepared and its proposals (ReplicaCore.SetRole).
         foreach (var sessionId in sessions) _watches.RemoveSession(sessionId);
         EndAllSubscriptions();
-        _creating.Clear();
-        _proposed.Clear();
-        _validations.Clear();
     }
 
-    private void OnApplyCommitted(ApplyCommitted committed)
-    {
-        var batch = new List<Proposal>(committed.Entries.Count);
-        foreach (var entry in committed.Entries)
-        {
-            if (_proposed.Remove(entry.Zxid, out var proposal))
-            {
-                batch.Add(proposal);
-                continue;
-            }
-            var (header, txn) = Txns.Deserialize(entry.Payload);
-            batch.Add(new Proposal(header, txn));
-        }
-        ApplyBatch(batch);
-    }
+    private void OnApplyCommitted(ApplyCommitted committed) => _core.ApplyCommitted(_tree, committed.Entries);
 
     private void OnReplaceTree(ReplaceTree m)
     {
@@ -193,39 +149,7 @@ public sealed partial class ReplicaActor
     private void Sync(ClientRequest request, PathRequest body, SessionState session, ClientRequest? then = null) =>
         _core.ClientSync(session, request.Xid, body.NodePath, _monotonic(), then);
 
-    /// <summary>
-    /// A client re-attaches here to a session this follower has not seen created (it may have been created on
-    /// another server a moment ago). As ZooKeeper's followers ask the leader, this one syncs with the leader first
-    /// and decides once it has applied everything the leader had proposed: only then is "no such session" true.
-    /// </summary>
-    private void ValidateAfterSync(ValidateSession m)
-    {
-        if (!_core.Forwards) return;
-        _validations[m.SessionId] = (m, -1, _monotonic());
-        _core.ForwardSync(m.SessionId, ValidationXid);
-    }
-
-    private void ReleaseValidations()
-    {
-        if (_validations.Count == 0) return;
-        foreach (var (sessionId, (request, zxid, _)) in _validations.ToList())
-        {
-            if (zxid < 0 || _tree.LastZxid < zxid) continue;
-            _validations.Remove(sessionId);
-            if (_tree.Sessions.ContainsKey(sessionId)) ValidateSession(request);
-            else request.Session.Tell(new SessionValidated(-1, false, 0, _tree.LastZxid));
-        }
-    }
-
     /// <summary>A follower's client wrote or synced: the core checks and prepares it (ReplicaCore.Forwarded).</summary>
     private void OnForwardedRequest(ForwardedRequest f) =>
         _core.Forwarded(Sender, f.ServerId, f.SessionId, f.Xid, (OpCode)f.Op, f.Body, f.Auth, Now());
-
-    /// <summary>A session (re)attached here: the leader learns that this server now owns it.</summary>
-    private void ClaimSession(long sessionId)
-    {
-        if (_ensemble is null) return;
-        if (_core.Leading) _core.Attach(sessionId, _ensemble.ServerId);
-        else ToLeader(new SessionOwner(_ensemble.ServerId, sessionId));
-    }
 }

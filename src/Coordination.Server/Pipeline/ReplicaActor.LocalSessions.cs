@@ -71,8 +71,7 @@ public sealed partial class ReplicaActor
         // The createSession reaches the leader before the create (both travel the same way, in this order).
         _logger.Info("Upgrading local session 0x{0:x} to a global session", request.SessionId);
         session.Local = false;
-        if (_core.Leading) _core.CreateSession(request.SessionId, session.TimeoutMs, _ensemble!.ServerId, Now());
-        else ToLeader(new ForwardedCreateSession(_ensemble!.ServerId, request.SessionId, session.TimeoutMs));
+        _core.ProposeSession(request.SessionId, session.TimeoutMs, Now());
         return false;
     }
 

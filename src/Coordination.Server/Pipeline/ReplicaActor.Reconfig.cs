@@ -19,7 +19,7 @@ public sealed partial class ReplicaActor
     private void ReceiveReconfigMessages()
     {
         // The peer refused a reconfig this replica prepared: the error txn is what commits at that zxid.
-        Receive<ReconfigRefused>(m => { if (_proposed.ContainsKey(m.Zxid)) _proposed[m.Zxid] = m.Proposal; });
+        Receive<ReconfigRefused>(m => _core.ReplaceProposed(m.Zxid, m.Proposal));
         Receive<MembersChanged>(m =>
         {
             _ensemble = _ensemble! with { Members = m.Members };

@@ -8,8 +8,8 @@ namespace Coordination.Server.Pipeline;
 
 // The replica's behaviour per role (ReplicaCore's ReplicaRole), switched with Become when the peer reports a new
 // role (OnRoleChanged). What every role does (client requests, the log's answers, commits, snapshots, stats, the
-// member messages of an ensemble) is received alike; what differs is received here: who creates and re-attaches
-// sessions, who expires them and reaps containers, and who takes the writes other members forward.
+// member messages of an ensemble) is received alike; what differs is received here: whether sessions are created
+// and re-attached at all (the core decides how, by its role), and who expires them and reaps containers.
 public sealed partial class ReplicaActor
 {
     /// <summary>Every role: requests, the log's answers, snapshots, stats, and (in an ensemble) member messages.</summary>
@@ -58,26 +58,21 @@ public sealed partial class ReplicaActor
     }
 
     /// <summary>
-    /// A synchronised follower or observer: it serves reads, forwards writes and session creations to the leader,
-    /// and syncs with the leader before it says a session it does not know is gone. The leader expires sessions.
+    /// A synchronised follower or observer: it serves reads, and the core forwards writes and session creations to
+    /// the leader and syncs with the leader before it says a session it has not applied is gone. The leader expires sessions.
     /// </summary>
     private void Learner()
     {
         ReceiveCommon();
-        Receive<CreateSession>(m =>
-        {
-            if (OpenLocalSession(m)) return;
-            _creating[m.SessionId] = new Waiting(m.Session, _monotonic(), m.TimeoutMs);
-            ToLeader(new ForwardedCreateSession(_ensemble!.ServerId, m.SessionId, m.TimeoutMs));
-        });
-        Receive<ValidateSession>(m =>
-        {
-            // It may not have applied the session's creation yet: it catches up with the leader before saying no.
-            if (RevalidateLocalSession(m)) return;
-            if (_tree.Sessions.ContainsKey(m.SessionId)) ValidateSession(m);
-            else ValidateAfterSync(m);
-        });
+        ReceiveSessionRequests();
         ReceiveAsNonLeader();
+    }
+
+    /// <summary>Standalone, leader, learner: sessions are created and re-attached (by the core, as its role says).</summary>
+    private void ReceiveSessionRequests()
+    {
+        Receive<CreateSession>(CreateSession);
+        Receive<ValidateSession>(ValidateSession);
     }
 
     /// <summary>
@@ -95,8 +90,7 @@ public sealed partial class ReplicaActor
     /// <summary>Standalone and leader: sessions are created and expired here, containers and TTL nodes reaped.</summary>
     private void ReceiveAsDecider()
     {
-        Receive<CreateSession>(CreateSessionHere);
-        Receive<ValidateSession>(ValidateSession);
+        ReceiveSessionRequests();
         Receive<ExpireSession>(ExpireSession);
         Receive<ReapTick>(_ => Reap());
     }

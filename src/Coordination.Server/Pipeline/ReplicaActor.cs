@@ -17,8 +17,9 @@ namespace Coordination.Server.Pipeline;
 /// after the same session's earlier writes have been applied (ZooKeeper's CommitProcessor rule), so each session
 /// sees its own writes and its responses are produced in request order. Every output to a session gets that
 /// session's next sequence number in apply order; the session actor emits in that order. This actor turns the
-/// core's outputs into messages and keeps what needs Akka or I/O: the log and peer, the leader's replica, sessions
-/// being created or validated, snapshots, reaping, the change feed.
+/// core's outputs into messages and keeps what needs Akka, I/O or the clock: the log and peer, the leader's replica
+/// and the encoding of forwards, the tracker, snapshots, the change feed, the reap and stall timers, read-only and
+/// local sessions.
 /// </summary>
 public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
 {
@@ -38,7 +39,6 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     private readonly Audit.IAuditSink _audit = Audit.AuditLog.For(Context.System);
     private readonly Sessions.SessionPasswords _passwords = Sessions.SessionPasswords.For(Context.System);
     private readonly Metrics.ServerMetrics _metrics = Metrics.ServerMetrics.For(Context.System);
-    private int _reapBudget;
     // Fuzzy snapshots (Persistence/SnapshotFiles): serialized in chunks between other messages.
     private readonly SnapshotPolicy? _snapshots;
     private long _txnsSinceSnapshot;
@@ -183,52 +183,34 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         }
     }
 
-    /// <summary>Standalone or leader: a new session is created here (a createSession txn), answered when it commits.</summary>
-    private void CreateSessionHere(CreateSession m)
+    /// <summary>A client asks for a new session: a local one is opened here, any other created by a createSession
+    /// txn (prepared here or forwarded to the leader by the core) and answered when it commits.</summary>
+    private void CreateSession(CreateSession m)
     {
         if (OpenLocalSession(m)) return;
-        _creating[m.SessionId] = new Waiting(m.Session, _monotonic(), m.TimeoutMs);
-        _core.CreateSession(m.SessionId, m.TimeoutMs, _ensemble?.ServerId ?? 0, Now());
+        _core.CreateSession(m.Session, m.SessionId, m.TimeoutMs, Now(), _monotonic());
     }
 
-    /// <summary>A client re-attaches to a session this replica knows (or, standalone and leader, does not: then it is gone).</summary>
+    /// <summary>A client re-attaches to a session: a local session of this member here, any other by the core
+    /// (a follower that has not applied the session's creation syncs with the leader first).</summary>
     private void ValidateSession(ValidateSession m)
     {
         if (RevalidateLocalSession(m)) return;
-        if (!_tree.Sessions.ContainsKey(m.SessionId))
-        {
-            m.Session.Tell(new SessionValidated(-1, false, 0, _tree.LastZxid));
-            return;
-        }
-        if (!_sessions.TryGetValue(m.SessionId, out var session) || !session.Actor.Equals(m.Session))
-        {
-            session = new SessionState(m.SessionId, m.Session, m.TimeoutMs);
-            _sessions[m.SessionId] = session;
-        }
-        session.TimeoutMs = m.TimeoutMs;
-        _tracker.Tell(new SessionTouched(m.SessionId, m.TimeoutMs));
-        ClaimSession(m.SessionId);
-        m.Session.Tell(new SessionValidated(session.NextSeq(), true, m.TimeoutMs, _tree.LastZxid));
+        _core.ValidateSession(_tree, m.Session, m.SessionId, m.TimeoutMs, _monotonic());
     }
 
     /// <summary>Standalone or leader: the tracker found the session's deadline passed.</summary>
     private void ExpireSession(ExpireSession m)
     {
-        if (!_tree.Sessions.ContainsKey(m.SessionId)) return;
-        _logger.Info("Expiring session 0x{0:x}", m.SessionId);
-        _core.Log(_prep.PrepareCloseSession(m.SessionId, 0, Now()));
+        if (_core.Expire(_tree, m.SessionId, Now())) _logger.Info("Expiring session 0x{0:x}", m.SessionId);
     }
 
-    private void OnLogAppended(LogAppended appended) => ApplyBatch(appended.Batch);
+    private void OnLogAppended(LogAppended appended) => _core.ApplyBatch(_tree, appended.Batch);
 
-    /// <summary>Applies committed txns in zxid order, then answers what waited for them.</summary>
-    private void ApplyBatch(IReadOnlyList<Proposal> batch)
+    /// <summary>After a committed batch is applied and answered (<see cref="ReplicaCore{TAddress,TRead,TOutcome}.ApplyBatch"/>):
+    /// the change feed's subscribers get what it changed, and a snapshot starts when the policy says it is due.</summary>
+    void IReplicaHost<IActorRef, ClientRequest, Reply>.BatchApplied(IReadOnlyList<Proposal> batch)
     {
-        for (var i = 0; i < batch.Count; i++) _core.Commit(_tree, batch[i].Header, batch[i].Txn);
-        if (_tree.ReplayMode && _tree.LastZxid >= _tree.SnapshotEndZxid) _tree.FinishReplay();
-        _prep.Applied(_tree.LastZxid);
-        ReleaseValidations();
-        _core.Applied();
         PumpFeeds();
         if (_snapshots is { } policy)
         {
@@ -396,18 +378,10 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         _ => _core.AnswerRead(_tree, session, request.Op, request.Body, request.Auth),
     };
 
-    /// <summary>Proposes the deletion of empty containers and expired TTL nodes (ZooKeeper's ContainerManager).</summary>
-    private void Reap()
-    {
-        var perRun = Math.Max(1, (int)(_settings.ContainerMaxPerMinute * _settings.ContainerCheckInterval.TotalMinutes));
-        _reapBudget = perRun;
-        var now = Now();
-        foreach (var path in _tree.FindReapable(now))
-        {
-            if (_reapBudget-- <= 0) break;
-            if (_prep.PrepareReap(path, now) is { } prepared) _core.Log(prepared);
-        }
-    }
+    /// <summary>The reap tick: the core proposes the deletion of empty containers and expired TTL nodes, at most
+    /// container-max-per-minute's share of an interval.</summary>
+    private void Reap() =>
+        _core.Reap(_tree, Now(), Math.Max(1, (int)(_settings.ContainerMaxPerMinute * _settings.ContainerCheckInterval.TotalMinutes)));
 
     private void OnGetStats(GetReplicaStats request)
     {
