@@ -28,13 +28,7 @@ public sealed partial class ReplicaCore<TAddress, TRead, TOutcome>
 {
     /// <summary>A client waiting since <see cref="SinceMs"/> for its session to be created or re-attached; a
     /// re-attachment on a follower waits for the applied zxid to reach <see cref="Zxid"/> (-1: the leader has not said).</summary>
-    private sealed class Attaching(TAddress client, int timeoutMs, long sinceMs)
-    {
-        public readonly TAddress Client = client;
-        public readonly int TimeoutMs = timeoutMs;
-        public readonly long SinceMs = sinceMs;
-        public long Zxid = -1;
-    }
+    private readonly record struct Attaching(TAddress Client, int TimeoutMs, long SinceMs, long Zxid = -1);
 
     /// <summary>The xid of the sync a follower sends for a re-attachment (clients never use 0).</summary>
     public const int ValidationXid = 0;
@@ -139,7 +133,7 @@ public sealed partial class ReplicaCore<TAddress, TRead, TOutcome>
     {
         if (xid == ValidationXid && _validations.TryGetValue(sessionId, out var validation))
         {
-            validation.Zxid = zxid;
+            _validations[sessionId] = validation with { Zxid = zxid };
             ReleaseValidations(tree);
             return;
         }
