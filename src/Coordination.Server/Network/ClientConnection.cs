@@ -12,7 +12,13 @@ using Coordination.Server.Pipeline;
 namespace Coordination.Server.Network;
 
 /// <summary>A decoded request frame from a bound connection, sent straight to the session actor.</summary>
-public sealed record Incoming(ClientConnection Connection, int Xid, OpCode Op, ZkRequest Body, long ReceivedTicks);
+public sealed record Incoming(ClientConnection Connection, int Xid, OpCode Op, ZkRequest Body, long ReceivedTicks)
+{
+    /// <summary>A write's body as the client sent it (jute), kept when this connection's writes are forwarded to the
+    /// leader (<see cref="ClientConnection.KeepWriteBodies"/>), so that the follower forwards it without encoding it
+    /// again; null otherwise.</summary>
+    public byte[]? BodyBytes { get; init; }
+}
 
 
 /// <summary>
@@ -114,6 +120,15 @@ public sealed class ClientConnection
     internal bool MemberHost { get; }
     /// <summary>The subject of the client's verified certificate (ZooKeeper's x509 id), or null.</summary>
     public string? CertificateSubject { get; private set; }
+    private volatile bool _keepWriteBodies;
+
+    /// <summary>
+    /// A follower's replica forwarded a write of this connection: from now on the read loop keeps each write's body
+    /// bytes (<see cref="Incoming.BodyBytes"/>) for the forward. Never unset: a server that stops following drops its
+    /// clients' connections on the way (ReplicaActor.OnRoleChanged), and a standalone server or a leader never sets it,
+    /// so their writes cost no copy.
+    /// </summary>
+    public void KeepWriteBodies() => _keepWriteBodies = true;
 
     public ClientConnection(Socket socket, ClientPortLimits limits, ClientTls? tls = null, bool unified = false)
         : this((IPEndPoint)socket.RemoteEndPoint!, limits)
@@ -495,7 +510,10 @@ public sealed class ClientConnection
                         if (!Admit()) return (ReadOutcome.ClientClosed, null);
                         await ThrottleAsync().ConfigureAwait(false);
                     }
-                    _admitted.Add(new Incoming(this, xid, op, body, System.Diagnostics.Stopwatch.GetTimestamp()));
+                    _admitted.Add(new Incoming(this, xid, op, body, System.Diagnostics.Stopwatch.GetTimestamp())
+                    {
+                        BodyBytes = _keepWriteBodies ? WriteBodyBytes(frame, op, body) : null,
+                    });
                     if (_admitted.Count >= _limits.AdmitBatch && !Admit()) return (ReadOutcome.ClientClosed, null);
                 }
                 if (!Admit()) return (ReadOutcome.ClientClosed, null);
@@ -572,5 +590,18 @@ public sealed class ClientConnection
         catch (JuteException e) { body = new MalformedRequest(e.Message); }
         return true;
     }
+
+    /// <summary>
+    /// A copy of the body of <paramref name="frame"/> (after its 8-byte header) when it is a write that decoded
+    /// (<see cref="TryParseRequest"/>'s <paramref name="op"/> and <paramref name="body"/>): the frame lies in the read
+    /// buffer, which the next read reuses, and the forward leaves later from another thread. Null for anything else.
+    /// </summary>
+    internal static byte[]? WriteBodyBytes(ReadOnlySequence<byte> frame, OpCode op, ZkRequest body) =>
+        Requests.IsWrite(op) && body is not (MalformedRequest or UnknownOpRequest) && frame.Length >= RequestHeaderBytes
+            ? frame.Slice(RequestHeaderBytes).ToArray()
+            : null;
+
+    /// <summary>A request frame's header: xid and op code.</summary>
+    private const int RequestHeaderBytes = 8;
 }
 

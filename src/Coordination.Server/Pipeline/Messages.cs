@@ -9,7 +9,12 @@ namespace Coordination.Server.Pipeline;
 /// <summary>A client request after framing and decoding, sent by a session actor to the replica in request order;
 /// <see cref="Connection"/> (where it came from) paces change-feed subscriptions.</summary>
 public sealed record ClientRequest(long SessionId, int Xid, OpCode Op, ZkRequest Body, AuthContext Auth, IActorRef Session,
-    Network.ClientConnection? Connection = null);
+    Network.ClientConnection? Connection = null)
+{
+    /// <summary>The write's body as the client sent it (<see cref="Network.Incoming.BodyBytes"/>), forwarded as it is
+    /// when this server follows; null when the connection did not keep it (the forward then encodes <see cref="Body"/>).</summary>
+    public byte[]? BodyBytes { get; init; }
+}
 
 /// <summary>The log asks for a batch of proposals to be made durable (group commit).</summary>
 public sealed record LogAppend(IReadOnlyList<Proposal> Batch);

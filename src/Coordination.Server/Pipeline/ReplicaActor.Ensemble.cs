@@ -25,7 +25,8 @@ public sealed partial class ReplicaActor
     /// <summary>Follower, observer: the leader's replica (server <see cref="_leaderReplicaId"/>'s), where forwards go.</summary>
     private IActorRef? _leaderReplica;
     private long _leaderReplicaId = -1;
-    /// <summary>Follower: where a forwarded request's body is encoded, reused (one exact-size copy per forward).</summary>
+    /// <summary>Follower: where a forwarded request's body is encoded when its connection did not keep the bytes the
+    /// client sent (<see cref="Forwarded"/>), reused (one exact-size copy per such forward).</summary>
     private ArrayBufferWriter<byte> _forwardBody = new(256);
 
     private MemberSenders? _senders;
@@ -132,18 +133,29 @@ public sealed partial class ReplicaActor
         _leaderReplica!.Tell(new ForwardedRequests(requests), Self);
     }
 
-    /// <summary>A forward as it crosses to the leader: a client's write with its jute body and auth ids, or a sync.</summary>
+    /// <summary>
+    /// A forward as it crosses to the leader: a client's write with its jute body and auth ids, or a sync. The body is
+    /// the bytes the client sent, kept by its connection (decoded once here, once on the leader, never encoded
+    /// again); a connection's first forwarded write, which it did not keep yet, is encoded from its decoded body.
+    /// </summary>
     private ForwardedRequest Forwarded(Forward<ClientRequest> forward)
     {
         if (forward.Write is not { } request)
             return new ForwardedRequest(_ensemble!.ServerId, forward.SessionId, forward.Xid, (int)OpCode.Sync, [], []);
+        IReadOnlyList<(string, string)> auth = request.Auth.Ids.Count == 0 ? [] : request.Auth.Ids.Select(id => (id.Scheme, id.Ident)).ToList();
+        return new ForwardedRequest(_ensemble!.ServerId, request.SessionId, request.Xid, (int)request.Op, request.BodyBytes ?? Encoded(request), auth);
+    }
+
+    /// <summary>A write's body encoded for a forward, for a connection that had not kept it; from now on it does.</summary>
+    private byte[] Encoded(ClientRequest request)
+    {
+        request.Connection?.KeepWriteBodies();
         _forwardBody.ResetWrittenCount();
         var w = new JuteWriter(_forwardBody);
         request.Body.Write(ref w);
-        IReadOnlyList<(string, string)> auth = request.Auth.Ids.Count == 0 ? [] : request.Auth.Ids.Select(id => (id.Scheme, id.Ident)).ToList();
-        var forwarded = new ForwardedRequest(_ensemble!.ServerId, request.SessionId, request.Xid, (int)request.Op, _forwardBody.WrittenSpan.ToArray(), auth);
+        var body = _forwardBody.WrittenSpan.ToArray();
         if (_forwardBody.Capacity > 64 * 1024) _forwardBody = new ArrayBufferWriter<byte>(256);   // not kept at a large write's size
-        return forwarded;
+        return body;
     }
 
     private void Sync(ClientRequest request, PathRequest body, SessionState session, ClientRequest? then = null) =>

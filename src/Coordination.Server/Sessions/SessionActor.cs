@@ -140,7 +140,10 @@ public sealed class SessionActor : ReceiveActor
                 if (incoming.Body is UnknownOpRequest) _closeAfterXid = incoming.Xid;
                 _received.Enqueue((incoming.ReceivedTicks, incoming.Op));
                 if (_audit.Enabled && Requests.IsWrite(incoming.Op)) _audit.Requested(_sessionId, incoming.Xid, incoming.Op, incoming.Body.Path);
-                _replica.Tell(new ClientRequest(_sessionId, incoming.Xid, incoming.Op, incoming.Body, _auth, Self, incoming.Connection));
+                _replica.Tell(new ClientRequest(_sessionId, incoming.Xid, incoming.Op, incoming.Body, _auth, Self, incoming.Connection)
+                {
+                    BodyBytes = incoming.BodyBytes,
+                });
                 return;
         }
     }
