@@ -195,6 +195,7 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
         lines.Add(("gc_fragmented_bytes", gc.FragmentedBytes));
         lines.Add(("memory_trims", MemoryTrimActor.Trims));
         lines.Add(("memory_trimmed_bytes", MemoryTrimActor.TrimmedBytes));
+        lines.Add(("memory_trims_refused", MemoryTrimActor.Refused));
         if (bounds is not null) foreach (var (name, value) in bounds.Values()) lines.Add((name, value));
         var b = new StringBuilder();
         var sets = Metrics is { } withSets ? Server.Metrics.ZooKeeperMonitor.QuotaSets(withSets.QuotaPerNamespace, withSets.QuotaExceeded) : null;

@@ -157,16 +157,29 @@ internal sealed class JournalHistoryReader : IDisposable
         var covered = after;
         try
         {
+            // The snapshots first, then the journal. The replica snapshots only txns it has journalled, so a journal
+            // read after the listing reaches every snapshot listed; one read before it could end before a snapshot
+            // written meanwhile, which would then look like a leader's installed past the journal (Bases' rule)
+            // and hide every older base (a CI flake: the sql journal, read through a query, is slow to read).
+            var files = snapshots();
             var kept = JournalHistory.KeptZxids(journal);
+            var bases = JournalHistory.Bases(kept, files);
             DataTree? tree = null;
             // The newest base at or before the zxid asked for whose history starts early enough.
-            foreach (var b in Enumerable.Reverse(JournalHistory.Bases(kept, snapshots())))
+            foreach (var b in Enumerable.Reverse(bases))
             {
                 if (b.Zxid > after) continue;
                 var t = JournalHistory.Load(b);
                 if (t is not null && Math.Max(t.LastZxid, t.SnapshotEndZxid) <= after) { tree = t; break; }
             }
-            if (tree is null) { Send(new HistoryBatch([], covered, 0, true, "no snapshot and journal cover it any more")); return; }
+            if (tree is null)
+            {
+                Send(new HistoryBatch([], covered, 0, true, "no snapshot and journal cover it any more " +
+                    $"(journal as read: {kept.Count} txns{(kept.Count > 0 ? $", 0x{kept[0]:x}..0x{kept[^1]:x}" : "")}; " +
+                    $"snapshots: {string.Join(", ", files.Select(f => f.Zxid).Order().Select(z => $"0x{z:x}"))}; " +
+                    $"bases: {string.Join(", ", bases.Select(b => $"0x{b.Zxid:x}"))})"));
+                return;
+            }
 
             var batch = new List<FeedEntry>();
             long bytes = 0;

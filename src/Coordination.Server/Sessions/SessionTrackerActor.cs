@@ -33,6 +33,8 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
     private IActorRef? _leaderTracker;
     private readonly Dictionary<long, int> _touched = new();
     private MemberSenders? _senders;
+    /// <summary>The sessions' timeouts, which bound a memory trim's pause.</summary>
+    private readonly SessionTimeouts _timeouts = new();
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -53,9 +55,14 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
         _expiry = new SessionExpiry((long)tick.TotalMilliseconds);
         _local = new SessionExpiry((long)tick.TotalMilliseconds);
         Receive<GetExpiryMap>(_ => Sender.Tell(new ExpiryMap(MergedBuckets())));
-        Receive<LocalSessionOpened>(m => _local.Touch(m.SessionId, m.TimeoutMs, _clock()));
+        Receive<LocalSessionOpened>(m =>
+        {
+            _local.Touch(m.SessionId, m.TimeoutMs, _clock());
+            _timeouts.Opened(m.SessionId, m.TimeoutMs);
+        });
         Receive<SessionOpened>(m =>
         {
+            _timeouts.Opened(m.SessionId, m.TimeoutMs);
             _local.Remove(m.SessionId);   // an upgraded local session is global from its createSession's commit on
             _expiry.Touch(m.SessionId, m.TimeoutMs, _clock());
         });
@@ -89,6 +96,7 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
         {
             _expiry.Remove(m.SessionId);
             _local.Remove(m.SessionId);
+            _timeouts.Closed(m.SessionId);
         });
         Receive<RoleChanged>(role =>
         {
@@ -98,7 +106,7 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
                 : null;
             _touched.Clear();
             // A member that stops serving drops its clients, local sessions and all.
-            if (!role.ServesClients) _local.TakeExpired(long.MaxValue);
+            if (!role.ServesClients) foreach (var sessionId in _local.TakeExpired(long.MaxValue)) _timeouts.Closed(sessionId);
         });
         Receive<Tick>(_ =>
         {
@@ -125,11 +133,14 @@ public sealed class SessionTrackerActor : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
+        _timeouts.Register();
         Timers.StartPeriodicTimer("tick", Tick.Instance, _tick);
         if (_ensemble is null) return;
         Context.System.EventStream.Subscribe(Self, typeof(RoleChanged));
         Context.System.EventStream.Subscribe(Self, typeof(Pipeline.TrustedMembersChanged));
     }
+
+    protected override void PostStop() => _timeouts.Unregister();
 
     public static Props Props(TimeSpan tick, Func<long> clock, EnsembleLink? ensemble = null) =>
         Akka.Actor.Props.Create(() => new SessionTrackerActor(tick, clock, ensemble));
