@@ -6,6 +6,7 @@ using Xunit.Abstractions;
 namespace Coordination.Server.Tests;
 
 /// <summary>The scale verb (bench/scale.sh) on a tiny tree: every figure of every point is there and plausible.</summary>
+[Collection(LoadAndTimingCollection.Name)]
 public sealed class ScaleBenchTests(ITestOutputHelper output)
 {
     [SkippableTheory]
