@@ -34,6 +34,7 @@ public static partial class ScaleBench
           --connections N / --inflight N   growth: connections, multis in flight on each          (2 / 4)
           --restarts N         timed restarts per point and server, alternating the servers            (3)
           --samples N          getChildren of /small (10 children), one at a time, per point           (2000)
+          --settle T           how long the RSS must stay within 1 % with the server idle, per reading  (15s)
           --zk-heap SIZE       ZooKeeper's -Xmx, e.g. 6g; auto = 512 MiB + 700 B per znode of the point (auto)
           --gcdump-at N        at point N, also write a heap dump of our server (dotnet-gcdump collect) next to
                                --out: where its memory goes, by type (`dotnet-gcdump report FILE`)
@@ -47,8 +48,8 @@ public static partial class ScaleBench
           --json               print only the JSON on stdout (progress goes to stderr)
 
         RSS: VmRSS after a forced full GC (ours: an EventPipe session with the GCHeapCollect keyword; ZooKeeper:
-        jcmd GC.run) once it has settled: the process idle and its RSS within 1 % for 15 s (longer than our
-        server's memory-trim quiet period). The log also gives the first steady RSS after the GC, and ours' GC
+        jcmd GC.run) once it has settled: the process idle and its RSS within 1 % for --settle (15 s: longer
+        than our server's memory-trim quiet period). The log also gives the first steady RSS after the GC, and ours' GC
         committed bytes and live heap. Snapshot: ours takes one on the admin command snapshot; ZooKeeper 3.8 has
         none and writes one when it starts, so it is started once untimed after the load (its "first start", which
         replays the log of the load); the size is the newest snapshot file's. Restart: SIGKILL, then from starting
@@ -66,6 +67,7 @@ public static partial class ScaleBench
         public int Inflight { get; init; } = 4;
         public int Restarts { get; init; } = 3;
         public int Samples { get; init; } = 2000;
+        public TimeSpan Settle { get; init; } = TimeSpan.FromSeconds(15);
         public long? ZkHeapBytes { get; init; }
         public long ApacheUpTo { get; init; } = long.MaxValue;
         public long? GcdumpAt { get; init; }
@@ -167,7 +169,7 @@ public static partial class ScaleBench
                     await GrowAsync(s, point, o, Log, token);
                     f.GrowSeconds = grow.Elapsed.TotalSeconds;
                     f.CreatesPerSecond = (s.Leaves + s.WideChildren - before) / Math.Max(f.GrowSeconds, 1e-9);
-                    (f.RssBytes, f.RssAfterGcBytes, f.JavaHeapUsedBytes) = await SettledRssAsync(s, token);
+                    (f.RssBytes, f.RssAfterGcBytes, f.JavaHeapUsedBytes) = await SettledRssAsync(s, o.Settle, token);
                     f.Znodes = await ZnodeCountAsync(s, token);
                     if (s.Kind == ServerKind.Ours && await OurGcAsync(s, token) is { } gc)
                     {
@@ -407,13 +409,15 @@ public static partial class ScaleBench
     // ------------------------------------------------------------------------------------------------ figures
 
     /// <summary>VmRSS after a forced full GC, settled: the process idle (under 0.1 s of CPU a second) and its RSS
-    /// within 1 % of every reading of the last <see cref="SettleWindowSeconds"/> s, at most 150 s. That window is
-    /// longer than our server's memory-trim quiet period (10 s), so what a server gives back on its own when it is
-    /// idle after a load counts, for both servers alike. Also the first reading that was within 1 % of the one a
-    /// second before (the figure before session 19, "after GC"), and for ZooKeeper the heap it uses after that GC.</summary>
-    private static async Task<(long Rss, long FirstSteady, long? HeapUsed)> SettledRssAsync(Server s, CancellationToken ct)
+    /// within 1 % of every reading (one a second) of the last <paramref name="settle"/>, at most 150 s. The default
+    /// window (15 s) is longer than our server's memory-trim quiet period (10 s), so what a server gives back on its own
+    /// when it is idle after a load counts, for both servers alike (a smoke test on a tiny tree takes a shorter one).
+    /// Also the first reading that was within 1 % of the one a second before (the figure before session 19, "after
+    /// GC"), and for ZooKeeper the heap it uses after that GC.</summary>
+    private static async Task<(long Rss, long FirstSteady, long? HeapUsed)> SettledRssAsync(Server s, TimeSpan settle, CancellationToken ct)
     {
         var pid = s.Process!.Pid;
+        var window = Math.Max(1, (int)Math.Ceiling(settle.TotalSeconds));
         long? heapUsed = null;
         if (s.Kind == ServerKind.Ours) await ForceDotnetGcAsync(pid, ct).ConfigureAwait(false);
         else
@@ -436,12 +440,10 @@ public static partial class ScaleBench
             readings.Add(rss);
             if (idleFor == 0) continue;
             if (firstSteady == 0 && Math.Abs(rss - readings[^2]) <= readings[^2] / 100) firstSteady = rss;
-            if (idleFor >= SettleWindowSeconds && readings.TakeLast(SettleWindowSeconds + 1).All(r => Math.Abs(r - rss) <= rss / 100)) break;
+            if (idleFor >= window && readings.TakeLast(window + 1).All(r => Math.Abs(r - rss) <= rss / 100)) break;
         }
         return (readings[^1], firstSteady == 0 ? readings[^1] : firstSteady, heapUsed);
     }
-
-    private const int SettleWindowSeconds = 15;
 
     /// <summary>Our server's GC figures from mntr: committed, the live heap at its last collection, trims so far.</summary>
     private static async Task<(long Committed, long Live, long Trims)?> OurGcAsync(Server s, CancellationToken ct)
@@ -667,6 +669,7 @@ public static partial class ScaleBench
                 "inflight" => o with { Inflight = Int(1) },
                 "restarts" => o with { Restarts = Int(1) },
                 "samples" => o with { Samples = Int(1) },
+                "settle" => o with { Settle = BenchOptions.ParseDuration(Value()) },
                 "apache-up-to" => o with { ApacheUpTo = long.TryParse(Value(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n > 0
                     ? n : throw new ArgumentException("--apache-up-to: a positive number of znodes") },
                 "gcdump-at" => o with { GcdumpAt = long.Parse(Value(), CultureInfo.InvariantCulture) },

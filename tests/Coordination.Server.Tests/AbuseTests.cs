@@ -16,6 +16,7 @@ namespace Coordination.Server.Tests;
 /// (it is shared) weighs on both figures alike. Each abuser comes from its own loopback address, so that the
 /// per-address connection limit applies to each on its own.
 /// </summary>
+[Collection(LoadAndTimingCollection.Name)]
 public sealed class AbuseTests(ITestOutputHelper output)
 {
     private const int GoodSessions = 20;

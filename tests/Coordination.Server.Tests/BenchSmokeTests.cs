@@ -9,6 +9,7 @@ using Xunit.Abstractions;
 namespace Coordination.Server.Tests;
 
 /// <summary>Runs Coordination.Bench in-process for ~2 s against a real server and checks its JSON report.</summary>
+[Collection(LoadAndTimingCollection.Name)]
 public sealed class BenchSmokeTests(ITestOutputHelper output)
 {
     [SkippableTheory]

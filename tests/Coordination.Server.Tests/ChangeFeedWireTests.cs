@@ -12,6 +12,7 @@ namespace Coordination.Server.Tests;
 /// a subscriber that stops reading is paused, not given unbounded memory. Apache ZooKeeper 3.8 answers the op
 /// Unimplemented and closes the connection, so a client using it against ZooKeeper learns so at once.
 /// </summary>
+[Collection(LoadAndTimingCollection.Name)]
 public sealed class ChangeFeedWireTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);

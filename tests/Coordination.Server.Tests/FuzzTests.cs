@@ -13,6 +13,7 @@ namespace Coordination.Server.Tests;
 /// three well-behaved sessions keep working; each bad connection must get a ZooKeeper error code or be closed (and
 /// nothing else may be affected). A second test pins the exact reply of deterministic cases to Apache's.
 /// </summary>
+[Collection(LoadAndTimingCollection.Name)]
 public sealed class FuzzTests(ITestOutputHelper output)
 {
     private const int Seed = 20240607;

@@ -11,6 +11,7 @@ namespace Coordination.Server.Tests;
 /// its pause monitor is on), and ours fills them with each GC pause of the server: after writes that make the server
 /// collect, the count is the number of pauses seen and min, the percentiles and max are ordered as one distribution's.
 /// </summary>
+[Collection(LoadAndTimingCollection.Name)]
 public sealed class GcPauseMetricsTests(ITestOutputHelper output)
 {
     [SkippableFact]

@@ -10,6 +10,7 @@ namespace Coordination.Server.Tests;
 /// recorded history must be linearizable. Run against Apache ZooKeeper too, which shows the harness is sound.
 /// Fault schedules (kills, partitions) join this test once the server is durable and replicated (issues 3 and 4).
 /// </summary>
+[Collection(LoadAndTimingCollection.Name)]
 public sealed class LinearizabilityTests(ITestOutputHelper output)
 {
     [SkippableTheory]

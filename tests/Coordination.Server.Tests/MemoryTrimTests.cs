@@ -10,6 +10,7 @@ namespace Coordination.Server.Tests;
 /// RSS stayed about twice the live heap. The server's memory trim gives it back once the process has been quiet
 /// (memory-trim in reference.conf), and only once per burst of allocation: an idle server is not collected again and again.
 /// </summary>
+[Collection(LoadAndTimingCollection.Name)]
 public sealed class MemoryTrimTests(ITestOutputHelper output)
 {
     /// <summary>The load: hundreds of MB of garbage, most of it on the large-object heap (1 MB znodes written and

@@ -18,6 +18,7 @@ namespace Coordination.Server.Tests;
 /// does send a zxid there it must be that change's zxid).</item>
 /// </list>
 /// </summary>
+[Collection(LoadAndTimingCollection.Name)]
 public sealed class OrderingTests(ITestOutputHelper output)
 {
     [SkippableTheory]

@@ -15,6 +15,7 @@ namespace Coordination.Server.Tests;
 /// server process, checks that the bound acts (the abuser is refused or cut off, the metric counts it) and that a
 /// well-behaved session is unaffected. Where ZooKeeper 3.8 defines the behaviour, the same test runs against it.
 /// </summary>
+[Collection(LoadAndTimingCollection.Name)]
 public sealed class ResourceBoundsTests(ITestOutputHelper output)
 {
     private static readonly byte[] Megabyte = new byte[1_000_000];

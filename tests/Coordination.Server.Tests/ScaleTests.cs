@@ -11,6 +11,7 @@ namespace Coordination.Server.Tests;
 /// watched by two sessions each); every watch fires exactly once when its node changes, and not again on a second
 /// change. mntr must report the totals; the server's RSS is printed for the notes.
 /// </summary>
+[Collection(LoadAndTimingCollection.Name)]
 public sealed class ScaleTests(ITestOutputHelper output)
 {
     private const int Dirs = 100;

@@ -6,6 +6,7 @@ using Xunit.Abstractions;
 namespace Coordination.Server.Tests;
 
 /// <summary>Session basics over the wire: re-attach after a dropped connection, ephemerals, expiry, close.</summary>
+[Collection(LoadAndTimingCollection.Name)]
 public sealed class SessionTests(ITestOutputHelper output)
 {
     [SkippableTheory]
