@@ -8,7 +8,9 @@ namespace Coordination.Server;
 /// <summary>The <c>coordination.memory-trim</c> section (documented in reference.conf).</summary>
 public sealed record MemoryTrimSettings
 {
-    public bool Enabled { get; init; } = true;
+    /// <summary>Off by default, as in reference.conf: a trim is a blocking collection (docs/architecture.md §11); a
+    /// server whose settings are built in code gets the same default as one configured by HOCON.</summary>
+    public bool Enabled { get; init; }
     /// <summary>How often the GC's figures are sampled.</summary>
     public TimeSpan CheckInterval { get; init; } = TimeSpan.FromSeconds(1);
     /// <summary>How long the process must have allocated below <see cref="QuietAllocationRate"/> before a trim.</summary>
