@@ -96,6 +96,13 @@ public sealed class SessionSecretTests
         await ensemble.KillAsync(wiped.Id);
         Directory.Delete(wiped.DataDir, recursive: true);
         await Ens.CreateManyAsync(owner, "/snap-secret", "n", 900);
+        // Snapshots are written in the background, after the writes that start them: until one is written and the
+        // leader's log trimmed to it, the log still reaches back to the secret and the member would be synced by DIFF.
+        var created = ((StatResponse?)await owner.ExistsAsync("/snap-secret").OkAsync())!.Stat.Czxid;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (ensemble.Leader!.Server!.Ensemble!.LogStartZxid <= created && clock.Elapsed < Ens.Settle) await Task.Delay(50);
+        Assert.True(ensemble.Leader!.Server!.Ensemble!.LogStartZxid > created,
+            $"the leader's log still starts after 0x{ensemble.Leader!.Server!.Ensemble!.LogStartZxid:x}, not past 0x{created:x}, {clock.ElapsedMilliseconds} ms after the writes");
         await ensemble.RestartAsync(wiped.Id);
         await ensemble.WaitAllServingAsync(Ens.Settle);
         Assert.True(wiped.Server!.Ensemble!.SnapshotsInstalled >= 1, "the wiped member was not synchronised by SNAP");
