@@ -148,15 +148,24 @@ public sealed class ChangeFeedJournalTests(ITestOutputHelper output)
         });
         await Targets.WithServerOutputOnFailure(server, output, async () =>
         {
-            var expected = await PrepareAsync(server, 450, dataBytes: 2048);
-            // Snapshots are taken at randomised points, in the background: restart once two are written and the
-            // journal before the older one purged (the server's floor, recomputed after each snapshot, moves then).
-            // Bounded, and not asserted here: a server whose floor never moves fails below, saying what it claims.
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            while (clock.Elapsed < Wait
-                   && (Directory.EnumerateFiles(server.DataDir, "snapshot.*").Count(f => !f.EndsWith(".tmp", StringComparison.Ordinal)) < 2
-                       || await MntrValue(server, "zk_change_feed_journal_after_zxid") <= expected[0].Zxid))
-                await Task.Delay(100);
+            // Snapshots are taken every 100 txns or more, at the end of a batch, in the background: the writes go in
+            // rounds of 50 until two are written and the journal before the older one purged (the server's floor,
+            // recomputed after each snapshot, moves then). One burst of 450 pipelined writes can commit as a single
+            // batch and leave a single snapshot, after which this test checked an empty history (session 21).
+            var expected = await PrepareAsync(server, 0);
+            await using (var writer = await WireClient.ConnectAsync(server.ConnectString))
+            {
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                while (!await TwoSnapshotsAndAPurge())
+                {
+                    Assert.True(clock.Elapsed < Wait, $"no two snapshots and a purge after {expected.Count} changes in {Wait.TotalSeconds} s " +
+                        $"(snapshots: {Snapshots()}; the journal's floor 0x{await MntrValue(server, "zk_change_feed_journal_after_zxid"):x})");
+                    await WriteAsync(writer, expected, 50, dataBytes: 2048);
+                    await Task.Delay(100);
+                }
+            }
+            int Snapshots() => Directory.EnumerateFiles(server.DataDir, "snapshot.*").Count(f => !f.EndsWith(".tmp", StringComparison.Ordinal));
+            async Task<bool> TwoSnapshotsAndAPurge() => Snapshots() >= 2 && await MntrValue(server, "zk_change_feed_journal_after_zxid") > expected[0].Zxid;
             await server.RestartAsync();
             var floor = await JournalFloor(server);
             var memory = await MntrValue(server, "zk_change_feed_retained_after_zxid");

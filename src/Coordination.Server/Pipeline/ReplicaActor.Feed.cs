@@ -149,10 +149,11 @@ public sealed partial class ReplicaActor
 
     /// <summary>A snapshot was written: older snapshots were deleted and the journal's purge before them is on its
     /// way to the log writer; the floor is recomputed once that has most likely happened (a purge after it only makes
-    /// a reader end with Compacted, never skip).</summary>
+    /// a reader end with Compacted, never skip). A timer already running is left to fire: restarted at every snapshot,
+    /// it never fired while snapshots came more often than once a second, and the floor stayed where the start put it.</summary>
     private void RefreshHistoryFloorSoon()
     {
-        if (_settings.ChangeFeed.HistoryFromJournal)
+        if (_settings.ChangeFeed.HistoryFromJournal && !Timers.IsTimerActive("history-floor"))
             Timers.StartSingleTimer("history-floor", RefreshHistoryFloor.Instance, TimeSpan.FromSeconds(1));
     }
 
