@@ -95,20 +95,25 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
             case "standalone":
                 _core = new ReplicaCore<string, ScriptRead, ScriptOutcome>(this, () => _applied, ensemble: false) { Prep = NewPrep() };
                 break;
-            case "ensemble":   // ensemble <server id>
+            case "ensemble":   // ensemble <server id> [local [upgrade]]: with local sessions (upgraded on a first ephemeral)
                 _serverId = long.Parse(c[1]);
                 _core = new ReplicaCore<string, ScriptRead, ScriptOutcome>(this, () => _applied, ensemble: true)
-                    { StaysWith = (id, server) => _staying.TryGetValue(id, out var at) && at == server, ServerId = _serverId, Prep = NewPrep() };
+                    { ServerId = _serverId, Prep = NewPrep(), LocalSessionsEnabled = c.Contains("local"), UpgradeLocalSessions = c.Contains("upgrade") };
                 break;
-            case "role":   // role <role> [leader]: a follower or observer forwards to that server
-                _core.SetRole(Enum.Parse<ReplicaRole>(c[1], ignoreCase: true), c.Length > 2 ? long.Parse(c[2]) : -1, _now);
-                Print($"role {_core.Role}: serving={_core.Serving} leading={_core.Leading} sessions={_core.Sessions.Count}");
+            case "role":   // role <role> [leader]: a follower or observer forwards to that server; "looking": not serving, without a leader
+            {
+                var looking = c[1] == "looking";
+                _core.SetRole(looking ? ReplicaRole.NotServing : Enum.Parse<ReplicaRole>(c[1], ignoreCase: true), c.Length > 2 ? long.Parse(c[2]) : -1, _now, looking);
+                Print($"role {_core.Role}: serving={_core.Serving} leading={_core.Leading} sessions={_core.Sessions.Count}{(_core.Looking ? " looking" : "")}");
                 break;
-            case "request":   // request s1 <xid> <op> <path> [data | version]: a client's write, prepared or forwarded by the core
+            }
+            case "request":   // request s1 <xid> <op> <path> [data | version]: a client's write (or close), handled as the replica does
             {
                 var xid = int.Parse(c[2]);
                 var (op, body) = Body(c[3..]);
-                _core.ClientWrite(session!, new ScriptRead(xid, body.Path ?? "", false), xid, op, body, NoAuth, _now, _now);
+                if (session!.ReadOnly && _core.ReadOnlyRequest(session, xid, op, body, isWrite: true, _now)) break;
+                if (session.Local && _core.LocalRequest(session, xid, op, body, _now, _now)) break;
+                _core.ClientWrite(session, new ScriptRead(xid, body.Path ?? "", false), xid, op, body, NoAuth, _now, _now);
                 break;
             }
             case "local":   // local s1 <xid> exists|children <path> [watch] | setwatches <relative zxid> <data path>,.. <child path>,..
@@ -127,6 +132,7 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
             case "client-sync":   // client-sync s1 <xid> [read <path>]: a client's sync (or linearizable read) in an ensemble
             {
                 var xid = int.Parse(c[2]);
+                if (session!.ReadOnly && _core.ReadOnlyRequest(session, xid, OpCode.Sync, new PathRequest("/"), isWrite: false, _now)) break;
                 _core.ClientSync(session!, xid, "/", _now, c.Length > 4 ? new ScriptRead(xid, c[4], false) : null);
                 break;
             }
@@ -195,8 +201,12 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
                 _now = long.Parse(c[1]);
                 break;
             case "read":   // read s1 <xid> <path> [watch]
-                _core.Read(session!, new ScriptRead(int.Parse(c[2]), c[3], c.Length > 4 && c[4] == "watch"));
+            {
+                var read = new ScriptRead(int.Parse(c[2]), c[3], c.Length > 4 && c[4] == "watch");
+                if (session!.ReadOnly && _core.ReadOnlyRequest(session, read.Xid, OpCode.GetData, new PathWatchRequest(read.Path, read.Watch), isWrite: false, _now)) break;
+                _core.Read(session, read);
                 break;
+            }
             case "write":   // write s1 <xid>: a client's write, routed as the replica would
                 Write(session!, int.Parse(c[2]));
                 break;
@@ -231,8 +241,11 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
             case "close-here":   // close-here s1 <xid>: a local session's close, which commits no txn
                 _core.CloseHere(session!, int.Parse(c[2]));
                 break;
-            case "staying":   // staying s1 <server>: the session is a local one of that server (it never moves)
-                _staying[Sid(c[1])] = long.Parse(c[2]);
+            case "expire-local":   // expire-local s1: the tracker found a local session's deadline passed
+                if (!_core.ExpireLocal(Sid(c[1]))) Print($"{c[1]} not expired: no local session");
+                break;
+            case "open-readonly":   // open-readonly s1 new|again: a client asks for a read-only session (new, or re-attaching)
+                _core.OpenReadOnly(_tree, c[1], Sid(c[1]), 30000, isNew: c[2] == "new");
                 break;
             case "lost":
                 _core.ConnectionLost(session!);
@@ -282,7 +295,10 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
         else _core.ApplyCommitted(_tree, [new LogEntry(zxid, Txns.Serialize(header, txn))]);   // as Zab commits it
     }
 
-    private static long Sid(string name) => long.Parse(name[1..]);
+    /// <summary>A session's id from its name: s7 is 7; s2.7 is 7 in server 2's id range (its top byte).</summary>
+    private static long Sid(string name) => name.IndexOf('.') is var dot and > 0
+        ? long.Parse(name[1..dot]) << 56 | long.Parse(name[(dot + 1)..])
+        : long.Parse(name[1..]);
 
     /// <summary>A comma-separated list of paths ("-": none).</summary>
     private static string[] Paths(string list) => list == "-" ? [] : list.Split(',');
@@ -302,6 +318,7 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
     private static (OpCode, ZkRequest) Body(string[] a) => a[0] switch
     {
         "create" => (OpCode.Create, new CreateRequest(a[1], Encoding.UTF8.GetBytes(a.Length > 2 ? a[2] : ""), Acl.OpenAclUnsafe, 0)),
+        "create-ephemeral" => (OpCode.Create, new CreateRequest(a[1], [], Acl.OpenAclUnsafe, (int)CreateMode.Ephemeral)),
         "create-container" => (OpCode.CreateContainer, new CreateRequest(a[1], [], Acl.OpenAclUnsafe, (int)CreateMode.Container)),
         "create-ttl" => (OpCode.CreateTtl, new CreateRequest(a[1], [], Acl.OpenAclUnsafe, (int)CreateMode.PersistentWithTtl, long.Parse(a[2]), true)),
         "set" => (OpCode.SetData, new SetDataRequest(a[1], Encoding.UTF8.GetBytes(a[2]), a.Length > 3 ? int.Parse(a[3]) : -1)),
@@ -326,7 +343,7 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
         else _core.ApplyCommitted(_tree, batch.Select(p => new LogEntry(p.Header.Zxid, [])).ToList());
     }
 
-    private static string Describe(Proposal p) => $"zxid={p.Header.Zxid} s{p.Header.SessionId}/{p.Header.Cxid} " + p.Txn switch
+    private static string Describe(Proposal p) => $"zxid={p.Header.Zxid} {Name(p.Header.SessionId)}/{p.Header.Cxid} " + p.Txn switch
     {
         ErrorTxn e => $"error {e.Err}",
         CreateTxn t => $"create {t.Path}",
@@ -346,7 +363,7 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
     }
 
     public void Forward(long leader, IReadOnlyList<Forward<ScriptRead>> batch) =>
-        Print($"forward to {leader}: " + string.Join(", ", batch.Select(f => $"s{f.SessionId}/{f.Xid} {(f.Write is null ? "sync" : "write")}")));
+        Print($"forward to {leader}: " + string.Join(", ", batch.Select(f => $"{Name(f.SessionId)}/{f.Xid} {(f.Write is null ? "sync" : "write")}")));
 
     public void PrepareFailed(OpCode op, long serverId, Exception error) => Print($"prepare of {op} from server {serverId} failed: {error.GetType().Name}");
 
@@ -356,9 +373,9 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
 
     public void Unvouched(string from, long serverId, string what) => Print($"dropped from {from}: {what} naming server {serverId}");
 
-    public void RejectForward(string follower, long sessionId, int xid, ErrorCode err) => Print($"to {follower}: s{sessionId} xid={xid} rejected {err}");
+    public void RejectForward(string follower, long sessionId, int xid, ErrorCode err) => Print($"to {follower}: {Name(sessionId)} xid={xid} rejected {err}");
 
-    public void AnswerSyncPoint(string follower, long sessionId, int xid, long zxid) => Print($"to {follower}: s{sessionId} sync xid={xid} point={zxid}");
+    public void AnswerSyncPoint(string follower, long sessionId, int xid, long zxid) => Print($"to {follower}: {Name(sessionId)} sync xid={xid} point={zxid}");
 
     public void ConfirmLeadership(long request) => Print($"confirm leadership #{request}");
 
@@ -402,19 +419,34 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
 
     public ScriptOutcome Refusal(int xid, ErrorCode err) => new(xid, _applied, err);
 
-    public void CloseHere(ReplicaSession<string, ScriptRead, ScriptOutcome> session, long seq, int xid)
-    {
+    public void CloseHere(ReplicaSession<string, ScriptRead, ScriptOutcome> session, long seq, int xid) =>
         Print($"{session.Actor} #{seq} closed here xid={xid}");
-        _core.EndHere(session.Id);
-    }
+
+    public void LocalSessionOpened(long sessionId, int timeoutMs) => Print($"tracker: local session {Name(sessionId)} opened timeout={timeoutMs}");
+
+    public void LocalSessionClosed(long sessionId) => Print($"tracker: local session {Name(sessionId)} closed");
+
+    public void SessionOpenedHere(ReplicaSession<string, ScriptRead, ScriptOutcome> session, long seq) =>
+        Print($"{session.Actor} #{seq} opened here{(session.Local ? " local" : "")}{(session.ReadOnly ? " read-only" : "")} timeout={session.TimeoutMs}");
+
+    public void EndedHere(ReplicaSession<string, ScriptRead, ScriptOutcome> session, long seq, bool expired) =>
+        Print($"{session.Actor} #{seq} ended here {(expired ? "expired" : "closed")}");
+
+    /// <summary>A session's name from its id (the inverse of <see cref="Sid"/>).</summary>
+    private static string Name(long sessionId) => "s" + Id(sessionId);
+
+    /// <summary>A session id as scripts write it: 7, or 2.7 in server 2's range.</summary>
+    private static string Id(long sessionId) => SessionIds.ServerOf(sessionId) is var server and > 0
+        ? $"{server}.{sessionId & 0xFFFFFFFFFFFFFF}"
+        : $"{sessionId}";
 
     public void Committed(in TxnHeader header, Txn txn, ApplyResult result, bool audit) { }
 
     public void BatchApplied(IReadOnlyList<Proposal> batch) { }
 
-    public void ForwardCreateSession(long leader, long sessionId, int timeoutMs) => Print($"to {leader}: create session s{sessionId}");
+    public void ForwardCreateSession(long leader, long sessionId, int timeoutMs) => Print($"to {leader}: create session {Name(sessionId)}");
 
-    public void ForwardSessionOwner(long leader, long sessionId) => Print($"to {leader}: s{sessionId} attached here");
+    public void ForwardSessionOwner(long leader, long sessionId) => Print($"to {leader}: {Name(sessionId)} attached here");
 
     public void SessionValidated(string client, ReplicaSession<string, ScriptRead, ScriptOutcome>? session, long seq) =>
         Print(session is null ? $"{client} no such session" : $"{session.Actor} #{seq} attached timeout={session.TimeoutMs}");
@@ -429,13 +461,10 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
     public ScriptOutcome Outcome(in TxnHeader header, ApplyResult result) => new(header.Cxid, header.Zxid, result.Err);
 
     public void SessionCreated(in TxnHeader header, CreateSessionTxn create, ReplicaSession<string, ScriptRead, ScriptOutcome>? session, long seq) =>
-        Print(session is null ? $"session {header.SessionId} created" : $"{session.Actor} #{seq} created timeout={create.TimeoutMs}");
+        Print(session is null ? $"session {Id(header.SessionId)} created" : $"{session.Actor} #{seq} created timeout={create.TimeoutMs}");
 
     public void SessionEnded(in TxnHeader header, ReplicaSession<string, ScriptRead, ScriptOutcome>? session, bool requested)
     {
         if (session is not null) Print($"{session.Actor} #{session.NextSeq()} ended {(requested ? "closed" : "expired")}");
     }
-
-    /// <summary>Local sessions of other servers ("staying"): their forwards are never SessionMoved.</summary>
-    private readonly Dictionary<long, long> _staying = new();
 }

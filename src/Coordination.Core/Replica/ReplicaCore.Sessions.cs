@@ -38,12 +38,18 @@ public sealed partial class ReplicaCore<TAddress, TRead, TOutcome>
 
     /// <summary>
     /// A client asks for a new session: created by a createSession txn, prepared here or forwarded to the leader, and
-    /// answered (<see cref="IReplicaHost{TAddress,TRead,TOutcome}.SessionCreated"/>) when it commits. Not serving,
+    /// answered (<see cref="IReplicaHost{TAddress,TRead,TOutcome}.SessionCreated"/>) when it commits; with local
+    /// sessions enabled, a local session opened here and answered at once (ReplicaCore.Here.cs). Not serving,
     /// nothing is done: the client's deadline closes its connection, and it asks again.
     /// </summary>
     public void CreateSession(TAddress client, long sessionId, int timeoutMs, long wallMs, long nowMs)
     {
         if (!Serving) return;
+        if (LocalSessions)
+        {
+            OpenLocal(client, sessionId, timeoutMs);
+            return;
+        }
         _creating[sessionId] = new Attaching(client, timeoutMs, nowMs);
         ProposeSession(sessionId, timeoutMs, wallMs);
     }
@@ -78,13 +84,15 @@ public sealed partial class ReplicaCore<TAddress, TRead, TOutcome>
     }
 
     /// <summary>
-    /// A client re-attaches to session <paramref name="sessionId"/>: served here at once if <paramref name="tree"/>
-    /// holds it; else gone (standalone, leader), or, on a follower, decided once this server has applied what the
-    /// leader had proposed when it saw this server's sync (<see cref="SyncPoint"/>). Not serving, nothing is done.
+    /// A client re-attaches to session <paramref name="sessionId"/>: served here at once if it is a local session of
+    /// this member or <paramref name="tree"/> holds it; else gone (standalone, leader), or, on a follower, decided once
+    /// this server has applied what the leader had proposed when it saw this server's sync (<see cref="SyncPoint"/>).
+    /// Not serving, nothing is done.
     /// </summary>
     public void ValidateSession(DataTree tree, TAddress client, long sessionId, int timeoutMs, long nowMs)
     {
-        if (tree.Sessions.ContainsKey(sessionId)) Reattach(client, sessionId, timeoutMs);
+        if (Sessions.TryGetValue(sessionId, out var local) && local.Local) ReattachLocal(local, client, timeoutMs);
+        else if (tree.Sessions.ContainsKey(sessionId)) Reattach(client, sessionId, timeoutMs);
         else if (Leading) _host.SessionValidated(client, null, 0);
         else if (Forwards)
         {

@@ -5,7 +5,7 @@ namespace Coordination.Core.Replica;
 /// <summary>What a replica does for clients, explicitly (the server's ReplicaActor maps Zab's role onto it).</summary>
 public enum ReplicaRole
 {
-    /// <summary>No leader or quorum: clients cannot be served (read-only sessions aside, which the host keeps).</summary>
+    /// <summary>No leader or quorum: clients cannot be served (read-only sessions aside, while looking: ReplicaCore.Here.cs).</summary>
     NotServing,
     /// <summary>A server alone: it prepares, logs and applies its own writes.</summary>
     Standalone,
@@ -44,8 +44,9 @@ public partial interface IReplicaHost<TAddress, TRead, TOutcome> where TRead : c
     void DropConnection(ReplicaSession<TAddress, TRead, TOutcome> session, string why);
     /// <summary>The outcome of a write refused with <paramref name="err"/>, nothing applied.</summary>
     TOutcome Refusal(int xid, ErrorCode err);
-    /// <summary>A session served only here (a local session) asked to close (<see cref="ReplicaCore{TAddress,TRead,TOutcome}.CloseHere"/>)
-    /// and everything before the close is answered: the host answers the close with <paramref name="seq"/> and ends it.</summary>
+    /// <summary>A session served only here (a local or read-only one) asked to close (<see cref="ReplicaCore{TAddress,TRead,TOutcome}.CloseHere"/>)
+    /// and everything before the close is answered: the host answers the close with <paramref name="seq"/> (the core
+    /// ends the session next, <see cref="EndedHere"/>).</summary>
     void CloseHere(ReplicaSession<TAddress, TRead, TOutcome> session, long seq, int xid);
 }
 
@@ -80,9 +81,9 @@ public sealed class ReplicaSession<TAddress, TRead, TOutcome>(long id, TAddress 
     /// <summary>Where the host sends this session's outputs (the session actor, in the server).</summary>
     public TAddress Actor = actor;
     public int TimeoutMs = timeoutMs;
-    /// <summary>A read-only session (the server's ReplicaActor.ReadOnly.cs).</summary>
+    /// <summary>A read-only session (ReplicaCore.Here.cs).</summary>
     public bool ReadOnly;
-    /// <summary>A local session, known to this server only until it is upgraded (the server's ReplicaActor.LocalSessions.cs).</summary>
+    /// <summary>A local session, known to this server only until it is upgraded (ReplicaCore.Here.cs).</summary>
     public bool Local;
     public long LastSeq;
     /// <summary>The sequence number of this session's next output, in apply order.</summary>
@@ -105,9 +106,10 @@ public sealed class ReplicaSession<TAddress, TRead, TOutcome>(long id, TAddress 
 /// that waited too long. Its other parts: prep and batching to the log and to the leader (ReplicaCore.Writes.cs),
 /// the leader's side of forwards and syncs (ReplicaCore.Leader.cs), creating and re-attaching sessions and the
 /// follower's side of sync points and refused forwards (ReplicaCore.Sessions.cs), reads and watch registration
-/// (ReplicaCore.Reads.cs), applying committed batches and reaping (ReplicaCore.Apply.cs). Inputs are method calls
-/// (a request, a forward, a session's creation or re-attachment, a write's outcome, a sync point, a committed
-/// batch, a role, a lost connection, a tick, a reap tick, a flush); outputs are calls to the
+/// (ReplicaCore.Reads.cs), applying committed batches and reaping (ReplicaCore.Apply.cs), the sessions served here
+/// alone, local and read-only ones (ReplicaCore.Here.cs). Inputs are method calls (a request, a forward, a session's
+/// creation or re-attachment, a local session's expiry, a write's outcome, a sync point, a committed batch, a role,
+/// a lost connection, a tick, a reap tick, a flush); outputs are calls to the
 /// <see cref="IReplicaHost{TAddress,TRead,TOutcome}"/>.
 /// Script-tested (tests/Coordination.Core.Tests/testdata/replica). docs/architecture.md §4 says what the host keeps.
 /// </summary>
@@ -144,9 +146,10 @@ public sealed partial class ReplicaCore<TAddress, TRead, TOutcome> where TRead :
     /// A role change; a follower or observer forwards to <paramref name="leader"/>'s replica. What was batched for the
     /// old leader goes to it first. Leaving service drops every session (the host closes their connections; clients
     /// re-attach, possibly elsewhere) and what was prepared and not logged; a new leader forgets who owned what (every
-    /// client re-attaches after a leader change); a leader that stops leading refuses the syncs it held.
+    /// client re-attaches after a leader change); a leader that stops leading refuses the syncs it held. Read-only
+    /// sessions may be opened while <paramref name="looking"/> for a leader (not serving), and end when it stops.
     /// </summary>
-    public void SetRole(ReplicaRole role, long leader, long nowMs)
+    public void SetRole(ReplicaRole role, long leader, long nowMs, bool looking = false)
     {
         if (!_ensemble && role != ReplicaRole.Standalone) throw new InvalidOperationException("A standalone replica keeps its role");
         var wasServing = Serving;
@@ -162,6 +165,7 @@ public sealed partial class ReplicaCore<TAddress, TRead, TOutcome> where TRead :
             Prep?.Reset(_appliedZxid());
         }
         if (role == ReplicaRole.Leader) _owners.Clear();
+        SetLooking(looking && !Serving);
     }
 
     /// <summary>Forgets every session and what it waited for, the sessions being created or re-attached, and the
@@ -210,8 +214,9 @@ public sealed partial class ReplicaCore<TAddress, TRead, TOutcome> where TRead :
         Drain(session);
     }
 
-    /// <summary>A close that commits no txn (a local session's): the host's <see cref="IReplicaHost{TAddress,TRead,TOutcome}.CloseHere"/>
-    /// runs in its turn, once every earlier request of the session is answered.</summary>
+    /// <summary>A close that commits no txn (a local or read-only session's): answered in its turn, once every earlier
+    /// request of the session is answered (<see cref="IReplicaHost{TAddress,TRead,TOutcome}.CloseHere"/>), and the
+    /// session ends here with it.</summary>
     public void CloseHere(ReplicaSession<TAddress, TRead, TOutcome> session, int xid)
     {
         Outstanding++;
@@ -300,6 +305,7 @@ public sealed partial class ReplicaCore<TAddress, TRead, TOutcome> where TRead :
                     session.Pending.Dequeue();
                     Outstanding--;
                     _host.CloseHere(session, session.NextSeq(), close.Xid);
+                    CloseOrExpireHere(session, expired: false);
                     return;
                 default:
                     return;
@@ -353,6 +359,13 @@ public sealed partial class ReplicaCore<TAddress, TRead, TOutcome> where TRead :
     /// </summary>
     public void ConnectionLost(ReplicaSession<TAddress, TRead, TOutcome> session)
     {
+        if (session.ReadOnly)
+        {
+            // It ends with its connection (it has nothing in flight: its writes and syncs were refused).
+            Watches.RemoveSession(session.Id);
+            EndHere(session.Id);
+            return;
+        }
         for (var n = session.Pending.Count; n > 0; n--)
         {
             var item = session.Pending.Dequeue();
@@ -435,16 +448,12 @@ public sealed partial class ReplicaCore<TAddress, TRead, TOutcome> where TRead :
     /// </summary>
     public bool IsMovedAway(long sessionId, long serverId, bool claimUnknown)
     {
-        if (!_ensemble || StaysWith?.Invoke(sessionId, serverId) == true) return false;
+        if (!_ensemble || IsOwnLocalSession(sessionId, serverId)) return false;
         if (_owners.TryGetValue(sessionId, out var owner)) return owner != serverId;
         if (!claimUnknown) return true;
         _owners[sessionId] = serverId;
         return false;
     }
-
-    /// <summary>Leader: true when the session (first argument) can be served by the server (second argument) only, so it never moved
-    /// (a local session of that server: the server's ReplicaActor.LocalSessions.cs).</summary>
-    public Func<long, long, bool>? StaysWith { get; init; }
 
     /// <summary>Leader: the server the session is attached to is known.</summary>
     public bool IsAttached(long sessionId) => _owners.ContainsKey(sessionId);

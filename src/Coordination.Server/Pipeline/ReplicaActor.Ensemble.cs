@@ -60,10 +60,10 @@ public sealed partial class ReplicaActor
 
     private void OnRoleChanged(RoleChanged role)
     {
-        TrackLooking(role);
         var wasServing = _core.Serving;
         var dropped = wasServing && !role.ServesClients ? _sessions.Keys.ToList() : null;
-        _core.SetRole(RoleOf(role), role.Leader, _monotonic());   // forwards batched for the old leader go to it first
+        // Forwards batched for the old leader go to it first; read-only sessions live while looking for a leader.
+        _core.SetRole(RoleOf(role), role.Leader, _monotonic(), looking: role.Role == PeerState.Looking);
         if (_core.Forwards) ResolveLeaderReplica(_core.Leader);
         BecomeRole();
         if (!_core.Serving)

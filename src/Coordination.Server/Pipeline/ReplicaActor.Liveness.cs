@@ -35,9 +35,6 @@ public sealed partial class ReplicaActor
     {
         _watches.RemoveSession(m.SessionId);
         EndSubscriptions(m.SessionId);
-        if (!_sessions.TryGetValue(m.SessionId, out var session)) return;
-        if (session.ReadOnly) EndReadOnlySession(m.SessionId);   // it ends with its connection
-        if (session.ReadOnly) return;
-        _core.ConnectionLost(session);
+        if (_sessions.TryGetValue(m.SessionId, out var session)) _core.ConnectionLost(session);   // a read-only one ends with it
     }
 }

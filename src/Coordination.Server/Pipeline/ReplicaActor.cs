@@ -18,8 +18,7 @@ namespace Coordination.Server.Pipeline;
 /// sees its own writes and its responses are produced in request order. Every output to a session gets that
 /// session's next sequence number in apply order; the session actor emits in that order. This actor turns the
 /// core's outputs into messages and keeps what needs Akka, I/O or the clock: the log and peer, the leader's replica
-/// and the encoding of forwards, the tracker, snapshots, the change feed, the reap and stall timers, read-only and
-/// local sessions.
+/// and the encoding of forwards, the tracker, snapshots, the change feed, the reap and stall timers.
 /// </summary>
 public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
 {
@@ -75,7 +74,10 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         _clock = clock;
         _ensemble = ensemble;
         _core = new ReplicaCore<IActorRef, ClientRequest, Reply>(this, () => _tree.LastZxid, ensemble is not null)
-            { StaysWith = IsOwnLocalSession, ServerId = ensemble?.ServerId ?? 0, MaxResponseSize = settings.MaxResponseSize };
+            {
+                ServerId = ensemble?.ServerId ?? 0, MaxResponseSize = settings.MaxResponseSize,
+                LocalSessionsEnabled = settings.LocalSessionsEnabled, UpgradeLocalSessions = settings.LocalSessionsUpgradingEnabled,
+            };
         _core.Prep = NewPreprocessor(tree);
         _passwords.Learn(tree.SessionSecret);
 
@@ -115,7 +117,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     private RequestPreprocessor NewPreprocessor(DataTree tree) =>
         new(tree, _settings.SuperDigest, tree.LastZxid) { AclProviders = _settings.AclProviders, EnforceQuota = _settings.EnforceQuota, QuotaWarning = WarnQuota,
             QuotaRefused = _metrics.AddQuotaExceeded,
-            IsLocalSession = MayBeLocalSession, ReconfigEnabled = _settings.ReconfigEnabled, QuorumSynced = QuorumSynced() };
+            IsLocalSession = _core.MayBeLocalSession, ReconfigEnabled = _settings.ReconfigEnabled, QuorumSynced = QuorumSynced() };
 
     private long _lastQuotaWarningTicks;
     private int _quotaWarningsSuppressed;
@@ -184,20 +186,12 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>A client asks for a new session: a local one is opened here, any other created by a createSession
-    /// txn (prepared here or forwarded to the leader by the core) and answered when it commits.</summary>
-    private void CreateSession(CreateSession m)
-    {
-        if (OpenLocalSession(m)) return;
-        _core.CreateSession(m.Session, m.SessionId, m.TimeoutMs, Now(), _monotonic());
-    }
+    /// txn (prepared here or forwarded to the leader) and answered when it commits (the core decides).</summary>
+    private void CreateSession(CreateSession m) => _core.CreateSession(m.Session, m.SessionId, m.TimeoutMs, Now(), _monotonic());
 
-    /// <summary>A client re-attaches to a session: a local session of this member here, any other by the core
-    /// (a follower that has not applied the session's creation syncs with the leader first).</summary>
-    private void ValidateSession(ValidateSession m)
-    {
-        if (RevalidateLocalSession(m)) return;
-        _core.ValidateSession(_tree, m.Session, m.SessionId, m.TimeoutMs, _monotonic());
-    }
+    /// <summary>A client re-attaches to a session: a local session of this member, or any other (a follower that has
+    /// not applied the session's creation syncs with the leader first; the core decides).</summary>
+    private void ValidateSession(ValidateSession m) => _core.ValidateSession(_tree, m.Session, m.SessionId, m.TimeoutMs, _monotonic());
 
     /// <summary>Standalone or leader: the tracker found the session's deadline passed.</summary>
     private void ExpireSession(ExpireSession m)
