@@ -35,7 +35,7 @@ public sealed partial class ReplicaActor
     void IReplicaHost<IActorRef, ClientRequest, Reply>.SessionOpenedHere(SessionState session, long seq) =>
         session.Actor.Tell(new SessionValidated(seq, true, session.TimeoutMs, _tree.LastZxid));
 
-    /// <summary>A local or read-only session's close, in its turn; the core ends the session next (<see cref="EndedHere"/>).</summary>
+    /// <summary>A local or read-only session's close, in its turn; the core ends the session next (<see cref="IReplicaHost{TAddress,TRead,TOutcome}.EndedHere"/>).</summary>
     void IReplicaHost<IActorRef, ClientRequest, Reply>.CloseHere(SessionState session, long seq, int xid) =>
         session.Actor.Tell(new Reply(seq, xid, _tree.LastZxid, ErrorCode.Ok, EmptyResponse.Instance));
 
