@@ -92,7 +92,8 @@ public sealed class ClientConnection
     private volatile RequestRoute? _route;
     /// <summary>The session's identities, as its session actor last set them (at the handshake and after each auth or
     /// SASL step, which the read loop waits for: a request read after an auth packet is checked with its ids).</summary>
-    private volatile AuthContext _auth = new([]);
+    private volatile AuthContext _auth = NoIds;
+    private static readonly AuthContext NoIds = new([]);
     private long _lastTouchTicks;
     /// <summary>Receive times and ops of the requests sent to the replica, in request order, taken by the session actor
     /// as it emits their replies (latency statistics).</summary>
