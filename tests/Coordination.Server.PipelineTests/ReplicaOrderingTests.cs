@@ -146,4 +146,30 @@ public sealed class ReplicaOrderingTests : TestKit
         watcher.Probe.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
         Assert.Equal(3, events.Count);
     }
+
+    /// <summary>
+    /// A connection's read loop tells the replica directly, so a request read just before its session actor replaced
+    /// the connection can arrive after the session actor told the replica so: the replica drops the requests of a
+    /// connection marked <see cref="Network.ClientConnection.Detached"/> (a late create is neither applied nor
+    /// answered), and serves the others.
+    /// </summary>
+    [Fact]
+    public void A_request_from_a_connection_its_session_detached_is_neither_applied_nor_answered()
+    {
+        var session = OpenSession(0x51);
+        var limits = new Network.ClientPortLimits(_settings, new Metrics.ClientPortMetrics(), new ServerStats());
+        var connection = new Network.ClientConnection(new System.IO.Pipelines.Pipe().Reader, new System.IO.Pipelines.Pipe().Writer, limits);
+        void Send(int xid, OpCode op, ZkRequest body, Network.ClientConnection? from) =>
+            _replica.Tell(new ClientRequest(0x51, xid, op, body, _anyone, session.Probe.Ref, from));
+
+        Send(1, OpCode.Create, new CreateRequest("/before", null, Acl.OpenAclUnsafe, 0), connection);
+        var created = session.Probe.ExpectMsg<Reply>(TimeSpan.FromSeconds(5));
+        Assert.Equal((1, ErrorCode.Ok), (created.Xid, created.Err));
+        connection.Detached = true;
+        Send(2, OpCode.Create, new CreateRequest("/late", null, Acl.OpenAclUnsafe, 0), connection);
+        Send(3, OpCode.Exists, new PathWatchRequest("/late", false), null);
+        var reply = session.Probe.ExpectMsg<Reply>(TimeSpan.FromSeconds(5));
+        Assert.Equal((3, ErrorCode.NoNode), (reply.Xid, reply.Err));
+        session.Probe.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+    }
 }

@@ -6,20 +6,25 @@ using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using System.Threading.Channels;
 using Akka.Actor;
+using Coordination.Core;
 using Coordination.Protocol;
+using Coordination.Server.Audit;
 using Coordination.Server.Pipeline;
 
 namespace Coordination.Server.Network;
 
-/// <summary>A decoded request frame from a bound connection, sent straight to the session actor.</summary>
-public sealed record Incoming(ClientConnection Connection, int Xid, OpCode Op, ZkRequest Body, long ReceivedTicks)
-{
-    /// <summary>A write's body as the client sent it (jute), kept when this connection's writes are forwarded to the
-    /// leader (<see cref="ClientConnection.KeepWriteBodies"/>), so that the follower forwards it without encoding it
-    /// again; null otherwise.</summary>
-    public byte[]? BodyBytes { get; init; }
-}
+/// <summary>A decoded auth or SASL packet (or a request refused by auth.enforce) from a bound connection, for its session
+/// actor: the read loop reads nothing more until the session actor has answered it (<see cref="ClientConnection.SessionAnswered"/>).</summary>
+public sealed record Incoming(ClientConnection Connection, int Xid, OpCode Op, ZkRequest Body, long ReceivedTicks);
 
+/// <summary>
+/// Where a bound connection's read loop sends what it reads, set by the session actor when it answers the handshake:
+/// ordinary requests go straight to <see cref="Replica"/> as <see cref="ClientRequest"/>s naming <see cref="Session"/>
+/// (which orders the outputs), auth and SASL packets to <see cref="Session"/>. <see cref="Touch"/> goes to
+/// <see cref="Tracker"/> at most once per <see cref="TouchInterval"/>.
+/// </summary>
+internal sealed record RequestRoute(long SessionId, IActorRef Session, IActorRef Replica, IActorRef Tracker, SessionTouched Touch,
+    TimeSpan TouchInterval, IAuditSink Audit, IReadOnlySet<string> EnforceAuthSchemes);
 
 /// <summary>
 /// Socket I/O of one client connection: a read loop that frames and decodes requests, and a write loop that drains
@@ -75,7 +80,32 @@ public sealed class ClientConnection
     /// shared by the read loop, the write loop and the server-wide count, and touching it per request cost throughput.</summary>
     private int _unanswered;
     /// <summary>Requests of the current read batch, counted as outstanding together before they are delivered.</summary>
-    private readonly List<Incoming> _admitted = new();
+    private readonly List<Admitted> _admitted = new();
+
+    /// <summary>Who answers a request read: the replica, this connection (a ping), or the session actor (auth, SASL, or a
+    /// request auth.enforce refuses).</summary>
+    private enum Destination : byte { Replica, Ping, Session }
+
+    private readonly record struct Admitted(int Xid, OpCode Op, ZkRequest Body, long ReceivedTicks, byte[]? BodyBytes, Destination To);
+
+    /// <summary>Set at the handshake's answer (<see cref="Bind"/>); null before.</summary>
+    private volatile RequestRoute? _route;
+    /// <summary>The session's identities, as its session actor last set them (at the handshake and after each auth or
+    /// SASL step, which the read loop waits for: a request read after an auth packet is checked with its ids).</summary>
+    private volatile AuthContext _auth = NoIds;
+    private static readonly AuthContext NoIds = new([]);
+    private long _lastTouchTicks;
+    /// <summary>Receive times and ops of the requests sent to the replica, in request order, taken by the session actor
+    /// as it emits their replies (latency statistics).</summary>
+    private readonly Queue<(long Ticks, OpCode Op)> _received = new();
+    /// <summary>The xid whose reply is the last this connection gets (an unknown op code), or <see cref="NoXid"/>.</summary>
+    private long _closeAfterXid = NoXid;
+    private const long NoXid = long.MinValue;
+    /// <summary>Completed by the session actor once it has answered the auth or SASL packet the read loop waits on.</summary>
+    private TaskCompletionSource? _sessionAnswer;
+    /// <summary>Set by <see cref="CloseAfterFlush"/> and <see cref="Abort"/>: the read loop stops at its next wait.</summary>
+    private volatile bool _closing;
+    private volatile bool _detached;
     /// <summary>Frames read in the current batch, added to the packet counters with the batch (the server-wide one is
     /// shared by every connection).</summary>
     private int _uncountedPackets;
@@ -88,7 +118,6 @@ public sealed class ClientConnection
     private const int MaxBatchBytes = 256 * 1024;
     private readonly CancellationTokenSource _cts = new();
     private TaskCompletionSource<IActorRef?> _binding = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private volatile IActorRef? _session;
     private int _closed;
 
     public long Id { get; } = Interlocked.Increment(ref _nextId);
@@ -114,7 +143,49 @@ public sealed class ClientConnection
     public long QueuedBytes => Volatile.Read(ref _queuedBytes);
     /// <summary>As much is queued as makes reading pause: change-feed subscriptions wait for the client to read it.</summary>
     public bool Backlogged => QueuedBytes >= _readPauseBytes;
-    public bool IsBound => _session is not null;
+    public bool IsBound => _route is not null;
+
+    /// <summary>
+    /// Set by the session actor when it replaces this connection or gives up its requests, before it tells the replica
+    /// the connection is lost: the replica drops the requests of a detached connection that reach it (the read loop tells
+    /// the replica directly, so a request read just before the replacement can arrive after that message).
+    /// </summary>
+    internal bool Detached
+    {
+        get => _detached;
+        set => _detached = value;
+    }
+
+    /// <summary>The session's identities, for the requests read from now on (set by the session actor).</summary>
+    internal AuthContext Auth
+    {
+        get => _auth;
+        set => _auth = value;
+    }
+
+    /// <summary>Remembers that the reply to <paramref name="xid"/> (an unknown op code) is the last one.</summary>
+    private void CloseAfterReplyTo(int xid) => Volatile.Write(ref _closeAfterXid, xid);
+
+    /// <summary>True when the reply to <paramref name="xid"/> is this connection's last (after an unknown op code).</summary>
+    internal bool IsLastReply(int xid) => Volatile.Read(ref _closeAfterXid) == xid;
+
+    /// <summary>The receive time and op of the oldest request sent to the replica and not yet answered.</summary>
+    internal bool TryTakeReceived(out long ticks, out OpCode op)
+    {
+        lock (_received)
+        {
+            if (_received.TryDequeue(out var received))
+            {
+                (ticks, op) = received;
+                return true;
+            }
+        }
+        (ticks, op) = (0, default);
+        return false;
+    }
+
+    /// <summary>The session actor answered the auth or SASL packet the read loop waits on (or ignored it).</summary>
+    internal void SessionAnswered() => _sessionAnswer?.TrySetResult();
     /// <summary>An in-process connection of the member's own host (see the in-process constructor): its session is the
     /// super user, as a reconfig needs. Only code inside the server's assemblies can open one.</summary>
     internal bool MemberHost { get; }
@@ -124,7 +195,7 @@ public sealed class ClientConnection
 
     /// <summary>
     /// A follower's replica forwarded a write of this connection: from now on the read loop keeps each write's body
-    /// bytes (<see cref="Incoming.BodyBytes"/>) for the forward. Never unset: a server that stops following drops its
+    /// bytes (<see cref="ClientRequest.BodyBytes"/>) for the forward. Never unset: a server that stops following drops its
     /// clients' connections on the way (ReplicaActor.OnRoleChanged), and a standalone server or a leader never sets it,
     /// so their writes cost no copy.
     /// </summary>
@@ -303,9 +374,71 @@ public sealed class ClientConnection
         Interlocked.Add(ref _unanswered, _admitted.Count);
         _limits.Enter(_admitted.Count);
         if (IsClosed) { ReleaseUnanswered(); _admitted.Clear(); return false; }
-        foreach (var incoming in _admitted) _session!.Tell(incoming);
+        Deliver(_route!);
         _admitted.Clear();
         return true;
+    }
+
+    /// <summary>
+    /// Sends the read batch on, in request order: a request to the replica (its outputs come back through the session
+    /// actor, which orders them), a ping answered here with the last zxid this connection sent, an auth or SASL packet
+    /// to the session actor. Touches the session as its session actor did, at most once per half tick.
+    /// </summary>
+    private void Deliver(RequestRoute route)
+    {
+        var now = System.Diagnostics.Stopwatch.GetTimestamp();
+        if (System.Diagnostics.Stopwatch.GetElapsedTime(_lastTouchTicks, now) >= route.TouchInterval)
+        {
+            _lastTouchTicks = now;
+            route.Tracker.Tell(route.Touch);
+        }
+        var last = _admitted[^1];
+        LastOp = ServerStats.Abbreviation(last.Op);
+        LastCxid = last.Xid;
+        foreach (var request in _admitted)
+        {
+            switch (request.To)
+            {
+                case Destination.Ping:
+                    Send(new ReplyHeader(Xids.Ping, Volatile.Read(ref LastZxid), ErrorCode.Ok), null, isResponse: true);
+                    break;
+                case Destination.Session:
+                    route.Session.Tell(new Incoming(this, request.Xid, request.Op, request.Body, request.ReceivedTicks));
+                    break;
+                default:
+                    // ZooKeeper answers an unknown op code with Unimplemented and then closes the connection.
+                    if (request.Body is UnknownOpRequest) CloseAfterReplyTo(request.Xid);
+                    lock (_received) _received.Enqueue((request.ReceivedTicks, request.Op));
+                    if (route.Audit.Enabled && Requests.IsWrite(request.Op)) route.Audit.Requested(route.SessionId, request.Xid, request.Op, request.Body.Path);
+                    route.Replica.Tell(new ClientRequest(route.SessionId, request.Xid, request.Op, request.Body, _auth, route.Session, this)
+                    {
+                        BodyBytes = request.BodyBytes,
+                    });
+                    break;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Where a request goes. Auth and SASL packets (a decoded one: an undecodable SASL packet is answered by the replica)
+    /// go to the session actor whatever auth.enforce says; with auth.enforce on, so does anything else from a session
+    /// without one of its schemes (the session actor refuses it and closes the connection).
+    /// </summary>
+    private Destination DestinationOf(OpCode op, ZkRequest body, RequestRoute route)
+    {
+        if (op == OpCode.Auth) return Destination.Session;
+        if (op == OpCode.Sasl) return body is SaslRequest ? Destination.Session : Destination.Replica;
+        if (!Authenticated(_auth, route.EnforceAuthSchemes)) return Destination.Session;
+        return op == OpCode.Ping ? Destination.Ping : Destination.Replica;
+    }
+
+    /// <summary>True unless auth.enforce names <paramref name="schemes"/> and none of the session's ids has one of them.</summary>
+    internal static bool Authenticated(AuthContext auth, IReadOnlySet<string> schemes)
+    {
+        if (schemes.Count == 0) return true;
+        foreach (var id in auth.Ids)
+            if (schemes.Contains(id.Scheme)) return true;
+        return false;
     }
 
     /// <summary>Releases what this connection still counts in the server-wide outstanding requests (it closed).</summary>
@@ -345,16 +478,20 @@ public sealed class ClientConnection
         return null;
     }
 
-    /// <summary>Lets the read loop continue past the handshake, delivering requests to <paramref name="session"/>.</summary>
-    public void Bind(IActorRef session)
+    /// <summary>Lets the read loop continue past the handshake, delivering requests by <paramref name="route"/> with
+    /// the session's <paramref name="auth"/>.</summary>
+    internal void Bind(RequestRoute route, AuthContext auth)
     {
-        _session = session;
-        _binding.TrySetResult(session);
+        _auth = auth;
+        _lastTouchTicks = System.Diagnostics.Stopwatch.GetTimestamp();   // the session actor touched at the handshake
+        _route = route;
+        _binding.TrySetResult(route.Session);
     }
 
     /// <summary>Sends what is queued, then closes the socket.</summary>
     public void CloseAfterFlush()
     {
+        _closing = true;
         _binding.TrySetResult(null);
         _outbox.Writer.TryComplete();
     }
@@ -363,7 +500,9 @@ public sealed class ClientConnection
     public void Abort()
     {
         if (Interlocked.Exchange(ref _closed, 1) != 0) return;
+        _closing = true;
         _binding.TrySetResult(null);
+        _sessionAnswer?.TrySetResult();
         _outbox.Writer.TryComplete();
         _cts.Cancel();
         try { _socket?.Shutdown(SocketShutdown.Both); } catch { /* already gone */ }
@@ -510,10 +649,21 @@ public sealed class ClientConnection
                         if (!Admit()) return (ReadOutcome.ClientClosed, null);
                         await ThrottleAsync().ConfigureAwait(false);
                     }
-                    _admitted.Add(new Incoming(this, xid, op, body, System.Diagnostics.Stopwatch.GetTimestamp())
+                    var to = DestinationOf(op, body, _route!);
+                    _admitted.Add(new Admitted(xid, op, body, System.Diagnostics.Stopwatch.GetTimestamp(),
+                        _keepWriteBodies ? WriteBodyBytes(frame, op, body) : null, to));
+                    if (to == Destination.Session)
                     {
-                        BodyBytes = _keepWriteBodies ? WriteBodyBytes(frame, op, body) : null,
-                    });
+                        // As ZooKeeper, which handles auth inline in its read path: nothing more is read until the session
+                        // actor has answered, so a request pipelined behind an auth packet is checked with the ids it adds.
+                        var answer = _sessionAnswer = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                        if (!Admit()) return (ReadOutcome.ClientClosed, null);
+                        await answer.Task.WaitAsync(_cts.Token).ConfigureAwait(false);
+                        if (IsClosed) return (ReadOutcome.ClientClosed, null);
+                        // Refused or failed: the session actor queued its answer and asked for a close after flush.
+                        if (_closing) return (ReadOutcome.Refused, null);
+                        continue;
+                    }
                     if (_admitted.Count >= _limits.AdmitBatch && !Admit()) return (ReadOutcome.ClientClosed, null);
                 }
                 if (!Admit()) return (ReadOutcome.ClientClosed, null);

@@ -9,7 +9,7 @@ namespace Coordination.Server.Network;
 /// <summary>
 /// Owns one TCP connection's lifetime: runs its read and write loops, hands the handshake to the session manager,
 /// answers four-letter words, and tells the session when the connection ends. Requests themselves bypass this
-/// actor and go from the read loop straight to the session actor.
+/// actor and go from the read loop straight to the replica (auth and SASL packets to the session actor).
 /// </summary>
 public sealed class ConnectionActor : ReceiveActor
 {

@@ -6,12 +6,13 @@ namespace Coordination.Server.Pipeline;
 
 // Immutable messages of the request pipeline (docs/architecture.md §4). Session → Replica → TxnLog → Replica → Session.
 
-/// <summary>A client request after framing and decoding, sent by a session actor to the replica in request order;
+/// <summary>A client request after framing and decoding, sent by its connection's read loop to the replica in request order
+/// (<see cref="Session"/> orders its outputs);
 /// <see cref="Connection"/> (where it came from) paces change-feed subscriptions.</summary>
 public sealed record ClientRequest(long SessionId, int Xid, OpCode Op, ZkRequest Body, AuthContext Auth, IActorRef Session,
     Network.ClientConnection? Connection = null)
 {
-    /// <summary>The write's body as the client sent it (<see cref="Network.Incoming.BodyBytes"/>), forwarded as it is
+    /// <summary>The write's body as the client sent it (kept by the read loop, <see cref="Network.ClientConnection.KeepWriteBodies"/>), forwarded as it is
     /// when this server follows; null when the connection did not keep it (the forward then encodes <see cref="Body"/>).</summary>
     public byte[]? BodyBytes { get; init; }
 }

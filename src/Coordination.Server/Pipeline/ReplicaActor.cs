@@ -150,6 +150,9 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
 
     private void OnClientRequest(ClientRequest request)
     {
+        // Sent by the connection's read loop, it can arrive after the session actor replaced or dropped that connection
+        // (Detached, set before its ConnectionLost): answering it would answer the session's next connection.
+        if (request.Connection is { Detached: true }) return;
         if (!_sessions.TryGetValue(request.SessionId, out var session))
         {
             // Not serving: the session lives on, only this server cannot serve it now (its connection is closing).

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using Coordination.Core;
@@ -18,9 +17,10 @@ public sealed record ConnectionEnded(ClientConnection Connection);
 
 /// <summary>
 /// One client session on this server. It outlives its connections: a client that reconnects within its timeout
-/// re-attaches here. It forwards requests to the replica in request order and emits the replica's outputs
-/// strictly by their per-session sequence number (responses and watch events alike), which keeps invariants 3 and 4
-/// even though watch events reach it through a dispatcher child.
+/// re-attaches here. Its connection's read loop sends requests straight to the replica (<see cref="RequestRoute"/>),
+/// and auth and SASL packets here; this actor emits the replica's outputs strictly by their per-session sequence
+/// number (responses and watch events alike), which keeps invariants 3 and 4 even though watch events reach it
+/// through a dispatcher child.
 /// </summary>
 public sealed class SessionActor : ReceiveActor
 {
@@ -40,12 +40,10 @@ public sealed class SessionActor : ReceiveActor
     private ClientConnection? _connection;
     /// <summary>A connection whose handshake waits for the replica's validation.</summary>
     private Attach? _attaching;
-    private long _lastTouchTicks;
     private long _lastZxid;
-    /// <summary>The xid whose reply is the last one this connection gets (after an unknown op code).</summary>
-    private int? _closeAfterXid;
-    /// <summary>Receive times and ops of forwarded requests, in request order, for latency statistics.</summary>
-    private readonly Queue<(long Ticks, OpCode Op)> _received = new();
+    /// <summary>The connection whose requests the replies answer (it keeps their receive times, for latency statistics):
+    /// the current one, or the last one after it ended; null after a replacement or a drop, whose answers are not timed.</summary>
+    private ClientConnection? _requestsFrom;
     private readonly ServerMetrics _metrics = ServerMetrics.For(Context.System);
     private readonly IAuditSink _audit = AuditLog.For(Context.System);
     /// <summary>A read-only session (read-only mode): it lives on this member only, and ends with its connection.</summary>
@@ -73,11 +71,11 @@ public sealed class SessionActor : ReceiveActor
     {
         // A newer connection replaces the current one (ZooKeeper closes the old connection of a moved session).
         if (_attaching is { } previous) previous.Connection.Abort();
-        _closeAfterXid = null;
+        _requestsFrom = null;
         if (_connection is { } old)
         {
             _connection = null;
-            _received.Clear();
+            old.Detached = true;   // before ConnectionLost: the replica drops the old connection's late requests
             old.Abort();
             _replica.Tell(new ConnectionLost(_sessionId));
         }
@@ -109,53 +107,39 @@ public sealed class SessionActor : ReceiveActor
         return ids;
     }
 
+    /// <summary>
+    /// An auth or SASL packet, or a request from a session that auth.enforce refuses (the read loop decided, with the
+    /// ids this actor gave it last). The read loop waits until this returns, so the next request is checked with the
+    /// ids it grants.
+    /// </summary>
     private void OnIncoming(Incoming incoming)
     {
-        if (!ReferenceEquals(incoming.Connection, _connection)) return;   // a request from a replaced connection
-        TouchIfDue();
-        incoming.Connection.LastOp = ServerStats.Abbreviation(incoming.Op);
-        incoming.Connection.LastCxid = incoming.Xid;
-        if (incoming.Op is not (OpCode.Auth or OpCode.Sasl) && !Authenticated())
+        var connection = incoming.Connection;
+        try
         {
-            RefuseUnauthenticated(incoming);
-            return;
+            if (!ReferenceEquals(connection, _connection)) return;   // a request from a replaced connection
+            switch (incoming.Body)
+            {
+                case AuthRequest auth:
+                    Authenticate(incoming, auth);
+                    break;
+                case SaslRequest sasl:
+                    Sasl(incoming, sasl);
+                    break;
+                case var _ when incoming.Op == OpCode.Auth:
+                    // An undecodable auth packet closes the connection, as in ZooKeeper.
+                    connection.Abort();
+                    break;
+                default:
+                    RefuseUnauthenticated(incoming);
+                    break;
+            }
+            connection.Auth = _auth;
         }
-        switch (incoming.Op)
+        finally
         {
-            case OpCode.Ping:
-                incoming.Connection.Send(new ReplyHeader(Xids.Ping, _lastZxid, ErrorCode.Ok), null, isResponse: true);
-                return;
-            case OpCode.Auth when incoming.Body is AuthRequest auth:
-                Authenticate(incoming, auth);
-                return;
-            case OpCode.Auth:
-                // An undecodable auth packet closes the connection, as in ZooKeeper.
-                incoming.Connection.Abort();
-                return;
-            case OpCode.Sasl when incoming.Body is SaslRequest sasl:
-                Sasl(incoming, sasl);
-                return;
-            default:
-                // ZooKeeper answers an unknown op code with Unimplemented and then closes the connection.
-                if (incoming.Body is UnknownOpRequest) _closeAfterXid = incoming.Xid;
-                _received.Enqueue((incoming.ReceivedTicks, incoming.Op));
-                if (_audit.Enabled && Requests.IsWrite(incoming.Op)) _audit.Requested(_sessionId, incoming.Xid, incoming.Op, incoming.Body.Path);
-                _replica.Tell(new ClientRequest(_sessionId, incoming.Xid, incoming.Op, incoming.Body, _auth, Self, incoming.Connection)
-                {
-                    BodyBytes = incoming.BodyBytes,
-                });
-                return;
+            connection.SessionAnswered();
         }
-    }
-
-    /// <summary>True unless auth.enforce is on and none of the session's ids has one of its schemes.</summary>
-    private bool Authenticated()
-    {
-        var schemes = _settings.EnforceAuthSchemes;
-        if (schemes.Count == 0) return true;
-        foreach (var id in _auth.Ids)
-            if (schemes.Contains(id.Scheme)) return true;
-        return false;
     }
 
     /// <summary>
@@ -251,15 +235,6 @@ public sealed class SessionActor : ReceiveActor
         _sasl = null;
     }
 
-    /// <summary>Tells the leader the session is alive, at most twice per tick (ZooKeeper's followers batch touches per tick too).</summary>
-    private void TouchIfDue()
-    {
-        var now = Stopwatch.GetTimestamp();
-        if (Stopwatch.GetElapsedTime(_lastTouchTicks, now) < _settings.TickTime / 2) return;
-        _lastTouchTicks = now;
-        _tracker.Tell(new SessionTouched(_sessionId, _timeoutMs));
-    }
-
     private void OnOutput(SessionOutput output)
     {
         if (output.Seq < 0) { Emit(output); return; }     // unsequenced: the replica no longer tracks this session
@@ -284,11 +259,11 @@ public sealed class SessionActor : ReceiveActor
             case Reply reply:
                 if (reply.Zxid > _lastZxid) _lastZxid = reply.Zxid;
                 long latencyMs = 0;
-                if (_received.TryDequeue(out var received))
+                if (_requestsFrom is { } from && from.TryTakeReceived(out var receivedTicks, out var op))
                 {
-                    latencyMs = _metrics.Stats.RecordLatency(received.Ticks);
-                    _metrics.RecordRequest(received.Op, received.Ticks);
-                    Metrics.ServerTelemetry.TraceRequest(received.Op, received.Ticks, reply.Err, _sessionId, reply.Zxid);
+                    latencyMs = _metrics.Stats.RecordLatency(receivedTicks);
+                    _metrics.RecordRequest(op, receivedTicks);
+                    Metrics.ServerTelemetry.TraceRequest(op, receivedTicks, reply.Err, _sessionId, reply.Zxid);
                 }
                 if (_connection is { } c)
                 {
@@ -296,7 +271,7 @@ public sealed class SessionActor : ReceiveActor
                     c.LastResponseMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
                     c.LastZxid = _lastZxid;
                     c.Send(new ReplyHeader(reply.Xid, reply.Zxid, reply.Err), reply.Body, isResponse: true);
-                    if (_closeAfterXid == reply.Xid) c.CloseAfterFlush();
+                    if (c.IsLastReply(reply.Xid)) c.CloseAfterFlush();
                 }
                 break;
             case Notification n:
@@ -347,12 +322,16 @@ public sealed class SessionActor : ReceiveActor
             return;
         }
         _lastZxid = validated.LastZxid;
+        connection.LastZxid = _lastZxid;   // what its pings answer until a reply carries a newer one
         connection.Send(Frames.Encode(new ConnectResponse(0, _timeoutMs, _sessionId, password, _readOnly, request.HasReadOnlyFlag)), isResponse: false);
         _connection = connection;
+        _requestsFrom = connection;
         _log.Debug("Session 0x{SessionId:x} connected from {ClientAddress}", _sessionId, connection.RemoteAddress);
-        _lastTouchTicks = 0;
-        TouchIfDue();
-        connection.Bind(Self);
+        var touch = new SessionTouched(_sessionId, _timeoutMs);
+        _tracker.Tell(touch);
+        // Touches after this one come from the read loop, at most twice per tick (ZooKeeper's followers batch touches
+        // per tick too).
+        connection.Bind(new RequestRoute(_sessionId, Self, _replica, _tracker, touch, _settings.TickTime / 2, _audit, _settings.EnforceAuthSchemes), _auth);
     }
 
     /// <summary>Stopped by the session manager (this server stopped serving): the client's connection closes with it.</summary>
@@ -378,8 +357,8 @@ public sealed class SessionActor : ReceiveActor
         if (_connection is not { } connection) return;
         _log.Warning("Closing the connection of session 0x{SessionId:x}: a request could not be completed on this server", _sessionId);
         _connection = null;
-        _received.Clear();
-        _closeAfterXid = null;
+        _requestsFrom = null;
+        connection.Detached = true;   // before ConnectionLost: the replica drops its late requests
         connection.Abort();
         _replica.Tell(new ConnectionLost(_sessionId));
     }
