@@ -21,8 +21,8 @@ public sealed class OursEnsembleCollection : ICollectionFixture<CoordinationEnse
 }
 
 /// <summary>
-/// One test per (check, target): each runs one kazoo or Java-client check as a subprocess against the
-/// target's shared server and asserts it exits 0. The targets are the two derived classes, so a run can
+/// One test per (check, target): each runs one kazoo or Java-client check, in the target's kazoo process or JVM
+/// (<see cref="CheckServer"/>), against the target's shared server and asserts it passes. The targets are the two derived classes, so a run can
 /// be narrowed with --filter "FullyQualifiedName~ApacheTarget" or "FullyQualifiedName~OursTarget".
 /// The two targets are separate collections and so run in parallel; checks within one target run one
 /// after another against the same server (each check works below its own random path).
@@ -47,9 +47,10 @@ public abstract class CompatTestsBase
     {
         CompatEnvironment.SkipUnlessAvailable(needsKazoo: true);
         var hosts = await _server.GetHostsAsync();
-        var result = await ProcessRunner.RunAsync(
-            CompatEnvironment.Python,
-            new[] { CompatEnvironment.KazooScript, "--hosts", hosts, "--check", check, "--timeout", "55" },
+        // The target's one kazoo process runs the check (CheckServer); the verdict and output are this check's alone.
+        var result = await _server.KazooChecks.RunAsync(
+            hosts,
+            check,
             CheckTimeout,
             new Dictionary<string, string>
             {
@@ -64,10 +65,10 @@ public abstract class CompatTestsBase
     {
         CompatEnvironment.SkipUnlessAvailable(needsKazoo: false);
         var hosts = await _server.GetHostsAsync();
-        var args = await JavaChecksBuild.JavaArgsAsync(hosts, check);
-        var result = await ProcessRunner.RunAsync(
-            CompatEnvironment.Java,
-            args,
+        // The target's one JVM runs the check (CheckServer); the verdict and output are this check's alone.
+        var result = await _server.JavaChecks.RunAsync(
+            hosts,
+            check,
             CheckTimeout,
             new Dictionary<string, string>
             {

@@ -38,6 +38,13 @@ public abstract class ServerFixture : IAsyncLifetime
 
     public string? LogPath => WorkDir is null ? null : Path.Combine(WorkDir, "server.log");
 
+    /// <summary>The JVM that runs this target's Java-client checks, started at the first one.</summary>
+    public CheckServer JavaChecks { get; } = new(async hosts => (CompatEnvironment.Java, await JavaChecksBuild.JavaArgsAsync(hosts, "--serve")));
+
+    /// <summary>The Python that runs this target's kazoo checks, started at the first one.</summary>
+    public CheckServer KazooChecks { get; } = new(hosts => Task.FromResult(
+        (CompatEnvironment.Python, new List<string> { CompatEnvironment.KazooScript, "--hosts", hosts, "--serve", "--timeout", "55" })));
+
     /// <summary>Starts the server if needed and returns its connect string, "127.0.0.1:PORT".</summary>
     public async Task<string> GetHostsAsync()
     {
@@ -218,6 +225,8 @@ public abstract class ServerFixture : IAsyncLifetime
 
     public virtual async Task DisposeAsync()
     {
+        await JavaChecks.DisposeAsync();
+        await KazooChecks.DisposeAsync();
         if (_process is not null)
         {
             ProcessRunner.KillTree(_process);

@@ -5,6 +5,7 @@ using Xunit.Abstractions;
 
 namespace Coordination.Persistence.Tests;
 
+[Collection(LoadAndTimingCollection.Name)]
 public sealed class CrashTests(ITestOutputHelper output)
 {
     /// <summary>Every journal: the file log (the default), a persistent actor on FileEventJournal, and

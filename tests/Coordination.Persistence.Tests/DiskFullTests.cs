@@ -15,6 +15,7 @@ namespace Coordination.Persistence.Tests;
 /// with its data and version, live and after a SIGKILL + restart on the same data dir.
 /// Needs root (mount -t tmpfs); skipped otherwise unless COORDINATION_REQUIRE_DISKFULL=1.
 /// </summary>
+[Collection(LoadAndTimingCollection.Name)]
 public sealed class DiskFullTests(ITestOutputHelper output)
 {
     private sealed record NodeState(byte[] Data, int Version);

@@ -6,6 +6,7 @@ using Xunit.Abstractions;
 
 namespace Coordination.Persistence.Tests;
 
+[Collection(LoadAndTimingCollection.Name)]
 public sealed class GrowthTests(ITestOutputHelper output)
 {
     /// <summary>The data dir must stay under this many bytes during and after 200,000 writes with purge on.</summary>

@@ -5,6 +5,7 @@ namespace Coordination.Persistence.Tests;
 
 /// <summary>The log writer's queue: FIFO per producer, a consumer that sleeps until an item comes, and a close that
 /// still drains what was queued.</summary>
+[Collection(LoadAndTimingCollection.Name)]
 public sealed class HandOverQueueTests
 {
     [Fact]

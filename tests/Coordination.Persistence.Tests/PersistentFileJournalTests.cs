@@ -14,6 +14,7 @@ namespace Coordination.Persistence.Tests;
 /// The "persistent-file" journal (a persistent actor on FileEventJournal) as a server runs it; its crash rules are
 /// covered with the file journal's in CrashTests, CorruptionTests and BackupTests.
 /// </summary>
+[Collection(LoadAndTimingCollection.Name)]
 public sealed class PersistentFileJournalTests(ITestOutputHelper output)
 {
     /// <summary>

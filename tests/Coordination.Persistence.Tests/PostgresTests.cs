@@ -74,6 +74,7 @@ public sealed class PostgresCluster : IAsyncDisposable
     }
 }
 
+[Collection(LoadAndTimingCollection.Name)]
 public sealed class PostgresTests(ITestOutputHelper output)
 {
     [SkippableFact]

@@ -11,6 +11,7 @@ namespace Coordination.Persistence.Tests;
 /// Apache ZooKeeper, and the snapshot size on disk. Run with
 /// <c>COORDINATION_RECOVERY_FIGURE=1000000 dotnet test tests/Coordination.Persistence.Tests -c Release --filter RecoveryFigure</c>.
 /// </summary>
+[Collection(LoadAndTimingCollection.Name)]
 public sealed class RecoveryFigureTests(ITestOutputHelper output)
 {
     [SkippableTheory]

@@ -6,6 +6,7 @@ using Xunit.Abstractions;
 
 namespace Coordination.Persistence.Tests;
 
+[Collection(LoadAndTimingCollection.Name)]
 public sealed class SessionTests(ITestOutputHelper output)
 {
     [Fact]

@@ -10,6 +10,7 @@ namespace Coordination.Persistence.Tests;
 /// once it is bigger than snapshot-every-bytes only after txns adding up to that share of its size, so that a big
 /// tree is not rewritten every snapshot-every-txns writes.
 /// </summary>
+[Collection(AloneCollection.Name)]
 public sealed class SnapshotScheduleTests(ITestOutputHelper output)
 {
     [Theory]

@@ -8,6 +8,7 @@ Usage:
     python3 kazoo_checks.py --hosts 127.0.0.1:PORT --check NAME [--timeout S]
     python3 kazoo_checks.py --list
     python3 kazoo_checks.py --hosts 127.0.0.1:PORT --check all   (every check, in-process)
+    python3 kazoo_checks.py --hosts 127.0.0.1:PORT --serve       (the checks named on stdin)
 
 Exit 0 on pass. On failure a message saying what was expected and what was
 seen is printed and the exit code is 1. A check that hangs is stopped by a
@@ -2036,12 +2037,38 @@ def run_check(name, hosts):
         ctx.close()
 
 
+DONE_MARKER = "@@check-done"
+
+
+def serve(hosts, timeout):
+    """One process for many checks: the test suite starts one per target instead of one per check. Each check keeps
+    its own watchdog window; a hung check ends the process, and the caller starts a new one for the next check."""
+    for line in sys.stdin:
+        name = line.strip()
+        if not name:
+            continue
+        if name in CHECKS:
+            faulthandler.dump_traceback_later(timeout, exit=True)
+            ok = run_check(name, hosts)
+            faulthandler.cancel_dump_traceback_later()
+        else:
+            print("unknown check %r; use --list" % name)
+            ok = False
+        print("%s %s %s" % (DONE_MARKER, name, "PASS" if ok else "FAIL"))
+        sys.stdout.flush()
+    # kazoo's non-daemon threads must not keep the process alive
+    os._exit(0)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--hosts")
     ap.add_argument("--check")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--serve", action="store_true",
+                    help="run the checks named on stdin, one a line, each ended by\n"
+                         "'%s NAME PASS|FAIL' (the test suite's one process per target)" % DONE_MARKER)
     ap.add_argument("--timeout", type=float, default=55.0,
                     help="watchdog: dump stacks and exit 1 after this many s")
     ap.add_argument("--child-ephemeral", help=argparse.SUPPRESS)
@@ -2056,6 +2083,10 @@ def main():
         _child_ephemeral_main(args.hosts, args.child_ephemeral,
                               args.child_timeout)
         return 0
+    if args.serve:
+        if not args.hosts:
+            ap.error("--serve needs --hosts")
+        return serve(args.hosts, args.timeout)
     if not args.hosts or not args.check:
         ap.error("--hosts and --check are required (or --list)")
     names = CHECK_ORDER if args.check == "all" else [args.check]

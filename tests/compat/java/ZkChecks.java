@@ -12,10 +12,13 @@
  * Build:  javac -cp /usr/share/java/zookeeper.jar -d OUT ZkChecks.java
  * Run:    java -cp OUT:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-nop.jar \
  *              ZkChecks HOST:PORT CHECKNAME      (or: ZkChecks --list)
+ *         ZkChecks HOST:PORT all runs every check; ZkChecks HOST:PORT --serve
+ *         runs the checks named on stdin, one a line, each ended by a line
+ *         "@@check-done NAME PASS|FAIL" (the test suite's one JVM per target).
  *
  * Exit 0 on pass; on failure prints what was expected and what was seen and
- * exits 1. A watchdog (ZKCHECKS_TIMEOUT_S, default 55 s) dumps all threads and
- * exits 1 if a check hangs.
+ * exits 1. A watchdog (ZKCHECKS_TIMEOUT_S, default 55 s per check) dumps all
+ * threads and exits 1 if a check hangs.
  *
  * Server requirements (both targets are configured so): tick time 500 ms,
  * container/TTL check interval about 1 s, extended types (TTL) enabled,
@@ -1537,7 +1540,13 @@ public final class ZkChecks {
     // main
     // ------------------------------------------------------------------
 
-    public static void main(String[] args) {
+    /** The line that ends each check's output in --serve mode: "@@check-done NAME PASS|FAIL". */
+    static final String DONE_MARKER = "@@check-done";
+
+    /** When the running check's time is up (System.nanoTime()); Long.MAX_VALUE while none runs. */
+    static volatile long checkDeadline = Long.MAX_VALUE;
+
+    public static void main(String[] args) throws IOException {
         if (args.length == 1 && args[0].equals("--list")) {
             for (String name : CHECKS.keySet()) {
                 System.out.println(name);
@@ -1545,10 +1554,16 @@ public final class ZkChecks {
             System.exit(0);
         }
         if (args.length != 2) {
-            System.err.println("usage: ZkChecks HOST:PORT CHECKNAME | ZkChecks --list");
+            System.err.println("usage: ZkChecks HOST:PORT CHECKNAME|all|--serve | ZkChecks --list");
             System.exit(1);
         }
         String hosts = args[0];
+        long timeoutS = Long.parseLong(System.getenv().getOrDefault("ZKCHECKS_TIMEOUT_S", "55"));
+        startWatchdog();
+        if (args[1].equals("--serve")) {
+            serve(hosts, timeoutS);
+            return;
+        }
         List<String> names = args[1].equals("all") ? new ArrayList<>(CHECKS.keySet()) : List.of(args[1]);
         for (String n : names) {
             if (!CHECKS.containsKey(n)) {
@@ -1556,14 +1571,75 @@ public final class ZkChecks {
                 System.exit(1);
             }
         }
-        long timeoutS = Long.parseLong(System.getenv().getOrDefault("ZKCHECKS_TIMEOUT_S", "55")) * names.size();
-        Thread watchdog = new Thread(() -> {
-            try {
-                Thread.sleep(timeoutS * 1000);
-            } catch (InterruptedException e) {
-                return;
+        boolean ok = true;
+        for (String name : names) {
+            ok &= runCheck(hosts, name, timeoutS);
+        }
+        System.out.flush();
+        Runtime.getRuntime().halt(ok ? 0 : 1);
+    }
+
+    /**
+     * One JVM for many checks (the test suite starts one per target instead of one per check): reads a check name per
+     * line from stdin, runs it as the single-check mode does, and ends its output with DONE_MARKER. Each check still
+     * has its own watchdog window; a hung check halts the JVM, and the caller starts a new one for the next check.
+     */
+    static void serve(String hosts, long timeoutS) throws IOException {
+        java.io.BufferedReader in = new java.io.BufferedReader(new java.io.InputStreamReader(System.in, StandardCharsets.UTF_8));
+        String name;
+        while ((name = in.readLine()) != null) {
+            name = name.trim();
+            if (name.isEmpty()) {
+                continue;
             }
-            System.out.println("FAIL: watchdog timeout after " + timeoutS + " s; thread dump follows");
+            boolean ok;
+            if (CHECKS.containsKey(name)) {
+                ok = runCheck(hosts, name, timeoutS);
+            } else {
+                System.out.println("unknown check " + name + "; use --list");
+                ok = false;
+            }
+            System.out.println(DONE_MARKER + " " + name + " " + (ok ? "PASS" : "FAIL"));
+            System.out.flush();
+        }
+        Runtime.getRuntime().halt(0);
+    }
+
+    /** Runs one check under the watchdog and prints PASS or FAIL with the reason. */
+    static boolean runCheck(String hosts, String name, long timeoutS) {
+        long t0 = System.nanoTime();
+        checkDeadline = t0 + timeoutS * 1_000_000_000L;
+        try (Ctx ctx = new Ctx(hosts, name)) {
+            CHECKS.get(name).run(ctx);
+            System.out.printf("PASS %s (%.2fs)%n", name, (System.nanoTime() - t0) / 1e9);
+            return true;
+        } catch (CheckFailed e) {
+            System.out.println("FAIL " + name + ": " + e.getMessage());
+            return false;
+        } catch (Throwable e) {
+            System.out.println("FAIL " + name + ": unexpected exception:");
+            e.printStackTrace(System.out);
+            return false;
+        } finally {
+            checkDeadline = Long.MAX_VALUE;
+        }
+    }
+
+    /** Dumps all threads and halts the JVM with exit code 1 when a check outlives its window. */
+    static void startWatchdog() {
+        Thread watchdog = new Thread(() -> {
+            while (true) {
+                try {
+                    Thread.sleep(200);
+                } catch (InterruptedException e) {
+                    return;
+                }
+                long deadline = checkDeadline;
+                if (deadline != Long.MAX_VALUE && System.nanoTime() - deadline > 0) {
+                    break;
+                }
+            }
+            System.out.println("FAIL: watchdog timeout, the check ran past its window; thread dump follows");
             for (Map.Entry<Thread, StackTraceElement[]> e : Thread.getAllStackTraces().entrySet()) {
                 System.out.println("Thread " + e.getKey().getName());
                 for (StackTraceElement el : e.getValue()) {
@@ -1575,22 +1651,5 @@ public final class ZkChecks {
         }, "watchdog");
         watchdog.setDaemon(true);
         watchdog.start();
-        boolean ok = true;
-        for (String name : names) {
-            long t0 = System.nanoTime();
-            try (Ctx ctx = new Ctx(hosts, name)) {
-                CHECKS.get(name).run(ctx);
-                System.out.printf("PASS %s (%.2fs)%n", name, (System.nanoTime() - t0) / 1e9);
-            } catch (CheckFailed e) {
-                ok = false;
-                System.out.println("FAIL " + name + ": " + e.getMessage());
-            } catch (Throwable e) {
-                ok = false;
-                System.out.println("FAIL " + name + ": unexpected exception:");
-                e.printStackTrace(System.out);
-            }
-        }
-        System.out.flush();
-        Runtime.getRuntime().halt(ok ? 0 : 1);
     }
 }
