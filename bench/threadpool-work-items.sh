@@ -15,7 +15,8 @@ bench=src/Coordination.Bench/bin/Release/net10.0/Coordination.Bench.dll
 dir=$(mktemp -d /tmp/work-items.XXXX)
 timeout 300 dotnet "$dll" --client-port "$port" --client-address 127.0.0.1 --data-dir "$dir" > "$dir/server.log" 2>&1 &
 server=$!
-for _ in $(seq 1 60); do (echo ruok | timeout 1 nc -q1 127.0.0.1 "$port" 2>/dev/null | grep -q imok) && break; sleep 1; done
+# bash's /dev/tcp, not nc (not on a fresh Debian machine)
+for _ in $(seq 1 60); do (timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port && echo ruok >&3 && cat <&3" 2>/dev/null | grep -q imok) && break; sleep 1; done
 pid=$(pgrep -f "^dotnet .*--client-port $port " | head -1)
 metric="System.Runtime[dotnet.thread_pool.work_item.count]"
 timeout 60 "$counters" collect -p "$pid" --counters "$metric" --format csv -o "$dir/idle.csv" --duration 00:00:00:08 >/dev/null 2>&1
