@@ -178,7 +178,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         {
             Sync(request, sync, session);
         }
-        else if (Requests.IsWrite(request.Op) && request.Body is not (MalformedRequest or UnknownOpRequest))
+        else if (IsWrite(request))
         {
             _core.ClientWrite(session, request, request.Xid, request.Op, request.Body, request.Auth, Now(), _monotonic());
         }
