@@ -37,6 +37,8 @@ public sealed record ServerSettings
     public required int GlobalOutstandingLimit { get; init; }
     /// <summary>Largest response body a read may build; bigger ones fail with MarshallingError.</summary>
     public required int MaxResponseSize { get; init; }
+    /// <summary>A burst's batch of txns (or of forwards to the leader) goes out once it holds this many; 0 = at the burst's end.</summary>
+    public int MaxWriteBatch { get; init; } = 64;
     public required IReadOnlySet<string> FourLetterWords { get; init; }
     /// <summary>A member cut off from its quorum serves read-only clients (ZooKeeper's readonlymode.enabled).</summary>
     public bool ReadOnlyMode { get; init; }
@@ -132,6 +134,7 @@ public sealed record ServerSettings
             FlushTimeout = c.GetTimeSpan("flush-timeout"),
             GlobalOutstandingLimit = c.GetInt("global-outstanding-limit"),
             MaxResponseSize = checked((int)(c.GetByteSize("max-response-size") ?? 1049599)),
+            MaxWriteBatch = Math.Max(0, c.GetInt("max-write-batch")),
             FourLetterWords = words.Contains("*") ? Protocol.FourLetterWords.All.ToHashSet() : words.ToHashSet(),
             ReadOnlyMode = c.GetBoolean("read-only-mode"),
             LocalSessionsEnabled = c.GetBoolean("local-sessions-enabled"),

@@ -92,13 +92,13 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
         var session = c.Length > 1 && c[1].StartsWith('s') && _core.Sessions.TryGetValue(Sid(c[1]), out var s) ? s : null;
         switch (c[0])
         {
-            case "standalone":
-                _core = new ReplicaCore<string, ScriptRead, ScriptOutcome>(this, () => _applied, ensemble: false) { Prep = NewPrep() };
+            case "standalone":   // standalone [max-batch=N]: a batch goes out once it holds N (else at the flush only)
+                _core = new ReplicaCore<string, ScriptRead, ScriptOutcome>(this, () => _applied, ensemble: false) { Prep = NewPrep(), MaxBatch = MaxBatch(c) };
                 break;
-            case "ensemble":   // ensemble <server id> [local [upgrade]]: with local sessions (upgraded on a first ephemeral)
+            case "ensemble":   // ensemble <server id> [local [upgrade]] [max-batch=N]: with local sessions (upgraded on a first ephemeral)
                 _serverId = long.Parse(c[1]);
                 _core = new ReplicaCore<string, ScriptRead, ScriptOutcome>(this, () => _applied, ensemble: true)
-                    { ServerId = _serverId, Prep = NewPrep(), LocalSessionsEnabled = c.Contains("local"), UpgradeLocalSessions = c.Contains("upgrade") };
+                    { ServerId = _serverId, Prep = NewPrep(), LocalSessionsEnabled = c.Contains("local"), UpgradeLocalSessions = c.Contains("upgrade"), MaxBatch = MaxBatch(c) };
                 break;
             case "role":   // role <role> [leader]: a follower or observer forwards to that server; "looking": not serving, without a leader
             {
@@ -299,6 +299,10 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
     private static long Sid(string name) => name.IndexOf('.') is var dot and > 0
         ? long.Parse(name[1..dot]) << 56 | long.Parse(name[(dot + 1)..])
         : long.Parse(name[1..]);
+
+    /// <summary>The core's MaxBatch from a "max-batch=N" argument (0, none, without one).</summary>
+    private static int MaxBatch(string[] c) =>
+        c.FirstOrDefault(a => a.StartsWith("max-batch=", StringComparison.Ordinal)) is { } arg ? int.Parse(arg["max-batch=".Length..]) : 0;
 
     /// <summary>A comma-separated list of paths ("-": none).</summary>
     private static string[] Paths(string list) => list == "-" ? [] : list.Split(',');

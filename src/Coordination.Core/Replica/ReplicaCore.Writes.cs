@@ -27,8 +27,9 @@ public partial interface IReplicaHost<TAddress, TRead, TOutcome>
 
 // Prep and batching: a write is prepared here (standalone, leader) or forwarded (follower, observer); what a burst of
 // requests prepares or forwards travels together, flushed once the burst is handled (one hop, one group commit, and in
-// an ensemble one proposal message per follower instead of one per txn). Forwards go before the burst's txns and
-// before any other message to the leader, so the leader sees this server's requests in order.
+// an ensemble one proposal message per follower instead of one per txn), or as soon as it holds MaxBatch, so that the
+// log (or the leader) works on the first part of a long burst while the rest is prepared. Forwards go before the
+// burst's txns and before any other message to the leader, so the leader sees this server's requests in order.
 public sealed partial class ReplicaCore<TAddress, TRead, TOutcome>
 {
     private readonly List<Proposal> _unlogged = new();
@@ -48,6 +49,15 @@ public sealed partial class ReplicaCore<TAddress, TRead, TOutcome>
     public bool Forwards => Role is ReplicaRole.Follower or ReplicaRole.Observer;
     /// <summary>Txns prepared and not yet handed to the log.</summary>
     public int Unlogged => _unlogged.Count;
+    /// <summary>
+    /// A batch of txns (or of forwards) goes out as soon as it holds this many, not only when the burst is handled
+    /// (0: only then). The host's flush comes round behind every request already in its mailbox: with many clients
+    /// filling it, a burst grew long while the log's writer had nothing to write (reference.conf, max-write-batch).
+    /// </summary>
+    public int MaxBatch { get; init; }
+    /// <summary>The host was asked for a <see cref="Flush"/> that has not come yet (one per burst, however many
+    /// batches went out at <see cref="MaxBatch"/> meanwhile).</summary>
+    private bool _flushScheduled;
 
     /// <summary>
     /// A client's write, routed: prepared and batched for the log (standalone, leader), batched for the leader
@@ -89,8 +99,9 @@ public sealed partial class ReplicaCore<TAddress, TRead, TOutcome>
     /// <summary>A txn prepared here (a client's write, a session's creation or expiry, a reap): batched for the log.</summary>
     public void Log((TxnHeader Header, Txn Txn) prepared)
     {
-        if (_unlogged.Count == 0 && _unforwarded.Count == 0) _host.ScheduleFlush();
+        ScheduleFlush();
         _unlogged.Add(new Proposal(prepared.Header, prepared.Txn));
+        if (MaxBatch > 0 && _unlogged.Count >= MaxBatch) FlushBatches();
     }
 
     /// <summary>Follower: a sync for the leader to fix the point of (a validation's has xid 0).</summary>
@@ -98,12 +109,27 @@ public sealed partial class ReplicaCore<TAddress, TRead, TOutcome>
 
     private void ForwardLater(Forward<TRead> forward)
     {
-        if (_unlogged.Count == 0 && _unforwarded.Count == 0) _host.ScheduleFlush();
+        ScheduleFlush();
         _unforwarded.Add(forward);
+        if (MaxBatch > 0 && _unforwarded.Count >= MaxBatch) FlushForwards();
     }
 
-    /// <summary>The burst is handled: its forwards go to the leader, then its txns to the log.</summary>
+    private void ScheduleFlush()
+    {
+        if (_flushScheduled) return;
+        _flushScheduled = true;
+        _host.ScheduleFlush();
+    }
+
+    /// <summary>The burst is handled (the flush the host was asked for): its forwards go to the leader, then its txns to the log.</summary>
     public void Flush()
+    {
+        _flushScheduled = false;
+        FlushBatches();
+    }
+
+    /// <summary>What is batched goes out: the forwards to the leader, then the txns to the log.</summary>
+    private void FlushBatches()
     {
         FlushForwards();
         if (_unlogged.Count == 0) return;

@@ -75,7 +75,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
         _ensemble = ensemble;
         _core = new ReplicaCore<IActorRef, ClientRequest, Reply>(this, () => _tree.LastZxid, ensemble is not null)
             {
-                ServerId = ensemble?.ServerId ?? 0, MaxResponseSize = settings.MaxResponseSize,
+                ServerId = ensemble?.ServerId ?? 0, MaxResponseSize = settings.MaxResponseSize, MaxBatch = settings.MaxWriteBatch,
                 LocalSessionsEnabled = settings.LocalSessionsEnabled, UpgradeLocalSessions = settings.LocalSessionsUpgradingEnabled,
             };
         _core.Prep = NewPreprocessor(tree);
@@ -209,13 +209,22 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
     void IReplicaHost<IActorRef, ClientRequest, Reply>.BatchApplied(IReadOnlyList<Proposal> batch)
     {
         PumpFeeds();
-        if (_snapshots is { } policy)
+        if (_snapshots is not null)
         {
             _txnsSinceSnapshot += batch.Count;
             foreach (var proposal in batch) _bytesSinceSnapshot += EstimateSize(proposal.Txn);
             _snapshotTreeBytes ??= SnapshotPolicy.SizeOf(_tree);   // after a start: about what it recovered
-            if (policy.IsDue(_txnsSinceSnapshot, _bytesSinceSnapshot, _snapshotTreeBytes.Value)) StartSnapshot();
+            StartSnapshotIfDue();
         }
+    }
+
+    /// <summary>Starts a snapshot if the txns applied since the last one began call for one, unless one is running
+    /// (then <see cref="OnSnapshotDone"/> asks again: a snapshot that came due meanwhile starts when it ends, not at
+    /// the next write, which may never come).</summary>
+    private void StartSnapshotIfDue()
+    {
+        if (_snapshots is { } policy && _snapshotTreeBytes is { } treeBytes && policy.IsDue(_txnsSinceSnapshot, _bytesSinceSnapshot, treeBytes))
+            StartSnapshot();
     }
 
     // ------------------------------------------------------------------------------------------------ snapshots
@@ -338,6 +347,7 @@ public sealed partial class ReplicaActor : ReceiveActor, IWithTimers
             _logger.Info("Snapshot {0} written (start zxid 0x{1:x}; {2} turns of the replica, the longest {3:F1} ms)", done.Path, done.StartZxid,
                 _snapshotTurns, _snapshotLongestTurn.TotalMilliseconds);
         else _logger.Error(done.Error, "Writing snapshot {0} failed", done.Path);
+        StartSnapshotIfDue();
     }
 
     private void OnLogAppendFailed(LogAppendFailed failed)
