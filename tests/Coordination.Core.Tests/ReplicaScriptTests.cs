@@ -140,7 +140,8 @@ internal sealed class ReplicaScript : IReplicaHost<string, ScriptRead, ScriptOut
                 _core.Flush();
                 break;
             case "logged":   // the log made the oldest batch durable (standalone) or the ensemble committed it (leader)
-                Apply(_logged.Dequeue());
+                if (_logged.TryDequeue(out var durable)) Apply(durable);
+                else Print("nothing logged");   // a script that expected a batch the core did not hand over
                 break;
             case "refused":   // refused <zxid>: the peer refused the reconfig prepared at that zxid; an error txn commits there
             {
