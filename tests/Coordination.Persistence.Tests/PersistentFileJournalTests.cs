@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Coordination.Core;
 using Coordination.Protocol;
+using Coordination.Server;
 using Coordination.Server.Metrics;
 using Coordination.Server.Persistence;
 using Coordination.Server.Pipeline;
@@ -73,12 +74,115 @@ public sealed class PersistentFileJournalTests(ITestOutputHelper output)
         });
     }
 
+    /// <summary>
+    /// The write path crosses two threads, as the file journal's does (docs/architecture.md §6): the append reaches
+    /// the plugin on the sender's thread and the persistent actor answers from the log's writer thread, right after
+    /// the fdatasync, with no thread-pool work item between (on the thread pool's dispatcher the answer comes from a
+    /// pool thread, after three work items per write).
+    /// </summary>
+    [Fact]
+    public async Task A_write_is_answered_from_the_log_writer_thread_without_thread_pool_work()
+    {
+        // No fdatasync: the writes take a few milliseconds, so that little else runs on the thread pool meanwhile.
+        await WithRecoveredJournalAsync("inlinepath", (_, log) =>
+        {
+            var self = Environment.CurrentManagedThreadId;
+            const int writes = 200;
+            var replies = new ThreadRecordingRef();
+            log.Tell(Append(1), replies);
+            Assert.True(replies.Answered.Wait(TimeSpan.FromSeconds(10)));
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var before = ThreadPool.CompletedWorkItemCount;
+            for (var zxid = 2; zxid <= writes + 1; zxid++)
+            {
+                replies.Answered.Reset();
+                log.Tell(Append(zxid), replies);
+                Assert.True(replies.Answered.Wait(TimeSpan.FromSeconds(10)), $"append {zxid} not answered");
+            }
+            var workItems = ThreadPool.CompletedWorkItemCount - before;
+            var elapsed = clock.Elapsed;
+            // What the rest of the process (the test host) runs on the pool in as long, without writes.
+            var idleBefore = ThreadPool.CompletedWorkItemCount;
+            Thread.Sleep(elapsed);
+            var idle = ThreadPool.CompletedWorkItemCount - idleBefore;
+            output.WriteLine($"{writes} writes in {elapsed.TotalMilliseconds:F0} ms: answered on {string.Join(", ", replies.Threads.Select(t => t.Id == self ? "this thread" : t.Name).Distinct())}; " +
+                $"{workItems} thread-pool work items ({idle} in as long idle)");
+            Assert.All(replies.Messages, m => Assert.IsType<LogAppended>(m));
+            // The writer thread, or this one when the write was durable before this thread's own run of the actor
+            // ended (then the answer waited in its mailbox for this thread to take it): never a third thread.
+            Assert.All(replies.Threads, t => Assert.True(t.Name == "txnlog-writer" || t.Id == self, $"answered on {t.Name}"));
+            // Less than one a write, with room for the test host's own work; on the thread pool's dispatcher, 3 a write.
+            Assert.True(workItems - idle < writes, $"{workItems} thread-pool work items for {writes} writes ({idle} idle)");
+            return Task.CompletedTask;
+        }, forceSync: false);
+    }
+
+    /// <summary>
+    /// A persistent actor that fails while it runs on the log's writer thread (here its reply throws) fails to its
+    /// supervisor, which restarts it as after any failure; the writer thread is not the one that hears of it and goes
+    /// on serving the next writer.
+    /// </summary>
+    [Fact]
+    public async Task A_failure_of_the_writer_on_the_log_thread_restarts_the_writer_and_not_the_log_thread()
+    {
+        await WithRecoveredJournalAsync("inlinefailure", async (system, log) =>
+        {
+            var timeout = TimeSpan.FromSeconds(10);
+            var throwing = new ThreadRecordingRef { Throw = true };
+            log.Tell(Append(1), throwing);
+            Assert.True(throwing.Answered.Wait(timeout));
+            Assert.Equal("txnlog-writer", throwing.Threads[0].Name);
+
+            // The failed writer is stopped by its supervisor and a new one is started after the backoff; zxid 1 was
+            // made durable before the reply failed, so the next writer continues at 2, on the same log thread. (An
+            // append told while the failed writer is suspended, before it stops, goes to dead letters unanswered, on
+            // any dispatcher: so wait for the new writer first.)
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            IActorRef? second = null;
+            while (second is null && clock.Elapsed < timeout)
+            {
+                await Task.Delay(50);
+                try { second = await system.ActorSelection("/user/txnlog/writer-2").ResolveOne(TimeSpan.FromSeconds(1)); }
+                catch (ActorNotFoundException) { }
+            }
+            Assert.NotNull(second);
+            object answer;
+            do answer = await log.Ask<object>(Append(2), timeout);
+            while (answer is LogAppendFailed && clock.Elapsed < timeout && await Task.Delay(50).ContinueWith(_ => true));
+            Assert.Equal(2L, Assert.IsType<LogAppended>(answer).Batch[0].Header.Zxid);
+            output.WriteLine($"writer-2 took appends after {clock.ElapsedMilliseconds} ms");
+        });
+    }
+
+    /// <summary>A reply target with no mailbox: records the thread each answer is told on (and may throw there).</summary>
+    private sealed class ThreadRecordingRef : MinimalActorRef
+    {
+        public readonly ManualResetEventSlim Answered = new();
+        public readonly List<(string? Name, int Id)> Threads = new();
+        public readonly List<object> Messages = new();
+        public bool Throw { get; init; }
+        public override ActorPath Path { get; } = new RootActorPath(Address.AllSystems) / "thread-recorder";
+        public override IActorRefProvider Provider => throw new NotSupportedException();
+
+        protected override void TellInternal(object message, IActorRef sender)
+        {
+            lock (Threads)
+            {
+                Threads.Add((Thread.CurrentThread.Name, Environment.CurrentManagedThreadId));
+                Messages.Add(message);
+            }
+            Answered.Set();
+            if (Throw && message is LogAppended) throw new InvalidOperationException("reply target failed (test)");
+        }
+    }
+
     /// <summary>A fresh persistent-file journal as recovery starts it (in a system of its own), recovered, for <paramref name="test"/>.</summary>
-    private static async Task WithRecoveredJournalAsync(string name, Func<ActorSystem, JournalTxnLogRef, Task> test)
+    private static async Task WithRecoveredJournalAsync(string name, Func<ActorSystem, JournalTxnLogRef, Task> test, bool forceSync = true)
     {
         var dataDir = Servers.TempDir(name);
-        var settings = new PersistenceSettings { Journal = "persistent-file", DataDir = dataDir };
-        var system = ActorSystem.Create(name, JournalSetup.EventLogConfig(settings, readOnly: false));
+        var settings = new PersistenceSettings { Journal = "persistent-file", DataDir = dataDir, ForceSync = forceSync };
+        // As the server creates it: its reference.conf holds the journal's dispatcher.
+        var system = ActorSystem.Create(name, JournalSetup.EventLogConfig(settings, readOnly: false).WithFallback(ServerSettings.Reference));
         try
         {
             var sink = new RecoverySink(new DataTree(), 0);

@@ -68,7 +68,7 @@ public sealed class ZabJournalActor : UntypedPersistentActor
     }
 
     public static Props Props(PersistenceSettings settings, ZabLogRecovery recovery) =>
-        Akka.Actor.Props.Create(() => new ZabJournalActor(settings, recovery));
+        Akka.Actor.Props.Create(() => new ZabJournalActor(settings, recovery)).WithDispatcher(settings.JournalActorDispatcher);
 
     public override string PersistenceId => _settings.ZabPersistenceId;
 

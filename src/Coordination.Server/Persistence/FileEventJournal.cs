@@ -39,6 +39,8 @@ public sealed class FileEventJournal : AsyncWriteJournal
     public static Config DefaultConfig { get; } = ConfigurationFactory.ParseString("""
         akka.persistence.journal.coordination-file {
           class = "Coordination.Server.Persistence.FileEventJournal, Coordination.Server"
+          # The server uses coordination.persistence.journal-dispatcher (InlineDispatcher: the writer thread answers
+          # and the persistent actor's handler runs there); on this one each answer is a thread-pool hop.
           plugin-dispatcher = "akka.actor.default-dispatcher"
           # The directory of the log's segments (created if missing).
           dir = "journal"
@@ -121,43 +123,100 @@ public sealed class FileEventJournal : AsyncWriteJournal
     // ------------------------------------------------------------------ writing
 
     /// <summary>
-    /// Serializes each event's payload here (a payload that cannot be serialized rejects its atomic write only) and
-    /// hands the writes to the writer thread. The returned task is completed on the writer thread right after the
-    /// group's fdatasync, and its continuations run there (no thread-pool hop): AsyncWriteJournal's continuation
-    /// only tells its resequencer.
+    /// Answers <see cref="WriteMessages"/> itself, in place of AsyncWriteJournal, whose answer goes through a
+    /// resequencer child on the thread pool (a thread wake per write that cannot be moved to another dispatcher: the
+    /// child is created without one, and deployment config does not reach /system) and a circuit breaker's timer per
+    /// write. The replies are AsyncWriteJournal's, in its order: <see cref="WriteMessagesSuccessful"/> (or
+    /// <see cref="WriteMessagesFailed"/>), then per message <see cref="WriteMessageSuccess"/>,
+    /// <see cref="WriteMessageRejected"/> or <see cref="WriteMessageFailure"/>, and <see cref="LoopMessageSuccess"/> for
+    /// what was not persisted. They are sent from the writer thread right after the group's fdatasync; the writer
+    /// completes work in the order it was posted, which is the order the resequencer restored. Replays and deletions
+    /// stay AsyncWriteJournal's.
     /// </summary>
-    protected override Task<IImmutableList<Exception?>> WriteMessagesAsync(IEnumerable<AtomicWrite> messages, CancellationToken cancellationToken)
+    protected override bool AroundReceive(Receive receive, object message)
+    {
+        if (message is not WriteMessages write) return base.AroundReceive(receive, message);
+        Write(write);
+        return true;
+    }
+
+    /// <summary>
+    /// Serializes each event's payload here, on the sender's thread (a payload that cannot be serialized rejects its
+    /// atomic write only), and hands the writes to the writer thread, which answers once they are durable.
+    /// </summary>
+    private void Write(WriteMessages message)
     {
         var writes = new List<PendingWrite>();
         List<Exception?>? results = null;
-        var index = 0;
-        foreach (var write in messages)
+        try
         {
-            try
+            var index = 0;
+            foreach (var write in PreparePersistentBatch(message.Messages))
             {
-                var payload = (IImmutableList<IPersistentRepresentation>)write.Payload;
-                var events = new StoredEvent[payload.Count];
-                for (var i = 0; i < events.Length; i++) events[i] = Store(payload[i]);
-                writes.Add(new PendingWrite(Fits(write.PersistenceId), events));
-            }
-            catch (Exception e)
-            {
-                // Not serializable: this write is rejected (the actor hears PersistRejected), the others go on.
-                results ??= Enumerable.Repeat<Exception?>(null, index).ToList();
-                results.Add(e);
+                try
+                {
+                    var payload = (IImmutableList<IPersistentRepresentation>)write.Payload;
+                    var events = new StoredEvent[payload.Count];
+                    for (var i = 0; i < events.Length; i++) events[i] = Store(payload[i]);
+                    writes.Add(new PendingWrite(Fits(write.PersistenceId), events));
+                }
+                catch (Exception e)
+                {
+                    // Not serializable: this write is rejected (the actor hears PersistRejected), the others go on.
+                    results ??= Enumerable.Repeat<Exception?>(null, index).ToList();
+                    results.Add(e);
+                    index++;
+                    continue;
+                }
+                results?.Add(null);
                 index++;
-                continue;
             }
-            results?.Add(null);
-            index++;
         }
-        // Null: nothing rejected (AsyncWriteJournal's happy path, no list).
-        var outcome = results?.ToImmutableList();
-        if (writes.Count == 0) return Task.FromResult<IImmutableList<Exception?>>(outcome!);
-        if (_writer is null) return Task.FromException<IImmutableList<Exception?>>(_openFailure ?? new InvalidOperationException("the journal is read-only"));
-        var work = new AppendEvents(this, writes, outcome);
-        _writer.Post(work);
-        return work.Done.Task;
+        catch (Exception e)
+        {
+            // An event adapter failed: every write is rejected, as AsyncWriteJournal does.
+            writes.Clear();
+            results = Enumerable.Repeat<Exception?>(e, message.Messages.Count(m => m is AtomicWrite)).ToList();
+        }
+        // Null: nothing rejected.
+        var work = new AppendEvents(this, writes, new WriteReplies(message, results, Self));
+        // Without a log, what is left to store fails; what was rejected is still only rejected.
+        if (_writer is null) work.Completed(writes.Count == 0 ? null : _openFailure ?? new InvalidOperationException("the journal is read-only"));
+        // Even a write with nothing left to store goes through the writer, so that its answer keeps its place.
+        else _writer.Post(work);
+    }
+
+    /// <summary>Never called: <see cref="AroundReceive"/> takes every <see cref="WriteMessages"/> before AsyncWriteJournal sees it.</summary>
+    protected override Task<IImmutableList<Exception?>> WriteMessagesAsync(IEnumerable<AtomicWrite> messages, CancellationToken cancellationToken) =>
+        throw new NotSupportedException("FileEventJournal answers WriteMessages itself (AroundReceive)");
+
+    /// <summary>AsyncWriteJournal's answers to one <see cref="WriteMessages"/>, in its order.</summary>
+    private sealed class WriteReplies(WriteMessages message, List<Exception?>? rejections, IActorRef journal)
+    {
+        public void Send(Exception? failure)
+        {
+            var target = message.PersistentActor;
+            var id = message.ActorInstanceId;
+            target.Tell(failure is null ? WriteMessagesSuccessful.Instance : new WriteMessagesFailed(failure, message.Messages.Count(m => m is AtomicWrite)), journal);
+            var atomic = 0;
+            foreach (var envelope in message.Messages)
+            {
+                if (envelope is not AtomicWrite write)
+                {
+                    target.Tell(new LoopMessageSuccess(envelope.Payload, id), envelope.Sender);
+                    continue;
+                }
+                var rejected = rejections?[atomic];
+                atomic++;
+                foreach (var p in (IEnumerable<IPersistentRepresentation>)write.Payload)
+                {
+                    object reply = failure is not null ? new WriteMessageFailure(p, failure, id)
+                        : rejected is not null ? new WriteMessageRejected(p, rejected, id)
+                        : new WriteMessageSuccess(p, id);
+                    target.Tell(reply, p.Sender);
+                }
+            }
+        }
     }
 
     /// <summary>The payload's bytes as its own serializer writes them (a <see cref="TxnBatchEvent"/>'s are its
@@ -472,14 +531,12 @@ public sealed class FileEventJournal : AsyncWriteJournal
     }
 
     /// <summary>
-    /// Each atomic write is one record. <see cref="Done"/> completes on the writer thread with the continuations run
-    /// there (no <see cref="TaskCreationOptions.RunContinuationsAsynchronously"/>): they are AsyncWriteJournal's,
-    /// which tells its resequencer and returns.
+    /// Each atomic write is one record. Once they are durable (or failed) the writer thread makes them what replays
+    /// serve and answers the persistent actor; on the journal's dispatcher (<see cref="InlineDispatcher"/>) the
+    /// actor's persist handler then runs here too, so keep what follows a write small.
     /// </summary>
-    private sealed class AppendEvents(FileEventJournal journal, List<PendingWrite> writes, IImmutableList<Exception?>? results) : LogWork
+    private sealed class AppendEvents(FileEventJournal journal, List<PendingWrite> writes, WriteReplies replies) : LogWork
     {
-        public readonly TaskCompletionSource<IImmutableList<Exception?>> Done = new();
-
         internal override int TxnCount => writes.Count;
 
         internal override Exception? Write(FileTxnLog log)
@@ -503,13 +560,8 @@ public sealed class FileEventJournal : AsyncWriteJournal
 
         internal override void Completed(Exception? failure)
         {
-            if (failure is not null)
-            {
-                Done.TrySetException(failure);
-                return;
-            }
-            journal.Written(writes);
-            Done.TrySetResult(results!); // null: none rejected
+            if (failure is null) journal.Written(writes);
+            replies.Send(failure);
         }
     }
 

@@ -69,6 +69,7 @@ public static class JournalSetup
             akka.persistence.journal {
               plugin = "{{FileEventJournal.PluginId}}"
               coordination-file {
+                plugin-dispatcher = "{{InlineDispatcher.DefaultId}}"
                 dir = {{Quote(s.EventLogDirectory)}}
                 force-sync = {{(s.ForceSync ? "on" : "off")}}
                 segment-bytes = {{s.LogSegmentBytes}}

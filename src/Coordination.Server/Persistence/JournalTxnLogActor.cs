@@ -159,7 +159,8 @@ public sealed class JournalTxnLogActor : ReceiveActor, IWithTimers
 
     private IActorRef StartWriter(RecoverySink? sink, long expectedLastZxid)
     {
-        var writer = Context.ActorOf(Akka.Actor.Props.Create(() => new JournalWriterActor(_settings, sink, expectedLastZxid, _log)), $"writer-{++_incarnation}");
+        var writer = Context.ActorOf(Akka.Actor.Props.Create(() => new JournalWriterActor(_settings, sink, expectedLastZxid, _log))
+            .WithDispatcher(_settings.JournalActorDispatcher), $"writer-{++_incarnation}");
         Context.Watch(writer);
         _durableAtStart = _log.LastDurableZxid;
         _log.Writer = writer;

@@ -38,6 +38,10 @@ public sealed record PersistenceSettings
     /// <summary>The Akka.Persistence plugins the persistent actors of the "persistent-file" and "sql" journals use.
     /// The file journal has no snapshot store: the tree's snapshots are files of their own (<see cref="SnapshotFiles"/>).</summary>
     public string JournalPluginId => UsesEventLog ? FileEventJournal.PluginId : "akka.persistence.journal.sql";
+    /// <summary>The dispatcher of the journal's persistent actors: inline on persistent-file, so that an append reaches
+    /// the plugin on the sender's thread and its persist handler runs on the log's writer thread (§6); the thread
+    /// pool's on sql, whose plugin runs on the thread pool anyway.</summary>
+    public string JournalActorDispatcher => UsesEventLog ? InlineDispatcher.DefaultId : Akka.Dispatch.Dispatchers.DefaultDispatcherId;
     public string SnapshotPluginId => UsesEventLog ? "akka.persistence.no-snapshot-store" : "akka.persistence.snapshot-store.sql";
     /// <summary>The Akka.Persistence.Query plugin that reads that journal back (the change feed's history).</summary>
     public string ReadJournalPluginId => UsesEventLog ? FileEventReadJournal.PluginId : "akka.persistence.query.journal.sql";
