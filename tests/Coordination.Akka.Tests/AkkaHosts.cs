@@ -1,5 +1,7 @@
+using System.Net.Sockets;
 using Akka.Hosting;
 using Coordination.Client.Tests;
+using Coordination.TestKit;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
@@ -23,9 +25,42 @@ public static class AkkaHosts
                 configure(builder);
             }))
             .Build();
-        await host.StartAsync().Within(30);
+        try
+        {
+            await host.StartAsync().Within(30);
+        }
+        catch
+        {
+            host.Dispose();
+            throw;
+        }
         return host;
     }
+
+    /// <summary>
+    /// Starts something that binds a loopback port chosen here, choosing again when the bind finds the port taken: a
+    /// port <see cref="ServerProcess.FreeLoopbackPort"/> found free can be handed to any other socket before it is
+    /// bound (e.g. as the source port of another test's outgoing connection; CI saw "Address already in use" so).
+    /// <paramref name="start"/> must clean up what it made before it throws.
+    /// </summary>
+    public static async Task<T> OnFreePortAsync<T>(Func<int, Task<T>> start, int attempts = 3)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await start(ServerProcess.FreeLoopbackPort());
+            }
+            catch (Exception e) when (attempt < attempts && IsAddressInUse(e))
+            {
+                // Lost the race for the port: another one.
+            }
+        }
+    }
+
+    private static bool IsAddressInUse(Exception e) =>
+        e is SocketException { SocketErrorCode: SocketError.AddressAlreadyInUse }
+        || (e is AggregateException aggregate ? aggregate.InnerExceptions.Any(IsAddressInUse) : e.InnerException is { } inner && IsAddressInUse(inner));
 }
 
 /// <summary>Writes a host's log (Akka's, through Akka.Hosting's logger) to the test output, tagged with the node's name.</summary>

@@ -56,7 +56,6 @@ public sealed class HostingClusterTests(ServersFixture servers, ITestOutputHelpe
         void Log(string line) { try { Output.WriteLine($"{clock.Elapsed.TotalSeconds,6:F2}s {line}"); } catch (InvalidOperationException) { } }
         var singletons = new IncarnationLog();
         var entities = new IncarnationLog();
-        var ports = Enumerable.Range(0, 3).Select(_ => ServerProcess.FreeLoopbackPort()).ToArray();
         var nodes = new List<Node>();
         await using var observer = await Targets.ConnectAsync(server, Output);
         try
@@ -64,7 +63,9 @@ public sealed class HostingClusterTests(ServersFixture servers, ITestOutputHelpe
             // node1 first, so that it is the oldest: the singleton and the shard coordinator start there.
             for (var i = 0; i < 3; i++)
             {
-                nodes.Add(await StartNodeAsync($"node{i + 1}", ports[i], ports[0], server, singletons, entities));
+                var name = $"node{i + 1}";
+                var seedPort = nodes.Count == 0 ? 0 : nodes[0].Port;   // node1 is its own seed
+                nodes.Add(await AkkaHosts.OnFreePortAsync(port => StartNodeAsync(name, port, seedPort == 0 ? port : seedPort, server, singletons, entities)));
                 await Clients.Eventually(() => nodes.All(n => Cluster.Get(n.System).State.Members.Count(m => m.Status == MemberStatus.Up) == nodes.Count), $"{nodes.Count} members up", 30);
             }
             Log("3 members up");
@@ -130,6 +131,19 @@ public sealed class HostingClusterTests(ServersFixture servers, ITestOutputHelpe
     private async Task<Node> StartNodeAsync(string name, int port, int seedPort, ServerProcess server, IncarnationLog singletons, IncarnationLog entities)
     {
         var proxy = new TcpProxy(server.Port);
+        try
+        {
+            return new Node(name, port, proxy, await StartHostAsync(name, port, seedPort, proxy, singletons, entities));
+        }
+        catch
+        {
+            await proxy.DisposeAsync();
+            throw;
+        }
+    }
+
+    private Task<IHost> StartHostAsync(string name, int port, int seedPort, TcpProxy proxy, IncarnationLog singletons, IncarnationLog entities)
+    {
         var lease = new CoordinationLeaseOption
         {
             ConnectString = proxy.ConnectString,
@@ -137,7 +151,7 @@ public sealed class HostingClusterTests(ServersFixture servers, ITestOutputHelpe
             RootPath = $"{Root}/leases",
             LeaseOperationTimeout = TimeSpan.FromSeconds(3),
         };
-        var host = await AkkaHosts.StartAsync(Output, name, SystemName, builder => builder
+        return AkkaHosts.StartAsync(Output, name, SystemName, builder => builder
             .AddHocon(TestTransportAndTimings, HoconAddMode.Prepend)
             .WithRemoting(new RemoteOptions { HostName = "127.0.0.1", Port = port })
             .WithClustering(new ClusterOptions
@@ -158,7 +172,6 @@ public sealed class HostingClusterTests(ServersFixture servers, ITestOutputHelpe
                 // DData: Akka's default coordinator store is persistence, on the per-system in-memory journal here,
                 // so a new coordinator would forget where shards live.
                 new ShardOptions { LeaseImplementation = lease, LeaseRetryInterval = TimeSpan.FromMilliseconds(200), StateStoreMode = StateStoreMode.DData }));
-        return new Node(name, port, proxy, host);
     }
 
     private static async Task<string> PingAsync(Node via, string entityId, double seconds = 10)
