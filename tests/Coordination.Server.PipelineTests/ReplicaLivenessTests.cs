@@ -19,9 +19,7 @@ namespace Coordination.Server.PipelineTests;
 /// </summary>
 public sealed class ReplicaLivenessTests : TestKit
 {
-    private static readonly Config TestConfig = ConfigurationFactory.ParseString("""
-        coordination { tick-time = 100ms, container-check-interval = 1h }
-        """).WithFallback(ServerSettings.Reference);
+    private static readonly Config TestConfig = ReplicaTestConfig.Config;
 
     private const long SessionId = 0x77;
     private const int TimeoutMs = 3000;

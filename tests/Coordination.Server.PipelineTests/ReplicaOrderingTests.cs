@@ -17,9 +17,7 @@ namespace Coordination.Server.PipelineTests;
 /// </summary>
 public sealed class ReplicaOrderingTests : TestKit
 {
-    private static readonly Config TestConfig = ConfigurationFactory.ParseString("""
-        coordination { tick-time = 100ms, container-check-interval = 1h }
-        """).WithFallback(ServerSettings.Reference);
+    private static readonly Config TestConfig = ReplicaTestConfig.Config;
 
     private readonly ServerSettings _settings = ServerSettings.Create(TestConfig);
     private readonly IActorRef _replica;

@@ -16,9 +16,7 @@ namespace Coordination.Server.PipelineTests;
 /// </summary>
 public sealed class ReplicaSnapshotScheduleTests : TestKit
 {
-    private static readonly Config TestConfig = ConfigurationFactory.ParseString("""
-        coordination { tick-time = 100ms, container-check-interval = 1h }
-        """).WithFallback(ServerSettings.Reference);
+    private static readonly Config TestConfig = ReplicaTestConfig.Config;
 
     private const int Znodes = 2000;
     private const int EveryTxns = 10;
