@@ -182,6 +182,58 @@ public sealed class FileEventJournalTests : IDisposable
     }
 
     [Fact]
+    public void Written_events_are_not_held_in_memory_the_first_replay_after_a_start_takes_what_the_start_read_and_later_ones_read_the_log()
+    {
+        static long[] Seq(long from, long to) => Enumerable.Range((int)from, (int)(to - from + 1)).Select(i => (long)i).ToArray();
+        // Small segments, so that a replay from the middle starts at a later segment than the first.
+        var config = JournalConfig(segment: "64KiB");
+        var payload = new string('x', 5000);
+        using (var kit = Start(config))
+        {
+            kit.Write(Pid, 1, 20);
+            Assert.Equal(0, JournalOf(kit).HeldEvents);
+            AssertReplay(Seq(1, 20), 20, kit.Replay(1, long.MaxValue, long.MaxValue));
+            kit.Delete(5);
+            AssertReplay(Seq(6, 20), 20, kit.Replay(1, long.MaxValue, long.MaxValue));
+            var probe = kit.CreateTestProbe();
+            for (var i = 1; i <= 40; i++)
+            {
+                kit.Journal.Tell(new WriteMessages([new AtomicWrite(Kit.Event("big", i, payload))], probe.Ref, 1));
+                probe.ExpectMsg<WriteMessagesSuccessful>();
+                probe.ExpectMsg<WriteMessageSuccess>();
+            }
+        }
+        Assert.True(FileTxnLog.List(_dir).Count >= 3, $"{FileTxnLog.List(_dir).Count} segments");
+        using (var kit = Start(config))
+        {
+            AssertReplay([], 0, kit.Replay(0, long.MaxValue, long.MaxValue, "never-written")); // the journal has started
+            var journal = JournalOf(kit);
+            Assert.Equal(15 + 40, journal.HeldEvents);
+            AssertReplay(Seq(6, 20), 20, kit.Replay(1, long.MaxValue, long.MaxValue));
+            Assert.Equal(40, journal.HeldEvents);
+            AssertReplay(Seq(6, 20), 20, kit.Replay(1, long.MaxValue, long.MaxValue));
+            kit.Write(Pid, 21, 22);
+            AssertReplay(Seq(10, 22), 22, kit.Replay(10, long.MaxValue, long.MaxValue));
+            Assert.Equal(40, journal.HeldEvents);
+            // "big" from its 30th event: read from the segment that holds it on, each payload as written.
+            var replay = kit.CreateTestProbe();
+            kit.Journal.Tell(new ReplayMessages(30, long.MaxValue, long.MaxValue, "big", replay.Ref));
+            for (var i = 30; i <= 40; i++)
+            {
+                var n = i;
+                replay.ExpectMsg<ReplayedMessage>(m => m.Persistent.SequenceNr == n && (string)m.Persistent.Payload == payload);
+            }
+            replay.ExpectMsg<RecoverySuccess>(m => m.HighestSequenceNr == 40);
+            Assert.Equal(0, journal.HeldEvents);
+        }
+    }
+
+    /// <summary>The plugin's actor instance (Akka keeps a cell's actor internal).</summary>
+    private static FileEventJournal JournalOf(Kit kit) =>
+        (FileEventJournal)typeof(ActorCell).GetProperty("Actor", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Public)!
+            .GetValue(((ActorRefWithCell)kit.Journal).Underlying)!;
+
+    [Fact]
     public void A_persistent_actor_recovers_its_events_in_a_new_ActorSystem()
     {
         using (var kit = Start())

@@ -177,6 +177,32 @@ public sealed class FileTxnLogTests : IDisposable
     }
 
     [Fact]
+    public void A_read_from_a_zxid_skips_the_segments_that_end_before_it_and_reads_the_rest_as_a_whole_read_does()
+    {
+        using (var log = Open(_dir))
+        {
+            AppendTxns(log, 1, 3);
+            log.RollAtNextWrite();
+            AppendTxns(log, 4, 6);
+            log.RollAtNextWrite();
+            AppendTxns(log, 7, 9);
+        }
+        Assert.Equal(3, FileTxnLog.List(_dir).Count);
+        var all = ReadAll(_dir);
+        foreach (var from in new long[] { 0, 1, 3, 4, 5, 7, 9, 10 })
+        {
+            var records = new List<Rec>();
+            FileTxnLog.Read(_dir, (k, z, p) => records.Add(new Rec(k, z, Encoding.UTF8.GetString(p.Span))), fromZxid: from);
+            // Whole segments only: the first record read is the first of the segment that holds `from` (the last
+            // segment for a zxid past the end), and from there it is what a whole read gives.
+            var segmentStart = from <= 3 ? 1 : from <= 6 ? 4 : 7;
+            Assert.Equal(all.SkipWhile(r => r.Kind == LogRecordKind.Truncate || r.Zxid < segmentStart).ToList(),
+                records.SkipWhile(r => r.Kind == LogRecordKind.Truncate).ToList());
+            Assert.Equal(segmentStart, records.First(r => r.Kind == LogRecordKind.Txn).Zxid);
+        }
+    }
+
+    [Fact]
     public void Truncation_records_read_back_in_place_and_move_the_last_zxid_back()
     {
         using (var log = Open(_dir))

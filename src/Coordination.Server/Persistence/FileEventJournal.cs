@@ -23,12 +23,15 @@ namespace Coordination.Server.Persistence;
 /// with <see cref="DefaultConfig"/> as a fallback of the system's config.
 /// <para>
 /// The log's "zxid" of a record is a journal-wide ordinal, so that the log's crash rules (a torn or failed write is
-/// dropped at recovery, a lost acknowledged record refuses to start) hold for events as they do for txns. Events that
-/// are not deleted are kept in memory, indexed by persistence id, as the log itself replays them at start; replays
-/// are served from there. That suits the event-sourcing pattern the server uses (a snapshot, then
-/// <c>DeleteMessages</c> up to it), not an unbounded history: segments whose events are all deleted are purged,
-/// after the deletion markers they hold are carried forward, so the highest sequence number of a persistence id
-/// survives the deletion of all its events.
+/// dropped at recovery, a lost acknowledged record refuses to start) hold for events as they do for txns. In memory
+/// the journal keeps, per persistence id, only the sequence number and record ordinal of each undeleted event
+/// (16 bytes): an event's payload is not held once written, since holding every undeleted event cost the server its
+/// tail latency at saturation (a gen-2 heap 4x the file journal's; docs/architecture.md §6). The payloads read when
+/// the log is opened are kept for the first replay of their persistence id (a persistent actor recovers right after
+/// the journal starts), then dropped; any later replay reads the log from the segment that holds its first event.
+/// That suits the event-sourcing pattern the server uses (a snapshot, then <c>DeleteMessages</c> up to it), not an
+/// unbounded history: segments whose events are all deleted are purged, after the deletion markers they hold are
+/// carried forward, so the highest sequence number of a persistence id survives the deletion of all its events.
 /// </para>
 /// </summary>
 public sealed class FileEventJournal : AsyncWriteJournal
@@ -67,8 +70,10 @@ public sealed class FileEventJournal : AsyncWriteJournal
     /// <summary>What the journal knows of one persistence id.</summary>
     private sealed class Stream
     {
-        /// <summary>Undeleted events by sequence number.</summary>
-        public readonly SortedList<long, StoredEvent> Events = new();
+        /// <summary>Its undeleted events: sequence number and record ordinal, in order.</summary>
+        public readonly EventIndex Events = new();
+        /// <summary>The payloads read from the log, by sequence number, until the first replay (null after it).</summary>
+        public Dictionary<long, StoredEvent>? Held;
         public long HighestSequenceNr;
         public long DeletedTo;
         /// <summary>The ordinal of the record that holds <see cref="DeletedTo"/> and <see cref="HighestSequenceNr"/>, 0 if none.</summary>
@@ -83,6 +88,7 @@ public sealed class FileEventJournal : AsyncWriteJournal
     private readonly Exception? _openFailure;
     private readonly Akka.Serialization.Serialization _serialization;
     private readonly ExtendedActorSystem _system;
+    private readonly string _dir;
     private readonly long _purgeAfterDeleted;
     private long _deletedSincePurge;
 
@@ -92,7 +98,7 @@ public sealed class FileEventJournal : AsyncWriteJournal
         _system = (ExtendedActorSystem)Context.System;
         _serialization = _system.Serialization;
         _purgeAfterDeleted = Math.Max(1, config.GetLong("purge-after-deleted-events", 10000));
-        var dir = Path.GetFullPath(config.GetString("dir", "journal"));
+        var dir = _dir = Path.GetFullPath(config.GetString("dir", "journal"));
         try
         {
             if (config.GetBoolean("read-only", false))
@@ -110,6 +116,12 @@ public sealed class FileEventJournal : AsyncWriteJournal
             _openFailure = e;
             Context.GetLogger().Error(e, "Journal {0} cannot be read", dir);
         }
+    }
+
+    /// <summary>Events whose payloads the journal holds in memory: those read at start that no replay has taken yet.</summary>
+    internal int HeldEvents
+    {
+        get { lock (_lock) return _streams.Values.Sum(s => s.Held?.Count ?? 0); }
     }
 
     private FileLogWriter Writer => _writer ?? throw _openFailure ?? new InvalidOperationException("the journal is read-only");
@@ -244,7 +256,7 @@ public sealed class FileEventJournal : AsyncWriteJournal
                 var stream = StreamOf(write.PersistenceId);
                 foreach (var e in write.Events)
                 {
-                    stream.Events[e.SequenceNr] = e;
+                    stream.Events.Add(e.SequenceNr, e.Ordinal);
                     stream.HighestSequenceNr = Math.Max(stream.HighestSequenceNr, e.SequenceNr);
                 }
                 _lastOrdinal = Math.Max(_lastOrdinal, write.Events[0].Ordinal);
@@ -272,11 +284,7 @@ public sealed class FileEventJournal : AsyncWriteJournal
             stream.DeletedTo = Math.Max(stream.DeletedTo, deletedTo);
             stream.MarkerOrdinal = marker.Markers[0].Ordinal;
             _lastOrdinal = Math.Max(_lastOrdinal, stream.MarkerOrdinal);
-            while (stream.Events.Count > 0 && stream.Events.Keys[0] <= stream.DeletedTo)
-            {
-                stream.Events.RemoveAt(0);
-                _deletedSincePurge++;
-            }
+            _deletedSincePurge += stream.Events.RemoveTo(stream.DeletedTo, stream.Held);
             if (_deletedSincePurge >= _purgeAfterDeleted)
             {
                 _deletedSincePurge = 0;
@@ -317,7 +325,7 @@ public sealed class FileEventJournal : AsyncWriteJournal
     {
         var oldest = long.MaxValue;
         foreach (var stream in _streams.Values)
-            if (stream.Events.Count > 0) oldest = Math.Min(oldest, stream.Events.Values[0].Ordinal);
+            if (stream.Events.Count > 0) oldest = Math.Min(oldest, stream.Events[0].Ordinal);
         return oldest == long.MaxValue ? _lastOrdinal + 1 : oldest;
     }
 
@@ -327,22 +335,58 @@ public sealed class FileEventJournal : AsyncWriteJournal
         Action<IPersistentRepresentation> recoveryCallback)
     {
         if (_openFailure is not null) return Task.FromException(_openFailure);
-        List<StoredEvent> replay;
+        List<(long SequenceNr, long Ordinal)> wanted;
+        Dictionary<long, StoredEvent>? held;
         lock (_lock)
         {
-            replay = new List<StoredEvent>();
-            if (_streams.TryGetValue(persistenceId, out var stream))
-            {
-                var from = Math.Max(fromSequenceNr, stream.DeletedTo + 1);
-                foreach (var (seqNr, e) in stream.Events)
-                {
-                    if (replay.Count >= max || seqNr > toSequenceNr) break;
-                    if (seqNr >= from) replay.Add(e);
-                }
-            }
+            if (!_streams.TryGetValue(persistenceId, out var stream)) return Task.CompletedTask;
+            wanted = stream.Events.Range(Math.Max(fromSequenceNr, stream.DeletedTo + 1), toSequenceNr, max);
+            held = stream.Held;
+            stream.Held = null;
         }
-        foreach (var e in replay) recoveryCallback(e.ToRepresentation(persistenceId, _serialization));
-        return Task.CompletedTask;
+        if (wanted.Count == 0) return Task.CompletedTask;
+        if (held is not null && Pick(wanted, held) is { } fromMemory)
+        {
+            foreach (var e in fromMemory) recoveryCallback(e.ToRepresentation(persistenceId, _serialization));
+            return Task.CompletedTask;
+        }
+        // Read off the journal's thread: a persistent actor's recovery waits for it, nobody else does.
+        return Task.Run(() =>
+        {
+            foreach (var e in ReadFromLog(persistenceId, wanted)) recoveryCallback(e.ToRepresentation(persistenceId, _serialization));
+        });
+    }
+
+    /// <summary>
+    /// The events of <paramref name="wanted"/> (sequence number and ordinal, as the index has them), read from the log
+    /// from the segment that holds the first. An event of the log that the index does not list with that ordinal is
+    /// not one of them (the write failed, or a cut dropped it and the ordinal was used again). A purge may delete a
+    /// segment while it is read: a purge only takes segments whose events are deleted, so the read is done again.
+    /// </summary>
+    private List<StoredEvent> ReadFromLog(string persistenceId, List<(long SequenceNr, long Ordinal)> wanted)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                var read = ReadStream(_dir, persistenceId, wanted[0].Ordinal);
+                return Pick(wanted, read?.Held ?? []) ?? throw new InvalidDataException(
+                    $"the journal's log in {_dir} lacks events of {persistenceId} that its index lists ({wanted.Count} from sequence {wanted[0].SequenceNr})");
+            }
+            catch (FileNotFoundException) when (attempt < 3) { }
+        }
+    }
+
+    /// <summary>The events of <paramref name="wanted"/> in order, each as the log holds it at its ordinal; null if one is missing.</summary>
+    private static List<StoredEvent>? Pick(List<(long SequenceNr, long Ordinal)> wanted, Dictionary<long, StoredEvent> events)
+    {
+        var picked = new List<StoredEvent>(wanted.Count);
+        foreach (var (seqNr, ordinal) in wanted)
+        {
+            if (!events.TryGetValue(seqNr, out var e) || e.Ordinal != ordinal) return null;
+            picked.Add(e);
+        }
+        return picked;
     }
 
     public override Task<long> ReadHighestSequenceNrAsync(string persistenceId, long fromSequenceNr, CancellationToken cancellationToken)
@@ -373,13 +417,20 @@ public sealed class FileEventJournal : AsyncWriteJournal
     internal static List<IPersistentRepresentation> ReadEvents(string dir, string persistenceId, long fromSequenceNr, long toSequenceNr,
         Akka.Serialization.Serialization serialization)
     {
+        if (ReadStream(dir, persistenceId, fromOrdinal: 0) is not { } stream) return [];
+        return Pick(stream.Events.Range(fromSequenceNr, toSequenceNr, long.MaxValue), stream.Held!)!
+            .Select(e => e.ToRepresentation(persistenceId, serialization)).ToList();
+    }
+
+    /// <summary>One persistence id as the log holds it (its events' payloads in <see cref="Stream.Held"/>), read from
+    /// the segment that holds <paramref name="fromOrdinal"/>; null if it has no record there.</summary>
+    private static Stream? ReadStream(string dir, string persistenceId, long fromOrdinal)
+    {
         var streams = new Dictionary<string, Stream>(StringComparer.Ordinal);
         long last = 0;
-        if (Directory.Exists(dir)) FileTxnLog.Read(dir, (kind, ordinal, payload) => last = Recover(streams, last, kind, ordinal, payload, persistenceId));
-        return streams.TryGetValue(persistenceId, out var stream)
-            ? stream.Events.Values.Where(e => e.SequenceNr >= fromSequenceNr && e.SequenceNr <= toSequenceNr)
-                .Select(e => e.ToRepresentation(persistenceId, serialization)).ToList()
-            : [];
+        if (Directory.Exists(dir))
+            FileTxnLog.Read(dir, (kind, ordinal, payload) => last = Recover(streams, last, kind, ordinal, payload, persistenceId), fromOrdinal);
+        return streams.GetValueOrDefault(persistenceId);
     }
 
     /// <summary>Applies one log record to <paramref name="streams"/> (those of <paramref name="only"/>, when given);
@@ -388,8 +439,7 @@ public sealed class FileEventJournal : AsyncWriteJournal
     {
         if (kind == LogRecordKind.Truncate)
         {
-            foreach (var stream in streams.Values)
-                while (stream.Events.Count > 0 && stream.Events.Values[^1].Ordinal > ordinal) stream.Events.RemoveAt(stream.Events.Count - 1);
+            foreach (var stream in streams.Values) stream.Events.RemoveAfter(ordinal, stream.Held);
             return Math.Min(lastOrdinal, ordinal);
         }
         var span = payload.Span;
@@ -398,7 +448,7 @@ public sealed class FileEventJournal : AsyncWriteJournal
         var persistenceId = Encoding.UTF8.GetString(span.Slice(3, idLength));
         if (only is not null && persistenceId != only) return ordinal;
         var rest = span[(3 + idLength)..];
-        if (!streams.TryGetValue(persistenceId, out var s)) streams[persistenceId] = s = new Stream();
+        if (!streams.TryGetValue(persistenceId, out var s)) streams[persistenceId] = s = new Stream { Held = new() };
         if (type is EventRecord or EnvelopeEventRecord)
         {
             var count = BinaryPrimitives.ReadInt32LittleEndian(rest);
@@ -408,7 +458,9 @@ public sealed class FileEventJournal : AsyncWriteJournal
                 var e = type == EventRecord ? StoredEvent.Read(ref rest) : StoredEvent.ReadEnvelope(ref rest);
                 e.Ordinal = ordinal;
                 s.HighestSequenceNr = Math.Max(s.HighestSequenceNr, e.SequenceNr);
-                if (e.SequenceNr > s.DeletedTo) s.Events[e.SequenceNr] = e;
+                if (e.SequenceNr <= s.DeletedTo) continue;
+                s.Events.Add(e.SequenceNr, ordinal);
+                s.Held![e.SequenceNr] = e;
             }
         }
         else if (type == DeletionRecord)
@@ -416,7 +468,7 @@ public sealed class FileEventJournal : AsyncWriteJournal
             s.DeletedTo = Math.Max(s.DeletedTo, BinaryPrimitives.ReadInt64LittleEndian(rest));
             s.HighestSequenceNr = Math.Max(s.HighestSequenceNr, BinaryPrimitives.ReadInt64LittleEndian(rest[8..]));
             s.MarkerOrdinal = ordinal;
-            while (s.Events.Count > 0 && s.Events.Keys[0] <= s.DeletedTo) s.Events.RemoveAt(0);
+            s.Events.RemoveTo(s.DeletedTo, s.Held);
         }
         else throw new InvalidDataException($"unknown journal record type {type} at ordinal {ordinal}");
         return ordinal;

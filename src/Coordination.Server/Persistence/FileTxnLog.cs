@@ -124,10 +124,11 @@ public sealed class FileTxnLog : IDisposable
     /// the change feed's history: it then reads a prefix of what was written, see <see cref="LiveRereads"/>).
     /// A record whose zxid exceeds the next segment's start point is dropped; each such cut is reported as a
     /// <see cref="LogRecordKind.Truncate"/> record so that readers which keep entries can drop them too.
+    /// Segments that end before <paramref name="fromZxid"/> (the next one starts at or after it) are not read.
     /// </summary>
-    public static void Read(string dir, Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord)
+    public static void Read(string dir, Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord, long fromZxid = 0)
     {
-        foreach (var _ in ReadSegments(dir, onRecord, _ => { }, live: true)) { }
+        foreach (var _ in ReadSegments(dir, onRecord, _ => { }, live: true, fromZxid)) { }
     }
 
     /// <summary>
@@ -140,7 +141,7 @@ public sealed class FileTxnLog : IDisposable
     private const int LiveRereads = 100;
 
     private static IEnumerable<(string Path, long Ordinal, long StartsAfter, long MaxZxid)> ReadSegments(
-        string dir, Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord, Action<string> onEmpty, bool live = false)
+        string dir, Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord, Action<string> onEmpty, bool live = false, long fromZxid = 0)
     {
         var files = new List<(string Path, long Ordinal)>();
         var headers = new List<long>();
@@ -157,6 +158,11 @@ public sealed class FileTxnLog : IDisposable
         for (var i = 0; i < files.Count; i++)
         {
             long? cutoff = i + 1 < files.Count ? headers[i + 1] : null;
+            if (cutoff < fromZxid)
+            {
+                last = cutoff.Value;
+                continue;
+            }
             var maxZxid = headers[i];
             var end = new SegmentEnd();
             foreach (var (kind, zxid, payload) in Records(files[i].Path, end, live))
