@@ -44,4 +44,14 @@ public sealed class JournalHistoryBasesTests
         var kept = Txns(1, 0x37).Concat(Txns(0x420, 0x430)).ToList();
         Assert.Equal([Z(0x41f)], BaseZxids(kept, Snapshots(0x41f)));
     }
+
+    [Fact]
+    public void The_floor_is_computed_again_after_a_second_or_twenty_times_what_the_last_computation_took()
+    {
+        // A read of the whole journal that took 300 ms (tens of MB, at saturation) is not done again for 6 s: at most
+        // a twentieth of a core; a small journal's is done again after a second, as before.
+        Assert.Equal(TimeSpan.FromSeconds(1), Coordination.Server.Pipeline.ReplicaActor.HistoryFloorDelay(TimeSpan.Zero));
+        Assert.Equal(TimeSpan.FromSeconds(1), Coordination.Server.Pipeline.ReplicaActor.HistoryFloorDelay(TimeSpan.FromMilliseconds(20)));
+        Assert.Equal(TimeSpan.FromSeconds(6), Coordination.Server.Pipeline.ReplicaActor.HistoryFloorDelay(TimeSpan.FromMilliseconds(300)));
+    }
 }

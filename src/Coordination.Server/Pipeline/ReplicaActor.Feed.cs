@@ -64,7 +64,7 @@ public sealed partial class ReplicaActor
     private sealed class FeedPump { public static readonly FeedPump Instance = new(); }
     private sealed class RetentionTick { public static readonly RetentionTick Instance = new(); }
     private sealed class RefreshHistoryFloor { public static readonly RefreshHistoryFloor Instance = new(); }
-    private sealed record HistoryFloorIs(long? Zxid, int Generation);
+    private sealed record HistoryFloorIs(long? Zxid, int Generation, TimeSpan Took);
     private sealed record HistoryRead(JournalHistoryReader Reader)
     {
         public bool Requested;
@@ -76,6 +76,8 @@ public sealed partial class ReplicaActor
     /// journal, not computed yet, or off).</summary>
     private long? _historyFloor;
     private int _historyFloorGeneration;
+    /// <summary>How long the last computation of the floor took (it reads the whole journal).</summary>
+    private TimeSpan _historyFloorCost;
     private int _historyReads;
 
     /// <summary>The oldest zxid a subscriber may ask for: what Compacted names.</summary>
@@ -105,6 +107,7 @@ public sealed partial class ReplicaActor
         Receive<RefreshHistoryFloor>(_ => ComputeHistoryFloor());
         Receive<HistoryFloorIs>(m =>
         {
+            _historyFloorCost = m.Took;
             if (m.Generation != _historyFloorGeneration) return;
             _historyFloor = m.Zxid;
             PublishFeedMetrics();
@@ -143,19 +146,35 @@ public sealed partial class ReplicaActor
         }
         var files = policy.Files;
         // Its own thread: it reads the whole journal, blocking (through a stream for an Akka.Persistence journal).
-        Task.Factory.StartNew(() => JournalHistory.Floor(journal, files.List()), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)
-            .PipeTo(Self, success: floor => new HistoryFloorIs(floor, generation), failure: _ => new HistoryFloorIs(null, generation));
+        Task.Factory.StartNew(() =>
+            {
+                var started = System.Diagnostics.Stopwatch.GetTimestamp();
+                var floor = JournalHistory.Floor(journal, files.List());
+                return (Floor: floor, Took: System.Diagnostics.Stopwatch.GetElapsedTime(started));
+            }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)
+            .PipeTo(Self, success: r => new HistoryFloorIs(r.Floor, generation, r.Took), failure: _ => new HistoryFloorIs(null, generation, TimeSpan.Zero));
     }
 
     /// <summary>A snapshot was written: older snapshots were deleted and the journal's purge before them is on its
     /// way to the log writer; the floor is recomputed once that has most likely happened (a purge after it only makes
     /// a reader end with Compacted, never skip). A timer already running is left to fire: restarted at every snapshot,
-    /// it never fired while snapshots came more often than once a second, and the floor stayed where the start put it.</summary>
+    /// it never fired while snapshots came more often than once a second, and the floor stayed where the start put it.
+    /// The wait grows with what the last computation cost (<see cref="HistoryFloorDelay"/>).</summary>
     private void RefreshHistoryFloorSoon()
     {
         if (_settings.ChangeFeed.HistoryFromJournal && !Timers.IsTimerActive("history-floor"))
-            Timers.StartSingleTimer("history-floor", RefreshHistoryFloor.Instance, TimeSpan.FromSeconds(1));
+            Timers.StartSingleTimer("history-floor", RefreshHistoryFloor.Instance, HistoryFloorDelay(_historyFloorCost));
     }
+
+    /// <summary>
+    /// The wait before the floor is computed again after a snapshot: a second, or 20 times what the last computation
+    /// took, whichever is longer, so that the reads of the whole journal take at most a twentieth of a core. At
+    /// setData saturation a snapshot comes every half second and the journal holds a few of them (tens of MB): read
+    /// every second, it was a third of what the server allocated (issue 23). A floor that is late is only lower than
+    /// the journal's: a subscriber asking below the new floor gets a reader that ends with Compacted, never a gap.
+    /// </summary>
+    internal static TimeSpan HistoryFloorDelay(TimeSpan lastCost) =>
+        TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(1).Ticks, lastCost.Ticks * 20));
 
     /// <summary>Records the changes of a txn just applied.</summary>
     private void RecordChanges(long zxid, IReadOnlyList<WatchTrigger> triggers) =>
