@@ -44,6 +44,37 @@ public sealed class PersistentFileJournalTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// An ensemble member's Zab log on persistent-file reports its writes as the file journal's writer does (mntr's
+    /// fsynctime, sync_processor_batch_size and commit_count): they read 0 on such a member before session 23.
+    /// </summary>
+    [Fact]
+    public async Task The_Zab_log_records_each_journal_write_in_the_server_metrics()
+    {
+        var dataDir = Servers.TempDir("zabmetrics");
+        var settings = new PersistenceSettings { Journal = "persistent-file", DataDir = dataDir };
+        var system = ActorSystem.Create("zabmetrics", JournalSetup.EventLogConfig(settings, readOnly: false).WithFallback(ServerSettings.Reference));
+        try
+        {
+            var recovery = new Coordination.Server.Ensemble.ZabLogRecovery(0);
+            var log = system.ActorOf(Coordination.Server.Ensemble.ZabJournalActor.Props(settings, recovery), "zablog");
+            await recovery.Completion.WaitAsync(TimeSpan.FromSeconds(30));
+            var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var entries = Enumerable.Range(1, 3).Select(z => new Coordination.Core.Zab.LogEntry(z, Txns.Serialize(
+                new TxnHeader(1, z, z, 0, OpCode.SetData), new SetDataTxn("/a", [1], z)))).ToList();
+            log.Tell(new Coordination.Server.Ensemble.AppendToLog(entries, durable));
+            await durable.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            var metrics = ServerMetrics.For(system);
+            Assert.Equal(1, metrics.FsyncTime.Count);
+            Assert.Equal(3, metrics.Commits);
+        }
+        finally
+        {
+            await system.Terminate();
+            Directory.Delete(dataDir, recursive: true);
+        }
+    }
+
+    /// <summary>
     /// The replica holds a ref with no mailbox that hands appends straight to the persistent actor. When that actor
     /// stops (as Akka stops it after a failed write), appends are failed at once rather than lost, and the next writer
     /// its supervisor starts after the backoff takes them again, continuing from the last durable zxid.

@@ -1,3 +1,4 @@
+using Coordination.Server.Metrics;
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
@@ -58,6 +59,7 @@ public sealed class ZabJournalActor : UntypedPersistentActor
     private readonly Queue<object> _pending = new();    // AppendToLog | TruncateLogAfter, in arrival order
     private bool _writing;
     private readonly Queue<(long Seq, long LastZxid)> _index = new();
+    private readonly ServerMetrics _metrics = ServerMetrics.For(Context.System);
 
     public ZabJournalActor(PersistenceSettings settings, ZabLogRecovery recovery)
     {
@@ -148,8 +150,11 @@ public sealed class ZabJournalActor : UntypedPersistentActor
             foreach (var e in append.Entries) txns.Add((e.Zxid, e.Payload));
         }
         var lastZxid = txns.Count > 0 ? txns[^1].Item1 : 0;
+        var writeStarted = System.Diagnostics.Stopwatch.GetTimestamp();
         PersistAsync(TxnBatchEvent.From(txns), _ =>
         {
+            // As the file journal's writer records each group: mntr's fsynctime, sync batch sizes and commit_count.
+            _metrics.RecordJournalWrite(writeStarted, txns.Count);
             if (lastZxid != 0) _index.Enqueue((LastSequenceNr, lastZxid));
             foreach (var a in appends) a.Durable.TrySetResult();
             WriteNext();
