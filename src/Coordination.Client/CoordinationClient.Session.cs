@@ -111,8 +111,10 @@ public sealed partial class CoordinationClient
             }
             HostAndPort host;
             lock (_lock) host = _hostList.Next();
-            var connectTimeout = _options.ConnectionTimeout ?? TimeSpan.FromMilliseconds(Math.Max(1000, _options.SessionTimeout.TotalMilliseconds / HostCount()));
+            var connectTimeout = AttemptTimeout(HostCount());
             attemptsThisRound++;
+            var attempt = Stopwatch.StartNew();
+            Log($"connecting to {host} (attempt bounded by {connectTimeout.TotalMilliseconds:F0} ms)", LogLevel.Debug);
             Socket? socket = null;
             Stream? stream = null;
             try
@@ -126,6 +128,7 @@ public sealed partial class CoordinationClient
                         socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
                         await socket.ConnectAsync(host.Host, host.Port, cts.Token).ConfigureAwait(false);
                         stream = new NetworkStream(socket, ownsSocket: false);
+                        Log($"TCP connected to {host} after {attempt.ElapsedMilliseconds} ms", LogLevel.Debug);
                     }
                     if (_options.Tls is { } tls && socket is not null)
                     {
@@ -134,6 +137,7 @@ public sealed partial class CoordinationClient
                         await ssl.AuthenticateAsClientAsync(tls.ForHost(host.Host), cts.Token).ConfigureAwait(false);
                     }
                     var outcome = await HandshakeAsync(stream, host, cts.Token).ConfigureAwait(false);
+                    Log($"handshake with {host} answered after {attempt.ElapsedMilliseconds} ms", LogLevel.Debug);
                     if (outcome == HandshakeOutcome.Expired) return;
                 }
                 round = 0;
@@ -143,7 +147,7 @@ public sealed partial class CoordinationClient
             }
             catch (Exception e) when (!lifetime.IsCancellationRequested)
             {
-                Log($"connection to {host} failed: {e.GetType().Name}: {e.Message}");
+                Log($"connection to {host} failed after {attempt.ElapsedMilliseconds} ms: {e.GetType().Name}: {e.Message}");
             }
             catch (Exception)
             {
@@ -158,6 +162,22 @@ public sealed partial class CoordinationClient
             if (OnDisconnected()) disconnectedSince.Restart();
             if (SessionLostLocally(disconnectedSince, TimeSpan.Zero)) return;
         }
+    }
+
+    /// <summary>
+    /// How long one attempt (TCP connect, TLS, handshake) may take before the next host is tried. As ZooKeeper's
+    /// ClientCnxn: the session timeout over the number of hosts, with the negotiated timeout once there is one. Resuming
+    /// a session it is also at most a third of that timeout (the part ZooKeeper's 2/3 read timeout leaves for
+    /// reconnecting): we expire the session locally after one session timeout without a server, so a server that
+    /// accepts and never answers (a JVM still starting, a half-open link) must not take all of it, with one host.
+    /// </summary>
+    private TimeSpan AttemptTimeout(int hosts)
+    {
+        var sessionMs = _negotiatedTimeoutMs > 0 ? _negotiatedTimeoutMs : _options.SessionTimeout.TotalMilliseconds;
+        var attempt = _options.ConnectionTimeout ?? TimeSpan.FromMilliseconds(Math.Max(1000, sessionMs / hosts));
+        if (!_everConnected || _negotiatedTimeoutMs <= 0) return attempt;
+        var resumable = TimeSpan.FromMilliseconds(_negotiatedTimeoutMs / 3.0);
+        return attempt < resumable ? attempt : resumable;
     }
 
     /// <summary>

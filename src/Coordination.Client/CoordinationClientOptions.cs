@@ -6,7 +6,9 @@ public sealed record CoordinationClientOptions
     public required string ConnectString { get; init; }
     /// <summary>Requested session timeout; the server negotiates it into [2, 20] ticks.</summary>
     public TimeSpan SessionTimeout { get; init; } = TimeSpan.FromSeconds(30);
-    /// <summary>Timeout of one TCP connect plus handshake; default: session timeout / number of hosts (as ZooKeeper's client).</summary>
+    /// <summary>Timeout of one TCP connect plus handshake; default: session timeout / number of hosts (as ZooKeeper's client).
+    /// Once a session exists an attempt is also bounded by a third of its negotiated timeout, so that a server that
+    /// accepts and never answers leaves time to retry before the session expires.</summary>
     public TimeSpan? ConnectionTimeout { get; init; }
     /// <summary>
     /// Governs the initial connect (rounds over the host list) and the sleep between reconnect rounds. Once a session

@@ -16,6 +16,7 @@ public sealed class TcpProxy : IAsyncDisposable
     private readonly List<Socket> _sockets = [];
     private volatile bool _cut;
     private volatile bool _frozen;
+    private TaskCompletionSource _nextConnection = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Task _acceptLoop;
 
     public TcpProxy(int targetPort)
@@ -31,6 +32,12 @@ public sealed class TcpProxy : IAsyncDisposable
     public void Cut()
     {
         _cut = true;
+        Drop();
+    }
+
+    /// <summary>Closes every connection; new ones are still accepted (and forwarded, or swallowed while frozen).</summary>
+    public void Drop()
+    {
         lock (_sockets)
         {
             foreach (var s in _sockets) { try { s.Dispose(); } catch { } }
@@ -39,10 +46,14 @@ public sealed class TcpProxy : IAsyncDisposable
     }
 
     /// <summary>From now on bytes are read and dropped, and no connection is closed: each end learns of the broken link
-    /// only by its own timeout. <see cref="Cut"/> or <see cref="Heal"/> ends it.</summary>
+    /// only by its own timeout. <see cref="Cut"/> or <see cref="Heal"/> ends it, except for the connections accepted
+    /// while frozen: they stay silent black holes (a server that accepted and never answers).</summary>
     public void Freeze() => _frozen = true;
 
     public void Heal() => _cut = _frozen = false;
+
+    /// <summary>Completes when the proxy next accepts a connection that it forwards (frozen or not).</summary>
+    public Task NextConnection() => Volatile.Read(ref _nextConnection).Task;
 
     private async Task AcceptLoop()
     {
@@ -56,12 +67,14 @@ public sealed class TcpProxy : IAsyncDisposable
             try { await upstream.ConnectAsync(IPAddress.Loopback, _targetPort, _stop.Token); }
             catch { client.Dispose(); upstream.Dispose(); continue; }
             lock (_sockets) { _sockets.Add(client); _sockets.Add(upstream); }
-            _ = Pump(client, upstream);
-            _ = Pump(upstream, client);
+            Interlocked.Exchange(ref _nextConnection, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+            var blackHole = _frozen;
+            _ = Pump(client, upstream, blackHole);
+            _ = Pump(upstream, client, blackHole);
         }
     }
 
-    private async Task Pump(Socket from, Socket to)
+    private async Task Pump(Socket from, Socket to, bool blackHole)
     {
         var buffer = new byte[16 * 1024];
         try
@@ -70,7 +83,7 @@ public sealed class TcpProxy : IAsyncDisposable
             {
                 var n = await from.ReceiveAsync(buffer, SocketFlags.None);
                 if (n == 0) break;
-                if (!_frozen) await to.SendAsync(buffer.AsMemory(0, n), SocketFlags.None);
+                if (!_frozen && !blackHole) await to.SendAsync(buffer.AsMemory(0, n), SocketFlags.None);
             }
         }
         catch { }
