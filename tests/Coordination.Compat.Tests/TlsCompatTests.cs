@@ -268,11 +268,16 @@ public abstract class TlsCompatTestsBase(ITlsServer tls, ITestOutputHelper outpu
         CompatEnvironment.SkipUnlessAvailable(needsKazoo: true);
         var path = UniquePath("x509");
         Passed(await JavaAsync(_m.ClientOne, "create-x509", path, TlsMaterial.ClientOneId), "create with an x509 ACL");
-        Passed(await JavaAsync(_m.ClientOne, "read", path, "ok"), "Java read by the certificate named in the ACL");
-        Passed(await KazooAsync(_m.ClientOne, "read", path, "ok"), "kazoo read by the certificate named in the ACL");
-        Passed(await JavaAsync(_m.ClientTwo, "read", path, "noauth"), "Java read by another certificate (NoAuth)");
-        Passed(await KazooAsync(_m.ClientTwo, "read", path, "noauth"), "kazoo read by another certificate (NoAuth)");
-        Passed(await JavaAsync(_m.Admin, "read", path, "ok"), "Java read by the x509 super user");
+        // The reads are independent: their clients (a JVM or a Python each, seconds to start under load) run at once.
+        var reads = new[]
+        {
+            (JavaAsync(_m.ClientOne, "read", path, "ok"), "Java read by the certificate named in the ACL"),
+            (KazooAsync(_m.ClientOne, "read", path, "ok"), "kazoo read by the certificate named in the ACL"),
+            (JavaAsync(_m.ClientTwo, "read", path, "noauth"), "Java read by another certificate (NoAuth)"),
+            (KazooAsync(_m.ClientTwo, "read", path, "noauth"), "kazoo read by another certificate (NoAuth)"),
+            (JavaAsync(_m.Admin, "read", path, "ok"), "Java read by the x509 super user"),
+        };
+        foreach (var (read, what) in reads) Passed(await read, what);
 
         await using (var one = await DotNetAsync(_m.ClientOne))
             Assert.Equal("secret", Encoding.UTF8.GetString((await one.GetDataAsync(path)).Data!));
@@ -290,9 +295,11 @@ public abstract class TlsCompatTestsBase(ITlsServer tls, ITestOutputHelper outpu
     {
         CompatEnvironment.SkipUnlessAvailable(needsKazoo: false);
         var path = UniquePath("addauth-x509");
+        // The plain-port client needs no node: it runs beside the two TLS ones.
+        var plain = JavaPlainAsync("addauth-x509", "authfailed");
         Passed(await JavaAsync(_m.ClientOne, "create-x509", path, TlsMaterial.ClientOneId), "create with an x509 ACL");
         Passed(await JavaAsync(_m.ClientOne, "addauth-x509", "ok", path), "addauth x509 over TLS with a certificate");
-        Passed(await JavaPlainAsync("addauth-x509", "authfailed"), "addauth x509 on the plain port");
+        Passed(await plain, "addauth x509 on the plain port");
     }
 
     [SkippableFact]
@@ -303,11 +310,12 @@ public abstract class TlsCompatTestsBase(ITlsServer tls, ITestOutputHelper outpu
         var kazoo = KazooAsync(null, "no-connect");
         var java = JavaAsync(null, "no-connect");
         var dotNet = Record.ExceptionAsync(async () => { await using var _ = await DotNetAsync(null); });
+        // The same client with a certificate does connect (the refusal is about the certificate), meanwhile.
+        var withCertificate = KazooAsync(_m.ClientTwo, "roundtrip", UniquePath("need"));
         Passed(await kazoo, "kazoo without a certificate is never connected");
         Passed(await java, "Java client without a certificate is never connected");
         Assert.NotNull(await dotNet);
-        // The same clients with a certificate do connect (the refusal is about the certificate).
-        Passed(await KazooAsync(_m.ClientTwo, "roundtrip", UniquePath("need")), "kazoo with a certificate");
+        Passed(await withCertificate, "kazoo with a certificate");
     }
 
     /// <summary>A plain ZooKeeper handshake sent to the secure port gets no answer, and the connection is closed.</summary>
