@@ -16,6 +16,11 @@ public sealed record WatchChangesRequest(string Prefix, long AfterZxid) : ZkRequ
     /// <summary>Whether <paramref name="path"/> is <paramref name="prefix"/> or below it.</summary>
     public static bool Covers(string prefix, string path) =>
         prefix == "/" || (path.StartsWith(prefix, StringComparison.Ordinal) && (path.Length == prefix.Length || path[prefix.Length] == '/'));
+
+    /// <summary>The same on UTF-8 bytes (what a frame holds): a path that starts with the prefix's bytes starts with its
+    /// characters, and '/' is one byte that never occurs inside another character's encoding.</summary>
+    public static bool Covers(ReadOnlySpan<byte> prefix, ReadOnlySpan<byte> path) =>
+        prefix is [(byte)'/'] || (path.StartsWith(prefix) && (path.Length == prefix.Length || path[prefix.Length] == (byte)'/'));
 }
 
 /// <summary><see cref="OpCode.StopChanges"/>: ends the subscription started by the request with xid <see cref="Subscription"/>.</summary>
