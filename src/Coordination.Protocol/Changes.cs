@@ -53,12 +53,15 @@ public sealed record ChangeEvent(int Subscription, EventType Type, string NodePa
     public static ChangeEvent Read(ref JuteReader r) =>
         new(r.ReadInt(), (EventType)r.ReadInt(), r.ReadRequiredString(), r.ReadBuffer(), Stat.Read(ref r));
 
-    public override void Write(ref JuteWriter w)
+    public override void Write(ref JuteWriter w) => Write(ref w, Subscription, Type, NodePath, Data, Stat);
+
+    /// <summary>The same fields without a record: the server's change feed encodes every change it retains.</summary>
+    public static void Write(ref JuteWriter w, int subscription, EventType type, string nodePath, byte[]? data, in Stat stat)
     {
-        w.WriteInt(Subscription);
-        w.WriteInt((int)Type);
-        w.WriteString(NodePath);
-        w.WriteBuffer(Data);
-        Stat.Write(ref w);
+        w.WriteInt(subscription);
+        w.WriteInt((int)type);
+        w.WriteString(nodePath);
+        w.WriteBuffer(data);
+        stat.Write(ref w);
     }
 }

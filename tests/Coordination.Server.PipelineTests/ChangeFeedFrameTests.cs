@@ -1,21 +1,17 @@
 using Coordination.Protocol;
 using Coordination.Server.Feed;
-using Coordination.Server.Pipeline;
 using Xunit;
 
 namespace Coordination.Server.PipelineTests;
 
 /// <summary>
 /// A retained change is encoded once, at append, as its frame (<see cref="ChangeFeed.FrameFor"/> copies it out): each
-/// subscriber gets exactly the frame a per-subscriber encoding gives, and the retained bytes are the frames' sizes
-/// exactly, from the append until their entry is dropped.
+/// subscriber gets exactly the frame a per-subscriber encoding gives, subscribers with the same subscription id share
+/// one copy, and the retained bytes are the frames' sizes exactly, from the append until their entry is dropped.
 /// </summary>
 public sealed class ChangeFeedFrameTests
 {
     private static readonly Stat Stat = new(7, 9, 1, 2, 3, 0, 0, 0, 3, 0, 7);
-
-    private static byte[] Encoded(long zxid, Change c, int subscription) =>
-        Frames.Encode(new ReplyHeader(Xids.Change, zxid, ErrorCode.Ok), new ChangeEvent(subscription, c.Type, c.Path, c.Data, c.Stat));
 
     [Fact]
     public void Each_subscriber_gets_the_frame_of_its_own_subscription_and_the_retained_bytes_are_the_frames_exactly()
@@ -28,14 +24,15 @@ public sealed class ChangeFeedFrameTests
         ];
         feed.Append(9, changes, 0);
         var entry = feed.At(feed.FirstSeq)!;
-        var bytes = Encoded(9, changes[0], 0).Length + Encoded(9, changes[1], 0).Length;
+        var bytes = ChangeFrames.Encoded(9, changes[0], 0).Length + ChangeFrames.Encoded(9, changes[1], 0).Length;
         Assert.Equal(bytes, feed.RetainedBytes);
 
-        Assert.Equal(Encoded(9, changes[0], 5), feed.FrameFor(entry, 0, 5));
-        Assert.Equal(Encoded(9, changes[0], 5), feed.FrameFor(entry, 0, 5));
-        Assert.Equal(Encoded(9, changes[0], 7), feed.FrameFor(entry, 0, 7));
-        Assert.Equal(Encoded(9, changes[0], 5), feed.FrameFor(entry, 0, 5));
-        Assert.Equal(Encoded(9, changes[1], -3), feed.FrameFor(entry, 1, -3));
+        var first = feed.FrameFor(entry, 0, 5);
+        Assert.Equal(ChangeFrames.Encoded(9, changes[0], 5), first);
+        Assert.Same(first, feed.FrameFor(entry, 0, 5));   // same subscription id: shared, not copied again
+        Assert.Equal(ChangeFrames.Encoded(9, changes[0], 7), feed.FrameFor(entry, 0, 7));
+        Assert.Equal(ChangeFrames.Encoded(9, changes[0], 5), feed.FrameFor(entry, 0, 5));
+        Assert.Equal(ChangeFrames.Encoded(9, changes[1], -3), feed.FrameFor(entry, 1, -3));
         Assert.Equal(bytes, feed.RetainedBytes);   // sending keeps nothing
 
         // The entry is dropped (one txn retained): so are its frames' bytes.
@@ -43,6 +40,6 @@ public sealed class ChangeFeedFrameTests
         feed.Append(10, [next], 0);
         Assert.Equal(1, feed.RetainedTxns);
         Assert.Equal(feed.At(feed.FirstSeq)!.Bytes, feed.RetainedBytes);
-        Assert.Equal(Encoded(10, next, 0).Length, feed.RetainedBytes);
+        Assert.Equal(ChangeFrames.Encoded(10, next, 0).Length, feed.RetainedBytes);
     }
 }

@@ -1,6 +1,5 @@
 using Coordination.Protocol;
 using Coordination.Server.Feed;
-using Coordination.Server.Pipeline;
 using Xunit;
 
 namespace Coordination.Server.PipelineTests;
@@ -16,9 +15,6 @@ public sealed class ChangeFeedRingTests
 {
     private static readonly Stat Stat = new(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11);
 
-    private static byte[] Encoded(long zxid, Change c, int subscription) =>
-        Frames.Encode(new ReplyHeader(Xids.Change, zxid, ErrorCode.Ok), new ChangeEvent(subscription, c.Type, c.Path, c.Data, c.Stat));
-
     private static Change Changed(string path, int dataBytes, byte fill) =>
         new(EventType.NodeDataChanged, path, Enumerable.Repeat(fill, dataBytes).ToArray(), Stat, null);
 
@@ -26,7 +22,7 @@ public sealed class ChangeFeedRingTests
     private static void AssertReadsBack(ChangeFeed feed, List<(long Zxid, Change[] Changes)> model)
     {
         Assert.Equal(model.Count, feed.RetainedTxns);
-        Assert.Equal(model.Sum(e => e.Changes.Sum(c => (long)Encoded(e.Zxid, c, 0).Length)), feed.RetainedBytes);
+        Assert.Equal(model.Sum(e => e.Changes.Sum(c => (long)ChangeFrames.Encoded(e.Zxid, c, 0).Length)), feed.RetainedBytes);
         for (var i = 0; i < model.Count; i++)
         {
             var entry = feed.At(feed.FirstSeq + i);
@@ -34,7 +30,7 @@ public sealed class ChangeFeedRingTests
             Assert.Equal((zxid, changes.Length), (entry.Zxid, entry.Changes));
             for (var c = 0; c < changes.Length; c++)
             {
-                Assert.Equal(Encoded(zxid, changes[c], 1000 + i), feed.FrameFor(entry, c, 1000 + i));
+                Assert.Equal(ChangeFrames.Encoded(zxid, changes[c], 1000 + i), feed.FrameFor(entry, c, 1000 + i));
                 foreach (var prefix in new[] { "/", "/n", "/n/d1", "/n/d", changes[c].Path, changes[c].Path + "x" })
                     Assert.True(WatchChangesRequest.Covers(prefix, changes[c].Path) == feed.Covers(entry, c, System.Text.Encoding.UTF8.GetBytes(prefix)),
                         $"Covers({prefix}, {changes[c].Path}) at zxid {zxid}");
@@ -62,10 +58,10 @@ public sealed class ChangeFeedRingTests
             };
             var changes = sizes.Select((size, k) => Changed($"/n/d{random.Next(1000)}" + new string('p', random.Next(0, 300)), size, (byte)(zxid + k))).ToArray();
             feed.Append(zxid, changes, 0);
-            written += changes.Sum(c => Encoded(zxid, c, 0).Length);
+            written += changes.Sum(c => ChangeFrames.Encoded(zxid, c, 0).Length);
 
             model.Add((zxid, changes));
-            while (model.Count > settings.RetainTxns || model.Sum(e => e.Changes.Sum(c => (long)Encoded(e.Zxid, c, 0).Length)) > bound) model.RemoveAt(0);
+            while (model.Count > settings.RetainTxns || model.Sum(e => e.Changes.Sum(c => (long)ChangeFrames.Encoded(e.Zxid, c, 0).Length)) > bound) model.RemoveAt(0);
             Assert.Equal(model.Count == 0 ? zxid : model[0].Zxid - 1, feed.RetainedAfter);
             Assert.InRange(feed.HeldBytes, 0, bound + 2 * (6 << 10));
             if (zxid % 50 == 0 || sizes.Length == 3) AssertReadsBack(feed, model);
@@ -86,13 +82,13 @@ public sealed class ChangeFeedRingTests
     {
         const int chunk = 4 << 10;   // the smallest chunk
         var feed = new ChangeFeed(new ChangeFeedSettings { RetainTxns = 1000, RetainBytes = 16 * chunk, RetainTime = TimeSpan.Zero }, 0);
-        var frameOverhead = Encoded(1, Changed("/n/x", 0, 0), 0).Length - "/n/x".Length;
+        var frameOverhead = ChangeFrames.Encoded(1, Changed("/n/x", 0, 0), 0).Length - "/n/x".Length;
         // The first frame ends 40 bytes before the chunk's end: the second one's path length and path (from byte 28
         // of its frame on) run over it; the third starts in the next chunk and its data runs over that one's end.
         var fill = Changed("/n/first", chunk - 40 - frameOverhead - "/n/first".Length, 7);
         var straddling = Changed("/n/" + new string('s', 30), 100, 8);
         var bigData = Changed("/n/big", 2 * chunk, 9);
-        Assert.Equal(chunk - 40, Encoded(1, fill, 0).Length);
+        Assert.Equal(chunk - 40, ChangeFrames.Encoded(1, fill, 0).Length);
         var model = new List<(long Zxid, Change[] Changes)> { (1, [fill]), (2, [straddling]), (3, [bigData]) };
         foreach (var (zxid, changes) in model) feed.Append(zxid, changes, 0);
         AssertReadsBack(feed, model);

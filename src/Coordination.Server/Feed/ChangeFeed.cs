@@ -58,6 +58,12 @@ public sealed class ChangeFeed
     private IReadOnlyList<Acl>?[] _acls = new IReadOnlyList<Acl>?[16];
     private long _firstChange, _endChange;
     private ArrayBufferWriter<byte> _scratch = new(256);
+    /// <summary>The frames copied out lately, by change number modulo its length (change numbers are never reused):
+    /// subscribers with the same subscription id (the usual case: each asked at the same point of its session) share
+    /// one copy. Small frames only, each kept until 1,024 later changes were sent: it dies young, and this holds at
+    /// most 4 MiB.</summary>
+    private readonly (long Change, int Subscription, byte[]? Frame)[] _recentFrames = new (long, int, byte[]?)[1024];
+    private const int RecentFrameBytes = 4 << 10;
     private byte[] _pathScratch = new byte[256];
 
     public ChangeFeed(ChangeFeedSettings settings, long startZxid)
@@ -101,8 +107,9 @@ public sealed class ChangeFeed
         if (zxid <= LastZxid) return;
         LastZxid = zxid;
         var first = _endChange;
-        foreach (var trigger in triggers)
+        for (var i = 0; i < triggers.Count; i++)   // by index: foreach through the interface allocates an enumerator
         {
+            var trigger = triggers[i];
             if (!IsChange(trigger.Type)) continue;
             var node = trigger.Type == EventType.NodeDeleted ? null : tree.Find(trigger.Path);
             AddChange(zxid, trigger.Type, trigger.Path, node?.Data, node?.Stat ?? default, trigger.Acl);
@@ -116,7 +123,11 @@ public sealed class ChangeFeed
     private void AddChange(long zxid, EventType type, string path, byte[]? data, Stat stat, IReadOnlyList<Acl>? acl)
     {
         _scratch.ResetWrittenCount();
-        Pipeline.Frames.Write(_scratch, new ReplyHeader(Xids.Change, zxid, ErrorCode.Ok), new ChangeEvent(0, type, path, data, stat));
+        Framing.WriteFrame(_scratch, (zxid, type, path, data, stat), static (ref JuteWriter w, (long Zxid, EventType Type, string Path, byte[]? Data, Stat Stat) c) =>
+        {
+            new ReplyHeader(Xids.Change, c.Zxid, ErrorCode.Ok).Write(ref w);
+            ChangeEvent.Write(ref w, 0, c.Type, c.Path, c.Data, c.Stat);
+        });
         var offset = _frames.Append(_scratch.WrittenSpan);
         var length = _scratch.WrittenCount;
         if (_scratch.Capacity > KeepScratchBytes) _scratch = new ArrayBufferWriter<byte>(256);
@@ -248,15 +259,19 @@ public sealed class ChangeFeed
     /// <summary>
     /// The frame of change <paramref name="index"/> of a retained entry for <paramref name="subscription"/>: a change's
     /// frame (length, reply header with xid -1002, ChangeEvent) is the same for every subscriber but for the
-    /// subscription id, at a fixed offset; it is copied out of the ring with the id patched in (the copy is the
-    /// subscriber's, short-lived; the ring's bytes are reused once retention drops them).
+    /// subscription id, at a fixed offset; it is copied out of the ring with the id patched in, and the copy shared
+    /// with the next subscribers that have the same id (short-lived: the ring's bytes are what is retained).
     /// </summary>
     public byte[] FrameFor(in RetainedEntry entry, int index, int subscription)
     {
-        var change = ChangeAt(entry.FirstChange + index);
+        var number = entry.FirstChange + index;
+        ref var recent = ref _recentFrames[number & (_recentFrames.Length - 1)];
+        if (recent.Frame is { } shared && recent.Change == number && recent.Subscription == subscription) return shared;
+        var change = ChangeAt(number);
         var frame = GC.AllocateUninitializedArray<byte>(change.Length);
         _frames.CopyTo(change.Offset, frame);
         BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(SubscriptionOffset), subscription);
+        recent = frame.Length <= RecentFrameBytes ? (number, subscription, frame) : default;
         return frame;
     }
 
