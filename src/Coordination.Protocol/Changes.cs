@@ -16,6 +16,11 @@ public sealed record WatchChangesRequest(string Prefix, long AfterZxid) : ZkRequ
     /// <summary>Whether <paramref name="path"/> is <paramref name="prefix"/> or below it.</summary>
     public static bool Covers(string prefix, string path) =>
         prefix == "/" || (path.StartsWith(prefix, StringComparison.Ordinal) && (path.Length == prefix.Length || path[prefix.Length] == '/'));
+
+    /// <summary>The same on UTF-8 bytes (what a frame holds): a path that starts with the prefix's bytes starts with its
+    /// characters, and '/' is one byte that never occurs inside another character's encoding.</summary>
+    public static bool Covers(ReadOnlySpan<byte> prefix, ReadOnlySpan<byte> path) =>
+        prefix is [(byte)'/'] || (path.StartsWith(prefix) && (path.Length == prefix.Length || path[prefix.Length] == (byte)'/'));
 }
 
 /// <summary><see cref="OpCode.StopChanges"/>: ends the subscription started by the request with xid <see cref="Subscription"/>.</summary>
@@ -48,12 +53,15 @@ public sealed record ChangeEvent(int Subscription, EventType Type, string NodePa
     public static ChangeEvent Read(ref JuteReader r) =>
         new(r.ReadInt(), (EventType)r.ReadInt(), r.ReadRequiredString(), r.ReadBuffer(), Stat.Read(ref r));
 
-    public override void Write(ref JuteWriter w)
+    public override void Write(ref JuteWriter w) => Write(ref w, Subscription, Type, NodePath, Data, Stat);
+
+    /// <summary>The same fields without a record: the server's change feed encodes every change it retains.</summary>
+    public static void Write(ref JuteWriter w, int subscription, EventType type, string nodePath, byte[]? data, in Stat stat)
     {
-        w.WriteInt(Subscription);
-        w.WriteInt((int)Type);
-        w.WriteString(NodePath);
-        w.WriteBuffer(Data);
-        Stat.Write(ref w);
+        w.WriteInt(subscription);
+        w.WriteInt((int)type);
+        w.WriteString(nodePath);
+        w.WriteBuffer(data);
+        stat.Write(ref w);
     }
 }

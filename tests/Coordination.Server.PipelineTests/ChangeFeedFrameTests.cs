@@ -1,24 +1,20 @@
 using Coordination.Protocol;
 using Coordination.Server.Feed;
-using Coordination.Server.Pipeline;
 using Xunit;
 
 namespace Coordination.Server.PipelineTests;
 
 /// <summary>
-/// A retained change is encoded once for all its subscribers (<see cref="ChangeFeed.FrameFor"/>): each subscriber
-/// still gets exactly the frame a per-subscriber encoding gives, subscribers with the same subscription id share one
-/// array, and the frames kept count in the feed's retained bytes until their entry is dropped.
+/// A retained change is encoded once, at append, as its frame (<see cref="ChangeFeed.FrameFor"/> copies it out): each
+/// subscriber gets exactly the frame a per-subscriber encoding gives, subscribers with the same subscription id share
+/// one copy, and the retained bytes are the frames' sizes exactly, from the append until their entry is dropped.
 /// </summary>
 public sealed class ChangeFeedFrameTests
 {
     private static readonly Stat Stat = new(7, 9, 1, 2, 3, 0, 0, 0, 3, 0, 7);
 
-    private static byte[] Encoded(long zxid, Change c, int subscription) =>
-        Frames.Encode(new ReplyHeader(Xids.Change, zxid, ErrorCode.Ok), new ChangeEvent(subscription, c.Type, c.Path, c.Data, c.Stat));
-
     [Fact]
-    public void Each_subscriber_gets_the_frame_of_its_own_subscription_encoded_once_and_counted_in_the_retained_bytes()
+    public void Each_subscriber_gets_the_frame_of_its_own_subscription_and_the_retained_bytes_are_the_frames_exactly()
     {
         var feed = new ChangeFeed(new ChangeFeedSettings { RetainTxns = 1 }, 0);
         Change[] changes =
@@ -28,20 +24,22 @@ public sealed class ChangeFeedFrameTests
         ];
         feed.Append(9, changes, 0);
         var entry = feed.At(feed.FirstSeq)!;
-        var bytes = feed.RetainedBytes;
+        var bytes = ChangeFrames.Encoded(9, changes[0], 0).Length + ChangeFrames.Encoded(9, changes[1], 0).Length;
+        Assert.Equal(bytes, feed.RetainedBytes);
 
         var first = feed.FrameFor(entry, 0, 5);
-        Assert.Equal(Encoded(9, changes[0], 5), first);
-        Assert.Equal(bytes + first.Length, feed.RetainedBytes);
-        Assert.Same(first, feed.FrameFor(entry, 0, 5));   // same subscription id: shared, not encoded again
-        Assert.Equal(Encoded(9, changes[0], 7), feed.FrameFor(entry, 0, 7));
-        Assert.Equal(Encoded(9, changes[0], 5), feed.FrameFor(entry, 0, 5));
-        Assert.Equal(Encoded(9, changes[1], -3), feed.FrameFor(entry, 1, -3));
-        Assert.Equal(bytes + first.Length + Encoded(9, changes[1], 0).Length, feed.RetainedBytes);
+        Assert.Equal(ChangeFrames.Encoded(9, changes[0], 5), first);
+        Assert.Same(first, feed.FrameFor(entry, 0, 5));   // same subscription id: shared, not copied again
+        Assert.Equal(ChangeFrames.Encoded(9, changes[0], 7), feed.FrameFor(entry, 0, 7));
+        Assert.Equal(ChangeFrames.Encoded(9, changes[0], 5), feed.FrameFor(entry, 0, 5));
+        Assert.Equal(ChangeFrames.Encoded(9, changes[1], -3), feed.FrameFor(entry, 1, -3));
+        Assert.Equal(bytes, feed.RetainedBytes);   // sending keeps nothing
 
         // The entry is dropped (one txn retained): so are its frames' bytes.
-        feed.Append(10, [new(EventType.NodeDataChanged, "/x", null, Stat, null)], 0);
+        Change next = new(EventType.NodeDataChanged, "/x", null, Stat, null);
+        feed.Append(10, [next], 0);
         Assert.Equal(1, feed.RetainedTxns);
         Assert.Equal(feed.At(feed.FirstSeq)!.Bytes, feed.RetainedBytes);
+        Assert.Equal(ChangeFrames.Encoded(10, next, 0).Length, feed.RetainedBytes);
     }
 }

@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Buffers.Binary;
+using Coordination.Core;
 using Coordination.Protocol;
 
 namespace Coordination.Server.Feed;
@@ -6,13 +8,24 @@ namespace Coordination.Server.Feed;
 /// <summary>One znode changed by a committed txn, with its state after the txn and the ACL a subscriber needs READ on.</summary>
 public sealed record Change(EventType Type, string Path, byte[]? Data, Stat Stat, IReadOnlyList<Acl>? Acl);
 
-/// <summary>The changes of one committed txn (a multi has several), when it was applied and its estimated size.</summary>
-public sealed record FeedEntry(long Zxid, Change[] Changes, long Bytes, long AtMs)
+/// <summary>The changes of one txn read back from the journal (history: short-lived, one subscriber's), when it was
+/// applied and its estimated size.</summary>
+public sealed record FeedEntry(long Zxid, Change[] Changes, long Bytes, long AtMs);
+
+/// <summary>A retained txn (see <see cref="ChangeFeed.At"/>): its changes are read through the feed, by index.</summary>
+public readonly struct RetainedEntry
 {
-    /// <summary>Each change's frame as last sent (see <see cref="ChangeFeed.FrameFor"/>); null until a subscriber asks.</summary>
-    internal byte[]?[]? Frames;
-    /// <summary>What <see cref="Frames"/> hold, counted in the retained bytes with <see cref="Bytes"/>.</summary>
-    internal long FrameBytes;
+    internal RetainedEntry(long zxid, long atMs, int changes, long bytes, long firstChange) =>
+        (Zxid, AtMs, Changes, Bytes, FirstChange) = (zxid, atMs, changes, bytes, firstChange);
+
+    public long Zxid { get; }
+    public long AtMs { get; }
+    /// <summary>How many changes the txn made (a multi has several).</summary>
+    public int Changes { get; }
+    /// <summary>Its frames' bytes.</summary>
+    public long Bytes { get; }
+    /// <summary>The number of its first change in the feed's index.</summary>
+    internal long FirstChange { get; }
 }
 
 /// <summary>
@@ -20,54 +33,143 @@ public sealed record FeedEntry(long Zxid, Change[] Changes, long Bytes, long AtM
 /// <see cref="ChangeFeedSettings"/> (txns, bytes, age). Each entry has a sequence number; a subscriber's cursor is the
 /// sequence number of the next entry it gets, so catching up and following live are the same walk and nothing falls
 /// between them. A cursor below <see cref="FirstSeq"/> lost entries to retention: its subscriber is told Compacted.
+/// Each change is kept as the frame a subscriber gets (with subscription id 0), encoded once at append into a
+/// <see cref="ByteRing"/>, and indexed by structs without references but the ACL the tree shares: the feed costs the GC
+/// a few long-lived arrays, however fast it turns over, and its retained bytes are the frames' exact sizes.
 /// Pure and single-threaded (owned by the replica actor): testable on its own.
 /// </summary>
-public sealed class ChangeFeed(ChangeFeedSettings settings, long startZxid)
+public sealed class ChangeFeed
 {
-    private readonly List<FeedEntry> _entries = new();
-    private int _head;
+    private readonly record struct EntrySlot(long Zxid, long AtMs, long FirstChange, int Changes);
+    private readonly record struct ChangeSlot(long Offset, int Length);
+
+    /// <summary>Where ChangeEvent's subscription id sits in its frame: after the length (4) and the reply header (4 + 8 + 4).</summary>
+    private const int SubscriptionOffset = 20;
+    /// <summary>Where the path's length sits: after the subscription id and the event type; the path's bytes follow it.</summary>
+    private const int PathLengthOffset = SubscriptionOffset + 8;
+    /// <summary>Largest encoding buffer kept between appends (a 1 MiB znode's is dropped after use).</summary>
+    private const int KeepScratchBytes = 64 << 10;
+
+    private readonly ChangeFeedSettings _settings;
+    private readonly ByteRing _frames;
+    /// <summary>Entries by sequence number, changes by change number, modulo their (power-of-two) lengths.</summary>
+    private EntrySlot[] _entries = new EntrySlot[16];
+    private ChangeSlot[] _changes = new ChangeSlot[16];
+    private IReadOnlyList<Acl>?[] _acls = new IReadOnlyList<Acl>?[16];
+    private long _firstChange, _endChange;
+    private ArrayBufferWriter<byte> _scratch = new(256);
+    /// <summary>The frames copied out lately, by change number modulo its length (change numbers are never reused):
+    /// subscribers with the same subscription id (the usual case: each asked at the same point of its session) share
+    /// one copy. Small frames only, each kept until 1,024 later changes were sent: it dies young, and this holds at
+    /// most 4 MiB.</summary>
+    private readonly (long Change, int Subscription, byte[]? Frame)[] _recentFrames = new (long, int, byte[]?)[1024];
+    private const int RecentFrameBytes = 4 << 10;
+    private byte[] _pathScratch = new byte[256];
+
+    public ChangeFeed(ChangeFeedSettings settings, long startZxid)
+    {
+        _settings = settings;
+        // A sixteenth of the bound: what whole chunks hold beyond the retained bytes (two chunks at most) stays small.
+        _frames = new ByteRing((int)Math.Clamp(settings.RetainBytes / 16, 4 << 10, 1 << 20));
+        RetainedAfter = LastZxid = startZxid;
+    }
 
     /// <summary>Every change with a greater zxid is retained (from the oldest retained entry on).</summary>
-    public long RetainedAfter { get; private set; } = startZxid;
+    public long RetainedAfter { get; private set; }
     /// <summary>The zxid of the last txn recorded (with changes or not).</summary>
-    public long LastZxid { get; private set; } = startZxid;
+    public long LastZxid { get; private set; }
+    /// <summary>The retained frames' bytes, exactly (each as sent, but for its subscription id).</summary>
     public long RetainedBytes { get; private set; }
-    public int RetainedTxns => _entries.Count - _head;
+    public int RetainedTxns => (int)(EndSeq - FirstSeq);
     /// <summary>The sequence number of the oldest retained entry.</summary>
     public long FirstSeq { get; private set; }
     /// <summary>The sequence number the next entry will get.</summary>
-    public long EndSeq => FirstSeq + RetainedTxns;
+    public long EndSeq { get; private set; }
+    /// <summary>Memory the retained frames hold: whole chunks.</summary>
+    public long HeldBytes => (long)_frames.ChunksHeld * _frames.ChunkBytes;
 
     /// <summary>Records a committed txn; one with no changes only moves <see cref="LastZxid"/>. Txns at or below
-    /// <see cref="RetainedAfter"/> (replayed after a fuzzy snapshot) were recorded before, or never will be.</summary>
+    /// <see cref="LastZxid"/> (replayed after a fuzzy snapshot) were recorded before, or never will be.</summary>
     public void Append(long zxid, Change[] changes, long nowMs)
     {
         if (zxid <= LastZxid) return;
         LastZxid = zxid;
         if (changes.Length == 0) return;
-        var entry = EntryOf(zxid, changes, nowMs);
-        _entries.Add(entry);
-        RetainedBytes += entry.Bytes;
+        var first = _endChange;
+        foreach (var c in changes) AddChange(zxid, c.Type, c.Path, c.Data, c.Stat, c.Acl);
+        EndEntry(zxid, first, nowMs);
+    }
+
+    /// <summary>Records the txn just applied to <paramref name="tree"/> (see <see cref="ChangesOf"/>), straight from its
+    /// watch triggers: no <see cref="Change"/> is made.</summary>
+    internal void Append(long zxid, DataTree tree, IReadOnlyList<WatchTrigger> triggers, long nowMs)
+    {
+        if (zxid <= LastZxid) return;
+        LastZxid = zxid;
+        var first = _endChange;
+        for (var i = 0; i < triggers.Count; i++)   // by index: foreach through the interface allocates an enumerator
+        {
+            var trigger = triggers[i];
+            if (!IsChange(trigger.Type)) continue;
+            var node = trigger.Type == EventType.NodeDeleted ? null : tree.Find(trigger.Path);
+            AddChange(zxid, trigger.Type, trigger.Path, node?.Data, node?.Stat ?? default, trigger.Acl);
+        }
+        if (_endChange > first) EndEntry(zxid, first, nowMs);
+    }
+
+    private static bool IsChange(EventType type) => type is EventType.NodeDeleted or EventType.NodeCreated or EventType.NodeDataChanged;
+
+    /// <summary>Writes one change's frame (subscription id 0) into the ring and indexes it.</summary>
+    private void AddChange(long zxid, EventType type, string path, byte[]? data, Stat stat, IReadOnlyList<Acl>? acl)
+    {
+        _scratch.ResetWrittenCount();
+        Framing.WriteFrame(_scratch, (zxid, type, path, data, stat), static (ref JuteWriter w, (long Zxid, EventType Type, string Path, byte[]? Data, Stat Stat) c) =>
+        {
+            new ReplyHeader(Xids.Change, c.Zxid, ErrorCode.Ok).Write(ref w);
+            ChangeEvent.Write(ref w, 0, c.Type, c.Path, c.Data, c.Stat);
+        });
+        var offset = _frames.Append(_scratch.WrittenSpan);
+        var length = _scratch.WrittenCount;
+        if (_scratch.Capacity > KeepScratchBytes) _scratch = new ArrayBufferWriter<byte>(256);
+        if (_endChange - _firstChange == _changes.Length)
+        {
+            _changes = Grown(_changes, _firstChange, _endChange);
+            _acls = Grown(_acls, _firstChange, _endChange);
+        }
+        _changes[_endChange & (_changes.Length - 1)] = new ChangeSlot(offset, length);
+        _acls[_endChange & (_acls.Length - 1)] = acl;
+        _endChange++;
+        RetainedBytes += length;
+    }
+
+    private void EndEntry(long zxid, long firstChange, long nowMs)
+    {
+        if (EndSeq - FirstSeq == _entries.Length) _entries = Grown(_entries, FirstSeq, EndSeq);
+        _entries[EndSeq & (_entries.Length - 1)] = new EntrySlot(zxid, nowMs, firstChange, (int)(_endChange - firstChange));
+        EndSeq++;
         Trim(nowMs);
     }
 
-    /// <summary>An entry with its estimated size (paths, data, Stat).</summary>
-    internal static FeedEntry EntryOf(long zxid, Change[] changes, long nowMs)
+    /// <summary>A ring twice as long, holding numbers [<paramref name="first"/>, <paramref name="end"/>) at the same places modulo its length.</summary>
+    private static T[] Grown<T>(T[] ring, long first, long end)
     {
-        long bytes = 64;
-        foreach (var c in changes) bytes += 96 + 2L * c.Path.Length + (c.Data?.Length ?? 0);
-        return new FeedEntry(zxid, changes, bytes, nowMs);
+        var grown = new T[ring.Length * 2];
+        for (var i = first; i < end; i++) grown[i & (grown.Length - 1)] = ring[i & (ring.Length - 1)];
+        return grown;
     }
+
+    private ref EntrySlot Slot(long seq) => ref _entries[seq & (_entries.Length - 1)];
+    private ref ChangeSlot ChangeAt(long change) => ref _changes[change & (_changes.Length - 1)];
 
     /// <summary>The changes of a txn just applied to <paramref name="tree"/>, from its watch triggers (those under
     /// <paramref name="prefix"/> only, when given): created or changed znodes with their state after the whole txn (a
     /// multi may change one again, or delete it: then its NodeDeleted follows), deleted ones.</summary>
-    internal static Change[] ChangesOf(Coordination.Core.DataTree tree, IReadOnlyList<Coordination.Core.WatchTrigger> triggers, string? prefix = null)
+    internal static Change[] ChangesOf(DataTree tree, IReadOnlyList<WatchTrigger> triggers, string? prefix = null)
     {
         List<Change>? changes = null;
         foreach (var trigger in triggers)
         {
-            if (trigger.Type is not (EventType.NodeDeleted or EventType.NodeCreated or EventType.NodeDataChanged)) continue;
+            if (!IsChange(trigger.Type)) continue;
             if (prefix is not null && !WatchChangesRequest.Covers(prefix, trigger.Path)) continue;
             var node = trigger.Type == EventType.NodeDeleted ? null : tree.Find(trigger.Path);
             (changes ??= new List<Change>()).Add(new Change(trigger.Type, trigger.Path, node?.Data, node?.Stat ?? default, trigger.Acl));
@@ -75,32 +177,45 @@ public sealed class ChangeFeed(ChangeFeedSettings settings, long startZxid)
         return changes?.ToArray() ?? [];
     }
 
+    /// <summary>A history entry with its estimated size (paths, data, Stat).</summary>
+    internal static FeedEntry EntryOf(long zxid, Change[] changes, long nowMs)
+    {
+        long bytes = 64;
+        foreach (var c in changes) bytes += 96 + 2L * c.Path.Length + (c.Data?.Length ?? 0);
+        return new FeedEntry(zxid, changes, bytes, nowMs);
+    }
+
     /// <summary>Drops the oldest entries past the retention bounds.</summary>
     public void Trim(long nowMs)
     {
-        var oldest = settings.RetainTime > TimeSpan.Zero ? nowMs - (long)settings.RetainTime.TotalMilliseconds : long.MinValue;
-        while (RetainedTxns > 0 && (RetainedTxns > settings.RetainTxns || RetainedBytes > settings.RetainBytes || _entries[_head].AtMs < oldest))
+        var oldest = _settings.RetainTime > TimeSpan.Zero ? nowMs - (long)_settings.RetainTime.TotalMilliseconds : long.MinValue;
+        while (RetainedTxns > 0 && (RetainedTxns > _settings.RetainTxns || RetainedBytes > _settings.RetainBytes || Slot(FirstSeq).AtMs < oldest))
         {
-            var dropped = _entries[_head];
-            _entries[_head++] = null!;
-            RetainedBytes -= dropped.Bytes + dropped.FrameBytes;
+            var dropped = Slot(FirstSeq);
+            RetainedBytes -= BytesOf(dropped);
+            for (var c = dropped.FirstChange; c < dropped.FirstChange + dropped.Changes; c++) _acls[c & (_acls.Length - 1)] = null;
+            _firstChange = dropped.FirstChange + dropped.Changes;
             RetainedAfter = dropped.Zxid;
             FirstSeq++;
         }
-        if (_head > 1024 && _head > _entries.Count / 2)
-        {
-            _entries.RemoveRange(0, _head);
-            _head = 0;
-        }
+        _frames.Release(_firstChange < _endChange ? ChangeAt(_firstChange).Offset : _frames.End);
+    }
+
+    /// <summary>An entry's frames lie one after the other in the ring.</summary>
+    private long BytesOf(in EntrySlot entry)
+    {
+        ref var last = ref ChangeAt(entry.FirstChange + entry.Changes - 1);
+        return last.Offset + last.Length - ChangeAt(entry.FirstChange).Offset;
     }
 
     /// <summary>The history now starts at <paramref name="zxid"/> (the replica took a snapshot from its leader):
     /// nothing before it is retained, and every cursor taken so far is compacted, caught up or not.</summary>
     public void Reset(long zxid)
     {
-        FirstSeq = EndSeq + 1;
-        _entries.Clear();
-        _head = 0;
+        FirstSeq = EndSeq = EndSeq + 1;
+        Array.Clear(_acls);
+        _firstChange = _endChange;
+        _frames.Clear();
         RetainedBytes = 0;
         RetainedAfter = LastZxid = zxid;
     }
@@ -110,55 +225,62 @@ public sealed class ChangeFeed(ChangeFeedSettings settings, long startZxid)
     public long? CursorAfter(long afterZxid)
     {
         if (afterZxid < RetainedAfter) return null;
-        int lo = _head, hi = _entries.Count;
+        long lo = FirstSeq, hi = EndSeq;
         while (lo < hi)
         {
             var mid = (lo + hi) >>> 1;
-            if (_entries[mid].Zxid <= afterZxid) lo = mid + 1; else hi = mid;
+            if (Slot(mid).Zxid <= afterZxid) lo = mid + 1; else hi = mid;
         }
-        return FirstSeq + (lo - _head);
+        return lo;
     }
 
-    /// <summary>Where ChangeEvent's subscription id sits in its frame: after the length (4) and the reply header (4 + 8 + 4).</summary>
-    private const int SubscriptionOffset = 20;
+    /// <summary>The entry at <paramref name="cursor"/>, which must be retained (from <see cref="FirstSeq"/> to before
+    /// <see cref="EndSeq"/>); valid until the next append, trim or reset.</summary>
+    public RetainedEntry At(long cursor)
+    {
+        if (cursor < FirstSeq || cursor >= EndSeq) throw new ArgumentOutOfRangeException(nameof(cursor), $"{cursor} is outside [{FirstSeq}, {EndSeq})");
+        var slot = Slot(cursor);
+        return new RetainedEntry(slot.Zxid, slot.AtMs, slot.Changes, BytesOf(slot), slot.FirstChange);
+    }
+
+    /// <summary>The ACL a subscriber needs READ on to be sent change <paramref name="index"/> of <paramref name="entry"/>.</summary>
+    public IReadOnlyList<Acl>? AclOf(in RetainedEntry entry, int index) => _acls[(entry.FirstChange + index) & (_acls.Length - 1)];
+
+    /// <summary>Whether change <paramref name="index"/> of <paramref name="entry"/> is at or below the prefix whose UTF-8
+    /// bytes are <paramref name="prefix"/>: read from its frame, no string made.</summary>
+    public bool Covers(in RetainedEntry entry, int index, ReadOnlySpan<byte> prefix)
+    {
+        if (prefix.Length == 1 && prefix[0] == (byte)'/') return true;
+        var change = ChangeAt(entry.FirstChange + index);
+        var length = BinaryPrimitives.ReadInt32BigEndian(_frames.Read(change.Offset + PathLengthOffset, 4, ref _pathScratch));
+        return WatchChangesRequest.Covers(prefix, _frames.Read(change.Offset + PathLengthOffset + 4, length, ref _pathScratch));
+    }
 
     /// <summary>
-    /// The frame of change <paramref name="index"/> of a retained entry for <paramref name="subscription"/>. A change's
+    /// The frame of change <paramref name="index"/> of a retained entry for <paramref name="subscription"/>: a change's
     /// frame (length, reply header with xid -1002, ChangeEvent) is the same for every subscriber but for the
-    /// subscription id, at a fixed offset: encoded once, then shared while subscribers have the same id (the usual
-    /// case: each asked at the same point of its session), copied with the id patched in otherwise. The frames kept
-    /// count in <see cref="RetainedBytes"/>.
+    /// subscription id, at a fixed offset; it is copied out of the ring with the id patched in, and the copy shared
+    /// with the next subscribers that have the same id (short-lived: the ring's bytes are what is retained).
     /// </summary>
-    public byte[] FrameFor(FeedEntry entry, int index, int subscription)
+    public byte[] FrameFor(in RetainedEntry entry, int index, int subscription)
     {
-        var frames = entry.Frames ??= new byte[]?[entry.Changes.Length];
-        var kept = frames[index];
-        byte[] frame;
-        if (kept is null)
-        {
-            frame = Encode(entry, index, subscription);
-            entry.FrameBytes += frame.Length;
-            RetainedBytes += frame.Length;
-        }
-        else
-        {
-            if (BinaryPrimitives.ReadInt32BigEndian(kept.AsSpan(SubscriptionOffset)) == subscription) return kept;
-            frame = GC.AllocateUninitializedArray<byte>(kept.Length);
-            kept.CopyTo(frame, 0);
-            BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(SubscriptionOffset), subscription);
-        }
-        return frames[index] = frame;
+        var number = entry.FirstChange + index;
+        ref var recent = ref _recentFrames[number & (_recentFrames.Length - 1)];
+        if (recent.Frame is { } shared && recent.Change == number && recent.Subscription == subscription) return shared;
+        var change = ChangeAt(number);
+        var frame = GC.AllocateUninitializedArray<byte>(change.Length);
+        _frames.CopyTo(change.Offset, frame);
+        BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(SubscriptionOffset), subscription);
+        recent = frame.Length <= RecentFrameBytes ? (number, subscription, frame) : default;
+        return frame;
     }
 
-    /// <summary>The frame of change <paramref name="index"/> of an entry for <paramref name="subscription"/>, not kept
-    /// (a history entry read from the journal is sent to one subscriber).</summary>
+    /// <summary>The frame of change <paramref name="index"/> of a history entry for <paramref name="subscription"/>
+    /// (read from the journal, sent to one subscriber).</summary>
     internal static byte[] Encode(FeedEntry entry, int index, int subscription)
     {
         var change = entry.Changes[index];
         return Pipeline.Frames.Encode(new ReplyHeader(Xids.Change, entry.Zxid, ErrorCode.Ok),
             new ChangeEvent(subscription, change.Type, change.Path, change.Data, change.Stat));
     }
-
-    /// <summary>The entry at <paramref name="cursor"/>, or null at the end. A compacted cursor is the caller's to check.</summary>
-    public FeedEntry? At(long cursor) => cursor < EndSeq ? _entries[_head + (int)(cursor - FirstSeq)] : null;
 }

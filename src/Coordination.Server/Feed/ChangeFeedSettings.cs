@@ -7,7 +7,7 @@ public sealed record ChangeFeedSettings
 {
     /// <summary>Most txns with changes retained for subscribers; older ones answer Compacted.</summary>
     public long RetainTxns { get; init; } = 100_000;
-    /// <summary>Most bytes (estimated: paths, data, Stat) of changes retained.</summary>
+    /// <summary>Most bytes of changes retained: their frames as a subscriber gets them, exactly.</summary>
     public long RetainBytes { get; init; } = 64L << 20;
     /// <summary>Changes older than this are dropped; zero keeps them until a count bound drops them.</summary>
     public TimeSpan RetainTime { get; init; } = TimeSpan.FromHours(1);

@@ -53,6 +53,8 @@ public sealed partial class ReplicaActor
         public readonly long SessionId = sessionId;
         public readonly int Xid = xid;
         public readonly string Prefix = prefix;
+        /// <summary>The prefix as a frame holds it, to filter retained changes without making their paths' strings.</summary>
+        public readonly byte[] PrefixUtf8 = System.Text.Encoding.UTF8.GetBytes(prefix);
         /// <summary>Changes at or below this zxid are not sent (a subscriber that saw a member ahead of this one).</summary>
         public readonly long After = after;
         public readonly Network.ClientConnection? Connection = connection;
@@ -178,7 +180,7 @@ public sealed partial class ReplicaActor
 
     /// <summary>Records the changes of a txn just applied.</summary>
     private void RecordChanges(long zxid, IReadOnlyList<WatchTrigger> triggers) =>
-        _feed.Append(zxid, ChangeFeed.ChangesOf(_tree, triggers), _monotonic());
+        _feed.Append(zxid, _tree, triggers, _monotonic());
 
     /// <summary>The tree was replaced by a snapshot from the leader: the history before it is gone here.</summary>
     private void ResetFeed()
@@ -388,17 +390,17 @@ public sealed partial class ReplicaActor
                     continue;
                 }
             }
-            while (budget > 0 && sub.Connection is not { Backlogged: true } && _feed.At(sub.Cursor) is { } entry)
+            while (budget > 0 && sub.Connection is not { Backlogged: true } && sub.Cursor < _feed.EndSeq)
             {
+                var entry = _feed.At(sub.Cursor);
                 sub.Cursor++;
                 sub.Position = entry.Zxid;
                 if (entry.Zxid <= sub.After) continue;
-                for (var c = 0; c < entry.Changes.Length; c++)
+                for (var c = 0; c < entry.Changes; c++)
                 {
-                    var change = entry.Changes[c];
-                    if (!WatchChangesRequest.Covers(sub.Prefix, change.Path)) continue;
+                    if (!_feed.Covers(entry, c, sub.PrefixUtf8)) continue;
                     var frame = _feed.FrameFor(entry, c, sub.Xid);
-                    session.Actor.Tell(new Notification(session.NextSeq(), entry.Zxid, frame, change.Acl));
+                    session.Actor.Tell(new Notification(session.NextSeq(), entry.Zxid, frame, _feed.AclOf(entry, c)));
                     budget -= frame.Length;
                     sent++;
                 }
