@@ -124,9 +124,12 @@ public sealed class FileTxnLog : IDisposable
     /// the change feed's history: it then reads a prefix of what was written, see <see cref="LiveRereads"/>).
     /// A record whose zxid exceeds the next segment's start point is dropped; each such cut is reported as a
     /// <see cref="LogRecordKind.Truncate"/> record so that readers which keep entries can drop them too.
-    /// Segments that end before <paramref name="fromZxid"/> (the next one starts at or after it) are not read.
     /// </summary>
-    public static void Read(string dir, Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord, long fromZxid = 0)
+    public static void Read(string dir, Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord) => Read(dir, onRecord, fromZxid: 0);
+
+    /// <summary>As <see cref="Read(string, Action{LogRecordKind, long, ReadOnlyMemory{byte}})"/>, but segments that end
+    /// before <paramref name="fromZxid"/> (the next one starts at or before it) are not read.</summary>
+    public static void Read(string dir, Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord, long fromZxid)
     {
         foreach (var _ in ReadSegments(dir, onRecord, _ => { }, live: true, fromZxid)) { }
     }
