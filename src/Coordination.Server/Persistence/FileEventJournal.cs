@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Immutable;
+using System.Runtime.InteropServices;
 using System.Text;
 using Akka.Actor;
 using Akka.Configuration;
@@ -231,16 +232,20 @@ public sealed class FileEventJournal : AsyncWriteJournal
         }
     }
 
-    /// <summary>The payload's bytes as its own serializer writes them (a <see cref="TxnBatchEvent"/>'s are its
-    /// existing array: nothing is copied until the log's write buffer).</summary>
+    /// <summary>The payload's bytes as its own serializer writes them; for an <see cref="IBufferSerializer"/>'s
+    /// payload (a <see cref="TxnBatchEvent"/>), the payload itself, written into the log's buffer on the writer thread.</summary>
     private StoredEvent Store(IPersistentRepresentation p)
     {
         var payload = p.Payload;
         var serializer = _serialization.FindSerializerFor(payload);
-        var bytes = Akka.Serialization.Serialization.WithTransport(_system, (serializer, payload), static s => s.serializer.ToBinary(s.payload));
         // Checked here, so that a string too long for its record rejects this write only, not the writer's group.
-        return new StoredEvent(p.SequenceNr, serializer.Identifier, Fits(Akka.Serialization.Serialization.ManifestFor(serializer, payload)),
-            Fits(p.Manifest ?? ""), Fits(p.WriterGuid ?? ""), p.Timestamp, bytes);
+        var serializerManifest = Fits(Akka.Serialization.Serialization.ManifestFor(serializer, payload));
+        var manifest = Fits(p.Manifest ?? "");
+        var writerGuid = Fits(p.WriterGuid ?? "");
+        if (serializer is IBufferSerializer direct)
+            return new StoredEvent(p.SequenceNr, serializer.Identifier, serializerManifest, manifest, writerGuid, p.Timestamp, direct, payload);
+        var bytes = Akka.Serialization.Serialization.WithTransport(_system, (serializer, payload), static s => s.serializer.ToBinary(s.payload));
+        return new StoredEvent(p.SequenceNr, serializer.Identifier, serializerManifest, manifest, writerGuid, p.Timestamp, bytes);
     }
 
     private static string Fits(string value) => Encoding.UTF8.GetByteCount(value) <= ushort.MaxValue ? value
@@ -501,8 +506,20 @@ public sealed class FileEventJournal : AsyncWriteJournal
     /// before (<see cref="EnvelopeEventRecord"/>) keep the serialized envelope.
     /// </summary>
     internal sealed class StoredEvent(long sequenceNr, int serializerId, string serializerManifest, string manifest, string writerGuid,
-        long timestamp, byte[] bytes)
+        long timestamp, byte[]? bytes)
     {
+        /// <summary>An event to be written whose serializer writes it into the log's buffer (<see cref="Write"/>).</summary>
+        public StoredEvent(long sequenceNr, int serializerId, string serializerManifest, string manifest, string writerGuid,
+            long timestamp, IBufferSerializer serializer, object payload)
+            : this(sequenceNr, serializerId, serializerManifest, manifest, writerGuid, timestamp, bytes: null)
+        {
+            _serializer = serializer;
+            _payload = payload;
+        }
+
+        private readonly IBufferSerializer? _serializer;
+        private readonly object? _payload;
+
         public readonly long SequenceNr = sequenceNr;
         /// <summary>The ordinal of the record that holds it (set when written or read).</summary>
         public long Ordinal;
@@ -511,6 +528,7 @@ public sealed class FileEventJournal : AsyncWriteJournal
 
         public IPersistentRepresentation ToRepresentation(string persistenceId, Akka.Serialization.Serialization serialization)
         {
+            if (bytes is null) throw new InvalidOperationException("an event being written is not replayed from memory");
             if (_isEnvelope)
                 return (IPersistentRepresentation)serialization.FindSerializerForType(typeof(Persistent)).FromBinary(bytes, typeof(Persistent));
             var payload = serialization.Deserialize(bytes, serializerId, serializerManifest);
@@ -529,9 +547,28 @@ public sealed class FileEventJournal : AsyncWriteJournal
             WriteString(output, serializerManifest);
             WriteString(output, manifest);
             WriteString(output, writerGuid);
-            BinaryPrimitives.WriteInt32LittleEndian(output.GetSpan(4), bytes.Length);
-            output.Advance(4);
-            output.Write(bytes);
+            if (_serializer is null)
+            {
+                BinaryPrimitives.WriteInt32LittleEndian(output.GetSpan(4), bytes!.Length);
+                output.Advance(4);
+                output.Write(bytes);
+                return;
+            }
+            if (output is not ArrayBufferWriter<byte> log)
+            {
+                var scratch = new ArrayBufferWriter<byte>();
+                _serializer.Write(_payload!, scratch);
+                BinaryPrimitives.WriteInt32LittleEndian(output.GetSpan(4), scratch.WrittenCount);
+                output.Advance(4);
+                output.Write(scratch.WrittenSpan);
+                return;
+            }
+            // The length goes before the bytes, and is known once they are written: patched in place.
+            var lengthAt = log.WrittenCount;
+            log.GetSpan(4);
+            log.Advance(4);
+            _serializer.Write(_payload!, log);
+            BinaryPrimitives.WriteInt32LittleEndian(MemoryMarshal.AsMemory(log.WrittenMemory).Span.Slice(lengthAt, 4), log.WrittenCount - lengthAt - 4);
         }
 
         public static StoredEvent Read(ref ReadOnlySpan<byte> rest)

@@ -191,13 +191,16 @@ public sealed class JournalWriterActor : UntypedPersistentActor
     private readonly long _expectedLastZxid;
     private readonly JournalTxnLogRef? _ref;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private List<(IActorRef Sender, Proposal Proposal)> _buffer = new();
-    private List<(IActorRef Sender, Proposal Proposal)>? _inFlight;
+    /// <summary>Appends that arrived while a write was in flight, in order; they go out together next.</summary>
+    private List<Pending> _buffer = new();
+    private List<Pending>? _inFlight;
     private readonly Queue<(long Seq, long LastZxid)> _index = new();
     private long _lastZxid;
     private long _nextZxid;
-    private System.Buffers.ArrayBufferWriter<byte> _scratch = new(1 << 16);
     private readonly ServerMetrics _metrics = ServerMetrics.For(Context.System);
+
+    /// <summary>One append as the replica sent it: answered with its own batch, as the file journal answers it.</summary>
+    private readonly record struct Pending(IActorRef Sender, IReadOnlyList<Proposal> Batch);
 
     public JournalWriterActor(PersistenceSettings settings, RecoverySink? sink, long expectedLastZxid, JournalTxnLogRef? log)
     {
@@ -295,7 +298,7 @@ public sealed class JournalWriterActor : UntypedPersistentActor
                 $"txn 0x{append.Batch[0].Header.Zxid:x} is out of sequence (expected 0x{_nextZxid:x}) after a log failure")));
             return;
         }
-        foreach (var p in append.Batch) _buffer.Add((Sender, p));
+        _buffer.Add(new Pending(Sender, append.Batch));
         _metrics.AddProposals(append.Batch.Count);
         _nextZxid = append.Batch[^1].Header.Zxid + 1;
         if (_inFlight is null) Flush();
@@ -304,27 +307,32 @@ public sealed class JournalWriterActor : UntypedPersistentActor
     private void Flush()
     {
         if (_buffer.Count == 0) return;
-        List<(IActorRef, Proposal)> batch;
-        if (_buffer.Count <= _settings.MaxBatchTxns)
+        // Whole appends, up to max-batch-txns (at least one); the rest waits for the next write.
+        var take = 0;
+        var txns = 0;
+        while (take < _buffer.Count && (take == 0 || txns + _buffer[take].Batch.Count <= _settings.MaxBatchTxns))
+            txns += _buffer[take++].Batch.Count;
+        List<Pending> batch;
+        if (take == _buffer.Count)
         {
             batch = _buffer;
-            _buffer = new List<(IActorRef, Proposal)>();
+            _buffer = new List<Pending>();
         }
         else
         {
-            batch = _buffer.GetRange(0, _settings.MaxBatchTxns);
-            _buffer.RemoveRange(0, _settings.MaxBatchTxns);
+            batch = _buffer.GetRange(0, take);
+            _buffer.RemoveRange(0, take);
         }
         _inFlight = batch;
-        var proposals = new Proposal[batch.Count];
-        for (var i = 0; i < batch.Count; i++) proposals[i] = batch[i].Item2;
-        var lastZxid = proposals[^1].Header.Zxid;
-        var evt = TxnBatchEvent.From(proposals, _scratch);
-        if (_scratch.Capacity > 4 << 20) _scratch = new System.Buffers.ArrayBufferWriter<byte>(1 << 16); // don't pin a huge buffer
+        var appends = new IReadOnlyList<Proposal>[batch.Count];
+        for (var i = 0; i < batch.Count; i++) appends[i] = batch[i].Batch;
+        var lastZxid = appends[^1][^1].Header.Zxid;
+        // Serialized by the journal on its writer thread (TxnEventSerializer is an IBufferSerializer).
+        var evt = TxnBatchEvent.Of(appends);
         var writeStarted = System.Diagnostics.Stopwatch.GetTimestamp();
         PersistAsync(evt, _ =>
         {
-            _metrics.RecordJournalWrite(writeStarted, batch.Count);
+            _metrics.RecordJournalWrite(writeStarted, txns);
             _lastZxid = lastZxid;
             _index.Enqueue((LastSequenceNr, lastZxid));
             if (_ref is not null) _ref.LastDurableZxid = lastZxid;
@@ -334,17 +342,10 @@ public sealed class JournalWriterActor : UntypedPersistentActor
         });
     }
 
-    private static void Reply(List<(IActorRef Sender, Proposal Proposal)> batch, Exception? failure)
+    private static void Reply(List<Pending> appends, Exception? failure)
     {
-        // One message per run of appends from the same sender, in order.
-        var i = 0;
-        while (i < batch.Count)
-        {
-            var sender = batch[i].Sender;
-            var run = new List<Proposal>();
-            while (i < batch.Count && batch[i].Sender.Equals(sender)) run.Add(batch[i++].Proposal);
-            sender.Tell(failure is null ? new LogAppended(run) : new LogAppendFailed(run, failure));
-        }
+        foreach (var (sender, batch) in appends)
+            sender.Tell(failure is null ? new LogAppended(batch) : new LogAppendFailed(batch, failure));
     }
 
     private void FailAll(Exception cause)
@@ -352,13 +353,13 @@ public sealed class JournalWriterActor : UntypedPersistentActor
         if (_inFlight is { } inFlight) Reply(inFlight, cause);
         Reply(_buffer, cause);
         _inFlight = null;
-        _buffer = new List<(IActorRef, Proposal)>();
+        _buffer = new List<Pending>();
         _nextZxid = _lastZxid + 1;
     }
 
     protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
     {
-        _log.Error(cause, "Journal write failed (sequence {0}); failing {1} txns", sequenceNr, (_inFlight?.Count ?? 0) + _buffer.Count);
+        _log.Error(cause, "Journal write failed (sequence {0}); failing {1} appends", sequenceNr, (_inFlight?.Count ?? 0) + _buffer.Count);
         FailAll(cause);
         base.OnPersistFailure(cause, @event, sequenceNr); // stops this actor; the parent restarts a new one
     }
