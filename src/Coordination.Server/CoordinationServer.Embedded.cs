@@ -58,10 +58,12 @@ public sealed partial class CoordinationServer
         var full = config.WithFallback(EmbeddedDefaults).WithFallback(ServerSettings.Reference);
         var settings = ServerSettings.Create(full, inProcessClients: true);
         Directory.CreateDirectory(settings.DataDir);
-        var persistence = PersistenceSettings.Create(full, settings.DataDir);
+        // journal = auto: a new data dir gets the file journal.
+        var persistence = PersistenceSettings.Create(full, settings.DataDir, newDataDirJournal: "file");
         if (!persistence.Enabled || !persistence.UsesFileLog)
-            throw new ConfigurationException("an embedded member needs coordination.persistence.enabled = on and journal = file " +
-                "(the SQL and persistent-file journals need their plugins in the application's config)");
+            throw new ConfigurationException("an embedded member needs coordination.persistence.enabled = on and the file journal " +
+                $"(journal = file, or auto on a new data dir or one of the file journal; this one is {persistence.Journal}): " +
+                "the SQL and persistent-file journals need their plugins in the application's config");
         var files = new SnapshotFiles(settings.DataDir, persistence.SnapshotsRetained, persistence.Purge);
         var snapshots = SnapshotPolicy.For(files, persistence, new Feed.FileJournalRecords(persistence.LogDirectory));
         var ensemble = MembershipOf(full);

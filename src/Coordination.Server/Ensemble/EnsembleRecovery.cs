@@ -65,8 +65,8 @@ public static class EnsembleRecovery
                 tree.LastZxid, entries[0].Zxid);
             entries.Clear();
         }
-        log.Info("Ensemble member recovered: snapshot {0} at zxid 0x{1:x}, {2} log entries after it, last 0x{3:x}",
-            file ?? "(none)", tree.LastZxid, entries.Count, entries.Count > 0 ? entries[^1].Zxid : tree.LastZxid);
+        log.Info("Ensemble member recovered: snapshot {0} at zxid 0x{1:x}, {2} log entries after it, last 0x{3:x}, on the {4} journal",
+            file ?? "(none)", tree.LastZxid, entries.Count, entries.Count > 0 ? entries[^1].Zxid : tree.LastZxid, persistence.Journal);
         return new Result(tree, journal, entries, file);
     }
 

@@ -66,7 +66,13 @@ public sealed record PersistenceSettings
         : IsSqlite ? $"Data Source={Path.Combine(Path.GetFullPath(DataDir), "journal.db")}"
         : throw new InvalidOperationException($"coordination.persistence.connection-string is required for provider {ProviderName}");
 
-    public static PersistenceSettings Create(Config full, string dataDir)
+    /// <summary>
+    /// The section's settings for a server on <paramref name="dataDir"/>. <c>journal = auto</c> is resolved here, once:
+    /// the journal the data dir holds, or <paramref name="newDataDirJournal"/> when it holds none (an embedded member
+    /// passes "file": the other journals need plugins the application's ActorSystem lacks). Settings built in code
+    /// name their journal ("file" unless set).
+    /// </summary>
+    public static PersistenceSettings Create(Config full, string dataDir, string newDataDirJournal = "persistent-file")
     {
         var c = full.GetConfig("coordination.persistence");
         if (c is null || c.IsEmpty) return new PersistenceSettings { DataDir = dataDir };
@@ -74,12 +80,13 @@ public sealed record PersistenceSettings
         {
             DataDir = dataDir,
             Enabled = c.GetBoolean("enabled", true),
-            Journal = c.GetString("journal", "file") switch
+            Journal = c.GetString("journal", "auto") switch
             {
                 "file" => "file",
                 "persistent-file" => "persistent-file",
                 "sql" => "sql",
-                var other => throw new ConfigurationException($"coordination.persistence.journal must be \"file\", \"persistent-file\" or \"sql\", not \"{other}\""),
+                "auto" => JournalIn(dataDir, c.GetString("connection-string", ""), c.GetString("provider-name", "SQLite.MS")) ?? newDataDirJournal,
+                var other => throw new ConfigurationException($"coordination.persistence.journal must be \"auto\", \"file\", \"persistent-file\" or \"sql\", not \"{other}\""),
             },
             LogSegmentBytes = c.GetByteSize("log-segment-size") ?? (64L << 20),
             LogPreallocateBytes = c.GetByteSize("log-preallocate") ?? (4L << 20),
@@ -96,6 +103,30 @@ public sealed record PersistenceSettings
             MaxBatchTxns = Math.Max(1, c.GetInt("max-batch-txns", 2000)),
             RestartBackoffMin = c.GetTimeSpan("restart-backoff-min", TimeSpan.FromMilliseconds(200)),
             RestartBackoffMax = c.GetTimeSpan("restart-backoff-max", TimeSpan.FromSeconds(5)),
+        };
+    }
+
+    /// <summary>
+    /// The journal a data dir holds (<c>txnlog/</c> segments: file; <c>eventlog/</c> segments: persistent-file; a
+    /// non-empty default SQLite journal, <c>journal.db</c>: sql), or null when it holds none. A data dir that holds two
+    /// cannot say which one is its state: refused, naming both. A journal elsewhere (a connection string) is not seen.
+    /// </summary>
+    internal static string? JournalIn(string dataDir, string connectionString, string providerName)
+    {
+        var dir = Path.GetFullPath(dataDir);
+        var db = Path.Combine(dir, "journal.db");
+        var held = new List<(string Journal, string Place)>();
+        if (FileTxnLog.List(Path.Combine(dir, "txnlog")).Count > 0) held.Add(("file", Path.Combine(dir, "txnlog")));
+        if (FileTxnLog.List(Path.Combine(dir, "eventlog")).Count > 0) held.Add(("persistent-file", Path.Combine(dir, "eventlog")));
+        if (connectionString.Length == 0 && providerName.StartsWith("SQLite", StringComparison.OrdinalIgnoreCase)
+            && File.Exists(db) && new FileInfo(db).Length > 0)
+            held.Add(("sql", db));
+        return held.Count switch
+        {
+            0 => null,
+            1 => held[0].Journal,
+            _ => throw new RecoveryException($"coordination.persistence.journal = auto, but {dir} holds {string.Join(" and ", held.Select(h => $"a {h.Journal} journal ({h.Place})"))}: " +
+                "set journal to the one that holds this server's state, and move the other away"),
         };
     }
 }

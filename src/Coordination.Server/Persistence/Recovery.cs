@@ -76,6 +76,7 @@ public static class Recovery
                 log.Warning("Recovered from an older snapshot; skipped: {0}", string.Join("; ", skipped));
             log.Info("Recovered {Znodes} znodes, {Sessions} sessions at zxid 0x{Zxid:x} from {Snapshot} + {JournalTxns} journal txns in {ElapsedMs} ms",
                 tree.DistinctNodeCount, tree.Sessions.Count, tree.LastZxid, candidate ?? "(no snapshot)", outcome.TxnsReplayed, clock.ElapsedMilliseconds);
+            log.Info("Journal: {Journal} ({Place})", settings.Journal, journal);
             return new Result(tree, actor, candidate, outcome, clock.Elapsed, skipped);
         }
         throw new InvalidOperationException("unreachable");
