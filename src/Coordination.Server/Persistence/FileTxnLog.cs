@@ -146,57 +146,86 @@ public sealed class FileTxnLog : IDisposable
     private static IEnumerable<(string Path, long Ordinal, long StartsAfter, long MaxZxid)> ReadSegments(
         string dir, Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord, Action<string> onEmpty, bool live = false, long fromZxid = 0)
     {
-        var files = new List<(string Path, long Ordinal)>();
-        var headers = new List<long>();
-        foreach (var file in List(dir))
+        var segments = Segments(dir, onEmpty);
+        var last = segments.Count > 0 ? segments[0].StartsAfter : 0;
+        for (var i = 0; i < segments.Count; i++)
         {
-            if (ReadHeader(file.Path) is { } startsAfter)
-            {
-                files.Add(file);
-                headers.Add(startsAfter);
-            }
-            else onEmpty(file.Path);
-        }
-        var last = headers.Count > 0 ? headers[0] : 0;
-        for (var i = 0; i < files.Count; i++)
-        {
-            long? cutoff = i + 1 < files.Count ? headers[i + 1] : null;
+            long? cutoff = i + 1 < segments.Count ? segments[i + 1].StartsAfter : null;
             if (cutoff < fromZxid)
             {
                 last = cutoff.Value;
                 continue;
             }
-            var maxZxid = headers[i];
-            var end = new SegmentEnd();
-            foreach (var (kind, zxid, payload) in Records(files[i].Path, end, live))
-            {
-                if (kind == LogRecordKind.Txn)
-                {
-                    if (cutoff is { } c && zxid > c) continue;
-                    maxZxid = Math.Max(maxZxid, zxid);
-                    last = zxid;
-                }
-                else last = Math.Min(last, zxid);
-                onRecord(kind, zxid, payload);
-            }
-            if (cutoff is { } cut)
-            {
-                // The next segment was started when the log reached `cut`, after those records were durable: a segment
-                // that now ends earlier lost acknowledged txns (a torn tail is only possible in the newest segment).
-                if (last < cut)
-                    throw new InvalidDataException($"{files[i].Path} ends at zxid 0x{last:x}{end.Describe()}, but the log had reached 0x{cut:x} when the next segment began: acknowledged txns are missing or corrupt");
-                onRecord(LogRecordKind.Truncate, cut, ReadOnlyMemory<byte>.Empty);
-                last = cut;
-            }
-            else if (end.Damage is not null && FindIntactRecord(files[i].Path, end.Offset + 1) is { } intact)
-            {
-                // A write torn by a crash is the last thing in the newest segment; an intact record after the damage
-                // means the damage is in the middle of what was written: corruption, not a crash.
-                throw new InvalidDataException($"{files[i].Path} is corrupt{end.Describe()}, and an intact record follows at offset {intact}: " +
-                    "this is not a write torn by a crash, and the records after it may have been acknowledged");
-            }
-            yield return (files[i].Path, files[i].Ordinal, headers[i], maxZxid);
+            var end = ReadSegment(segments[i], cutoff, StartOf(segments[i], last), onRecord, live);
+            last = end.Last;
+            yield return (segments[i].Path, segments[i].Ordinal, segments[i].StartsAfter, end.MaxZxid);
         }
+    }
+
+    /// <summary>A segment file with a valid header: <see cref="StartsAfter"/> is the zxid the log had reached when it
+    /// was begun.</summary>
+    internal readonly record struct SegmentFile(string Path, long Ordinal, long StartsAfter);
+
+    /// <summary>Where a read of a segment stopped: the offset to go on from (the zeros after its last record, or a torn
+    /// one), the zxid the log was at there (after truncations), and the greatest txn zxid read.</summary>
+    internal readonly record struct SegmentPosition(long Offset, long Last, long MaxZxid);
+
+    /// <summary>The segments with a valid header, oldest first; files of zeros (a roll a crash interrupted) go to
+    /// <paramref name="onEmpty"/>.</summary>
+    internal static List<SegmentFile> Segments(string dir, Action<string> onEmpty)
+    {
+        var segments = new List<SegmentFile>();
+        foreach (var file in List(dir))
+        {
+            if (ReadHeader(file.Path) is { } startsAfter) segments.Add(new SegmentFile(file.Path, file.Ordinal, startsAfter));
+            else onEmpty(file.Path);
+        }
+        return segments;
+    }
+
+    /// <summary>The first position of a segment, for <see cref="ReadSegment"/>: <paramref name="last"/> is the zxid
+    /// the log was at before it.</summary>
+    internal static SegmentPosition StartOf(SegmentFile segment, long last) => new(SegmentHeaderSize, last, segment.StartsAfter);
+
+    /// <summary>
+    /// The records of one segment from <paramref name="from"/> on, as <see cref="Read"/> gives them: txns above
+    /// <paramref name="cutoff"/> (the next segment's start point; null for the newest segment) are dropped, and the
+    /// cut is reported as a truncation at the end. Returns where the read stopped, to go on from there while the
+    /// segment is the newest (its writer only appends to it).
+    /// </summary>
+    internal static SegmentPosition ReadSegment(SegmentFile segment, long? cutoff, SegmentPosition from,
+        Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord, bool live)
+    {
+        var (last, maxZxid) = (from.Last, from.MaxZxid);
+        var end = new SegmentEnd { Offset = from.Offset };
+        foreach (var (kind, zxid, payload) in Records(segment.Path, end, live, from.Offset))
+        {
+            if (kind == LogRecordKind.Txn)
+            {
+                if (cutoff is { } c && zxid > c) continue;
+                maxZxid = Math.Max(maxZxid, zxid);
+                last = zxid;
+            }
+            else last = Math.Min(last, zxid);
+            onRecord(kind, zxid, payload);
+        }
+        if (cutoff is { } cut)
+        {
+            // The next segment was started when the log reached `cut`, after those records were durable: a segment
+            // that now ends earlier lost acknowledged txns (a torn tail is only possible in the newest segment).
+            if (last < cut)
+                throw new InvalidDataException($"{segment.Path} ends at zxid 0x{last:x}{end.Describe()}, but the log had reached 0x{cut:x} when the next segment began: acknowledged txns are missing or corrupt");
+            onRecord(LogRecordKind.Truncate, cut, ReadOnlyMemory<byte>.Empty);
+            last = cut;
+        }
+        else if (end.Damage is not null && FindIntactRecord(segment.Path, end.Offset + 1) is { } intact)
+        {
+            // A write torn by a crash is the last thing in the newest segment; an intact record after the damage
+            // means the damage is in the middle of what was written: corruption, not a crash.
+            throw new InvalidDataException($"{segment.Path} is corrupt{end.Describe()}, and an intact record follows at offset {intact}: " +
+                "this is not a write torn by a crash, and the records after it may have been acknowledged");
+        }
+        return new SegmentPosition(end.Offset, last, maxZxid);
     }
 
     /// <summary>The segment files, oldest first.</summary>
@@ -260,9 +289,9 @@ public sealed class FileTxnLog : IDisposable
         return null;
     }
 
-    private static IEnumerable<(LogRecordKind, long, ReadOnlyMemory<byte>)> Records(string path, SegmentEnd end, bool live)
+    private static IEnumerable<(LogRecordKind, long, ReadOnlyMemory<byte>)> Records(string path, SegmentEnd end, bool live, long from)
     {
-        var fs = OpenAt(path, SegmentHeaderSize);
+        var fs = OpenAt(path, from);
         try
         {
             var header = new byte[RecordHeaderSize];

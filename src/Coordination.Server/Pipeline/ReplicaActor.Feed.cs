@@ -437,7 +437,7 @@ public sealed partial class ReplicaActor
     {
         long buffered = 0;
         foreach (var sub in _subscriptions) buffered += sub.BacklogBytes;
-        _metrics.ClientPort.Feed.Set(_subscriptions.Count, _feed.RetainedTxns, _feed.RetainedBytes, _feed.RetainedAfter);
+        _metrics.ClientPort.Feed.Set(_subscriptions.Count, _feed.RetainedTxns, _feed.RetainedBytes, _feed.RetainedAfter, _feed.HeldBytes + _feed.IndexBytes);
         _metrics.ClientPort.Feed.SetHistory(_historyReads, buffered, _historyFloor ?? -1);
     }
 }
