@@ -119,4 +119,19 @@ public sealed class SegmentZxidCacheTests : IDisposable
         Assert.Equal([.. Counters(1, 150), Zxids.Make(2, 1)], _cache.Read().ToList());
         Assert.Equal(WholeRead(), _cache.Read().ToList());
     }
+
+    [Fact]
+    public void Reading_a_segment_for_its_zxids_allocates_nothing_per_record()
+    {
+        Append(20_000);
+        _cache.Read();   // the first read of this process JITs the path
+        Append(40_000, newSegment: true);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var kept = _cache.Read();
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(Counters(1, 40_000), kept.ToList());
+        // 20,000 new records of 100 bytes: a payload array each would be over 2 MB; a read's buffers and file streams
+        // are some 100 KiB.
+        Assert.True(allocated < 512 << 10, $"{allocated} bytes allocated to read 20,000 records' zxids");
+    }
 }

@@ -101,7 +101,7 @@ internal sealed class SegmentZxidCache(string directory)
         _entries.Remove(key);
         if (cutoff is { } cut) entry.Records.DropAbove(cut);
         var from = entry.Position.Offset;
-        entry.Position = FileTxnLog.ReadSegment(segment, cutoff, entry.Position, entry.Records.Record, live: true);
+        entry.Position = FileTxnLog.ReadSegment(segment, cutoff, entry.Position, entry.Records.Record, live: true, payloadsKept: false);
         entry.Sealed = cutoff is not null;
         _bytesRead += entry.Position.Offset - from;
         _readsByPath[segment.Path] = _readsByPath.GetValueOrDefault(segment.Path) + 1;

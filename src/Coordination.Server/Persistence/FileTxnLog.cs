@@ -191,14 +191,16 @@ public sealed class FileTxnLog : IDisposable
     /// The records of one segment from <paramref name="from"/> on, as <see cref="Read"/> gives them: txns above
     /// <paramref name="cutoff"/> (the next segment's start point; null for the newest segment) are dropped, and the
     /// cut is reported as a truncation at the end. Returns where the read stopped, to go on from there while the
-    /// segment is the newest (its writer only appends to it).
+    /// segment is the newest (its writer only appends to it). With <paramref name="payloadsKept"/> false, a payload is
+    /// valid only during its <paramref name="onRecord"/> call (one buffer serves them all: a reader that wants only
+    /// the zxids allocates nothing per record).
     /// </summary>
     internal static SegmentPosition ReadSegment(SegmentFile segment, long? cutoff, SegmentPosition from,
-        Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord, bool live)
+        Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord, bool live, bool payloadsKept = true)
     {
         var (last, maxZxid) = (from.Last, from.MaxZxid);
         var end = new SegmentEnd { Offset = from.Offset };
-        foreach (var (kind, zxid, payload) in Records(segment.Path, end, live, from.Offset))
+        foreach (var (kind, zxid, payload) in Records(segment.Path, end, live, from.Offset, payloadsKept))
         {
             if (kind == LogRecordKind.Txn)
             {
@@ -247,7 +249,8 @@ public sealed class FileTxnLog : IDisposable
     /// <summary>The segment's start point, or null for a file of zeros (a segment whose roll a crash interrupted).</summary>
     private static long? ReadHeader(string path)
     {
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
+        // Unbuffered: the change feed's floor looks at every header about once a second.
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, bufferSize: 0);
         Span<byte> header = stackalloc byte[SegmentHeaderSize];
         if (fs.ReadAtLeast(header, SegmentHeaderSize, throwOnEndOfStream: false) == SegmentHeaderSize &&
             BinaryPrimitives.ReadUInt32LittleEndian(header) == Magic && BinaryPrimitives.ReadInt32LittleEndian(header[4..]) == Version)
@@ -289,17 +292,19 @@ public sealed class FileTxnLog : IDisposable
         return null;
     }
 
-    private static IEnumerable<(LogRecordKind, long, ReadOnlyMemory<byte>)> Records(string path, SegmentEnd end, bool live, long from)
+    private static IEnumerable<(LogRecordKind, long, ReadOnlyMemory<byte>)> Records(string path, SegmentEnd end, bool live, long from, bool payloadsKept)
     {
         var fs = OpenAt(path, from);
         try
         {
             var header = new byte[RecordHeaderSize];
+            byte[]? reused = payloadsKept ? null : [];
+            var hash = new Crc32();
             var rereads = 0;
             while (true)
             {
                 end.Offset = fs.Position;
-                var (payload, damage) = ReadRecord(fs, header);
+                var (payload, damage) = ReadRecord(fs, header, hash, ref reused);
                 if (damage is not null && live && rereads < LiveRereads)
                 {
                     // Perhaps a write in progress (see LiveRereads): read it again, past the read buffer.
@@ -311,7 +316,7 @@ public sealed class FileTxnLog : IDisposable
                 end.Damage = damage;
                 if (payload is null) yield break;
                 rereads = 0;
-                yield return ((LogRecordKind)header[8], BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(9)), payload);
+                yield return ((LogRecordKind)header[8], BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(9)), payload.AsMemory(0, BinaryPrimitives.ReadInt32LittleEndian(header)));
             }
         }
         finally
@@ -324,8 +329,9 @@ public sealed class FileTxnLog : IDisposable
         new(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16) { Position = offset };
 
     /// <summary>The record at the stream's position: its payload (its header in <paramref name="header"/>), or no
-    /// payload at the zeros after the last record, or why the bytes there are not a record.</summary>
-    private static (byte[]? Payload, string? Damage) ReadRecord(FileStream fs, byte[] header)
+    /// payload at the zeros after the last record, or why the bytes there are not a record. The payload is read into
+    /// <paramref name="reused"/> (grown when too short) unless it is null.</summary>
+    private static (byte[]? Payload, string? Damage) ReadRecord(FileStream fs, byte[] header, Crc32 hash, ref byte[]? reused)
     {
         var read = fs.ReadAtLeast(header, RecordHeaderSize, throwOnEndOfStream: false);
         if (!header.AsSpan(0, read).ContainsAnyExcept((byte)0)) return (null, null); // the zeros after the last record
@@ -334,11 +340,12 @@ public sealed class FileTxnLog : IDisposable
         var crc = BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(4));
         var kind = (LogRecordKind)header[8];
         if (length < 0 || length > MaxPayload || kind is not (LogRecordKind.Txn or LogRecordKind.Truncate)) return (null, "bad record header");
-        var payload = new byte[length];
-        if (fs.ReadAtLeast(payload, length, throwOnEndOfStream: false) != length) return (null, "cut short by the end of the file");
-        var hash = new Crc32();
+        if (reused is not null && reused.Length < length) reused = new byte[Math.Max(length, 2 * reused.Length)];
+        var payload = reused ?? new byte[length];
+        if (fs.ReadAtLeast(payload.AsSpan(0, length), length, throwOnEndOfStream: false) != length) return (null, "cut short by the end of the file");
+        hash.Reset();
         hash.Append(header.AsSpan(8));
-        hash.Append(payload);
+        hash.Append(payload.AsSpan(0, length));
         return hash.GetCurrentHashAsUInt32() == crc ? (payload, null) : (null, "CRC mismatch");
     }
 
