@@ -39,6 +39,26 @@ public sealed class ChangeFeedRingTests
     }
 
     [Fact]
+    public void The_index_rings_shrink_back_after_a_burst_and_what_is_retained_still_reads_back()
+    {
+        var settings = new ChangeFeedSettings { RetainTxns = 200_000, RetainBytes = 1L << 30, RetainTime = TimeSpan.FromSeconds(1) };
+        var feed = new ChangeFeed(settings, 0);
+        var quiet = feed.IndexBytes;
+        for (long zxid = 1; zxid <= 100_000; zxid++) feed.Append(zxid, [Changed("/n/a", 10, 1)], 0);
+        // Rings of 131,072 entries and changes: about 7 MiB.
+        Assert.InRange(feed.IndexBytes, 6 << 20, 8 << 20);
+        // Two seconds later the burst has aged out; three txns are retained.
+        var model = new List<(long Zxid, Change[] Changes)>();
+        for (long zxid = 100_001; zxid <= 100_003; zxid++)
+        {
+            model.Add((zxid, [Changed("/n/b", 20, 2), Changed("/n/c", 30, 3)]));
+            feed.Append(zxid, model[^1].Changes, 2000);
+        }
+        Assert.Equal(quiet, feed.IndexBytes);
+        AssertReadsBack(feed, model);
+    }
+
+    [Fact]
     public void Entries_of_very_different_sizes_read_back_exactly_through_many_turns_of_the_ring_within_the_byte_bound()
     {
         const long bound = 96 << 10;   // chunks of 6 KiB

@@ -18,7 +18,7 @@ public sealed class JournalHistoryBasesTests
     private static List<(long Zxid, string Path)> Snapshots(params long[] counters) => counters.Select(c => (Z(c), $"snapshot.{Z(c):x}")).ToList();
 
     private static List<long> BaseZxids(List<long> kept, List<(long, string)> snapshots) =>
-        JournalHistory.Bases(kept, snapshots).Select(b => b.Zxid).ToList();
+        JournalHistory.Bases(KeptZxids.Of(kept), snapshots).Select(b => b.Zxid).ToList();
 
     [Fact]
     public void A_journal_from_the_first_txn_rebuilds_from_the_empty_tree_and_from_each_snapshot_it_passes()

@@ -172,6 +172,8 @@ public sealed class ChangeFeedWireTests(ITestOutputHelper output)
             Assert.Equal((1000L, 64L * 1024, 3000L), (mntr["change_feed_retain_txns_limit"], mntr["change_feed_retain_bytes_limit"], mntr["change_feed_retain_time_ms"]));
             Assert.InRange(mntr["change_feed_retained_bytes"], 2048, 64 * 1024);
             Assert.InRange(mntr["change_feed_retained_txns"], 1, 40);
+            // What the record holds: whole chunks of frames and the index rings, more than the frames' exact bytes.
+            Assert.True(mntr["change_feed_held_bytes"] > mntr["change_feed_retained_bytes"], $"held {mntr["change_feed_held_bytes"]} B, retained {mntr["change_feed_retained_bytes"]} B");
             var (refused, body) = await c.WatchChangesAsync("/r", zxids[0]);
             Assert.Equal(ErrorCode.Compacted, refused.Err);
             var retainedAfter = Assert.IsType<ChangeFeedPosition>(body).RetainedAfter;
@@ -180,6 +182,7 @@ public sealed class ChangeFeedWireTests(ITestOutputHelper output)
             var metrics = await Metrics();
             foreach (var name in new[] { "change_feed_retain_txns_limit", "change_feed_retain_bytes_limit", "change_feed_retain_time_ms", "change_feed_retained_txns", "change_feed_retained_after_zxid" })
                 Assert.True(metrics.TryGetValue(name, out var v) && v == mntr[name], $"/metrics {name}: {(metrics.TryGetValue(name, out var m) ? m : "missing")}, mntr {mntr[name]}");
+            Assert.Contains("change_feed_held_bytes", metrics.Keys);
 
             // By age: idle, the timer drops every change older than 3 s.
             while ((await Mntr())["change_feed_retained_txns"] > 0 && sinceLastWrite.Elapsed < TimeSpan.FromSeconds(15)) await Task.Delay(200);

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using Coordination.Core;
 using Coordination.Protocol;
 
@@ -53,9 +54,9 @@ public sealed class ChangeFeed
     private readonly ChangeFeedSettings _settings;
     private readonly ByteRing _frames;
     /// <summary>Entries by sequence number, changes by change number, modulo their (power-of-two) lengths.</summary>
-    private EntrySlot[] _entries = new EntrySlot[16];
-    private ChangeSlot[] _changes = new ChangeSlot[16];
-    private IReadOnlyList<Acl>?[] _acls = new IReadOnlyList<Acl>?[16];
+    private EntrySlot[] _entries = new EntrySlot[MinRingLength];
+    private ChangeSlot[] _changes = new ChangeSlot[MinRingLength];
+    private IReadOnlyList<Acl>?[] _acls = new IReadOnlyList<Acl>?[MinRingLength];
     private long _firstChange, _endChange;
     private ArrayBufferWriter<byte> _scratch = new(256);
     /// <summary>The frames copied out lately, by change number modulo its length (change numbers are never reused):
@@ -87,6 +88,9 @@ public sealed class ChangeFeed
     public long EndSeq { get; private set; }
     /// <summary>Memory the retained frames hold: whole chunks.</summary>
     public long HeldBytes => (long)_frames.ChunksHeld * _frames.ChunkBytes;
+    /// <summary>Memory the index rings hold (entries, changes and their ACL references): with <see cref="HeldBytes"/>,
+    /// what mntr's change_feed_held_bytes shows beside retained_bytes (the frames' exact sizes).</summary>
+    public long IndexBytes => (long)_entries.Length * Unsafe.SizeOf<EntrySlot>() + (long)_changes.Length * Unsafe.SizeOf<ChangeSlot>() + (long)_acls.Length * IntPtr.Size;
 
     /// <summary>Records a committed txn; one with no changes only moves <see cref="LastZxid"/>. Txns at or below
     /// <see cref="LastZxid"/> (replayed after a fuzzy snapshot) were recorded before, or never will be.</summary>
@@ -133,8 +137,8 @@ public sealed class ChangeFeed
         if (_scratch.Capacity > KeepScratchBytes) _scratch = new ArrayBufferWriter<byte>(256);
         if (_endChange - _firstChange == _changes.Length)
         {
-            _changes = Grown(_changes, _firstChange, _endChange);
-            _acls = Grown(_acls, _firstChange, _endChange);
+            _changes = Resized(_changes, _firstChange, _endChange, 2 * _changes.Length);
+            _acls = Resized(_acls, _firstChange, _endChange, 2 * _acls.Length);
         }
         _changes[_endChange & (_changes.Length - 1)] = new ChangeSlot(offset, length);
         _acls[_endChange & (_acls.Length - 1)] = acl;
@@ -144,18 +148,42 @@ public sealed class ChangeFeed
 
     private void EndEntry(long zxid, long firstChange, long nowMs)
     {
-        if (EndSeq - FirstSeq == _entries.Length) _entries = Grown(_entries, FirstSeq, EndSeq);
+        if (EndSeq - FirstSeq == _entries.Length) _entries = Resized(_entries, FirstSeq, EndSeq, 2 * _entries.Length);
         _entries[EndSeq & (_entries.Length - 1)] = new EntrySlot(zxid, nowMs, firstChange, (int)(_endChange - firstChange));
         EndSeq++;
         Trim(nowMs);
     }
 
-    /// <summary>A ring twice as long, holding numbers [<paramref name="first"/>, <paramref name="end"/>) at the same places modulo its length.</summary>
-    private static T[] Grown<T>(T[] ring, long first, long end)
+    /// <summary>A ring of <paramref name="length"/> (a power of two), holding numbers [<paramref name="first"/>,
+    /// <paramref name="end"/>) at the same places modulo its length.</summary>
+    private static T[] Resized<T>(T[] ring, long first, long end, int length)
     {
-        var grown = new T[ring.Length * 2];
-        for (var i = first; i < end; i++) grown[i & (grown.Length - 1)] = ring[i & (ring.Length - 1)];
-        return grown;
+        var resized = new T[length];
+        for (var i = first; i < end; i++) resized[i & (resized.Length - 1)] = ring[i & (ring.Length - 1)];
+        return resized;
+    }
+
+    /// <summary>Smallest ring length kept: what a quiet feed starts with.</summary>
+    private const int MinRingLength = 16;
+
+    /// <summary>The rings grow by doubling in a burst (100,000 txns: about 7 MiB); once what they hold falls to a quarter
+    /// of their length they are halved, so a burst's rings do not stay for good. A quarter, not a half: a feed that
+    /// hovers at a power of two does not grow and shrink at every append.</summary>
+    private void ShrinkRings()
+    {
+        if (ShrunkLength(_entries.Length, EndSeq - FirstSeq) is var entries && entries < _entries.Length)
+            _entries = Resized(_entries, FirstSeq, EndSeq, entries);
+        if (ShrunkLength(_changes.Length, _endChange - _firstChange) is var changes && changes < _changes.Length)
+        {
+            _changes = Resized(_changes, _firstChange, _endChange, changes);
+            _acls = Resized(_acls, _firstChange, _endChange, changes);
+        }
+    }
+
+    private static int ShrunkLength(int length, long held)
+    {
+        while (length > MinRingLength && held <= length / 4) length /= 2;
+        return length;
     }
 
     private ref EntrySlot Slot(long seq) => ref _entries[seq & (_entries.Length - 1)];
@@ -199,6 +227,7 @@ public sealed class ChangeFeed
             FirstSeq++;
         }
         _frames.Release(_firstChange < _endChange ? ChangeAt(_firstChange).Offset : _frames.End);
+        ShrinkRings();
     }
 
     /// <summary>An entry's frames lie one after the other in the ring.</summary>
@@ -218,6 +247,7 @@ public sealed class ChangeFeed
         _frames.Clear();
         RetainedBytes = 0;
         RetainedAfter = LastZxid = zxid;
+        ShrinkRings();
     }
 
     /// <summary>The cursor of the first change after <paramref name="afterZxid"/>, or null when changes after it are no

@@ -24,20 +24,6 @@ namespace Coordination.Server.Feed;
 /// </summary>
 internal static class JournalHistory
 {
-    /// <summary>The txn zxids of the journal in order, after its truncations (ensemble TRUNC records, torn writes).</summary>
-    public static List<long> KeptZxids(JournalRecords journal)
-    {
-        var kept = new List<long>();
-        journal.Read((kind, zxid, _) =>
-        {
-            // As ZabLogRecovery: entries ascend between truncations; a lower one can only follow a lost truncate marker.
-            var cut = kind == LogRecordKind.Txn ? zxid - 1 : zxid;
-            while (kept.Count > 0 && kept[^1] > cut) kept.RemoveAt(kept.Count - 1);
-            if (kind == LogRecordKind.Txn) kept.Add(zxid);
-        });
-        return kept;
-    }
-
     /// <summary>A tree to replay the journal on: a snapshot file's start zxid, or 0 for the empty tree.</summary>
     public readonly record struct Base(long Zxid, string? Path);
 
@@ -45,24 +31,23 @@ internal static class JournalHistory
     /// The bases the journal continues without a hole, oldest first: those from which history can be rebuilt.
     /// <paramref name="snapshots"/> are the snapshot files (any order).
     /// </summary>
-    public static List<Base> Bases(List<long> kept, IReadOnlyList<(long Zxid, string Path)> snapshots)
+    public static List<Base> Bases(KeptZxids kept, IReadOnlyList<(long Zxid, string Path)> snapshots)
     {
         var starts = snapshots.Select(s => s.Zxid).Order().ToList();
         var result = new List<Base>();
         // Nothing journalled, or a snapshot newer than the journal's last txn (one installed from the leader before
         // the txns after it are journalled, or one that ran ahead of the log): the journal does not reach the state
         // from any older base, so only the newest snapshot (or the empty tree) is the state.
-        if (kept.Count == 0 || starts.Count > 0 && starts[^1] > kept[^1])
+        if (kept.IsEmpty || starts.Count > 0 && starts[^1] > kept.Last)
         {
             result.Add(starts.Count > 0 ? new Base(starts[^1], snapshots.First(s => s.Zxid == starts[^1]).Path) : new Base(0, null));
             return result;
         }
-        // The contiguous tail of the journal: kept[first..] has no hole.
-        var first = kept.Count - 1;
-        while (first > 0 && EnsembleRecovery.Continues(kept[first - 1], kept[first]) && !SnapshotBetween(starts, kept[first - 1], kept[first])) first--;
+        // The contiguous tail of the journal: from tail on it has no hole.
+        var tail = kept.TailStart((before, next) => EnsembleRecovery.Continues(before, next) && !SnapshotBetween(starts, before, next));
         bool Continued(long zxid) =>
-            zxid >= kept[first] ? kept.BinarySearch(zxid) >= 0 || zxid > kept[^1]
-                                : EnsembleRecovery.Continues(zxid, kept[first]) && !SnapshotBetween(starts, zxid, kept[first]);
+            zxid >= tail ? kept.Contains(zxid) || zxid > kept.Last
+                         : EnsembleRecovery.Continues(zxid, tail) && !SnapshotBetween(starts, zxid, tail);
         if (Continued(0)) result.Add(new Base(0, null));
         foreach (var (zxid, path) in snapshots.OrderBy(s => s.Zxid))
             if (zxid > 0 && Continued(zxid)) result.Add(new Base(zxid, path));
@@ -112,7 +97,7 @@ internal static class JournalHistory
     /// <summary>The zxid after which history can be rebuilt from this journal, or null when it cannot.</summary>
     public static long? Floor(JournalRecords journal, IReadOnlyList<(long Zxid, string Path)> snapshots)
     {
-        foreach (var b in Bases(KeptZxids(journal), snapshots))
+        foreach (var b in Bases(journal.KeptZxids(), snapshots))
         {
             if (b.Path is null) return 0;
             if (EndOf(b) is { } end) return end;
@@ -162,8 +147,9 @@ internal sealed class JournalHistoryReader : IDisposable
             // written meanwhile, which would then look like a leader's installed past the journal (Bases' rule)
             // and hide every older base (a CI flake: the sql journal, read through a query, is slow to read).
             var files = snapshots();
-            var kept = JournalHistory.KeptZxids(journal);
-            var bases = JournalHistory.Bases(kept, files);
+            var keptRuns = journal.KeptZxids();
+            var bases = JournalHistory.Bases(keptRuns, files);
+            var kept = keptRuns.ToList();
             DataTree? tree = null;
             // The newest base at or before the zxid asked for whose history starts early enough.
             foreach (var b in Enumerable.Reverse(bases))

@@ -20,6 +20,14 @@ public abstract class JournalRecords
     /// a journal that cannot be read throws <see cref="IOException"/>.</summary>
     internal abstract void Read(Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord);
 
+    /// <summary>The txn zxids of the journal in order, after its truncations (ensemble TRUNC records, torn writes).</summary>
+    internal virtual KeptZxids KeptZxids()
+    {
+        var kept = new KeptZxids();
+        Read((kind, zxid, _) => kept.Record(kind, zxid));
+        return kept;
+    }
+
     /// <summary>The journal a server with these settings writes: the file journal's segments, or the events of its
     /// journal writer (<paramref name="ensemble"/>: the Zab log's) through the journal's read-journal plugin.</summary>
     internal static JournalRecords Of(ActorSystem system, PersistenceSettings settings, bool ensemble) =>
@@ -27,10 +35,15 @@ public abstract class JournalRecords
         : new QueryJournalRecords(system, settings.ReadJournalPluginId, ensemble ? settings.ZabPersistenceId : settings.PersistenceId);
 }
 
-/// <summary>The file journal's segments (<see cref="FileTxnLog.Read"/>).</summary>
+/// <summary>The file journal's segments (<see cref="FileTxnLog.Read"/>); their kept zxids are read incrementally
+/// (<see cref="SegmentZxidCache"/>).</summary>
 internal sealed class FileJournalRecords(string directory) : JournalRecords
 {
+    internal SegmentZxidCache Segments { get; } = new(directory);
+
     internal override void Read(Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord) => FileTxnLog.Read(directory, onRecord);
+
+    internal override KeptZxids KeptZxids() => Segments.Read();
 }
 
 /// <summary>

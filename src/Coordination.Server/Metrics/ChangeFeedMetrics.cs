@@ -10,6 +10,7 @@ public sealed class ChangeFeedMetrics
     private long _retainedTxns;
     private long _retainedBytes;
     private long _retainedAfter;
+    private long _heldBytes;
     private long _historyReaders;
     private long _historyBufferedBytes;
     private long _journalAfter = -1;
@@ -23,8 +24,11 @@ public sealed class ChangeFeedMetrics
     public void Sent(int events) => Interlocked.Add(ref _eventsSent, events);
     public void CompactedOnce() => Interlocked.Increment(ref _compacted);
 
-    public void Set(int subscriptions, int retainedTxns, long retainedBytes, long retainedAfter)
+    /// <summary><paramref name="heldBytes"/>: the memory the record holds (whole chunks of frames, the index rings),
+    /// which <paramref name="retainedBytes"/> (the frames' exact sizes) does not show.</summary>
+    public void Set(int subscriptions, int retainedTxns, long retainedBytes, long retainedAfter, long heldBytes)
     {
+        Volatile.Write(ref _heldBytes, heldBytes);
         Volatile.Write(ref _subscriptions, subscriptions);
         Volatile.Write(ref _retainedTxns, retainedTxns);
         Volatile.Write(ref _retainedBytes, retainedBytes);
@@ -53,6 +57,7 @@ public sealed class ChangeFeedMetrics
         yield return ("change_feed_retained_txns", Volatile.Read(ref _retainedTxns));
         yield return ("change_feed_retained_bytes", Volatile.Read(ref _retainedBytes));
         yield return ("change_feed_retained_after_zxid", RetainedAfter);
+        yield return ("change_feed_held_bytes", Volatile.Read(ref _heldBytes));
         yield return ("change_feed_retain_txns_limit", _limits.Txns);
         yield return ("change_feed_retain_bytes_limit", _limits.Bytes);
         yield return ("change_feed_retain_time_ms", _limits.TimeMs);

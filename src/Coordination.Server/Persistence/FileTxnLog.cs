@@ -146,57 +146,88 @@ public sealed class FileTxnLog : IDisposable
     private static IEnumerable<(string Path, long Ordinal, long StartsAfter, long MaxZxid)> ReadSegments(
         string dir, Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord, Action<string> onEmpty, bool live = false, long fromZxid = 0)
     {
-        var files = new List<(string Path, long Ordinal)>();
-        var headers = new List<long>();
-        foreach (var file in List(dir))
+        var segments = Segments(dir, onEmpty);
+        var last = segments.Count > 0 ? segments[0].StartsAfter : 0;
+        for (var i = 0; i < segments.Count; i++)
         {
-            if (ReadHeader(file.Path) is { } startsAfter)
-            {
-                files.Add(file);
-                headers.Add(startsAfter);
-            }
-            else onEmpty(file.Path);
-        }
-        var last = headers.Count > 0 ? headers[0] : 0;
-        for (var i = 0; i < files.Count; i++)
-        {
-            long? cutoff = i + 1 < files.Count ? headers[i + 1] : null;
+            long? cutoff = i + 1 < segments.Count ? segments[i + 1].StartsAfter : null;
             if (cutoff < fromZxid)
             {
                 last = cutoff.Value;
                 continue;
             }
-            var maxZxid = headers[i];
-            var end = new SegmentEnd();
-            foreach (var (kind, zxid, payload) in Records(files[i].Path, end, live))
-            {
-                if (kind == LogRecordKind.Txn)
-                {
-                    if (cutoff is { } c && zxid > c) continue;
-                    maxZxid = Math.Max(maxZxid, zxid);
-                    last = zxid;
-                }
-                else last = Math.Min(last, zxid);
-                onRecord(kind, zxid, payload);
-            }
-            if (cutoff is { } cut)
-            {
-                // The next segment was started when the log reached `cut`, after those records were durable: a segment
-                // that now ends earlier lost acknowledged txns (a torn tail is only possible in the newest segment).
-                if (last < cut)
-                    throw new InvalidDataException($"{files[i].Path} ends at zxid 0x{last:x}{end.Describe()}, but the log had reached 0x{cut:x} when the next segment began: acknowledged txns are missing or corrupt");
-                onRecord(LogRecordKind.Truncate, cut, ReadOnlyMemory<byte>.Empty);
-                last = cut;
-            }
-            else if (end.Damage is not null && FindIntactRecord(files[i].Path, end.Offset + 1) is { } intact)
-            {
-                // A write torn by a crash is the last thing in the newest segment; an intact record after the damage
-                // means the damage is in the middle of what was written: corruption, not a crash.
-                throw new InvalidDataException($"{files[i].Path} is corrupt{end.Describe()}, and an intact record follows at offset {intact}: " +
-                    "this is not a write torn by a crash, and the records after it may have been acknowledged");
-            }
-            yield return (files[i].Path, files[i].Ordinal, headers[i], maxZxid);
+            var end = ReadSegment(segments[i], cutoff, StartOf(segments[i], last), onRecord, live);
+            last = end.Last;
+            yield return (segments[i].Path, segments[i].Ordinal, segments[i].StartsAfter, end.MaxZxid);
         }
+    }
+
+    /// <summary>A segment file with a valid header: <see cref="StartsAfter"/> is the zxid the log had reached when it
+    /// was begun.</summary>
+    internal readonly record struct SegmentFile(string Path, long Ordinal, long StartsAfter);
+
+    /// <summary>Where a read of a segment stopped: the offset to go on from (the zeros after its last record, or a torn
+    /// one), the zxid the log was at there (after truncations), and the greatest txn zxid read.</summary>
+    internal readonly record struct SegmentPosition(long Offset, long Last, long MaxZxid);
+
+    /// <summary>The segments with a valid header, oldest first; files of zeros (a roll a crash interrupted) go to
+    /// <paramref name="onEmpty"/>.</summary>
+    internal static List<SegmentFile> Segments(string dir, Action<string> onEmpty)
+    {
+        var segments = new List<SegmentFile>();
+        foreach (var file in List(dir))
+        {
+            if (ReadHeader(file.Path) is { } startsAfter) segments.Add(new SegmentFile(file.Path, file.Ordinal, startsAfter));
+            else onEmpty(file.Path);
+        }
+        return segments;
+    }
+
+    /// <summary>The first position of a segment, for <see cref="ReadSegment"/>: <paramref name="last"/> is the zxid
+    /// the log was at before it.</summary>
+    internal static SegmentPosition StartOf(SegmentFile segment, long last) => new(SegmentHeaderSize, last, segment.StartsAfter);
+
+    /// <summary>
+    /// The records of one segment from <paramref name="from"/> on, as <see cref="Read"/> gives them: txns above
+    /// <paramref name="cutoff"/> (the next segment's start point; null for the newest segment) are dropped, and the
+    /// cut is reported as a truncation at the end. Returns where the read stopped, to go on from there while the
+    /// segment is the newest (its writer only appends to it). With <paramref name="payloadsKept"/> false, a payload is
+    /// valid only during its <paramref name="onRecord"/> call (one buffer serves them all: a reader that wants only
+    /// the zxids allocates nothing per record).
+    /// </summary>
+    internal static SegmentPosition ReadSegment(SegmentFile segment, long? cutoff, SegmentPosition from,
+        Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord, bool live, bool payloadsKept = true)
+    {
+        var (last, maxZxid) = (from.Last, from.MaxZxid);
+        var end = new SegmentEnd { Offset = from.Offset };
+        foreach (var (kind, zxid, payload) in Records(segment.Path, end, live, from.Offset, payloadsKept))
+        {
+            if (kind == LogRecordKind.Txn)
+            {
+                if (cutoff is { } c && zxid > c) continue;
+                maxZxid = Math.Max(maxZxid, zxid);
+                last = zxid;
+            }
+            else last = Math.Min(last, zxid);
+            onRecord(kind, zxid, payload);
+        }
+        if (cutoff is { } cut)
+        {
+            // The next segment was started when the log reached `cut`, after those records were durable: a segment
+            // that now ends earlier lost acknowledged txns (a torn tail is only possible in the newest segment).
+            if (last < cut)
+                throw new InvalidDataException($"{segment.Path} ends at zxid 0x{last:x}{end.Describe()}, but the log had reached 0x{cut:x} when the next segment began: acknowledged txns are missing or corrupt");
+            onRecord(LogRecordKind.Truncate, cut, ReadOnlyMemory<byte>.Empty);
+            last = cut;
+        }
+        else if (end.Damage is not null && FindIntactRecord(segment.Path, end.Offset + 1) is { } intact)
+        {
+            // A write torn by a crash is the last thing in the newest segment; an intact record after the damage
+            // means the damage is in the middle of what was written: corruption, not a crash.
+            throw new InvalidDataException($"{segment.Path} is corrupt{end.Describe()}, and an intact record follows at offset {intact}: " +
+                "this is not a write torn by a crash, and the records after it may have been acknowledged");
+        }
+        return new SegmentPosition(end.Offset, last, maxZxid);
     }
 
     /// <summary>The segment files, oldest first.</summary>
@@ -218,7 +249,8 @@ public sealed class FileTxnLog : IDisposable
     /// <summary>The segment's start point, or null for a file of zeros (a segment whose roll a crash interrupted).</summary>
     private static long? ReadHeader(string path)
     {
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
+        // Unbuffered: the change feed's floor looks at every header about once a second.
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, bufferSize: 0);
         Span<byte> header = stackalloc byte[SegmentHeaderSize];
         if (fs.ReadAtLeast(header, SegmentHeaderSize, throwOnEndOfStream: false) == SegmentHeaderSize &&
             BinaryPrimitives.ReadUInt32LittleEndian(header) == Magic && BinaryPrimitives.ReadInt32LittleEndian(header[4..]) == Version)
@@ -260,17 +292,19 @@ public sealed class FileTxnLog : IDisposable
         return null;
     }
 
-    private static IEnumerable<(LogRecordKind, long, ReadOnlyMemory<byte>)> Records(string path, SegmentEnd end, bool live)
+    private static IEnumerable<(LogRecordKind, long, ReadOnlyMemory<byte>)> Records(string path, SegmentEnd end, bool live, long from, bool payloadsKept)
     {
-        var fs = OpenAt(path, SegmentHeaderSize);
+        var fs = OpenAt(path, from);
         try
         {
             var header = new byte[RecordHeaderSize];
+            byte[]? reused = payloadsKept ? null : [];
+            var hash = new Crc32();
             var rereads = 0;
             while (true)
             {
                 end.Offset = fs.Position;
-                var (payload, damage) = ReadRecord(fs, header);
+                var (payload, damage) = ReadRecord(fs, header, hash, ref reused);
                 if (damage is not null && live && rereads < LiveRereads)
                 {
                     // Perhaps a write in progress (see LiveRereads): read it again, past the read buffer.
@@ -282,7 +316,7 @@ public sealed class FileTxnLog : IDisposable
                 end.Damage = damage;
                 if (payload is null) yield break;
                 rereads = 0;
-                yield return ((LogRecordKind)header[8], BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(9)), payload);
+                yield return ((LogRecordKind)header[8], BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(9)), payload.AsMemory(0, BinaryPrimitives.ReadInt32LittleEndian(header)));
             }
         }
         finally
@@ -295,8 +329,9 @@ public sealed class FileTxnLog : IDisposable
         new(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16) { Position = offset };
 
     /// <summary>The record at the stream's position: its payload (its header in <paramref name="header"/>), or no
-    /// payload at the zeros after the last record, or why the bytes there are not a record.</summary>
-    private static (byte[]? Payload, string? Damage) ReadRecord(FileStream fs, byte[] header)
+    /// payload at the zeros after the last record, or why the bytes there are not a record. The payload is read into
+    /// <paramref name="reused"/> (grown when too short) unless it is null.</summary>
+    private static (byte[]? Payload, string? Damage) ReadRecord(FileStream fs, byte[] header, Crc32 hash, ref byte[]? reused)
     {
         var read = fs.ReadAtLeast(header, RecordHeaderSize, throwOnEndOfStream: false);
         if (!header.AsSpan(0, read).ContainsAnyExcept((byte)0)) return (null, null); // the zeros after the last record
@@ -305,11 +340,12 @@ public sealed class FileTxnLog : IDisposable
         var crc = BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(4));
         var kind = (LogRecordKind)header[8];
         if (length < 0 || length > MaxPayload || kind is not (LogRecordKind.Txn or LogRecordKind.Truncate)) return (null, "bad record header");
-        var payload = new byte[length];
-        if (fs.ReadAtLeast(payload, length, throwOnEndOfStream: false) != length) return (null, "cut short by the end of the file");
-        var hash = new Crc32();
+        if (reused is not null && reused.Length < length) reused = new byte[Math.Max(length, 2 * reused.Length)];
+        var payload = reused ?? new byte[length];
+        if (fs.ReadAtLeast(payload.AsSpan(0, length), length, throwOnEndOfStream: false) != length) return (null, "cut short by the end of the file");
+        hash.Reset();
         hash.Append(header.AsSpan(8));
-        hash.Append(payload);
+        hash.Append(payload.AsSpan(0, length));
         return hash.GetCurrentHashAsUInt32() == crc ? (payload, null) : (null, "CRC mismatch");
     }
 

@@ -78,7 +78,8 @@ public sealed partial class ReplicaActor
     /// journal, not computed yet, or off).</summary>
     private long? _historyFloor;
     private int _historyFloorGeneration;
-    /// <summary>How long the last computation of the floor took (it reads the whole journal).</summary>
+    /// <summary>How long the last computation of the floor took (it reads the whole journal, but for the file journal's
+    /// segments read before: <see cref="SegmentZxidCache"/>).</summary>
     private TimeSpan _historyFloorCost;
     private int _historyReads;
 
@@ -147,7 +148,7 @@ public sealed partial class ReplicaActor
             return;
         }
         var files = policy.Files;
-        // Its own thread: it reads the whole journal, blocking (through a stream for an Akka.Persistence journal).
+        // Its own thread: it reads the journal, blocking (through a stream for an Akka.Persistence journal).
         Task.Factory.StartNew(() =>
             {
                 var started = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -437,7 +438,7 @@ public sealed partial class ReplicaActor
     {
         long buffered = 0;
         foreach (var sub in _subscriptions) buffered += sub.BacklogBytes;
-        _metrics.ClientPort.Feed.Set(_subscriptions.Count, _feed.RetainedTxns, _feed.RetainedBytes, _feed.RetainedAfter);
+        _metrics.ClientPort.Feed.Set(_subscriptions.Count, _feed.RetainedTxns, _feed.RetainedBytes, _feed.RetainedAfter, _feed.HeldBytes + _feed.IndexBytes);
         _metrics.ClientPort.Feed.SetHistory(_historyReads, buffered, _historyFloor ?? -1);
     }
 }
