@@ -115,6 +115,76 @@ public sealed class PersistentFileJournalTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// The change feed's journal floor scans the log's records for the txn zxids of the undeleted events instead of
+    /// decoding every event through Akka.Persistence.Query: both must name the same zxids, after a purge deleted the
+    /// oldest events and, on an ensemble member's Zab log, after a truncation dropped proposals.
+    /// </summary>
+    [Fact]
+    public async Task The_floor_scan_names_the_zxids_a_query_of_the_undeleted_events_gives()
+    {
+        static List<(LogRecordKind, long)> Scan(string dir, string pid)
+        {
+            var scanned = new List<(LogRecordKind, long)>();
+            Assert.True(FileEventJournal.ScanTxnZxids(dir, pid, (kind, zxid) => scanned.Add((kind, zxid))));
+            return scanned;
+        }
+        static List<(LogRecordKind, long)> Query(ActorSystem system, string pid)
+        {
+            var read = new List<(LogRecordKind, long)>();
+            new Coordination.Server.Feed.QueryJournalRecords(system, FileEventReadJournal.PluginId, pid).Read((kind, zxid, _) => read.Add((kind, zxid)));
+            return read;
+        }
+
+        await WithRecoveredJournalAsync("floorscan", async (system, log) =>
+        {
+            var settings = new PersistenceSettings { Journal = "persistent-file" };
+            for (long zxid = 1; zxid <= 30; zxid++) Assert.IsType<LogAppended>(await log.Ask<object>(Append(zxid), TimeSpan.FromSeconds(10)));
+            var eventLog = system.Settings.Config.GetString("akka.persistence.journal.coordination-file.dir");
+            Assert.Equal(Enumerable.Range(1, 30).Select(z => (LogRecordKind.Txn, (long)z)), Scan(eventLog, settings.PersistenceId));
+
+            // A purge deletes the events up to zxid 12; the deletion marker is written after them.
+            log.Tell(new PurgeJournal(12));
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (Scan(eventLog, settings.PersistenceId)[0].Item2 <= 12 && clock.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(20);
+            var scanned = Scan(eventLog, settings.PersistenceId);
+            Assert.Equal(13L, scanned[0].Item2);
+            Assert.Equal(Query(system, settings.PersistenceId), scanned);
+        });
+
+        var dataDir = Servers.TempDir("floorscanzab");
+        var zab = new PersistenceSettings { Journal = "persistent-file", DataDir = dataDir };
+        var zabSystem = ActorSystem.Create("floorscanzab", JournalSetup.EventLogConfig(zab, readOnly: false).WithFallback(ServerSettings.Reference));
+        try
+        {
+            var recovery = new Coordination.Server.Ensemble.ZabLogRecovery(0);
+            var zabLog = zabSystem.ActorOf(Coordination.Server.Ensemble.ZabJournalActor.Props(zab, recovery), "zablog");
+            await recovery.Completion.WaitAsync(TimeSpan.FromSeconds(30));
+            async Task AppendAsync(params long[] zxids)
+            {
+                var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                zabLog.Tell(new Coordination.Server.Ensemble.AppendToLog(zxids.Select(z => new Coordination.Core.Zab.LogEntry(z, Txns.Serialize(
+                    new TxnHeader(1, (int)z, z, 0, OpCode.SetData), new SetDataTxn("/a", [1], 0)))).ToList(), durable));
+                await durable.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            }
+            // An epoch's proposals 1-6, of which 5 and 6 are truncated; the next epoch's start after 4 (a jump).
+            await AppendAsync(1, 2, 3);
+            await AppendAsync(4, 5, 6);
+            var truncated = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            zabLog.Tell(new Coordination.Server.Ensemble.TruncateLogAfter(4, truncated));
+            await truncated.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            await AppendAsync(1L << 32 | 1, 1L << 32 | 2);
+            var scanned = Scan(zab.EventLogDirectory, zab.ZabPersistenceId);
+            Assert.Contains((LogRecordKind.Truncate, 4L), scanned);
+            Assert.Equal(Query(zabSystem, zab.ZabPersistenceId), scanned);
+        }
+        finally
+        {
+            await zabSystem.Terminate();
+            Directory.Delete(dataDir, recursive: true);
+        }
+    }
+
+    /// <summary>
     /// An ensemble member's Zab log on persistent-file reports its writes as the file journal's writer does (mntr's
     /// fsynctime, sync_processor_batch_size and commit_count): they read 0 on such a member before session 23.
     /// </summary>

@@ -30,9 +30,29 @@ public abstract class JournalRecords
 
     /// <summary>The journal a server with these settings writes: the file journal's segments, or the events of its
     /// journal writer (<paramref name="ensemble"/>: the Zab log's) through the journal's read-journal plugin.</summary>
-    internal static JournalRecords Of(ActorSystem system, PersistenceSettings settings, bool ensemble) =>
-        settings.UsesFileLog ? new FileJournalRecords(settings.LogDirectory)
-        : new QueryJournalRecords(system, settings.ReadJournalPluginId, ensemble ? settings.ZabPersistenceId : settings.PersistenceId);
+    internal static JournalRecords Of(ActorSystem system, PersistenceSettings settings, bool ensemble)
+    {
+        if (settings.UsesFileLog) return new FileJournalRecords(settings.LogDirectory);
+        var persistenceId = ensemble ? settings.ZabPersistenceId : settings.PersistenceId;
+        var query = new QueryJournalRecords(system, settings.ReadJournalPluginId, persistenceId);
+        return settings.UsesEventLog ? new EventLogJournalRecords(query, settings.EventLogDirectory, persistenceId) : query;
+    }
+}
+
+/// <summary>
+/// The persistent-file journal: its records through Akka.Persistence.Query, its kept zxids scanned from the log's
+/// segments without decoding an event (<see cref="FileEventJournal.ScanTxnZxids"/>): through the query, every floor
+/// computation copied and decoded the whole journal, whose events then lived long enough to reach gen 2.
+/// </summary>
+internal sealed class EventLogJournalRecords(QueryJournalRecords query, string directory, string persistenceId) : JournalRecords
+{
+    internal override void Read(Action<LogRecordKind, long, ReadOnlyMemory<byte>> onRecord) => query.Read(onRecord);
+
+    internal override KeptZxids KeptZxids()
+    {
+        var kept = new KeptZxids();
+        return FileEventJournal.ScanTxnZxids(directory, persistenceId, kept.Record) ? kept : query.KeptZxids();
+    }
 }
 
 /// <summary>The file journal's segments (<see cref="FileTxnLog.Read"/>); their kept zxids are read incrementally

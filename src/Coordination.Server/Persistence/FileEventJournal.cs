@@ -427,6 +427,90 @@ public sealed class FileEventJournal : AsyncWriteJournal
             .Select(e => e.ToRepresentation(persistenceId, serialization)).ToList();
     }
 
+    /// <summary>
+    /// The txn zxids of <paramref name="persistenceId"/>'s undeleted events in the log of <paramref name="dir"/>, in
+    /// order, for the change feed's journal floor: each <see cref="TxnBatchEvent"/>'s txns and each
+    /// <see cref="LogTruncatedEvent"/>, read from the records without deserializing an event (nothing is allocated
+    /// per record, where a read through Akka.Persistence.Query copies and decodes every event). False when the log
+    /// holds an event of that id that this scan cannot read (one stored as an envelope, or of another serializer).
+    /// </summary>
+    internal static bool ScanTxnZxids(string dir, string persistenceId, Action<LogRecordKind, long> onRecord)
+    {
+        // Per event, its zxids as runs (one for a batch of consecutive txns); deletion markers come after the events
+        // they delete, so nothing is told until the whole log is read.
+        var runs = new List<(long SequenceNr, long Ordinal, long First, long Last, bool Truncation)>();
+        long deletedTo = 0;
+        var readable = true;
+        var id = Encoding.UTF8.GetBytes(persistenceId);
+        var segments = FileTxnLog.Segments(dir, _ => { });
+        var last = segments.Count > 0 ? segments[0].StartsAfter : 0;
+        for (var i = 0; i < segments.Count && readable; i++)
+        {
+            long? cutoff = i + 1 < segments.Count ? segments[i + 1].StartsAfter : null;
+            last = FileTxnLog.ReadSegment(segments[i], cutoff, FileTxnLog.StartOf(segments[i], last), (kind, ordinal, payload) =>
+            {
+                if (kind == LogRecordKind.Truncate)
+                {
+                    runs.RemoveAll(r => r.Ordinal > ordinal);
+                    return;
+                }
+                var span = payload.Span;
+                var idLength = BinaryPrimitives.ReadUInt16LittleEndian(span[1..]);
+                if (!span.Slice(3, idLength).SequenceEqual(id)) return;
+                var rest = span[(3 + idLength)..];
+                if (span[0] == DeletionRecord) deletedTo = Math.Max(deletedTo, BinaryPrimitives.ReadInt64LittleEndian(rest));
+                else if (span[0] != EventRecord || !ScanEvents(rest, ordinal, runs)) readable = false;
+            }, live: true, payloadsKept: false).Last;
+        }
+        if (!readable) return false;
+        foreach (var run in runs)
+        {
+            if (run.SequenceNr <= deletedTo) continue;
+            if (run.Truncation) onRecord(LogRecordKind.Truncate, run.First);
+            else for (var zxid = run.First; zxid <= run.Last; zxid++) onRecord(LogRecordKind.Txn, zxid);
+        }
+        return true;
+    }
+
+    /// <summary>The zxids of one record's events (<see cref="StoredEvent.Write"/>'s layout; the payloads as
+    /// <see cref="TxnEventSerializer"/> writes them); false for an event of another serializer.</summary>
+    private static bool ScanEvents(ReadOnlySpan<byte> rest, long ordinal, List<(long SequenceNr, long Ordinal, long First, long Last, bool Truncation)> runs)
+    {
+        var count = BinaryPrimitives.ReadInt32LittleEndian(rest);
+        rest = rest[4..];
+        for (var e = 0; e < count; e++)
+        {
+            var seqNr = BinaryPrimitives.ReadInt64LittleEndian(rest);
+            var serializerId = BinaryPrimitives.ReadInt32LittleEndian(rest[8..]);
+            rest = rest[20..];
+            var manifestLength = BinaryPrimitives.ReadUInt16LittleEndian(rest);
+            var manifest = rest.Slice(2, manifestLength);
+            rest = rest[(2 + manifestLength)..];
+            for (var skip = 0; skip < 2; skip++) rest = rest[(2 + BinaryPrimitives.ReadUInt16LittleEndian(rest))..];
+            var length = BinaryPrimitives.ReadInt32LittleEndian(rest);
+            var payload = rest.Slice(4, length);
+            rest = rest[(4 + length)..];
+            if (serializerId != TxnEventSerializer.Id) return false;
+            if (manifest.SequenceEqual("T"u8))
+            {
+                runs.Add((seqNr, ordinal, BinaryPrimitives.ReadInt64BigEndian(payload), 0, true));
+                continue;
+            }
+            if (!manifest.SequenceEqual("B"u8)) return false;
+            var txns = BinaryPrimitives.ReadInt32BigEndian(payload);
+            var at = 4;
+            for (var t = 0; t < txns; t++)
+            {
+                var zxid = BinaryPrimitives.ReadInt64BigEndian(payload[at..]);
+                at += 12 + BinaryPrimitives.ReadInt32BigEndian(payload[(at + 8)..]);
+                if (runs.Count > 0 && runs[^1] is { Truncation: false } run && run.SequenceNr == seqNr && run.Last == zxid - 1)
+                    runs[^1] = run with { Last = zxid };
+                else runs.Add((seqNr, ordinal, zxid, zxid, false));
+            }
+        }
+        return true;
+    }
+
     /// <summary>One persistence id as the log holds it (its events' payloads in <see cref="Stream.Held"/>), read from
     /// the segment that holds <paramref name="fromOrdinal"/>; null if it has no record there.</summary>
     private static Stream? ReadStream(string dir, string persistenceId, long fromOrdinal)

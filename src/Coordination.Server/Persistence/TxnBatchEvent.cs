@@ -163,7 +163,10 @@ public sealed class TxnEventSerializer : SerializerWithStringManifest, IBufferSe
 {
     public TxnEventSerializer(ExtendedActorSystem system) : base(system) { }
 
-    public override int Identifier => 4242;
+    /// <summary>The serializer's identifier, as the journal records it beside each event.</summary>
+    internal const int Id = 4242;
+
+    public override int Identifier => Id;
 
     public override string Manifest(object o) => o switch
     {
