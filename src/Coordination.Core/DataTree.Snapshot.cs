@@ -287,7 +287,7 @@ public sealed partial class DataTree
             load.LastParent = parent;
             node = Node.Create(data, tree._acls.AddRef(acl), owner);
             var kids = parent.Kids ??= new Kids(ParentSpan(path, lastSlash).ToString(), parent.Czxid, 0);
-            if (!kids.Map.TryAdd(path.Substring(lastSlash + 1), node)) throw new InvalidDataException($"duplicate node {path}");
+            if (!kids.TryAdd(path.Substring(lastSlash + 1), node)) throw new InvalidDataException($"duplicate node {path}");
             tree._count++;
         }
         (node.Czxid, node.Mzxid, node.Ctime, node.Mtime) = (czxid, mzxid, ctime, mtime);

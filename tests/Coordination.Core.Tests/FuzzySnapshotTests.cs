@@ -165,6 +165,29 @@ public sealed class FuzzySnapshotTests
     }
 
     [Fact]
+    public void Chunks_a_writer_gives_back_are_kept_for_the_next_snapshot_only_a_few_at_a_time()
+    {
+        // A writer behind its producer gives back every chunk it had queued at once; a pool that kept them all held
+        // them (69 of 512 KiB) for the life of the process (issue 23).
+        var h = new Harness();
+        for (var i = 0; i < 500; i++) h.Create($"/n{i:D3}", new byte[1000]);
+        List<byte[]> TakeChunks(int count)
+        {
+            var snapshot = h.Tree.BeginFuzzySnapshot();
+            var arrays = new List<byte[]>();
+            while (arrays.Count < count && !snapshot.WriteChunk(20)) arrays.Add(snapshot.TakeBytes().Array!);
+            return arrays;
+        }
+
+        var first = TakeChunks(12);
+        Assert.Equal(12, first.Count);
+        foreach (var array in first) DataTree.FuzzySnapshot.ReturnBytes(array);
+        var reused = TakeChunks(12).Where(array => first.Any(earlier => ReferenceEquals(earlier, array)));
+        // The pool sorts arrays by size (powers of two) and keeps at most 4 of each.
+        Assert.All(reused.GroupBy(array => array.Length), size => Assert.InRange(size.Count(), 0, 4));
+    }
+
+    [Fact]
     public void Snapshot_zxids_are_read_without_the_tree_and_a_truncated_file_is_refused()
     {
         var h = new Harness();

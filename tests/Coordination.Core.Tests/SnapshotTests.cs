@@ -71,6 +71,25 @@ public class SnapshotTests
     }
 
     [Fact]
+    public void A_directorys_child_map_grows_in_small_steps_live_and_when_read_from_a_snapshot()
+    {
+        // Every child-map slot costs 28 B whether used or not; doubling left a 1,000-child directory with 1,931 slots
+        // (issue 23: 2M znodes in such directories and one of 1M).
+        var h = new Harness { RoundTripTxns = false };
+        h.Create("/dir");
+        var names = Enumerable.Range(0, 1000).Select(i => $"n{i:D4}").ToArray();
+        foreach (var name in names) Assert.Equal(ErrorCode.Ok, h.Create("/dir/" + name).Err);
+
+        foreach (var tree in new[] { h.Tree, Read(Write(h.Tree)) })
+        {
+            var map = tree.Lookup("/dir")!.Kids!.Map;
+            Assert.Equal(1000, map.Count);
+            Assert.InRange(map.Capacity, 1000, 1200);
+            Assert.Equal(names, map.Keys); // getChildren order (creation order) is unchanged
+        }
+    }
+
+    [Fact]
     public void RoundTripPreservesEverything()
     {
         var h = BuildSample();

@@ -193,6 +193,7 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
         lines.Add(("gc_committed_bytes", gc.TotalCommittedBytes));
         lines.Add(("gc_heap_size_bytes", gc.HeapSizeBytes));
         lines.Add(("gc_fragmented_bytes", gc.FragmentedBytes));
+        lines.Add(("gc_loh_threshold_bytes", LargeObjectThreshold));
         lines.Add(("memory_trims", MemoryTrimActor.Trims));
         lines.Add(("memory_trimmed_bytes", MemoryTrimActor.TrimmedBytes));
         lines.Add(("memory_trims_refused", MemoryTrimActor.Refused));
@@ -202,6 +203,11 @@ public sealed class FourLetterWordHandler(ServerSettings settings, IActorRef rep
         Server.Metrics.ZooKeeperMonitor.Write(b, Server.Metrics.ZooKeeperMonitor.RoleOf(state), lines, summaries, sets);
         return b.ToString();
     }
+
+    /// <summary>The size from which arrays go to the large-object heap (the runtime's configuration: the server sets it,
+    /// a host embedding the server sets its own).</summary>
+    private static readonly long LargeObjectThreshold =
+        GC.GetConfigurationVariables().TryGetValue("LOHThreshold", out var value) ? Convert.ToInt64(value, CultureInfo.InvariantCulture) : 85_000;
 
     /// <summary>The tree's order-independent digest at the last applied zxid: equal on servers that applied the same
     /// txns (ZooKeeper's admin 'hash' command serves the same purpose).</summary>

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
-using System.Buffers;
 using System.Collections.Concurrent;
 using Akka.Actor;
 using Coordination.Core;
@@ -154,7 +153,7 @@ public sealed class SnapshotFiles
                     foreach (var chunk in _chunks.GetConsumingEnumerable())
                     {
                         try { if (!_aborted) fs.Write(chunk); }
-                        finally { ArrayPool<byte>.Shared.Return(chunk.Array!); }
+                        finally { DataTree.FuzzySnapshot.ReturnBytes(chunk); }
                         unsynced += chunk.Count;
                         if (unsynced < SyncEveryBytes || _aborted) continue;
                         fs.Flush(flushToDisk: true);
@@ -170,7 +169,7 @@ public sealed class SnapshotFiles
             }
             catch (Exception e)
             {
-                while (_chunks.TryTake(out var left)) ArrayPool<byte>.Shared.Return(left.Array!);
+                while (_chunks.TryTake(out var left)) DataTree.FuzzySnapshot.ReturnBytes(left);
                 try { File.Delete(tmp); } catch (IOException) { }
                 _completion.SetException(e);
             }
@@ -180,7 +179,7 @@ public sealed class SnapshotFiles
         public void Write(ArraySegment<byte> chunk)
         {
             if (chunk.Count > 0 && !_chunks.IsAddingCompleted) _chunks.Add(chunk);
-            else ArrayPool<byte>.Shared.Return(chunk.Array!);
+            else DataTree.FuzzySnapshot.ReturnBytes(chunk);
         }
 
         public void Complete() => _chunks.CompleteAdding();
