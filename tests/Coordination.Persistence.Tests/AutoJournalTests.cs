@@ -9,16 +9,18 @@ using Xunit.Abstractions;
 namespace Coordination.Persistence.Tests;
 
 /// <summary>
-/// <c>coordination.persistence.journal = auto</c>, the default: a data dir keeps the journal it holds, a new one gets
+/// <c>coordination.persistence.journal = auto</c>: a data dir keeps the journal it holds, a new one gets
 /// persistent-file (an embedded member's: file), and one that holds two journals is refused.
 /// </summary>
 [Collection(LoadAndTimingCollection.Name)]
 public sealed class AutoJournalTests(ITestOutputHelper output)
 {
+    private const string Auto = "coordination.persistence.journal = auto";
+
     [Fact]
     public async Task A_new_data_dir_gets_the_persistent_file_journal_and_keeps_it_across_a_restart()
     {
-        await using var server = await Servers.StartAsync(output);
+        await using var server = await Servers.StartAsync(output, Auto);
         await using (var client = await WireClient.ConnectAsync(server.ConnectString))
             await client.CreateAsync("/kept", [7]).OkAsync();
         Assert.NotEmpty(FileTxnLog.List(Path.Combine(server.DataDir, "eventlog")));
@@ -40,7 +42,7 @@ public sealed class AutoJournalTests(ITestOutputHelper output)
         first.Kill();
         var dataDir = first.DataDir;
 
-        await using var second = await Servers.StartAsync(output, dataDir: dataDir);
+        await using var second = await Servers.StartAsync(output, Auto, dataDir: dataDir);
         await using (var client = await WireClient.ConnectAsync(second.ConnectString))
         {
             Assert.Equal([8], ((GetDataResponse)(await client.GetDataAsync("/kept").OkAsync())!).Data);
@@ -64,7 +66,7 @@ public sealed class AutoJournalTests(ITestOutputHelper output)
         File.Copy(segment, Path.Combine(eventLog, Path.GetFileName(segment)));
 
         ServerStartException? refused = null;
-        try { await using var started = await Servers.StartAsync(output, dataDir: server.DataDir); }
+        try { await using var started = await Servers.StartAsync(output, Auto, dataDir: server.DataDir); }
         catch (ServerStartException e) { refused = e; }
         Assert.NotNull(refused);
         output.WriteLine(refused.Message);
@@ -78,7 +80,7 @@ public sealed class AutoJournalTests(ITestOutputHelper output)
         var dir = Servers.TempDir("autojournal");
         try
         {
-            var config = ServerSettings.Reference;
+            var config = ConfigurationFactory.ParseString(Auto).WithFallback(ServerSettings.Reference);
             Assert.Equal("persistent-file", PersistenceSettings.Create(config, dir).Journal);
             Assert.Equal("file", PersistenceSettings.Create(config, dir, newDataDirJournal: "file").Journal);
             Assert.Equal("sql", PersistenceSettings.Create(ConfigurationFactory.ParseString("coordination.persistence.journal = sql").WithFallback(config), dir).Journal);

@@ -67,7 +67,8 @@ public sealed record PersistenceSettings
         : throw new InvalidOperationException($"coordination.persistence.connection-string is required for provider {ProviderName}");
 
     /// <summary>
-    /// The section's settings for a server on <paramref name="dataDir"/>. <c>journal = auto</c> is resolved here, once:
+    /// The section's settings for a server on <paramref name="dataDir"/>. <c>journal = auto</c> (not the default yet:
+    /// docs/architecture.md §6) is resolved here, once:
     /// the journal the data dir holds, or <paramref name="newDataDirJournal"/> when it holds none (an embedded member
     /// passes "file": the other journals need plugins the application's ActorSystem lacks). Settings built in code
     /// name their journal ("file" unless set).
@@ -80,7 +81,7 @@ public sealed record PersistenceSettings
         {
             DataDir = dataDir,
             Enabled = c.GetBoolean("enabled", true),
-            Journal = c.GetString("journal", "auto") switch
+            Journal = c.GetString("journal", "file") switch
             {
                 "file" => "file",
                 "persistent-file" => "persistent-file",
