@@ -65,7 +65,10 @@ public sealed partial class CoordinationClient
     private CancellationTokenSource? _lifetime;
     private Task? _mainLoop;
     private TaskCompletionSource<bool> _firstConnect = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private long _lastSendTicks, _lastRecvTicks;
+    /// <summary>When the last reply to something this client sent (a request, a ping) arrived: the server had it, so the
+    /// session was alive then. Watch events and change frames do not count: a member whose link to the client broke one
+    /// way, or that is cut off from its leader, may still send them while nobody keeps the session alive.</summary>
+    private long _lastSendTicks, _lastReplyTicks;
 
     /// <summary>To the options' ILogger (category Coordination.Client.CoordinationClient) and their Log callback, either or both.</summary>
     private void Log(string message, LogLevel level = LogLevel.Warning)
@@ -317,13 +320,16 @@ public sealed partial class CoordinationClient
         var readTimeoutTicks = Stopwatch.Frequency * timeout * 2 / 3 / 1000;
         var pingIntervalTicks = Stopwatch.Frequency * timeout / 3 / 1000;
         var now = Stopwatch.GetTimestamp();
-        Volatile.Write(ref _lastRecvTicks, now);
+        Volatile.Write(ref _lastReplyTicks, now);
         Volatile.Write(ref _lastSendTicks, now);
         var tick = TimeSpan.FromMilliseconds(Math.Clamp(timeout / 10, 20, 1000));
         using var timer = new Timer(_ =>
         {
             var t = Stopwatch.GetTimestamp();
-            if (t - Volatile.Read(ref _lastRecvTicks) > readTimeoutTicks)
+            // Measured from the last reply, not the last byte: a ping is sent at most a third of the timeout after
+            // the one before, so giving up two thirds after its reply leaves a third to resume elsewhere. From the
+            // last byte (events streaming in until the member froze) it could leave nothing.
+            if (t - Volatile.Read(ref _lastReplyTicks) > readTimeoutTicks)
             {
                 Log($"no reply for {timeout * 2 / 3} ms: connection lost");
                 try { connection.Cancel(); } catch (ObjectDisposedException) { }
@@ -494,7 +500,6 @@ public sealed partial class CoordinationClient
                 var read = await stream.ReadAsync(buffer.AsMemory(end), ct).ConfigureAwait(false);
                 if (read == 0) throw new IOException("server closed the connection");
                 end += read;
-                Volatile.Write(ref _lastRecvTicks, Stopwatch.GetTimestamp());
             }
         }
         finally
@@ -507,6 +512,7 @@ public sealed partial class CoordinationClient
     {
         var reader = new JuteReader(frame);
         var header = ReplyHeader.Read(ref reader);
+        if (header.Xid is not (Xids.Notification or Xids.Change)) Volatile.Write(ref _lastReplyTicks, Stopwatch.GetTimestamp());
         switch (header.Xid)
         {
             case Xids.Ping:

@@ -62,14 +62,32 @@ public sealed class SessionTests(ServersFixture servers, ITestOutputHelper outpu
             Assert.Equal(["/app/eph"], await client.GetEphemeralsAsync("/app").Within());
         }, tickMs: 2000);
 
+    /// <summary>A client with a 10-s session that reaches the server through a <see cref="TcpProxy"/>, for faults on its link.</summary>
+    private sealed record ProxiedClient(TcpProxy Proxy, CoordinationClient Client, StateRecorder States) : IAsyncDisposable
+    {
+        public static readonly TimeSpan SessionTimeout = TimeSpan.FromSeconds(10);
+
+        public async ValueTask DisposeAsync()
+        {
+            await Client.DisposeAsync();
+            await Proxy.DisposeAsync();
+        }
+    }
+
+    private async Task<ProxiedClient> ConnectThroughProxyAsync(Coordination.TestKit.ServerProcess server)
+    {
+        var proxy = new TcpProxy(server.Port);
+        var client = await CoordinationClient.ConnectAsync(Targets.Options(proxy.ConnectString + _chroot, output, ProxiedClient.SessionTimeout)).Within(20);
+        return new ProxiedClient(proxy, client, new StateRecorder(client));
+    }
+
     [SkippableTheory, MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
     public Task A_server_that_accepts_and_never_answers_the_handshake_is_given_up_in_time_to_resume_the_session(string target) =>
         Shared(target, async server =>
         {
-            await using var proxy = new TcpProxy(server.Port);
-            var sessionTimeout = TimeSpan.FromSeconds(10);
-            await using var client = await CoordinationClient.ConnectAsync(Targets.Options(proxy.ConnectString + _chroot, output, sessionTimeout)).Within(20);
-            var states = new StateRecorder(client);
+            await using var proxied = await ConnectThroughProxyAsync(server);
+            var (proxy, client, states) = proxied;
+            var sessionTimeout = ProxiedClient.SessionTimeout;
             var sessionId = client.SessionId;
             await client.CreateAsync("/eph", B(""), CreateMode.Ephemeral).Within();
 
@@ -88,6 +106,47 @@ public sealed class SessionTests(ServersFixture servers, ITestOutputHelper outpu
             Assert.Equal([ConnectionState.Suspended, ConnectionState.Reconnected], states.States.SkipWhile(s => s == ConnectionState.Connected));
             Assert.Equal(sessionId, client.SessionId);
             Assert.Equal(sessionId, (await client.ExistsAsync("/eph").Within())!.Value.EphemeralOwner);
+        });
+
+    [SkippableTheory, MemberData(nameof(Targets.All), MemberType = typeof(Targets))]
+    public Task A_client_that_still_receives_events_but_is_no_longer_heard_moves_in_time_to_resume_its_session(string target) =>
+        Shared(target, async server =>
+        {
+            await using var proxied = await ConnectThroughProxyAsync(server);
+            var (proxy, client, states) = proxied;
+            var sessionTimeout = ProxiedClient.SessionTimeout;
+            var sessionId = client.SessionId;
+            await client.CreateAsync("/w", B("")).Within();
+            var events = new EventSink();
+            await client.AddWatchAsync("/w", events.Watcher, AddWatchMode.PersistentRecursive).Within();
+            await using var writer = await Targets.ConnectAsync(server, output, chroot: _chroot);
+            using var stop = new CancellationTokenSource();
+            var writing = Task.Run(async () =>
+            {
+                for (var i = 0; !stop.IsCancellationRequested; i++)
+                {
+                    await writer.SetDataAsync("/w", B(i.ToString())).Within();
+                    await Task.Delay(100);
+                }
+            });
+            try
+            {
+                await events.Next();
+                // The server hears no more pings from here on, and expires the session one timeout after the last one it
+                // got; events keep arriving. The client must count only answers to what it sent as signs of life, and
+                // give the connection up while the session can still be resumed on another one.
+                proxy.MuteRequests();
+                var mutedSince = System.Diagnostics.Stopwatch.StartNew();
+                await states.WaitFor(ConnectionState.Reconnected, 2 * sessionTimeout.TotalSeconds);
+                output.WriteLine($"reconnected {mutedSince.ElapsedMilliseconds} ms after the client's requests stopped reaching the server");
+                Assert.Equal([ConnectionState.Suspended, ConnectionState.Reconnected], states.States.SkipWhile(s => s == ConnectionState.Connected));
+                Assert.Equal(sessionId, client.SessionId);
+            }
+            finally
+            {
+                stop.Cancel();
+                await writing;
+            }
         });
 
     [SkippableTheory, MemberData(nameof(Targets.All), MemberType = typeof(Targets))]

@@ -194,11 +194,12 @@ public sealed class ChangeFeedUnderFaultsTests(ITestOutputHelper output)
         await using var client = await CoordinationClient.ConnectAsync(new CoordinationClientOptions
         {
             // 20 s (the real processes' tick of 1 s allows it; in process it is capped at 10 s, where a fault closes
-            // the connection at once): a subscriber only receives, so it pings once a third of
-            // its timeout and its member last saw it up to that long before a SIGSTOP; it gives up on the frozen
-            // member two thirds of its timeout after the last thing received. With 10 s that left no margin for the
-            // reconnect (as with ZooKeeper's client), and the session expired in CI under load.
+            // the connection at once): a subscriber only receives, so it pings once a third of its timeout and its
+            // member last saw it up to that long before a SIGSTOP. The client gave up on the frozen member two thirds
+            // of its timeout after the last byte received (events, until the freeze): no margin for the reconnect,
+            // and the session expired under load (seed 31399). It now counts from the last reply (to its ping).
             ConnectString = cluster.ConnectString, SessionTimeout = TimeSpan.FromSeconds(20),
+            Log = message => _log.Line("client: " + message),
         });
         await using var cache = await TreeCache.StartAsync(client, "/feed");
         var startReads = cache.Reads;
