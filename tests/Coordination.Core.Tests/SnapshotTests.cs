@@ -90,6 +90,25 @@ public class SnapshotTests
     }
 
     [Fact]
+    public void A_big_directorys_child_map_doubles_so_that_it_is_copied_seldom()
+    {
+        var h = new Harness { RoundTripTxns = false };
+        h.Create("/big");
+        var map = () => h.Tree.Lookup("/big")!.Kids!.Map;
+        var growths = 0;
+        var capacity = 0;
+        for (var i = 0; i < Kids.SmallStepsUpTo * 4; i++)
+        {
+            Assert.Equal(ErrorCode.Ok, h.Create($"/big/n{i}").Err);
+            if (map().Capacity == capacity) continue;
+            if (capacity >= Kids.SmallStepsUpTo) growths++;
+            capacity = map().Capacity;
+        }
+        // Past the small steps, from 65,536 to 262,144 children: two doublings (1.2x steps would take about eight).
+        Assert.InRange(growths, 1, 3);
+    }
+
+    [Fact]
     public void RoundTripPreservesEverything()
     {
         var h = BuildSample();
