@@ -151,14 +151,8 @@ public sealed class PersistentFileJournalTests(ITestOutputHelper output)
             Assert.Equal(Query(system, settings.PersistenceId), scanned);
         });
 
-        var dataDir = Servers.TempDir("floorscanzab");
-        var zab = new PersistenceSettings { Journal = "persistent-file", DataDir = dataDir };
-        var zabSystem = ActorSystem.Create("floorscanzab", JournalSetup.EventLogConfig(zab, readOnly: false).WithFallback(ServerSettings.Reference));
-        try
+        await WithRecoveredZabLogAsync("floorscanzab", async (zabSystem, zabLog, zab) =>
         {
-            var recovery = new Coordination.Server.Ensemble.ZabLogRecovery(0);
-            var zabLog = zabSystem.ActorOf(Coordination.Server.Ensemble.ZabJournalActor.Props(zab, recovery), "zablog");
-            await recovery.Completion.WaitAsync(TimeSpan.FromSeconds(30));
             async Task AppendAsync(params long[] zxids)
             {
                 var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -176,12 +170,7 @@ public sealed class PersistentFileJournalTests(ITestOutputHelper output)
             var scanned = Scan(zab.EventLogDirectory, zab.ZabPersistenceId);
             Assert.Contains((LogRecordKind.Truncate, 4L), scanned);
             Assert.Equal(Query(zabSystem, zab.ZabPersistenceId), scanned);
-        }
-        finally
-        {
-            await zabSystem.Terminate();
-            Directory.Delete(dataDir, recursive: true);
-        }
+        });
     }
 
     /// <summary>
@@ -191,14 +180,8 @@ public sealed class PersistentFileJournalTests(ITestOutputHelper output)
     [Fact]
     public async Task The_Zab_log_records_each_journal_write_in_the_server_metrics()
     {
-        var dataDir = Servers.TempDir("zabmetrics");
-        var settings = new PersistenceSettings { Journal = "persistent-file", DataDir = dataDir };
-        var system = ActorSystem.Create("zabmetrics", JournalSetup.EventLogConfig(settings, readOnly: false).WithFallback(ServerSettings.Reference));
-        try
+        await WithRecoveredZabLogAsync("zabmetrics", async (system, log, _) =>
         {
-            var recovery = new Coordination.Server.Ensemble.ZabLogRecovery(0);
-            var log = system.ActorOf(Coordination.Server.Ensemble.ZabJournalActor.Props(settings, recovery), "zablog");
-            await recovery.Completion.WaitAsync(TimeSpan.FromSeconds(30));
             var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var entries = Enumerable.Range(1, 3).Select(z => new Coordination.Core.Zab.LogEntry(z, Txns.Serialize(
                 new TxnHeader(1, z, z, 0, OpCode.SetData), new SetDataTxn("/a", [1], z)))).ToList();
@@ -207,12 +190,7 @@ public sealed class PersistentFileJournalTests(ITestOutputHelper output)
             var metrics = ServerMetrics.For(system);
             Assert.Equal(1, metrics.FsyncTime.Count);
             Assert.Equal(3, metrics.Commits);
-        }
-        finally
-        {
-            await system.Terminate();
-            Directory.Delete(dataDir, recursive: true);
-        }
+        });
     }
 
     /// <summary>
@@ -345,6 +323,26 @@ public sealed class PersistentFileJournalTests(ITestOutputHelper output)
             }
             Answered.Set();
             if (Throw && message is LogAppended) throw new InvalidOperationException("reply target failed (test)");
+        }
+    }
+
+    /// <summary>A fresh ensemble member's Zab log on persistent-file (in a system of its own), recovered, for <paramref name="test"/>.</summary>
+    private static async Task WithRecoveredZabLogAsync(string name, Func<ActorSystem, IActorRef, PersistenceSettings, Task> test)
+    {
+        var dataDir = Servers.TempDir(name);
+        var settings = new PersistenceSettings { Journal = "persistent-file", DataDir = dataDir };
+        var system = ActorSystem.Create(name, JournalSetup.EventLogConfig(settings, readOnly: false).WithFallback(ServerSettings.Reference));
+        try
+        {
+            var recovery = new Coordination.Server.Ensemble.ZabLogRecovery(0);
+            var log = system.ActorOf(Coordination.Server.Ensemble.ZabJournalActor.Props(settings, recovery), "zablog");
+            await recovery.Completion.WaitAsync(TimeSpan.FromSeconds(30));
+            await test(system, log, settings);
+        }
+        finally
+        {
+            await system.Terminate();
+            Directory.Delete(dataDir, recursive: true);
         }
     }
 
