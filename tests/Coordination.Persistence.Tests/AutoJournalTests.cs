@@ -36,10 +36,7 @@ public sealed class AutoJournalTests(ITestOutputHelper output)
     [Fact]
     public async Task A_data_dir_of_the_file_journal_keeps_the_file_journal()
     {
-        await using var first = await Servers.StartAsync(output, "coordination.persistence.journal = file");
-        await using (var client = await WireClient.ConnectAsync(first.ConnectString))
-            await client.CreateAsync("/kept", [8]).OkAsync();
-        first.Kill();
+        await using var first = await FileJournalServerWithAsync("/kept", [8]);
         var dataDir = first.DataDir;
 
         await using var second = await Servers.StartAsync(output, Auto, dataDir: dataDir);
@@ -55,10 +52,7 @@ public sealed class AutoJournalTests(ITestOutputHelper output)
     [Fact]
     public async Task A_data_dir_that_holds_two_journals_is_refused_naming_both()
     {
-        await using var server = await Servers.StartAsync(output, "coordination.persistence.journal = file");
-        await using (var client = await WireClient.ConnectAsync(server.ConnectString))
-            await client.CreateAsync("/kept", [7]).OkAsync();
-        server.Kill();
+        await using var server = await FileJournalServerWithAsync("/kept", [7]);
         // A persistent-file journal beside it (as if two servers had shared the data dir).
         var eventLog = Path.Combine(server.DataDir, "eventlog");
         Directory.CreateDirectory(eventLog);
@@ -72,6 +66,16 @@ public sealed class AutoJournalTests(ITestOutputHelper output)
         output.WriteLine(refused.Message);
         Assert.Contains(Path.Combine(server.DataDir, "txnlog"), refused.Output);
         Assert.Contains(eventLog, refused.Output);
+    }
+
+    /// <summary>A server on the file journal that created <paramref name="path"/>, then was killed (its data dir kept).</summary>
+    private async Task<ServerProcess> FileJournalServerWithAsync(string path, byte[] data)
+    {
+        var server = await Servers.StartAsync(output, "coordination.persistence.journal = file");
+        await using (var client = await WireClient.ConnectAsync(server.ConnectString))
+            await client.CreateAsync(path, data).OkAsync();
+        server.Kill();
+        return server;
     }
 
     [Fact]

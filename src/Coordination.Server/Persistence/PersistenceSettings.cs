@@ -86,7 +86,8 @@ public sealed record PersistenceSettings
                 "file" => "file",
                 "persistent-file" => "persistent-file",
                 "sql" => "sql",
-                "auto" => JournalIn(dataDir, c.GetString("connection-string", ""), c.GetString("provider-name", "SQLite.MS")) ?? newDataDirJournal,
+                "auto" => new PersistenceSettings { DataDir = dataDir, ConnectionString = c.GetString("connection-string", ""),
+                    ProviderName = c.GetString("provider-name", "SQLite.MS") }.JournalHeld() ?? newDataDirJournal,
                 var other => throw new ConfigurationException($"coordination.persistence.journal must be \"auto\", \"file\", \"persistent-file\" or \"sql\", not \"{other}\""),
             },
             LogSegmentBytes = c.GetByteSize("log-segment-size") ?? (64L << 20),
@@ -108,25 +109,21 @@ public sealed record PersistenceSettings
     }
 
     /// <summary>
-    /// The journal a data dir holds (<c>txnlog/</c> segments: file; <c>eventlog/</c> segments: persistent-file; a
-    /// non-empty default SQLite journal, <c>journal.db</c>: sql), or null when it holds none. A data dir that holds two
+    /// The journal <see cref="DataDir"/> holds (segments in <see cref="LogDirectory"/>: file; in <see cref="EventLogDirectory"/>:
+    /// persistent-file; a non-empty default SQLite journal, <see cref="SqliteFile"/>: sql), or null when it holds none. A data dir that holds two
     /// cannot say which one is its state: refused, naming both. A journal elsewhere (a connection string) is not seen.
     /// </summary>
-    internal static string? JournalIn(string dataDir, string connectionString, string providerName)
+    internal string? JournalHeld()
     {
-        var dir = Path.GetFullPath(dataDir);
-        var db = Path.Combine(dir, "journal.db");
         var held = new List<(string Journal, string Place)>();
-        if (FileTxnLog.List(Path.Combine(dir, "txnlog")).Count > 0) held.Add(("file", Path.Combine(dir, "txnlog")));
-        if (FileTxnLog.List(Path.Combine(dir, "eventlog")).Count > 0) held.Add(("persistent-file", Path.Combine(dir, "eventlog")));
-        if (connectionString.Length == 0 && providerName.StartsWith("SQLite", StringComparison.OrdinalIgnoreCase)
-            && File.Exists(db) && new FileInfo(db).Length > 0)
-            held.Add(("sql", db));
+        if (FileTxnLog.List(LogDirectory).Count > 0) held.Add(("file", LogDirectory));
+        if (FileTxnLog.List(EventLogDirectory).Count > 0) held.Add(("persistent-file", EventLogDirectory));
+        if (ConnectionString.Length == 0 && SqliteFile is { } db && File.Exists(db) && new FileInfo(db).Length > 0) held.Add(("sql", db));
         return held.Count switch
         {
             0 => null,
             1 => held[0].Journal,
-            _ => throw new RecoveryException($"coordination.persistence.journal = auto, but {dir} holds {string.Join(" and ", held.Select(h => $"a {h.Journal} journal ({h.Place})"))}: " +
+            _ => throw new RecoveryException($"coordination.persistence.journal = auto, but {Path.GetFullPath(DataDir)} holds {string.Join(" and ", held.Select(h => $"a {h.Journal} journal ({h.Place})"))}: " +
                 "set journal to the one that holds this server's state, and move the other away"),
         };
     }
