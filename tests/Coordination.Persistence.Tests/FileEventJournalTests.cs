@@ -3,6 +3,7 @@ using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.Persistence;
+using Akka.TestKit;
 using Akka.TestKit.Xunit2;
 using Coordination.Server.Persistence;
 using Xunit;
@@ -41,6 +42,12 @@ public sealed class FileEventJournalTests : IDisposable
         akka.actor.serialization-bindings { "Coordination.Persistence.Tests.Unserializable, Coordination.Persistence.Tests" = refusing }
         """).WithFallback(FileEventJournal.DefaultConfig);
 
+    /// <summary>The journal's config with one more serializer, bound to one payload type.</summary>
+    private Config JournalConfigWith(string serializer, Type serializerType, Type payloadType) => ConfigurationFactory.ParseString($$"""
+        akka.actor.serializers.{{serializer}} = "{{serializerType.AssemblyQualifiedName}}"
+        akka.actor.serialization-bindings { "{{payloadType.AssemblyQualifiedName}}" = {{serializer}} }
+        """).WithFallback(JournalConfig());
+
     private sealed class Kit(Config config, ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(config, "journal", output)
     {
         public IActorRef Journal => Akka.Persistence.Persistence.Instance.Apply(Sys).JournalFor(null);
@@ -62,6 +69,23 @@ public sealed class FileEventJournalTests : IDisposable
                 var n = i;
                 writer.ExpectMsg<WriteMessageSuccess>(m => (string)m.Persistent.Payload == $"a-{n}" && m.Persistent.SequenceNr == n);
             }
+        }
+
+        /// <summary>Writes each event as its own atomic write, in one WriteMessages, and expects each to succeed.</summary>
+        public void WriteEach(params Persistent[] events)
+        {
+            var writer = CreateTestProbe();
+            Journal.Tell(new WriteMessages(events.Select(e => new AtomicWrite(e)).ToArray(), writer.Ref, 1));
+            writer.ExpectMsg<WriteMessagesSuccessful>();
+            foreach (var e in events) writer.ExpectMsg<WriteMessageSuccess>(m => m.Persistent.SequenceNr == e.SequenceNr);
+        }
+
+        /// <summary>Asks for every event of <paramref name="pid"/>: the probe returned receives the replay.</summary>
+        public TestProbe ReplayAll(string pid = Pid)
+        {
+            var probe = CreateTestProbe();
+            Journal.Tell(new ReplayMessages(1, long.MaxValue, long.MaxValue, pid, probe.Ref));
+            return probe;
         }
 
         public static Persistent Event(string pid, long seqNr, object? payload = null) =>
@@ -265,6 +289,37 @@ public sealed class FileEventJournalTests : IDisposable
         Assert.Equal([1L, 3], kit.Replay(1, long.MaxValue, long.MaxValue).Replayed);
     }
 
+    /// <summary>
+    /// An <see cref="IBufferSerializer"/> writes on the log's writer thread, after the journal accepted the write: if it
+    /// throws, every write of that group fails (none is half on disk), as the interface says, and the next group is
+    /// written as if nothing happened.
+    /// </summary>
+    [Fact]
+    public void A_buffer_serializer_that_throws_fails_its_whole_group_and_leaves_nothing_on_disk()
+    {
+        var config = JournalConfigWith("breaking", typeof(BreakingBufferSerializer), typeof(WrittenLate));
+        using (var kit = Start(config))
+        {
+            var probe = kit.CreateTestProbe();
+            kit.Journal.Tell(new WriteMessages(
+                [new AtomicWrite(Kit.Event(Pid, 1)), new AtomicWrite(Kit.Event(Pid, 2, new WrittenLate(Fails: true))), new AtomicWrite(Kit.Event(Pid, 3))],
+                probe.Ref, 1));
+            Assert.Equal(3, probe.ExpectMsg<WriteMessagesFailed>().WriteCount);
+            foreach (var seqNr in new long[] { 1, 2, 3 })
+                Assert.Contains("breaks on purpose", probe.ExpectMsg<WriteMessageFailure>(m => m.Persistent.SequenceNr == seqNr).Cause.Message);
+            Assert.Empty(kit.Replay(1, long.MaxValue, long.MaxValue).Replayed);
+            // The same sequence numbers again, one of them through the buffer serializer: written.
+            kit.WriteEach(Kit.Event(Pid, 1), Kit.Event(Pid, 2, new WrittenLate(Fails: false)));
+        }
+        using (var kit = Start(config))
+        {
+            var probe = kit.ReplayAll();
+            Assert.Equal("a-1", probe.ExpectMsg<ReplayedMessage>().Persistent.Payload);
+            Assert.Equal(new WrittenLate(Fails: false), probe.ExpectMsg<ReplayedMessage>().Persistent.Payload);
+            Assert.Equal(2, probe.ExpectMsg<RecoverySuccess>().HighestSequenceNr);
+        }
+    }
+
     [Fact]
     public void A_torn_tail_loses_only_the_torn_record()
     {
@@ -292,24 +347,16 @@ public sealed class FileEventJournalTests : IDisposable
     [Fact]
     public void Replay_rebuilds_the_payload_and_the_envelope_fields_after_a_restart()
     {
-        var config = ConfigurationFactory.ParseString("""
-            akka.actor.serializers.manifested = "Coordination.Persistence.Tests.ManifestedTestSerializer, Coordination.Persistence.Tests"
-            akka.actor.serialization-bindings { "Coordination.Persistence.Tests.Manifested, Coordination.Persistence.Tests" = manifested }
-            """).WithFallback(JournalConfig());
+        var config = JournalConfigWith("manifested", typeof(ManifestedTestSerializer), typeof(Manifested));
         using (var kit = Start(config))
         {
-            var probe = kit.CreateTestProbe();
             var e1 = new Persistent(new Manifested("first"), 1, Pid, "adapter-manifest", false, ActorRefs.NoSender, "writer-é");
             var e2 = new Persistent(new Manifested("second"), 2, Pid, string.Empty, false, ActorRefs.NoSender, "writer-é");
-            kit.Journal.Tell(new WriteMessages([new AtomicWrite(e1), new AtomicWrite(e2)], probe.Ref, 1));
-            probe.ExpectMsg<WriteMessagesSuccessful>();
-            probe.ExpectMsg<WriteMessageSuccess>(m => m.Persistent.SequenceNr == 1);
-            probe.ExpectMsg<WriteMessageSuccess>(m => m.Persistent.SequenceNr == 2);
+            kit.WriteEach(e1, e2);
         }
         using (var kit = Start(config))
         {
-            var probe = kit.CreateTestProbe();
-            kit.Journal.Tell(new ReplayMessages(1, long.MaxValue, long.MaxValue, Pid, probe.Ref));
+            var probe = kit.ReplayAll();
             var first = probe.ExpectMsg<ReplayedMessage>().Persistent;
             var second = probe.ExpectMsg<ReplayedMessage>().Persistent;
             probe.ExpectMsg<RecoverySuccess>(m => m.HighestSequenceNr == 2);
@@ -403,4 +450,21 @@ public sealed class RefusingTestSerializer(ExtendedActorSystem system) : Akka.Se
     public override bool IncludeManifest => false;
     public override byte[] ToBinary(object obj) => throw new NotSupportedException("not serializable on purpose");
     public override object FromBinary(byte[] bytes, Type? type) => throw new NotSupportedException();
+}
+
+/// <summary>A payload its serializer writes on the journal's writer thread (<see cref="BreakingBufferSerializer"/>).</summary>
+public sealed record WrittenLate(bool Fails);
+
+public sealed class BreakingBufferSerializer(ExtendedActorSystem system) : Akka.Serialization.Serializer(system), IBufferSerializer
+{
+    public override int Identifier => 9916;
+    public override bool IncludeManifest => false;
+    public override byte[] ToBinary(object obj) => [((WrittenLate)obj).Fails ? (byte)1 : (byte)0];
+    public override object FromBinary(byte[] bytes, Type? type) => new WrittenLate(bytes[0] == 1);
+
+    public void Write(object obj, ArrayBufferWriter<byte> output)
+    {
+        if (((WrittenLate)obj).Fails) throw new InvalidOperationException("breaks on purpose");
+        output.Write(ToBinary(obj));
+    }
 }
