@@ -153,8 +153,12 @@ public sealed class ChangeFeedJournalTests(ITestOutputHelper output)
             // recomputed after each snapshot, moves then). One burst of 450 pipelined writes can commit as a single
             // batch and leave a single snapshot, after which this test checked an empty history (session 21).
             var expected = await PrepareAsync(server, 0);
+            // A subscriber keeps the floor following the snapshots (with nobody subscribed it is only marked stale:
+            // the next test); this one asks for nothing that will ever be written.
+            await using (var follower = await WireClient.ConnectAsync(server.ConnectString))
             await using (var writer = await WireClient.ConnectAsync(server.ConnectString))
             {
+                Assert.Equal(ErrorCode.Ok, (await follower.WatchChangesAsync("/none", long.MaxValue)).Header.Err);
                 var clock = System.Diagnostics.Stopwatch.StartNew();
                 while (!await TwoSnapshotsAndAPurge())
                 {
@@ -185,6 +189,61 @@ public sealed class ChangeFeedJournalTests(ITestOutputHelper output)
             Assert.Equal(ErrorCode.Ok, ok.Err);
             var want = expected.Where(e => e.Zxid > floor).ToList();
             AssertSequence(want, await Take(c, want.Count));
+        });
+    }
+
+    /// <summary>
+    /// While nobody subscribes the server does not read its journal back after each snapshot to move the floor: the
+    /// floor stays where the start put it, though snapshots were written and the journal before them purged. The next
+    /// subscription computes it again; a zxid the purge removed is then answered Compacted naming the new floor.
+    /// </summary>
+    [Fact]
+    public async Task Without_a_subscriber_the_floor_waits_for_the_next_subscription()
+    {
+        await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions
+        {
+            // Memory keeps the last 10 txns only, so that the first writes are the journal's to serve or refuse.
+            ExtraHocon = "coordination.change-feed { history-from-journal = on, retain-txns = 10 }\n" +
+                         "coordination.persistence { journal = file, snapshot-every-txns = 100, snapshots-retained = 2, log-segment-size = 64KiB, log-preallocate = 16KiB }",
+        });
+        await Targets.WithServerOutputOnFailure(server, output, async () =>
+        {
+            var startFloor = await JournalFloor(server);
+            var expected = await PrepareAsync(server, 0);
+            var seen = new HashSet<string>();
+            bool APurgedSnapshot()
+            {
+                var now = Directory.EnumerateFiles(server.DataDir, "snapshot.*").Where(f => !f.EndsWith(".tmp", StringComparison.Ordinal)).ToHashSet();
+                var purged = seen.Any(f => !now.Contains(f));
+                seen.UnionWith(now);
+                return purged;
+            }
+            await using (var writer = await WireClient.ConnectAsync(server.ConnectString))
+            {
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                while (!APurgedSnapshot())
+                {
+                    Assert.True(clock.Elapsed < Wait, $"no snapshot deleted after {expected.Count} changes in {Wait.TotalSeconds} s");
+                    await WriteAsync(writer, expected, 50, dataBytes: 2048);
+                    await Task.Delay(100);
+                }
+            }
+            // Past the one-second wait of a floor computation scheduled by a snapshot.
+            await Task.Delay(2000);
+            Assert.Equal(startFloor, await MntrValue(server, "zk_change_feed_journal_after_zxid"));
+
+            await using var c = await WireClient.ConnectAsync(server.ConnectString);
+            Assert.Equal(ErrorCode.Ok, (await c.WatchChangesAsync("/none", long.MaxValue)).Header.Err);
+            var clock2 = System.Diagnostics.Stopwatch.StartNew();
+            long floor;
+            while ((floor = await MntrValue(server, "zk_change_feed_journal_after_zxid")) <= expected[0].Zxid)
+            {
+                Assert.True(clock2.Elapsed < Wait, $"the floor is still 0x{floor:x} {Wait.TotalSeconds} s after a subscription");
+                await Task.Delay(100);
+            }
+            var (refused, body) = await c.WatchChangesAsync("/feed", expected[0].Zxid);
+            Assert.Equal(ErrorCode.Compacted, refused.Err);
+            Assert.Equal(floor, Assert.IsType<ChangeFeedPosition>(body).RetainedAfter);
         });
     }
 

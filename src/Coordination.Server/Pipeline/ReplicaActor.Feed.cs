@@ -81,12 +81,18 @@ public sealed partial class ReplicaActor
     /// <summary>How long the last computation of the floor took (it reads the whole journal, but for the file journal's
     /// segments read before: <see cref="SegmentZxidCache"/>).</summary>
     private TimeSpan _historyFloorCost;
+    /// <summary>Snapshots were written since the floor was last computed, while nobody subscribed: the floor may be lower
+    /// than the journal's (a purge only raises it), and is computed again at the next subscription.</summary>
+    private bool _historyFloorStale;
     private int _historyReads;
 
     /// <summary>The oldest zxid a subscriber may ask for: what Compacted names.</summary>
     private long OldestRetained => _historyFloor is { } floor && floor < _feed.RetainedAfter ? floor : _feed.RetainedAfter;
 
-    private bool HistoryCovers(long zxid) => _historyFloor is { } floor && zxid >= floor && zxid < _feed.RetainedAfter;
+    /// <summary>Whether a zxid older than memory retains is served from the journal. A stale floor is only lower than the
+    /// journal's, and a reader that finds its zxid purged ends with Compacted; a stale unknown one lets the reader decide.</summary>
+    private bool HistoryCovers(long zxid) =>
+        zxid < _feed.RetainedAfter && (_historyFloor is { } floor ? zxid >= floor : _historyFloorStale);
 
     /// <summary>Where a tree's history starts for the feed: after its snapshot's last txn (a fuzzy snapshot's txns up to
     /// its end are replayed on top of it and give no reliable changes).</summary>
@@ -142,6 +148,7 @@ public sealed partial class ReplicaActor
     private void ComputeHistoryFloor()
     {
         var generation = ++_historyFloorGeneration;
+        _historyFloorStale = false;
         if (!_settings.ChangeFeed.HistoryFromJournal || _snapshots is not { History: { } journal } policy)
         {
             _historyFloor = null;
@@ -162,10 +169,15 @@ public sealed partial class ReplicaActor
     /// way to the log writer; the floor is recomputed once that has most likely happened (a purge after it only makes
     /// a reader end with Compacted, never skip). A timer already running is left to fire: restarted at every snapshot,
     /// it never fired while snapshots came more often than once a second, and the floor stayed where the start put it.
-    /// The wait grows with what the last computation cost (<see cref="HistoryFloorDelay"/>).</summary>
+    /// The wait grows with what the last computation cost (<see cref="HistoryFloorDelay"/>).
+    /// While nobody subscribes the floor is only marked stale: computing it reads back every txn written since the last
+    /// time (the whole journal on the Akka.Persistence journals) and the oldest snapshot, and at setData saturation that
+    /// cost 6-20 % of the server's CPU per write for a value nothing used (docs/architecture.md §4, "The change feed").</summary>
     private void RefreshHistoryFloorSoon()
     {
-        if (_settings.ChangeFeed.HistoryFromJournal && !Timers.IsTimerActive("history-floor"))
+        if (!_settings.ChangeFeed.HistoryFromJournal || _snapshots is not { History: not null }) return;
+        if (_subscriptions.Count == 0) _historyFloorStale = true;
+        else if (!Timers.IsTimerActive("history-floor"))
             Timers.StartSingleTimer("history-floor", RefreshHistoryFloor.Instance, HistoryFloorDelay(_historyFloorCost));
     }
 
@@ -202,6 +214,8 @@ public sealed partial class ReplicaActor
         var cursor = _feed.CursorAfter(r.AfterZxid);
         if (cursor is null && !HistoryCovers(r.AfterZxid))
         {
+            // A stale floor named here may be lower than the journal's: the next one named is exact.
+            if (_historyFloorStale) ComputeHistoryFloor();
             _metrics.ClientPort.Feed.CompactedOnce();
             return (ErrorCode.Compacted, position);
         }
@@ -210,6 +224,7 @@ public sealed partial class ReplicaActor
             HistoryAfter = cursor is null ? r.AfterZxid : null,
         });
         Self.Tell(FeedPump.Instance);   // after this reply, which is sent as soon as this returns
+        if (_historyFloorStale) ComputeHistoryFloor();
         PublishFeedMetrics();
         return (ErrorCode.Ok, position);
     }
