@@ -172,7 +172,8 @@ public sealed partial class ReplicaActor
     /// The wait grows with what the last computation cost (<see cref="HistoryFloorDelay"/>).
     /// While nobody subscribes the floor is only marked stale: computing it reads back every txn written since the last
     /// time (the whole journal on the Akka.Persistence journals) and the oldest snapshot, and at setData saturation that
-    /// cost 6-20 % of the server's CPU per write for a value nothing used (docs/architecture.md §4, "The change feed").</summary>
+    /// cost 2-20 % of the server's CPU per write (runs differ) for a value nothing used (docs/architecture.md §4,
+    /// "The change feed").</summary>
     private void RefreshHistoryFloorSoon()
     {
         if (!_settings.ChangeFeed.HistoryFromJournal || _snapshots is not { History: not null }) return;
