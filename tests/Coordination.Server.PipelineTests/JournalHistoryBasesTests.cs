@@ -54,4 +54,15 @@ public sealed class JournalHistoryBasesTests
         Assert.Equal(TimeSpan.FromSeconds(1), Coordination.Server.Pipeline.ReplicaActor.HistoryFloorDelay(TimeSpan.FromMilliseconds(20)));
         Assert.Equal(TimeSpan.FromSeconds(6), Coordination.Server.Pipeline.ReplicaActor.HistoryFloorDelay(TimeSpan.FromMilliseconds(300)));
     }
+
+    [Fact]
+    public void A_subscription_that_finds_the_floor_stale_waits_out_the_same_delay_from_the_last_computation()
+    {
+        // Subscribing cannot make the journal be read more often than the timer would: 400 ms after a computation that
+        // took 300 ms, the next waits 5.6 s more; 6 s after it, none; a clock that went back counts as no time passed.
+        Assert.Equal(TimeSpan.FromMilliseconds(5600), Coordination.Server.Pipeline.ReplicaActor.HistoryFloorWait(400, TimeSpan.FromMilliseconds(300)));
+        Assert.Equal(TimeSpan.Zero, Coordination.Server.Pipeline.ReplicaActor.HistoryFloorWait(6000, TimeSpan.FromMilliseconds(300)));
+        Assert.Equal(TimeSpan.Zero, Coordination.Server.Pipeline.ReplicaActor.HistoryFloorWait(long.MaxValue / 2, TimeSpan.Zero));
+        Assert.Equal(TimeSpan.FromSeconds(1), Coordination.Server.Pipeline.ReplicaActor.HistoryFloorWait(-5, TimeSpan.Zero));
+    }
 }

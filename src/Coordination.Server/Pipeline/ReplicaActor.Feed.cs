@@ -84,6 +84,8 @@ public sealed partial class ReplicaActor
     /// <summary>Snapshots were written since the floor was last computed, while nobody subscribed: the floor may be lower
     /// than the journal's (a purge only raises it), and is computed again at the next subscription.</summary>
     private bool _historyFloorStale;
+    /// <summary>When (<c>_monotonic</c>, ms) the last computation of the floor began.</summary>
+    private long _historyFloorStartedMs = long.MinValue / 2;
     private int _historyReads;
 
     /// <summary>The oldest zxid a subscriber may ask for: what Compacted names.</summary>
@@ -149,6 +151,7 @@ public sealed partial class ReplicaActor
     {
         var generation = ++_historyFloorGeneration;
         _historyFloorStale = false;
+        _historyFloorStartedMs = _monotonic();
         if (!_settings.ChangeFeed.HistoryFromJournal || _snapshots is not { History: { } journal } policy)
         {
             _historyFloor = null;
@@ -189,6 +192,29 @@ public sealed partial class ReplicaActor
     /// every second, it was a third of what the server allocated (issue 23). A floor that is late is only lower than
     /// the journal's: a subscriber asking below the new floor gets a reader that ends with Compacted, never a gap.
     /// </summary>
+    /// <summary>
+    /// A subscription found the floor stale: it is computed now, or, if the last computation began less than
+    /// <see cref="HistoryFloorDelay"/> ago, once that has passed, so that a client that subscribes and unsubscribes
+    /// around snapshots cannot make the server read its journal more often than snapshots do (nor start reads that
+    /// overlap). Until then a zxid the stale floor covers goes to a reader, which says Compacted if it is gone.
+    /// </summary>
+    private void RefreshStaleHistoryFloor()
+    {
+        if (!_historyFloorStale) return;
+        var wait = HistoryFloorWait(_monotonic() - _historyFloorStartedMs, _historyFloorCost);
+        if (wait <= TimeSpan.Zero) ComputeHistoryFloor();
+        else if (!Timers.IsTimerActive("history-floor")) Timers.StartSingleTimer("history-floor", RefreshHistoryFloor.Instance, wait);
+    }
+
+    /// <summary>How long a computation of the floor must still wait, <paramref name="sinceLastStartMs"/> after the last
+    /// began: zero means now.</summary>
+    internal static TimeSpan HistoryFloorWait(long sinceLastStartMs, TimeSpan lastCost)
+    {
+        var delay = HistoryFloorDelay(lastCost);
+        var since = Math.Max(0, sinceLastStartMs);
+        return since >= delay.TotalMilliseconds ? TimeSpan.Zero : delay - TimeSpan.FromMilliseconds(since);
+    }
+
     internal static TimeSpan HistoryFloorDelay(TimeSpan lastCost) =>
         TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(1).Ticks, lastCost.Ticks * 20));
 
@@ -216,7 +242,7 @@ public sealed partial class ReplicaActor
         if (cursor is null && !HistoryCovers(r.AfterZxid))
         {
             // A stale floor named here may be lower than the journal's: the next one named is exact.
-            if (_historyFloorStale) ComputeHistoryFloor();
+            RefreshStaleHistoryFloor();
             _metrics.ClientPort.Feed.CompactedOnce();
             return (ErrorCode.Compacted, position);
         }
@@ -225,7 +251,7 @@ public sealed partial class ReplicaActor
             HistoryAfter = cursor is null ? r.AfterZxid : null,
         });
         Self.Tell(FeedPump.Instance);   // after this reply, which is sent as soon as this returns
-        if (_historyFloorStale) ComputeHistoryFloor();
+        RefreshStaleHistoryFloor();
         PublishFeedMetrics();
         return (ErrorCode.Ok, position);
     }
