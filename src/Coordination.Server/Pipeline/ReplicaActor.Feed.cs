@@ -241,7 +241,7 @@ public sealed partial class ReplicaActor
         var cursor = _feed.CursorAfter(r.AfterZxid);
         if (cursor is null && !HistoryCovers(r.AfterZxid))
         {
-            // A stale floor named here may be lower than the journal's: the next one named is exact.
+            // A stale floor named here may be lower than the journal's: it is computed again (paced as any computation).
             RefreshStaleHistoryFloor();
             _metrics.ClientPort.Feed.CompactedOnce();
             return (ErrorCode.Compacted, position);
