@@ -22,6 +22,8 @@ public sealed record ServerSettings
     public required int MaxFrameSize { get; init; }
     public required int MaxDataSize { get; init; }
     public required int MaxInflightPerConnection { get; init; }
+    /// <summary>Bytes of requests one connection may have outstanding before the server stops reading from it; 0 = unlimited.</summary>
+    public long MaxInflightBytesPerConnection { get; init; } = 4L << 20;
     public required int MaxClientConnections { get; init; }
     /// <summary>Client connections allowed in total (ZooKeeper's maxCnxns; 0 = unlimited); null = derived from the open-files limit.</summary>
     public required int? MaxConnections { get; init; }
@@ -35,6 +37,8 @@ public sealed record ServerSettings
     public required TimeSpan FlushTimeout { get; init; }
     /// <summary>Requests outstanding across the server past which connections stop reading; 0 = unlimited.</summary>
     public required int GlobalOutstandingLimit { get; init; }
+    /// <summary>Bytes of requests outstanding across the server past which connections stop reading; 0 = unlimited.</summary>
+    public long GlobalOutstandingBytes { get; init; } = 100L << 20;
     /// <summary>Largest response body a read may build; bigger ones fail with MarshallingError.</summary>
     public required int MaxResponseSize { get; init; }
     /// <summary>A burst's batch of txns (or of forwards to the leader) goes out once it holds this many; 0 = at the burst's end.</summary>
@@ -126,6 +130,7 @@ public sealed record ServerSettings
             MaxFrameSize = c.GetInt("max-frame-size"),
             MaxDataSize = c.GetInt("max-data-size"),
             MaxInflightPerConnection = Math.Max(1, c.GetInt("max-inflight-per-connection")),
+            MaxInflightBytesPerConnection = Math.Max(0, c.GetByteSize("max-inflight-bytes-per-connection") ?? 4L << 20),
             MaxClientConnections = c.GetInt("max-client-connections"),
             MaxConnections = c.GetString("max-connections") is "auto" ? null : c.GetInt("max-connections"),
             FileDescriptorReserve = Math.Max(0, c.GetInt("file-descriptor-reserve")),
@@ -133,6 +138,7 @@ public sealed record ServerSettings
             MaxQueuedBytesPerConnection = c.GetByteSize("max-queued-bytes-per-connection") ?? 32L << 20,
             FlushTimeout = c.GetTimeSpan("flush-timeout"),
             GlobalOutstandingLimit = c.GetInt("global-outstanding-limit"),
+            GlobalOutstandingBytes = Math.Max(0, c.GetByteSize("global-outstanding-bytes") ?? 100L << 20),
             MaxResponseSize = checked((int)(c.GetByteSize("max-response-size") ?? 1049599)),
             MaxWriteBatch = Math.Max(0, c.GetInt("max-write-batch")),
             FourLetterWords = words.Contains("*") ? Protocol.FourLetterWords.All.ToHashSet() : words.ToHashSet(),

@@ -227,16 +227,88 @@ public sealed class ResourceBoundsTests(ITestOutputHelper output)
                 var load = Task.WhenAll(sessions.Take(clients).SelectMany(s => Enumerable.Range(0, each).Select(_ => s.GetDataAsync("/b").OkAsync())));
                 highest = await HighestWhileAsync(server, "zk_client_requests_outstanding", load);
             }
+            // Answered requests release their bytes while their connections stay open, not only when they close.
+            var answeredBytes = await BytesOutstandingAsync(server);
             foreach (var s in sessions.Take(clients)) await s.DisposeAsync();
             var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
             long after;
             while ((after = long.Parse((await FourLetterWord.MntrAsync(server.Host, server.Port))["zk_client_requests_outstanding"], CultureInfo.InvariantCulture)) != 0
                    && DateTime.UtcNow < deadline)
                 await Task.Delay(50);
-            output.WriteLine($"highest zk_client_requests_outstanding {highest}; after the load {after}");
+            var afterBytes = await BytesOutstandingAsync(server);
+            output.WriteLine($"highest zk_client_requests_outstanding {highest}; after the load {answeredBytes} bytes, after the close {after} ({afterBytes} bytes)");
             Assert.InRange(highest, 1, limit + batch * (clients + dropped));
+            Assert.Equal(0, answeredBytes);
             Assert.Equal(0, after);
+            Assert.Equal(0, afterBytes);
         });
+    }
+
+    // ------------------------------------------------------------------ bytes of requests outstanding
+
+    /// <summary>Large writes, each a frame of about <see cref="LargeWrite"/> bytes, pipelined by each client.</summary>
+    private const int LargeWrite = 200_000, LargeWritesEach = 40;
+
+    /// <summary>
+    /// Counted alone, one client could pipeline 1,000 requests of 1 MB and make the server hold them all (seen in CI:
+    /// AbuseTests' setWatches abuser got 781 requests of 992 KiB in, 1.5 GiB of live heap). With a byte bound the
+    /// connection stops being read once its requests in flight hold max-inflight-bytes-per-connection: at most that
+    /// plus the one request read past it.
+    /// </summary>
+    [Fact]
+    public async Task Bytes_of_requests_in_flight_on_one_connection_are_bounded()
+    {
+        const long bound = 1 << 20;
+        var highest = await HighestBytesUnderLargeWritesAsync($"coordination {{ max-inflight-bytes-per-connection = {bound}, global-outstanding-bytes = 0 }}", clients: 1);
+        Assert.InRange(highest, 1, bound + LargeWrite + 1024);
+    }
+
+    /// <summary>
+    /// Across connections, global-outstanding-bytes: a connection that already has a request outstanding stops reading
+    /// while the server holds that many bytes, so the total passes it by at most one request per connection.
+    /// </summary>
+    [Fact]
+    public async Task Bytes_of_requests_outstanding_across_the_server_are_bounded()
+    {
+        const long limit = 1 << 20;
+        const int clients = 5;
+        var highest = await HighestBytesUnderLargeWritesAsync($"coordination {{ max-inflight-bytes-per-connection = 0, global-outstanding-bytes = {limit} }}", clients);
+        Assert.InRange(highest, 1, limit + clients * (LargeWrite + 1024));
+    }
+
+    /// <summary>
+    /// Each of <paramref name="clients"/> sessions pipelines <see cref="LargeWritesEach"/> setData of
+    /// <see cref="LargeWrite"/> bytes; every one must succeed. Returns the highest zk_client_request_bytes_outstanding
+    /// seen meanwhile, after checking that it came back to 0 with the sessions still connected.
+    /// </summary>
+    private async Task<long> HighestBytesUnderLargeWritesAsync(string hocon, int clients)
+    {
+        await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions { ExtraHocon = hocon });
+        var highest = 0L;
+        await Targets.WithServerOutputOnFailure(server, output, async () =>
+        {
+            var sessions = await Task.WhenAll(Enumerable.Range(0, clients).Select(_ => WireClient.ConnectAsync(server.ConnectString)));
+            for (var i = 0; i < clients; i++) await sessions[i].CreateAsync($"/large{i}", null).OkAsync();
+            var data = new byte[LargeWrite];
+            var load = Task.WhenAll(sessions.SelectMany((s, i) => Enumerable.Range(0, LargeWritesEach).Select(_ => s.SetDataAsync($"/large{i}", data).OkAsync())));
+            highest = await HighestWhileAsync(server, "zk_client_request_bytes_outstanding", load);
+            var after = await BytesOutstandingAsync(server);
+            output.WriteLine($"highest zk_client_request_bytes_outstanding {highest}; after the load {after}");
+            Assert.Equal(0, after);
+            foreach (var s in sessions) await s.DisposeAsync();
+        });
+        return highest;
+    }
+
+    /// <summary>zk_client_request_bytes_outstanding once it is 0, or after 10 s.</summary>
+    private static async Task<long> BytesOutstandingAsync(ServerProcess server)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        long bytes;
+        while ((bytes = long.Parse((await FourLetterWord.MntrAsync(server.Host, server.Port))["zk_client_request_bytes_outstanding"], CultureInfo.InvariantCulture)) != 0
+               && DateTime.UtcNow < deadline)
+            await Task.Delay(50);
+        return bytes;
     }
 
     /// <summary>The highest value mntr reported for <paramref name="key"/> while <paramref name="load"/> ran (then awaits it).</summary>

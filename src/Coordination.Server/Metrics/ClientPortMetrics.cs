@@ -49,11 +49,14 @@ public sealed class ClientPortMetrics
     public void LinearizableReadOnce() => Interlocked.Increment(ref _linearizableReads);
 
     private Func<long>? _outstanding;
+    private Func<long>? _outstandingBytes;
     /// <summary>Requests read from clients and not yet answered, server-wide: the count global-outstanding-limit bounds (a gauge).</summary>
     public long ClientRequestsOutstanding => _outstanding?.Invoke() ?? 0;
-    internal void TrackOutstanding(Func<long> outstanding) => _outstanding = outstanding;
+    /// <summary>Their bytes as framed, the requests to the replica only: what global-outstanding-bytes bounds (a gauge).</summary>
+    public long ClientRequestBytesOutstanding => _outstandingBytes?.Invoke() ?? 0;
+    internal void TrackOutstanding(Func<long> outstanding, Func<long> bytes) => (_outstanding, _outstandingBytes) = (outstanding, bytes);
 
-    /// <summary>The mntr lines (name without zk_, value); all but client_requests_outstanding (a gauge) are counters.</summary>
+    /// <summary>The mntr lines (name without zk_, value); all but the client_request*_outstanding gauges are counters.</summary>
     public IEnumerable<(string Name, long Value)> Values()
     {
         yield return ("connection_rejected", ConnectionRejected);
@@ -66,6 +69,7 @@ public sealed class ClientPortMetrics
         yield return ("accept_failures", AcceptFailures);
         yield return ("linearizable_reads", LinearizableReads);
         yield return ("client_requests_outstanding", ClientRequestsOutstanding);
+        yield return ("client_request_bytes_outstanding", ClientRequestBytesOutstanding);
         foreach (var value in Feed.Values()) yield return value;
     }
 

@@ -30,7 +30,8 @@ internal sealed record RequestRoute(long SessionId, IActorRef Session, IActorRef
 /// Socket I/O of one client connection: a read loop that frames and decodes requests, and a write loop that drains
 /// an outbox and flushes once per drained batch. Bounds (README "Resource bounds"): at most
 /// <c>max-inflight-per-connection</c> requests in flight; reading pauses while <see cref="ReadPauseBytes"/> are
-/// queued or the server holds <c>global-outstanding-limit</c> requests; a
+/// queued, while the connection's requests in flight hold <c>max-inflight-bytes-per-connection</c>, or while the
+/// server holds <c>global-outstanding-limit</c> requests or <c>global-outstanding-bytes</c>; a
 /// connection with more than that many bytes queued is dropped (a client that never reads, or whose watch events pile
 /// up), and so is one whose handshake or socket write overruns its timeout (see <see cref="Overdue"/>).
 /// </summary>
@@ -78,7 +79,16 @@ public sealed class ClientConnection
     /// <summary>Requests read and whose answers are not yet written; each is also counted in
     /// <see cref="ClientPortLimits.Outstanding"/>. Counted per read batch and per flush, not per request: the counter is
     /// shared by the read loop, the write loop and the server-wide count, and touching it per request cost throughput.</summary>
-    private int _unanswered;
+    private long _unanswered;
+    /// <summary>Bytes (as framed) of this connection's requests to the replica read and not yet answered, counted in
+    /// <see cref="ClientPortLimits.OutstandingBytes"/> too: added per read batch, taken off per flush.</summary>
+    private long _unansweredBytes;
+    /// <summary>Bytes of the requests whose replies the session actor has queued since the last flush (under the lock
+    /// of <see cref="_received"/>, which it takes per reply anyway).</summary>
+    private long _answeredBytes;
+    /// <summary>Bytes of the current read batch's requests to the replica.</summary>
+    private long _admittedBytes;
+    private readonly long _maxInflightBytes;
     /// <summary>Requests of the current read batch, counted as outstanding together before they are delivered.</summary>
     private readonly List<Admitted> _admitted = new();
 
@@ -86,7 +96,7 @@ public sealed class ClientConnection
     /// request auth.enforce refuses).</summary>
     private enum Destination : byte { Replica, Ping, Session }
 
-    private readonly record struct Admitted(int Xid, OpCode Op, ZkRequest Body, long ReceivedTicks, byte[]? BodyBytes, Destination To);
+    private readonly record struct Admitted(int Xid, OpCode Op, ZkRequest Body, long ReceivedTicks, byte[]? BodyBytes, Destination To, int Bytes);
 
     /// <summary>Set at the handshake's answer (<see cref="Bind"/>); null before.</summary>
     private volatile RequestRoute? _route;
@@ -95,9 +105,9 @@ public sealed class ClientConnection
     private volatile AuthContext _auth = NoIds;
     private static readonly AuthContext NoIds = new([]);
     private long _lastTouchTicks;
-    /// <summary>Receive times and ops of the requests sent to the replica, in request order, taken by the session actor
-    /// as it emits their replies (latency statistics).</summary>
-    private readonly Queue<(long Ticks, OpCode Op)> _received = new();
+    /// <summary>Receive times, ops and sizes of the requests sent to the replica, in request order, taken by the session
+    /// actor as it emits their replies (latency statistics, and the bytes in flight).</summary>
+    private readonly Queue<(long Ticks, OpCode Op, int Bytes)> _received = new();
     /// <summary>The xid whose reply is the last this connection gets (an unknown op code), or <see cref="NoXid"/>.</summary>
     private long _closeAfterXid = NoXid;
     private const long NoXid = long.MinValue;
@@ -176,7 +186,8 @@ public sealed class ClientConnection
         {
             if (_received.TryDequeue(out var received))
             {
-                (ticks, op) = received;
+                (ticks, op) = (received.Ticks, received.Op);
+                _answeredBytes += received.Bytes;
                 return true;
             }
         }
@@ -244,6 +255,7 @@ public sealed class ClientConnection
         _readPauseBytes = Math.Min(ReadPauseBytes, _maxQueuedBytes / 2);
         _maxFrame = settings.MaxFrameSize;
         _maxInflight = settings.MaxInflightPerConnection;
+        _maxInflightBytes = settings.MaxInflightBytesPerConnection;
         _inflight = new SemaphoreSlim(_maxInflight, _maxInflight);
     }
 
@@ -343,18 +355,36 @@ public sealed class ClientConnection
     }
 
     /// <summary>
-    /// <paramref name="count"/> answers written: as many requests no longer count as outstanding here or server-wide
-    /// (never more than this connection counts: pings and auth replies may outnumber what was counted).
+    /// <paramref name="count"/> answers written, to requests of <paramref name="bytes"/> in all: they no longer count
+    /// as outstanding here or server-wide (never more than this connection counts: replies to an earlier connection's
+    /// requests may reach this one after a reconnect, and <see cref="Abort"/> may have released everything).
     /// </summary>
-    private void Answered(int count)
+    private void Answered(int count, long bytes)
     {
-        int current;
-        while ((current = Volatile.Read(ref _unanswered)) > 0)
+        var taken = count > 0 ? TakeUpTo(ref _unanswered, count) : 0;
+        var takenBytes = bytes > 0 ? TakeUpTo(ref _unansweredBytes, bytes) : 0;
+        if (taken > 0 || takenBytes > 0) _limits.Leave(taken, takenBytes);
+    }
+
+    private static long TakeUpTo(ref long counter, long amount)
+    {
+        long current;
+        while ((current = Volatile.Read(ref counter)) > 0)
         {
-            var taken = Math.Min(count, current);
-            if (Interlocked.CompareExchange(ref _unanswered, current - taken, current) != current) continue;
-            _limits.Leave(taken);
-            return;
+            var taken = Math.Min(amount, current);
+            if (Interlocked.CompareExchange(ref counter, current - taken, current) == current) return taken;
+        }
+        return 0;
+    }
+
+    /// <summary>The bytes of the requests answered since the last call (the write loop's, once per flush).</summary>
+    private long TakeAnsweredBytes()
+    {
+        lock (_received)
+        {
+            var bytes = _answeredBytes;
+            _answeredBytes = 0;
+            return bytes;
         }
     }
 
@@ -372,7 +402,9 @@ public sealed class ClientConnection
         }
         if (_admitted.Count == 0) return !IsClosed;
         Interlocked.Add(ref _unanswered, _admitted.Count);
-        _limits.Enter(_admitted.Count);
+        if (_admittedBytes > 0) Interlocked.Add(ref _unansweredBytes, _admittedBytes);
+        _limits.Enter(_admitted.Count, _admittedBytes);
+        _admittedBytes = 0;
         if (IsClosed) { ReleaseUnanswered(); _admitted.Clear(); return false; }
         Deliver(_route!);
         _admitted.Clear();
@@ -408,7 +440,7 @@ public sealed class ClientConnection
                 default:
                     // ZooKeeper answers an unknown op code with Unimplemented and then closes the connection.
                     if (request.Body is UnknownOpRequest) CloseAfterReplyTo(request.Xid);
-                    lock (_received) _received.Enqueue((request.ReceivedTicks, request.Op));
+                    lock (_received) _received.Enqueue((request.ReceivedTicks, request.Op, request.Bytes));
                     if (route.Audit.Enabled && Requests.IsWrite(request.Op)) route.Audit.Requested(route.SessionId, request.Xid, request.Op, request.Body.Path);
                     route.Replica.Tell(new ClientRequest(route.SessionId, request.Xid, request.Op, request.Body, _auth, route.Session, this)
                     {
@@ -445,7 +477,8 @@ public sealed class ClientConnection
     private void ReleaseUnanswered()
     {
         var left = Interlocked.Exchange(ref _unanswered, 0);
-        if (left > 0) _limits.Leave(left);
+        var leftBytes = Interlocked.Exchange(ref _unansweredBytes, 0);
+        if (left > 0 || leftBytes > 0) _limits.Leave(left, leftBytes);
     }
 
     /// <summary>Closes at once because a bound was exceeded.</summary>
@@ -561,7 +594,7 @@ public sealed class ClientConnection
                 var flush = await _writer.FlushAsync(_cts.Token).ConfigureAwait(false);
                 Volatile.Write(ref _flushStartedTicks, 0);
                 ReleaseSlots(released);
-                if (released > 0) Answered(released);
+                Answered(released, TakeAnsweredBytes());
                 Interlocked.Add(ref _queuedBytes, -drained);
                 _progress.Set();
                 if (flush.IsCompleted) break;
@@ -644,14 +677,19 @@ public sealed class ClientConnection
                         if (!Admit()) return (ReadOutcome.ClientClosed, null);
                         await _inflight.WaitAsync(_cts.Token).ConfigureAwait(false);
                     }
-                    if (Volatile.Read(ref _queuedBytes) >= _readPauseBytes || _limits.IsThrottled(_admitted.Count))
+                    if (Volatile.Read(ref _queuedBytes) >= _readPauseBytes || _limits.IsThrottled(_admitted.Count, _admittedBytes) ||
+                        InflightBytesFull(_admittedBytes))
                     {
                         if (!Admit()) return (ReadOutcome.ClientClosed, null);
                         await ThrottleAsync().ConfigureAwait(false);
                     }
                     var to = DestinationOf(op, body, _route!);
+                    // Only the replica's requests count in bytes: a ping is answered here, and the read loop waits for
+                    // the session actor's answer to each of its packets.
+                    var bytes = to == Destination.Replica ? (int)frame.Length : 0;
+                    _admittedBytes += bytes;
                     _admitted.Add(new Admitted(xid, op, body, System.Diagnostics.Stopwatch.GetTimestamp(),
-                        _keepWriteBodies ? WriteBodyBytes(frame, op, body) : null, to));
+                        _keepWriteBodies ? WriteBodyBytes(frame, op, body) : null, to, bytes));
                     if (to == Destination.Session)
                     {
                         // As ZooKeeper, which handles auth inline in its read path: nothing more is read until the session
@@ -692,9 +730,17 @@ public sealed class ClientConnection
     }
 
     /// <summary>
-    /// Waits, without reading further requests, while <see cref="ReadPauseBytes"/> are queued to this
-    /// connection, or while the server holds global-outstanding-limit requests and this connection has one of them
-    /// (as ZooKeeper's throttle: every connection may always have one request in progress, so none starves).
+    /// True when this connection's requests in flight (with <paramref name="pending"/> bytes not yet counted) hold
+    /// max-inflight-bytes-per-connection. Only a connection with a request in flight can be full: one request, whatever
+    /// its size, always passes.
+    /// </summary>
+    private bool InflightBytesFull(long pending) => _maxInflightBytes > 0 && Volatile.Read(ref _unansweredBytes) + pending >= _maxInflightBytes;
+
+    /// <summary>
+    /// Waits, without reading further requests, while <see cref="ReadPauseBytes"/> are queued to this connection,
+    /// while its requests in flight hold max-inflight-bytes-per-connection, or while the server holds
+    /// global-outstanding-limit requests or global-outstanding-bytes and this connection has one of them (as
+    /// ZooKeeper's throttle: every connection may always have one request in progress, so none starves).
     /// </summary>
     private async Task ThrottleAsync()
     {
@@ -703,7 +749,7 @@ public sealed class ClientConnection
         {
             var progress = _progress.WaitAsync();
             var belowLimit = _limits.BelowLimitAsync();
-            var queueFull = Volatile.Read(ref _queuedBytes) >= _readPauseBytes;
+            var queueFull = Volatile.Read(ref _queuedBytes) >= _readPauseBytes || InflightBytesFull(0);
             var throttled = _limits.Throttled && Volatile.Read(ref _unanswered) > 0;
             if (!queueFull && !throttled) return;
             if (throttled && !counted) { _limits.Metrics.ThrottleWaitOnce(); counted = true; }

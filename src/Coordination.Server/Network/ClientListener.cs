@@ -36,7 +36,7 @@ public sealed class ClientListener : IAsyncDisposable
         _registry = registry;
         var metrics = Metrics.ServerMetrics.For(system);
         _limits = new ClientPortLimits(settings, metrics.ClientPort, metrics.Stats);
-        _limits.Metrics.TrackOutstanding(() => _limits.Outstanding);
+        _limits.Metrics.TrackOutstanding(() => _limits.Outstanding, () => _limits.OutstandingBytes);
         (_maxConnections, var capReason) = FileDescriptorBudget.Resolve(settings.MaxConnections, settings.FileDescriptorReserve);
         system.Log.Info("Client connections: at most {0} in total ({1}), {2} per address", _maxConnections == 0 ? "unlimited" : _maxConnections.ToString(), capReason, settings.MaxClientConnections);
         if (settings.ClientPort >= 0) _socket = Bind(settings.ClientPort);
