@@ -198,6 +198,77 @@ public sealed class ChangeFeedJournalTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// With idle-recording = 0s, memory records nothing while nobody subscribes: the journal has every change. A
+    /// subscriber then gets each change after the zxid it asks for, from the journal up to the last one applied and from
+    /// memory after, which records while it subscribes; once it has gone, memory drops what it recorded at the next write.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("file")]
+    [InlineData("sql")]
+    [InlineData("persistent-file")]
+    public Task While_nobody_subscribes_memory_records_nothing_and_the_journal_serves_every_change(string journal) =>
+        WithServerAsync($"coordination.change-feed {{ history-from-journal = on, idle-recording = 0s }}\ncoordination.persistence.journal = {journal}", async server =>
+        {
+            var expected = await PrepareAsync(server, 30);
+            Assert.Equal(0, await MntrValue(server, "zk_change_feed_retained_txns"));
+            Assert.True(await MntrValue(server, "zk_change_feed_retained_after_zxid") >= expected[^1].Zxid, "memory does not start after the last write");
+
+            await using var writer = await WireClient.ConnectAsync(server.ConnectString);
+            await using (var c = await WireClient.ConnectAsync(server.ConnectString))
+            {
+                var from = expected[5].Zxid;
+                Assert.Equal(ErrorCode.Ok, (await c.WatchChangesAsync("/feed", from)).Header.Err);
+                await WriteAsync(writer, expected, 30);
+                var want = expected.Where(e => e.Zxid > from).ToList();
+                AssertSequence(want, await Take(c, want.Count));
+                Assert.Equal(30, await MntrValue(server, "zk_change_feed_retained_txns"));
+            }
+            await NoSubscriptions(server);
+            await writer.SetDataAsync("/other", [1]).OkAsync();
+            Assert.Equal(0, await MntrValue(server, "zk_change_feed_retained_txns"));
+        });
+
+    /// <summary>
+    /// By default memory does not record from the start (a subscriber's history after a restart is the journal's
+    /// anyway), records from the first subscription on, and goes on recording for idle-recording after the last one
+    /// ended, so that a subscriber that reconnects is served from memory.
+    /// </summary>
+    [Fact]
+    public Task Memory_records_from_the_first_subscription_and_for_idle_recording_after_the_last() =>
+        WithServerAsync("coordination.change-feed.history-from-journal = on", async server =>
+        {
+            await PrepareAsync(server, 10);
+            Assert.Equal(0, await MntrValue(server, "zk_change_feed_retained_txns"));
+            await using var writer = await WireClient.ConnectAsync(server.ConnectString);
+            await using (var c = await WireClient.ConnectAsync(server.ConnectString))
+            {
+                Assert.Equal(ErrorCode.Ok, (await c.WatchChangesAsync("/none", long.MaxValue)).Header.Err);
+                for (var i = 0; i < 10; i++) await writer.SetDataAsync("/other", [1]).OkAsync();
+            }
+            await NoSubscriptions(server);
+            for (var i = 0; i < 10; i++) await writer.SetDataAsync("/other", [2]).OkAsync();
+            Assert.Equal(20, await MntrValue(server, "zk_change_feed_retained_txns"));
+        });
+
+    /// <summary>Runs <paramref name="body"/> against a server started with <paramref name="hocon"/>, with its output on failure.</summary>
+    private async Task WithServerAsync(string hocon, Func<ServerProcess, Task> body)
+    {
+        await using var server = await Targets.StartAsync("ours", output, new ServerProcessOptions { ExtraHocon = hocon });
+        await Targets.WithServerOutputOnFailure(server, output, () => body(server));
+    }
+
+    /// <summary>Waits until the server has ended every subscription (a closed connection ends its own).</summary>
+    private static async Task NoSubscriptions(ServerProcess server)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (await MntrValue(server, "zk_change_feed_subscriptions") > 0)
+        {
+            Assert.True(clock.Elapsed < Wait, $"subscriptions still open after {Wait.TotalSeconds} s");
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>
     /// While nobody subscribes the server does not read its journal back after each snapshot to move the floor: the
     /// floor stays where the start put it, though snapshots were written and the journal before them purged. The next
     /// subscription computes it again; a zxid the purge removed is then answered Compacted naming the new floor.

@@ -121,6 +121,15 @@ public sealed class ChangeFeed
         if (_endChange > first) EndEntry(zxid, first, nowMs);
     }
 
+    /// <summary>Moves past a txn without recording it (nobody subscribes, and the journal has it): what was retained is
+    /// dropped, and the record starts after it.</summary>
+    public void Pass(long zxid)
+    {
+        if (zxid <= LastZxid) return;
+        if (RetainedTxns > 0) Reset(zxid);
+        else RetainedAfter = LastZxid = zxid;
+    }
+
     private static bool IsChange(EventType type) => type is EventType.NodeDeleted or EventType.NodeCreated or EventType.NodeDataChanged;
 
     /// <summary>Writes one change's frame (subscription id 0) into the ring and indexes it.</summary>

@@ -20,6 +20,10 @@ public sealed record ChangeFeedSettings
     public bool HistoryFromJournal { get; init; }
     /// <summary>Subscriptions read from the journal at once (each rebuilds a tree from a snapshot); others wait.</summary>
     public int HistoryReaders { get; init; } = 2;
+    /// <summary>With <see cref="HistoryFromJournal"/> on a journal that serves history: how long memory goes on recording
+    /// changes after the last subscription ended; after that, and from the start, changes are recorded only while
+    /// someone subscribes. <see cref="TimeSpan.MaxValue"/>: always.</summary>
+    public TimeSpan IdleRecording { get; init; } = TimeSpan.FromMinutes(1);
 
     public static ChangeFeedSettings Default { get; } = new();
 
@@ -35,6 +39,7 @@ public sealed record ChangeFeedSettings
             BatchBytes = (int)Math.Clamp(c.GetByteSize("batch-size") ?? Default.BatchBytes, 1 << 10, 16 << 20),
             HistoryFromJournal = c.GetBoolean("history-from-journal", Default.HistoryFromJournal),
             HistoryReaders = Math.Max(1, c.GetInt("history-readers", Default.HistoryReaders)),
+            IdleRecording = c.GetString("idle-recording", "") is "infinite" ? TimeSpan.MaxValue : c.GetTimeSpan("idle-recording", Default.IdleRecording),
         };
     }
 }

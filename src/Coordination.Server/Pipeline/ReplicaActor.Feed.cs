@@ -84,17 +84,30 @@ public sealed partial class ReplicaActor
     /// <summary>Snapshots were written since the floor was last computed, while nobody subscribed: the floor may be lower
     /// than the journal's (a purge only raises it), and is computed again at the next subscription.</summary>
     private bool _historyFloorStale;
+    /// <summary>A computation of the floor is running (its generation's answer has not come back).</summary>
+    private bool _historyFloorPending;
     /// <summary>When (<c>_monotonic</c>, ms) the last computation of the floor began.</summary>
     private long _historyFloorStartedMs = long.MinValue / 2;
     private int _historyReads;
+    /// <summary>Whether applied changes are recorded in memory now: always, unless the journal serves history (see
+    /// <see cref="FeedCanPause"/>); then only while someone subscribes and for idle-recording after.</summary>
+    private bool _feedRecording = true;
+    /// <summary>When (<c>_monotonic</c>, ms) the feed last had a subscription: set at each subscription, each pump while
+    /// there are any (after every applied batch) and each that ends.</summary>
+    private long _feedInUseMs = long.MinValue / 2;
+    /// <summary>Memory need not record while nobody subscribes: the journal has every change it would, and a subscriber
+    /// is served from there (after a restart, the usual case, that is where its history is anyway).</summary>
+    private bool FeedCanPause => _settings.ChangeFeed.HistoryFromJournal && _snapshots is { History: not null } &&
+                                 _settings.ChangeFeed.IdleRecording != TimeSpan.MaxValue;
 
     /// <summary>The oldest zxid a subscriber may ask for: what Compacted names.</summary>
     private long OldestRetained => _historyFloor is { } floor && floor < _feed.RetainedAfter ? floor : _feed.RetainedAfter;
 
     /// <summary>Whether a zxid older than memory retains is served from the journal. A stale floor is only lower than the
-    /// journal's, and a reader that finds its zxid purged ends with Compacted; a stale unknown one lets the reader decide.</summary>
+    /// journal's, and a reader that finds its zxid purged ends with Compacted; an unknown one that is stale or still
+    /// being computed lets the reader decide (memory that did not record holds nothing older than the last txn).</summary>
     private bool HistoryCovers(long zxid) =>
-        zxid < _feed.RetainedAfter && (_historyFloor is { } floor ? zxid >= floor : _historyFloorStale);
+        zxid < _feed.RetainedAfter && (_historyFloor is { } floor ? zxid >= floor : _historyFloorStale || _historyFloorPending);
 
     /// <summary>Where a tree's history starts for the feed: after its snapshot's last txn (a fuzzy snapshot's txns up to
     /// its end are replayed on top of it and give no reliable changes).</summary>
@@ -121,6 +134,7 @@ public sealed partial class ReplicaActor
             _historyFloorCost = m.Took;
             if (m.Generation != _historyFloorGeneration) return;
             _historyFloor = m.Zxid;
+            _historyFloorPending = false;
             PublishFeedMetrics();
         });
         Receive<HistoryBatchRead>(OnHistoryBatch);
@@ -129,6 +143,7 @@ public sealed partial class ReplicaActor
     private void InitFeed()
     {
         _feed = new ChangeFeed(_settings.ChangeFeed, FeedStart(_tree));
+        _feedRecording = !FeedCanPause;
         ComputeHistoryFloor();
         var limits = _settings.ChangeFeed;
         _metrics.ClientPort.Feed.SetLimits(limits.RetainTxns, limits.RetainBytes, limits.RetainTime);
@@ -158,6 +173,7 @@ public sealed partial class ReplicaActor
             return;
         }
         var files = policy.Files;
+        _historyFloorPending = true;
         // Its own thread: it reads the journal, blocking (through a stream for an Akka.Persistence journal).
         Task.Factory.StartNew(() =>
             {
@@ -218,9 +234,29 @@ public sealed partial class ReplicaActor
     internal static TimeSpan HistoryFloorDelay(TimeSpan lastCost) =>
         TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(1).Ticks, lastCost.Ticks * 20));
 
-    /// <summary>Records the changes of a txn just applied.</summary>
-    private void RecordChanges(long zxid, IReadOnlyList<WatchTrigger> triggers) =>
-        _feed.Append(zxid, _tree, triggers, _monotonic());
+    /// <summary>
+    /// Records the changes of a txn just applied, or, while memory does not record, only moves past it. Memory stops
+    /// recording idle-recording after the last subscription ended (when <see cref="FeedCanPause"/>): at setData
+    /// saturation the record cost about 10 % of the throughput of a server that nobody subscribed to (docs/architecture.md
+    /// §4, "The change feed"). A subscription starts it again (<see cref="Subscribe"/>).
+    /// </summary>
+    private void RecordChanges(long zxid, IReadOnlyList<WatchTrigger> triggers)
+    {
+        if (!_feedRecording)
+        {
+            _feed.Pass(zxid);
+            return;
+        }
+        var now = _monotonic();
+        if (_subscriptions.Count == 0 && FeedCanPause && now - _feedInUseMs >= _settings.ChangeFeed.IdleRecording.TotalMilliseconds)
+        {
+            _feedRecording = false;
+            _feed.Pass(zxid);
+            PublishFeedMetrics();
+            return;
+        }
+        _feed.Append(zxid, _tree, triggers, now);
+    }
 
     /// <summary>The tree was replaced by a snapshot from the leader: the history before it is gone here.</summary>
     private void ResetFeed()
@@ -238,6 +274,10 @@ public sealed partial class ReplicaActor
         RemoveSubscriptions(s => s.SessionId == request.SessionId && s.Xid == request.Xid);
         if (_subscriptions.Count(s => s.SessionId == request.SessionId) >= _settings.ChangeFeed.MaxSubscriptionsPerConnection)
             return (ErrorCode.BadArguments, EmptyResponse.Instance);
+        // Memory records from here on (if it did not): it holds nothing before the last txn applied, and the journal
+        // serves what is older.
+        _feedRecording = true;
+        _feedInUseMs = _monotonic();
         var cursor = _feed.CursorAfter(r.AfterZxid);
         if (cursor is null && !HistoryCovers(r.AfterZxid))
         {
@@ -285,6 +325,7 @@ public sealed partial class ReplicaActor
             _subscriptions.RemoveAt(i);
             removed++;
         }
+        if (removed > 0) _feedInUseMs = _monotonic();
         return removed;
     }
 
@@ -393,6 +434,7 @@ public sealed partial class ReplicaActor
             PublishFeedMetrics();
             return;
         }
+        _feedInUseMs = _monotonic();
         var lagging = false;
         var sent = 0;
         for (var i = _subscriptions.Count - 1; i >= 0; i--)
