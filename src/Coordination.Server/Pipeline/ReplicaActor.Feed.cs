@@ -236,9 +236,9 @@ public sealed partial class ReplicaActor
 
     /// <summary>
     /// Records the changes of a txn just applied, or, while memory does not record, only moves past it. Memory stops
-    /// recording idle-recording after the last subscription ended (when <see cref="FeedCanPause"/>): at setData
-    /// saturation the record cost about 10 % of the throughput of a server that nobody subscribed to (docs/architecture.md
-    /// §4, "The change feed"). A subscription starts it again (<see cref="Subscribe"/>).
+    /// recording idle-recording after the last subscription ended (when <see cref="FeedCanPause"/>): not recording gave a
+    /// server nobody subscribed to 13-45 % more setData throughput at saturation (docs/architecture.md §4, "Session 27").
+    /// A subscription starts it again (<see cref="Subscribe"/>).
     /// </summary>
     private void RecordChanges(long zxid, IReadOnlyList<WatchTrigger> triggers)
     {
