@@ -175,7 +175,7 @@ public sealed class SocketTransport : Transport
         try
         {
             // A restarted member must get its port back while the old connections sit in TIME_WAIT.
-            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            Network.ListenSockets.AllowRebindAfterClose(listener);
             listener.Bind(new IPEndPoint(ip, _settings.Port));
             listener.Listen(512);
         }

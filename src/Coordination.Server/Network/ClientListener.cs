@@ -51,7 +51,7 @@ public sealed class ClientListener : IAsyncDisposable
         var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            ListenSockets.AllowRebindAfterClose(socket);
             socket.Bind(new IPEndPoint(address, port));
             socket.Listen(1024);
             return socket;
