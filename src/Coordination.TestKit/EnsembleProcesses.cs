@@ -119,7 +119,7 @@ public sealed class EnsembleProcesses : IAsyncDisposable
         var ensemble = new EnsembleProcesses(kind, options ?? new EnsembleProcessesOptions());
         try
         {
-            var ports = FreePorts(count * 3);
+            var ports = ServerProcess.FreeLoopbackPorts(count * 3);
             for (var i = 1; i <= count; i++)
                 ensemble._members.Add(new Member(i, options?.Network?.AddressOf(i) ?? "127.0.0.1", ports[(i - 1) * 3], ports[(i - 1) * 3 + 1], ports[(i - 1) * 3 + 2],
                     Path.Combine(ensemble._root, $"node{i}")));
@@ -134,25 +134,6 @@ public sealed class EnsembleProcesses : IAsyncDisposable
         }
     }
 
-    /// <summary>Distinct free loopback ports (all bound at once, so that none is handed out twice).</summary>
-    private static int[] FreePorts(int count)
-    {
-        var sockets = new List<Socket>();
-        try
-        {
-            for (var i = 0; i < count; i++)
-            {
-                var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-                s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-                sockets.Add(s);
-            }
-            return sockets.Select(s => ((IPEndPoint)s.LocalEndPoint!).Port).ToArray();
-        }
-        finally
-        {
-            foreach (var s in sockets) s.Dispose();
-        }
-    }
 
     /// <summary>The HOCON of one of our members (appended after ServerProcess's tick-time and four-letter words).</summary>
     public string HoconOf(Member member)
@@ -216,7 +197,7 @@ public sealed class EnsembleProcesses : IAsyncDisposable
     /// </summary>
     public async Task<Member> AddMemberAsync(bool withCurrentConfig = true, CancellationToken ct = default)
     {
-        var ports = FreePorts(3);
+        var ports = ServerProcess.FreeLoopbackPorts(3);
         var id = _members.Max(m => m.Id) + 1;
         var member = new Member(id, _options.Network?.AddressOf(id) ?? "127.0.0.1", ports[0], ports[1], ports[2], Path.Combine(_root, $"node{id}"));
         if (Kind == ServerKind.Ours && withCurrentConfig)

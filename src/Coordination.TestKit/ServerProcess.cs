@@ -149,6 +149,28 @@ public sealed class ServerProcess : IAsyncDisposable
         await StartProcessAsync(Port, ct).ConfigureAwait(false);
     }
 
+    /// <summary>Distinct free loopback ports, all bound at once so that none is handed out twice: two calls of
+    /// <see cref="FreeLoopbackPort"/> in a row can return the same port (two nodes of one test bound the same member
+    /// port so in CI, session 27).</summary>
+    public static int[] FreeLoopbackPorts(int count)
+    {
+        var sockets = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < count; i++)
+            {
+                var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+                sockets.Add(s);
+            }
+            return sockets.Select(s => ((IPEndPoint)s.LocalEndPoint!).Port).ToArray();
+        }
+        finally
+        {
+            foreach (var s in sockets) s.Dispose();
+        }
+    }
+
     /// <summary>A loopback port free at the moment of the call (another process may still take it before it is bound).</summary>
     public static int FreeLoopbackPort()
     {

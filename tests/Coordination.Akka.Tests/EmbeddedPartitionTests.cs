@@ -46,8 +46,15 @@ public sealed class EmbeddedPartitionTests(ITestOutputHelper output) : IAsyncLif
 
     private readonly string _root = Path.Combine(Path.GetTempPath(), "embedded-partition-" + Guid.NewGuid().ToString("N")[..8]);
     private readonly Dictionary<int, IHost> _hosts = new();
-    private readonly Dictionary<int, int> _remoting = All.ToDictionary(id => id, _ => ServerProcess.FreeLoopbackPort());
-    private readonly Dictionary<int, int> _memberPorts = All.ToDictionary(id => id, _ => ServerProcess.FreeLoopbackPort());
+    /// <summary>Each node's remoting and member ports, picked together so that no two are the same (two calls of
+    /// FreeLoopbackPort in a row can return one port: two nodes listened on one member port in CI, session 27).</summary>
+    private readonly Dictionary<int, (int Remoting, int Member)> _ports = PortsOf(All);
+
+    private static Dictionary<int, (int Remoting, int Member)> PortsOf(int[] ids)
+    {
+        var ports = ServerProcess.FreeLoopbackPorts(2 * ids.Length);
+        return ids.Select((id, i) => (id, i)).ToDictionary(p => p.id, p => (ports[2 * p.i], ports[2 * p.i + 1]));
+    }
     private readonly IncarnationLog _singletons = new();
     private readonly Stopwatch _clock = Stopwatch.StartNew();
 
@@ -121,7 +128,7 @@ public sealed class EmbeddedPartitionTests(ITestOutputHelper output) : IAsyncLif
         // Only the winning side ever held the SBR lease (its owner name is the holder's host:port).
         Log($"SBR lease holders: {string.Join(", ", holders.Keys)}");
         Assert.Single(holders.Keys);
-        Assert.Contains(holders.Keys.Single(), winners.Select(id => $"{SystemName}@127.0.0.1:{_remoting[id]}"));
+        Assert.Contains(holders.Keys.Single(), winners.Select(id => $"{SystemName}@127.0.0.1:{_ports[id].Remoting}"));
         foreach (var line in _singletons.Describe()) Log(line);
         Assert.Empty(_singletons.Overlaps());
 
@@ -129,7 +136,7 @@ public sealed class EmbeddedPartitionTests(ITestOutputHelper output) : IAsyncLif
         // ActorSystems, on new cluster ports, joining through the winners), and rejoin the ensemble through Zab sync.
         await SetLinksAsync(winners, losers, Unthrottled.Instance, winnersOnly: true);
         foreach (var id in losers) await StopHostAsync(id);
-        foreach (var id in losers) _remoting[id] = ServerProcess.FreeLoopbackPort();
+        foreach (var id in losers) _ports[id] = _ports[id] with { Remoting = ServerProcess.FreeLoopbackPort() };
         await StartNodesAsync(losers, losers, winners, restart: true);
         await Clients.Eventually(() => Cluster.Get(Sys(winners[0])).State.Members.Count(m => m.Status == MemberStatus.Up) == 5, "the five up again", 60);
         var healed = await WaitModesAsync(All, m => m.Count(x => x == "leader") == 1 && m.Count(x => x == "follower") == 2 && m.Count(x => x == "observer") == 2,
@@ -182,7 +189,7 @@ public sealed class EmbeddedPartitionTests(ITestOutputHelper output) : IAsyncLif
 
     private async Task StartNodesAsync(int[] ids, int[] losers, int[] seeds, bool restart = false)
     {
-        var seedAddresses = seeds.Select(s => $"akka.trttl.tcp://{SystemName}@127.0.0.1:{_remoting[s]}").ToList();
+        var seedAddresses = seeds.Select(s => $"akka.trttl.tcp://{SystemName}@127.0.0.1:{_ports[s].Remoting}").ToList();
         var started = await Task.WhenAll(ids.Select(async id => (id, host: await StartNodeAsync(id, slowLoser: !restart && losers.Contains(id), seedAddresses))))
             .WaitAsync(TimeSpan.FromSeconds(90));
         foreach (var (id, host) in started) _hosts[id] = host;
@@ -204,7 +211,7 @@ public sealed class EmbeddedPartitionTests(ITestOutputHelper output) : IAsyncLif
               ensemble {
                 cluster {
                   enabled = on
-                  member-endpoint = "127.0.0.1:{{_memberPorts[id]}}"
+                  member-endpoint = "127.0.0.1:{{_ports[id].Member}}"
                   initial-voters = 3
                   promote-observers = on
                   unreachable-grace = 2s
@@ -237,7 +244,7 @@ public sealed class EmbeddedPartitionTests(ITestOutputHelper output) : IAsyncLif
         };
         var node = $"node{id}";
         return AkkaHosts.StartAsync(output, node, SystemName, builder => builder
-            .WithRemoting(new RemoteOptions { HostName = "127.0.0.1", Port = _remoting[id] })
+            .WithRemoting(new RemoteOptions { HostName = "127.0.0.1", Port = _ports[id].Remoting })
             .WithClustering(new ClusterOptions
             {
                 Roles = ["coordination"],
@@ -277,8 +284,8 @@ public sealed class EmbeddedPartitionTests(ITestOutputHelper output) : IAsyncLif
         static RemoteTransport Transport(ActorSystem s) => ((IRemoteActorRefProvider)((ExtendedActorSystem)s).Provider).Transport;
         IEnumerable<Address> AddressesOf(int id) =>
         [
-            new Address("akka.trttl.tcp", SystemName, "127.0.0.1", _remoting[id]),
-            new Address($"akka.trttl.{CoordinationServer.EmbeddedScheme}", SystemName, "127.0.0.1", _memberPorts[id]),
+            new Address("akka.trttl.tcp", SystemName, "127.0.0.1", _ports[id].Remoting),
+            new Address($"akka.trttl.{CoordinationServer.EmbeddedScheme}", SystemName, "127.0.0.1", _ports[id].Member),
         ];
         async Task CutAsync(int at, int to)
         {
