@@ -7,8 +7,8 @@ namespace Coordination.Server.Network;
 /// binds its port again while the old process's connections sit in TIME_WAIT (SO_REUSEADDR), and a second listener on
 /// a port in use fails with AddressAlreadyInUse. .NET's <see cref="SocketOptionName.ReuseAddress"/> sets SO_REUSEPORT
 /// too on Linux and macOS, so a second server (or a test's member that picked the same free port) bound the same port
-/// without an error and the kernel split the connections between the two: in CI, members of two ensembles linked to
-/// each other's and no election ended (session 27).
+/// without an error and the kernel split the connections between the two: in CI two nodes of one test listened on one
+/// member port, and their cluster never bootstrapped (session 27, docs/architecture.md §7).
 /// </summary>
 internal static class ListenSockets
 {
