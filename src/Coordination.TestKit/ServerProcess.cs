@@ -172,12 +172,7 @@ public sealed class ServerProcess : IAsyncDisposable
     }
 
     /// <summary>A loopback port free at the moment of the call (another process may still take it before it is bound).</summary>
-    public static int FreeLoopbackPort()
-    {
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)listener.LocalEndPoint!).Port;
-    }
+    public static int FreeLoopbackPort() => FreeLoopbackPorts(1)[0];
 
     private void WriteConfig()
     {
