@@ -262,6 +262,54 @@ public sealed partial class ZabSimulationTests
         Assert.All(c.EverActivated, config => Assert.Equal(zxid, config.Version));
     }
 
+    /// <summary>
+    /// CI's stall of a grow (docs/architecture.md §7), with links authenticated as the host's member handshake does:
+    /// the leader of {1,2,3} → {1,2,3,4,5} dies when one of its two followers has logged the reconfig and the other
+    /// has not. The one that logged it wins the election with the pending configuration, so its quorums need a
+    /// majority of the new voters too, which it has only with a joiner. The joiners (started as ZooKeeper's are, with
+    /// the current configuration and themselves as voters) follow only a leader that a quorum of the members they know
+    /// vouches for, and the follower that did not log it, which knows no configuration naming them, refused their
+    /// links. The survivors and the joiners must still elect a leader and end in the old or the new configuration.
+    /// </summary>
+    [Theory]
+    [InlineData(41)]
+    [InlineData(42)]
+    [InlineData(43)]
+    public void A_grow_whose_leader_died_when_only_one_of_two_followers_logged_it_does_not_stall(int seed)
+    {
+        var c = new Cluster(seed, [1, 2, 3]) { AuthenticatedLinks = true };
+        c.Run(2_000, writesPerTick: 1);
+        var leader = c.Leader!;
+        var before = leader.Peer.Config;
+        foreach (var joiner in new long[] { 4, 5 }) c.AddNode(joiner, new ZabConfig(before.Voters.Append(joiner), before.Observers, before.Version));
+        c.Run(500, writesPerTick: 1);
+        var followers = before.Voters.Where(v => v != leader.Id).Order().ToList();
+        var (logged, notLogged) = (c.Nodes[followers[0]], c.Nodes[followers[1]]);
+        // The proposal reaches one follower only; the leader dies before anything else leaves it.
+        c.Cut.Add((leader.Id, notLogged.Id));
+        c.Cut.Add((notLogged.Id, leader.Id));
+        var (error, zxid) = Reconfig(c, [1, 2, 3, 4, 5]);
+        Assert.Null(error);
+        c.DeliverAll();
+        c.Crash(leader.Id);
+        c.Heal();
+        Assert.Equal(zxid, logged.Peer.PendingConfig?.Version);
+        Assert.Null(notLogged.Peer.PendingConfig);
+        Assert.DoesNotContain(zxid, c.EverApplied);
+
+        c.Run(5_000, writesPerTick: 1);
+        Assert.True(c.Leader is not null, $"no leader 5 s after leader {leader.Id} died:\n{c.Describe()}");
+        var grown = new ZabConfig([1, 2, 3, 4, 5], [], zxid);
+        var final = c.Leader!.Peer.Config;
+        Assert.True(final.Version == before.Version || final.Version == zxid, $"neither the old nor the new configuration: {final}");
+        AssertConfigConverged(c, final.Version == zxid ? grown : before);
+        c.Restart(leader.Id);
+        c.Run(2_000, writesPerTick: 1);
+        c.Run(500);
+        AssertConfigConverged(c, final);
+        Assert.All(c.EverActivated, config => Assert.Equal(zxid, config.Version));
+    }
+
     public static IEnumerable<object[]> ScheduleSeeds => Seeds(16);
 
     /// <summary>

@@ -61,6 +61,12 @@ public sealed partial class ZabSimulationTests
         public readonly HashSet<(long, long)> Cut = new();
         /// <summary>Messages (from, to) lost in transit, as Akka.Remote loses them on a gated association.</summary>
         public Func<long, long, bool>? Lose;
+        /// <summary>
+        /// Links are authenticated as the host's are (<c>MemberHandshake</c>): a message passes, when sent and when
+        /// delivered, only between two servers that each find the other in a configuration they know (the ones the host
+        /// links with, see <see cref="LinksWith"/>). Off by default: the other scenarios let any server reach any other.
+        /// </summary>
+        public bool AuthenticatedLinks;
         public long Now;
         public readonly List<long> Acknowledged = new();   // zxids the leader committed (what clients were told)
         private readonly HashSet<long> _acknowledged = new();  // the same, to look up
@@ -159,9 +165,18 @@ public sealed partial class ZabSimulationTests
                 var (to, message) = _network[i];
                 _network.RemoveAt(i);
                 var target = Nodes[to];
-                if (target.Up && !Cut.Contains((message.From, to)) && Lose?.Invoke(message.From, to) != true) Execute(target, target.Peer.Receive(message, Now));
+                if (target.Up && Passes(message.From, to) && Lose?.Invoke(message.From, to) != true) Execute(target, target.Peer.Receive(message, Now));
             }
         }
+
+        /// <summary>Whether a message from <paramref name="from"/> to <paramref name="to"/> gets through now.</summary>
+        private bool Passes(long from, long to) =>
+            !Cut.Contains((from, to)) && (!AuthenticatedLinks || (LinksWith(Nodes[from], to) && LinksWith(Nodes[to], from)));
+
+        /// <summary>Whether <paramref name="node"/>'s host links with server <paramref name="other"/>: it dials it, and
+        /// accepts it in the handshake, only when a configuration it follows names it (<c>PeerActor.RefreshLinks</c>).</summary>
+        private static bool LinksWith(Node node, long other) =>
+            new[] { node.Peer.Config, node.Peer.PendingConfig }.Any(config => config?.IsMember(other) == true);
 
         public void Execute(Node node, IReadOnlyList<ZabOutput> outputs)
         {
@@ -172,7 +187,7 @@ public sealed partial class ZabSimulationTests
                 {
                     case SendTo send:
                         if (send.Message is Ping { Round: > 0 } ping) Rounds.Add((node.Id, ping.Round));
-                        if (!Cut.Contains((node.Id, send.To))) _network.Add((send.To, send.Message));
+                        if (Passes(node.Id, send.To)) _network.Add((send.To, send.Message));
                         break;
                     case RoleChanged role when !(role.ServesClients && role.Role == PeerState.Leading):
                         node.HeldSyncs.Clear();   // the host refuses them when leadership ends (ReplicaActor.RefuseHeldSyncs)
@@ -333,7 +348,7 @@ public sealed partial class ZabSimulationTests
                 var (to, message) = _network[index];
                 _network.RemoveAt(index);
                 var target = Nodes[to];
-                if (!target.Up || Cut.Contains((message.From, to)) || Lose?.Invoke(message.From, to) == true) continue;
+                if (!target.Up || !Passes(message.From, to) || Lose?.Invoke(message.From, to) == true) continue;
                 Execute(target, target.Peer.Receive(message, Now));
                 if (_random.Next(20) == 0) Now += 5;
             }

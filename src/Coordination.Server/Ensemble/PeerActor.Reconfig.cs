@@ -134,12 +134,24 @@ public sealed partial class PeerActor
     private long _reconfigProposed, _killWhenLogged = -1;
     /// <summary>Sends are dropped: this member is about to die, and its proposal must not leave before it does.</summary>
     private bool _sendsHeld;
+    /// <summary>The one member sends still go to (-1: all), until it acks the reconfig and this member dies.</summary>
+    private long _sendsOnlyTo = -1;
 
     private void OnReconfigProposed(long zxid)
     {
         _reconfigProposed = zxid;
         if (ReconfigFaultHooks.Claim(ReconfigFaultHooks.KillPoint.LoggedUnsent, _myId)) (_killWhenLogged, _sendsHeld) = (zxid, true);
         else if (ReconfigFaultHooks.Claim(ReconfigFaultHooks.KillPoint.Logged, _myId)) _killWhenLogged = zxid;
+        else if (ReconfigFaultHooks.Claim(ReconfigFaultHooks.KillPoint.LoggedByOne, _myId)) _sendsOnlyTo = _peer.SyncedVoters.Where(id => id != _myId).Min();
+    }
+
+    /// <summary>True when a send is dropped: this member is about to die at a fault point that holds its sends.</summary>
+    private bool SendHeld(long to) => _sendsHeld || (_sendsOnlyTo >= 0 && to != _sendsOnlyTo);
+
+    private void KillIfReconfigAcked(ZabMessage message)
+    {
+        if (_sendsOnlyTo >= 0 && message is Ack ack && ack.From == _sendsOnlyTo && ack.Zxid >= _reconfigProposed)
+            ReconfigFaultHooks.Die(_myId, $"with its reconfig 0x{_reconfigProposed:x} logged by server {ack.From} alone");
     }
 
     private void KillIfReconfigLogged(long durableUpTo)

@@ -210,7 +210,11 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
     /// <summary>What every role does alike: the core takes every Zab message and tick and decides by its own role.</summary>
     private void InAnyRole()
     {
-        Receive<ZabMessage>(m => Execute(_peer.Receive(m, _clock())));
+        Receive<ZabMessage>(m =>
+        {
+            KillIfReconfigAcked(m);
+            Execute(_peer.Receive(m, _clock()));
+        });
         Receive<ProposeMany>(m =>
         {
             var now = _clock();
@@ -361,7 +365,7 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
                 if (ReconfigFaultHooks.ActivateOnLog) SaveConfigsOnLog(append.Entries);
                 _gatheredAppends.AddRange(append.Entries);
                 return;
-            case SendTo when _sendsHeld:
+            case SendTo send when SendHeld(send.To):
                 return;
             case SendTo { Message: Propose propose } send:
                 GatherProposal(send.To, propose.Entry);

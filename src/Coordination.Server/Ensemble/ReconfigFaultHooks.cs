@@ -20,6 +20,9 @@ internal static class ReconfigFaultHooks
         LoggedUnsent,
         /// <summary>Its own log has the reconfig txn; the proposal went out as usual (learners may have logged it).</summary>
         Logged,
+        /// <summary>It sends nothing more except to one follower (the lowest id synchronised with it), and dies when that
+        /// follower acks the reconfig txn: that follower logged it, and no other member nor joiner did.</summary>
+        LoggedByOne,
         /// <summary>The reconfig just committed here; the commit was not sent and no dynamic config file written.</summary>
         Committed,
         /// <summary>The new dynamic config file is durable here (learners were sent the commit).</summary>
@@ -39,6 +42,7 @@ internal static class ReconfigFaultHooks
         {
             "logged-unsent" => KillPoint.LoggedUnsent,
             "logged" => KillPoint.Logged,
+            "logged-by-one" => KillPoint.LoggedByOne,
             "committed" => KillPoint.Committed,
             "activated" => KillPoint.Activated,
             _ => throw new ArgumentException($"COORDINATION_TEST_RECONFIG_KILL: unknown point '{spec[..colon]}'"),
