@@ -310,6 +310,43 @@ public sealed partial class ZabSimulationTests
         Assert.All(c.EverActivated, config => Assert.Equal(zxid, config.Version));
     }
 
+    /// <summary>
+    /// What a member takes from the pending configuration an election notification carries: the servers it names are
+    /// to be linked with (<see cref="ZabPeer.HeardOfConfig"/>) when a member it knows sent it, and not when a server it
+    /// only heard of did; its quorum stays its own; and once it logs that reconfiguration it is pending as any other.
+    /// </summary>
+    [Fact]
+    public void A_pending_configuration_heard_from_a_member_names_whom_to_link_with_and_nothing_more()
+    {
+        var committed = new ZabConfig([1, 2, 3], [], Zxids.Make(1, 0));
+        var grown = new ZabConfig([1, 2, 3, 4, 5], [], Zxids.Make(1, 7));
+        var peer = new ZabPeer(3, committed, new Node(3, committed), acceptedEpoch: 1, currentEpoch: 1, new ZabSettings(TickMs: 50));
+        peer.Start(0);
+        var vote = new Vote(1, grown.Version, 1);
+
+        // Joiner 4, which no configuration of server 3 names (its link was let in for a configuration heard of): its
+        // notification is answered, and what it says about configurations is not taken.
+        var answer = peer.Receive(new ElectionMessage(4, new Notification(4, vote, 1, PeerState.Looking), new ZabConfig([1, 2, 3, 4], [], Zxids.Make(1, 9)), grown), 0);
+        Assert.Contains(answer, o => o is SendTo { To: 4, Message: ElectionMessage });
+        Assert.Null(peer.HeardOfConfig);
+        Assert.Equal(committed.Version, peer.Config.Version);
+
+        // Member 1 logged the grow: server 3 links with its joiners from now on, and counts quorums as before.
+        peer.Receive(new ElectionMessage(1, new Notification(1, vote, 1, PeerState.Looking), committed, grown), 0);
+        Assert.Same(grown, peer.HeardOfConfig);
+        Assert.Null(peer.PendingConfig);
+        Assert.Equal(committed.Version, peer.Config.Version);
+        peer.Tick(300);   // past the finalize wait: 1 and 3 are a quorum of {1,2,3}, not of {1,2,3,4,5}
+        Assert.Equal((PeerState.Following, 1L), (peer.Role, peer.Leader));
+
+        // Its leader's sync brings the reconfig txn: pending as any logged one, and no longer only heard of.
+        peer.Receive(new LeaderInfo(1, 2), 0);
+        var entries = Enumerable.Range(1, 7).Select(i => new LogEntry(Zxids.Make(1, i), [], i == 7 ? grown : null)).ToList();
+        peer.Receive(new SyncLearner(1, SyncMode.Diff, 0, 0, entries, 2, Zxids.Make(1, 6)), 0);
+        Assert.Equal(grown.Version, peer.PendingConfig?.Version);
+        Assert.Null(peer.HeardOfConfig);
+    }
+
     public static IEnumerable<object[]> ScheduleSeeds => Seeds(16);
 
     /// <summary>

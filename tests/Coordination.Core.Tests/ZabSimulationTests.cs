@@ -176,7 +176,7 @@ public sealed partial class ZabSimulationTests
         /// <summary>Whether <paramref name="node"/>'s host links with server <paramref name="other"/>: it dials it, and
         /// accepts it in the handshake, only when a configuration it follows names it (<c>PeerActor.RefreshLinks</c>).</summary>
         private static bool LinksWith(Node node, long other) =>
-            new[] { node.Peer.Config, node.Peer.PendingConfig }.Any(config => config?.IsMember(other) == true);
+            new[] { node.Peer.Config, node.Peer.PendingConfig, node.Peer.HeardOfConfig }.Any(config => config?.IsMember(other) == true);
 
         public void Execute(Node node, IReadOnlyList<ZabOutput> outputs)
         {

@@ -51,6 +51,25 @@ public sealed class ZabSerializerTests : TestKit
     }
 
     [Fact]
+    public void An_election_notification_carries_the_committed_and_the_pending_configuration_each_optional()
+    {
+        static ZabConfig Config(string servers, long version) =>
+            DynamicConfig.Parse(servers, out var error)?.WithVersion(version).ToZabConfig() ?? throw new FormatException(error);
+        var committed = Config("server.1=127.0.0.1:2888:0:participant;127.0.0.1:2181\nserver.2=127.0.0.1:2889:0:participant;127.0.0.1:2182", Zxids.Make(1, 0));
+        var pending = Config(committed.Text!.Split("\nversion=")[0] + "\nserver.4=127.0.0.1:2890:0:participant;127.0.0.1:2183", Zxids.Make(1, 7));
+        var notification = new Notification(2, new Vote(2, Zxids.Make(1, 7), 1), 3, PeerState.Looking);
+        foreach (var (first, second) in new (ZabConfig?, ZabConfig?)[] { (null, null), (committed, null), (committed, pending), (null, pending) })
+        {
+            var copy = RoundTrip(new ElectionMessage(2, notification, first, second));
+            Assert.Equal(notification, copy.Notification);
+            Assert.Equal(first?.Text, copy.Config?.Text);
+            Assert.Equal(first?.Version, copy.Config?.Version);
+            Assert.Equal(second?.Text, copy.Pending?.Text);
+            Assert.Equal(second?.Version, copy.Pending?.Version);
+        }
+    }
+
+    [Fact]
     public void A_ping_from_an_older_member_without_a_round_reads_as_round_0()
     {
         // What members before confirmation rounds sent: from and zxid only. Round 0 never confirms anything.

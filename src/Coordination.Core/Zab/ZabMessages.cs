@@ -12,8 +12,10 @@ public abstract record ZabMessage(long From);
 
 /// <summary>An election notification, with the sender's committed configuration (as ZooKeeper's notifications carry
 /// theirs): a peer that is electing with an older one adopts it, so a member that slept through a reconfiguration
-/// elects among the right voters, and one that was removed meanwhile learns it.</summary>
-public sealed record ElectionMessage(long From, Notification Notification, ZabConfig? Config = null) : ZabMessage(From);
+/// elects among the right voters, and one that was removed meanwhile learns it. <see cref="Pending"/> is the sender's
+/// newest logged reconfiguration not yet committed (ZooKeeper's last seen configuration): a member that has not
+/// logged it links with the servers it names (<see cref="ZabPeer.HeardOfConfig"/>), and adopts nothing from it.</summary>
+public sealed record ElectionMessage(long From, Notification Notification, ZabConfig? Config = null, ZabConfig? Pending = null) : ZabMessage(From);
 /// <summary>Learner → leader, discovery: the learner's accepted epoch and history.</summary>
 public sealed record FollowerInfo(long From, long AcceptedEpoch, long LastZxid, bool IsObserver) : ZabMessage(From);
 /// <summary>Leader → learner: the new epoch (NEWEPOCH).</summary>

@@ -47,6 +47,8 @@ public sealed class ZabPeer
     /// has not yet seen (by version). Quorums need a majority of each of them (<see cref="RefreshQuorum"/>).</summary>
     private ZabConfig _config;
     private readonly SortedList<long, ZabConfig> _pendingConfigs = new();
+    /// <summary>The newest reconfiguration another member's election notification said it logged (see <see cref="HeardOfConfig"/>).</summary>
+    private ZabConfig? _heardOf;
     /// <summary>This server was started to take part and no reconfig it activated removed it: when the configurations it
     /// knows leave it out it stays a joiner (an observer no one counts) instead of going idle.</summary>
     private bool _standsBy;
@@ -150,6 +152,20 @@ public sealed class ZabPeer
     public ZabConfig Config => _config;
     /// <summary>The newest reconfiguration this peer logged whose commit it has not seen; null when none.</summary>
     public ZabConfig? PendingConfig => _pendingConfigs.Count > 0 ? _pendingConfigs.Values[^1] : null;
+    /// <summary>
+    /// A reconfiguration that a member this server knows has logged and this server has not, as that member's election
+    /// notification said; null once this server logged or committed past it (activated, or lost with its txn). A
+    /// leader elected with it pending needs a majority of its voters, joiners included, and a joiner follows a leader
+    /// only once a quorum of the members it knows back it: the host links with the servers it names, so that their
+    /// election notifications are answered (otherwise a member that logged nothing of it refuses them for good: CI's
+    /// stall of a grow, docs/architecture.md §7). Nothing else follows it: quorums, members and learners come from
+    /// logged configurations only, and it is never adopted.
+    /// </summary>
+    public ZabConfig? HeardOfConfig => _heardOf is { } heard && heard.Version > Math.Max(Committed, NewestLoggedVersion) ? heard : null;
+
+    /// <summary>The version of the newest configuration this server logged or activated.</summary>
+    private long NewestLoggedVersion => _pendingConfigs.Count > 0 ? _pendingConfigs.Keys[^1] : _config.Version;
+
     /// <summary>False once a committed configuration that this server activated left it out: it stays idle (no
     /// election, no learning) until its host restarts it. A server that learned such a configuration from others
     /// stays a joiner instead (see <see cref="Adopt"/>).</summary>
@@ -302,10 +318,10 @@ public sealed class ZabPeer
             switch (e)
             {
                 case BroadcastNotification b:
-                    foreach (var to in Others) outputs.Add(new SendTo(to, new ElectionMessage(_myId, b.Notification, _config)));
+                    foreach (var to in Others) outputs.Add(new SendTo(to, new ElectionMessage(_myId, b.Notification, _config, PendingConfig)));
                     break;
                 case SendNotification s:
-                    outputs.Add(new SendTo(s.To, new ElectionMessage(_myId, s.Notification, _config)));
+                    outputs.Add(new SendTo(s.To, new ElectionMessage(_myId, s.Notification, _config, PendingConfig)));
                     break;
                 case ElectionDecided d when Leader == -1:
                     OnElected(d, nowMs, outputs);
@@ -482,7 +498,12 @@ public sealed class ZabPeer
         if (!IsMember) return outputs;
         if (message is ElectionMessage election)
         {
-            if (election.Config is { } newer && newer.Version > _config.Version && Leader == -1)
+            // What a server says about configurations counts only when a configuration this one logged names it: a server
+            // only heard of is answered, and vouches for no one.
+            var fromMember = _members.Contains(election.From);
+            if (fromMember && election.Pending is { } pending && pending.Version > (HeardOfConfig?.Version ?? Math.Max(Committed, NewestLoggedVersion)))
+                _heardOf = pending;
+            if (fromMember && election.Config is { } newer && newer.Version > _config.Version && Leader == -1)
             {
                 // Electing with a stale configuration: take the committed one and start over among its voters.
                 Adopt(newer, nowMs, outputs);

@@ -87,44 +87,59 @@ public sealed partial class PeerActor
         _replica.Tell(new TrustedMembersChanged(LinkMembers));
     }
 
-    /// <summary>Addresses of every server this member links with: the committed configuration's and a pending one's.</summary>
+    /// <summary>Addresses of the servers this member trusts: the committed configuration's and a pending one's.</summary>
     private Dictionary<long, string> _linkAddresses = new();
     /// <summary>Where every server this member ever linked with is, for sending only: the core may still address a
     /// server in the batch of outputs that removes it (its last commit), and a send to it must not fail.</summary>
     private readonly Dictionary<long, string> _knownAddresses = new();
-    private (long Committed, long Pending) _linkedVersions = (-1, -1);
+    private (long Committed, long Pending, long HeardOf) _linkedVersions = (-1, -1, -1);
     private EnsembleMembers LinkMembers => new(_linkAddresses, new Dictionary<long, string>());
 
     /// <summary>
     /// Links follow the Zab core's configurations, committed and pending: a server a logged reconfig adds may link
     /// (and is vouched for) from then on, so that it synchronises before that reconfig commits; a removed one is
-    /// refused once no configuration has it. Run after every batch of outputs; cheap when nothing changed.
+    /// refused once no configuration has it. A server only heard of (<see cref="ZabPeer.HeardOfConfig"/>) may link
+    /// too, and is vouched for its election notifications alone. Run after every batch of outputs; cheap when
+    /// nothing changed.
     /// </summary>
     private void RefreshLinks()
     {
         var pending = _peer.PendingConfig;
-        var versions = (_peer.Config.Version, pending?.Version ?? -1);
-        if (versions != _linkedVersions) RelinkFor(versions, pending);
+        var heardOf = _peer.HeardOfConfig;
+        var versions = (_peer.Config.Version, pending?.Version ?? -1, heardOf?.Version ?? -1);
+        if (versions != _linkedVersions) RelinkFor(versions, pending, heardOf);
     }
 
     // Apart from RefreshLinks, which runs after every message: the lambdas here capture locals, and their closure
     // would be allocated on every call, not only when the configuration changed.
-    private void RelinkFor((long, long) versions, ZabConfig? pending)
+    private void RelinkFor((long, long, long) versions, ZabConfig? pending, ZabConfig? heardOf)
     {
-        if (_peer.Config.Text is null && pending?.Text is null) return;   // no addresses known: as below, without the garbage
-        var specs = new Dictionary<long, MemberSpec>();
-        foreach (var config in new[] { _peer.Config, pending })
-            if (config?.Text is { } text && DynamicConfig.Parse(text, out _) is { } parsed)
-                foreach (var member in parsed.Members) specs[member.Id] = member;
-        if (specs.Count == 0) return;   // no addresses known (a test's configuration without text): keep the start-up links
+        if (_peer.Config.Text is null && pending?.Text is null && heardOf?.Text is null) return;   // no addresses known: as below, without the garbage
+        var trusted = MemberSpecsOf(_peer.Config, pending);
+        var linked = MemberSpecsOf(_peer.Config, pending, heardOf);
+        if (linked.Count == 0) return;   // no addresses known (a test's configuration without text): keep the start-up links
         _linkedVersions = versions;
-        _linkAddresses = specs.ToDictionary(kv => kv.Key, kv => $"{_members.Protocol}://{_members.SystemName}@{kv.Value.Endpoint}");
-        foreach (var (id, address) in _linkAddresses) _knownAddresses[id] = address;
+        string Address(MemberSpec m) => $"{_members.Protocol}://{_members.SystemName}@{m.Endpoint}";
+        _linkAddresses = trusted.ToDictionary(kv => kv.Key, kv => Address(kv.Value));
+        var linkedAddresses = linked.ToDictionary(kv => kv.Key, kv => Address(kv.Value));
+        foreach (var (id, address) in linkedAddresses) _knownAddresses[id] = address;
         _senders = new MemberSenders(LinkMembers);
+        _electionSenders = new MemberSenders(new EnsembleMembers(linkedAddresses, new Dictionary<long, string>()));
         _replica.Tell(new TrustedMembersChanged(LinkMembers));
         Context.System.EventStream.Publish(new TrustedMembersChanged(LinkMembers));
-        MemberRegistry.Of(Context.System)?.Replace(specs.ToDictionary(kv => kv.Key, kv => (kv.Value.Host, kv.Value.MemberPort)));
-        foreach (var id in _peers.Keys.Where(id => !specs.ContainsKey(id)).ToList()) _peers.Remove(id);
+        MemberRegistry.Of(Context.System)?.Replace(linked.ToDictionary(kv => kv.Key, kv => (kv.Value.Host, kv.Value.MemberPort)));
+        foreach (var id in _peers.Keys.Where(id => !linked.ContainsKey(id)).ToList()) _peers.Remove(id);
+    }
+
+    /// <summary>The members of <paramref name="configs"/> (those with their addresses), a later configuration's
+    /// address of a member winning.</summary>
+    private static Dictionary<long, MemberSpec> MemberSpecsOf(params ZabConfig?[] configs)
+    {
+        var specs = new Dictionary<long, MemberSpec>();
+        foreach (var config in configs)
+            if (config?.Text is { } text && DynamicConfig.Parse(text, out _) is { } parsed)
+                foreach (var member in parsed.Members) specs[member.Id] = member;
+        return specs;
     }
 
     // ---- test-only fault points (ReconfigFaultHooks): a leader killed at a chosen step of its own reconfig ----

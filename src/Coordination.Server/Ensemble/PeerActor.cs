@@ -82,6 +82,9 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<long, IActorRef> _peers = new();
     private MemberSenders _senders;
+    /// <summary>As <see cref="_senders"/>, and the servers only heard of (<see cref="ZabPeer.HeardOfConfig"/>): for
+    /// election notifications alone.</summary>
+    private MemberSenders _electionSenders;
     private readonly ZabPeer _peer;
     // Outputs not yet carried out: they wait while a snapshot is being fetched (everything after it depends on it).
     private readonly Queue<ZabOutput> _outputs = new();
@@ -111,7 +114,7 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
         _clock = clock;
         _replica = replica ?? ActorRefs.Nobody;
         _state = state;
-        _senders = new MemberSenders(members);
+        _senders = _electionSenders = new MemberSenders(members);
         _peer = new ZabPeer(myId, members.Config ?? new ZabConfig(members.Voters.Keys, members.Observers.Keys, 0), storage,
             storage.AcceptedEpoch, storage.CurrentEpoch, settings);
         state?.ConfigChanged(_peer.Config);
@@ -197,10 +200,11 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
     }
 
     /// <summary>Whatever names a member (the From of Zab and ensemble messages) must come from that member's link:
-    /// registered first in every behaviour.</summary>
+    /// registered first in every behaviour. A server only heard of is answered in elections, and heard in nothing else.</summary>
     private void RefuseUnvouched()
     {
-        Receive<ZabMessage>(m => !_senders.Vouches(Sender, m.From), Refuse);
+        Receive<ElectionMessage>(m => !_electionSenders.Vouches(Sender, m.From), Refuse);
+        Receive<ZabMessage>(m => m is not ElectionMessage && !_senders.Vouches(Sender, m.From), Refuse);
         Receive<SyncEntriesPart>(m => !_senders.Vouches(Sender, m.From), Refuse);
         Receive<ProposeMany>(m => !_senders.Vouches(Sender, m.From), Refuse);
         Receive<FetchSnapshot>(m => !_senders.Vouches(Sender, m.From), Refuse);

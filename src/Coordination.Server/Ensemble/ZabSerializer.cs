@@ -80,7 +80,7 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
                 w.Long(e.From);
                 w.Long(e.Notification.From); w.Long(e.Notification.Vote.Leader); w.Long(e.Notification.Vote.Zxid);
                 w.Long(e.Notification.Vote.Epoch); w.Long(e.Notification.Round); w.Int((int)e.Notification.State);
-                w.Config(e.Config);
+                w.Configs(e.Config, e.Pending);
                 break;
             case FollowerInfo f: w.Long(f.From); w.Long(f.AcceptedEpoch); w.Long(f.LastZxid); w.Int(f.IsObserver ? 1 : 0); break;
             case LeaderInfo l: w.Long(l.From); w.Long(l.NewEpoch); break;
@@ -153,7 +153,7 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
         var notificationFrom = r.Long();
         var vote = new Vote(r.Long(), r.Long(), r.Long());
         var notification = new Notification(notificationFrom, vote, r.Long(), (PeerState)r.Int());
-        return new ElectionMessage(from, notification, r.Config());
+        return new ElectionMessage(from, notification, r.Config(), r.Config());
     }
 
     private static SyncLearner ReadSync(ref Reader r)
@@ -241,6 +241,24 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
             Long(config.Version);
             String(text);
         }
+        /// <summary>Two optional trailing configurations. When the second is there the first is written even without
+        /// a text (version 0, empty text: read as none), so that the second is not read as the first; members that read
+        /// one configuration only ignore the second.</summary>
+        public void Configs(ZabConfig? first, ZabConfig? second)
+        {
+            if (second?.Text is null)
+            {
+                Config(first);
+                return;
+            }
+            if (first?.Text is null)
+            {
+                Long(0);
+                String("");
+            }
+            else Config(first);
+            Config(second);
+        }
         public void Entries(IReadOnlyList<LogEntry> entries)
         {
             Int(entries.Count);
@@ -286,6 +304,7 @@ public sealed class ZabSerializer(ExtendedActorSystem system) : SerializerWithSt
             if (Remaining == 0) return null;
             var version = Long();
             var text = String();
+            if (text.Length == 0) return null;   // none, before a second one (Writer.Configs)
             return DynamicConfig.Parse(text, out var error)?.WithVersion(version).ToZabConfig()
                 ?? throw new SerializationException($"bad configuration in a Zab message: {error}");
         }
