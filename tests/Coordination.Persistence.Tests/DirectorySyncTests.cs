@@ -10,15 +10,17 @@ namespace Coordination.Persistence.Tests;
 
 /// <summary>
 /// New log segments, purges and snapshot renames are made durable in their directory: strace, attached to a real
-/// server process, must see the server open the txn log directory and the data directory and fsync those very file
+/// server process, must see the server open the journal's log directory (txnlog/ or eventlog/) and the data directory and fsync those very file
 /// descriptors. (.NET refuses to open a directory as a file, so a call through FileStream or File.OpenHandle is a
 /// silent no-op; only the system calls show it happened.) Needs Linux and strace; skipped otherwise unless
 /// COORDINATION_REQUIRE_STRACE=1.
 /// </summary>
 public sealed partial class DirectorySyncTests(ITestOutputHelper output)
 {
-    [SkippableFact]
-    public async Task New_segments_purges_and_snapshot_renames_fsync_their_directory()
+    [SkippableTheory]
+    [InlineData("file", "txnlog")]
+    [InlineData("persistent-file", "eventlog")]
+    public async Task New_segments_purges_and_snapshot_renames_fsync_their_directory(string journal, string logDirName)
     {
         var required = Environment.GetEnvironmentVariable("COORDINATION_REQUIRE_STRACE") == "1";
         var strace = OperatingSystem.IsLinux() ? new[] { "/usr/bin/strace", "/bin/strace" }.FirstOrDefault(File.Exists) : null;
@@ -29,8 +31,8 @@ public sealed partial class DirectorySyncTests(ITestOutputHelper output)
         }
 
         // Snapshots every 20 txns: each one is renamed into the data dir, purges old segments and starts a new one.
-        await using var server = await Servers.StartAsync(output, """
-            coordination.persistence { snapshot-every-txns = 20, snapshot-chunk-nodes = 10, snapshots-retained = 1 }
+        await using var server = await Servers.StartAsync(output, $$"""
+            coordination.persistence { journal = {{journal}}, snapshot-every-txns = 20, snapshot-chunk-nodes = 10, snapshots-retained = 1 }
             """);
         var traceFile = Path.Combine(Path.GetTempPath(), $"coord-dirsync-{Guid.NewGuid():N}.trace");
         var tracer = Process.Start(new ProcessStartInfo(strace!, ["-f", "-p", server.Pid.ToString(), "-e", "trace=openat,fsync,close", "-o", traceFile])
@@ -55,7 +57,7 @@ public sealed partial class DirectorySyncTests(ITestOutputHelper output)
                 for (var i = 0; i < 100; i++)
                     await client.CreateAsync($"/n{i}", Encoding.UTF8.GetBytes($"v{i}")).OkAsync();
             }
-            var logDir = Path.GetFullPath(Path.Combine(server.DataDir, "txnlog"));
+            var logDir = Path.GetFullPath(Path.Combine(server.DataDir, logDirName));
             var dataDir = Path.GetFullPath(server.DataDir);
             // The snapshot writer runs in the background: wait (bounded) until both directories were synced.
             var deadline = Stopwatch.StartNew();
@@ -66,7 +68,7 @@ public sealed partial class DirectorySyncTests(ITestOutputHelper output)
                 if ((DirectoryFsyncs(trace, logDir) > 0 && DirectoryFsyncs(trace, dataDir) > 0) || deadline.Elapsed > TimeSpan.FromSeconds(30)) break;
                 await Task.Delay(200);
             }
-            output.WriteLine($"txnlog dir fsyncs: {DirectoryFsyncs(trace, logDir)}, data dir fsyncs: {DirectoryFsyncs(trace, dataDir)}");
+            output.WriteLine($"{logDirName} dir fsyncs: {DirectoryFsyncs(trace, logDir)}, data dir fsyncs: {DirectoryFsyncs(trace, dataDir)}");
             Assert.True(DirectoryFsyncs(trace, logDir) > 0, $"no fsync of a file descriptor opened on {logDir}");
             Assert.True(DirectoryFsyncs(trace, dataDir) > 0, $"no fsync of a file descriptor opened on {dataDir}");
         }
