@@ -43,6 +43,10 @@ public sealed class ReplicaLivenessTests : TestKit
         // The leader's replica, at the path a follower forwards to (NodeActor.ReplicaPath).
         var relay = Props.Create(() => new Relay(leader));
         Sys.ActorOf(Props.Create(() => new Parent(relay, "replica")), NodeActor.Name);
+        // A replica resolves the leader's path when it starts to follow, and a local path resolved before its actor
+        // exists stays dead letters: wait for the relay first (CI once lost a forward to it).
+        AwaitAssert(() => Sys.ActorSelection($"/user/{NodeActor.Name}/replica").ResolveOne(TimeSpan.FromSeconds(1)).Wait(),
+            TimeSpan.FromSeconds(10));
     }
 
     private sealed class Parent : ReceiveActor
