@@ -134,7 +134,6 @@ public sealed class EnsembleProcesses : IAsyncDisposable
         }
     }
 
-
     /// <summary>The HOCON of one of our members (appended after ServerProcess's tick-time and four-letter words).</summary>
     public string HoconOf(Member member)
     {

@@ -311,6 +311,29 @@ public sealed partial class ZabSimulationTests
     }
 
     /// <summary>
+    /// The host authenticates an election message's sender, not the notification inside it: one that names another
+    /// server is dropped, so a member (or a joiner only heard of) cannot cast a vote in another voter's name.
+    /// </summary>
+    [Fact]
+    public void A_notification_in_another_servers_name_is_not_counted_as_its_vote()
+    {
+        var config = new ZabConfig([1, 2, 3, 4, 5], [], Zxids.Make(1, 0));
+        var peer = new ZabPeer(3, config, new Node(3, config), acceptedEpoch: 1, currentEpoch: 1, new ZabSettings(TickMs: 50));
+        peer.Start(0);
+        var vote = new Vote(1, Zxids.Make(1, 9), 1);
+        peer.Receive(new ElectionMessage(1, new Notification(1, vote, 1, PeerState.Looking)), 0);
+        // Server 1 again, as if it were server 2: with it, 1, 2 and 3 would be a quorum of five for leader 1.
+        var answer = peer.Receive(new ElectionMessage(1, new Notification(2, vote, 1, PeerState.Looking)), 0);
+        Assert.Empty(answer);
+        peer.Tick(300);   // past the finalize wait
+        Assert.Equal((PeerState.Looking, -1L), (peer.Role, peer.Leader));
+        // Server 2's own vote completes the quorum.
+        peer.Receive(new ElectionMessage(2, new Notification(2, vote, 1, PeerState.Looking)), 0);
+        peer.Tick(600);
+        Assert.Equal((PeerState.Following, 1L), (peer.Role, peer.Leader));
+    }
+
+    /// <summary>
     /// What a member takes from the pending configuration an election notification carries: the servers it names are
     /// to be linked with (<see cref="ZabPeer.HeardOfConfig"/>) when a member it knows sent it, and not when a server it
     /// only heard of did; its quorum stays its own; and once it logs that reconfiguration it is pending as any other.

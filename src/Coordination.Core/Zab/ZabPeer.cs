@@ -498,6 +498,9 @@ public sealed class ZabPeer
         if (!IsMember) return outputs;
         if (message is ElectionMessage election)
         {
+            // The host vouches for the message's sender only: a notification in another server's name would be a vote
+            // the sender forged (and a server only heard of may send notifications).
+            if (election.Notification.From != election.From) return outputs;
             // What a server says about configurations counts only when a configuration this one logged names it: a server
             // only heard of is answered, and vouches for no one.
             var fromMember = _members.Contains(election.From);
