@@ -34,7 +34,15 @@ public sealed record SessionsTouched(long ServerId, long[] SessionIds, int[] Tim
 public sealed record FetchSnapshot(long From, long Zxid, long Offset) : IEnsembleMessage;
 
 /// <summary>Leader peer → learner peer: one chunk of a snapshot file. <see cref="Missing"/>: the leader no longer has it.</summary>
-public sealed record SnapshotPart(long From, long Zxid, long Offset, byte[] Bytes, bool Last, bool Missing) : IEnsembleMessage;
+public sealed record SnapshotPart(long From, long Zxid, long Offset, byte[] Bytes, bool Last, bool Missing) : IEnsembleMessage
+{
+    /// <summary>
+    /// Whether this is the answer to the learner's last <see cref="FetchSnapshot"/>: from the server it fetches from,
+    /// of the snapshot it installs, at the offset it asked for. A part of an earlier fetch (another member's, or one
+    /// that arrives after this peer restarted and asked again) would otherwise be appended at the wrong place.
+    /// </summary>
+    public bool Answers(long server, long zxid, long offset) => From == server && Zxid == zxid && Offset == offset;
+}
 
 /// <summary>
 /// Leader peer → learner peer: leading entries of a large <see cref="SyncLearner"/>, sent ahead of it in pieces so

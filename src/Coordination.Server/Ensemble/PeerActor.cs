@@ -92,6 +92,7 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
     /// <summary>The role whose behaviour this actor has (null while it installs a snapshot).</summary>
     private PeerState? _behaviour = PeerState.Looking;
     private FileStream? _fetchFile;
+    private long _fetchOffset;   // the offset of the part asked for last
     private readonly List<LogEntry> _syncPrefix = new();
     private readonly List<LogEntry> _gatheredAppends = new();
     private readonly Dictionary<long, List<LogEntry>> _gatheredProposals = new();
@@ -189,7 +190,11 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
     {
         RefuseUnvouched();
         Receive<SnapshotPart>(OnSnapshotPart);
-        Receive<PartWritten>(w => PeerOf(_installing!.Leader).Tell(new FetchSnapshot(_myId, _installing.Zxid, w.Offset), Self));
+        Receive<PartWritten>(w =>
+        {
+            _fetchOffset = w.Offset;
+            PeerOf(_installing!.Leader).Tell(new FetchSnapshot(_myId, _installing.Zxid, w.Offset), Self);
+        });
         Receive<FetchTimedOut>(_ => throw new TimeoutException($"fetching snapshot 0x{_installing?.Zxid:x} from server {_installing?.Leader} timed out"));
         Receive<ProposeBatch>(RefuseProposals);
         Receive<Tick>(_ => { });
@@ -448,6 +453,7 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
     {
         if (_snapshots is null) throw new NotSupportedException("this peer's storage cannot install snapshots");
         _installing = snapshot;
+        _fetchOffset = -1;   // nothing is taken until the first part is asked for
         _behaviour = null;
         Become(InstallingSnapshot);
         _fetchFile = new FileStream(_snapshots.TemporaryPath(snapshot.Zxid), FileMode.Create, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
@@ -461,7 +467,13 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
 
     private void OnSnapshotPart(SnapshotPart part)
     {
-        if (_installing is not { } installing || _fetchFile is not { } file || part.Zxid != installing.Zxid) return;
+        if (_installing is not { } installing || _fetchFile is not { } file) return;
+        if (!part.Answers(installing.Leader, installing.Zxid, _fetchOffset))
+        {
+            _log.Warning("Ignoring a part of snapshot 0x{0:x} at offset {1} from server {2}: fetching 0x{3:x} from server {4} at offset {5}",
+                part.Zxid, part.Offset, part.From, installing.Zxid, installing.Leader, _fetchOffset);
+            return;
+        }
         if (part.Missing) throw new IOException($"server {part.From} no longer has snapshot 0x{part.Zxid:x}");
         ArmFetchTimeout();
         if (!part.Last)
