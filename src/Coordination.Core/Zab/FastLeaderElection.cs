@@ -73,7 +73,9 @@ public sealed class FastLeaderElection
     {
         IsElecting = true;
         Round++;
-        State = _isObserver ? PeerState.Observing : PeerState.Looking;
+        // An observer looks too while it elects (ZooKeeper's LOOKING): a voter whose configuration makes it a voter (a
+        // joiner started as an observer, before it logged the reconfig that names it) counts its vote.
+        State = PeerState.Looking;
         _received.Clear();
         _settled.Clear();
         _quorumSinceMs = null;
@@ -103,8 +105,10 @@ public sealed class FastLeaderElection
         var outputs = new List<ElectionOutput>();
         if (!_quorum.IsVoter(n.From) || n.State == PeerState.Observing)
         {
-            // A non-voter (observer) only learns: always answer it with our current vote, as ZooKeeper does. So does a
-            // peer that still observes by its own configuration while ours has it vote (it joins through a reconfig).
+            // A non-voter by our configuration (an observer, or a server only heard of), or an observer that has
+            // settled, only learns: always answer it with our current vote, as ZooKeeper does. A peer that still
+            // observes by its own configuration while ours has it vote (a joiner) and is looking is counted below, as
+            // ZooKeeper's election counts the votes of its current and next configurations' voters.
             outputs.Add(new SendNotification(n.From, Current()));
             return outputs;
         }
@@ -131,10 +135,11 @@ public sealed class FastLeaderElection
                 outputs.Add(new SendNotification(n.From, Current()));   // bring the laggard into our round
                 return outputs;
             }
-            else if (!_isObserver && n.Vote.IsBetterThan(Proposal))
+            else if (n.Vote.IsBetterThan(Proposal))
             {
+                // An observer never votes for itself, but it passes on the best vote it heard (a voter may count it).
                 Proposal = n.Vote;
-                _received[_myId] = Proposal;
+                if (!_isObserver) _received[_myId] = Proposal;
                 _quorumSinceMs = null;
                 Broadcast(nowMs, outputs);
             }
@@ -167,7 +172,7 @@ public sealed class FastLeaderElection
 
     private void Evaluate(long nowMs, List<ElectionOutput> outputs)
     {
-        if (_isObserver) return;
+        // An observer decides as ZooKeeper's does: once a quorum of voters agrees on the vote it passed on (never its own).
         var agreeing = _received.Where(kv => kv.Value == Proposal).Select(kv => kv.Key);
         if (!_quorum.IsQuorum(agreeing))
         {
@@ -176,7 +181,7 @@ public sealed class FastLeaderElection
         }
         _quorumSinceMs ??= nowMs;
         if (nowMs - _quorumSinceMs.Value < _finalizeWaitMs) return;
-        Decide(Proposal.Leader == _myId ? PeerState.Leading : PeerState.Following, Proposal, outputs);
+        Decide(_isObserver ? PeerState.Observing : Proposal.Leader == _myId ? PeerState.Leading : PeerState.Following, Proposal, outputs);
     }
 
     /// <summary>

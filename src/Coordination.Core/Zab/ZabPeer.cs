@@ -647,9 +647,13 @@ public sealed class ZabPeer
     private void TryChooseEpoch(long nowMs, List<ZabOutput> outputs)
     {
         if (_newEpoch >= 0) return;
-        var voters = _learners.Values.Where(l => !l.IsObserver).Select(l => l.Id).Append(_myId);
-        if (!_quorum.IsQuorum(voters)) return;
-        _newEpoch = Math.Max(AcceptedEpoch, _learners.Values.Where(l => !l.IsObserver).Select(l => l.AcceptedEpoch).DefaultIfEmpty(0).Max()) + 1;
+        // Counted by server id, as ZooKeeper's leader counts epochs: a joiner that still observes by its own
+        // configuration while this leader's pending one has it vote takes the new epoch like any learner, and without
+        // it a leader with a pending grow whose joiners started as observers would never sync them (they learn from
+        // the sync that they vote, and rejoin as followers).
+        var reported = _learners.Values.Select(l => l.Id).Append(_myId);
+        if (!_quorum.IsQuorum(reported)) return;
+        _newEpoch = Math.Max(AcceptedEpoch, _learners.Values.Select(l => l.AcceptedEpoch).DefaultIfEmpty(0).Max()) + 1;
         AcceptedEpoch = _newEpoch;
         outputs.Add(new SaveEpochs(AcceptedEpoch, CurrentEpoch));
         // As ZooKeeper's leader does, the ensemble's first configuration (version 0: no reconfig made it) takes this
