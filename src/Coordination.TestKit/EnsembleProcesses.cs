@@ -193,8 +193,10 @@ public sealed class EnsembleProcesses : IAsyncDisposable
     /// <paramref name="withCurrentConfig"/> off ours gets only its HOCON, as Apache's joiner gets only zoo.cfg: every
     /// member this ensemble ever started plus itself at version 0, older than the ensemble's configuration, which it
     /// must learn from the members. It serves nothing until a reconfig adds it, so it is ready once it answers ruok.
+    /// <paramref name="role"/>: the role its own line gives it in that configuration (ours, with the current one):
+    /// "participant", or "observer" (ZooKeeper's other way to start a joiner; the reconfig then makes it a voter).
     /// </summary>
-    public async Task<Member> AddMemberAsync(bool withCurrentConfig = true, CancellationToken ct = default)
+    public async Task<Member> AddMemberAsync(bool withCurrentConfig = true, string role = "participant", CancellationToken ct = default)
     {
         var ports = ServerProcess.FreeLoopbackPorts(3);
         var id = _members.Max(m => m.Id) + 1;
@@ -209,7 +211,7 @@ public sealed class EnsembleProcesses : IAsyncDisposable
             Directory.CreateDirectory(member.DataDir);
             await File.WriteAllTextAsync(Path.Combine(member.DataDir, $"zoo.cfg.dynamic.{version}"),
                 string.Join('\n', lines.Where(l => l.StartsWith("server.", StringComparison.Ordinal))
-                    .Append(ServerLine(member))
+                    .Append(ServerLine(member, role))
                     .Append($"version={version}")) + "\n", ct).ConfigureAwait(false);
         }
         _members.Add(member);

@@ -9,7 +9,8 @@ namespace Coordination.Ensemble.Tests;
 
 /// <summary>
 /// A reconfig interrupted by a SIGKILL of its leader (issue 19's acceptance), on real server processes: three members
-/// grow to five (two joiners started as ZooKeeper's are) and the leader kills itself at a chosen step of that reconfig
+/// grow to five (two joiners started as ZooKeeper's are, as participants or as observers by their own configuration)
+/// and the leader kills itself at a chosen step of that reconfig
 /// (the server's test-only hook, COORDINATION_TEST_RECONFIG_KILL): its own log has the txn and no one else's does; its
 /// log has it and the proposal went out; one follower logged it and no one else saw it (the other follower, which knows
 /// no configuration naming the joiners, must still let them in: CI's stall, docs/architecture.md §7); it committed and
@@ -27,14 +28,15 @@ public sealed class ReconfigKillProcessTests(ITestOutputHelper output)
     private static readonly TimeSpan Settle = TimeSpan.FromSeconds(60);
 
     [Theory]
-    [InlineData("logged-unsent", "old")]
-    [InlineData("logged", null)]
-    [InlineData("logged-by-one", "new")]
-    [InlineData("committed", "new")]
-    [InlineData("activated", "new")]
-    public async Task A_leader_killed_during_a_grow_leaves_the_old_or_the_new_configuration_never_a_mix(string point, string? expected)
+    [InlineData("logged-unsent", "old", "participant")]
+    [InlineData("logged", null, "participant")]
+    [InlineData("logged-by-one", "new", "participant")]
+    [InlineData("logged-by-one", "new", "observer")]
+    [InlineData("committed", "new", "participant")]
+    [InlineData("activated", "new", "participant")]
+    public async Task A_leader_killed_during_a_grow_leaves_the_old_or_the_new_configuration_never_a_mix(string point, string? expected, string joinersStartAs)
     {
-        var outcome = await KillDuringGrowAsync(point, naive: false);
+        var outcome = await KillDuringGrowAsync(point, naive: false, joinersStartAs);
         Assert.True(outcome.Mix.Count == 0, $"after a kill at '{point}' the members disagree:\n{string.Join("\n", outcome.Mix)}");
         // Only the killed leader had logged it: it cannot survive. A quorum had logged it: it cannot be lost.
         if (expected is not null) Assert.Equal(expected, outcome.Which);
@@ -50,7 +52,7 @@ public sealed class ReconfigKillProcessTests(ITestOutputHelper output)
 
     private sealed record Outcome(string Which, IReadOnlyList<string> Mix);
 
-    private async Task<Outcome> KillDuringGrowAsync(string point, bool naive)
+    private async Task<Outcome> KillDuringGrowAsync(string point, bool naive, string joinersStartAs = "participant")
     {
         var token = Path.Combine(Path.GetTempPath(), $"coord-reconfig-kill-{Guid.NewGuid():N}");
         await using var ensemble = await EnsembleProcesses.StartAsync(ServerKind.Ours, 3, new EnsembleProcessesOptions
@@ -68,8 +70,8 @@ public sealed class ReconfigKillProcessTests(ITestOutputHelper output)
             var original = ensemble.ConnectString;
             var leader = (await ensemble.WaitForLeaderAsync(Settle)).Id;
             var oldConfig = (await ReconfigProcessTests.ConfigOnAsync(ensemble[leader]))!;
-            var four = await ensemble.AddMemberAsync();
-            var five = await ensemble.AddMemberAsync();
+            var four = await ensemble.AddMemberAsync(role: joinersStartAs);
+            var five = await ensemble.AddMemberAsync(role: joinersStartAs);
 
             // Writes acknowledged before and while the reconfig and the kill happen.
             using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(4));
