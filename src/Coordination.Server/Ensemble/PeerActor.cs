@@ -92,7 +92,7 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
     /// <summary>The role whose behaviour this actor has (null while it installs a snapshot).</summary>
     private PeerState? _behaviour = PeerState.Looking;
     private FileStream? _fetchFile;
-    private long _fetchOffset;   // the offset of the part asked for last
+    private long _fetchOffset;   // the offset of the part asked for and not yet received, -1 if none
     private readonly List<LogEntry> _syncPrefix = new();
     private readonly List<LogEntry> _gatheredAppends = new();
     private readonly Dictionary<long, List<LogEntry>> _gatheredProposals = new();
@@ -474,6 +474,7 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IWithUnbounde
                 part.Zxid, part.Offset, part.From, installing.Zxid, installing.Leader, _fetchOffset);
             return;
         }
+        _fetchOffset = -1;   // one part per ask: a duplicate of this one is not written twice
         if (part.Missing) throw new IOException($"server {part.From} no longer has snapshot 0x{part.Zxid:x}");
         ArmFetchTimeout();
         if (!part.Last)
