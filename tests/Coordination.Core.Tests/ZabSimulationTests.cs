@@ -686,6 +686,26 @@ public sealed partial class ZabSimulationTests
         Assert.Equal(PeerState.Following, old.Peer.Role);
     }
 
+    /// <summary>
+    /// A non-voter answers every notification with its own vote, so that a looking server learns; two observers did
+    /// that to each other, and every answer drew the next one: an endless exchange as soon as one notification passed
+    /// between them (it hung <see cref="Cluster.DeliverAll"/>). An observer now leaves non-voters to the voters.
+    /// </summary>
+    [Fact]
+    public void Two_observers_do_not_answer_each_other_forever()
+    {
+        var c = new Cluster(8, [1, 2, 3], observers: [6, 7]);
+        var between = 0;
+        c.Lose = (from, to) => { if (from is 6 or 7 && to is 6 or 7) between++; return false; };
+        c.Run(2_000);
+        c.Crash(c.Leader!.Id);
+        c.Run(2_000);
+        c.AssertConverged();
+        Assert.Equal(PeerState.Observing, c.Nodes[6].Peer.Role);
+        Assert.Equal(PeerState.Observing, c.Nodes[7].Peer.Role);
+        Assert.True(between <= 20, $"{between} messages between the two observers in two elections");
+    }
+
     [Fact]
     public void Observers_follow_but_never_make_a_quorum()
     {

@@ -106,10 +106,12 @@ public sealed class FastLeaderElection
         if (!_quorum.IsVoter(n.From) || n.State == PeerState.Observing)
         {
             // A non-voter by our configuration (an observer, or a server only heard of), or an observer that has
-            // settled, only learns: always answer it with our current vote, as ZooKeeper does. A peer that still
-            // observes by its own configuration while ours has it vote (a joiner) and is looking is counted below, as
-            // ZooKeeper's election counts the votes of its current and next configurations' voters.
-            outputs.Add(new SendNotification(n.From, Current()));
+            // settled, only learns: a voter always answers it with its current vote, as ZooKeeper does. An observer
+            // leaves it to the voters (ZooKeeper sends notifications to voters only): two observers answering each
+            // other never stopped. A peer that still observes by its own configuration while ours has it vote (a
+            // joiner) and is looking is counted below, as ZooKeeper's election counts the votes of its current and
+            // next configurations' voters.
+            if (!_isObserver) outputs.Add(new SendNotification(n.From, Current()));
             return outputs;
         }
         if (!IsElecting)
