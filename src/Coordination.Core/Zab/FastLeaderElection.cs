@@ -29,8 +29,9 @@ public sealed record ElectionDecided(PeerState State, Vote Vote, long Round) : E
 /// Fast leader election as a deterministic state machine, in the style of ZooKeeper's FastLeaderElection: no threads,
 /// sockets or clocks. The host feeds notifications and ticks, and carries out the outputs. A voter proposes itself,
 /// adopts any better vote it hears in its round, and decides once a quorum agrees on its vote and no better vote
-/// arrives within <c>finalizeWaitMs</c>. A peer that joins a settled ensemble follows the leader that a quorum of
-/// settled peers report, provided the leader itself reports that it leads.
+/// arrives within <c>finalizeWaitMs</c>; an observer does the same without ever proposing itself. A peer that joins a
+/// settled ensemble follows the leader that a quorum of settled peers report, provided the leader itself reports that
+/// it leads.
 /// </summary>
 public sealed class FastLeaderElection
 {
@@ -73,8 +74,8 @@ public sealed class FastLeaderElection
     {
         IsElecting = true;
         Round++;
-        // An observer looks too while it elects (ZooKeeper's LOOKING): a voter whose configuration makes it a voter (a
-        // joiner started as an observer, before it logged the reconfig that names it) counts its vote.
+        // An observer looks too while it elects (ZooKeeper's LOOKING): a voter whose configuration names this observer
+        // as a voter (a joiner started as an observer, before it logged the reconfig that names it) counts its vote.
         State = PeerState.Looking;
         _received.Clear();
         _settled.Clear();
